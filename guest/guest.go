@@ -1,0 +1,76 @@
+// Package guest holds ember's tiny guest programs: flat x86 binaries assembled
+// from src/*.S (GNU as) by the Makefile, committed under bin/ and embedded
+// here. Tests, benchmarks and the `ember run` demo load them at LoadAddr and
+// start them in the mode each one is written for.
+//
+// They speak ember's guest ABI (docs/abi.md): bytes written to PortConsole are
+// console output, a write to PortExit ends the VM with that status, and values
+// written to PortReport are collected by tests.
+package guest
+
+import (
+	"embed"
+	"fmt"
+
+	"ember/x86"
+)
+
+// Ports of ember's guest ABI used by the tiny guests (see src/abi.h).
+const (
+	PortConsole = 0xe9
+	PortReport  = 0xf0
+	PortExit    = 0xf4
+)
+
+// LoadAddr is where every tiny guest is linked and must be loaded.
+const LoadAddr = 0x10000
+
+//go:embed bin/*.bin
+var bins embed.FS
+
+// Program is one tiny guest: its code and the mode it starts in.
+type Program struct {
+	Name string
+	Mode x86.Mode
+	Code []byte
+}
+
+// Entry returns the CPU state the program starts in.
+func (p Program) Entry() x86.Entry { return x86.Entry{Mode: p.Mode, RIP: LoadAddr} }
+
+// The tiny guests.
+var (
+	// Demo greets the console, counts primes at ring 3 and exits 0.
+	Demo = load("demo", x86.LongMode)
+	// Real reports CR0 and a 16-bit value from real mode and exits 0.
+	Real = load("real", x86.RealMode)
+	// Prot32 reports CR0 and CS from 32-bit protected mode and exits 0.
+	Prot32 = load("prot32", x86.ProtectedMode)
+	// Long64 reports CR0, CS, EFER and a 64-bit value's high half, exits 0.
+	Long64 = load("long64", x86.LongMode)
+	// Ring3 drops from ring 0 to ring 3 with IRETQ, reports CS, exits 3.
+	Ring3 = load("ring3", x86.LongMode)
+	// Triple triple-faults (UD2 with an empty IDT).
+	Triple = load("triple", x86.LongMode)
+)
+
+// All lists every tiny guest, for tests that check them all.
+var All = []Program{Demo, Real, Prot32, Long64, Ring3, Triple}
+
+func load(name string, mode x86.Mode) Program {
+	b, err := bins.ReadFile("bin/" + name + ".bin")
+	if err != nil {
+		panic(fmt.Sprintf("guest: embedded %s.bin missing: %v", name, err))
+	}
+	return Program{Name: name, Mode: mode, Code: b}
+}
+
+// ByName returns the tiny guest called name.
+func ByName(name string) (Program, bool) {
+	for _, p := range All {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return Program{}, false
+}

@@ -1,0 +1,34 @@
+package hv
+
+import (
+	"fmt"
+
+	"ember/kvm"
+)
+
+// Hypervisor is ember's hypervisor service on one open /dev/kvm. It creates
+// VMs and holds what they share: the system descriptor and the CPUID KVM supports.
+type Hypervisor struct {
+	sys   *kvm.System
+	cpuid []kvm.CPUIDEntry
+}
+
+// Open opens /dev/kvm and reads what every VM will need from it.
+func Open() (*Hypervisor, error) {
+	sys, err := kvm.Open()
+	if err != nil {
+		return nil, fmt.Errorf("hv: %w", err)
+	}
+	cpuid, err := sys.SupportedCPUID()
+	if err != nil {
+		sys.Close()
+		return nil, fmt.Errorf("hv: %w", err)
+	}
+	return &Hypervisor{sys: sys, cpuid: cpuid}, nil
+}
+
+// System returns the underlying /dev/kvm handle.
+func (h *Hypervisor) System() *kvm.System { return h.sys }
+
+// Close closes /dev/kvm. VMs already created keep working.
+func (h *Hypervisor) Close() error { return h.sys.Close() }

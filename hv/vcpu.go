@@ -1,0 +1,119 @@
+package hv
+
+import (
+	"fmt"
+	"runtime"
+
+	"ember/kvm"
+)
+
+// VCPU is one virtual CPU of a VM and the loop that runs it.
+type VCPU struct {
+	id  int
+	vm  *VM
+	kvm *kvm.VCPU
+}
+
+func newVCPU(vm *VM, h *Hypervisor, id int) (*VCPU, error) {
+	c, err := vm.kvm.CreateVCPU(id)
+	if err != nil {
+		return nil, fmt.Errorf("hv: creating vCPU %d: %w", id, err)
+	}
+	v := &VCPU{id: id, vm: vm, kvm: c}
+	if err := c.SetCPUID2(vcpuCPUID(h.cpuid, id)); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("hv: vCPU %d CPUID: %w", id, err)
+	}
+	return v, nil
+}
+
+// vcpuCPUID adapts KVM's supported CPUID to one vCPU: its initial APIC id in
+// leaf 1 EBX[31:24].
+func vcpuCPUID(supported []kvm.CPUIDEntry, id int) []kvm.CPUIDEntry {
+	out := append([]kvm.CPUIDEntry(nil), supported...)
+	for i := range out {
+		if out[i].Function == 1 {
+			out[i].EBX = out[i].EBX&0x00ffffff | uint32(id)<<24
+		}
+	}
+	return out
+}
+
+// KVM returns the underlying KVM vCPU, for register access between runs.
+func (c *VCPU) KVM() *kvm.VCPU { return c.kvm }
+
+// loop runs the vCPU until the VM stops. KVM wants a vCPU's ioctls to come from
+// one thread, and Kick signals that thread, so the goroutine stays locked to it.
+func (c *VCPU) loop(stopped <-chan struct{}) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	c.kvm.BindThread()
+	for {
+		select {
+		case <-stopped:
+			return
+		default:
+		}
+		exit, err := c.kvm.Run()
+		if err != nil {
+			c.vm.stop(Result{Reason: StopError, VCPU: c.id, Err: err})
+			return
+		}
+		if exit.Reason != kvm.ExitIntr {
+			c.vm.exits.Add(1)
+		}
+		if r, done := c.handle(exit); done {
+			r.VCPU = c.id
+			c.vm.stop(r)
+			return
+		}
+	}
+}
+
+// handle dispatches one exit; it reports done with a Result when the exit ends the run.
+func (c *VCPU) handle(exit kvm.Exit) (Result, bool) {
+	switch exit.Reason {
+	case kvm.ExitIO:
+		c.handleIO(exit.IO())
+	case kvm.ExitMMIO:
+		m := exit.MMIO()
+		if m.IsWrite {
+			c.vm.MMIO.Write(m.PhysAddr, m.Data)
+		} else {
+			c.vm.MMIO.Read(m.PhysAddr, m.Data)
+		}
+	case kvm.ExitIntr:
+		// A signal or a Kick; the loop checks whether the VM is stopping.
+	case kvm.ExitHLT:
+		return Result{Reason: StopHalted}, true
+	case kvm.ExitShutdown:
+		return Result{Reason: StopShutdown}, true
+	case kvm.ExitSystemEvent:
+		switch exit.SystemEvent().Type {
+		case kvm.SystemEventReset:
+			return Result{Reason: StopReset}, true
+		default:
+			return Result{Reason: StopShutdown}, true
+		}
+	default:
+		return Result{Reason: StopError, Err: fmt.Errorf("unhandled exit: %v", exit)}, true
+	}
+	return Result{}, false
+}
+
+// handleIO dispatches a port access; a string instruction (Count > 1) is
+// Count accesses of Size bytes each, in order.
+func (c *VCPU) handleIO(io kvm.IOExit) {
+	size := int(io.Size)
+	if size == 0 {
+		return
+	}
+	for i := 0; i+size <= len(io.Data); i += size {
+		d := io.Data[i : i+size]
+		if io.Direction == kvm.IOOut {
+			c.vm.PIO.Write(uint64(io.Port), d)
+		} else {
+			c.vm.PIO.Read(uint64(io.Port), d)
+		}
+	}
+}

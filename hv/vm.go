@@ -1,0 +1,272 @@
+package hv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"ember/kvm"
+	"ember/memory"
+	"ember/x86"
+)
+
+// Config describes a VM to create.
+type Config struct {
+	MemorySize uint64    // bytes of RAM; rounded up to a page
+	VCPUs      int       // number of vCPUs; 0 means 1
+	NoIRQChip  bool      // leave out the in-kernel PIC/IOAPIC/LAPIC and PIT
+	Console    io.Writer // where PortConsole output goes; nil discards it
+	Logger     *slog.Logger
+}
+
+// Fixed addresses KVM needs on Intel hosts for real-mode emulation, just below
+// 4 GiB where no RAM is, as QEMU and Firecracker place them.
+const (
+	identityMapAddr = 0xfffbc000
+	tssAddr         = 0xfffbd000
+)
+
+// ErrRunning is returned by operations that need the VM not to be running.
+var ErrRunning = errors.New("hv: VM is running")
+
+// VM is a virtual machine: memory, vCPUs, buses and the KVM VM behind them.
+type VM struct {
+	cfg   Config
+	log   *slog.Logger
+	kvm   *kvm.VM
+	mem   *memory.Guest
+	vcpus []*VCPU
+
+	// PIO and MMIO dispatch port and memory-mapped accesses to devices.
+	PIO, MMIO *Bus
+
+	mu      sync.Mutex
+	running bool
+	stopped chan struct{} // closed by the first stop of a run
+	result  Result
+	exits   atomic.Uint64
+	closed  bool
+}
+
+// NewVM creates a VM on the hypervisor h, in the order a machine is built:
+// memory, interrupt controller, vCPUs, ABI ports.
+func (h *Hypervisor) NewVM(cfg Config) (vm *VM, err error) {
+	if cfg.VCPUs == 0 {
+		cfg.VCPUs = 1
+	}
+	if cfg.MemorySize == 0 {
+		return nil, fmt.Errorf("hv: memory size is zero")
+	}
+	if cfg.Console == nil {
+		cfg.Console = io.Discard
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	vm = &VM{cfg: cfg, log: cfg.Logger, PIO: NewBus("pio"), MMIO: NewBus("mmio")}
+	defer func() {
+		if err != nil {
+			vm.Close()
+			vm = nil
+		}
+	}()
+	if vm.kvm, err = h.sys.CreateVM(); err != nil {
+		return nil, fmt.Errorf("hv: creating VM: %w", err)
+	}
+	if err = vm.setupMemory(); err != nil {
+		return nil, err
+	}
+	if err = vm.setupPlatform(); err != nil {
+		return nil, err
+	}
+	if err = vm.createVCPUs(h); err != nil {
+		return nil, err
+	}
+	if err = vm.registerABIPorts(); err != nil {
+		return nil, err
+	}
+	return vm, nil
+}
+
+// setupMemory maps the guest's RAM and gives it to KVM, one slot per region.
+func (vm *VM) setupMemory() error {
+	size := (vm.cfg.MemorySize + memory.PageSize - 1) &^ (memory.PageSize - 1)
+	mem, err := memory.New(memory.PCLayout(size))
+	if err != nil {
+		return fmt.Errorf("hv: guest memory: %w", err)
+	}
+	vm.mem = mem
+	for i, r := range mem.Regions() {
+		reg := kvm.MemoryRegion{Slot: uint32(i), GuestPhysAddr: r.GPA, Memory: r.Host}
+		if err := vm.kvm.SetUserMemoryRegion(reg); err != nil {
+			return fmt.Errorf("hv: mapping RAM at %#x: %w", r.GPA, err)
+		}
+	}
+	return nil
+}
+
+// setupPlatform creates what KVM emulates in the kernel: on Intel the real-mode
+// helper pages, and unless disabled the PIC/IOAPIC/LAPIC and the PIT. The
+// irqchip must exist before the first vCPU.
+func (vm *VM) setupPlatform() error {
+	if err := vm.kvm.SetIdentityMapAddr(identityMapAddr); err != nil {
+		return fmt.Errorf("hv: %w", err)
+	}
+	if err := vm.kvm.SetTSSAddr(tssAddr); err != nil {
+		return fmt.Errorf("hv: %w", err)
+	}
+	if vm.cfg.NoIRQChip {
+		return nil
+	}
+	if err := vm.kvm.CreateIRQChip(); err != nil {
+		return fmt.Errorf("hv: in-kernel irqchip: %w", err)
+	}
+	if err := vm.kvm.CreatePIT2(kvm.PITConfig{Flags: kvm.PITSpeakerDummy}); err != nil {
+		return fmt.Errorf("hv: in-kernel PIT: %w", err)
+	}
+	return nil
+}
+
+func (vm *VM) createVCPUs(h *Hypervisor) error {
+	for i := 0; i < vm.cfg.VCPUs; i++ {
+		c, err := newVCPU(vm, h, i)
+		if err != nil {
+			return err
+		}
+		vm.vcpus = append(vm.vcpus, c)
+	}
+	return nil
+}
+
+func (vm *VM) registerABIPorts() error {
+	if err := vm.PIO.Register(PortConsole, 1, "console", &consolePort{w: vm.cfg.Console}); err != nil {
+		return err
+	}
+	return vm.PIO.Register(PortExit, 4, "exit", &exitPort{stop: vm.stop})
+}
+
+// Memory returns the guest's RAM, the checked accessor for every guest-physical access.
+func (vm *VM) Memory() *memory.Guest { return vm.mem }
+
+// KVM returns the underlying KVM VM, for in-kernel devices (ioeventfd, irqfd, routing).
+func (vm *VM) KVM() *kvm.VM { return vm.kvm }
+
+// VCPU returns vCPU i.
+func (vm *VM) VCPU(i int) *VCPU { return vm.vcpus[i] }
+
+// NumVCPUs returns the number of vCPUs.
+func (vm *VM) NumVCPUs() int { return len(vm.vcpus) }
+
+// Exits returns how many exits the VM's vCPUs have handled so far.
+func (vm *VM) Exits() uint64 { return vm.exits.Load() }
+
+// LoadImage copies a flat image into guest memory at gpa.
+func (vm *VM) LoadImage(image []byte, gpa uint64) error {
+	if _, err := vm.mem.WriteAt(image, int64(gpa)); err != nil {
+		return fmt.Errorf("hv: loading %d-byte image at %#x: %w", len(image), gpa, err)
+	}
+	return nil
+}
+
+// SetEntry puts vCPU i in the CPU state e describes (mode, tables, registers).
+func (vm *VM) SetEntry(i int, e x86.Entry) error {
+	return x86.Setup(vm.mem, vm.vcpus[i].kvm, e)
+}
+
+// Run runs every vCPU until the guest exits, shuts down, fails, or ctx is
+// cancelled (or Stop is called), and returns how it ended.
+func (vm *VM) Run(ctx context.Context) (Result, error) {
+	vm.mu.Lock()
+	if vm.closed {
+		vm.mu.Unlock()
+		return Result{}, errors.New("hv: VM is closed")
+	}
+	if vm.running {
+		vm.mu.Unlock()
+		return Result{}, ErrRunning
+	}
+	vm.running = true
+	vm.stopped = make(chan struct{})
+	vm.result = Result{}
+	stopped := vm.stopped
+	vm.mu.Unlock()
+
+	var wg sync.WaitGroup
+	for _, c := range vm.vcpus {
+		c.kvm.SetImmediateExit(false)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.loop(stopped)
+		}()
+	}
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		vm.stop(Result{Reason: StopHost})
+	}
+	// Every vCPU may be in KVM_RUN; kick each until its goroutine has returned.
+	for _, c := range vm.vcpus {
+		c.kvm.Kick()
+	}
+	wg.Wait()
+
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	vm.running = false
+	return vm.result, nil
+}
+
+// Stop asks a running VM to stop; Run then returns with StopHost.
+func (vm *VM) Stop() { vm.stop(Result{Reason: StopHost}) }
+
+// stop records the first reason a run ends and wakes Run. Later calls of the
+// same run are ignored, so the first cause wins.
+func (vm *VM) stop(r Result) {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	if !vm.running || vm.stopped == nil {
+		return
+	}
+	select {
+	case <-vm.stopped:
+		return
+	default:
+	}
+	vm.result = r
+	close(vm.stopped)
+}
+
+// Close releases everything the VM holds: vCPU descriptors and kvm_run
+// mappings, the VM descriptor, and guest memory. It must not be called while
+// Run is running.
+func (vm *VM) Close() error {
+	vm.mu.Lock()
+	if vm.running {
+		vm.mu.Unlock()
+		return ErrRunning
+	}
+	if vm.closed {
+		vm.mu.Unlock()
+		return nil
+	}
+	vm.closed = true
+	vm.mu.Unlock()
+	var errs []error
+	for _, c := range vm.vcpus {
+		errs = append(errs, c.kvm.Close())
+	}
+	vm.vcpus = nil
+	if vm.kvm != nil {
+		errs = append(errs, vm.kvm.Close())
+	}
+	// Memory goes last: KVM may reference it until the VM descriptor is closed.
+	if vm.mem != nil {
+		errs = append(errs, vm.mem.Close())
+	}
+	return errors.Join(errs...)
+}

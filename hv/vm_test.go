@@ -1,0 +1,215 @@
+package hv
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"ember/guest"
+	"ember/internal/kvmtest"
+	"ember/x86"
+)
+
+// reporter collects the values a guest writes to guest.PortReport.
+type reporter struct {
+	mu   sync.Mutex
+	vals []uint64
+}
+
+func (r *reporter) Read(_ uint64, d []byte) {}
+func (r *reporter) Write(_ uint64, d []byte) {
+	var b [8]byte
+	copy(b[:], d)
+	r.mu.Lock()
+	r.vals = append(r.vals, binary.LittleEndian.Uint64(b[:]))
+	r.mu.Unlock()
+}
+
+func openHV(t testing.TB) *Hypervisor {
+	t.Helper()
+	kvmtest.Require(t)
+	h, err := Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+// runProgram boots a tiny guest in a fresh VM and returns its result, console
+// output and reported values.
+func runProgram(t *testing.T, h *Hypervisor, p guest.Program, cfg Config) (Result, string, []uint64) {
+	t.Helper()
+	var console bytes.Buffer
+	cfg.Console = &console
+	if cfg.MemorySize == 0 {
+		cfg.MemorySize = 2 << 20
+	}
+	vm, err := h.NewVM(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Close()
+	rep := &reporter{}
+	if err := vm.PIO.Register(guest.PortReport, 4, "report", rep); err != nil {
+		t.Fatal(err)
+	}
+	if err := vm.LoadImage(p.Code, guest.LoadAddr); err != nil {
+		t.Fatal(err)
+	}
+	if err := vm.SetEntry(0, p.Entry()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := vm.Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, console.String(), rep.vals
+}
+
+func TestGuestsInEveryMode(t *testing.T) {
+	h := openHV(t)
+	tests := []struct {
+		prog   guest.Program
+		status int
+		check  func(t *testing.T, vals []uint64)
+	}{
+		{guest.Real, 0, func(t *testing.T, v []uint64) {
+			if len(v) != 2 || v[0]&x86.CR0PE != 0 || v[1] != 0x2345 {
+				t.Errorf("real mode reported %#x, want CR0 without PE and 0x2345", v)
+			}
+		}},
+		{guest.Prot32, 0, func(t *testing.T, v []uint64) {
+			if len(v) != 2 || v[0]&x86.CR0PE == 0 || v[0]&x86.CR0PG != 0 || v[1] != x86.SelCode {
+				t.Errorf("protected mode reported %#x, want CR0 with PE, no PG, CS %#x", v, x86.SelCode)
+			}
+		}},
+		{guest.Long64, 0, func(t *testing.T, v []uint64) {
+			if len(v) != 4 || v[0]&(x86.CR0PE|x86.CR0PG) != x86.CR0PE|x86.CR0PG || v[1] != x86.SelCode ||
+				v[2]&(x86.EFERLME|x86.EFERLMA) != x86.EFERLME|x86.EFERLMA || v[3] != 0xabcdef00 {
+				t.Errorf("long mode reported %#x", v)
+			}
+		}},
+		{guest.Ring3, 3, func(t *testing.T, v []uint64) {
+			if len(v) != 2 || v[0] != 3 || v[1] != x86.SelUserCode64 {
+				t.Errorf("ring 3 reported %#x, want [3 %#x] (CPL 3)", v, x86.SelUserCode64)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.prog.Name, func(t *testing.T) {
+			res, _, vals := runProgram(t, h, tt.prog, Config{})
+			if res.Reason != StopExit || res.Status != tt.status {
+				t.Fatalf("result %v, want exit status %d", res, tt.status)
+			}
+			tt.check(t, vals)
+		})
+	}
+}
+
+func TestDemoPrintsAndExitsZero(t *testing.T) {
+	h := openHV(t)
+	res, out, _ := runProgram(t, h, guest.Demo, Config{})
+	if res.Reason != StopExit || res.Status != 0 {
+		t.Fatalf("result %v", res)
+	}
+	for _, want := range []string{"Hello from ember's demo guest", "counted 2262 primes below 20000", "Goodbye."} {
+		if !strings.Contains(out, want) {
+			t.Errorf("console output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestTripleFaultIsShutdown(t *testing.T) {
+	h := openHV(t)
+	for _, cfg := range []Config{{}, {NoIRQChip: true}} {
+		res, _, _ := runProgram(t, h, guest.Triple, cfg)
+		if res.Reason != StopShutdown {
+			t.Errorf("NoIRQChip=%v: result %v, want shutdown", cfg.NoIRQChip, res)
+		}
+	}
+}
+
+func TestStopEndsASpinningGuest(t *testing.T) {
+	h := openHV(t)
+	vm, err := h.NewVM(Config{MemorySize: 1 << 20, VCPUs: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Close()
+	// jmp . — a guest that never exits by itself.
+	if err := vm.LoadImage([]byte{0xeb, 0xfe}, guest.LoadAddr); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if err := vm.SetEntry(i, x86.Entry{Mode: x86.RealMode, RIP: guest.LoadAddr}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(200*time.Millisecond, cancel)
+	res, err := vm.Run(ctx)
+	if err != nil || res.Reason != StopHost {
+		t.Fatalf("Run = %v, %v; want stopped by host", res, err)
+	}
+}
+
+func fdCount(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// TestCreateRunDestroyLeavesNothing runs 500 VMs one after another and checks
+// the process's descriptors and goroutines come back to where they started.
+func TestCreateRunDestroyLeavesNothing(t *testing.T) {
+	h := openHV(t)
+	n := 500
+	if testing.Short() {
+		n = 50
+	}
+	runOne := func() {
+		vm, err := h.NewVM(Config{MemorySize: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer vm.Close()
+		vm.LoadImage(guest.Real.Code, guest.LoadAddr)
+		vm.SetEntry(0, guest.Real.Entry())
+		if err := vm.PIO.Register(guest.PortReport, 4, "report", &reporter{}); err != nil {
+			t.Fatal(err)
+		}
+		res, err := vm.Run(context.Background())
+		if err != nil || res.Reason != StopExit {
+			t.Fatalf("Run = %v, %v", res, err)
+		}
+	}
+	runOne() // warm up lazily created runtime threads and descriptors
+	fds, gs := fdCount(t), runtime.NumGoroutine()
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		runOne()
+	}
+	t.Logf("%d create/run/destroy cycles in %v (%v each)", n, time.Since(start), time.Since(start)/time.Duration(n))
+	if got := fdCount(t); got != fds {
+		t.Errorf("open descriptors: %d before, %d after %d VMs", fds, got, n)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > gs && time.Now().Before(deadline) {
+		runtime.Gosched()
+	}
+	if got := runtime.NumGoroutine(); got != gs {
+		t.Errorf("goroutines: %d before, %d after %d VMs", gs, got, n)
+	}
+}

@@ -1,0 +1,26 @@
+// Package kvmtest is the one rule every test that needs /dev/kvm follows:
+// without KVM it skips with a clear message, unless EMBER_REQUIRE_KVM is set
+// (CI sets it), in which case a missing /dev/kvm fails the test.
+package kvmtest
+
+import (
+	"os"
+	"testing"
+)
+
+// RequireEnv is the variable that turns "no /dev/kvm" from a skip into a failure.
+const RequireEnv = "EMBER_REQUIRE_KVM"
+
+// Require skips or fails t unless /dev/kvm can be opened for reading and writing.
+func Require(t testing.TB) {
+	t.Helper()
+	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	if err == nil {
+		f.Close()
+		return
+	}
+	if os.Getenv(RequireEnv) != "" {
+		t.Fatalf("/dev/kvm is required (%s is set) but cannot be opened: %v", RequireEnv, err)
+	}
+	t.Skipf("skipping: this test runs guests and needs /dev/kvm, which cannot be opened here: %v (set %s=1 to make this a failure)", err, RequireEnv)
+}

@@ -1,0 +1,158 @@
+// Package memory is guest-physical memory: host mappings that back a guest's
+// RAM, and the one checked accessor every read or write by guest-physical
+// address goes through.
+//
+// A guest hands ember addresses and lengths constantly (I/O buffers, descriptor
+// tables, hypercall parameters); all of them are hostile. Guest.ReadAt,
+// Guest.WriteAt and Guest.Slice check that the whole range lies inside one RAM
+// region and return ErrOutOfRange otherwise, so no guest value can make ember
+// touch host memory outside guest RAM. The package knows nothing of KVM: a
+// caller registers the regions with the hypervisor itself.
+package memory
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrOutOfRange is returned for an access that is not wholly inside guest RAM.
+var ErrOutOfRange = errors.New("memory: guest-physical range outside guest RAM")
+
+// PageSize is the granularity of guest memory regions.
+const PageSize = 4096
+
+// Range is a span of guest-physical address space.
+type Range struct {
+	GPA  uint64
+	Size uint64
+}
+
+// End returns the first address after the range.
+func (r Range) End() uint64 { return r.GPA + r.Size }
+
+// Region is one contiguous piece of guest RAM and the host memory behind it.
+type Region struct {
+	Range
+	Host []byte // len(Host) == Size
+}
+
+// Guest is a guest's RAM: non-overlapping regions sorted by address. It is safe
+// for concurrent use: the regions never change after New, and accesses to the
+// bytes themselves are as concurrent as the guest's own.
+type Guest struct {
+	regions []Region
+}
+
+// MMIOHoleStart and MMIOHoleEnd bound the 32-bit PCI hole that PC layouts keep
+// free of RAM, as QEMU, Firecracker and Cloud Hypervisor do: RAM beyond 3 GiB
+// continues at 4 GiB.
+const (
+	MMIOHoleStart = 3 << 30
+	MMIOHoleEnd   = 4 << 30
+)
+
+// PCLayout splits size bytes of RAM around the 32-bit MMIO hole: one range from
+// 0, and a second from 4 GiB when size exceeds 3 GiB.
+func PCLayout(size uint64) []Range {
+	if size <= MMIOHoleStart {
+		return []Range{{0, size}}
+	}
+	return []Range{{0, MMIOHoleStart}, {MMIOHoleEnd, size - MMIOHoleStart}}
+}
+
+// New maps anonymous, zeroed host memory for each range. Ranges must be
+// page-aligned, non-empty and must not overlap.
+func New(ranges []Range) (*Guest, error) {
+	rs := append([]Range(nil), ranges...)
+	sort.Slice(rs, func(i, j int) bool { return rs[i].GPA < rs[j].GPA })
+	g := &Guest{}
+	for i, r := range rs {
+		if r.Size == 0 || r.GPA%PageSize != 0 || r.Size%PageSize != 0 || r.End() < r.GPA {
+			g.Close()
+			return nil, fmt.Errorf("memory: range %#x+%#x: not a non-empty page-aligned range", r.GPA, r.Size)
+		}
+		if i > 0 && r.GPA < rs[i-1].End() {
+			g.Close()
+			return nil, fmt.Errorf("memory: range %#x+%#x overlaps %#x+%#x", r.GPA, r.Size, rs[i-1].GPA, rs[i-1].Size)
+		}
+		// MAP_NORESERVE: guest RAM is touched lazily, so a 24 GiB guest on a
+		// small host costs only what the guest uses.
+		host, err := unix.Mmap(-1, 0, int(r.Size), unix.PROT_READ|unix.PROT_WRITE,
+			unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+		if err != nil {
+			g.Close()
+			return nil, fmt.Errorf("memory: mmap %d bytes for %#x: %w", r.Size, r.GPA, err)
+		}
+		g.regions = append(g.regions, Region{Range: r, Host: host})
+	}
+	return g, nil
+}
+
+// Close unmaps every region. The Guest must not be used afterwards, and the
+// hypervisor must no longer map the regions.
+func (g *Guest) Close() error {
+	var first error
+	for _, r := range g.regions {
+		if err := unix.Munmap(r.Host); err != nil && first == nil {
+			first = fmt.Errorf("memory: munmap %#x: %w", r.GPA, err)
+		}
+	}
+	g.regions = nil
+	return first
+}
+
+// Regions returns the RAM regions in address order.
+func (g *Guest) Regions() []Region { return g.regions }
+
+// Size returns the total amount of RAM in bytes.
+func (g *Guest) Size() uint64 {
+	var n uint64
+	for _, r := range g.regions {
+		n += r.Size
+	}
+	return n
+}
+
+// Slice returns the host bytes behind [gpa, gpa+n), which must lie inside one
+// region. Writes through the slice are writes to guest memory. n may be 0.
+func (g *Guest) Slice(gpa, n uint64) ([]byte, error) {
+	for i := range g.regions {
+		r := &g.regions[i]
+		if gpa >= r.GPA && gpa-r.GPA <= r.Size && n <= r.Size-(gpa-r.GPA) {
+			off := gpa - r.GPA
+			return r.Host[off : off+n : off+n], nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %#x+%#x", ErrOutOfRange, gpa, n)
+}
+
+// ReadAt copies len(p) bytes of guest memory at guest-physical address off into
+// p (io.ReaderAt, with the offset as the address). A range that is not wholly
+// RAM reads nothing and returns ErrOutOfRange.
+func (g *Guest) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("%w: negative address %d", ErrOutOfRange, off)
+	}
+	s, err := g.Slice(uint64(off), uint64(len(p)))
+	if err != nil {
+		return 0, err
+	}
+	return copy(p, s), nil
+}
+
+// WriteAt copies p into guest memory at guest-physical address off
+// (io.WriterAt). A range that is not wholly RAM writes nothing and returns
+// ErrOutOfRange.
+func (g *Guest) WriteAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("%w: negative address %d", ErrOutOfRange, off)
+	}
+	s, err := g.Slice(uint64(off), uint64(len(p)))
+	if err != nil {
+		return 0, err
+	}
+	return copy(s, p), nil
+}

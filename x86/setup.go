@@ -1,0 +1,152 @@
+package x86
+
+import (
+	"fmt"
+	"io"
+
+	"ember/kvm"
+)
+
+// Mode is a processor mode a vCPU can be started in.
+type Mode int
+
+// The modes Setup knows.
+const (
+	RealMode      Mode = iota // 16-bit real mode: CS:IP from the entry address
+	ProtectedMode             // 32-bit protected mode, flat segments, paging off
+	LongMode                  // 64-bit long mode, identity-mapped low 4 GiB
+)
+
+func (m Mode) String() string {
+	switch m {
+	case RealMode:
+		return "real mode"
+	case ProtectedMode:
+		return "32-bit protected mode"
+	case LongMode:
+		return "64-bit long mode"
+	}
+	return fmt.Sprintf("Mode(%d)", int(m))
+}
+
+// Entry is the CPU state a guest starts in.
+type Entry struct {
+	Mode Mode
+	RIP  uint64
+	RSP  uint64 // 0 means StackTop
+	// Ring3 starts the code at privilege level 3 (with flat user segments)
+	// instead of 0; meaningful in protected and long mode.
+	Ring3 bool
+	// IOPL3 lets ring-3 code use IN and OUT.
+	IOPL3 bool
+	// Regs carries the general registers a boot protocol passes (RSI for the
+	// Linux zero page, RBX for PVH start info); RIP, RSP and RFLAGS in it are
+	// ignored.
+	Regs kvm.Regs
+}
+
+// Setup writes the GDT, TSS and (for long mode) page tables into mem and sets
+// vcpu's registers for e. mem is guest memory addressed by guest-physical
+// address (memory.Guest satisfies it).
+func Setup(mem io.WriterAt, vcpu *kvm.VCPU, e Entry) error {
+	sregs, err := vcpu.GetSRegs()
+	if err != nil {
+		return fmt.Errorf("x86: setting up %v: %w", e.Mode, err)
+	}
+	if err := SRegsFor(mem, &sregs, e); err != nil {
+		return err
+	}
+	if err := vcpu.SetSRegs(sregs); err != nil {
+		return fmt.Errorf("x86: setting up %v: %w", e.Mode, err)
+	}
+	if err := vcpu.SetRegs(RegsFor(e)); err != nil {
+		return fmt.Errorf("x86: setting up %v: %w", e.Mode, err)
+	}
+	return nil
+}
+
+// RegsFor returns the general registers for e.
+func RegsFor(e Entry) kvm.Regs {
+	r := e.Regs
+	r.RIP, r.RSP, r.RFLAGS = e.RIP, e.RSP, RFLAGSReserved
+	if r.RSP == 0 {
+		r.RSP = StackTop
+	}
+	if e.Mode == RealMode {
+		r.RIP &= 0xffff
+	}
+	if e.IOPL3 {
+		r.RFLAGS |= RFLAGSIOPL3
+	}
+	return r
+}
+
+// SRegsFor writes the mode's tables into mem and fills the segment and control
+// registers of s for e, keeping what e does not decide (the APIC base, the
+// interrupt bitmap).
+func SRegsFor(mem io.WriterAt, s *kvm.SRegs, e Entry) error {
+	switch e.Mode {
+	case RealMode:
+		realMode(s, e.RIP)
+		return nil
+	case ProtectedMode, LongMode:
+	default:
+		return fmt.Errorf("x86: unknown mode %d", int(e.Mode))
+	}
+	long := e.Mode == LongMode
+	set := segmentsFor(long)
+	rsp0 := e.RSP
+	if rsp0 == 0 {
+		rsp0 = StackTop
+	}
+	writes := []struct {
+		addr uint64
+		b    []byte
+	}{{GDTAddr, set.gdtBytes()}, {TSSAddr, tssBytes(rsp0)}}
+	if long {
+		writes = append(writes, struct {
+			addr uint64
+			b    []byte
+		}{PML4Addr, pageTables()})
+	}
+	for _, w := range writes {
+		if _, err := mem.WriteAt(w.b, int64(w.addr)); err != nil {
+			return fmt.Errorf("x86: writing %v tables at %#x: %w", e.Mode, w.addr, err)
+		}
+	}
+	code, data := set.code, set.data
+	if e.Ring3 {
+		code, data = set.user32, set.userData
+		if long {
+			code = set.user64
+		}
+	}
+	s.CS = code.kvm()
+	s.DS, s.ES, s.FS, s.GS, s.SS = data.kvm(), data.kvm(), data.kvm(), data.kvm(), data.kvm()
+	s.TR = set.tss.kvm()
+	s.LDT = kvm.Segment{Type: 2, Present: 1, Unusable: 1, Limit: 0xffff}
+	s.GDT = kvm.DTable{Base: GDTAddr, Limit: GDTEntries*8 - 1}
+	s.IDT = kvm.DTable{}
+	s.CR0 = CR0PE | CR0ET | CR0NE
+	s.CR4, s.EFER = 0, 0
+	if long {
+		s.CR0 |= CR0MP | CR0WP | CR0PG
+		s.CR3 = PML4Addr
+		s.CR4 = CR4PAE | CR4OSFXSR | CR4OSXMMEXCPT
+		s.EFER = EFERLME | EFERLMA | EFERSCE
+	}
+	return nil
+}
+
+// realMode sets real-mode segments so that CS:IP reaches rip (which must be
+// below 1 MiB): CS's base is rip rounded down to 64 KiB.
+func realMode(s *kvm.SRegs, rip uint64) {
+	seg := func(sel uint16, typ uint8) kvm.Segment {
+		return kvm.Segment{Base: uint64(sel) << 4, Limit: 0xffff, Selector: sel, Type: typ, Present: 1, S: 1}
+	}
+	cs := uint16((rip &^ 0xffff) >> 4)
+	s.CS = seg(cs, typeCodeER)
+	s.DS, s.ES, s.FS, s.GS, s.SS = seg(0, typeDataRW), seg(0, typeDataRW), seg(0, typeDataRW), seg(0, typeDataRW), seg(0, typeDataRW)
+	s.CR0 = CR0ET
+	s.CR4, s.EFER = 0, 0
+}
