@@ -271,19 +271,17 @@ func (c *VCPU) InjectException(nr uint8, hasCode bool, code uint32) error {
 	if err != nil {
 		return err
 	}
-	e.Exception.Injected = 0
-	e.Exception.Pending = 1
+	// "Injected" is the classic form, which KVM delivers on the next entry.
+	// "Pending" exists only with KVM_CAP_EXCEPTION_PAYLOAD enabled and
+	// KVM_VCPUEVENT_VALID_PAYLOAD set; without them KVM silently clears it,
+	// so the exception would be dropped without an error.
+	e.Exception.Injected = 1
+	e.Exception.Pending = 0
 	e.Exception.Nr = nr
 	e.Exception.HasErrorCode = uint8(b2u(hasCode))
 	e.Exception.ErrorCode = code
 	e.Flags = 0
-	if err := c.SetVCPUEvents(e); err != nil {
-		// Without KVM_CAP_EXCEPTION_PAYLOAD, "pending" is not a state KVM
-		// accepts; "injected" is the classic form.
-		e.Exception.Pending, e.Exception.Injected = 0, 1
-		return c.SetVCPUEvents(e)
-	}
-	return nil
+	return c.SetVCPUEvents(e)
 }
 
 // SetGuestDebug issues KVM_SET_GUEST_DEBUG: single-stepping and breakpoints
