@@ -28,7 +28,6 @@ func iowr(nr, size uintptr) uintptr { return ioc(iocRead|iocWrite, nr, size) }
 func ptr[T any](v *T) uintptr       { return uintptr(unsafe.Pointer(v)) }
 func sliceptr[T any](s []T) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(s))) }
 func sizeof[T any]() uintptr        { var v T; return unsafe.Sizeof(v) }
-func bytesOf[T any](v *T) []byte    { return unsafe.Slice((*byte)(unsafe.Pointer(v)), unsafe.Sizeof(*v)) }
 
 // ioctl issues one ioctl and names it in the error. KVM documents that an
 // ioctl interrupted by a signal before it did anything returns EINTR and may

@@ -1,0 +1,48 @@
+// Command ember is the ember virtual machine monitor's command line.
+//
+//	ember run              boot the built-in demo guest
+//	ember run --guest NAME boot another built-in tiny guest
+//	ember kvm-info         what this host's KVM offers
+//	ember version          versions of ember, Go and the KVM API
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// exitError carries a process exit status out of a command (the guest's
+// status, for `ember run`) without printing anything more.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "ember",
+		Short: "ember is a virtual machine monitor for Linux KVM",
+		Long: `ember runs hardware-isolated guests on Linux KVM.
+
+Run 'ember run' with no arguments to boot the built-in demo guest.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newRunCmd(), newVersionCmd(), newKVMInfoCmd())
+	return root
+}
+
+func main() {
+	err := newRootCmd().Execute()
+	var ee exitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		os.Exit(ee.code)
+	default:
+		fmt.Fprintln(os.Stderr, "ember:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"ember/hv"
+	"ember/internal/kvmtest"
+)
+
+// execute runs the ember command line with args and returns its output and error.
+func execute(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	root := newRootCmd()
+	root.SetArgs(args)
+	root.SetOut(&out)
+	root.SetErr(&errb)
+	err = root.ExecuteContext(context.Background())
+	return out.String(), errb.String(), err
+}
+
+func TestRunWithNoArgumentsBootsTheDemo(t *testing.T) {
+	kvmtest.Require(t)
+	out, summary, err := execute(t, "run")
+	if err != nil {
+		t.Fatalf("ember run: %v\n%s", err, summary)
+	}
+	for _, want := range []string{"Hello from ember's demo guest", "counted 2262 primes", "Goodbye."} {
+		if !strings.Contains(out, want) {
+			t.Errorf("console lacks %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(summary, "guest exited with status 0") || !strings.Contains(summary, "exits handled in") {
+		t.Errorf("summary line = %q", summary)
+	}
+}
+
+func TestRunExitStatus(t *testing.T) {
+	kvmtest.Require(t)
+	tests := []struct {
+		guest string
+		code  int
+	}{
+		{"real", 0},
+		{"prot32", 0},
+		{"long64", 0},
+		{"ring3", 3},
+		{"triple", exitShutdown},
+	}
+	for _, tt := range tests {
+		t.Run(tt.guest, func(t *testing.T) {
+			_, _, err := execute(t, "run", "--guest", tt.guest, "-q")
+			code := 0
+			var ee exitError
+			if errors.As(err, &ee) {
+				code = ee.code
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tt.code {
+				t.Errorf("exit status %d, want %d", code, tt.code)
+			}
+		})
+	}
+}
+
+func TestRunRejectsBadFlags(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "--guest", "nope"}, `no built-in guest "nope"`},
+		{[]string{"run", "--memory", "lots"}, "bad memory size"},
+		{[]string{"run", "--cpus", "0"}, "--cpus must be at least 1"},
+		{[]string{"run", "extra"}, "unknown command"},
+	}
+	for _, tt := range tests {
+		_, _, err := execute(t, tt.args...)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v: err = %v, want %q", tt.args, err, tt.want)
+		}
+	}
+}
+
+func TestKVMInfoJSON(t *testing.T) {
+	kvmtest.Require(t)
+	out, _, err := execute(t, "kvm-info", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info kvmInfo
+	if err := json.Unmarshal([]byte(out), &info); err != nil {
+		t.Fatalf("%v:\n%s", err, out)
+	}
+	if info.APIVersion != 12 || info.SupportedCPUID == 0 || info.Capabilities["KVM_CAP_IRQCHIP"] == 0 {
+		t.Errorf("kvm-info = %+v", info)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, _, err := execute(t, "version")
+	if err != nil || !strings.HasPrefix(out, "ember ") || !strings.Contains(out, "kvm api 12") {
+		t.Errorf("version = %q, %v", out, err)
+	}
+}
+
+func TestHelpOnEveryCommand(t *testing.T) {
+	for _, c := range newRootCmd().Commands() {
+		if c.Short == "" {
+			t.Errorf("%s has no short help", c.Name())
+		}
+		out, _, err := execute(t, c.Name(), "--help")
+		if err != nil || !strings.Contains(out, "Usage:") {
+			t.Errorf("%s --help: %v\n%s", c.Name(), err, out)
+		}
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want uint64
+		ok   bool
+	}{
+		{"4096", 4096, true},
+		{"2M", 2 << 20, true},
+		{"512MiB", 512 << 20, true},
+		{"1g", 1 << 30, true},
+		{"64K", 64 << 10, true},
+		{"0", 0, false},
+		{"", 0, false},
+		{"-1M", 0, false},
+		{"99999999999T", 0, false},
+		{"lots", 0, false},
+	}
+	for _, tt := range tests {
+		got, err := parseSize(tt.in)
+		if (err == nil) != tt.ok || got != tt.want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d ok=%v", tt.in, got, err, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestStatusOf(t *testing.T) {
+	tests := []struct {
+		res  hv.Result
+		code int
+	}{
+		{hv.Result{Reason: hv.StopExit, Status: 0}, 0},
+		{hv.Result{Reason: hv.StopExit, Status: 7}, 7},
+		{hv.Result{Reason: hv.StopExit, Status: 0x1ff}, 0xff},
+		{hv.Result{Reason: hv.StopShutdown}, exitShutdown},
+		{hv.Result{Reason: hv.StopError}, exitVMError},
+		{hv.Result{Reason: hv.StopHost}, exitHost},
+	}
+	for _, tt := range tests {
+		err := statusOf(tt.res)
+		code := 0
+		var ee exitError
+		if errors.As(err, &ee) {
+			code = ee.code
+		}
+		if code != tt.code {
+			t.Errorf("statusOf(%v) = %d, want %d", tt.res, code, tt.code)
+		}
+	}
+}
