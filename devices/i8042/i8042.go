@@ -141,7 +141,11 @@ type Config struct {
 	IRQ devices.IRQLine
 	// Reset is called once each time the guest pulls the CPU reset line
 	// (command 0xFE, or another pulse or output-port write that drives
-	// line 0 low), after the controller's lock is released. Nil ignores it.
+	// line 0 low), after the controller's lock is released, so it may
+	// call Reset or stop vCPUs. Linux's keyboard reboot writes 0xFE up to
+	// ten times, waiting briefly between tries, so the owner should treat
+	// calls that arrive before the reset has taken effect as one. Nil
+	// ignores resets.
 	Reset func()
 	// Logger receives reports of invalid guest accesses and unknown
 	// commands. Nil means slog.Default().
