@@ -28,10 +28,12 @@
 //     at once (a write that makes an impossible date, such as day 31 while
 //     the month is February, is normalized by the calendar, so set SET
 //     while writing several fields, as Linux and BIOSes do).
-//   - Register C: the periodic (PF) and update-ended (UF) flags are
-//     computed on read from the time elapsed since the previous read, with
-//     IRQF set when an enabled flag is; reading clears them. There is no
-//     IRQ 8 yet and the alarm flag AF is never set.
+//   - Register C: the periodic (PF), alarm (AF) and update-ended (UF) flags
+//     are computed on read from the time that passed since the previous
+//     read, with IRQF set when an enabled flag is; reading clears them. The
+//     alarm registers 0x01/0x03/0x05 are compared in the mode register B
+//     selects, 0xc0-0xff meaning "any". There is no IRQ 8 yet: a guest sees
+//     these events by polling register C.
 //   - Register D: VRT (bit 7) is always set: the battery is good.
 //   - The rest is battery-backed RAM, with the memory-size fields a BIOS or
 //     OS reads filled in by New from the RAM sizes below and above 4 GiB,
@@ -353,12 +355,53 @@ func (r *RTC) readC() byte {
 			v |= CPF
 		}
 	}
+	if r.alarmPassed(r.lastC, now) {
+		v |= CAF
+	}
 	b := r.cmos[RegB]
-	if v&CUF != 0 && b&BUIE != 0 || v&CPF != 0 && b&BPIE != 0 {
+	if v&CUF != 0 && b&BUIE != 0 || v&CPF != 0 && b&BPIE != 0 || v&CAF != 0 && b&BAIE != 0 {
 		v |= CIRQF
 	}
 	r.lastC = now
 	return v
+}
+
+// alarmPassed reports whether the alarm registers matched the time at any
+// update between from (exclusive) and to (inclusive). An alarm byte with
+// its two top bits set (0xc0-0xff) matches any value; one that is out of
+// range never matches. A day covers every pattern, so at most a day's
+// seconds are checked.
+func (r *RTC) alarmPassed(from, to time.Time) bool {
+	n := min(to.Unix()-from.Unix(), 24*60*60)
+	if n <= 0 {
+		return false
+	}
+	match := func(reg byte, val byte) (int, bool) {
+		if val&0xc0 == 0xc0 {
+			return -1, true
+		}
+		return r.decode(reg, val)
+	}
+	as, okS := match(RegSeconds, r.cmos[RegSecondsAlarm])
+	am, okM := match(RegMinutes, r.cmos[RegMinutesAlarm])
+	ah, okH := match(RegHours, r.cmos[RegHoursAlarm])
+	if !okS || !okM || !okH {
+		return false
+	}
+	h, m, sec := from.Hour(), from.Minute(), from.Second()
+	for range n {
+		if sec++; sec == 60 {
+			sec = 0
+			if m++; m == 60 {
+				m = 0
+				h = (h + 1) % 24
+			}
+		}
+		if (as < 0 || as == sec) && (am < 0 || am == m) && (ah < 0 || ah == h) {
+			return true
+		}
+	}
+	return false
 }
 
 // periodOf returns the periodic interrupt period for rate bits rs with the

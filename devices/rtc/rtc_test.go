@@ -390,3 +390,38 @@ func TestUnsupportedAccesses(t *testing.T) {
 		})
 	}
 }
+
+func TestAlarmFlag(t *testing.T) {
+	tests := []struct {
+		name           string
+		sec, min, hour byte // alarm registers, BCD 24-hour
+		advance        time.Duration
+		want           bool
+	}{
+		{"alarm at 13:05:10 passes a second later", 0x10, 0x05, 0x13, time.Second, true},
+		{"alarm at 13:05:30 not reached after a second", 0x30, 0x05, 0x13, time.Second, false},
+		{"alarm at 13:05:30 reached after 21 s", 0x30, 0x05, 0x13, 21 * time.Second, true},
+		{"any hour, any minute, second 00: once a minute", 0x00, 0xff, 0xc0, time.Minute, true},
+		{"all don't-care: every second", 0xc0, 0xc0, 0xc0, time.Second, true},
+		{"tomorrow's alarm at 09:00:00", 0x00, 0x00, 0x09, 20 * time.Hour, true},
+		{"out-of-range hour never matches", 0x00, 0x00, 0x25, 48 * time.Hour, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := newGuest(t, 0, 0)
+			g.setCMOS(rtc.RegSecondsAlarm, tt.sec)
+			g.setCMOS(rtc.RegMinutesAlarm, tt.min)
+			g.setCMOS(rtc.RegHoursAlarm, tt.hour)
+			g.setCMOS(rtc.RegB, rtc.B24Hour|rtc.BAIE)
+			g.cmos(rtc.RegC)
+			g.clock.Advance(tt.advance)
+			c := g.cmos(rtc.RegC)
+			if got := c&rtc.CAF != 0; got != tt.want {
+				t.Errorf("AF = %v, want %v (C = %#02x)", got, tt.want, c)
+			}
+			if got := c&rtc.CIRQF != 0; got != tt.want {
+				t.Errorf("IRQF = %v with AIE, want %v", got, tt.want)
+			}
+		})
+	}
+}
