@@ -196,19 +196,6 @@ func wantErrno(t testing.TB, err error, op string, errno unix.Errno) {
 	}
 }
 
-// wantKVMError fails the test unless err is an *Error for ioctl op (any errno).
-func wantKVMError(t testing.TB, err error, op string) *Error {
-	t.Helper()
-	var e *Error
-	if !errors.As(err, &e) {
-		t.Fatalf("%s: got %v, want a *kvm.Error", op, err)
-	}
-	if e.Op != op {
-		t.Errorf("error names ioctl %q, want %q", e.Op, op)
-	}
-	return e
-}
-
 // mustCap skips the test when KVM lacks capability c.
 func mustCap(t testing.TB, sys *System, c Cap) int {
 	t.Helper()

@@ -89,11 +89,17 @@ func (s *System) APIVersion() (int, error) {
 // CreateVM issues KVM_CREATE_VM with the default machine type and returns the
 // new VM. The VM has no memory and no vCPUs yet.
 func (s *System) CreateVM() (*VM, error) {
+	// Learn the kvm_run size now: CreateVCPU needs it, and the VM must keep
+	// working after s is closed.
+	size, err := s.VCPUMmapSize()
+	if err != nil {
+		return nil, err
+	}
 	r, err := ioctl(s.fd, "KVM_CREATE_VM", kvmCreateVM, 0)
 	if err != nil {
 		return nil, err
 	}
-	return &VM{fd: int(r), sys: s}, nil
+	return &VM{fd: int(r), sys: s, runSize: size}, nil
 }
 
 // CheckExtension issues KVM_CHECK_EXTENSION on /dev/kvm: 0 means the capability

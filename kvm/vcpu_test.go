@@ -150,6 +150,14 @@ func TestInterruptWithoutIRQChip(t *testing.T) {
 	if err := cpu.SetRegs(regs); err != nil {
 		t.Fatalf("SetRegs: %v", err)
 	}
+	// The VMM's side of the protocol: ask for an exit as soon as the guest
+	// can take an interrupt, then queue it.
+	cpu.RequestInterruptWindow(true)
+	runExpect(t, cpu, ExitIRQWindowOpen)
+	if !cpu.ReadyForInterruptInjection() || !cpu.IFFlag() {
+		t.Errorf("at the window exit: ready %v IF %v, want both", cpu.ReadyForInterruptInjection(), cpu.IFFlag())
+	}
+	cpu.RequestInterruptWindow(false)
 	if err := cpu.Interrupt(0x20); err != nil {
 		t.Fatalf("Interrupt(0x20): %v", err)
 	}
@@ -298,6 +306,9 @@ func TestCPUID2RoundTrip(t *testing.T) {
 	if !pvm && len(got) != len(supported) {
 		t.Errorf("GetCPUID2 returned %d entries, set %d", len(got), len(supported))
 	}
+
+	// KVM takes at most 256 entries.
+	wantErrno(t, cpu.SetCPUID2(make([]CPUIDEntry, 257)), "KVM_SET_CPUID2", unix.E2BIG)
 }
 
 func TestSetSignalMask(t *testing.T) {

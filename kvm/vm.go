@@ -36,8 +36,9 @@ var (
 // VM is a KVM virtual machine: the handle for VM ioctls. A VM owns its vCPUs'
 // creation, its guest-physical memory map and its in-kernel devices.
 type VM struct {
-	fd  int
-	sys *System
+	fd      int
+	sys     *System
+	runSize int // KVM_GET_VCPU_MMAP_SIZE, from when the VM was created
 }
 
 // Fd returns the VM's raw descriptor.
@@ -248,10 +249,7 @@ func (vm *VM) SetClock(c ClockData) error {
 // id is the vCPU's APIC id; KVM refuses ids at or above KVM_CAP_MAX_VCPU_ID (EINVAL)
 // and a second vCPU with the same id (EEXIST).
 func (vm *VM) CreateVCPU(id int) (*VCPU, error) {
-	size, err := vm.sys.VCPUMmapSize()
-	if err != nil {
-		return nil, err
-	}
+	size := vm.runSize
 	r, err := ioctl(vm.fd, "KVM_CREATE_VCPU", kvmCreateVCPU, uintptr(id))
 	if err != nil {
 		return nil, err

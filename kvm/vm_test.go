@@ -157,6 +157,8 @@ func TestSetTSSAddr(t *testing.T) {
 	if err := vm.SetTSSAddr(0xfffbd000); err != nil {
 		t.Errorf("SetTSSAddr: %v", err)
 	}
+	// The three pages must fit below 4 GiB.
+	wantErrno(t, vm.SetTSSAddr(0xfffff000), "KVM_SET_TSS_ADDR", unix.EINVAL)
 }
 
 func TestSetIdentityMapAddr(t *testing.T) {
@@ -575,5 +577,22 @@ func TestVMClosedTwice(t *testing.T) {
 	}
 	if err := vm.Close(); !errors.Is(err, ErrClosed) {
 		t.Errorf("second Close = %v, want ErrClosed", err)
+	}
+}
+
+func TestVMOutlivesSystem(t *testing.T) {
+	sys := openKVM(t)
+	vm, err := sys.CreateVM()
+	if err != nil {
+		t.Fatalf("CreateVM: %v", err)
+	}
+	t.Cleanup(func() { vm.Close() })
+	// System.Close promises that VMs stay valid, vCPU creation included.
+	if err := sys.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	cpu := newTestVCPU(t, vm, 0)
+	if _, err := cpu.GetRegs(); err != nil {
+		t.Errorf("GetRegs on a vCPU of a VM whose System is closed: %v", err)
 	}
 }
