@@ -20,9 +20,9 @@ const requireEnv = "EMBER_REQUIRE_KVM"
 func skipOrFail(t testing.TB, format string, args ...any) {
 	t.Helper()
 	if os.Getenv(requireEnv) != "" {
-		t.Fatalf(requireEnv+" is set: "+format, args...)
+		t.Fatalf(requireEnv+" is set, so this is an error: "+format, args...)
 	}
-	t.Skipf(format, args...)
+	t.Skipf("skipping: "+format, args...)
 }
 
 // openKVM opens /dev/kvm for one test and closes it when the test ends. Where
@@ -32,7 +32,7 @@ func openKVM(t testing.TB) *System {
 	t.Helper()
 	sys, err := Open()
 	if err != nil {
-		skipOrFail(t, "skipping: no /dev/kvm: %v", err)
+		skipOrFail(t, "no /dev/kvm: %v", err)
 	}
 	t.Cleanup(func() { sys.Close() })
 	return sys

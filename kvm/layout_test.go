@@ -297,7 +297,7 @@ func cValues(t *testing.T, checks []layoutCheck) map[string]uint64 {
 	t.Helper()
 	gcc, err := exec.LookPath("gcc")
 	if err != nil {
-		layoutSkip(t, "skipping: no gcc to compile the layout check: %v", err)
+		layoutSkip(t, "no gcc to compile the layout check: %v", err)
 	}
 	var src bytes.Buffer
 	src.WriteString("#include <stdio.h>\n#include <stddef.h>\n#include <linux/kvm.h>\n\nint main(void) {\n")
@@ -314,7 +314,7 @@ func cValues(t *testing.T, checks []layoutCheck) map[string]uint64 {
 	out, err := exec.Command(gcc, "-o", bin, cfile).CombinedOutput()
 	if err != nil {
 		if bytes.Contains(out, []byte("linux/kvm.h")) && bytes.Contains(out, []byte("No such file")) {
-			layoutSkip(t, "skipping: no <linux/kvm.h> (install linux-libc-dev): %s", out)
+			layoutSkip(t, "no <linux/kvm.h> (install linux-libc-dev): %s", out)
 		}
 		t.Fatalf("compiling the layout check: %v\n%s", err, out)
 	}
@@ -338,7 +338,7 @@ func cValues(t *testing.T, checks []layoutCheck) map[string]uint64 {
 func layoutSkip(t *testing.T, format string, args ...any) {
 	t.Helper()
 	if os.Getenv("CI") != "" {
-		t.Fatalf("CI is set: "+format, args...)
+		t.Fatalf("CI is set, so this is an error: "+format, args...)
 	}
 	skipOrFail(t, format, args...)
 }
