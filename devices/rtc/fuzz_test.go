@@ -2,8 +2,11 @@ package rtc
 
 import (
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"ember/devices/devicetest"
 )
 
 // FuzzRTC drives the RTC with a random sequence of guest reads and writes
@@ -11,7 +14,7 @@ import (
 // after every step that nothing panicked and that what a guest reads stays
 // meaningful: register D reports valid RAM, the index stays within the 128
 // CMOS bytes, and while the clock runs every time register holds a value in
-// range for the mode register B selects.
+// range for the mode register B selects, and IRQ 8 follows IRQF.
 //
 // Each step is three bytes: op, offset, value. op bits 0-1 choose read,
 // write, advance the host clock by value*7919 µs, or (rarely) reset; bits
@@ -22,12 +25,17 @@ func FuzzRTC(f *testing.F) {
 	f.Add([]byte{1, 0, 0x0b, 1, 1, 0x80, 1, 0, 0x07, 1, 1, 0x31, 1, 0, 0x08, 1, 1, 0x02, 1, 0, 0x0b, 1, 1, 0x02})
 	f.Add([]byte{1, 0, 0x8a, 0, 1, 0, 2, 0, 200, 1, 0, 0x0c, 0, 1, 0, 1, 0, 0x32, 1, 1, 0x19})
 	f.Fuzz(func(t *testing.T, ops []byte) {
-		now := time.Date(2024, time.February, 29, 23, 59, 59, 999_900_000, time.UTC)
+		irq := &devicetest.IRQ{}
+		// The clock is read by the RTC's timer goroutine too.
+		var now atomic.Int64
+		now.Store(time.Date(2024, time.February, 29, 23, 59, 59, 999_900_000, time.UTC).UnixNano())
 		r := New(Config{
-			Clock:      func() time.Time { return now },
+			Clock:      func() time.Time { return time.Unix(0, now.Load()).UTC() },
 			MemBelow4G: 3 << 30, MemAbove4G: 1 << 32,
 			Logger: slog.New(slog.DiscardHandler),
+			IRQ:    irq,
 		})
+		defer r.Close()
 		for i := 0; i+2 < len(ops); i += 3 {
 			op, off, val := ops[i], ops[i+1], ops[i+2]
 			offset := uint64(off & 0x03)
@@ -44,21 +52,25 @@ func FuzzRTC(f *testing.F) {
 			case 1:
 				r.Write(offset, data)
 			case 2:
-				now = now.Add(time.Duration(val) * 7919 * time.Microsecond)
+				now.Add(int64(val) * int64(7919*time.Microsecond))
 			case 3:
 				if op&0xf0 == 0xf0 {
 					r.Reset()
 				}
 			}
-			checkInvariants(t, r)
+			checkInvariants(t, r, irq)
 		}
 	})
 }
 
-func checkInvariants(t *testing.T, r *RTC) {
+func checkInvariants(t *testing.T, r *RTC, irq *devicetest.IRQ) {
 	t.Helper()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.irqHigh != r.irqf() || irq.High() != r.irqHigh {
+		t.Fatalf("IRQ 8: device thinks %v, line is %v, flags %#x and register B %#x say %v",
+			r.irqHigh, irq.High(), r.flags, r.cmos[RegB], r.irqf())
+	}
 	if r.index >= CMOSSize {
 		t.Fatalf("index %#x", r.index)
 	}

@@ -32,8 +32,7 @@
 //     are computed on read from the time that passed since the previous
 //     read, with IRQF set when an enabled flag is; reading clears them. The
 //     alarm registers 0x01/0x03/0x05 are compared in the mode register B
-//     selects, 0xc0-0xff meaning "any". There is no IRQ 8 yet: a guest sees
-//     these events by polling register C.
+//     selects, 0xc0-0xff meaning "any".
 //   - Register D: VRT (bit 7) is always set: the battery is good.
 //   - The rest is battery-backed RAM, with the memory-size fields a BIOS or
 //     OS reads filled in by New from the RAM sizes below and above 4 GiB,
@@ -48,9 +47,14 @@
 // ignored; both are counted and logged, as are writes of out-of-range time
 // values and writes to the read-only registers C and D.
 //
-// Concurrency: an RTC is safe for concurrent use; it calls nothing outside
-// itself except the clock function, which is called with its mutex held and
-// must not call back into the RTC.
+// Interrupt: with Config.IRQ set, IRQ 8 is high while register C's IRQF is
+// (an enabled periodic, alarm or update-ended event has happened) and drops
+// when the guest reads C; a timer is armed only while such an event is
+// enabled and not yet signalled.
+//
+// Concurrency: an RTC is safe for concurrent use. Its mutex is held while it
+// calls the clock function and the IRQLine (also from its timer's
+// goroutine); neither may call back into the RTC.
 package rtc
 
 import (
@@ -65,7 +69,7 @@ import (
 const (
 	IndexPort   = 0x70
 	DataPort    = 0x71
-	IRQ         = 8 // ISA IRQ of the RTC (not driven yet)
+	IRQ         = 8 // ISA IRQ of the RTC
 	IndexOffset = 0
 	DataOffset  = 1
 	PortLen     = 2
@@ -152,11 +156,17 @@ const (
 type Config struct {
 	// Clock returns the host's idea of the time the guest's clock runs
 	// from. Nil means time.Now in UTC. Its Location is used to build
-	// times from what the guest writes.
+	// times from what the guest writes. With IRQ connected, timers wait in
+	// real time for the clock to reach the next event, so the clock must
+	// advance at the real rate.
 	Clock func() time.Time
 	// MemBelow4G is the guest RAM size below 4 GiB in bytes (including the
 	// first MiB), MemAbove4G the RAM size above 4 GiB.
 	MemBelow4G, MemAbove4G uint64
+	// IRQ is the RTC's interrupt line, IRQ 8: high while register C's
+	// IRQF is set, until the guest reads C. Nil leaves it unconnected: no
+	// timers run and the guest sees the events only by polling C.
+	IRQ devices.IRQLine
 	// Logger receives reports of invalid guest accesses. Nil means
 	// slog.Default().
 	Logger *slog.Logger
@@ -179,9 +189,15 @@ type RTC struct {
 	nmiDisabled bool
 	cmos        [CMOSSize]byte // RAM, alarms, and the stored bits of A and B
 
-	offset time.Duration // guest time = clock() + offset
-	held   fields        // the time as written while B.SET stops the clock
-	lastC  time.Time     // guest time of the last register C read
+	offset   time.Duration // guest time = clock() + offset
+	held     fields        // the time as written while B.SET stops the clock
+	flags    byte          // CPF|CAF|CUF raised and not yet read from C
+	lastEval time.Time     // guest time the flags were brought up to date
+
+	irq     devices.IRQLine // nil: not connected, flags only polled
+	irqHigh bool
+	timer   *time.Timer
+	closed  bool // Close was called: no more timers
 }
 
 var _ devices.PortDevice = (*RTC)(nil)
@@ -192,6 +208,7 @@ func New(cfg Config) *RTC {
 	r := &RTC{
 		clock:     cfg.Clock,
 		anomalies: devices.NewAnomalies(cfg.Logger, "rtc"),
+		irq:       cfg.IRQ,
 	}
 	if r.clock == nil {
 		r.clock = func() time.Time { return time.Now().UTC() }
@@ -200,7 +217,7 @@ func New(cfg Config) *RTC {
 	r.cmos[RegB] = resetB
 	r.cmos[RegD] = DValidRAM
 	r.setMemory(cfg.MemBelow4G, cfg.MemAbove4G)
-	r.lastC = r.clock()
+	r.lastEval = r.clock()
 	return r
 }
 
@@ -235,7 +252,21 @@ func (r *RTC) Reset() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.cmos[RegB] &^= BPIE | BAIE | BUIE | BSQWE
-	r.lastC = r.now()
+	r.flags = 0
+	r.lastEval = r.now()
+	r.finishLocked()
+}
+
+// Close stops the timer that drives IRQ 8, for when the VM is torn down.
+// The RTC still answers port accesses afterwards, with the line no longer
+// driven by time passing.
+func (r *RTC) Close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	if r.timer != nil {
+		r.timer.Stop()
+	}
 }
 
 // NMIDisabled reports bit 7 of the last index write: whether the guest has
@@ -279,7 +310,9 @@ func (r *RTC) Read(offset uint64, data []byte) {
 		data[0] = 0xff // write-only
 		return
 	}
+	r.accumulate()
 	data[0] = r.readReg(r.index)
+	r.finishLocked()
 }
 
 // Write performs a guest write of size len(data) at offset.
@@ -296,7 +329,9 @@ func (r *RTC) Write(offset uint64, data []byte) {
 		r.index = v & 0x7f
 		return
 	}
+	r.accumulate()
 	r.writeReg(r.index, v)
+	r.finishLocked()
 }
 
 func (r *RTC) now() time.Time { return r.clock().Add(r.offset) }
@@ -343,27 +378,115 @@ func inUpdate(t time.Time) bool {
 	return frac >= time.Second-uipLead || frac < uipUpdate
 }
 
-// readC computes the flags raised since the last read of C, and clears them.
-func (r *RTC) readC() byte {
+// accumulate raises the register C flags for what happened since they
+// were last brought up to date: a periodic-interrupt period ended (PF), an
+// update cycle ended (UF) or the alarm time passed (AF). While SET stops
+// updates, only the divider runs, so only PF can be raised.
+func (r *RTC) accumulate() {
 	now := r.now()
-	var v byte
-	if now.Unix() != r.lastC.Unix() {
-		v |= CUF // at least one update cycle has ended
+	from := r.lastEval
+	r.lastEval = now
+	if p := int64(periodOf(r.cmos[RegA] & ARate)); p > 0 && floorDiv(now.UnixNano(), p) != floorDiv(from.UnixNano(), p) {
+		r.flags |= CPF
 	}
-	if p := periodOf(r.cmos[RegA] & ARate); p > 0 {
-		if now.UnixNano()/int64(p) != r.lastC.UnixNano()/int64(p) {
-			v |= CPF
-		}
+	if r.cmos[RegB]&BSet != 0 {
+		return
 	}
-	if r.alarmPassed(r.lastC, now) {
-		v |= CAF
+	if now.Unix() != from.Unix() {
+		r.flags |= CUF
 	}
-	b := r.cmos[RegB]
-	if v&CUF != 0 && b&BUIE != 0 || v&CPF != 0 && b&BPIE != 0 || v&CAF != 0 && b&BAIE != 0 {
+	if r.alarmPassed(from, now) {
+		r.flags |= CAF
+	}
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b < 0 {
+		q--
+	}
+	return q
+}
+
+// irqf is register C's IRQF: a raised flag whose interrupt is enabled. The
+// flags and their enables in register B share bit positions.
+func (r *RTC) irqf() bool {
+	return r.flags&r.cmos[RegB]&(CPF|CAF|CUF) != 0
+}
+
+// readC returns register C and clears it, as reading it does.
+func (r *RTC) readC() byte {
+	v := r.flags
+	if r.irqf() {
 		v |= CIRQF
 	}
-	r.lastC = now
+	r.flags = 0
 	return v
+}
+
+// finishLocked drives IRQ 8 from IRQF and arms the timer for the next
+// event that would raise it.
+func (r *RTC) finishLocked() {
+	if r.irq == nil {
+		return
+	}
+	if high := r.irqf(); high != r.irqHigh {
+		r.irqHigh = high
+		r.irq.SetLevel(high)
+	}
+	next, ok := r.nextEvent()
+	if !ok || r.closed {
+		if r.timer != nil {
+			r.timer.Stop()
+		}
+		return
+	}
+	if r.timer == nil {
+		r.timer = time.AfterFunc(next, r.tick)
+	} else {
+		r.timer.Reset(next)
+	}
+}
+
+// tick runs on the timer's goroutine. Firing early or late is harmless:
+// accumulate looks at the clock, and finishLocked re-arms for what is left.
+func (r *RTC) tick() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.accumulate()
+	r.finishLocked()
+}
+
+// nextEvent returns how long until the next event that would raise IRQF,
+// if one is enabled and IRQF is not already set.
+func (r *RTC) nextEvent() (time.Duration, bool) {
+	enabled := r.cmos[RegB] & (BPIE | BAIE | BUIE) &^ r.flags
+	if r.irqHigh || enabled == 0 {
+		return 0, false
+	}
+	now := r.now()
+	var next time.Duration
+	found := false
+	pick := func(d time.Duration) {
+		if !found || d < next {
+			next, found = d, true
+		}
+	}
+	if p := int64(periodOf(r.cmos[RegA] & ARate)); enabled&BPIE != 0 && p > 0 {
+		pick(time.Duration(p - (now.UnixNano()%p+p)%p))
+	}
+	if r.cmos[RegB]&BSet == 0 {
+		untilSecond := time.Second - time.Duration(now.Nanosecond())
+		if enabled&BUIE != 0 {
+			pick(untilSecond)
+		}
+		if enabled&BAIE != 0 {
+			if k, ok := r.secondsToAlarm(now, 24*60*60); ok {
+				pick(untilSecond + time.Duration(k-1)*time.Second)
+			}
+		}
+	}
+	return next, found
 }
 
 // alarmPassed reports whether the alarm registers matched the time at any
@@ -372,10 +495,17 @@ func (r *RTC) readC() byte {
 // range never matches. A day covers every pattern, so at most a day's
 // seconds are checked.
 func (r *RTC) alarmPassed(from, to time.Time) bool {
-	n := min(to.Unix()-from.Unix(), 24*60*60)
+	n := to.Unix() - from.Unix()
 	if n <= 0 {
 		return false
 	}
+	_, ok := r.secondsToAlarm(from, n)
+	return ok
+}
+
+// secondsToAlarm returns in how many whole updates (1 to limit, at most a
+// day) after t the alarm registers next match, if they do.
+func (r *RTC) secondsToAlarm(t time.Time, limit int64) (int64, bool) {
 	match := func(reg byte, val byte) (int, bool) {
 		if val&0xc0 == 0xc0 {
 			return -1, true
@@ -386,10 +516,10 @@ func (r *RTC) alarmPassed(from, to time.Time) bool {
 	am, okM := match(RegMinutes, r.cmos[RegMinutesAlarm])
 	ah, okH := match(RegHours, r.cmos[RegHoursAlarm])
 	if !okS || !okM || !okH {
-		return false
+		return 0, false
 	}
-	h, m, sec := from.Hour(), from.Minute(), from.Second()
-	for range n {
+	h, m, sec := t.Hour(), t.Minute(), t.Second()
+	for k := int64(1); k <= min(limit, 24*60*60); k++ {
 		if sec++; sec == 60 {
 			sec = 0
 			if m++; m == 60 {
@@ -398,10 +528,10 @@ func (r *RTC) alarmPassed(from, to time.Time) bool {
 			}
 		}
 		if (as < 0 || as == sec) && (am < 0 || am == m) && (ah < 0 || ah == h) {
-			return true
+			return k, true
 		}
 	}
-	return false
+	return 0, false
 }
 
 // periodOf returns the periodic interrupt period for rate bits rs with the
@@ -490,6 +620,7 @@ func (r *RTC) setClock(f fields, nsec int) {
 		r.anomalies.Report("impossible date normalized", "year", f.century*100+f.year, "month", f.month, "day", f.day)
 	}
 	r.offset = t.Sub(r.clock())
+	r.lastEval = r.now() // events are counted on the new timeline from here
 }
 
 // build turns register fields into a time, reporting whether the calendar

@@ -2,10 +2,12 @@ package rtc_test
 
 import (
 	"bytes"
+	"context"
 	"sync"
 	"testing"
 	"time"
 
+	"ember/devices/devicetest"
 	"ember/devices/rtc"
 )
 
@@ -424,4 +426,70 @@ func TestAlarmFlag(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestIRQ8(t *testing.T) {
+	tests := []struct {
+		name string
+		regA byte
+		regB byte
+		want byte // register C when the line rises
+	}{
+		{"periodic interrupt at 8192 Hz", 0x23, rtc.B24Hour | rtc.BPIE, rtc.CPF | rtc.CIRQF},
+		{"update-ended interrupt", 0x20, rtc.B24Hour | rtc.BUIE, rtc.CUF | rtc.CIRQF},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			irq := &devicetest.IRQ{}
+			r := rtc.New(rtc.Config{IRQ: irq})
+			defer r.Close()
+			g := &guest{t: t, r: r}
+			g.setCMOS(rtc.RegA, tt.regA)
+			g.setCMOS(rtc.RegB, tt.regB)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			for i := range 2 {
+				if err := irq.Wait(ctx, true); err != nil {
+					t.Fatalf("interrupt %d never came: %v", i, err)
+				}
+				if c := g.cmos(rtc.RegC); c&tt.want != tt.want {
+					t.Errorf("register C = %#02x, want %#02x set", c, tt.want)
+				}
+				if irq.High() {
+					t.Errorf("line still high after reading C")
+				}
+			}
+			g.setCMOS(rtc.RegB, rtc.B24Hour)
+			g.cmos(rtc.RegC)
+			if irq.High() {
+				t.Errorf("line high with interrupts disabled")
+			}
+		})
+	}
+	t.Run("flags without enables leave the line low", func(t *testing.T) {
+		irq := &devicetest.IRQ{}
+		c := &fakeClock{t: thursday}
+		g := &guest{t: t, clock: c, r: rtc.New(rtc.Config{IRQ: irq, Clock: c.Now})}
+		defer g.r.Close()
+		c.Advance(2 * time.Second)
+		g.expect("UF and PF raised", rtc.RegC, rtc.CUF|rtc.CPF)
+		if len(irq.History()) != 0 {
+			t.Errorf("line moved: %v", irq.History())
+		}
+	})
+	t.Run("enabling an interrupt whose flag is raised raises the line", func(t *testing.T) {
+		irq := &devicetest.IRQ{}
+		c := &fakeClock{t: thursday}
+		g := &guest{t: t, clock: c, r: rtc.New(rtc.Config{IRQ: irq, Clock: c.Now})}
+		defer g.r.Close()
+		c.Advance(time.Second)
+		g.setCMOS(rtc.RegB, rtc.B24Hour|rtc.BUIE)
+		if !irq.High() {
+			t.Errorf("line low with UF raised and UIE set")
+		}
+		g.cmos(rtc.RegC)
+		if irq.High() {
+			t.Errorf("line high after reading C")
+		}
+	})
 }
