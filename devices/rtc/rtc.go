@@ -29,10 +29,12 @@
 //     the month is February, is normalized by the calendar, so set SET
 //     while writing several fields, as Linux and BIOSes do).
 //   - Register C: the periodic (PF), alarm (AF) and update-ended (UF) flags
-//     are computed on read from the time that passed since the previous
-//     read, with IRQF set when an enabled flag is; reading clears them. The
+//     are raised as the clock passes those events (brought up to date on
+//     every access, and by a timer when IRQ 8 is connected), with IRQF set
+//     while a raised flag's interrupt is enabled; reading C clears them. The
 //     alarm registers 0x01/0x03/0x05 are compared in the mode register B
-//     selects, 0xc0-0xff meaning "any".
+//     selects, 0xc0-0xff meaning "any". The divider-reset settings of
+//     register A do not stop the clock.
 //   - Register D: VRT (bit 7) is always set: the battery is good.
 //   - The rest is battery-backed RAM, with the memory-size fields a BIOS or
 //     OS reads filled in by New from the RAM sizes below and above 4 GiB,
