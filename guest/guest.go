@@ -52,10 +52,15 @@ var (
 	Ring3 = load("ring3", x86.LongMode)
 	// Triple triple-faults (UD2 with an empty IDT).
 	Triple = load("triple", x86.LongMode)
+	// BenchPIO, BenchMMIO and BenchHello are the benchmark harness's 64 KiB
+	// reset-vector images (package bench loads them at 0xF0000).
+	BenchPIO   = load("bench_pio", x86.RealMode)
+	BenchMMIO  = load("bench_mmio", x86.RealMode)
+	BenchHello = load("bench_hello", x86.RealMode)
 )
 
 // All lists every tiny guest, for tests that check them all.
-var All = []Program{Demo, Real, Prot32, Long64, Ring3, Triple}
+var All = []Program{Demo, Real, Prot32, Long64, Ring3, Triple, BenchPIO, BenchMMIO, BenchHello}
 
 func load(name string, mode x86.Mode) Program {
 	b, err := bins.ReadFile("bin/" + name + ".bin")

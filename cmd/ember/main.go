@@ -31,6 +31,7 @@ Run 'ember run' with no arguments to boot the built-in demo guest.`,
 		SilenceErrors: true,
 	}
 	root.AddCommand(newRunCmd(), newVersionCmd(), newKVMInfoCmd())
+	root.AddCommand(newBenchCmd())
 	return root
 }
 

@@ -1,0 +1,222 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"ember/guest"
+	"ember/hv"
+	"ember/internal/kvmtest"
+)
+
+func TestPatchSetsTheCountWord(t *testing.T) {
+	img, err := PatchExits(guest.BenchPIO.Code, 4800)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := Count(img); got != 4800 {
+		t.Errorf("count = %d, want 4800", got)
+	}
+	if Count(guest.BenchPIO.Code) == 4800 {
+		t.Error("Patch changed its input")
+	}
+	if !bytes.Equal(img[:CountOffset], guest.BenchPIO.Code[:CountOffset]) {
+		t.Error("Patch changed bytes outside the count word")
+	}
+}
+
+func TestPatchRefuses(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		image []byte
+		n     int
+	}{
+		{"a short image", guest.Real.Code, 16},
+		{"an image without the marker", make([]byte, ImageSize), 16},
+		{"a count that is not a multiple of 16", guest.BenchPIO.Code, 17},
+		{"a negative count", guest.BenchPIO.Code, -16},
+	} {
+		if _, err := PatchExits(tc.image, tc.n); err == nil {
+			t.Errorf("%s: no error", tc.name)
+		}
+	}
+}
+
+func TestBenchImagesAreResetVectorImages(t *testing.T) {
+	for _, p := range []guest.Program{guest.BenchPIO, guest.BenchMMIO, guest.BenchHello} {
+		if len(p.Code) != ImageSize {
+			t.Errorf("%s: %d bytes, want %d", p.Name, len(p.Code), ImageSize)
+			continue
+		}
+		if string(p.Code[MagicOffset:]) != Magic {
+			t.Errorf("%s: no %q marker", p.Name, Magic)
+		}
+		// F000:FFF0 holds a near jump (E9 rel16) to offset 0.
+		rel := uint16(p.Code[0xfff1]) | uint16(p.Code[0xfff2])<<8
+		if p.Code[0xfff0] != 0xe9 || uint16(0xfff3+rel) != 0 {
+			t.Errorf("%s: reset vector is % x, want a jump to offset 0", p.Name, p.Code[0xfff0:0xfff3])
+		}
+	}
+	if Entry.RIP&^0xffff != ImageBase || Entry.RIP&0xffff != 0xfff0 {
+		t.Errorf("Entry = %#x, want CS base %#x, IP 0xfff0", Entry.RIP, ImageBase)
+	}
+}
+
+func TestMedianAndPerOp(t *testing.T) {
+	ms := time.Millisecond
+	if got := Median([]time.Duration{5 * ms, 1 * ms, 3 * ms}); got != 3*ms {
+		t.Errorf("odd median = %v", got)
+	}
+	if got := Median([]time.Duration{4 * ms, 1 * ms, 2 * ms, 3 * ms}); got != 2500*time.Microsecond {
+		t.Errorf("even median = %v", got)
+	}
+	if Median(nil) != 0 {
+		t.Error("median of nothing is not 0")
+	}
+	// 1000 exits at 10 µs on top of a 50 ms fixed cost, against 100 exits.
+	tn := 50*ms + 1000*10*time.Microsecond
+	tn0 := 50*ms + 100*10*time.Microsecond
+	if got := PerOp(tn, tn0, 1000, 100); math.Abs(got-10000) > 1e-6 {
+		t.Errorf("PerOp = %v ns, want 10000", got)
+	}
+	if !math.IsNaN(PerOp(tn, tn0, 5, 5)) {
+		t.Error("PerOp with n == n0 is not NaN")
+	}
+	if got := Ratio(12, 10); got != 1.2 {
+		t.Errorf("Ratio = %v", got)
+	}
+	for _, b := range []float64{0, -1, math.NaN()} {
+		if !math.IsNaN(Ratio(1, b)) {
+			t.Errorf("Ratio(1, %v) is not NaN", b)
+		}
+	}
+}
+
+func sampleReport() *Report {
+	r := &Report{Machine: Machine{NProc: 2, CPU: "test CPU", Kernel: "6.1", Backend: "kvm-pvm"}, Params: ShortParams}
+	r.Add(GroupPIO, SubjectC, 10000, "ns/exit", "")
+	r.Add(GroupPIO, SubjectEmberInProcess, 11000, "ns/exit", "")
+	r.AddNA(GroupPIO, SubjectEmberExternal, "ns/exit", "n/a: not yet implemented")
+	r.Add(GroupPIO, SubjectQEMU, 8000, "ns/exit", "")
+	r.ComputeRatios()
+	return r
+}
+
+func TestRatiosAgainstBothBaselines(t *testing.T) {
+	r := sampleReport()
+	em := r.Rows[1]
+	if em.VsC == nil || math.Abs(*em.VsC-1.1) > 1e-9 || em.VsQEMU == nil || math.Abs(*em.VsQEMU-1.375) > 1e-9 {
+		t.Errorf("ember ratios = %v, %v; want 1.1, 1.375", em.VsC, em.VsQEMU)
+	}
+	if r.Rows[0].VsC != nil || r.Rows[3].VsQEMU != nil {
+		t.Error("a baseline has a ratio to itself")
+	}
+	if r.Rows[2].Value != nil || r.Rows[2].VsC != nil {
+		t.Error("the n/a row has a value")
+	}
+}
+
+func TestTableAndJSON(t *testing.T) {
+	r := sampleReport()
+	var tb bytes.Buffer
+	if err := r.WriteTable(&tb); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"kvm-pvm", "11000 ns/exit", "1.10", "1.38", "n/a: not yet implemented"} {
+		if !strings.Contains(tb.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, tb.String())
+		}
+	}
+	path := filepath.Join(t.TempDir(), "bench.json")
+	if err := r.WriteJSONFile(path); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if len(back.Rows) != 4 || *back.Rows[1].VsC != *r.Rows[1].VsC || back.Rows[2].Value != nil {
+		t.Errorf("JSON round trip lost rows: %s", b)
+	}
+}
+
+func TestCBaselineRunsTheExitGuests(t *testing.T) {
+	kvmtest.Require(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	bin, err := BuildC(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []guest.Program{guest.BenchPIO, guest.BenchMMIO} {
+		img, err := PatchExits(p.Code, 32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := filepath.Join(dir, p.Name+".bin")
+		if err := os.WriteFile(f, img, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		d, exits, err := RunC(ctx, bin, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if exits != 32 || d <= 0 {
+			t.Errorf("%s: %d exits in %v, want 32", p.Name, exits, d)
+		}
+	}
+}
+
+func TestEmberRunsTheExitGuests(t *testing.T) {
+	kvmtest.Require(t)
+	h, err := hv.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ctx := context.Background()
+	for _, g := range []ExitGuest{
+		{Name: "PIO", Image: guest.BenchPIO.Code, Addr: BenchPort, Len: 1, PIO: true},
+		{Name: "MMIO", Image: guest.BenchMMIO.Code, Addr: BenchMMIO, Len: 4},
+	} {
+		for _, kind := range []string{ClientInProcess, ClientIOEventFD} {
+			if _, err := RunEmberExits(ctx, h, g, kind, 64); err != nil {
+				t.Errorf("%s %s: %v", g.Name, kind, err)
+			}
+		}
+	}
+	var out bytes.Buffer
+	st, err := Boot(ctx, h, guest.BenchHello.Code, BootConfig{MemorySize: 2 << 20, Console: &out})
+	if err != nil || st.Result.Reason != hv.StopExit || out.String() != "ember bench: hello\n" {
+		t.Errorf("hello: %v, %v, console %q", st.Result, err, out.String())
+	}
+}
+
+func TestDensityAndChurn(t *testing.T) {
+	kvmtest.Require(t)
+	h, err := hv.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	img, _ := PatchExits(guest.BenchPIO.Code, 0)
+	n, why := Density(context.Background(), h, img, 5)
+	if n != 5 || why != ErrCapReached {
+		t.Errorf("Density = %d, %v; want 5, cap reached", n, why)
+	}
+	cycles, _, err := Churn(context.Background(), h, img, 2, 50*time.Millisecond)
+	if err != nil || cycles == 0 {
+		t.Errorf("Churn = %d cycles, %v", cycles, err)
+	}
+}
