@@ -20,23 +20,11 @@ func newVCPU(vm *VM, h *Hypervisor, id int) (*VCPU, error) {
 		return nil, fmt.Errorf("hv: creating vCPU %d: %w", id, err)
 	}
 	v := &VCPU{id: id, vm: vm, kvm: c}
-	if err := c.SetCPUID2(vcpuCPUID(h.cpuid, id)); err != nil {
+	if err := c.SetCPUID2(BuildCPUID(h.cpuid, CPUIDConfig{ID: id, Count: vm.cfg.VCPUs, Mask: vm.cfg.CPUIDMask})); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("hv: vCPU %d CPUID: %w", id, err)
 	}
 	return v, nil
-}
-
-// vcpuCPUID adapts KVM's supported CPUID to one vCPU: its initial APIC id in
-// leaf 1 EBX[31:24].
-func vcpuCPUID(supported []kvm.CPUIDEntry, id int) []kvm.CPUIDEntry {
-	out := append([]kvm.CPUIDEntry(nil), supported...)
-	for i := range out {
-		if out[i].Function == 1 {
-			out[i].EBX = out[i].EBX&0x00ffffff | uint32(id)<<24
-		}
-	}
-	return out
 }
 
 // KVM returns the underlying KVM vCPU, for register access between runs.
@@ -54,6 +42,15 @@ func (c *VCPU) loop(stopped <-chan struct{}) {
 			return
 		default:
 		}
+		if c.vm.pause.isPaused() {
+			if !c.vm.pause.park(stopped) {
+				return
+			}
+			// Resumed: drop the Pause's kick, then look at stopped and
+			// paused again before entering, since either may have changed.
+			c.kvm.SetImmediateExit(false)
+			continue
+		}
 		exit, err := c.kvm.Run()
 		if err != nil {
 			c.vm.stop(Result{Reason: StopError, VCPU: c.id, Err: err})
@@ -61,6 +58,12 @@ func (c *VCPU) loop(stopped <-chan struct{}) {
 		}
 		if exit.Reason != kvm.ExitIntr {
 			c.vm.exits.Add(1)
+		} else {
+			// A kick (Stop or Pause) leaves immediate_exit set. Whoever kicks
+			// sets its flag first, and the loop looks at the flags after
+			// clearing, so no request is lost and a stale kick cannot make
+			// every later entry return at once.
+			c.kvm.SetImmediateExit(false)
 		}
 		if r, done := c.handle(exit); done {
 			r.VCPU = c.id

@@ -21,6 +21,13 @@ type Config struct {
 	NoIRQChip  bool      // leave out the in-kernel PIC/IOAPIC/LAPIC and PIT
 	Console    io.Writer // where PortConsole output goes; nil discards it
 	Logger     *slog.Logger
+	// CPUIDMask names CPUID features to hide from the guest (see CPUIDFeatures).
+	CPUIDMask []string
+	// PC attaches the PC platform Linux expects: COM1, the i8042, the CMOS
+	// RTC, a PCI host bridge and an MP table describing every vCPU.
+	PC bool
+	// Serial receives COM1's output when PC is set; nil means Console.
+	Serial io.Writer
 }
 
 // Fixed addresses KVM needs on Intel hosts for real-mode emulation, just below
@@ -50,6 +57,11 @@ type VM struct {
 	result  Result
 	exits   atomic.Uint64
 	closed  bool
+
+	pause   pauseState    // Pause/Resume (pause.go)
+	powerOn *powerOnState // what Reset restores, saved before the first run
+
+	platform *Platform // with Config.PC
 }
 
 // NewVM creates a VM on the hypervisor h, in the order a machine is built:
@@ -68,10 +80,12 @@ func (h *Hypervisor) NewVM(cfg Config) (vm *VM, err error) {
 		cfg.Logger = slog.Default()
 	}
 	vm = &VM{cfg: cfg, log: cfg.Logger, PIO: NewBus("pio"), MMIO: NewBus("mmio")}
+	// On failure, release what was built so far. The returns below set vm
+	// to nil, so the cleanup holds its own reference.
+	built := vm
 	defer func() {
 		if err != nil {
-			vm.Close()
-			vm = nil
+			built.Close()
 		}
 	}()
 	if vm.kvm, err = h.sys.CreateVM(); err != nil {
@@ -88,6 +102,11 @@ func (h *Hypervisor) NewVM(cfg Config) (vm *VM, err error) {
 	}
 	if err = vm.registerABIPorts(); err != nil {
 		return nil, err
+	}
+	if cfg.PC {
+		if err = vm.setupPC(); err != nil {
+			return nil, err
+		}
 	}
 	return vm, nil
 }
@@ -189,6 +208,10 @@ func (vm *VM) Run(ctx context.Context) (Result, error) {
 		vm.mu.Unlock()
 		return Result{}, ErrRunning
 	}
+	if err := vm.savePowerOn(); err != nil {
+		vm.mu.Unlock()
+		return Result{}, err
+	}
 	vm.running = true
 	vm.stopped = make(chan struct{})
 	vm.result = Result{}
@@ -196,11 +219,13 @@ func (vm *VM) Run(ctx context.Context) (Result, error) {
 	vm.mu.Unlock()
 
 	var wg sync.WaitGroup
+	vm.pause.beginRun(len(vm.vcpus))
 	for _, c := range vm.vcpus {
 		c.kvm.SetImmediateExit(false)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer vm.pause.leave()
 			c.loop(stopped)
 		}()
 	}
@@ -256,6 +281,7 @@ func (vm *VM) Close() error {
 	}
 	vm.closed = true
 	vm.mu.Unlock()
+	vm.closePlatform()
 	var errs []error
 	for _, c := range vm.vcpus {
 		errs = append(errs, c.kvm.Close())

@@ -13,24 +13,44 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"ember/boot"
 	"ember/guest"
 	"ember/hv"
+	"ember/kvm"
+	"ember/vmm"
 )
 
 // Exit statuses of `ember run` when the guest did not choose its own.
 const (
 	exitShutdown = 125 // the guest triple-faulted or shut down
 	exitVMError  = 126 // a vCPU failed or ember could not run the VM
-	exitHost     = 130 // stopped from the host (Ctrl-C, timeout)
+	exitHost     = 130 // stopped from the host (Ctrl-C, Ctrl-A x, timeout)
+)
+
+// Reboot policies for --reboot.
+const (
+	rebootExit    = "exit"
+	rebootRestart = "restart"
 )
 
 type runOptions struct {
-	guest   string
-	memory  string
-	cpus    int
-	timeout time.Duration
-	quiet   bool
+	guest       string
+	memory      string
+	cpus        int
+	timeout     time.Duration
+	quiet       bool
+	kernel      string
+	initrd      string
+	cmdline     string
+	bootMode    string
+	console     string
+	consoleFile string
+	reboot      string
+	cpuidMask   []string
 }
+
+// defaultLinuxMemory is the RAM a Linux guest gets when --memory is not given.
+const defaultLinuxMemory = "512M"
 
 func newRunCmd() *cobra.Command {
 	o := runOptions{}
@@ -41,44 +61,117 @@ func newRunCmd() *cobra.Command {
 	sort.Strings(names)
 	cmd := &cobra.Command{
 		Use:   "run",
-		Short: "Boot a guest and show its console",
-		Long: `Boot a guest, show its console output, and exit with the guest's status.
+		Short: "Boot a guest (the demo, a built-in tiny guest, or a Linux kernel)",
+		Long: `Boot a guest, show its console, and exit with the guest's status.
 
 With no arguments, run boots the built-in demo guest: a tiny 64-bit program
 that greets the console, drops to ring 3, counts primes and exits 0.
+
+With --kernel, run boots Linux on a PC platform (COM1 on the console, i8042,
+CMOS/RTC, PCI host bridge, MP table for --cpus vCPUs). A bzImage is decompressed
+on the host and entered at its 64-bit entry point (--boot=decompress, the
+default); --boot=bzimage runs the kernel's own decompressor in the guest;
+--boot=pvh enters a PVH-capable kernel in 32-bit mode. On a terminal, input
+goes to the guest in raw mode; Ctrl-A x quits.
 
 When the guest stops, run prints a one-line summary (exits handled, wall time)
 on standard error. The exit status is the guest's own status (written to the
 exit port), or 125 if the guest shut down (triple fault), 126 if the VM failed,
 130 if it was stopped from the host.`,
 		Example: `  ember run
-  ember run --guest long64 --memory 4M`,
+  ember run --guest long64
+  ember run --kernel vmlinuz --initrd initrd.img --cmdline "console=ttyS0" --cpus 2 --memory 512M`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runGuest(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			if o.kernel != "" && !cmd.Flags().Changed("memory") {
+				o.memory = defaultLinuxMemory
+			}
+			return run(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.guest, "guest", "demo", "built-in tiny guest to boot: "+strings.Join(names, ", "))
-	f.StringVar(&o.memory, "memory", "2M", "guest RAM, e.g. 2M, 512M, 1G")
+	f.StringVar(&o.memory, "memory", "2M", "guest RAM, e.g. 2M, 512M, 1G (default "+defaultLinuxMemory+" with --kernel)")
 	f.IntVar(&o.cpus, "cpus", 1, "number of vCPUs")
 	f.DurationVar(&o.timeout, "timeout", 0, "stop the guest after this long (0: no limit)")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "do not print the summary line")
+	f.StringVar(&o.kernel, "kernel", "", "Linux kernel to boot: a bzImage or an ELF vmlinux")
+	f.StringVar(&o.initrd, "initrd", "", "initial RAM disk for --kernel")
+	f.StringVar(&o.cmdline, "cmdline", "console=ttyS0", "kernel command line for --kernel")
+	f.StringVar(&o.bootMode, "boot", "decompress", "how to enter --kernel: decompress, bzimage or pvh")
+	f.StringVar(&o.console, "console", consoleStdio, "where guest console output goes: stdio, file or none")
+	f.StringVar(&o.consoleFile, "console-file", "", "file for --console=file")
+	f.StringVar(&o.reboot, "reboot", rebootExit, "what a guest reboot does: exit or restart")
+	f.StringSliceVar(&o.cpuidMask, "cpuid-mask", nil, "CPUID features to hide, e.g. cx16,xsave (names as in /proc/cpuinfo)")
 	return cmd
 }
 
-func runGuest(ctx context.Context, o runOptions, stdout, stderr io.Writer) error {
-	prog, ok := guest.ByName(o.guest)
-	if !ok {
-		return fmt.Errorf("no built-in guest %q (see 'ember run --help')", o.guest)
-	}
+// bootModes maps --boot to package boot's modes.
+var bootModes = map[string]boot.Mode{
+	"decompress": boot.ModeDecompress,
+	"bzimage":    boot.ModeBzImage,
+	"pvh":        boot.ModePVH,
+}
+
+// prepared is a validated run: everything read from disk, ready to boot.
+type prepared struct {
+	name   string
+	cfg    hv.Config
+	prog   guest.Program    // a tiny guest, or
+	linux  *vmm.LinuxImages // a kernel
+	reboot string
+}
+
+// prepare checks every option and reads the files, so that misconfiguration is
+// reported before a VM exists.
+func prepare(o runOptions, sys *kvm.System) (*prepared, error) {
 	size, err := parseSize(o.memory)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if o.cpus < 1 {
-		return fmt.Errorf("--cpus must be at least 1, not %d", o.cpus)
+		return nil, fmt.Errorf("--cpus must be at least 1, not %d", o.cpus)
 	}
+	if max, err := sys.CheckExtension(kvm.CapMaxVCPUs); err == nil && max > 0 && o.cpus > max {
+		return nil, fmt.Errorf("--cpus %d: this host's KVM allows at most %d vCPUs per VM", o.cpus, max)
+	}
+	if o.reboot != rebootExit && o.reboot != rebootRestart {
+		return nil, fmt.Errorf("--reboot must be exit or restart, not %q", o.reboot)
+	}
+	if err := hv.CheckCPUIDMask(o.cpuidMask); err != nil {
+		return nil, fmt.Errorf("--cpuid-mask: %w", err)
+	}
+	p := &prepared{reboot: o.reboot, cfg: hv.Config{MemorySize: size, VCPUs: o.cpus, CPUIDMask: o.cpuidMask}}
+	if o.kernel == "" {
+		prog, ok := guest.ByName(o.guest)
+		if !ok {
+			return nil, fmt.Errorf("no built-in guest %q (see 'ember run --help')", o.guest)
+		}
+		p.name, p.prog = prog.Name, prog
+		return p, nil
+	}
+	mode, ok := bootModes[o.bootMode]
+	if !ok {
+		return nil, fmt.Errorf("--boot must be decompress, bzimage or pvh, not %q", o.bootMode)
+	}
+	img := &vmm.LinuxImages{Cmdline: o.cmdline, Mode: mode}
+	if img.Kernel, err = os.ReadFile(o.kernel); err != nil {
+		return nil, fmt.Errorf("--kernel: %w", err)
+	}
+	if o.initrd != "" {
+		if img.Initrd, err = os.ReadFile(o.initrd); err != nil {
+			return nil, fmt.Errorf("--initrd: %w", err)
+		}
+	}
+	if uint64(len(img.Kernel))+uint64(len(img.Initrd)) >= size {
+		return nil, fmt.Errorf("--memory %s is too small for a %d-byte kernel and a %d-byte initrd",
+			o.memory, len(img.Kernel), len(img.Initrd))
+	}
+	p.name, p.linux, p.cfg.PC = o.kernel, img, true
+	return p, nil
+}
+
+func run(ctx context.Context, o runOptions, stdout, stderr io.Writer) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -89,41 +182,90 @@ func runGuest(ctx context.Context, o runOptions, stdout, stderr io.Writer) error
 		ctx, cancel = context.WithTimeout(ctx, o.timeout)
 		defer cancel()
 	}
-
 	start := time.Now()
 	h, err := hv.Open()
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	vm, err := h.NewVM(hv.Config{MemorySize: size, VCPUs: o.cpus, Console: stdout, Logger: log})
+	p, err := prepare(o, h.System())
 	if err != nil {
 		return err
+	}
+	out, closeOut, err := openConsole(o.console, o.consoleFile, stdout)
+	if err != nil {
+		return err
+	}
+	defer closeOut()
+	p.cfg.Console = out
+	p.cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+
+	for boots := 1; ; boots++ {
+		res, exits, err := bootOnce(ctx, h, p, o.console == consoleStdio)
+		if err != nil {
+			return err
+		}
+		if !o.quiet {
+			fmt.Fprintf(stderr, "ember: %s: %v; %d exits handled in %v\n",
+				p.name, res, exits, time.Since(start).Round(time.Microsecond))
+		}
+		if res.Reason == hv.StopReset && p.reboot == rebootRestart && ctx.Err() == nil {
+			continue
+		}
+		return statusOf(res)
+	}
+}
+
+// bootOnce builds a VM for p, runs it until it stops, and tears it down.
+func bootOnce(ctx context.Context, h *hv.Hypervisor, p *prepared, interactive bool) (hv.Result, uint64, error) {
+	vm, err := h.NewVM(p.cfg)
+	if err != nil {
+		return hv.Result{}, 0, err
 	}
 	defer vm.Close()
-	if err := vm.LoadImage(prog.Code, guest.LoadAddr); err != nil {
-		return err
-	}
-	if err := vm.SetEntry(0, prog.Entry()); err != nil {
-		return err
+	if p.linux != nil {
+		entry, err := vmm.SetupLinuxImages(vm.Memory(), *p.linux)
+		if err != nil {
+			return hv.Result{}, 0, err
+		}
+		if err := vm.SetEntry(0, vmm.CPUEntry(entry)); err != nil {
+			return hv.Result{}, 0, err
+		}
+		if interactive {
+			defer attachInput(ctx, vm)()
+		}
+	} else {
+		if err := vm.LoadImage(p.prog.Code, guest.LoadAddr); err != nil {
+			return hv.Result{}, 0, err
+		}
+		if err := vm.SetEntry(0, p.prog.Entry()); err != nil {
+			return hv.Result{}, 0, err
+		}
 	}
 	res, err := vm.Run(ctx)
-	if err != nil {
-		return err
+	return res, vm.Exits(), err
+}
+
+// attachInput feeds the terminal to COM1 (raw mode, Ctrl-A x to quit) and
+// returns how to detach.
+func attachInput(ctx context.Context, vm *hv.VM) func() {
+	restore := rawTerminal()
+	ctx, cancel := context.WithCancel(ctx)
+	pr, pw := io.Pipe()
+	go vm.Platform().COM1.Feed(ctx, pr)
+	go pumpInput(ctx, os.Stdin, &escapeFilter{guest: pw, quit: vm.Stop})
+	return func() {
+		cancel()
+		pw.Close()
+		restore()
 	}
-	if !o.quiet {
-		fmt.Fprintf(stderr, "ember: %s: %v; %d exits handled in %v\n",
-			prog.Name, res, vm.Exits(), time.Since(start).Round(time.Microsecond))
-	}
-	return statusOf(res)
 }
 
 // statusOf turns how the guest ended into the process's exit status.
 func statusOf(res hv.Result) error {
 	switch res.Reason {
 	case hv.StopExit:
-		if res.Status == 0 {
+		if res.Status&0xff == 0 {
 			return nil
 		}
 		return exitError{res.Status & 0xff}

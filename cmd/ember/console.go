@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"golang.org/x/term"
+)
+
+// Console destinations for --console.
+const (
+	consoleStdio = "stdio"
+	consoleFile  = "file"
+	consoleNone  = "none"
+)
+
+// escapeKey is Ctrl-A: followed by 'x' it ends the VM; pressed twice it sends
+// one Ctrl-A to the guest (QEMU's and screen's convention).
+const escapeKey = 0x01
+
+// openConsole returns where guest console output goes and a closer for it.
+func openConsole(kind, path string, stdout io.Writer) (io.Writer, func() error, error) {
+	switch kind {
+	case consoleStdio:
+		return stdout, func() error { return nil }, nil
+	case consoleNone:
+		return io.Discard, func() error { return nil }, nil
+	case consoleFile:
+		if path == "" {
+			return nil, nil, fmt.Errorf("--console=file needs --console-file PATH")
+		}
+		f, err := os.Create(path)
+		if err != nil {
+			return nil, nil, fmt.Errorf("console file: %w", err)
+		}
+		return f, f.Close, nil
+	}
+	return nil, nil, fmt.Errorf("--console must be stdio, file or none, not %q", kind)
+}
+
+// rawTerminal puts stdin in raw mode when it is a terminal, so keys reach the
+// guest as typed, and returns how to restore it.
+func rawTerminal() (restore func()) {
+	fd := int(os.Stdin.Fd())
+	if !term.IsTerminal(fd) {
+		return func() {}
+	}
+	old, err := term.MakeRaw(fd)
+	if err != nil {
+		return func() {}
+	}
+	return func() { term.Restore(fd, old) }
+}
+
+// escapeFilter passes keystrokes to the guest and watches for Ctrl-A x.
+type escapeFilter struct {
+	guest   io.Writer
+	quit    func()
+	pending bool
+}
+
+// Write forwards p, minus the escape sequences, to the guest.
+func (f *escapeFilter) Write(p []byte) (int, error) {
+	out := make([]byte, 0, len(p))
+	for _, b := range p {
+		switch {
+		case f.pending && (b == 'x' || b == 'X'):
+			f.pending = false
+			f.quit()
+		case f.pending:
+			f.pending = false
+			out = append(out, b) // Ctrl-A Ctrl-A sends one Ctrl-A; Ctrl-A other sends other
+		case b == escapeKey:
+			f.pending = true
+		default:
+			out = append(out, b)
+		}
+	}
+	if len(out) > 0 {
+		if _, err := f.guest.Write(out); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+// pumpInput copies stdin through the escape filter until ctx ends or stdin closes.
+func pumpInput(ctx context.Context, in io.Reader, f *escapeFilter) {
+	buf := make([]byte, 256)
+	for ctx.Err() == nil {
+		n, err := in.Read(buf)
+		if n > 0 {
+			f.Write(buf[:n])
+		}
+		if err != nil {
+			return
+		}
+	}
+}

@@ -1,0 +1,172 @@
+package hv
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"ember/kvm"
+)
+
+// HypervisorSignature is what CPUID leaf 0x40000000 answers in EBX, ECX, EDX:
+// a guest can tell it runs on ember. KVM's own paravirtual leaves (kvmclock,
+// PV EOI, ...) move to 0x40000100, where Linux's KVM detection also looks (it
+// scans the hypervisor range in steps of 0x100), so guests keep them.
+const HypervisorSignature = "EmberEmber  "
+
+// Hypervisor CPUID leaves.
+const (
+	cpuidHypervisorBase = 0x40000000
+	cpuidKVMBase        = 0x40000100
+)
+
+// CPUIDConfig says how to adapt KVM's supported CPUID to one vCPU.
+type CPUIDConfig struct {
+	ID    int      // the vCPU's APIC id
+	Count int      // vCPUs in the VM: one core each, one socket
+	Mask  []string // features to hide, by name (see CPUIDFeatures)
+}
+
+// cpuidFeature locates one feature bit.
+type cpuidFeature struct {
+	leaf uint32
+	reg  byte // 'a', 'b', 'c', 'd'
+	bit  uint
+}
+
+// cpuidFeatures are the features a user can mask by name. The names are
+// Linux's /proc/cpuinfo flags.
+var cpuidFeatures = map[string]cpuidFeature{
+	"sse3":         {1, 'c', 0},
+	"pclmulqdq":    {1, 'c', 1},
+	"ssse3":        {1, 'c', 9},
+	"fma":          {1, 'c', 12},
+	"cx16":         {1, 'c', 13},
+	"pcid":         {1, 'c', 17},
+	"sse4_1":       {1, 'c', 19},
+	"sse4_2":       {1, 'c', 20},
+	"x2apic":       {1, 'c', 21},
+	"movbe":        {1, 'c', 22},
+	"popcnt":       {1, 'c', 23},
+	"tsc_deadline": {1, 'c', 24},
+	"aes":          {1, 'c', 25},
+	"xsave":        {1, 'c', 26},
+	"avx":          {1, 'c', 28},
+	"f16c":         {1, 'c', 29},
+	"rdrand":       {1, 'c', 30},
+	"mce":          {1, 'd', 7},
+	"mtrr":         {1, 'd', 12},
+	"pat":          {1, 'd', 16},
+	"fsgsbase":     {7, 'b', 0},
+	"bmi1":         {7, 'b', 3},
+	"avx2":         {7, 'b', 5},
+	"smep":         {7, 'b', 7},
+	"bmi2":         {7, 'b', 8},
+	"erms":         {7, 'b', 9},
+	"invpcid":      {7, 'b', 10},
+	"avx512f":      {7, 'b', 16},
+	"rdseed":       {7, 'b', 18},
+	"smap":         {7, 'b', 20},
+	"umip":         {7, 'c', 2},
+	"pku":          {7, 'c', 3},
+	"la57":         {7, 'c', 16},
+	"rdtscp":       {0x80000001, 'd', 27},
+	"pdpe1gb":      {0x80000001, 'd', 26},
+	"lahf_lm":      {0x80000001, 'c', 0},
+}
+
+// CPUIDFeatures lists the feature names CPUIDConfig.Mask accepts.
+func CPUIDFeatures() []string {
+	names := make([]string, 0, len(cpuidFeatures))
+	for n := range cpuidFeatures {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// CheckCPUIDMask reports the first name in mask that is not a known feature.
+func CheckCPUIDMask(mask []string) error {
+	for _, n := range mask {
+		if _, ok := cpuidFeatures[n]; !ok {
+			return fmt.Errorf("unknown CPUID feature %q (known: %s)", n, strings.Join(CPUIDFeatures(), ", "))
+		}
+	}
+	return nil
+}
+
+// BuildCPUID adapts KVM's supported CPUID to one vCPU: its APIC id and the
+// topology (one socket, Count cores, one thread each) in leaves 1, 4 and 0xB,
+// ember's hypervisor leaf, and the masked features cleared. Leaf 7's
+// XSAVE-dependent bits follow KVM; what KVM does not support is never offered.
+func BuildCPUID(supported []kvm.CPUIDEntry, cfg CPUIDConfig) []kvm.CPUIDEntry {
+	count := max(cfg.Count, 1)
+	out := make([]kvm.CPUIDEntry, 0, len(supported)+2)
+	for _, e := range supported {
+		switch {
+		case e.Function == 1:
+			// EBX[31:24] initial APIC id, [23:16] logical processors per package;
+			// EDX bit 28 (HTT) says the latter is meaningful.
+			e.EBX = e.EBX&0x0000ffff | uint32(count)<<16 | uint32(cfg.ID)<<24
+			e.EDX |= 1 << 28
+			e.ECX |= 1 << 31 // the hypervisor-present bit
+		case e.Function == 4:
+			// EAX[31:26]: cores per package - 1; [25:14]: threads sharing the cache - 1.
+			e.EAX = e.EAX&0x03ff3fff | uint32(count-1)<<26
+		case e.Function == 0xb:
+			e.EDX = uint32(cfg.ID) // x2APIC id
+			switch e.Index {
+			case 0: // SMT level: one thread per core
+				e.EAX, e.EBX, e.ECX = 0, 1, 1<<8
+			case 1: // core level
+				e.EAX, e.EBX, e.ECX = uint32(bitsFor(count)), uint32(count), 2<<8|1
+			default:
+				e.EAX, e.EBX, e.ECX = 0, 0, e.Index
+			}
+		case e.Function >= cpuidHypervisorBase && e.Function < cpuidHypervisorBase+0x100:
+			e.Function += cpuidKVMBase - cpuidHypervisorBase
+			if e.Function == cpuidKVMBase && e.EAX >= cpuidHypervisorBase {
+				e.EAX += cpuidKVMBase - cpuidHypervisorBase
+			}
+		}
+		out = append(out, e)
+	}
+	out = append(out, hypervisorLeaf())
+	for _, name := range cfg.Mask {
+		if f, ok := cpuidFeatures[name]; ok {
+			clearFeature(out, f)
+		}
+	}
+	return out
+}
+
+// hypervisorLeaf is leaf 0x40000000: the highest hypervisor leaf and the signature.
+func hypervisorLeaf() kvm.CPUIDEntry {
+	sig := []byte(HypervisorSignature)
+	le := func(b []byte) uint32 { return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24 }
+	return kvm.CPUIDEntry{
+		Function: cpuidHypervisorBase,
+		EAX:      cpuidKVMBase + 1,
+		EBX:      le(sig[0:4]), ECX: le(sig[4:8]), EDX: le(sig[8:12]),
+	}
+}
+
+func clearFeature(entries []kvm.CPUIDEntry, f cpuidFeature) {
+	for i := range entries {
+		e := &entries[i]
+		if e.Function != f.leaf || (f.leaf == 7 && e.Index != 0) {
+			continue
+		}
+		reg := map[byte]*uint32{'a': &e.EAX, 'b': &e.EBX, 'c': &e.ECX, 'd': &e.EDX}[f.reg]
+		*reg &^= 1 << f.bit
+	}
+}
+
+// bitsFor is how many APIC-id bits a level with n units needs.
+func bitsFor(n int) int {
+	b := 0
+	for 1<<b < n {
+		b++
+	}
+	return b
+}
