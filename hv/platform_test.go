@@ -1,0 +1,169 @@
+package hv
+
+import (
+	"bytes"
+	"encoding/binary"
+	"testing"
+
+	"ember/kvm"
+)
+
+// memBuf is guest memory for tests: a byte slice addressed from 0.
+type memBuf []byte
+
+func (m memBuf) WriteAt(p []byte, off int64) (int, error) { return copy(m[off:], p), nil }
+
+func sum(b []byte) byte {
+	var s byte
+	for _, c := range b {
+		s += c
+	}
+	return s
+}
+
+// TestMPTableAsAGuestReadsIt parses the table the way Linux's mpparse does:
+// find "_MP_", check both checksums, follow the pointer, count processors.
+func TestMPTableAsAGuestReadsIt(t *testing.T) {
+	for _, ncpus := range []int{1, 2, 8, mpMaxCPUs} {
+		mem := make(memBuf, 1<<20)
+		if err := WriteMPTable(mem, ncpus); err != nil {
+			t.Fatal(err)
+		}
+		fp := mem[MPTableAddr : MPTableAddr+16]
+		if !bytes.Equal(fp[:4], []byte("_MP_")) || sum(fp) != 0 || fp[8] != 1 || fp[9] != 4 {
+			t.Fatalf("%d cpus: bad floating pointer % x", ncpus, fp)
+		}
+		addr := binary.LittleEndian.Uint32(fp[4:])
+		hdr := mem[addr:]
+		length := binary.LittleEndian.Uint16(hdr[4:])
+		if !bytes.Equal(hdr[:4], []byte("PCMP")) || sum(hdr[:length]) != 0 {
+			t.Fatalf("%d cpus: bad config table header", ncpus)
+		}
+		if addr+uint32(length) > MPTableAddr+mpTableMaxLen {
+			t.Fatalf("%d cpus: table ends at %#x, past its KiB", ncpus, addr+uint32(length))
+		}
+		count := binary.LittleEndian.Uint16(hdr[34:])
+		cpus, bsp, ioapics, ints := 0, -1, 0, 0
+		sizes := map[byte]int{0: 20, 1: 8, 2: 8, 3: 8, 4: 8}
+		for off, i := mpHeaderLen, 0; i < int(count); i++ {
+			e := hdr[off:]
+			switch e[0] {
+			case 0:
+				if e[3]&mpCPUEnabled != 0 {
+					cpus++
+				}
+				if e[3]&mpCPUBootstrap != 0 {
+					bsp = int(e[1])
+				}
+			case 2:
+				ioapics++
+				if binary.LittleEndian.Uint32(e[4:]) != ioapicAddr {
+					t.Errorf("IOAPIC at %#x", binary.LittleEndian.Uint32(e[4:]))
+				}
+			case 3:
+				ints++
+			}
+			off += sizes[e[0]]
+		}
+		if cpus != ncpus || bsp != 0 || ioapics != 1 || ints != 16 {
+			t.Errorf("%d cpus: table lists %d cpus, BSP %d, %d IOAPICs, %d ISA interrupts", ncpus, cpus, bsp, ioapics, ints)
+		}
+	}
+	if err := WriteMPTable(make(memBuf, 1<<20), mpMaxCPUs+1); err == nil {
+		t.Error("an MP table for more vCPUs than fit was written")
+	}
+}
+
+// TestPCIConfigMechanism1 probes the bus as a guest does through 0xCF8/0xCFC.
+func TestPCIConfigMechanism1(t *testing.T) {
+	bus := NewBus("pio")
+	h := NewPCIHost()
+	bus.Register(pciConfigAddress, 4, "pci-address", pciAddressPort{h})
+	bus.Register(pciConfigData, 4, "pci-data", pciDataPort{h})
+	cfg := func(b, d, f, reg uint32) []byte {
+		a := make([]byte, 4)
+		binary.LittleEndian.PutUint32(a, 1<<31|b<<16|d<<11|f<<8|reg)
+		bus.Write(pciConfigAddress, a)
+		v := make([]byte, 4)
+		bus.Read(pciConfigData, v)
+		return v
+	}
+	tests := []struct {
+		name         string
+		b, d, f, reg uint32
+		want         uint32
+	}{
+		{"host bridge vendor and device", 0, 0, 0, 0, hostBridgeDevice<<16 | hostBridgeVendor},
+		{"host bridge class", 0, 0, 0, 8, classHostBridge<<8 | 2},
+		{"empty slot reads all ones", 0, 1, 0, 0, 0xffffffff},
+		{"other bus reads all ones", 1, 0, 0, 0, 0xffffffff},
+		{"function 1 of the bridge is absent", 0, 0, 1, 0, 0xffffffff},
+	}
+	for _, tt := range tests {
+		if got := binary.LittleEndian.Uint32(cfg(tt.b, tt.d, tt.f, tt.reg)); got != tt.want {
+			t.Errorf("%s: %#x, want %#x", tt.name, got, tt.want)
+		}
+	}
+	// Linux's conf1 probe: the address register reads back what was written.
+	a := []byte{0x00, 0x00, 0x00, 0x80}
+	bus.Write(pciConfigAddress, a)
+	back := make([]byte, 4)
+	bus.Read(pciConfigAddress, back)
+	if !bytes.Equal(back, a) {
+		t.Errorf("CONFIG_ADDRESS reads back % x", back)
+	}
+	// A byte read at 0xCFE returns byte 2 of the register (the device id's low byte).
+	cfg(0, 0, 0, 0)
+	b := make([]byte, 1)
+	bus.Read(pciConfigData+2, b)
+	if b[0] != hostBridgeDevice&0xff {
+		t.Errorf("byte read at 0xcfe = %#x", b[0])
+	}
+	// With the enable bit clear, data reads all ones.
+	bus.Write(pciConfigAddress, []byte{0, 0, 0, 0})
+	v := make([]byte, 4)
+	bus.Read(pciConfigData, v)
+	if binary.LittleEndian.Uint32(v) != 0xffffffff {
+		t.Errorf("disabled config access read % x", v)
+	}
+}
+
+func TestBuildCPUID(t *testing.T) {
+	supported := []kvm.CPUIDEntry{
+		{Function: 1, EBX: 0x00000800, ECX: 1 << 13},
+		{Function: 0xb, Index: 0}, {Function: 0xb, Index: 1},
+		{Function: 0x40000000, EAX: 0x40000001, EBX: 0x4b4d564b},
+		{Function: 0x40000001, EAX: 0xff},
+	}
+	got := BuildCPUID(supported, CPUIDConfig{ID: 3, Count: 4, Mask: []string{"cx16"}})
+	find := func(fn, idx uint32) *kvm.CPUIDEntry {
+		for i := range got {
+			if got[i].Function == fn && got[i].Index == idx {
+				return &got[i]
+			}
+		}
+		t.Fatalf("leaf %#x.%d missing", fn, idx)
+		return nil
+	}
+	if l := find(1, 0); l.EBX>>24 != 3 || (l.EBX>>16)&0xff != 4 || l.ECX&(1<<13) != 0 || l.ECX&(1<<31) == 0 {
+		t.Errorf("leaf 1: EBX %#x ECX %#x", l.EBX, l.ECX)
+	}
+	if l := find(0xb, 1); l.EDX != 3 || l.EBX != 4 || l.EAX != 2 {
+		t.Errorf("leaf 0xb.1: %+v", *l)
+	}
+	h := find(0x40000000, 0)
+	sig := make([]byte, 12)
+	binary.LittleEndian.PutUint32(sig[0:], h.EBX)
+	binary.LittleEndian.PutUint32(sig[4:], h.ECX)
+	binary.LittleEndian.PutUint32(sig[8:], h.EDX)
+	if string(sig) != HypervisorSignature {
+		t.Errorf("hypervisor signature %q", sig)
+	}
+	if k := find(0x40000100, 0); k.EBX != 0x4b4d564b || k.EAX != 0x40000101 {
+		t.Errorf("KVM leaf not moved to 0x40000100: %+v", *k)
+	}
+	find(0x40000101, 0)
+	if err := CheckCPUIDMask([]string{"cx16", "nope"}); err == nil {
+		t.Error("unknown feature accepted")
+	}
+}
