@@ -115,7 +115,8 @@ func bootDebian(t *testing.T, h *hv.Hypervisor, kernel []byte, mode boot.Mode, t
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	w := &watcher{start: time.Now(), seen: map[string]time.Duration{},
-		want: []string{"Linux version", "Kernel command line: " + cmdline, "Memory: "}}
+		// "K available (" ends the numbers of the memory report.
+		want: []string{"Linux version", "Kernel command line: " + cmdline, "K available ("}}
 	vm, err := h.NewVM(hv.Config{MemorySize: memSize, PC: true, Console: w})
 	if err != nil {
 		t.Fatal(err)
@@ -144,7 +145,7 @@ func bootDebian(t *testing.T, h *hv.Hypervisor, kernel []byte, mode boot.Mode, t
 		if e.Type != boot.E820RAM {
 			kind = "reserved"
 		}
-		line := fmt.Sprintf("BIOS-e820: [mem %#018x-%#018x] %s", e.Addr, e.Addr+e.Size-1, kind)
+		line := fmt.Sprintf("BIOS-e820: [mem 0x%016x-0x%016x] %s", e.Addr, e.Addr+e.Size-1, kind)
 		if !strings.Contains(out, line) {
 			t.Errorf("the kernel did not report e820 entry %q", line)
 		}
