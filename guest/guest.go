@@ -25,6 +25,9 @@ const (
 // LoadAddr is where every tiny guest is linked and must be loaded.
 const LoadAddr = 0x10000
 
+// CounterAddr is where Counter keeps its count.
+const CounterAddr = 0x20000
+
 //go:embed bin/*.bin
 var bins embed.FS
 
@@ -52,6 +55,23 @@ var (
 	Ring3 = load("ring3", x86.LongMode)
 	// Triple triple-faults (UD2 with an empty IDT).
 	Triple = load("triple", x86.LongMode)
+	// Virq routes IOAPIC pin RSI&0xff to a vector, reports 0 (ready), takes
+	// RSI>>8 interrupts (reporting a running count, EOI'ing each), exits 0x56.
+	Virq = load("virq", x86.LongMode)
+	// Counter increments the 64-bit value at CounterAddr forever at ring 3.
+	Counter = load("counter", x86.LongMode)
+	// Second reports 0x5ec0d and RSI, and exits 2: a second image for restarts.
+	Second = load("second", x86.LongMode)
+	// UART does a COM1 loopback round trip, then an interrupt-driven
+	// transmit (IRQ 4 through the PIC), reports, and exits 0.
+	UART = load("uart", x86.RealMode)
+	// PIT takes five 10 ms PIT ticks (IRQ 0 through the PIC), reports, exits 0.
+	PIT = load("pit", x86.RealMode)
+	// Reset pulls the CPU reset line through the i8042.
+	Reset = load("reset", x86.RealMode)
+	// SMP starts the AP of a 2-vCPU VM with INIT/SIPI, reports the AP's
+	// 0x100|APIC id, and exits 1.
+	SMP = load("smp", x86.ProtectedMode)
 	// BenchPIO, BenchMMIO and BenchHello are the benchmark harness's 64 KiB
 	// reset-vector images (package bench loads them at 0xF0000).
 	BenchPIO   = load("bench_pio", x86.RealMode)
@@ -60,7 +80,7 @@ var (
 )
 
 // All lists every tiny guest, for tests that check them all.
-var All = []Program{Demo, Real, Prot32, Long64, Ring3, Triple, BenchPIO, BenchMMIO, BenchHello}
+var All = []Program{Demo, Real, Prot32, Long64, Ring3, Triple, Virq, Counter, Second, UART, PIT, Reset, SMP, BenchPIO, BenchMMIO, BenchHello}
 
 func load(name string, mode x86.Mode) Program {
 	b, err := bins.ReadFile("bin/" + name + ".bin")

@@ -66,7 +66,7 @@ func runProgram(t *testing.T, h *Hypervisor, p guest.Program, cfg Config) (Resul
 	if err := vm.SetEntry(0, p.Entry()); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	res, err := vm.Run(ctx)
 	if err != nil {

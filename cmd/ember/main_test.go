@@ -170,3 +170,25 @@ func TestStatusOf(t *testing.T) {
 		}
 	}
 }
+
+// TestRebootPolicy runs a guest that resets through the i8042: with
+// --reboot=exit the run ends after one boot; with --reboot=restart ember boots
+// it again and again until the timeout stops it.
+func TestRebootPolicy(t *testing.T) {
+	kvmtest.Require(t)
+	_, summary, err := execute(t, "run", "--guest", "reset", "--reboot", "exit")
+	if err != nil || strings.Count(summary, "ember: reset: reset") != 1 {
+		t.Errorf("--reboot=exit: err %v, summary:\n%s", err, summary)
+	}
+	_, summary, err = execute(t, "run", "--guest", "reset", "--reboot", "restart", "--timeout", "500ms")
+	var ee exitError
+	if !errors.As(err, &ee) || ee.code != exitHost {
+		t.Errorf("--reboot=restart: err %v, want exit status %d after the timeout", err, exitHost)
+	}
+	if n := strings.Count(summary, "ember: reset: reset"); n < 2 {
+		t.Errorf("--reboot=restart booted %d times before the timeout:\n%s", n, summary)
+	}
+	if _, _, err := execute(t, "run", "--reboot", "sometimes"); err == nil || !strings.Contains(err.Error(), "--reboot must be") {
+		t.Errorf("bad --reboot: %v", err)
+	}
+}

@@ -147,7 +147,9 @@ func prepare(o runOptions, sys *kvm.System) (*prepared, error) {
 		if !ok {
 			return nil, fmt.Errorf("no built-in guest %q (see 'ember run --help')", o.guest)
 		}
-		p.name, p.prog = prog.Name, prog
+		// Tiny guests get the PC platform too, so they can use COM1, the
+		// i8042 reset line, the PIT and the other vCPUs as Linux would.
+		p.name, p.prog, p.cfg.PC = prog.Name, prog, true
 		return p, nil
 	}
 	mode, ok := bootModes[o.bootMode]
@@ -209,7 +211,10 @@ func run(ctx context.Context, o runOptions, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stderr, "ember: %s: %v; %d exits handled in %v\n",
 				p.name, res, exits, time.Since(start).Round(time.Microsecond))
 		}
-		if res.Reason == hv.StopReset && p.reboot == rebootRestart && ctx.Err() == nil {
+		if res.Reason == hv.StopReset && p.reboot == rebootRestart {
+			if ctx.Err() != nil { // stopped from the host between boots
+				return exitError{exitHost}
+			}
 			continue
 		}
 		return statusOf(res)

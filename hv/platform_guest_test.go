@@ -1,0 +1,66 @@
+package hv
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"ember/guest"
+)
+
+// TestUARTLoopbackAndInterruptDrivenTransmit runs a guest that does what a
+// serial driver does: a loopback self-test, then a transmit paced by
+// THR-empty interrupts arriving through the in-kernel PIC on IRQ 4.
+func TestUARTLoopbackAndInterruptDrivenTransmit(t *testing.T) {
+	h := openHV(t)
+	var serial strings.Builder
+	res, _, vals := runProgram(t, h, guest.UART, Config{PC: true, Serial: &serial})
+	if res.Reason != StopExit || res.Status != 0 {
+		t.Fatalf("result %v; reports %#x; COM1 %q", res, vals, serial.String())
+	}
+	const msg = "sent by interrupts\n"
+	// LSR after the loopback write: data ready (bit 0), THR and transmitter empty (5, 6).
+	if len(vals) != 3 || vals[0]&0x61 != 0x61 || vals[1] != 'L' || vals[2] != uint64(len(msg)) {
+		t.Errorf("guest reported %#x; want LSR with DR|THRE|TEMT, 'L', %d bytes sent", vals, len(msg))
+	}
+	if serial.String() != msg {
+		t.Errorf("COM1 output %q, want %q (loopback bytes must not reach the host)", serial.String(), msg)
+	}
+}
+
+// TestPITInterruptsReachTheGuest runs a guest that programs the in-kernel PIT
+// for 10 ms ticks and counts five of them in its IRQ 0 handler.
+func TestPITInterruptsReachTheGuest(t *testing.T) {
+	h := openHV(t)
+	start := time.Now()
+	res, _, vals := runProgram(t, h, guest.PIT, Config{PC: true})
+	elapsed := time.Since(start)
+	if res.Reason != StopExit || res.Status != 0 || len(vals) != 1 || vals[0] != 5 {
+		t.Fatalf("result %v, reports %v; want exit 0 after 5 ticks", res, vals)
+	}
+	// Five periods of 10 ms, the first possibly short: at least 40 ms.
+	if elapsed < 40*time.Millisecond {
+		t.Errorf("5 ticks of 10 ms took only %v", elapsed)
+	}
+}
+
+// TestI8042ResetEndsTheRun checks that the guest's CPU reset through the
+// keyboard controller stops the run with StopReset (the caller then ends or
+// reboots the VM, see ember run --reboot).
+func TestI8042ResetEndsTheRun(t *testing.T) {
+	h := openHV(t)
+	res, _, _ := runProgram(t, h, guest.Reset, Config{PC: true})
+	if res.Reason != StopReset {
+		t.Fatalf("result %v, want reset", res)
+	}
+}
+
+// TestAPStartsByINITAndSIPI runs a 2-vCPU guest whose BSP wakes the AP with
+// INIT and a startup IPI through the in-kernel LAPIC, as Linux's SMP boot does.
+func TestAPStartsByINITAndSIPI(t *testing.T) {
+	h := openHV(t)
+	res, _, vals := runProgram(t, h, guest.SMP, Config{PC: true, VCPUs: 2})
+	if res.Reason != StopExit || res.Status != 1 || len(vals) != 1 || vals[0] != 0x101 {
+		t.Fatalf("result %v, reports %#x; want exit 1 and 0x101 (the AP, APIC id 1)", res, vals)
+	}
+}
