@@ -48,14 +48,8 @@ func SetupLinuxImages(mem *memory.Guest, img LinuxImages) (*boot.Entry, error) {
 // protocol asks for, RIP, and the register that points at the boot
 // parameters (RSI for the zero page, RBX for PVH's start info).
 func CPUEntry(e *boot.Entry) x86.Entry {
-	out := x86.Entry{RIP: e.RIP, RSP: linuxStack, Regs: kvm.Regs{RSI: e.RSI, RBX: e.RBX}}
-	switch e.Mode {
-	case boot.LongMode:
-		out.Mode = x86.LongMode
-	case boot.ProtectedMode:
-		out.Mode = x86.ProtectedMode
-	default:
-		out.Mode = x86.RealMode
+	out := x86.Entry{Mode: e.Mode, RIP: e.RIP, RSP: linuxStack, Regs: kvm.Regs{RSI: e.RSI, RBX: e.RBX}}
+	if e.Mode == boot.RealMode {
 		out.RIP = uint64(e.CS)<<4 + e.RIP
 	}
 	return out

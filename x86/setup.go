@@ -4,30 +4,20 @@ import (
 	"fmt"
 	"io"
 
+	"ember/boot"
 	"ember/kvm"
 )
 
-// Mode is a processor mode a vCPU can be started in.
-type Mode int
+// Mode is a processor mode a vCPU can be started in. It is the boot
+// package's CPUMode, so that what a loader asks for is what Setup provides.
+type Mode = boot.CPUMode
 
 // The modes Setup knows.
 const (
-	RealMode      Mode = iota // 16-bit real mode: CS:IP from the entry address
-	ProtectedMode             // 32-bit protected mode, flat segments, paging off
-	LongMode                  // 64-bit long mode, identity-mapped low 4 GiB
+	RealMode      = boot.RealMode      // 16-bit real mode: CS:IP from the entry address
+	ProtectedMode = boot.ProtectedMode // 32-bit protected mode, flat segments, paging off
+	LongMode      = boot.LongMode      // 64-bit long mode, identity-mapped low 4 GiB
 )
-
-func (m Mode) String() string {
-	switch m {
-	case RealMode:
-		return "real mode"
-	case ProtectedMode:
-		return "32-bit protected mode"
-	case LongMode:
-		return "64-bit long mode"
-	}
-	return fmt.Sprintf("Mode(%d)", int(m))
-}
 
 // Entry is the CPU state a guest starts in.
 type Entry struct {
