@@ -9,9 +9,6 @@ import (
 	"ember/x86"
 )
 
-// ErrNotRunning is returned by operations that need a running VM.
-var ErrNotRunning = errors.New("hv: VM is not running")
-
 // pauseState parks a running VM's vCPU goroutines outside KVM_RUN. Pause sets
 // paused and kicks every vCPU; a vCPU's loop sees the flag before it enters
 // KVM_RUN again and waits in park until Resume closes resume or the run stops.
@@ -30,13 +27,12 @@ func (p *pauseState) init() {
 	}
 }
 
-// beginRun clears a pause left from an earlier run and counts n vCPU
-// goroutines about to start, so that a Pause right after Run starts waits for them.
+// beginRun counts n vCPU goroutines about to start, so that a Pause that
+// comes while Run starts them waits for them too.
 func (p *pauseState) beginRun(n int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.init()
-	p.paused = false
 	p.active += n
 }
 
@@ -80,19 +76,14 @@ func (p *pauseState) isPaused() bool {
 	return p.paused
 }
 
-// Pause stops a running VM's vCPUs without ending the run: each is kicked out
-// of KVM_RUN and waits, outside the guest, until Resume. Pause returns once
-// every vCPU has stopped (or the run has ended), so guest memory and vCPU
-// registers are quiet when it returns. In-kernel devices (the LAPIC timer,
-// irqfds) keep raising interrupts; the guest takes them when it resumes.
-// Pausing a paused VM does nothing; a VM that is not running gives ErrNotRunning.
-func (vm *VM) Pause() error {
-	vm.mu.Lock()
-	running := vm.running
-	vm.mu.Unlock()
-	if !running {
-		return ErrNotRunning
-	}
+// Pause stops the VM's vCPUs without ending its run: each is kicked out of
+// KVM_RUN and waits, outside the guest, until Resume. Pause returns once every
+// vCPU of a running VM has stopped (or the run has ended), so guest memory and
+// vCPU registers are quiet when it returns. A VM paused when Run starts keeps
+// its vCPUs waiting before their first entry. In-kernel devices (the LAPIC
+// timer, irqfds) keep raising interrupts; the guest takes them when it
+// resumes. Pausing a paused VM does nothing.
+func (vm *VM) Pause() {
 	p := &vm.pause
 	p.mu.Lock()
 	p.init()
@@ -111,7 +102,6 @@ func (vm *VM) Pause() error {
 		p.cond.Wait()
 	}
 	p.mu.Unlock()
-	return nil
 }
 
 // Resume lets the vCPUs of a paused VM run again. It does nothing if the VM
