@@ -272,11 +272,15 @@ var capNames = map[Cap]string{
 }
 
 // String returns the capability's KVM_CAP_ name, or its number if unnamed here.
-func (c Cap) String() string {
-	if n, ok := capNames[c]; ok {
+func (c Cap) String() string { return nameOf(capNames, c, "KVM_CAP_") }
+
+// nameOf returns v's name from names, or prefix and v's number for values this
+// package does not name (a newer kernel's capability or exit reason).
+func nameOf[T ~uint32](names map[T]string, v T, prefix string) string {
+	if n, ok := names[v]; ok {
 		return n
 	}
-	return fmt.Sprintf("KVM_CAP_%d", uint32(c))
+	return fmt.Sprintf("%s%d", prefix, uint32(v))
 }
 
 // CapValue is a capability and what KVM_CHECK_EXTENSION answered for it.

@@ -93,12 +93,7 @@ var exitNames = map[ExitReason]string{
 }
 
 // String returns the exit reason's KVM_EXIT_ name.
-func (r ExitReason) String() string {
-	if n, ok := exitNames[r]; ok {
-		return n
-	}
-	return fmt.Sprintf("KVM_EXIT_%d", uint32(r))
-}
+func (r ExitReason) String() string { return nameOf(exitNames, r, "KVM_EXIT_") }
 
 // Exit is one return from KVM_RUN. Its accessors decode the exit-reason union
 // of kvm_run for the reason at hand; they read the shared page, so an Exit is
