@@ -52,7 +52,7 @@ func TestABIHeaderMatchesGo(t *testing.T) {
 	want := map[string]uint64{
 		"PORT_CONSOLE": PortConsole, "PORT_REPORT": PortReport, "PORT_EXIT": PortExit,
 		"SEL_CODE": x86.SelCode, "SEL_DATA": x86.SelData, "SEL_USER_DATA": x86.SelUserData,
-		"SEL_USER_CODE64": x86.SelUserCode64, "LOAD_ADDR": LoadAddr,
+		"SEL_USER_CODE64": x86.SelUserCode64, "LOAD_ADDR": LoadAddr, "PORT_HYPERCALL": PortHypercall,
 	}
 	re := regexp.MustCompile(`(?m)^#define\s+(\w+)\s+(0x[0-9a-fA-F]+|\d+)`)
 	seen := map[string]bool{}

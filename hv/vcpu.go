@@ -107,6 +107,10 @@ func (c *VCPU) handle(exit kvm.Exit) (Result, bool) {
 // handleIO dispatches a port access; a string instruction (Count > 1) is
 // Count accesses of Size bytes each, in order.
 func (c *VCPU) handleIO(io kvm.IOExit) {
+	if io.Port == PortHypercall && io.Direction == kvm.IOOut {
+		c.hypercallTrap() // hc_guest.go
+		return
+	}
 	size := int(io.Size)
 	if size == 0 {
 		return

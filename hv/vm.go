@@ -28,6 +28,14 @@ type Config struct {
 	PC bool
 	// Serial receives COM1's output when PC is set; nil means Console.
 	Serial io.Writer
+	// ServiceVM makes the guest ACRN's Service VM: VM ID 0, allowed to make
+	// every hypercall but the Trusty ones (docs/abi.md, Hypercalls).
+	ServiceVM bool
+	// GuestFlags are ACRN's GUEST_FLAG_* bits; acrn.GuestFlagSecureWorldEnabled
+	// lets the guest make the Trusty hypercalls.
+	GuestFlags uint64
+
+	byHypercall bool // created by HC_CREATE_VM: a post-launched VM (hc_vm.go)
 }
 
 // Fixed addresses KVM needs on Intel hosts for real-mode emulation, just below
@@ -62,6 +70,8 @@ type VM struct {
 	powerOn *powerOnState // what Reset restores, saved before the first run
 
 	platform *Platform // with Config.PC
+
+	hc *hcVM // the VM's entry in the hypervisor's VM table (vmtable.go)
 }
 
 // NewVM creates a VM on the hypervisor h, in the order a machine is built:
@@ -107,6 +117,9 @@ func (h *Hypervisor) NewVM(cfg Config) (vm *VM, err error) {
 		if err = vm.setupPC(); err != nil {
 			return nil, err
 		}
+	}
+	if err = h.registerNew(vm); err != nil {
+		return nil, err
 	}
 	return vm, nil
 }
@@ -281,6 +294,7 @@ func (vm *VM) Close() error {
 	}
 	vm.closed = true
 	vm.mu.Unlock()
+	vm.unregister()
 	vm.closePlatform()
 	var errs []error
 	for _, c := range vm.vcpus {

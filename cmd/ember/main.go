@@ -32,6 +32,7 @@ Run 'ember run' with no arguments to boot the built-in demo guest.`,
 	}
 	root.AddCommand(newRunCmd(), newVersionCmd(), newKVMInfoCmd())
 	root.AddCommand(newBenchCmd())
+	root.AddCommand(newHypercallCmd())
 	return root
 }
 

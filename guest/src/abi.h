@@ -13,3 +13,4 @@
 
 #define MSR_EFER      0xc0000080
 #define LOAD_ADDR     0x10000 /* every tiny guest is linked and loaded here */
+#define PORT_HYPERCALL 0xf8  /* OUT here makes the ACRN hypercall R8(RDI, RSI); result in RAX */

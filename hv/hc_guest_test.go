@@ -1,0 +1,125 @@
+package hv
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"ember/acrn"
+	"ember/guest"
+)
+
+// runHC runs guest.HCCall in a fresh VM with cfg, making hypercall id(p1,
+// p2) from ring 0 or 3, and returns the result and the reported values.
+func runHC(t *testing.T, h *Hypervisor, cfg Config, ring3 bool, id acrn.ID, p1, p2 uint64) (Result, []uint64, *VM) {
+	t.Helper()
+	cfg.MemorySize = 2 << 20
+	vm, err := h.NewVM(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { vm.Close() })
+	rep := &reporter{}
+	if err := vm.PIO.Register(guest.PortReport, 4, "report", rep); err != nil {
+		t.Fatal(err)
+	}
+	if err := vm.LoadImage(guest.HCCall.Code, guest.LoadAddr); err != nil {
+		t.Fatal(err)
+	}
+	e := guest.HCCall.Entry()
+	e.Regs.R8, e.Regs.R9, e.Regs.R10 = uint64(id), p1, p2
+	if ring3 {
+		e.Regs.R12 = 1
+	}
+	if err := vm.SetEntry(0, e); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := vm.Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, rep.vals, vm
+}
+
+func TestGuestHypercallPermissions(t *testing.T) {
+	h := openHV(t)
+	neg := func(e acrn.Errno) []uint64 { r := e.Result(); return []uint64{r & 0xffffffff, r >> 32} }
+	tests := []struct {
+		name   string
+		cfg    Config
+		ring3  bool
+		id     acrn.ID
+		status int
+		want   []uint64
+	}{
+		{"plain VM gets #UD", Config{}, false, acrn.HCGetAPIVersion, 6, []uint64{6, 0x10}},
+		{"plain VM gets #UD for an unknown ID", Config{}, false, 0x1234, 6, []uint64{6, 0x10}},
+		{"Service VM ring 3 gets #GP(0)", Config{ServiceVM: true}, true, acrn.HCGetAPIVersion, 13, []uint64{13, 0}},
+		{"Trusty VM calling HC_CREATE_VM gets -EINVAL", Config{GuestFlags: acrn.GuestFlagSecureWorldEnabled}, false, acrn.HCCreateVM, 0, neg(acrn.EINVAL)},
+		{"Service VM unknown ID gets -EINVAL", Config{ServiceVM: true}, false, 0x800000ff, 0, neg(acrn.EINVAL)},
+		{"Service VM Trusty call gets -EINVAL", Config{ServiceVM: true}, false, acrn.HCWorldSwitch, 0, neg(acrn.EINVAL)},
+		{"Service VM gets the API version", Config{ServiceVM: true}, false, acrn.HCGetAPIVersion, 0, []uint64{0, 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, vals, vm := runHC(t, h, tt.cfg, tt.ring3, tt.id, 0x7800, 0)
+			if res.Reason != StopExit || res.Status != tt.status {
+				t.Fatalf("result %v, want exit %d (reports %#x)", res, tt.status, vals)
+			}
+			if len(vals) != len(tt.want) || vals[0] != tt.want[0] || vals[1] != tt.want[1] {
+				t.Fatalf("reports %#x, want %#x", vals, tt.want)
+			}
+			if tt.id == acrn.HCGetAPIVersion && tt.status == 0 {
+				var v acrn.APIVersion
+				b, _ := vm.Memory().Slice(0x7800, 8)
+				v.Decode(b)
+				if v.MajorVersion != acrn.APIMajorVersion || v.MinorVersion != acrn.APIMinorVersion {
+					t.Errorf("API version %+v", v)
+				}
+			}
+		})
+	}
+}
+
+func TestServiceVMGuestStartsSecondVM(t *testing.T) {
+	h := openHV(t)
+	var console bytes.Buffer
+	vm, err := h.NewVM(Config{MemorySize: 2 << 20, ServiceVM: true, Console: &console})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Close()
+	rep := &reporter{}
+	vm.PIO.Register(guest.PortReport, 4, "report", rep)
+	vm.LoadImage(guest.HCSOS.Code, guest.LoadAddr)
+	if err := vm.SetEntry(0, guest.HCSOS.Entry()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := vm.Run(ctx)
+	if err != nil || res.Reason != StopExit || res.Status != 0 {
+		t.Fatalf("Service VM: %v %v (reports %#x)", res, err, rep.vals)
+	}
+	eperm := acrn.EPERM.Result() & 0xffffffff
+	want := []uint64{0, eperm, 0, 0, 0, 0, 0x42, 1}
+	if len(rep.vals) != len(want) {
+		t.Fatalf("reports %#x, want %#x", rep.vals, want)
+	}
+	for i := range want {
+		if rep.vals[i] != want[i] {
+			t.Fatalf("reports %#x, want %#x", rep.vals, want)
+		}
+	}
+	r, err := h.WaitVM(ctx, 1)
+	if err != nil || r.Reason != StopExit || r.Status != 0x42 {
+		t.Fatalf("second VM: %v %v", r, err)
+	}
+	vm.Close()
+	if _, ok := h.LookupVM(1); ok {
+		t.Error("the second VM outlived its Service VM")
+	}
+}

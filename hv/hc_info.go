@@ -1,0 +1,108 @@
+package hv
+
+import (
+	"fmt"
+	"runtime"
+
+	"ember/acrn"
+)
+
+// platformInfoVersion is the hw.version ember reports in acrn_platform_info.
+const platformInfoVersion = 0x100
+
+// hcGetAPIVersion is HC_GET_API_VERSION: param1 is the GPA of an
+// hc_api_version, filled with ACRN v2.6's API version 1.0.
+func hcGetAPIVersion(c *call) acrn.Errno {
+	return c.write(c.p1, &acrn.APIVersion{MajorVersion: acrn.APIMajorVersion, MinorVersion: acrn.APIMinorVersion})
+}
+
+// hcGetHWInfo is HC_GET_HW_INFO: param1 is the GPA of an acrn_hw_info,
+// filled with the number of host CPUs.
+func hcGetHWInfo(c *call) acrn.Errno {
+	return c.write(c.p1, &acrn.HWInfo{CPUNum: uint16(runtime.NumCPU())})
+}
+
+// hcGetPlatformInfo is HC_GET_PLATFORM_INFO: param1 is the GPA of an
+// acrn_platform_info. ember fills in the host CPUs (LAPIC IDs 0..n-1, as
+// ember numbers its vCPUs), 16 vCPUs per VM, MaxVMs VMs; if the caller put
+// a non-zero sw.vm_configs_addr in, MaxVMs entries of vm_config_size bytes
+// are written there, each starting with the acrn_vm_config_header of that
+// VM ID (zero for a free ID).
+func hcGetPlatformInfo(c *call) acrn.Errno {
+	var pi acrn.PlatformInfo
+	if r := c.read(c.p1, &pi); r != 0 {
+		return r
+	}
+	n := runtime.NumCPU()
+	hw := acrn.PlatformHW{CPUNum: uint16(n), Version: platformInfoVersion}
+	for i := 0; i < n && i < acrn.PlatformLAPICIDsMax; i++ {
+		hw.LAPICIDs[i] = uint8(i)
+	}
+	sw := acrn.PlatformSW{MaxVCPUsPerVM: acrn.IORequestMax, MaxVMs: MaxVMs,
+		VMConfigSize: acrn.VMConfigHeaderSize, VMConfigsAddr: pi.SW.VMConfigsAddr}
+	if addr := sw.VMConfigsAddr; addr != 0 {
+		if _, err := c.mem.Slice(addr, MaxVMs*acrn.VMConfigHeaderSize); err != nil {
+			return acrn.EFAULT
+		}
+		for id := uint64(0); id < MaxVMs; id++ {
+			var h acrn.VMConfigHeader
+			if e := c.h.table.lookup(id); e != nil {
+				h.LoadOrder = uint32(e.load)
+				copy(h.Name[:], fmt.Sprintf("ember-vm%d", id))
+				h.GuestFlags = e.flags
+				e.mu.Lock()
+				h.CPUAffinity = e.affinity
+				e.mu.Unlock()
+			}
+			if r := c.write(addr+id*acrn.VMConfigHeaderSize, &h); r != 0 {
+				return r
+			}
+		}
+	}
+	pi = acrn.PlatformInfo{HW: hw, SW: sw}
+	return c.write(c.p1, &pi)
+}
+
+// hcSetCallbackVector is HC_SET_CALLBACK_VECTOR: param1 is the vector
+// upcalls to the Service VM use from now on, 0x20-0xFF (-EINVAL otherwise).
+func hcSetCallbackVector(c *call) acrn.Errno {
+	if c.p1 < acrn.CallbackVectorMin || c.p1 > acrn.CallbackVectorMax {
+		return acrn.EINVAL
+	}
+	t := &c.h.table
+	t.mu.Lock()
+	t.callback = uint8(c.p1)
+	t.mu.Unlock()
+	return 0
+}
+
+// CallbackVector returns the vector upcalls to the Service VM use: 0xF3
+// unless HC_SET_CALLBACK_VECTOR chose another.
+func (h *Hypervisor) CallbackVector() uint8 {
+	t := &h.table
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.callback == 0 {
+		return acrn.CallbackVectorDefault
+	}
+	return t.callback
+}
+
+// hcSOSOfflineCPU is HC_SOS_OFFLINE_CPU: param1 is the LAPIC ID of the
+// Service VM vCPU the Service VM has taken offline. ember's LAPIC IDs are
+// vCPU indexes. The BSP, or an ID that names no vCPU of the caller (the host
+// control plane has none), is -EINVAL; an AP is recorded offline (its thread
+// stays, parked by the guest).
+func hcSOSOfflineCPU(c *call) acrn.Errno {
+	if c.from == nil || c.p1 == 0 || c.p1 >= uint64(len(c.from.vm.vcpus)) {
+		return acrn.EINVAL
+	}
+	t := &c.h.table
+	t.mu.Lock()
+	if t.offline == nil {
+		t.offline = map[uint32]bool{}
+	}
+	t.offline[uint32(c.p1)] = true
+	t.mu.Unlock()
+	return 0
+}

@@ -1,0 +1,140 @@
+package hv
+
+import (
+	"sync/atomic"
+	"unsafe"
+
+	"ember/acrn"
+	"ember/memory"
+)
+
+// ioreqSlice returns the 4 KiB request buffer at gpa in mem: -EINVAL unless
+// page-aligned, -EFAULT unless wholly in RAM.
+func ioreqSlice(mem *memory.Guest, gpa uint64) ([]byte, acrn.Errno) {
+	if gpa%memory.PageSize != 0 {
+		return nil, acrn.EINVAL
+	}
+	b, err := mem.Slice(gpa, acrn.RequestBufferSize)
+	if err != nil {
+		return nil, acrn.EFAULT
+	}
+	return b, 0
+}
+
+// slotState returns a pointer to the state word of slot i of a request
+// buffer. The buffer is page-aligned host memory and the offset a multiple
+// of four, so the word is naturally aligned for atomic access.
+func slotState(buf []byte, i int) *uint32 {
+	return (*uint32)(unsafe.Pointer(&buf[acrn.SlotStateOffset(i)]))
+}
+
+// setIOReq records the request buffer and marks every slot FREE, as ACRN
+// does. The caller holds e.mu and has checked the buffer.
+func (e *hcVM) setIOReq(mem *memory.Guest, gpa uint64) {
+	buf, _ := ioreqSlice(mem, gpa)
+	for i := 0; i < acrn.IORequestMax; i++ {
+		atomic.StoreUint32(slotState(buf, i), uint32(acrn.StateFree))
+	}
+	e.ioreqMem, e.ioreqGPA, e.ioreqSet = mem, gpa, true
+}
+
+// hcSetIOReqBuffer is HC_SET_IOREQ_BUFFER: param1 is the target VM ID,
+// param2 the GPA, in the caller's memory, of the page that holds the VM's
+// sixteen 256-byte I/O request slots. Every slot is set FREE; the VM may
+// then be started. (Filling the slots on I/O exits is issue 5's path.)
+func hcSetIOReqBuffer(c *call) acrn.Errno {
+	e, r := c.target(c.p1, true)
+	if r != 0 {
+		return r
+	}
+	defer e.mu.Unlock()
+	if _, r := ioreqSlice(c.mem, c.p2); r != 0 {
+		return r
+	}
+	e.setIOReq(c.mem, c.p2)
+	return 0
+}
+
+// hcNotifyRequestFinish is HC_NOTIFY_REQUEST_FINISH: param1 is the target VM
+// ID, param2 the vCPU whose request is done. The vCPU must exist and the
+// buffer be set (-EINVAL, -EPERM). A slot in COMPLETE goes back to FREE and
+// the vCPU waiting on it, if any, is woken; a slot in another state is left
+// alone, as ACRN leaves the vCPU to look at the state itself.
+func hcNotifyRequestFinish(c *call) acrn.Errno {
+	e, r := c.target(c.p1, true)
+	if r != 0 {
+		return r
+	}
+	defer e.mu.Unlock()
+	if c.p2 >= uint64(len(e.vm.vcpus)) || c.p2 >= acrn.IORequestMax {
+		return acrn.EINVAL
+	}
+	if !e.ioreqSet {
+		return acrn.EPERM
+	}
+	buf, r := ioreqSlice(e.ioreqMem, e.ioreqGPA)
+	if r != 0 {
+		return r
+	}
+	if atomic.CompareAndSwapUint32(slotState(buf, int(c.p2)), uint32(acrn.StateComplete), uint32(acrn.StateFree)) {
+		e.finished.Add(1)
+	}
+	return 0
+}
+
+// asyncIOValid checks an acrn_asyncio_info.
+func asyncIOValid(a *acrn.AsyncIOInfo) bool {
+	switch a.Type {
+	case acrn.AsyncIOPIO:
+		return a.Addr <= 0xffff
+	case acrn.AsyncIOMMIO:
+		return true
+	}
+	return false
+}
+
+// hcAsyncIOAssign is HC_ASYNCIO_ASSIGN: param1 is the target VM ID, param2
+// the GPA of an acrn_asyncio_info. The range is recorded (a second identical
+// one is -EINVAL); queuing matching writes is issue 5's path.
+func hcAsyncIOAssign(c *call) acrn.Errno {
+	e, r := c.target(c.p1, true)
+	if r != 0 {
+		return r
+	}
+	defer e.mu.Unlock()
+	var a acrn.AsyncIOInfo
+	if r := c.read(c.p2, &a); r != 0 {
+		return r
+	}
+	if !asyncIOValid(&a) {
+		return acrn.EINVAL
+	}
+	for _, o := range e.asyncIOs {
+		if o.Type == a.Type && o.Addr == a.Addr && o.MatchData == a.MatchData && o.Data == a.Data {
+			return acrn.EINVAL
+		}
+	}
+	e.asyncIOs = append(e.asyncIOs, a)
+	return 0
+}
+
+// hcAsyncIODeassign is HC_ASYNCIO_DEASSIGN: it removes a range
+// HC_ASYNCIO_ASSIGN recorded (-EINVAL if there is none).
+func hcAsyncIODeassign(c *call) acrn.Errno {
+	e, r := c.target(c.p1, true)
+	if r != 0 {
+		return r
+	}
+	defer e.mu.Unlock()
+	var a acrn.AsyncIOInfo
+	if r := c.read(c.p2, &a); r != 0 {
+		return r
+	}
+	for i, o := range e.asyncIOs {
+		if o.Type == a.Type && o.Addr == a.Addr && o.MatchData == a.MatchData && o.Data == a.Data {
+			e.asyncIOs = append(e.asyncIOs[:i], e.asyncIOs[i+1:]...)
+			return 0
+		}
+	}
+	return acrn.EINVAL
+}

@@ -1,0 +1,154 @@
+package hv
+
+import (
+	"sort"
+	"time"
+
+	"ember/acrn"
+	"ember/kvm"
+)
+
+// ioapicPins is the number of GSIs KVM's in-kernel IOAPIC has, the range
+// HC_SET_IRQLINE accepts.
+const ioapicPins = 24
+
+// maxIntrDelayMs bounds INTR_CMD_DELAY_INT: a minute.
+const maxIntrDelayMs = 60_000
+
+// msiSource is the interrupt-monitor source of an MSI with vector v.
+func msiSource(v uint8) uint32 { return 0x10000 | uint32(v) }
+
+// count records one injection from source.
+func (e *hcVM) count(source uint32) {
+	e.intrMu.Lock()
+	e.intrCount[source]++
+	e.intrMu.Unlock()
+}
+
+// inject runs f now and returns its error, or runs it after the delay
+// INTR_CMD_DELAY_INT set (its error then has no caller to go to).
+func (e *hcVM) inject(f func() error) error {
+	if d := e.intrDelay.Load(); d > 0 {
+		time.AfterFunc(time.Duration(d)*time.Millisecond, func() { f() })
+		return nil
+	}
+	return f()
+}
+
+// hcSetIRQLine is HC_SET_IRQLINE: param1 is the target VM ID, param2 an
+// acrn_irqline_ops by value (GSI in the low half, operation in the high).
+// The four GSI operations drive the in-kernel IOAPIC/PIC line: set high,
+// set low, raising pulse (high then low), falling pulse (low then high).
+func hcSetIRQLine(c *call) acrn.Errno {
+	e, r := c.target(c.p1, false)
+	if r != 0 {
+		return r
+	}
+	defer e.mu.Unlock()
+	ops := acrn.IRQLineOpsFromParam(c.p2)
+	if ops.GSI >= ioapicPins || ops.Op > acrn.GSIFallingPulse {
+		return acrn.EINVAL
+	}
+	if e.vm.cfg.NoIRQChip {
+		return acrn.ENODEV
+	}
+	levels := map[uint32][]bool{
+		acrn.GSISetHigh:      {true},
+		acrn.GSISetLow:       {false},
+		acrn.GSIRaisingPulse: {true, false},
+		acrn.GSIFallingPulse: {false, true},
+	}[ops.Op]
+	if ops.Op != acrn.GSISetLow {
+		e.count(ops.GSI)
+	}
+	vm := e.vm.kvm
+	err := e.inject(func() error {
+		for _, l := range levels {
+			if err := vm.IRQLine(ops.GSI, l); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return acrn.EINVAL
+	}
+	return 0
+}
+
+// hcInjectMSI is HC_INJECT_MSI: param1 is the target VM ID, param2 the GPA
+// of an acrn_msi_entry, delivered with KVM_SIGNAL_MSI. The address must be
+// in the 0xFEExxxxx window and the data fit in 32 bits.
+func hcInjectMSI(c *call) acrn.Errno {
+	e, r := c.target(c.p1, false)
+	if r != 0 {
+		return r
+	}
+	defer e.mu.Unlock()
+	var m acrn.MSIEntry
+	if r := c.read(c.p2, &m); r != 0 {
+		return r
+	}
+	if uint32(m.MSIAddr)>>20 != 0xFEE || m.MSIData>>32 != 0 {
+		return acrn.EINVAL
+	}
+	if e.vm.cfg.NoIRQChip {
+		return acrn.ENODEV
+	}
+	e.count(msiSource(uint8(m.MSIData)))
+	msi := kvm.MSI{AddressLo: uint32(m.MSIAddr), AddressHi: uint32(m.MSIAddr >> 32), Data: uint32(m.MSIData)}
+	vm := e.vm.kvm
+	err := e.inject(func() error { _, err := vm.SignalMSI(msi); return err })
+	if err != nil {
+		return acrn.EINVAL
+	}
+	return 0
+}
+
+// hcVMIntrMonitor is HC_VM_INTR_MONITOR: param1 is the target VM ID, param2
+// the GPA of an acrn_intr_monitor. INTR_CMD_GET_DATA fills the buffer with
+// (source, count) pairs of the interrupts ember injected into the VM — the
+// source is the GSI for IRQ lines and 0x10000|vector for MSIs — at most
+// buf_cnt/2 of them, and sets buf_cnt to the number of words written.
+// INTR_CMD_DELAY_INT delays later injections by buffer[0] ms (0 cancels).
+func hcVMIntrMonitor(c *call) acrn.Errno {
+	e, r := c.target(c.p1, false)
+	if r != 0 {
+		return r
+	}
+	defer e.mu.Unlock()
+	var m acrn.IntrMonitor
+	if r := c.read(c.p2, &m); r != 0 {
+		return r
+	}
+	switch m.Cmd {
+	case acrn.IntrCmdGetData:
+		if m.BufCnt > acrn.MaxPtdevNum*2 {
+			return acrn.EINVAL
+		}
+		e.intrMu.Lock()
+		srcs := make([]uint32, 0, len(e.intrCount))
+		for s := range e.intrCount {
+			srcs = append(srcs, s)
+		}
+		sort.Slice(srcs, func(i, j int) bool { return srcs[i] < srcs[j] })
+		n := 0
+		for _, s := range srcs {
+			if 2*n+1 >= int(m.BufCnt) {
+				break
+			}
+			m.Buffer[2*n], m.Buffer[2*n+1] = uint64(s), e.intrCount[s]
+			n++
+		}
+		e.intrMu.Unlock()
+		m.BufCnt = uint32(2 * n)
+		return c.write(c.p2, &m)
+	case acrn.IntrCmdDelayInt:
+		if m.Buffer[0] > maxIntrDelayMs {
+			return acrn.EINVAL
+		}
+		e.intrDelay.Store(int64(m.Buffer[0]))
+		return 0
+	}
+	return acrn.EINVAL
+}

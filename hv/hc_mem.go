@@ -1,0 +1,345 @@
+package hv
+
+import (
+	"encoding/binary"
+	"math/bits"
+	"os"
+	"sync/atomic"
+	"unsafe"
+
+	"ember/acrn"
+	"ember/kvm"
+	"ember/memory"
+)
+
+// maxGPA bounds the guest-physical addresses HC_VM_SET_MEMORY_REGIONS maps:
+// 46 bits, what KVM on x86-64 hosts accepts everywhere.
+const maxGPA = 1 << 46
+
+// maxWPRequests bounds the WP requests kept for a VM before WPRequests takes
+// them; older ones are dropped.
+const maxWPRequests = 1024
+
+// memRegion is one mapping HC_VM_SET_MEMORY_REGIONS made: Service VM memory
+// (host) at gpa in the target, with its protection and write-protected pages.
+type memRegion struct {
+	gpa, size uint64
+	prot      uint32
+	host      []byte
+	slots     []uint32
+	wp        map[uint64]bool // GPAs of write-protected pages
+}
+
+func (m *memRegion) contains(gpa uint64) bool { return gpa >= m.gpa && gpa-m.gpa < m.size }
+
+// protValid checks a region's prot: only access and memory-type bits, at most
+// one memory type.
+func protValid(p uint32) bool {
+	return p&^(acrn.MemAccessRightMask|acrn.MemTypeMask) == 0 && bits.OnesCount32(p&acrn.MemTypeMask) <= 1
+}
+
+// allocSlot returns a KVM memory slot number for a region's mapping.
+func (e *hcVM) allocSlot() uint32 {
+	if n := len(e.freeSlots); n > 0 {
+		s := e.freeSlots[n-1]
+		e.freeSlots = e.freeSlots[:n-1]
+		return s
+	}
+	e.nextSlot++
+	return e.nextSlot - 1
+}
+
+// unmap removes a region's KVM slots and WP page handlers.
+func (e *hcVM) unmap(m *memRegion) {
+	for _, s := range m.slots {
+		e.vm.kvm.DeleteMemoryRegion(s)
+		e.freeSlots = append(e.freeSlots, s)
+	}
+	m.slots = nil
+	for p := range m.wp {
+		e.vm.MMIO.Unregister(p)
+	}
+}
+
+// mapRegion (re)creates a region's KVM slots: runs of ordinary pages with
+// the region's protection (read-only without MEM_ACCESS_WRITE), and each
+// write-protected page as a read-only slot whose writes exit as MMIO and
+// become WP I/O requests. A running VM is paused meanwhile, so no vCPU sees
+// the range unmapped.
+func (e *hcVM) mapRegion(m *memRegion) error {
+	if e.running() && !e.vm.Paused() {
+		e.vm.Pause()
+		defer e.vm.Resume()
+	}
+	e.unmap(m)
+	ro := m.prot&acrn.MemAccessWrite == 0
+	for off := uint64(0); off < m.size; {
+		wp := m.wp[m.gpa+off]
+		end := off + memory.PageSize
+		for !wp && end < m.size && !m.wp[m.gpa+end] {
+			end += memory.PageSize
+		}
+		var flags uint32
+		if ro || wp {
+			flags = kvm.MemReadonly
+		}
+		s := e.allocSlot()
+		r := kvm.MemoryRegion{Slot: s, Flags: flags, GuestPhysAddr: m.gpa + off, Memory: m.host[off:end]}
+		if err := e.vm.kvm.SetUserMemoryRegion(r); err != nil {
+			e.freeSlots = append(e.freeSlots, s)
+			e.unmap(m)
+			return err
+		}
+		m.slots = append(m.slots, s)
+		if wp {
+			e.vm.MMIO.Register(m.gpa+off, memory.PageSize, "wp", &wpPage{e: e, gpa: m.gpa + off, host: m.host[off:end]})
+		}
+		off = end
+	}
+	return nil
+}
+
+// findRegion returns the region mapped exactly at gpa with size, or the one
+// containing gpa when size is 0.
+func (e *hcVM) findRegion(gpa, size uint64) (int, *memRegion) {
+	for i, m := range e.regions {
+		if (size == 0 && m.contains(gpa)) || (m.gpa == gpa && m.size == size) {
+			return i, m
+		}
+	}
+	return -1, nil
+}
+
+// hcSetMemoryRegions is HC_VM_SET_MEMORY_REGIONS: param1 is the GPA of a
+// set_regions whose vmid names the target and whose regions_gpa points to
+// mr_num (at most 128) vm_memory_region entries, applied in order; the
+// first bad one stops the batch with its error. MR_ADD maps
+// [service_vm_gpa, +size) of the caller's memory at gpa (page-aligned, not
+// overlapping another region; read-only without MEM_ACCESS_WRITE); MR_DEL
+// removes the region mapped exactly at gpa with size; MR_MODIFY changes its
+// prot. Memory types are recorded (KVM has no per-slot memory type).
+func hcSetMemoryRegions(c *call) acrn.Errno {
+	var sr acrn.SetRegions
+	if r := c.read(c.p1, &sr); r != 0 {
+		return r
+	}
+	if sr.MRNum > acrn.SetRegionsMaxNum {
+		return acrn.EINVAL
+	}
+	raw, err := c.mem.Slice(sr.RegionsGPA, uint64(sr.MRNum)*acrn.VMMemoryRegionSize)
+	if err != nil {
+		return acrn.EFAULT
+	}
+	raw = append([]byte(nil), raw...)
+	e, r := c.target(uint64(sr.VMID), true)
+	if r != 0 {
+		return r
+	}
+	defer e.mu.Unlock()
+	for i := 0; i < int(sr.MRNum); i++ {
+		var mr acrn.VMMemoryRegion
+		if err := mr.Decode(raw[i*acrn.VMMemoryRegionSize:]); err != nil {
+			return acrn.EINVAL
+		}
+		if r := e.applyRegion(c, &mr); r != 0 {
+			return r
+		}
+	}
+	return 0
+}
+
+func (e *hcVM) applyRegion(c *call, mr *acrn.VMMemoryRegion) acrn.Errno {
+	const pg = memory.PageSize
+	if mr.Size == 0 || mr.GPA%pg != 0 || mr.Size%pg != 0 || mr.GPA >= maxGPA || mr.Size > maxGPA-mr.GPA {
+		return acrn.EINVAL
+	}
+	switch mr.Type {
+	case acrn.MRAdd:
+		if !protValid(mr.Prot) || mr.SOSVMGPA%pg != 0 {
+			return acrn.EINVAL
+		}
+		for _, m := range e.regions {
+			if mr.GPA < m.gpa+m.size && m.gpa < mr.GPA+mr.Size {
+				return acrn.EINVAL
+			}
+		}
+		host, err := c.mem.Slice(mr.SOSVMGPA, mr.Size)
+		if err != nil {
+			return acrn.EFAULT
+		}
+		m := &memRegion{gpa: mr.GPA, size: mr.Size, prot: mr.Prot, host: host, wp: map[uint64]bool{}}
+		if err := e.mapRegion(m); err != nil {
+			return acrn.EINVAL
+		}
+		e.regions = append(e.regions, m)
+	case acrn.MRDel:
+		i, m := e.findRegion(mr.GPA, mr.Size)
+		if m == nil {
+			return acrn.EINVAL
+		}
+		e.unmap(m)
+		e.regions = append(e.regions[:i], e.regions[i+1:]...)
+	case acrn.MRModify:
+		_, m := e.findRegion(mr.GPA, mr.Size)
+		if m == nil || !protValid(mr.Prot) {
+			return acrn.EINVAL
+		}
+		m.prot = mr.Prot
+		if err := e.mapRegion(m); err != nil {
+			return acrn.EINVAL
+		}
+	default:
+		return acrn.EINVAL
+	}
+	return 0
+}
+
+// hcWriteProtectPage is HC_VM_WRITE_PROTECT_PAGE: param1 is the target VM
+// ID, param2 the GPA of a wp_data. The page (page-aligned, inside a writable
+// region HC_VM_SET_MEMORY_REGIONS mapped) becomes read-only to the guest
+// while set is non-zero; each guest write to it is not performed but becomes
+// an I/O request of type WP (Hypervisor.WPRequests). Clearing it maps the
+// page writable again.
+func hcWriteProtectPage(c *call) acrn.Errno {
+	e, r := c.target(c.p1, true)
+	if r != 0 {
+		return r
+	}
+	defer e.mu.Unlock()
+	var wp acrn.WPData
+	if r := c.read(c.p2, &wp); r != 0 {
+		return r
+	}
+	if wp.GPA%memory.PageSize != 0 {
+		return acrn.EINVAL
+	}
+	_, m := e.findRegion(wp.GPA, 0)
+	if m == nil || m.prot&acrn.MemAccessWrite == 0 {
+		return acrn.EINVAL
+	}
+	if (wp.Set != 0) == m.wp[wp.GPA] {
+		return 0
+	}
+	e.unmap(m) // with the old WP set, so its handlers go
+	if wp.Set != 0 {
+		m.wp[wp.GPA] = true
+	} else {
+		delete(m.wp, wp.GPA)
+	}
+	if err := e.mapRegion(m); err != nil {
+		return acrn.EINVAL
+	}
+	return 0
+}
+
+// wpPage turns guest writes to a write-protected page into WP I/O requests.
+type wpPage struct {
+	e    *hcVM
+	gpa  uint64
+	host []byte
+}
+
+func (p *wpPage) Read(off uint64, data []byte) {
+	if off+uint64(len(data)) <= uint64(len(p.host)) {
+		copy(data, p.host[off:])
+	}
+}
+
+func (p *wpPage) Write(off uint64, data []byte) {
+	var v [8]byte
+	copy(v[:], data)
+	var req acrn.IORequest
+	req.SetMMIO(acrn.MMIORequest{Direction: acrn.DirWrite, Address: p.gpa + off,
+		Size: uint64(len(data)), Value: binary.LittleEndian.Uint64(v[:])})
+	req.Type = acrn.ReqWP
+	req.Processed = acrn.StatePending
+	e := p.e
+	e.wpMu.Lock()
+	if len(e.wpReq) >= maxWPRequests {
+		e.wpReq = e.wpReq[1:]
+	}
+	e.wpReq = append(e.wpReq, req)
+	e.wpMu.Unlock()
+}
+
+// WPRequests takes the WP I/O requests VM id's writes to write-protected
+// pages raised since the last call. Issue 5's I/O request path will deliver
+// them through the request buffer instead.
+func (h *Hypervisor) WPRequests(id uint16) []acrn.IORequest {
+	e := h.table.lookup(uint64(id))
+	if e == nil {
+		return nil
+	}
+	e.wpMu.Lock()
+	defer e.wpMu.Unlock()
+	r := e.wpReq
+	e.wpReq = nil
+	return r
+}
+
+// hostBytes returns the host memory behind a target GPA: a region's Service
+// VM memory for a VM created by hypercall, its own RAM otherwise.
+func (e *hcVM) hostBytes(gpa uint64) []byte {
+	if e.load == loadPost {
+		if _, m := e.findRegion(gpa, 0); m != nil {
+			return m.host[gpa-m.gpa:]
+		}
+		return nil
+	}
+	b, err := e.vm.mem.Slice(gpa, 1)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+var touched atomic.Uint32
+
+// hostPhys returns the host-physical address of b[0] from /proc/self/pagemap
+// (which shows frame numbers only to CAP_SYS_ADMIN). The page is read first,
+// so it is present.
+func hostPhys(b []byte) (uint64, acrn.Errno) {
+	touched.Add(uint32(b[0]))
+	va := uint64(uintptr(unsafe.Pointer(&b[0])))
+	f, err := os.Open("/proc/self/pagemap")
+	if err != nil {
+		return 0, acrn.ENODEV
+	}
+	defer f.Close()
+	var ent [8]byte
+	if _, err := f.ReadAt(ent[:], int64(va/memory.PageSize*8)); err != nil {
+		return 0, acrn.ENODEV
+	}
+	v := binary.LittleEndian.Uint64(ent[:])
+	pfn := v & (1<<55 - 1)
+	if v>>63 == 0 || pfn == 0 {
+		return 0, acrn.ENODEV
+	}
+	return pfn*memory.PageSize + va%memory.PageSize, 0
+}
+
+// hcGPA2HPA is HC_VM_GPA2HPA: param1 is the target VM ID, param2 the GPA of
+// a vm_gpa2hpa whose gpa is translated to the host-physical address of the
+// frame behind it (from /proc/self/pagemap). An unmapped GPA is -EINVAL; a
+// host that hides frame numbers gives -ENODEV.
+func hcGPA2HPA(c *call) acrn.Errno {
+	e, r := c.target(c.p1, false)
+	if r != 0 {
+		return r
+	}
+	defer e.mu.Unlock()
+	var q acrn.VMGPA2HPA
+	if r := c.read(c.p2, &q); r != 0 {
+		return r
+	}
+	b := e.hostBytes(q.GPA)
+	if len(b) == 0 {
+		return acrn.EINVAL
+	}
+	hpa, r := hostPhys(b)
+	if r != 0 {
+		return r
+	}
+	q.HPA = hpa
+	return c.write(c.p2, &q)
+}

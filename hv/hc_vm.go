@@ -1,0 +1,335 @@
+package hv
+
+import (
+	"context"
+	"io"
+	"math/bits"
+	"runtime"
+
+	"ember/acrn"
+	"ember/kvm"
+	"ember/memory"
+)
+
+// knownGuestFlags are the GUEST_FLAG_* bits acrn defines; HC_CREATE_VM
+// refuses others.
+const knownGuestFlags = 1<<15 - 1
+
+// hcCreateVM is HC_CREATE_VM: param1 is the GPA of an acrn_vm_creation.
+// The VM gets vcpu_num vCPUs, or one per bit of cpu_affinity (which must
+// name host CPUs, and agree with a non-zero vcpu_num); neither gives one. It
+// has no RAM of its own: HC_VM_SET_MEMORY_REGIONS maps Service VM memory
+// into it, as in ACRN. A non-zero ioreq_buf is set as HC_SET_IOREQ_BUFFER
+// would. The new VM ID and vCPU count are written back.
+func hcCreateVM(c *call) acrn.Errno {
+	var cr acrn.VMCreation
+	if e := c.read(c.p1, &cr); e != 0 {
+		return e
+	}
+	n := int(cr.VCPUNum)
+	if cr.CPUAffinity != 0 {
+		ncpu := runtime.NumCPU()
+		if ncpu < 64 && cr.CPUAffinity>>uint(ncpu) != 0 {
+			return acrn.EINVAL
+		}
+		k := bits.OnesCount64(cr.CPUAffinity)
+		if n != 0 && n != k {
+			return acrn.EINVAL
+		}
+		n = k
+	}
+	if n == 0 {
+		n = 1
+	}
+	if n > acrn.IORequestMax || cr.VMFlag&^knownGuestFlags != 0 {
+		return acrn.EINVAL
+	}
+	if cr.IOReqBuf != 0 {
+		if _, e := ioreqSlice(c.mem, cr.IOReqBuf); e != 0 {
+			return e
+		}
+	}
+	vm, err := c.h.NewVM(Config{MemorySize: memory.PageSize, VCPUs: n, GuestFlags: cr.VMFlag,
+		Console: io.Discard, byHypercall: true})
+	if err != nil {
+		return acrn.ENOMEM
+	}
+	e := vm.hc
+	if err := e.strip(); err != nil {
+		vm.Close()
+		return acrn.ENOMEM
+	}
+	e.mu.Lock()
+	e.state = vmCreated
+	e.affinity = cr.CPUAffinity
+	if cr.IOReqBuf != 0 {
+		e.setIOReq(c.mem, cr.IOReqBuf)
+	}
+	e.mu.Unlock()
+	cr.VMID, cr.VCPUNum = e.id, uint16(n)
+	if r := c.write(c.p1, &cr); r != 0 {
+		e.destroy()
+		return r
+	}
+	return 0
+}
+
+// strip takes the page of RAM NewVM gave a VM created by hypercall away
+// again, and records every vCPU's power-on state for HC_RESET_VM.
+func (e *hcVM) strip() error {
+	vm := e.vm
+	for i := range vm.mem.Regions() {
+		if err := vm.kvm.DeleteMemoryRegion(uint32(i)); err != nil {
+			return err
+		}
+	}
+	vm.mem.Close()
+	var err error
+	if vm.mem, err = memory.New(nil); err != nil {
+		return err
+	}
+	for _, v := range vm.vcpus {
+		s, err := snapshotVCPU(v.kvm, !vm.cfg.NoIRQChip)
+		if err != nil {
+			return err
+		}
+		e.powerOn = append(e.powerOn, s)
+	}
+	return nil
+}
+
+// running reports whether a run started by HC_START_VM is still going. The
+// caller holds e.mu.
+func (e *hcVM) running() bool {
+	if e.done == nil {
+		return false
+	}
+	select {
+	case <-e.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// curState is e.state, with a run that ended on its own (the guest exited or
+// failed) seen as powered off. The caller holds e.mu.
+func (e *hcVM) curState() vmState {
+	if (e.state == vmRunning || e.state == vmPaused) && e.done != nil && !e.running() {
+		e.state = vmPoweredOff
+	}
+	return e.state
+}
+
+// stopRun ends a run HC_START_VM started and waits for it. The caller holds
+// e.mu; the run's goroutine does not take it.
+func (e *hcVM) stopRun() {
+	if e.done == nil {
+		return
+	}
+	e.cancel()
+	<-e.done
+	e.vm.Resume() // a paused VM must not start its next run paused
+}
+
+// destroy pauses the VM, ends its run and releases it (HC_DESTROY_VM, and
+// the cleanup of VMs whose Service VM goes away).
+func (e *hcVM) destroy() {
+	e.mu.Lock()
+	if e.dead {
+		e.mu.Unlock()
+		return
+	}
+	e.dead = true
+	if e.running() {
+		e.vm.Pause()
+	}
+	e.stopRun()
+	e.mu.Unlock()
+	e.vm.Close()
+}
+
+// hcDestroyVM is HC_DESTROY_VM: param1 is the target VM ID. The VM is
+// paused, then torn down; its ID becomes free.
+func hcDestroyVM(c *call) acrn.Errno {
+	e, r := c.target(c.p1, true)
+	if r != 0 {
+		return r
+	}
+	e.mu.Unlock()
+	e.destroy()
+	return 0
+}
+
+// hcStartVM is HC_START_VM: param1 is the target VM ID. Refused (-EPERM)
+// until the I/O request buffer is set, and for a VM that is running or
+// powered off (reset it first). A paused VM continues where it stopped.
+func hcStartVM(c *call) acrn.Errno {
+	e, r := c.target(c.p1, true)
+	if r != 0 {
+		return r
+	}
+	defer e.mu.Unlock()
+	if !e.ioreqSet {
+		return acrn.EPERM
+	}
+	switch e.curState() {
+	case vmRunning, vmPoweredOff:
+		return acrn.EPERM
+	case vmPaused:
+		if e.running() {
+			e.vm.Resume()
+			e.state = vmRunning
+			return 0
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	e.cancel, e.done, e.state = cancel, done, vmRunning
+	vm := e.vm
+	go func() {
+		res, err := vm.Run(ctx)
+		if err != nil {
+			res = Result{Reason: StopError, Err: err}
+		}
+		e.wpMu.Lock()
+		e.lastResult = res
+		e.wpMu.Unlock()
+		close(done)
+	}()
+	return 0
+}
+
+// hcPauseVM is HC_PAUSE_VM: param1 is the target VM ID. Pausing a paused (or
+// stopped) VM succeeds and does nothing.
+func hcPauseVM(c *call) acrn.Errno {
+	e, r := c.target(c.p1, true)
+	if r != 0 {
+		return r
+	}
+	defer e.mu.Unlock()
+	switch e.curState() {
+	case vmRunning:
+		e.vm.Pause()
+		e.state = vmPaused
+	case vmCreated:
+		e.state = vmPaused
+	}
+	return 0
+}
+
+// hcResetVM is HC_RESET_VM: param1 is the target VM ID, which must not be
+// running (pause it first; -EPERM otherwise). Every vCPU gets its power-on
+// state back and the BSP the registers HC_SET_VCPU_REGS gave it; the VM can
+// then be started again.
+func hcResetVM(c *call) acrn.Errno {
+	e, r := c.target(c.p1, true)
+	if r != 0 {
+		return r
+	}
+	defer e.mu.Unlock()
+	if e.curState() == vmRunning {
+		return acrn.EPERM
+	}
+	e.stopRun()
+	e.cancel, e.done = nil, nil
+	for i, v := range e.vm.vcpus {
+		if err := e.powerOn[i].restore(v.kvm); err != nil {
+			return acrn.EIO
+		}
+	}
+	if e.bspRegs != nil {
+		if err := applyRegs(e.vm.vcpus[0].kvm, &e.bspRegs.VCPURegs); err != nil {
+			return acrn.EIO
+		}
+	}
+	e.state = vmCreated
+	return 0
+}
+
+// hcCreateVCPU is HC_CREATE_VCPU: param1 is the target VM ID, param2 the
+// GPA of ACRN 1.x's struct acrn_create_vcpu {uint16 vcpu_id; uint16
+// pcpu_id}. ember creates all vCPUs with the VM (vcpu_num), so this only
+// confirms that the vCPU exists: 0 for a vcpu_id below vcpu_num, -EINVAL
+// otherwise.
+func hcCreateVCPU(c *call) acrn.Errno {
+	e, r := c.target(c.p1, true)
+	if r != 0 {
+		return r
+	}
+	defer e.mu.Unlock()
+	b, err := c.mem.Slice(c.p2, 4)
+	if err != nil {
+		return acrn.EFAULT
+	}
+	if id := int(b[0]) | int(b[1])<<8; id >= len(e.vm.vcpus) {
+		return acrn.EINVAL
+	}
+	return 0
+}
+
+// hcSetVCPURegs is HC_SET_VCPU_REGS: param1 is the target VM ID, param2 the
+// GPA of an acrn_vcpu_regs. Only the BSP (vcpu_id 0) takes registers from
+// the Service VM, as seed 000 says; a VM with a run in progress refuses
+// (-EPERM). The registers are also what HC_RESET_VM returns the BSP to.
+func hcSetVCPURegs(c *call) acrn.Errno {
+	e, r := c.target(c.p1, true)
+	if r != 0 {
+		return r
+	}
+	defer e.mu.Unlock()
+	var regs acrn.VCPURegs
+	if r := c.read(c.p2, &regs); r != 0 {
+		return r
+	}
+	if regs.VCPUID != 0 {
+		return acrn.EINVAL
+	}
+	if e.running() {
+		return acrn.EPERM
+	}
+	if err := applyRegs(e.vm.vcpus[0].kvm, &regs.VCPURegs); err != nil {
+		return acrn.EINVAL
+	}
+	e.bspRegs = &regs
+	return 0
+}
+
+// applyRegs loads an acrn_regs into a vCPU. CS comes with its VMX access
+// rights; the data segments are flat (base selector<<4, 64 KiB, in real
+// mode), TR a busy TSS and LDTR an LDT, as ACRN sets them.
+func applyRegs(v *kvm.VCPU, r *acrn.Regs) error {
+	g := &r.GPRs
+	regs := kvm.Regs{RAX: g.RAX, RBX: g.RBX, RCX: g.RCX, RDX: g.RDX, RSI: g.RSI, RDI: g.RDI,
+		RSP: g.RSP, RBP: g.RBP, R8: g.R8, R9: g.R9, R10: g.R10, R11: g.R11, R12: g.R12,
+		R13: g.R13, R14: g.R14, R15: g.R15, RIP: r.RIP, RFLAGS: r.RFlags | 2}
+	s, err := v.GetSRegs()
+	if err != nil {
+		return err
+	}
+	s.CR0, s.CR3, s.CR4, s.EFER = r.CR0, r.CR3, r.CR4, r.IA32EFER
+	s.GDT = kvm.DTable{Base: r.GDT.Base, Limit: r.GDT.Limit}
+	s.IDT = kvm.DTable{Base: r.IDT.Base, Limit: r.IDT.Limit}
+	ar := r.CSAR
+	s.CS = kvm.Segment{Base: r.CSBase, Limit: r.CSLimit, Selector: r.CSSel, Type: uint8(ar & 0xf),
+		S: uint8(ar >> 4 & 1), DPL: uint8(ar >> 5 & 3), Present: uint8(ar >> 7 & 1),
+		AVL: uint8(ar >> 12 & 1), L: uint8(ar >> 13 & 1), DB: uint8(ar >> 14 & 1),
+		G: uint8(ar >> 15 & 1), Unusable: uint8(ar >> 16 & 1)}
+	pe := r.CR0&1 != 0
+	data := func(sel uint16) kvm.Segment {
+		d := kvm.Segment{Selector: sel, Type: 3, S: 1, Present: 1}
+		if pe {
+			d.Limit, d.G, d.DB = 0xffffffff, 1, 1
+		} else {
+			d.Base, d.Limit = uint64(sel)<<4, 0xffff
+		}
+		return d
+	}
+	s.SS, s.DS, s.ES, s.FS, s.GS = data(r.SSSel), data(r.DSSel), data(r.ESSel), data(r.FSSel), data(r.GSSel)
+	s.TR = kvm.Segment{Selector: r.TRSel, Limit: 0xffff, Type: 11, Present: 1}
+	s.LDT = kvm.Segment{Selector: r.LDTSel, Limit: 0xffff, Type: 2, Present: 1}
+	if err := v.SetSRegs(s); err != nil {
+		return err
+	}
+	return v.SetRegs(regs)
+}

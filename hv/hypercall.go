@@ -1,0 +1,199 @@
+package hv
+
+import (
+	"ember/acrn"
+	"ember/kvm"
+	"ember/memory"
+)
+
+// PortHypercall is the guest ABI's hypercall port (docs/abi.md, Hypercalls).
+// KVM keeps VMCALL to itself, so a guest makes an ACRN hypercall by putting
+// the ID in R8, param1 in RDI and param2 in RSI and writing one byte (any
+// value) to this port with OUT; the result is in RAX when the OUT retires.
+const PortHypercall = 0xf8
+
+// call is one hypercall in flight: who makes it, with what, and where its
+// pointer parameters point.
+type call struct {
+	h     *Hypervisor
+	from  *hcVM         // the calling VM; nil for the host control plane
+	vcpu  *VCPU         // the calling vCPU of a guest trap; nil from the Go API
+	regs  *kvm.Regs     // that vCPU's registers (Trusty world switches change them)
+	sregs *kvm.SRegs    // and its segment and control registers
+	mem   *memory.Guest // the caller's memory: pointer parameters are GPAs in it
+	id    acrn.ID       // R8
+	p1    uint64        // RDI
+	p2    uint64        // RSI
+	// switched is set by a handler that replaced the calling vCPU's
+	// registers (a world switch): the trap then writes regs back as they are.
+	switched bool
+}
+
+// handler runs one hypercall; it returns 0 or the errno whose negation goes
+// to RAX.
+type handler func(c *call) acrn.Errno
+
+// handlers holds every hypercall of acrn.All.
+var handlers map[acrn.ID]handler
+
+func init() {
+	handlers = map[acrn.ID]handler{
+		acrn.HCGetAPIVersion:     hcGetAPIVersion,
+		acrn.HCSOSOfflineCPU:     hcSOSOfflineCPU,
+		acrn.HCSetCallbackVector: hcSetCallbackVector,
+		acrn.HCGetPlatformInfo:   hcGetPlatformInfo,
+
+		acrn.HCCreateVM:    hcCreateVM,
+		acrn.HCDestroyVM:   hcDestroyVM,
+		acrn.HCStartVM:     hcStartVM,
+		acrn.HCPauseVM:     hcPauseVM,
+		acrn.HCCreateVCPU:  hcCreateVCPU,
+		acrn.HCResetVM:     hcResetVM,
+		acrn.HCSetVCPURegs: hcSetVCPURegs,
+
+		acrn.HCInjectMSI:     hcInjectMSI,
+		acrn.HCVMIntrMonitor: hcVMIntrMonitor,
+		acrn.HCSetIRQLine:    hcSetIRQLine,
+
+		acrn.HCSetIOReqBuffer:      hcSetIOReqBuffer,
+		acrn.HCNotifyRequestFinish: hcNotifyRequestFinish,
+		acrn.HCAsyncIOAssign:       hcAsyncIOAssign,
+		acrn.HCAsyncIODeassign:     hcAsyncIODeassign,
+
+		acrn.HCVMGPA2HPA:          hcGPA2HPA,
+		acrn.HCVMSetMemoryRegions: hcSetMemoryRegions,
+		acrn.HCVMWriteProtectPage: hcWriteProtectPage,
+
+		acrn.HCSetPtdevIntrInfo:   hcSetPtdevIntrInfo,
+		acrn.HCResetPtdevIntrInfo: hcResetPtdevIntrInfo,
+		acrn.HCAssignPCIDev:       hcAssignPCIDev,
+		acrn.HCDeassignPCIDev:     hcDeassignPCIDev,
+		acrn.HCAssignMMIODev:      hcAssignMMIODev,
+		acrn.HCDeassignMMIODev:    hcDeassignMMIODev,
+		acrn.HCAddVDev:            hcAddVDev,
+		acrn.HCRemoveVDev:         hcRemoveVDev,
+
+		acrn.HCSetupSbuf:     hcSetupSbuf,
+		acrn.HCSetupHVNPKLog: hcSetupNPKLog,
+		acrn.HCProfilingOps:  hcProfilingOps,
+		acrn.HCGetHWInfo:     hcGetHWInfo,
+
+		acrn.HCInitializeTrusty:     hcInitializeTrusty,
+		acrn.HCWorldSwitch:          hcWorldSwitch,
+		acrn.HCSaveRestoreSworldCtx: hcSaveRestoreSworldCtx,
+
+		acrn.HCPMGetCPUState: hcPMGetCPUState,
+	}
+}
+
+// Hypercall makes hypercall id as the host control plane, which acts as the
+// Service VM, and returns what a guest would find in RAX: 0 or a negative
+// errno (acrn.ResultError turns it into an error). Pointer parameters are
+// guest-physical addresses in ServiceMemory. It is safe to call from many
+// goroutines.
+func (h *Hypervisor) Hypercall(id acrn.ID, param1, param2 uint64) uint64 {
+	mem, err := h.ServiceMemory()
+	if err != nil {
+		return acrn.ENOMEM.Result()
+	}
+	c := &call{h: h, mem: mem, id: id, p1: param1, p2: param2}
+	v, r := h.dispatch(c, 0)
+	return verdictResult(v, r)
+}
+
+// HypercallFrom makes hypercall id as a ring-0 caller in vm, with pointer
+// parameters in vm's memory, as vm's guest would through PortHypercall but
+// without a vCPU (so the Trusty world-switch calls, which act on the calling
+// vCPU, answer -EINVAL). Where a guest would get #UD (vm may not make
+// hypercalls) the result is -ENODEV, as in ACRN's vmcall.c.
+func (h *Hypervisor) HypercallFrom(vm *VM, id acrn.ID, param1, param2 uint64) uint64 {
+	if vm.hc == nil || vm.hc.h != h {
+		return acrn.ENODEV.Result()
+	}
+	c := &call{h: h, from: vm.hc, mem: vm.mem, id: id, p1: param1, p2: param2}
+	v, r := h.dispatch(c, 0)
+	return verdictResult(v, r)
+}
+
+// verdictResult is the RAX value for a verdict; vmcall.c leaves RAX alone
+// for #GP (-EACCES) and #UD (-ENODEV), and a Go caller gets those values.
+func verdictResult(v verdict, r uint64) uint64 {
+	switch v {
+	case injectGP:
+		return acrn.EACCES.Result()
+	case injectUD:
+		return acrn.ENODEV.Result()
+	}
+	return r
+}
+
+// dispatch checks the caller's rights and runs the handler. It returns the
+// verdict and, for allow and refuse, the RAX value.
+func (h *Hypervisor) dispatch(c *call, cpl uint8) (verdict, uint64) {
+	service, flags := true, uint64(0)
+	if c.from != nil {
+		service, flags = c.from.load == loadSOS, c.from.flags
+	}
+	v := checkPermission(service, flags, cpl, c.id)
+	var rax uint64
+	switch v {
+	case allow:
+		if e := handlers[c.id](c); e != 0 {
+			rax = e.Result()
+		}
+	case refuse:
+		rax = acrn.EINVAL.Result()
+	default:
+		return v, 0
+	}
+	h.trace(c, rax)
+	return v, rax
+}
+
+// read decodes v from the caller's memory at gpa: -EFAULT if the structure
+// is not wholly inside the caller's RAM. The bytes are copied once, so a
+// guest changing them meanwhile cannot change what was checked.
+func (c *call) read(gpa uint64, v acrn.Codec) acrn.Errno {
+	b, err := c.mem.Slice(gpa, uint64(v.SizeOf()))
+	if err != nil {
+		return acrn.EFAULT
+	}
+	if err := v.Decode(append([]byte(nil), b...)); err != nil {
+		return acrn.EINVAL
+	}
+	return 0
+}
+
+// write encodes v into the caller's memory at gpa, -EFAULT if it does not fit.
+func (c *call) write(gpa uint64, v acrn.Codec) acrn.Errno {
+	b, err := c.mem.Slice(gpa, uint64(v.SizeOf()))
+	if err != nil {
+		return acrn.EFAULT
+	}
+	buf := make([]byte, v.SizeOf())
+	if err := v.Encode(buf); err != nil {
+		return acrn.EINVAL
+	}
+	copy(b, buf)
+	return 0
+}
+
+// target resolves a VM ID parameter: an existing VM other than the Service
+// VM (which never targets itself); with postOnly, only a VM created by
+// HC_CREATE_VM, as ACRN's handlers require is_postlaunched_vm. The entry's
+// lock is held on return; the caller unlocks it.
+func (c *call) target(vmid uint64, postOnly bool) (*hcVM, acrn.Errno) {
+	e := c.h.table.lookup(vmid)
+	if e == nil || e == c.from || e.load == loadSOS || e.id == acrn.InvalidVMID {
+		return nil, acrn.EINVAL
+	}
+	if postOnly && e.load != loadPost {
+		return nil, acrn.EINVAL
+	}
+	e.mu.Lock()
+	if e.dead {
+		e.mu.Unlock()
+		return nil, acrn.EINVAL
+	}
+	return e, 0
+}
