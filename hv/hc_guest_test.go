@@ -3,6 +3,7 @@ package hv
 import (
 	"bytes"
 	"context"
+	"ember/internal/kvmtest"
 	"testing"
 	"time"
 
@@ -20,7 +21,7 @@ func runHC(t *testing.T, h *Hypervisor, cfg Config, ring3 bool, id acrn.ID, p1, 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { vm.Close() })
-	rep := &reporter{}
+	rep := kvmtest.NewReporter()
 	if err := vm.PIO.Register(guest.PortReport, 4, "report", rep); err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +42,7 @@ func runHC(t *testing.T, h *Hypervisor, cfg Config, ring3 bool, id acrn.ID, p1, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return res, rep.vals, vm
+	return res, rep.Values(), vm
 }
 
 func TestGuestHypercallPermissions(t *testing.T) {
@@ -92,7 +93,7 @@ func TestServiceVMGuestStartsSecondVM(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer vm.Close()
-	rep := &reporter{}
+	rep := kvmtest.NewReporter()
 	vm.PIO.Register(guest.PortReport, 4, "report", rep)
 	vm.LoadImage(guest.HCSOS.Code, guest.LoadAddr)
 	if err := vm.SetEntry(0, guest.HCSOS.Entry()); err != nil {
@@ -102,16 +103,16 @@ func TestServiceVMGuestStartsSecondVM(t *testing.T) {
 	defer cancel()
 	res, err := vm.Run(ctx)
 	if err != nil || res.Reason != StopExit || res.Status != 0 {
-		t.Fatalf("Service VM: %v %v (reports %#x)", res, err, rep.vals)
+		t.Fatalf("Service VM: %v %v (reports %#x)", res, err, rep.Values())
 	}
 	eperm := acrn.EPERM.Result() & 0xffffffff
 	want := []uint64{0, eperm, 0, 0, 0, 0, 0x42, 1}
-	if len(rep.vals) != len(want) {
-		t.Fatalf("reports %#x, want %#x", rep.vals, want)
+	if len(rep.Values()) != len(want) {
+		t.Fatalf("reports %#x, want %#x", rep.Values(), want)
 	}
 	for i := range want {
-		if rep.vals[i] != want[i] {
-			t.Fatalf("reports %#x, want %#x", rep.vals, want)
+		if rep.Values()[i] != want[i] {
+			t.Fatalf("reports %#x, want %#x", rep.Values(), want)
 		}
 	}
 	r, err := h.WaitVM(ctx, 1)

@@ -2,6 +2,7 @@ package hv
 
 import (
 	"context"
+	"ember/internal/kvmtest"
 	"slices"
 	"testing"
 	"time"
@@ -18,7 +19,7 @@ func TestPauseBeforeRunHoldsTheFirstEntry(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer vm.Close()
-	rep := &reporter{}
+	rep := kvmtest.NewReporter()
 	if err := vm.PIO.Register(guest.PortReport, 4, "report", rep); err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +63,7 @@ func TestResetRunsTheGuestAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer vm.Close()
-	rep := &reporter{}
+	rep := kvmtest.NewReporter()
 	if err := vm.PIO.Register(guest.PortReport, 4, "report", rep); err != nil {
 		t.Fatal(err)
 	}
@@ -75,12 +76,12 @@ func TestResetRunsTheGuestAgain(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		rep.vals = nil
+		rep.Reset()
 		res, err := vm.Run(context.Background())
 		if err != nil || res.Reason != StopExit {
 			t.Fatalf("run %d: %v, %v", i, res, err)
 		}
-		runs = append(runs, rep.vals)
+		runs = append(runs, rep.Values())
 	}
 	if !slices.Equal(runs[0], runs[1]) {
 		t.Errorf("first run reported %#x, the run after Reset %#x", runs[0], runs[1])

@@ -3,11 +3,9 @@ package hv
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"os"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,21 +13,6 @@ import (
 	"ember/internal/kvmtest"
 	"ember/x86"
 )
-
-// reporter collects the values a guest writes to guest.PortReport.
-type reporter struct {
-	mu   sync.Mutex
-	vals []uint64
-}
-
-func (r *reporter) Read(_ uint64, d []byte) {}
-func (r *reporter) Write(_ uint64, d []byte) {
-	var b [8]byte
-	copy(b[:], d)
-	r.mu.Lock()
-	r.vals = append(r.vals, binary.LittleEndian.Uint64(b[:]))
-	r.mu.Unlock()
-}
 
 func openHV(t testing.TB) *Hypervisor {
 	t.Helper()
@@ -56,7 +39,7 @@ func runProgram(t *testing.T, h *Hypervisor, p guest.Program, cfg Config) (Resul
 		t.Fatal(err)
 	}
 	defer vm.Close()
-	rep := &reporter{}
+	rep := kvmtest.NewReporter()
 	if err := vm.PIO.Register(guest.PortReport, 4, "report", rep); err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +55,7 @@ func runProgram(t *testing.T, h *Hypervisor, p guest.Program, cfg Config) (Resul
 	if err != nil {
 		t.Fatal(err)
 	}
-	return res, console.String(), rep.vals
+	return res, console.String(), rep.Values()
 }
 
 func TestGuestsInEveryMode(t *testing.T) {
@@ -187,7 +170,7 @@ func TestCreateRunDestroyLeavesNothing(t *testing.T) {
 		defer vm.Close()
 		vm.LoadImage(guest.Real.Code, guest.LoadAddr)
 		vm.SetEntry(0, guest.Real.Entry())
-		if err := vm.PIO.Register(guest.PortReport, 4, "report", &reporter{}); err != nil {
+		if err := vm.PIO.Register(guest.PortReport, 4, "report", kvmtest.NewReporter()); err != nil {
 			t.Fatal(err)
 		}
 		res, err := vm.Run(context.Background())

@@ -1,6 +1,7 @@
 package vmm
 
 import (
+	"ember/internal/kvmtest"
 	"errors"
 	"slices"
 	"sync/atomic"
@@ -93,7 +94,7 @@ func TestRestartBootsASecondImage(t *testing.T) {
 	}
 	wantExit(t, wait(t, g), 2)
 	t.Logf("restart from the counter guest (at %d) to second and its exit took %v", first, time.Since(begin))
-	if got := rep.values(); !slices.Equal(got, []uint64{0x5ec0d, 0x1234}) {
+	if got := rep.Values(); !slices.Equal(got, []uint64{0x5ec0d, 0x1234}) {
 		t.Errorf("second reported %#x, want [0x5ec0d 0x1234] (its marker and RSI)", got)
 	}
 	if c := readCounter(t, g); c != 0 {
@@ -111,7 +112,7 @@ func TestRestartBootsASecondImage(t *testing.T) {
 
 	// 4. The interrupt guest: registrations made before the first boot
 	// still work, on the IOAPIC and LAPIC the restart reset.
-	rep = newReporter()
+	rep = kvmtest.NewReporter()
 	g.VM().PIO.Unregister(guest.PortReport)
 	if err := g.VM().PIO.Register(guest.PortReport, 4, "report", rep); err != nil {
 		t.Fatal(err)
@@ -119,7 +120,7 @@ func TestRestartBootsASecondImage(t *testing.T) {
 	if err := g.Restart(0, guest.LoadAddr, virqParams(12, 3), 0, Image{guest.Virq.Code, guest.LoadAddr}); err != nil {
 		t.Fatal(err)
 	}
-	rep.await(t, 1)
+	rep.Await(t, 1)
 	for range 3 {
 		if err := v.Inject(0, 12); err != nil {
 			t.Fatal(err)
@@ -127,7 +128,7 @@ func TestRestartBootsASecondImage(t *testing.T) {
 		select {
 		case <-acked:
 		case <-time.After(10 * time.Second):
-			t.Fatalf("no ack; guest reported %v", rep.values())
+			t.Fatalf("no ack; guest reported %v", rep.Values())
 		}
 	}
 	wantExit(t, wait(t, g), 0x56)
@@ -150,7 +151,7 @@ func TestResetThenStart(t *testing.T) {
 	}
 	start(t, g, guest.Second, 7)
 	wantExit(t, wait(t, g), 2)
-	if got := rep.values(); !slices.Equal(got, []uint64{0x5ec0d, 7}) {
+	if got := rep.Values(); !slices.Equal(got, []uint64{0x5ec0d, 7}) {
 		t.Errorf("reported %#x", got)
 	}
 }

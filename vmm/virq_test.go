@@ -1,6 +1,7 @@
 package vmm
 
 import (
+	"ember/internal/kvmtest"
 	"errors"
 	"os"
 	"slices"
@@ -56,7 +57,7 @@ func TestRegisterAckFiresOncePerEOI(t *testing.T) {
 				t.Fatal(err)
 			}
 			start(t, g, guest.Virq, virqParams(tt.irq, tt.n))
-			rep.await(t, 1) // routed and ready
+			rep.Await(t, 1) // routed and ready
 			begin := time.Now()
 			for i := 1; i <= tt.n; i++ {
 				if err := v.Inject(0, tt.irq); err != nil {
@@ -68,7 +69,7 @@ func TestRegisterAckFiresOncePerEOI(t *testing.T) {
 						t.Fatalf("ack %d: called with (%d, %d, %v), want (0, %d, %p)", i, a.vcpu, a.irq, a.cookie, tt.irq, cookie)
 					}
 				case <-time.After(10 * time.Second):
-					t.Fatalf("no ack for injection %d after 10 s (guest reported %v)", i, rep.values())
+					t.Fatalf("no ack for injection %d after 10 s (guest reported %v)", i, rep.Values())
 				}
 			}
 			elapsed := time.Since(begin)
@@ -80,7 +81,7 @@ func TestRegisterAckFiresOncePerEOI(t *testing.T) {
 			for i := range want {
 				want[i] = uint64(i)
 			}
-			if got := rep.values(); !slices.Equal(got, want) {
+			if got := rep.Values(); !slices.Equal(got, want) {
 				t.Errorf("guest reported %v, want 0 (ready), 1..%d", got, tt.n)
 			}
 			t.Logf("IRQ %d: %d inject→EOI→ack round trips, %v each", tt.irq, tt.n, elapsed/time.Duration(tt.n))
@@ -105,7 +106,7 @@ func TestInjectBeforeEOIIsOneInterrupt(t *testing.T) {
 		t.Fatal(err)
 	}
 	start(t, g, guest.Virq, virqParams(7, 2))
-	rep.await(t, 1)
+	rep.Await(t, 1)
 	if err := g.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +119,7 @@ func TestInjectBeforeEOIIsOneInterrupt(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-acked
-	rep.await(t, 2)
+	rep.Await(t, 2)
 	if err := v.Inject(0, 7); err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +128,7 @@ func TestInjectBeforeEOIIsOneInterrupt(t *testing.T) {
 	if got := count.Load(); got != 2 {
 		t.Errorf("%d acks for 2 interrupts", got)
 	}
-	if got := rep.values(); !slices.Equal(got, []uint64{0, 1, 2}) {
+	if got := rep.Values(); !slices.Equal(got, []uint64{0, 1, 2}) {
 		t.Errorf("guest reported %v, want [0 1 2]", got)
 	}
 }
@@ -165,7 +166,7 @@ func TestPassthroughRaisesIRQFromHostEventfd(t *testing.T) {
 		unmask.SetReadDeadline(time.Now().Add(10 * time.Second))
 		var b [8]byte
 		if _, err := unmask.Read(b[:]); err != nil {
-			t.Fatalf("%s: no EOI on the unmask eventfd: %v (guest reported %v)", what, err, rep.values())
+			t.Fatalf("%s: no EOI on the unmask eventfd: %v (guest reported %v)", what, err, rep.Values())
 		}
 		if n := uint64(b[0]) | uint64(b[1])<<8; n != 1 {
 			t.Errorf("%s: unmask signalled %d times for one interrupt", what, n)
@@ -173,7 +174,7 @@ func TestPassthroughRaisesIRQFromHostEventfd(t *testing.T) {
 	}
 	const n = 3
 	start(t, g, guest.Virq, virqParams(11, n))
-	rep.await(t, 1)
+	rep.Await(t, 1)
 	if err := signal(src); err != nil { // the host device interrupts
 		t.Fatal(err)
 	}
@@ -187,7 +188,7 @@ func TestPassthroughRaisesIRQFromHostEventfd(t *testing.T) {
 	}
 	wantExit(t, wait(t, g), 0x56)
 	awaitUnmask("last interrupt")
-	if got := rep.values(); !slices.Equal(got, []uint64{0, 1, 2, 3}) {
+	if got := rep.Values(); !slices.Equal(got, []uint64{0, 1, 2, 3}) {
 		t.Errorf("guest reported %v, want [0 1 2 3]", got)
 	}
 	if err := v.HandlePassthrough(src + 1000); !errors.Is(err, ErrNotRegistered) {
@@ -266,7 +267,7 @@ func TestCloseReleasesEverything(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer g.Close()
-		rep := newReporter()
+		rep := kvmtest.NewReporter()
 		if err := g.VM().PIO.Register(guest.PortReport, 4, "report", rep); err != nil {
 			t.Fatal(err)
 		}
@@ -284,7 +285,7 @@ func TestCloseReleasesEverything(t *testing.T) {
 			t.Fatal(err)
 		}
 		start(t, g, guest.Virq, virqParams(9, 5))
-		rep.await(t, 1)
+		rep.Await(t, 1)
 		if err := v.Inject(0, 9); err != nil {
 			t.Fatal(err)
 		}

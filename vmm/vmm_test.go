@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"os"
 	"runtime"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,47 +11,6 @@ import (
 	"ember/hv"
 	"ember/internal/kvmtest"
 )
-
-// reporter collects the values a guest writes to guest.PortReport.
-type reporter struct {
-	mu      sync.Mutex
-	vals    []uint64
-	changed chan struct{} // gets a value after each write
-}
-
-func newReporter() *reporter { return &reporter{changed: make(chan struct{}, 1)} }
-
-func (r *reporter) Read(_ uint64, d []byte) {}
-func (r *reporter) Write(_ uint64, d []byte) {
-	var b [8]byte
-	copy(b[:], d)
-	r.mu.Lock()
-	r.vals = append(r.vals, binary.LittleEndian.Uint64(b[:]))
-	r.mu.Unlock()
-	select {
-	case r.changed <- struct{}{}:
-	default:
-	}
-}
-
-// await waits until the guest has reported n values.
-func (r *reporter) await(t testing.TB, n int) {
-	t.Helper()
-	timeout := time.After(10 * time.Second)
-	for len(r.values()) < n {
-		select {
-		case <-r.changed:
-		case <-timeout:
-			t.Fatalf("guest reported %v, want %d values", r.values(), n)
-		}
-	}
-}
-
-func (r *reporter) values() []uint64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]uint64(nil), r.vals...)
-}
 
 func openHV(t testing.TB) *hv.Hypervisor {
 	t.Helper()
@@ -66,7 +24,7 @@ func openHV(t testing.TB) *hv.Hypervisor {
 }
 
 // newGuest creates a guest with 2 MiB of RAM and a reporter on guest.PortReport.
-func newGuest(t testing.TB, h *hv.Hypervisor, cfg hv.Config) (*Guest, *reporter) {
+func newGuest(t testing.TB, h *hv.Hypervisor, cfg hv.Config) (*Guest, *kvmtest.Reporter) {
 	t.Helper()
 	if cfg.MemorySize == 0 {
 		cfg.MemorySize = 2 << 20
@@ -76,7 +34,7 @@ func newGuest(t testing.TB, h *hv.Hypervisor, cfg hv.Config) (*Guest, *reporter)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { g.Close() })
-	rep := newReporter()
+	rep := kvmtest.NewReporter()
 	if err := g.VM().PIO.Register(guest.PortReport, 4, "report", rep); err != nil {
 		t.Fatal(err)
 	}
