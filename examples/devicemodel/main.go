@@ -1,0 +1,127 @@
+// Command devicemodel is a small out-of-process device model for ember: it
+// connects to a VM's I/O request socket (docs/ioreq-protocol.md), claims a
+// port range and an MMIO range, and serves them as a register file. A read of
+// a register never written returns a recognisable pattern (0xc0de0000 | port
+// for ports, 0xfeed0000_00000000 | offset for MMIO); a write stores the value
+// and is logged on stdout as
+//
+//	write PORTIO 0x500 size 4 value 0x12345678
+//
+// With -stall, a read of that port is never answered, to show what ember
+// does with a device model that hangs (or is killed) mid-request.
+//
+//	devicemodel -socket /run/ember/vm1.ioreq -pio 0x500-0x50f -mmio 0xd0000000-0xd0000fff
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+
+	"ember/acrn"
+	"ember/ioreq"
+)
+
+func main() {
+	socket := flag.String("socket", "", "ember's I/O request socket")
+	name := flag.String("name", "devicemodel", "client name")
+	pio := flag.String("pio", "0x500-0x50f", "port range to claim, start-end inclusive (empty: none)")
+	mmio := flag.String("mmio", "0xd0000000-0xd0000fff", "MMIO range to claim, start-end inclusive (empty: none)")
+	stall := flag.Int("stall", -1, "a port whose reads are never answered")
+	flag.Parse()
+	log.SetFlags(0)
+	log.SetPrefix("devicemodel: ")
+
+	c, err := ioreq.Dial(*socket, *name)
+	if err != nil {
+		log.Fatal(err)
+	}
+	regs := newRegisterFile(os.Stdout, *stall)
+	for _, claim := range []struct {
+		t acrn.ReqType
+		s string
+	}{{acrn.ReqPortIO, *pio}, {acrn.ReqMMIO, *mmio}} {
+		if claim.s == "" {
+			continue
+		}
+		r, err := parseRange(claim.t, claim.s)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := c.Claim(r); err != nil {
+			log.Fatalf("claim %v: %v", r, err)
+		}
+		regs.base[claim.t] = r.Start
+	}
+	if err := c.Attach(); err != nil {
+		log.Fatal(err)
+	}
+	regs.printf("ready client %d\n", c.Info().ClientID)
+	if err := c.Serve(regs); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func parseRange(t acrn.ReqType, s string) (ioreq.Range, error) {
+	a, b, ok := strings.Cut(s, "-")
+	start, err1 := strconv.ParseUint(a, 0, 64)
+	end, err2 := strconv.ParseUint(b, 0, 64)
+	if !ok || err1 != nil || err2 != nil {
+		return ioreq.Range{}, fmt.Errorf("bad range %q, want start-end", s)
+	}
+	return ioreq.Range{Type: t, Start: start, End: end}, nil
+}
+
+// registerFile serves reads from what was written, or a pattern.
+type registerFile struct {
+	mu    sync.Mutex
+	out   *bufio.Writer
+	regs  map[[2]uint64]uint64 // {type, offset} -> value
+	base  map[acrn.ReqType]uint64
+	stall int
+}
+
+func newRegisterFile(out *os.File, stall int) *registerFile {
+	return &registerFile{out: bufio.NewWriter(out), regs: map[[2]uint64]uint64{}, base: map[acrn.ReqType]uint64{}, stall: stall}
+}
+
+func (f *registerFile) printf(format string, args ...any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fmt.Fprintf(f.out, format, args...)
+	f.out.Flush()
+}
+
+// HandleIORequest is the device: ember's client library calls it for each
+// request in a claimed range.
+func (f *registerFile) HandleIORequest(req *acrn.IORequest) {
+	addr, size := ioreq.Target(req)
+	key := [2]uint64{uint64(req.Type), addr - f.base[req.Type]}
+	if ioreq.Dir(req) == acrn.DirWrite {
+		f.mu.Lock()
+		f.regs[key] = ioreq.Value(req)
+		f.mu.Unlock()
+		f.printf("write %v %#x size %d value %#x\n", req.Type, addr, size, ioreq.Value(req))
+		return
+	}
+	if req.Type == acrn.ReqPortIO && int(addr) == f.stall {
+		f.printf("stall %v %#x\n", req.Type, addr)
+		select {} // never answer
+	}
+	f.mu.Lock()
+	v, ok := f.regs[key]
+	f.mu.Unlock()
+	if !ok {
+		if req.Type == acrn.ReqPortIO {
+			v = 0xc0de0000 | addr
+		} else {
+			v = 0xfeed0000_00000000 | key[1]
+		}
+	}
+	ioreq.SetValue(req, v)
+}

@@ -1,0 +1,274 @@
+package ioreq
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"ember/acrn"
+)
+
+// ErrBadTransition is the error every refused state change wraps: the slot
+// was not in the state the transition starts from, or the pair of states is
+// not an edge of FREE -> PENDING -> PROCESSING -> COMPLETE -> FREE.
+var ErrBadTransition = errors.New("ioreq: illegal I/O request state transition")
+
+// TransitionError describes a refused state change of one slot.
+type TransitionError struct {
+	Slot     int
+	From, To acrn.State // the transition asked for
+	Actual   acrn.State // the state the slot was in
+}
+
+func (e *TransitionError) Error() string {
+	if e.Actual != e.From {
+		return fmt.Sprintf("ioreq: slot %d: %v -> %v refused: slot is %v", e.Slot, e.From, e.To, e.Actual)
+	}
+	return fmt.Sprintf("ioreq: slot %d: %v -> %v is not a legal transition", e.Slot, e.From, e.To)
+}
+
+// Unwrap returns ErrBadTransition.
+func (e *TransitionError) Unwrap() error { return ErrBadTransition }
+
+// next is the life cycle of seed 000: each state's only successor.
+var next = [...]acrn.State{
+	acrn.StateFree:       acrn.StatePending,
+	acrn.StatePending:    acrn.StateProcessing,
+	acrn.StateProcessing: acrn.StateComplete,
+	acrn.StateComplete:   acrn.StateFree,
+}
+
+// Legal reports whether from -> to is an edge of the life cycle.
+func Legal(from, to acrn.State) bool {
+	return from.Valid() && to.Valid() && next[from] == to
+}
+
+// Buffer is one VM's I/O request buffer: acrn.RequestBufferSize bytes, slot i
+// (at acrn.SlotOffset(i)) belonging to vCPU i. The page may be shared with
+// another process (NewBuffer: a sealed memfd) or be a page of a Service VM's
+// RAM (NewBufferBytes), so every byte in it may change under ember's feet:
+// the state field is only ever read and written with sync/atomic, and ember
+// never trusts a body it reads back beyond the value of a read.
+//
+// Ownership follows seed 000: in FREE and COMPLETE a slot belongs to the
+// hypervisor side (the vCPU), in PENDING and PROCESSING to the client side;
+// the side that does not own a slot touches nothing but its state.
+type Buffer struct {
+	mem   []byte
+	fd    int  // memfd, or -1
+	owned bool // mem is our mapping, unmapped by Close
+}
+
+// NewBuffer creates a request buffer backed by a memfd (so that its fd can be
+// handed to a device model, which maps it MAP_SHARED) and maps it here. Every
+// slot starts FREE. The memfd is sealed against shrinking and growing: a
+// client that could truncate it would make ember's next access SIGBUS.
+func NewBuffer() (*Buffer, error) {
+	fd, err := unix.MemfdCreate("ember-ioreq", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return nil, fmt.Errorf("ioreq: memfd_create: %w", err)
+	}
+	if err := unix.Ftruncate(fd, acrn.RequestBufferSize); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("ioreq: ftruncate request buffer: %w", err)
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_SEAL); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("ioreq: seal request buffer: %w", err)
+	}
+	mem, err := unix.Mmap(fd, 0, acrn.RequestBufferSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("ioreq: mmap request buffer: %w", err)
+	}
+	b := &Buffer{mem: mem, fd: fd, owned: true}
+	b.Reset()
+	return b, nil
+}
+
+// NewBufferBytes uses mem, which must hold at least acrn.RequestBufferSize
+// bytes starting at a 4-byte aligned address, as a request buffer: for
+// example a page of a Service VM's RAM from memory.Guest.Slice. The slots'
+// states are left as they are. Close does not unmap mem.
+func NewBufferBytes(mem []byte) (*Buffer, error) {
+	if len(mem) < acrn.RequestBufferSize {
+		return nil, fmt.Errorf("ioreq: request buffer of %d bytes, need %d", len(mem), acrn.RequestBufferSize)
+	}
+	if uintptr(unsafe.Pointer(&mem[0]))%4 != 0 {
+		return nil, fmt.Errorf("ioreq: request buffer at %p is not 4-byte aligned", &mem[0])
+	}
+	return &Buffer{mem: mem[:acrn.RequestBufferSize:acrn.RequestBufferSize], fd: -1}, nil
+}
+
+// FD returns the memfd behind the buffer, or -1 if it was built over bytes.
+// The fd stays owned by the Buffer.
+func (b *Buffer) FD() int { return b.fd }
+
+// Bytes returns the whole page. Only tests and the Service VM mirror read it
+// directly; everything else goes through the slot methods.
+func (b *Buffer) Bytes() []byte { return b.mem }
+
+// Close unmaps the page and closes the memfd of a buffer from NewBuffer.
+// No vCPU or client may use the buffer afterwards; a device model that mapped
+// the memfd keeps its own mapping.
+func (b *Buffer) Close() error {
+	var err error
+	if b.owned && b.mem != nil {
+		err = unix.Munmap(b.mem)
+	}
+	if b.fd >= 0 {
+		if cerr := unix.Close(b.fd); err == nil {
+			err = cerr
+		}
+	}
+	b.mem, b.fd = nil, -1
+	return err
+}
+
+// Reset marks every slot FREE, for a buffer no one is using yet (a VM being
+// created or reset).
+func (b *Buffer) Reset() {
+	for i := range acrn.IORequestMax {
+		b.state(i).Store(uint32(acrn.StateFree))
+	}
+}
+
+// state returns the slot's processed field as an atomic. acrn.StateOffset is
+// 4-byte aligned and so is the page (NewBuffer maps a page, NewBufferBytes
+// checks), so this is a naturally aligned x86 doubleword: a plain MOV is
+// atomic and XCHG/LOCK CMPXCHG are full barriers, which is what sync/atomic
+// compiles to. The device model on the other side uses the same field the
+// same way.
+func (b *Buffer) state(i int) *atomic.Uint32 {
+	return (*atomic.Uint32)(unsafe.Pointer(&b.mem[acrn.SlotStateOffset(i)]))
+}
+
+func (b *Buffer) slot(i int) []byte {
+	off := acrn.SlotOffset(i)
+	return b.mem[off : off+acrn.IORequestSize]
+}
+
+// State atomically loads slot i's state. The load is the acquire half of the
+// ordering rules: a party that sees the state another wrote also sees every
+// byte that party wrote to the slot before it.
+func (b *Buffer) State(i int) acrn.State { return acrn.State(b.state(i).Load()) }
+
+// Transition moves slot i from one state to the next with a compare-and-swap,
+// and refuses (with a *TransitionError wrapping ErrBadTransition) a pair that
+// is not an edge of the life cycle or a slot that is not in state from.
+func (b *Buffer) Transition(i int, from, to acrn.State) error {
+	if !Legal(from, to) {
+		return &TransitionError{Slot: i, From: from, To: to, Actual: b.State(i)}
+	}
+	if !b.state(i).CompareAndSwap(uint32(from), uint32(to)) {
+		return &TransitionError{Slot: i, From: from, To: to, Actual: b.State(i)}
+	}
+	return nil
+}
+
+// Issue is FREE -> PENDING, done by the vCPU that owns slot i: it writes req's
+// body into the slot and then publishes it.
+//
+// Ordering rule (a) "happens before" (b), and "setting PENDING is the last
+// operation when issuing a request": the body is written with plain stores
+// while the slot is FREE (the hypervisor's), and the atomic store of PENDING
+// comes after them and is the release. Whoever claims the slot does so with
+// an atomic on the same field (Claim), the acquire, so it sees the whole body.
+// After PENDING the vCPU touches nothing but the state.
+//
+// Issue refuses a slot that is not FREE: one vCPU never has two requests in
+// flight.
+func (b *Buffer) Issue(i int, req *acrn.IORequest) error {
+	if s := b.State(i); s != acrn.StateFree {
+		return &TransitionError{Slot: i, From: acrn.StateFree, To: acrn.StatePending, Actual: s}
+	}
+	if err := req.EncodeBody(b.slot(i)); err != nil {
+		return err
+	}
+	return b.Transition(i, acrn.StateFree, acrn.StatePending)
+}
+
+// Claim is PENDING -> PROCESSING, done by the party that assigns the request
+// to a client (the HSM's role, played by ember's dispatcher, or a Service VM).
+// Ordering rule (b): the compare-and-swap acquires what Issue released.
+// Rule (c) "happens before" (d): a client is handed the request (called, or
+// woken through its eventfd) only after Claim has succeeded, and reads the
+// body only after it has loaded PROCESSING itself.
+func (b *Buffer) Claim(i int) error {
+	return b.Transition(i, acrn.StatePending, acrn.StateProcessing)
+}
+
+// Complete is PROCESSING -> COMPLETE, done by the client when it has handled
+// the request. "Setting COMPLETE is the last operation of request handling":
+// the client writes the read value (WriteBody) first, and the atomic store of
+// COMPLETE releases it to the vCPU.
+func (b *Buffer) Complete(i int) error {
+	return b.Transition(i, acrn.StateProcessing, acrn.StateComplete)
+}
+
+// Release is COMPLETE -> FREE, done by the vCPU after it has loaded COMPLETE
+// (the acquire that makes the client's value visible) and copied the value out
+// (ReadValue). Rule (e) "happens before" (f): the vCPU resumes with the value
+// first, and the slot becomes FREE as the last step of the post-work, after
+// which it may issue its next request.
+func (b *Buffer) Release(i int) error {
+	return b.Transition(i, acrn.StateComplete, acrn.StateFree)
+}
+
+// Reclaim forces slot i back to FREE whatever its state, and returns the
+// state it was in. It is not a transition of the life cycle: the dispatcher
+// uses it only when a client has failed to complete a request in time or has
+// gone away, to take the slot back from the client side.
+func (b *Buffer) Reclaim(i int) acrn.State {
+	return acrn.State(b.state(i).Swap(uint32(acrn.StateFree)))
+}
+
+// Request decodes slot i's 256 bytes. The caller must own the slot in its
+// current state (a client in PROCESSING, the vCPU in COMPLETE), having loaded
+// that state first; a request read from a shared page is hostile, so
+// Validate it before acting on it.
+func (b *Buffer) Request(i int) (acrn.IORequest, error) {
+	var r acrn.IORequest
+	err := r.Decode(b.slot(i))
+	return r, err
+}
+
+// WriteBody writes req's body (everything but the state) into slot i. Only
+// the owner of the slot's current state may call it: a client in PROCESSING,
+// before Complete.
+func (b *Buffer) WriteBody(i int, req *acrn.IORequest) error {
+	return req.EncodeBody(b.slot(i))
+}
+
+// ReadValue returns the value field of slot i interpreted as the kind of
+// request orig is (the vCPU's own copy, not the shared bytes), truncated to
+// orig's access size: a client can put anything in the page, and the vCPU
+// takes only the value from it.
+func (b *Buffer) ReadValue(i int, orig *acrn.IORequest) uint64 {
+	s := b.slot(i)[acrn.ReqsOffset:]
+	var v uint64
+	switch orig.Type {
+	case acrn.ReqMMIO, acrn.ReqWP:
+		v = le64(s[24:])
+	default: // PIO and PCI both keep a 32-bit value at reqs+24
+		v = uint64(le32(s[24:]))
+	}
+	return v & sizeMask(accessSize(orig))
+}
+
+func le32(b []byte) uint32 {
+	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}
+
+func le64(b []byte) uint64 { return uint64(le32(b)) | uint64(le32(b[4:]))<<32 }
+
+// sizeMask is the mask of an access of n bytes; all ones for 8 or more.
+func sizeMask(n uint64) uint64 {
+	if n >= 8 {
+		return ^uint64(0)
+	}
+	return 1<<(8*n) - 1
+}

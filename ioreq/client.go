@@ -1,0 +1,319 @@
+package ioreq
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"ember/acrn"
+)
+
+// Conn is the device-model end of the protocol: what an out-of-process device
+// model links to talk to ember. Dial creates the I/O request client and maps
+// the request buffer; Claim registers ranges; Serve handles requests until the
+// connection ends.
+//
+//	c, err := ioreq.Dial("/run/ember/vm1.ioreq", "uart")
+//	c.Claim(ioreq.Range{Type: acrn.ReqPortIO, Start: 0x3f8, End: 0x3ff})
+//	c.Attach()
+//	c.Serve(ioreq.HandlerFunc(func(req *acrn.IORequest) { ... }))
+type Conn struct {
+	conn  *net.UnixConn
+	info  CreateReply
+	buf   *Buffer
+	kick  *os.File
+	done  int
+	reqMu sync.Mutex // one request/reply at a time
+
+	mu     sync.Mutex
+	nextID uint32
+	ranges []Range
+
+	serving   bool // Serve owns buf and done, and releases them
+	closeOnce sync.Once
+}
+
+// Dial connects to ember's socket at path and creates an I/O request client
+// named name (CREATE_CLIENT): it receives and maps the request buffer and the
+// two eventfds.
+func Dial(path, name string) (*Conn, error) {
+	uc, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: path, Net: "unixpacket"})
+	if err != nil {
+		return nil, fmt.Errorf("ioreq: dial: %w", err)
+	}
+	c := &Conn{conn: uc, done: -1}
+	res, fds, err := c.call(OpCreateClient, CreateRequest{Name: name}.Encode(), -1)
+	if err != nil {
+		uc.Close()
+		return nil, err
+	}
+	if c.info, err = DecodeCreateReply(res); err != nil || len(fds) != 3 || c.info.BufferSize != acrn.RequestBufferSize {
+		closeAll(fds)
+		uc.Close()
+		return nil, fmt.Errorf("%w: bad CREATE_CLIENT reply (%d fds, %v)", ErrProtocol, len(fds), err)
+	}
+	mem, err := unix.Mmap(fds[0], 0, acrn.RequestBufferSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	unix.Close(fds[0])
+	if err != nil {
+		closeAll(fds[1:])
+		uc.Close()
+		return nil, fmt.Errorf("ioreq: mmap request buffer: %w", err)
+	}
+	c.buf = &Buffer{mem: mem, fd: -1, owned: true}
+	c.kick = os.NewFile(uintptr(fds[1]), "ioreq-kick") // ember made it non-blocking: read through the poller
+	c.done = fds[2]
+	return c, nil
+}
+
+// Info returns what CREATE_CLIENT answered.
+func (c *Conn) Info() CreateReply { return c.info }
+
+// Buffer returns the mapped request buffer.
+func (c *Conn) Buffer() *Buffer { return c.buf }
+
+// call sends one request (with fd attached if fd >= 0) and waits for its
+// reply, returning the result and any fds that came with it.
+func (c *Conn) call(op Op, payload []byte, fd int) ([]byte, []int, error) {
+	c.reqMu.Lock()
+	defer c.reqMu.Unlock()
+	c.mu.Lock()
+	c.nextID++
+	id := c.nextID
+	c.mu.Unlock()
+	m := Message{Op: op, ID: id, Payload: payload}
+	var oob []byte
+	if fd >= 0 {
+		oob = unix.UnixRights(fd)
+	}
+	if _, _, err := c.conn.WriteMsgUnix(m.Encode(nil), oob, nil); err != nil {
+		return nil, nil, fmt.Errorf("ioreq: %v: %w", op, err)
+	}
+	pkt := make([]byte, MaxMessageSize)
+	roob := make([]byte, unix.CmsgSpace(4*(MaxSegments+3)))
+	n, oobn, flags, _, err := c.conn.ReadMsgUnix(pkt, roob)
+	if err != nil {
+		return nil, nil, fmt.Errorf("ioreq: %v reply: %w", op, err)
+	}
+	if n == 0 {
+		return nil, nil, fmt.Errorf("ioreq: %v: %w", op, ErrClientGone)
+	}
+	fds := parseRights(roob[:oobn])
+	rm, err := DecodeMessage(pkt[:n])
+	if err == nil && (rm.Op != op|OpReply || rm.ID != id || flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0) {
+		err = fmt.Errorf("%w: %v reply is %v id %d", ErrProtocol, op, rm.Op, rm.ID)
+	}
+	var rep Reply
+	if err == nil {
+		rep, err = DecodeReply(rm.Payload)
+	}
+	if err == nil {
+		err = rep.Err()
+	}
+	if err != nil {
+		closeAll(fds)
+		return nil, nil, fmt.Errorf("ioreq: %v: %w", op, err)
+	}
+	return rep.Result, fds, nil
+}
+
+// Claim registers r for this client (CLAIM_RANGE). EEXIST: it overlaps
+// another registration.
+func (c *Conn) Claim(r Range) error {
+	if _, _, err := c.call(OpClaimRange, EncodeRange(r), -1); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.ranges = append(c.ranges, r)
+	c.mu.Unlock()
+	return nil
+}
+
+// Unclaim removes a registration made with Claim (UNCLAIM_RANGE).
+func (c *Conn) Unclaim(r Range) error {
+	if _, _, err := c.call(OpUnclaimRange, EncodeRange(r), -1); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, x := range c.ranges {
+		if x == r {
+			c.ranges = append(c.ranges[:i:i], c.ranges[i+1:]...)
+			break
+		}
+	}
+	return nil
+}
+
+// Attach tells ember the client is serving (ATTACH_CLIENT): requests for
+// its ranges are signalled from now on.
+func (c *Conn) Attach() error {
+	_, _, err := c.call(OpAttachClient, nil, -1)
+	return err
+}
+
+// NotifyFinish asks ember to complete vCPU vcpu's request (NOTIFY_FINISH),
+// the HSM way; Serve instead stores COMPLETE itself and signals the done
+// eventfd.
+func (c *Conn) NotifyFinish(vcpu int) error {
+	var p [acrn.IOReqNotifySize]byte
+	n := acrn.IOReqNotify{VMID: c.info.VMID, VCPU: uint32(vcpu)}
+	_ = n.Encode(p[:])
+	_, _, err := c.call(OpNotifyFinish, p[:], -1)
+	return err
+}
+
+// IOEventFD registers (or with IOEventFDFlagDeassign removes) an ioeventfd
+// on the eventfd fd (IOEVENTFD).
+func (c *Conn) IOEventFD(e acrn.IOEventFD, fd int) error {
+	var p [acrn.IOEventFDSize]byte
+	e.FD = uint32(fd)
+	_ = e.Encode(p[:])
+	_, _, err := c.call(OpIOEventFD, p[:], fd)
+	return err
+}
+
+// IRQFD registers (or with IRQFDFlagDeassign removes) an irqfd on the
+// eventfd fd (IRQFD).
+func (c *Conn) IRQFD(q acrn.IRQFD, fd int) error {
+	var p [acrn.IRQFDSize]byte
+	q.FD = int32(fd)
+	_ = q.Encode(p[:])
+	_, _, err := c.call(OpIRQFD, p[:], fd)
+	return err
+}
+
+// Memory asks for the guest RAM segments (MEMORY). Each Segment's FD is a
+// memfd now owned by the caller, to mmap at Offset. A VM whose RAM cannot be
+// shared answers ENOTSUP.
+func (c *Conn) Memory() ([]Segment, error) {
+	res, fds, err := c.call(OpMemory, nil, -1)
+	if err != nil {
+		return nil, err
+	}
+	segs, err := DecodeSegments(res)
+	if err == nil && len(fds) != len(segs) {
+		err = fmt.Errorf("%w: %d segments, %d fds", ErrProtocol, len(segs), len(fds))
+	}
+	if err != nil {
+		closeAll(fds)
+		return nil, err
+	}
+	for i := range segs {
+		segs[i].FD = fds[i]
+	}
+	return segs, nil
+}
+
+// Serve handles requests with h until the connection is closed (by Close or
+// by ember). On each kick it scans the buffer for PROCESSING requests that lie
+// in a range this client claimed, handles each (rule (d)), writes the result
+// into the slot and stores COMPLETE as the last write, then signals the done
+// eventfd once.
+func (c *Conn) Serve(h Handler) error {
+	c.mu.Lock()
+	if c.serving {
+		c.mu.Unlock()
+		return errors.New("ioreq: Serve called twice")
+	}
+	c.serving = true
+	c.mu.Unlock()
+	defer c.release()
+	go c.watch()
+	var b [8]byte
+	for {
+		if _, err := c.kick.Read(b[:]); err != nil {
+			if errors.Is(err, os.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		c.Poll(h)
+	}
+}
+
+// Poll handles whatever requests are waiting for this client now and
+// returns how many; Serve calls it on every kick.
+func (c *Conn) Poll(h Handler) int {
+	c.mu.Lock()
+	ranges := c.ranges
+	c.mu.Unlock()
+	n := 0
+	for i := range acrn.IORequestMax {
+		// The acquire: PROCESSING loaded, the body ember wrote before
+		// publishing is visible (rules (a)-(c)).
+		if c.buf.State(i) != acrn.StateProcessing {
+			continue
+		}
+		req, err := c.buf.Request(i)
+		if err != nil || req.Validate() != nil || !mine(ranges, &req) {
+			continue
+		}
+		h.HandleIORequest(&req)
+		if c.buf.WriteBody(i, &req) != nil {
+			continue
+		}
+		// COMPLETE is the last write of handling: it releases the value.
+		if c.buf.Complete(i) == nil {
+			n++
+		}
+	}
+	if n > 0 {
+		var one [8]byte
+		binary.LittleEndian.PutUint64(one[:], 1)
+		unix.Write(c.done, one[:])
+	}
+	return n
+}
+
+func mine(ranges []Range, req *acrn.IORequest) bool {
+	addr, size := Target(req)
+	for _, r := range ranges {
+		if r.Type == req.Type && r.Contains(addr, size) {
+			return true
+		}
+	}
+	return false
+}
+
+// watch waits for ember to close the connection while Serve runs, and then
+// ends Serve. It owns the socket's read side from then on, so the setup calls
+// (Claim, Attach...) must come before Serve.
+func (c *Conn) watch() {
+	b := make([]byte, MaxMessageSize)
+	for {
+		n, err := c.conn.Read(b)
+		if err != nil || n == 0 {
+			c.Close()
+			return
+		}
+	}
+}
+
+// Close destroys the client: the connection closes, ember releases its ranges,
+// and Serve returns.
+func (c *Conn) Close() error {
+	var err error
+	c.closeOnce.Do(func() {
+		err = c.conn.Close()
+		c.kick.Close() // ends Serve's read
+		c.mu.Lock()
+		serving := c.serving
+		c.mu.Unlock()
+		if !serving {
+			c.release()
+		}
+	})
+	return err
+}
+
+// release unmaps the buffer and closes the done eventfd, once nothing can be
+// using them: from Serve on its way out, or from Close if Serve never ran.
+func (c *Conn) release() {
+	unix.Close(c.done)
+	c.buf.Close()
+}

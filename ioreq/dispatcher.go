@@ -1,0 +1,357 @@
+package ioreq
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"ember/acrn"
+)
+
+// Errors a request can end with. The vCPU still gets a value (all ones for a
+// read); the error says why, and Emulate has logged it.
+var (
+	// ErrTimeout: the client did not complete the request within
+	// Config.Timeout. The slot was reclaimed.
+	ErrTimeout = errors.New("ioreq: client did not complete the request in time")
+	// ErrClientGone: the client went away (its socket closed, or its process
+	// died) with the request in flight.
+	ErrClientGone = errors.New("ioreq: client went away")
+	// ErrNoSlot: the vCPU number has no slot in the buffer (0..15).
+	ErrNoSlot = errors.New("ioreq: no request slot for this vCPU")
+)
+
+// RequestError is the error of one failed request.
+type RequestError struct {
+	VCPU   int
+	Client string
+	Type   acrn.ReqType
+	Dir    acrn.Direction
+	Addr   uint64 // the routing address (Target)
+	Size   uint64
+	Err    error
+}
+
+func (e *RequestError) Error() string {
+	return fmt.Sprintf("ioreq: vCPU %d: %v %v %#x size %d to %s: %v", e.VCPU, e.Type, e.Dir, e.Addr, e.Size, e.Client, e.Err)
+}
+
+// Unwrap returns the cause: ErrTimeout, ErrClientGone, a client's error.
+func (e *RequestError) Unwrap() error { return e.Err }
+
+// DefaultTimeout is how long a vCPU waits for a client when Config.Timeout
+// is zero.
+const DefaultTimeout = time.Second
+
+// Config configures a Dispatcher.
+type Config struct {
+	// Timeout bounds how long a request may stay with a client; after it the
+	// slot is reclaimed, the error logged, and a read returns all ones.
+	// Zero means DefaultTimeout.
+	Timeout time.Duration
+	// Logger receives failed requests; nil means slog.Default().
+	Logger *slog.Logger
+	// PCIConf1 makes the dispatcher implement PCI configuration mechanism #1
+	// itself: 4-byte accesses to CONFIG_ADDRESS (0xCF8) latch an address
+	// without a request, and accesses to CONFIG_DATA (0xCFC-0xCFF) with the
+	// enable bit set become ReqPCICfg requests for the latched function and
+	// register, routed by PCIAddress. Without it those ports are plain PIO.
+	PCIConf1 bool
+}
+
+// Dispatcher turns a vCPU's trapped access into a request in its slot, hands
+// it to the client the Router picks, waits for completion and returns the
+// value. One per VM.
+type Dispatcher struct {
+	buf     *Buffer
+	router  *Router
+	timeout time.Duration
+	log     *slog.Logger
+	conf1   bool
+	latch   atomic.Uint32 // CONFIG_ADDRESS
+	slots   [acrn.IORequestMax]slot
+}
+
+// slot is the dispatcher's per-vCPU bookkeeping for one buffer slot.
+type slot struct {
+	d    *Dispatcher
+	i    int
+	seq  atomic.Uint64 // number of the request in flight (or the last one)
+	wake chan struct{} // capacity 1: "look at the slot again"
+
+	mu      sync.Mutex
+	failSeq uint64
+	failErr error
+
+	// Owned by the vCPU goroutine.
+	reclaimed bool
+}
+
+// NewDispatcher returns a dispatcher over buf routing with r. buf's slots
+// must all be FREE.
+func NewDispatcher(buf *Buffer, r *Router, cfg Config) *Dispatcher {
+	d := &Dispatcher{buf: buf, router: r, timeout: cfg.Timeout, log: cfg.Logger, conf1: cfg.PCIConf1}
+	if d.timeout <= 0 {
+		d.timeout = DefaultTimeout
+	}
+	if d.log == nil {
+		d.log = slog.Default()
+	}
+	for i := range d.slots {
+		d.slots[i] = slot{d: d, i: i, wake: make(chan struct{}, 1)}
+	}
+	return d
+}
+
+// Buffer returns the request buffer.
+func (d *Dispatcher) Buffer() *Buffer { return d.buf }
+
+// Router returns the router.
+func (d *Dispatcher) Router() *Router { return d.router }
+
+// Timeout returns the request timeout in force.
+func (d *Dispatcher) Timeout() time.Duration { return d.timeout }
+
+// Notify wakes vCPU vcpu to look at its slot again: the Service VM's
+// HC_NOTIFY_REQUEST_FINISH and a device model's notify-request-finish end
+// here. A notify for a slot that is not COMPLETE changes nothing.
+func (d *Dispatcher) Notify(vcpu int) {
+	if vcpu >= 0 && vcpu < len(d.slots) {
+		d.slots[vcpu].kick()
+	}
+}
+
+func (s *slot) kick() {
+	select {
+	case s.wake <- struct{}{}:
+	default: // a wake-up is already pending; it makes the vCPU re-check everything
+	}
+}
+
+func (s *slot) fail(seq uint64, err error) {
+	s.mu.Lock()
+	s.failSeq, s.failErr = seq, err
+	s.mu.Unlock()
+	s.kick()
+}
+
+func (s *slot) failure(seq uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failSeq == seq {
+		return s.failErr
+	}
+	return nil
+}
+
+// Ticket is a client's handle on one request: the slot it is in and the
+// request's number, so that a late completion or failure of an abandoned
+// request cannot touch the next one.
+type Ticket struct {
+	s   *slot
+	seq uint64
+}
+
+// VCPU returns the requesting vCPU, which is also the slot number.
+func (t Ticket) VCPU() int { return t.s.i }
+
+// Seq returns the request's number (counting from 1, per vCPU).
+func (t Ticket) Seq() uint64 { return t.seq }
+
+// Buffer returns the buffer the request is in.
+func (t Ticket) Buffer() *Buffer { return t.s.d.buf }
+
+// Current reports whether the vCPU is still waiting for this request.
+func (t Ticket) Current() bool { return t.s.seq.Load() == t.seq }
+
+// Claim moves the slot PENDING -> PROCESSING (ordering rule (b)); see
+// Buffer.Claim.
+func (t Ticket) Claim() error { return t.s.d.buf.Claim(t.s.i) }
+
+// Complete moves the slot PROCESSING -> COMPLETE and wakes the vCPU.
+func (t Ticket) Complete() error {
+	if !t.Current() {
+		return fmt.Errorf("ioreq: vCPU %d: request %d was abandoned", t.s.i, t.seq)
+	}
+	if err := t.s.d.buf.Complete(t.s.i); err != nil {
+		return err
+	}
+	t.s.kick()
+	return nil
+}
+
+// Notify wakes the vCPU to look at its slot (someone else stored COMPLETE).
+func (t Ticket) Notify() {
+	if t.Current() {
+		t.s.kick()
+	}
+}
+
+// Fail ends the request with err: the vCPU reclaims the slot, logs err and
+// a read returns all ones.
+func (t Ticket) Fail(err error) { t.s.fail(t.seq, err) }
+
+// serve runs a synchronous handler in the life cycle: claim (b), handle (c,
+// d) on the vCPU's own copy, write the body back while PROCESSING, and store
+// COMPLETE as the last operation.
+func (t Ticket) serve(req *acrn.IORequest, handle func(*acrn.IORequest)) error {
+	if err := t.Claim(); err != nil {
+		return err
+	}
+	handle(req)
+	if err := t.s.d.buf.WriteBody(t.s.i, req); err != nil {
+		return err
+	}
+	return t.s.d.buf.Complete(t.s.i)
+}
+
+// AllOnes is what a failed read of size bytes returns.
+func AllOnes(size uint64) uint64 { return sizeMask(size) }
+
+// Emulate performs one guest access for vCPU vcpu and returns the value the
+// guest sees: the client's result of a read, 0 for a write. It is what a
+// vCPU's exit path calls for every PIO, MMIO, PCI-config and write-protect
+// exit; req is the access (PIORequest, MMIORequest, WPRequest, or a PCICFG
+// request), with CompletionPolling set if the VM was created with
+// IO_COMPLETION_POLLING.
+//
+// The request goes through the vCPU's slot: Issue (FREE -> PENDING), the
+// client Claims it (PROCESSING) and Completes it (COMPLETE), Emulate copies
+// the value and Releases the slot (FREE). While the client has it, the vCPU
+// polls the state (CompletionPolling) or sleeps until notified, never longer
+// than the timeout.
+//
+// On failure (timeout, a client gone, a refused request) the error is logged
+// here and also returned, a *RequestError; the value returned is still the one
+// to give the guest (all ones for a read), so the caller may ignore err and
+// the VM goes on. Emulate must not be called for one vCPU from two goroutines
+// at once.
+func (d *Dispatcher) Emulate(vcpu int, req *acrn.IORequest) (uint64, error) {
+	if vcpu < 0 || vcpu >= len(d.slots) {
+		return AllOnes(accessSize(req)), fmt.Errorf("%w: vCPU %d", ErrNoSlot, vcpu)
+	}
+	local := *req
+	local.Processed = acrn.StatePending
+	if err := local.Validate(); err != nil {
+		return AllOnes(accessSize(req)), err
+	}
+	if d.conf1 && local.Type == acrn.ReqPortIO {
+		p := local.PIO()
+		if v, done := d.pciConf1(&local, p); done {
+			return v, nil
+		}
+	}
+	s := &d.slots[vcpu]
+	if s.reclaimed {
+		// The last request was taken back from a client that may still
+		// write to the slot; whatever it left there is void.
+		if st := d.buf.Reclaim(vcpu); st != acrn.StateFree {
+			d.log.Warn("ioreq: reclaimed slot changed after timeout", "vcpu", vcpu, "state", st.String())
+		}
+		s.reclaimed = false
+	}
+	select { // drop a stale wake-up of an earlier request
+	case <-s.wake:
+	default:
+	}
+	c := d.router.Route(&local)
+	seq := s.seq.Add(1)
+	if err := d.buf.Issue(vcpu, &local); err != nil {
+		return d.failed(s, c, &local, err)
+	}
+	t := Ticket{s, seq}
+	if err := c.Submit(t, &local); err != nil {
+		return d.abandon(t, c, &local, err)
+	}
+	if d.buf.State(vcpu) != acrn.StateComplete {
+		if err := d.wait(s, seq, local.CompletionPolling != 0); err != nil {
+			return d.abandon(t, c, &local, err)
+		}
+	}
+	// Rule (e) then (f): take the value the client released with COMPLETE,
+	// then hand the slot back.
+	v := d.buf.ReadValue(vcpu, &local)
+	if err := d.buf.Release(vcpu); err != nil {
+		d.buf.Reclaim(vcpu)
+		return d.failed(s, c, &local, err)
+	}
+	if Dir(&local) == acrn.DirWrite {
+		return 0, nil
+	}
+	return v, nil
+}
+
+// wait blocks until slot s is COMPLETE, the request fails, or the timeout.
+func (d *Dispatcher) wait(s *slot, seq uint64, polling bool) error {
+	if polling {
+		// IO_COMPLETION_POLLING: spin on the state, yielding the processor
+		// between looks so the client (perhaps on this very CPU) can run.
+		deadline := time.Now().Add(d.timeout)
+		for n := 0; ; n++ {
+			if d.buf.State(s.i) == acrn.StateComplete {
+				return nil
+			}
+			if n&63 == 63 {
+				if err := s.failure(seq); err != nil {
+					return err
+				}
+				if time.Now().After(deadline) {
+					return ErrTimeout
+				}
+			}
+			runtime.Gosched()
+		}
+	}
+	timer := time.NewTimer(d.timeout)
+	defer timer.Stop()
+	for {
+		// Every notifier stores its state or failure before kicking, and
+		// the kick stays in the channel, so checking before each sleep
+		// loses no wake-up.
+		if d.buf.State(s.i) == acrn.StateComplete {
+			return nil
+		}
+		if err := s.failure(seq); err != nil {
+			return err
+		}
+		select {
+		case <-s.wake:
+		case <-timer.C:
+			if d.buf.State(s.i) == acrn.StateComplete {
+				return nil
+			}
+			return ErrTimeout
+		}
+	}
+}
+
+// abandon takes the slot back from a client that failed the request.
+func (d *Dispatcher) abandon(t Ticket, c Client, req *acrn.IORequest, cause error) (uint64, error) {
+	s := t.s
+	s.seq.Add(1) // the ticket is no longer current: late completions are ignored
+	d.buf.Reclaim(s.i)
+	s.reclaimed = true
+	if cc, ok := c.(Canceler); ok {
+		cc.Cancel(t, cause)
+	}
+	return d.failed(s, c, req, cause)
+}
+
+func (d *Dispatcher) failed(s *slot, c Client, req *acrn.IORequest, cause error) (uint64, error) {
+	addr, size := Target(req)
+	name := "?"
+	if c != nil {
+		name = c.Name()
+	}
+	err := &RequestError{VCPU: s.i, Client: name, Type: req.Type, Dir: Dir(req), Addr: addr, Size: size, Err: cause}
+	d.log.Error("ioreq: request failed", "vcpu", s.i, "client", name, "type", req.Type.String(),
+		"dir", Dir(req).String(), "addr", addr, "size", size, "err", cause)
+	if Dir(req) == acrn.DirWrite {
+		return 0, err
+	}
+	return AllOnes(size), err
+}

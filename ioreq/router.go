@@ -1,0 +1,335 @@
+package ioreq
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"ember/acrn"
+)
+
+// Client serves I/O requests: in-process Go devices, out-of-process device
+// models and Service VM guests are all Clients.
+//
+// Submit is called on the requesting vCPU's goroutine with the request
+// published in t's slot (PENDING) and req the vCPU's own, validated copy of
+// it. The client (or the code acting as the HSM for it) moves the slot to
+// PROCESSING with t.Claim, handles the request, writes a read's value into
+// the slot, moves it to COMPLETE and wakes the vCPU with t.Notify. A
+// synchronous client does all of that before Submit returns; an asynchronous
+// one returns at once and finishes later from another goroutine or process.
+// An error from Submit fails the request (the vCPU sees all ones).
+type Client interface {
+	Name() string
+	Submit(t Ticket, req *acrn.IORequest) error
+}
+
+// Canceler is implemented by clients that want to hear when the dispatcher
+// gives up on a request they were handed (timeout): the slot has been
+// reclaimed and the client must not touch it for that request again.
+type Canceler interface {
+	Cancel(t Ticket, err error)
+}
+
+// ErrOverlap is returned when a range registration overlaps one already made.
+var ErrOverlap = errors.New("ioreq: range overlaps an existing registration")
+
+// Range is an inclusive address range of one request type, as the HSM's
+// acrn_ioreq_range has it: [Start, End]. Addresses are ports for ReqPortIO,
+// guest-physical addresses for ReqMMIO and ReqWP, and PCIAddress values for
+// ReqPCICfg.
+type Range struct {
+	Type       acrn.ReqType
+	Start, End uint64
+}
+
+// Contains reports whether the access [addr, addr+size) lies wholly inside r.
+func (r Range) Contains(addr, size uint64) bool {
+	if size == 0 {
+		size = 1
+	}
+	return addr >= r.Start && addr <= r.End && size-1 <= r.End-addr
+}
+
+func (r Range) String() string { return fmt.Sprintf("%v [%#x, %#x]", r.Type, r.Start, r.End) }
+
+// PCIAddress is the address a PCI configuration access is routed by:
+// bus<<20 | device<<15 | function<<12 | register, the ECAM offset. A device
+// model claims function f of device d on bus b with the ReqPCICfg range
+// [PCIAddress(b,d,f,0), PCIAddress(b,d,f,0xfff)].
+func PCIAddress(bus, dev, fn, reg uint32) uint64 {
+	return uint64(bus&0xff)<<20 | uint64(dev&0x1f)<<15 | uint64(fn&7)<<12 | uint64(reg&0xfff)
+}
+
+// Target returns the routing address and access size of a request: the port,
+// the guest-physical address, or PCIAddress for a PCI configuration access.
+func Target(req *acrn.IORequest) (addr, size uint64) {
+	switch req.Type {
+	case acrn.ReqPortIO:
+		p := req.PIO()
+		return p.Address, p.Size
+	case acrn.ReqMMIO, acrn.ReqWP:
+		m := req.MMIO()
+		return m.Address, m.Size
+	case acrn.ReqPCICfg:
+		p := req.PCI()
+		return PCIAddress(p.Bus, p.Dev, p.Func, p.Reg), p.Size
+	}
+	return 0, 0
+}
+
+func accessSize(req *acrn.IORequest) uint64 { _, n := Target(req); return n }
+
+// Router maps ranges of each request type to clients. Lookups (one per
+// emulated access) take a read lock; registration takes the write lock.
+type Router struct {
+	mu      sync.RWMutex
+	entries [4][]routeEntry // per acrn.ReqType, sorted by start, disjoint
+	def     Client
+
+	unclaimed *Unclaimed
+}
+
+type routeEntry struct {
+	start, end uint64
+	c          Client
+}
+
+// NewRouter returns a router with no registrations whose default client is an
+// Unclaimed: reads all ones, writes dropped, both counted.
+func NewRouter() *Router {
+	u := &Unclaimed{}
+	return &Router{def: u, unclaimed: u}
+}
+
+// Claim registers c for r. A range that overlaps any range already registered
+// for the same type, whoever holds it, is refused with ErrOverlap: two clients
+// never answer for one address.
+func (rt *Router) Claim(r Range, c Client) error {
+	if int(r.Type) >= len(rt.entries) || r.End < r.Start || c == nil {
+		return fmt.Errorf("ioreq: bad range %v", r)
+	}
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	es := rt.entries[r.Type]
+	i := sort.Search(len(es), func(i int) bool { return es[i].start > r.Start })
+	if i > 0 && es[i-1].end >= r.Start {
+		p := es[i-1]
+		return fmt.Errorf("%w: %s %v and %s [%#x, %#x]", ErrOverlap, c.Name(), r, p.c.Name(), p.start, p.end)
+	}
+	if i < len(es) && es[i].start <= r.End {
+		n := es[i]
+		return fmt.Errorf("%w: %s %v and %s [%#x, %#x]", ErrOverlap, c.Name(), r, n.c.Name(), n.start, n.end)
+	}
+	es = append(es, routeEntry{})
+	copy(es[i+1:], es[i:])
+	es[i] = routeEntry{r.Start, r.End, c}
+	rt.entries[r.Type] = es
+	return nil
+}
+
+// Unclaim removes c's registration of exactly r.
+func (rt *Router) Unclaim(r Range, c Client) error {
+	if int(r.Type) >= len(rt.entries) {
+		return fmt.Errorf("ioreq: bad range %v", r)
+	}
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	es := rt.entries[r.Type]
+	for i, e := range es {
+		if e.start == r.Start && e.end == r.End && e.c == c {
+			rt.entries[r.Type] = append(es[:i:i], es[i+1:]...)
+			return nil
+		}
+	}
+	return fmt.Errorf("ioreq: %s holds no range %v", c.Name(), r)
+}
+
+// UnclaimAll removes every registration of c and returns how many there were.
+func (rt *Router) UnclaimAll(c Client) int {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	n := 0
+	for t, es := range rt.entries {
+		kept := es[:0:0]
+		for _, e := range es {
+			if e.c == c {
+				n++
+				continue
+			}
+			kept = append(kept, e)
+		}
+		rt.entries[t] = kept
+	}
+	return n
+}
+
+// Ranges returns c's registrations.
+func (rt *Router) Ranges(c Client) []Range {
+	rt.mu.RLock()
+	defer rt.mu.RUnlock()
+	var rs []Range
+	for t, es := range rt.entries {
+		for _, e := range es {
+			if e.c == c {
+				rs = append(rs, Range{acrn.ReqType(t), e.start, e.end})
+			}
+		}
+	}
+	return rs
+}
+
+// SetDefault makes c the client of every access no range claims (nil restores
+// the Unclaimed client). A VM whose device model is a Service VM sends it
+// everything ember does not emulate itself, as ACRN does.
+func (rt *Router) SetDefault(c Client) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if c == nil {
+		c = rt.unclaimed
+	}
+	rt.def = c
+}
+
+// Route returns the client for req: the one whose range holds the whole
+// access, else the default.
+func (rt *Router) Route(req *acrn.IORequest) Client {
+	addr, size := Target(req)
+	rt.mu.RLock()
+	defer rt.mu.RUnlock()
+	if int(req.Type) < len(rt.entries) {
+		es := rt.entries[req.Type]
+		i := sort.Search(len(es), func(i int) bool { return es[i].start > addr }) - 1
+		if i >= 0 && (Range{Start: es[i].start, End: es[i].end}).Contains(addr, size) {
+			return es[i].c
+		}
+	}
+	return rt.def
+}
+
+// Unclaimed returns how many reads and writes the built-in default client has
+// answered.
+func (rt *Router) Unclaimed() (reads, writes uint64) {
+	return rt.unclaimed.reads.Load(), rt.unclaimed.writes.Load()
+}
+
+// Unclaimed is the default client: a read returns all ones of its size, as
+// on a PC bus nothing drives, a write is dropped; both are counted.
+type Unclaimed struct{ reads, writes atomic.Uint64 }
+
+// Name returns "unclaimed".
+func (u *Unclaimed) Name() string { return "unclaimed" }
+
+// Submit completes the request synchronously.
+func (u *Unclaimed) Submit(t Ticket, req *acrn.IORequest) error {
+	return t.serve(req, func(r *acrn.IORequest) {
+		if Dir(r) == acrn.DirWrite {
+			u.writes.Add(1)
+			return
+		}
+		u.reads.Add(1)
+		SetValue(r, ^uint64(0))
+	})
+}
+
+// Handler is an in-process device: HandleIORequest reads the request and, for
+// a read, stores the result with SetValue. It runs on the vCPU's goroutine,
+// so one handler may be called from several vCPUs at once.
+type Handler interface {
+	HandleIORequest(req *acrn.IORequest)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(req *acrn.IORequest)
+
+// HandleIORequest calls f(req).
+func (f HandlerFunc) HandleIORequest(req *acrn.IORequest) { f(req) }
+
+// InProcess returns a client that serves requests with h synchronously on the
+// requesting vCPU's goroutine: PENDING -> PROCESSING -> COMPLETE in the slot
+// without a wake-up. All of ember's own devices are InProcess clients.
+func InProcess(name string, h Handler) Client { return &inProcess{name, h} }
+
+type inProcess struct {
+	name string
+	h    Handler
+}
+
+func (c *inProcess) Name() string { return c.name }
+
+func (c *inProcess) Submit(t Ticket, req *acrn.IORequest) error {
+	return t.serve(req, c.h.HandleIORequest)
+}
+
+// Device is the register-level shape of ember's device models (hv.Device and
+// devices.PortDevice have this method set): accesses of len(data) bytes at an
+// offset from the start of the device's range.
+type Device interface {
+	Read(offset uint64, data []byte)
+	Write(offset uint64, data []byte)
+}
+
+// DeviceHandler adapts a Device registered at base (a port, an address, or a
+// PCIAddress) to a Handler: the value travels little-endian in data.
+func DeviceHandler(base uint64, d Device) Handler {
+	return HandlerFunc(func(req *acrn.IORequest) {
+		addr, size := Target(req)
+		var buf [8]byte
+		data := buf[:min(size, 8)]
+		if Dir(req) == acrn.DirWrite {
+			binary.LittleEndian.PutUint64(buf[:], Value(req))
+			d.Write(addr-base, data)
+			return
+		}
+		d.Read(addr-base, data)
+		SetValue(req, binary.LittleEndian.Uint64(buf[:]))
+	})
+}
+
+// Dir returns the request's direction.
+func Dir(req *acrn.IORequest) acrn.Direction {
+	return acrn.Direction(binary.LittleEndian.Uint32(req.Reqs[0:]))
+}
+
+// Value returns the request's value: the data of a write, the result of a
+// read once handled. PIO and PCI values are 32 bits, MMIO and WP 64.
+func Value(req *acrn.IORequest) uint64 {
+	if req.Type == acrn.ReqMMIO || req.Type == acrn.ReqWP {
+		return binary.LittleEndian.Uint64(req.Reqs[24:])
+	}
+	return uint64(binary.LittleEndian.Uint32(req.Reqs[24:]))
+}
+
+// SetValue stores v, truncated to the access size, as the request's value.
+func SetValue(req *acrn.IORequest, v uint64) {
+	v &= sizeMask(accessSize(req))
+	if req.Type == acrn.ReqMMIO || req.Type == acrn.ReqWP {
+		binary.LittleEndian.PutUint64(req.Reqs[24:], v)
+		return
+	}
+	binary.LittleEndian.PutUint32(req.Reqs[24:], uint32(v))
+}
+
+// PIORequest builds a port I/O request.
+func PIORequest(dir acrn.Direction, port uint16, size int, value uint32) acrn.IORequest {
+	var r acrn.IORequest
+	r.SetPIO(acrn.PIORequest{Direction: dir, Address: uint64(port), Size: uint64(size), Value: value})
+	return r
+}
+
+// MMIORequest builds an MMIO request.
+func MMIORequest(dir acrn.Direction, gpa uint64, size int, value uint64) acrn.IORequest {
+	var r acrn.IORequest
+	r.SetMMIO(acrn.MMIORequest{Direction: dir, Address: gpa, Size: uint64(size), Value: value})
+	return r
+}
+
+// WPRequest builds the request for a guest write to a write-protected page.
+func WPRequest(gpa uint64, size int, value uint64) acrn.IORequest {
+	r := MMIORequest(acrn.DirWrite, gpa, size, value)
+	r.Type = acrn.ReqWP
+	return r
+}

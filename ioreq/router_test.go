@@ -1,0 +1,94 @@
+package ioreq
+
+import (
+	"errors"
+	"testing"
+
+	"ember/acrn"
+)
+
+type named string
+
+func (n named) Name() string                      { return string(n) }
+func (n named) Submit(Ticket, *acrn.IORequest) error { return nil }
+
+func TestRouterOverlapsRefused(t *testing.T) {
+	r := NewRouter()
+	a, b := named("a"), named("b")
+	if err := r.Claim(Range{acrn.ReqPortIO, 0x3f8, 0x3ff}, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Claim(Range{acrn.ReqMMIO, 0x3f8, 0x3ff}, b); err != nil {
+		t.Fatalf("same numbers, other type: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		rg   Range
+		ok   bool
+	}{
+		{"identical", Range{acrn.ReqPortIO, 0x3f8, 0x3ff}, false},
+		{"inside", Range{acrn.ReqPortIO, 0x3fa, 0x3fa}, false},
+		{"covers", Range{acrn.ReqPortIO, 0x300, 0x4ff}, false},
+		{"tail overlaps start", Range{acrn.ReqPortIO, 0x3f0, 0x3f8}, false},
+		{"head overlaps end", Range{acrn.ReqPortIO, 0x3ff, 0x400}, false},
+		{"adjacent below", Range{acrn.ReqPortIO, 0x3f0, 0x3f7}, true},
+		{"adjacent above", Range{acrn.ReqPortIO, 0x400, 0x407}, true},
+		{"end before start", Range{acrn.ReqPortIO, 0x10, 0x0f}, false},
+		{"unknown type", Range{acrn.ReqType(9), 0, 1}, false},
+	} {
+		err := r.Claim(tc.rg, b)
+		if tc.ok != (err == nil) {
+			t.Errorf("%s %v: err %v", tc.name, tc.rg, err)
+		}
+		if !tc.ok && tc.rg.Start <= tc.rg.End && tc.rg.Type <= acrn.ReqWP && !errors.Is(err, ErrOverlap) {
+			t.Errorf("%s: %v does not wrap ErrOverlap", tc.name, err)
+		}
+	}
+	if n := r.UnclaimAll(b); n != 3 {
+		t.Errorf("UnclaimAll(b) = %d, want 3", n)
+	}
+	if err := r.Unclaim(Range{acrn.ReqPortIO, 0x3f8, 0x3ff}, b); err == nil {
+		t.Error("b unclaimed a's range")
+	}
+	if got := r.Ranges(a); len(got) != 1 {
+		t.Errorf("a's ranges %v", got)
+	}
+}
+
+func TestRouterRoute(t *testing.T) {
+	r := NewRouter()
+	uart, pci, ram := named("uart"), named("pci"), named("wp")
+	must(t, r.Claim(Range{acrn.ReqPortIO, 0x3f8, 0x3ff}, uart))
+	must(t, r.Claim(Range{acrn.ReqPCICfg, PCIAddress(0, 3, 0, 0), PCIAddress(0, 3, 0, 0xfff)}, pci))
+	must(t, r.Claim(Range{acrn.ReqWP, 0x100000, 0x100fff}, ram))
+	pcireq := func(dev, reg uint32) acrn.IORequest {
+		var q acrn.IORequest
+		q.SetPCI(acrn.PCIRequest{Size: 4, Dev: dev, Reg: reg})
+		return q
+	}
+	for _, tc := range []struct {
+		name string
+		req  acrn.IORequest
+		want string
+	}{
+		{"PIO read 1 byte at 0x3f8", PIORequest(acrn.DirRead, 0x3f8, 1, 0), "uart"},
+		{"PIO write 4 bytes at 0x3fc, last of the range", PIORequest(acrn.DirWrite, 0x3fc, 4, 0), "uart"},
+		{"PIO 4 bytes at 0x3fe straddles the end", PIORequest(acrn.DirRead, 0x3fe, 4, 0), "unclaimed"},
+		{"PIO at 0x3f7, below", PIORequest(acrn.DirRead, 0x3f7, 1, 0), "unclaimed"},
+		{"MMIO at 0x3f8 is another type", MMIORequest(acrn.DirRead, 0x3f8, 1, 0), "unclaimed"},
+		{"PCICFG 00:03.0 reg 0x10", pcireq(3, 0x10), "pci"},
+		{"PCICFG 00:04.0", pcireq(4, 0), "unclaimed"},
+		{"WP write in page", WPRequest(0x100ff8, 8, 1), "wp"},
+	} {
+		if got := r.Route(&tc.req).Name(); got != tc.want {
+			t.Errorf("%s: routed to %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

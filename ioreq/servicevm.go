@@ -1,0 +1,129 @@
+package ioreq
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"ember/acrn"
+)
+
+// ErrNoRequest is returned by ServiceVMClient.Finish for a vCPU that has no
+// request with the Service VM.
+var ErrNoRequest = errors.New("ioreq: no request in flight for this vCPU")
+
+// ServiceVMClient is the client for a User VM whose device model is a Service
+// VM guest. The Service VM registered a page of its RAM with
+// HC_SET_IOREQ_BUFFER; the client mirrors each request routed to it into the
+// requesting vCPU's slot of that page (FREE -> PENDING there, ordering rule
+// (a)), raises the upcall, and keeps ember's own slot PROCESSING until the
+// Service VM calls HC_NOTIFY_REQUEST_FINISH, which hv turns into Finish.
+// The Service VM sees exactly the requests ember routes to it, in the ACRN
+// layout, and runs its half of the life cycle (PENDING -> PROCESSING ->
+// COMPLETE) in its own memory.
+type ServiceVMClient struct {
+	name   string
+	page   *Buffer
+	upcall func(vcpu int) error
+
+	mu       sync.Mutex
+	inflight [acrn.IORequestMax]*svmRequest
+}
+
+type svmRequest struct {
+	t   Ticket
+	req acrn.IORequest
+}
+
+// NewServiceVMClient returns a client that serves requests through page, a
+// Buffer over the Service VM's registered page (NewBufferBytes on the bytes
+// memory.Guest.Slice returns for the GPA it passed). upcall is called after a
+// request is PENDING in the page; hv injects the callback vector (0xF3 or the
+// one HC_SET_CALLBACK_VECTOR chose) into the Service VM's vCPU0 there. vcpu
+// is the requesting vCPU of the User VM, for logs.
+func NewServiceVMClient(name string, page *Buffer, upcall func(vcpu int) error) *ServiceVMClient {
+	return &ServiceVMClient{name: name, page: page, upcall: upcall}
+}
+
+// Name returns the client's name.
+func (c *ServiceVMClient) Name() string { return c.name }
+
+// Page returns the Service VM's request page.
+func (c *ServiceVMClient) Page() *Buffer { return c.page }
+
+// Submit mirrors the request into the Service VM's page and raises the
+// upcall. Ember's own slot goes PROCESSING: ember, as the HSM, has assigned
+// it to this client (rules (b), (c)).
+func (c *ServiceVMClient) Submit(t Ticket, req *acrn.IORequest) error {
+	i := t.VCPU()
+	if err := t.Claim(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if err := c.page.Issue(i, req); err != nil {
+		c.mu.Unlock()
+		return fmt.Errorf("Service VM page: %w", err)
+	}
+	c.inflight[i] = &svmRequest{t: t, req: *req}
+	c.mu.Unlock()
+	if err := c.upcall(i); err != nil {
+		c.take(i, t)
+		c.page.Reclaim(i)
+		return fmt.Errorf("upcall: %w", err)
+	}
+	return nil
+}
+
+func (c *ServiceVMClient) take(i int, t Ticket) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r := c.inflight[i]; r != nil && r.t == t {
+		c.inflight[i] = nil
+		return true
+	}
+	return false
+}
+
+// Finish is HC_NOTIFY_REQUEST_FINISH for vCPU vcpu of the User VM: the
+// Service VM has set the request in its page COMPLETE. Finish loads that
+// state (the acquire), copies the value of a read into ember's slot, frees
+// the page's slot (rule (f) on the Service VM's side) and completes ember's
+// slot, waking the vCPU (rule (e)). A call for a vCPU with nothing in flight
+// returns ErrNoRequest; one for a request that is not yet COMPLETE returns a
+// *TransitionError and leaves the request waiting, as ACRN does.
+func (c *ServiceVMClient) Finish(vcpu int) error {
+	if vcpu < 0 || vcpu >= acrn.IORequestMax {
+		return fmt.Errorf("%w: vCPU %d", ErrNoSlot, vcpu)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.inflight[vcpu]
+	if r == nil {
+		return fmt.Errorf("%w: vCPU %d", ErrNoRequest, vcpu)
+	}
+	if st := c.page.State(vcpu); st != acrn.StateComplete {
+		return &TransitionError{Slot: vcpu, From: acrn.StateComplete, To: acrn.StateFree, Actual: st}
+	}
+	v := c.page.ReadValue(vcpu, &r.req)
+	if err := c.page.Release(vcpu); err != nil {
+		return err
+	}
+	c.inflight[vcpu] = nil
+	if Dir(&r.req) == acrn.DirRead {
+		SetValue(&r.req, v)
+		if err := r.t.Buffer().WriteBody(vcpu, &r.req); err != nil {
+			return err
+		}
+	}
+	if err := r.t.Complete(); err != nil {
+		return fmt.Errorf("ioreq: finishing vCPU %d: %w", vcpu, err)
+	}
+	return nil
+}
+
+// Cancel takes an abandoned request back from the Service VM's page.
+func (c *ServiceVMClient) Cancel(t Ticket, _ error) {
+	if c.take(t.VCPU(), t) {
+		c.page.Reclaim(t.VCPU())
+	}
+}
