@@ -31,10 +31,10 @@ func setState(b *Buffer, i int, s acrn.State) { b.state(i).Store(uint32(s)) }
 func TestStateMachineTransitions(t *testing.T) {
 	b := newTestBuffer(t)
 	legal := map[[2]acrn.State]bool{
-		{acrn.StateFree, acrn.StatePending}:       true,
-		{acrn.StatePending, acrn.StateProcessing}: true,
+		{acrn.StateFree, acrn.StatePending}:        true,
+		{acrn.StatePending, acrn.StateProcessing}:  true,
 		{acrn.StateProcessing, acrn.StateComplete}: true,
-		{acrn.StateComplete, acrn.StateFree}:      true,
+		{acrn.StateComplete, acrn.StateFree}:       true,
 	}
 	for _, from := range allStates {
 		for _, to := range allStates {

@@ -154,8 +154,8 @@ func (c CreateRequest) Encode() []byte {
 	return p
 }
 
-// DecodeCreateRequest parses CREATE_CLIENT's payload. The name may hold only
-// printable ASCII up to its first NUL.
+// DecodeCreateRequest parses CREATE_CLIENT's payload. The name is a C string:
+// printable ASCII up to a NUL that must come within the field.
 func DecodeCreateRequest(p []byte) (CreateRequest, error) {
 	if len(p) != ClientNameSize {
 		return CreateRequest{}, fmt.Errorf("%w: CREATE_CLIENT payload of %d bytes, want %d", ErrProtocol, len(p), ClientNameSize)
@@ -166,6 +166,9 @@ func DecodeCreateRequest(p []byte) (CreateRequest, error) {
 			return CreateRequest{}, fmt.Errorf("%w: CREATE_CLIENT name byte %#x", ErrProtocol, p[n])
 		}
 		n++
+	}
+	if n == len(p) {
+		return CreateRequest{}, fmt.Errorf("%w: CREATE_CLIENT name not NUL-terminated", ErrProtocol)
 	}
 	return CreateRequest{Name: string(p[:n])}, nil
 }

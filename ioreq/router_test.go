@@ -9,7 +9,7 @@ import (
 
 type named string
 
-func (n named) Name() string                      { return string(n) }
+func (n named) Name() string                         { return string(n) }
 func (n named) Submit(Ticket, *acrn.IORequest) error { return nil }
 
 func TestRouterOverlapsRefused(t *testing.T) {

@@ -406,12 +406,15 @@ func (r *remote) cleanup() {
 			continue
 		}
 		r.tickets[i] = nil
-		if r.s.d.buf.State(i) == acrn.StateComplete {
+		switch r.s.d.buf.State(i) {
+		case acrn.StateComplete: // it managed to finish: let the vCPU have it
 			t.Notify()
-		} else if t.Current() {
-			t.Fail(ErrClientGone)
-			failed++
-		}
+		case acrn.StatePending, acrn.StateProcessing: // still on its side
+			if t.Current() {
+				t.Fail(ErrClientGone)
+				failed++
+			}
+		} // FREE: the vCPU already took the result (it polled)
 	}
 	if r.done != nil {
 		r.done.Close()

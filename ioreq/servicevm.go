@@ -62,7 +62,7 @@ func (c *ServiceVMClient) Submit(t Ticket, req *acrn.IORequest) error {
 	c.mu.Lock()
 	if err := c.page.Issue(i, req); err != nil {
 		c.mu.Unlock()
-		return fmt.Errorf("Service VM page: %w", err)
+		return fmt.Errorf("the Service VM's page: %w", err)
 	}
 	c.inflight[i] = &svmRequest{t: t, req: *req}
 	c.mu.Unlock()
