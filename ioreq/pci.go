@@ -73,3 +73,30 @@ func (d *Dispatcher) pciConf1(req *acrn.IORequest, p acrn.PIORequest) (uint64, b
 	}
 	return 0, false
 }
+
+// ConfigSpace is the shape of a PCI host's configuration space (hv.PCIHost
+// has it): reads and writes of len(data) bytes at register reg of a function.
+type ConfigSpace interface {
+	ConfigRead(bus, dev, fn uint8, reg uint16, data []byte)
+	ConfigWrite(bus, dev, fn uint8, reg uint16, data []byte)
+}
+
+// PCIConfigHandler adapts a ConfigSpace to a Handler of ReqPCICfg requests,
+// to be claimed for the PCIAddress range of the functions it serves.
+func PCIConfigHandler(cs ConfigSpace) Handler {
+	return HandlerFunc(func(req *acrn.IORequest) {
+		p := req.PCI()
+		var buf [4]byte
+		data := buf[:min(p.Size, 4)]
+		bus, dev, fn, reg := uint8(p.Bus), uint8(p.Dev), uint8(p.Func), uint16(p.Reg)
+		if p.Direction == acrn.DirWrite {
+			for i := range data {
+				data[i] = byte(p.Value >> (8 * i))
+			}
+			cs.ConfigWrite(bus, dev, fn, reg, data)
+			return
+		}
+		cs.ConfigRead(bus, dev, fn, reg, data)
+		SetValue(req, uint64(le32(buf[:])))
+	})
+}
