@@ -195,6 +195,9 @@ func (r *remote) Cancel(t Ticket, err error) {
 		r.tickets[t.VCPU()] = nil
 	}
 	r.mu.Unlock()
+	if r.gone.Load() || errors.Is(err, ErrClientGone) {
+		return // already disconnected; cleanup has logged it
+	}
 	r.s.log.Error("ioreq: device model stopped answering; disconnecting", "client", r.name, "vcpu", t.VCPU(), "err", err)
 	r.close()
 }
@@ -421,10 +424,10 @@ func (r *remote) cleanup() {
 		unix.Close(r.kick)
 	}
 	r.mu.Unlock()
+	r.s.log.Warn("ioreq: device model gone", "client", r.name, "ranges", n, "failed_requests", failed)
 	r.s.mu.Lock()
 	delete(r.s.conns, r)
 	r.s.mu.Unlock()
-	r.s.log.Warn("ioreq: device model gone", "client", r.name, "ranges", n, "failed_requests", failed)
 }
 
 func parseRights(oob []byte) []int {
