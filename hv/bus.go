@@ -2,62 +2,59 @@ package hv
 
 import (
 	"fmt"
-	"sort"
 	"sync"
-	"sync/atomic"
+
+	"ember/acrn"
+	"ember/ioreq"
 )
 
-// Device is what a bus dispatches guest accesses to: reads and writes at an
-// offset from the start of the range the device was registered for, of
-// len(data) bytes (1, 2, 4 or 8). Read fills data; Write consumes it.
-// devices.PortDevice has the same method set.
+// Device is an in-process device model: reads and writes at an offset from the
+// start of the range it was registered for, of len(data) bytes (1, 2, 4 or 8).
+// Read fills data; Write consumes it. devices.PortDevice has the same method
+// set, and so does ioreq.Device.
 type Device interface {
 	Read(offset uint64, data []byte)
 	Write(offset uint64, data []byte)
 }
 
-// Bus maps address ranges (ports or MMIO addresses) to devices. Lookups, which
-// every vCPU exit makes, take a read lock; registration takes the write lock.
+// Bus is where in-process devices claim address ranges of one request type
+// (port I/O or MMIO) on the VM's ioreq.Router. It is only a registration face:
+// every guest access goes through the VM's ioreq.Dispatcher, which fills the
+// vCPU's request slot and routes it to whichever client claimed the address —
+// an in-process device registered here, an out-of-process device model, or a
+// Service VM. Overlapping claims are refused, whoever made them.
 type Bus struct {
-	name    string
-	mu      sync.RWMutex
-	entries []busEntry // sorted by base, non-overlapping
+	name   string
+	typ    acrn.ReqType
+	router *ioreq.Router
 
-	unclaimedReads  atomic.Uint64
-	unclaimedWrites atomic.Uint64
+	mu     sync.Mutex
+	claims map[uint64]busClaim // by base, for Unregister
 }
 
-type busEntry struct {
-	base, size uint64
-	dev        Device
-	name       string
+type busClaim struct {
+	r ioreq.Range
+	c ioreq.Client
 }
 
-// NewBus returns an empty bus; name appears in errors ("pio", "mmio").
-func NewBus(name string) *Bus { return &Bus{name: name} }
+// newBus returns the face of request type typ on router.
+func newBus(name string, typ acrn.ReqType, router *ioreq.Router) *Bus {
+	return &Bus{name: name, typ: typ, router: router, claims: map[uint64]busClaim{}}
+}
 
-// Register claims [base, base+size) for dev. Overlapping a range already
-// claimed is refused: two devices never answer for one address.
+// Register claims [base, base+size) for dev.
 func (b *Bus) Register(base, size uint64, name string, dev Device) error {
 	if size == 0 || base+size < base {
 		return fmt.Errorf("hv: %s bus: %s: bad range %#x+%#x", b.name, name, base, size)
 	}
+	r := ioreq.Range{Type: b.typ, Start: base, End: base + size - 1}
+	c := ioreq.InProcess(name, ioreq.DeviceHandler(base, dev))
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	i := sort.Search(len(b.entries), func(i int) bool { return b.entries[i].base >= base })
-	if i > 0 {
-		if p := b.entries[i-1]; p.base+p.size > base {
-			return fmt.Errorf("hv: %s bus: %s at %#x+%#x overlaps %s at %#x+%#x", b.name, name, base, size, p.name, p.base, p.size)
-		}
+	if err := b.router.Claim(r, c); err != nil {
+		return fmt.Errorf("hv: %s bus: %s at %#x+%#x: %w", b.name, name, base, size, err)
 	}
-	if i < len(b.entries) {
-		if n := b.entries[i]; base+size > n.base {
-			return fmt.Errorf("hv: %s bus: %s at %#x+%#x overlaps %s at %#x+%#x", b.name, name, base, size, n.name, n.base, n.size)
-		}
-	}
-	b.entries = append(b.entries, busEntry{})
-	copy(b.entries[i+1:], b.entries[i:])
-	b.entries[i] = busEntry{base: base, size: size, dev: dev, name: name}
+	b.claims[base] = busClaim{r, c}
 	return nil
 }
 
@@ -65,54 +62,10 @@ func (b *Bus) Register(base, size uint64, name string, dev Device) error {
 func (b *Bus) Unregister(base uint64) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for i, e := range b.entries {
-		if e.base == base {
-			b.entries = append(b.entries[:i], b.entries[i+1:]...)
-			return nil
-		}
+	cl, ok := b.claims[base]
+	if !ok {
+		return fmt.Errorf("hv: %s bus: nothing registered at %#x", b.name, base)
 	}
-	return fmt.Errorf("hv: %s bus: nothing registered at %#x", b.name, base)
-}
-
-// find returns the device whose range holds the whole access [addr, addr+n).
-func (b *Bus) find(addr, n uint64) (Device, uint64, bool) {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	i := sort.Search(len(b.entries), func(i int) bool { return b.entries[i].base > addr }) - 1
-	if i < 0 {
-		return nil, 0, false
-	}
-	e := b.entries[i]
-	off := addr - e.base
-	if off >= e.size || n > e.size-off {
-		return nil, 0, false
-	}
-	return e.dev, off, true
-}
-
-// Read dispatches a guest read. An address no device claims reads as all ones,
-// as on a PC bus with nothing driving it, and is counted.
-func (b *Bus) Read(addr uint64, data []byte) {
-	if dev, off, ok := b.find(addr, uint64(len(data))); ok {
-		dev.Read(off, data)
-		return
-	}
-	b.unclaimedReads.Add(1)
-	for i := range data {
-		data[i] = 0xff
-	}
-}
-
-// Write dispatches a guest write. A write no device claims is dropped and counted.
-func (b *Bus) Write(addr uint64, data []byte) {
-	if dev, off, ok := b.find(addr, uint64(len(data))); ok {
-		dev.Write(off, data)
-		return
-	}
-	b.unclaimedWrites.Add(1)
-}
-
-// Unclaimed returns how many reads and writes reached no device.
-func (b *Bus) Unclaimed() (reads, writes uint64) {
-	return b.unclaimedReads.Load(), b.unclaimedWrites.Load()
+	delete(b.claims, base)
+	return b.router.Unclaim(cl.r, cl.c)
 }

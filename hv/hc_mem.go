@@ -1,6 +1,7 @@
 package hv
 
 import (
+	"ember/ioreq"
 	"encoding/binary"
 	"math/bits"
 	"os"
@@ -57,7 +58,7 @@ func (e *hcVM) unmap(m *memRegion) {
 	}
 	m.slots = nil
 	for p := range m.wp {
-		e.vm.MMIO.Unregister(p)
+		e.unprotect(p)
 	}
 }
 
@@ -92,7 +93,7 @@ func (e *hcVM) mapRegion(m *memRegion) error {
 		}
 		m.slots = append(m.slots, s)
 		if wp {
-			e.vm.MMIO.Register(m.gpa+off, memory.PageSize, "wp", &wpPage{e: e, gpa: m.gpa + off, host: m.host[off:end]})
+			e.protect(m.gpa + off)
 		}
 		off = end
 	}
@@ -232,33 +233,43 @@ func hcWriteProtectPage(c *call) acrn.Errno {
 	return 0
 }
 
-// wpPage turns guest writes to a write-protected page into WP I/O requests.
-type wpPage struct {
-	e    *hcVM
-	gpa  uint64
-	host []byte
-}
-
-func (p *wpPage) Read(off uint64, data []byte) {
-	if off+uint64(len(data)) <= uint64(len(p.host)) {
-		copy(data, p.host[off:])
+// protect makes guest writes to the (read-only mapped) page at gpa WP I/O
+// requests, and claims them for the WP queue: the host control plane, acting
+// as the Service VM, is their client (Hypervisor.WPRequests).
+func (e *hcVM) protect(gpa uint64) {
+	e.vm.setWriteProtected(gpa, true)
+	r := ioreq.Range{Type: acrn.ReqWP, Start: gpa, End: gpa + memory.PageSize - 1}
+	if err := e.vm.ioreq.Router().Claim(r, e.wpClient()); err != nil {
+		e.vm.log.Warn("claiming a write-protected page", "gpa", gpa, "err", err)
 	}
 }
 
-func (p *wpPage) Write(off uint64, data []byte) {
-	var v [8]byte
-	copy(v[:], data)
-	var req acrn.IORequest
-	req.SetMMIO(acrn.MMIORequest{Direction: acrn.DirWrite, Address: p.gpa + off,
-		Size: uint64(len(data)), Value: binary.LittleEndian.Uint64(v[:])})
-	req.Type = acrn.ReqWP
-	req.Processed = acrn.StatePending
-	e := p.e
+// unprotect undoes protect.
+func (e *hcVM) unprotect(gpa uint64) {
+	e.vm.setWriteProtected(gpa, false)
+	r := ioreq.Range{Type: acrn.ReqWP, Start: gpa, End: gpa + memory.PageSize - 1}
+	e.vm.ioreq.Router().Unclaim(r, e.wpClient())
+}
+
+// wpClient is the in-process client that queues this VM's WP requests.
+func (e *hcVM) wpClient() ioreq.Client {
+	e.wpOnce.Do(func() { e.wpCl = ioreq.InProcess("wp-queue", wpQueue{e}) })
+	return e.wpCl
+}
+
+// wpQueue keeps WP requests until Hypervisor.WPRequests takes them; the
+// guest's write itself is not performed, as the Service VM emulates it.
+type wpQueue struct{ e *hcVM }
+
+func (q wpQueue) HandleIORequest(req *acrn.IORequest) {
+	r := *req
+	r.Processed = acrn.StatePending
+	e := q.e
 	e.wpMu.Lock()
 	if len(e.wpReq) >= maxWPRequests {
 		e.wpReq = e.wpReq[1:]
 	}
-	e.wpReq = append(e.wpReq, req)
+	e.wpReq = append(e.wpReq, r)
 	e.wpMu.Unlock()
 }
 

@@ -3,13 +3,14 @@ package hv
 import (
 	"encoding/binary"
 	"sync"
+
+	"ember/acrn"
+	"ember/ioreq"
 )
 
-// PCI configuration mechanism #1 ports.
-const (
-	pciConfigAddress = 0xcf8
-	pciConfigData    = 0xcfc
-)
+// PCIHostRange is the configuration space the host bridge claims on the I/O
+// request path: function 00:00.0.
+var PCIHostRange = ioreq.Range{Type: acrn.ReqPCICfg, Start: ioreq.PCIAddress(0, 0, 0, 0), End: ioreq.PCIAddress(0, 0, 0, 0xfff)}
 
 // Identity of the host bridge at 00:00.0: Intel's 440FX, the host bridge
 // every PC guest knows (QEMU's pc machine presents the same).
@@ -19,14 +20,14 @@ const (
 	classHostBridge  = 0x060000 // base class 06 (bridge), subclass 00 (host)
 )
 
-// PCIHost is the PCI host bridge: configuration mechanism #1 on ports
-// 0xCF8/0xCFC and the configuration space of bus 0. Only the host bridge
-// itself (00:00.0) exists so far; every other function reads as absent
-// (all ones), which is how a guest learns a slot is empty.
+// PCIHost is the PCI host bridge's configuration space (function 00:00.0).
+// The I/O request path decodes configuration mechanism #1 on ports
+// 0xCF8/0xCFC into PCICFG requests; other functions are other clients' or,
+// unclaimed, read as absent (all ones), which is how a guest learns a slot is
+// empty.
 type PCIHost struct {
-	mu      sync.Mutex
-	address uint32
-	bridge  [256]byte
+	mu     sync.Mutex
+	bridge [256]byte
 }
 
 // NewPCIHost returns a host bridge with an empty bus behind it.
@@ -64,62 +65,6 @@ func (h *PCIHost) ConfigWrite(bus, dev, fn uint8, reg uint16, data []byte) {
 		if r := int(reg) + i; r == 0x04 || r == 0x05 {
 			h.bridge[r] = b
 		}
-	}
-}
-
-// decode splits the latched CONFIG_ADDRESS: enable bit 31, bus 23:16,
-// device 15:11, function 10:8, register 7:2.
-func (h *PCIHost) decode() (enabled bool, bus, dev, fn uint8, reg uint16) {
-	a := h.address
-	return a&(1<<31) != 0, uint8(a >> 16), uint8(a>>11) & 0x1f, uint8(a>>8) & 7, uint16(a & 0xfc)
-}
-
-// pciAddressPort is CONFIG_ADDRESS (0xCF8): a full 32-bit write latches the
-// address; narrower accesses go to the legacy ports below it and are ignored.
-type pciAddressPort struct{ h *PCIHost }
-
-func (p pciAddressPort) Read(off uint64, data []byte) {
-	if off != 0 || len(data) != 4 {
-		fillOnes(data)
-		return
-	}
-	p.h.mu.Lock()
-	defer p.h.mu.Unlock()
-	binary.LittleEndian.PutUint32(data, p.h.address)
-}
-
-func (p pciAddressPort) Write(off uint64, data []byte) {
-	if off != 0 || len(data) != 4 {
-		return
-	}
-	p.h.mu.Lock()
-	defer p.h.mu.Unlock()
-	p.h.address = binary.LittleEndian.Uint32(data) &^ 3
-}
-
-// pciDataPort is CONFIG_DATA (0xCFC-0xCFF): accesses of any size at any of the
-// four bytes reach the register CONFIG_ADDRESS selects, at that byte offset.
-type pciDataPort struct{ h *PCIHost }
-
-func (p pciDataPort) target(off uint64) (bool, uint8, uint8, uint8, uint16) {
-	p.h.mu.Lock()
-	defer p.h.mu.Unlock()
-	ok, bus, dev, fn, reg := p.h.decode()
-	return ok, bus, dev, fn, reg + uint16(off)
-}
-
-func (p pciDataPort) Read(off uint64, data []byte) {
-	ok, bus, dev, fn, reg := p.target(off)
-	if !ok {
-		fillOnes(data)
-		return
-	}
-	p.h.ConfigRead(bus, dev, fn, reg, data)
-}
-
-func (p pciDataPort) Write(off uint64, data []byte) {
-	if ok, bus, dev, fn, reg := p.target(off); ok {
-		p.h.ConfigWrite(bus, dev, fn, reg, data)
 	}
 }
 

@@ -1,6 +1,7 @@
 package hv
 
 import (
+	"ember/ioreq"
 	"fmt"
 
 	"ember/devices"
@@ -81,13 +82,17 @@ func (vm *VM) setupPC() error {
 		{portI8042Data, 1, "i8042-data", offsetDevice{p.I8042, 0}},
 		{portI8042Status, 1, "i8042-status", offsetDevice{p.I8042, 4}},
 		{portRTC, 2, "rtc", p.RTC},
-		{pciConfigAddress, 4, "pci-address", pciAddressPort{p.PCI}},
-		{pciConfigData, 4, "pci-data", pciDataPort{p.PCI}},
 	}
 	for _, r := range regs {
 		if err := vm.PIO.Register(r.base, r.size, r.name, r.dev); err != nil {
 			return err
 		}
+	}
+	// Configuration mechanism #1 (0xCF8/0xCFC) is decoded by the I/O
+	// request path; the host bridge answers for 00:00.0 as a PCICFG client.
+	// Functions nobody claims read as all ones: an empty slot.
+	if err := vm.ioreq.Router().Claim(PCIHostRange, ioreq.InProcess("pci-host", ioreq.PCIConfigHandler(p.PCI))); err != nil {
+		return fmt.Errorf("hv: PCI host bridge: %w", err)
 	}
 	if err := WriteMPTable(vm.mem, len(vm.vcpus)); err != nil {
 		return err

@@ -2,6 +2,8 @@ package hv
 
 import (
 	"bytes"
+	"ember/acrn"
+	"ember/ioreq"
 	"encoding/binary"
 	"testing"
 
@@ -74,19 +76,30 @@ func TestMPTableAsAGuestReadsIt(t *testing.T) {
 	}
 }
 
-// TestPCIConfigMechanism1 probes the bus as a guest does through 0xCF8/0xCFC.
+// TestPCIConfigMechanism1 probes the bus as a guest does through 0xCF8/0xCFC:
+// the accesses go through the I/O request path (PCICFG requests) to the host
+// bridge, and unclaimed functions read as all ones.
 func TestPCIConfigMechanism1(t *testing.T) {
-	bus := NewBus("pio")
-	h := NewPCIHost()
-	bus.Register(pciConfigAddress, 4, "pci-address", pciAddressPort{h})
-	bus.Register(pciConfigData, 4, "pci-data", pciDataPort{h})
-	cfg := func(b, d, f, reg uint32) []byte {
-		a := make([]byte, 4)
-		binary.LittleEndian.PutUint32(a, 1<<31|b<<16|d<<11|f<<8|reg)
-		bus.Write(pciConfigAddress, a)
-		v := make([]byte, 4)
-		bus.Read(pciConfigData, v)
-		return v
+	buf, err := ioreq.NewBuffer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer buf.Close()
+	d := ioreq.NewDispatcher(buf, ioreq.NewRouter(), ioreq.Config{PCIConf1: true})
+	if err := d.Router().Claim(PCIHostRange, ioreq.InProcess("pci-host", ioreq.PCIConfigHandler(NewPCIHost()))); err != nil {
+		t.Fatal(err)
+	}
+	pio := func(dir acrn.Direction, port uint16, size int, v uint32) uint64 {
+		req := ioreq.PIORequest(dir, port, size, v)
+		got, err := d.Emulate(0, &req)
+		if err != nil {
+			t.Fatalf("port %#x: %v", port, err)
+		}
+		return got
+	}
+	cfg := func(b, dv, f, reg uint32) uint32 {
+		pio(acrn.DirWrite, 0xcf8, 4, 1<<31|b<<16|dv<<11|f<<8|reg)
+		return uint32(pio(acrn.DirRead, 0xcfc, 4, 0))
 	}
 	tests := []struct {
 		name         string
@@ -100,31 +113,25 @@ func TestPCIConfigMechanism1(t *testing.T) {
 		{"function 1 of the bridge is absent", 0, 0, 1, 0, 0xffffffff},
 	}
 	for _, tt := range tests {
-		if got := binary.LittleEndian.Uint32(cfg(tt.b, tt.d, tt.f, tt.reg)); got != tt.want {
+		if got := cfg(tt.b, tt.d, tt.f, tt.reg); got != tt.want {
 			t.Errorf("%s: %#x, want %#x", tt.name, got, tt.want)
 		}
 	}
 	// Linux's conf1 probe: the address register reads back what was written.
-	a := []byte{0x00, 0x00, 0x00, 0x80}
-	bus.Write(pciConfigAddress, a)
-	back := make([]byte, 4)
-	bus.Read(pciConfigAddress, back)
-	if !bytes.Equal(back, a) {
-		t.Errorf("CONFIG_ADDRESS reads back % x", back)
+	pio(acrn.DirWrite, 0xcf8, 4, 0x80000000)
+	if got := pio(acrn.DirRead, 0xcf8, 4, 0); got != 0x80000000 {
+		t.Errorf("CONFIG_ADDRESS reads back %#x", got)
 	}
 	// A byte read at 0xCFE returns byte 2 of the register (the device id's low byte).
 	cfg(0, 0, 0, 0)
-	b := make([]byte, 1)
-	bus.Read(pciConfigData+2, b)
-	if b[0] != hostBridgeDevice&0xff {
-		t.Errorf("byte read at 0xcfe = %#x", b[0])
+	if got := pio(acrn.DirRead, 0xcfe, 1, 0); got != hostBridgeDevice&0xff {
+		t.Errorf("byte read at 0xcfe = %#x", got)
 	}
-	// With the enable bit clear, data reads all ones.
-	bus.Write(pciConfigAddress, []byte{0, 0, 0, 0})
-	v := make([]byte, 4)
-	bus.Read(pciConfigData, v)
-	if binary.LittleEndian.Uint32(v) != 0xffffffff {
-		t.Errorf("disabled config access read % x", v)
+	// The command register keeps what a driver writes.
+	pio(acrn.DirWrite, 0xcf8, 4, 1<<31|4)
+	pio(acrn.DirWrite, 0xcfc, 2, 0x0106)
+	if got := cfg(0, 0, 0, 4) & 0xffff; got != 0x0106 {
+		t.Errorf("command register reads %#x after writing 0x106", got)
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"runtime"
 
+	"ember/acrn"
+	"ember/ioreq"
 	"ember/kvm"
 )
 
@@ -79,12 +81,7 @@ func (c *VCPU) handle(exit kvm.Exit) (Result, bool) {
 	case kvm.ExitIO:
 		c.handleIO(exit.IO())
 	case kvm.ExitMMIO:
-		m := exit.MMIO()
-		if m.IsWrite {
-			c.vm.MMIO.Write(m.PhysAddr, m.Data)
-		} else {
-			c.vm.MMIO.Read(m.PhysAddr, m.Data)
-		}
+		c.handleMMIO(exit.MMIO())
 	case kvm.ExitIntr:
 		// A signal or a Kick; the loop checks whether the VM is stopping.
 	case kvm.ExitHLT:
@@ -104,23 +101,66 @@ func (c *VCPU) handle(exit kvm.Exit) (Result, bool) {
 	return Result{}, false
 }
 
-// handleIO dispatches a port access; a string instruction (Count > 1) is
-// Count accesses of Size bytes each, in order.
+// handleIO emulates a port access through the VM's I/O request path; a
+// string instruction (Count > 1) is Count accesses of Size bytes each, in
+// order. The hypercall port is the one port that never becomes a request.
 func (c *VCPU) handleIO(io kvm.IOExit) {
 	if io.Port == PortHypercall && io.Direction == kvm.IOOut {
 		c.hypercallTrap() // hc_guest.go
 		return
 	}
 	size := int(io.Size)
-	if size == 0 {
-		return
+	if size != 1 && size != 2 && size != 4 {
+		return // KVM never reports another size
+	}
+	dir := acrn.DirRead
+	if io.Direction == kvm.IOOut {
+		dir = acrn.DirWrite
 	}
 	for i := 0; i+size <= len(io.Data); i += size {
 		d := io.Data[i : i+size]
-		if io.Direction == kvm.IOOut {
-			c.vm.PIO.Write(uint64(io.Port), d)
-		} else {
-			c.vm.PIO.Read(uint64(io.Port), d)
+		req := ioreq.PIORequest(dir, io.Port, size, uint32(leValue(d)))
+		v, _ := c.vm.ioreq.Emulate(c.id, &req) // failures are logged by ioreq; v is then all ones
+		if dir == acrn.DirRead {
+			putLE(d, v)
 		}
+	}
+}
+
+// handleMMIO emulates a memory-mapped access through the I/O request path. A
+// write to a write-protected page (HC_WRITE_PROTECT_PAGE) becomes a WP request.
+func (c *VCPU) handleMMIO(m kvm.MMIOExit) {
+	size := len(m.Data)
+	if size == 0 {
+		return
+	}
+	var req acrn.IORequest
+	switch {
+	case m.IsWrite && c.vm.isWriteProtected(m.PhysAddr):
+		req = ioreq.WPRequest(m.PhysAddr, size, leValue(m.Data))
+	case m.IsWrite:
+		req = ioreq.MMIORequest(acrn.DirWrite, m.PhysAddr, size, leValue(m.Data))
+	default:
+		req = ioreq.MMIORequest(acrn.DirRead, m.PhysAddr, size, 0)
+	}
+	v, _ := c.vm.ioreq.Emulate(c.id, &req)
+	if !m.IsWrite {
+		putLE(m.Data, v)
+	}
+}
+
+// leValue reads up to 8 little-endian bytes.
+func leValue(d []byte) uint64 {
+	var v uint64
+	for i := len(d) - 1; i >= 0; i-- {
+		v = v<<8 | uint64(d[i])
+	}
+	return v
+}
+
+// putLE writes the low len(d) bytes of v, little-endian.
+func putLE(d []byte, v uint64) {
+	for i := range d {
+		d[i] = byte(v >> (8 * i))
 	}
 }

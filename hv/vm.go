@@ -2,6 +2,7 @@ package hv
 
 import (
 	"context"
+	"ember/ioreq"
 	"errors"
 	"fmt"
 	"io"
@@ -71,6 +72,12 @@ type VM struct {
 
 	platform *Platform // with Config.PC
 
+	// ioreq is the one path every emulated access takes: a request in the
+	// vCPU's slot of the VM's request buffer, routed to a client.
+	ioreq *ioreq.Dispatcher
+	// wp holds the write-protected pages (HC_WRITE_PROTECT_PAGE) by GPA.
+	wp sync.Map
+
 	hc *hcVM // the VM's entry in the hypervisor's VM table (vmtable.go)
 }
 
@@ -89,7 +96,7 @@ func (h *Hypervisor) NewVM(cfg Config) (vm *VM, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	vm = &VM{cfg: cfg, log: cfg.Logger, PIO: NewBus("pio"), MMIO: NewBus("mmio")}
+	vm = &VM{cfg: cfg, log: cfg.Logger}
 	// On failure, release what was built so far. The returns below set vm
 	// to nil, so the cleanup holds its own reference.
 	built := vm
@@ -98,6 +105,9 @@ func (h *Hypervisor) NewVM(cfg Config) (vm *VM, err error) {
 			built.Close()
 		}
 	}()
+	if err = vm.setupIORequests(); err != nil {
+		return nil, err
+	}
 	if vm.kvm, err = h.sys.CreateVM(); err != nil {
 		return nil, fmt.Errorf("hv: creating VM: %w", err)
 	}
@@ -303,6 +313,9 @@ func (vm *VM) Close() error {
 	vm.vcpus = nil
 	if vm.kvm != nil {
 		errs = append(errs, vm.kvm.Close())
+	}
+	if vm.ioreq != nil {
+		errs = append(errs, vm.ioreq.Buffer().Close())
 	}
 	// Memory goes last: KVM may reference it until the VM descriptor is closed.
 	if vm.mem != nil {

@@ -2,6 +2,7 @@ package hv
 
 import (
 	"context"
+	"ember/ioreq"
 	"errors"
 	"fmt"
 	"sync"
@@ -97,8 +98,10 @@ type hcVM struct {
 	lastResult Result        // guarded by wpMu: the run's goroutine sets it
 	refused    int           // valid passthrough requests refused with -ENODEV
 
-	wpMu  sync.Mutex
-	wpReq []acrn.IORequest // WP requests not yet taken (see WPRequests)
+	wpMu   sync.Mutex
+	wpReq  []acrn.IORequest // WP requests not yet taken (see WPRequests)
+	wpOnce sync.Once
+	wpCl   ioreq.Client // the client WP pages are claimed for
 
 	intrMu    sync.Mutex
 	intrCount map[uint32]uint64 // source -> injections; source = GSI, or 0x10000|vector for MSIs

@@ -1,0 +1,47 @@
+package hv
+
+import (
+	"fmt"
+
+	"ember/acrn"
+	"ember/ioreq"
+	"ember/memory"
+)
+
+// setupIORequests gives the VM its request buffer (a sealed memfd, so an
+// out-of-process device model can map it), its router, and the dispatcher
+// every exit goes through; PCI configuration mechanism #1 is part of it.
+func (vm *VM) setupIORequests() error {
+	buf, err := ioreq.NewBuffer()
+	if err != nil {
+		return fmt.Errorf("hv: I/O request buffer: %w", err)
+	}
+	router := ioreq.NewRouter()
+	vm.ioreq = ioreq.NewDispatcher(buf, router, ioreq.Config{Logger: vm.log, PCIConf1: true})
+	vm.PIO = newBus("pio", acrn.ReqPortIO, router)
+	vm.MMIO = newBus("mmio", acrn.ReqMMIO, router)
+	return nil
+}
+
+// IORequests returns the VM's dispatcher: its request buffer and router, for
+// clients other than in-process devices (an out-of-process device model's
+// server, a Service VM).
+func (vm *VM) IORequests() *ioreq.Dispatcher { return vm.ioreq }
+
+// Unclaimed returns how many guest reads and writes reached no client.
+func (vm *VM) Unclaimed() (reads, writes uint64) { return vm.ioreq.Router().Unclaimed() }
+
+// setWriteProtected marks the page at gpa (page-aligned) write-protected or not.
+func (vm *VM) setWriteProtected(gpa uint64, on bool) {
+	if on {
+		vm.wp.Store(gpa, true)
+	} else {
+		vm.wp.Delete(gpa)
+	}
+}
+
+// isWriteProtected reports whether gpa lies in a write-protected page.
+func (vm *VM) isWriteProtected(gpa uint64) bool {
+	_, ok := vm.wp.Load(gpa &^ (memory.PageSize - 1))
+	return ok
+}
