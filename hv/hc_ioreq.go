@@ -28,20 +28,24 @@ func slotState(buf []byte, i int) *uint32 {
 	return (*uint32)(unsafe.Pointer(&buf[acrn.SlotStateOffset(i)]))
 }
 
-// setIOReq records the request buffer and marks every slot FREE, as ACRN
-// does. The caller holds e.mu and has checked the buffer.
+// setIOReq records the request buffer, marks every slot FREE, as ACRN
+// does, and makes the page the Service VM's side of the VM's requests
+// (attachServiceVM, upcall.go). The caller holds e.mu and has checked the
+// buffer.
 func (e *hcVM) setIOReq(mem *memory.Guest, gpa uint64) {
 	buf, _ := ioreqSlice(mem, gpa)
 	for i := 0; i < acrn.IORequestMax; i++ {
 		atomic.StoreUint32(slotState(buf, i), uint32(acrn.StateFree))
 	}
 	e.ioreqMem, e.ioreqGPA, e.ioreqSet = mem, gpa, true
+	e.attachServiceVM(mem, buf)
 }
 
 // hcSetIOReqBuffer is HC_SET_IOREQ_BUFFER: param1 is the target VM ID,
 // param2 the GPA, in the caller's memory, of the page that holds the VM's
 // sixteen 256-byte I/O request slots. Every slot is set FREE; the VM may
-// then be started. (Filling the slots on I/O exits is issue 5's path.)
+// then be started. From then on every access of the VM that no in-process
+// device claims is a request in that page, announced by an upcall (upcall.go).
 func hcSetIOReqBuffer(c *call) acrn.Errno {
 	e, r := c.target(c.p1, true)
 	if r != 0 {
@@ -57,9 +61,12 @@ func hcSetIOReqBuffer(c *call) acrn.Errno {
 
 // hcNotifyRequestFinish is HC_NOTIFY_REQUEST_FINISH: param1 is the target VM
 // ID, param2 the vCPU whose request is done. The vCPU must exist and the
-// buffer be set (-EINVAL, -EPERM). A slot in COMPLETE goes back to FREE and
-// the vCPU waiting on it, if any, is woken; a slot in another state is left
-// alone, as ACRN leaves the vCPU to look at the state itself.
+// buffer be set (-EINVAL, -EPERM). With a Service VM client (upcall.go) the
+// vCPU's request must be in flight and its slot in the page COMPLETE: the
+// value of a read is copied to the vCPU, the page's slot goes FREE and the
+// vCPU resumes; anything else is -EINVAL and leaves the request waiting.
+// Without one (a host caller with no ServiceUpcall) a slot in COMPLETE goes
+// back to FREE and one in another state is left alone.
 func hcNotifyRequestFinish(c *call) acrn.Errno {
 	e, r := c.target(c.p1, true)
 	if r != 0 {
@@ -71,6 +78,13 @@ func hcNotifyRequestFinish(c *call) acrn.Errno {
 	}
 	if !e.ioreqSet {
 		return acrn.EPERM
+	}
+	if e.svm != nil {
+		if err := e.svm.Finish(int(c.p2)); err != nil {
+			return finishErrno(err)
+		}
+		e.finished.Add(1)
+		return 0
 	}
 	buf, r := ioreqSlice(e.ioreqMem, e.ioreqGPA)
 	if r != 0 {

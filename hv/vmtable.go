@@ -57,6 +57,8 @@ type vmTable struct {
 	callback  uint8 // upcall vector, HC_SET_CALLBACK_VECTOR
 	offline   map[uint32]bool
 	sbufs     map[sbufKey]sbufRef // (pcpu, sbuf id) -> the shared buffer (hc_debug.go)
+	// hostUpcall is the host control plane's upcall handler (upcall.go).
+	hostUpcall ServiceUpcall
 
 	svcOnce sync.Once
 	svcMem  *memory.Guest // the host control plane's memory
@@ -88,6 +90,7 @@ type hcVM struct {
 	ioreqGPA   uint64        // GPA of the request buffer in ioreqMem; valid if ioreqSet
 	finished   atomic.Uint64 // requests HC_NOTIFY_REQUEST_FINISH took from COMPLETE to FREE
 	ioreqSet   bool
+	svm        *ioreq.ServiceVMClient // the Service VM's side of the requests, or nil (upcall.go)
 	regions    []*memRegion
 	nextSlot   uint32
 	freeSlots  []uint32
