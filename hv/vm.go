@@ -35,6 +35,10 @@ type Config struct {
 	// GuestFlags are ACRN's GUEST_FLAG_* bits; acrn.GuestFlagSecureWorldEnabled
 	// lets the guest make the Trusty hypercalls.
 	GuestFlags uint64
+	// DeviceModelSocket, if set, is the path of a unix socket NewVM creates
+	// for out-of-process device models (docs/ioreq-protocol.md); Close
+	// removes it.
+	DeviceModelSocket string
 
 	byHypercall bool // created by HC_CREATE_VM: a post-launched VM (hc_vm.go)
 }
@@ -79,6 +83,9 @@ type VM struct {
 	wp sync.Map
 
 	hc *hcVM // the VM's entry in the hypervisor's VM table (vmtable.go)
+
+	eventfds *EventFDs          // ioeventfd/irqfd on KVM (eventfd.go)
+	dmSocket *deviceModelSocket // with Config.DeviceModelSocket (ioreq_server.go)
 }
 
 // NewVM creates a VM on the hypervisor h, in the order a machine is built:
@@ -129,6 +136,9 @@ func (h *Hypervisor) NewVM(cfg Config) (vm *VM, err error) {
 		}
 	}
 	if err = h.registerNew(vm); err != nil {
+		return nil, err
+	}
+	if err = vm.startDeviceModelSocket(); err != nil {
 		return nil, err
 	}
 	return vm, nil
@@ -304,9 +314,9 @@ func (vm *VM) Close() error {
 	}
 	vm.closed = true
 	vm.mu.Unlock()
+	errs := []error{vm.closeDeviceModelSocket()}
 	vm.unregister()
 	vm.closePlatform()
-	var errs []error
 	for _, c := range vm.vcpus {
 		errs = append(errs, c.kvm.Close())
 	}

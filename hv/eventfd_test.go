@@ -1,0 +1,279 @@
+package hv
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"ember/acrn"
+	"ember/guest"
+	"ember/internal/kvmtest"
+	"ember/kvm"
+)
+
+func newEventfd(t *testing.T) int {
+	t.Helper()
+	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	return fd
+}
+
+// dupFD returns another descriptor of the same eventfd, as a device model's
+// second message (a deassign) brings it: the same file, another number.
+func dupFD(t *testing.T, fd int) int {
+	t.Helper()
+	d, err := unix.Dup(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(d) })
+	return d
+}
+
+// readEventfd returns the eventfd's count (0 if never signalled), resetting it.
+func readEventfd(fd int) uint64 {
+	var b [8]byte
+	if n, _ := unix.Read(fd, b[:]); n != 8 {
+		return 0
+	}
+	return binary.LittleEndian.Uint64(b[:])
+}
+
+func TestIOEventFDFollowsACRNIoeventfd(t *testing.T) {
+	h := openHV(t)
+	vm, err := h.NewVM(Config{MemorySize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Close()
+	f := vm.EventFDs()
+	a, b := newEventfd(t), newEventfd(t)
+	const pio, match, deassign = acrn.IOEventFDFlagPIO, acrn.IOEventFDFlagDataMatch, acrn.IOEventFDFlagDeassign
+	for _, tc := range []struct {
+		name string
+		e    acrn.IOEventFD
+		fd   int
+		want error // nil or an errno
+	}{
+		{"PIO write of 2 bytes to 0x600", acrn.IOEventFD{Flags: pio, Addr: 0x600, Len: 2}, a, nil},
+		{"the same again is a duplicate", acrn.IOEventFD{Flags: pio, Addr: 0x600, Len: 2}, dupFD(t, a), unix.EEXIST},
+		{"PIO with data match 0x1 on another eventfd", acrn.IOEventFD{Flags: pio | match, Addr: 0x604, Len: 4, Data: 1}, b, nil},
+		{"MMIO write of 4 bytes of 0xcafe", acrn.IOEventFD{Flags: match, Addr: 0xd0000000, Len: 4, Data: 0xcafe}, a, nil},
+		{"MMIO of any width", acrn.IOEventFD{Addr: 0xd0001000}, b, nil},
+		{"deassign PIO 0x600 with another number of the eventfd", acrn.IOEventFD{Flags: pio | deassign, Addr: 0x600, Len: 2}, dupFD(t, a), nil},
+		{"deassign it again: nothing matches", acrn.IOEventFD{Flags: pio | deassign, Addr: 0x600, Len: 2}, a, unix.ENOENT},
+		{"deassign with another data value matches nothing", acrn.IOEventFD{Flags: pio | match | deassign, Addr: 0x604, Len: 4, Data: 2}, b, unix.ENOENT},
+		{"deassign the data match", acrn.IOEventFD{Flags: pio | match | deassign, Addr: 0x604, Len: 4, Data: 1}, b, nil},
+		{"deassign the MMIO one", acrn.IOEventFD{Flags: match | deassign, Addr: 0xd0000000, Len: 4, Data: 0xcafe}, a, nil},
+		{"unknown flag 0x8", acrn.IOEventFD{Flags: 0x8, Addr: 0x600, Len: 1}, a, unix.EINVAL},
+		{"length 3", acrn.IOEventFD{Flags: pio, Addr: 0x600, Len: 3}, a, unix.EINVAL},
+		{"data match without a length", acrn.IOEventFD{Flags: match, Addr: 0xd0002000, Data: 1}, a, unix.EINVAL},
+		{"port range past 0xffff", acrn.IOEventFD{Flags: pio, Addr: 0xfffe, Len: 4}, a, unix.EINVAL},
+		{"not an eventfd", acrn.IOEventFD{Flags: pio, Addr: 0x610, Len: 1}, vm.KVM().Fd(), unix.EINVAL},
+	} {
+		err := f.IOEventFD(tc.e, tc.fd)
+		if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+	}
+}
+
+func TestIRQFDFollowsACRNIrqfd(t *testing.T) {
+	h := openHV(t)
+	vm, err := h.NewVM(Config{MemorySize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Close()
+	f := vm.EventFDs()
+	a, b := newEventfd(t), newEventfd(t)
+	msi := acrn.MSIEntry{MSIAddr: 0xfee00000, MSIData: 0x41}
+	for _, tc := range []struct {
+		name   string
+		q      acrn.IRQFD
+		fd     int
+		want   error
+		routes int // MSI routes in use after the call
+	}{
+		{"assign an MSI to vector 0x41", acrn.IRQFD{MSI: msi}, a, nil, 1},
+		{"the same eventfd again, by another number", acrn.IRQFD{MSI: msi}, dupFD(t, a), unix.EBUSY, 1},
+		{"a second eventfd, the same MSI", acrn.IRQFD{MSI: msi}, b, nil, 2},
+		{"deassign the first by another number", acrn.IRQFD{Flags: acrn.IRQFDFlagDeassign}, dupFD(t, a), nil, 1},
+		{"deassign it again", acrn.IRQFD{Flags: acrn.IRQFDFlagDeassign}, a, unix.ENOENT, 1},
+		{"reassign it: takes the freed GSI", acrn.IRQFD{MSI: msi}, a, nil, 2},
+		{"unknown flag 0x2", acrn.IRQFD{Flags: 0x2, MSI: msi}, newEventfd(t), unix.EINVAL, 2},
+		{"MSI data wider than 32 bits", acrn.IRQFD{MSI: acrn.MSIEntry{MSIAddr: 0xfee00000, MSIData: 1 << 32}}, newEventfd(t), unix.EINVAL, 2},
+		{"not an eventfd", acrn.IRQFD{MSI: msi}, vm.KVM().Fd(), unix.EINVAL, 2},
+		{"deassign both", acrn.IRQFD{Flags: acrn.IRQFDFlagDeassign}, b, nil, 1},
+		{"", acrn.IRQFD{Flags: acrn.IRQFDFlagDeassign}, a, nil, 0},
+	} {
+		err := f.IRQFD(tc.q, tc.fd)
+		if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+		if n := f.MSIRoutes(); n != tc.routes {
+			t.Errorf("%s: %d MSI routes, want %d", tc.name, n, tc.routes)
+		}
+	}
+
+	noChip, err := h.NewVM(Config{MemorySize: 1 << 20, NoIRQChip: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer noChip.Close()
+	if err := noChip.EventFDs().IRQFD(acrn.IRQFD{MSI: msi}, a); !errors.Is(err, unix.ENOTSUP) {
+		t.Errorf("irqfd without an irqchip: %v, want ENOTSUP", err)
+	}
+}
+
+// TestDefaultIRQRoutesAreKVMs: the table an irqfd's routing starts from is
+// KVM's own default, so the legacy lines behave as before.
+func TestDefaultIRQRoutesAreKVMs(t *testing.T) {
+	routes := defaultIRQRoutes()
+	if len(routes) != 40 {
+		t.Fatalf("%d routes, want 24 IOAPIC + 16 PIC", len(routes))
+	}
+	has := func(gsi, chip, pin uint32) bool {
+		for _, r := range routes {
+			if r == kvm.IRQChipRoute(gsi, chip, pin) {
+				return true
+			}
+		}
+		return false
+	}
+	for gsi := uint32(0); gsi < 24; gsi++ {
+		if !has(gsi, kvm.IRQChipIOAPIC, gsi) {
+			t.Errorf("GSI %d lacks IOAPIC pin %d", gsi, gsi)
+		}
+	}
+	for gsi := uint32(0); gsi < 16; gsi++ {
+		chip := uint32(kvm.IRQChipPICMaster)
+		if gsi >= 8 {
+			chip = kvm.IRQChipPICSlave
+		}
+		if !has(gsi, chip, gsi%8) {
+			t.Errorf("GSI %d lacks PIC %d pin %d", gsi, chip, gsi%8)
+		}
+	}
+}
+
+// benchImage returns a bench exit guest (bench_pio/bench_mmio) patched to
+// make n writes; it runs at LoadAddr as well as at the reset vector.
+func benchImage(p guest.Program, n uint32) []byte {
+	img := append([]byte(nil), p.Code...)
+	binary.LittleEndian.PutUint32(img[0xfff8:], n)
+	return img
+}
+
+// TestIOEventFDGuestWriteNeverExits: with an ioeventfd on the address, the
+// bench guests' writes signal the eventfd and never reach the vCPU loop or
+// the dispatcher; without one, each is an exit.
+func TestIOEventFDGuestWriteNeverExits(t *testing.T) {
+	h := openHV(t)
+	const n = 64
+	for _, tc := range []struct {
+		name    string
+		prog    guest.Program
+		e       acrn.IOEventFD
+		matches bool // the guest's writes (of 0) match
+	}{
+		{"PIO 1 byte at 0x4f0", guest.BenchPIO, acrn.IOEventFD{Flags: acrn.IOEventFDFlagPIO, Addr: 0x4f0, Len: 1}, true},
+		{"PIO 1 byte at 0x4f0, data match 0", guest.BenchPIO, acrn.IOEventFD{Flags: acrn.IOEventFDFlagPIO | acrn.IOEventFDFlagDataMatch, Addr: 0x4f0, Len: 1}, true},
+		{"PIO 1 byte at 0x4f0, data match 1: writes of 0 exit", guest.BenchPIO, acrn.IOEventFD{Flags: acrn.IOEventFDFlagPIO | acrn.IOEventFDFlagDataMatch, Addr: 0x4f0, Len: 1, Data: 1}, false},
+		{"MMIO 4 bytes at 0xd0000000", guest.BenchMMIO, acrn.IOEventFD{Addr: 0xd0000000, Len: 4}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, withFD := range []bool{false, true} {
+				vm, err := h.NewVM(Config{MemorySize: 2 << 20})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer vm.Close()
+				fd := newEventfd(t)
+				if withFD {
+					if err := vm.EventFDs().IOEventFD(tc.e, fd); err != nil {
+						t.Fatal(err)
+					}
+				}
+				vm.LoadImage(benchImage(tc.prog, n), guest.LoadAddr)
+				vm.SetEntry(0, tc.prog.Entry())
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				res, err := vm.Run(ctx)
+				if err != nil || res.Reason != StopExit || res.Status != 0 {
+					t.Fatalf("Run = %v, %v", res, err)
+				}
+				_, unclaimed := vm.Unclaimed()
+				signals := readEventfd(fd)
+				t.Logf("ioeventfd %v: %d exits, %d unclaimed writes, %d signals", withFD, vm.Exits(), unclaimed, signals)
+				if withFD && !tc.matches && (signals != 0 || unclaimed != n) {
+					t.Errorf("with a non-matching ioeventfd: %d signals, %d unclaimed writes (want %d)", signals, unclaimed, n)
+				}
+				if withFD && tc.matches && (signals != n || unclaimed != 0 || vm.Exits() > 2) {
+					t.Errorf("with the ioeventfd: %d signals (want %d), %d writes reached the dispatcher, %d exits", signals, n, unclaimed, vm.Exits())
+				}
+				if !withFD && (signals != 0 || unclaimed != n) {
+					t.Errorf("without: %d signals, %d unclaimed writes (want %d)", signals, unclaimed, n)
+				}
+			}
+		})
+	}
+}
+
+// TestIRQFDDeliversItsMSI: a signal on an irqfd assigned with an MSI to
+// vector 0x40 reaches the virq guest's handler for that vector (it reports
+// the count and exits 0x56), through the GSI routing table, in the kernel.
+func TestIRQFDDeliversItsMSI(t *testing.T) {
+	h := openHV(t)
+	vm, err := h.NewVM(Config{MemorySize: 2 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Close()
+	fd := newEventfd(t)
+	msi := acrn.MSIEntry{MSIAddr: 0xfee00000, MSIData: 0x40} // APIC id 0, fixed, edge, vector 0x40
+	if err := vm.EventFDs().IRQFD(acrn.IRQFD{MSI: msi}, fd); err != nil {
+		t.Fatal(err)
+	}
+	rep := kvmtest.NewReporter()
+	if err := vm.PIO.Register(guest.PortReport, 4, "report", rep); err != nil {
+		t.Fatal(err)
+	}
+	vm.LoadImage(guest.Virq.Code, guest.LoadAddr)
+	e := guest.Virq.Entry()
+	e.Regs.RSI = 23 | 1<<8 // route IOAPIC pin 23 (nobody raises it) to 0x40; take one interrupt
+	if err := vm.SetEntry(0, e); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	type ran struct {
+		res Result
+		err error
+	}
+	done := make(chan ran, 1)
+	go func() {
+		res, err := vm.Run(ctx)
+		done <- ran{res, err}
+	}()
+	rep.Await(t, 1) // ready, waiting with STI; HLT
+	var one [8]byte
+	binary.LittleEndian.PutUint64(one[:], 1)
+	if _, err := unix.Write(fd, one[:]); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil || r.res.Reason != StopExit || r.res.Status != 0x56 {
+		t.Fatalf("Run = %v, %v; want exit 0x56 after one interrupt (reports %#x)", r.res, r.err, rep.Values())
+	}
+	if v := rep.Values(); len(v) != 2 || v[1] != 1 {
+		t.Errorf("guest reported %#x, want [0 1]", v)
+	}
+}
