@@ -47,6 +47,7 @@ type runOptions struct {
 	consoleFile string
 	reboot      string
 	cpuidMask   []string
+	dmSocket    string // --device-model-socket
 }
 
 // defaultLinuxMemory is the RAM a Linux guest gets when --memory is not given.
@@ -103,6 +104,7 @@ exit port), or 125 if the guest shut down (triple fault), 126 if the VM failed,
 	f.StringVar(&o.consoleFile, "console-file", "", "file for --console=file")
 	f.StringVar(&o.reboot, "reboot", rebootExit, "what a guest reboot does: exit or restart")
 	f.StringSliceVar(&o.cpuidMask, "cpuid-mask", nil, "CPUID features to hide, e.g. cx16,xsave (names as in /proc/cpuinfo)")
+	f.StringVar(&o.dmSocket, "device-model-socket", "", "unix socket to create for out-of-process device models (docs/ioreq-protocol.md)")
 	return cmd
 }
 
@@ -141,7 +143,7 @@ func prepare(o runOptions, sys *kvm.System) (*prepared, error) {
 	if err := hv.CheckCPUIDMask(o.cpuidMask); err != nil {
 		return nil, fmt.Errorf("--cpuid-mask: %w", err)
 	}
-	p := &prepared{reboot: o.reboot, cfg: hv.Config{MemorySize: size, VCPUs: o.cpus, CPUIDMask: o.cpuidMask}}
+	p := &prepared{reboot: o.reboot, cfg: hv.Config{MemorySize: size, VCPUs: o.cpus, CPUIDMask: o.cpuidMask, DeviceModelSocket: o.dmSocket}}
 	if o.kernel == "" {
 		prog, ok := guest.ByName(o.guest)
 		if !ok {
