@@ -103,6 +103,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	defer h.Close()
 
+	dm, dmErr := BuildDeviceModel(ctx, dir)
+	if dmErr != nil {
+		fmt.Fprintf(o.Log, "bench: no external client rows: %v\n", dmErr)
+	}
 	guests := []struct {
 		group string
 		g     ExitGuest
@@ -112,7 +116,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	for _, eg := range guests {
 		fmt.Fprintf(o.Log, "bench: %s\n", eg.group)
-		if err := exitRows(ctx, r, o, h, dir, cbin, eg.group, eg.g); err != nil {
+		if err := exitRows(ctx, r, o, h, dir, cbin, dm, eg.group, eg.g); err != nil {
 			return nil, err
 		}
 	}
@@ -148,7 +152,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 // subject runs the guest patched for N and for N0 exits, and the per-exit
 // cost is (t(N) - t(N0)) / (N - N0). Subjects alternate within a repetition,
 // so drift of the machine hits them alike.
-func exitRows(ctx context.Context, r *Report, o Options, h *hv.Hypervisor, dir, cbin, group string, g ExitGuest) error {
+// dm is the examples/devicemodel binary for the external rows ("" if it
+// could not be built: those rows are then n/a).
+func exitRows(ctx context.Context, r *Report, o Options, h *hv.Hypervisor, dir, cbin, dm, group string, g ExitGuest) error {
 	files := map[int]string{}
 	for _, n := range []int{o.N, o.N0} {
 		img, err := PatchExits(g.Image, n)
@@ -178,8 +184,13 @@ func exitRows(ctx context.Context, r *Report, o Options, h *hv.Hypervisor, dir, 
 		{SubjectEmberIOEventFD, func(n int) (time.Duration, error) {
 			return RunEmberExits(ctx, h, g, ClientIOEventFD, n)
 		}},
-		{SubjectQEMU, func(n int) (time.Duration, error) { return RunQEMU(ctx, files[n]) }},
 	}
+	if dm != "" {
+		subjects = append(subjects, subject{SubjectEmberExternal, func(n int) (time.Duration, error) {
+			return RunEmberExternalExits(ctx, h, g, dm, n)
+		}})
+	}
+	subjects = append(subjects, subject{SubjectQEMU, func(n int) (time.Duration, error) { return RunQEMU(ctx, files[n]) }})
 	per := make([][]time.Duration, len(subjects))
 	for rep := 0; rep < o.Reps; rep++ {
 		for i, s := range subjects {
@@ -195,8 +206,8 @@ func exitRows(ctx context.Context, r *Report, o Options, h *hv.Hypervisor, dir, 
 		}
 	}
 	for i, s := range subjects {
-		if s.name == SubjectQEMU {
-			r.AddNA(group, SubjectEmberExternal, "ns/exit", "n/a: not yet implemented")
+		if s.name == SubjectQEMU && dm == "" {
+			r.AddNA(group, SubjectEmberExternal, "ns/exit", "n/a: examples/devicemodel could not be built (run from the repository)")
 		}
 		note := ""
 		switch s.name {
@@ -204,6 +215,8 @@ func exitRows(ctx context.Context, r *Report, o Options, h *hv.Hypervisor, dir, 
 			note = "physical limit: KVM_RUN loop, nothing else"
 		case SubjectEmberIOEventFD:
 			note = "write handled in the kernel, no exit to user space"
+		case SubjectEmberExternal:
+			note = "examples/devicemodel in another process; vCPU sleeps until the done eventfd"
 		}
 		r.Add(group, s.name, float64(Median(per[i]).Nanoseconds()), "ns/exit", note)
 	}

@@ -186,6 +186,10 @@ func TestEmberRunsTheExitGuests(t *testing.T) {
 	}
 	defer h.Close()
 	ctx := context.Background()
+	dm, err := BuildDeviceModel(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, g := range []ExitGuest{
 		{Name: "PIO", Image: guest.BenchPIO.Code, Addr: BenchPort, Len: 1, PIO: true},
 		{Name: "MMIO", Image: guest.BenchMMIO.Code, Addr: BenchMMIO, Len: 4},
@@ -194,6 +198,9 @@ func TestEmberRunsTheExitGuests(t *testing.T) {
 			if _, err := RunEmberExits(ctx, h, g, kind, 64); err != nil {
 				t.Errorf("%s %s: %v", g.Name, kind, err)
 			}
+		}
+		if _, err := RunEmberExternalExits(ctx, h, g, dm, 64); err != nil {
+			t.Errorf("%s %s: %v", g.Name, ClientExternal, err)
 		}
 	}
 	var out bytes.Buffer

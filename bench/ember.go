@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -19,7 +21,7 @@ import (
 const (
 	ClientInProcess = "in-process" // the default: the exit reaches the vCPU goroutine and the Go bus
 	ClientIOEventFD = "ioeventfd"  // a KVM ioeventfd on the address: the write never leaves the kernel
-	ClientExternal  = "external"   // an out-of-process device model (not yet implemented)
+	ClientExternal  = "external"   // an out-of-process device model (examples/devicemodel) serves the address
 )
 
 // Guest addresses the exit guests write to; no device claims them in ember
@@ -45,6 +47,11 @@ type BootConfig struct {
 	// IOEventFD, if set, registers a KVM ioeventfd for this guest's writes,
 	// with a goroutine draining it; Drained reports how many it saw.
 	IOEventFD *ExitGuest
+	// External, if set, serves this guest's address from DeviceModel (the
+	// examples/devicemodel binary) in another process, over the VM's
+	// device-model socket in a temporary directory.
+	External    *ExitGuest
+	DeviceModel string
 }
 
 // BootStats is what a Boot run reports.
@@ -53,16 +60,37 @@ type BootStats struct {
 	Run     time.Duration // vm.Run alone: from starting the vCPUs to the exit
 	Exits   uint64        // exits the vCPU loop handled (the exit-port write included)
 	Drained uint64        // eventfd signals the ioeventfd reader drained
+	// Unclaimed is how many guest writes reached no client.
+	Unclaimed uint64
 }
 
 // Boot creates a VM on h, loads a bench image at ImageBase, starts it at the
 // reset vector and runs it to the end.
 func Boot(ctx context.Context, h *hv.Hypervisor, image []byte, cfg BootConfig) (BootStats, error) {
-	vm, err := h.NewVM(hv.Config{MemorySize: cfg.MemorySize, Console: cfg.Console})
+	vcfg := hv.Config{MemorySize: cfg.MemorySize, Console: cfg.Console}
+	var dmDir string
+	if cfg.External != nil {
+		var err error
+		if dmDir, err = os.MkdirTemp("", "ember-bench-dm-"); err != nil {
+			return BootStats{}, err
+		}
+		defer os.RemoveAll(dmDir)
+		vcfg.DeviceModelSocket = filepath.Join(dmDir, "vm.ioreq")
+		// Connects and disconnects are routine here; failures are not.
+		vcfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	}
+	vm, err := h.NewVM(vcfg)
 	if err != nil {
 		return BootStats{}, err
 	}
 	defer vm.Close()
+	if cfg.External != nil {
+		m, err := startExternalModel(ctx, cfg.DeviceModel, vcfg.DeviceModelSocket, dmDir, *cfg.External)
+		if err != nil {
+			return BootStats{}, err
+		}
+		defer m.stop()
+	}
 	if err := vm.LoadImage(image, ImageBase); err != nil {
 		return BootStats{}, err
 	}
@@ -79,6 +107,7 @@ func Boot(ctx context.Context, h *hv.Hypervisor, image []byte, cfg BootConfig) (
 	res, err := vm.Run(ctx)
 	d := time.Since(start)
 	st := BootStats{Result: res, Run: d, Exits: vm.Exits()}
+	_, st.Unclaimed = vm.Unclaimed()
 	if drain != nil {
 		st.Drained = drain.close()
 	}
@@ -150,13 +179,26 @@ func (d *drainer) close() uint64 {
 // given client kind and returns vm.Run's duration. It checks the exits went
 // where the kind says: through the vCPU loop, or into the eventfd.
 func RunEmberExits(ctx context.Context, h *hv.Hypervisor, g ExitGuest, kind string, n int) (time.Duration, error) {
+	return runEmberExits(ctx, h, g, kind, n, "")
+}
+
+// RunEmberExternalExits is RunEmberExits for ClientExternal: devicemodel is
+// the examples/devicemodel binary (BuildDeviceModel), started for each run.
+func RunEmberExternalExits(ctx context.Context, h *hv.Hypervisor, g ExitGuest, devicemodel string, n int) (time.Duration, error) {
+	return runEmberExits(ctx, h, g, ClientExternal, n, devicemodel)
+}
+
+func runEmberExits(ctx context.Context, h *hv.Hypervisor, g ExitGuest, kind string, n int, devicemodel string) (time.Duration, error) {
 	img, err := PatchExits(g.Image, n)
 	if err != nil {
 		return 0, err
 	}
 	cfg := BootConfig{MemorySize: 2 << 20}
-	if kind == ClientIOEventFD {
+	switch kind {
+	case ClientIOEventFD:
 		cfg.IOEventFD = &g
+	case ClientExternal:
+		cfg.External, cfg.DeviceModel = &g, devicemodel
 	}
 	st, err := Boot(ctx, h, img, cfg)
 	if err != nil {
@@ -169,6 +211,10 @@ func RunEmberExits(ctx context.Context, h *hv.Hypervisor, g ExitGuest, kind stri
 	case ClientInProcess:
 		if st.Exits < uint64(n)+1 {
 			return 0, fmt.Errorf("bench: ember %s guest: %d exits handled, want %d", g.Name, st.Exits, n+1)
+		}
+	case ClientExternal:
+		if st.Exits < uint64(n)+1 || st.Unclaimed != 0 {
+			return 0, fmt.Errorf("bench: ember external %s guest: %d exits handled (want %d), %d writes unclaimed", g.Name, st.Exits, n+1, st.Unclaimed)
 		}
 	case ClientIOEventFD:
 		if st.Drained == 0 && n > 0 || st.Exits > uint64(n/2)+1 {

@@ -15,7 +15,7 @@ import (
 	"ember/kvm"
 )
 
-func newEventfd(t *testing.T) int {
+func newEventfd(t testing.TB) int {
 	t.Helper()
 	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
