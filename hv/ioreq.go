@@ -18,6 +18,9 @@ func (vm *VM) setupIORequests() error {
 	}
 	router := ioreq.NewRouter()
 	vm.ioreq = ioreq.NewDispatcher(buf, router, ioreq.Config{Logger: vm.log, PCIConf1: true})
+	if vm.cfg.GuestFlags&acrn.GuestFlagIOCompletionPolling != 0 {
+		vm.completionPolling = 1 // the vCPU polls for COMPLETE instead of sleeping
+	}
 	vm.PIO = newBus("pio", acrn.ReqPortIO, router)
 	vm.MMIO = newBus("mmio", acrn.ReqMMIO, router)
 	return nil

@@ -120,6 +120,7 @@ func (c *VCPU) handleIO(io kvm.IOExit) {
 	for i := 0; i+size <= len(io.Data); i += size {
 		d := io.Data[i : i+size]
 		req := ioreq.PIORequest(dir, io.Port, size, uint32(leValue(d)))
+		req.CompletionPolling = c.vm.completionPolling
 		v, _ := c.vm.ioreq.Emulate(c.id, &req) // failures are logged by ioreq; v is then all ones
 		if dir == acrn.DirRead {
 			putLE(d, v)
@@ -143,6 +144,7 @@ func (c *VCPU) handleMMIO(m kvm.MMIOExit) {
 	default:
 		req = ioreq.MMIORequest(acrn.DirRead, m.PhysAddr, size, 0)
 	}
+	req.CompletionPolling = c.vm.completionPolling
 	v, _ := c.vm.ioreq.Emulate(c.id, &req)
 	if !m.IsWrite {
 		putLE(m.Data, v)

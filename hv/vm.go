@@ -79,6 +79,9 @@ type VM struct {
 	// ioreq is the one path every emulated access takes: a request in the
 	// vCPU's slot of the VM's request buffer, routed to a client.
 	ioreq *ioreq.Dispatcher
+	// completionPolling is copied into every request: 1 if the VM was
+	// created with acrn.GuestFlagIOCompletionPolling.
+	completionPolling uint32
 	// wp holds the write-protected pages (HC_WRITE_PROTECT_PAGE) by GPA.
 	wp sync.Map
 

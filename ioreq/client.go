@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -233,6 +235,24 @@ func (c *Conn) Serve(h Handler) error {
 			return err
 		}
 		c.Poll(h)
+		c.pollAWhile(h)
+	}
+}
+
+// servePollWindow is how long Serve keeps looking at the buffer after a
+// request before it blocks on the kick eventfd again: a guest that just made
+// one access usually makes the next within microseconds, and catching it
+// without a wake-up saves tens of microseconds per access (the vCPU side
+// does the same, see Config.PollWindow).
+const servePollWindow = 50 * time.Microsecond
+
+func (c *Conn) pollAWhile(h Handler) {
+	last := time.Now()
+	for time.Since(last) < servePollWindow {
+		if c.Poll(h) > 0 {
+			last = time.Now()
+		}
+		runtime.Gosched()
 	}
 }
 

@@ -47,6 +47,11 @@ func (e *RequestError) Unwrap() error { return e.Err }
 // is zero.
 const DefaultTimeout = time.Second
 
+// DefaultPollWindow is how long a vCPU waiting in sleeping mode first looks
+// at its slot before it sleeps: long enough for a device model on another CPU
+// to answer, short enough that a slow one costs little CPU.
+const DefaultPollWindow = 50 * time.Microsecond
+
 // Config configures a Dispatcher.
 type Config struct {
 	// Timeout bounds how long a request may stay with a client; after it the
@@ -61,6 +66,10 @@ type Config struct {
 	// enable bit set become ReqPCICfg requests for the latched function and
 	// register, routed by PCIAddress. Without it those ports are plain PIO.
 	PCIConf1 bool
+	// PollWindow is how long a vCPU that is not in completion-polling mode
+	// looks at its slot before it sleeps; zero means DefaultPollWindow, a
+	// negative value sleeps at once.
+	PollWindow time.Duration
 }
 
 // Dispatcher turns a vCPU's trapped access into a request in its slot, hands
@@ -70,10 +79,13 @@ type Dispatcher struct {
 	buf     *Buffer
 	router  *Router
 	timeout time.Duration
-	log     *slog.Logger
-	conf1   bool
-	latch   atomic.Uint32 // CONFIG_ADDRESS
-	slots   [acrn.IORequestMax]slot
+	// pollWindow is how long a sleeping-mode wait looks at the slot before
+	// it sleeps (Config.PollWindow).
+	pollWindow time.Duration
+	log        *slog.Logger
+	conf1      bool
+	latch      atomic.Uint32 // CONFIG_ADDRESS
+	slots      [acrn.IORequestMax]slot
 }
 
 // slot is the dispatcher's per-vCPU bookkeeping for one buffer slot.
@@ -94,7 +106,10 @@ type slot struct {
 // NewDispatcher returns a dispatcher over buf routing with r. buf's slots
 // must all be FREE.
 func NewDispatcher(buf *Buffer, r *Router, cfg Config) *Dispatcher {
-	d := &Dispatcher{buf: buf, router: r, timeout: cfg.Timeout, log: cfg.Logger, conf1: cfg.PCIConf1}
+	d := &Dispatcher{buf: buf, router: r, timeout: cfg.Timeout, log: cfg.Logger, conf1: cfg.PCIConf1, pollWindow: cfg.PollWindow}
+	if d.pollWindow == 0 {
+		d.pollWindow = DefaultPollWindow
+	}
 	if d.timeout <= 0 {
 		d.timeout = DefaultTimeout
 	}
@@ -302,6 +317,23 @@ func (d *Dispatcher) wait(s *slot, seq uint64, polling bool) error {
 				if time.Now().After(deadline) {
 					return ErrTimeout
 				}
+			}
+			runtime.Gosched()
+		}
+	}
+	// Before sleeping, look at the state for a short while, as KVM's halt
+	// polling does: a device model on another CPU usually answers within
+	// microseconds, while a sleep costs two cross-thread wake-ups (its
+	// eventfd's reader, then this vCPU) that take tens of microseconds.
+	// An in-process client has completed already, so the first look ends it.
+	if d.pollWindow > 0 {
+		start := time.Now()
+		for n := 0; ; n++ {
+			if d.buf.State(s.i) == acrn.StateComplete {
+				return nil
+			}
+			if n&15 == 15 && time.Since(start) > d.pollWindow {
+				break
 			}
 			runtime.Gosched()
 		}
