@@ -120,7 +120,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return nil, err
 		}
 	}
-	r.AddNA(GroupHypercall, SubjectEmber, "ns/call", "n/a: guest hypercalls not yet implemented")
+	fmt.Fprintf(o.Log, "bench: %s\n", GroupHypercall)
+	if err := hypercallRows(ctx, r, o, h); err != nil {
+		return nil, err
+	}
 
 	fmt.Fprintln(o.Log, "bench: start latency")
 	if err := startRows(ctx, r, o, dir); err != nil {
@@ -216,10 +219,36 @@ func exitRows(ctx context.Context, r *Report, o Options, h *hv.Hypervisor, dir, 
 		case SubjectEmberIOEventFD:
 			note = "write handled in the kernel, no exit to user space"
 		case SubjectEmberExternal:
-			note = "examples/devicemodel in another process; vCPU sleeps until the done eventfd"
+			note = "examples/devicemodel in another process; both sides poll 50 µs, then sleep on eventfds"
 		}
 		r.Add(group, s.name, float64(Median(per[i]).Nanoseconds()), "ns/exit", note)
 	}
+	return nil
+}
+
+// hypercallRows measures a guest hypercall (HC_GET_API_VERSION from ring 0 of
+// a Service VM, trapped on the hypercall port) the way exitRows measures an
+// exit, and sets it next to the in-process PIO exit measured in the same run.
+func hypercallRows(ctx context.Context, r *Report, o Options, h *hv.Hypervisor) error {
+	n, n0 := o.N&^15, o.N0&^15
+	var per []time.Duration
+	for rep := 0; rep < o.Reps; rep++ {
+		t0, err := RunEmberHypercalls(ctx, h, n0)
+		if err != nil {
+			return fmt.Errorf("%s: %w", GroupHypercall, err)
+		}
+		t, err := RunEmberHypercalls(ctx, h, n)
+		if err != nil {
+			return fmt.Errorf("%s: %w", GroupHypercall, err)
+		}
+		per = append(per, time.Duration(PerOp(t, t0, n, n0)))
+	}
+	v := float64(Median(per).Nanoseconds())
+	note := "HC_GET_API_VERSION from ring 0, trapped on port 0xf8"
+	if exit := r.Value(GroupPIO, SubjectEmberInProcess); exit > 0 {
+		note = fmt.Sprintf("%.2f× the in-process PIO exit; %s", v/exit, note)
+	}
+	r.Add(GroupHypercall, SubjectEmber, v, "ns/call", note)
 	return nil
 }
 

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"ember/guest"
 	"errors"
 	"fmt"
 	"io"
@@ -300,4 +301,30 @@ func Churn(ctx context.Context, h *hv.Hypervisor, image []byte, workers int, d t
 	}
 	wg.Wait()
 	return cycles, time.Since(start), first
+}
+
+// RunEmberHypercalls runs the hypercall guest for n hypercalls (a multiple of
+// 16) in a VM created as the Service VM and returns how long vm.Run took.
+func RunEmberHypercalls(ctx context.Context, h *hv.Hypervisor, n int) (time.Duration, error) {
+	vm, err := h.NewVM(hv.Config{MemorySize: 2 << 20, ServiceVM: true})
+	if err != nil {
+		return 0, err
+	}
+	defer vm.Close()
+	p := guest.BenchHypercall
+	if err := vm.LoadImage(p.Code, guest.LoadAddr); err != nil {
+		return 0, err
+	}
+	e := p.Entry()
+	e.Regs.RCX = uint64(n)
+	if err := vm.SetEntry(0, e); err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	res, err := vm.Run(ctx)
+	d := time.Since(start)
+	if err == nil && (res.Reason != hv.StopExit || res.Status != 0) {
+		err = fmt.Errorf("bench: hypercall guest ended with %v", res)
+	}
+	return d, err
 }

@@ -18,12 +18,7 @@ var outImm8Hypercall = [2]byte{0xe6, PortHypercall}
 // The OUT has retired when the exception is delivered, so the exception
 // frame's RIP is the instruction after it (docs/abi.md).
 func (c *VCPU) hypercallTrap() {
-	regs, err := c.kvm.GetRegs()
-	if err != nil {
-		c.vm.stop(Result{Reason: StopError, VCPU: c.id, Err: err})
-		return
-	}
-	sregs, err := c.kvm.GetSRegs()
+	regs, sregs, err := c.trapRegs()
 	if err != nil {
 		c.vm.stop(Result{Reason: StopError, VCPU: c.id, Err: err})
 		return
@@ -50,14 +45,10 @@ func (c *VCPU) hypercallTrap() {
 	case injectUD:
 		err = c.kvm.InjectException(6, false, 0)
 	default:
-		if cl.switched {
-			if err = c.kvm.SetSRegs(sregs); err == nil {
-				err = c.kvm.SetRegs(regs)
-			}
-		} else {
+		if !cl.switched {
 			regs.RAX = rax
-			err = c.kvm.SetRegs(regs)
 		}
+		err = c.setTrapRegs(regs, sregs, cl.switched)
 	}
 	if err != nil {
 		c.vm.stop(Result{Reason: StopError, VCPU: c.id, Err: err})
@@ -79,4 +70,43 @@ func (c *VCPU) ripAfterOut(rip uint64, s *kvm.SRegs) uint64 {
 		return rip
 	}
 	return rip + 2
+}
+
+// trapRegs returns the registers at a hypercall exit: from kvm_run's
+// sync_regs where KVM fills them on every exit (vm.syncRegs), sparing two
+// ioctls per hypercall, else through KVM_GET_REGS and KVM_GET_SREGS.
+func (c *VCPU) trapRegs() (kvm.Regs, kvm.SRegs, error) {
+	if c.vm.syncRegs {
+		s := c.kvm.SyncRegs()
+		return s.Regs, s.SRegs, nil
+	}
+	regs, err := c.kvm.GetRegs()
+	if err != nil {
+		return regs, kvm.SRegs{}, err
+	}
+	sregs, err := c.kvm.GetSRegs()
+	return regs, sregs, err
+}
+
+// setTrapRegs gives the vCPU new registers (and segment registers, after a
+// world switch) for its next entry: through sync_regs' dirty bits, which KVM
+// loads on entry, or through KVM_SET_REGS/KVM_SET_SREGS.
+func (c *VCPU) setTrapRegs(regs kvm.Regs, sregs kvm.SRegs, withSRegs bool) error {
+	if c.vm.syncRegs {
+		s := c.kvm.SyncRegs()
+		s.Regs = regs
+		dirty := uint64(kvm.SyncRegsGPRs)
+		if withSRegs {
+			s.SRegs = sregs
+			dirty |= kvm.SyncRegsSRegs
+		}
+		c.kvm.SetSyncDirty(dirty)
+		return nil
+	}
+	if withSRegs {
+		if err := c.kvm.SetSRegs(sregs); err != nil {
+			return err
+		}
+	}
+	return c.kvm.SetRegs(regs)
 }

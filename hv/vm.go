@@ -79,6 +79,9 @@ type VM struct {
 	// ioreq is the one path every emulated access takes: a request in the
 	// vCPU's slot of the VM's request buffer, routed to a client.
 	ioreq *ioreq.Dispatcher
+	// syncRegs says KVM shares GPRs and segment registers through kvm_run
+	// (KVM_CAP_SYNC_REGS), used by the hypercall trap.
+	syncRegs bool
 	// completionPolling is copied into every request: 1 if the VM was
 	// created with acrn.GuestFlagIOCompletionPolling.
 	completionPolling uint32
@@ -120,6 +123,9 @@ func (h *Hypervisor) NewVM(cfg Config) (vm *VM, err error) {
 	}
 	if vm.kvm, err = h.sys.CreateVM(); err != nil {
 		return nil, fmt.Errorf("hv: creating VM: %w", err)
+	}
+	if v, err := vm.kvm.CheckExtension(kvm.CapSyncRegs); err == nil && v&(kvm.SyncRegsGPRs|kvm.SyncRegsSRegs) == kvm.SyncRegsGPRs|kvm.SyncRegsSRegs {
+		vm.syncRegs = true
 	}
 	if err = vm.setupMemory(); err != nil {
 		return nil, err
