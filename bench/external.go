@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"ember/internal/gobuild"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,16 +15,7 @@ import (
 // the "ember external" rows, into dir with the go tool. It needs the ember
 // module's source: run from inside the repository.
 func BuildDeviceModel(ctx context.Context, dir string) (string, error) {
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
-	}
-	bin := filepath.Join(dir, "devicemodel")
-	out, err := exec.CommandContext(ctx, goTool, "build", "-o", bin, "ember/examples/devicemodel").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build ember/examples/devicemodel (run from the repository): %v: %s", err, strings.TrimSpace(string(out)))
-	}
-	return bin, nil
+	return gobuild.Build(ctx, dir, "ember/examples/devicemodel")
 }
 
 // externalModel is examples/devicemodel serving one exit guest's address

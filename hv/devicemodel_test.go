@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"ember/internal/gobuild"
 	"fmt"
 	"log/slog"
 	"os"
@@ -22,13 +23,9 @@ import (
 // buildDeviceModel builds examples/devicemodel into a temporary directory of tb.
 func buildDeviceModel(tb testing.TB) string {
 	tb.Helper()
-	goTool, err := exec.LookPath("go")
-	if err != nil { // go test may run with a PATH that lacks go; the toolchain that built us sits here
-		goTool = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
-	}
-	bin := filepath.Join(tb.TempDir(), "devicemodel")
-	if out, err := exec.Command(goTool, "build", "-o", bin, "ember/examples/devicemodel").CombinedOutput(); err != nil {
-		tb.Fatalf("go build examples/devicemodel: %v\n%s", err, out)
+	bin, err := gobuild.Build(context.Background(), tb.TempDir(), "ember/examples/devicemodel")
+	if err != nil {
+		tb.Fatal(err)
 	}
 	return bin
 }

@@ -1,8 +1,9 @@
 package ioreq
 
 import (
+	"context"
+	"ember/internal/gobuild"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -31,15 +32,7 @@ func buildDeviceModel(tb testing.TB) string {
 		if dmErr != nil {
 			return
 		}
-		goTool, err := exec.LookPath("go")
-		if err != nil { // go test may run with a PATH that lacks go; the toolchain that built us sits here
-			goTool = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
-		}
-		dmPath = filepath.Join(dmDir, "devicemodel")
-		out, err := exec.Command(goTool, "build", "-o", dmPath, "ember/examples/devicemodel").CombinedOutput()
-		if err != nil {
-			dmErr = fmt.Errorf("go build examples/devicemodel: %v\n%s", err, out)
-		}
+		dmPath, dmErr = gobuild.Build(context.Background(), dmDir, "ember/examples/devicemodel")
 	})
 	if dmErr != nil {
 		tb.Fatal(dmErr)
