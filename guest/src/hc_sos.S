@@ -6,6 +6,7 @@
  * at GPA 0 — to store 0x42 in that shared page, reports the byte and the new
  * VM ID, and exits 0. */
 #include "abi.h"
+#include "uservm.inc"
 #define HC_CREATE_VM            0x80000010
 #define HC_START_VM             0x80000012
 #define HC_SET_VCPU_REGS        0x80000016
@@ -51,33 +52,7 @@ hc:	out %al, $PORT_HYPERCALL
 	out %eax, $PORT_REPORT
 	ret
 
-	.balign 8
-creation:                       /* struct acrn_vm_creation */
-	.word 0, 0, 1, 0            /* vmid (out), reserved, vcpu_num, reserved */
-	.fill 16, 1, 0              /* uuid */
-	.quad 0, 0, 0               /* vm_flag, ioreq_buf, cpu_affinity */
-regions:                        /* struct set_regions */
-	.word 0, 0                  /* vmid (filled in), reserved */
-	.long 0, 1, 0               /* reserved, mr_num, pad */
-	.quad region0
-region0:                        /* struct vm_memory_region: MR_ADD, RWX|WB */
-	.long 0, 0x47
-	.quad 0, guest2_page, 0x1000
-vcpuregs:                       /* struct acrn_vcpu_regs: real mode at 0:entry */
-	.word 0, 0, 0, 0            /* vcpu_id 0 (the BSP) */
-	.fill 128, 1, 0             /* general registers */
-	.word 0xffff; .quad 0; .word 0, 0, 0   /* gdt */
-	.word 0xffff; .quad 0; .word 0, 0, 0   /* idt */
-	.quad guest2_entry - guest2_page       /* rip */
-	.quad 0                     /* cs_base */
-	.quad 0x60000010            /* cr0 */
-	.quad 0, 0, 0               /* cr4, cr3, efer */
-	.quad 2                     /* rflags */
-	.fill 32, 1, 0
-	.long 0x9b, 0xffff          /* cs_ar, cs_limit */
-	.fill 12, 1, 0
-	.word 0, 0, 0, 0, 0, 0, 0, 0 /* cs, ss, ds, es, fs, gs, ldt, tr */
-	.long 0
+	USER_VM_STRUCTS guest2_page, guest2_entry
 
 	.balign 4096
 guest2_page:                    /* the second VM's GPA 0 */

@@ -13,6 +13,7 @@
  * port 0x5a0 and a word from 0x5a2, writes the word to 0x5a8 and the dword
  * to 0x5ac, and exits with the dword as its status. */
 #include "abi.h"
+#include "uservm.inc"
 #define HC_SET_CALLBACK_VECTOR  0x80000002
 #define HC_CREATE_VM            0x80000010
 #define HC_START_VM             0x80000012
@@ -115,32 +116,7 @@ upcall:                         /* rbx: slot, ebp: vCPU; main code keeps nothing
 idtr:	.word 256*16 - 1
 	.quad IDT
 writes:	.long 0
-creation:                       /* struct acrn_vm_creation */
-	.word 0, 0, 1, 0            /* vmid (out), reserved, vcpu_num, reserved */
-	.fill 16, 1, 0              /* uuid */
-	.quad 0, 0, 0               /* vm_flag, ioreq_buf, cpu_affinity */
-regions:                        /* struct set_regions */
-	.word 0, 0                  /* vmid (filled in), reserved */
-	.long 0, 1, 0               /* reserved, mr_num, pad */
-	.quad region0
-region0:                        /* struct vm_memory_region: MR_ADD, RWX|WB */
-	.long 0, 0x47
-	.quad 0, user_page, 0x1000
-vcpuregs:                       /* struct acrn_vcpu_regs: real mode at 0:entry */
-	.word 0, 0, 0, 0            /* vcpu_id 0 (the BSP) */
-	.fill 128, 1, 0             /* general registers */
-	.word 0xffff; .quad 0; .word 0, 0, 0   /* gdt */
-	.word 0xffff; .quad 0; .word 0, 0, 0   /* idt */
-	.quad user_entry - user_page /* rip */
-	.quad 0                     /* cs_base */
-	.quad 0x60000010            /* cr0 */
-	.quad 0, 0, 0               /* cr4, cr3, efer */
-	.quad 2                     /* rflags */
-	.fill 32, 1, 0
-	.long 0x9b, 0xffff          /* cs_ar, cs_limit */
-	.fill 12, 1, 0
-	.word 0, 0, 0, 0, 0, 0, 0, 0 /* cs, ss, ds, es, fs, gs, ldt, tr */
-	.long 0
+	USER_VM_STRUCTS user_page, user_entry
 
 	.balign 4096
 user_page:                      /* the User VM's GPA 0 */
