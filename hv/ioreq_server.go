@@ -27,8 +27,7 @@ func (vm *VM) startDeviceModelSocket() error {
 		VMID:     vm.VMID(),
 		EventFDs: vm.EventFDs(),
 		Logger:   vm.log,
-		// Memory stays nil: guest RAM is anonymous memory (memory.New), so
-		// MEMORY answers ENOTSUP.
+		Memory:   vm.memorySegments,
 	})
 	if err != nil {
 		return fmt.Errorf("hv: device-model socket %s: %w", path, err)
@@ -64,4 +63,18 @@ func (vm *VM) closeDeviceModelSocket() error {
 		return fmt.Errorf("hv: device-model socket: %w", err)
 	}
 	return nil
+}
+
+// memorySegments answers a device model's MEMORY request: every RAM region
+// with the memfd behind it (a VM with a device-model socket gets memfd-backed
+// RAM, memory.NewShared).
+func (vm *VM) memorySegments() ([]ioreq.Segment, error) {
+	var segs []ioreq.Segment
+	for _, r := range vm.mem.Regions() {
+		if r.FD < 0 {
+			return nil, ioreq.ErrNotShareable
+		}
+		segs = append(segs, ioreq.Segment{GPA: r.GPA, Len: r.Size, FD: r.FD})
+	}
+	return segs, nil
 }

@@ -59,6 +59,48 @@ func TestDeviceModelSocketOffersEventFDs(t *testing.T) {
 	}
 }
 
+// TestDeviceModelMapsGuestRAM: a device model asks for the guest's memory
+// (MEMORY), maps the memfds it is handed, and reads what is in guest RAM at
+// the segments' guest-physical addresses, as a virtio device model reads its
+// rings.
+func TestDeviceModelMapsGuestRAM(t *testing.T) {
+	h := openHV(t)
+	socket := filepath.Join(t.TempDir(), "vm.ioreq")
+	vm, err := h.NewVM(Config{MemorySize: 2 << 20, DeviceModelSocket: socket, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Close()
+	const gpa, msg = 0x12340, "ring bytes"
+	if _, err := vm.Memory().WriteAt([]byte(msg), gpa); err != nil {
+		t.Fatal(err)
+	}
+	c, err := ioreq.Dial(socket, "mapper")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	segs, err := c.Memory()
+	if err != nil {
+		t.Fatalf("MEMORY: %v", err)
+	}
+	found := false
+	for _, sg := range segs {
+		m, err := unix.Mmap(sg.FD, int64(sg.Offset), int(sg.Len), unix.PROT_READ, unix.MAP_SHARED)
+		unix.Close(sg.FD)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if gpa >= sg.GPA && gpa+len(msg) <= int(sg.GPA+sg.Len) {
+			found = string(m[gpa-sg.GPA:gpa-sg.GPA+uint64(len(msg))]) == msg
+		}
+		unix.Munmap(m)
+	}
+	if !found {
+		t.Errorf("no segment shows %q at %#x (segments %+v)", msg, gpa, segs)
+	}
+}
+
 // TestDeviceModelSocketLeavesNothing: VMs with a device-model socket and a
 // connected device model, created, run and destroyed one after another,
 // leave no descriptors, goroutines or socket files behind.

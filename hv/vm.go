@@ -156,7 +156,11 @@ func (h *Hypervisor) NewVM(cfg Config) (vm *VM, err error) {
 // setupMemory maps the guest's RAM and gives it to KVM, one slot per region.
 func (vm *VM) setupMemory() error {
 	size := (vm.cfg.MemorySize + memory.PageSize - 1) &^ (memory.PageSize - 1)
-	mem, err := memory.New(memory.PCLayout(size))
+	newMem := memory.New
+	if vm.cfg.DeviceModelSocket != "" {
+		newMem = memory.NewShared // so device models can map the guest's RAM
+	}
+	mem, err := newMem(memory.PCLayout(size))
 	if err != nil {
 		return fmt.Errorf("hv: guest memory: %w", err)
 	}

@@ -37,6 +37,9 @@ func (r Range) End() uint64 { return r.GPA + r.Size }
 type Region struct {
 	Range
 	Host []byte // len(Host) == Size
+	// FD is the memfd behind Host for shared memory (NewShared), so another
+	// process can map the same RAM; -1 for anonymous memory (New).
+	FD int
 }
 
 // Guest is a guest's RAM: non-overlapping regions sorted by address. It is safe
@@ -65,7 +68,15 @@ func PCLayout(size uint64) []Range {
 
 // New maps anonymous, zeroed host memory for each range. Ranges must be
 // page-aligned, non-empty and must not overlap.
-func New(ranges []Range) (*Guest, error) {
+func New(ranges []Range) (*Guest, error) { return newGuest(ranges, false) }
+
+// NewShared is New with each range backed by a memfd mapped MAP_SHARED, whose
+// descriptor (Region.FD) can be handed to another process, such as an
+// out-of-process device model, to map the guest's RAM. Anonymous memory (New)
+// stays the default: it gets transparent huge pages, shmem usually does not.
+func NewShared(ranges []Range) (*Guest, error) { return newGuest(ranges, true) }
+
+func newGuest(ranges []Range, shared bool) (*Guest, error) {
 	rs := append([]Range(nil), ranges...)
 	sort.Slice(rs, func(i, j int) bool { return rs[i].GPA < rs[j].GPA })
 	g := &Guest{}
@@ -78,17 +89,41 @@ func New(ranges []Range) (*Guest, error) {
 			g.Close()
 			return nil, fmt.Errorf("memory: range %#x+%#x overlaps %#x+%#x", r.GPA, r.Size, rs[i-1].GPA, rs[i-1].Size)
 		}
-		// MAP_NORESERVE: guest RAM is touched lazily, so a 24 GiB guest on a
-		// small host costs only what the guest uses.
-		host, err := unix.Mmap(-1, 0, int(r.Size), unix.PROT_READ|unix.PROT_WRITE,
-			unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+		reg, err := mapRange(r, shared)
 		if err != nil {
 			g.Close()
-			return nil, fmt.Errorf("memory: mmap %d bytes for %#x: %w", r.Size, r.GPA, err)
+			return nil, err
 		}
-		g.regions = append(g.regions, Region{Range: r, Host: host})
+		g.regions = append(g.regions, reg)
 	}
 	return g, nil
+}
+
+// mapRange maps zeroed host memory for r: anonymous and private, or a memfd
+// of r's size mapped shared.
+func mapRange(r Range, shared bool) (Region, error) {
+	// MAP_NORESERVE: guest RAM is touched lazily, so a 24 GiB guest on a
+	// small host costs only what the guest uses (a memfd is sparse too).
+	fd, flags := -1, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE
+	if shared {
+		var err error
+		if fd, err = unix.MemfdCreate(fmt.Sprintf("ember-ram-%#x", r.GPA), unix.MFD_CLOEXEC); err != nil {
+			return Region{}, fmt.Errorf("memory: memfd for %#x: %w", r.GPA, err)
+		}
+		if err := unix.Ftruncate(fd, int64(r.Size)); err != nil {
+			unix.Close(fd)
+			return Region{}, fmt.Errorf("memory: sizing memfd for %#x: %w", r.GPA, err)
+		}
+		flags = unix.MAP_SHARED | unix.MAP_NORESERVE
+	}
+	host, err := unix.Mmap(fd, 0, int(r.Size), unix.PROT_READ|unix.PROT_WRITE, flags)
+	if err != nil {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		return Region{}, fmt.Errorf("memory: mmap %d bytes for %#x: %w", r.Size, r.GPA, err)
+	}
+	return Region{Range: r, Host: host, FD: fd}, nil
 }
 
 // Close unmaps every region. The Guest must not be used afterwards, and the
@@ -98,6 +133,9 @@ func (g *Guest) Close() error {
 	for _, r := range g.regions {
 		if err := unix.Munmap(r.Host); err != nil && first == nil {
 			first = fmt.Errorf("memory: munmap %#x: %w", r.GPA, err)
+		}
+		if r.FD >= 0 {
+			unix.Close(r.FD)
 		}
 	}
 	g.regions = nil

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
-func newGuest(t *testing.T, rs ...Range) *Guest {
+func newTestGuest(t *testing.T, rs ...Range) *Guest {
 	t.Helper()
 	g, err := New(rs)
 	if err != nil {
@@ -17,7 +19,7 @@ func newGuest(t *testing.T, rs ...Range) *Guest {
 }
 
 func TestAccessorBounds(t *testing.T) {
-	g := newGuest(t, Range{0, 2 * PageSize}, Range{4 * PageSize, PageSize})
+	g := newTestGuest(t, Range{0, 2 * PageSize}, Range{4 * PageSize, PageSize})
 	tests := []struct {
 		name string
 		gpa  uint64
@@ -53,7 +55,7 @@ func TestAccessorBounds(t *testing.T) {
 }
 
 func TestReadWriteRoundTrip(t *testing.T) {
-	g := newGuest(t, Range{0, PageSize}, Range{PageSize * 2, PageSize})
+	g := newTestGuest(t, Range{0, PageSize}, Range{PageSize * 2, PageSize})
 	msg := []byte("hello guest")
 	if _, err := g.WriteAt(msg, 2*PageSize+100); err != nil {
 		t.Fatal(err)
@@ -116,4 +118,37 @@ func FuzzSlice(f *testing.F) {
 			t.Fatalf("Slice(%#x, %#x) returned %d bytes outside RAM", gpa, n, len(s))
 		}
 	})
+}
+
+// TestSharedMemoryIsVisibleThroughItsMemfd maps a shared guest's memfd a
+// second time, as a device model process would, and sees the guest's bytes.
+func TestSharedMemoryIsVisibleThroughItsMemfd(t *testing.T) {
+	g, err := NewShared([]Range{{0, PageSize}, {4 * PageSize, 2 * PageSize}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if _, err := g.WriteAt([]byte("seen elsewhere"), 5*PageSize+8); err != nil {
+		t.Fatal(err)
+	}
+	r := g.Regions()[1]
+	if r.FD < 0 {
+		t.Fatal("shared region has no memfd")
+	}
+	other, err := unix.Mmap(r.FD, 0, int(r.Size), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(other)
+	if got := string(other[PageSize+8 : PageSize+22]); got != "seen elsewhere" {
+		t.Errorf("second mapping reads %q", got)
+	}
+	anon, err := New([]Range{{0, PageSize}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer anon.Close()
+	if fd := anon.Regions()[0].FD; fd != -1 {
+		t.Errorf("anonymous memory has fd %d", fd)
+	}
 }
