@@ -56,7 +56,8 @@ func (d offsetDevice) Write(off uint64, data []byte) { d.dev.Write(off+d.add, da
 
 // setupPC attaches the PC platform: COM1 on IRQ 4, the i8042 (whose reset line
 // stops the VM with StopReset), the CMOS RTC with the memory size, the PCI
-// host bridge, the MP table that lists every vCPU, and the MSRs Linux expects.
+// host bridge, the MP table and the ACPI MADT that list every vCPU, and the
+// MSRs Linux expects.
 func (vm *VM) setupPC() error {
 	if vm.cfg.NoIRQChip {
 		return fmt.Errorf("hv: the PC platform needs the in-kernel irqchip")
@@ -95,6 +96,9 @@ func (vm *VM) setupPC() error {
 		return fmt.Errorf("hv: PCI host bridge: %w", err)
 	}
 	if err := WriteMPTable(vm.mem, len(vm.vcpus)); err != nil {
+		return err
+	}
+	if err := WriteACPI(vm.mem, len(vm.vcpus)); err != nil {
 		return err
 	}
 	for _, c := range vm.vcpus {

@@ -174,3 +174,64 @@ func TestBuildCPUID(t *testing.T) {
 		t.Error("unknown feature accepted")
 	}
 }
+
+// TestACPITablesAsAGuestReadsThem follows RSDP → XSDT → MADT the way Linux's
+// early ACPI code does, checking every checksum and counting what the MADT
+// describes.
+func TestACPITablesAsAGuestReadsThem(t *testing.T) {
+	for _, ncpus := range []int{1, 2, 64} {
+		mem := make(memBuf, 1<<20)
+		if err := WriteACPI(mem, ncpus); err != nil {
+			t.Fatal(err)
+		}
+		rsdp := mem[ACPIRSDPAddr : ACPIRSDPAddr+36]
+		if string(rsdp[:8]) != "RSD PTR " || sum(rsdp[:20]) != 0 || sum(rsdp) != 0 || rsdp[15] != 2 {
+			t.Fatalf("%d cpus: bad RSDP % x", ncpus, rsdp)
+		}
+		table := func(addr uint64, sig string) []byte {
+			t.Helper()
+			h := mem[addr:]
+			n := binary.LittleEndian.Uint32(h[4:])
+			if string(h[:4]) != sig || sum(h[:n]) != 0 {
+				t.Fatalf("%d cpus: bad %s at %#x", ncpus, sig, addr)
+			}
+			return h[36:n]
+		}
+		xsdt := table(binary.LittleEndian.Uint64(rsdp[24:]), "XSDT")
+		if len(xsdt) != 8 {
+			t.Fatalf("XSDT lists %d bytes of entries", len(xsdt))
+		}
+		madt := table(binary.LittleEndian.Uint64(xsdt), "APIC")
+		if binary.LittleEndian.Uint32(madt) != lapicAddr {
+			t.Errorf("MADT local APIC address %#x", binary.LittleEndian.Uint32(madt))
+		}
+		cpus, ioapics := 0, 0
+		for e := madt[8:]; len(e) > 0; e = e[e[1]:] {
+			switch e[0] {
+			case madtLocalAPIC:
+				if e[3] != byte(cpus) || binary.LittleEndian.Uint32(e[4:])&madtEnabled == 0 {
+					t.Errorf("LAPIC entry % x", e[:8])
+				}
+				cpus++
+			case madtIOAPIC:
+				ioapics++
+				if binary.LittleEndian.Uint32(e[4:]) != ioapicAddr || binary.LittleEndian.Uint32(e[8:]) != 0 {
+					t.Errorf("IOAPIC entry % x", e[:12])
+				}
+			}
+			if e[1] == 0 {
+				t.Fatal("zero-length MADT entry")
+			}
+		}
+		if cpus != ncpus || ioapics != 1 {
+			t.Errorf("MADT lists %d LAPICs and %d IOAPICs, want %d and 1", cpus, ioapics, ncpus)
+		}
+		// The tables must lie inside the range the e820 map reserves for firmware.
+		if end := acpiMADTAddr + 36 + len(madt); end > 0x100000 {
+			t.Errorf("ACPI tables end at %#x, past 1 MiB", end)
+		}
+	}
+	if err := WriteACPI(make(memBuf, 1<<20), 256); err == nil {
+		t.Error("a MADT for 256 vCPUs was written")
+	}
+}

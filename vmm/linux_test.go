@@ -77,9 +77,10 @@ func requireKernel(t *testing.T) []byte {
 	return k
 }
 
-// TestDebianKernelEarlyBoot boots an unmodified distribution kernel through
-// both bzImage paths and checks what it prints: its banner, the e820 map ember
-// built, the exact command line (with a random marker), and the memory size.
+// TestDebianKernelEarlyBoot boots an unmodified distribution kernel with two
+// vCPUs through both bzImage paths and checks what it prints: its banner, the
+// e820 map ember built, the exact command line (with a random marker), both
+// CPUs found through the ACPI MADT, and the memory size.
 // On this project's build machines (kvm-pvm, ring 0 emulated) the kernel then
 // stops in KVM's emulator (CMPXCHG16B); the test stops the VM once the memory
 // report is out. On hardware with VT-x the same kernel boots on.
@@ -116,8 +117,10 @@ func bootDebian(t *testing.T, h *hv.Hypervisor, kernel []byte, mode boot.Mode, t
 	defer cancel()
 	w := &watcher{start: time.Now(), seen: map[string]time.Duration{},
 		// "K available (" ends the numbers of the memory report.
-		want: []string{"Linux version", "Kernel command line: " + cmdline, "K available ("}}
-	vm, err := h.NewVM(hv.Config{MemorySize: memSize, PC: true, Console: w})
+		want: []string{"Linux version", "Kernel command line: " + cmdline, "smpboot: Allowing 2 CPUs", "K available ("}}
+	// Two vCPUs: the kernel must find the second in ember's ACPI MADT
+	// (Debian's cloud kernel parses no MP table).
+	vm, err := h.NewVM(hv.Config{MemorySize: memSize, VCPUs: 2, PC: true, Console: w})
 	if err != nil {
 		t.Fatal(err)
 	}
