@@ -95,8 +95,14 @@ func (vm *VM) setupPC() error {
 	if err := vm.ioreq.Router().Claim(PCIHostRange, ioreq.InProcess("pci-host", ioreq.PCIConfigHandler(p.PCI))); err != nil {
 		return fmt.Errorf("hv: PCI host bridge: %w", err)
 	}
-	if err := WriteMPTable(vm.mem, len(vm.vcpus)); err != nil {
-		return err
+	// The MP table holds at most 40 processors in its KiB; beyond that the
+	// ACPI MADT alone describes them, as on modern firmware.
+	if n := len(vm.vcpus); n <= mpMaxCPUs {
+		if err := WriteMPTable(vm.mem, n); err != nil {
+			return err
+		}
+	} else {
+		vm.log.Debug("no MP table: too many vCPUs for it; ACPI describes them", "vcpus", n)
 	}
 	if err := WriteACPI(vm.mem, len(vm.vcpus)); err != nil {
 		return err

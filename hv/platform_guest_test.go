@@ -64,3 +64,32 @@ func TestAPStartsByINITAndSIPI(t *testing.T) {
 		t.Fatalf("result %v, reports %#x; want exit 1 and 0x101 (the AP, APIC id 1)", res, vals)
 	}
 }
+
+// TestManyVCPUsOnThePCPlatform: more vCPUs than an MP table holds still make
+// a PC VM; ACPI describes them all.
+func TestManyVCPUsOnThePCPlatform(t *testing.T) {
+	h := openHV(t)
+	vm, err := h.NewVM(Config{MemorySize: 2 << 20, VCPUs: mpMaxCPUs + 2, PC: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Close()
+	mem := vm.Memory()
+	fp := make([]byte, 4)
+	mem.ReadAt(fp, MPTableAddr)
+	if string(fp) == "_MP_" {
+		t.Error("an MP table was written for more vCPUs than it can hold")
+	}
+	// The MADT in guest RAM lists one enabled local APIC per vCPU.
+	madt := make([]byte, 36+8+(mpMaxCPUs+2)*8)
+	if _, err := mem.ReadAt(madt, acpiMADTAddr); err != nil {
+		t.Fatal(err)
+	}
+	lapics := 0
+	for e := madt[44:]; len(e) >= 8 && e[0] == madtLocalAPIC; e = e[8:] {
+		lapics++
+	}
+	if string(madt[:4]) != "APIC" || lapics != mpMaxCPUs+2 {
+		t.Errorf("guest RAM holds a %q table with %d local APICs, want APIC with %d", madt[:4], lapics, mpMaxCPUs+2)
+	}
+}
