@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"testing"
 
+	"ember/acrn"
 	"ember/x86"
 )
 
@@ -82,5 +83,29 @@ func TestByName(t *testing.T) {
 	}
 	if _, ok := ByName("nope"); ok {
 		t.Error("ByName(nope) found something")
+	}
+}
+
+// TestHypercallHeaderMatchesACRN checks every ID in src/hypercall.h against
+// package acrn, so a guest never makes a different hypercall than it names.
+func TestHypercallHeaderMatchesACRN(t *testing.T) {
+	h, err := os.ReadFile("src/hypercall.h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`(?m)^#define\s+(HC_\w+)\s+(0x[0-9a-fA-F]+)`)
+	ms := re.FindAllSubmatch(h, -1)
+	if len(ms) == 0 {
+		t.Fatal("no hypercall IDs in src/hypercall.h")
+	}
+	for _, m := range ms {
+		v, err := strconv.ParseUint(string(m[2]), 0, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, ok := acrn.LookupID(string(m[1]))
+		if !ok || uint64(id) != v {
+			t.Errorf("hypercall.h %s = %#x; package acrn says %#x (known: %v)", m[1], v, uint64(id), ok)
+		}
 	}
 }

@@ -4,7 +4,7 @@
  * traps each one), 16 per loop turn, then writes 0 to PORT_EXIT. RCX is set
  * by the harness and must be a multiple of 16. */
 #include "abi.h"
-#define HC_GET_API_VERSION 0x80000000
+#include "hypercall.h"
 #define RESULT 0x20000
 	.code64
 	.globl _start

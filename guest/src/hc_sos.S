@@ -6,12 +6,8 @@
  * at GPA 0 — to store 0x42 in that shared page, reports the byte and the new
  * VM ID, and exits 0. */
 #include "abi.h"
+#include "hypercall.h"
 #include "uservm.inc"
-#define HC_CREATE_VM            0x80000010
-#define HC_START_VM             0x80000012
-#define HC_SET_VCPU_REGS        0x80000016
-#define HC_SET_IOREQ_BUFFER     0x80000030
-#define HC_VM_SET_MEMORY_REGIONS 0x80000042
 #define IOREQ_BUF               0x100000
 	.code64
 	.globl _start
@@ -24,20 +20,7 @@ _start:
 	mov $HC_START_VM, %r8d
 	mov %rbx, %rdi
 	call hc
-	mov $HC_VM_SET_MEMORY_REGIONS, %r8d
-	mov $regions, %edi
-	call hc
-	mov $HC_SET_VCPU_REGS, %r8d
-	mov %rbx, %rdi
-	mov $vcpuregs, %esi
-	call hc
-	mov $HC_SET_IOREQ_BUFFER, %r8d
-	mov %rbx, %rdi
-	mov $IOREQ_BUF, %esi
-	call hc
-	mov $HC_START_VM, %r8d
-	mov %rbx, %rdi
-	call hc
+	START_USER_VM IOREQ_BUF
 	mov $2000000, %ecx
 1:	cmpb $0, guest2_page
 	jne 2f

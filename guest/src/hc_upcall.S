@@ -13,14 +13,8 @@
  * port 0x5a0 and a word from 0x5a2, writes the word to 0x5a8 and the dword
  * to 0x5ac, and exits with the dword as its status. */
 #include "abi.h"
+#include "hypercall.h"
 #include "uservm.inc"
-#define HC_SET_CALLBACK_VECTOR  0x80000002
-#define HC_CREATE_VM            0x80000010
-#define HC_START_VM             0x80000012
-#define HC_SET_VCPU_REGS        0x80000016
-#define HC_SET_IOREQ_BUFFER     0x80000030
-#define HC_NOTIFY_REQUEST_FINISH 0x80000031
-#define HC_VM_SET_MEMORY_REGIONS 0x80000042
 #define IOREQ_BUF   0x100000
 #define IDT         0x1000
 #define LAPIC_EOI   0xfee000b0
@@ -51,20 +45,7 @@ _start:
 	call hc
 	movzwl creation, %ebx       /* the User VM's ID */
 	mov %bx, regions
-	mov $HC_VM_SET_MEMORY_REGIONS, %r8d
-	mov $regions, %edi
-	call hc
-	mov $HC_SET_VCPU_REGS, %r8d
-	mov %rbx, %rdi
-	mov $vcpuregs, %esi
-	call hc
-	mov $HC_SET_IOREQ_BUFFER, %r8d
-	mov %rbx, %rdi
-	mov $IOREQ_BUF, %esi
-	call hc
-	mov $HC_START_VM, %r8d
-	mov %rbx, %rdi
-	call hc
+	START_USER_VM IOREQ_BUF
 wait:
 	cli
 	cmpl $2, writes
