@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -190,5 +192,59 @@ func TestRebootPolicy(t *testing.T) {
 	}
 	if _, _, err := execute(t, "run", "--reboot", "sometimes"); err == nil || !strings.Contains(err.Error(), "--reboot must be") {
 		t.Errorf("bad --reboot: %v", err)
+	}
+}
+
+// TestEscapeFilter: keystrokes pass to the guest, Ctrl-A x quits, Ctrl-A
+// Ctrl-A sends one Ctrl-A, and a sequence split across reads still counts.
+func TestEscapeFilter(t *testing.T) {
+	tests := []struct {
+		name  string
+		in    []string
+		guest string
+		quits int
+	}{
+		{"plain keys pass", []string{"ls -l\r"}, "ls -l\r", 0},
+		{"Ctrl-A x quits", []string{"ab\x01xcd"}, "abcd", 1},
+		{"Ctrl-A Ctrl-A sends one", []string{"\x01\x01"}, "\x01", 0},
+		{"split across reads", []string{"a\x01", "x"}, "a", 1},
+		{"Ctrl-A then another key sends the key", []string{"\x01q"}, "q", 0},
+	}
+	for _, tt := range tests {
+		var got bytes.Buffer
+		quits := 0
+		f := &escapeFilter{guest: &got, quit: func() { quits++ }}
+		for _, s := range tt.in {
+			if n, err := f.Write([]byte(s)); err != nil || n != len(s) {
+				t.Fatalf("%s: Write = %d, %v", tt.name, n, err)
+			}
+		}
+		if got.String() != tt.guest || quits != tt.quits {
+			t.Errorf("%s: guest got %q, quit %d times; want %q, %d", tt.name, got.String(), quits, tt.guest, tt.quits)
+		}
+	}
+}
+
+// TestConsoleDestinations: --console=file writes the guest's console to the
+// file and not to stdout; --console=none discards it; a bad value is refused.
+func TestConsoleDestinations(t *testing.T) {
+	kvmtest.Require(t)
+	path := filepath.Join(t.TempDir(), "console.log")
+	out, _, err := execute(t, "run", "-q", "--console", "file", "--console-file", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	if !strings.Contains(string(b), "counted 2262 primes") || out != "" {
+		t.Errorf("console file has %q, stdout %q", b, out)
+	}
+	if out, _, err := execute(t, "run", "-q", "--console", "none"); err != nil || out != "" {
+		t.Errorf("--console=none: stdout %q, %v", out, err)
+	}
+	if _, _, err := execute(t, "run", "--console", "tty"); err == nil || !strings.Contains(err.Error(), "--console must be") {
+		t.Errorf("--console=tty: %v", err)
+	}
+	if _, _, err := execute(t, "run", "--console", "file"); err == nil || !strings.Contains(err.Error(), "--console-file") {
+		t.Errorf("--console=file without a path: %v", err)
 	}
 }
