@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"ember/kvm"
 	"ember/x86"
@@ -16,6 +17,9 @@ type pauseState struct {
 	mu     sync.Mutex
 	cond   *sync.Cond // signalled when parked or active changes
 	paused bool
+	// flag mirrors paused for the vCPU loop, which looks at it on every exit
+	// without taking mu; it is written with paused, under mu.
+	flag   atomic.Bool
 	resume chan struct{} // closed by Resume; a new one per Pause
 	active int           // vCPU goroutines of the current run still in their loop
 	parked int           // of those, how many are waiting in park
@@ -70,11 +74,7 @@ func (p *pauseState) park(stopped <-chan struct{}) bool {
 	return true
 }
 
-func (p *pauseState) isPaused() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.paused
-}
+func (p *pauseState) isPaused() bool { return p.flag.Load() }
 
 // Pause stops the VM's vCPUs without ending its run: each is kicked out of
 // KVM_RUN and waits, outside the guest, until Resume. Pause returns once every
@@ -89,6 +89,7 @@ func (vm *VM) Pause() {
 	p.init()
 	if !p.paused {
 		p.paused = true
+		p.flag.Store(true)
 		p.resume = make(chan struct{})
 	}
 	p.mu.Unlock()
@@ -112,6 +113,7 @@ func (vm *VM) Resume() {
 	defer p.mu.Unlock()
 	if p.paused {
 		p.paused = false
+		p.flag.Store(false)
 		close(p.resume)
 	}
 }
