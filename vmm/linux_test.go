@@ -78,7 +78,7 @@ func requireKernel(t *testing.T) []byte {
 }
 
 // TestDebianKernelEarlyBoot boots an unmodified distribution kernel with two
-// vCPUs through both bzImage paths and checks what it prints: its banner, the
+// vCPUs through both bzImage paths and through PVH, and checks what it prints: its banner, the
 // e820 map ember built, the exact command line (with a random marker), both
 // CPUs found through the ACPI MADT, and the memory size.
 // On this project's build machines (kvm-pvm, ring 0 emulated) the kernel then
@@ -99,6 +99,9 @@ func TestDebianKernelEarlyBoot(t *testing.T) {
 		// decompression and ~190 s through the kernel's own decompressor.
 		{boot.ModeDecompress, 5 * time.Minute},
 		{boot.ModeBzImage, 12 * time.Minute},
+		// PVH: the vmlinux inside, entered in 32-bit protected mode with
+		// hvm_start_info; the memory report after ~25 s when run alone.
+		{boot.ModePVH, 5 * time.Minute},
 	}
 	for _, m := range modes {
 		t.Run(m.mode.String(), func(t *testing.T) {
