@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"ember/guest"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"ember/guest"
 	"ember/hv"
 	"ember/kvm"
 )

@@ -2,13 +2,14 @@ package bench
 
 import (
 	"context"
-	"ember/internal/gobuild"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"ember/internal/gobuild"
 )
 
 // BuildDeviceModel builds examples/devicemodel, the out-of-process client of

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"ember/internal/gobuild"
 	"fmt"
 	"log/slog"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"ember/guest"
+	"ember/internal/gobuild"
 	"ember/internal/kvmtest"
 )
 

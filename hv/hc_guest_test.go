@@ -3,12 +3,12 @@ package hv
 import (
 	"bytes"
 	"context"
-	"ember/internal/kvmtest"
 	"testing"
 	"time"
 
 	"ember/acrn"
 	"ember/guest"
+	"ember/internal/kvmtest"
 )
 
 // runHC runs guest.HCCall in a fresh VM with cfg, making hypercall id(p1,

@@ -1,7 +1,6 @@
 package hv
 
 import (
-	"ember/ioreq"
 	"encoding/binary"
 	"math/bits"
 	"os"
@@ -9,6 +8,7 @@ import (
 	"unsafe"
 
 	"ember/acrn"
+	"ember/ioreq"
 	"ember/kvm"
 	"ember/memory"
 )

@@ -2,12 +2,12 @@ package hv
 
 import (
 	"context"
-	"ember/internal/kvmtest"
 	"slices"
 	"testing"
 	"time"
 
 	"ember/guest"
+	"ember/internal/kvmtest"
 )
 
 // TestPauseBeforeRunHoldsTheFirstEntry: a VM paused before Run keeps its

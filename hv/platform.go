@@ -1,13 +1,13 @@
 package hv
 
 import (
-	"ember/ioreq"
 	"fmt"
 
 	"ember/devices"
 	"ember/devices/i8042"
 	"ember/devices/rtc"
 	"ember/devices/uart"
+	"ember/ioreq"
 	"ember/kvm"
 	"ember/memory"
 )

@@ -2,11 +2,11 @@ package hv
 
 import (
 	"bytes"
-	"ember/acrn"
-	"ember/ioreq"
 	"encoding/binary"
 	"testing"
 
+	"ember/acrn"
+	"ember/ioreq"
 	"ember/kvm"
 )
 

@@ -2,12 +2,12 @@ package hv
 
 import (
 	"context"
-	"ember/internal/kvmtest"
 	"testing"
 	"time"
 
 	"ember/acrn"
 	"ember/guest"
+	"ember/internal/kvmtest"
 	"ember/ioreq"
 )
 

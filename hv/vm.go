@@ -2,7 +2,6 @@ package hv
 
 import (
 	"context"
-	"ember/ioreq"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"ember/ioreq"
 	"ember/kvm"
 	"ember/memory"
 	"ember/x86"

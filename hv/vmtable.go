@@ -2,13 +2,13 @@ package hv
 
 import (
 	"context"
-	"ember/ioreq"
 	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 
 	"ember/acrn"
+	"ember/ioreq"
 	"ember/kvm"
 	"ember/memory"
 )

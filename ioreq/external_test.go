@@ -2,7 +2,6 @@ package ioreq
 
 import (
 	"context"
-	"ember/internal/gobuild"
 	"errors"
 	"log/slog"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"ember/acrn"
+	"ember/internal/gobuild"
 )
 
 var (

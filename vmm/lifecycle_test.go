@@ -1,7 +1,6 @@
 package vmm
 
 import (
-	"ember/internal/kvmtest"
 	"errors"
 	"slices"
 	"sync/atomic"
@@ -10,6 +9,7 @@ import (
 
 	"ember/guest"
 	"ember/hv"
+	"ember/internal/kvmtest"
 )
 
 // TestStopPausesTheGuest runs the counter guest (a ring-3 loop incrementing a

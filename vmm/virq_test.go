@@ -1,7 +1,6 @@
 package vmm
 
 import (
-	"ember/internal/kvmtest"
 	"errors"
 	"os"
 	"slices"
@@ -13,6 +12,7 @@ import (
 
 	"ember/guest"
 	"ember/hv"
+	"ember/internal/kvmtest"
 )
 
 // virqParams is the virq guest's RSI: the IOAPIC pin and how many
