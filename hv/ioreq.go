@@ -37,14 +37,20 @@ func (vm *VM) Unclaimed() (reads, writes uint64) { return vm.ioreq.Router().Uncl
 // setWriteProtected marks the page at gpa (page-aligned) write-protected or not.
 func (vm *VM) setWriteProtected(gpa uint64, on bool) {
 	if on {
-		vm.wp.Store(gpa, true)
-	} else {
-		vm.wp.Delete(gpa)
+		if _, had := vm.wp.LoadOrStore(gpa, true); !had {
+			vm.wpPages.Add(1)
+		}
+	} else if _, had := vm.wp.LoadAndDelete(gpa); had {
+		vm.wpPages.Add(-1)
 	}
 }
 
-// isWriteProtected reports whether gpa lies in a write-protected page.
+// isWriteProtected reports whether gpa lies in a write-protected page. It runs
+// on every MMIO write exit, so a VM with no such pages pays one atomic load.
 func (vm *VM) isWriteProtected(gpa uint64) bool {
+	if vm.wpPages.Load() == 0 {
+		return false
+	}
 	_, ok := vm.wp.Load(gpa &^ (memory.PageSize - 1))
 	return ok
 }

@@ -87,6 +87,8 @@ type VM struct {
 	completionPolling uint32
 	// wp holds the write-protected pages (HC_WRITE_PROTECT_PAGE) by GPA.
 	wp sync.Map
+	// wpPages counts the entries of wp.
+	wpPages atomic.Int32
 
 	hc *hcVM // the VM's entry in the hypervisor's VM table (vmtable.go)
 
