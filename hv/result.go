@@ -13,6 +13,7 @@ const (
 	StopReset                          // the guest asked for a reset
 	StopHost                           // the host called Stop or cancelled the context
 	StopError                          // a vCPU hit an exit ember cannot handle
+	StopPowerOff                       // the guest powered off (ACPI S5)
 )
 
 func (r StopReason) String() string {
@@ -29,6 +30,8 @@ func (r StopReason) String() string {
 		return "stopped by host"
 	case StopError:
 		return "error"
+	case StopPowerOff:
+		return "powered off"
 	}
 	return fmt.Sprintf("StopReason(%d)", int(r))
 }

@@ -11,7 +11,7 @@ type CPUIDEntry struct {
 	EBX      uint32
 	ECX      uint32
 	EDX      uint32
-	_        [3]uint32
+	padding  [3]uint32 // zero in every entry KVM writes
 }
 
 // Flags of CPUIDEntry.Flags.

@@ -32,7 +32,7 @@ func openKVM(t testing.TB) *System {
 	t.Helper()
 	sys, err := Open()
 	if err != nil {
-		skipOrFail(t, "no /dev/kvm: %v", err)
+		skipOrFail(t, "no /dev/kvm: %v; run the tests in the lab: go run ./lab test ./kvm", err)
 	}
 	t.Cleanup(func() { sys.Close() })
 	return sys

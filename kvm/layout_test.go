@@ -91,7 +91,7 @@ func layoutChecks() []layoutCheck {
 	add(fieldChecks("kvm_guest_debug", GuestDebug{}, "control arch.debugreg")...)
 	add(fieldChecks("kvm_translation", Translation{}, "linear_address physical_address valid writeable usermode")...)
 	add(fieldChecks("kvm_sync_regs", SyncRegs{}, "regs sregs events")...)
-	add(fieldChecks("kvm_cpuid_entry2", CPUIDEntry{}, "function index flags eax ebx ecx edx")...)
+	add(fieldChecks("kvm_cpuid_entry2", CPUIDEntry{}, "function index flags eax ebx ecx edx padding")...)
 	add(layoutCheck{"offsetof(struct kvm_cpuid2, entries)", cpuidHeaderSize})
 	add(fieldChecks("kvm_msr_entry", MSREntry{}, "index data")...)
 	add(layoutCheck{"offsetof(struct kvm_msrs, entries)", 8})

@@ -148,18 +148,40 @@ func (c *VCPU) SetCPUID2(entries []CPUIDEntry) error {
 }
 
 // GetCPUID2 issues KVM_GET_CPUID2: the CPUID entries set on this vCPU.
+//
+// Kernels differ in telling how many entries they wrote: some write the
+// count back into nent, others (6.1's SVM and VMX KVM among them) leave nent
+// as the caller set it on success and do not report it on E2BIG either. So
+// every entry of the buffer is first marked in its padding, which KVM
+// overwrites with zeros for each entry it copies; the entries are the ones
+// before the first still-marked slot.
 func (c *VCPU) GetCPUID2() ([]CPUIDEntry, error) {
 	for n := 64; ; n *= 2 {
 		b := newCPUID2(n)
+		slots := b.slice()
+		for i := range slots {
+			slots[i].padding = cpuidUnwritten
+		}
 		_, err := ioctl(c.fd, "KVM_GET_CPUID2", kvmGetCPUID2, b.ptr())
 		if err == nil {
-			return b.entries(), nil
+			got := b.slice()
+			for i := range got {
+				if got[i].padding == cpuidUnwritten {
+					got = got[:i]
+					break
+				}
+			}
+			return append([]CPUIDEntry(nil), got...), nil
 		}
 		if e, ok := err.(*Error); !ok || e.Errno != unix.E2BIG || n >= maxCPUIDEntries {
 			return nil, err
 		}
 	}
 }
+
+// cpuidUnwritten marks a CPUIDEntry slot KVM has not written: the padding of
+// every entry KVM copies out is zero.
+var cpuidUnwritten = [3]uint32{0xffffffff, 0xffffffff, 0xffffffff}
 
 // SetSignalMask issues KVM_SET_SIGNAL_MASK: the signals blocked while the vCPU
 // is in KVM_RUN (nil: run with the thread's own mask).

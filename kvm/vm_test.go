@@ -185,9 +185,16 @@ func TestCreateIRQChipMustPrecedeVCPUs(t *testing.T) {
 	})
 }
 
-func TestCreatePIT2NeedsIRQChip(t *testing.T) {
+// TestCreatePIT2 creates the in-kernel PIT after the irqchip, as KVM's API
+// document says to, and checks a second PIT is refused. Before an irqchip the
+// document calls the ioctl invalid without naming an error: upstream KVM
+// creates the PIT anyway, kvm-pvm refuses with ENOENT; the test accepts
+// either, and ember never does it.
+func TestCreatePIT2(t *testing.T) {
 	vm, _ := newTestVM(t, 0, false)
-	wantErrno(t, vm.CreatePIT2(PITConfig{}), "KVM_CREATE_PIT2", unix.ENOENT)
+	if err := vm.CreatePIT2(PITConfig{}); err != nil {
+		wantErrno(t, err, "KVM_CREATE_PIT2", unix.ENOENT)
+	}
 
 	vm, _ = newTestVM(t, 0, true)
 	if err := vm.CreatePIT2(PITConfig{Flags: PITSpeakerDummy}); err != nil {

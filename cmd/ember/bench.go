@@ -124,7 +124,7 @@ func benchBoot(ctx context.Context, path, memory string, stdout io.Writer) error
 	defer stop()
 	h, err := hv.Open()
 	if err != nil {
-		return err
+		return explainKVM(err)
 	}
 	defer h.Close()
 	st, err := bench.Boot(ctx, h, img, bench.BootConfig{MemorySize: size, Console: stdout})

@@ -69,7 +69,7 @@ For each call ember prints the result and the 64 bytes at any @ADDR.`,
 			}
 			h, err := hv.Open()
 			if err != nil {
-				return err
+				return explainKVM(err)
 			}
 			defer h.Close()
 			failed := false

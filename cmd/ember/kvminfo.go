@@ -60,7 +60,7 @@ their values), the number of supported CPUID entries and MSRs, and vCPU limits.`
 func readKVMInfo() (kvmInfo, []kvm.CapValue, error) {
 	sys, err := kvm.Open()
 	if err != nil {
-		return kvmInfo{}, nil, err
+		return kvmInfo{}, nil, explainKVM(err)
 	}
 	defer sys.Close()
 	var info kvmInfo

@@ -125,17 +125,14 @@ type prepared struct {
 }
 
 // prepare checks every option and reads the files, so that misconfiguration is
-// reported before a VM exists.
-func prepare(o runOptions, sys *kvm.System) (*prepared, error) {
+// reported before /dev/kvm is opened or a VM exists.
+func prepare(o runOptions) (*prepared, error) {
 	size, err := parseSize(o.memory)
 	if err != nil {
 		return nil, err
 	}
 	if o.cpus < 1 {
 		return nil, fmt.Errorf("--cpus must be at least 1, not %d", o.cpus)
-	}
-	if max, err := sys.CheckExtension(kvm.CapMaxVCPUs); err == nil && max > 0 && o.cpus > max {
-		return nil, fmt.Errorf("--cpus %d: this host's KVM allows at most %d vCPUs per VM", o.cpus, max)
 	}
 	if o.reboot != rebootExit && o.reboot != rebootRestart {
 		return nil, fmt.Errorf("--reboot must be exit or restart, not %q", o.reboot)
@@ -187,14 +184,17 @@ func run(ctx context.Context, o runOptions, stdout, stderr io.Writer) error {
 		defer cancel()
 	}
 	start := time.Now()
-	h, err := hv.Open()
+	p, err := prepare(o)
 	if err != nil {
 		return err
 	}
-	defer h.Close()
-	p, err := prepare(o, h.System())
+	h, err := hv.Open()
 	if err != nil {
-		return err
+		return explainKVM(err)
+	}
+	defer h.Close()
+	if max, err := h.System().CheckExtension(kvm.CapMaxVCPUs); err == nil && max > 0 && o.cpus > max {
+		return fmt.Errorf("--cpus %d: this host's KVM allows at most %d vCPUs per VM", o.cpus, max)
 	}
 	out, closeOut, err := openConsole(o.console, o.consoleFile, stdout)
 	if err != nil {
@@ -280,7 +280,7 @@ func statusOf(res hv.Result) error {
 		return exitError{exitShutdown}
 	case hv.StopHost:
 		return exitError{exitHost}
-	case hv.StopHalted, hv.StopReset:
+	case hv.StopHalted, hv.StopReset, hv.StopPowerOff:
 		return nil
 	}
 	return exitError{exitVMError}

@@ -22,5 +22,5 @@ func Require(t testing.TB) {
 	if os.Getenv(RequireEnv) != "" {
 		t.Fatalf("/dev/kvm is required (%s is set) but cannot be opened: %v", RequireEnv, err)
 	}
-	t.Skipf("skipping: this test runs guests and needs /dev/kvm, which cannot be opened here: %v (set %s=1 to make this a failure)", err, RequireEnv)
+	t.Skipf("skipping: this test runs guests and needs /dev/kvm, which cannot be opened here: %v; run it in the lab (go run ./lab test ./...), or set %s=1 to make this a failure", err, RequireEnv)
 }

@@ -1,0 +1,72 @@
+// Package job is the contract between the lab's host side (package main in
+// lab/) and its init inside the QEMU machine (lab/labinit): which commands to
+// run, where and with what environment, and the marker lines the init prints
+// so the host can follow along.
+package job
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+)
+
+// Marker starts every line the lab's init writes for the host rather than
+// for the user; the rest of the line is one of the events below.
+const Marker = "@@ember-lab@@ "
+
+// Events that follow Marker.
+const (
+	// EventReady is printed when /dev/kvm is up and the host root mounted,
+	// followed by the seconds since the lab kernel started.
+	EventReady = "ready"
+	// EventStep is printed before each step, followed by its label.
+	EventStep = "step"
+	// EventExit is printed last, followed by the job's exit status.
+	EventExit = "exit"
+)
+
+// CmdlineKey is the kernel command-line parameter that carries the path of
+// the job file (a path on the host, seen at the same path inside the lab).
+const CmdlineKey = "ember.lab.job"
+
+// Step is one command run inside the lab, chrooted into the host's root
+// filesystem (shared read-only, with a writable layer in lab memory).
+type Step struct {
+	Label string   // printed with the result, e.g. a package path
+	Dir   string   // working directory
+	Args  []string // argv; Args[0] is a path inside the host root
+	Env   []string // the whole environment, KEY=value
+	// KeepGoing runs the next steps even when this one fails; the job's
+	// status is then the first non-zero status.
+	KeepGoing bool
+}
+
+// Job is what one lab boot runs.
+type Job struct {
+	Steps []Step
+}
+
+// Write stores j as JSON at path.
+func Write(path string, j Job) error {
+	b, err := json.MarshalIndent(j, "", "  ")
+	if err != nil {
+		return fmt.Errorf("lab job: %w", err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return fmt.Errorf("lab job: %w", err)
+	}
+	return nil
+}
+
+// Read loads the job stored at path.
+func Read(path string) (Job, error) {
+	var j Job
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return j, fmt.Errorf("lab job: %w", err)
+	}
+	if err := json.Unmarshal(b, &j); err != nil {
+		return j, fmt.Errorf("lab job %s: %w", path, err)
+	}
+	return j, nil
+}

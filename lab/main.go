@@ -1,0 +1,180 @@
+// Command lab runs ember where KVM is as users have it: hardware
+// virtualization. It boots a QEMU machine in software emulation whose CPU
+// exposes AMD SVM with nested paging, loads Debian's kvm-amd inside, shares
+// the host's root filesystem read-only, and runs ember's tests or commands
+// there. Any machine with Debian's packages can run it, with or without a
+// /dev/kvm of its own.
+//
+//	go run ./lab test [packages] [-run regexp]   KVM-using tests, inside the lab
+//	go run ./lab linux                           Debian's kernel to userspace under ember (and QEMU)
+//	go run ./lab exec -- <ember args>            any ember command inside the lab
+//
+// What it needs (Debian's qemu-system-x86 and linux-image-amd64 packages) it
+// installs or downloads itself, into the user's cache directory.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"ember/lab/job"
+)
+
+// exitError carries a job's exit status out of a command.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// options are the lab machine's settings, shared by every command.
+type options struct {
+	cpus    int
+	memMiB  int
+	timeout time.Duration
+	keep    bool
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := newRootCmd()
+	root.SetArgs(goTestFlags(os.Args[1:]))
+	err := root.ExecuteContext(ctx)
+	var ee exitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		os.Exit(ee.code)
+	default:
+		fmt.Fprintln(os.Stderr, "lab:", err)
+		os.Exit(1)
+	}
+}
+
+// goTestFlags lets `lab test` take go test's single-dash -run (pflag wants
+// --run), so a go test command line can be reused as it is.
+func goTestFlags(args []string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if a == "-run" || strings.HasPrefix(a, "-run=") {
+			a = "-" + a
+		}
+		out[i] = a
+	}
+	return out
+}
+
+func newRootCmd() *cobra.Command {
+	var o options
+	root := &cobra.Command{
+		Use:   "lab",
+		Short: "run ember on hardware-virtualization KVM, anywhere",
+		Long: `lab boots a QEMU machine (software emulation, -cpu max: AMD SVM with
+nested paging) with Debian's kvm-amd, shares this machine's root filesystem
+into it read-only, and runs ember's tests or commands there.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().IntVar(&o.cpus, "cpus", 2, "CPUs of the lab machine")
+	root.PersistentFlags().IntVar(&o.memMiB, "memory", 6144, "memory of the lab machine, MiB")
+	root.PersistentFlags().DurationVar(&o.timeout, "timeout", 30*time.Minute, "stop the lab after this long")
+	root.PersistentFlags().BoolVar(&o.keep, "keep", false, "keep the run directory (binaries, job, lab kernel log)")
+	root.AddCommand(newTestCmd(&o), newExecCmd(&o), newLinuxCmd(&o))
+	return root
+}
+
+// session is one lab run being prepared on the host: its directory (inside
+// the cache, so visible in the lab at the same path) and the progress line.
+type session struct {
+	o     *options
+	p     *progress
+	cache string
+	dir   string
+}
+
+func newSession(o *options) (*session, error) {
+	cache, err := cacheDir()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(cache, "runs"), 0o755); err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp(filepath.Join(cache, "runs"), "run-")
+	if err != nil {
+		return nil, err
+	}
+	return &session{o: o, p: newProgress(os.Stderr), cache: cache, dir: dir}, nil
+}
+
+// close removes the run directory unless --keep was given.
+func (s *session) close() {
+	if s.o.keep {
+		fmt.Fprintln(os.Stderr, "lab: kept", s.dir)
+		return
+	}
+	os.RemoveAll(s.dir)
+}
+
+// run boots the lab with j and returns its status as an error (nil for 0).
+func (s *session) run(ctx context.Context, j job.Job) error {
+	qemu, err := ensureQEMU(s.p)
+	if err != nil {
+		return err
+	}
+	kf, err := ensureKernel(s.p, s.cache, labKernelMeta, labModules)
+	if err != nil {
+		return err
+	}
+	s.p.say("building the lab's init and initramfs")
+	initrd, err := buildInitramfs(ctx, s.dir, kf)
+	if err != nil {
+		return err
+	}
+	jobFile := filepath.Join(s.dir, "job.json")
+	if err := job.Write(jobFile, j); err != nil {
+		return err
+	}
+	m := machine{
+		qemu: qemu, kernel: kf.Vmlinuz, initrd: initrd, jobFile: jobFile,
+		consoleLog: filepath.Join(s.cache, "console.log"),
+		cpus:       s.o.cpus, memMiB: s.o.memMiB,
+	}
+	status, err := m.run(ctx, s.p, os.Stdout, s.o.timeout)
+	if err != nil {
+		return err
+	}
+	s.p.say(fmt.Sprintf("done, exit status %d", status))
+	if status != 0 {
+		return exitError{status}
+	}
+	return nil
+}
+
+// labEnv is the environment of every command run in the lab: the host's
+// PATH and Go settings, ember's variables, and KVM required.
+func labEnv(extra ...string) []string {
+	env := []string{
+		"PATH=" + os.Getenv("PATH") + ":/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"HOME=" + os.Getenv("HOME"),
+		"TERM=dumb",
+		"EMBER_REQUIRE_KVM=1",
+		"EMBER_LAB=1",
+	}
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "EMBER_") && k != "EMBER_REQUIRE_KVM" && k != "EMBER_LAB" ||
+			strings.HasPrefix(k, "GO") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, extra...)
+}

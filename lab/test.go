@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"ember/internal/gobuild"
+	"ember/lab/job"
+)
+
+// A package's tests use KVM when they import kvmtest (whose Require every
+// such test calls) or, in package kvm itself (which imports nothing of
+// ember, tests included), name the variable that kvmtest.Require reads.
+const (
+	kvmTestImport = "ember/internal/kvmtest"
+	kvmTestEnv    = `"EMBER_REQUIRE_KVM"`
+)
+
+func newTestCmd(o *options) *cobra.Command {
+	var run string
+	var verbose bool
+	cmd := &cobra.Command{
+		Use:   "test [packages] [-run regexp] [-v]",
+		Short: "run the KVM-using tests inside the lab",
+		Long: `test builds the test binary of every listed package whose tests use KVM
+(default ./...) on this machine, runs them inside the lab with
+EMBER_REQUIRE_KVM=1 (a missing /dev/kvm fails), streams their output, and
+exits with the first failing status. Packages whose tests need no KVM are
+left to 'go test' on this machine.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				args = []string{"./..."}
+			}
+			s, err := newSession(o)
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			pkgs, err := kvmPackages(cmd.Context(), args)
+			if err != nil {
+				return err
+			}
+			if len(pkgs) == 0 {
+				return fmt.Errorf("none of %s has tests that use KVM", strings.Join(args, " "))
+			}
+			s.p.say(fmt.Sprintf("building %d test binaries", len(pkgs)))
+			var j job.Job
+			for _, p := range pkgs {
+				bin := filepath.Join(s.dir, strings.ReplaceAll(p.path, "/", "_")+".test")
+				c := exec.CommandContext(cmd.Context(), gobuild.Tool(), "test", "-c", "-o", bin, p.path)
+				if out, err := c.CombinedOutput(); err != nil {
+					return fmt.Errorf("go test -c %s: %w\n%s", p.path, err, out)
+				}
+				argv := []string{bin, "-test.timeout=20m"}
+				if run != "" {
+					argv = append(argv, "-test.run="+run)
+				}
+				if verbose {
+					argv = append(argv, "-test.v")
+				}
+				j.Steps = append(j.Steps, job.Step{Label: p.path, Dir: p.dir, Args: argv, Env: labEnv(), KeepGoing: true})
+			}
+			return s.run(cmd.Context(), j)
+		},
+	}
+	cmd.Flags().StringVar(&run, "run", "", "run only the tests matching this regexp (as go test -run)")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "verbose test output (as go test -v)")
+	return cmd
+}
+
+// pkg is a package whose tests use KVM.
+type pkg struct{ path, dir string }
+
+// kvmPackages lists the packages matching patterns whose tests import
+// kvmtest.
+func kvmPackages(ctx context.Context, patterns []string) ([]pkg, error) {
+	args := append([]string{"list", "-f", "{{.ImportPath}}\t{{.Dir}}\t{{join .TestGoFiles \" \"}} {{join .XTestGoFiles \" \"}}\t{{join .TestImports \" \"}} {{join .XTestImports \" \"}}"}, patterns...)
+	c := exec.CommandContext(ctx, gobuild.Tool(), args...)
+	var stderr bytes.Buffer
+	c.Stderr = &stderr
+	out, err := c.Output()
+	if err != nil {
+		return nil, fmt.Errorf("go list %s: %w\n%s", strings.Join(patterns, " "), err, stderr.String())
+	}
+	var pkgs []pkg
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.SplitN(line, "\t", 4)
+		if len(f) != 4 {
+			continue
+		}
+		if strings.Contains(" "+f[3]+" ", " "+kvmTestImport+" ") || mentions(f[1], strings.Fields(f[2]), kvmTestEnv) {
+			pkgs = append(pkgs, pkg{f[0], f[1]})
+		}
+	}
+	return pkgs, nil
+}
+
+// mentions reports whether any of the files (in dir) contains s.
+func mentions(dir string, files []string, s string) bool {
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err == nil && bytes.Contains(b, []byte(s)) {
+			return true
+		}
+	}
+	return false
+}
