@@ -14,6 +14,7 @@ import (
 
 	"ember/guest"
 	"ember/hv"
+	"ember/kvm"
 )
 
 // Params are the knobs of a run.
@@ -352,7 +353,7 @@ func mib(b int64) float64        { return float64(b) / (1 << 20) }
 // ThisMachine describes the host: cores, CPU model, kernel, and the KVM
 // backend (kvm-pvm on the project's machines, from the kernel log or module list).
 func ThisMachine() Machine {
-	m := Machine{NProc: runtime.NumCPU(), Backend: "kvm"}
+	m := Machine{NProc: runtime.NumCPU(), Backend: kvm.Backend()}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, l := range strings.Split(string(b), "\n") {
 			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
@@ -363,13 +364,6 @@ func ThisMachine() Machine {
 	}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(b))
-	}
-	if _, err := os.Stat("/sys/module/kvm_pvm"); err == nil {
-		m.Backend = "kvm-pvm"
-	} else if _, err := os.Stat("/sys/module/kvm_intel"); err == nil {
-		m.Backend = "kvm-intel"
-	} else if _, err := os.Stat("/sys/module/kvm_amd"); err == nil {
-		m.Backend = "kvm-amd"
 	}
 	return m
 }

@@ -15,7 +15,10 @@ import (
 const (
 	ACPIRSDPAddr = 0xe0000
 	acpiXSDTAddr = ACPIRSDPAddr + 0x40
-	acpiMADTAddr = ACPIRSDPAddr + 0x80
+	acpiFACSAddr = ACPIRSDPAddr + 0x80 // 64-byte aligned, as the FACS must be
+	acpiFADTAddr = ACPIRSDPAddr + 0xc0
+	acpiDSDTAddr = ACPIRSDPAddr + 0x200
+	acpiMADTAddr = ACPIRSDPAddr + 0x400
 
 	acpiOEMID      = "EMBER "
 	acpiOEMTableID = "EMBERVM "
@@ -29,29 +32,46 @@ const (
 	madtEnabled    = 1 // Local APIC flag: usable processor
 )
 
-// WriteACPI writes an RSDP at ACPIRSDPAddr, an XSDT and a MADT listing ncpus
-// local APICs (APIC ids and processor UIDs 0..ncpus-1), the IOAPIC at
-// 0xfec00000 with GSI base 0 (ISA IRQs map to GSIs 1:1, KVM's default
-// routing, so no source overrides), and NMI on every LAPIC's LINT1.
+// WriteACPI writes the ACPI tables of a PC VM with ncpus vCPUs:
+//
+//   - an RSDP at ACPIRSDPAddr and an XSDT listing the FADT and the MADT;
+//   - a FADT (with its FACS) that puts the PM1 event and control registers
+//     at PortACPIPM and the SCI on IRQ 9, so `poweroff` reaches ember;
+//   - a DSDT with the PCI root bridge and its windows (Linux enumerates PCI
+//     through it once ACPI is on) and the \_S5 sleep type;
+//   - a MADT listing ncpus local APICs (APIC ids and processor UIDs
+//     0..ncpus-1), the IOAPIC at 0xfec00000 with GSI base 0 (ISA IRQs map to
+//     GSIs 1:1, KVM's default routing, so no source overrides), and NMI on
+//     every LAPIC's LINT1.
 func WriteACPI(mem io.WriterAt, ncpus int) error {
 	if ncpus < 1 || ncpus > 255 {
 		return fmt.Errorf("hv: ACPI MADT: %d vCPUs (1 to 255 fit)", ncpus)
 	}
-	madt := acpiMADT(ncpus)
-	xsdt := acpiTable("XSDT", 1, le64(acpiMADTAddr))
-	if acpiXSDTAddr+len(xsdt) > acpiMADTAddr {
-		return fmt.Errorf("hv: ACPI XSDT overruns the MADT")
+	tables := []struct {
+		addr, limit int64
+		b           []byte
+	}{
+		{ACPIRSDPAddr, acpiXSDTAddr, acpiRSDP(acpiXSDTAddr)},
+		{acpiXSDTAddr, acpiFACSAddr, acpiTable("XSDT", 1, append(le64(acpiFADTAddr), le64(acpiMADTAddr)...))},
+		{acpiFACSAddr, acpiFADTAddr, acpiFACS()},
+		{acpiFADTAddr, acpiDSDTAddr, acpiFADT(acpiFACSAddr, acpiDSDTAddr)},
+		{acpiDSDTAddr, acpiMADTAddr, acpiDSDT()},
+		{acpiMADTAddr, acpiTablesEnd, acpiMADT(ncpus)},
 	}
-	for _, w := range []struct {
-		addr int64
-		b    []byte
-	}{{ACPIRSDPAddr, acpiRSDP(acpiXSDTAddr)}, {acpiXSDTAddr, xsdt}, {acpiMADTAddr, madt}} {
+	for _, w := range tables {
+		if w.addr+int64(len(w.b)) > w.limit {
+			return fmt.Errorf("hv: ACPI table at %#x overruns the next at %#x", w.addr, w.limit)
+		}
 		if _, err := mem.WriteAt(w.b, w.addr); err != nil {
 			return fmt.Errorf("hv: writing ACPI tables at %#x: %w", w.addr, err)
 		}
 	}
 	return nil
 }
+
+// acpiTablesEnd bounds the tables: the BIOS area from 0xF0000 holds the
+// tiny guests' reset-vector images.
+const acpiTablesEnd = 0xf0000
 
 // acpiRSDP is the ACPI 2.0+ Root System Description Pointer: signature,
 // checksum over the first 20 bytes, OEM ID, revision 2, no RSDT, length,

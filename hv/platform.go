@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"ember/devices"
+	"ember/devices/acpipm"
 	"ember/devices/i8042"
 	"ember/devices/rtc"
 	"ember/devices/uart"
@@ -29,6 +30,7 @@ type Platform struct {
 	I8042 *i8042.Controller
 	RTC   *rtc.RTC
 	PCI   *PCIHost
+	PM    *acpipm.PM
 }
 
 // irqLine drives a GSI of the in-kernel irqchip, for device models.
@@ -56,8 +58,9 @@ func (d offsetDevice) Write(off uint64, data []byte) { d.dev.Write(off+d.add, da
 
 // setupPC attaches the PC platform: COM1 on IRQ 4, the i8042 (whose reset line
 // stops the VM with StopReset), the CMOS RTC with the memory size, the PCI
-// host bridge, the MP table and the ACPI MADT that list every vCPU, and the
-// MSRs Linux expects.
+// host bridge, the ACPI PM registers (whose S5 stops the VM with
+// StopPowerOff), the MP table and the ACPI tables that list every vCPU, and
+// the MSRs Linux expects.
 func (vm *VM) setupPC() error {
 	if vm.cfg.NoIRQChip {
 		return fmt.Errorf("hv: the PC platform needs the in-kernel irqchip")
@@ -72,6 +75,7 @@ func (vm *VM) setupPC() error {
 		I8042: i8042.New(i8042.Config{IRQ: irqLine{vm, irqKeyboard}, Reset: vm.guestReset, Logger: vm.log}),
 		RTC:   rtc.New(rtc.Config{MemBelow4G: below, MemAbove4G: above, IRQ: irqLine{vm, irqRTC}, Logger: vm.log}),
 		PCI:   NewPCIHost(),
+		PM:    acpipm.New(acpipm.Config{PowerOff: vm.guestPowerOff, Logger: vm.log}),
 	}
 	vm.platform = p
 	regs := []struct {
@@ -83,6 +87,7 @@ func (vm *VM) setupPC() error {
 		{portI8042Data, 1, "i8042-data", offsetDevice{p.I8042, 0}},
 		{portI8042Status, 1, "i8042-status", offsetDevice{p.I8042, 4}},
 		{portRTC, 2, "rtc", p.RTC},
+		{PortACPIPM, acpipm.Len, "acpi-pm", p.PM},
 	}
 	for _, r := range regs {
 		if err := vm.PIO.Register(r.base, r.size, r.name, r.dev); err != nil {
@@ -109,6 +114,7 @@ func (vm *VM) setupPC() error {
 	}
 	for _, c := range vm.vcpus {
 		c.setBootMSRs()
+		c.presetXCR0()
 	}
 	return nil
 }
@@ -120,6 +126,9 @@ func (vm *VM) Platform() *Platform { return vm.platform }
 // caller decides whether that ends the VM or reboots it). Repeated pulses
 // before the run has stopped are one reset, as vm.stop keeps the first cause.
 func (vm *VM) guestReset() { vm.stop(Result{Reason: StopReset}) }
+
+// guestPowerOff is the ACPI PM block's S5: the run ends with StopPowerOff.
+func (vm *VM) guestPowerOff() { vm.stop(Result{Reason: StopPowerOff}) }
 
 // closePlatform stops the devices' timers.
 func (vm *VM) closePlatform() {
@@ -154,5 +163,43 @@ func (c *VCPU) setBootMSRs() {
 	n, err := c.kvm.SetMSRs(entries)
 	if err != nil || n < len(entries) {
 		c.vm.log.Debug("host refused a boot MSR", "vcpu", c.id, "set", n, "of", len(entries), "err", err)
+	}
+}
+
+// xfeaturesLinux are the XSAVE state components Linux enables in XCR0 for
+// user space when the CPU has them: x87, SSE, AVX, the three AVX-512
+// components, PKRU and AMX (its XCR0 bits; XFD gates their use).
+const xfeaturesLinux = 0x7 | 0xe0 | 0x200 | 0x60000
+
+// presetXCR0 sets XCR0 to the XSAVE components the vCPU's CPUID offers and
+// Linux enables, before the guest runs. The guest sets the same value with
+// XSETBV; on a host that intercepts XSETBV (every real VMX or SVM KVM)
+// presetting changes nothing. Where the L0 under KVM does not intercept it
+// (QEMU's software SVM, the lab) KVM never learns the guest's XCR0: CPUID
+// 0xD then reports the XSAVE area size for x87 alone, Linux warns "XSAVE
+// consistency problem" and turns XSAVE off, and KVM reloads the stale XCR0 on
+// every entry. Presetting keeps KVM's view and the guest's equal.
+func (c *VCPU) presetXCR0() {
+	entries, err := c.kvm.GetCPUID2()
+	if err != nil {
+		return
+	}
+	var xsave bool
+	var mask uint64
+	for _, e := range entries {
+		switch {
+		case e.Function == 1:
+			xsave = e.ECX&(1<<26) != 0
+		case e.Function == 0xd && e.Index == 0:
+			mask = (uint64(e.EDX)<<32 | uint64(e.EAX)) & xfeaturesLinux
+		}
+	}
+	if !xsave || mask&3 != 3 {
+		return // no XSAVE, or not even x87 and SSE: leave the reset value
+	}
+	x := kvm.XCRs{NrXCRs: 1}
+	x.XCRs[0] = kvm.XCR{XCR: 0, Value: mask}
+	if err := c.kvm.SetXCRs(x); err != nil {
+		c.vm.log.Debug("host refused the XCR0 preset", "vcpu", c.id, "xcr0", mask, "err", err)
 	}
 }

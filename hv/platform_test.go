@@ -198,10 +198,26 @@ func TestACPITablesAsAGuestReadsThem(t *testing.T) {
 			return h[36:n]
 		}
 		xsdt := table(binary.LittleEndian.Uint64(rsdp[24:]), "XSDT")
-		if len(xsdt) != 8 {
-			t.Fatalf("XSDT lists %d bytes of entries", len(xsdt))
+		if len(xsdt) != 16 {
+			t.Fatalf("XSDT lists %d bytes of entries, want the FADT and the MADT", len(xsdt))
 		}
-		madt := table(binary.LittleEndian.Uint64(xsdt), "APIC")
+		fadt := table(binary.LittleEndian.Uint64(xsdt), "FACP")
+		madt := table(binary.LittleEndian.Uint64(xsdt[8:]), "APIC")
+		// The FADT points at the DSDT and the FACS (both ways) and at the PM
+		// registers ember serves.
+		at := func(off int) []byte { return fadt[off-36:] }
+		dsdt := binary.LittleEndian.Uint64(at(140))
+		if uint64(binary.LittleEndian.Uint32(at(40))) != dsdt {
+			t.Errorf("FADT DSDT %#x and X_DSDT %#x differ", binary.LittleEndian.Uint32(at(40)), dsdt)
+		}
+		table(dsdt, "DSDT")
+		facs := binary.LittleEndian.Uint64(at(132))
+		if string(mem[facs:facs+4]) != "FACS" || facs%64 != 0 || uint64(binary.LittleEndian.Uint32(at(36))) != facs {
+			t.Errorf("FACS at %#x: % x", facs, mem[facs:facs+8])
+		}
+		if evt, cnt := binary.LittleEndian.Uint32(at(56)), binary.LittleEndian.Uint32(at(64)); evt != PortACPIPM || cnt != PortACPIPM+4 || at(88)[0] != 4 || at(89)[0] != 2 {
+			t.Errorf("FADT PM1a event block %#x/%d, control block %#x/%d", evt, at(88)[0], cnt, at(89)[0])
+		}
 		if binary.LittleEndian.Uint32(madt) != lapicAddr {
 			t.Errorf("MADT local APIC address %#x", binary.LittleEndian.Uint32(madt))
 		}
@@ -226,9 +242,10 @@ func TestACPITablesAsAGuestReadsThem(t *testing.T) {
 		if cpus != ncpus || ioapics != 1 {
 			t.Errorf("MADT lists %d LAPICs and %d IOAPICs, want %d and 1", cpus, ioapics, ncpus)
 		}
-		// The tables must lie inside the range the e820 map reserves for firmware.
-		if end := acpiMADTAddr + 36 + len(madt); end > 0x100000 {
-			t.Errorf("ACPI tables end at %#x, past 1 MiB", end)
+		// The tables must lie inside the range the e820 map reserves for
+		// firmware, below the BIOS image area.
+		if end := acpiMADTAddr + 36 + len(madt); end > acpiTablesEnd {
+			t.Errorf("ACPI tables end at %#x, past %#x", end, acpiTablesEnd)
 		}
 	}
 	if err := WriteACPI(make(memBuf, 1<<20), 256); err == nil {

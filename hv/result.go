@@ -41,7 +41,7 @@ type Result struct {
 	Reason StopReason
 	Status int   // the guest's status for StopExit
 	VCPU   int   // the vCPU that caused the stop
-	Err    error // the cause, for StopError
+	Err    error // the cause, for StopError; the vCPU's state, for StopShutdown
 }
 
 func (r Result) String() string {
@@ -49,6 +49,9 @@ func (r Result) String() string {
 	case StopExit:
 		return fmt.Sprintf("guest exited with status %d", r.Status)
 	case StopShutdown:
+		if r.Err != nil {
+			return fmt.Sprintf("guest shut down (triple fault) on vCPU %d: %v", r.VCPU, r.Err)
+		}
 		return fmt.Sprintf("guest shut down (triple fault) on vCPU %d", r.VCPU)
 	case StopError:
 		return fmt.Sprintf("vCPU %d failed: %v", r.VCPU, r.Err)

@@ -94,7 +94,7 @@ func (c *VCPU) handle(exit kvm.Exit) (Result, bool) {
 	case kvm.ExitHLT:
 		return Result{Reason: StopHalted}, true
 	case kvm.ExitShutdown:
-		return Result{Reason: StopShutdown}, true
+		return Result{Reason: StopShutdown, Err: c.where()}, true
 	case kvm.ExitSystemEvent:
 		switch exit.SystemEvent().Type {
 		case kvm.SystemEventReset:
@@ -106,6 +106,21 @@ func (c *VCPU) handle(exit kvm.Exit) (Result, bool) {
 		return Result{Reason: StopError, Err: fmt.Errorf("unhandled exit: %v", exit)}, true
 	}
 	return Result{}, false
+}
+
+// where describes the vCPU's state for a report of how the run ended: the
+// instruction pointer and the control registers tell a triple fault's cause.
+func (c *VCPU) where() error {
+	r, err := c.kvm.GetRegs()
+	if err != nil {
+		return err
+	}
+	sr, err := c.kvm.GetSRegs()
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("RIP %#x RSP %#x RFLAGS %#x CS %#x CR0 %#x CR2 %#x CR3 %#x CR4 %#x EFER %#x",
+		r.RIP, r.RSP, r.RFLAGS, sr.CS.Selector, sr.CR0, sr.CR2, sr.CR3, sr.CR4, sr.EFER)
 }
 
 // handleIO emulates a port access through the VM's I/O request path; a

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -191,4 +192,25 @@ func (s *System) cpuid(name string, req uintptr) ([]CPUIDEntry, error) {
 			return nil, err
 		}
 	}
+}
+
+// Backends of /dev/kvm, as Backend names them.
+const (
+	BackendPVM   = "kvm-pvm"   // page-table KVM: guest ring 0 emulated, ring 3 native
+	BackendIntel = "kvm-intel" // VMX
+	BackendAMD   = "kvm-amd"   // SVM
+	BackendOther = "kvm"       // none of the above could be identified
+)
+
+// Backend names the module behind /dev/kvm, from /sys/module. Callers use it
+// to pick what runs fastest (a kernel decompressed on the host where guest
+// ring 0 is emulated) and to label measurements; KVM's behaviour is still
+// learned from its capabilities, not from this name.
+func Backend() string {
+	for _, b := range []string{BackendPVM, BackendIntel, BackendAMD} {
+		if _, err := os.Stat("/sys/module/" + strings.ReplaceAll(b, "-", "_")); err == nil {
+			return b
+		}
+	}
+	return BackendOther
 }

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	"golang.org/x/term"
+
+	"ember/hv"
 )
 
 // Console destinations for --console.
@@ -40,18 +44,71 @@ func openConsole(kind, path string, stdout io.Writer) (io.Writer, func() error, 
 	return nil, nil, fmt.Errorf("--console must be stdio, file or none, not %q", kind)
 }
 
-// rawTerminal puts stdin in raw mode when it is a terminal, so keys reach the
+// rawTerminal puts in in raw mode when it is a terminal, so keys reach the
 // guest as typed, and returns how to restore it.
-func rawTerminal() (restore func()) {
-	fd := int(os.Stdin.Fd())
-	if !term.IsTerminal(fd) {
+func rawTerminal(in io.Reader) (restore func()) {
+	f, ok := in.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
 		return func() {}
 	}
+	fd := int(f.Fd())
 	old, err := term.MakeRaw(fd)
 	if err != nil {
 		return func() {}
 	}
 	return func() { term.Restore(fd, old) }
+}
+
+// consoleInput feeds the user's input to COM1 of whichever VM is running:
+// one reader of stdin for the whole `ember run`, so no keystroke is taken by
+// a VM that a guest reboot has already replaced. Input that arrives between
+// two boots is dropped, as keys typed into a machine that is resetting are.
+type consoleInput struct {
+	mu  sync.Mutex
+	vm  *hv.VM
+	ctx context.Context // the current boot's
+}
+
+// startConsoleInput starts copying in (through the Ctrl-A x filter) until ctx
+// ends or in closes.
+func startConsoleInput(ctx context.Context, in io.Reader) *consoleInput {
+	c := &consoleInput{}
+	go pumpInput(ctx, in, &escapeFilter{guest: c, quit: c.stop})
+	return c
+}
+
+// attach makes vm the input's destination until the returned detach is called.
+func (c *consoleInput) attach(ctx context.Context, vm *hv.VM) (detach func()) {
+	c.mu.Lock()
+	c.vm, c.ctx = vm, ctx
+	c.mu.Unlock()
+	return func() {
+		c.mu.Lock()
+		c.vm, c.ctx = nil, nil
+		c.mu.Unlock()
+	}
+}
+
+// Write hands p to the current VM's COM1, waiting while its receive FIFO is
+// full.
+func (c *consoleInput) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	vm, ctx := c.vm, c.ctx
+	c.mu.Unlock()
+	if vm != nil {
+		vm.Platform().COM1.Feed(ctx, bytes.NewReader(p))
+	}
+	return len(p), nil
+}
+
+// stop is Ctrl-A x: the running VM stops as if from the host.
+func (c *consoleInput) stop() {
+	c.mu.Lock()
+	vm := c.vm
+	c.mu.Unlock()
+	if vm != nil {
+		vm.Stop()
+	}
 }
 
 // escapeFilter passes keystrokes to the guest and watches for Ctrl-A x.

@@ -10,6 +10,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -61,7 +62,7 @@ func run() int {
 		return 125
 	}
 	tuneKernel()
-	hold, err := holdVM()
+	hold, err := holdVMs()
 	if err != nil {
 		fmt.Fprintln(out, "labinit:", err)
 		return 125
@@ -90,22 +91,54 @@ func jobPath() (string, error) {
 	return "", fmt.Errorf("no %s= on the kernel command line", job.CmdlineKey)
 }
 
-// holdVM keeps one VM open for the lab's life. KVM turns its preempt-notifier
-// static key on with the first VM and off with the last; under software
-// emulation the kernel's live patching of that key, on every first-VM and
-// last-VM transition, livelocks both lab CPUs when tests create and destroy
-// VMs in a loop.
-func holdVM() (*kvm.VM, error) {
+// holdVMs keeps VMs open for the lab's life, so the lab kernel never patches
+// KVM's static keys while tests run. KVM turns its preempt-notifier key on
+// with the first VM and off with the last, its "vCPU without an in-kernel
+// LAPIC" key on with the first such vCPU, and its "software-disabled APIC"
+// key on with the first vCPU whose APIC is still off (every new one).
+// Under software emulation the kernel's live patching of those keys, at
+// every such transition, livelocked both lab CPUs when tests created and
+// destroyed VMs in a loop. So: one VM with an in-kernel irqchip and a vCPU
+// that never runs (its APIC stays software-disabled), one without an
+// irqchip with a vCPU.
+func holdVMs() (io.Closer, error) {
 	sys, err := kvm.Open()
 	if err != nil {
 		return nil, fmt.Errorf("no usable /dev/kvm in the lab (did kvm-amd load?): %w", err)
 	}
 	defer sys.Close()
-	vm, err := sys.CreateVM()
-	if err != nil {
-		return nil, fmt.Errorf("creating the lab's resident VM: %w", err)
+	var held closers
+	for _, irqchip := range []bool{true, false} {
+		vm, err := sys.CreateVM()
+		if err != nil {
+			held.Close()
+			return nil, fmt.Errorf("creating the lab's resident VM: %w", err)
+		}
+		held = append(held, vm)
+		if irqchip {
+			if err := vm.CreateIRQChip(); err != nil {
+				held.Close()
+				return nil, fmt.Errorf("the lab's resident VM: %w", err)
+			}
+		}
+		cpu, err := vm.CreateVCPU(0)
+		if err != nil {
+			held.Close()
+			return nil, fmt.Errorf("the lab's resident vCPU: %w", err)
+		}
+		held = append(held, cpu)
 	}
-	return vm, nil
+	return held, nil
+}
+
+// closers closes each of its members.
+type closers []io.Closer
+
+func (c closers) Close() error {
+	for i := len(c) - 1; i >= 0; i-- {
+		c[i].Close()
+	}
+	return nil
 }
 
 // tuneKernel turns transparent huge pages off: with them on, guests stalled

@@ -24,7 +24,8 @@ func mountEarly() error {
 // mountHostRoot assembles newRoot: the host's root filesystem (virtio-9p tag
 // "hostroot", read-only) under an overlay whose writable layer is lab memory,
 // so tests can write where they would on the host (the go build cache, /tmp)
-// without touching the host. Then the usual kernel filesystems inside it.
+// without touching the host, and see the host's files where they are (/tmp
+// included). Then the usual kernel filesystems inside it.
 func mountHostRoot() error {
 	if err := mount("hostroot", "/lower", "9p", unix.MS_RDONLY,
 		"trans=virtio,version=9p2000.L,msize=512000,cache=loose"); err != nil {
@@ -48,7 +49,6 @@ func mountHostRoot() error {
 		{"devtmpfs", "/dev", "devtmpfs", ""},
 		{"devpts", "/dev/pts", "devpts", "ptmxmode=0666"},
 		{"tmpfs", "/dev/shm", "tmpfs", ""},
-		{"tmpfs", "/tmp", "tmpfs", "mode=1777"},
 		{"tmpfs", "/run", "tmpfs", "mode=0755"},
 	} {
 		if err := mount(m.src, newRoot+m.dst, m.fstype, 0, m.data); err != nil {

@@ -3,7 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"os/exec"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -43,10 +46,15 @@ func runStep(s job.Step) (int, time.Duration) {
 	// Not exec.Command: it would look Args[0] up here, outside the chroot.
 	cmd := &exec.Cmd{Path: s.Args[0], Args: s.Args, Dir: s.Dir}
 	cmd.Env = s.Env
-	cmd.Stdout = out
-	cmd.Stderr = out
+	w := &activityWriter{w: out}
+	w.touch()
+	cmd.Stdout = w
+	cmd.Stderr = w
 	cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: newRoot, Setsid: true}
+	done := make(chan struct{})
+	go watchdog(w, done)
 	err := cmd.Run()
+	close(done)
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
@@ -60,5 +68,45 @@ func runStep(s job.Step) (int, time.Duration) {
 	default:
 		fmt.Fprintf(out, "labinit: %s: %v\n", s.Label, err)
 		return 127, time.Since(start)
+	}
+}
+
+// quietLimit is how long a step may print nothing before the watchdog asks
+// the lab kernel for backtraces of every CPU and of blocked tasks.
+const quietLimit = 2 * time.Minute
+
+// activityWriter passes output on and remembers when it last did.
+type activityWriter struct {
+	w    io.Writer
+	last atomic.Int64 // unix nanoseconds
+}
+
+func (a *activityWriter) Write(p []byte) (int, error) {
+	a.touch()
+	return a.w.Write(p)
+}
+
+func (a *activityWriter) touch() { a.last.Store(time.Now().UnixNano()) }
+
+// watchdog reports a step that has gone quiet: the lab kernel's log (the
+// first serial port, kept by the host) gets sysrq backtraces, so a hang in
+// the lab can be told from a slow test.
+func watchdog(a *activityWriter, done <-chan struct{}) {
+	t := time.NewTicker(quietLimit / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			if time.Since(time.Unix(0, a.last.Load())) < quietLimit {
+				continue
+			}
+			for _, c := range []string{"l", "w"} {
+				os.WriteFile("/proc/sysrq-trigger", []byte(c), 0)
+			}
+			fmt.Fprintf(a.w, "labinit: no output for %v; CPU and blocked-task backtraces went to the lab kernel's log\n", quietLimit)
+			a.touch()
+		}
 	}
 }

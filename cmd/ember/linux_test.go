@@ -1,0 +1,246 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"ember/internal/kvmtest"
+	"ember/internal/linuxguest"
+)
+
+// kernelEnv names the Linux kernel the real-kernel tests boot (Debian's cloud
+// kernel in CI; see .ci/run), as in package vmm.
+const kernelEnv = "EMBER_KERNEL"
+
+// testInitramfs is the initramfs of one test run, written to a file.
+type testInitramfs struct {
+	path string
+	sum  string // sha256 of the blob the init checks
+}
+
+// requireLinux returns the kernel to boot and the initramfs, or skips (fails
+// under EMBER_REQUIRE_KVM) when KVM, the kernel or busybox-static is missing.
+func requireLinux(t *testing.T) (string, testInitramfs) {
+	t.Helper()
+	kvmtest.Require(t)
+	kernel := os.Getenv(kernelEnv)
+	if kernel == "" {
+		if os.Getenv(kvmtest.RequireEnv) != "" {
+			t.Fatalf("%s is not set: CI must boot a real kernel (see .ci/run)", kernelEnv)
+		}
+		t.Skipf("skipping: set %s to a bzImage (e.g. Debian's vmlinuz) to boot a real kernel", kernelEnv)
+	}
+	ird, err := linuxguest.BuildFromSystem()
+	if err != nil {
+		if os.Getenv(kvmtest.RequireEnv) != "" {
+			t.Fatal(err)
+		}
+		t.Skipf("skipping: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "initramfs.cpio")
+	if err := os.WriteFile(path, ird.Data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return kernel, testInitramfs{path: path, sum: ird.SHA256}
+}
+
+// console is ember's stdout during a boot: it records the output with the
+// time each awaited line first appeared, and answers the init's prompt.
+type console struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	start  time.Time
+	seen   map[string][]time.Duration
+	onSeen func(mark string, n int)
+}
+
+// marks are the lines whose times are recorded.
+var marks = []string{linuxguest.MarkBanner, linuxguest.MarkStarted, linuxguest.MarkPrompt}
+
+func (c *console) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	before := c.buf.Len()
+	c.buf.Write(p)
+	// Look for marks that end in the new bytes.
+	for _, m := range marks {
+		from := max(0, before-len(m)+1)
+		n := bytes.Count(c.buf.Bytes()[from:], []byte(m))
+		for range n {
+			c.seen[m] = append(c.seen[m], time.Since(c.start))
+			if c.onSeen != nil {
+				go c.onSeen(m, len(c.seen[m]))
+			}
+		}
+	}
+	return len(p), nil
+}
+
+func (c *console) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.buf.String()
+}
+
+func (c *console) first(mark string) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.seen[mark]) == 0 {
+		return -1
+	}
+	return c.seen[mark][0]
+}
+
+// bootResult is one `ember run --kernel` as the user sees it.
+type bootResult struct {
+	out, summary string
+	status       int
+	took         time.Duration
+	con          *console
+}
+
+// bootLinux runs `ember run` on kernel and initrd with args added, types a
+// line when the init asks, and calls onSeen for every mark.
+func bootLinux(t *testing.T, ctx context.Context, kernel string, ird testInitramfs, onSeen func(*console, string, int), args ...string) bootResult {
+	t.Helper()
+	inR, inW := io.Pipe()
+	defer inW.Close()
+	con := &console{start: time.Now(), seen: map[string][]time.Duration{}}
+	con.onSeen = func(mark string, n int) {
+		if mark == linuxguest.MarkPrompt {
+			io.WriteString(inW, linuxguest.Answer+"\n")
+		}
+		if onSeen != nil {
+			onSeen(con, mark, n)
+		}
+	}
+	var summary bytes.Buffer
+	root := newRootCmd()
+	root.SetArgs(append([]string{"run", "--kernel", kernel, "--initrd", ird.path, "--memory", "256M"}, args...))
+	root.SetIn(inR)
+	root.SetOut(con)
+	root.SetErr(&summary)
+	err := root.ExecuteContext(ctx)
+	r := bootResult{out: con.String(), summary: summary.String(), took: time.Since(con.start), con: con}
+	var ee exitError
+	switch {
+	case errors.As(err, &ee):
+		r.status = ee.code
+	case err != nil:
+		t.Fatalf("ember run: %v\n%s", err, r.summary)
+	}
+	return r
+}
+
+// kernelTrouble finds what a healthy boot never prints.
+var kernelTrouble = regexp.MustCompile(`(?m)^.*(WARNING:|Oops|BUG:|unchecked MSR access|Call Trace).*$`)
+
+// TestLinuxToUserspace boots Debian's kernel through each boot path with 1
+// and 4 vCPUs into a busybox initramfs whose /init checks what ember handed
+// it, answers a line typed on ember's console and powers off: `ember run`
+// must then exit with status 0, and the boot log must be clean.
+func TestLinuxToUserspace(t *testing.T) {
+	kernel, ird := requireLinux(t)
+	for _, mode := range []string{"decompress", "bzimage", "pvh"} {
+		for _, cpus := range []int{1, 4} {
+			t.Run(fmt.Sprintf("%s/%dcpu", mode, cpus), func(t *testing.T) {
+				t.Parallel()
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+				defer cancel()
+				marker := make([]byte, 8)
+				rand.Read(marker)
+				cmdline := "console=ttyS0 ember.marker=" + hex.EncodeToString(marker) + " ember.end=poweroff"
+				r := bootLinux(t, ctx, kernel, ird, nil, "--boot", mode, "--cpus", strconv.Itoa(cpus), "--cmdline", cmdline)
+				t.Logf("%s, %d vCPUs: Linux version at %v, /init at %v, exit (status %d) at %v",
+					mode, cpus, r.con.first(linuxguest.MarkBanner), r.con.first(linuxguest.MarkStarted), r.status, r.took)
+				checkUserspace(t, r, ird, cmdline, cpus)
+				if r.status != 0 || !strings.Contains(r.summary, "powered off") {
+					t.Errorf("poweroff: ember exited %d with %q, want 0 and \"powered off\"", r.status, strings.TrimSpace(r.summary))
+				}
+			})
+		}
+	}
+}
+
+// checkUserspace checks what the init reported.
+func checkUserspace(t *testing.T, r bootResult, ird testInitramfs, cmdline string, cpus int) {
+	t.Helper()
+	want := []string{
+		"ember-init: initrd sha256 " + ird.sum,
+		"ember-init: cmdline " + cmdline,
+		fmt.Sprintf("ember-init: cpus %d\r\n", cpus),
+		linuxguest.Echo,
+	}
+	for _, w := range want {
+		if !strings.Contains(r.out, w) {
+			t.Errorf("the guest did not print %q; its console:\n%s", w, tailString(r.out, 4000))
+		}
+	}
+	m := regexp.MustCompile(`ember-init: memtotal (\d+) kB`).FindStringSubmatch(r.out)
+	if m == nil {
+		t.Errorf("no memory report")
+	} else if kb, _ := strconv.Atoi(m[1]); kb > 256<<10 || kb < 200<<10 {
+		t.Errorf("the guest has %d KiB, ember gave it 256 MiB", kb)
+	}
+	for _, bad := range kernelTrouble.FindAllString(r.out, -1) {
+		t.Errorf("boot log: %s", bad)
+	}
+}
+
+// TestLinuxReboot: a guest's reboot ends `ember run` (status 0) by default,
+// and with --reboot=restart boots the same kernel again.
+func TestLinuxReboot(t *testing.T) {
+	kernel, ird := requireLinux(t)
+	const cmdline = "console=ttyS0 ember.end=reboot"
+	t.Run("exit", func(t *testing.T) {
+		t.Parallel()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		r := bootLinux(t, ctx, kernel, ird, nil, "--cmdline", cmdline)
+		checkUserspace(t, r, ird, cmdline, 1)
+		if r.status != 0 || !strings.Contains(r.summary, "reset") {
+			t.Errorf("reboot: ember exited %d with %q, want 0 and \"reset\"", r.status, strings.TrimSpace(r.summary))
+		}
+	})
+	t.Run("restart", func(t *testing.T) {
+		t.Parallel()
+		ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+		defer cancel()
+		// Stop from the host once the second boot has reached its prompt.
+		stop := func(_ *console, mark string, n int) {
+			if mark == linuxguest.MarkPrompt && n == 2 {
+				cancel()
+			}
+		}
+		r := bootLinux(t, ctx, kernel, ird, stop, "--cmdline", cmdline, "--reboot", "restart")
+		if got := len(r.con.seen[linuxguest.MarkStarted]); got != 2 {
+			t.Errorf("/init ran %d times, want 2 (a boot, a reboot, a second boot)", got)
+		}
+		if got := strings.Count(r.out, linuxguest.Echo); got < 1 {
+			t.Errorf("the first boot did not read its line")
+		}
+		if r.status != exitHost {
+			t.Errorf("ember exited %d after a host stop, want %d", r.status, exitHost)
+		}
+	})
+}
+
+func tailString(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}

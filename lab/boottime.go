@@ -1,0 +1,178 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"ember/internal/linuxguest"
+)
+
+// timeBootsCmd is the hidden command `lab linux` runs inside the lab.
+const timeBootsCmd = "time-boots"
+
+// qemuMachine is the QEMU machine type ember is compared with: microvm,
+// QEMU's own minimal machine for direct kernel boot (no firmware, like
+// ember), with its RTC on so Linux does not wait for a CMOS clock it cannot
+// find (rtc_cmos: "broken or not accessible", ~4 s).
+const qemuMachine = "microvm,rtc=on"
+
+// bootCmdline is the guest command line of every timed boot.
+const bootCmdline = "console=ttyS0 ember.end=poweroff"
+
+func newTimeBootsCmd() *cobra.Command {
+	var ember, kernel, initrd, sum string
+	var reps int
+	cmd := &cobra.Command{
+		Use:    timeBootsCmd,
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			subjects := []subject{}
+			for _, mode := range []string{"decompress", "bzimage", "pvh"} {
+				subjects = append(subjects, subject{
+					name: "ember --boot=" + mode,
+					argv: []string{ember, "run", "--kernel", kernel, "--initrd", initrd, "--memory", "256M",
+						"--cpus", "1", "--boot", mode, "--cmdline", bootCmdline},
+				})
+			}
+			subjects = append(subjects, subject{
+				name: "QEMU -M " + qemuMachine,
+				argv: []string{qemuBinary, "-accel", "kvm", "-cpu", "host", "-M", qemuMachine,
+					"-m", "256M", "-smp", "1", "-nodefaults", "-no-user-config", "-display", "none",
+					"-serial", "stdio", "-kernel", kernel, "-initrd", initrd, "-append", bootCmdline},
+			})
+			return timeBoots(cmd.Context(), os.Stdout, subjects, reps, sum)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&ember, "ember", "", "ember binary")
+	f.StringVar(&kernel, "kernel", "", "kernel")
+	f.StringVar(&initrd, "initrd", "", "initramfs")
+	f.StringVar(&sum, "sha256", "", "checksum the init must report")
+	f.IntVar(&reps, "reps", 3, "boots per subject")
+	return cmd
+}
+
+// subject is one way of booting the kernel.
+type subject struct {
+	name string
+	argv []string
+}
+
+// bootTimes is one boot, timed from process start.
+type bootTimes struct {
+	banner, init, exit time.Duration
+	exits              string // ember's count of exits handled, from its summary
+}
+
+// timeBoots boots every subject reps times, interleaved, and prints the
+// medians with ember's ratio to QEMU (the last subject).
+func timeBoots(ctx context.Context, w io.Writer, subjects []subject, reps int, sum string) error {
+	times := make([][]bootTimes, len(subjects))
+	for r := 0; r < reps; r++ {
+		for i, s := range subjects {
+			t, err := timeBoot(ctx, s.argv, sum)
+			if err != nil {
+				return fmt.Errorf("%s: %w", s.name, err)
+			}
+			fmt.Fprintf(w, "boot %d/%d %-26s Linux version %5.2fs  /init %5.2fs  exit %5.2fs%s\n",
+				r+1, reps, s.name, t.banner.Seconds(), t.init.Seconds(), t.exit.Seconds(), t.exits)
+			times[i] = append(times[i], t)
+		}
+	}
+	med := func(ts []bootTimes, f func(bootTimes) time.Duration) time.Duration {
+		v := make([]time.Duration, len(ts))
+		for i, t := range ts {
+			v[i] = f(t)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	qemuInit := med(times[len(times)-1], func(t bootTimes) time.Duration { return t.init })
+	fmt.Fprintf(w, "\nDebian cloud kernel, busybox initramfs, 1 vCPU, 256 MiB, inside the lab; seconds from process start, median of %d\n", reps)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "subject\tLinux version\t/init\texit\t/init ÷ QEMU")
+	for i, s := range subjects {
+		init := med(times[i], func(t bootTimes) time.Duration { return t.init })
+		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.2f\t%.2f\n", s.name,
+			med(times[i], func(t bootTimes) time.Duration { return t.banner }).Seconds(),
+			init.Seconds(),
+			med(times[i], func(t bootTimes) time.Duration { return t.exit }).Seconds(),
+			init.Seconds()/qemuInit.Seconds())
+	}
+	return tw.Flush()
+}
+
+// bootLog collects a guest's console and notes when the awaited lines
+// appear; at the init's prompt it types the answer.
+type bootLog struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	start  time.Time
+	seen   map[string]time.Duration
+	answer io.Writer
+}
+
+func (l *bootLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf.Write(p)
+	for _, m := range []string{linuxguest.MarkBanner, linuxguest.MarkStarted, linuxguest.MarkPrompt} {
+		if _, ok := l.seen[m]; !ok && bytes.Contains(l.buf.Bytes(), []byte(m)) {
+			l.seen[m] = time.Since(l.start)
+			if m == linuxguest.MarkPrompt {
+				go io.WriteString(l.answer, linuxguest.Answer+"\n")
+			}
+		}
+	}
+	return len(p), nil
+}
+
+var exitsRE = regexp.MustCompile(`; (\d+) exits handled`)
+
+// timeBoot runs one boot to its end and checks the init saw what it should.
+func timeBoot(ctx context.Context, argv []string, sum string) (bootTimes, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return bootTimes{}, err
+	}
+	defer stdin.Close()
+	log := &bootLog{start: time.Now(), seen: map[string]time.Duration{}, answer: stdin}
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = log, &stderr
+	err = cmd.Run()
+	t := bootTimes{exit: time.Since(log.start)}
+	log.mu.Lock()
+	out := log.buf.String()
+	t.banner, t.init = log.seen[linuxguest.MarkBanner], log.seen[linuxguest.MarkStarted]
+	log.mu.Unlock()
+	if err != nil {
+		return t, fmt.Errorf("%v\n%s\n%s", err, tail(out, 20), tail(stderr.String(), 5))
+	}
+	for _, want := range []string{linuxguest.Echo, "ember-init: initrd sha256 " + sum} {
+		if !strings.Contains(out, want) {
+			return t, fmt.Errorf("the guest did not print %q:\n%s", want, tail(out, 20))
+		}
+	}
+	if m := exitsRE.FindStringSubmatch(stderr.String()); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		t.exits = fmt.Sprintf("  (%d exits)", n)
+	}
+	return t, nil
+}
