@@ -19,6 +19,7 @@ import (
 
 	"ember/internal/kvmtest"
 	"ember/internal/linuxguest"
+	"ember/kvm"
 )
 
 // kernelEnv names the Linux kernel the real-kernel tests boot (Debian's cloud
@@ -36,6 +37,11 @@ type testInitramfs struct {
 func requireLinux(t *testing.T) (string, testInitramfs) {
 	t.Helper()
 	kvmtest.Require(t)
+	if kvm.Backend() == kvm.BackendPVM {
+		// Not a failure to hide: this KVM cannot run a kernel past its
+		// early boot (DESIGN.md); CI runs these tests in the lab.
+		t.Skip("skipping: kvm-pvm emulates guest ring 0 and stops Linux in its early boot; run these in the lab: go run ./lab test ./cmd/ember -run Linux")
+	}
 	kernel := os.Getenv(kernelEnv)
 	if kernel == "" {
 		if os.Getenv(kvmtest.RequireEnv) != "" {
