@@ -119,6 +119,11 @@ func (c *VCPU) where() error {
 	if err != nil {
 		return err
 	}
+	if r.RIP == 0xfff0 && sr.CS.Selector == 0xf000 {
+		// SVM KVM resets the vCPU when it sees the shutdown (the VMCB is
+		// undefined after one); VMX KVM and kvm-pvm keep the state.
+		return fmt.Errorf("KVM reset the vCPU at the shutdown, so its state before is lost")
+	}
 	return fmt.Errorf("RIP %#x RSP %#x RFLAGS %#x CS %#x CR0 %#x CR2 %#x CR3 %#x CR4 %#x EFER %#x",
 		r.RIP, r.RSP, r.RFLAGS, sr.CS.Selector, sr.CR0, sr.CR2, sr.CR3, sr.CR4, sr.EFER)
 }

@@ -24,3 +24,12 @@ func Require(t testing.TB) {
 	}
 	t.Skipf("skipping: this test runs guests and needs /dev/kvm, which cannot be opened here: %v; run it in the lab (go run ./lab test ./...), or set %s=1 to make this a failure", err, RequireEnv)
 }
+
+// LabEnv is set by `go run ./lab` for everything it runs.
+const LabEnv = "EMBER_LAB"
+
+// InLab reports whether the test runs inside the lab: SVM KVM nested under
+// QEMU's software emulation, which now and then triple-faults a guest that
+// real hardware runs (README, "Host notes"). Tests that boot Linux give such
+// a boot one more try there, and log it; nowhere else.
+func InLab() bool { return os.Getenv(LabEnv) != "" }
