@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -46,10 +47,22 @@ func (m machine) args() []string {
 	}
 }
 
-// run boots the machine, copies the job's output to out, and returns the
-// job's exit status. It stops the machine after timeout, naming the phase it
-// was in.
-func (m machine) run(ctx context.Context, p *progress, out io.Writer, timeout time.Duration) (int, error) {
+// outcome is how far a boot of the machine got through its job.
+type outcome struct {
+	status   int   // the job's exit status, when finished
+	finished bool  // the init reported the job's end
+	done     []int // the exit status of each step that completed
+}
+
+// errLabDied says the lab machine ended before its job did: its kernel
+// crashed or QEMU died.
+var errLabDied = errors.New("the lab machine ended before its job finished")
+
+// run boots the machine, copies the job's output to out, and reports how far
+// the job got. It stops the machine after timeout, naming the phase it was
+// in; a machine that dies on its own gives errLabDied (with the steps that
+// completed in the outcome).
+func (m machine) run(ctx context.Context, p *progress, out io.Writer, timeout time.Duration) (outcome, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, m.qemu, m.args()...)
@@ -57,28 +70,29 @@ func (m machine) run(ctx context.Context, p *progress, out io.Writer, timeout ti
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return 0, err
+		return outcome{}, err
 	}
 	p.say(fmt.Sprintf("booting the lab (QEMU TCG, -cpu max, %d CPUs, %d MiB)", m.cpus, m.memMiB))
 	if err := cmd.Start(); err != nil {
-		return 0, fmt.Errorf("starting %s: %w", m.qemu, err)
+		return outcome{}, fmt.Errorf("starting %s: %w", m.qemu, err)
 	}
-	status, sawExit := m.follow(p, stdout, out)
+	o := m.follow(p, stdout, out)
 	werr := cmd.Wait()
 	switch {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return 0, fmt.Errorf("lab timed out after %v while %s; the lab kernel's log:\n%s", timeout, p.current(), m.consoleTail())
+		return o, fmt.Errorf("lab timed out after %v while %s; the lab kernel's log:\n%s", timeout, p.current(), m.consoleTail())
 	case ctx.Err() != nil:
-		return 0, fmt.Errorf("lab stopped while %s: %w", p.current(), ctx.Err())
-	case !sawExit:
-		return 0, fmt.Errorf("the lab machine ended (%v) while %s, before its job finished; the lab kernel's log:\n%s", werr, p.current(), m.consoleTail())
+		return o, fmt.Errorf("lab stopped while %s: %w", p.current(), ctx.Err())
+	case !o.finished:
+		return o, fmt.Errorf("%w (QEMU: %v) while %s; the lab kernel's log:\n%s", errLabDied, werr, p.current(), m.consoleTail())
 	}
-	return status, nil
+	return o, nil
 }
 
 // follow copies the job's output to out, acting on the init's marker lines,
 // until the machine's serial port closes.
-func (m machine) follow(p *progress, r io.Reader, out io.Writer) (status int, sawExit bool) {
+func (m machine) follow(p *progress, r io.Reader, out io.Writer) outcome {
+	var o outcome
 	br := bufio.NewReader(r)
 	for {
 		line, err := br.ReadString('\n')
@@ -89,24 +103,40 @@ func (m machine) follow(p *progress, r io.Reader, out io.Writer) (status int, sa
 				p.say("/dev/kvm is up (lab kernel uptime " + arg + " s)")
 			case job.EventStep:
 				p.say("running " + arg)
+			case job.EventDone:
+				n, _ := strconv.Atoi(arg)
+				o.done = append(o.done, n)
 			case job.EventExit:
-				status, _ = strconv.Atoi(arg)
-				sawExit = true
+				o.status, _ = strconv.Atoi(arg)
+				o.finished = true
 			}
 		} else if line != "" {
 			io.WriteString(out, line)
 		}
 		if err != nil {
-			return status, sawExit
+			return o
 		}
 	}
 }
 
-// consoleTail is the end of the lab kernel's log, for error messages.
+// consoleTail is the part of the lab kernel's log worth reading in an error
+// message: from its first oops, panic or warning if there is one, else its
+// end.
 func (m machine) consoleTail() string {
 	b, err := os.ReadFile(m.consoleLog)
 	if err != nil {
 		return "(no log: " + err.Error() + ")"
 	}
-	return tail(string(b), 30) + "\n(whole log: " + m.consoleLog + ")"
+	log := string(b)
+	if loc := troubleRE.FindStringIndex(log); loc != nil {
+		start := strings.LastIndexByte(log[:loc[0]], '\n') + 1
+		lines := strings.SplitN(log[start:], "\n", 41)
+		log = strings.Join(lines[:min(len(lines), 40)], "\n")
+	} else {
+		log = tail(log, 30)
+	}
+	return log + "\n(whole log: " + m.consoleLog + ")"
 }
+
+// troubleRE finds the start of a kernel oops, panic or warning.
+var troubleRE = regexp.MustCompile(`BUG:|Oops|Kernel panic|WARNING:|watchdog: BUG|rcu: INFO`)

@@ -26,6 +26,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"ember/internal/cli"
 	"ember/lab/job"
 )
 
@@ -33,6 +34,9 @@ import (
 type exitError struct{ code int }
 
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// ExitStatus makes exitError a cli.Status.
+func (e exitError) ExitStatus() int { return e.code }
 
 // options are the lab machine's settings, shared by every command.
 type options struct {
@@ -48,15 +52,8 @@ func main() {
 	root := newRootCmd()
 	root.SetArgs(goTestFlags(os.Args[1:]))
 	err := root.ExecuteContext(ctx)
-	var ee exitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		os.Exit(ee.code)
-	default:
-		fmt.Fprintln(os.Stderr, "lab:", err)
-		os.Exit(1)
-	}
+	stop()
+	cli.Exit("lab", err)
 }
 
 // goTestFlags lets `lab test` take go test's single-dash -run (pflag wants
@@ -140,15 +137,12 @@ func (s *session) run(ctx context.Context, j job.Job) error {
 		return err
 	}
 	jobFile := filepath.Join(s.dir, "job.json")
-	if err := job.Write(jobFile, j); err != nil {
-		return err
-	}
 	m := machine{
 		qemu: qemu, kernel: kf.Vmlinuz, initrd: initrd, jobFile: jobFile,
 		consoleLog: filepath.Join(s.cache, "console.log"),
 		cpus:       s.o.cpus, memMiB: s.o.memMiB,
 	}
-	status, err := m.run(ctx, s.p, os.Stdout, s.o.timeout)
+	status, err := s.runSteps(ctx, m, j)
 	if err != nil {
 		return err
 	}
@@ -157,6 +151,46 @@ func (s *session) run(ctx context.Context, j job.Job) error {
 		return exitError{status}
 	}
 	return nil
+}
+
+// labRetries is how many times a lab machine that died (its kernel crashed:
+// QEMU's software SVM is not flawless) is booted again for the steps that
+// had not completed.
+const labRetries = 2
+
+// runSteps runs the job, booting the lab again for what is left when the
+// machine dies mid-job, and returns the first non-zero step status (or the
+// job's status).
+func (s *session) runSteps(ctx context.Context, m machine, j job.Job) (int, error) {
+	status := 0
+	for attempt := 0; ; attempt++ {
+		if err := job.Write(m.jobFile, j); err != nil {
+			return 0, err
+		}
+		o, err := m.run(ctx, s.p, os.Stdout, s.o.timeout)
+		for _, code := range o.done {
+			if status == 0 {
+				status = code
+			}
+		}
+		if err == nil {
+			if status == 0 {
+				status = o.status
+			}
+			return status, nil
+		}
+		if !errors.Is(err, errLabDied) || attempt == labRetries {
+			return 0, err
+		}
+		// The step that was running when the machine died runs again from
+		// its start, with those after it.
+		left := j.Steps[min(len(o.done), len(j.Steps)):]
+		if status != 0 && len(left) > 0 && !j.Steps[len(o.done)-1].KeepGoing {
+			return status, nil
+		}
+		fmt.Fprintf(os.Stderr, "lab: %v\nlab: booting the lab again for the %d steps left\n", err, len(left))
+		j.Steps = left
+	}
 }
 
 // labEnv is the environment of every command run in the lab: the host's

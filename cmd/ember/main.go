@@ -7,11 +7,11 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"os"
 
 	"github.com/spf13/cobra"
+
+	"ember/internal/cli"
 )
 
 // exitError carries a process exit status out of a command (the guest's
@@ -19,6 +19,9 @@ import (
 type exitError struct{ code int }
 
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// ExitStatus makes exitError a cli.Status.
+func (e exitError) ExitStatus() int { return e.code }
 
 func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
@@ -37,14 +40,5 @@ Run 'ember run' with no arguments to boot the built-in demo guest.`,
 }
 
 func main() {
-	err := newRootCmd().Execute()
-	var ee exitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		os.Exit(ee.code)
-	default:
-		fmt.Fprintln(os.Stderr, "ember:", err)
-		os.Exit(1)
-	}
+	cli.Exit("ember", newRootCmd().Execute())
 }

@@ -21,6 +21,8 @@ const (
 	EventReady = "ready"
 	// EventStep is printed before each step, followed by its label.
 	EventStep = "step"
+	// EventDone is printed after each step, followed by its exit status.
+	EventDone = "done"
 	// EventExit is printed last, followed by the job's exit status.
 	EventExit = "exit"
 )

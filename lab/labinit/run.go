@@ -25,6 +25,7 @@ func runJob(j job.Job) int {
 			verdict = "FAIL"
 		}
 		fmt.Fprintf(out, "%s\t%s\t%.2fs (in the lab)\n", verdict, s.Label, took.Seconds())
+		fmt.Fprintf(out, "%s%s %d\n", job.Marker, job.EventDone, code)
 		if code != 0 && status == 0 {
 			status = code
 		}
