@@ -106,16 +106,23 @@ func TestDebianKernelEarlyBoot(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.mode.String(), func(t *testing.T) {
 			t.Parallel()
-			if !bootDebian(t, h, kernel, m.mode, m.timeout) && kvmtest.InLab() {
+			if !kvmtest.InLab() {
 				bootDebian(t, h, kernel, m.mode, m.timeout)
+				return
+			}
+			// In the lab a boot takes seconds; one that triple-faults or
+			// stalls is the lab's doing (README, "Host notes") and gets
+			// one more try.
+			if !bootDebian(t, h, kernel, m.mode, 2*time.Minute) {
+				bootDebian(t, h, kernel, m.mode, 2*time.Minute)
 			}
 		})
 	}
 }
 
 // bootDebian boots the kernel once and checks what it printed. It returns
-// false, having only logged it, when the guest triple-faulted inside the lab
-// (kvmtest.InLab), so the caller can try once more.
+// false, having only logged it, when the guest triple-faulted or stalled
+// inside the lab (kvmtest.InLab), so the caller can try once more.
 func bootDebian(t *testing.T, h *hv.Hypervisor, kernel []byte, mode boot.Mode, timeout time.Duration) bool {
 	const memSize = 256 << 20
 	marker := make([]byte, 8)
@@ -147,7 +154,7 @@ func bootDebian(t *testing.T, h *hv.Hypervisor, kernel []byte, mode boot.Mode, t
 	}
 	out := w.String()
 	t.Logf("%v: %v after %v; first lines at %v", mode, res, time.Since(w.start).Round(time.Second), w.seen)
-	if res.Reason == hv.StopShutdown && kvmtest.InLab() {
+	if kvmtest.InLab() && (res.Reason == hv.StopShutdown || errors.Is(ctx.Err(), context.DeadlineExceeded) && len(w.seen) < len(w.want)) {
 		t.Logf("lab flake, booting again")
 		return false
 	}
