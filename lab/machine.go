@@ -40,7 +40,7 @@ func (m machine) args() []string {
 		"-smp", strconv.Itoa(m.cpus), "-m", strconv.Itoa(m.memMiB),
 		"-display", "none", "-monitor", "none",
 		"-kernel", m.kernel, "-initrd", m.initrd,
-		"-append", "console=ttyS0 loglevel=7 panic=-1 " + job.CmdlineKey + "=" + m.jobFile,
+		"-append", "console=ttyS0 loglevel=4 panic=-1 " + job.CmdlineKey + "=" + m.jobFile,
 		"-serial", "file:" + m.consoleLog,
 		"-serial", "stdio",
 		"-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",

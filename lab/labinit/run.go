@@ -103,9 +103,14 @@ func watchdog(a *activityWriter, done <-chan struct{}) {
 			if time.Since(time.Unix(0, a.last.Load())) < quietLimit {
 				continue
 			}
+			// The console logs at level 4 (printing more, under software
+			// emulation, from inside KVM's exit handling, made the lab
+			// kernel crash far more often); the backtraces need 7.
+			os.WriteFile("/proc/sys/kernel/printk", []byte("7"), 0)
 			for _, c := range []string{"l", "w"} {
 				os.WriteFile("/proc/sysrq-trigger", []byte(c), 0)
 			}
+			os.WriteFile("/proc/sys/kernel/printk", []byte("4"), 0)
 			fmt.Fprintf(a.w, "labinit: no output for %v; CPU and blocked-task backtraces went to the lab kernel's log\n", quietLimit)
 			a.touch()
 		}
