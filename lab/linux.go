@@ -49,7 +49,7 @@ exit, the medians of --reps runs, and ember's ratio to QEMU.`,
 					return err
 				}
 			}
-			irdPath := filepath.Join(s.dir, "initramfs.cpio")
+			irdPath := filepath.Join(s.dir, "guest-initramfs.cpio") // not the lab's own initramfs.cpio
 			if err := os.WriteFile(irdPath, ird.Data, 0o644); err != nil {
 				return err
 			}
