@@ -162,6 +162,9 @@ const labRetries = 2
 // machine dies mid-job, and returns the first non-zero step status (or the
 // job's status).
 func (s *session) runSteps(ctx context.Context, m machine, j job.Job) (int, error) {
+	// --timeout bounds the whole run, reboots included.
+	ctx, cancel := context.WithTimeout(ctx, s.o.timeout)
+	defer cancel()
 	status := 0
 	for attempt := 0; ; attempt++ {
 		if err := job.Write(m.jobFile, j); err != nil {
@@ -185,7 +188,7 @@ func (s *session) runSteps(ctx context.Context, m machine, j job.Job) (int, erro
 		// The step that was running when the machine died runs again from
 		// its start, with those after it.
 		left := j.Steps[min(len(o.done), len(j.Steps)):]
-		if status != 0 && len(left) > 0 && !j.Steps[len(o.done)-1].KeepGoing {
+		if len(left) == 0 || status != 0 && len(o.done) > 0 && !j.Steps[len(o.done)-1].KeepGoing {
 			return status, nil
 		}
 		fmt.Fprintf(os.Stderr, "lab: %v\nlab: booting the lab again for the %d steps left\n", err, len(left))
