@@ -30,14 +30,6 @@ import (
 	"ember/lab/job"
 )
 
-// exitError carries a job's exit status out of a command.
-type exitError struct{ code int }
-
-func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
-
-// ExitStatus makes exitError a cli.Status.
-func (e exitError) ExitStatus() int { return e.code }
-
 // options are the lab machine's settings, shared by every command.
 type options struct {
 	cpus    int
@@ -148,7 +140,7 @@ func (s *session) run(ctx context.Context, j job.Job) error {
 	}
 	s.p.say(fmt.Sprintf("done, exit status %d", status))
 	if status != 0 {
-		return exitError{status}
+		return cli.Code(status)
 	}
 	return nil
 }

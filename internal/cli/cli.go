@@ -29,3 +29,12 @@ func Exit(prog string, err error) {
 		os.Exit(1)
 	}
 }
+
+// Code is a Status that is only a status: a command returns Code(n) to end
+// the process with n and print nothing more.
+type Code int
+
+func (c Code) Error() string { return fmt.Sprintf("exit status %d", int(c)) }
+
+// ExitStatus makes Code a Status.
+func (c Code) ExitStatus() int { return int(c) }
