@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -141,31 +140,6 @@ func timeBoots(ctx context.Context, w io.Writer, subjects []subject, reps int, s
 	return nil
 }
 
-// bootLog collects a guest's console and notes when the awaited lines
-// appear; at the init's prompt it types the answer.
-type bootLog struct {
-	mu     sync.Mutex
-	buf    bytes.Buffer
-	start  time.Time
-	seen   map[string]time.Duration
-	answer io.Writer
-}
-
-func (l *bootLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf.Write(p)
-	for _, m := range []string{linuxguest.MarkBanner, linuxguest.MarkStarted, linuxguest.MarkPrompt} {
-		if _, ok := l.seen[m]; !ok && bytes.Contains(l.buf.Bytes(), []byte(m)) {
-			l.seen[m] = time.Since(l.start)
-			if m == linuxguest.MarkPrompt {
-				go io.WriteString(l.answer, linuxguest.Answer+"\n")
-			}
-		}
-	}
-	return len(p), nil
-}
-
 var exitsRE = regexp.MustCompile(`; (\d+) exits handled`)
 
 // timeBoot runs one boot to its end and checks the init saw what it should.
@@ -178,15 +152,12 @@ func timeBoot(ctx context.Context, argv []string, sum string) (bootTimes, error)
 		return bootTimes{}, err
 	}
 	defer stdin.Close()
-	log := &bootLog{start: time.Now(), seen: map[string]time.Duration{}, answer: stdin}
+	con := linuxguest.NewConsole(stdin, nil)
 	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = log, &stderr
+	cmd.Stdout, cmd.Stderr = con, &stderr
 	err = cmd.Run()
-	t := bootTimes{exit: time.Since(log.start)}
-	log.mu.Lock()
-	out := log.buf.String()
-	t.banner, t.init = log.seen[linuxguest.MarkBanner], log.seen[linuxguest.MarkStarted]
-	log.mu.Unlock()
+	t := bootTimes{exit: con.Elapsed(), banner: con.First(linuxguest.MarkBanner), init: con.First(linuxguest.MarkStarted)}
+	out := con.String()
 	if err != nil {
 		return t, fmt.Errorf("%v\n%s\n%s", err, tail(out, 20), tail(stderr.String(), 5))
 	}

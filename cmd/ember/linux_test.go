@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -64,76 +63,21 @@ func requireLinux(t *testing.T) (string, testInitramfs) {
 	return kernel, testInitramfs{path: path, sum: ird.SHA256}
 }
 
-// console is ember's stdout during a boot: it records the output with the
-// time each awaited line first appeared, and answers the init's prompt.
-type console struct {
-	mu     sync.Mutex
-	buf    bytes.Buffer
-	start  time.Time
-	seen   map[string][]time.Duration
-	onSeen func(mark string, n int)
-}
-
-// marks are the lines whose times are recorded.
-var marks = []string{linuxguest.MarkBanner, linuxguest.MarkStarted, linuxguest.MarkPrompt}
-
-func (c *console) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	before := c.buf.Len()
-	c.buf.Write(p)
-	// Look for marks that end in the new bytes.
-	for _, m := range marks {
-		from := max(0, before-len(m)+1)
-		n := bytes.Count(c.buf.Bytes()[from:], []byte(m))
-		for range n {
-			c.seen[m] = append(c.seen[m], time.Since(c.start))
-			if c.onSeen != nil {
-				go c.onSeen(m, len(c.seen[m]))
-			}
-		}
-	}
-	return len(p), nil
-}
-
-func (c *console) String() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.buf.String()
-}
-
-func (c *console) first(mark string) time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.seen[mark]) == 0 {
-		return -1
-	}
-	return c.seen[mark][0]
-}
-
 // bootResult is one `ember run --kernel` as the user sees it.
 type bootResult struct {
 	out, summary string
 	status       int
 	took         time.Duration
-	con          *console
+	con          *linuxguest.Console
 }
 
-// bootLinux runs `ember run` on kernel and initrd with args added, types a
-// line when the init asks, and calls onSeen for every mark.
-func bootLinux(t *testing.T, ctx context.Context, kernel string, ird testInitramfs, onSeen func(*console, string, int), args ...string) bootResult {
+// bootLinux runs `ember run` on kernel and initrd with args added; its
+// console types a line when the init asks and calls onSeen for every mark.
+func bootLinux(t *testing.T, ctx context.Context, kernel string, ird testInitramfs, onSeen func(string, int), args ...string) bootResult {
 	t.Helper()
 	inR, inW := io.Pipe()
 	defer inW.Close()
-	con := &console{start: time.Now(), seen: map[string][]time.Duration{}}
-	con.onSeen = func(mark string, n int) {
-		if mark == linuxguest.MarkPrompt {
-			io.WriteString(inW, linuxguest.Answer+"\n")
-		}
-		if onSeen != nil {
-			onSeen(con, mark, n)
-		}
-	}
+	con := linuxguest.NewConsole(inW, onSeen)
 	var summary bytes.Buffer
 	root := newRootCmd()
 	root.SetArgs(append([]string{"run", "--kernel", kernel, "--initrd", ird.path, "--memory", "256M"}, args...))
@@ -141,7 +85,7 @@ func bootLinux(t *testing.T, ctx context.Context, kernel string, ird testInitram
 	root.SetOut(con)
 	root.SetErr(&summary)
 	err := root.ExecuteContext(ctx)
-	r := bootResult{out: con.String(), summary: summary.String(), took: time.Since(con.start), con: con}
+	r := bootResult{out: con.String(), summary: summary.String(), took: con.Elapsed(), con: con}
 	var ee exitError
 	switch {
 	case errors.As(err, &ee):
@@ -160,7 +104,7 @@ const labBootLimit = 2 * time.Minute
 // triple-faults or stalls past labBootLimit inside the lab (kvmtest.InLab):
 // QEMU's software SVM under the lab's KVM now and then does either to a
 // guest. The retry is logged. Anywhere else the first boot is the result.
-func bootLinuxRetryingInLab(t *testing.T, ctx context.Context, kernel string, ird testInitramfs, onSeen func(*console, string, int), args ...string) bootResult {
+func bootLinuxRetryingInLab(t *testing.T, ctx context.Context, kernel string, ird testInitramfs, onSeen func(string, int), args ...string) bootResult {
 	t.Helper()
 	if !kvmtest.InLab() {
 		return bootLinux(t, ctx, kernel, ird, onSeen, args...)
@@ -206,7 +150,7 @@ func TestLinuxToUserspace(t *testing.T) {
 				cmdline := "console=ttyS0 ember.marker=" + hex.EncodeToString(marker) + " ember.end=poweroff"
 				r := bootLinuxRetryingInLab(t, ctx, kernel, ird, nil, "--boot", mode, "--cpus", strconv.Itoa(cpus), "--cmdline", cmdline)
 				t.Logf("%s, %d vCPUs: Linux version at %v, /init at %v, exit (status %d) at %v",
-					mode, cpus, r.con.first(linuxguest.MarkBanner), r.con.first(linuxguest.MarkStarted), r.status, r.took)
+					mode, cpus, r.con.First(linuxguest.MarkBanner), r.con.First(linuxguest.MarkStarted), r.status, r.took)
 				checkUserspace(t, r, ird, cmdline, cpus)
 				if r.status != 0 || !strings.Contains(r.summary, "powered off") {
 					t.Errorf("poweroff: ember exited %d with %q, want 0 and \"powered off\"", r.status, strings.TrimSpace(r.summary))
@@ -266,20 +210,20 @@ func TestLinuxReboot(t *testing.T) {
 		defer cancel()
 		// Stop from the host once the second boot has reached its prompt.
 		var stopped atomic.Bool
-		stop := func(_ *console, mark string, n int) {
+		stop := func(mark string, n int) {
 			if mark == linuxguest.MarkPrompt && n == 2 {
 				stopped.Store(true)
 				cancel()
 			}
 		}
 		r := bootLinux(t, ctx, kernel, ird, stop, "--cmdline", cmdline, "--reboot", "restart")
-		if !stopped.Load() && kvmtest.InLab() && len(r.con.seen[linuxguest.MarkStarted]) < 2 {
+		if !stopped.Load() && kvmtest.InLab() && r.con.Count(linuxguest.MarkStarted) < 2 {
 			t.Logf("lab flake (%s), booting again", strings.TrimSpace(r.summary))
 			ctx, cancel = context.WithTimeout(context.Background(), limit)
 			defer cancel()
 			r = bootLinux(t, ctx, kernel, ird, stop, "--cmdline", cmdline, "--reboot", "restart")
 		}
-		if got := len(r.con.seen[linuxguest.MarkStarted]); got != 2 {
+		if got := r.con.Count(linuxguest.MarkStarted); got != 2 {
 			t.Errorf("/init ran %d times, want 2 (a boot, a reboot, a second boot)", got)
 		}
 		if got := strings.Count(r.out, linuxguest.Echo); got < 1 {

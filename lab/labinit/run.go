@@ -74,7 +74,7 @@ func runStep(s job.Step) (int, time.Duration) {
 
 // quietLimit is how long a step may print nothing before the watchdog asks
 // the lab kernel for backtraces of every CPU and of blocked tasks.
-const quietLimit = 2 * time.Minute
+const quietLimit = 5 * time.Minute
 
 // activityWriter passes output on and remembers when it last did.
 type activityWriter struct {
