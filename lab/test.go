@@ -26,8 +26,9 @@ const (
 func newTestCmd(o *options) *cobra.Command {
 	var run string
 	var verbose bool
+	var count int
 	cmd := &cobra.Command{
-		Use:   "test [packages] [-run regexp] [-v]",
+		Use:   "test [packages] [-run regexp] [-v] [--count n]",
 		Short: "run the KVM-using tests inside the lab",
 		Long: `test builds the test binary of every listed package whose tests use KVM
 (default ./...) on this machine, runs them inside the lab with
@@ -65,6 +66,9 @@ left to 'go test' on this machine.`,
 				if verbose {
 					argv = append(argv, "-test.v")
 				}
+				if count > 1 {
+					argv = append(argv, fmt.Sprintf("-test.count=%d", count))
+				}
 				j.Steps = append(j.Steps, job.Step{Label: p.path, Dir: p.dir, Args: argv, Env: labEnv(), KeepGoing: true})
 			}
 			return s.run(cmd.Context(), j)
@@ -72,6 +76,7 @@ left to 'go test' on this machine.`,
 	}
 	cmd.Flags().StringVar(&run, "run", "", "run only the tests matching this regexp (as go test -run)")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "verbose test output (as go test -v)")
+	cmd.Flags().IntVar(&count, "count", 1, "run each test this many times (as go test -count), to hunt a flaky one")
 	return cmd
 }
 
