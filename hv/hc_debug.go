@@ -3,6 +3,7 @@ package hv
 import (
 	"encoding/binary"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -73,24 +74,43 @@ func hcSetupSbuf(c *call) acrn.Errno {
 	if p.SbufID == acrn.SbufSEP || p.SbufID == acrn.SbufSocWatch {
 		return acrn.ENODEV
 	}
-	t := &c.h.table
-	k := sbufKey{p.PCPUID, p.SbufID}
-	if p.GPA == 0 {
-		t.mu.Lock()
-		delete(t.sbufs, k)
-		t.mu.Unlock()
-		return 0
+	if p.GPA != 0 {
+		if _, _, ok := sbufCheck(c.mem, p.GPA); !ok {
+			return acrn.EINVAL
+		}
 	}
-	if _, _, ok := sbufCheck(c.mem, p.GPA); !ok {
-		return acrn.EINVAL
-	}
-	t.mu.Lock()
-	if t.sbufs == nil {
-		t.sbufs = map[sbufKey]sbufRef{}
-	}
-	t.sbufs[k] = sbufRef{mem: c.mem, gpa: p.GPA}
-	t.mu.Unlock()
+	c.h.table.sbufs.set(sbufKey{p.PCPUID, p.SbufID}, sbufRef{mem: c.mem, gpa: p.GPA})
 	return 0
+}
+
+// sbufTable holds the registered shared buffers. Every hypercall looks for
+// its trace buffer, so the lookup stays off the VM table's lock, and costs
+// one atomic load while no trace buffer is set.
+type sbufTable struct {
+	mu     sync.Mutex
+	bufs   map[sbufKey]sbufRef // (pcpu, sbuf id) -> the buffer
+	traces atomic.Int32        // entries of bufs with id SbufTrace
+}
+
+// set registers ref under k, or removes k's buffer when ref.gpa is 0.
+func (t *sbufTable) set(k sbufKey, ref sbufRef) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, had := t.bufs[k]
+	if had && k.id == acrn.SbufTrace {
+		t.traces.Add(-1)
+	}
+	delete(t.bufs, k)
+	if ref.gpa == 0 {
+		return
+	}
+	if t.bufs == nil {
+		t.bufs = map[sbufKey]sbufRef{}
+	}
+	t.bufs[k] = ref
+	if k.id == acrn.SbufTrace {
+		t.traces.Add(1)
+	}
 }
 
 // sbufRef is a registered shared buffer: where it is.
@@ -108,10 +128,13 @@ func (h *Hypervisor) trace(c *call, rax uint64) {
 	if c.vcpu != nil {
 		cpu = uint16(c.vcpu.id % runtime.NumCPU())
 	}
-	t := &h.table
-	t.mu.Lock()
+	t := &h.table.sbufs
+	if t.traces.Load() == 0 {
+		return
+	}
+	t.mu.Lock() // one writer per buffer at a time
 	defer t.mu.Unlock()
-	ref, ok := t.sbufs[sbufKey{cpu, acrn.SbufTrace}]
+	ref, ok := t.bufs[sbufKey{cpu, acrn.SbufTrace}]
 	if !ok {
 		return
 	}

@@ -75,7 +75,7 @@ func hcCreateVM(c *call) acrn.Errno {
 }
 
 // strip takes the page of RAM NewVM gave a VM created by hypercall away
-// again, and records every vCPU's power-on state for HC_RESET_VM.
+// again.
 func (e *hcVM) strip() error {
 	vm := e.vm
 	for i := range vm.mem.Regions() {
@@ -85,17 +85,8 @@ func (e *hcVM) strip() error {
 	}
 	vm.mem.Close()
 	var err error
-	if vm.mem, err = memory.New(nil); err != nil {
-		return err
-	}
-	for _, v := range vm.vcpus {
-		s, err := snapshotVCPU(v.kvm, !vm.cfg.NoIRQChip)
-		if err != nil {
-			return err
-		}
-		e.powerOn = append(e.powerOn, s)
-	}
-	return nil
+	vm.mem, err = memory.New(nil)
+	return err
 }
 
 // running reports whether a run started by HC_START_VM is still going. The
@@ -219,9 +210,10 @@ func hcPauseVM(c *call) acrn.Errno {
 }
 
 // hcResetVM is HC_RESET_VM: param1 is the target VM ID, which must not be
-// running (pause it first; -EPERM otherwise). Every vCPU gets its power-on
-// state back and the BSP the registers HC_SET_VCPU_REGS gave it; the VM can
-// then be started again.
+// running (pause it first; -EPERM otherwise). The VM gets its power-on
+// state back (every vCPU, the irqchip and the PIT: hv.VM.ResetState) and the
+// BSP the registers HC_SET_VCPU_REGS gave it; the VM can then be started
+// again.
 func hcResetVM(c *call) acrn.Errno {
 	e, r := c.target(c.p1, true)
 	if r != 0 {
@@ -233,10 +225,8 @@ func hcResetVM(c *call) acrn.Errno {
 	}
 	e.stopRun()
 	e.cancel, e.done = nil, nil
-	for i, v := range e.vm.vcpus {
-		if err := e.powerOn[i].restore(v.kvm); err != nil {
-			return acrn.EIO
-		}
+	if err := e.vm.ResetState(); err != nil {
+		return acrn.EIO
 	}
 	if e.bspRegs != nil {
 		if err := applyRegs(e.vm.vcpus[0].kvm, &e.bspRegs.VCPURegs); err != nil {

@@ -71,8 +71,8 @@ type VM struct {
 	exits   atomic.Uint64
 	closed  bool
 
-	pause   pauseState    // Pause/Resume (pause.go)
-	powerOn *powerOnState // what Reset restores, saved before the first run
+	pause   pauseState // Pause/Resume (pause.go)
+	powerOn *State     // what Reset restores, saved before the first run (state.go)
 
 	platform *Platform // with Config.PC
 

@@ -9,7 +9,6 @@ import (
 
 	"ember/acrn"
 	"ember/ioreq"
-	"ember/kvm"
 	"ember/memory"
 )
 
@@ -48,15 +47,15 @@ func (s vmState) String() string {
 	return [...]string{"created", "running", "paused", "powered-off"}[s]
 }
 
-// vmTable maps ACRN VM IDs to VMs. Its lock guards the slots, the callback
-// vector and the sbufs; each entry has its own locks (see hcVM).
+// vmTable maps ACRN VM IDs to VMs. Its lock guards the slots and the
+// callback vector; the sbufs and each entry have their own locks (see hcVM).
 type vmTable struct {
 	mu        sync.RWMutex
 	slots     [MaxVMs]*hcVM
 	serviceVM *hcVM // the Service VM guest in slot 0, or nil: the host is the Service VM
 	callback  uint8 // upcall vector, HC_SET_CALLBACK_VECTOR
 	offline   map[uint32]bool
-	sbufs     map[sbufKey]sbufRef // (pcpu, sbuf id) -> the shared buffer (hc_debug.go)
+	sbufs     sbufTable // the shared buffers, with a lock of their own (hc_debug.go)
 	// hostUpcall is the host control plane's upcall handler (upcall.go).
 	hostUpcall ServiceUpcall
 
@@ -95,7 +94,6 @@ type hcVM struct {
 	nextSlot   uint32
 	freeSlots  []uint32
 	asyncIOs   []acrn.AsyncIOInfo
-	powerOn    []vcpuSnapshot // for HC_RESET_VM of a post-launched VM
 	cancel     context.CancelFunc
 	done       chan struct{} // closed when the run started by HC_START_VM ends
 	lastResult Result        // guarded by wpMu: the run's goroutine sets it
@@ -298,58 +296,4 @@ func (h *Hypervisor) WaitVM(ctx context.Context, id uint16) (Result, error) {
 	e.wpMu.Lock()
 	defer e.wpMu.Unlock()
 	return e.lastResult, nil
-}
-
-// vcpuSnapshot is a vCPU's power-on state, what HC_RESET_VM restores.
-type vcpuSnapshot struct {
-	regs   kvm.Regs
-	sregs  kvm.SRegs
-	fpu    kvm.FPU
-	events kvm.VCPUEvents
-	mp     kvm.MPState
-	lapic  *kvm.LAPICState
-}
-
-func snapshotVCPU(c *kvm.VCPU, chip bool) (s vcpuSnapshot, err error) {
-	if s.regs, err = c.GetRegs(); err != nil {
-		return s, err
-	}
-	if s.sregs, err = c.GetSRegs(); err != nil {
-		return s, err
-	}
-	if s.fpu, err = c.GetFPU(); err != nil {
-		return s, err
-	}
-	if s.events, err = c.GetVCPUEvents(); err != nil {
-		return s, err
-	}
-	if s.mp, err = c.GetMPState(); err != nil {
-		return s, err
-	}
-	if chip {
-		s.lapic, err = c.GetLAPIC()
-	}
-	return s, err
-}
-
-func (s vcpuSnapshot) restore(c *kvm.VCPU) error {
-	if err := c.SetSRegs(s.sregs); err != nil {
-		return err
-	}
-	if err := c.SetRegs(s.regs); err != nil {
-		return err
-	}
-	if err := c.SetFPU(s.fpu); err != nil {
-		return err
-	}
-	if s.lapic != nil {
-		l := *s.lapic
-		if err := c.SetLAPIC(&l); err != nil {
-			return err
-		}
-	}
-	if err := c.SetVCPUEvents(s.events); err != nil {
-		return err
-	}
-	return c.SetMPState(s.mp)
 }
