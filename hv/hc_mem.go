@@ -9,7 +9,6 @@ import (
 
 	"ember/acrn"
 	"ember/ioreq"
-	"ember/kvm"
 	"ember/memory"
 )
 
@@ -39,22 +38,12 @@ func protValid(p uint32) bool {
 	return p&^(acrn.MemAccessRightMask|acrn.MemTypeMask) == 0 && bits.OnesCount32(p&acrn.MemTypeMask) <= 1
 }
 
-// allocSlot returns a KVM memory slot number for a region's mapping.
-func (e *hcVM) allocSlot() uint32 {
-	if n := len(e.freeSlots); n > 0 {
-		s := e.freeSlots[n-1]
-		e.freeSlots = e.freeSlots[:n-1]
-		return s
-	}
-	e.nextSlot++
-	return e.nextSlot - 1
-}
-
 // unmap removes a region's KVM slots and WP page handlers.
 func (e *hcVM) unmap(m *memRegion) {
 	for _, s := range m.slots {
-		e.vm.kvm.DeleteMemoryRegion(s)
-		e.freeSlots = append(e.freeSlots, s)
+		if err := e.vm.UnmapMemory(s); err != nil {
+			e.vm.log.Warn("unmapping a memory region", "slot", s, "err", err)
+		}
 	}
 	m.slots = nil
 	for p := range m.wp {
@@ -62,7 +51,8 @@ func (e *hcVM) unmap(m *memRegion) {
 	}
 }
 
-// mapRegion (re)creates a region's KVM slots: runs of ordinary pages with
+// mapRegion (re)creates a region's mappings (hv.VM.MapMemory: KVM slots and
+// the VM's memory.Guest alike): runs of ordinary pages with
 // the region's protection (read-only without MEM_ACCESS_WRITE), and each
 // write-protected page as a read-only slot whose writes exit as MMIO and
 // become WP I/O requests. A running VM is paused meanwhile, so no vCPU sees
@@ -80,14 +70,8 @@ func (e *hcVM) mapRegion(m *memRegion) error {
 		for !wp && end < m.size && !m.wp[m.gpa+end] {
 			end += memory.PageSize
 		}
-		var flags uint32
-		if ro || wp {
-			flags = kvm.MemReadonly
-		}
-		s := e.allocSlot()
-		r := kvm.MemoryRegion{Slot: s, Flags: flags, GuestPhysAddr: m.gpa + off, Memory: m.host[off:end]}
-		if err := e.vm.kvm.SetUserMemoryRegion(r); err != nil {
-			e.freeSlots = append(e.freeSlots, s)
+		s, err := e.vm.MapMemory(m.gpa+off, m.host[off:end], ro || wp)
+		if err != nil {
 			e.unmap(m)
 			return err
 		}
@@ -288,16 +272,11 @@ func (h *Hypervisor) WPRequests(id uint16) []acrn.IORequest {
 	return r
 }
 
-// hostBytes returns the host memory behind a target GPA: a region's Service
-// VM memory for a VM created by hypercall, its own RAM otherwise.
+// hostBytes returns the host memory behind a target GPA, through the VM's
+// one memory map (for a VM created by hypercall, the Service VM memory its
+// regions lend it).
 func (e *hcVM) hostBytes(gpa uint64) []byte {
-	if e.load == loadPost {
-		if _, m := e.findRegion(gpa, 0); m != nil {
-			return m.host[gpa-m.gpa:]
-		}
-		return nil
-	}
-	b, err := e.vm.mem.Slice(gpa, 1)
+	b, err := e.vm.Memory().Slice(gpa, 1)
 	if err != nil {
 		return nil
 	}

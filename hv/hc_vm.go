@@ -8,7 +8,6 @@ import (
 
 	"ember/acrn"
 	"ember/kvm"
-	"ember/memory"
 )
 
 // knownGuestFlags are the GUEST_FLAG_* bits acrn defines; HC_CREATE_VM
@@ -18,7 +17,7 @@ const knownGuestFlags = 1<<15 - 1
 // hcCreateVM is HC_CREATE_VM: param1 is the GPA of an acrn_vm_creation.
 // The VM gets vcpu_num vCPUs, or one per bit of cpu_affinity (which must
 // name host CPUs, and agree with a non-zero vcpu_num); neither gives one. It
-// has no RAM of its own: HC_VM_SET_MEMORY_REGIONS maps Service VM memory
+// has no RAM of its own (hv.Config.MemorySize 0): HC_VM_SET_MEMORY_REGIONS maps Service VM memory
 // into it, as in ACRN. A non-zero ioreq_buf is set as HC_SET_IOREQ_BUFFER
 // would. The new VM ID and vCPU count are written back.
 func hcCreateVM(c *call) acrn.Errno {
@@ -49,16 +48,11 @@ func hcCreateVM(c *call) acrn.Errno {
 			return e
 		}
 	}
-	vm, err := c.h.NewVM(Config{MemorySize: memory.PageSize, VCPUs: n, GuestFlags: cr.VMFlag,
-		Console: io.Discard, byHypercall: true})
+	vm, err := c.h.NewVM(Config{VCPUs: n, GuestFlags: cr.VMFlag, Console: io.Discard, byHypercall: true})
 	if err != nil {
 		return acrn.ENOMEM
 	}
 	e := vm.hc
-	if err := e.strip(); err != nil {
-		vm.Close()
-		return acrn.ENOMEM
-	}
 	e.mu.Lock()
 	e.state = vmCreated
 	e.affinity = cr.CPUAffinity
@@ -72,21 +66,6 @@ func hcCreateVM(c *call) acrn.Errno {
 		return r
 	}
 	return 0
-}
-
-// strip takes the page of RAM NewVM gave a VM created by hypercall away
-// again.
-func (e *hcVM) strip() error {
-	vm := e.vm
-	for i := range vm.mem.Regions() {
-		if err := vm.kvm.DeleteMemoryRegion(uint32(i)); err != nil {
-			return err
-		}
-	}
-	vm.mem.Close()
-	var err error
-	vm.mem, err = memory.New(nil)
-	return err
 }
 
 // running reports whether a run started by HC_START_VM is still going. The

@@ -7,6 +7,7 @@ import (
 	"ember/acrn"
 	"ember/ioreq"
 	"ember/kvm"
+	"ember/x86"
 )
 
 // VCPU is one virtual CPU of a VM and the loop that runs it.
@@ -22,7 +23,7 @@ func newVCPU(vm *VM, h *Hypervisor, id int) (*VCPU, error) {
 		return nil, fmt.Errorf("hv: creating vCPU %d: %w", id, err)
 	}
 	v := &VCPU{id: id, vm: vm, kvm: c}
-	if err := c.SetCPUID2(BuildCPUID(h.cpuid, CPUIDConfig{ID: id, Count: vm.cfg.VCPUs, Mask: vm.cfg.CPUIDMask})); err != nil {
+	if err := c.SetCPUID2(x86.BuildCPUID(h.cpuid, x86.CPUIDConfig{ID: id, Count: vm.cfg.VCPUs, Mask: vm.cfg.CPUIDMask})); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("hv: vCPU %d CPUID: %w", id, err)
 	}

@@ -17,18 +17,17 @@ import (
 
 // Config describes a VM to create.
 type Config struct {
-	MemorySize uint64    // bytes of RAM; rounded up to a page
+	// MemorySize is the bytes of RAM, rounded up to a page, laid out around
+	// the MMIO hole. 0 gives a VM no RAM of its own: its owner maps memory
+	// into it with MapMemory (the hypercall service's VMs, whose RAM is the
+	// Service VM's).
+	MemorySize uint64
 	VCPUs      int       // number of vCPUs; 0 means 1
 	NoIRQChip  bool      // leave out the in-kernel PIC/IOAPIC/LAPIC and PIT
 	Console    io.Writer // where PortConsole output goes; nil discards it
 	Logger     *slog.Logger
-	// CPUIDMask names CPUID features to hide from the guest (see CPUIDFeatures).
+	// CPUIDMask names CPUID features to hide from the guest (see x86.CPUIDFeatures).
 	CPUIDMask []string
-	// PC attaches the PC platform Linux expects: COM1, the i8042, the CMOS
-	// RTC, a PCI host bridge and an MP table describing every vCPU.
-	PC bool
-	// Serial receives COM1's output when PC is set; nil means Console.
-	Serial io.Writer
 	// ServiceVM makes the guest ACRN's Service VM: VM ID 0, allowed to make
 	// every hypercall but the Trusty ones (docs/abi.md, Hypercalls).
 	ServiceVM bool
@@ -61,6 +60,11 @@ type VM struct {
 	mem   *memory.Guest
 	vcpus []*VCPU
 
+	slotMu    sync.Mutex        // guards the KVM memory slots (memory.go)
+	nextSlot  uint32            // the lowest slot never used
+	freeSlots []uint32          // slots used and released
+	slotGPA   map[uint32]uint64 // where each MapMemory slot maps
+
 	// PIO and MMIO dispatch port and memory-mapped accesses to devices.
 	PIO, MMIO *Bus
 
@@ -74,7 +78,7 @@ type VM struct {
 	pause   pauseState // Pause/Resume (pause.go)
 	powerOn *State     // what Reset restores, saved before the first run (state.go)
 
-	platform *Platform // with Config.PC
+	onClose []func() // what Close runs first, newest first (OnClose)
 
 	// ioreq is the one path every emulated access takes: a request in the
 	// vCPU's slot of the VM's request buffer, routed to a client.
@@ -101,9 +105,6 @@ type VM struct {
 func (h *Hypervisor) NewVM(cfg Config) (vm *VM, err error) {
 	if cfg.VCPUs == 0 {
 		cfg.VCPUs = 1
-	}
-	if cfg.MemorySize == 0 {
-		return nil, fmt.Errorf("hv: memory size is zero")
 	}
 	if cfg.Console == nil {
 		cfg.Console = io.Discard
@@ -141,11 +142,6 @@ func (h *Hypervisor) NewVM(cfg Config) (vm *VM, err error) {
 	if err = vm.registerABIPorts(); err != nil {
 		return nil, err
 	}
-	if cfg.PC {
-		if err = vm.setupPC(); err != nil {
-			return nil, err
-		}
-	}
 	if err = h.registerNew(vm); err != nil {
 		return nil, err
 	}
@@ -153,27 +149,6 @@ func (h *Hypervisor) NewVM(cfg Config) (vm *VM, err error) {
 		return nil, err
 	}
 	return vm, nil
-}
-
-// setupMemory maps the guest's RAM and gives it to KVM, one slot per region.
-func (vm *VM) setupMemory() error {
-	size := (vm.cfg.MemorySize + memory.PageSize - 1) &^ (memory.PageSize - 1)
-	newMem := memory.New
-	if vm.cfg.DeviceModelSocket != "" {
-		newMem = memory.NewShared // so device models can map the guest's RAM
-	}
-	mem, err := newMem(memory.PCLayout(size))
-	if err != nil {
-		return fmt.Errorf("hv: guest memory: %w", err)
-	}
-	vm.mem = mem
-	for i, r := range mem.Regions() {
-		reg := kvm.MemoryRegion{Slot: uint32(i), GuestPhysAddr: r.GPA, Memory: r.Host}
-		if err := vm.kvm.SetUserMemoryRegion(reg); err != nil {
-			return fmt.Errorf("hv: mapping RAM at %#x: %w", r.GPA, err)
-		}
-	}
-	return nil
 }
 
 // setupPlatform creates what KVM emulates in the kernel: on Intel the real-mode
@@ -215,6 +190,21 @@ func (vm *VM) registerABIPorts() error {
 	}
 	return vm.PIO.Register(PortExit, 4, "exit", &exitPort{stop: vm.stop})
 }
+
+// OnClose registers f to run when the VM is closed, before its vCPUs, KVM
+// descriptor and memory go: a platform or service built on the VM releases
+// what it holds there. The VM must not be running.
+func (vm *VM) OnClose(f func()) {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	vm.onClose = append(vm.onClose, f)
+}
+
+// Config returns the configuration the VM was created with, defaults filled in.
+func (vm *VM) Config() Config { return vm.cfg }
+
+// Logger returns the VM's logger, for the devices built on it.
+func (vm *VM) Logger() *slog.Logger { return vm.log }
 
 // Memory returns the guest's RAM, the checked accessor for every guest-physical access.
 func (vm *VM) Memory() *memory.Guest { return vm.mem }
@@ -297,6 +287,10 @@ func (vm *VM) Run(ctx context.Context) (Result, error) {
 // Stop asks a running VM to stop; Run then returns with StopHost.
 func (vm *VM) Stop() { vm.stop(Result{Reason: StopHost}) }
 
+// StopWith ends the current run with r, as a device does when the guest
+// resets or powers off the machine. Only the first cause of a run counts.
+func (vm *VM) StopWith(r Result) { vm.stop(r) }
+
 // stop records the first reason a run ends and wakes Run. Later calls of the
 // same run are ignored, so the first cause wins.
 func (vm *VM) stop(r Result) {
@@ -331,7 +325,9 @@ func (vm *VM) Close() error {
 	vm.mu.Unlock()
 	errs := []error{vm.closeDeviceModelSocket()}
 	vm.unregister()
-	vm.closePlatform()
+	for i := len(vm.onClose) - 1; i >= 0; i-- {
+		vm.onClose[i]()
+	}
 	for _, c := range vm.vcpus {
 		errs = append(errs, c.kvm.Close())
 	}

@@ -91,8 +91,6 @@ type hcVM struct {
 	ioreqSet   bool
 	svm        *ioreq.ServiceVMClient // the Service VM's side of the requests, or nil (upcall.go)
 	regions    []*memRegion
-	nextSlot   uint32
-	freeSlots  []uint32
 	asyncIOs   []acrn.AsyncIOInfo
 	cancel     context.CancelFunc
 	done       chan struct{} // closed when the run started by HC_START_VM ends
@@ -133,8 +131,7 @@ func (h *Hypervisor) ServiceMemory() (*memory.Guest, error) {
 // VM guest, the lowest free ID from 1 otherwise. A plain VM that finds the
 // table full still works; it simply cannot be a hypercall target.
 func (h *Hypervisor) register(vm *VM, load int) (*hcVM, error) {
-	e := &hcVM{h: h, vm: vm, load: load, flags: vm.cfg.GuestFlags, id: acrn.InvalidVMID, nextSlot: 64,
-		intrCount: map[uint32]uint64{}}
+	e := &hcVM{h: h, vm: vm, load: load, flags: vm.cfg.GuestFlags, id: acrn.InvalidVMID, intrCount: map[uint32]uint64{}}
 	t := &h.table
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -14,6 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -38,15 +40,30 @@ type Region struct {
 	Range
 	Host []byte // len(Host) == Size
 	// FD is the memfd behind Host for shared memory (NewShared), so another
-	// process can map the same RAM; -1 for anonymous memory (New).
+	// process can map the same RAM; -1 for anonymous memory (New) and for
+	// memory lent by another owner (Map).
 	FD int
+
+	owned bool // mapped by New or NewShared: Close unmaps it
 }
 
-// Guest is a guest's RAM: non-overlapping regions sorted by address. It is safe
-// for concurrent use: the regions never change after New, and accesses to the
-// bytes themselves are as concurrent as the guest's own.
+// Guest is a guest's RAM: non-overlapping regions sorted by address. The map
+// can change while the guest runs (Map, Unmap: the hypercall service maps a
+// Service VM's memory into the VMs it creates), so it is an immutable list
+// swapped atomically, as rust-vmm's GuestMemoryAtomic is: an access looks at
+// one list from start to end, and a change never makes it see half of one.
+// Accesses to the bytes themselves are as concurrent as the guest's own.
 type Guest struct {
-	regions []Region
+	mu      sync.Mutex               // serialises Map, Unmap and Close
+	regions atomic.Pointer[[]Region] // nil: no RAM
+}
+
+// list returns the current regions.
+func (g *Guest) list() []Region {
+	if p := g.regions.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // MMIOHoleStart and MMIOHoleEnd bound the 32-bit PCI hole that PC layouts keep
@@ -80,22 +97,26 @@ func newGuest(ranges []Range, shared bool) (*Guest, error) {
 	rs := append([]Range(nil), ranges...)
 	sort.Slice(rs, func(i, j int) bool { return rs[i].GPA < rs[j].GPA })
 	g := &Guest{}
+	var regs []Region
+	fail := func(err error) (*Guest, error) {
+		g.regions.Store(&regs)
+		g.Close()
+		return nil, err
+	}
 	for i, r := range rs {
 		if r.Size == 0 || r.GPA%PageSize != 0 || r.Size%PageSize != 0 || r.End() < r.GPA {
-			g.Close()
-			return nil, fmt.Errorf("memory: range %#x+%#x: not a non-empty page-aligned range", r.GPA, r.Size)
+			return fail(fmt.Errorf("memory: range %#x+%#x: not a non-empty page-aligned range", r.GPA, r.Size))
 		}
 		if i > 0 && r.GPA < rs[i-1].End() {
-			g.Close()
-			return nil, fmt.Errorf("memory: range %#x+%#x overlaps %#x+%#x", r.GPA, r.Size, rs[i-1].GPA, rs[i-1].Size)
+			return fail(fmt.Errorf("memory: range %#x+%#x overlaps %#x+%#x", r.GPA, r.Size, rs[i-1].GPA, rs[i-1].Size))
 		}
 		reg, err := mapRange(r, shared)
 		if err != nil {
-			g.Close()
-			return nil, err
+			return fail(err)
 		}
-		g.regions = append(g.regions, reg)
+		regs = append(regs, reg)
 	}
+	g.regions.Store(&regs)
 	return g, nil
 }
 
@@ -123,14 +144,62 @@ func mapRange(r Range, shared bool) (Region, error) {
 		}
 		return Region{}, fmt.Errorf("memory: mmap %d bytes for %#x: %w", r.Size, r.GPA, err)
 	}
-	return Region{Range: r, Host: host, FD: fd}, nil
+	return Region{Range: r, Host: host, FD: fd, owned: true}, nil
 }
 
-// Close unmaps every region. The Guest must not be used afterwards, and the
-// hypervisor must no longer map the regions.
+// Map adds [gpa, gpa+len(host)) to the guest's RAM, backed by host memory
+// that another owner keeps mapped (a Service VM's RAM lent to a VM it
+// created): Unmap and Close leave it mapped. The range must be page-aligned,
+// non-empty and clear of every other region.
+func (g *Guest) Map(gpa uint64, host []byte) error {
+	r := Range{GPA: gpa, Size: uint64(len(host))}
+	if r.Size == 0 || r.GPA%PageSize != 0 || r.Size%PageSize != 0 || r.End() < r.GPA {
+		return fmt.Errorf("memory: range %#x+%#x: not a non-empty page-aligned range", r.GPA, r.Size)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	old := g.list()
+	i := sort.Search(len(old), func(i int) bool { return old[i].GPA >= gpa })
+	if i > 0 && old[i-1].End() > gpa || i < len(old) && old[i].GPA < r.End() {
+		return fmt.Errorf("memory: range %#x+%#x overlaps guest RAM", r.GPA, r.Size)
+	}
+	regs := make([]Region, 0, len(old)+1)
+	regs = append(append(append(regs, old[:i]...), Region{Range: r, Host: host[:r.Size:r.Size], FD: -1}), old[i:]...)
+	g.regions.Store(&regs)
+	return nil
+}
+
+// Unmap removes the region Map added at gpa. An access that took the region
+// before may still complete; the memory stays its owner's.
+func (g *Guest) Unmap(gpa uint64) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	old := g.list()
+	for i, r := range old {
+		if r.GPA != gpa {
+			continue
+		}
+		if r.owned {
+			return fmt.Errorf("memory: the region at %#x is the guest's own RAM, not a mapping", gpa)
+		}
+		regs := append(append(make([]Region, 0, len(old)-1), old[:i]...), old[i+1:]...)
+		g.regions.Store(&regs)
+		return nil
+	}
+	return fmt.Errorf("memory: no region mapped at %#x", gpa)
+}
+
+// Close unmaps every region New or NewShared mapped and forgets the rest.
+// The Guest has no RAM afterwards; the hypervisor must no longer map the
+// regions, and no access may be in flight.
 func (g *Guest) Close() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	var first error
-	for _, r := range g.regions {
+	for _, r := range g.list() {
+		if !r.owned {
+			continue
+		}
 		if err := unix.Munmap(r.Host); err != nil && first == nil {
 			first = fmt.Errorf("memory: munmap %#x: %w", r.GPA, err)
 		}
@@ -138,17 +207,18 @@ func (g *Guest) Close() error {
 			unix.Close(r.FD)
 		}
 	}
-	g.regions = nil
+	g.regions.Store(nil)
 	return first
 }
 
-// Regions returns the RAM regions in address order.
-func (g *Guest) Regions() []Region { return g.regions }
+// Regions returns the RAM regions in address order: a snapshot, which Map
+// and Unmap do not change.
+func (g *Guest) Regions() []Region { return g.list() }
 
 // Size returns the total amount of RAM in bytes.
 func (g *Guest) Size() uint64 {
 	var n uint64
-	for _, r := range g.regions {
+	for _, r := range g.list() {
 		n += r.Size
 	}
 	return n
@@ -157,8 +227,9 @@ func (g *Guest) Size() uint64 {
 // Slice returns the host bytes behind [gpa, gpa+n), which must lie inside one
 // region. Writes through the slice are writes to guest memory. n may be 0.
 func (g *Guest) Slice(gpa, n uint64) ([]byte, error) {
-	for i := range g.regions {
-		r := &g.regions[i]
+	regs := g.list()
+	for i := range regs {
+		r := &regs[i]
 		if gpa >= r.GPA && gpa-r.GPA <= r.Size && n <= r.Size-(gpa-r.GPA) {
 			off := gpa - r.GPA
 			return r.Host[off : off+n : off+n], nil

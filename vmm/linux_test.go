@@ -17,6 +17,7 @@ import (
 	"ember/boot"
 	"ember/hv"
 	"ember/internal/kvmtest"
+	"ember/pc"
 )
 
 // KernelEnv names the Linux kernel the real-kernel tests boot. .ci/run fetches
@@ -135,11 +136,14 @@ func bootDebian(t *testing.T, h *hv.Hypervisor, kernel []byte, mode boot.Mode, t
 		want: []string{"Linux version", "Kernel command line: " + cmdline, "smpboot: Allowing 2 CPUs", "K available ("}}
 	// Two vCPUs: the kernel must find the second in ember's ACPI MADT
 	// (Debian's cloud kernel parses no MP table).
-	vm, err := h.NewVM(hv.Config{MemorySize: memSize, VCPUs: 2, PC: true, Console: w})
+	vm, err := h.NewVM(hv.Config{MemorySize: memSize, VCPUs: 2, Console: w})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer vm.Close()
+	if _, err := pc.Attach(vm, pc.Config{}); err != nil {
+		t.Fatal(err)
+	}
 	w.done = vm.Stop
 	entry, err := SetupLinuxImages(vm.Memory(), LinuxImages{Kernel: kernel, Cmdline: cmdline, Mode: mode})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/term"
 
+	"ember/devices/uart"
 	"ember/hv"
 )
 
@@ -64,9 +65,10 @@ func rawTerminal(in io.Reader) (restore func()) {
 // a VM that a guest reboot has already replaced. Input that arrives between
 // two boots is dropped, as keys typed into a machine that is resetting are.
 type consoleInput struct {
-	mu  sync.Mutex
-	vm  *hv.VM
-	ctx context.Context // the current boot's
+	mu   sync.Mutex
+	vm   *hv.VM
+	com1 *uart.UART
+	ctx  context.Context // the current boot's
 }
 
 // startConsoleInput starts copying in (through the Ctrl-A x filter) until ctx
@@ -77,14 +79,15 @@ func startConsoleInput(ctx context.Context, in io.Reader) *consoleInput {
 	return c
 }
 
-// attach makes vm the input's destination until the returned detach is called.
-func (c *consoleInput) attach(ctx context.Context, vm *hv.VM) (detach func()) {
+// attach makes vm's COM1 the input's destination until the returned detach
+// is called.
+func (c *consoleInput) attach(ctx context.Context, vm *hv.VM, com1 *uart.UART) (detach func()) {
 	c.mu.Lock()
-	c.vm, c.ctx = vm, ctx
+	c.vm, c.com1, c.ctx = vm, com1, ctx
 	c.mu.Unlock()
 	return func() {
 		c.mu.Lock()
-		c.vm, c.ctx = nil, nil
+		c.vm, c.com1, c.ctx = nil, nil, nil
 		c.mu.Unlock()
 	}
 }
@@ -93,10 +96,10 @@ func (c *consoleInput) attach(ctx context.Context, vm *hv.VM) (detach func()) {
 // full.
 func (c *consoleInput) Write(p []byte) (int, error) {
 	c.mu.Lock()
-	vm, ctx := c.vm, c.ctx
+	com1, ctx := c.com1, c.ctx
 	c.mu.Unlock()
-	if vm != nil {
-		vm.Platform().COM1.Feed(ctx, bytes.NewReader(p))
+	if com1 != nil {
+		com1.Feed(ctx, bytes.NewReader(p))
 	}
 	return len(p), nil
 }

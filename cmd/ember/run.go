@@ -17,7 +17,9 @@ import (
 	"ember/guest"
 	"ember/hv"
 	"ember/kvm"
+	"ember/pc"
 	"ember/vmm"
+	"ember/x86"
 )
 
 // Exit statuses of `ember run` when the guest did not choose its own.
@@ -152,7 +154,7 @@ func prepare(o runOptions) (*prepared, error) {
 	if o.reboot != rebootExit && o.reboot != rebootRestart {
 		return nil, fmt.Errorf("--reboot must be exit or restart, not %q", o.reboot)
 	}
-	if err := hv.CheckCPUIDMask(o.cpuidMask); err != nil {
+	if err := x86.CheckCPUIDMask(o.cpuidMask); err != nil {
 		return nil, fmt.Errorf("--cpuid-mask: %w", err)
 	}
 	p := &prepared{reboot: o.reboot, cfg: hv.Config{MemorySize: size, VCPUs: o.cpus, CPUIDMask: o.cpuidMask, DeviceModelSocket: o.dmSocket}}
@@ -161,9 +163,7 @@ func prepare(o runOptions) (*prepared, error) {
 		if !ok {
 			return nil, fmt.Errorf("no built-in guest %q (see 'ember run --help')", o.guest)
 		}
-		// Tiny guests get the PC platform too, so they can use COM1, the
-		// i8042 reset line, the PIT and the other vCPUs as Linux would.
-		p.name, p.prog, p.cfg.PC = prog.Name, prog, true
+		p.name, p.prog = prog.Name, prog
 		return p, nil
 	}
 	mode, ok := bootModes[o.bootMode]
@@ -186,7 +186,7 @@ func prepare(o runOptions) (*prepared, error) {
 		return nil, fmt.Errorf("--memory %s is too small for a %d-byte kernel and a %d-byte initrd",
 			o.memory, len(img.Kernel), len(img.Initrd))
 	}
-	p.name, p.linux, p.cfg.PC = o.kernel, img, true
+	p.name, p.linux = o.kernel, img
 	return p, nil
 }
 
@@ -248,13 +248,19 @@ func run(ctx context.Context, o runOptions, stdin io.Reader, stdout, stderr io.W
 }
 
 // bootOnce builds a VM for p, runs it until it stops, and tears it down.
-// input, if not nil, feeds the VM's COM1 while it runs.
+// input, if not nil, feeds the VM's COM1 while it runs. Every guest, tiny
+// ones too, gets the PC platform, so they can use COM1, the i8042 reset
+// line, the PIT and the other vCPUs as Linux would.
 func bootOnce(ctx context.Context, h *hv.Hypervisor, p *prepared, input *consoleInput) (hv.Result, uint64, error) {
 	vm, err := h.NewVM(p.cfg)
 	if err != nil {
 		return hv.Result{}, 0, err
 	}
 	defer vm.Close()
+	plat, err := pc.Attach(vm, pc.Config{})
+	if err != nil {
+		return hv.Result{}, 0, err
+	}
 	if p.linux != nil {
 		entry, err := vmm.SetupLinuxImages(vm.Memory(), *p.linux)
 		if err != nil {
@@ -274,7 +280,7 @@ func bootOnce(ctx context.Context, h *hv.Hypervisor, p *prepared, input *console
 	if input != nil {
 		bootCtx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		defer input.attach(bootCtx, vm)()
+		defer input.attach(bootCtx, vm, plat.COM1)()
 	}
 	res, err := vm.Run(ctx)
 	return res, vm.Exits(), err

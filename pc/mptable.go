@@ -1,4 +1,4 @@
-package hv
+package pc
 
 import (
 	"encoding/binary"

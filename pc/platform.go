@@ -1,13 +1,16 @@
-package hv
+package pc
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
 
 	"ember/devices"
 	"ember/devices/acpipm"
 	"ember/devices/i8042"
 	"ember/devices/rtc"
 	"ember/devices/uart"
+	"ember/hv"
 	"ember/ioreq"
 	"ember/kvm"
 	"ember/memory"
@@ -33,16 +36,24 @@ type Platform struct {
 	PM    *acpipm.PM
 }
 
+// Config configures the platform.
+type Config struct {
+	// Serial receives COM1's output; nil means the VM's console
+	// (hv.Config.Console).
+	Serial io.Writer
+}
+
 // irqLine drives a GSI of the in-kernel irqchip, for device models.
 type irqLine struct {
-	vm  *VM
+	vm  *kvm.VM
+	log *slog.Logger
 	gsi uint32
 }
 
 // SetLevel raises or lowers the line with KVM_IRQ_LINE.
 func (l irqLine) SetLevel(high bool) {
-	if err := l.vm.kvm.IRQLine(l.gsi, high); err != nil {
-		l.vm.log.Warn("raising an interrupt line failed", "gsi", l.gsi, "err", err)
+	if err := l.vm.IRQLine(l.gsi, high); err != nil {
+		l.log.Warn("raising an interrupt line failed", "gsi", l.gsi, "err", err)
 	}
 }
 
@@ -56,32 +67,53 @@ type offsetDevice struct {
 func (d offsetDevice) Read(off uint64, data []byte)  { d.dev.Read(off+d.add, data) }
 func (d offsetDevice) Write(off uint64, data []byte) { d.dev.Write(off+d.add, data) }
 
-// setupPC attaches the PC platform: COM1 on IRQ 4, the i8042 (whose reset line
-// stops the VM with StopReset), the CMOS RTC with the memory size, the PCI
-// host bridge, the ACPI PM registers (whose S5 stops the VM with
-// StopPowerOff), the MP table and the ACPI tables that list every vCPU, and
-// the MSRs Linux expects.
-func (vm *VM) setupPC() error {
-	if vm.cfg.NoIRQChip {
-		return fmt.Errorf("hv: the PC platform needs the in-kernel irqchip")
+// Attach wires the PC platform onto vm, which has the in-kernel irqchip and
+// has not run yet: COM1 on IRQ 4, the i8042 (whose reset line ends the run
+// with hv.StopReset), the CMOS RTC with the memory size, the PCI host bridge,
+// the ACPI PM registers (whose S5 ends the run with hv.StopPowerOff), the MP
+// table and the ACPI tables that list every vCPU, and the MSRs Linux
+// expects. Closing the VM stops the devices.
+func Attach(vm *hv.VM, cfg Config) (*Platform, error) {
+	vcfg := vm.Config()
+	if vcfg.NoIRQChip {
+		return nil, fmt.Errorf("pc: the PC platform needs the in-kernel irqchip")
 	}
-	out := vm.cfg.Serial
+	out := cfg.Serial
 	if out == nil {
-		out = vm.cfg.Console
+		out = vcfg.Console
 	}
-	below, above := ramAround4G(vm.mem)
+	log := vm.Logger()
+	line := func(gsi uint32) irqLine { return irqLine{vm.KVM(), log, gsi} }
+	below, above := ramAround4G(vm.Memory())
 	p := &Platform{
-		COM1:  uart.New(uart.Config{IRQ: irqLine{vm, uart.COM1IRQ}, Output: out, Logger: vm.log}),
-		I8042: i8042.New(i8042.Config{IRQ: irqLine{vm, irqKeyboard}, Reset: vm.guestReset, Logger: vm.log}),
-		RTC:   rtc.New(rtc.Config{MemBelow4G: below, MemAbove4G: above, IRQ: irqLine{vm, irqRTC}, Logger: vm.log}),
+		COM1:  uart.New(uart.Config{IRQ: line(uart.COM1IRQ), Output: out, Logger: log}),
+		I8042: i8042.New(i8042.Config{IRQ: line(irqKeyboard), Reset: func() { vm.StopWith(hv.Result{Reason: hv.StopReset}) }, Logger: log}),
+		RTC:   rtc.New(rtc.Config{MemBelow4G: below, MemAbove4G: above, IRQ: line(irqRTC), Logger: log}),
 		PCI:   NewPCIHost(),
-		PM:    acpipm.New(acpipm.Config{PowerOff: vm.guestPowerOff, Logger: vm.log}),
+		PM:    acpipm.New(acpipm.Config{PowerOff: func() { vm.StopWith(hv.Result{Reason: hv.StopPowerOff}) }, Logger: log}),
 	}
-	vm.platform = p
+	vm.OnClose(p.RTC.Close)
+	if err := p.wire(vm); err != nil {
+		return nil, err
+	}
+	if err := writeTables(vm); err != nil {
+		return nil, err
+	}
+	for i := range vm.NumVCPUs() {
+		setBootMSRs(vm.VCPU(i).KVM(), i, log)
+		presetXCR0(vm.VCPU(i).KVM(), i, log)
+	}
+	return p, nil
+}
+
+// wire claims the devices' ports and the host bridge's configuration space.
+// A repeated reset pulse or S5 before the run has stopped is one stop, as
+// only the first cause of a run counts.
+func (p *Platform) wire(vm *hv.VM) error {
 	regs := []struct {
 		base, size uint64
 		name       string
-		dev        Device
+		dev        hv.Device
 	}{
 		{uart.COM1Base, uart.PortLen, "com1", p.COM1},
 		{portI8042Data, 1, "i8042-data", offsetDevice{p.I8042, 0}},
@@ -97,44 +129,25 @@ func (vm *VM) setupPC() error {
 	// Configuration mechanism #1 (0xCF8/0xCFC) is decoded by the I/O
 	// request path; the host bridge answers for 00:00.0 as a PCICFG client.
 	// Functions nobody claims read as all ones: an empty slot.
-	if err := vm.ioreq.Router().Claim(PCIHostRange, ioreq.InProcess("pci-host", ioreq.PCIConfigHandler(p.PCI))); err != nil {
-		return fmt.Errorf("hv: PCI host bridge: %w", err)
-	}
-	// The MP table holds at most 40 processors in its KiB; beyond that the
-	// ACPI MADT alone describes them, as on modern firmware.
-	if n := len(vm.vcpus); n <= mpMaxCPUs {
-		if err := WriteMPTable(vm.mem, n); err != nil {
-			return err
-		}
-	} else {
-		vm.log.Debug("no MP table: too many vCPUs for it; ACPI describes them", "vcpus", n)
-	}
-	if err := WriteACPI(vm.mem, len(vm.vcpus)); err != nil {
-		return err
-	}
-	for _, c := range vm.vcpus {
-		c.setBootMSRs()
-		c.presetXCR0()
+	if err := vm.IORequests().Router().Claim(PCIHostRange, ioreq.InProcess("pci-host", ioreq.PCIConfigHandler(p.PCI))); err != nil {
+		return fmt.Errorf("pc: PCI host bridge: %w", err)
 	}
 	return nil
 }
 
-// Platform returns the PC platform devices, or nil if Config.PC was not set.
-func (vm *VM) Platform() *Platform { return vm.platform }
-
-// guestReset is the i8042's CPU reset line: the run ends with StopReset (the
-// caller decides whether that ends the VM or reboots it). Repeated pulses
-// before the run has stopped are one reset, as vm.stop keeps the first cause.
-func (vm *VM) guestReset() { vm.stop(Result{Reason: StopReset}) }
-
-// guestPowerOff is the ACPI PM block's S5: the run ends with StopPowerOff.
-func (vm *VM) guestPowerOff() { vm.stop(Result{Reason: StopPowerOff}) }
-
-// closePlatform stops the devices' timers.
-func (vm *VM) closePlatform() {
-	if vm.platform != nil {
-		vm.platform.RTC.Close()
+// writeTables writes the MP table and the ACPI tables. The MP table holds at
+// most 40 processors in its KiB; beyond that the ACPI MADT alone describes
+// them, as on modern firmware.
+func writeTables(vm *hv.VM) error {
+	n := vm.NumVCPUs()
+	if n <= mpMaxCPUs {
+		if err := WriteMPTable(vm.Memory(), n); err != nil {
+			return err
+		}
+	} else {
+		vm.Logger().Debug("no MP table: too many vCPUs for it; ACPI describes them", "vcpus", n)
 	}
+	return WriteACPI(vm.Memory(), n)
 }
 
 // ramAround4G splits guest RAM into what lies below and above 4 GiB.
@@ -158,11 +171,11 @@ const (
 // setBootMSRs sets the MSRs Linux expects firmware to have set. A host that
 // refuses one is logged, not fatal: KVM hosts differ (DESIGN.md's notes on
 // IA32_ARCH_CAPABILITIES).
-func (c *VCPU) setBootMSRs() {
+func setBootMSRs(c *kvm.VCPU, id int, log *slog.Logger) {
 	entries := []kvm.MSREntry{{Index: msrIA32MiscEnable, Data: miscEnableFastStr}}
-	n, err := c.kvm.SetMSRs(entries)
+	n, err := c.SetMSRs(entries)
 	if err != nil || n < len(entries) {
-		c.vm.log.Debug("host refused a boot MSR", "vcpu", c.id, "set", n, "of", len(entries), "err", err)
+		log.Debug("host refused a boot MSR", "vcpu", id, "set", n, "of", len(entries), "err", err)
 	}
 }
 
@@ -179,8 +192,8 @@ const xfeaturesLinux = 0x7 | 0xe0 | 0x200 | 0x60000
 // 0xD then reports the XSAVE area size for x87 alone, Linux warns "XSAVE
 // consistency problem" and turns XSAVE off, and KVM reloads the stale XCR0 on
 // every entry. Presetting keeps KVM's view and the guest's equal.
-func (c *VCPU) presetXCR0() {
-	entries, err := c.kvm.GetCPUID2()
+func presetXCR0(c *kvm.VCPU, id int, log *slog.Logger) {
+	entries, err := c.GetCPUID2()
 	if err != nil {
 		return
 	}
@@ -199,7 +212,7 @@ func (c *VCPU) presetXCR0() {
 	}
 	x := kvm.XCRs{NrXCRs: 1}
 	x.XCRs[0] = kvm.XCR{XCR: 0, Value: mask}
-	if err := c.kvm.SetXCRs(x); err != nil {
-		c.vm.log.Debug("host refused the XCR0 preset", "vcpu", c.id, "xcr0", mask, "err", err)
+	if err := c.SetXCRs(x); err != nil {
+		log.Debug("host refused the XCR0 preset", "vcpu", id, "xcr0", mask, "err", err)
 	}
 }

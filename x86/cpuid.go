@@ -1,4 +1,4 @@
-package hv
+package x86
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package hv
+package pc
 
 import (
 	"strings"
@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"ember/guest"
+	"ember/hv"
 )
 
 // TestUARTLoopbackAndInterruptDrivenTransmit runs a guest that does what a
@@ -14,8 +15,8 @@ import (
 func TestUARTLoopbackAndInterruptDrivenTransmit(t *testing.T) {
 	h := openHV(t)
 	var serial strings.Builder
-	res, _, vals := runProgram(t, h, guest.UART, Config{PC: true, Serial: &serial})
-	if res.Reason != StopExit || res.Status != 0 {
+	res, _, vals := runProgram(t, h, guest.UART, hv.Config{}, Config{Serial: &serial})
+	if res.Reason != hv.StopExit || res.Status != 0 {
 		t.Fatalf("result %v; reports %#x; COM1 %q", res, vals, serial.String())
 	}
 	const msg = "sent by interrupts\n"
@@ -33,9 +34,9 @@ func TestUARTLoopbackAndInterruptDrivenTransmit(t *testing.T) {
 func TestPITInterruptsReachTheGuest(t *testing.T) {
 	h := openHV(t)
 	start := time.Now()
-	res, _, vals := runProgram(t, h, guest.PIT, Config{PC: true})
+	res, _, vals := runProgram(t, h, guest.PIT, hv.Config{}, Config{})
 	elapsed := time.Since(start)
-	if res.Reason != StopExit || res.Status != 0 || len(vals) != 1 || vals[0] != 5 {
+	if res.Reason != hv.StopExit || res.Status != 0 || len(vals) != 1 || vals[0] != 5 {
 		t.Fatalf("result %v, reports %v; want exit 0 after 5 ticks", res, vals)
 	}
 	// Five periods of 10 ms, the first possibly short: at least 40 ms.
@@ -49,8 +50,8 @@ func TestPITInterruptsReachTheGuest(t *testing.T) {
 // reboots the VM, see ember run --reboot).
 func TestI8042ResetEndsTheRun(t *testing.T) {
 	h := openHV(t)
-	res, _, _ := runProgram(t, h, guest.Reset, Config{PC: true})
-	if res.Reason != StopReset {
+	res, _, _ := runProgram(t, h, guest.Reset, hv.Config{}, Config{})
+	if res.Reason != hv.StopReset {
 		t.Fatalf("result %v, want reset", res)
 	}
 }
@@ -59,8 +60,8 @@ func TestI8042ResetEndsTheRun(t *testing.T) {
 // INIT and a startup IPI through the in-kernel LAPIC, as Linux's SMP boot does.
 func TestAPStartsByINITAndSIPI(t *testing.T) {
 	h := openHV(t)
-	res, _, vals := runProgram(t, h, guest.SMP, Config{PC: true, VCPUs: 2})
-	if res.Reason != StopExit || res.Status != 1 || len(vals) != 1 || vals[0] != 0x101 {
+	res, _, vals := runProgram(t, h, guest.SMP, hv.Config{VCPUs: 2}, Config{})
+	if res.Reason != hv.StopExit || res.Status != 1 || len(vals) != 1 || vals[0] != 0x101 {
 		t.Fatalf("result %v, reports %#x; want exit 1 and 0x101 (the AP, APIC id 1)", res, vals)
 	}
 }
@@ -69,11 +70,7 @@ func TestAPStartsByINITAndSIPI(t *testing.T) {
 // a PC VM; ACPI describes them all.
 func TestManyVCPUsOnThePCPlatform(t *testing.T) {
 	h := openHV(t)
-	vm, err := h.NewVM(Config{MemorySize: 2 << 20, VCPUs: mpMaxCPUs + 2, PC: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vm.Close()
+	vm := newPC(t, h, hv.Config{VCPUs: mpMaxCPUs + 2}, Config{})
 	mem := vm.Memory()
 	fp := make([]byte, 4)
 	mem.ReadAt(fp, MPTableAddr)

@@ -1,10 +1,11 @@
-package hv
+package pc
 
 import (
 	"encoding/binary"
 	"sync"
 
 	"ember/acrn"
+	"ember/devices"
 	"ember/ioreq"
 )
 
@@ -46,7 +47,7 @@ func (h *PCIHost) ConfigRead(bus, dev, fn uint8, reg uint16, data []byte) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if bus != 0 || dev != 0 || fn != 0 || int(reg)+len(data) > len(h.bridge) {
-		fillOnes(data)
+		devices.FillOnes(data)
 		return
 	}
 	copy(data, h.bridge[reg:])
@@ -65,11 +66,5 @@ func (h *PCIHost) ConfigWrite(bus, dev, fn uint8, reg uint16, data []byte) {
 		if r := int(reg) + i; r == 0x04 || r == 0x05 {
 			h.bridge[r] = b
 		}
-	}
-}
-
-func fillOnes(data []byte) {
-	for i := range data {
-		data[i] = 0xff
 	}
 }
