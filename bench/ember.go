@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 
 	"ember/guest"
 	"ember/hv"
+	"ember/hypercall"
 	"ember/kvm"
 )
 
@@ -166,9 +168,7 @@ func (d *drainer) close() uint64 {
 	var b [8]byte
 	if n, _ := unix.Read(int(d.f.Fd()), b[:]); n == 8 {
 		d.mu.Lock()
-		for i := 7; i >= 0; i-- {
-			d.total += uint64(b[i]) << (8 * i)
-		}
+		d.total += binary.LittleEndian.Uint64(b[:])
 		d.mu.Unlock()
 	}
 	d.f.Close()
@@ -306,7 +306,9 @@ func Churn(ctx context.Context, h *hv.Hypervisor, image []byte, workers int, d t
 // RunEmberHypercalls runs the hypercall guest for n hypercalls (a multiple of
 // 16) in a VM created as the Service VM and returns how long vm.Run took.
 func RunEmberHypercalls(ctx context.Context, h *hv.Hypervisor, n int) (time.Duration, error) {
-	vm, err := h.NewVM(hv.Config{MemorySize: 2 << 20, ServiceVM: true})
+	hc := hypercall.New(h)
+	defer hc.Close()
+	vm, err := hc.NewVM(hv.Config{MemorySize: 2 << 20}, hypercall.Identity{ServiceVM: true})
 	if err != nil {
 		return 0, err
 	}

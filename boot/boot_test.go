@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"ember/layout"
 )
 
 const testRAM = 64 << 20
@@ -273,8 +275,8 @@ func TestZeroPageForHostDecompressedBzImage(t *testing.T) {
 	const cmdline = "console=ttyS0 root=/dev/vda"
 	e := loadOK(t, mem, LinuxConfig{Kernel: testBzImage(t), Initrd: initrd, Cmdline: cmdline})
 
-	if e.Mode != LongMode || e.RIP != testEntry || e.RSI != ZeroPageAddr || e.Compression != CompressionGzip {
-		t.Errorf("entry %v, want long mode at %#x with RSI %#x", e, testEntry, ZeroPageAddr)
+	if e.Mode != LongMode || e.RIP != testEntry || e.RSI != layout.ZeroPage || e.Compression != CompressionGzip {
+		t.Errorf("entry %v, want long mode at %#x with RSI %#x", e, testEntry, layout.ZeroPage)
 	}
 	text := mem.read(testEntry, testMemsz)
 	if !bytes.HasPrefix(text, []byte("startup_64")) || !bytes.Equal(text[testTextSize:], make([]byte, testMemsz-testTextSize)) {
@@ -287,7 +289,7 @@ func TestZeroPageForHostDecompressedBzImage(t *testing.T) {
 	if !bytes.Equal(mem.read(e.Initrd, uint64(len(initrd))), initrd) {
 		t.Error("initrd contents")
 	}
-	if got := mem.read(CmdlineAddr, uint64(len(cmdline)+1)); string(got) != cmdline+"\x00" {
+	if got := mem.read(layout.Cmdline, uint64(len(cmdline)+1)); string(got) != cmdline+"\x00" {
 		t.Errorf("command line %q", got)
 	}
 	checkZeroPage(t, mem, e, MemoryMap(testRAM), 0x020f)
@@ -296,7 +298,7 @@ func TestZeroPageForHostDecompressedBzImage(t *testing.T) {
 // checkZeroPage checks the fields of boot_params the loader writes.
 func checkZeroPage(t *testing.T, mem *fakeMem, e *Entry, ram []E820Entry, version uint16) {
 	t.Helper()
-	zp := mem.read(ZeroPageAddr, zeroPageSize)
+	zp := mem.read(layout.ZeroPage, zeroPageSize)
 	le := binary.LittleEndian
 	u16 := func(o int) uint64 { return uint64(le.Uint16(zp[o:])) }
 	u32 := func(o int) uint64 { return uint64(le.Uint32(zp[o:])) }
@@ -310,7 +312,7 @@ func checkZeroPage(t *testing.T, mem *fakeMem, e *Entry, ram []E820Entry, versio
 		{"type_of_loader", uint64(zp[offTypeOfLoader]), 0xff},
 		{"loadflags LOADED_HIGH|CAN_USE_HEAP", uint64(zp[offLoadflags] & (LoadedHigh | CanUseHeap)), LoadedHigh | CanUseHeap},
 		{"heap_end_ptr", u16(offHeapEndPtr), 0xde00},
-		{"cmd_line_ptr", u32(offCmdLinePtr), CmdlineAddr},
+		{"cmd_line_ptr", u32(offCmdLinePtr), layout.Cmdline},
 		{"ext_cmd_line_ptr", u32(offExtCmdLinePtr), 0},
 		{"ramdisk_image", u32(offRamdiskImage), e.Initrd & 0xffffffff},
 		{"ramdisk_size", u32(offRamdiskSize), e.InitrdSize & 0xffffffff},
@@ -337,17 +339,17 @@ func TestPlainBzImagePath(t *testing.T) {
 	bz := testBzImage(t)
 	e := loadOK(t, mem, LinuxConfig{Kernel: bz, Mode: ModeBzImage, Cmdline: "quiet"})
 	img, _ := ParseBzImage(bz)
-	if e.Mode != LongMode || e.RIP != BzImageLoadAddr+0x200 || e.RSI != ZeroPageAddr {
+	if e.Mode != LongMode || e.RIP != layout.BzImageLoad+0x200 || e.RSI != layout.ZeroPage {
 		t.Errorf("entry %v, want 64-bit entry at load address + 0x200", e)
 	}
 	if e.KernelEnd != 0x1000000+0x100000 {
 		t.Errorf("kernel end %#x, want pref_address + init_size", e.KernelEnd)
 	}
-	if !bytes.Equal(mem.read(BzImageLoadAddr, uint64(len(img.Kernel))), img.Kernel) {
+	if !bytes.Equal(mem.read(layout.BzImageLoad, uint64(len(img.Kernel))), img.Kernel) {
 		t.Error("protected-mode code not at 0x100000")
 	}
-	zp := mem.read(ZeroPageAddr, zeroPageSize)
-	if got := binary.LittleEndian.Uint32(zp[offCode32Start:]); got != BzImageLoadAddr {
+	zp := mem.read(layout.ZeroPage, zeroPageSize)
+	if got := binary.LittleEndian.Uint32(zp[offCode32Start:]); got != layout.BzImageLoad {
 		t.Errorf("code32_start %#x", got)
 	}
 	checkZeroPage(t, mem, e, MemoryMap(testRAM), 0x020f)
@@ -392,11 +394,11 @@ func TestPVHEntry(t *testing.T) {
 			mem := newMem(testRAM)
 			initrd := []byte("initramfs")
 			e := loadOK(t, mem, LinuxConfig{Kernel: kernel.data, Mode: ModePVH, Initrd: initrd, Cmdline: "pvh"})
-			if e.Mode != ProtectedMode || e.RIP != testPVHEntry || e.RBX != PVHStartInfoAddr || e.ZeroPage != 0 {
-				t.Fatalf("entry %v, want 32-bit protected mode at the PVH note's %#x with RBX %#x", e, testPVHEntry, PVHStartInfoAddr)
+			if e.Mode != ProtectedMode || e.RIP != testPVHEntry || e.RBX != layout.PVHStartInfo || e.ZeroPage != 0 {
+				t.Fatalf("entry %v, want 32-bit protected mode at the PVH note's %#x with RBX %#x", e, testPVHEntry, layout.PVHStartInfo)
 			}
 			le := binary.LittleEndian
-			si := mem.read(PVHStartInfoAddr, hvmStartInfoSize)
+			si := mem.read(layout.PVHStartInfo, hvmStartInfoSize)
 			ram := MemoryMap(testRAM)
 			checks := []struct {
 				name      string
@@ -405,9 +407,9 @@ func TestPVHEntry(t *testing.T) {
 				{"magic", uint64(le.Uint32(si)), 0x336ec578},
 				{"version", uint64(le.Uint32(si[4:])), 1},
 				{"nr_modules", uint64(le.Uint32(si[12:])), 1},
-				{"modlist_paddr", le.Uint64(si[16:]), PVHModlistAddr},
-				{"cmdline_paddr", le.Uint64(si[24:]), CmdlineAddr},
-				{"memmap_paddr", le.Uint64(si[40:]), PVHMemmapAddr},
+				{"modlist_paddr", le.Uint64(si[16:]), layout.PVHModlist},
+				{"cmdline_paddr", le.Uint64(si[24:]), layout.Cmdline},
+				{"memmap_paddr", le.Uint64(si[40:]), layout.PVHMemmap},
 				{"memmap_entries", uint64(le.Uint32(si[48:])), uint64(len(ram))},
 			}
 			for _, c := range checks {
@@ -415,11 +417,11 @@ func TestPVHEntry(t *testing.T) {
 					t.Errorf("hvm_start_info %s = %#x, want %#x", c.name, c.got, c.want)
 				}
 			}
-			mod := mem.read(PVHModlistAddr, hvmModlistSize)
+			mod := mem.read(layout.PVHModlist, hvmModlistSize)
 			if le.Uint64(mod) != e.Initrd || le.Uint64(mod[8:]) != uint64(len(initrd)) {
 				t.Errorf("module list %x, want initrd at %#x", mod, e.Initrd)
 			}
-			mm := mem.read(PVHMemmapAddr, uint64(len(ram)*hvmMemmapEntrySize))
+			mm := mem.read(layout.PVHMemmap, uint64(len(ram)*hvmMemmapEntrySize))
 			for i, r := range ram {
 				o := i * hvmMemmapEntrySize
 				got := E820Entry{le.Uint64(mm[o:]), le.Uint64(mm[o+8:]), le.Uint32(mm[o+16:])}
@@ -437,7 +439,7 @@ func TestVmlinuxBy64BitProtocol(t *testing.T) {
 	if e.Mode != LongMode || e.RIP != testEntry || e.Protocol != 0 {
 		t.Fatalf("entry %v", e)
 	}
-	zp := mem.read(ZeroPageAddr, zeroPageSize)
+	zp := mem.read(layout.ZeroPage, zeroPageSize)
 	if binary.LittleEndian.Uint32(zp[offCmdlineSize:]) != defaultCmdlineSize {
 		t.Error("synthetic setup header lacks cmdline_size")
 	}

@@ -3,6 +3,8 @@ package boot
 import (
 	"encoding/binary"
 	"fmt"
+
+	"ember/layout"
 )
 
 // Offsets in the bzImage file (and in struct boot_params, where the setup
@@ -104,7 +106,7 @@ type SetupHeader struct {
 type BzImage struct {
 	Header SetupHeader
 	// Kernel is the protected-mode code: the file from (setup_sects+1)*512
-	// on, which the plain boot path loads at BzImageLoadAddr.
+	// on, which the plain boot path loads at layout.BzImageLoad.
 	Kernel []byte
 	// Payload is the compressed kernel (with its 4-byte size trailer).
 	Payload []byte
@@ -177,7 +179,7 @@ func ParseBzImage(data []byte) (*BzImage, error) {
 	if h.KernelAlignment == 0 || h.KernelAlignment&(h.KernelAlignment-1) != 0 {
 		return nil, fmt.Errorf("kernel_alignment %#x is not a power of two: %w", h.KernelAlignment, ErrNotBzImage)
 	}
-	if h.PrefAddress < highRAMStart || h.PrefAddress%pageSize != 0 {
+	if h.PrefAddress < layout.HighRAM || h.PrefAddress%pageSize != 0 {
 		return nil, fmt.Errorf("pref_address %#x is below 1 MiB or unaligned: %w", h.PrefAddress, ErrNotBzImage)
 	}
 	if h.InitSize == 0 {

@@ -16,15 +16,15 @@
 // that a reader who knows one knows the other):
 //
 //	0x0000_0000 - 0x0000_5fff  left alone (real-mode IVT, BDA)
-//	0x0000_6000                PVH hvm_start_info (56 bytes)           [PVHStartInfoAddr]
-//	0x0000_6040                PVH module list, one entry (initrd)    [PVHModlistAddr]
-//	0x0000_6080                PVH memory map, up to 128 entries      [PVHMemmapAddr]
-//	0x0000_7000 - 0x0000_7fff  zero page (struct boot_params)         [ZeroPageAddr]
+//	0x0000_6000                PVH hvm_start_info (56 bytes)           [layout.PVHStartInfo]
+//	0x0000_6040                PVH module list, one entry (initrd)    [layout.PVHModlist]
+//	0x0000_6080                PVH memory map, up to 128 entries      [layout.PVHMemmap]
+//	0x0000_7000 - 0x0000_7fff  zero page (struct boot_params)         [layout.ZeroPage]
 //	0x0000_8000 - 0x0000_ffff  reserved for the caller: boot stack, GDT, identity
 //	                           page tables (boot writes nothing here)
-//	0x0002_0000 - 0x0002_ffff  kernel command line, NUL-terminated    [CmdlineAddr]
+//	0x0002_0000 - 0x0002_ffff  kernel command line, NUL-terminated    [layout.Cmdline]
 //	0x0009_fc00 - 0x000f_ffff  reserved in the e820 map (EBDA, VGA, BIOS)
-//	0x0010_0000                bzImage protected-mode code            [BzImageLoadAddr]
+//	0x0010_0000                bzImage protected-mode code            [layout.BzImageLoad]
 //	p_paddr of each segment    ELF kernels (vmlinux: 0x100_0000 = pref_address)
 //	top of RAM below initrd_addr_max, 4 KiB aligned: the initrd
 //
@@ -41,20 +41,3 @@
 // as given. For PVH it must provide 32-bit protected mode with paging off, flat
 // segments, RIP and RBX as given. Building those tables is not boot's job.
 package boot
-
-// Fixed guest-physical addresses used by the loaders. See the package comment.
-const (
-	PVHStartInfoAddr = 0x6000
-	PVHModlistAddr   = 0x6040
-	PVHMemmapAddr    = 0x6080
-	ZeroPageAddr     = 0x7000
-	CmdlineAddr      = 0x20000
-	// CmdlineRegionSize is the room reserved at CmdlineAddr, terminating
-	// NUL included; no command line may be longer than this, whatever the
-	// kernel allows.
-	CmdlineRegionSize = 0x10000
-	// BzImageLoadAddr is where the protected-mode part of a bzImage goes
-	// when the kernel's own decompressor is run (the boot protocol's
-	// "0x100000 for bzImage kernels").
-	BzImageLoadAddr = 0x100000
-)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+
+	"ember/layout"
 )
 
 // ELF constants (from the ELF specification and <elf.h>).
@@ -249,7 +251,7 @@ func LoadFlat(mem Memory, data []byte, addr uint64) (*Entry, error) {
 		return nil, fmt.Errorf("empty flat image: %w", ErrTruncated)
 	}
 	end := addr + uint64(len(data))
-	if addr%16 != 0 || end < addr || end > highRAMStart {
+	if addr%16 != 0 || end < addr || end > layout.HighRAM {
 		return nil, fmt.Errorf("flat image at %#x, %d bytes: real mode needs 16-byte alignment below 1 MiB: %w",
 			addr, len(data), ErrBadAddress)
 	}

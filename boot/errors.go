@@ -36,7 +36,7 @@ var (
 	// XEN_ELFNOTE_PHYS32_ENTRY note.
 	ErrNoPVHNote = errors.New("no PVH entry note")
 	// ErrCmdlineTooLong: the command line is longer than the kernel's
-	// cmdline_size (or CmdlineRegionSize-1). It is never truncated.
+	// cmdline_size (or layout.CmdlineSize-1). It is never truncated.
 	ErrCmdlineTooLong = errors.New("command line too long")
 	// ErrBadCmdline: the command line contains a NUL byte.
 	ErrBadCmdline = errors.New("command line contains NUL")

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strings"
+
+	"ember/layout"
 )
 
 // Mode says how LoadLinux boots a kernel.
@@ -15,7 +17,7 @@ const (
 	// (ModeDecompress) and a vmlinux ELF by the 64-bit boot protocol.
 	ModeAuto Mode = iota
 	// ModeBzImage loads the bzImage's protected-mode code at
-	// BzImageLoadAddr and enters its 64-bit entry (load address + 0x200),
+	// layout.BzImageLoad and enters its 64-bit entry (load address + 0x200),
 	// so that the kernel's own decompressor runs in the guest.
 	ModeBzImage
 	// ModeDecompress decompresses the bzImage payload on the host, loads
@@ -158,7 +160,7 @@ func LoadLinux(mem Memory, cfg LinuxConfig) (*Entry, error) {
 	// Where the kernel goes, and how much room it needs there.
 	if img.elf != nil {
 		lo, hi := img.elf.span()
-		if lo < highRAMStart {
+		if lo < layout.HighRAM {
 			return nil, fmt.Errorf("kernel segment at %#x is below 1 MiB: %w", lo, ErrOverlap)
 		}
 		e.KernelStart, e.KernelEnd = lo, hi
@@ -172,10 +174,10 @@ func LoadLinux(mem Memory, cfg LinuxConfig) (*Entry, error) {
 		}
 	} else {
 		h := &img.bz.Header
-		e.KernelStart = BzImageLoadAddr
-		e.KernelEnd = max(BzImageLoadAddr+uint64(len(img.bz.Kernel)),
-			h.runtimeStart(BzImageLoadAddr)+uint64(h.InitSize))
-		e.RIP = BzImageLoadAddr + 0x200
+		e.KernelStart = layout.BzImageLoad
+		e.KernelEnd = max(layout.BzImageLoad+uint64(len(img.bz.Kernel)),
+			h.runtimeStart(layout.BzImageLoad)+uint64(h.InitSize))
+		e.RIP = layout.BzImageLoad + 0x200
 	}
 	if !inRAM(ram, e.KernelStart, e.KernelEnd-e.KernelStart) {
 		return nil, fmt.Errorf("kernel needs %#x-%#x: %w", e.KernelStart, e.KernelEnd,
@@ -189,7 +191,7 @@ func LoadLinux(mem Memory, cfg LinuxConfig) (*Entry, error) {
 	if n := uint64(len(cfg.Cmdline)); n > img.cmdlineMax {
 		return nil, fmt.Errorf("%d bytes, kernel takes %d: %w", n, img.cmdlineMax, ErrCmdlineTooLong)
 	}
-	e.Cmdline, e.CmdlineLen = CmdlineAddr, uint64(len(cfg.Cmdline))
+	e.Cmdline, e.CmdlineLen = layout.Cmdline, uint64(len(cfg.Cmdline))
 
 	if len(cfg.Initrd) > 0 {
 		addr, err := placeInitrd(ram, uint64(len(cfg.Initrd)), e.KernelEnd, img.initrdAddrMax, img.above4G)
@@ -204,25 +206,25 @@ func LoadLinux(mem Memory, cfg LinuxConfig) (*Entry, error) {
 		if err := img.elf.load(g); err != nil {
 			return nil, err
 		}
-	} else if err := g.write("bzImage kernel", BzImageLoadAddr, img.bz.Kernel); err != nil {
+	} else if err := g.write("bzImage kernel", layout.BzImageLoad, img.bz.Kernel); err != nil {
 		return nil, err
 	}
-	if err := g.write("command line", CmdlineAddr, append([]byte(cfg.Cmdline), 0)); err != nil {
+	if err := g.write("command line", layout.Cmdline, append([]byte(cfg.Cmdline), 0)); err != nil {
 		return nil, err
 	}
 	if err := g.write("initrd", e.Initrd, cfg.Initrd); err != nil {
 		return nil, err
 	}
 	if e.Mode == ProtectedMode {
-		e.StartInfo, e.RBX = PVHStartInfoAddr, PVHStartInfoAddr
+		e.StartInfo, e.RBX = layout.PVHStartInfo, layout.PVHStartInfo
 		return e, writeStartInfo(g, e, ram)
 	}
-	e.ZeroPage, e.RSI = ZeroPageAddr, ZeroPageAddr
+	e.ZeroPage, e.RSI = layout.ZeroPage, layout.ZeroPage
 	zp, err := zeroPage(img, e, ram)
 	if err != nil {
 		return nil, err
 	}
-	return e, g.write("zero page", ZeroPageAddr, zp)
+	return e, g.write("zero page", layout.ZeroPage, zp)
 }
 
 // prepareKernel parses the kernel (decompressing a bzImage payload when the
@@ -258,7 +260,7 @@ func prepareKernel(cfg LinuxConfig, limit uint64) (*linuxImage, *Entry, error) {
 			return nil, nil, fmt.Errorf("%v: %w", cfg.Mode, ErrBadMode)
 		}
 	}
-	img.cmdlineMax = min(img.cmdlineMax, CmdlineRegionSize-1)
+	img.cmdlineMax = min(img.cmdlineMax, layout.CmdlineSize-1)
 	if vmlinux == nil {
 		return img, e, nil
 	}
@@ -292,7 +294,7 @@ func placeInitrd(ram []E820Entry, size, kernelEnd, addrMax uint64, above4G bool)
 		return a, nil
 	}
 	if above4G {
-		if a, ok := topFit(ram, size, mmioHoleEnd, ^uint64(0)); ok {
+		if a, ok := topFit(ram, size, layout.MMIOHoleEnd, ^uint64(0)); ok {
 			return a, nil
 		}
 	}
@@ -349,7 +351,7 @@ func zeroPage(img *linuxImage, e *Entry, ram []E820Entry) ([]byte, error) {
 	le.PutUint16(zp[offVidMode:], 0xffff) // "normal"
 	if img.elf == nil {
 		// The plain path: where the protected-mode code was loaded.
-		le.PutUint32(zp[offCode32Start:], BzImageLoadAddr)
+		le.PutUint32(zp[offCode32Start:], layout.BzImageLoad)
 	}
 	le.PutUint32(zp[offCmdLinePtr:], uint32(e.Cmdline))
 	le.PutUint32(zp[offExtCmdLinePtr:], uint32(e.Cmdline>>32))
@@ -387,15 +389,15 @@ func writeStartInfo(g guest, e *Entry, ram []E820Entry) error {
 	le.PutUint32(si[0:], hvmStartMagic)
 	le.PutUint32(si[4:], hvmStartVersion)
 	le.PutUint64(si[24:], e.Cmdline)
-	le.PutUint64(si[40:], PVHMemmapAddr)
+	le.PutUint64(si[40:], layout.PVHMemmap)
 	le.PutUint32(si[48:], uint32(len(ram)))
 	if e.InitrdSize > 0 {
 		le.PutUint32(si[12:], 1)
-		le.PutUint64(si[16:], PVHModlistAddr)
+		le.PutUint64(si[16:], layout.PVHModlist)
 		mod := make([]byte, hvmModlistSize)
 		le.PutUint64(mod[0:], e.Initrd)
 		le.PutUint64(mod[8:], e.InitrdSize)
-		if err := g.write("PVH module list", PVHModlistAddr, mod); err != nil {
+		if err := g.write("PVH module list", layout.PVHModlist, mod); err != nil {
 			return err
 		}
 	}
@@ -406,8 +408,8 @@ func writeStartInfo(g guest, e *Entry, ram []E820Entry) error {
 		le.PutUint64(mm[o+8:], r.Size)
 		le.PutUint32(mm[o+16:], r.Type)
 	}
-	if err := g.write("PVH memory map", PVHMemmapAddr, mm); err != nil {
+	if err := g.write("PVH memory map", layout.PVHMemmap, mm); err != nil {
 		return err
 	}
-	return g.write("hvm_start_info", PVHStartInfoAddr, si)
+	return g.write("hvm_start_info", layout.PVHStartInfo, si)
 }

@@ -3,6 +3,8 @@ package boot
 import (
 	"fmt"
 	"io"
+
+	"ember/layout"
 )
 
 // Memory is guest memory as the loaders see it: WriteAt's offset is a
@@ -40,11 +42,7 @@ func (e E820Entry) End() uint64 { return e.Addr + e.Size }
 
 // Layout constants of MemoryMap.
 const (
-	lowRAMEnd    = 0x9fc00  // 639 KiB: start of the EBDA
-	highRAMStart = 0x100000 // 1 MiB
-	mmioHoleBase = 3 << 30  // 3 GiB: 32-bit MMIO hole
-	mmioHoleEnd  = 4 << 30  // 4 GiB
-	pageSize     = 0x1000
+	pageSize = 0x1000
 )
 
 // MemoryMap returns the e820 map of a guest with ramSize bytes of RAM laid
@@ -53,16 +51,16 @@ const (
 // from 3 GiB to 4 GiB, and the rest of the RAM from 4 GiB on.
 func MemoryMap(ramSize uint64) []E820Entry {
 	var m []E820Entry
-	m = append(m, E820Entry{0, min(ramSize, lowRAMEnd), E820RAM})
-	if ramSize <= lowRAMEnd {
+	m = append(m, E820Entry{0, min(ramSize, layout.EBDA), E820RAM})
+	if ramSize <= layout.EBDA {
 		return m
 	}
-	m = append(m, E820Entry{lowRAMEnd, highRAMStart - lowRAMEnd, E820Reserved})
-	if ramSize > highRAMStart {
-		m = append(m, E820Entry{highRAMStart, min(ramSize, mmioHoleBase) - highRAMStart, E820RAM})
+	m = append(m, E820Entry{layout.EBDA, layout.HighRAM - layout.EBDA, E820Reserved})
+	if ramSize > layout.HighRAM {
+		m = append(m, E820Entry{layout.HighRAM, min(ramSize, layout.MMIOHoleStart) - layout.HighRAM, E820RAM})
 	}
-	if ramSize > mmioHoleBase {
-		m = append(m, E820Entry{mmioHoleEnd, ramSize - mmioHoleBase, E820RAM})
+	if ramSize > layout.MMIOHoleStart {
+		m = append(m, E820Entry{layout.MMIOHoleEnd, ramSize - layout.MMIOHoleStart, E820RAM})
 	}
 	return m
 }
@@ -71,9 +69,9 @@ func MemoryMap(ramSize uint64) []E820Entry {
 // bytes of RAM, whatever their e820 type: [0, min(size, 3G)) and the rest
 // from 4 GiB on. Flat and ELF test images may be written anywhere in them.
 func backing(ramSize uint64) []E820Entry {
-	m := []E820Entry{{0, min(ramSize, mmioHoleBase), E820RAM}}
-	if ramSize > mmioHoleBase {
-		m = append(m, E820Entry{mmioHoleEnd, ramSize - mmioHoleBase, E820RAM})
+	m := []E820Entry{{0, min(ramSize, layout.MMIOHoleStart), E820RAM}}
+	if ramSize > layout.MMIOHoleStart {
+		m = append(m, E820Entry{layout.MMIOHoleEnd, ramSize - layout.MMIOHoleStart, E820RAM})
 	}
 	return m
 }

@@ -22,6 +22,7 @@ package devices
 
 import (
 	"context"
+	"encoding/binary"
 	"log/slog"
 )
 
@@ -52,16 +53,18 @@ type NoIRQ struct{}
 // SetLevel does nothing.
 func (NoIRQ) SetLevel(bool) {}
 
-// PortDevice is the one shape every port-mapped device has, so every device
-// plugs onto the I/O bus the same way. offset is relative to the base of the
-// device's port range; len(data) is the access size (1, 2 or 4 bytes).
+// Device is the one shape every register-level device model has, port-mapped
+// or memory-mapped, so every device plugs onto a VM's buses (hv.Bus) and the
+// I/O request path (ioreq.DeviceHandler) the same way. offset is relative to
+// the base of the device's range; len(data) is the access size (1, 2 or 4
+// bytes for ports, up to 8 for MMIO).
 //
 // Read fills all of data; Write consumes all of data. Neither ever panics,
 // whatever the offset, size or value: each device documents what it does with
 // offsets and sizes it does not implement (the convention is that reads return
 // all-ones, as an undriven ISA bus does, writes are ignored, and both are
 // counted and logged).
-type PortDevice interface {
+type Device interface {
 	Read(offset uint64, data []byte)
 	Write(offset uint64, data []byte)
 }
@@ -106,6 +109,22 @@ func (a *Anomalies) Counts() map[string]uint64 {
 		m[k] = v
 	}
 	return m
+}
+
+// Uint returns the value of an access's data: up to 8 bytes, little-endian,
+// as x86 puts a register's value on the bus.
+func Uint(data []byte) uint64 {
+	var b [8]byte
+	copy(b[:], data)
+	return binary.LittleEndian.Uint64(b[:])
+}
+
+// PutUint stores the low len(data) bytes of v in data, little-endian: a
+// read's value on its way back to the vCPU.
+func PutUint(data []byte, v uint64) {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], v)
+	copy(data, b[:])
 }
 
 // FillOnes sets every byte of data to 0xff: what a read of an unimplemented

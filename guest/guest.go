@@ -12,6 +12,7 @@ import (
 	"embed"
 	"fmt"
 
+	"ember/layout"
 	"ember/x86"
 )
 
@@ -23,7 +24,7 @@ const (
 )
 
 // LoadAddr is where every tiny guest is linked and must be loaded.
-const LoadAddr = 0x10000
+const LoadAddr = layout.ImageLoad
 
 // CounterAddr is where Counter keeps its count.
 const CounterAddr = 0x20000

@@ -11,10 +11,10 @@ var (
 	// ring 3 (R12 = 1) and reports RAX (low and high half, exit 0), or #UD
 	// (6 and CS, exit 6), or #GP (13 and the error code, exit 13).
 	HCCall = load("hc_call", x86.LongMode)
-	// HCSOS is a Service VM guest that creates, sets up and starts a second
+	// HCServiceVM is a Service VM guest that creates, sets up and starts a second
 	// VM by hypercalls and reports each result, then what the second VM
 	// wrote into the page they share (0x42) and its VM ID.
-	HCSOS = load("hc_sos", x86.LongMode)
+	HCServiceVM = load("hc_service_vm", x86.LongMode)
 )
 
-func init() { All = append(All, HCCall, HCSOS) }
+func init() { All = append(All, HCCall, HCServiceVM) }

@@ -5,17 +5,9 @@ import (
 	"sync"
 
 	"ember/acrn"
+	"ember/devices"
 	"ember/ioreq"
 )
-
-// Device is an in-process device model: reads and writes at an offset from the
-// start of the range it was registered for, of len(data) bytes (1, 2, 4 or 8).
-// Read fills data; Write consumes it. devices.PortDevice has the same method
-// set, and so does ioreq.Device.
-type Device interface {
-	Read(offset uint64, data []byte)
-	Write(offset uint64, data []byte)
-}
 
 // Bus is where in-process devices claim address ranges of one request type
 // (port I/O or MMIO) on the VM's ioreq.Router. It is only a registration face:
@@ -43,12 +35,12 @@ func newBus(name string, typ acrn.ReqType, router *ioreq.Router) *Bus {
 }
 
 // Register claims [base, base+size) for dev.
-func (b *Bus) Register(base, size uint64, name string, dev Device) error {
+func (b *Bus) Register(base, size uint64, name string, dev devices.Device) error {
 	if size == 0 || base+size < base {
 		return fmt.Errorf("hv: %s bus: %s: bad range %#x+%#x", b.name, name, base, size)
 	}
 	r := ioreq.Range{Type: b.typ, Start: base, End: base + size - 1}
-	c := ioreq.InProcess(name, ioreq.DeviceHandler(base, dev))
+	c := ioreq.DeviceClient(name, base, dev)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if err := b.router.Claim(r, c); err != nil {

@@ -1,11 +1,20 @@
-// Package hv is ember's hypervisor service: it turns the KVM binding into
-// running virtual machines. A VM here is guest memory, vCPUs each driven by a
-// goroutine locked to its OS thread, and two buses (port I/O and MMIO) that
-// every exit is dispatched through to devices.
+// Package hv is ember's VM core: it turns the KVM binding into running
+// virtual machines. A VM here is guest memory (one memory.Guest, whose map
+// can change while it runs: MapMemory), vCPUs each driven by a goroutine
+// locked to its OS thread, and one I/O request path (ioreq) that every port
+// and MMIO exit takes to whichever client claimed the address: an in-process
+// device registered on a Bus, an out-of-process device model on the VM's
+// device-model socket, or a Service VM.
 //
-// The boot story reads top to bottom in NewVM: memory, the in-kernel
-// interrupt controller, vCPUs, the built-in ABI ports. A caller then loads a
-// guest (LoadImage), sets where it starts (SetEntry), and calls Run, which
-// returns when the guest exits, shuts down or is stopped. Close releases every
-// descriptor, mapping and goroutine the VM had.
+// The boot story reads top to bottom in NewVM: request path, memory, the
+// in-kernel interrupt controller, vCPUs, the built-in ABI ports. A caller
+// then attaches a platform (package pc), loads a guest (LoadImage), sets
+// where it starts (SetEntry), and calls Run, which returns when the guest
+// exits, shuts down or is stopped. Pause/Resume park the vCPUs; SaveState,
+// RestoreState and Reset move the VM's architectural state. Close releases
+// every descriptor, mapping and goroutine the VM had.
+//
+// hv knows nothing of the PC platform (package pc) or of ACRN's hypercalls
+// (package hypercall); those build on it through OnClose, SetPortTrap,
+// MapMemory and SetWriteProtected.
 package hv

@@ -11,7 +11,6 @@ import (
 type Hypervisor struct {
 	sys   *kvm.System
 	cpuid []kvm.CPUIDEntry
-	table vmTable // ACRN VM IDs and hypercall state (vmtable.go)
 }
 
 // Open opens /dev/kvm and reads what every VM will need from it.
@@ -31,9 +30,5 @@ func Open() (*Hypervisor, error) {
 // System returns the underlying /dev/kvm handle.
 func (h *Hypervisor) System() *kvm.System { return h.sys }
 
-// Close destroys the VMs created by hypercall and closes /dev/kvm. VMs the
-// caller created keep working.
-func (h *Hypervisor) Close() error {
-	h.table.closeAll()
-	return h.sys.Close()
-}
+// Close closes /dev/kvm. VMs created before keep working.
+func (h *Hypervisor) Close() error { return h.sys.Close() }

@@ -18,9 +18,6 @@ func (vm *VM) setupIORequests() error {
 	}
 	router := ioreq.NewRouter()
 	vm.ioreq = ioreq.NewDispatcher(buf, router, ioreq.Config{Logger: vm.log, PCIConf1: true})
-	if vm.cfg.GuestFlags&acrn.GuestFlagIOCompletionPolling != 0 {
-		vm.completionPolling = 1 // the vCPU polls for COMPLETE instead of sleeping
-	}
 	vm.PIO = newBus("pio", acrn.ReqPortIO, router)
 	vm.MMIO = newBus("mmio", acrn.ReqMMIO, router)
 	return nil
@@ -34,8 +31,22 @@ func (vm *VM) IORequests() *ioreq.Dispatcher { return vm.ioreq }
 // Unclaimed returns how many guest reads and writes reached no client.
 func (vm *VM) Unclaimed() (reads, writes uint64) { return vm.ioreq.Router().Unclaimed() }
 
-// setWriteProtected marks the page at gpa (page-aligned) write-protected or not.
-func (vm *VM) setWriteProtected(gpa uint64, on bool) {
+// completionPolling is the completion_polling word of every request: 1 with
+// Config.CompletionPolling, where the vCPU polls for COMPLETE instead of
+// sleeping.
+func (vm *VM) completionPolling() uint32 {
+	if vm.cfg.CompletionPolling {
+		return 1
+	}
+	return 0
+}
+
+// SetWriteProtected marks the page at gpa (page-aligned) write-protected or
+// not. A guest write to a write-protected page, mapped read-only so that it
+// exits, becomes an I/O request of type WP instead of an MMIO write; whoever
+// claims the page's WP range (the hypercall service, for
+// HC_VM_WRITE_PROTECT_PAGE) gets it.
+func (vm *VM) SetWriteProtected(gpa uint64, on bool) {
 	if on {
 		if _, had := vm.wp.LoadOrStore(gpa, true); !had {
 			vm.wpPages.Add(1)

@@ -24,7 +24,7 @@ func (vm *VM) startDeviceModelSocket() error {
 		return nil
 	}
 	s, err := ioreq.Listen(path, vm.ioreq, ioreq.ServerConfig{
-		VMID:     vm.VMID(),
+		VMID:     vm.cfg.ID,
 		EventFDs: vm.EventFDs(),
 		Logger:   vm.log,
 		Memory:   vm.memorySegments,

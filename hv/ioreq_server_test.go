@@ -35,8 +35,8 @@ func TestDeviceModelSocketOffersEventFDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if c.Info().VMID != vm.VMID() {
-		t.Errorf("CREATE_CLIENT says VM %d, want %d", c.Info().VMID, vm.VMID())
+	if c.Info().VMID != vm.ID() {
+		t.Errorf("CREATE_CLIENT says VM %d, want %d", c.Info().VMID, vm.ID())
 	}
 	fd := newEventfd(t)
 	if err := c.IOEventFD(acrn.IOEventFD{Flags: acrn.IOEventFDFlagPIO, Addr: 0x4f0, Len: 1}, fd); err != nil {

@@ -1,9 +1,10 @@
 package hv
 
 import (
-	"encoding/binary"
 	"io"
 	"sync"
+
+	"ember/devices"
 )
 
 // Ports of ember's guest ABI (docs/abi.md). The console and exit ports follow
@@ -19,11 +20,7 @@ type consolePort struct {
 	w  io.Writer
 }
 
-func (c *consolePort) Read(_ uint64, data []byte) {
-	for i := range data {
-		data[i] = 0xff
-	}
-}
+func (c *consolePort) Read(_ uint64, data []byte) { devices.FillOnes(data) }
 
 func (c *consolePort) Write(_ uint64, data []byte) {
 	c.mu.Lock()
@@ -36,16 +33,8 @@ type exitPort struct {
 	stop func(Result)
 }
 
-func (e *exitPort) Read(_ uint64, data []byte) {
-	for i := range data {
-		data[i] = 0xff
-	}
-}
+func (e *exitPort) Read(_ uint64, data []byte) { devices.FillOnes(data) }
 
 func (e *exitPort) Write(_ uint64, data []byte) {
-	var v uint64
-	var b [8]byte
-	copy(b[:], data)
-	v = binary.LittleEndian.Uint64(b[:])
-	e.stop(Result{Reason: StopExit, Status: int(v)})
+	e.stop(Result{Reason: StopExit, Status: int(devices.Uint(data))})
 }

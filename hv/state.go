@@ -211,3 +211,30 @@ func (s vcpuState) restore(c *kvm.VCPU) error {
 	}
 	return c.SetMPState(s.mp)
 }
+
+// VCPURegs returns vCPU i's general and segment registers, between runs.
+func (vm *VM) VCPURegs(i int) (kvm.Regs, kvm.SRegs, error) {
+	if i < 0 || i >= len(vm.vcpus) {
+		return kvm.Regs{}, kvm.SRegs{}, fmt.Errorf("hv: no vCPU %d", i)
+	}
+	c := vm.vcpus[i].kvm
+	regs, err := c.GetRegs()
+	if err != nil {
+		return regs, kvm.SRegs{}, err
+	}
+	sregs, err := c.GetSRegs()
+	return regs, sregs, err
+}
+
+// SetVCPURegs gives vCPU i general and segment registers, between runs:
+// segment registers first, so RIP is read in the mode they set.
+func (vm *VM) SetVCPURegs(i int, regs kvm.Regs, sregs kvm.SRegs) error {
+	if i < 0 || i >= len(vm.vcpus) {
+		return fmt.Errorf("hv: no vCPU %d", i)
+	}
+	c := vm.vcpus[i].kvm
+	if err := c.SetSRegs(sregs); err != nil {
+		return err
+	}
+	return c.SetRegs(regs)
+}

@@ -5,6 +5,7 @@ import (
 	"runtime"
 
 	"ember/acrn"
+	"ember/devices"
 	"ember/ioreq"
 	"ember/kvm"
 	"ember/x86"
@@ -52,8 +53,8 @@ func (c *VCPU) loop(stopped <-chan struct{}) {
 			return
 		default:
 		}
-		if c.vm.pause.isPaused() {
-			if !c.vm.pause.park(stopped) {
+		if c.vm.run.pauseRequested() {
+			if !c.vm.run.park(c.id, stopped) {
 				return
 			}
 			// Resumed: drop the Pause's kick, then look at stopped and
@@ -129,68 +130,65 @@ func (c *VCPU) where() error {
 		r.RIP, r.RSP, r.RFLAGS, sr.CS.Selector, sr.CR0, sr.CR2, sr.CR3, sr.CR4, sr.EFER)
 }
 
-// handleIO emulates a port access through the VM's I/O request path; a
-// string instruction (Count > 1) is Count accesses of Size bytes each, in
-// order. The hypercall port is the one port that never becomes a request.
+// handleIO emulates a port access; a string instruction (Count > 1) is
+// Count accesses of Size bytes each, in order. A trapped port (SetPortTrap)
+// never becomes a request. An access an in-process device serves is done
+// directly (ioreq.Dispatcher.Direct); any other becomes a request on the
+// VM's I/O request path.
 func (c *VCPU) handleIO(io kvm.IOExit) {
-	if io.Port == PortHypercall && io.Direction == kvm.IOOut {
-		c.hypercallTrap() // hc_guest.go
+	if t := c.vm.trap; t.f != nil && io.Port == t.port && io.Direction == kvm.IOOut {
+		t.f(c) // trap.go
 		return
 	}
 	size := int(io.Size)
 	if size != 1 && size != 2 && size != 4 {
 		return // KVM never reports another size
 	}
-	dir := acrn.DirRead
-	if io.Direction == kvm.IOOut {
-		dir = acrn.DirWrite
-	}
+	write := io.Direction == kvm.IOOut
 	for i := 0; i+size <= len(io.Data); i += size {
 		d := io.Data[i : i+size]
-		req := ioreq.PIORequest(dir, io.Port, size, uint32(leValue(d)))
-		req.CompletionPolling = c.vm.completionPolling
-		v, _ := c.vm.ioreq.Emulate(c.id, &req) // failures are logged by ioreq; v is then all ones
-		if dir == acrn.DirRead {
-			putLE(d, v)
+		if c.vm.ioreq.Direct(acrn.ReqPortIO, uint64(io.Port), write, d) {
+			continue
 		}
+		dir := acrn.DirRead
+		if write {
+			dir = acrn.DirWrite
+		}
+		req := ioreq.PIORequest(dir, io.Port, size, uint32(devices.Uint(d)))
+		c.emulate(&req, d)
 	}
 }
 
-// handleMMIO emulates a memory-mapped access through the I/O request path. A
-// write to a write-protected page (HC_WRITE_PROTECT_PAGE) becomes a WP request.
+// handleMMIO emulates a memory-mapped access, directly for an in-process
+// device, else through the I/O request path. A write to a write-protected
+// page (SetWriteProtected) becomes a WP request.
 func (c *VCPU) handleMMIO(m kvm.MMIOExit) {
 	size := len(m.Data)
 	if size == 0 {
 		return
 	}
+	wp := m.IsWrite && c.vm.isWriteProtected(m.PhysAddr)
+	if !wp && c.vm.ioreq.Direct(acrn.ReqMMIO, m.PhysAddr, m.IsWrite, m.Data) {
+		return
+	}
 	var req acrn.IORequest
 	switch {
-	case m.IsWrite && c.vm.isWriteProtected(m.PhysAddr):
-		req = ioreq.WPRequest(m.PhysAddr, size, leValue(m.Data))
+	case wp:
+		req = ioreq.WPRequest(m.PhysAddr, size, devices.Uint(m.Data))
 	case m.IsWrite:
-		req = ioreq.MMIORequest(acrn.DirWrite, m.PhysAddr, size, leValue(m.Data))
+		req = ioreq.MMIORequest(acrn.DirWrite, m.PhysAddr, size, devices.Uint(m.Data))
 	default:
 		req = ioreq.MMIORequest(acrn.DirRead, m.PhysAddr, size, 0)
 	}
-	req.CompletionPolling = c.vm.completionPolling
-	v, _ := c.vm.ioreq.Emulate(c.id, &req)
-	if !m.IsWrite {
-		putLE(m.Data, v)
-	}
+	c.emulate(&req, m.Data)
 }
 
-// leValue reads up to 8 little-endian bytes.
-func leValue(d []byte) uint64 {
-	var v uint64
-	for i := len(d) - 1; i >= 0; i-- {
-		v = v<<8 | uint64(d[i])
-	}
-	return v
-}
-
-// putLE writes the low len(d) bytes of v, little-endian.
-func putLE(d []byte, v uint64) {
-	for i := range d {
-		d[i] = byte(v >> (8 * i))
+// emulate sends req through the request path and, for a read, puts the value
+// into data. Failures are logged by ioreq; a failed read gets all ones.
+func (c *VCPU) emulate(req *acrn.IORequest, data []byte) {
+	req.CompletionPolling = c.vm.completionPolling()
+	v, _ := c.vm.ioreq.Emulate(c.id, req)
+	if ioreq.Dir(req) == acrn.DirRead {
+		devices.PutUint(data, v)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"ember/ioreq"
 	"ember/kvm"
+	"ember/layout"
 	"ember/memory"
 	"ember/x86"
 )
@@ -28,26 +29,18 @@ type Config struct {
 	Logger     *slog.Logger
 	// CPUIDMask names CPUID features to hide from the guest (see x86.CPUIDFeatures).
 	CPUIDMask []string
-	// ServiceVM makes the guest ACRN's Service VM: VM ID 0, allowed to make
-	// every hypercall but the Trusty ones (docs/abi.md, Hypercalls).
-	ServiceVM bool
-	// GuestFlags are ACRN's GUEST_FLAG_* bits; acrn.GuestFlagSecureWorldEnabled
-	// lets the guest make the Trusty hypercalls.
-	GuestFlags uint64
+	// ID is the VM's ID as out-of-process device models are told it; the
+	// hypercall service sets the ACRN VM ID here.
+	ID uint16
+	// CompletionPolling sets completion_polling in every I/O request: the
+	// Service VM need not notify completion, the vCPU polls for it (ACRN's
+	// GUEST_FLAG_IO_COMPLETION_POLLING).
+	CompletionPolling bool
 	// DeviceModelSocket, if set, is the path of a unix socket NewVM creates
 	// for out-of-process device models (docs/ioreq-protocol.md); Close
 	// removes it.
 	DeviceModelSocket string
-
-	byHypercall bool // created by HC_CREATE_VM: a post-launched VM (hc_vm.go)
 }
-
-// Fixed addresses KVM needs on Intel hosts for real-mode emulation, just below
-// 4 GiB where no RAM is, as QEMU and Firecracker place them.
-const (
-	identityMapAddr = 0xfffbc000
-	tssAddr         = 0xfffbd000
-)
 
 // ErrRunning is returned by operations that need the VM not to be running.
 var ErrRunning = errors.New("hv: VM is running")
@@ -75,7 +68,7 @@ type VM struct {
 	exits   atomic.Uint64
 	closed  bool
 
-	pause   pauseState // Pause/Resume (pause.go)
+	run     runControl // the run-state machine: Pause, Resume (runstate.go)
 	powerOn *State     // what Reset restores, saved before the first run (state.go)
 
 	onClose []func() // what Close runs first, newest first (OnClose)
@@ -84,17 +77,13 @@ type VM struct {
 	// vCPU's slot of the VM's request buffer, routed to a client.
 	ioreq *ioreq.Dispatcher
 	// syncRegs says KVM shares GPRs and segment registers through kvm_run
-	// (KVM_CAP_SYNC_REGS), used by the hypercall trap.
+	// (KVM_CAP_SYNC_REGS), used by port traps (trap.go).
 	syncRegs bool
-	// completionPolling is copied into every request: 1 if the VM was
-	// created with acrn.GuestFlagIOCompletionPolling.
-	completionPolling uint32
-	// wp holds the write-protected pages (HC_WRITE_PROTECT_PAGE) by GPA.
+	trap     portTrap // SetPortTrap
+	// wp holds the write-protected pages (SetWriteProtected) by GPA.
 	wp sync.Map
 	// wpPages counts the entries of wp.
 	wpPages atomic.Int32
-
-	hc *hcVM // the VM's entry in the hypervisor's VM table (vmtable.go)
 
 	eventfds *EventFDs          // ioeventfd/irqfd on KVM (eventfd.go)
 	dmSocket *deviceModelSocket // with Config.DeviceModelSocket (ioreq_server.go)
@@ -113,6 +102,7 @@ func (h *Hypervisor) NewVM(cfg Config) (vm *VM, err error) {
 		cfg.Logger = slog.Default()
 	}
 	vm = &VM{cfg: cfg, log: cfg.Logger}
+	vm.run.init(cfg.VCPUs)
 	// On failure, release what was built so far. The returns below set vm
 	// to nil, so the cleanup holds its own reference.
 	built := vm
@@ -142,9 +132,6 @@ func (h *Hypervisor) NewVM(cfg Config) (vm *VM, err error) {
 	if err = vm.registerABIPorts(); err != nil {
 		return nil, err
 	}
-	if err = h.registerNew(vm); err != nil {
-		return nil, err
-	}
 	if err = vm.startDeviceModelSocket(); err != nil {
 		return nil, err
 	}
@@ -155,10 +142,10 @@ func (h *Hypervisor) NewVM(cfg Config) (vm *VM, err error) {
 // helper pages, and unless disabled the PIC/IOAPIC/LAPIC and the PIT. The
 // irqchip must exist before the first vCPU.
 func (vm *VM) setupPlatform() error {
-	if err := vm.kvm.SetIdentityMapAddr(identityMapAddr); err != nil {
+	if err := vm.kvm.SetIdentityMapAddr(layout.KVMIdentityMap); err != nil {
 		return fmt.Errorf("hv: %w", err)
 	}
-	if err := vm.kvm.SetTSSAddr(tssAddr); err != nil {
+	if err := vm.kvm.SetTSSAddr(layout.KVMTSS); err != nil {
 		return fmt.Errorf("hv: %w", err)
 	}
 	if vm.cfg.NoIRQChip {
@@ -205,6 +192,9 @@ func (vm *VM) Config() Config { return vm.cfg }
 
 // Logger returns the VM's logger, for the devices built on it.
 func (vm *VM) Logger() *slog.Logger { return vm.log }
+
+// ID returns the VM's ID (Config.ID).
+func (vm *VM) ID() uint16 { return vm.cfg.ID }
 
 // Memory returns the guest's RAM, the checked accessor for every guest-physical access.
 func (vm *VM) Memory() *memory.Guest { return vm.mem }
@@ -257,13 +247,13 @@ func (vm *VM) Run(ctx context.Context) (Result, error) {
 	vm.mu.Unlock()
 
 	var wg sync.WaitGroup
-	vm.pause.beginRun(len(vm.vcpus))
 	for _, c := range vm.vcpus {
 		c.kvm.SetImmediateExit(false)
+		vm.run.set(c.id, vcpuRunning) // before Run returns to a Pause waiting for it
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer vm.pause.leave()
+			defer vm.run.set(c.id, vcpuIdle)
 			c.loop(stopped)
 		}()
 	}
@@ -306,6 +296,7 @@ func (vm *VM) stop(r Result) {
 	}
 	vm.result = r
 	close(vm.stopped)
+	vm.run.wake() // parked vCPUs see the stop
 }
 
 // Close releases everything the VM holds: vCPU descriptors and kvm_run
@@ -324,14 +315,14 @@ func (vm *VM) Close() error {
 	vm.closed = true
 	vm.mu.Unlock()
 	errs := []error{vm.closeDeviceModelSocket()}
-	vm.unregister()
 	for i := len(vm.onClose) - 1; i >= 0; i-- {
 		vm.onClose[i]()
 	}
+	// vm.vcpus stays as it is: methods that look at it (Pause) check
+	// vm.closed first, under vm.mu.
 	for _, c := range vm.vcpus {
 		errs = append(errs, c.kvm.Close())
 	}
-	vm.vcpus = nil
 	if vm.kvm != nil {
 		errs = append(errs, vm.kvm.Close())
 	}

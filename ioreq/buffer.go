@@ -1,6 +1,7 @@
 package ioreq
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -252,18 +253,12 @@ func (b *Buffer) ReadValue(i int, orig *acrn.IORequest) uint64 {
 	var v uint64
 	switch orig.Type {
 	case acrn.ReqMMIO, acrn.ReqWP:
-		v = le64(s[24:])
+		v = binary.LittleEndian.Uint64(s[24:])
 	default: // PIO and PCI both keep a 32-bit value at reqs+24
-		v = uint64(le32(s[24:]))
+		v = uint64(binary.LittleEndian.Uint32(s[24:]))
 	}
 	return v & sizeMask(accessSize(orig))
 }
-
-func le32(b []byte) uint32 {
-	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
-}
-
-func le64(b []byte) uint64 { return uint64(le32(b)) | uint64(le32(b[4:]))<<32 }
 
 // sizeMask is the mask of an access of n bytes; all ones for 8 or more.
 func sizeMask(n uint64) uint64 {

@@ -1,6 +1,7 @@
 package ioreq
 
 import (
+	"encoding/binary"
 	"errors"
 	"testing"
 
@@ -153,7 +154,7 @@ func TestNewBufferBytes(t *testing.T) {
 		t.Errorf("fd %d state %v", b.FD(), b.State(0))
 	}
 	b.Reset()
-	if got := le32(page[acrn.SlotStateOffset(15):]); got != uint32(acrn.StateFree) {
+	if got := binary.LittleEndian.Uint32(page[acrn.SlotStateOffset(15):]); got != uint32(acrn.StateFree) {
 		t.Errorf("slot 15 state bytes %d after Reset", got)
 	}
 	if err := b.Close(); err != nil {

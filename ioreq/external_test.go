@@ -254,8 +254,8 @@ func BenchmarkRoundTrip(b *testing.B) {
 		pb, _ := NewBufferBytes(make([]byte, acrn.RequestBufferSize))
 		pb.Reset()
 		up := make(chan int, 1)
-		svm := NewServiceVMClient("svm", pb, func(v int) error { up <- v; return nil })
-		d.Router().SetDefault(svm)
+		client := NewServiceVMClient("client", pb, func(v int) error { up <- v; return nil })
+		d.Router().SetDefault(client)
 		done := make(chan struct{})
 		go func() {
 			for {
@@ -268,7 +268,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 					SetValue(&req, 1)
 					pb.WriteBody(i, &req)
 					pb.Complete(i)
-					svm.Finish(i)
+					client.Finish(i)
 				}
 			}
 		}()

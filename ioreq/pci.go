@@ -1,6 +1,9 @@
 package ioreq
 
-import "ember/acrn"
+import (
+	"ember/acrn"
+	"ember/devices"
+)
 
 // PCI configuration mechanism #1 ports.
 const (
@@ -90,13 +93,11 @@ func PCIConfigHandler(cs ConfigSpace) Handler {
 		data := buf[:min(p.Size, 4)]
 		bus, dev, fn, reg := uint8(p.Bus), uint8(p.Dev), uint8(p.Func), uint16(p.Reg)
 		if p.Direction == acrn.DirWrite {
-			for i := range data {
-				data[i] = byte(p.Value >> (8 * i))
-			}
+			devices.PutUint(data, uint64(p.Value))
 			cs.ConfigWrite(bus, dev, fn, reg, data)
 			return
 		}
 		cs.ConfigRead(bus, dev, fn, reg, data)
-		SetValue(req, uint64(le32(buf[:])))
+		SetValue(req, devices.Uint(data))
 	})
 }

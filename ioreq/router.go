@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"ember/acrn"
+	"ember/devices"
 )
 
 // Client serves I/O requests: in-process Go devices, out-of-process device
@@ -198,10 +199,15 @@ func (rt *Router) SetDefault(c Client) {
 // access, else the default.
 func (rt *Router) Route(req *acrn.IORequest) Client {
 	addr, size := Target(req)
+	return rt.lookup(req.Type, addr, size)
+}
+
+// lookup is Route for an access of size bytes at addr of request type typ.
+func (rt *Router) lookup(typ acrn.ReqType, addr, size uint64) Client {
 	rt.mu.RLock()
 	defer rt.mu.RUnlock()
-	if int(req.Type) < len(rt.entries) {
-		es := rt.entries[req.Type]
+	if int(typ) < len(rt.entries) {
+		es := rt.entries[typ]
 		i := sort.Search(len(es), func(i int) bool { return es[i].start > addr }) - 1
 		if i >= 0 && (Range{Start: es[i].start, End: es[i].end}).Contains(addr, size) {
 			return es[i].c
@@ -226,13 +232,21 @@ func (u *Unclaimed) Name() string { return "unclaimed" }
 // Submit completes the request synchronously.
 func (u *Unclaimed) Submit(t Ticket, req *acrn.IORequest) error {
 	return t.serve(req, func(r *acrn.IORequest) {
-		if Dir(r) == acrn.DirWrite {
-			u.writes.Add(1)
-			return
+		write := Dir(r) == acrn.DirWrite
+		u.count(write)
+		if !write {
+			SetValue(r, ^uint64(0))
 		}
-		u.reads.Add(1)
-		SetValue(r, ^uint64(0))
 	})
+}
+
+// count counts one unclaimed write or read.
+func (u *Unclaimed) count(write bool) {
+	if write {
+		u.writes.Add(1)
+	} else {
+		u.reads.Add(1)
+	}
 }
 
 // Handler is an in-process device: HandleIORequest reads the request and, for
@@ -264,28 +278,20 @@ func (c *inProcess) Submit(t Ticket, req *acrn.IORequest) error {
 	return t.serve(req, c.h.HandleIORequest)
 }
 
-// Device is the register-level shape of ember's device models (hv.Device and
-// devices.PortDevice have this method set): accesses of len(data) bytes at an
-// offset from the start of the device's range.
-type Device interface {
-	Read(offset uint64, data []byte)
-	Write(offset uint64, data []byte)
-}
-
 // DeviceHandler adapts a Device registered at base (a port, an address, or a
 // PCIAddress) to a Handler: the value travels little-endian in data.
-func DeviceHandler(base uint64, d Device) Handler {
+func DeviceHandler(base uint64, d devices.Device) Handler {
 	return HandlerFunc(func(req *acrn.IORequest) {
 		addr, size := Target(req)
 		var buf [8]byte
 		data := buf[:min(size, 8)]
 		if Dir(req) == acrn.DirWrite {
-			binary.LittleEndian.PutUint64(buf[:], Value(req))
+			devices.PutUint(data, Value(req))
 			d.Write(addr-base, data)
 			return
 		}
 		d.Read(addr-base, data)
-		SetValue(req, binary.LittleEndian.Uint64(buf[:]))
+		SetValue(req, devices.Uint(data))
 	})
 }
 

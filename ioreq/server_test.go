@@ -330,8 +330,8 @@ func TestServiceVMClient(t *testing.T) {
 	must(t, err)
 	pb.Reset()
 	upcalls := make(chan int, acrn.IORequestMax)
-	svm := NewServiceVMClient("service-vm", pb, func(vcpu int) error { upcalls <- vcpu; return nil })
-	d.Router().SetDefault(svm) // the Service VM serves everything ember does not
+	client := NewServiceVMClient("service-vm", pb, func(vcpu int) error { upcalls <- vcpu; return nil })
+	d.Router().SetDefault(client) // the Service VM serves everything ember does not
 	must(t, d.Router().Claim(Range{acrn.ReqPortIO, 0xe9, 0xe9}, InProcess("debugcon", &recorder{})))
 
 	stop := make(chan struct{})
@@ -355,7 +355,7 @@ func TestServiceVMClient(t *testing.T) {
 				}
 				pb.WriteBody(i, &req)
 				must(t, pb.Complete(i))
-				if err := svm.Finish(i); err != nil {
+				if err := client.Finish(i); err != nil {
 					t.Errorf("Finish(%d): %v", i, err)
 				}
 			}
@@ -363,7 +363,7 @@ func TestServiceVMClient(t *testing.T) {
 	})
 	defer func() { close(stop); wg.Wait() }()
 
-	if err := svm.Finish(3); !errors.Is(err, ErrNoRequest) {
+	if err := client.Finish(3); !errors.Is(err, ErrNoRequest) {
 		t.Errorf("Finish with nothing in flight: %v", err)
 	}
 	for vcpu := range 4 {
@@ -392,8 +392,8 @@ func TestServiceVMClientTimeout(t *testing.T) {
 	pb, err := NewBufferBytes(make([]byte, acrn.RequestBufferSize))
 	must(t, err)
 	pb.Reset()
-	svm := NewServiceVMClient("sleepy", pb, func(int) error { return nil })
-	d.Router().SetDefault(svm)
+	client := NewServiceVMClient("sleepy", pb, func(int) error { return nil })
+	d.Router().SetDefault(client)
 	r := PIORequest(acrn.DirRead, 0x60, 1, 0)
 	if v, err := d.Emulate(0, &r); v != 0xff || !errors.Is(err, ErrTimeout) {
 		t.Errorf("%#x, %v; want 0xff, ErrTimeout", v, err)
@@ -401,12 +401,12 @@ func TestServiceVMClientTimeout(t *testing.T) {
 	if pb.State(0) != acrn.StateFree {
 		t.Errorf("Service VM page slot left %v", pb.State(0))
 	}
-	if err := svm.Finish(0); !errors.Is(err, ErrNoRequest) {
+	if err := client.Finish(0); !errors.Is(err, ErrNoRequest) {
 		t.Errorf("late Finish: %v", err)
 	}
 	// An upcall that fails fails the request at once.
-	svm2 := NewServiceVMClient("broken", pb, func(int) error { return errors.New("no vCPU0") })
-	d.Router().SetDefault(svm2)
+	client2 := NewServiceVMClient("broken", pb, func(int) error { return errors.New("no vCPU0") })
+	d.Router().SetDefault(client2)
 	if v, err := d.Emulate(0, &r); v != 0xff || err == nil || !strings.Contains(err.Error(), "no vCPU0") {
 		t.Errorf("%#x, %v", v, err)
 	}

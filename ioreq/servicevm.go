@@ -27,10 +27,10 @@ type ServiceVMClient struct {
 	upcall func(vcpu int) error
 
 	mu       sync.Mutex
-	inflight [acrn.IORequestMax]*svmRequest
+	inflight [acrn.IORequestMax]*pendingRequest
 }
 
-type svmRequest struct {
+type pendingRequest struct {
 	t   Ticket
 	req acrn.IORequest
 }
@@ -64,7 +64,7 @@ func (c *ServiceVMClient) Submit(t Ticket, req *acrn.IORequest) error {
 		c.mu.Unlock()
 		return fmt.Errorf("the Service VM's page: %w", err)
 	}
-	c.inflight[i] = &svmRequest{t: t, req: *req}
+	c.inflight[i] = &pendingRequest{t: t, req: *req}
 	c.mu.Unlock()
 	if err := c.upcall(i); err != nil {
 		c.take(i, t)

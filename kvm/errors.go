@@ -23,10 +23,5 @@ func (e *Error) Unwrap() error { return e.Errno }
 // the stable one (12) this binding is written against.
 var ErrAPIVersion = errors.New("kvm: unsupported KVM API version")
 
-// ErrInterrupted is returned by VCPU.Run when KVM_RUN returned EINTR: a signal
-// arrived or immediate_exit was set. The vCPU is in a consistent state and Run
-// may be called again.
-var ErrInterrupted = errors.New("kvm: KVM_RUN interrupted")
-
 // ErrClosed is returned by methods called on a descriptor after Close.
 var ErrClosed = errors.New("kvm: descriptor closed")

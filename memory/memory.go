@@ -17,6 +17,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"ember/layout"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -66,21 +68,14 @@ func (g *Guest) list() []Region {
 	return nil
 }
 
-// MMIOHoleStart and MMIOHoleEnd bound the 32-bit PCI hole that PC layouts keep
-// free of RAM, as QEMU, Firecracker and Cloud Hypervisor do: RAM beyond 3 GiB
-// continues at 4 GiB.
-const (
-	MMIOHoleStart = 3 << 30
-	MMIOHoleEnd   = 4 << 30
-)
-
-// PCLayout splits size bytes of RAM around the 32-bit MMIO hole: one range from
-// 0, and a second from 4 GiB when size exceeds 3 GiB.
+// PCLayout splits size bytes of RAM around the 32-bit MMIO hole
+// (layout.MMIOHoleStart to layout.MMIOHoleEnd): one range from 0, and a
+// second from 4 GiB when size exceeds 3 GiB.
 func PCLayout(size uint64) []Range {
-	if size <= MMIOHoleStart {
+	if size <= layout.MMIOHoleStart {
 		return []Range{{0, size}}
 	}
-	return []Range{{0, MMIOHoleStart}, {MMIOHoleEnd, size - MMIOHoleStart}}
+	return []Range{{0, layout.MMIOHoleStart}, {layout.MMIOHoleEnd, size - layout.MMIOHoleStart}}
 }
 
 // New maps anonymous, zeroed host memory for each range. Ranges must be

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+
+	"ember/layout"
 )
 
 // ACPI tables tell a guest its processors and interrupt controllers the way
@@ -13,12 +15,11 @@ import (
 // (ACPI 6.x §5.2.5, §5.2.8, §5.2.12). Linux finds the RSDP by scanning
 // 0xE0000-0xFFFFF, which the e820 map reserves (boot.MemoryMap).
 const (
-	ACPIRSDPAddr = 0xe0000
-	acpiXSDTAddr = ACPIRSDPAddr + 0x40
-	acpiFACSAddr = ACPIRSDPAddr + 0x80 // 64-byte aligned, as the FACS must be
-	acpiFADTAddr = ACPIRSDPAddr + 0xc0
-	acpiDSDTAddr = ACPIRSDPAddr + 0x200
-	acpiMADTAddr = ACPIRSDPAddr + 0x400
+	acpiXSDTAddr = layout.ACPIStart + 0x40
+	acpiFACSAddr = layout.ACPIStart + 0x80 // 64-byte aligned, as the FACS must be
+	acpiFADTAddr = layout.ACPIStart + 0xc0
+	acpiDSDTAddr = layout.ACPIStart + 0x200
+	acpiMADTAddr = layout.ACPIStart + 0x400
 
 	acpiOEMID      = "EMBER "
 	acpiOEMTableID = "EMBERVM "
@@ -34,7 +35,7 @@ const (
 
 // WriteACPI writes the ACPI tables of a PC VM with ncpus vCPUs:
 //
-//   - an RSDP at ACPIRSDPAddr and an XSDT listing the FADT and the MADT;
+//   - an RSDP at layout.ACPIStart and an XSDT listing the FADT and the MADT;
 //   - a FADT (with its FACS) that puts the PM1 event and control registers
 //     at PortACPIPM and the SCI on IRQ 9, so `poweroff` reaches ember;
 //   - a DSDT with the PCI root bridge and its windows (Linux enumerates PCI
@@ -51,12 +52,12 @@ func WriteACPI(mem io.WriterAt, ncpus int) error {
 		addr, limit int64
 		b           []byte
 	}{
-		{ACPIRSDPAddr, acpiXSDTAddr, acpiRSDP(acpiXSDTAddr)},
+		{layout.ACPIStart, acpiXSDTAddr, acpiRSDP(acpiXSDTAddr)},
 		{acpiXSDTAddr, acpiFACSAddr, acpiTable("XSDT", 1, append(le64(acpiFADTAddr), le64(acpiMADTAddr)...))},
 		{acpiFACSAddr, acpiFADTAddr, acpiFACS()},
 		{acpiFADTAddr, acpiDSDTAddr, acpiFADT(acpiFACSAddr, acpiDSDTAddr)},
 		{acpiDSDTAddr, acpiMADTAddr, acpiDSDT()},
-		{acpiMADTAddr, acpiTablesEnd, acpiMADT(ncpus)},
+		{acpiMADTAddr, layout.ACPIEnd, acpiMADT(ncpus)},
 	}
 	for _, w := range tables {
 		if w.addr+int64(len(w.b)) > w.limit {
@@ -68,10 +69,6 @@ func WriteACPI(mem io.WriterAt, ncpus int) error {
 	}
 	return nil
 }
-
-// acpiTablesEnd bounds the tables: the BIOS area from 0xF0000 holds the
-// tiny guests' reset-vector images.
-const acpiTablesEnd = 0xf0000
 
 // acpiRSDP is the ACPI 2.0+ Root System Description Pointer: signature,
 // checksum over the first 20 bytes, OEM ID, revision 2, no RSDT, length,
@@ -91,7 +88,7 @@ func acpiRSDP(xsdt uint64) []byte {
 // acpiMADT is the Multiple APIC Description Table.
 func acpiMADT(ncpus int) []byte {
 	body := make([]byte, 8)
-	binary.LittleEndian.PutUint32(body[0:], lapicAddr)
+	binary.LittleEndian.PutUint32(body[0:], layout.LAPIC)
 	binary.LittleEndian.PutUint32(body[4:], madtPCATCompat)
 	for i := 0; i < ncpus; i++ {
 		e := []byte{madtLocalAPIC, 8, byte(i), byte(i), 0, 0, 0, 0}
@@ -100,7 +97,7 @@ func acpiMADT(ncpus int) []byte {
 	}
 	io := make([]byte, 12)
 	io[0], io[1], io[2] = madtIOAPIC, 12, byte(ncpus)
-	binary.LittleEndian.PutUint32(io[4:], ioapicAddr)
+	binary.LittleEndian.PutUint32(io[4:], layout.IOAPIC)
 	body = append(body, io...)
 	// NMI on LINT1 of every processor (UID 0xff), polarity and trigger as the bus says.
 	body = append(body, madtLAPICNMI, 6, 0xff, 0, 0, 1)

@@ -4,7 +4,7 @@ import (
 	"encoding/binary"
 
 	"ember/devices/acpipm"
-	"ember/memory"
+	"ember/layout"
 )
 
 // The ACPI power-management hardware of a PC VM: where the FADT says its
@@ -81,11 +81,11 @@ func acpiFACS() []byte {
 // 32-bit MMIO hole below the IOAPIC as its windows) and \_S5, the sleep type
 // that powers the machine off.
 func acpiDSDT() []byte {
-	crs := resWordAddress(2, 0, 0, 0xff)                                     // bus numbers 0-255
-	crs = append(crs, resIO(0xcf8, 0xcf8, 1, 8)...)                          // configuration ports
-	crs = append(crs, resWordAddress(1, 3, 0x0000, 0x0cf7)...)               // I/O below them
-	crs = append(crs, resWordAddress(1, 3, 0x0d00, 0xffff)...)               // and above
-	crs = append(crs, resDWordMemory(memory.MMIOHoleStart, ioapicAddr-1)...) // 32-bit MMIO window
+	crs := resWordAddress(2, 0, 0, 0xff)                                             // bus numbers 0-255
+	crs = append(crs, resIO(0xcf8, 0xcf8, 1, 8)...)                                  // configuration ports
+	crs = append(crs, resWordAddress(1, 3, 0x0000, 0x0cf7)...)                       // I/O below them
+	crs = append(crs, resWordAddress(1, 3, 0x0d00, 0xffff)...)                       // and above
+	crs = append(crs, resDWordMemory(layout.PCIMMIO32Start, layout.PCIMMIO32End)...) // 32-bit MMIO window
 	crs = append(crs, resEnd()...)
 	pci := amlDevice("PCI0",
 		amlName("_HID", amlEISAID("PNP0A03")),

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+
+	"ember/layout"
 )
 
 // The MP table (Intel MultiProcessor Specification 1.4) tells a guest without
@@ -11,12 +13,9 @@ import (
 // Linux scans the last KiB of base memory for its floating pointer, so ember
 // puts it at 639 KiB, inside the range the e820 map reserves (boot.MemoryMap).
 const (
-	MPTableAddr   = 0x9fc00
 	mpTableMaxLen = 0x400
 
 	mpSpecRev      = 4 // MP spec 1.4
-	lapicAddr      = 0xfee00000
-	ioapicAddr     = 0xfec00000
 	lapicVersion   = 0x14
 	ioapicVersion  = 0x11
 	mpISABusID     = 0
@@ -33,7 +32,7 @@ const (
 )
 
 // WriteMPTable writes an MP floating pointer and configuration table at
-// MPTableAddr describing ncpus processors (APIC ids 0..ncpus-1, 0 the BSP),
+// layout.MPTable describing ncpus processors (APIC ids 0..ncpus-1, 0 the BSP),
 // one ISA bus, the IOAPIC, ISA IRQs 0-15 wired to IOAPIC pins 0-15 (KVM's
 // default GSI routing), and ExtINT/NMI on every LAPIC's LINT0/LINT1.
 func WriteMPTable(mem io.WriterAt, ncpus int) error {
@@ -55,7 +54,7 @@ func WriteMPTable(mem io.WriterAt, ncpus int) error {
 	}
 	entries = append(entries, 1, mpISABusID, 'I', 'S', 'A', ' ', ' ', ' ')
 	ioapic := []byte{2, ioapicID, ioapicVersion, 1, 0, 0, 0, 0}
-	binary.LittleEndian.PutUint32(ioapic[4:], ioapicAddr)
+	binary.LittleEndian.PutUint32(ioapic[4:], layout.IOAPIC)
 	entries = append(entries, ioapic...)
 	for irq := uint8(0); irq < 16; irq++ {
 		entries = append(entries, 3, mpIntTypeINT, 0, 0, mpISABusID, irq, ioapicID, irq)
@@ -71,17 +70,17 @@ func WriteMPTable(mem io.WriterAt, ncpus int) error {
 	copy(table[8:], "EMBER   ")
 	copy(table[16:], "EMBERVM     ")
 	binary.LittleEndian.PutUint16(table[34:], uint16(ncpus+1+1+16+2))
-	binary.LittleEndian.PutUint32(table[36:], lapicAddr)
+	binary.LittleEndian.PutUint32(table[36:], layout.LAPIC)
 	table = append(table, entries...)
 	table[7] = checksum(table)
 
 	float := make([]byte, mpFloatLen)
 	copy(float, "_MP_")
-	binary.LittleEndian.PutUint32(float[4:], MPTableAddr+mpFloatLen)
+	binary.LittleEndian.PutUint32(float[4:], layout.MPTable+mpFloatLen)
 	float[8], float[9] = 1, mpSpecRev // length in 16-byte units, revision
 	float[10] = checksum(float)
 
-	if _, err := mem.WriteAt(append(float, table...), MPTableAddr); err != nil {
+	if _, err := mem.WriteAt(append(float, table...), layout.MPTable); err != nil {
 		return fmt.Errorf("hv: writing the MP table: %w", err)
 	}
 	return nil

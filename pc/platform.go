@@ -60,7 +60,7 @@ func (l irqLine) SetLevel(high bool) {
 // offsetDevice shifts the offsets a bus passes to a device, for a device whose
 // registers are spread over ranges that are registered separately.
 type offsetDevice struct {
-	dev devices.PortDevice
+	dev devices.Device
 	add uint64
 }
 
@@ -113,7 +113,7 @@ func (p *Platform) wire(vm *hv.VM) error {
 	regs := []struct {
 		base, size uint64
 		name       string
-		dev        hv.Device
+		dev        devices.Device
 	}{
 		{uart.COM1Base, uart.PortLen, "com1", p.COM1},
 		{portI8042Data, 1, "i8042-data", offsetDevice{p.I8042, 0}},

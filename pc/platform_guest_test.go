@@ -7,6 +7,7 @@ import (
 
 	"ember/guest"
 	"ember/hv"
+	"ember/layout"
 )
 
 // TestUARTLoopbackAndInterruptDrivenTransmit runs a guest that does what a
@@ -73,7 +74,7 @@ func TestManyVCPUsOnThePCPlatform(t *testing.T) {
 	vm := newPC(t, h, hv.Config{VCPUs: mpMaxCPUs + 2}, Config{})
 	mem := vm.Memory()
 	fp := make([]byte, 4)
-	mem.ReadAt(fp, MPTableAddr)
+	mem.ReadAt(fp, layout.MPTable)
 	if string(fp) == "_MP_" {
 		t.Error("an MP table was written for more vCPUs than it can hold")
 	}

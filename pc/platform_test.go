@@ -7,6 +7,7 @@ import (
 
 	"ember/acrn"
 	"ember/ioreq"
+	"ember/layout"
 )
 
 // memBuf is guest memory for tests: a byte slice addressed from 0.
@@ -30,7 +31,7 @@ func TestMPTableAsAGuestReadsIt(t *testing.T) {
 		if err := WriteMPTable(mem, ncpus); err != nil {
 			t.Fatal(err)
 		}
-		fp := mem[MPTableAddr : MPTableAddr+16]
+		fp := mem[layout.MPTable : layout.MPTable+16]
 		if !bytes.Equal(fp[:4], []byte("_MP_")) || sum(fp) != 0 || fp[8] != 1 || fp[9] != 4 {
 			t.Fatalf("%d cpus: bad floating pointer % x", ncpus, fp)
 		}
@@ -40,7 +41,7 @@ func TestMPTableAsAGuestReadsIt(t *testing.T) {
 		if !bytes.Equal(hdr[:4], []byte("PCMP")) || sum(hdr[:length]) != 0 {
 			t.Fatalf("%d cpus: bad config table header", ncpus)
 		}
-		if addr+uint32(length) > MPTableAddr+mpTableMaxLen {
+		if addr+uint32(length) > layout.MPTable+mpTableMaxLen {
 			t.Fatalf("%d cpus: table ends at %#x, past its KiB", ncpus, addr+uint32(length))
 		}
 		count := binary.LittleEndian.Uint16(hdr[34:])
@@ -58,7 +59,7 @@ func TestMPTableAsAGuestReadsIt(t *testing.T) {
 				}
 			case 2:
 				ioapics++
-				if binary.LittleEndian.Uint32(e[4:]) != ioapicAddr {
+				if binary.LittleEndian.Uint32(e[4:]) != layout.IOAPIC {
 					t.Errorf("IOAPIC at %#x", binary.LittleEndian.Uint32(e[4:]))
 				}
 			case 3:
@@ -143,7 +144,7 @@ func TestACPITablesAsAGuestReadsThem(t *testing.T) {
 		if err := WriteACPI(mem, ncpus); err != nil {
 			t.Fatal(err)
 		}
-		rsdp := mem[ACPIRSDPAddr : ACPIRSDPAddr+36]
+		rsdp := mem[layout.ACPIStart : layout.ACPIStart+36]
 		if string(rsdp[:8]) != "RSD PTR " || sum(rsdp[:20]) != 0 || sum(rsdp) != 0 || rsdp[15] != 2 {
 			t.Fatalf("%d cpus: bad RSDP % x", ncpus, rsdp)
 		}
@@ -177,7 +178,7 @@ func TestACPITablesAsAGuestReadsThem(t *testing.T) {
 		if evt, cnt := binary.LittleEndian.Uint32(at(56)), binary.LittleEndian.Uint32(at(64)); evt != PortACPIPM || cnt != PortACPIPM+4 || at(88)[0] != 4 || at(89)[0] != 2 {
 			t.Errorf("FADT PM1a event block %#x/%d, control block %#x/%d", evt, at(88)[0], cnt, at(89)[0])
 		}
-		if binary.LittleEndian.Uint32(madt) != lapicAddr {
+		if binary.LittleEndian.Uint32(madt) != layout.LAPIC {
 			t.Errorf("MADT local APIC address %#x", binary.LittleEndian.Uint32(madt))
 		}
 		cpus, ioapics := 0, 0
@@ -190,7 +191,7 @@ func TestACPITablesAsAGuestReadsThem(t *testing.T) {
 				cpus++
 			case madtIOAPIC:
 				ioapics++
-				if binary.LittleEndian.Uint32(e[4:]) != ioapicAddr || binary.LittleEndian.Uint32(e[8:]) != 0 {
+				if binary.LittleEndian.Uint32(e[4:]) != layout.IOAPIC || binary.LittleEndian.Uint32(e[8:]) != 0 {
 					t.Errorf("IOAPIC entry % x", e[:12])
 				}
 			}
@@ -203,8 +204,8 @@ func TestACPITablesAsAGuestReadsThem(t *testing.T) {
 		}
 		// The tables must lie inside the range the e820 map reserves for
 		// firmware, below the BIOS image area.
-		if end := acpiMADTAddr + 36 + len(madt); end > acpiTablesEnd {
-			t.Errorf("ACPI tables end at %#x, past %#x", end, acpiTablesEnd)
+		if end := acpiMADTAddr + 36 + len(madt); end > layout.ACPIEnd {
+			t.Errorf("ACPI tables end at %#x, past %#x", end, layout.ACPIEnd)
 		}
 	}
 	if err := WriteACPI(make(memBuf, 1<<20), 256); err == nil {

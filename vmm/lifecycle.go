@@ -1,7 +1,6 @@
 package vmm
 
 import (
-	"context"
 	"fmt"
 
 	"golang.org/x/sys/unix"
@@ -10,29 +9,6 @@ import (
 	"ember/kvm"
 	"ember/x86"
 )
-
-// run is one Start: the goroutine that calls hv.VM.Run and how it ended.
-type run struct {
-	cancel context.CancelFunc
-	done   chan struct{} // closed when Run has returned
-	res    hv.Result
-	err    error
-}
-
-// stop ends the run and waits for it.
-func (r *run) stop() {
-	r.cancel()
-	<-r.done
-}
-
-func (r *run) finished() bool {
-	select {
-	case <-r.done:
-		return true
-	default:
-		return false
-	}
-}
 
 // BootEntry is the CPU state Start gives the boot vCPU: 64-bit long mode at
 // ring 0 with the low 4 GiB identity-mapped (package x86), RIP = pc,
@@ -71,7 +47,7 @@ func (g *Guest) StartEntry(bootVCPU int, e x86.Entry) error {
 	if g.closed {
 		return ErrClosed
 	}
-	if g.run != nil && !g.run.finished() {
+	if g.run != nil && !g.run.Finished() {
 		return ErrStarted
 	}
 	return g.startLocked(bootVCPU, e)
@@ -100,14 +76,7 @@ func (g *Guest) startLocked(bootVCPU int, e x86.Entry) error {
 		}
 	}
 	g.vm.Resume()
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &run{cancel: cancel, done: make(chan struct{})}
-	g.run = r
-	go func() {
-		defer close(r.done)
-		defer cancel()
-		r.res, r.err = g.vm.Run(ctx)
-	}()
+	g.run = g.vm.Start()
 	return nil
 }
 
@@ -123,8 +92,7 @@ func (g *Guest) Wait() (hv.Result, error) {
 	if r == nil {
 		return hv.Result{}, ErrNotStarted
 	}
-	<-r.done
-	return r.res, r.err
+	return r.Wait()
 }
 
 // Stop pauses the guest, as libvmm's guest_stop does: every vCPU leaves the
@@ -226,7 +194,7 @@ func (g *Guest) resetLocked(bootVCPU int, e x86.Entry) error {
 		return ErrClosed
 	}
 	if r := g.run; r != nil {
-		r.stop()
+		r.Stop()
 	}
 	if err := g.clearRAM(); err != nil {
 		return err

@@ -24,7 +24,7 @@ type Guest struct {
 	virq VirqController
 
 	mu     sync.Mutex
-	run    *run // the current or last run; nil before Start
+	run    *hv.Background // the current or last run; nil before Start
 	closed bool
 }
 
@@ -61,7 +61,7 @@ func (g *Guest) Close() error {
 	r := g.run
 	g.mu.Unlock()
 	if r != nil {
-		r.stop()
+		r.Stop()
 	}
 	errs := []error{g.virq.close()}
 	if err := g.vm.Close(); err != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 
 	"ember/kvm"
+	"ember/layout"
 )
 
 // Descriptor type values (the 4-bit type field with S=1 for code/data).
@@ -69,7 +70,7 @@ func segmentsFor(long bool) segmentSet {
 		user32:   code32(SelUserCode32, 3),
 		userData: flat(SelUserData, typeDataRW, 3, 1, 0),
 		user64:   code64(SelUserCode64, 3),
-		tss:      segment{sel: SelTSS, typ: typeTSSBusy, base: TSSAddr, limit: tssSize - 1},
+		tss:      segment{sel: SelTSS, typ: typeTSSBusy, base: layout.TSS, limit: tssSize - 1},
 	}
 	if long {
 		set.code, set.other = code64(SelCode, 0), code32(SelCodeOther, 0)

@@ -9,18 +9,8 @@
 // flat code segment and 0x18 a flat data segment.
 package x86
 
-// Fixed guest-physical addresses of the structures Setup writes. They sit in
-// the first 64 KiB, below where ember loads guest images (0x10000 and up) and
-// clear of the Linux zero page (0x7000).
-const (
-	GDTAddr  = 0x0500 // the GDT, GDTEntries entries
-	TSSAddr  = 0x0580 // a 104-byte 64-bit TSS (also used as a 32-bit one)
-	PML4Addr = 0x9000 // page-map level 4
-	PDPTAddr = 0xa000 // page-directory-pointer table
-	PDAddr   = 0xb000 // four page directories, 0xb000-0xefff
-	// StackTop is the default initial stack pointer for test guests.
-	StackTop = 0x8000
-)
+// The addresses of the structures Setup writes (GDT, TSS, page tables,
+// stack) are in package layout.
 
 // IdentityMapSize is how much the long-mode page tables map 1:1: the low 4 GiB
 // with 2 MiB pages, user-accessible so ring-3 test code can run anywhere.

@@ -6,6 +6,7 @@ import (
 
 	"ember/boot"
 	"ember/kvm"
+	"ember/layout"
 )
 
 // Mode is a processor mode a vCPU can be started in. It is the boot
@@ -23,7 +24,7 @@ const (
 type Entry struct {
 	Mode Mode
 	RIP  uint64
-	RSP  uint64 // 0 means StackTop
+	RSP  uint64 // 0 means layout.StackTop
 	// Ring3 starts the code at privilege level 3 (with flat user segments)
 	// instead of 0; meaningful in protected and long mode.
 	Ring3 bool
@@ -60,7 +61,7 @@ func RegsFor(e Entry) kvm.Regs {
 	r := e.Regs
 	r.RIP, r.RSP, r.RFLAGS = e.RIP, e.RSP, RFLAGSReserved
 	if r.RSP == 0 {
-		r.RSP = StackTop
+		r.RSP = layout.StackTop
 	}
 	if e.Mode == RealMode {
 		r.RIP &= 0xffff
@@ -87,17 +88,17 @@ func SRegsFor(mem io.WriterAt, s *kvm.SRegs, e Entry) error {
 	set := segmentsFor(long)
 	rsp0 := e.RSP
 	if rsp0 == 0 {
-		rsp0 = StackTop
+		rsp0 = layout.StackTop
 	}
 	writes := []struct {
 		addr uint64
 		b    []byte
-	}{{GDTAddr, set.gdtBytes()}, {TSSAddr, tssBytes(rsp0)}}
+	}{{layout.GDT, set.gdtBytes()}, {layout.TSS, tssBytes(rsp0)}}
 	if long {
 		writes = append(writes, struct {
 			addr uint64
 			b    []byte
-		}{PML4Addr, pageTables()})
+		}{layout.PML4, pageTables()})
 	}
 	for _, w := range writes {
 		if _, err := mem.WriteAt(w.b, int64(w.addr)); err != nil {
@@ -115,13 +116,13 @@ func SRegsFor(mem io.WriterAt, s *kvm.SRegs, e Entry) error {
 	s.DS, s.ES, s.FS, s.GS, s.SS = data.kvm(), data.kvm(), data.kvm(), data.kvm(), data.kvm()
 	s.TR = set.tss.kvm()
 	s.LDT = kvm.Segment{Type: 2, Present: 1, Unusable: 1, Limit: 0xffff}
-	s.GDT = kvm.DTable{Base: GDTAddr, Limit: GDTEntries*8 - 1}
+	s.GDT = kvm.DTable{Base: layout.GDT, Limit: GDTEntries*8 - 1}
 	s.IDT = kvm.DTable{}
 	s.CR0 = CR0PE | CR0ET | CR0NE
 	s.CR4, s.EFER = 0, 0
 	if long {
 		s.CR0 |= CR0MP | CR0WP | CR0PG
-		s.CR3 = PML4Addr
+		s.CR3 = layout.PML4
 		s.CR4 = CR4PAE | CR4OSFXSR | CR4OSXMMEXCPT
 		s.EFER = EFERLME | EFERLMA | EFERSCE
 	}

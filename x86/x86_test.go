@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"ember/kvm"
+	"ember/layout"
 )
 
 // memBuf is guest memory for tests: a byte slice addressed from 0.
@@ -48,7 +49,7 @@ func TestGDTLayout(t *testing.T) {
 			t.Error("ring-3 selectors are not in SYSRET order")
 		}
 		tss := at(SelTSS)
-		if base := (tss>>16)&0xffffff | (tss>>56)<<24; base != TSSAddr || (tss>>40)&0xf != typeTSSBusy {
+		if base := (tss>>16)&0xffffff | (tss>>56)<<24; base != layout.TSS || (tss>>40)&0xf != typeTSSBusy {
 			t.Errorf("long=%v: TSS descriptor %#x", long, tss)
 		}
 	}
@@ -56,13 +57,13 @@ func TestGDTLayout(t *testing.T) {
 
 func TestIdentityPageTables(t *testing.T) {
 	b := pageTables()
-	entry := func(addr uint64) uint64 { return binary.LittleEndian.Uint64(b[addr-PML4Addr:]) }
-	if entry(PML4Addr)&^0xfff != PDPTAddr {
-		t.Fatalf("PML4[0] = %#x", entry(PML4Addr))
+	entry := func(addr uint64) uint64 { return binary.LittleEndian.Uint64(b[addr-layout.PML4:]) }
+	if entry(layout.PML4)&^0xfff != layout.PDPT {
+		t.Fatalf("PML4[0] = %#x", entry(layout.PML4))
 	}
 	// Walk a few addresses through the tables by hand.
 	for _, va := range []uint64{0, 0x10000, 0x200000, 0x7fffffff, 0xc0000000, IdentityMapSize - 1} {
-		pdpte := entry(PDPTAddr + 8*(va>>30))
+		pdpte := entry(layout.PDPT + 8*(va>>30))
 		pde := entry(pdpte&^0xfff + 8*(va>>21&511))
 		if pde&ptePageSize == 0 || pde&(ptePresent|pteWrite|pteUser) != ptePresent|pteWrite|pteUser {
 			t.Errorf("%#x: PDE flags %#x", va, pde&0xfff)
@@ -95,7 +96,7 @@ func TestSRegsForModes(t *testing.T) {
 		if s.CS.Selector != tt.cs || s.CS.DPL != tt.cpl || s.SS.DPL != tt.cpl || s.CR0 != tt.cr0 || s.EFER != tt.efer {
 			t.Errorf("%v ring3=%v: CS %#x DPL %d, CR0 %#x, EFER %#x", tt.e.Mode, tt.e.Ring3, s.CS.Selector, s.CS.DPL, s.CR0, s.EFER)
 		}
-		wrote := binary.LittleEndian.Uint64(mem[PML4Addr:]) != 0
+		wrote := binary.LittleEndian.Uint64(mem[layout.PML4:]) != 0
 		if wrote != tt.wantTables {
 			t.Errorf("%v: page tables written = %v", tt.e.Mode, wrote)
 		}
@@ -107,7 +108,7 @@ func TestSRegsForModes(t *testing.T) {
 
 func TestRegsFor(t *testing.T) {
 	r := RegsFor(Entry{Mode: RealMode, RIP: 0x12345, IOPL3: true, Regs: kvm.Regs{RSI: 0x7000}})
-	if r.RIP != 0x2345 || r.RSP != StackTop || r.RFLAGS != RFLAGSReserved|RFLAGSIOPL3 || r.RSI != 0x7000 {
+	if r.RIP != 0x2345 || r.RSP != layout.StackTop || r.RFLAGS != RFLAGSReserved|RFLAGSIOPL3 || r.RSI != 0x7000 {
 		t.Errorf("RegsFor = %+v", r)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"ember/acrn"
 	"ember/hv"
+	"ember/hypercall"
 )
 
 // newHypercallCmd is `ember hypercall`: make ACRN hypercalls as the host
@@ -72,9 +73,11 @@ For each call ember prints the result and the 64 bytes at any @ADDR.`,
 				return explainKVM(err)
 			}
 			defer h.Close()
+			hc := hypercall.New(h)
+			defer hc.Close()
 			failed := false
 			for _, c := range calls {
-				ok, err := runHypercall(cmd.OutOrStdout(), h, c)
+				ok, err := runHypercall(cmd.OutOrStdout(), hc, c)
 				if err != nil {
 					return err
 				}
@@ -92,7 +95,7 @@ For each call ember prints the result and the 64 bytes at any @ADDR.`,
 
 // runHypercall makes one call and prints its result; ok is false for an
 // error result.
-func runHypercall(w io.Writer, h *hv.Hypervisor, c []string) (ok bool, err error) {
+func runHypercall(w io.Writer, h *hypercall.Service, c []string) (ok bool, err error) {
 	if len(c) > 3 {
 		return false, fmt.Errorf("%s: at most two parameters", c[0])
 	}

@@ -16,6 +16,7 @@ import (
 	"ember/boot"
 	"ember/guest"
 	"ember/hv"
+	"ember/hypercall"
 	"ember/kvm"
 	"ember/pc"
 	"ember/vmm"
@@ -211,6 +212,10 @@ func run(ctx context.Context, o runOptions, stdin io.Reader, stdout, stderr io.W
 		return explainKVM(err)
 	}
 	defer h.Close()
+	// VMs are made through the hypercall service, so a guest's OUT to the
+	// hypercall port is judged as docs/abi.md says (#UD for a plain VM).
+	hc := hypercall.New(h)
+	defer hc.Close()
 	if max, err := h.System().CheckExtension(kvm.CapMaxVCPUs); err == nil && max > 0 && o.cpus > max {
 		return fmt.Errorf("--cpus %d: this host's KVM allows at most %d vCPUs per VM", o.cpus, max)
 	}
@@ -229,7 +234,7 @@ func run(ctx context.Context, o runOptions, stdin io.Reader, stdout, stderr io.W
 		input = startConsoleInput(ctx, stdin)
 	}
 	for boots := 1; ; boots++ {
-		res, exits, err := bootOnce(ctx, h, p, input)
+		res, exits, err := bootOnce(ctx, hc, p, input)
 		if err != nil {
 			return err
 		}
@@ -251,8 +256,8 @@ func run(ctx context.Context, o runOptions, stdin io.Reader, stdout, stderr io.W
 // input, if not nil, feeds the VM's COM1 while it runs. Every guest, tiny
 // ones too, gets the PC platform, so they can use COM1, the i8042 reset
 // line, the PIT and the other vCPUs as Linux would.
-func bootOnce(ctx context.Context, h *hv.Hypervisor, p *prepared, input *consoleInput) (hv.Result, uint64, error) {
-	vm, err := h.NewVM(p.cfg)
+func bootOnce(ctx context.Context, hc *hypercall.Service, p *prepared, input *consoleInput) (hv.Result, uint64, error) {
+	vm, err := hc.NewVM(p.cfg, hypercall.Identity{})
 	if err != nil {
 		return hv.Result{}, 0, err
 	}

@@ -129,4 +129,4 @@ func (p *PM) regs() [Len]byte {
 	return b
 }
 
-var _ devices.PortDevice = (*PM)(nil)
+var _ devices.Device = (*PM)(nil)

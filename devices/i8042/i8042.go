@@ -153,7 +153,7 @@ type Config struct {
 }
 
 // Controller is one 8042 with its keyboard. Create it with New; it
-// implements devices.PortDevice.
+// implements devices.Device.
 type Controller struct {
 	mu        sync.Mutex
 	irq       devices.IRQLine
@@ -179,7 +179,7 @@ type Controller struct {
 	lastKbd    byte // last byte the keyboard sent, for its resend command
 }
 
-var _ devices.PortDevice = (*Controller)(nil)
+var _ devices.Device = (*Controller)(nil)
 
 // New returns a controller in the state a BIOS leaves it after POST.
 func New(cfg Config) *Controller {

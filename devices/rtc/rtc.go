@@ -181,7 +181,7 @@ type fields struct {
 }
 
 // RTC is one MC146818 with its CMOS RAM. Create it with New; it implements
-// devices.PortDevice.
+// devices.Device.
 type RTC struct {
 	mu        sync.Mutex
 	clock     func() time.Time
@@ -202,7 +202,7 @@ type RTC struct {
 	closed  bool // Close was called: no more timers
 }
 
-var _ devices.PortDevice = (*RTC)(nil)
+var _ devices.Device = (*RTC)(nil)
 
 // New returns an RTC whose clock reads cfg.Clock's time and whose CMOS
 // holds the memory-size fields for the given RAM sizes.

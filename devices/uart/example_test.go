@@ -14,7 +14,7 @@ func Example() {
 	irq4 := devices.IRQFunc(func(high bool) { fmt.Println("IRQ 4 high:", high) })
 	com1 := uart.New(uart.Config{IRQ: irq4, Output: os.Stdout})
 
-	var port devices.PortDevice = com1 // the bus sees only this
+	var port devices.Device = com1 // the bus sees only this
 	out := func(addr uint16, v byte) { port.Write(uint64(addr-uart.COM1Base), []byte{v}) }
 
 	out(0x3fc, uart.MCROut2)     // MCR: enable the interrupt onto the bus

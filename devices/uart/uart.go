@@ -198,7 +198,7 @@ type Config struct {
 	CharTimeout time.Duration
 }
 
-// UART is one 16550A. Create it with New; it implements devices.PortDevice.
+// UART is one 16550A. Create it with New; it implements devices.Device.
 type UART struct {
 	mu        sync.Mutex
 	irq       devices.IRQLine
@@ -229,7 +229,7 @@ type UART struct {
 	roomCh  chan struct{} // closed when receive room appears; nil if nobody waits
 }
 
-var _ devices.PortDevice = (*UART)(nil)
+var _ devices.Device = (*UART)(nil)
 
 // New returns a UART in its reset state.
 func New(cfg Config) *UART {

@@ -9,7 +9,7 @@ import (
 
 // Reporter is a bus device for tests: registered on a tiny guest's report port
 // (guest.PortReport) it collects every value the guest writes there, in order.
-// It satisfies hv.Device. The zero value is ready to use.
+// It satisfies devices.Device. The zero value is ready to use.
 type Reporter struct {
 	mu      sync.Mutex
 	vals    []uint64

@@ -1,4 +1,4 @@
-package hv
+package hypercall
 
 import (
 	"fmt"
@@ -98,7 +98,7 @@ func hcPMGetCPUState(c *call) acrn.Errno {
 		return r
 	}
 	defer e.mu.Unlock()
-	if int(cmd.VCPUID()) >= len(e.vm.vcpus) {
+	if int(cmd.VCPUID()) >= e.vm.NumVCPUs() {
 		return acrn.EINVAL
 	}
 	n := int(cmd.StateNum())

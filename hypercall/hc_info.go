@@ -1,4 +1,4 @@
-package hv
+package hypercall
 
 import (
 	"fmt"
@@ -78,7 +78,7 @@ func hcSetCallbackVector(c *call) acrn.Errno {
 
 // CallbackVector returns the vector upcalls to the Service VM use: 0xF3
 // unless HC_SET_CALLBACK_VECTOR chose another.
-func (h *Hypervisor) CallbackVector() uint8 {
+func (h *Service) CallbackVector() uint8 {
 	t := &h.table
 	t.mu.RLock()
 	defer t.mu.RUnlock()
@@ -94,7 +94,7 @@ func (h *Hypervisor) CallbackVector() uint8 {
 // control plane has none), is -EINVAL; an AP is recorded offline (its thread
 // stays, parked by the guest).
 func hcSOSOfflineCPU(c *call) acrn.Errno {
-	if c.from == nil || c.p1 == 0 || c.p1 >= uint64(len(c.from.vm.vcpus)) {
+	if c.from == nil || c.p1 == 0 || c.p1 >= uint64(c.from.vm.NumVCPUs()) {
 		return acrn.EINVAL
 	}
 	t := &c.h.table

@@ -1,4 +1,4 @@
-package hv
+package hypercall
 
 import (
 	"encoding/binary"
@@ -42,7 +42,7 @@ func protValid(p uint32) bool {
 func (e *hcVM) unmap(m *memRegion) {
 	for _, s := range m.slots {
 		if err := e.vm.UnmapMemory(s); err != nil {
-			e.vm.log.Warn("unmapping a memory region", "slot", s, "err", err)
+			e.vm.Logger().Warn("unmapping a memory region", "slot", s, "err", err)
 		}
 	}
 	m.slots = nil
@@ -183,14 +183,9 @@ func (e *hcVM) applyRegion(c *call, mr *acrn.VMMemoryRegion) acrn.Errno {
 // ID, param2 the GPA of a wp_data. The page (page-aligned, inside a writable
 // region HC_VM_SET_MEMORY_REGIONS mapped) becomes read-only to the guest
 // while set is non-zero; each guest write to it is not performed but becomes
-// an I/O request of type WP (Hypervisor.WPRequests). Clearing it maps the
+// an I/O request of type WP (Service.WPRequests). Clearing it maps the
 // page writable again.
-func hcWriteProtectPage(c *call) acrn.Errno {
-	e, r := c.target(c.p1, true)
-	if r != 0 {
-		return r
-	}
-	defer e.mu.Unlock()
+func hcWriteProtectPage(c *call, e *hcVM) acrn.Errno {
 	var wp acrn.WPData
 	if r := c.read(c.p2, &wp); r != 0 {
 		return r
@@ -219,20 +214,20 @@ func hcWriteProtectPage(c *call) acrn.Errno {
 
 // protect makes guest writes to the (read-only mapped) page at gpa WP I/O
 // requests, and claims them for the WP queue: the host control plane, acting
-// as the Service VM, is their client (Hypervisor.WPRequests).
+// as the Service VM, is their client (Service.WPRequests).
 func (e *hcVM) protect(gpa uint64) {
-	e.vm.setWriteProtected(gpa, true)
+	e.vm.SetWriteProtected(gpa, true)
 	r := ioreq.Range{Type: acrn.ReqWP, Start: gpa, End: gpa + memory.PageSize - 1}
-	if err := e.vm.ioreq.Router().Claim(r, e.wpClient()); err != nil {
-		e.vm.log.Warn("claiming a write-protected page", "gpa", gpa, "err", err)
+	if err := e.vm.IORequests().Router().Claim(r, e.wpClient()); err != nil {
+		e.vm.Logger().Warn("claiming a write-protected page", "gpa", gpa, "err", err)
 	}
 }
 
 // unprotect undoes protect.
 func (e *hcVM) unprotect(gpa uint64) {
-	e.vm.setWriteProtected(gpa, false)
+	e.vm.SetWriteProtected(gpa, false)
 	r := ioreq.Range{Type: acrn.ReqWP, Start: gpa, End: gpa + memory.PageSize - 1}
-	e.vm.ioreq.Router().Unclaim(r, e.wpClient())
+	e.vm.IORequests().Router().Unclaim(r, e.wpClient())
 }
 
 // wpClient is the in-process client that queues this VM's WP requests.
@@ -241,7 +236,7 @@ func (e *hcVM) wpClient() ioreq.Client {
 	return e.wpCl
 }
 
-// wpQueue keeps WP requests until Hypervisor.WPRequests takes them; the
+// wpQueue keeps WP requests until Service.WPRequests takes them; the
 // guest's write itself is not performed, as the Service VM emulates it.
 type wpQueue struct{ e *hcVM }
 
@@ -258,9 +253,10 @@ func (q wpQueue) HandleIORequest(req *acrn.IORequest) {
 }
 
 // WPRequests takes the WP I/O requests VM id's writes to write-protected
-// pages raised since the last call. Issue 5's I/O request path will deliver
-// them through the request buffer instead.
-func (h *Hypervisor) WPRequests(id uint16) []acrn.IORequest {
+// pages raised since the last call. ACRN hands them to the Service VM
+// through its request buffer; ember keeps them here for the host control
+// plane to take.
+func (h *Service) WPRequests(id uint16) []acrn.IORequest {
 	e := h.table.lookup(uint64(id))
 	if e == nil {
 		return nil
@@ -312,12 +308,7 @@ func hostPhys(b []byte) (uint64, acrn.Errno) {
 // a vm_gpa2hpa whose gpa is translated to the host-physical address of the
 // frame behind it (from /proc/self/pagemap). An unmapped GPA is -EINVAL; a
 // host that hides frame numbers gives -ENODEV.
-func hcGPA2HPA(c *call) acrn.Errno {
-	e, r := c.target(c.p1, false)
-	if r != 0 {
-		return r
-	}
-	defer e.mu.Unlock()
+func hcGPA2HPA(c *call, e *hcVM) acrn.Errno {
 	var q acrn.VMGPA2HPA
 	if r := c.read(c.p2, &q); r != 0 {
 		return r

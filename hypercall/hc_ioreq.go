@@ -1,4 +1,4 @@
-package hv
+package hypercall
 
 import (
 	"sync/atomic"
@@ -46,12 +46,7 @@ func (e *hcVM) setIOReq(mem *memory.Guest, gpa uint64) {
 // sixteen 256-byte I/O request slots. Every slot is set FREE; the VM may
 // then be started. From then on every access of the VM that no in-process
 // device claims is a request in that page, announced by an upcall (upcall.go).
-func hcSetIOReqBuffer(c *call) acrn.Errno {
-	e, r := c.target(c.p1, true)
-	if r != 0 {
-		return r
-	}
-	defer e.mu.Unlock()
+func hcSetIOReqBuffer(c *call, e *hcVM) acrn.Errno {
 	if _, r := ioreqSlice(c.mem, c.p2); r != 0 {
 		return r
 	}
@@ -67,20 +62,15 @@ func hcSetIOReqBuffer(c *call) acrn.Errno {
 // vCPU resumes; anything else is -EINVAL and leaves the request waiting.
 // Without one (a host caller with no ServiceUpcall) a slot in COMPLETE goes
 // back to FREE and one in another state is left alone.
-func hcNotifyRequestFinish(c *call) acrn.Errno {
-	e, r := c.target(c.p1, true)
-	if r != 0 {
-		return r
-	}
-	defer e.mu.Unlock()
-	if c.p2 >= uint64(len(e.vm.vcpus)) || c.p2 >= acrn.IORequestMax {
+func hcNotifyRequestFinish(c *call, e *hcVM) acrn.Errno {
+	if c.p2 >= uint64(e.vm.NumVCPUs()) || c.p2 >= acrn.IORequestMax {
 		return acrn.EINVAL
 	}
 	if !e.ioreqSet {
 		return acrn.EPERM
 	}
-	if e.svm != nil {
-		if err := e.svm.Finish(int(c.p2)); err != nil {
+	if e.serviceClient != nil {
+		if err := e.serviceClient.Finish(int(c.p2)); err != nil {
 			return finishErrno(err)
 		}
 		e.finished.Add(1)
@@ -109,24 +99,15 @@ func asyncIOValid(a *acrn.AsyncIOInfo) bool {
 
 // hcAsyncIOAssign is HC_ASYNCIO_ASSIGN: param1 is the target VM ID, param2
 // the GPA of an acrn_asyncio_info. The range is recorded (a second identical
-// one is -EINVAL); queuing matching writes is issue 5's path.
-func hcAsyncIOAssign(c *call) acrn.Errno {
-	e, r := c.target(c.p1, true)
-	if r != 0 {
+// one is -EINVAL). Matching writes are not queued on an asynchronous buffer:
+// they take the ordinary request path.
+func hcAsyncIOAssign(c *call, e *hcVM) acrn.Errno {
+	a, i, r := e.lookupAsyncIO(c)
+	switch {
+	case r != 0:
 		return r
-	}
-	defer e.mu.Unlock()
-	var a acrn.AsyncIOInfo
-	if r := c.read(c.p2, &a); r != 0 {
-		return r
-	}
-	if !asyncIOValid(&a) {
+	case i >= 0 || !asyncIOValid(&a):
 		return acrn.EINVAL
-	}
-	for _, o := range e.asyncIOs {
-		if o.Type == a.Type && o.Addr == a.Addr && o.MatchData == a.MatchData && o.Data == a.Data {
-			return acrn.EINVAL
-		}
 	}
 	e.asyncIOs = append(e.asyncIOs, a)
 	return 0
@@ -134,21 +115,29 @@ func hcAsyncIOAssign(c *call) acrn.Errno {
 
 // hcAsyncIODeassign is HC_ASYNCIO_DEASSIGN: it removes a range
 // HC_ASYNCIO_ASSIGN recorded (-EINVAL if there is none).
-func hcAsyncIODeassign(c *call) acrn.Errno {
-	e, r := c.target(c.p1, true)
-	if r != 0 {
+func hcAsyncIODeassign(c *call, e *hcVM) acrn.Errno {
+	_, i, r := e.lookupAsyncIO(c)
+	switch {
+	case r != 0:
 		return r
+	case i < 0:
+		return acrn.EINVAL
 	}
-	defer e.mu.Unlock()
+	e.asyncIOs = append(e.asyncIOs[:i], e.asyncIOs[i+1:]...)
+	return 0
+}
+
+// lookupAsyncIO reads the acrn_asyncio_info at param2 and returns it with
+// the index of the identical range already recorded, or -1.
+func (e *hcVM) lookupAsyncIO(c *call) (acrn.AsyncIOInfo, int, acrn.Errno) {
 	var a acrn.AsyncIOInfo
 	if r := c.read(c.p2, &a); r != 0 {
-		return r
+		return a, -1, r
 	}
 	for i, o := range e.asyncIOs {
 		if o.Type == a.Type && o.Addr == a.Addr && o.MatchData == a.MatchData && o.Data == a.Data {
-			e.asyncIOs = append(e.asyncIOs[:i], e.asyncIOs[i+1:]...)
-			return 0
+			return a, i, 0
 		}
 	}
-	return acrn.EINVAL
+	return a, -1, 0
 }

@@ -1,4 +1,4 @@
-package hv
+package hypercall
 
 import (
 	"encoding/binary"
@@ -123,10 +123,10 @@ var traceSeq atomic.Uint64
 
 // trace appends a hypercall record to the trace sbuf of the calling CPU.
 // The header is re-validated on every write: the Service VM owns the memory.
-func (h *Hypervisor) trace(c *call, rax uint64) {
+func (h *Service) trace(c *call, rax uint64) {
 	var cpu uint16
 	if c.vcpu != nil {
-		cpu = uint16(c.vcpu.id % runtime.NumCPU())
+		cpu = uint16(c.vcpu.ID() % runtime.NumCPU())
 	}
 	t := &h.table.sbufs
 	if t.traces.Load() == 0 {

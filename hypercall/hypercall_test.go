@@ -1,4 +1,4 @@
-package hv
+package hypercall
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"ember/acrn"
+	"ember/hv"
+	"ember/internal/kvmtest"
 )
 
 // Scratch addresses in the host's service memory.
@@ -20,8 +22,8 @@ const (
 	gpaBeyond = ServiceMemorySize // first GPA outside service memory
 )
 
-// svc writes a structure into service memory at gpa and returns gpa.
-func svc(t testing.TB, h *Hypervisor, gpa uint64, v acrn.Codec) uint64 {
+// hostWrite writes a structure into service memory at gpa and returns gpa.
+func hostWrite(t testing.TB, h *Service, gpa uint64, v acrn.Codec) uint64 {
 	t.Helper()
 	m, err := h.ServiceMemory()
 	if err != nil {
@@ -33,7 +35,7 @@ func svc(t testing.TB, h *Hypervisor, gpa uint64, v acrn.Codec) uint64 {
 	return gpa
 }
 
-func svcRead(t testing.TB, h *Hypervisor, gpa uint64, v acrn.Codec) {
+func hostRead(t testing.TB, h *Service, gpa uint64, v acrn.Codec) {
 	t.Helper()
 	m, _ := h.ServiceMemory()
 	b, err := m.Slice(gpa, uint64(v.SizeOf()))
@@ -52,13 +54,13 @@ func errnoOfResult(r uint64) acrn.Errno {
 
 // createVM makes a post-launched VM by HC_CREATE_VM with n vCPUs, maps 1 MiB
 // of service memory at GPA 0 and sets its request buffer; it returns the VM ID.
-func createVM(t testing.TB, h *Hypervisor, n uint16) uint16 {
+func createVM(t testing.TB, h *Service, n uint16) uint16 {
 	t.Helper()
 	cr := acrn.VMCreation{VCPUNum: n}
-	if r := h.Hypercall(acrn.HCCreateVM, svc(t, h, gpaParam, &cr), 0); r != 0 {
+	if r := h.Hypercall(acrn.HCCreateVM, hostWrite(t, h, gpaParam, &cr), 0); r != 0 {
 		t.Fatalf("HC_CREATE_VM: %v", acrn.ResultError(r))
 	}
-	svcRead(t, h, gpaParam, &cr)
+	hostRead(t, h, gpaParam, &cr)
 	if cr.VCPUNum != n {
 		t.Fatalf("vcpu_num %d, want %d", cr.VCPUNum, n)
 	}
@@ -69,10 +71,10 @@ func createVM(t testing.TB, h *Hypervisor, n uint16) uint16 {
 	return cr.VMID
 }
 
-func mapRegion(t testing.TB, h *Hypervisor, id uint16, typ, prot uint32, gpa, sos, size uint64) acrn.Errno {
+func mapRegion(t testing.TB, h *Service, id uint16, typ, prot uint32, gpa, serviceGPA, size uint64) acrn.Errno {
 	t.Helper()
-	svc(t, h, gpaArray, &acrn.VMMemoryRegion{Type: typ, Prot: prot, GPA: gpa, SOSVMGPA: sos, Size: size})
-	p := svc(t, h, gpaParam+0x800, &acrn.SetRegions{VMID: id, MRNum: 1, RegionsGPA: gpaArray})
+	hostWrite(t, h, gpaArray, &acrn.VMMemoryRegion{Type: typ, Prot: prot, GPA: gpa, SOSVMGPA: serviceGPA, Size: size})
+	p := hostWrite(t, h, gpaParam+0x800, &acrn.SetRegions{VMID: id, MRNum: 1, RegionsGPA: gpaArray})
 	return errnoOfResult(h.Hypercall(acrn.HCVMSetMemoryRegions, p, 0))
 }
 
@@ -120,15 +122,11 @@ func TestEveryHypercallHasAHandler(t *testing.T) {
 
 // TestHypercallTable calls every hypercall through the Go API: the success
 // case and each documented failure.
-func TestHypercallTable(t *testing.T) {
-	h := openHV(t)
+func TestHypercallTable(t *testing.T) { eachService(t, testHypercallTable) }
+
+func testHypercallTable(t *testing.T, h *Service) {
 	id := uint64(createVM(t, h, 2))
-	plainVM, err := h.NewVM(Config{MemorySize: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer plainVM.Close()
-	plain := uint64(plainVM.VMID())
+	plain := uint64(newPlainVM(t, h))
 	regs := acrn.VCPURegs{VCPURegs: acrn.Regs{RIP: 0x1000, CR0: 0x60000010, CSAR: 0x9b, CSLimit: 0xffff, RFlags: 2}}
 	msi := acrn.MSIEntry{MSIAddr: 0xfee00000, MSIData: 0x30}
 	pm := func(vm, vcpu, state, typ uint8) uint64 { return uint64(acrn.MakePMCmd(vm, vcpu, state, typ)) }
@@ -157,7 +155,7 @@ func TestHypercallTable(t *testing.T) {
 		want   acrn.Errno
 	}
 	v := func(x uint64) func() uint64 { return func() uint64 { return x } }
-	at := func(c acrn.Codec) func() uint64 { return func() uint64 { return svc(t, h, gpaParam, c) } }
+	at := func(c acrn.Codec) func() uint64 { return func() uint64 { return hostWrite(t, h, gpaParam, c) } }
 	rows := []row{
 		{"api version", acrn.HCGetAPIVersion, v(gpaParam), v(0), 0},
 		{"api version: pointer outside RAM", acrn.HCGetAPIVersion, v(gpaBeyond), v(0), acrn.EFAULT},
@@ -178,8 +176,8 @@ func TestHypercallTable(t *testing.T) {
 		{"create: unknown flag", acrn.HCCreateVM, at(&acrn.VMCreation{VMFlag: 1 << 40}), v(0), acrn.EINVAL},
 		{"create: unaligned ioreq_buf", acrn.HCCreateVM, at(&acrn.VMCreation{IOReqBuf: 0x10}), v(0), acrn.EINVAL},
 		{"create: pointer outside RAM", acrn.HCCreateVM, v(gpaBeyond), v(0), acrn.EFAULT},
-		{"create vcpu 1", acrn.HCCreateVCPU, v(id), func() uint64 { svc(t, h, gpaParam, &acrn.APIVersion{MajorVersion: 1}); return gpaParam }, 0},
-		{"create vcpu beyond vcpu_num", acrn.HCCreateVCPU, v(id), func() uint64 { svc(t, h, gpaParam, &acrn.APIVersion{MajorVersion: 2}); return gpaParam }, acrn.EINVAL},
+		{"create vcpu 1", acrn.HCCreateVCPU, v(id), func() uint64 { hostWrite(t, h, gpaParam, &acrn.APIVersion{MajorVersion: 1}); return gpaParam }, 0},
+		{"create vcpu beyond vcpu_num", acrn.HCCreateVCPU, v(id), func() uint64 { hostWrite(t, h, gpaParam, &acrn.APIVersion{MajorVersion: 2}); return gpaParam }, acrn.EINVAL},
 		{"set regs of the BSP", acrn.HCSetVCPURegs, v(id), at(&regs), 0},
 		{"set regs of an AP", acrn.HCSetVCPURegs, v(id), at(&acrn.VCPURegs{VCPUID: 1}), acrn.EINVAL},
 		{"set regs: pointer outside RAM", acrn.HCSetVCPURegs, v(id), v(gpaBeyond), acrn.EFAULT},
@@ -293,17 +291,17 @@ func TestHypercallTable(t *testing.T) {
 	}
 }
 
-// TestMemoryRegions maps, modifies and unmaps, and shows that a guest write
-// to a write-protected page becomes a WP request instead of a store.
-func TestMemoryRegions(t *testing.T) {
-	h := openHV(t)
+// TestMemoryRegions maps, modifies and unmaps regions of a VM's memory.
+func TestMemoryRegions(t *testing.T) { eachService(t, testMemoryRegions) }
+
+func testMemoryRegions(t *testing.T, h *Service) {
 	id := createVM(t, h, 1)
 	rw := uint32(acrn.MemAccessRWX | acrn.MemTypeWB)
 	for _, tt := range []struct {
-		name           string
-		typ, prot      uint32
-		gpa, sos, size uint64
-		want           acrn.Errno
+		name                  string
+		typ, prot             uint32
+		gpa, serviceGPA, size uint64
+		want                  acrn.Errno
 	}{
 		{"overlapping add", acrn.MRAdd, rw, 0x80000, gpaRAM, 0x100000, acrn.EINVAL},
 		{"add", acrn.MRAdd, rw, 1 << 32, 0x400000, 0x10000, 0},
@@ -319,11 +317,17 @@ func TestMemoryRegions(t *testing.T) {
 		{"delete", acrn.MRDel, 0, 1 << 32, 0, 0x10000, 0},
 		{"delete again", acrn.MRDel, 0, 1 << 32, 0, 0x10000, acrn.EINVAL},
 	} {
-		if got := mapRegion(t, h, id, tt.typ, tt.prot, tt.gpa, tt.sos, tt.size); got != tt.want {
+		if got := mapRegion(t, h, id, tt.typ, tt.prot, tt.gpa, tt.serviceGPA, tt.size); got != tt.want {
 			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
 		}
 	}
+}
 
+// TestWriteProtectedPageInAGuest shows that a guest write to a
+// write-protected page becomes a WP request instead of a store.
+func TestWriteProtectedPageInAGuest(t *testing.T) {
+	h := openHV(t)
+	id := createVM(t, h, 1)
 	// The VM stores 0x99 at GPA 0x5000 (write-protected) and 0x77 at 0x6000,
 	// then exits: one WP request, one real store.
 	code := []byte{
@@ -334,10 +338,10 @@ func TestMemoryRegions(t *testing.T) {
 	m, _ := h.ServiceMemory()
 	m.WriteAt(code, gpaRAM+0x1000)
 	regs := acrn.VCPURegs{VCPURegs: acrn.Regs{RIP: 0x1000, CR0: 0x60000010, CSAR: 0x9b, CSLimit: 0xffff, RFlags: 2}}
-	if r := h.Hypercall(acrn.HCSetVCPURegs, uint64(id), svc(t, h, gpaParam, &regs)); r != 0 {
+	if r := h.Hypercall(acrn.HCSetVCPURegs, uint64(id), hostWrite(t, h, gpaParam, &regs)); r != 0 {
 		t.Fatal(acrn.ResultError(r))
 	}
-	if r := h.Hypercall(acrn.HCVMWriteProtectPage, uint64(id), svc(t, h, gpaParam, &acrn.WPData{Set: 1, GPA: 0x5000})); r != 0 {
+	if r := h.Hypercall(acrn.HCVMWriteProtectPage, uint64(id), hostWrite(t, h, gpaParam, &acrn.WPData{Set: 1, GPA: 0x5000})); r != 0 {
 		t.Fatal(acrn.ResultError(r))
 	}
 	if r := h.Hypercall(acrn.HCStartVM, uint64(id), 0); r != 0 {
@@ -346,7 +350,7 @@ func TestMemoryRegions(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	res, err := h.WaitVM(ctx, id)
-	if err != nil || res.Reason != StopExit || res.Status != 7 {
+	if err != nil || res.Reason != hv.StopExit || res.Status != 7 {
 		t.Fatalf("VM: %v %v", res, err)
 	}
 	b := make([]byte, 1)
@@ -372,14 +376,17 @@ func TestMemoryRegions(t *testing.T) {
 }
 
 func TestCreateVMFillsIDAndHonoursAffinity(t *testing.T) {
-	h := openHV(t)
+	eachService(t, testCreateVMFillsIDAndHonoursAffinity)
+}
+
+func testCreateVMFillsIDAndHonoursAffinity(t *testing.T, h *Service) {
 	cr := acrn.VMCreation{CPUAffinity: 1}
-	if r := h.Hypercall(acrn.HCCreateVM, svc(t, h, gpaParam, &cr), 0); r != 0 {
+	if r := h.Hypercall(acrn.HCCreateVM, hostWrite(t, h, gpaParam, &cr), 0); r != 0 {
 		t.Fatal(acrn.ResultError(r))
 	}
-	svcRead(t, h, gpaParam, &cr)
+	hostRead(t, h, gpaParam, &cr)
 	st, ok := h.LookupVM(cr.VMID)
-	if !ok || cr.VCPUNum != 1 || st.VM.NumVCPUs() != 1 || !st.Hypercall || st.State != "created" {
+	if !ok || cr.VCPUNum != 1 || h.table.lookup(uint64(cr.VMID)).vm.NumVCPUs() != 1 || !st.Hypercall || st.State != "created" {
 		t.Fatalf("created %+v, status %+v", cr, st)
 	}
 	// Start is refused until the I/O request buffer is set.
@@ -391,19 +398,20 @@ func TestCreateVMFillsIDAndHonoursAffinity(t *testing.T) {
 	}
 }
 
-func TestIntrMonitorCounts(t *testing.T) {
-	h := openHV(t)
+func TestIntrMonitorCounts(t *testing.T) { eachService(t, testIntrMonitorCounts) }
+
+func testIntrMonitorCounts(t *testing.T, h *Service) {
 	id := uint64(createVM(t, h, 1))
 	for i := 0; i < 3; i++ {
 		h.Hypercall(acrn.HCSetIRQLine, id, acrn.IRQLineOps{GSI: 9, Op: acrn.GSIRaisingPulse}.Param())
 	}
-	h.Hypercall(acrn.HCInjectMSI, id, svc(t, h, gpaParam, &acrn.MSIEntry{MSIAddr: 0xfee00000, MSIData: 0x41}))
-	p := svc(t, h, gpaParam, &acrn.IntrMonitor{Cmd: acrn.IntrCmdGetData, BufCnt: 48})
+	h.Hypercall(acrn.HCInjectMSI, id, hostWrite(t, h, gpaParam, &acrn.MSIEntry{MSIAddr: 0xfee00000, MSIData: 0x41}))
+	p := hostWrite(t, h, gpaParam, &acrn.IntrMonitor{Cmd: acrn.IntrCmdGetData, BufCnt: 48})
 	if r := h.Hypercall(acrn.HCVMIntrMonitor, id, p); r != 0 {
 		t.Fatal(acrn.ResultError(r))
 	}
 	var m acrn.IntrMonitor
-	svcRead(t, h, p, &m)
+	hostRead(t, h, p, &m)
 	if m.BufCnt != 4 || m.Buffer[0] != 9 || m.Buffer[1] != 3 || m.Buffer[2] != 0x10041 || m.Buffer[3] != 1 {
 		t.Fatalf("monitor %d %v", m.BufCnt, m.Buffer[:4])
 	}
@@ -411,13 +419,14 @@ func TestIntrMonitorCounts(t *testing.T) {
 
 // TestConcurrentHypercalls makes hypercalls on one VM from many goroutines
 // (run it with -race): lifecycle, interrupts, memory and queries at once.
-func TestConcurrentHypercalls(t *testing.T) {
-	h := openHV(t)
+func TestConcurrentHypercalls(t *testing.T) { eachService(t, testConcurrentHypercalls) }
+
+func testConcurrentHypercalls(t *testing.T, h *Service) {
 	id := uint64(createVM(t, h, 2))
 	m, _ := h.ServiceMemory()
 	m.WriteAt([]byte{0xeb, 0xfe}, gpaRAM+0x1000) // jmp . in real mode
 	regs := acrn.VCPURegs{VCPURegs: acrn.Regs{RIP: 0x1000, CR0: 0x60000010, CSAR: 0x9b, CSLimit: 0xffff, RFlags: 2}}
-	if r := h.Hypercall(acrn.HCSetVCPURegs, id, svc(t, h, gpaParam, &regs)); r != 0 {
+	if r := h.Hypercall(acrn.HCSetVCPURegs, id, hostWrite(t, h, gpaParam, &regs)); r != 0 {
 		t.Fatal(acrn.ResultError(r))
 	}
 	var wg sync.WaitGroup
@@ -458,7 +467,7 @@ func TestConcurrentHypercalls(t *testing.T) {
 }
 
 // FuzzHypercall throws random IDs and parameters at the dispatcher with a
-// live VM in the table; blob is written at a fixed GPA so that pointer
+// live (fake) VM in the table; blob is written at a fixed GPA so that pointer
 // parameters sometimes point at attacker-chosen structures. It must never
 // panic, and a live VM must stay usable.
 func FuzzHypercall(f *testing.F) {
@@ -466,17 +475,14 @@ func FuzzHypercall(f *testing.F) {
 	for i := range acrn.All() {
 		f.Add(uint8(i), uint64(1), uint64(fuzzBlob), []byte{1, 0, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0})
 	}
-	kvmtest := openHV
-	var h *Hypervisor
-	var once sync.Once
+	// Fake machines: the handlers and parsers are what is fuzzed, on any
+	// host and fast (TestConcurrentHypercalls and the table test run them on
+	// KVM too).
+	h := fakeService(f)
 	f.Fuzz(func(t *testing.T, which uint8, p1, p2 uint64, blob []byte) {
-		once.Do(func() { h = kvmtest(t) })
-		if h == nil {
-			t.Skip()
-		}
 		if _, ok := h.LookupVM(1); !ok {
 			cr := acrn.VMCreation{VCPUNum: 1}
-			h.Hypercall(acrn.HCCreateVM, svc(t, h, gpaParam, &cr), 0)
+			h.Hypercall(acrn.HCCreateVM, hostWrite(t, h, gpaParam, &cr), 0)
 		}
 		all := acrn.All()
 		id := acrn.ID(p1 ^ p2)
@@ -502,3 +508,20 @@ func FuzzHypercall(f *testing.F) {
 }
 
 const fuzzBlob = 0x50000
+
+// openHV opens /dev/kvm (skipping without it, kvmtest.Require) and returns
+// a hypercall service on it.
+func openHV(t testing.TB) *Service {
+	t.Helper()
+	kvmtest.Require(t)
+	h, err := hv.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(h)
+	t.Cleanup(func() {
+		s.Close()
+		h.Close()
+	})
+	return s
+}

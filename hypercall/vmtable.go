@@ -1,4 +1,4 @@
-package hv
+package hypercall
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"ember/acrn"
+	"ember/hv"
 	"ember/ioreq"
 	"ember/memory"
 )
@@ -18,18 +19,18 @@ const MaxVMs = 32
 
 // ServiceMemorySize is the size of the host control plane's own memory: when
 // the host acts as the Service VM, pointer parameters are guest-physical
-// addresses in this memory (Hypervisor.ServiceMemory), as they are addresses
+// addresses in this memory (Service.ServiceMemory), as they are addresses
 // in a Service VM guest's own RAM when it makes the call.
 const ServiceMemorySize = 16 << 20
 
 // ErrServiceVMExists is returned by NewVM for a second Config.ServiceVM guest.
-var ErrServiceVMExists = errors.New("hv: a Service VM guest already exists")
+var ErrServiceVMExists = errors.New("hypercall: a Service VM guest already exists")
 
 // Load orders of a table entry, ACRN's enum acrn_vm_load_order.
 const (
-	loadPre  = acrn.PreLaunchedVM  // created by the host with NewVM
-	loadSOS  = acrn.SOSVM          // the Service VM guest
-	loadPost = acrn.PostLaunchedVM // created by HC_CREATE_VM
+	loadPre     = acrn.PreLaunchedVM  // created by the host with NewVM
+	loadService = acrn.SOSVM          // the Service VM guest
+	loadPost    = acrn.PostLaunchedVM // created by HC_CREATE_VM
 )
 
 // Lifecycle states of a VM created by HC_CREATE_VM (ACRN's VM_CREATED,
@@ -59,9 +60,9 @@ type vmTable struct {
 	// hostUpcall is the host control plane's upcall handler (upcall.go).
 	hostUpcall ServiceUpcall
 
-	svcOnce sync.Once
-	svcMem  *memory.Guest // the host control plane's memory
-	svcErr  error
+	hostMemOnce sync.Once
+	hostMem     *memory.Guest // the host control plane's memory
+	hostMemErr  error
 }
 
 // hcVM is a VM's entry in the table: its ACRN identity and the state the
@@ -74,28 +75,27 @@ type vmTable struct {
 // threads touch (WP requests, interrupt counts, the secure world) has its own
 // lock.
 type hcVM struct {
-	h     *Hypervisor
+	h     *Service
 	id    uint16
-	vm    *VM
+	vm    Machine
 	load  int
 	flags uint64 // GUEST_FLAG_* bits
 
-	mu         sync.Mutex
-	dead       bool
-	state      vmState // for loadPost
-	affinity   uint64
-	bspRegs    *acrn.VCPURegs
-	ioreqMem   *memory.Guest // the memory the request buffer is in (the caller's)
-	ioreqGPA   uint64        // GPA of the request buffer in ioreqMem; valid if ioreqSet
-	finished   atomic.Uint64 // requests HC_NOTIFY_REQUEST_FINISH took from COMPLETE to FREE
-	ioreqSet   bool
-	svm        *ioreq.ServiceVMClient // the Service VM's side of the requests, or nil (upcall.go)
-	regions    []*memRegion
-	asyncIOs   []acrn.AsyncIOInfo
-	cancel     context.CancelFunc
-	done       chan struct{} // closed when the run started by HC_START_VM ends
-	lastResult Result        // guarded by wpMu: the run's goroutine sets it
-	refused    int           // valid passthrough requests refused with -ENODEV
+	mu            sync.Mutex
+	dead          bool
+	state         vmState // for loadPost
+	affinity      uint64
+	bspRegs       *acrn.VCPURegs
+	ioreqMem      *memory.Guest // the memory the request buffer is in (the caller's)
+	ioreqGPA      uint64        // GPA of the request buffer in ioreqMem; valid if ioreqSet
+	finished      atomic.Uint64 // requests HC_NOTIFY_REQUEST_FINISH took from COMPLETE to FREE
+	ioreqSet      bool
+	serviceClient *ioreq.ServiceVMClient // the Service VM's side of the requests, or nil (upcall.go)
+	regions       []*memRegion
+	asyncIOs      []acrn.AsyncIOInfo
+	run           *hv.Background // the run HC_START_VM started; nil before it and after HC_RESET_VM
+	lastRun       *hv.Background // the latest run, kept across HC_RESET_VM for LookupVM
+	refused       int            // valid passthrough requests refused with -ENODEV
 
 	wpMu   sync.Mutex
 	wpReq  []acrn.IORequest // WP requests not yet taken (see WPRequests)
@@ -118,73 +118,63 @@ type sbufKey struct {
 // a hypercall (Hypercall), the pointer parameters are guest-physical
 // addresses in it: write a structure with WriteAt, pass its address, read the
 // answer back with ReadAt. It is allocated on first use and lives as long as
-// the Hypervisor.
-func (h *Hypervisor) ServiceMemory() (*memory.Guest, error) {
+// the Service.
+func (h *Service) ServiceMemory() (*memory.Guest, error) {
 	t := &h.table
-	t.svcOnce.Do(func() {
-		t.svcMem, t.svcErr = memory.New([]memory.Range{{GPA: 0, Size: ServiceMemorySize}})
+	t.hostMemOnce.Do(func() {
+		t.hostMem, t.hostMemErr = memory.New([]memory.Range{{GPA: 0, Size: ServiceMemorySize}})
 	})
-	return t.svcMem, t.svcErr
+	return t.hostMem, t.hostMemErr
 }
 
-// register gives vm a table entry and, with room, a VM ID: 0 for the Service
-// VM guest, the lowest free ID from 1 otherwise. A plain VM that finds the
-// table full still works; it simply cannot be a hypercall target.
-func (h *Hypervisor) register(vm *VM, load int) (*hcVM, error) {
-	e := &hcVM{h: h, vm: vm, load: load, flags: vm.cfg.GuestFlags, id: acrn.InvalidVMID, intrCount: map[uint32]uint64{}}
-	t := &h.table
+// reserved holds a slot of the table while its VM is being built; lookups
+// do not see it.
+var reserved = &hcVM{dead: true}
+
+// reserve takes a VM ID for a VM about to be built: 0 for the Service VM
+// guest, the lowest free ID from 1 otherwise. A plain VM that finds the table
+// full still works (acrn.InvalidVMID); it simply cannot be a hypercall
+// target.
+func (t *vmTable) reserve(load int, flags uint64) (uint16, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if load == loadSOS {
-		if t.serviceVM != nil {
-			return nil, ErrServiceVMExists
+	if load == loadService {
+		if t.serviceVM != nil || t.slots[0] != nil {
+			return 0, ErrServiceVMExists
 		}
-		if t.slots[0] != nil {
-			return nil, fmt.Errorf("hv: VM ID 0 is taken")
-		}
-		e.id = 0
-		t.slots[0] = e
-		t.serviceVM = e
-		vm.hc = e
-		return e, nil
+		t.slots[0] = reserved
+		return 0, nil
 	}
 	for i := 1; i < MaxVMs; i++ {
 		if t.slots[i] == nil {
-			e.id = uint16(i)
-			t.slots[i] = e
-			break
+			t.slots[i] = reserved
+			return uint16(i), nil
 		}
 	}
-	if e.id == acrn.InvalidVMID && (load == loadPost || e.flags&guestFlagsAllowingHypercalls != 0) {
-		return nil, fmt.Errorf("hv: VM table full (%d VMs)", MaxVMs)
+	if load == loadPost || flags&guestFlagsAllowingHypercalls != 0 {
+		return 0, fmt.Errorf("hypercall: VM table full (%d VMs)", MaxVMs)
 	}
-	vm.hc = e
-	return e, nil
+	return acrn.InvalidVMID, nil
 }
 
-// registerNew registers a VM NewVM built, by its Config: a Service VM guest,
-// or a pre-launched VM in ACRN's terms.
-func (h *Hypervisor) registerNew(vm *VM) error {
-	load := loadPre
-	if vm.cfg.ServiceVM {
-		load = loadSOS
-	}
-	if vm.cfg.byHypercall {
-		load = loadPost
-	}
-	_, err := h.register(vm, load)
-	return err
-}
-
-// unregister removes vm's entry. When the Service VM guest goes, the VMs it
-// created go first: their memory is its memory.
-func (vm *VM) unregister() {
-	e := vm.hc
-	if e == nil {
+// fill puts e in the slot reserve took for it, or frees the slot if e is nil.
+func (t *vmTable) fill(id uint16, e *hcVM) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if id >= MaxVMs || t.slots[id] != reserved {
 		return
 	}
+	t.slots[id] = e
+	if e != nil && e.load == loadService {
+		t.serviceVM = e
+	}
+}
+
+// unregister removes e's entry when its VM is closed. When the Service VM
+// guest goes, the VMs it created go first: their memory is its memory.
+func (e *hcVM) unregister() {
 	t := &e.h.table
-	if e.load == loadSOS {
+	if e.load == loadService {
 		for _, o := range t.all() {
 			if o.load == loadPost {
 				o.destroy()
@@ -208,7 +198,10 @@ func (t *vmTable) lookup(id uint64) *hcVM {
 	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	return t.slots[id]
+	if e := t.slots[id]; e != reserved {
+		return e
+	}
+	return nil
 }
 
 // all returns the live entries.
@@ -217,14 +210,14 @@ func (t *vmTable) all() []*hcVM {
 	defer t.mu.RUnlock()
 	var es []*hcVM
 	for _, e := range t.slots {
-		if e != nil {
+		if e != nil && e != reserved {
 			es = append(es, e)
 		}
 	}
 	return es
 }
 
-// closeAll destroys every VM created by hypercall, for Hypervisor.Close.
+// closeAll destroys every VM created by hypercall, for Service.Close.
 func (t *vmTable) closeAll() {
 	for _, e := range t.all() {
 		if e.load == loadPost {
@@ -233,64 +226,73 @@ func (t *vmTable) closeAll() {
 	}
 }
 
-// VMID returns the VM's ACRN VM ID, or acrn.InvalidVMID if it has none.
-func (vm *VM) VMID() uint16 {
-	if vm.hc == nil {
-		return acrn.InvalidVMID
+// VMID returns vm's ACRN VM ID, or acrn.InvalidVMID if it has none here.
+func (h *Service) VMID(vm *hv.VM) uint16 {
+	if e := h.table.entryOf(vm); e != nil {
+		return e.id
 	}
-	return vm.hc.id
+	return acrn.InvalidVMID
+}
+
+// entryOf returns vm's entry, or nil if vm is not in the table.
+func (t *vmTable) entryOf(vm *hv.VM) *hcVM {
+	for _, e := range t.all() {
+		if e.vm == vm {
+			return e
+		}
+	}
+	return nil
 }
 
 // VMStatus describes an entry of the VM table.
 type VMStatus struct {
 	ID        uint16
-	VM        *VM
-	Service   bool   // the Service VM guest
-	Hypercall bool   // created by HC_CREATE_VM
-	State     string // for VMs created by hypercall: created, running, paused, powered-off
-	Result    Result // how the last run started by HC_START_VM ended
+	VM        *hv.VM
+	Service   bool      // the Service VM guest
+	Hypercall bool      // created by HC_CREATE_VM
+	State     string    // for VMs created by hypercall: created, running, paused, powered-off
+	Result    hv.Result // how the last run started by HC_START_VM ended
 	// Refused counts the passthrough requests (PCI, MMIO, interrupt
 	// remapping) that were valid but refused for want of VFIO.
 	Refused int
 }
 
 // LookupVM returns the table entry for VM ID id.
-func (h *Hypervisor) LookupVM(id uint16) (VMStatus, bool) {
+func (h *Service) LookupVM(id uint16) (VMStatus, bool) {
 	e := h.table.lookup(uint64(id))
 	if e == nil {
 		return VMStatus{}, false
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	s := VMStatus{ID: e.id, VM: e.vm, Service: e.load == loadSOS, Hypercall: e.load == loadPost, Refused: e.refused}
+	vm, _ := e.vm.(*hv.VM) // nil for a test's fake machine
+	s := VMStatus{ID: e.id, VM: vm, Service: e.load == loadService, Hypercall: e.load == loadPost, Refused: e.refused}
 	if e.load == loadPost {
 		s.State = e.curState().String()
 	}
-	e.wpMu.Lock()
-	s.Result = e.lastResult
-	e.wpMu.Unlock()
+	if e.lastRun != nil && e.lastRun.Finished() {
+		s.Result = runResult(e.lastRun)
+	}
 	return s, true
 }
 
 // WaitVM waits until the run HC_START_VM started for VM id ends, or ctx is
 // done, and returns how it ended.
-func (h *Hypervisor) WaitVM(ctx context.Context, id uint16) (Result, error) {
+func (h *Service) WaitVM(ctx context.Context, id uint16) (hv.Result, error) {
 	e := h.table.lookup(uint64(id))
 	if e == nil {
-		return Result{}, fmt.Errorf("hv: no VM %d", id)
+		return hv.Result{}, fmt.Errorf("hypercall: no VM %d", id)
 	}
 	e.mu.Lock()
-	done := e.done
+	run := e.run
 	e.mu.Unlock()
-	if done == nil {
-		return Result{}, fmt.Errorf("hv: VM %d was not started", id)
+	if run == nil {
+		return hv.Result{}, fmt.Errorf("hypercall: VM %d was not started", id)
 	}
 	select {
-	case <-done:
+	case <-run.Done():
 	case <-ctx.Done():
-		return Result{}, ctx.Err()
+		return hv.Result{}, ctx.Err()
 	}
-	e.wpMu.Lock()
-	defer e.wpMu.Unlock()
-	return e.lastResult, nil
+	return runResult(run), nil
 }

@@ -1,4 +1,4 @@
-package hv
+package hypercall
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 
 	"ember/acrn"
 	"ember/guest"
+	"ember/hv"
 	"ember/internal/kvmtest"
 	"ember/ioreq"
 )
@@ -26,7 +27,7 @@ func TestServiceVMGuestUpcall(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			h := openHV(t) // the callback vector is the hypervisor's: one each
-			vm, err := h.NewVM(Config{MemorySize: 2 << 20, ServiceVM: true})
+			vm, err := h.NewVM(hv.Config{MemorySize: 2 << 20}, Identity{ServiceVM: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -48,7 +49,7 @@ func TestServiceVMGuestUpcall(t *testing.T) {
 			start := time.Now()
 			res, err := vm.Run(ctx)
 			elapsed := time.Since(start)
-			if err != nil || res.Reason != StopExit || res.Status != 0 {
+			if err != nil || res.Reason != hv.StopExit || res.Status != 0 {
 				t.Fatalf("Service VM: %v %v (reports %#x)", res, err, rep.Values())
 			}
 			var want []uint64
@@ -73,7 +74,7 @@ func TestServiceVMGuestUpcall(t *testing.T) {
 			}
 			uid := uint16(1)
 			r, err := h.WaitVM(ctx, uid)
-			if err != nil || r.Reason != StopExit || r.Status != 0xc0de05a0 {
+			if err != nil || r.Reason != hv.StopExit || r.Status != 0xc0de05a0 {
 				t.Fatalf("User VM: %v %v, want exit 0xc0de05a0", r, err)
 			}
 			st, ok := h.LookupVM(uid)
@@ -131,7 +132,7 @@ func TestHostServiceUpcall(t *testing.T) {
 	finish := func(vcpu uint64) acrn.Errno {
 		return errnoOfResult(h.Hypercall(acrn.HCNotifyRequestFinish, uint64(id), vcpu))
 	}
-	if r := h.Hypercall(acrn.HCSetVCPURegs, uint64(id), svc(t, h, gpaParam, &regs)); r != 0 {
+	if r := h.Hypercall(acrn.HCSetVCPURegs, uint64(id), hostWrite(t, h, gpaParam, &regs)); r != 0 {
 		t.Fatalf("HC_SET_VCPU_REGS: %v", acrn.ResultError(r))
 	}
 	if e := finish(0); e != acrn.EINVAL {
@@ -187,7 +188,7 @@ func TestHostServiceUpcall(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	r, err := h.WaitVM(ctx, id)
-	if err != nil || r.Reason != StopExit || r.Status != 0xfeed05a0 {
+	if err != nil || r.Reason != hv.StopExit || r.Status != 0xfeed05a0 {
 		t.Fatalf("User VM: %v %v, want exit 0xfeed05a0", r, err)
 	}
 	want := []acrn.PIORequest{

@@ -1,4 +1,4 @@
-package hv
+package hypercall
 
 import (
 	"bytes"
@@ -8,15 +8,16 @@ import (
 
 	"ember/acrn"
 	"ember/guest"
+	"ember/hv"
 	"ember/internal/kvmtest"
 )
 
 // runHC runs guest.HCCall in a fresh VM with cfg, making hypercall id(p1,
 // p2) from ring 0 or 3, and returns the result and the reported values.
-func runHC(t *testing.T, h *Hypervisor, cfg Config, ring3 bool, id acrn.ID, p1, p2 uint64) (Result, []uint64, *VM) {
+func runHC(t *testing.T, h *Service, cfg hv.Config, ident Identity, ring3 bool, id acrn.ID, p1, p2 uint64) (hv.Result, []uint64, *hv.VM) {
 	t.Helper()
 	cfg.MemorySize = 2 << 20
-	vm, err := h.NewVM(cfg)
+	vm, err := h.NewVM(cfg, ident)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,24 +51,24 @@ func TestGuestHypercallPermissions(t *testing.T) {
 	neg := func(e acrn.Errno) []uint64 { r := e.Result(); return []uint64{r & 0xffffffff, r >> 32} }
 	tests := []struct {
 		name   string
-		cfg    Config
+		ident  Identity
 		ring3  bool
 		id     acrn.ID
 		status int
 		want   []uint64
 	}{
-		{"plain VM gets #UD", Config{}, false, acrn.HCGetAPIVersion, 6, []uint64{6, 0x10}},
-		{"plain VM gets #UD for an unknown ID", Config{}, false, 0x1234, 6, []uint64{6, 0x10}},
-		{"Service VM ring 3 gets #GP(0)", Config{ServiceVM: true}, true, acrn.HCGetAPIVersion, 13, []uint64{13, 0}},
-		{"Trusty VM calling HC_CREATE_VM gets -EINVAL", Config{GuestFlags: acrn.GuestFlagSecureWorldEnabled}, false, acrn.HCCreateVM, 0, neg(acrn.EINVAL)},
-		{"Service VM unknown ID gets -EINVAL", Config{ServiceVM: true}, false, 0x800000ff, 0, neg(acrn.EINVAL)},
-		{"Service VM Trusty call gets -EINVAL", Config{ServiceVM: true}, false, acrn.HCWorldSwitch, 0, neg(acrn.EINVAL)},
-		{"Service VM gets the API version", Config{ServiceVM: true}, false, acrn.HCGetAPIVersion, 0, []uint64{0, 0}},
+		{"plain VM gets #UD", Identity{}, false, acrn.HCGetAPIVersion, 6, []uint64{6, 0x10}},
+		{"plain VM gets #UD for an unknown ID", Identity{}, false, 0x1234, 6, []uint64{6, 0x10}},
+		{"Service VM ring 3 gets #GP(0)", Identity{ServiceVM: true}, true, acrn.HCGetAPIVersion, 13, []uint64{13, 0}},
+		{"Trusty VM calling HC_CREATE_VM gets -EINVAL", Identity{GuestFlags: acrn.GuestFlagSecureWorldEnabled}, false, acrn.HCCreateVM, 0, neg(acrn.EINVAL)},
+		{"Service VM unknown ID gets -EINVAL", Identity{ServiceVM: true}, false, 0x800000ff, 0, neg(acrn.EINVAL)},
+		{"Service VM Trusty call gets -EINVAL", Identity{ServiceVM: true}, false, acrn.HCWorldSwitch, 0, neg(acrn.EINVAL)},
+		{"Service VM gets the API version", Identity{ServiceVM: true}, false, acrn.HCGetAPIVersion, 0, []uint64{0, 0}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res, vals, vm := runHC(t, h, tt.cfg, tt.ring3, tt.id, 0x7800, 0)
-			if res.Reason != StopExit || res.Status != tt.status {
+			res, vals, vm := runHC(t, h, hv.Config{}, tt.ident, tt.ring3, tt.id, 0x7800, 0)
+			if res.Reason != hv.StopExit || res.Status != tt.status {
 				t.Fatalf("result %v, want exit %d (reports %#x)", res, tt.status, vals)
 			}
 			if len(vals) != len(tt.want) || vals[0] != tt.want[0] || vals[1] != tt.want[1] {
@@ -88,21 +89,21 @@ func TestGuestHypercallPermissions(t *testing.T) {
 func TestServiceVMGuestStartsSecondVM(t *testing.T) {
 	h := openHV(t)
 	var console bytes.Buffer
-	vm, err := h.NewVM(Config{MemorySize: 2 << 20, ServiceVM: true, Console: &console})
+	vm, err := h.NewVM(hv.Config{MemorySize: 2 << 20, Console: &console}, Identity{ServiceVM: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer vm.Close()
 	rep := kvmtest.NewReporter()
 	vm.PIO.Register(guest.PortReport, 4, "report", rep)
-	vm.LoadImage(guest.HCSOS.Code, guest.LoadAddr)
-	if err := vm.SetEntry(0, guest.HCSOS.Entry()); err != nil {
+	vm.LoadImage(guest.HCServiceVM.Code, guest.LoadAddr)
+	if err := vm.SetEntry(0, guest.HCServiceVM.Entry()); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	res, err := vm.Run(ctx)
-	if err != nil || res.Reason != StopExit || res.Status != 0 {
+	if err != nil || res.Reason != hv.StopExit || res.Status != 0 {
 		t.Fatalf("Service VM: %v %v (reports %#x)", res, err, rep.Values())
 	}
 	eperm := acrn.EPERM.Result() & 0xffffffff
@@ -116,7 +117,7 @@ func TestServiceVMGuestStartsSecondVM(t *testing.T) {
 		}
 	}
 	r, err := h.WaitVM(ctx, 1)
-	if err != nil || r.Reason != StopExit || r.Status != 0x42 {
+	if err != nil || r.Reason != hv.StopExit || r.Status != 0x42 {
 		t.Fatalf("second VM: %v %v", r, err)
 	}
 	vm.Close()

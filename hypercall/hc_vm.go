@@ -1,12 +1,12 @@
-package hv
+package hypercall
 
 import (
-	"context"
 	"io"
 	"math/bits"
 	"runtime"
 
 	"ember/acrn"
+	"ember/hv"
 	"ember/kvm"
 )
 
@@ -48,11 +48,10 @@ func hcCreateVM(c *call) acrn.Errno {
 			return e
 		}
 	}
-	vm, err := c.h.NewVM(Config{VCPUs: n, GuestFlags: cr.VMFlag, Console: io.Discard, byHypercall: true})
+	e, err := c.h.newVM(hv.Config{VCPUs: n, Console: io.Discard}, loadPost, cr.VMFlag)
 	if err != nil {
 		return acrn.ENOMEM
 	}
-	e := vm.hc
 	e.mu.Lock()
 	e.state = vmCreated
 	e.affinity = cr.CPUAffinity
@@ -70,22 +69,12 @@ func hcCreateVM(c *call) acrn.Errno {
 
 // running reports whether a run started by HC_START_VM is still going. The
 // caller holds e.mu.
-func (e *hcVM) running() bool {
-	if e.done == nil {
-		return false
-	}
-	select {
-	case <-e.done:
-		return false
-	default:
-		return true
-	}
-}
+func (e *hcVM) running() bool { return e.run != nil && !e.run.Finished() }
 
 // curState is e.state, with a run that ended on its own (the guest exited or
 // failed) seen as powered off. The caller holds e.mu.
 func (e *hcVM) curState() vmState {
-	if (e.state == vmRunning || e.state == vmPaused) && e.done != nil && !e.running() {
+	if (e.state == vmRunning || e.state == vmPaused) && e.run != nil && e.run.Finished() {
 		e.state = vmPoweredOff
 	}
 	return e.state
@@ -94,12 +83,20 @@ func (e *hcVM) curState() vmState {
 // stopRun ends a run HC_START_VM started and waits for it. The caller holds
 // e.mu; the run's goroutine does not take it.
 func (e *hcVM) stopRun() {
-	if e.done == nil {
+	if e.run == nil {
 		return
 	}
-	e.cancel()
-	<-e.done
+	e.run.Stop()
 	e.vm.Resume() // a paused VM must not start its next run paused
+}
+
+// runResult is how a finished run ended, Run's own failure as a StopError.
+func runResult(b *hv.Background) hv.Result {
+	res, err := b.Wait()
+	if err != nil {
+		res = hv.Result{Reason: hv.StopError, Err: err}
+	}
+	return res
 }
 
 // destroy pauses the VM, ends its run and releases it (HC_DESTROY_VM, and
@@ -134,12 +131,7 @@ func hcDestroyVM(c *call) acrn.Errno {
 // hcStartVM is HC_START_VM: param1 is the target VM ID. Refused (-EPERM)
 // until the I/O request buffer is set, and for a VM that is running or
 // powered off (reset it first). A paused VM continues where it stopped.
-func hcStartVM(c *call) acrn.Errno {
-	e, r := c.target(c.p1, true)
-	if r != 0 {
-		return r
-	}
-	defer e.mu.Unlock()
+func hcStartVM(c *call, e *hcVM) acrn.Errno {
 	if !e.ioreqSet {
 		return acrn.EPERM
 	}
@@ -153,31 +145,14 @@ func hcStartVM(c *call) acrn.Errno {
 			return 0
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	e.cancel, e.done, e.state = cancel, done, vmRunning
-	vm := e.vm
-	go func() {
-		res, err := vm.Run(ctx)
-		if err != nil {
-			res = Result{Reason: StopError, Err: err}
-		}
-		e.wpMu.Lock()
-		e.lastResult = res
-		e.wpMu.Unlock()
-		close(done)
-	}()
+	e.run = e.vm.Start()
+	e.lastRun, e.state = e.run, vmRunning
 	return 0
 }
 
 // hcPauseVM is HC_PAUSE_VM: param1 is the target VM ID. Pausing a paused (or
 // stopped) VM succeeds and does nothing.
-func hcPauseVM(c *call) acrn.Errno {
-	e, r := c.target(c.p1, true)
-	if r != 0 {
-		return r
-	}
-	defer e.mu.Unlock()
+func hcPauseVM(c *call, e *hcVM) acrn.Errno {
 	switch e.curState() {
 	case vmRunning:
 		e.vm.Pause()
@@ -193,22 +168,17 @@ func hcPauseVM(c *call) acrn.Errno {
 // state back (every vCPU, the irqchip and the PIT: hv.VM.ResetState) and the
 // BSP the registers HC_SET_VCPU_REGS gave it; the VM can then be started
 // again.
-func hcResetVM(c *call) acrn.Errno {
-	e, r := c.target(c.p1, true)
-	if r != 0 {
-		return r
-	}
-	defer e.mu.Unlock()
+func hcResetVM(c *call, e *hcVM) acrn.Errno {
 	if e.curState() == vmRunning {
 		return acrn.EPERM
 	}
 	e.stopRun()
-	e.cancel, e.done = nil, nil
+	e.run = nil
 	if err := e.vm.ResetState(); err != nil {
 		return acrn.EIO
 	}
 	if e.bspRegs != nil {
-		if err := applyRegs(e.vm.vcpus[0].kvm, &e.bspRegs.VCPURegs); err != nil {
+		if err := applyRegs(e.vm, &e.bspRegs.VCPURegs); err != nil {
 			return acrn.EIO
 		}
 	}
@@ -221,17 +191,12 @@ func hcResetVM(c *call) acrn.Errno {
 // pcpu_id}. ember creates all vCPUs with the VM (vcpu_num), so this only
 // confirms that the vCPU exists: 0 for a vcpu_id below vcpu_num, -EINVAL
 // otherwise.
-func hcCreateVCPU(c *call) acrn.Errno {
-	e, r := c.target(c.p1, true)
-	if r != 0 {
-		return r
-	}
-	defer e.mu.Unlock()
+func hcCreateVCPU(c *call, e *hcVM) acrn.Errno {
 	b, err := c.mem.Slice(c.p2, 4)
 	if err != nil {
 		return acrn.EFAULT
 	}
-	if id := int(b[0]) | int(b[1])<<8; id >= len(e.vm.vcpus) {
+	if id := int(b[0]) | int(b[1])<<8; id >= e.vm.NumVCPUs() {
 		return acrn.EINVAL
 	}
 	return 0
@@ -241,12 +206,7 @@ func hcCreateVCPU(c *call) acrn.Errno {
 // GPA of an acrn_vcpu_regs. Only the BSP (vcpu_id 0) takes registers from
 // the Service VM, as seed 000 says; a VM with a run in progress refuses
 // (-EPERM). The registers are also what HC_RESET_VM returns the BSP to.
-func hcSetVCPURegs(c *call) acrn.Errno {
-	e, r := c.target(c.p1, true)
-	if r != 0 {
-		return r
-	}
-	defer e.mu.Unlock()
+func hcSetVCPURegs(c *call, e *hcVM) acrn.Errno {
 	var regs acrn.VCPURegs
 	if r := c.read(c.p2, &regs); r != 0 {
 		return r
@@ -257,22 +217,22 @@ func hcSetVCPURegs(c *call) acrn.Errno {
 	if e.running() {
 		return acrn.EPERM
 	}
-	if err := applyRegs(e.vm.vcpus[0].kvm, &regs.VCPURegs); err != nil {
+	if err := applyRegs(e.vm, &regs.VCPURegs); err != nil {
 		return acrn.EINVAL
 	}
 	e.bspRegs = &regs
 	return 0
 }
 
-// applyRegs loads an acrn_regs into a vCPU. CS comes with its VMX access
+// applyRegs loads an acrn_regs into the BSP of m. CS comes with its VMX access
 // rights; the data segments are flat (base selector<<4, 64 KiB, in real
 // mode), TR a busy TSS and LDTR an LDT, as ACRN sets them.
-func applyRegs(v *kvm.VCPU, r *acrn.Regs) error {
+func applyRegs(m Machine, r *acrn.Regs) error {
 	g := &r.GPRs
 	regs := kvm.Regs{RAX: g.RAX, RBX: g.RBX, RCX: g.RCX, RDX: g.RDX, RSI: g.RSI, RDI: g.RDI,
 		RSP: g.RSP, RBP: g.RBP, R8: g.R8, R9: g.R9, R10: g.R10, R11: g.R11, R12: g.R12,
 		R13: g.R13, R14: g.R14, R15: g.R15, RIP: r.RIP, RFLAGS: r.RFlags | 2}
-	s, err := v.GetSRegs()
+	_, s, err := m.VCPURegs(0)
 	if err != nil {
 		return err
 	}
@@ -297,8 +257,5 @@ func applyRegs(v *kvm.VCPU, r *acrn.Regs) error {
 	s.SS, s.DS, s.ES, s.FS, s.GS = data(r.SSSel), data(r.DSSel), data(r.ESSel), data(r.FSSel), data(r.GSSel)
 	s.TR = kvm.Segment{Selector: r.TRSel, Limit: 0xffff, Type: 11, Present: 1}
 	s.LDT = kvm.Segment{Selector: r.LDTSel, Limit: 0xffff, Type: 2, Present: 1}
-	if err := v.SetSRegs(s); err != nil {
-		return err
-	}
-	return v.SetRegs(regs)
+	return m.SetVCPURegs(0, regs, s)
 }

@@ -1,4 +1,4 @@
-package hv
+package hypercall
 
 import (
 	"sort"
@@ -35,22 +35,30 @@ func (e *hcVM) inject(f func() error) error {
 	return f()
 }
 
+// raise is what both interrupt hypercalls end with: -ENODEV for a VM without
+// the in-kernel irqchip, else the source counted (unless count is false: a
+// line set low raises nothing) and f injected, -EINVAL if KVM refuses.
+func (e *hcVM) raise(source uint32, count bool, f func() error) acrn.Errno {
+	if e.vm.Config().NoIRQChip {
+		return acrn.ENODEV
+	}
+	if count {
+		e.count(source)
+	}
+	if err := e.inject(f); err != nil {
+		return acrn.EINVAL
+	}
+	return 0
+}
+
 // hcSetIRQLine is HC_SET_IRQLINE: param1 is the target VM ID, param2 an
 // acrn_irqline_ops by value (GSI in the low half, operation in the high).
 // The four GSI operations drive the in-kernel IOAPIC/PIC line: set high,
 // set low, raising pulse (high then low), falling pulse (low then high).
-func hcSetIRQLine(c *call) acrn.Errno {
-	e, r := c.target(c.p1, false)
-	if r != 0 {
-		return r
-	}
-	defer e.mu.Unlock()
+func hcSetIRQLine(c *call, e *hcVM) acrn.Errno {
 	ops := acrn.IRQLineOpsFromParam(c.p2)
 	if ops.GSI >= ioapicPins || ops.Op > acrn.GSIFallingPulse {
 		return acrn.EINVAL
-	}
-	if e.vm.cfg.NoIRQChip {
-		return acrn.ENODEV
 	}
 	levels := map[uint32][]bool{
 		acrn.GSISetHigh:      {true},
@@ -58,33 +66,20 @@ func hcSetIRQLine(c *call) acrn.Errno {
 		acrn.GSIRaisingPulse: {true, false},
 		acrn.GSIFallingPulse: {false, true},
 	}[ops.Op]
-	if ops.Op != acrn.GSISetLow {
-		e.count(ops.GSI)
-	}
-	vm := e.vm.kvm
-	err := e.inject(func() error {
+	return e.raise(ops.GSI, ops.Op != acrn.GSISetLow, func() error {
 		for _, l := range levels {
-			if err := vm.IRQLine(ops.GSI, l); err != nil {
+			if err := e.vm.IRQLine(ops.GSI, l); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	if err != nil {
-		return acrn.EINVAL
-	}
-	return 0
 }
 
 // hcInjectMSI is HC_INJECT_MSI: param1 is the target VM ID, param2 the GPA
 // of an acrn_msi_entry, delivered with KVM_SIGNAL_MSI. The address must be
 // in the 0xFEExxxxx window and the data fit in 32 bits.
-func hcInjectMSI(c *call) acrn.Errno {
-	e, r := c.target(c.p1, false)
-	if r != 0 {
-		return r
-	}
-	defer e.mu.Unlock()
+func hcInjectMSI(c *call, e *hcVM) acrn.Errno {
 	var m acrn.MSIEntry
 	if r := c.read(c.p2, &m); r != 0 {
 		return r
@@ -92,17 +87,8 @@ func hcInjectMSI(c *call) acrn.Errno {
 	if uint32(m.MSIAddr)>>20 != 0xFEE || m.MSIData>>32 != 0 {
 		return acrn.EINVAL
 	}
-	if e.vm.cfg.NoIRQChip {
-		return acrn.ENODEV
-	}
-	e.count(msiSource(uint8(m.MSIData)))
 	msi := kvm.MSI{AddressLo: uint32(m.MSIAddr), AddressHi: uint32(m.MSIAddr >> 32), Data: uint32(m.MSIData)}
-	vm := e.vm.kvm
-	err := e.inject(func() error { _, err := vm.SignalMSI(msi); return err })
-	if err != nil {
-		return acrn.EINVAL
-	}
-	return 0
+	return e.raise(msiSource(uint8(m.MSIData)), true, func() error { return e.vm.SignalMSI(msi) })
 }
 
 // hcVMIntrMonitor is HC_VM_INTR_MONITOR: param1 is the target VM ID, param2
@@ -111,12 +97,7 @@ func hcInjectMSI(c *call) acrn.Errno {
 // source is the GSI for IRQ lines and 0x10000|vector for MSIs — at most
 // buf_cnt/2 of them, and sets buf_cnt to the number of words written.
 // INTR_CMD_DELAY_INT delays later injections by buffer[0] ms (0 cancels).
-func hcVMIntrMonitor(c *call) acrn.Errno {
-	e, r := c.target(c.p1, false)
-	if r != 0 {
-		return r
-	}
-	defer e.mu.Unlock()
+func hcVMIntrMonitor(c *call, e *hcVM) acrn.Errno {
 	var m acrn.IntrMonitor
 	if r := c.read(c.p2, &m); r != 0 {
 		return r

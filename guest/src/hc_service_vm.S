@@ -1,4 +1,4 @@
-/* hc_sos.S: a Service VM guest that creates, sets up and starts a second VM
+/* hc_service_vm.S: a Service VM guest that creates, sets up and starts a second VM
  * by hypercalls. It reports the result of HC_CREATE_VM, of HC_START_VM before
  * the I/O request buffer is set (refused), of HC_VM_SET_MEMORY_REGIONS,
  * HC_SET_VCPU_REGS, HC_SET_IOREQ_BUFFER and HC_START_VM, then waits for the

@@ -1,4 +1,4 @@
-package hv
+package hypercall
 
 import "ember/acrn"
 

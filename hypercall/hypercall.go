@@ -1,7 +1,8 @@
-package hv
+package hypercall
 
 import (
 	"ember/acrn"
+	"ember/hv"
 	"ember/kvm"
 	"ember/memory"
 )
@@ -15,9 +16,9 @@ const PortHypercall = 0xf8
 // call is one hypercall in flight: who makes it, with what, and where its
 // pointer parameters point.
 type call struct {
-	h     *Hypervisor
+	h     *Service
 	from  *hcVM         // the calling VM; nil for the host control plane
-	vcpu  *VCPU         // the calling vCPU of a guest trap; nil from the Go API
+	vcpu  *hv.VCPU      // the calling vCPU of a guest trap; nil from the Go API
 	regs  *kvm.Regs     // that vCPU's registers (Trusty world switches change them)
 	sregs *kvm.SRegs    // and its segment and control registers
 	mem   *memory.Guest // the caller's memory: pointer parameters are GPAs in it
@@ -33,6 +34,26 @@ type call struct {
 // to RAX.
 type handler func(c *call) acrn.Errno
 
+// onTarget makes a handler of a hypercall whose param1 is a target VM ID: the
+// target is resolved (c.target: -EINVAL for none, the Service VM or a dead
+// VM) and its entry locked while h runs.
+func onTarget(h func(c *call, e *hcVM) acrn.Errno) handler { return onVM(false, h) }
+
+// onPostLaunched is onTarget for hypercalls whose target must be a VM
+// HC_CREATE_VM made, as ACRN's handlers require is_postlaunched_vm.
+func onPostLaunched(h func(c *call, e *hcVM) acrn.Errno) handler { return onVM(true, h) }
+
+func onVM(postOnly bool, h func(c *call, e *hcVM) acrn.Errno) handler {
+	return func(c *call) acrn.Errno {
+		e, r := c.target(c.p1, postOnly)
+		if r != 0 {
+			return r
+		}
+		defer e.mu.Unlock()
+		return h(c, e)
+	}
+}
+
 // handlers holds every hypercall of acrn.All.
 var handlers map[acrn.ID]handler
 
@@ -45,24 +66,24 @@ func init() {
 
 		acrn.HCCreateVM:    hcCreateVM,
 		acrn.HCDestroyVM:   hcDestroyVM,
-		acrn.HCStartVM:     hcStartVM,
-		acrn.HCPauseVM:     hcPauseVM,
-		acrn.HCCreateVCPU:  hcCreateVCPU,
-		acrn.HCResetVM:     hcResetVM,
-		acrn.HCSetVCPURegs: hcSetVCPURegs,
+		acrn.HCStartVM:     onPostLaunched(hcStartVM),
+		acrn.HCPauseVM:     onPostLaunched(hcPauseVM),
+		acrn.HCCreateVCPU:  onPostLaunched(hcCreateVCPU),
+		acrn.HCResetVM:     onPostLaunched(hcResetVM),
+		acrn.HCSetVCPURegs: onPostLaunched(hcSetVCPURegs),
 
-		acrn.HCInjectMSI:     hcInjectMSI,
-		acrn.HCVMIntrMonitor: hcVMIntrMonitor,
-		acrn.HCSetIRQLine:    hcSetIRQLine,
+		acrn.HCInjectMSI:     onTarget(hcInjectMSI),
+		acrn.HCVMIntrMonitor: onTarget(hcVMIntrMonitor),
+		acrn.HCSetIRQLine:    onTarget(hcSetIRQLine),
 
-		acrn.HCSetIOReqBuffer:      hcSetIOReqBuffer,
-		acrn.HCNotifyRequestFinish: hcNotifyRequestFinish,
-		acrn.HCAsyncIOAssign:       hcAsyncIOAssign,
-		acrn.HCAsyncIODeassign:     hcAsyncIODeassign,
+		acrn.HCSetIOReqBuffer:      onPostLaunched(hcSetIOReqBuffer),
+		acrn.HCNotifyRequestFinish: onPostLaunched(hcNotifyRequestFinish),
+		acrn.HCAsyncIOAssign:       onPostLaunched(hcAsyncIOAssign),
+		acrn.HCAsyncIODeassign:     onPostLaunched(hcAsyncIODeassign),
 
-		acrn.HCVMGPA2HPA:          hcGPA2HPA,
+		acrn.HCVMGPA2HPA:          onTarget(hcGPA2HPA),
 		acrn.HCVMSetMemoryRegions: hcSetMemoryRegions,
-		acrn.HCVMWriteProtectPage: hcWriteProtectPage,
+		acrn.HCVMWriteProtectPage: onPostLaunched(hcWriteProtectPage),
 
 		acrn.HCSetPtdevIntrInfo:   hcSetPtdevIntrInfo,
 		acrn.HCResetPtdevIntrInfo: hcResetPtdevIntrInfo,
@@ -91,7 +112,7 @@ func init() {
 // errno (acrn.ResultError turns it into an error). Pointer parameters are
 // guest-physical addresses in ServiceMemory. It is safe to call from many
 // goroutines.
-func (h *Hypervisor) Hypercall(id acrn.ID, param1, param2 uint64) uint64 {
+func (h *Service) Hypercall(id acrn.ID, param1, param2 uint64) uint64 {
 	mem, err := h.ServiceMemory()
 	if err != nil {
 		return acrn.ENOMEM.Result()
@@ -106,11 +127,12 @@ func (h *Hypervisor) Hypercall(id acrn.ID, param1, param2 uint64) uint64 {
 // without a vCPU (so the Trusty world-switch calls, which act on the calling
 // vCPU, answer -EINVAL). Where a guest would get #UD (vm may not make
 // hypercalls) the result is -ENODEV, as in ACRN's vmcall.c.
-func (h *Hypervisor) HypercallFrom(vm *VM, id acrn.ID, param1, param2 uint64) uint64 {
-	if vm.hc == nil || vm.hc.h != h {
+func (h *Service) HypercallFrom(vm *hv.VM, id acrn.ID, param1, param2 uint64) uint64 {
+	e := h.table.entryOf(vm)
+	if e == nil {
 		return acrn.ENODEV.Result()
 	}
-	c := &call{h: h, from: vm.hc, mem: vm.mem, id: id, p1: param1, p2: param2}
+	c := &call{h: h, from: e, mem: vm.Memory(), id: id, p1: param1, p2: param2}
 	v, r := h.dispatch(c, 0)
 	return verdictResult(v, r)
 }
@@ -129,10 +151,10 @@ func verdictResult(v verdict, r uint64) uint64 {
 
 // dispatch checks the caller's rights and runs the handler. It returns the
 // verdict and, for allow and refuse, the RAX value.
-func (h *Hypervisor) dispatch(c *call, cpl uint8) (verdict, uint64) {
+func (h *Service) dispatch(c *call, cpl uint8) (verdict, uint64) {
 	service, flags := true, uint64(0)
 	if c.from != nil {
-		service, flags = c.from.load == loadSOS, c.from.flags
+		service, flags = c.from.load == loadService, c.from.flags
 	}
 	v := checkPermission(service, flags, cpl, c.id)
 	var rax uint64
@@ -196,7 +218,7 @@ func (c *call) write(gpa uint64, v acrn.Codec) acrn.Errno {
 // lock is held on return; the caller unlocks it.
 func (c *call) target(vmid uint64, postOnly bool) (*hcVM, acrn.Errno) {
 	e := c.h.table.lookup(vmid)
-	if e == nil || e == c.from || e.load == loadSOS || e.id == acrn.InvalidVMID {
+	if e == nil || e == c.from || e.load == loadService || e.id == acrn.InvalidVMID {
 		return nil, acrn.EINVAL
 	}
 	if postOnly && e.load != loadPost {

@@ -1,4 +1,4 @@
-package hv
+package hypercall
 
 import (
 	"errors"
@@ -24,7 +24,7 @@ import (
 //   - a Service VM guest (Config.ServiceVM): the callback vector (0xF3, or
 //     the one HC_SET_CALLBACK_VECTOR set, read at each upcall) is sent to
 //     its vCPU0 as a fixed MSI to LAPIC ID 0 through the in-kernel irqchip;
-//   - the host control plane (Hypervisor.Hypercall, page in ServiceMemory):
+//   - the host control plane (Service.Hypercall, page in ServiceMemory):
 //     the function registered with SetServiceUpcall is called. Without one
 //     the buffer is only recorded, as before upcalls existed: the target's
 //     unclaimed accesses keep reading all ones, and HC_NOTIFY_REQUEST_FINISH
@@ -41,7 +41,7 @@ type ServiceUpcall func(vmid uint16, vcpu int) error
 // SetServiceUpcall registers f as the host control plane's upcall handler
 // (nil removes it). It applies to request buffers the host sets from now on;
 // a buffer set before keeps the handler (or the lack of one) it was set with.
-func (h *Hypervisor) SetServiceUpcall(f ServiceUpcall) {
+func (h *Service) SetServiceUpcall(f ServiceUpcall) {
 	t := &h.table
 	t.mu.Lock()
 	t.hostUpcall = f
@@ -55,18 +55,18 @@ func upcallMSI(apicID uint32, vector uint8) kvm.MSI {
 }
 
 // errNoIRQChip is an upcall to a Service VM guest without a LAPIC.
-var errNoIRQChip = errors.New("hv: the Service VM has no in-kernel irqchip to take upcalls")
+var errNoIRQChip = errors.New("hypercall: the Service VM has no in-kernel irqchip to take upcalls")
 
-// guestUpcall returns the upcall into the Service VM guest sos: the callback
+// guestUpcall returns the upcall into the Service VM guest: the callback
 // vector to its vCPU0.
-func (h *Hypervisor) guestUpcall(sos *hcVM) func(int) error {
-	vm := sos.vm
+func (h *Service) guestUpcall(serviceVM *hcVM) func(int) error {
+	vm := serviceVM.vm
 	return func(int) error {
-		if vm.cfg.NoIRQChip {
+		if vm.Config().NoIRQChip {
 			return errNoIRQChip
 		}
-		if _, err := vm.kvm.SignalMSI(upcallMSI(0, h.CallbackVector())); err != nil {
-			return fmt.Errorf("hv: upcall to the Service VM: %w", err)
+		if err := vm.SignalMSI(upcallMSI(0, h.CallbackVector())); err != nil {
+			return fmt.Errorf("hypercall: upcall to the Service VM: %w", err)
 		}
 		return nil
 	}
@@ -80,30 +80,30 @@ func (h *Hypervisor) guestUpcall(sos *hcVM) func(int) error {
 func (e *hcVM) attachServiceVM(mem *memory.Guest, buf []byte) {
 	t := &e.h.table
 	t.mu.RLock()
-	sos, hostUp := t.serviceVM, t.hostUpcall
+	serviceVM, hostUp := t.serviceVM, t.hostUpcall
 	t.mu.RUnlock()
 	var upcall func(int) error
 	switch {
-	case sos != nil && sos.vm.mem == mem:
-		upcall = e.h.guestUpcall(sos)
+	case serviceVM != nil && serviceVM.vm.Memory() == mem:
+		upcall = e.h.guestUpcall(serviceVM)
 	case hostUp != nil:
 		id := e.id
 		upcall = func(vcpu int) error { return hostUp(id, vcpu) }
 	}
 	router := e.vm.IORequests().Router()
 	if upcall == nil {
-		e.svm = nil
+		e.serviceClient = nil
 		router.SetDefault(nil)
 		return
 	}
 	page, err := ioreq.NewBufferBytes(buf)
 	if err != nil { // cannot happen: ioreqSlice checked size and alignment
-		e.svm = nil
+		e.serviceClient = nil
 		router.SetDefault(nil)
 		return
 	}
-	e.svm = ioreq.NewServiceVMClient(fmt.Sprintf("service-vm:%d", e.id), page, upcall)
-	router.SetDefault(e.svm)
+	e.serviceClient = ioreq.NewServiceVMClient(fmt.Sprintf("service-vm:%d", e.id), page, upcall)
+	router.SetDefault(e.serviceClient)
 }
 
 // finishErrno maps ServiceVMClient.Finish's errors to the hypercall's

@@ -1,4 +1,4 @@
-package hv
+package hypercall
 
 import (
 	"sync"
@@ -31,7 +31,7 @@ type worldCtx struct {
 // with RAX 0 (the switch succeeded).
 func (c *call) current() *worldCtx {
 	r := *c.regs
-	r.RIP, r.RAX = c.vcpu.ripAfterOut(r.RIP, c.sregs), 0
+	r.RIP, r.RAX = ripAfterOut(c.vcpu, r.RIP, c.sregs), 0
 	return &worldCtx{regs: r, sregs: *c.sregs}
 }
 
@@ -51,7 +51,7 @@ func (c *call) load(w *worldCtx) {
 // param1. Once per VM (-EPERM after); only from a guest's vCPU 0 (-EINVAL
 // from the Go API).
 func hcInitializeTrusty(c *call) acrn.Errno {
-	if c.vcpu == nil || c.vcpu.id != 0 {
+	if c.vcpu == nil || c.vcpu.ID() != 0 {
 		return acrn.EINVAL
 	}
 	var p acrn.TrustyBootParam
@@ -85,7 +85,7 @@ func hcInitializeTrusty(c *call) acrn.Errno {
 // (which resumes after this call with RAX 0 next time) and continues in the
 // other one. -EPERM before HC_INITIALIZE_TRUSTY.
 func hcWorldSwitch(c *call) acrn.Errno {
-	if c.vcpu == nil || c.vcpu.id != 0 {
+	if c.vcpu == nil || c.vcpu.ID() != 0 {
 		return acrn.EINVAL
 	}
 	s := &c.from.sworld
@@ -106,7 +106,7 @@ func hcWorldSwitch(c *call) acrn.Errno {
 // if none is saved, and otherwise restores the saved one. -EPERM before
 // HC_INITIALIZE_TRUSTY or from the secure world.
 func hcSaveRestoreSworldCtx(c *call) acrn.Errno {
-	if c.vcpu == nil || c.vcpu.id != 0 {
+	if c.vcpu == nil || c.vcpu.ID() != 0 {
 		return acrn.EINVAL
 	}
 	s := &c.from.sworld

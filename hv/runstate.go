@@ -1,0 +1,145 @@
+package hv
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// runState is where one vCPU's goroutine is. The transitions, each made
+// under runControl.mu and broadcast on its cond:
+//
+//	idle    ──Run starts the vCPU──────────────▶ running
+//	running ──the loop sees a pause request────▶ parked
+//	parked  ──Resume───────────────────────────▶ running
+//	running, parked ──the run stops────────────▶ idle
+//
+// Pause waits until no vCPU is running; Run returns once every vCPU is idle.
+type runState int
+
+const (
+	vcpuIdle    runState = iota // not in a run: before Run, or after it stopped
+	vcpuRunning                 // in its loop, entering the guest
+	vcpuParked                  // in its loop, waiting outside the guest for Resume
+)
+
+// runControl is a VM's run-state machine: what Pause and Resume ask for and
+// where each vCPU is.
+type runControl struct {
+	mu     sync.Mutex
+	cond   sync.Cond // signalled on every change below; L is &mu
+	paused bool      // Pause asked, Resume not yet
+	states []runState
+	// pauseFlag mirrors paused for the vCPU loop, which looks at it on
+	// every exit without taking mu; it is written with paused, under mu.
+	pauseFlag atomic.Bool
+}
+
+// init sizes the machine for n vCPUs, all idle.
+func (r *runControl) init(n int) {
+	r.cond.L = &r.mu
+	r.states = make([]runState, n)
+}
+
+// set moves vCPU i to s and wakes whoever waits for a change.
+func (r *runControl) set(i int, s runState) {
+	r.mu.Lock()
+	r.states[i] = s
+	r.cond.Broadcast()
+	r.mu.Unlock()
+}
+
+// wake lets parked vCPUs look at the world again (the run stopped).
+func (r *runControl) wake() {
+	r.mu.Lock()
+	r.cond.Broadcast()
+	r.mu.Unlock()
+}
+
+// pauseRequested reports whether a vCPU should park before its next entry.
+func (r *runControl) pauseRequested() bool { return r.pauseFlag.Load() }
+
+// park holds vCPU i outside the guest while the VM is paused. It reports
+// false if the run stopped meanwhile, in which case the loop returns.
+func (r *runControl) park(i int, stopped <-chan struct{}) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for r.paused {
+		if isClosed(stopped) {
+			return false
+		}
+		r.states[i] = vcpuParked
+		r.cond.Broadcast()
+		r.cond.Wait()
+	}
+	r.states[i] = vcpuRunning
+	r.cond.Broadcast()
+	return !isClosed(stopped)
+}
+
+// request records a pause (on) or resume (off) request.
+func (r *runControl) request(on bool) {
+	r.mu.Lock()
+	r.paused = on
+	r.pauseFlag.Store(on)
+	r.cond.Broadcast()
+	r.mu.Unlock()
+}
+
+// waitQuiet blocks until no vCPU is running, or the pause was withdrawn.
+func (r *runControl) waitQuiet() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for r.paused && r.anyRunning() {
+		r.cond.Wait()
+	}
+}
+
+func (r *runControl) anyRunning() bool {
+	for _, s := range r.states {
+		if s == vcpuRunning {
+			return true
+		}
+	}
+	return false
+}
+
+// isClosed reports whether ch is closed, without blocking.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// Pause stops the VM's vCPUs without ending its run: each is kicked out of
+// KVM_RUN and waits, outside the guest, until Resume. Pause returns once every
+// vCPU of a running VM has stopped (or the run has ended), so guest memory and
+// vCPU registers are quiet when it returns. A VM paused when Run starts keeps
+// its vCPUs waiting before their first entry. In-kernel devices (the LAPIC
+// timer, irqfds) keep raising interrupts; the guest takes them when it
+// resumes. Pausing a paused or closed VM does nothing.
+func (vm *VM) Pause() {
+	vm.mu.Lock()
+	if vm.closed {
+		vm.mu.Unlock()
+		return
+	}
+	vm.run.request(true)
+	// A vCPU that checked the flag just before it was set is about to enter
+	// KVM_RUN: the kick's immediate_exit makes that entry return at once.
+	// Close cannot release the vCPUs meanwhile: it takes vm.mu.
+	for _, c := range vm.vcpus {
+		c.kvm.Kick()
+	}
+	vm.mu.Unlock()
+	vm.run.waitQuiet()
+}
+
+// Resume lets the vCPUs of a paused VM run again. It does nothing if the VM
+// is not paused.
+func (vm *VM) Resume() { vm.run.request(false) }
+
+// Paused reports whether the VM is paused.
+func (vm *VM) Paused() bool { return vm.run.pauseRequested() }

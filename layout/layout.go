@@ -1,0 +1,73 @@
+// Package layout is the guest-physical address map of ember's PC guests, in
+// one file so that it can be read at once and no two packages disagree:
+// where each structure ember writes into guest RAM goes, where RAM is and is
+// not, and where the interrupt controllers and PCI windows are. Every other
+// package refers to these names (Firecracker's arch/x86_64/layout.rs is the
+// model). It imports nothing.
+//
+//	0x0000_0500  GDT, then the TSS                     x86.Setup
+//	0x0000_6000  PVH start info, module list, memmap   boot (PVH)
+//	0x0000_7000  zero page (struct boot_params)        boot (Linux)
+//	0x0000_8000  initial stack top (test guests)       x86.Setup
+//	0x0000_9000  PML4, PDPT, four PDs to 0xefff        x86 (long mode)
+//	0x0001_0000  flat images (the tiny guests)         guest, vmm
+//	0x0002_0000  kernel command line, 64 KiB           boot
+//	0x0009_fc00  EBDA: the MP table                    pc
+//	0x000e_0000  ACPI tables, to 0xf0000               pc
+//	0x0010_0000  high RAM: the kernel (bzImage)        boot
+//	0xc000_0000  MMIO hole (3-4 GiB): PCI MMIO window  memory, pc
+//	0xfec0_0000  IOAPIC                                KVM
+//	0xfee0_0000  LAPIC                                 KVM
+//	0xfffb_c000  KVM's real-mode identity page, TSS    hv (Intel hosts)
+//	4 GiB        RAM beyond 3 GiB continues here       memory
+package layout
+
+// Below 64 KiB: the tables a vCPU's start mode needs and the Linux and PVH
+// boot structures.
+const (
+	GDT          = 0x0500 // the GDT x86.Setup writes (x86.GDTEntries entries)
+	TSS          = 0x0580 // a 104-byte TSS (64-bit, also used as a 32-bit one)
+	PVHStartInfo = 0x6000 // struct hvm_start_info
+	PVHModlist   = 0x6040 // its module list (the initrd)
+	PVHMemmap    = 0x6080 // its memory map
+	ZeroPage     = 0x7000 // Linux's struct boot_params
+	StackTop     = 0x8000 // the default initial stack pointer of test guests
+	PML4         = 0x9000 // page-map level 4 of the identity map
+	PDPT         = 0xa000 // its page-directory-pointer table
+	PD           = 0xb000 // its four page directories, to 0xefff
+)
+
+// Images and the command line.
+const (
+	ImageLoad   = 0x10000  // where flat images (the tiny guests) are loaded
+	Cmdline     = 0x20000  // the kernel command line
+	CmdlineSize = 0x10000  // room at Cmdline, terminating NUL included
+	HighRAM     = 0x100000 // 1 MiB: the first byte above the legacy area
+	BzImageLoad = HighRAM  // the boot protocol's load address of a bzImage's protected-mode part
+)
+
+// The legacy area between low RAM and 1 MiB, reserved in the e820 map.
+const (
+	EBDA      = 0x9fc00 // 639 KiB: low RAM ends here, the EBDA starts
+	MPTable   = EBDA    // the MP floating pointer and table (1 KiB)
+	ACPIStart = 0xe0000 // the RSDP, where Linux scans for it, and the tables after it
+	ACPIEnd   = 0xf0000 // the first byte after the ACPI tables: the BIOS area from here holds reset-vector images
+)
+
+// The 32-bit MMIO hole, kept free of RAM as QEMU, Firecracker and Cloud
+// Hypervisor keep it: RAM beyond 3 GiB continues at 4 GiB.
+const (
+	MMIOHoleStart = 3 << 30
+	MMIOHoleEnd   = 4 << 30
+	// PCIMMIO32Start and PCIMMIO32End bound the PCI root bridge's 32-bit
+	// memory window (inclusive), up to the IOAPIC.
+	PCIMMIO32Start = MMIOHoleStart
+	PCIMMIO32End   = IOAPIC - 1
+	IOAPIC         = 0xfec00000 // the in-kernel IOAPIC
+	LAPIC          = 0xfee00000 // the in-kernel LAPICs
+	// KVMIdentityMap and KVMTSS are the pages KVM needs on Intel hosts for
+	// real-mode emulation, just below 4 GiB where no RAM is, as QEMU and
+	// Firecracker place them.
+	KVMIdentityMap = 0xfffbc000
+	KVMTSS         = 0xfffbd000
+)
