@@ -40,13 +40,16 @@ func (c *VCPU) loop(stopped <-chan struct{}) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	c.kvm.BindThread()
-	if c.vm.syncRegs {
-		// KVM copies the registers into kvm_run on every exit, so a
-		// hypercall trap reads them without an ioctl. Dirty bits left from
-		// an earlier run must not overwrite what was set since (SetEntry).
+	// With a hot port trap KVM copies the registers into kvm_run on every
+	// exit, so the trap reads them without an ioctl; other VMs do not pay
+	// for that copy. Dirty bits left from an earlier run must not overwrite
+	// what was set since (SetEntry).
+	if c.vm.syncRegs() {
 		c.kvm.SetSyncValid(kvm.SyncRegsGPRs | kvm.SyncRegsSRegs)
-		c.kvm.SetSyncDirty(0)
+	} else {
+		c.kvm.SetSyncValid(0)
 	}
+	c.kvm.SetSyncDirty(0)
 	for {
 		select {
 		case <-stopped:

@@ -76,10 +76,10 @@ type VM struct {
 	// ioreq is the one path every emulated access takes: a request in the
 	// vCPU's slot of the VM's request buffer, routed to a client.
 	ioreq *ioreq.Dispatcher
-	// syncRegs says KVM shares GPRs and segment registers through kvm_run
-	// (KVM_CAP_SYNC_REGS), used by port traps (trap.go).
-	syncRegs bool
-	trap     portTrap // SetPortTrap
+	// syncCap says KVM can share GPRs and segment registers through
+	// kvm_run (KVM_CAP_SYNC_REGS), which a hot port trap uses (trap.go).
+	syncCap bool
+	trap    portTrap // SetPortTrap
 	// wp holds the write-protected pages (SetWriteProtected) by GPA.
 	wp sync.Map
 	// wpPages counts the entries of wp.
@@ -118,7 +118,7 @@ func (h *Hypervisor) NewVM(cfg Config) (vm *VM, err error) {
 		return nil, fmt.Errorf("hv: creating VM: %w", err)
 	}
 	if v, err := vm.kvm.CheckExtension(kvm.CapSyncRegs); err == nil && v&(kvm.SyncRegsGPRs|kvm.SyncRegsSRegs) == kvm.SyncRegsGPRs|kvm.SyncRegsSRegs {
-		vm.syncRegs = true
+		vm.syncCap = true
 	}
 	if err = vm.setupMemory(); err != nil {
 		return nil, err

@@ -157,7 +157,7 @@ func (m *fakeMachine) ResetState() error {
 	return nil
 }
 
-func (m *fakeMachine) SetPortTrap(port uint16, _ hv.PortTrap) { m.trapPort = port }
+func (m *fakeMachine) SetPortTrap(port uint16, _ hv.PortTrap, _ bool) { m.trapPort = port }
 
 func (m *fakeMachine) OnClose(f func()) {
 	m.mu.Lock()

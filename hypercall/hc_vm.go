@@ -1,6 +1,7 @@
 package hypercall
 
 import (
+	"encoding/binary"
 	"io"
 	"math/bits"
 	"runtime"
@@ -196,7 +197,7 @@ func hcCreateVCPU(c *call, e *hcVM) acrn.Errno {
 	if err != nil {
 		return acrn.EFAULT
 	}
-	if id := int(b[0]) | int(b[1])<<8; id >= e.vm.NumVCPUs() {
+	if id := int(binary.LittleEndian.Uint16(b)); id >= e.vm.NumVCPUs() {
 		return acrn.EINVAL
 	}
 	return 0

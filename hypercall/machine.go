@@ -36,7 +36,7 @@ type Machine interface {
 	Paused() bool
 	ResetState() error
 
-	SetPortTrap(port uint16, f hv.PortTrap)
+	SetPortTrap(port uint16, f hv.PortTrap, hot bool)
 	OnClose(f func())
 	Close() error
 }

@@ -75,7 +75,9 @@ func (h *Service) newVM(cfg hv.Config, load int, flags uint64) (*hcVM, error) {
 		return nil, fmt.Errorf("hypercall: %w", err)
 	}
 	e := &hcVM{h: h, vm: vm, load: load, flags: flags, id: vmid, intrCount: map[uint32]uint64{}}
-	vm.SetPortTrap(PortHypercall, e.trap)
+	// Only VMs that may make hypercalls make them often (a Service VM, a
+	// Trusty or TEE VM); the others' OUTs to the port are #UD.
+	vm.SetPortTrap(PortHypercall, e.trap, load == loadService || flags&guestFlagsAllowingHypercalls != 0)
 	vm.OnClose(e.unregister)
 	h.table.fill(vmid, e)
 	return e, nil

@@ -227,28 +227,29 @@ func (c *Conn) Serve(h Handler) error {
 	defer c.release()
 	go c.watch()
 	var b [8]byte
+	poll := newPollWindow(DefaultPollWindow)
 	for {
+		asleep := time.Now()
 		if _, err := c.kick.Read(b[:]); err != nil {
 			if errors.Is(err, os.ErrClosed) {
 				return nil
 			}
 			return err
 		}
+		poll.slept(time.Since(asleep))
 		c.Poll(h)
-		c.pollAWhile(h)
+		c.pollAWhile(h, poll.get())
 	}
 }
 
-// servePollWindow is how long Serve keeps looking at the buffer after a
-// request before it blocks on the kick eventfd again: a guest that just made
-// one access usually makes the next within microseconds, and catching it
-// without a wake-up saves tens of microseconds per access (the vCPU side
-// does the same, see Config.PollWindow).
-const servePollWindow = 50 * time.Microsecond
-
-func (c *Conn) pollAWhile(h Handler) {
+// pollAWhile keeps looking at the buffer for window after the last request
+// before Serve blocks on the kick eventfd again: a guest that just made one
+// access usually makes the next soon, and catching it without a wake-up
+// saves a wake-up on each side. The window adapts (pollWindow) to how soon
+// the next access comes; the vCPU side does the same (Config.PollWindow).
+func (c *Conn) pollAWhile(h Handler, window time.Duration) {
 	last := time.Now()
-	for time.Since(last) < servePollWindow {
+	for time.Since(last) < window {
 		if c.Poll(h) > 0 {
 			last = time.Now()
 		}

@@ -47,11 +47,6 @@ func (e *RequestError) Unwrap() error { return e.Err }
 // is zero.
 const DefaultTimeout = time.Second
 
-// DefaultPollWindow is how long a vCPU waiting in sleeping mode first looks
-// at its slot before it sleeps: long enough for a device model on another CPU
-// to answer, short enough that a slow one costs little CPU.
-const DefaultPollWindow = 50 * time.Microsecond
-
 // Config configures a Dispatcher.
 type Config struct {
 	// Timeout bounds how long a request may stay with a client; after it the
@@ -66,9 +61,11 @@ type Config struct {
 	// enable bit set become ReqPCICfg requests for the latched function and
 	// register, routed by PCIAddress. Without it those ports are plain PIO.
 	PCIConf1 bool
-	// PollWindow is how long a vCPU that is not in completion-polling mode
-	// looks at its slot before it sleeps; zero means DefaultPollWindow, a
-	// negative value sleeps at once.
+	// PollWindow is the shortest time a vCPU that is not in
+	// completion-polling mode looks at its slot before it sleeps; the window
+	// adapts between it and MaxPollWindow to how long clients take (see
+	// pollWindow). Zero means DefaultPollWindow, a negative value sleeps at
+	// once.
 	PollWindow time.Duration
 }
 
@@ -79,13 +76,13 @@ type Dispatcher struct {
 	buf     *Buffer
 	router  *Router
 	timeout time.Duration
-	// pollWindow is how long a sleeping-mode wait looks at the slot before
-	// it sleeps (Config.PollWindow).
-	pollWindow time.Duration
-	log        *slog.Logger
-	conf1      bool
-	latch      atomic.Uint32 // CONFIG_ADDRESS
-	slots      [acrn.IORequestMax]slot
+	// poll is how long a sleeping-mode wait looks at the slot before it
+	// sleeps (Config.PollWindow, adapted).
+	poll  *pollWindow
+	log   *slog.Logger
+	conf1 bool
+	latch atomic.Uint32 // CONFIG_ADDRESS
+	slots [acrn.IORequestMax]slot
 }
 
 // slot is the dispatcher's per-vCPU bookkeeping for one buffer slot.
@@ -106,10 +103,10 @@ type slot struct {
 // NewDispatcher returns a dispatcher over buf routing with r. buf's slots
 // must all be FREE.
 func NewDispatcher(buf *Buffer, r *Router, cfg Config) *Dispatcher {
-	d := &Dispatcher{buf: buf, router: r, timeout: cfg.Timeout, log: cfg.Logger, conf1: cfg.PCIConf1, pollWindow: cfg.PollWindow}
-	if d.pollWindow == 0 {
-		d.pollWindow = DefaultPollWindow
+	if cfg.PollWindow == 0 {
+		cfg.PollWindow = DefaultPollWindow
 	}
+	d := &Dispatcher{buf: buf, router: r, timeout: cfg.Timeout, log: cfg.Logger, conf1: cfg.PCIConf1, poll: newPollWindow(cfg.PollWindow)}
 	if d.timeout <= 0 {
 		d.timeout = DefaultTimeout
 	}
@@ -326,18 +323,19 @@ func (d *Dispatcher) wait(s *slot, seq uint64, polling bool) error {
 	// microseconds, while a sleep costs two cross-thread wake-ups (its
 	// eventfd's reader, then this vCPU) that take tens of microseconds.
 	// An in-process client has completed already, so the first look ends it.
-	if d.pollWindow > 0 {
+	if window := d.poll.get(); window > 0 {
 		start := time.Now()
 		for n := 0; ; n++ {
 			if d.buf.State(s.i) == acrn.StateComplete {
 				return nil
 			}
-			if n&15 == 15 && time.Since(start) > d.pollWindow {
+			if n&15 == 15 && time.Since(start) > window {
 				break
 			}
 			runtime.Gosched()
 		}
 	}
+	asleep := time.Now()
 	timer := time.NewTimer(d.timeout)
 	defer timer.Stop()
 	for {
@@ -345,6 +343,7 @@ func (d *Dispatcher) wait(s *slot, seq uint64, polling bool) error {
 		// the kick stays in the channel, so checking before each sleep
 		// loses no wake-up.
 		if d.buf.State(s.i) == acrn.StateComplete {
+			d.poll.slept(time.Since(asleep))
 			return nil
 		}
 		if err := s.failure(seq); err != nil {
