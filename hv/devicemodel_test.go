@@ -178,7 +178,7 @@ func TestExternalDeviceModelServesAGuest(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	l := logs.String()
-	for _, s := range []string{`msg="ioreq: request failed"`, "addr=1292", `err="ioreq: client went away"`, `msg="ioreq: device model gone"`} {
+	for _, s := range []string{`msg="ioreq: request failed"`, "addr=1292", `err="ioreq: client went away"`, `msg="devicemodel: device model gone"`} {
 		if !strings.Contains(l, s) {
 			t.Errorf("log lacks %s:\n%s", s, l)
 		}

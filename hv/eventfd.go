@@ -10,7 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"ember/acrn"
-	"ember/ioreq"
+	"ember/devicemodel"
 	"ember/kvm"
 )
 
@@ -25,7 +25,7 @@ const (
 	maxMSIGSIs = 1024
 )
 
-// EventFDs serves a VM's acrn_ioeventfd and acrn_irqfd (ioreq.EventFDs) on
+// EventFDs serves a VM's acrn_ioeventfd and acrn_irqfd (devicemodel.EventFDs) on
 // KVM: an ioeventfd is a KVM_IOEVENTFD, an irqfd a KVM_IRQFD on a GSI of its
 // own that the GSI routing table sends to the irqfd's MSI. Both work inside
 // the kernel: a guest write that matches an ioeventfd signals it without an
@@ -40,7 +40,7 @@ type EventFDs struct {
 	irqfds map[uint64]uint32              // eventfd-id -> its GSI
 }
 
-var _ ioreq.EventFDs = (*EventFDs)(nil)
+var _ devicemodel.EventFDs = (*EventFDs)(nil)
 
 // newEventFDs returns the eventfd service of a KVM VM; irqchip says whether
 // it has the in-kernel irqchip (irqfds need one).

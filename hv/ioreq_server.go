@@ -4,14 +4,14 @@ import (
 	"errors"
 	"fmt"
 
-	"ember/ioreq"
+	"ember/devicemodel"
 )
 
 // deviceModelSocket is a VM's device-model socket (Config.DeviceModelSocket):
-// an ioreq.Server on the VM's dispatcher, with the VM's eventfds, accepting
+// an devicemodel.Server on the VM's dispatcher, with the VM's eventfds, accepting
 // out-of-process device models (docs/ioreq-protocol.md).
 type deviceModelSocket struct {
-	srv    *ioreq.Server
+	srv    *devicemodel.Server
 	served chan error // Serve's result, once it has returned
 }
 
@@ -23,7 +23,7 @@ func (vm *VM) startDeviceModelSocket() error {
 	if path == "" {
 		return nil
 	}
-	s, err := ioreq.Listen(path, vm.ioreq, ioreq.ServerConfig{
+	s, err := devicemodel.Listen(path, vm.ioreq, devicemodel.ServerConfig{
 		VMID:     vm.cfg.ID,
 		EventFDs: vm.EventFDs(),
 		Logger:   vm.log,
@@ -40,7 +40,7 @@ func (vm *VM) startDeviceModelSocket() error {
 
 // DeviceModelSocket returns the device-model server, or nil without
 // Config.DeviceModelSocket.
-func (vm *VM) DeviceModelSocket() *ioreq.Server {
+func (vm *VM) DeviceModelSocket() *devicemodel.Server {
 	if vm.dmSocket == nil {
 		return nil
 	}
@@ -68,13 +68,13 @@ func (vm *VM) closeDeviceModelSocket() error {
 // memorySegments answers a device model's MEMORY request: every RAM region
 // with the memfd behind it (a VM with a device-model socket gets memfd-backed
 // RAM, memory.NewShared).
-func (vm *VM) memorySegments() ([]ioreq.Segment, error) {
-	var segs []ioreq.Segment
+func (vm *VM) memorySegments() ([]devicemodel.Segment, error) {
+	var segs []devicemodel.Segment
 	for _, r := range vm.mem.Regions() {
 		if r.FD < 0 {
-			return nil, ioreq.ErrNotShareable
+			return nil, devicemodel.ErrNotShareable
 		}
-		segs = append(segs, ioreq.Segment{GPA: r.GPA, Len: r.Size, FD: r.FD})
+		segs = append(segs, devicemodel.Segment{GPA: r.GPA, Len: r.Size, FD: r.FD})
 	}
 	return segs, nil
 }

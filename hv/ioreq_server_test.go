@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"ember/acrn"
+	"ember/devicemodel"
 	"ember/guest"
 	"ember/internal/kvmtest"
 	"ember/ioreq"
@@ -30,7 +31,7 @@ func TestDeviceModelSocketOffersEventFDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer vm.Close()
-	c, err := ioreq.Dial(socket, "eventfds")
+	c, err := devicemodel.Dial(socket, "eventfds")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +76,7 @@ func TestDeviceModelMapsGuestRAM(t *testing.T) {
 	if _, err := vm.Memory().WriteAt([]byte(msg), gpa); err != nil {
 		t.Fatal(err)
 	}
-	c, err := ioreq.Dial(socket, "mapper")
+	c, err := devicemodel.Dial(socket, "mapper")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +119,7 @@ func TestDeviceModelSocketLeavesNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer vm.Close()
-		c, err := ioreq.Dial(socket, "leak")
+		c, err := devicemodel.Dial(socket, "leak")
 		if err != nil {
 			t.Fatal(err)
 		}

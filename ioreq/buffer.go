@@ -112,6 +112,17 @@ func (b *Buffer) FD() int { return b.fd }
 // directly; everything else goes through the slot methods.
 func (b *Buffer) Bytes() []byte { return b.mem }
 
+// MapBuffer maps the request buffer whose memfd an out-of-process device
+// model received from ember (package devicemodel), shared and writable. The
+// fd may be closed afterwards; Close unmaps the buffer.
+func MapBuffer(fd int) (*Buffer, error) {
+	mem, err := unix.Mmap(fd, 0, acrn.RequestBufferSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("ioreq: mmap request buffer: %w", err)
+	}
+	return &Buffer{mem: mem, fd: -1, owned: true}, nil
+}
+
 // Close unmaps the page and closes the memfd of a buffer from NewBuffer.
 // No vCPU or client may use the buffer afterwards; a device model that mapped
 // the memfd keeps its own mapping.

@@ -78,7 +78,7 @@ type Dispatcher struct {
 	timeout time.Duration
 	// poll is how long a sleeping-mode wait looks at the slot before it
 	// sleeps (Config.PollWindow, adapted).
-	poll  *pollWindow
+	poll  *PollWindow
 	log   *slog.Logger
 	conf1 bool
 	latch atomic.Uint32 // CONFIG_ADDRESS
@@ -106,7 +106,7 @@ func NewDispatcher(buf *Buffer, r *Router, cfg Config) *Dispatcher {
 	if cfg.PollWindow == 0 {
 		cfg.PollWindow = DefaultPollWindow
 	}
-	d := &Dispatcher{buf: buf, router: r, timeout: cfg.Timeout, log: cfg.Logger, conf1: cfg.PCIConf1, poll: newPollWindow(cfg.PollWindow)}
+	d := &Dispatcher{buf: buf, router: r, timeout: cfg.Timeout, log: cfg.Logger, conf1: cfg.PCIConf1, poll: NewPollWindow(cfg.PollWindow)}
 	if d.timeout <= 0 {
 		d.timeout = DefaultTimeout
 	}
@@ -124,6 +124,10 @@ func (d *Dispatcher) Buffer() *Buffer { return d.buf }
 
 // Router returns the router.
 func (d *Dispatcher) Router() *Router { return d.router }
+
+// Logger returns where the dispatcher logs failed requests, for the servers
+// built on it to log alongside.
+func (d *Dispatcher) Logger() *slog.Logger { return d.log }
 
 // Timeout returns the request timeout in force.
 func (d *Dispatcher) Timeout() time.Duration { return d.timeout }
@@ -323,16 +327,23 @@ func (d *Dispatcher) wait(s *slot, seq uint64, polling bool) error {
 	// microseconds, while a sleep costs two cross-thread wake-ups (its
 	// eventfd's reader, then this vCPU) that take tens of microseconds.
 	// An in-process client has completed already, so the first look ends it.
-	if window := d.poll.get(); window > 0 {
+	//
+	// The look yields only now and then: a vCPU goroutine is locked to its
+	// thread, and runtime.Gosched on a locked thread hands the thread over
+	// and back (two futex wake-ups), which costs more than most waits; but
+	// an in-process client's goroutine may need this processor to answer.
+	if window := d.poll.Get(); window > 0 {
 		start := time.Now()
 		for n := 0; ; n++ {
 			if d.buf.State(s.i) == acrn.StateComplete {
 				return nil
 			}
-			if n&15 == 15 && time.Since(start) > window {
-				break
+			if n&63 == 63 {
+				if time.Since(start) > window {
+					break
+				}
+				runtime.Gosched()
 			}
-			runtime.Gosched()
 		}
 	}
 	asleep := time.Now()
@@ -343,7 +354,7 @@ func (d *Dispatcher) wait(s *slot, seq uint64, polling bool) error {
 		// the kick stays in the channel, so checking before each sleep
 		// loses no wake-up.
 		if d.buf.State(s.i) == acrn.StateComplete {
-			d.poll.slept(time.Since(asleep))
+			d.poll.Slept(time.Since(asleep))
 			return nil
 		}
 		if err := s.failure(seq); err != nil {

@@ -16,11 +16,13 @@
 //
 // Three kinds of Client sit behind one interface:
 //
-//   - in-process Go devices (InProcess, DeviceHandler): handled on the vCPU's
-//     own goroutine, no wake-up at all;
-//   - out-of-process device models (Server, Conn): a process connects to a
-//     unix socket, gets the request buffer as a memfd it maps, and a pair of
-//     eventfds; docs/ioreq-protocol.md is the protocol;
+//   - in-process Go devices (DeviceClient, InProcess): handled on the vCPU's
+//     own goroutine, no wake-up at all; for a DeviceClient, or the unclaimed
+//     default, the exit path skips the request entirely (Dispatcher.Direct);
+//   - out-of-process device models (package devicemodel: its Server and
+//     Conn): a process connects to a unix socket, gets the request buffer as
+//     a memfd it maps, and a pair of eventfds; docs/ioreq-protocol.md is the
+//     protocol;
 //   - a Service VM guest (ServiceVMClient): requests are mirrored into a page
 //     of the Service VM's RAM registered with HC_SET_IOREQ_BUFFER, an upcall
 //     is raised, and HC_NOTIFY_REQUEST_FINISH completes them.

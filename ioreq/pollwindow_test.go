@@ -9,7 +9,7 @@ import (
 // MaxPollWindow; one long after shrinks it back to its floor; a negative
 // floor never polls.
 func TestPollWindowAdapts(t *testing.T) {
-	p := newPollWindow(DefaultPollWindow)
+	p := NewPollWindow(DefaultPollWindow)
 	steps := []struct {
 		late time.Duration
 		want time.Duration
@@ -26,20 +26,20 @@ func TestPollWindowAdapts(t *testing.T) {
 		{time.Hour, MaxPollWindow / 8},
 	}
 	for i, s := range steps {
-		p.slept(s.late)
-		if got := p.get(); got != s.want {
+		p.Slept(s.late)
+		if got := p.Get(); got != s.want {
 			t.Fatalf("step %d (woken %v late): window %v, want %v", i, s.late, got, s.want)
 		}
 	}
 	for range 10 {
-		p.slept(time.Hour)
+		p.Slept(time.Hour)
 	}
-	if got := p.get(); got != DefaultPollWindow {
+	if got := p.Get(); got != DefaultPollWindow {
 		t.Errorf("after long sleeps the window is %v, want its floor %v", got, DefaultPollWindow)
 	}
-	off := newPollWindow(-1)
-	off.slept(0)
-	if got := off.get(); got != 0 {
+	off := NewPollWindow(-1)
+	off.Slept(0)
+	if got := off.Get(); got != 0 {
 		t.Errorf("a disabled window polls for %v", got)
 	}
 }

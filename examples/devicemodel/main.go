@@ -24,6 +24,7 @@ import (
 	"sync"
 
 	"ember/acrn"
+	"ember/devicemodel"
 	"ember/ioreq"
 )
 
@@ -37,7 +38,7 @@ func main() {
 	log.SetFlags(0)
 	log.SetPrefix("devicemodel: ")
 
-	c, err := ioreq.Dial(*socket, *name)
+	c, err := devicemodel.Dial(*socket, *name)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package ioreq
+package devicemodel
 
 import (
 	"encoding/binary"
@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"ember/acrn"
+	"ember/ioreq"
 )
 
 // The device-model protocol (docs/ioreq-protocol.md). Every message is one
@@ -70,7 +71,7 @@ const (
 )
 
 // ErrProtocol is wrapped by every malformed-message error.
-var ErrProtocol = errors.New("ioreq: protocol error")
+var ErrProtocol = errors.New("devicemodel: protocol error")
 
 // Message is one decoded packet.
 type Message struct {
@@ -211,7 +212,7 @@ func DecodeCreateReply(p []byte) (CreateReply, error) {
 
 // EncodeRange returns CLAIM_RANGE / UNCLAIM_RANGE's payload: u32 type, u32
 // reserved (0), u64 start, u64 end (inclusive).
-func EncodeRange(r Range) []byte {
+func EncodeRange(r ioreq.Range) []byte {
 	p := make([]byte, RangeSize)
 	binary.LittleEndian.PutUint32(p[0:], uint32(r.Type))
 	binary.LittleEndian.PutUint64(p[8:], r.Start)
@@ -221,29 +222,29 @@ func EncodeRange(r Range) []byte {
 
 // DecodeRange parses a range payload: a known type, reserved 0, start <= end,
 // a port range below 0x10000 for PIO and a PCIAddress below 1<<28 for PCICFG.
-func DecodeRange(p []byte) (Range, error) {
+func DecodeRange(p []byte) (ioreq.Range, error) {
 	if len(p) != RangeSize {
-		return Range{}, fmt.Errorf("%w: range payload of %d bytes, want %d", ErrProtocol, len(p), RangeSize)
+		return ioreq.Range{}, fmt.Errorf("%w: range payload of %d bytes, want %d", ErrProtocol, len(p), RangeSize)
 	}
-	r := Range{
+	r := ioreq.Range{
 		Type:  acrn.ReqType(binary.LittleEndian.Uint32(p[0:])),
 		Start: binary.LittleEndian.Uint64(p[8:]),
 		End:   binary.LittleEndian.Uint64(p[16:]),
 	}
 	if binary.LittleEndian.Uint32(p[4:]) != 0 {
-		return Range{}, fmt.Errorf("%w: range reserved field not 0", ErrProtocol)
+		return ioreq.Range{}, fmt.Errorf("%w: range reserved field not 0", ErrProtocol)
 	}
 	if r.Type > acrn.ReqWP {
-		return Range{}, fmt.Errorf("%w: range type %v", ErrProtocol, r.Type)
+		return ioreq.Range{}, fmt.Errorf("%w: range type %v", ErrProtocol, r.Type)
 	}
 	if r.End < r.Start {
-		return Range{}, fmt.Errorf("%w: range end %#x below start %#x", ErrProtocol, r.End, r.Start)
+		return ioreq.Range{}, fmt.Errorf("%w: range end %#x below start %#x", ErrProtocol, r.End, r.Start)
 	}
 	if r.Type == acrn.ReqPortIO && r.End > 0xffff {
-		return Range{}, fmt.Errorf("%w: port range end %#x", ErrProtocol, r.End)
+		return ioreq.Range{}, fmt.Errorf("%w: port range end %#x", ErrProtocol, r.End)
 	}
 	if r.Type == acrn.ReqPCICfg && r.End >= 1<<28 {
-		return Range{}, fmt.Errorf("%w: PCI range end %#x", ErrProtocol, r.End)
+		return ioreq.Range{}, fmt.Errorf("%w: PCI range end %#x", ErrProtocol, r.End)
 	}
 	return r, nil
 }

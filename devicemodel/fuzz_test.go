@@ -1,10 +1,11 @@
-package ioreq
+package devicemodel
 
 import (
 	"bytes"
 	"testing"
 
 	"ember/acrn"
+	"ember/ioreq"
 )
 
 // FuzzDecodeMessage feeds the server's message decoder arbitrary packets:
@@ -16,8 +17,8 @@ func FuzzDecodeMessage(f *testing.F) {
 	add(Message{Op: OpCreateClient, ID: 1, Payload: CreateRequest{Name: "devicemodel"}.Encode()})
 	add(Message{Op: OpAttachClient, ID: 2})
 	add(Message{Op: OpDestroyClient, ID: 3})
-	add(Message{Op: OpClaimRange, ID: 4, Payload: EncodeRange(Range{acrn.ReqPortIO, 0x500, 0x50f})})
-	add(Message{Op: OpUnclaimRange, ID: 5, Payload: EncodeRange(Range{acrn.ReqPCICfg, PCIAddress(0, 3, 0, 0), PCIAddress(0, 3, 0, 0xfff)})})
+	add(Message{Op: OpClaimRange, ID: 4, Payload: EncodeRange(ioreq.Range{Type: acrn.ReqPortIO, Start: 0x500, End: 0x50f})})
+	add(Message{Op: OpUnclaimRange, ID: 5, Payload: EncodeRange(ioreq.Range{Type: acrn.ReqPCICfg, Start: ioreq.PCIAddress(0, 3, 0, 0), End: ioreq.PCIAddress(0, 3, 0, 0xfff)})})
 	var n [acrn.IOReqNotifySize]byte
 	(&acrn.IOReqNotify{VCPU: 3}).Encode(n[:])
 	add(Message{Op: OpNotifyFinish, ID: 6, Payload: n[:]})

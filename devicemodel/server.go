@@ -1,4 +1,4 @@
-package ioreq
+package devicemodel
 
 import (
 	"encoding/binary"
@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"ember/acrn"
+	"ember/ioreq"
 )
 
 // EventFDs is what a VM offers device models for acrn_ioeventfd and
@@ -35,7 +36,7 @@ type EventFDs interface {
 
 // ErrNotShareable is the MEMORY error (ENOTSUP on the wire) of a VM whose RAM
 // is not memfd-backed, so no other process can map it.
-var ErrNotShareable = errors.New("ioreq: guest memory is not shareable")
+var ErrNotShareable = errors.New("devicemodel: guest memory is not shareable")
 
 // ServerConfig configures a Server.
 type ServerConfig struct {
@@ -46,14 +47,14 @@ type ServerConfig struct {
 	// provider; the server only sends them). Nil, or ErrNotShareable,
 	// answers MEMORY with ENOTSUP.
 	Memory func() ([]Segment, error)
-	// Logger; nil means slog.Default().
+	// Logger; nil means the dispatcher's (ioreq.Dispatcher.Logger).
 	Logger *slog.Logger
 }
 
 // Server accepts out-of-process device models on a unix SOCK_SEQPACKET
 // socket and makes each a Client of its dispatcher (docs/ioreq-protocol.md).
 type Server struct {
-	d   *Dispatcher
+	d   *ioreq.Dispatcher
 	cfg ServerConfig
 	log *slog.Logger
 	ln  *net.UnixListener
@@ -67,17 +68,17 @@ type Server struct {
 
 // Listen creates the socket at path and returns a server for d, whose
 // buffer must be memfd-backed (NewBuffer). Call Serve to accept clients.
-func Listen(path string, d *Dispatcher, cfg ServerConfig) (*Server, error) {
-	if d.buf.FD() < 0 {
-		return nil, errors.New("ioreq: server needs a memfd-backed request buffer")
+func Listen(path string, d *ioreq.Dispatcher, cfg ServerConfig) (*Server, error) {
+	if d.Buffer().FD() < 0 {
+		return nil, errors.New("devicemodel: server needs a memfd-backed request buffer")
 	}
 	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: path, Net: "unixpacket"})
 	if err != nil {
-		return nil, fmt.Errorf("ioreq: listen: %w", err)
+		return nil, fmt.Errorf("devicemodel: listen: %w", err)
 	}
 	s := &Server{d: d, cfg: cfg, log: cfg.Logger, ln: ln, conns: map[*remote]struct{}{}}
 	if s.log == nil {
-		s.log = slog.Default()
+		s.log = d.Logger()
 	}
 	return s, nil
 }
@@ -96,7 +97,7 @@ func (s *Server) Serve() error {
 			if closed {
 				return nil
 			}
-			return fmt.Errorf("ioreq: accept: %w", err)
+			return fmt.Errorf("devicemodel: accept: %w", err)
 		}
 		s.mu.Lock()
 		if s.closed {
@@ -150,7 +151,7 @@ type remote struct {
 
 	mu       sync.Mutex
 	attached bool
-	tickets  [acrn.IORequestMax]*Ticket
+	tickets  [acrn.IORequestMax]*ioreq.Ticket
 
 	gone      atomic.Bool
 	closeOnce sync.Once
@@ -160,14 +161,14 @@ func (r *remote) Name() string { return r.name }
 
 // Submit assigns the request to the device model: PROCESSING (rules (b),
 // (c)), remembered by slot, and a kick on its eventfd once it has attached.
-func (r *remote) Submit(t Ticket, _ *acrn.IORequest) error {
+func (r *remote) Submit(t ioreq.Ticket, _ *acrn.IORequest) error {
 	if err := t.Claim(); err != nil {
 		return err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.gone.Load() { // cleanup has run: nobody would ever fail this ticket
-		return ErrClientGone
+		return ioreq.ErrClientGone
 	}
 	r.tickets[t.VCPU()] = &t
 	if r.attached {
@@ -189,16 +190,16 @@ func (r *remote) signal() error {
 
 // Cancel: a device model that let a request time out has stopped answering;
 // it is disconnected, which releases its ranges and fails its other requests.
-func (r *remote) Cancel(t Ticket, err error) {
+func (r *remote) Cancel(t ioreq.Ticket, err error) {
 	r.mu.Lock()
 	if p := r.tickets[t.VCPU()]; p != nil && *p == t {
 		r.tickets[t.VCPU()] = nil
 	}
 	r.mu.Unlock()
-	if r.gone.Load() || errors.Is(err, ErrClientGone) {
+	if r.gone.Load() || errors.Is(err, ioreq.ErrClientGone) {
 		return // already disconnected; cleanup has logged it
 	}
-	r.s.log.Error("ioreq: device model stopped answering; disconnecting", "client", r.name, "vcpu", t.VCPU(), "err", err)
+	r.s.log.Error("devicemodel: device model stopped answering; disconnecting", "client", r.name, "vcpu", t.VCPU(), "err", err)
 	r.close()
 }
 
@@ -219,7 +220,7 @@ func (r *remote) completions() {
 }
 
 func (r *remote) wakeCompleted() {
-	buf := r.s.d.buf
+	buf := r.s.d.Buffer()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for i, t := range r.tickets {
@@ -252,7 +253,7 @@ func (r *remote) serve() {
 		}
 		if err != nil {
 			closeAll(fds)
-			r.s.log.Warn("ioreq: malformed message; disconnecting", "client", r.name, "err", err)
+			r.s.log.Warn("devicemodel: malformed message; disconnecting", "client", r.name, "err", err)
 			r.reply(Message{Op: m.Op | OpReply, ID: m.ID}, unix.EPROTO, nil, nil)
 			return
 		}
@@ -296,8 +297,8 @@ func (r *remote) handle(m Message, fds []int) (result []byte, outFDs []int, err 
 			return nil, nil, err
 		}
 		rep := CreateReply{ClientID: r.id, VMID: r.s.cfg.VMID, Slots: acrn.IORequestMax,
-			BufferSize: acrn.RequestBufferSize, Timeout: uint32(r.s.d.timeout.Milliseconds())}
-		return rep.Encode(), []int{r.s.d.buf.FD(), r.kick, r.doneFD}, nil
+			BufferSize: acrn.RequestBufferSize, Timeout: uint32(r.s.d.Timeout().Milliseconds())}
+		return rep.Encode(), []int{r.s.d.Buffer().FD(), r.kick, r.doneFD}, nil
 	case OpAttachClient:
 		r.mu.Lock()
 		defer r.mu.Unlock()
@@ -312,10 +313,10 @@ func (r *remote) handle(m Message, fds []int) (result []byte, outFDs []int, err 
 		return nil, nil, nil
 	case OpClaimRange:
 		rg, _ := DecodeRange(m.Payload)
-		return nil, nil, r.s.d.router.Claim(rg, r)
+		return nil, nil, r.s.d.Router().Claim(rg, r)
 	case OpUnclaimRange:
 		rg, _ := DecodeRange(m.Payload)
-		if err := r.s.d.router.Unclaim(rg, r); err != nil {
+		if err := r.s.d.Router().Unclaim(rg, r); err != nil {
 			return nil, nil, fmt.Errorf("%w: %v", unix.ENOENT, err)
 		}
 		return nil, nil, nil
@@ -371,7 +372,7 @@ func (r *remote) create(name string) error {
 	r.kick, r.doneFD = kick, done
 	r.done = os.NewFile(uintptr(done), "ioreq-done") // non-blocking: served by the runtime's poller
 	go r.completions()
-	r.s.log.Info("ioreq: device model connected", "client", r.name)
+	r.s.log.Info("devicemodel: device model connected", "client", r.name)
 	return nil
 }
 
@@ -384,12 +385,12 @@ func (r *remote) notifyFinish(vcpu int) error {
 	if t == nil {
 		return fmt.Errorf("%w: vCPU %d has no request with this client", unix.EINVAL, vcpu)
 	}
-	if st := r.s.d.buf.State(vcpu); st == acrn.StateProcessing {
+	if st := r.s.d.Buffer().State(vcpu); st == acrn.StateProcessing {
 		if err := t.Complete(); err != nil {
 			return err
 		}
 	} else if st != acrn.StateComplete {
-		return &TransitionError{Slot: vcpu, From: acrn.StateProcessing, To: acrn.StateComplete, Actual: st}
+		return &ioreq.TransitionError{Slot: vcpu, From: acrn.StateProcessing, To: acrn.StateComplete, Actual: st}
 	}
 	r.wakeCompleted()
 	return nil
@@ -400,7 +401,7 @@ func (r *remote) notifyFinish(vcpu int) error {
 // to complete them), descriptors closed.
 func (r *remote) cleanup() {
 	r.close()
-	n := r.s.d.router.UnclaimAll(r)
+	n := r.s.d.Router().UnclaimAll(r)
 	r.mu.Lock()
 	r.gone.Store(true)
 	failed := 0
@@ -409,12 +410,12 @@ func (r *remote) cleanup() {
 			continue
 		}
 		r.tickets[i] = nil
-		switch r.s.d.buf.State(i) {
+		switch r.s.d.Buffer().State(i) {
 		case acrn.StateComplete: // it managed to finish: let the vCPU have it
 			t.Notify()
 		case acrn.StatePending, acrn.StateProcessing: // still on its side
 			if t.Current() {
-				t.Fail(ErrClientGone)
+				t.Fail(ioreq.ErrClientGone)
 				failed++
 			}
 		} // FREE: the vCPU already took the result (it polled)
@@ -424,7 +425,7 @@ func (r *remote) cleanup() {
 		unix.Close(r.kick)
 	}
 	r.mu.Unlock()
-	r.s.log.Warn("ioreq: device model gone", "client", r.name, "ranges", n, "failed_requests", failed)
+	r.s.log.Warn("devicemodel: device model gone", "client", r.name, "ranges", n, "failed_requests", failed)
 	r.s.mu.Lock()
 	delete(r.s.conns, r)
 	r.s.mu.Unlock()
@@ -458,13 +459,13 @@ func errnoOf(err error) unix.Errno {
 		return 0
 	case errors.As(err, &e):
 		return e
-	case errors.Is(err, ErrOverlap):
+	case errors.Is(err, ioreq.ErrOverlap):
 		return unix.EEXIST
 	case errors.Is(err, ErrProtocol):
 		return unix.EPROTO
 	case errors.Is(err, ErrNotShareable):
 		return unix.ENOTSUP
-	case errors.Is(err, ErrBadTransition):
+	case errors.Is(err, ioreq.ErrBadTransition):
 		return unix.EBUSY
 	}
 	return unix.EINVAL

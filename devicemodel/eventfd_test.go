@@ -1,4 +1,4 @@
-package ioreq
+package devicemodel
 
 import (
 	"encoding/binary"

@@ -1,4 +1,4 @@
-package ioreq
+package devicemodel
 
 import (
 	"encoding/binary"
@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"ember/ioreq"
+
 	"golang.org/x/sys/unix"
 
 	"ember/acrn"
@@ -20,21 +22,21 @@ import (
 // the request buffer; Claim registers ranges; Serve handles requests until the
 // connection ends.
 //
-//	c, err := ioreq.Dial("/run/ember/vm1.ioreq", "uart")
+//	c, err := devicemodel.Dial("/run/ember/vm1.ioreq", "uart")
 //	c.Claim(ioreq.Range{Type: acrn.ReqPortIO, Start: 0x3f8, End: 0x3ff})
 //	c.Attach()
 //	c.Serve(ioreq.HandlerFunc(func(req *acrn.IORequest) { ... }))
 type Conn struct {
 	conn  *net.UnixConn
 	info  CreateReply
-	buf   *Buffer
+	buf   *ioreq.Buffer
 	kick  *os.File
 	done  int
 	reqMu sync.Mutex // one request/reply at a time
 
 	mu     sync.Mutex
 	nextID uint32
-	ranges []Range
+	ranges []ioreq.Range
 
 	serving   bool // Serve owns buf and done, and releases them
 	closeOnce sync.Once
@@ -46,7 +48,7 @@ type Conn struct {
 func Dial(path, name string) (*Conn, error) {
 	uc, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: path, Net: "unixpacket"})
 	if err != nil {
-		return nil, fmt.Errorf("ioreq: dial: %w", err)
+		return nil, fmt.Errorf("devicemodel: dial: %w", err)
 	}
 	c := &Conn{conn: uc, done: -1}
 	res, fds, err := c.call(OpCreateClient, CreateRequest{Name: name}.Encode(), -1)
@@ -59,14 +61,14 @@ func Dial(path, name string) (*Conn, error) {
 		uc.Close()
 		return nil, fmt.Errorf("%w: bad CREATE_CLIENT reply (%d fds, %v)", ErrProtocol, len(fds), err)
 	}
-	mem, err := unix.Mmap(fds[0], 0, acrn.RequestBufferSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	buf, err := ioreq.MapBuffer(fds[0])
 	unix.Close(fds[0])
 	if err != nil {
 		closeAll(fds[1:])
 		uc.Close()
-		return nil, fmt.Errorf("ioreq: mmap request buffer: %w", err)
+		return nil, fmt.Errorf("devicemodel: %w", err)
 	}
-	c.buf = &Buffer{mem: mem, fd: -1, owned: true}
+	c.buf = buf
 	c.kick = os.NewFile(uintptr(fds[1]), "ioreq-kick") // ember made it non-blocking: read through the poller
 	c.done = fds[2]
 	return c, nil
@@ -76,7 +78,7 @@ func Dial(path, name string) (*Conn, error) {
 func (c *Conn) Info() CreateReply { return c.info }
 
 // Buffer returns the mapped request buffer.
-func (c *Conn) Buffer() *Buffer { return c.buf }
+func (c *Conn) Buffer() *ioreq.Buffer { return c.buf }
 
 // call sends one request (with fd attached if fd >= 0) and waits for its
 // reply, returning the result and any fds that came with it.
@@ -93,16 +95,16 @@ func (c *Conn) call(op Op, payload []byte, fd int) ([]byte, []int, error) {
 		oob = unix.UnixRights(fd)
 	}
 	if _, _, err := c.conn.WriteMsgUnix(m.Encode(nil), oob, nil); err != nil {
-		return nil, nil, fmt.Errorf("ioreq: %v: %w", op, err)
+		return nil, nil, fmt.Errorf("devicemodel: %v: %w", op, err)
 	}
 	pkt := make([]byte, MaxMessageSize)
 	roob := make([]byte, unix.CmsgSpace(4*(MaxSegments+3)))
 	n, oobn, flags, _, err := c.conn.ReadMsgUnix(pkt, roob)
 	if err != nil {
-		return nil, nil, fmt.Errorf("ioreq: %v reply: %w", op, err)
+		return nil, nil, fmt.Errorf("devicemodel: %v reply: %w", op, err)
 	}
 	if n == 0 {
-		return nil, nil, fmt.Errorf("ioreq: %v: %w", op, ErrClientGone)
+		return nil, nil, fmt.Errorf("devicemodel: %v: %w", op, ioreq.ErrClientGone)
 	}
 	fds := parseRights(roob[:oobn])
 	rm, err := DecodeMessage(pkt[:n])
@@ -118,14 +120,14 @@ func (c *Conn) call(op Op, payload []byte, fd int) ([]byte, []int, error) {
 	}
 	if err != nil {
 		closeAll(fds)
-		return nil, nil, fmt.Errorf("ioreq: %v: %w", op, err)
+		return nil, nil, fmt.Errorf("devicemodel: %v: %w", op, err)
 	}
 	return rep.Result, fds, nil
 }
 
 // Claim registers r for this client (CLAIM_RANGE). EEXIST: it overlaps
 // another registration.
-func (c *Conn) Claim(r Range) error {
+func (c *Conn) Claim(r ioreq.Range) error {
 	if _, _, err := c.call(OpClaimRange, EncodeRange(r), -1); err != nil {
 		return err
 	}
@@ -136,7 +138,7 @@ func (c *Conn) Claim(r Range) error {
 }
 
 // Unclaim removes a registration made with Claim (UNCLAIM_RANGE).
-func (c *Conn) Unclaim(r Range) error {
+func (c *Conn) Unclaim(r ioreq.Range) error {
 	if _, _, err := c.call(OpUnclaimRange, EncodeRange(r), -1); err != nil {
 		return err
 	}
@@ -216,18 +218,18 @@ func (c *Conn) Memory() ([]Segment, error) {
 // in a range this client claimed, handles each (rule (d)), writes the result
 // into the slot and stores COMPLETE as the last write, then signals the done
 // eventfd once.
-func (c *Conn) Serve(h Handler) error {
+func (c *Conn) Serve(h ioreq.Handler) error {
 	c.mu.Lock()
 	if c.serving {
 		c.mu.Unlock()
-		return errors.New("ioreq: Serve called twice")
+		return errors.New("devicemodel: Serve called twice")
 	}
 	c.serving = true
 	c.mu.Unlock()
 	defer c.release()
 	go c.watch()
 	var b [8]byte
-	poll := newPollWindow(DefaultPollWindow)
+	poll := ioreq.NewPollWindow(ioreq.DefaultPollWindow)
 	for {
 		asleep := time.Now()
 		if _, err := c.kick.Read(b[:]); err != nil {
@@ -236,18 +238,18 @@ func (c *Conn) Serve(h Handler) error {
 			}
 			return err
 		}
-		poll.slept(time.Since(asleep))
+		poll.Slept(time.Since(asleep))
 		c.Poll(h)
-		c.pollAWhile(h, poll.get())
+		c.pollAWhile(h, poll.Get())
 	}
 }
 
 // pollAWhile keeps looking at the buffer for window after the last request
 // before Serve blocks on the kick eventfd again: a guest that just made one
 // access usually makes the next soon, and catching it without a wake-up
-// saves a wake-up on each side. The window adapts (pollWindow) to how soon
+// saves a wake-up on each side. The window adapts (PollWindow) to how soon
 // the next access comes; the vCPU side does the same (Config.PollWindow).
-func (c *Conn) pollAWhile(h Handler, window time.Duration) {
+func (c *Conn) pollAWhile(h ioreq.Handler, window time.Duration) {
 	last := time.Now()
 	for time.Since(last) < window {
 		if c.Poll(h) > 0 {
@@ -259,7 +261,7 @@ func (c *Conn) pollAWhile(h Handler, window time.Duration) {
 
 // Poll handles whatever requests are waiting for this client now and
 // returns how many; Serve calls it on every kick.
-func (c *Conn) Poll(h Handler) int {
+func (c *Conn) Poll(h ioreq.Handler) int {
 	c.mu.Lock()
 	ranges := c.ranges
 	c.mu.Unlock()
@@ -291,8 +293,8 @@ func (c *Conn) Poll(h Handler) int {
 	return n
 }
 
-func mine(ranges []Range, req *acrn.IORequest) bool {
-	addr, size := Target(req)
+func mine(ranges []ioreq.Range, req *acrn.IORequest) bool {
+	addr, size := ioreq.Target(req)
 	for _, r := range ranges {
 		if r.Type == req.Type && r.Contains(addr, size) {
 			return true

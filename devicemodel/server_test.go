@@ -1,4 +1,4 @@
-package ioreq
+package devicemodel
 
 import (
 	"bufio"
@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"ember/acrn"
+	"ember/ioreq"
 )
 
 // socketPath returns a short socket path (sun_path holds 108 bytes, and
@@ -29,10 +30,10 @@ func socketPath(t *testing.T) string {
 	return filepath.Join(dir, "s")
 }
 
-func startServer(t *testing.T, d *Dispatcher, cfg ServerConfig) *Server {
+func startServer(t *testing.T, d *ioreq.Dispatcher, cfg ServerConfig) *Server {
 	t.Helper()
 	if cfg.Logger == nil {
-		cfg.Logger = d.log
+		cfg.Logger = d.Logger()
 	}
 	s, err := Listen(socketPath(t), d, cfg)
 	if err != nil {
@@ -60,7 +61,7 @@ func dial(t *testing.T, s *Server, name string) *Conn {
 }
 
 // serve runs c.Serve(h) until the test ends.
-func serve(t *testing.T, c *Conn, h Handler) {
+func serve(t *testing.T, c *Conn, h ioreq.Handler) {
 	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- c.Serve(h) }()
@@ -76,48 +77,48 @@ func serve(t *testing.T, c *Conn, h Handler) {
 // claim (overlaps refused with EEXIST), attach, serve; both sleeping and
 // polling vCPUs get the device model's values.
 func TestDeviceModelConn(t *testing.T) {
-	d := newDispatcher(t, Config{})
-	must(t, d.Router().Claim(Range{acrn.ReqPortIO, 0x3f8, 0x3ff}, InProcess("uart", &recorder{})))
+	d := newDispatcher(t, ioreq.Config{})
+	must(t, d.Router().Claim(ioreq.Range{Type: acrn.ReqPortIO, Start: 0x3f8, End: 0x3ff}, ioreq.InProcess("uart", &recorder{})))
 	s := startServer(t, d, ServerConfig{VMID: 7})
 	c := dial(t, s, "regs")
 	if info := c.Info(); info.VMID != 7 || info.Slots != 16 || info.BufferSize != 4096 || info.Timeout != 1000 {
 		t.Errorf("CREATE_CLIENT reply %+v", info)
 	}
-	if err := c.Claim(Range{acrn.ReqPortIO, 0x3f0, 0x3f8}); !errors.Is(err, unix.EEXIST) {
+	if err := c.Claim(ioreq.Range{Type: acrn.ReqPortIO, Start: 0x3f0, End: 0x3f8}); !errors.Is(err, unix.EEXIST) {
 		t.Errorf("overlapping claim: %v, want EEXIST", err)
 	}
-	if err := c.Claim(Range{acrn.ReqPortIO, 0x10, 0x1}); !errors.Is(err, unix.EPROTO) {
+	if err := c.Claim(ioreq.Range{Type: acrn.ReqPortIO, Start: 0x10, End: 0x1}); !errors.Is(err, unix.EPROTO) {
 		t.Errorf("end before start: %v, want EPROTO", err)
 	}
-	must(t, c.Claim(Range{acrn.ReqPortIO, 0x500, 0x50f}))
-	must(t, c.Claim(Range{acrn.ReqMMIO, 0xd0000000, 0xd0000fff}))
-	must(t, c.Claim(Range{acrn.ReqPCICfg, PCIAddress(0, 5, 0, 0), PCIAddress(0, 5, 0, 0xfff)}))
+	must(t, c.Claim(ioreq.Range{Type: acrn.ReqPortIO, Start: 0x500, End: 0x50f}))
+	must(t, c.Claim(ioreq.Range{Type: acrn.ReqMMIO, Start: 0xd0000000, End: 0xd0000fff}))
+	must(t, c.Claim(ioreq.Range{Type: acrn.ReqPCICfg, Start: ioreq.PCIAddress(0, 5, 0, 0), End: ioreq.PCIAddress(0, 5, 0, 0xfff)}))
 	must(t, c.Attach())
 	regs := &regFile{regs: map[uint64]uint64{}}
 	serve(t, c, regs)
 	for _, polling := range []uint32{0, 1} {
 		for i := range uint32(50) {
-			w := PIORequest(acrn.DirWrite, 0x504, 4, 0x1000+i)
+			w := ioreq.PIORequest(acrn.DirWrite, 0x504, 4, 0x1000+i)
 			w.CompletionPolling = polling
 			if _, err := d.Emulate(3, &w); err != nil {
 				t.Fatal(err)
 			}
-			r := PIORequest(acrn.DirRead, 0x504, 4, 0)
+			r := ioreq.PIORequest(acrn.DirRead, 0x504, 4, 0)
 			r.CompletionPolling = polling
 			if v, err := d.Emulate(3, &r); err != nil || v != uint64(0x1000+i) {
 				t.Fatalf("polling=%d: read %#x, %v", polling, v, err)
 			}
 		}
 	}
-	w := MMIORequest(acrn.DirWrite, 0xd0000100, 8, 0x1122334455667788)
+	w := ioreq.MMIORequest(acrn.DirWrite, 0xd0000100, 8, 0x1122334455667788)
 	d.Emulate(0, &w)
-	r := MMIORequest(acrn.DirRead, 0xd0000100, 8, 0)
+	r := ioreq.MMIORequest(acrn.DirRead, 0xd0000100, 8, 0)
 	if v, err := d.Emulate(1, &r); err != nil || v != 0x1122334455667788 {
 		t.Errorf("MMIO read %#x, %v", v, err)
 	}
-	pw, _ := PCIConfigRequest(0x80002804, acrn.DirWrite, 0xcfc, 4, 0xabcd)
+	pw, _ := ioreq.PCIConfigRequest(0x80002804, acrn.DirWrite, 0xcfc, 4, 0xabcd)
 	d.Emulate(0, &pw)
-	pr, _ := PCIConfigRequest(0x80002804, acrn.DirRead, 0xcfc, 4, 0)
+	pr, _ := ioreq.PCIConfigRequest(0x80002804, acrn.DirRead, 0xcfc, 4, 0)
 	if v, err := d.Emulate(0, &pr); err != nil || v != 0xabcd {
 		t.Errorf("PCI config read %#x, %v", v, err)
 	}
@@ -144,24 +145,24 @@ func waitFor(t *testing.T, cond func() bool) {
 // TestNotifyFinish: the HSM path, where the device model handles a request in
 // the page and asks ember to complete it.
 func TestNotifyFinish(t *testing.T) {
-	d := newDispatcher(t, Config{})
+	d := newDispatcher(t, ioreq.Config{})
 	s := startServer(t, d, ServerConfig{})
 	c := dial(t, s, "hsm-style")
-	must(t, c.Claim(Range{acrn.ReqPortIO, 0x70, 0x71}))
+	must(t, c.Claim(ioreq.Range{Type: acrn.ReqPortIO, Start: 0x70, End: 0x71}))
 	must(t, c.Attach())
 	if err := c.NotifyFinish(2); !errors.Is(err, unix.EINVAL) {
 		t.Errorf("NOTIFY_FINISH with nothing in flight: %v, want EINVAL", err)
 	}
 	got := make(chan uint64)
 	go func() {
-		r := PIORequest(acrn.DirRead, 0x71, 1, 0)
+		r := ioreq.PIORequest(acrn.DirRead, 0x71, 1, 0)
 		v, _ := d.Emulate(2, &r)
 		got <- v
 	}()
 	b := c.Buffer()
 	waitFor(t, func() bool { return b.State(2) == acrn.StateProcessing })
 	req, _ := b.Request(2)
-	SetValue(&req, 0x42)
+	ioreq.SetValue(&req, 0x42)
 	must(t, b.WriteBody(2, &req))
 	must(t, c.NotifyFinish(2))
 	if v := <-got; v != 0x42 {
@@ -202,7 +203,7 @@ func (f *fakeEventFDs) IRQFD(q acrn.IRQFD, fd int) error {
 }
 
 func TestIOEventFDAndIRQFDForwarded(t *testing.T) {
-	d := newDispatcher(t, Config{})
+	d := newDispatcher(t, ioreq.Config{})
 	fe := &fakeEventFDs{}
 	s := startServer(t, d, ServerConfig{EventFDs: fe})
 	c := dial(t, s, "virtio")
@@ -239,7 +240,7 @@ func TestIOEventFDAndIRQFDForwarded(t *testing.T) {
 }
 
 func TestMemorySegments(t *testing.T) {
-	d := newDispatcher(t, Config{})
+	d := newDispatcher(t, ioreq.Config{})
 	s := startServer(t, d, ServerConfig{})
 	c := dial(t, s, "mem")
 	if _, err := c.Memory(); !errors.Is(err, unix.ENOTSUP) {
@@ -298,11 +299,11 @@ func rawCall(t *testing.T, c *net.UnixConn, pkt []byte) (Message, Reply) {
 }
 
 func TestServerRefusesBadMessages(t *testing.T) {
-	d := newDispatcher(t, Config{})
+	d := newDispatcher(t, ioreq.Config{})
 	s := startServer(t, d, ServerConfig{})
 
 	c := rawConn(t, s)
-	m := Message{Op: OpClaimRange, ID: 9, Payload: EncodeRange(Range{acrn.ReqPortIO, 1, 2})}
+	m := Message{Op: OpClaimRange, ID: 9, Payload: EncodeRange(ioreq.Range{Type: acrn.ReqPortIO, Start: 1, End: 2})}
 	if rm, r := rawCall(t, c, m.Encode(nil)); rm.Op != OpClaimRange|OpReply || rm.ID != 9 || r.Errno != unix.EPERM {
 		t.Errorf("CLAIM before CREATE: %v id %d errno %v, want EPERM", rm.Op, rm.ID, r.Errno)
 	}
@@ -317,98 +318,6 @@ func TestServerRefusesBadMessages(t *testing.T) {
 	}
 	if n, err := c2.Read(make([]byte, 16)); n != 0 && err == nil {
 		t.Error("connection still open after a malformed frame")
-	}
-}
-
-// TestServiceVMClient plays a Service VM on a heap page: it waits for the
-// upcall, runs its half of the life cycle in its page, and calls
-// HC_NOTIFY_REQUEST_FINISH (Finish).
-func TestServiceVMClient(t *testing.T) {
-	d := newDispatcher(t, Config{})
-	page := make([]byte, acrn.RequestBufferSize)
-	pb, err := NewBufferBytes(page)
-	must(t, err)
-	pb.Reset()
-	upcalls := make(chan int, acrn.IORequestMax)
-	client := NewServiceVMClient("service-vm", pb, func(vcpu int) error { upcalls <- vcpu; return nil })
-	d.Router().SetDefault(client) // the Service VM serves everything ember does not
-	must(t, d.Router().Claim(Range{acrn.ReqPortIO, 0xe9, 0xe9}, InProcess("debugcon", &recorder{})))
-
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() { // the Service VM's vCPU0 upcall handler
-		for {
-			select {
-			case <-stop:
-				return
-			case <-upcalls:
-			}
-			for i := range acrn.IORequestMax { // scan for PENDING, as the HSM does
-				if pb.State(i) != acrn.StatePending {
-					continue
-				}
-				must(t, pb.Claim(i))
-				req, _ := pb.Request(i)
-				if Dir(&req) == acrn.DirRead {
-					addr, _ := Target(&req)
-					SetValue(&req, 0x5e000000|addr)
-				}
-				pb.WriteBody(i, &req)
-				must(t, pb.Complete(i))
-				if err := client.Finish(i); err != nil {
-					t.Errorf("Finish(%d): %v", i, err)
-				}
-			}
-		}
-	})
-	defer func() { close(stop); wg.Wait() }()
-
-	if err := client.Finish(3); !errors.Is(err, ErrNoRequest) {
-		t.Errorf("Finish with nothing in flight: %v", err)
-	}
-	for vcpu := range 4 {
-		r := PIORequest(acrn.DirRead, 0x60, 1, 0)
-		if v, err := d.Emulate(vcpu, &r); err != nil || v != 0x60 {
-			t.Errorf("vCPU %d: port 0x60 reads %#x, %v; want 0x60 (the low byte of 0x5e000060)", vcpu, v, err)
-		}
-		r = PIORequest(acrn.DirRead, 0x1f0, 4, 0)
-		if v, err := d.Emulate(vcpu, &r); err != nil || v != 0x5e0001f0 {
-			t.Errorf("vCPU %d: port 0x1f0 reads %#x, %v", vcpu, v, err)
-		}
-		w := PIORequest(acrn.DirWrite, 0xe9, 1, 'x')
-		if _, err := d.Emulate(vcpu, &w); err != nil {
-			t.Error(err)
-		}
-	}
-	for i := range acrn.IORequestMax {
-		if pb.State(i) != acrn.StateFree || d.Buffer().State(i) != acrn.StateFree {
-			t.Errorf("slot %d: page %v, ember %v", i, pb.State(i), d.Buffer().State(i))
-		}
-	}
-}
-
-func TestServiceVMClientTimeout(t *testing.T) {
-	d := newDispatcher(t, Config{Timeout: 30 * time.Millisecond})
-	pb, err := NewBufferBytes(make([]byte, acrn.RequestBufferSize))
-	must(t, err)
-	pb.Reset()
-	client := NewServiceVMClient("sleepy", pb, func(int) error { return nil })
-	d.Router().SetDefault(client)
-	r := PIORequest(acrn.DirRead, 0x60, 1, 0)
-	if v, err := d.Emulate(0, &r); v != 0xff || !errors.Is(err, ErrTimeout) {
-		t.Errorf("%#x, %v; want 0xff, ErrTimeout", v, err)
-	}
-	if pb.State(0) != acrn.StateFree {
-		t.Errorf("Service VM page slot left %v", pb.State(0))
-	}
-	if err := client.Finish(0); !errors.Is(err, ErrNoRequest) {
-		t.Errorf("late Finish: %v", err)
-	}
-	// An upcall that fails fails the request at once.
-	client2 := NewServiceVMClient("broken", pb, func(int) error { return errors.New("no vCPU0") })
-	d.Router().SetDefault(client2)
-	if v, err := d.Emulate(0, &r); v != 0xff || err == nil || !strings.Contains(err.Error(), "no vCPU0") {
-		t.Errorf("%#x, %v", v, err)
 	}
 }
 

@@ -1,4 +1,4 @@
-package ioreq
+package devicemodel
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 
 	"ember/acrn"
 	"ember/internal/gobuild"
+	"ember/ioreq"
 )
 
 var (
@@ -87,7 +88,7 @@ func startDeviceModel(tb testing.TB, s *Server, args ...string) *deviceModel {
 // serves a guest's PIO and MMIO accesses: reads return its register file's
 // pattern or the value written, writes are recorded on its stdout.
 func TestExternalDeviceModel(t *testing.T) {
-	d := newDispatcher(t, Config{})
+	d := newDispatcher(t, ioreq.Config{})
 	s := startServer(t, d, ServerConfig{})
 	dm := startDeviceModel(t, s)
 	for _, tc := range []struct {
@@ -96,14 +97,14 @@ func TestExternalDeviceModel(t *testing.T) {
 		want uint64
 		line string // what the device model prints, for writes
 	}{
-		{"PIO read 4 bytes from 0x504, never written", PIORequest(acrn.DirRead, 0x504, 4, 0), 0xc0de0504, ""},
-		{"PIO read 2 bytes from 0x50e", PIORequest(acrn.DirRead, 0x50e, 2, 0), 0x050e, ""},
-		{"PIO write 4 bytes to 0x508", PIORequest(acrn.DirWrite, 0x508, 4, 0xdeadbeef), 0, "write PORTIO 0x508 size 4 value 0xdeadbeef"},
-		{"PIO read back 0x508", PIORequest(acrn.DirRead, 0x508, 4, 0), 0xdeadbeef, ""},
-		{"MMIO read 8 bytes from 0xd0000040", MMIORequest(acrn.DirRead, 0xd0000040, 8, 0), 0xfeed000000000040, ""},
-		{"MMIO write 8 bytes to 0xd0000ff8", MMIORequest(acrn.DirWrite, 0xd0000ff8, 8, 0x0123456789abcdef), 0, "write MMIO 0xd0000ff8 size 8 value 0x123456789abcdef"},
-		{"MMIO read back 0xd0000ff8", MMIORequest(acrn.DirRead, 0xd0000ff8, 8, 0), 0x0123456789abcdef, ""},
-		{"PIO read outside its range is unclaimed", PIORequest(acrn.DirRead, 0x510, 1, 0), 0xff, ""},
+		{"PIO read 4 bytes from 0x504, never written", ioreq.PIORequest(acrn.DirRead, 0x504, 4, 0), 0xc0de0504, ""},
+		{"PIO read 2 bytes from 0x50e", ioreq.PIORequest(acrn.DirRead, 0x50e, 2, 0), 0x050e, ""},
+		{"PIO write 4 bytes to 0x508", ioreq.PIORequest(acrn.DirWrite, 0x508, 4, 0xdeadbeef), 0, "write PORTIO 0x508 size 4 value 0xdeadbeef"},
+		{"PIO read back 0x508", ioreq.PIORequest(acrn.DirRead, 0x508, 4, 0), 0xdeadbeef, ""},
+		{"MMIO read 8 bytes from 0xd0000040", ioreq.MMIORequest(acrn.DirRead, 0xd0000040, 8, 0), 0xfeed000000000040, ""},
+		{"MMIO write 8 bytes to 0xd0000ff8", ioreq.MMIORequest(acrn.DirWrite, 0xd0000ff8, 8, 0x0123456789abcdef), 0, "write MMIO 0xd0000ff8 size 8 value 0x123456789abcdef"},
+		{"MMIO read back 0xd0000ff8", ioreq.MMIORequest(acrn.DirRead, 0xd0000ff8, 8, 0), 0x0123456789abcdef, ""},
+		{"PIO read outside its range is unclaimed", ioreq.PIORequest(acrn.DirRead, 0x510, 1, 0), 0xff, ""},
 	} {
 		v, err := d.Emulate(1, &tc.req)
 		if err != nil || v != tc.want {
@@ -123,8 +124,8 @@ func TestExternalDeviceModel(t *testing.T) {
 // VM's other clients go on.
 func TestExternalDeviceModelKilledMidRequest(t *testing.T) {
 	log, lb := testLogger(t)
-	d := newDispatcher(t, Config{Timeout: 10 * time.Second, Logger: log})
-	must(t, d.Router().Claim(Range{acrn.ReqPortIO, 0x70, 0x71}, InProcess("rtc", &recorder{})))
+	d := newDispatcher(t, ioreq.Config{Timeout: 10 * time.Second, Logger: log})
+	must(t, d.Router().Claim(ioreq.Range{Type: acrn.ReqPortIO, Start: 0x70, End: 0x71}, ioreq.InProcess("rtc", &recorder{})))
 	s := startServer(t, d, ServerConfig{})
 	dm := startDeviceModel(t, s, "-stall", "0x50c")
 
@@ -135,7 +136,7 @@ func TestExternalDeviceModelKilledMidRequest(t *testing.T) {
 	}
 	got := make(chan result)
 	go func() {
-		r := PIORequest(acrn.DirRead, 0x50c, 4, 0)
+		r := ioreq.PIORequest(acrn.DirRead, 0x50c, 4, 0)
 		start := time.Now()
 		v, err := d.Emulate(2, &r)
 		got <- result{v, err, time.Since(start)}
@@ -146,8 +147,8 @@ func TestExternalDeviceModelKilledMidRequest(t *testing.T) {
 	}
 	dm.cmd.Process.Signal(syscall.SIGKILL)
 	res := <-got
-	if res.v != 0xffffffff || !errors.Is(res.err, ErrClientGone) {
-		t.Fatalf("got %#x, %v; want 0xffffffff and ErrClientGone", res.v, res.err)
+	if res.v != 0xffffffff || !errors.Is(res.err, ioreq.ErrClientGone) {
+		t.Fatalf("got %#x, %v; want 0xffffffff and ioreq.ErrClientGone", res.v, res.err)
 	}
 	if res.el > 5*time.Second {
 		t.Errorf("took %v: the death was not noticed before the timeout", res.el)
@@ -157,17 +158,17 @@ func TestExternalDeviceModelKilledMidRequest(t *testing.T) {
 	if l := lb.String(); !strings.Contains(l, "client went away") || !strings.Contains(l, "device model gone") || strings.Contains(l, "stopped answering") {
 		t.Errorf("log does not report the death as such:\n%s", l)
 	}
-	r := PIORequest(acrn.DirRead, 0x504, 4, 0)
+	r := ioreq.PIORequest(acrn.DirRead, 0x504, 4, 0)
 	if v, err := d.Emulate(2, &r); v != 0xffffffff || err != nil {
 		t.Errorf("its range after death: %#x, %v; want unclaimed all ones", v, err)
 	}
-	r = PIORequest(acrn.DirRead, 0x71, 1, 0)
+	r = ioreq.PIORequest(acrn.DirRead, 0x71, 1, 0)
 	if v, err := d.Emulate(2, &r); v != 0x71 || err != nil {
 		t.Errorf("another client after the death: %#x, %v", v, err)
 	}
 	// A new device model can take the ranges over.
 	startDeviceModel(t, s)
-	r = PIORequest(acrn.DirRead, 0x504, 4, 0)
+	r = ioreq.PIORequest(acrn.DirRead, 0x504, 4, 0)
 	if v, err := d.Emulate(2, &r); v != 0xc0de0504 || err != nil {
 		t.Errorf("the new device model: %#x, %v", v, err)
 	}
@@ -178,14 +179,14 @@ func TestExternalDeviceModelKilledMidRequest(t *testing.T) {
 // disconnected.
 func TestExternalDeviceModelStopsAnswering(t *testing.T) {
 	log, lb := testLogger(t)
-	d := newDispatcher(t, Config{Timeout: 200 * time.Millisecond, Logger: log})
+	d := newDispatcher(t, ioreq.Config{Timeout: 200 * time.Millisecond, Logger: log})
 	s := startServer(t, d, ServerConfig{})
 	dm := startDeviceModel(t, s, "-stall", "0x50f")
-	r := PIORequest(acrn.DirRead, 0x50f, 1, 0)
+	r := ioreq.PIORequest(acrn.DirRead, 0x50f, 1, 0)
 	start := time.Now()
 	v, err := d.Emulate(0, &r)
-	if v != 0xff || !errors.Is(err, ErrTimeout) {
-		t.Fatalf("%#x, %v; want 0xff, ErrTimeout", v, err)
+	if v != 0xff || !errors.Is(err, ioreq.ErrTimeout) {
+		t.Fatalf("%#x, %v; want 0xff, ioreq.ErrTimeout", v, err)
 	}
 	if el := time.Since(start); el < 200*time.Millisecond || el > 2*time.Second {
 		t.Errorf("timed out after %v", el)
@@ -195,7 +196,7 @@ func TestExternalDeviceModelStopsAnswering(t *testing.T) {
 	if !strings.Contains(lb.String(), "stopped answering") {
 		t.Errorf("log:\n%s", lb.String())
 	}
-	r = PIORequest(acrn.DirRead, 0x500, 1, 0)
+	r = ioreq.PIORequest(acrn.DirRead, 0x500, 1, 0)
 	if v, err := d.Emulate(0, &r); v != 0xff || err != nil {
 		t.Errorf("after disconnect: %#x, %v", v, err)
 	}
@@ -205,8 +206,8 @@ func TestExternalDeviceModelStopsAnswering(t *testing.T) {
 // dispatcher for each kind of client, next to the floor an out-of-process
 // client cannot beat here: an eventfd ping-pong between two goroutines.
 func BenchmarkRoundTrip(b *testing.B) {
-	read := PIORequest(acrn.DirRead, 0x504, 4, 0)
-	run := func(b *testing.B, d *Dispatcher, req acrn.IORequest) {
+	read := ioreq.PIORequest(acrn.DirRead, 0x504, 4, 0)
+	run := func(b *testing.B, d *ioreq.Dispatcher, req acrn.IORequest) {
 		b.Helper()
 		if _, err := d.Emulate(0, &req); err != nil {
 			b.Fatal(err)
@@ -216,17 +217,17 @@ func BenchmarkRoundTrip(b *testing.B) {
 			d.Emulate(0, &req)
 		}
 	}
-	newD := func(b *testing.B) *Dispatcher {
-		buf, err := NewBuffer()
+	newD := func(b *testing.B) *ioreq.Dispatcher {
+		buf, err := ioreq.NewBuffer()
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { buf.Close() })
-		return NewDispatcher(buf, NewRouter(), Config{Timeout: 10 * time.Second, Logger: slog.New(slog.DiscardHandler)})
+		return ioreq.NewDispatcher(buf, ioreq.NewRouter(), ioreq.Config{Timeout: 10 * time.Second, Logger: slog.New(slog.DiscardHandler)})
 	}
 	b.Run("inprocess", func(b *testing.B) {
 		d := newD(b)
-		d.Router().Claim(Range{acrn.ReqPortIO, 0x500, 0x50f}, InProcess("regs", &regFile{regs: map[uint64]uint64{}}))
+		d.Router().Claim(ioreq.Range{Type: acrn.ReqPortIO, Start: 0x500, End: 0x50f}, ioreq.InProcess("regs", &regFile{regs: map[uint64]uint64{}}))
 		run(b, d, read)
 	})
 	b.Run("unclaimed", func(b *testing.B) { run(b, newD(b), read) })
@@ -237,7 +238,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			d := newD(b)
-			s, err := Listen(filepath.Join(b.TempDir(), "s"), d, ServerConfig{Logger: d.log})
+			s, err := Listen(filepath.Join(b.TempDir(), "s"), d, ServerConfig{Logger: quietLogger})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -251,10 +252,10 @@ func BenchmarkRoundTrip(b *testing.B) {
 	}
 	b.Run("servicevm-goroutine", func(b *testing.B) {
 		d := newD(b)
-		pb, _ := NewBufferBytes(make([]byte, acrn.RequestBufferSize))
+		pb, _ := ioreq.NewBufferBytes(make([]byte, acrn.RequestBufferSize))
 		pb.Reset()
 		up := make(chan int, 1)
-		client := NewServiceVMClient("client", pb, func(v int) error { up <- v; return nil })
+		client := ioreq.NewServiceVMClient("client", pb, func(v int) error { up <- v; return nil })
 		d.Router().SetDefault(client)
 		done := make(chan struct{})
 		go func() {
@@ -265,7 +266,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 				case i := <-up:
 					pb.Claim(i)
 					req, _ := pb.Request(i)
-					SetValue(&req, 1)
+					ioreq.SetValue(&req, 1)
 					pb.WriteBody(i, &req)
 					pb.Complete(i)
 					client.Finish(i)
