@@ -96,6 +96,8 @@ const (
 	// RequestBufferSize is sizeof(struct acrn_io_request_buffer): one 4 KiB
 	// page holding IORequestMax slots.
 	RequestBufferSize = IORequestSize * IORequestMax
+	// CompletionPollingOffset is the byte offset of completion_polling.
+	CompletionPollingOffset = 4
 	// ReqsOffset is the byte offset of the reqs union ("Byte offset: 64").
 	ReqsOffset = 64
 	// ReqsSize is the size of the reqs union (its data[8] member).

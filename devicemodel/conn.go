@@ -260,12 +260,14 @@ func (c *Conn) pollAWhile(h ioreq.Handler, window time.Duration) {
 }
 
 // Poll handles whatever requests are waiting for this client now and
-// returns how many; Serve calls it on every kick.
+// returns how many; Serve calls it on every kick. It signals the done
+// eventfd once if a vCPU whose request it completed is no longer looking
+// at its slot (completion_polling 0).
 func (c *Conn) Poll(h ioreq.Handler) int {
 	c.mu.Lock()
 	ranges := c.ranges
 	c.mu.Unlock()
-	n := 0
+	n, signal := 0, false
 	for i := range acrn.IORequestMax {
 		// The acquire: PROCESSING loaded, the body ember wrote before
 		// publishing is visible (rules (a)-(c)).
@@ -283,9 +285,13 @@ func (c *Conn) Poll(h ioreq.Handler) int {
 		// COMPLETE is the last write of handling: it releases the value.
 		if c.buf.Complete(i) == nil {
 			n++
+			// A vCPU still looking at its slot sees COMPLETE by itself;
+			// one that has stopped looking needs the signal. Loaded after
+			// the store of COMPLETE (ioreq.Buffer.SetPolling).
+			signal = signal || !c.buf.Polling(i)
 		}
 	}
-	if n > 0 {
+	if signal {
 		var one [8]byte
 		binary.LittleEndian.PutUint64(one[:], 1)
 		unix.Write(c.done, one[:])

@@ -163,6 +163,27 @@ func (b *Buffer) slot(i int) []byte {
 	return b.mem[off : off+acrn.IORequestSize]
 }
 
+// SetPolling atomically stores slot i's completion_polling: 1 while the
+// vCPU is looking at the slot (a device model need not signal completion),
+// 0 before it sleeps. It is a store then the vCPU's load of the state, and a
+// device model completes then loads this field: with both atomic, either the
+// model sees 0 and signals, or the vCPU sees COMPLETE and does not sleep
+// (docs/ioreq-protocol.md, "Completion").
+func (b *Buffer) SetPolling(i int, on bool) {
+	var v uint32
+	if on {
+		v = 1
+	}
+	b.polling(i).Store(v)
+}
+
+// Polling atomically loads slot i's completion_polling.
+func (b *Buffer) Polling(i int) bool { return b.polling(i).Load() != 0 }
+
+func (b *Buffer) polling(i int) *atomic.Uint32 {
+	return (*atomic.Uint32)(unsafe.Pointer(&b.mem[acrn.SlotOffset(i)+acrn.CompletionPollingOffset]))
+}
+
 // State atomically loads slot i's state. The load is the acquire half of the
 // ordering rules: a party that sees the state another wrote also sees every
 // byte that party wrote to the slot before it.
@@ -242,17 +263,34 @@ func (b *Buffer) Reclaim(i int) acrn.State {
 // current state (a client in PROCESSING, the vCPU in COMPLETE), having loaded
 // that state first; a request read from a shared page is hostile, so
 // Validate it before acting on it.
+// completion_polling, which the vCPU may change meanwhile (SetPolling), is
+// loaded atomically.
 func (b *Buffer) Request(i int) (acrn.IORequest, error) {
+	var body [acrn.IORequestSize]byte
+	slot := b.slot(i)
+	copy(body[:acrn.CompletionPollingOffset], slot)
+	binary.LittleEndian.PutUint32(body[acrn.CompletionPollingOffset:], b.polling(i).Load())
+	copy(body[acrn.CompletionPollingOffset+4:acrn.StateOffset], slot[acrn.CompletionPollingOffset+4:])
+	binary.LittleEndian.PutUint32(body[acrn.StateOffset:], b.state(i).Load())
+	copy(body[acrn.StateOffset+4:], slot[acrn.StateOffset+4:])
 	var r acrn.IORequest
-	err := r.Decode(b.slot(i))
+	err := r.Decode(body[:])
 	return r, err
 }
 
-// WriteBody writes req's body (everything but the state) into slot i. Only
-// the owner of the slot's current state may call it: a client in PROCESSING,
-// before Complete.
+// WriteBody writes req's body into slot i: everything but the state and
+// completion_polling, which the vCPU keeps to itself while the request is in
+// flight (SetPolling). Only the owner of the slot's current state may call
+// it: a client in PROCESSING, before Complete.
 func (b *Buffer) WriteBody(i int, req *acrn.IORequest) error {
-	return req.EncodeBody(b.slot(i))
+	var body [acrn.IORequestSize]byte
+	if err := req.EncodeBody(body[:]); err != nil {
+		return err
+	}
+	slot := b.slot(i)
+	copy(slot[:acrn.CompletionPollingOffset], body[:acrn.CompletionPollingOffset])
+	copy(slot[acrn.CompletionPollingOffset+4:acrn.StateOffset], body[acrn.CompletionPollingOffset+4:acrn.StateOffset])
+	return nil
 }
 
 // ReadValue returns the value field of slot i interpreted as the kind of

@@ -161,3 +161,35 @@ func TestNewBufferBytes(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestCompletionPollingIsTheVCPUs: a client's WriteBody leaves the slot's
+// completion_polling as the vCPU set it (SetPolling), so a client that read
+// the flag set cannot set it again after the vCPU cleared it to sleep.
+func TestCompletionPollingIsTheVCPUs(t *testing.T) {
+	b := newTestBuffer(t)
+	req := PIORequest(acrn.DirRead, 0x60, 1, 0)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(b.Issue(3, &req))
+	b.SetPolling(3, true)
+	must(b.Claim(3))
+	got, err := b.Request(3)
+	must(err)
+	if got.CompletionPolling != 1 || !b.Polling(3) {
+		t.Fatalf("client reads completion_polling %d, Polling %v; want 1, true", got.CompletionPolling, b.Polling(3))
+	}
+	b.SetPolling(3, false) // the vCPU gives up looking and will sleep
+	SetValue(&got, 0x42)
+	must(b.WriteBody(3, &got)) // the client's copy still says 1
+	must(b.Complete(3))
+	if b.Polling(3) {
+		t.Error("the client's WriteBody set completion_polling again: its completion would not be signalled")
+	}
+	if v := b.ReadValue(3, &req); v != 0x42 {
+		t.Errorf("value %#x, want 0x42", v)
+	}
+}

@@ -280,6 +280,12 @@ func (d *Dispatcher) Emulate(vcpu int, req *acrn.IORequest) (uint64, error) {
 		return d.failed(s, c, &local, err)
 	}
 	t := Ticket{s, seq}
+	// A vCPU that will look at its slot for a while says so in the slot, so
+	// a device model that completes meanwhile need not signal (SetPolling).
+	// The client's own copy keeps the VM's mode: a Service VM honours that.
+	if local.CompletionPolling == 0 && d.poll.Get() > 0 {
+		d.buf.SetPolling(vcpu, true)
+	}
 	if err := c.Submit(t, &local); err != nil {
 		return d.abandon(t, c, &local, err)
 	}
@@ -346,6 +352,10 @@ func (d *Dispatcher) wait(s *slot, seq uint64, polling bool) error {
 			}
 		}
 	}
+	// From here the vCPU sleeps: a device model must signal. The state is
+	// looked at again after the store (the loop's first check), so a
+	// completion that saw the flag still set is not missed.
+	d.buf.SetPolling(s.i, false)
 	asleep := time.Now()
 	timer := time.NewTimer(d.timeout)
 	defer timer.Stop()
