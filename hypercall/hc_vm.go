@@ -18,9 +18,12 @@ const knownGuestFlags = 1<<15 - 1
 // hcCreateVM is HC_CREATE_VM: param1 is the GPA of an acrn_vm_creation.
 // The VM gets vcpu_num vCPUs, or one per bit of cpu_affinity (which must
 // name host CPUs, and agree with a non-zero vcpu_num); neither gives one. It
-// has no RAM of its own (hv.Config.MemorySize 0): HC_VM_SET_MEMORY_REGIONS maps Service VM memory
-// into it, as in ACRN. A non-zero ioreq_buf is set as HC_SET_IOREQ_BUFFER
-// would. The new VM ID and vCPU count are written back.
+// has no RAM of its own (hv.Config.MemorySize 0): HC_VM_SET_MEMORY_REGIONS
+// maps Service VM memory into it, as in ACRN. ioreq_buf is not read: seed
+// 001 comments it as the request buffer's address, but ACRN v2.6's
+// hypervisor never reads the field and ACRN's device model stores a user
+// virtual address there, so a Service VM sets the buffer with
+// HC_SET_IOREQ_BUFFER. The new VM ID and vCPU count are written back.
 func hcCreateVM(c *call) acrn.Errno {
 	var cr acrn.VMCreation
 	if e := c.read(c.p1, &cr); e != 0 {
@@ -44,11 +47,6 @@ func hcCreateVM(c *call) acrn.Errno {
 	if n > acrn.IORequestMax || cr.VMFlag&^knownGuestFlags != 0 {
 		return acrn.EINVAL
 	}
-	if cr.IOReqBuf != 0 {
-		if _, e := ioreqSlice(c.mem, cr.IOReqBuf); e != 0 {
-			return e
-		}
-	}
 	e, err := c.h.newVM(hv.Config{VCPUs: n, Console: io.Discard}, loadPost, cr.VMFlag)
 	if err != nil {
 		return acrn.ENOMEM
@@ -56,9 +54,6 @@ func hcCreateVM(c *call) acrn.Errno {
 	e.mu.Lock()
 	e.state = vmCreated
 	e.affinity = cr.CPUAffinity
-	if cr.IOReqBuf != 0 {
-		e.setIOReq(c.mem, cr.IOReqBuf)
-	}
 	e.mu.Unlock()
 	cr.VMID, cr.VCPUNum = e.id, uint16(n)
 	if r := c.write(c.p1, &cr); r != 0 {

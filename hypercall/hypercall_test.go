@@ -91,7 +91,8 @@ func TestCheckPermission(t *testing.T) {
 		{"Service VM, ring 3", true, 0, 3, acrn.HCCreateVM, injectGP},
 		{"Service VM, ring 1", true, 0, 1, acrn.HCCreateVM, injectGP},
 		{"plain VM", false, 0, 0, acrn.HCGetAPIVersion, injectUD},
-		{"plain VM, ring 3: #GP first", false, 0, 3, acrn.HCGetAPIVersion, injectGP},
+		{"plain VM, ring 3: #UD, whatever the ring (seed 003)", false, 0, 3, acrn.HCGetAPIVersion, injectUD},
+		{"Trusty VM, ring 3: #GP(0)", false, acrn.GuestFlagSecureWorldEnabled, 3, acrn.HCWorldSwitch, injectGP},
 		{"Trusty VM, Trusty call", false, acrn.GuestFlagSecureWorldEnabled, 0, acrn.HCWorldSwitch, allow},
 		{"Trusty VM, Service VM call", false, acrn.GuestFlagSecureWorldEnabled, 0, acrn.HCCreateVM, refuse},
 		{"TEE VM, Trusty call", false, acrn.GuestFlagTEE, 0, acrn.HCWorldSwitch, refuse},
@@ -174,7 +175,7 @@ func testHypercallTable(t *testing.T, h *Service) {
 		{"create: affinity beyond host CPUs", acrn.HCCreateVM, at(&acrn.VMCreation{CPUAffinity: 1 << 63}), v(0), acrn.EINVAL},
 		{"create: affinity disagrees with vcpu_num", acrn.HCCreateVM, at(&acrn.VMCreation{VCPUNum: 2, CPUAffinity: 1}), v(0), acrn.EINVAL},
 		{"create: unknown flag", acrn.HCCreateVM, at(&acrn.VMCreation{VMFlag: 1 << 40}), v(0), acrn.EINVAL},
-		{"create: unaligned ioreq_buf", acrn.HCCreateVM, at(&acrn.VMCreation{IOReqBuf: 0x10}), v(0), acrn.EINVAL},
+		{"create: ioreq_buf is not read (ACRN never reads it)", acrn.HCCreateVM, at(&acrn.VMCreation{IOReqBuf: 0x10}), v(0), 0},
 		{"create: pointer outside RAM", acrn.HCCreateVM, v(gpaBeyond), v(0), acrn.EFAULT},
 		{"create vcpu 1", acrn.HCCreateVCPU, v(id), func() uint64 { hostWrite(t, h, gpaParam, &acrn.APIVersion{MajorVersion: 1}); return gpaParam }, 0},
 		{"create vcpu beyond vcpu_num", acrn.HCCreateVCPU, v(id), func() uint64 { hostWrite(t, h, gpaParam, &acrn.APIVersion{MajorVersion: 2}); return gpaParam }, acrn.EINVAL},
@@ -380,7 +381,8 @@ func TestCreateVMFillsIDAndHonoursAffinity(t *testing.T) {
 }
 
 func testCreateVMFillsIDAndHonoursAffinity(t *testing.T, h *Service) {
-	cr := acrn.VMCreation{CPUAffinity: 1}
+	// ioreq_buf names a valid page, but HC_CREATE_VM does not read it.
+	cr := acrn.VMCreation{CPUAffinity: 1, IOReqBuf: gpaIOReq}
 	if r := h.Hypercall(acrn.HCCreateVM, hostWrite(t, h, gpaParam, &cr), 0); r != 0 {
 		t.Fatal(acrn.ResultError(r))
 	}

@@ -32,17 +32,19 @@ func permissionFlags(id acrn.ID) uint64 {
 // seed 003), for a call from a VM with the given flags at privilege level
 // cpl:
 //
-//  1. a caller not at ring 0 gets #GP(0) (RAX is not written);
-//  2. a VM that is neither the Service VM nor flagged for hypercalls gets #UD;
+//  1. a VM that is neither the Service VM nor flagged for hypercalls gets
+//     #UD, whatever its ring (seed 003 lists this rule first);
+//  2. a caller that may make hypercalls but is not at ring 0 gets #GP(0)
+//     (RAX is not written in either case);
 //  3. an unknown or retired ID gets -EINVAL;
 //  4. the Service VM may make the hypercalls whose permission flags are 0, a
 //     flagged VM those whose flags it has; anything else gets -EINVAL.
 func checkPermission(service bool, flags uint64, cpl uint8, id acrn.ID) verdict {
-	if cpl != 0 {
-		return injectGP
-	}
 	if !service && flags&guestFlagsAllowingHypercalls == 0 {
 		return injectUD
+	}
+	if cpl != 0 {
+		return injectGP
 	}
 	if !id.Known() {
 		return refuse

@@ -13,7 +13,7 @@ import (
 // Service VM upcalls (DESIGN.md, flow 3; docs/abi.md, "Service VM upcalls").
 //
 // When a Service VM sets a post-launched VM's request buffer with
-// HC_SET_IOREQ_BUFFER (or HC_CREATE_VM's ioreq_buf), the page it names
+// HC_SET_IOREQ_BUFFER, the page it names
 // becomes the page of an ioreq.ServiceVMClient, and that client becomes the
 // target VM's router default: every access no in-process device claims is
 // written into the requesting vCPU's slot of the page (PENDING), the
