@@ -116,7 +116,7 @@ func hcSetMemoryRegions(c *call) acrn.Errno {
 		return acrn.EFAULT
 	}
 	raw = append([]byte(nil), raw...)
-	e, r := c.target(uint64(sr.VMID), true)
+	e, r := c.target(uint64(sr.VMID))
 	if r != 0 {
 		return r
 	}

@@ -32,7 +32,7 @@ func (e *hcVM) refusePassthrough() acrn.Errno {
 // counted, an invalid one gets -EINVAL; an undo (deassign, reset) finds
 // nothing to undo, since nothing is ever assigned: -EINVAL.
 func deviceRequest(c *call, d acrn.Codec, kind requestKind, valid func() bool) acrn.Errno {
-	e, r := c.target(c.p1, false)
+	e, r := c.target(c.p1)
 	if r != 0 {
 		return r
 	}

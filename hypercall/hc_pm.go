@@ -93,7 +93,7 @@ func hcPMGetCPUState(c *call) acrn.Errno {
 	if c.p1>>32 != 0 {
 		return acrn.EINVAL
 	}
-	e, r := c.target(uint64(cmd.VMID()), false)
+	e, r := c.target(uint64(cmd.VMID()))
 	if r != 0 {
 		return r
 	}

@@ -115,7 +115,7 @@ func (e *hcVM) destroy() {
 // hcDestroyVM is HC_DESTROY_VM: param1 is the target VM ID. The VM is
 // paused, then torn down; its ID becomes free.
 func hcDestroyVM(c *call) acrn.Errno {
-	e, r := c.target(c.p1, true)
+	e, r := c.target(c.p1)
 	if r != 0 {
 		return r
 	}

@@ -35,17 +35,11 @@ type call struct {
 type handler func(c *call) acrn.Errno
 
 // onTarget makes a handler of a hypercall whose param1 is a target VM ID: the
-// target is resolved (c.target: -EINVAL for none, the Service VM or a dead
-// VM) and its entry locked while h runs.
-func onTarget(h func(c *call, e *hcVM) acrn.Errno) handler { return onVM(false, h) }
-
-// onPostLaunched is onTarget for hypercalls whose target must be a VM
-// HC_CREATE_VM made, as ACRN's handlers require is_postlaunched_vm.
-func onPostLaunched(h func(c *call, e *hcVM) acrn.Errno) handler { return onVM(true, h) }
-
-func onVM(postOnly bool, h func(c *call, e *hcVM) acrn.Errno) handler {
+// target is resolved (c.target: -EINVAL for none, the Service VM, a VM the
+// host made, or a dead VM) and its entry locked while h runs.
+func onTarget(h func(c *call, e *hcVM) acrn.Errno) handler {
 	return func(c *call) acrn.Errno {
-		e, r := c.target(c.p1, postOnly)
+		e, r := c.target(c.p1)
 		if r != 0 {
 			return r
 		}
@@ -66,24 +60,24 @@ func init() {
 
 		acrn.HCCreateVM:    hcCreateVM,
 		acrn.HCDestroyVM:   hcDestroyVM,
-		acrn.HCStartVM:     onPostLaunched(hcStartVM),
-		acrn.HCPauseVM:     onPostLaunched(hcPauseVM),
-		acrn.HCCreateVCPU:  onPostLaunched(hcCreateVCPU),
-		acrn.HCResetVM:     onPostLaunched(hcResetVM),
-		acrn.HCSetVCPURegs: onPostLaunched(hcSetVCPURegs),
+		acrn.HCStartVM:     onTarget(hcStartVM),
+		acrn.HCPauseVM:     onTarget(hcPauseVM),
+		acrn.HCCreateVCPU:  onTarget(hcCreateVCPU),
+		acrn.HCResetVM:     onTarget(hcResetVM),
+		acrn.HCSetVCPURegs: onTarget(hcSetVCPURegs),
 
 		acrn.HCInjectMSI:     onTarget(hcInjectMSI),
 		acrn.HCVMIntrMonitor: onTarget(hcVMIntrMonitor),
 		acrn.HCSetIRQLine:    onTarget(hcSetIRQLine),
 
-		acrn.HCSetIOReqBuffer:      onPostLaunched(hcSetIOReqBuffer),
-		acrn.HCNotifyRequestFinish: onPostLaunched(hcNotifyRequestFinish),
-		acrn.HCAsyncIOAssign:       onPostLaunched(hcAsyncIOAssign),
-		acrn.HCAsyncIODeassign:     onPostLaunched(hcAsyncIODeassign),
+		acrn.HCSetIOReqBuffer:      onTarget(hcSetIOReqBuffer),
+		acrn.HCNotifyRequestFinish: onTarget(hcNotifyRequestFinish),
+		acrn.HCAsyncIOAssign:       onTarget(hcAsyncIOAssign),
+		acrn.HCAsyncIODeassign:     onTarget(hcAsyncIODeassign),
 
 		acrn.HCVMGPA2HPA:          onTarget(hcGPA2HPA),
 		acrn.HCVMSetMemoryRegions: hcSetMemoryRegions,
-		acrn.HCVMWriteProtectPage: onPostLaunched(hcWriteProtectPage),
+		acrn.HCVMWriteProtectPage: onTarget(hcWriteProtectPage),
 
 		acrn.HCSetPtdevIntrInfo:   hcSetPtdevIntrInfo,
 		acrn.HCResetPtdevIntrInfo: hcResetPtdevIntrInfo,
@@ -212,16 +206,16 @@ func (c *call) write(gpa uint64, v acrn.Codec) acrn.Errno {
 	return 0
 }
 
-// target resolves a VM ID parameter: an existing VM other than the Service
-// VM (which never targets itself); with postOnly, only a VM created by
-// HC_CREATE_VM, as ACRN's handlers require is_postlaunched_vm. The entry's
-// lock is held on return; the caller unlocks it.
-func (c *call) target(vmid uint64, postOnly bool) (*hcVM, acrn.Errno) {
+// target resolves a VM ID parameter: a VM created by HC_CREATE_VM, as
+// ACRN's handlers require is_postlaunched_vm of every target. The Service VM
+// never targets itself, and a VM the host made (pre-launched, in ACRN's
+// terms) is no target either: ACRN refuses them all, and a Service VM that
+// could inject into them or translate their addresses (HC_VM_GPA2HPA) would
+// reach past the VMs it owns. The entry's lock is held on return; the
+// caller unlocks it.
+func (c *call) target(vmid uint64) (*hcVM, acrn.Errno) {
 	e := c.h.table.lookup(vmid)
-	if e == nil || e == c.from || e.load == loadService || e.id == acrn.InvalidVMID {
-		return nil, acrn.EINVAL
-	}
-	if postOnly && e.load != loadPost {
+	if e == nil || e == c.from || e.load != loadPost {
 		return nil, acrn.EINVAL
 	}
 	e.mu.Lock()
