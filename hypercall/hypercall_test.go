@@ -95,7 +95,7 @@ func TestCheckPermission(t *testing.T) {
 		{"Trusty VM, ring 3: #GP(0)", false, acrn.GuestFlagSecureWorldEnabled, 3, acrn.HCWorldSwitch, injectGP},
 		{"Trusty VM, Trusty call", false, acrn.GuestFlagSecureWorldEnabled, 0, acrn.HCWorldSwitch, allow},
 		{"Trusty VM, Service VM call", false, acrn.GuestFlagSecureWorldEnabled, 0, acrn.HCCreateVM, refuse},
-		{"TEE VM, Trusty call", false, acrn.GuestFlagTEE, 0, acrn.HCWorldSwitch, refuse},
+		{"TEE VM, Trusty call: #UD, TEE is v3.0's, not the seed's (v2.6)", false, acrn.GuestFlagTEE, 0, acrn.HCWorldSwitch, injectUD},
 		{"Service VM, Trusty call", true, 0, 0, acrn.HCInitializeTrusty, refuse},
 		{"Service VM, unknown ID", true, 0, 0, 0x80000099, refuse},
 		{"Service VM, retired ID", true, 0, 0, acrn.HCAssignPtdev, refuse},

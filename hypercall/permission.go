@@ -3,10 +3,11 @@ package hypercall
 import "ember/acrn"
 
 // guestFlagsAllowingHypercalls are the GUEST_FLAG_* bits that let a VM other
-// than the Service VM make hypercalls at all (vmcall.c's
-// GUEST_FLAGS_ALLOWING_HYPERCALLS): Trusty (secure world) and, from ACRN
-// v3.0, TEE.
-const guestFlagsAllowingHypercalls = acrn.GuestFlagSecureWorldEnabled | acrn.GuestFlagTEE
+// than the Service VM make hypercalls at all: acrn.GuestFlagsAllowingHypercalls,
+// ACRN v2.6's GUEST_FLAGS_ALLOWING_HYPERCALLS, which is Trusty's flag alone.
+// ACRN v3.0 added GUEST_FLAG_TEE to it, with TEE hypercalls seed 000 does
+// not have; the seed (v2.6) wins, so a TEE VM gets #UD like any plain VM.
+const guestFlagsAllowingHypercalls = acrn.GuestFlagsAllowingHypercalls
 
 // verdict is what the permission check decides about a hypercall before its
 // handler runs.
