@@ -113,6 +113,22 @@ func (t *sbufTable) set(k sbufKey, ref sbufRef) {
 	}
 }
 
+// forget removes every buffer in mem: its VM is going, and with it the
+// memory the buffers are in.
+func (t *sbufTable) forget(mem *memory.Guest) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for k, ref := range t.bufs {
+		if ref.mem != mem {
+			continue
+		}
+		delete(t.bufs, k)
+		if k.id == acrn.SbufTrace {
+			t.traces.Add(-1)
+		}
+	}
+}
+
 // sbufRef is a registered shared buffer: where it is.
 type sbufRef struct {
 	mem *memory.Guest

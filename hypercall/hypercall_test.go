@@ -531,3 +531,34 @@ func openHV(t testing.TB) *Service {
 	})
 	return s
 }
+
+// TestServiceVMSbufsGoWithIt: the trace buffer a Service VM guest registered
+// is in its RAM; when that VM closes, ember forgets the buffer instead of
+// writing trace records into memory that is gone.
+func TestServiceVMSbufsGoWithIt(t *testing.T) {
+	h := fakeService(t)
+	e, err := h.newVM(hv.Config{MemorySize: 1 << 20}, loadService, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := e.vm.Memory()
+	hdr := make([]byte, SbufHeadSize)
+	binary.LittleEndian.PutUint64(hdr, SbufMagic)
+	binary.LittleEndian.PutUint32(hdr[sbufEleNum:], 4)
+	binary.LittleEndian.PutUint32(hdr[sbufEleSize:], TraceEntrySize)
+	binary.LittleEndian.PutUint32(hdr[sbufSize:], 4*TraceEntrySize)
+	mem.WriteAt(hdr, 0x2000)
+	mem.WriteAt(acrn.Marshal(&acrn.SbufSetupParam{SbufID: acrn.SbufTrace, GPA: 0x2000}), 0x1000)
+	c := &call{h: h, from: e, mem: mem, id: acrn.HCSetupSbuf, p1: 0x1000}
+	if v, r := h.dispatch(c, 0); v != allow || r != 0 {
+		t.Fatalf("HC_SETUP_SBUF from the Service VM: verdict %v, RAX %#x", v, r)
+	}
+	if n := h.table.sbufs.traces.Load(); n != 1 {
+		t.Fatalf("%d trace buffers registered, want 1", n)
+	}
+	e.vm.Close()
+	if n := h.table.sbufs.traces.Load(); n != 0 {
+		t.Errorf("%d trace buffers left after the Service VM closed, want 0", n)
+	}
+	h.Hypercall(acrn.HCGetAPIVersion, gpaParam, 0) // traced nowhere, and no fault
+}

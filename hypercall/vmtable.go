@@ -171,7 +171,8 @@ func (t *vmTable) fill(id uint16, e *hcVM) {
 }
 
 // unregister removes e's entry when its VM is closed. When the Service VM
-// guest goes, the VMs it created go first: their memory is its memory.
+// guest goes, the VMs it created go first (their memory is its memory), and
+// so do the shared buffers it registered.
 func (e *hcVM) unregister() {
 	t := &e.h.table
 	if e.load == loadService {
@@ -180,6 +181,8 @@ func (e *hcVM) unregister() {
 				o.destroy()
 			}
 		}
+		// Trace buffers it registered are in its RAM, which goes next.
+		t.sbufs.forget(e.vm.Memory())
 	}
 	t.mu.Lock()
 	if e.id < MaxVMs && t.slots[e.id] == e {
