@@ -1,38 +1,20 @@
 package devicemodel
 
 import (
-	"bytes"
 	"io"
 	"log/slog"
 	"sync"
 	"testing"
 
 	"ember/acrn"
+	"ember/internal/testlog"
 	"ember/ioreq"
 )
 
-// logBuffer collects slog output from several goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func testLogger(t *testing.T) (*slog.Logger, *logBuffer) {
+// testLogger is testlog.New for a test: a logger whose output it can read.
+func testLogger(t *testing.T) (*slog.Logger, *testlog.Buffer) {
 	t.Helper()
-	lb := &logBuffer{}
-	return slog.New(slog.NewTextHandler(lb, nil)), lb
+	return testlog.New()
 }
 
 // newDispatcher returns a dispatcher over a fresh memfd request buffer,

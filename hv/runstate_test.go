@@ -90,3 +90,31 @@ func TestResetRunsTheGuestAgain(t *testing.T) {
 		t.Error("Reset on a vCPU that does not exist succeeded")
 	}
 }
+
+// TestPauseAfterCloseDoesNothing: Pause and Resume on a closed VM return at
+// once and leave it unpaused (Pause checks closed under the VM's lock, which
+// Close takes, so a Pause never kicks vCPUs that Close has released).
+func TestPauseAfterCloseDoesNothing(t *testing.T) {
+	h := openHV(t)
+	vm, err := h.NewVM(Config{MemorySize: 1 << 20, VCPUs: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := vm.Close(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		vm.Pause()
+		vm.Resume()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Pause on a closed VM did not return")
+	}
+	if vm.Paused() {
+		t.Error("a closed VM reports itself paused")
+	}
+}

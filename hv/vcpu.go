@@ -67,7 +67,7 @@ func (c *VCPU) loop(stopped <-chan struct{}) {
 		}
 		exit, err := c.kvm.Run()
 		if err != nil {
-			c.vm.stop(Result{Reason: StopError, VCPU: c.id, Err: err})
+			c.Fail(err)
 			return
 		}
 		if exit.Reason != kvm.ExitIntr {
