@@ -109,7 +109,8 @@ const (
 	HCSetIRQLine ID = HCVendor<<24 | (ID(GroupIRQ) + 0x05)
 
 	// HCSetIOReqBuffer (HC_SET_IOREQ_BUFFER): param1 is the target VMID,
-	// param2 the Service VM GPA of the 4 KiB I/O request buffer.
+	// param2 the Service VM GPA of a u64 holding the GPA of the 4 KiB I/O
+	// request buffer (Linux's struct acrn_ioreq_buffer).
 	HCSetIOReqBuffer ID = HCVendor<<24 | (ID(GroupIOReq) + 0x00)
 	// HCNotifyRequestFinish (HC_NOTIFY_REQUEST_FINISH): param1 is the
 	// target VMID, param2 the vCPU whose request is COMPLETE.

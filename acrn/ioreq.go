@@ -489,3 +489,28 @@ func (q *IORequestBuffer) Decode(b []byte) error {
 	}
 	return nil
 }
+
+// IOReqBufferSize is sizeof(struct acrn_ioreq_buffer).
+const IOReqBufferSize = 8
+
+// IOReqBuffer is the parameter of HC_SET_IOREQ_BUFFER, Linux's struct
+// acrn_ioreq_buffer: param2 is its GPA, and it holds the GPA of the request
+// buffer page. Seed 000 says only "this gpa points to buffer address"; the
+// name and layout are the Linux HSM's, whose single u64 is what ACRN v2.6
+// copies from param2.
+type IOReqBuffer struct {
+	IOReqBuf uint64 // GPA of the 4 KiB request buffer
+}
+
+// SizeOf returns IOReqBufferSize.
+func (v *IOReqBuffer) SizeOf() int { return IOReqBufferSize }
+
+// Encode writes v to b in the layout of struct acrn_ioreq_buffer.
+func (v *IOReqBuffer) Encode(b []byte) error {
+	return encodeStruct(b, v, IOReqBufferSize, "acrn_ioreq_buffer")
+}
+
+// Decode reads v from b in the layout of struct acrn_ioreq_buffer.
+func (v *IOReqBuffer) Decode(b []byte) error {
+	return decodeStruct(b, v, IOReqBufferSize, "acrn_ioreq_buffer")
+}

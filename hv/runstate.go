@@ -11,15 +11,22 @@ import (
 //	idle    ──Run starts the vCPU──────────────▶ running
 //	running ──the loop sees a pause request────▶ parked
 //	parked  ──Resume───────────────────────────▶ running
+//	running ──its request waits for a client───▶ waiting
+//	waiting ──the client answers (or fails)────▶ running
 //	running, parked ──the run stops────────────▶ idle
 //
 // Pause waits until no vCPU is running; Run returns once every vCPU is idle.
+// A waiting vCPU counts as stopped: it is outside the guest and touches
+// nothing until its client answers, and that client may be the one pausing
+// the VM (a Service VM in HC_PAUSE_VM). When the answer comes it parks before
+// entering the guest again.
 type runState int
 
 const (
 	vcpuIdle    runState = iota // not in a run: before Run, or after it stopped
 	vcpuRunning                 // in its loop, entering the guest
 	vcpuParked                  // in its loop, waiting outside the guest for Resume
+	vcpuWaiting                 // in its loop, waiting for a client to complete an I/O request
 )
 
 // runControl is a VM's run-state machine: what Pause and Resume ask for and
@@ -46,6 +53,16 @@ func (r *runControl) set(i int, s runState) {
 	r.states[i] = s
 	r.cond.Broadcast()
 	r.mu.Unlock()
+}
+
+// waiting is ioreq.Config.Waiting: vCPU i starts or stops waiting for an
+// I/O request's client.
+func (r *runControl) waiting(i int, on bool) {
+	s := vcpuRunning
+	if on {
+		s = vcpuWaiting
+	}
+	r.set(i, s)
 }
 
 // wake lets parked vCPUs look at the world again (the run stopped).

@@ -2,12 +2,16 @@ package hv
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
 
+	"ember/acrn"
 	"ember/guest"
 	"ember/internal/kvmtest"
+	"ember/ioreq"
+	"ember/x86"
 )
 
 // TestPauseBeforeRunHoldsTheFirstEntry: a VM paused before Run keeps its
@@ -116,5 +120,77 @@ func TestPauseAfterCloseDoesNothing(t *testing.T) {
 	}
 	if vm.Paused() {
 		t.Error("a closed VM reports itself paused")
+	}
+}
+
+// stuckClient takes requests and never completes them: a device model that
+// hangs, or a Service VM that is busy pausing the VM.
+type stuckClient struct {
+	got      chan ioreq.Ticket
+	canceled chan error
+}
+
+func (c *stuckClient) Name() string { return "stuck" }
+
+func (c *stuckClient) Submit(t ioreq.Ticket, _ *acrn.IORequest) error {
+	if err := t.Claim(); err != nil {
+		return err
+	}
+	c.got <- t
+	return nil
+}
+
+func (c *stuckClient) Cancel(_ ioreq.Ticket, err error) { c.canceled <- err }
+
+// TestPauseAndStopDoNotWaitForAClient: a vCPU waiting for a client to
+// complete its request counts as stopped, so Pause returns at once instead
+// of after the request's time-out, and stopping the run fails the request
+// at once (ErrAborted) instead of sitting the time-out out.
+func TestPauseAndStopDoNotWaitForAClient(t *testing.T) {
+	h := openHV(t)
+	vm, err := h.NewVM(Config{MemorySize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Close()
+	c := &stuckClient{got: make(chan ioreq.Ticket, 1), canceled: make(chan error, 1)}
+	if err := vm.IORequests().Router().Claim(ioreq.Range{Type: acrn.ReqPortIO, Start: 0x5a0, End: 0x5a3}, c); err != nil {
+		t.Fatal(err)
+	}
+	// Real mode: mov $0x5a0, %dx; in %dx, %eax; out %eax, $PortExit.
+	code := []byte{0xba, 0xa0, 0x05, 0x66, 0xed, 0x66, 0xe7, guest.PortExit}
+	if err := vm.LoadImage(code, guest.LoadAddr); err != nil {
+		t.Fatal(err)
+	}
+	if err := vm.SetEntry(0, x86.Entry{Mode: x86.RealMode, RIP: guest.LoadAddr}); err != nil {
+		t.Fatal(err)
+	}
+	run := vm.Start()
+	select {
+	case <-c.got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the guest's read never reached the client")
+	}
+	timeout := vm.IORequests().Timeout()
+	start := time.Now()
+	vm.Pause()
+	if d := time.Since(start); d > timeout/2 {
+		t.Errorf("Pause took %v with a vCPU waiting for its client (time-out %v)", d, timeout)
+	}
+	start = time.Now()
+	run.Stop()
+	if d := time.Since(start); d > timeout/2 {
+		t.Errorf("stopping the run took %v with a vCPU waiting for its client (time-out %v)", d, timeout)
+	}
+	select {
+	case err := <-c.canceled:
+		if !errors.Is(err, ioreq.ErrAborted) {
+			t.Errorf("request canceled with %v, want ErrAborted", err)
+		}
+	default:
+		t.Error("the client never heard its request was given up")
+	}
+	if res, err := run.Wait(); err != nil || res.Reason != StopHost {
+		t.Errorf("run ended %v %v, want StopHost", res, err)
 	}
 }

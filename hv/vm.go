@@ -241,6 +241,7 @@ func (vm *VM) Run(ctx context.Context) (Result, error) {
 		return Result{}, err
 	}
 	vm.running = true
+	vm.ioreq.Reopen()
 	vm.stopped = make(chan struct{})
 	vm.result = Result{}
 	stopped := vm.stopped
@@ -262,7 +263,10 @@ func (vm *VM) Run(ctx context.Context) (Result, error) {
 	case <-ctx.Done():
 		vm.stop(Result{Reason: StopHost})
 	}
-	// Every vCPU may be in KVM_RUN; kick each until its goroutine has returned.
+	// A vCPU waiting for a client fails its request at once instead of
+	// sitting out the time-out, and every vCPU may be in KVM_RUN: kick each
+	// until its goroutine has returned.
+	vm.ioreq.Abort()
 	for _, c := range vm.vcpus {
 		c.kvm.Kick()
 	}

@@ -1,10 +1,12 @@
 package hypercall
 
 import (
+	"errors"
 	"sync/atomic"
 	"unsafe"
 
 	"ember/acrn"
+	"ember/ioreq"
 	"ember/memory"
 )
 
@@ -42,15 +44,25 @@ func (e *hcVM) setIOReq(mem *memory.Guest, gpa uint64) {
 }
 
 // hcSetIOReqBuffer is HC_SET_IOREQ_BUFFER: param1 is the target VM ID,
-// param2 the GPA, in the caller's memory, of the page that holds the VM's
-// sixteen 256-byte I/O request slots. Every slot is set FREE; the VM may
-// then be started. From then on every access of the VM that no in-process
-// device claims is a request in that page, announced by an upcall (upcall.go).
+// param2 the GPA, in the caller's memory, of an acrn.IOReqBuffer holding the
+// GPA of the page with the VM's sixteen 256-byte I/O request slots. The
+// indirection is seed 000's ("this gpa points to buffer address"), ACRN
+// v2.6's (it copies a u64 from param2) and Linux's HSM's (it passes the
+// physical address of its struct acrn_ioreq_buffer). An unreadable param2 is
+// -EFAULT; a page that is not aligned (-EINVAL) or not wholly in RAM
+// (-EFAULT) is refused, where ACRN answers -1 for both. Every slot is set
+// FREE; the VM may then be started. From then on every access of the VM
+// that no in-process device claims is a request in that page, announced by
+// an upcall (upcall.go).
 func hcSetIOReqBuffer(c *call, e *hcVM) acrn.Errno {
-	if _, r := ioreqSlice(c.mem, c.p2); r != 0 {
+	var b acrn.IOReqBuffer
+	if r := c.read(c.p2, &b); r != 0 {
 		return r
 	}
-	e.setIOReq(c.mem, c.p2)
+	if _, r := ioreqSlice(c.mem, b.IOReqBuf); r != 0 {
+		return r
+	}
+	e.setIOReq(c.mem, b.IOReqBuf)
 	return 0
 }
 
@@ -60,6 +72,9 @@ func hcSetIOReqBuffer(c *call, e *hcVM) acrn.Errno {
 // vCPU's request must be in flight and its slot in the page COMPLETE: the
 // value of a read is copied to the vCPU, the page's slot goes FREE and the
 // vCPU resumes; anything else is -EINVAL and leaves the request waiting.
+// For a VM with GUEST_FLAG_IO_COMPLETION_POLLING, the Service VM need not
+// call it (Linux's HSM does not): the vCPU watches the page, and a call
+// that finds the request already finished succeeds, as in ACRN.
 // Without one (a host caller with no ServiceUpcall) a slot in COMPLETE goes
 // back to FREE and one in another state is left alone.
 func hcNotifyRequestFinish(c *call, e *hcVM) acrn.Errno {
@@ -70,7 +85,13 @@ func hcNotifyRequestFinish(c *call, e *hcVM) acrn.Errno {
 		return acrn.EPERM
 	}
 	if e.serviceClient != nil {
-		if err := e.serviceClient.Finish(int(c.p2)); err != nil {
+		err := e.serviceClient.Finish(int(c.p2))
+		if errors.Is(err, ioreq.ErrNoRequest) && e.flags&acrn.GuestFlagIOCompletionPolling != 0 {
+			// The polling vCPU saw COMPLETE first and finished the request
+			// itself (ServiceVMClient.Poll); ACRN ignores the call then.
+			return 0
+		}
+		if err != nil {
 			return finishErrno(err)
 		}
 		e.finished.Add(1)

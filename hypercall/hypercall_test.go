@@ -56,7 +56,13 @@ func errnoOfResult(r uint64) acrn.Errno {
 // of service memory at GPA 0 and sets its request buffer; it returns the VM ID.
 func createVM(t testing.TB, h *Service, n uint16) uint16 {
 	t.Helper()
-	cr := acrn.VMCreation{VCPUNum: n}
+	return createVMFlags(t, h, n, 0)
+}
+
+// createVMFlags is createVM for a VM with GUEST_FLAG_* flags.
+func createVMFlags(t testing.TB, h *Service, n uint16, flags uint64) uint16 {
+	t.Helper()
+	cr := acrn.VMCreation{VCPUNum: n, VMFlag: flags}
 	if r := h.Hypercall(acrn.HCCreateVM, hostWrite(t, h, gpaParam, &cr), 0); r != 0 {
 		t.Fatalf("HC_CREATE_VM: %v", acrn.ResultError(r))
 	}
@@ -65,7 +71,8 @@ func createVM(t testing.TB, h *Service, n uint16) uint16 {
 		t.Fatalf("vcpu_num %d, want %d", cr.VCPUNum, n)
 	}
 	mapRegion(t, h, cr.VMID, acrn.MRAdd, acrn.MemAccessRWX|acrn.MemTypeWB, 0, gpaRAM, 1<<20)
-	if r := h.Hypercall(acrn.HCSetIOReqBuffer, uint64(cr.VMID), gpaIOReq+uint64(cr.VMID)*0x1000); r != 0 {
+	buf := &acrn.IOReqBuffer{IOReqBuf: gpaIOReq + uint64(cr.VMID)*0x1000}
+	if r := h.Hypercall(acrn.HCSetIOReqBuffer, uint64(cr.VMID), hostWrite(t, h, gpaParam, buf)); r != 0 {
 		t.Fatalf("HC_SET_IOREQ_BUFFER: %v", acrn.ResultError(r))
 	}
 	return cr.VMID
@@ -220,10 +227,11 @@ func testHypercallTable(t *testing.T, h *Service) {
 		{"intr monitor delay too long", acrn.HCVMIntrMonitor, v(id), at(&acrn.IntrMonitor{Cmd: acrn.IntrCmdDelayInt, Buffer: [48]uint64{1 << 40}}), acrn.EINVAL},
 		{"intr monitor: bad cmd", acrn.HCVMIntrMonitor, v(id), at(&acrn.IntrMonitor{Cmd: 2}), acrn.EINVAL},
 
-		{"ioreq buffer", acrn.HCSetIOReqBuffer, v(id), v(gpaIOReq + 0x8000), 0},
-		{"ioreq buffer unaligned", acrn.HCSetIOReqBuffer, v(id), v(gpaIOReq + 8), acrn.EINVAL},
-		{"ioreq buffer outside RAM", acrn.HCSetIOReqBuffer, v(id), v(gpaBeyond - 0x800), acrn.EINVAL},
-		{"ioreq buffer past the end", acrn.HCSetIOReqBuffer, v(id), v(gpaBeyond), acrn.EFAULT},
+		{"ioreq buffer", acrn.HCSetIOReqBuffer, v(id), at(&acrn.IOReqBuffer{IOReqBuf: gpaIOReq + 0x8000}), 0},
+		{"ioreq buffer unaligned", acrn.HCSetIOReqBuffer, v(id), at(&acrn.IOReqBuffer{IOReqBuf: gpaIOReq + 8}), acrn.EINVAL},
+		{"ioreq buffer outside RAM", acrn.HCSetIOReqBuffer, v(id), at(&acrn.IOReqBuffer{IOReqBuf: gpaBeyond - 0x800}), acrn.EINVAL},
+		{"ioreq buffer past the end", acrn.HCSetIOReqBuffer, v(id), at(&acrn.IOReqBuffer{IOReqBuf: gpaBeyond}), acrn.EFAULT},
+		{"ioreq buffer: pointer outside RAM", acrn.HCSetIOReqBuffer, v(id), v(gpaBeyond - 4), acrn.EFAULT},
 		{"notify finish", acrn.HCNotifyRequestFinish, v(id), v(1), 0},
 		{"notify finish: vCPU beyond vcpu_num", acrn.HCNotifyRequestFinish, v(id), v(2), acrn.EINVAL},
 		{"asyncio assign", acrn.HCAsyncIOAssign, v(id), at(&acrn.AsyncIOInfo{Type: acrn.AsyncIOPIO, Addr: 0x510}), 0},

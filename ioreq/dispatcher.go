@@ -23,6 +23,9 @@ var (
 	ErrClientGone = errors.New("ioreq: client went away")
 	// ErrNoSlot: the vCPU number has no slot in the buffer (0..15).
 	ErrNoSlot = errors.New("ioreq: no request slot for this vCPU")
+	// ErrAborted: the VM stopped (Dispatcher.Abort) while the request
+	// waited for its client.
+	ErrAborted = errors.New("ioreq: the VM stopped while the request was with its client")
 )
 
 // RequestError is the error of one failed request.
@@ -67,6 +70,13 @@ type Config struct {
 	// pollWindow). Zero means DefaultPollWindow, a negative value sleeps at
 	// once.
 	PollWindow time.Duration
+	// Waiting, if set, is called by a vCPU's goroutine when it starts
+	// (true) and stops (false) waiting for a client to complete its
+	// request. hv uses it to count such a vCPU as stopped for Pause: it is
+	// outside the guest and touches nothing of the VM until the client
+	// answers, and the client may be the very party that is pausing it (a
+	// Service VM, ACRN's pause does not wait on requests either).
+	Waiting func(vcpu int, waiting bool)
 }
 
 // Dispatcher turns a vCPU's trapped access into a request in its slot, hands
@@ -82,7 +92,12 @@ type Dispatcher struct {
 	log   *slog.Logger
 	conf1 bool
 	latch atomic.Uint32 // CONFIG_ADDRESS
-	slots [acrn.IORequestMax]slot
+	// waiting is Config.Waiting, or a function that does nothing.
+	waiting func(vcpu int, waiting bool)
+	// aborted is set by Abort, until Reopen: a request that would wait for
+	// its client fails with ErrAborted instead.
+	aborted atomic.Bool
+	slots   [acrn.IORequestMax]slot
 }
 
 // slot is the dispatcher's per-vCPU bookkeeping for one buffer slot.
@@ -106,7 +121,11 @@ func NewDispatcher(buf *Buffer, r *Router, cfg Config) *Dispatcher {
 	if cfg.PollWindow == 0 {
 		cfg.PollWindow = DefaultPollWindow
 	}
-	d := &Dispatcher{buf: buf, router: r, timeout: cfg.Timeout, log: cfg.Logger, conf1: cfg.PCIConf1, poll: NewPollWindow(cfg.PollWindow)}
+	d := &Dispatcher{buf: buf, router: r, timeout: cfg.Timeout, log: cfg.Logger, conf1: cfg.PCIConf1,
+		poll: NewPollWindow(cfg.PollWindow), waiting: cfg.Waiting}
+	if d.waiting == nil {
+		d.waiting = func(int, bool) {}
+	}
 	if d.timeout <= 0 {
 		d.timeout = DefaultTimeout
 	}
@@ -139,6 +158,30 @@ func (d *Dispatcher) Notify(vcpu int) {
 	if vcpu >= 0 && vcpu < len(d.slots) {
 		d.slots[vcpu].kick()
 	}
+}
+
+// Abort fails every request that is waiting for its client, and every one
+// that would wait from now until Reopen, with ErrAborted: the VM is stopping,
+// and a vCPU must not sit out a client's time-out first (a Service VM that
+// is destroying the VM will never answer). Clients hear of it as of a
+// time-out (Canceler).
+func (d *Dispatcher) Abort() {
+	d.aborted.Store(true)
+	for i := range d.slots {
+		s := &d.slots[i]
+		s.fail(s.seq.Load(), ErrAborted)
+	}
+}
+
+// Reopen undoes Abort, for the VM's next run.
+func (d *Dispatcher) Reopen() { d.aborted.Store(false) }
+
+// failure returns why slot s's request seq has failed, or nil.
+func (d *Dispatcher) failure(s *slot, seq uint64) error {
+	if d.aborted.Load() {
+		return ErrAborted
+	}
+	return s.failure(seq)
 }
 
 func (s *slot) kick() {
@@ -290,7 +333,10 @@ func (d *Dispatcher) Emulate(vcpu int, req *acrn.IORequest) (uint64, error) {
 		return d.abandon(t, c, &local, err)
 	}
 	if d.buf.State(vcpu) != acrn.StateComplete {
-		if err := d.wait(s, seq, local.CompletionPolling != 0); err != nil {
+		d.waiting(vcpu, true)
+		err := d.wait(s, t, c, local.CompletionPolling != 0)
+		d.waiting(vcpu, false)
+		if err != nil {
 			return d.abandon(t, c, &local, err)
 		}
 	}
@@ -307,18 +353,26 @@ func (d *Dispatcher) Emulate(vcpu int, req *acrn.IORequest) (uint64, error) {
 	return v, nil
 }
 
-// wait blocks until slot s is COMPLETE, the request fails, or the timeout.
-func (d *Dispatcher) wait(s *slot, seq uint64, polling bool) error {
+// wait blocks until slot s is COMPLETE, the request t fails, or the
+// timeout. c is the client that has it.
+func (d *Dispatcher) wait(s *slot, t Ticket, c Client, polling bool) error {
+	seq := t.seq
 	if polling {
 		// IO_COMPLETION_POLLING: spin on the state, yielding the processor
 		// between looks so the client (perhaps on this very CPU) can run.
+		// A client whose side of the request lives elsewhere (a Service
+		// VM's page) is asked to look there: it will not notify.
+		p, _ := c.(Poller)
 		deadline := time.Now().Add(d.timeout)
 		for n := 0; ; n++ {
 			if d.buf.State(s.i) == acrn.StateComplete {
 				return nil
 			}
+			if p != nil {
+				p.Poll(t)
+			}
 			if n&63 == 63 {
-				if err := s.failure(seq); err != nil {
+				if err := d.failure(s, seq); err != nil {
 					return err
 				}
 				if time.Now().After(deadline) {
@@ -367,7 +421,7 @@ func (d *Dispatcher) wait(s *slot, seq uint64, polling bool) error {
 			d.poll.Slept(time.Since(asleep))
 			return nil
 		}
-		if err := s.failure(seq); err != nil {
+		if err := d.failure(s, seq); err != nil {
 			return err
 		}
 		select {

@@ -35,6 +35,15 @@ type Canceler interface {
 	Cancel(t Ticket, err error)
 }
 
+// Poller is implemented by clients whose side of a request is not
+// ember's slot and who are not told when it completes: a Service VM that
+// sees completion_polling set in its page stores COMPLETE there and makes no
+// HC_NOTIFY_REQUEST_FINISH. A vCPU in completion-polling mode calls Poll
+// while it waits; Poll completes t if the client's side is done.
+type Poller interface {
+	Poll(t Ticket)
+}
+
 // ErrOverlap is returned when a range registration overlaps one already made.
 var ErrOverlap = errors.New("ioreq: range overlaps an existing registration")
 

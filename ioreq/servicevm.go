@@ -60,6 +60,14 @@ func (c *ServiceVMClient) Submit(t Ticket, req *acrn.IORequest) error {
 		return err
 	}
 	c.mu.Lock()
+	if st := c.page.State(i); st != acrn.StateFree && c.inflight[i] == nil {
+		// Left over from a request ember gave up on (Cancel freed the slot)
+		// that the Service VM went on with: its late PROCESSING or
+		// COMPLETE is void, and must not shut this vCPU out for good.
+		c.page.Reclaim(i)
+		t.s.d.log.Warn("ioreq: took back a Service VM slot left from an abandoned request",
+			"client", c.name, "vcpu", i, "state", st.String())
+	}
 	if err := c.page.Issue(i, req); err != nil {
 		c.mu.Unlock()
 		return fmt.Errorf("the Service VM's page: %w", err)
@@ -99,6 +107,9 @@ func (c *ServiceVMClient) Finish(vcpu int) error {
 	defer c.mu.Unlock()
 	r := c.inflight[vcpu]
 	if r == nil {
+		// A late completion of a request ember gave up on: free the slot
+		// for the vCPU's next request, but there is nothing to finish.
+		c.page.Release(vcpu)
 		return fmt.Errorf("%w: vCPU %d", ErrNoRequest, vcpu)
 	}
 	if st := c.page.State(vcpu); st != acrn.StateComplete {
@@ -119,6 +130,23 @@ func (c *ServiceVMClient) Finish(vcpu int) error {
 		return fmt.Errorf("ioreq: finishing vCPU %d: %w", vcpu, err)
 	}
 	return nil
+}
+
+// Poll is Finish for a vCPU in completion-polling mode: a Service VM that
+// sees completion_polling set in its page (GUEST_FLAG_IO_COMPLETION_POLLING)
+// stores COMPLETE and does not call HC_NOTIFY_REQUEST_FINISH, so the vCPU
+// looks at the page itself, as ACRN's does.
+func (c *ServiceVMClient) Poll(t Ticket) {
+	i := t.VCPU()
+	if c.page.State(i) != acrn.StateComplete {
+		return
+	}
+	c.mu.Lock()
+	r := c.inflight[i]
+	c.mu.Unlock()
+	if r != nil && r.t == t {
+		c.Finish(i) // a NOTIFY_FINISH may have been first; then this one finds nothing
+	}
 }
 
 // Cancel takes an abandoned request back from the Service VM's page.
