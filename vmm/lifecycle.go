@@ -3,8 +3,6 @@ package vmm
 import (
 	"fmt"
 
-	"golang.org/x/sys/unix"
-
 	"ember/hv"
 	"ember/kvm"
 	"ember/x86"
@@ -205,15 +203,12 @@ func (g *Guest) resetLocked(bootVCPU int, e x86.Entry) error {
 	return nil
 }
 
-// clearRAM gives every RAM region fresh zero pages. Guest RAM is a private
-// anonymous mapping, so MADV_DONTNEED drops its pages (KVM's mappings of them
-// too, through its MMU notifier) and the next touch reads zeros, without
-// writing gigabytes of zeros by hand.
+// clearRAM gives every RAM region fresh zero pages (memory.Guest.Zero:
+// anonymous RAM and the memfd-backed RAM of a VM with a device-model socket
+// alike), without writing gigabytes of zeros by hand.
 func (g *Guest) clearRAM() error {
-	for _, r := range g.vm.Memory().Regions() {
-		if err := unix.Madvise(r.Host, unix.MADV_DONTNEED); err != nil {
-			return fmt.Errorf("vmm: clearing RAM at %#x: %w", r.GPA, err)
-		}
+	if err := g.vm.Memory().Zero(); err != nil {
+		return fmt.Errorf("vmm: %w", err)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package vmm
 
 import (
 	"errors"
+	"path/filepath"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -153,5 +154,38 @@ func TestResetThenStart(t *testing.T) {
 	wantExit(t, wait(t, g), 2)
 	if got := rep.Values(); !slices.Equal(got, []uint64{0x5ec0d, 7}) {
 		t.Errorf("reported %#x", got)
+	}
+}
+
+// TestResetClearsEveryKindOfRAM: Reset leaves no byte of the last run in
+// guest RAM, whether it is anonymous memory or the memfd a VM with a
+// device-model socket shares with its device model.
+func TestResetClearsEveryKindOfRAM(t *testing.T) {
+	h := openHV(t)
+	for _, tt := range []struct {
+		name string
+		cfg  hv.Config
+	}{
+		{"anonymous", hv.Config{}},
+		{"memfd", hv.Config{DeviceModelSocket: filepath.Join(t.TempDir(), "dm.sock")}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			g, _ := newGuest(t, h, tt.cfg)
+			mem := g.VM().Memory()
+			marker := []byte("the last run's secret")
+			if _, err := mem.WriteAt(marker, 0x8000); err != nil {
+				t.Fatal(err)
+			}
+			if err := g.Reset(); err != nil {
+				t.Fatal(err)
+			}
+			got := make([]byte, len(marker))
+			if _, err := mem.ReadAt(got, 0x8000); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, make([]byte, len(got))) {
+				t.Errorf("RAM holds %q after Reset, want zeros", got)
+			}
+		})
 	}
 }
