@@ -3,11 +3,7 @@ package hypercall
 import (
 	"ember/acrn"
 	"ember/hv"
-	"ember/kvm"
 )
-
-// outImm8Hypercall is the encoding of `out %al, $PortHypercall`.
-var outImm8Hypercall = [2]byte{0xe6, PortHypercall}
 
 // trap is e's hv.PortTrap on PortHypercall: on the vCPU's own thread it
 // reads the ID (R8) and parameters (RDI, RSI), takes the caller's privilege
@@ -30,7 +26,7 @@ func (e *hcVM) trap(c *hv.VCPU) {
 			cpl = sregs.CS.DPL
 		}
 	}
-	cl := &call{h: e.h, from: e, vcpu: c, regs: &regs, sregs: &sregs, mem: e.vm.Memory(), id: acrn.ID(regs.R8), p1: regs.RDI, p2: regs.RSI}
+	cl := &call{h: e.h, from: e, vcpu: c, mem: e.vm.Memory(), id: acrn.ID(regs.R8), p1: regs.RDI, p2: regs.RSI}
 	v, rax := e.h.dispatch(cl, cpl)
 	switch v {
 	case injectGP:
@@ -38,29 +34,10 @@ func (e *hcVM) trap(c *hv.VCPU) {
 	case injectUD:
 		err = c.KVM().InjectException(6, false, 0)
 	default:
-		if !cl.switched {
-			regs.RAX = rax
-		}
-		err = c.SetExitRegs(regs, sregs, cl.switched)
+		regs.RAX = rax
+		err = c.SetExitRegs(regs, sregs, false)
 	}
 	if err != nil {
 		c.Fail(err)
 	}
-}
-
-// ripAfterOut returns the address of the instruction after the hypercall's
-// OUT. Where KVM emulated the OUT (kvm-pvm's ring 0) RIP is past it already;
-// where it took the fast path RIP still points at it and KVM skips it on the
-// next entry unless RIP changes — which a world switch does, so the saved
-// context must point past it.
-func ripAfterOut(c *hv.VCPU, rip uint64, s *kvm.SRegs) uint64 {
-	tr, err := c.KVM().Translate(s.CS.Base + rip)
-	if err != nil || tr.Valid == 0 {
-		return rip
-	}
-	b, err := c.VM().Memory().Slice(tr.PhysicalAddress, 2)
-	if err != nil || [2]byte(b) != outImm8Hypercall {
-		return rip
-	}
-	return rip + 2
 }

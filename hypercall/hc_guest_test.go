@@ -61,6 +61,8 @@ func TestGuestHypercallPermissions(t *testing.T) {
 		{"plain VM gets #UD for an unknown ID", Identity{}, false, 0x1234, 6, []uint64{6, 0x10}},
 		{"Service VM ring 3 gets #GP(0)", Identity{ServiceVM: true}, true, acrn.HCGetAPIVersion, 13, []uint64{13, 0}},
 		{"Trusty VM calling HC_CREATE_VM gets -EINVAL", Identity{GuestFlags: acrn.GuestFlagSecureWorldEnabled}, false, acrn.HCCreateVM, 0, neg(acrn.EINVAL)},
+		{"Trusty VM: HC_WORLD_SWITCH gets -ENODEV, ember has no secure world", Identity{GuestFlags: acrn.GuestFlagSecureWorldEnabled}, false, acrn.HCWorldSwitch, 0, neg(acrn.ENODEV)},
+		{"Trusty VM: HC_INITIALIZE_TRUSTY gets -ENODEV", Identity{GuestFlags: acrn.GuestFlagSecureWorldEnabled}, false, acrn.HCInitializeTrusty, 0, neg(acrn.ENODEV)},
 		{"Service VM unknown ID gets -EINVAL", Identity{ServiceVM: true}, false, 0x800000ff, 0, neg(acrn.EINVAL)},
 		{"Service VM Trusty call gets -EINVAL", Identity{ServiceVM: true}, false, acrn.HCWorldSwitch, 0, neg(acrn.EINVAL)},
 		{"Service VM gets the API version", Identity{ServiceVM: true}, false, acrn.HCGetAPIVersion, 0, []uint64{0, 0}},

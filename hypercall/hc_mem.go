@@ -8,17 +8,12 @@ import (
 	"unsafe"
 
 	"ember/acrn"
-	"ember/ioreq"
 	"ember/memory"
 )
 
 // maxGPA bounds the guest-physical addresses HC_VM_SET_MEMORY_REGIONS maps:
 // 46 bits, what KVM on x86-64 hosts accepts everywhere.
 const maxGPA = 1 << 46
-
-// maxWPRequests bounds the WP requests kept for a VM before WPRequests takes
-// them; older ones are dropped.
-const maxWPRequests = 1024
 
 // memRegion is one mapping HC_VM_SET_MEMORY_REGIONS made: Service VM memory
 // (host) at gpa in the target, with its protection and write-protected pages.
@@ -183,8 +178,11 @@ func (e *hcVM) applyRegion(c *call, mr *acrn.VMMemoryRegion) acrn.Errno {
 // ID, param2 the GPA of a wp_data. The page (page-aligned, inside a writable
 // region HC_VM_SET_MEMORY_REGIONS mapped) becomes read-only to the guest
 // while set is non-zero; each guest write to it is not performed but becomes
-// an I/O request of type WP (Service.WPRequests). Clearing it maps the
-// page writable again.
+// an I/O request of type WP to the VM's Service VM, through its request
+// buffer like any other request (upcall.go), as ACRN delivers it: the
+// Service VM emulates the write. Without a Service VM client (a host
+// control plane with no ServiceUpcall) the write is dropped and counted as
+// unclaimed. Clearing it maps the page writable again.
 func hcWriteProtectPage(c *call, e *hcVM) acrn.Errno {
 	var wp acrn.WPData
 	if r := c.read(c.p2, &wp); r != 0 {
@@ -213,60 +211,12 @@ func hcWriteProtectPage(c *call, e *hcVM) acrn.Errno {
 }
 
 // protect makes guest writes to the (read-only mapped) page at gpa WP I/O
-// requests, and claims them for the WP queue: the host control plane, acting
-// as the Service VM, is their client (Service.WPRequests).
-func (e *hcVM) protect(gpa uint64) {
-	e.vm.SetWriteProtected(gpa, true)
-	r := ioreq.Range{Type: acrn.ReqWP, Start: gpa, End: gpa + memory.PageSize - 1}
-	if err := e.vm.IORequests().Router().Claim(r, e.wpClient()); err != nil {
-		e.vm.Logger().Warn("claiming a write-protected page", "gpa", gpa, "err", err)
-	}
-}
+// requests. They are not claimed: like every access no in-process device
+// claims they go to the router's default, the Service VM's client.
+func (e *hcVM) protect(gpa uint64) { e.vm.SetWriteProtected(gpa, true) }
 
 // unprotect undoes protect.
-func (e *hcVM) unprotect(gpa uint64) {
-	e.vm.SetWriteProtected(gpa, false)
-	r := ioreq.Range{Type: acrn.ReqWP, Start: gpa, End: gpa + memory.PageSize - 1}
-	e.vm.IORequests().Router().Unclaim(r, e.wpClient())
-}
-
-// wpClient is the in-process client that queues this VM's WP requests.
-func (e *hcVM) wpClient() ioreq.Client {
-	e.wpOnce.Do(func() { e.wpCl = ioreq.InProcess("wp-queue", wpQueue{e}) })
-	return e.wpCl
-}
-
-// wpQueue keeps WP requests until Service.WPRequests takes them; the
-// guest's write itself is not performed, as the Service VM emulates it.
-type wpQueue struct{ e *hcVM }
-
-func (q wpQueue) HandleIORequest(req *acrn.IORequest) {
-	r := *req
-	r.Processed = acrn.StatePending
-	e := q.e
-	e.wpMu.Lock()
-	if len(e.wpReq) >= maxWPRequests {
-		e.wpReq = e.wpReq[1:]
-	}
-	e.wpReq = append(e.wpReq, r)
-	e.wpMu.Unlock()
-}
-
-// WPRequests takes the WP I/O requests VM id's writes to write-protected
-// pages raised since the last call. ACRN hands them to the Service VM
-// through its request buffer; ember keeps them here for the host control
-// plane to take.
-func (h *Service) WPRequests(id uint16) []acrn.IORequest {
-	e := h.table.lookup(uint64(id))
-	if e == nil {
-		return nil
-	}
-	e.wpMu.Lock()
-	defer e.wpMu.Unlock()
-	r := e.wpReq
-	e.wpReq = nil
-	return r
-}
+func (e *hcVM) unprotect(gpa uint64) { e.vm.SetWriteProtected(gpa, false) }
 
 // hostBytes returns the host memory behind a target GPA, through the VM's
 // one memory map (for a VM created by hypercall, the Service VM memory its

@@ -3,7 +3,6 @@ package hypercall
 import (
 	"ember/acrn"
 	"ember/hv"
-	"ember/kvm"
 	"ember/memory"
 )
 
@@ -16,18 +15,13 @@ const PortHypercall = 0xf8
 // call is one hypercall in flight: who makes it, with what, and where its
 // pointer parameters point.
 type call struct {
-	h     *Service
-	from  *hcVM         // the calling VM; nil for the host control plane
-	vcpu  *hv.VCPU      // the calling vCPU of a guest trap; nil from the Go API
-	regs  *kvm.Regs     // that vCPU's registers (Trusty world switches change them)
-	sregs *kvm.SRegs    // and its segment and control registers
-	mem   *memory.Guest // the caller's memory: pointer parameters are GPAs in it
-	id    acrn.ID       // R8
-	p1    uint64        // RDI
-	p2    uint64        // RSI
-	// switched is set by a handler that replaced the calling vCPU's
-	// registers (a world switch): the trap then writes regs back as they are.
-	switched bool
+	h    *Service
+	from *hcVM         // the calling VM; nil for the host control plane
+	vcpu *hv.VCPU      // the calling vCPU of a guest trap; nil from the Go API
+	mem  *memory.Guest // the caller's memory: pointer parameters are GPAs in it
+	id   acrn.ID       // R8
+	p1   uint64        // RDI
+	p2   uint64        // RSI
 }
 
 // handler runs one hypercall; it returns 0 or the errno whose negation goes
@@ -93,9 +87,9 @@ func init() {
 		acrn.HCProfilingOps:  hcProfilingOps,
 		acrn.HCGetHWInfo:     hcGetHWInfo,
 
-		acrn.HCInitializeTrusty:     hcInitializeTrusty,
-		acrn.HCWorldSwitch:          hcWorldSwitch,
-		acrn.HCSaveRestoreSworldCtx: hcSaveRestoreSworldCtx,
+		acrn.HCInitializeTrusty:     hcTrusty,
+		acrn.HCWorldSwitch:          hcTrusty,
+		acrn.HCSaveRestoreSworldCtx: hcTrusty,
 
 		acrn.HCPMGetCPUState: hcPMGetCPUState,
 	}
@@ -118,8 +112,7 @@ func (h *Service) Hypercall(id acrn.ID, param1, param2 uint64) uint64 {
 
 // HypercallFrom makes hypercall id as a ring-0 caller in vm, with pointer
 // parameters in vm's memory, as vm's guest would through PortHypercall but
-// without a vCPU (so the Trusty world-switch calls, which act on the calling
-// vCPU, answer -EINVAL). Where a guest would get #UD (vm may not make
+// without a vCPU. Where a guest would get #UD (vm may not make
 // hypercalls) the result is -ENODEV, as in ACRN's vmcall.c.
 func (h *Service) HypercallFrom(vm *hv.VM, id acrn.ID, param1, param2 uint64) uint64 {
 	e := h.table.entryOf(vm)

@@ -72,8 +72,7 @@ type vmTable struct {
 // (create, start, pause, reset, destroy, regs, memory map, devices). It is
 // never taken on the VM's own vCPU threads, so a hypercall that waits for
 // those threads (pause, destroy) cannot deadlock with them; state that vCPU
-// threads touch (WP requests, interrupt counts, the secure world) has its own
-// lock.
+// threads touch (interrupt counts) has its own lock.
 type hcVM struct {
 	h     *Service
 	id    uint16
@@ -97,16 +96,10 @@ type hcVM struct {
 	lastRun       *hv.Background // the latest run, kept across HC_RESET_VM for LookupVM
 	refused       int            // valid passthrough requests refused with -ENODEV
 
-	wpMu   sync.Mutex
-	wpReq  []acrn.IORequest // WP requests not yet taken (see WPRequests)
-	wpOnce sync.Once
-	wpCl   ioreq.Client // the client WP pages are claimed for
-
 	intrMu    sync.Mutex
 	intrCount map[uint32]uint64 // source -> injections; source = GSI, or 0x10000|vector for MSIs
 	intrDelay atomic.Int64      // INTR_CMD_DELAY_INT, in milliseconds
 
-	sworld sworldState // Trusty (hc_trusty.go)
 }
 
 type sbufKey struct {
