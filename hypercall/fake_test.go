@@ -27,6 +27,7 @@ type fakeMachine struct {
 	paused   bool
 	resets   int
 	irqs     int
+	gsi5     []bool // the levels GSI 5 was set to, in order
 	slots    map[uint32]uint64
 	next     uint32
 	wp       map[uint64]bool
@@ -114,8 +115,20 @@ func (m *fakeMachine) SetVCPURegs(i int, regs kvm.Regs, sregs kvm.SRegs) error {
 	return nil
 }
 
-func (m *fakeMachine) IRQLine(uint32, bool) error { return m.interrupt() }
-func (m *fakeMachine) SignalMSI(kvm.MSI) error    { return m.interrupt() }
+// IRQLine counts the injection and records the level GSI 5 was set to.
+func (m *fakeMachine) IRQLine(gsi uint32, high bool) error {
+	if err := m.interrupt(); err != nil {
+		return err
+	}
+	if gsi == 5 {
+		m.mu.Lock()
+		m.gsi5 = append(m.gsi5, high)
+		m.mu.Unlock()
+	}
+	return nil
+}
+
+func (m *fakeMachine) SignalMSI(kvm.MSI) error { return m.interrupt() }
 
 func (m *fakeMachine) interrupt() error {
 	if m.cfg.NoIRQChip {

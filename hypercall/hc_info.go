@@ -89,20 +89,16 @@ func (h *Service) CallbackVector() uint8 {
 }
 
 // hcSOSOfflineCPU is HC_SOS_OFFLINE_CPU: param1 is the LAPIC ID of the
-// Service VM vCPU the Service VM has taken offline. ember's LAPIC IDs are
-// vCPU indexes. The BSP, or an ID that names no vCPU of the caller (the host
-// control plane has none), is -EINVAL; an AP is recorded offline (its thread
-// stays, parked by the guest).
+// Service VM vCPU the Service VM has taken offline, which ACRN then removes
+// so that its physical CPU can go to a User VM. ember's LAPIC IDs are vCPU
+// indexes. The BSP, or an ID that names no vCPU of the caller (the host
+// control plane has none), is -EINVAL, as in ACRN; a valid one is -ENODEV:
+// ember does not partition host CPUs between VMs (every vCPU is a thread the
+// host schedules), so there is no CPU to hand over, and it does not take a
+// vCPU out of a running VM.
 func hcSOSOfflineCPU(c *call) acrn.Errno {
 	if c.from == nil || c.p1 == 0 || c.p1 >= uint64(c.from.vm.NumVCPUs()) {
 		return acrn.EINVAL
 	}
-	t := &c.h.table
-	t.mu.Lock()
-	if t.offline == nil {
-		t.offline = map[uint32]bool{}
-	}
-	t.offline[uint32(c.p1)] = true
-	t.mu.Unlock()
-	return 0
+	return acrn.ENODEV
 }

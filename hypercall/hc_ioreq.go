@@ -35,12 +35,26 @@ func slotState(buf []byte, i int) *uint32 {
 // (attachServiceVM, upcall.go). The caller holds e.mu and has checked the
 // buffer.
 func (e *hcVM) setIOReq(mem *memory.Guest, gpa uint64) {
+	e.ioreqMem, e.ioreqGPA, e.ioreqSet = mem, gpa, true
+	e.resetIOReq()
 	buf, _ := ioreqSlice(mem, gpa)
+	e.attachServiceVM(mem, buf)
+}
+
+// resetIOReq marks every slot of the request buffer FREE, if one is set, for
+// HC_RESET_VM: whatever a Service VM left in its page from the last run is
+// void. The run has ended, so no request is in flight. The caller holds e.mu.
+func (e *hcVM) resetIOReq() {
+	if !e.ioreqSet {
+		return
+	}
+	buf, _ := ioreqSlice(e.ioreqMem, e.ioreqGPA)
+	if buf == nil { // the Service VM unmapped the page; SET_IOREQ_BUFFER checked it once
+		return
+	}
 	for i := 0; i < acrn.IORequestMax; i++ {
 		atomic.StoreUint32(slotState(buf, i), uint32(acrn.StateFree))
 	}
-	e.ioreqMem, e.ioreqGPA, e.ioreqSet = mem, gpa, true
-	e.attachServiceVM(mem, buf)
 }
 
 // hcSetIOReqBuffer is HC_SET_IOREQ_BUFFER: param1 is the target VM ID,

@@ -128,7 +128,7 @@ func TestLateCompletionDoesNotWedgeTheVCPU(t *testing.T) {
 		} {
 			t.Run(tt.name, func(t *testing.T) {
 				s := newHostServiceVM(t, h, 0)
-				defer h.Hypercall(acrn.HCDestroyVM, uint64(s.id), 0)
+				defer destroyVM(t, h, s.id)
 				first := s.read(0x5a0)
 				s.upcall()
 				if err := s.page.Claim(0); err != nil {
@@ -247,4 +247,26 @@ func TestPauseAndDestroyWhileTheVMWaitsOnTheServiceVM(t *testing.T) {
 	if _, err := h.WaitVM(ctx, s.id); err == nil {
 		t.Error("WaitVM found the destroyed VM")
 	}
+}
+
+// TestResetFreesTheRequestPage: HC_RESET_VM sets every slot of the VM's
+// request buffer FREE (ACRN's reset_vm_ioreqs), so nothing a Service VM
+// left there from the last run is taken for a request of the next.
+func TestResetFreesTheRequestPage(t *testing.T) {
+	eachService(t, func(t *testing.T, h *Service) {
+		s := newHostServiceVM(t, h, 0)
+		for i, st := range []acrn.State{acrn.StatePending, acrn.StateProcessing, acrn.StateComplete} {
+			atomic.StoreUint32(slotState(s.page.Bytes(), i), uint32(st))
+		}
+		for _, c := range []acrn.ID{acrn.HCPauseVM, acrn.HCResetVM} {
+			if r := s.h.Hypercall(c, uint64(s.id), 0); r != 0 {
+				t.Fatalf("%v: %v", c, acrn.ResultError(r))
+			}
+		}
+		for i := range acrn.IORequestMax {
+			if st := s.page.State(i); st != acrn.StateFree {
+				t.Errorf("slot %d is %v after HC_RESET_VM, want FREE", i, st)
+			}
+		}
+	})
 }

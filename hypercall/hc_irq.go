@@ -1,6 +1,7 @@
 package hypercall
 
 import (
+	"errors"
 	"sort"
 	"time"
 
@@ -9,7 +10,10 @@ import (
 )
 
 // ioapicPins is the number of GSIs KVM's in-kernel IOAPIC has, the range
-// HC_SET_IRQLINE accepts.
+// HC_SET_IRQLINE accepts. ACRN's vIOAPIC gives a post-launched VM 48 pins;
+// KVM's in-kernel IOAPIC has 24 (KVM_IOAPIC_NUM_PINS), and more would take a
+// userspace IOAPIC (KVM's split irqchip) that ember does not have, so GSIs
+// 24-47 are -EINVAL (docs/abi.md lists it with ACRN's other differences).
 const ioapicPins = 24
 
 // maxIntrDelayMs bounds INTR_CMD_DELAY_INT: a minute.
@@ -25,14 +29,30 @@ func (e *hcVM) count(source uint32) {
 	e.intrMu.Unlock()
 }
 
-// inject runs f now and returns its error, or runs it after the delay
-// INTR_CMD_DELAY_INT set (its error then has no caller to go to).
+// errQueueFull is an injection INTR_CMD_DELAY_INT would postpone beyond
+// maxDelayed pending ones.
+var errQueueFull = errors.New("hypercall: too many delayed injections")
+
+// inject runs f now and returns its error, or queues it to run after the
+// delay INTR_CMD_DELAY_INT set (its error then has no caller to go to).
+// While a delay is in force every injection is queued, so none overtakes an
+// earlier one.
 func (e *hcVM) inject(f func() error) error {
-	if d := e.intrDelay.Load(); d > 0 {
-		time.AfterFunc(time.Duration(d)*time.Millisecond, func() { f() })
-		return nil
+	d := e.intrDelay.Load()
+	if d <= 0 {
+		// Injections queued before the delay was cancelled go first.
+		if e.intrQ.busy() {
+			if !e.intrQ.push(time.Now(), f) {
+				return errQueueFull
+			}
+			return nil
+		}
+		return f()
 	}
-	return f()
+	if !e.intrQ.push(time.Now().Add(time.Duration(d)*time.Millisecond), f) {
+		return errQueueFull
+	}
+	return nil
 }
 
 // raise is what both interrupt hypercalls end with: -ENODEV for a VM without
@@ -45,7 +65,9 @@ func (e *hcVM) raise(source uint32, count bool, f func() error) acrn.Errno {
 	if count {
 		e.count(source)
 	}
-	if err := e.inject(f); err != nil {
+	if err := e.inject(f); errors.Is(err, errQueueFull) {
+		return acrn.EBUSY
+	} else if err != nil {
 		return acrn.EINVAL
 	}
 	return 0

@@ -112,42 +112,53 @@ func (e *hcVM) destroy() {
 	e.vm.Close()
 }
 
-// hcDestroyVM is HC_DESTROY_VM: param1 is the target VM ID. The VM is
-// paused, then torn down; its ID becomes free.
+// stopped reports whether a VM may be reset or destroyed: paused, as ACRN
+// asks, or powered off — a run that ended on its own (the guest exited, shut
+// down or failed). ACRN has no such state for a VM whose guest powers off
+// (its device model sees the guest's power-off request and pauses the VM);
+// in ember the run is over, and the VM is treated as paused. The caller
+// holds e.mu.
+func (e *hcVM) stopped() bool {
+	s := e.curState()
+	return s == vmPaused || s == vmPoweredOff
+}
+
+// hcDestroyVM is HC_DESTROY_VM: param1 is the target VM ID, which must be
+// paused or powered off (-EPERM otherwise: pause it first, as ACRN v2.6
+// asks). The VM is torn down and its ID becomes free.
 func hcDestroyVM(c *call) acrn.Errno {
 	e, r := c.target(c.p1)
 	if r != 0 {
 		return r
 	}
+	ok := e.stopped()
 	e.mu.Unlock()
+	if !ok {
+		return acrn.EPERM
+	}
 	e.destroy()
 	return 0
 }
 
-// hcStartVM is HC_START_VM: param1 is the target VM ID. Refused (-EPERM)
-// until the I/O request buffer is set, and for a VM that is running or
-// powered off (reset it first). A paused VM continues where it stopped.
+// hcStartVM is HC_START_VM: param1 is the target VM ID, which must be in the
+// created state (new, or reset since its last run) with its I/O request
+// buffer set; anything else is -EPERM, as in ACRN v2.6, where a paused VM is
+// reset before it starts again.
 func hcStartVM(c *call, e *hcVM) acrn.Errno {
-	if !e.ioreqSet {
+	if !e.ioreqSet || e.curState() != vmCreated {
 		return acrn.EPERM
-	}
-	switch e.curState() {
-	case vmRunning, vmPoweredOff:
-		return acrn.EPERM
-	case vmPaused:
-		if e.running() {
-			e.vm.Resume()
-			e.state = vmRunning
-			return 0
-		}
 	}
 	e.run = e.vm.Start()
 	e.lastRun, e.state = e.run, vmRunning
 	return 0
 }
 
-// hcPauseVM is HC_PAUSE_VM: param1 is the target VM ID. Pausing a paused (or
-// stopped) VM succeeds and does nothing.
+// hcPauseVM is HC_PAUSE_VM: param1 is the target VM ID. A running VM's
+// vCPUs stop (a vCPU waiting on the Service VM for a request counts as
+// stopped: the pause does not wait on requests, as ACRN's does not); a
+// created one becomes paused without having run. Pausing a paused or
+// powered-off VM succeeds and does nothing (ACRN refuses a powered-off one,
+// but ember's powered off is ACRN's paused, see stopped).
 func hcPauseVM(c *call, e *hcVM) acrn.Errno {
 	switch e.curState() {
 	case vmRunning:
@@ -159,13 +170,14 @@ func hcPauseVM(c *call, e *hcVM) acrn.Errno {
 	return 0
 }
 
-// hcResetVM is HC_RESET_VM: param1 is the target VM ID, which must not be
-// running (pause it first; -EPERM otherwise). The VM gets its power-on
-// state back (every vCPU, the irqchip and the PIT: hv.VM.ResetState) and the
-// BSP the registers HC_SET_VCPU_REGS gave it; the VM can then be started
-// again.
+// hcResetVM is HC_RESET_VM: param1 is the target VM ID, which must be
+// paused or powered off (-EPERM otherwise, as in ACRN v2.6). The run ends;
+// the VM gets its power-on state back (every vCPU, the irqchip and the PIT:
+// hv.VM.ResetState) and the BSP the registers HC_SET_VCPU_REGS gave it;
+// every slot of its request buffer is FREE again (ACRN's reset_vm_ioreqs).
+// The VM is then in the created state and can be started again.
 func hcResetVM(c *call, e *hcVM) acrn.Errno {
-	if e.curState() == vmRunning {
+	if !e.stopped() {
 		return acrn.EPERM
 	}
 	e.stopRun()
@@ -178,6 +190,7 @@ func hcResetVM(c *call, e *hcVM) acrn.Errno {
 			return acrn.EIO
 		}
 	}
+	e.resetIOReq()
 	e.state = vmCreated
 	return 0
 }

@@ -78,6 +78,16 @@ func createVMFlags(t testing.TB, h *Service, n uint16, flags uint64) uint16 {
 	return cr.VMID
 }
 
+// destroyVM pauses VM id and destroys it, as a Service VM does.
+func destroyVM(t testing.TB, h *Service, id uint16) {
+	t.Helper()
+	for _, c := range []acrn.ID{acrn.HCPauseVM, acrn.HCDestroyVM} {
+		if r := h.Hypercall(c, uint64(id), 0); r != 0 {
+			t.Fatalf("%v: %v", c, acrn.ResultError(r))
+		}
+	}
+}
+
 func mapRegion(t testing.TB, h *Service, id uint16, typ, prot uint32, gpa, serviceGPA, size uint64) acrn.Errno {
 	t.Helper()
 	hostWrite(t, h, gpaArray, &acrn.VMMemoryRegion{Type: typ, Prot: prot, GPA: gpa, SOSVMGPA: serviceGPA, Size: size})
@@ -200,10 +210,12 @@ func testHypercallTable(t *testing.T, h *Service) {
 		{"start a running VM", acrn.HCStartVM, v(id), v(0), acrn.EPERM},
 		{"set regs while running", acrn.HCSetVCPURegs, v(id), at(&regs), acrn.EPERM},
 		{"reset a running VM", acrn.HCResetVM, v(id), v(0), acrn.EPERM},
+		{"destroy a running VM: pause it first (ACRN)", acrn.HCDestroyVM, v(id), v(0), acrn.EPERM},
 		{"pause a running VM", acrn.HCPauseVM, v(id), v(0), 0},
-		{"resume by start", acrn.HCStartVM, v(id), v(0), 0},
+		{"start a paused VM: reset it first (ACRN)", acrn.HCStartVM, v(id), v(0), acrn.EPERM},
 		{"pause", acrn.HCPauseVM, v(id), v(0), 0},
 		{"reset", acrn.HCResetVM, v(id), v(0), 0},
+		{"reset a created VM: pause it first (ACRN)", acrn.HCResetVM, v(id), v(0), acrn.EPERM},
 		{"destroy the Service VM", acrn.HCDestroyVM, v(0), v(0), acrn.EINVAL},
 		{"destroy a free ID", acrn.HCDestroyVM, v(MaxVMs - 1), v(0), acrn.EINVAL},
 
@@ -292,6 +304,8 @@ func testHypercallTable(t *testing.T, h *Service) {
 		{"retired HC_ASSIGN_PTDEV", acrn.HCAssignPtdev, v(id), v(0), acrn.EINVAL},
 		{"unknown ID", 0x80000099, v(0), v(0), acrn.EINVAL},
 
+		{"destroy a created VM: pause it first (ACRN)", acrn.HCDestroyVM, v(id), v(0), acrn.EPERM},
+		{"pause to destroy", acrn.HCPauseVM, v(id), v(0), 0},
 		{"destroy", acrn.HCDestroyVM, v(id), v(0), 0},
 		{"destroy again", acrn.HCDestroyVM, v(id), v(0), acrn.EINVAL},
 		{"start a destroyed VM", acrn.HCStartVM, v(id), v(0), acrn.EINVAL},
@@ -418,9 +432,7 @@ func testCreateVMFillsIDAndHonoursAffinity(t *testing.T, h *Service) {
 	if r := errnoOfResult(h.Hypercall(acrn.HCStartVM, uint64(cr.VMID), 0)); r != acrn.EPERM {
 		t.Errorf("start without a buffer: %v", r)
 	}
-	if r := h.Hypercall(acrn.HCDestroyVM, uint64(cr.VMID), 0); r != 0 {
-		t.Fatal(acrn.ResultError(r))
-	}
+	destroyVM(t, h, cr.VMID)
 }
 
 func TestIntrMonitorCounts(t *testing.T) { eachService(t, testIntrMonitorCounts) }
@@ -486,9 +498,7 @@ func testConcurrentHypercalls(t *testing.T, h *Service) {
 		}()
 	}
 	wg.Wait()
-	if r := h.Hypercall(acrn.HCDestroyVM, id, 0); r != 0 {
-		t.Fatal(acrn.ResultError(r))
-	}
+	destroyVM(t, h, uint16(id))
 }
 
 // FuzzHypercall throws random IDs and parameters at the dispatcher with a
@@ -580,4 +590,26 @@ func TestServiceVMSbufsGoWithIt(t *testing.T) {
 		t.Errorf("%d trace buffers left after the Service VM closed, want 0", n)
 	}
 	h.Hypercall(acrn.HCGetAPIVersion, gpaParam, 0) // traced nowhere, and no fault
+}
+
+// TestServiceVMOfflineCPU: HC_SOS_OFFLINE_CPU from a Service VM refuses its
+// BSP and IDs it does not have (-EINVAL, as ACRN), and answers -ENODEV for
+// a valid AP: ember has no physical CPU to hand over and does not pretend
+// to have taken one.
+func TestServiceVMOfflineCPU(t *testing.T) {
+	h := fakeService(t)
+	e, err := h.newVM(hv.Config{MemorySize: 1 << 20, VCPUs: 2}, loadService, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.vm.Close()
+	for _, tt := range []struct {
+		lapicID uint64
+		want    acrn.Errno
+	}{{0, acrn.EINVAL}, {1, acrn.ENODEV}, {2, acrn.EINVAL}} {
+		c := &call{h: h, from: e, mem: e.vm.Memory(), id: acrn.HCSOSOfflineCPU, p1: tt.lapicID}
+		if v, r := h.dispatch(c, 0); v != allow || errnoOfResult(r) != tt.want {
+			t.Errorf("LAPIC ID %d: verdict %v, %v; want %v", tt.lapicID, v, errnoOfResult(r), tt.want)
+		}
+	}
 }

@@ -53,9 +53,8 @@ func (s vmState) String() string {
 type vmTable struct {
 	mu        sync.RWMutex
 	slots     [MaxVMs]*hcVM
-	serviceVM *hcVM // the Service VM guest in slot 0, or nil: the host is the Service VM
-	callback  uint8 // upcall vector, HC_SET_CALLBACK_VECTOR
-	offline   map[uint32]bool
+	serviceVM *hcVM     // the Service VM guest in slot 0, or nil: the host is the Service VM
+	callback  uint8     // upcall vector, HC_SET_CALLBACK_VECTOR
 	sbufs     sbufTable // the shared buffers, with a lock of their own (hc_debug.go)
 	// hostUpcall is the host control plane's upcall handler (upcall.go).
 	hostUpcall ServiceUpcall
@@ -99,6 +98,7 @@ type hcVM struct {
 	intrMu    sync.Mutex
 	intrCount map[uint32]uint64 // source -> injections; source = GSI, or 0x10000|vector for MSIs
 	intrDelay atomic.Int64      // INTR_CMD_DELAY_INT, in milliseconds
+	intrQ     delayQueue        // the injections intrDelay postpones (intr_delay.go)
 
 }
 
@@ -167,6 +167,7 @@ func (t *vmTable) fill(id uint16, e *hcVM) {
 // guest goes, the VMs it created go first (their memory is its memory), and
 // so do the shared buffers it registered.
 func (e *hcVM) unregister() {
+	e.intrQ.close()
 	t := &e.h.table
 	if e.load == loadService {
 		for _, o := range t.all() {

@@ -94,9 +94,9 @@ func (c *ServiceVMClient) take(i int, t Ticket) bool {
 
 // Finish is HC_NOTIFY_REQUEST_FINISH for vCPU vcpu of the User VM: the
 // Service VM has set the request in its page COMPLETE. Finish loads that
-// state (the acquire), copies the value of a read into ember's slot, frees
-// the page's slot (rule (f) on the Service VM's side) and completes ember's
-// slot, waking the vCPU (rule (e)). A call for a vCPU with nothing in flight
+// state (the acquire), copies the value of a read into ember's slot,
+// completes ember's slot, waking the vCPU (rule (e)), and then frees the
+// page's slot (rule (f) on the Service VM's side), in the seed's order. A call for a vCPU with nothing in flight
 // returns ErrNoRequest; one for a request that is not yet COMPLETE returns a
 // *TransitionError and leaves the request waiting, as ACRN does.
 func (c *ServiceVMClient) Finish(vcpu int) error {
@@ -116,17 +116,20 @@ func (c *ServiceVMClient) Finish(vcpu int) error {
 		return &TransitionError{Slot: vcpu, From: acrn.StateComplete, To: acrn.StateFree, Actual: st}
 	}
 	v := c.page.ReadValue(vcpu, &r.req)
-	if err := c.page.Release(vcpu); err != nil {
-		return err
-	}
 	c.inflight[vcpu] = nil
 	if Dir(&r.req) == acrn.DirRead {
 		SetValue(&r.req, v)
 		if err := r.t.Buffer().WriteBody(vcpu, &r.req); err != nil {
+			c.page.Release(vcpu)
 			return err
 		}
 	}
-	if err := r.t.Complete(); err != nil {
+	// Rule (e) before (f): the vCPU resumes with the value, then the page's
+	// slot is FREE. The vCPU's next request waits for c.mu, so it cannot
+	// find the slot still COMPLETE.
+	err := r.t.Complete()
+	c.page.Release(vcpu)
+	if err != nil {
 		return fmt.Errorf("ioreq: finishing vCPU %d: %w", vcpu, err)
 	}
 	return nil

@@ -1,0 +1,119 @@
+package hypercall
+
+import (
+	"sync"
+	"time"
+)
+
+// maxDelayed bounds the injections a VM's delayQueue holds; a Service VM
+// that asks for more while INTR_CMD_DELAY_INT is in force gets -EBUSY.
+const maxDelayed = 1024
+
+// delayQueue runs the injections INTR_CMD_DELAY_INT postpones for one VM:
+// in the order they were asked for, each no earlier than its due time, on
+// one goroutine. One goroutine keeps their order: a line set high and then
+// low is low afterwards, which a timer per injection does not promise. The
+// goroutine starts with the first postponed injection and ends with close.
+type delayQueue struct {
+	mu      sync.Mutex
+	pending []delayed
+	wake    chan struct{} // capacity 1: "pending changed"
+	done    chan struct{} // closed by close
+	started bool
+	closed  bool
+	wg      sync.WaitGroup
+}
+
+// delayed is one postponed injection.
+type delayed struct {
+	due time.Time
+	f   func() error
+}
+
+// push queues f to run at due, and reports false if it cannot: the queue is
+// full or closed.
+func (q *delayQueue) push(due time.Time, f func() error) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed || len(q.pending) >= maxDelayed {
+		return false
+	}
+	if !q.started {
+		q.started = true
+		q.wake, q.done = make(chan struct{}, 1), make(chan struct{})
+		q.wg.Add(1)
+		go q.run()
+	}
+	q.pending = append(q.pending, delayed{due, f})
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// run injects the queue's head when it is due, until close. An injection's
+// error has no caller left to go to.
+func (q *delayQueue) run() {
+	defer q.wg.Done()
+	for {
+		d, ok := q.head()
+		if !ok {
+			select {
+			case <-q.wake:
+				continue
+			case <-q.done:
+				return
+			}
+		}
+		if w := time.Until(d.due); w > 0 {
+			t := time.NewTimer(w)
+			select {
+			case <-t.C:
+			case <-q.done:
+				t.Stop()
+				return
+			}
+		}
+		d.f()
+		q.pop() // after f: busy stays true until the head has run
+	}
+}
+
+func (q *delayQueue) head() (delayed, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.pending) == 0 {
+		return delayed{}, false
+	}
+	return q.pending[0], true
+}
+
+func (q *delayQueue) pop() {
+	q.mu.Lock()
+	q.pending = q.pending[1:]
+	q.mu.Unlock()
+}
+
+// close drops what is pending and ends the goroutine, for a VM that goes.
+func (q *delayQueue) close() {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return
+	}
+	q.closed, q.pending = true, nil
+	started := q.started
+	q.mu.Unlock()
+	if started {
+		close(q.done)
+		q.wg.Wait()
+	}
+}
+
+// busy reports whether injections are still waiting.
+func (q *delayQueue) busy() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.pending) > 0
+}
