@@ -2,6 +2,7 @@ package hypercall
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -202,5 +203,100 @@ func TestHostServiceUpcall(t *testing.T) {
 	}
 	if e := finish(0); e != acrn.EINVAL {
 		t.Errorf("finish after the run: %v, want EINVAL", e)
+	}
+}
+
+// runHCUpcall runs guest.HCUpcall as a Service VM guest in mode and returns
+// how it ended, its reports, how long it ran and the service.
+func runHCUpcall(t *testing.T, mode uint64) (hv.Result, []uint64, time.Duration, *Service) {
+	t.Helper()
+	h := openHV(t)
+	vm, err := h.NewVM(hv.Config{MemorySize: 2 << 20}, Identity{ServiceVM: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { vm.Close() })
+	rep := kvmtest.NewReporter()
+	if err := vm.PIO.Register(guest.PortReport, 4, "report", rep); err != nil {
+		t.Fatal(err)
+	}
+	if err := vm.LoadImage(guest.HCUpcall.Code, guest.LoadAddr); err != nil {
+		t.Fatal(err)
+	}
+	e := guest.HCUpcall.Entry()
+	e.Regs.RDX = mode
+	if err := vm.SetEntry(0, e); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	res, err := vm.Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, rep.Values(), time.Since(start), h
+}
+
+// TestServiceVMGuestHardCases: a Service VM guest (guest.HCUpcall) that
+// serves a User VM created with GUEST_FLAG_IO_COMPLETION_POLLING without
+// ever notifying; one that pauses and destroys its User VM from its upcall
+// handler on vCPU0 while that VM waits on it; one that answers a request
+// after ember gave up on it and then serves the next. None stalls.
+func TestServiceVMGuestHardCases(t *testing.T) {
+	const einval = 0xffffffea // -EINVAL, as the guest reports EAX
+	setup := []uint64{0, 0, 0, 0, 0}
+	cat := func(parts ...[]uint64) []uint64 {
+		var all []uint64
+		for _, p := range parts {
+			all = append(all, p...)
+		}
+		return all
+	}
+	rd, wr := uint64(acrn.DirRead), uint64(acrn.DirWrite)
+	for _, tt := range []struct {
+		name    string
+		mode    uint64
+		want    []uint64
+		userVM  uint64 // the User VM's exit status; 0: it was destroyed
+		maxTime time.Duration
+	}{
+		{"completion polling, no notify", guest.HCUpcallPolling, cat(setup,
+			// direction, port, size, value, completion_polling
+			[]uint64{rd, 0x5a0, 4, 0xc0de05a0, 1, rd, 0x5a2, 2, 0xc0de05a2, 1,
+				wr, 0x5a8, 2, 0x05a2, 1, wr, 0x5ac, 4, 0xc0de05a0, 1}), 0xc0de05a0, 0},
+		{"pause and destroy from the upcall", guest.HCUpcallPauseDestroy, cat(setup,
+			// the request; HC_PAUSE_VM; the slot still PENDING for 0x5a0; HC_DESTROY_VM
+			[]uint64{rd, 0x5a0, 4, 0, uint64(acrn.StatePending), 0x5a0, 0}), 0, ioreq.DefaultTimeout / 2},
+		{"late completion, then the next request", guest.HCUpcallLate, cat(setup,
+			[]uint64{rd, 0x5a0, 4, einval, // claimed and left; the late notify
+				rd, 0x5a2, 2, 0xc0de05a2, 0,
+				wr, 0x5a8, 2, 0x05a2, 0,
+				wr, 0x5ac, 4, 0xffffffff, 0}), 0xffffffff, 0}, // the first read timed out
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			res, got, elapsed, h := runHCUpcall(t, tt.mode)
+			if res.Reason != hv.StopExit || res.Status != 0 {
+				t.Fatalf("Service VM: %v (reports %#x)", res, got)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("reports %#x\nwant    %#x", got, tt.want)
+			}
+			if tt.maxTime > 0 && elapsed > tt.maxTime {
+				t.Errorf("the Service VM ran %v: a stall (the request time-out is %v)", elapsed, ioreq.DefaultTimeout)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			r, err := h.WaitVM(ctx, 1)
+			switch {
+			case tt.userVM == 0:
+				if _, ok := h.LookupVM(1); ok || err == nil {
+					t.Errorf("the destroyed User VM is still there (%v %v)", r, err)
+				}
+			case err != nil || r.Reason != hv.StopExit || uint64(uint32(r.Status)) != tt.userVM:
+				t.Errorf("User VM: %v %v, want exit %#x", r, err, tt.userVM)
+			}
+			t.Logf("Service VM ran %v", elapsed.Round(time.Millisecond))
+		})
 	}
 }
