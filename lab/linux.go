@@ -39,13 +39,13 @@ exit, the medians of --reps runs, and ember's ratio to QEMU.`,
 			if err != nil {
 				return err
 			}
-			ird, err := linuxguest.BuildFromSystem()
+			ird, err := linuxguest.BuildFromSystem("")
 			if err != nil {
 				s.p.say("installing busybox-static (apt-get)")
 				if aerr := aptInstall("busybox-static"); aerr != nil {
 					return fmt.Errorf("%v; %w", err, aerr)
 				}
-				if ird, err = linuxguest.BuildFromSystem(); err != nil {
+				if ird, err = linuxguest.BuildFromSystem(""); err != nil {
 					return err
 				}
 			}

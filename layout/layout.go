@@ -16,6 +16,7 @@
 //	0x000e_0000  ACPI tables, to 0xf0000               pc
 //	0x0010_0000  high RAM: the kernel (bzImage)        boot
 //	0xc000_0000  MMIO hole (3-4 GiB): PCI MMIO window  memory, pc
+//	0xc000_0000  virtio-pci BARs, 32 KiB a slot        pc
 //	0xfec0_0000  IOAPIC                                KVM
 //	0xfee0_0000  LAPIC                                 KVM
 //	0xfffb_c000  KVM's real-mode identity page, TSS    hv (Intel hosts)
@@ -63,8 +64,13 @@ const (
 	// memory window (inclusive), up to the IOAPIC.
 	PCIMMIO32Start = MMIOHoleStart
 	PCIMMIO32End   = IOAPIC - 1
-	IOAPIC         = 0xfec00000 // the in-kernel IOAPIC
-	LAPIC          = 0xfee00000 // the in-kernel LAPICs
+	// VirtioBARs is where the BARs of ember's virtio-pci functions go, one
+	// VirtioBARSize window per PCI slot (slot 1 first), at the bottom of
+	// the PCI window as firmware would assign them.
+	VirtioBARs    = PCIMMIO32Start
+	VirtioBARSize = 0x8000
+	IOAPIC        = 0xfec00000 // the in-kernel IOAPIC
+	LAPIC         = 0xfee00000 // the in-kernel LAPICs
 	// KVMIdentityMap and KVMTSS are the pages KVM needs on Intel hosts for
 	// real-mode emulation, just below 4 GiB where no RAM is, as QEMU and
 	// Firecracker place them.

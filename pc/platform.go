@@ -34,6 +34,8 @@ type Platform struct {
 	RTC   *rtc.RTC
 	PCI   *PCIHost
 	PM    *acpipm.PM
+
+	slots int // PCI slots AddVirtio has used
 }
 
 // Config configures the platform.

@@ -8,6 +8,7 @@ import (
 	"ember/acrn"
 	"ember/ioreq"
 	"ember/layout"
+	virtiopci "ember/virtio/pci"
 )
 
 // memBuf is guest memory for tests: a byte slice addressed from 0.
@@ -210,5 +211,13 @@ func TestACPITablesAsAGuestReadsThem(t *testing.T) {
 	}
 	if err := WriteACPI(make(memBuf, 1<<20), 256); err == nil {
 		t.Error("a MADT for 256 vCPUs was written")
+	}
+}
+
+// TestVirtioBARsFitTheLayout: the layout's window per virtio function holds
+// a function's whole BAR0.
+func TestVirtioBARsFitTheLayout(t *testing.T) {
+	if layout.VirtioBARSize < virtiopci.BARSize || layout.VirtioBARs%virtiopci.BARSize != 0 {
+		t.Errorf("layout gives %#x-byte windows at %#x; a virtio-pci BAR0 is %#x bytes", layout.VirtioBARSize, layout.VirtioBARs, virtiopci.BARSize)
 	}
 }

@@ -28,8 +28,9 @@ const kernelEnv = "EMBER_KERNEL"
 
 // testInitramfs is the initramfs of one test run, written to a file.
 type testInitramfs struct {
-	path string
-	sum  string // sha256 of the blob the init checks
+	path   string
+	sum    string // sha256 of the blob the init checks
+	virtio bool   // the init loads the kernel's virtio modules
 }
 
 // requireLinux returns the kernel to boot and the initramfs, or skips (fails
@@ -49,7 +50,7 @@ func requireLinux(t *testing.T) (string, testInitramfs) {
 		}
 		t.Skipf("skipping: set %s to a bzImage (e.g. Debian's vmlinuz) to boot a real kernel", kernelEnv)
 	}
-	ird, err := linuxguest.BuildFromSystem()
+	ird, err := linuxguest.BuildFromSystem(kernel)
 	if err != nil {
 		if os.Getenv(kvmtest.RequireEnv) != "" {
 			t.Fatal(err)
@@ -60,7 +61,7 @@ func requireLinux(t *testing.T) (string, testInitramfs) {
 	if err := os.WriteFile(path, ird.Data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return kernel, testInitramfs{path: path, sum: ird.SHA256}
+	return kernel, testInitramfs{path: path, sum: ird.SHA256, virtio: ird.Modules > 0}
 }
 
 // bootResult is one `ember run --kernel` as the user sees it.

@@ -19,6 +19,7 @@ import (
 	"ember/hypercall"
 	"ember/kvm"
 	"ember/pc"
+	"ember/virtio/blk"
 	"ember/vmm"
 	"ember/x86"
 )
@@ -50,7 +51,9 @@ type runOptions struct {
 	consoleFile string
 	reboot      string
 	cpuidMask   []string
-	dmSocket    string // --device-model-socket
+	dmSocket    string   // --device-model-socket
+	rng         bool     // --rng
+	disks       []string // --disk
 }
 
 // defaultLinuxMemory is the RAM a Linux guest gets when --memory is not given.
@@ -108,6 +111,8 @@ exit port), or 125 if the guest shut down (triple fault), 126 if the VM failed,
 	f.StringVar(&o.reboot, "reboot", rebootExit, "what a guest reboot does: exit or restart")
 	f.StringSliceVar(&o.cpuidMask, "cpuid-mask", nil, "CPUID features to hide, e.g. cx16,xsave (names as in /proc/cpuinfo)")
 	f.StringVar(&o.dmSocket, "device-model-socket", "", "unix socket to create for out-of-process device models (docs/ioreq-protocol.md)")
+	f.StringArrayVar(&o.disks, "disk", nil, "a raw disk image as a virtio-blk device: PATH[,readonly][,serial=ID][,queues=N] (repeatable)")
+	f.BoolVar(&o.rng, "rng", false, "give the guest a virtio-rng device (virtio-pci), fed from the host's getrandom")
 	return cmd
 }
 
@@ -140,6 +145,8 @@ type prepared struct {
 	prog   guest.Program    // a tiny guest, or
 	linux  *vmm.LinuxImages // a kernel
 	reboot string
+	rng    bool         // a virtio-rng device
+	disks  []blk.Config // virtio-blk devices
 }
 
 // prepare checks every option and reads the files, so that misconfiguration is
@@ -158,7 +165,18 @@ func prepare(o runOptions) (*prepared, error) {
 	if err := x86.CheckCPUIDMask(o.cpuidMask); err != nil {
 		return nil, fmt.Errorf("--cpuid-mask: %w", err)
 	}
-	p := &prepared{reboot: o.reboot, cfg: hv.Config{MemorySize: size, VCPUs: o.cpus, CPUIDMask: o.cpuidMask, DeviceModelSocket: o.dmSocket}}
+	var disks []blk.Config
+	for _, d := range o.disks {
+		c, err := parseDisk(d)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := os.Stat(c.Path); err != nil {
+			return nil, fmt.Errorf("--disk: %w", err)
+		}
+		disks = append(disks, c)
+	}
+	p := &prepared{reboot: o.reboot, rng: o.rng, disks: disks, cfg: hv.Config{MemorySize: size, VCPUs: o.cpus, CPUIDMask: o.cpuidMask, DeviceModelSocket: o.dmSocket}}
 	if o.kernel == "" {
 		prog, ok := guest.ByName(o.guest)
 		if !ok {
@@ -264,6 +282,9 @@ func bootOnce(ctx context.Context, hc *hypercall.Service, p *prepared, input *co
 	defer vm.Close()
 	plat, err := pc.Attach(vm, pc.Config{})
 	if err != nil {
+		return hv.Result{}, 0, err
+	}
+	if err := addVirtio(vm, plat, p); err != nil {
 		return hv.Result{}, 0, err
 	}
 	if p.linux != nil {

@@ -29,6 +29,10 @@ const (
 	MarkBanner  = "Linux version" // the kernel's, not the init's
 )
 
+// DiskMarker is what the init writes to sector 1 of /dev/vda when the
+// command line has ember.diskwrite=1.
+const DiskMarker = "written by the guest through virtio-blk"
+
 // Answer is the line a driver types at MarkPrompt, and Echo what the init
 // then prints.
 const (
@@ -41,6 +45,7 @@ const initScript = `#!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
 echo "` + MarkStarted + `"
 end=poweroff
 for a in $(cat /proc/cmdline); do
@@ -50,6 +55,17 @@ echo "ember-init: initrd sha256 $(sha256sum /data/blob | cut -d' ' -f1)"
 echo "ember-init: cmdline $(cat /proc/cmdline)"
 echo "ember-init: cpus $(grep -c ^processor /proc/cpuinfo)"
 echo "ember-init: memtotal $(awk '/^MemTotal/ {print $2}' /proc/meminfo) kB"
+for m in /lib/modules/*.ko; do [ -e "$m" ] && insmod "$m"; done
+if [ -d /sys/bus/virtio/devices ]; then
+	echo "ember-init: virtio devices $(cat /sys/bus/virtio/devices/*/device 2>/dev/null | tr '\n' ' ')"
+fi
+[ -c /dev/hwrng ] && echo "ember-init: hwrng $(head -c 4096 /dev/hwrng | wc -c) bytes"
+if [ -b /dev/vda ]; then
+	echo "ember-init: vda sha256 $(head -c 65536 /dev/vda | sha256sum | cut -d' ' -f1)"
+	case " $(cat /proc/cmdline) " in *" ember.diskwrite=1 "*)
+		echo "` + DiskMarker + `" | dd of=/dev/vda bs=512 seek=1 count=1 conv=notrunc,sync 2>/dev/null && sync && echo "ember-init: vda written";;
+	esac
+fi
 echo "` + MarkPrompt + `"
 read -r line
 echo "ember-init: read [$line]"
@@ -59,13 +75,22 @@ $end -f
 
 // Initramfs is a built archive and the checksum its init will report.
 type Initramfs struct {
-	Data   []byte
-	SHA256 string // hex sha256 of /data/blob
+	Data    []byte
+	SHA256  string // hex sha256 of /data/blob
+	Modules int    // kernel modules the init loads
+}
+
+// Module is a kernel module the init loads, in the order given, before it
+// reports the virtio devices Linux found.
+type Module struct {
+	Name string // file name, e.g. virtio_pci.ko
+	Data []byte
 }
 
 // Build makes the initramfs around busybox (the bytes of a static binary)
-// and 256 KiB of random data whose checksum the init reports.
-func Build(busybox []byte) (Initramfs, error) {
+// and 256 KiB of random data whose checksum the init reports, with modules
+// the init loads.
+func Build(busybox []byte, modules ...Module) (Initramfs, error) {
 	if err := CheckStatic(busybox); err != nil {
 		return Initramfs{}, err
 	}
@@ -77,6 +102,9 @@ func Build(busybox []byte) (Initramfs, error) {
 		if err := w.Dir(d, 0o755); err != nil {
 			return Initramfs{}, err
 		}
+	}
+	if err := addModules(w, modules); err != nil {
+		return Initramfs{}, err
 	}
 	for _, err := range []error{
 		w.File("bin/busybox", busybox, 0o755),
@@ -90,16 +118,22 @@ func Build(busybox []byte) (Initramfs, error) {
 		}
 	}
 	sum := sha256.Sum256(blob)
-	return Initramfs{Data: buf.Bytes(), SHA256: hex.EncodeToString(sum[:])}, nil
+	return Initramfs{Data: buf.Bytes(), SHA256: hex.EncodeToString(sum[:]), Modules: len(modules)}, nil
 }
 
-// BuildFromSystem is Build with the machine's busybox-static.
-func BuildFromSystem() (Initramfs, error) {
+// BuildFromSystem is Build with the machine's busybox-static and, if the
+// directory tree of kernel (a .../boot/vmlinuz-VERSION) has them in
+// lib/modules/VERSION, the virtio modules (VirtioModules).
+func BuildFromSystem(kernel string) (Initramfs, error) {
 	bb, err := os.ReadFile(BusyboxPath)
 	if err != nil {
 		return Initramfs{}, fmt.Errorf("%w (apt-get install busybox-static)", err)
 	}
-	ird, err := Build(bb)
+	mods, err := VirtioModules(kernel)
+	if err != nil {
+		return Initramfs{}, err
+	}
+	ird, err := Build(bb, mods...)
 	if err != nil {
 		return Initramfs{}, fmt.Errorf("%s: %w (apt-get install busybox-static)", BusyboxPath, err)
 	}

@@ -1,0 +1,86 @@
+package pc
+
+import (
+	"fmt"
+
+	"ember/acrn"
+	"ember/hv"
+	"ember/ioreq"
+	"ember/kvm"
+	"ember/layout"
+	"ember/virtio"
+	virtiopci "ember/virtio/pci"
+)
+
+// intxGSIs are the ISA interrupt lines free on ember's PC, given to the
+// first virtio functions as INTA#: a kernel without an ACPI _PRT entry for a
+// function takes its Interrupt Line register, and only for ISA lines. Later
+// functions have MSI-X only.
+var intxGSIs = []uint32{5, 9, 10, 11}
+
+// maxPCISlots bounds the slots of bus 0: 00:00.0 is the host bridge.
+const maxPCISlots = 32
+
+// AddVirtio puts dev on the PCI bus as a modern virtio-pci function in the
+// next free slot (00:01.0 first), with BAR0 in the PCI window at
+// layout.VirtioBARs and MSI-X through KVM_SIGNAL_MSI. Call it before the VM
+// runs; a Reset of the VM resets the device with it. Queue notifications
+// reach the device through ioeventfds, off the vCPU threads.
+func (p *Platform) AddVirtio(vm *hv.VM, dev virtio.Device) (*virtiopci.Function, error) {
+	p.slots++
+	slot := p.slots
+	if slot >= maxPCISlots {
+		return nil, fmt.Errorf("pc: no free PCI slot for a virtio device")
+	}
+	bar := uint32(layout.VirtioBARs + (slot-1)*layout.VirtioBARSize)
+	name := fmt.Sprintf("virtio-pci-%02x", slot)
+	var f *virtiopci.Function
+	var notify *notifiers
+	cfg := virtiopci.Config{
+		Mem:    vm.Memory(),
+		BAR:    bar,
+		Logger: vm.Logger(),
+		MSI: func(lo, hi, data uint32) error {
+			return vm.SignalMSI(kvm.MSI{AddressLo: lo, AddressHi: hi, Data: data})
+		},
+		MoveBAR: func(old, new uint32) error {
+			if err := moveBAR(vm, f, name, old, new); err != nil {
+				return err
+			}
+			return notify.move(new)
+		},
+	}
+	if slot <= len(intxGSIs) {
+		gsi := intxGSIs[slot-1]
+		cfg.INTx, cfg.IRQ = irqLine{vm.KVM(), vm.Logger(), gsi}, uint8(gsi)
+	}
+	f, err := virtiopci.New(dev, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := vm.MMIO.Register(uint64(bar), virtiopci.BARSize, name, f); err != nil {
+		return nil, fmt.Errorf("pc: %s: %w", name, err)
+	}
+	r := ioreq.Range{Type: acrn.ReqPCICfg, Start: ioreq.PCIAddress(0, uint32(slot), 0, 0), End: ioreq.PCIAddress(0, uint32(slot), 0, 0xfff)}
+	if err := vm.IORequests().Router().Claim(r, ioreq.InProcess(name, ioreq.PCIConfigHandler(f))); err != nil {
+		return nil, fmt.Errorf("pc: %s: %w", name, err)
+	}
+	if notify, err = startNotifiers(vm, f, bar); err != nil {
+		return nil, err
+	}
+	vm.OnClose(dev.Reset)
+	return f, nil
+}
+
+// moveBAR re-registers a function's BAR0 where the driver put it; an
+// address outside the PCI window leaves it unmapped until the driver puts it
+// back inside.
+func moveBAR(vm *hv.VM, f *virtiopci.Function, name string, old, new uint32) error {
+	if old >= layout.PCIMMIO32Start {
+		vm.MMIO.Unregister(uint64(old)) // not registered if it was outside the window
+	}
+	if new < layout.PCIMMIO32Start || uint64(new)+virtiopci.BARSize-1 > layout.PCIMMIO32End {
+		return fmt.Errorf("BAR0 at %#x is outside the PCI window", new)
+	}
+	return vm.MMIO.Register(uint64(new), virtiopci.BARSize, name, f)
+}

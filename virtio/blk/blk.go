@@ -1,0 +1,188 @@
+// Package blk is virtio-blk (virtio 1.2, §5.2): a disk backed by a raw image
+// file on the host. Requests are served off the vCPU threads, one goroutine
+// per queue: reads and writes at the request's sector, FLUSH as fdatasync
+// (so a write the guest saw complete after a flush is on the host's disk),
+// DISCARD and WRITE_ZEROES by punching holes, GET_ID with the serial. A
+// malformed request is answered with an error status, or dropped and logged
+// if it has no room for one; it never reaches outside the image or guest
+// RAM.
+package blk
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"ember/memory"
+	"ember/virtio"
+)
+
+// SectorSize is the unit of the request header's sector field and of the
+// capacity: 512 bytes, whatever the disk's block size.
+const SectorSize = 512
+
+// Feature bits of virtio-blk (§5.2.3).
+const (
+	featureSegMax      = 1 << 2
+	featureRO          = 1 << 5
+	featureBlkSize     = 1 << 6
+	featureFlush       = 1 << 9
+	featureMQ          = 1 << 12
+	featureDiscard     = 1 << 13
+	featureWriteZeroes = 1 << 14
+)
+
+// queueSize is each request queue's maximum size.
+const queueSize = 256
+
+// maxSegments bounds the data segments of one request (seg_max): the
+// queue size less the header and status.
+const maxSegments = queueSize - 2
+
+// Config describes a disk.
+type Config struct {
+	// Path is the raw image file.
+	Path string
+	// ReadOnly opens the image read-only and offers VIRTIO_BLK_F_RO: writes
+	// fail with an I/O error.
+	ReadOnly bool
+	// Serial is the disk's ID (GET_ID): at most 20 bytes.
+	Serial string
+	// Queues is the number of request queues (VIRTIO_BLK_F_MQ); 0 means 1.
+	Queues int
+	// Logger gets malformed requests and I/O errors; nil is slog.Default().
+	Logger *slog.Logger
+}
+
+// Disk is a virtio-blk device: a virtio.Device.
+type Disk struct {
+	cfg      Config
+	file     *os.File
+	sectors  uint64
+	features uint64
+	log      *slog.Logger
+
+	mu      sync.Mutex
+	workers []*worker // while active
+}
+
+// Open opens the image and returns the disk. The image's size is rounded
+// down to whole sectors.
+func Open(cfg Config) (*Disk, error) {
+	if len(cfg.Serial) > idLen {
+		return nil, fmt.Errorf("virtio-blk: serial %q is longer than %d bytes", cfg.Serial, idLen)
+	}
+	if cfg.Queues == 0 {
+		cfg.Queues = 1
+	}
+	if cfg.Queues < 1 || cfg.Queues > 16 {
+		return nil, fmt.Errorf("virtio-blk: %d queues (1 to 16)", cfg.Queues)
+	}
+	flag := os.O_RDWR
+	if cfg.ReadOnly {
+		flag = os.O_RDONLY
+	}
+	f, err := os.OpenFile(cfg.Path, flag, 0)
+	if err != nil {
+		return nil, fmt.Errorf("virtio-blk: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("virtio-blk: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("virtio-blk: %s is not a regular file", cfg.Path)
+	}
+	d := &Disk{cfg: cfg, file: f, sectors: uint64(st.Size()) / SectorSize, log: cfg.Logger}
+	if d.log == nil {
+		d.log = slog.Default()
+	}
+	d.log = d.log.With("disk", cfg.Path)
+	d.features = featureSegMax | featureBlkSize | featureFlush
+	if cfg.ReadOnly {
+		d.features |= featureRO
+	} else {
+		d.features |= featureDiscard | featureWriteZeroes
+	}
+	if cfg.Queues > 1 {
+		d.features |= featureMQ
+	}
+	return d, nil
+}
+
+// Close resets the disk and closes the image.
+func (d *Disk) Close() error {
+	d.Reset()
+	return d.file.Close()
+}
+
+// Type returns virtio.IDBlock.
+func (d *Disk) Type() uint16 { return virtio.IDBlock }
+
+// Features returns the disk's feature bits.
+func (d *Disk) Features() uint64 { return d.features }
+
+// QueueSizes returns one size per request queue.
+func (d *Disk) QueueSizes() []uint16 {
+	s := make([]uint16, d.cfg.Queues)
+	for i := range s {
+		s[i] = queueSize
+	}
+	return s
+}
+
+// Activate starts one worker per enabled queue.
+func (d *Disk) Activate(mem *memory.Guest, features uint64, queues []*virtio.Queue, interrupt func(int)) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.workers != nil {
+		return errors.New("virtio-blk: already active")
+	}
+	d.workers = make([]*worker, len(queues))
+	for i, q := range queues {
+		if q == nil {
+			continue
+		}
+		w := &worker{d: d, mem: mem, q: q, i: i, interrupt: interrupt, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+		d.workers[i] = w
+		go w.run()
+	}
+	return nil
+}
+
+// Notify wakes queue q's worker.
+func (d *Disk) Notify(q int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if q >= 0 && q < len(d.workers) && d.workers[q] != nil {
+		select {
+		case d.workers[q].kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Reset stops the workers and waits for them; requests they were serving
+// finish first, so nothing the guest was told is done is undone.
+func (d *Disk) Reset() {
+	d.mu.Lock()
+	ws := d.workers
+	d.workers = nil
+	d.mu.Unlock()
+	for _, w := range ws {
+		if w != nil {
+			close(w.stop)
+			<-w.done
+		}
+	}
+}
+
+// Flush makes everything written so far durable, for a host that stops the
+// VM (the guest's own FLUSH requests do the same).
+func (d *Disk) Flush() error { return unix.Fdatasync(int(d.file.Fd())) }

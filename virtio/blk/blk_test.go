@@ -1,0 +1,209 @@
+package blk
+
+import (
+	"bytes"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"ember/memory"
+	"ember/virtio"
+	"ember/virtio/virtiotest"
+)
+
+// rig is a disk on a temporary image, activated with one queue a test
+// driver fills.
+type rig struct {
+	t     *testing.T
+	disk  *Disk
+	drv   *virtiotest.Driver
+	path  string
+	irqs  chan int
+	image []byte
+}
+
+const imageSize = 64 << 10
+
+func newRig(t *testing.T, readOnly bool) *rig {
+	t.Helper()
+	mem, err := memory.New([]memory.Range{{GPA: 0, Size: 1 << 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mem.Close() })
+	image := make([]byte, imageSize)
+	for i := range image {
+		image[i] = byte(i / SectorSize)
+	}
+	path := filepath.Join(t.TempDir(), "disk.img")
+	if err := os.WriteFile(path, image, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := Open(Config{Path: path, ReadOnly: readOnly, Serial: "ember-disk-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	drv, err := virtiotest.New(mem, virtiotest.Config{Base: 0x1000, Size: 16, EventIdx: true, IndirectDesc: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &rig{t: t, disk: d, drv: drv, path: path, irqs: make(chan int, 64), image: image}
+	if err := d.Activate(mem, virtio.FeatureVersion1|virtio.FeatureEventIdx, []*virtio.Queue{drv.Queue}, func(q int) { r.irqs <- q }); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// header is a request header.
+func header(typ uint32, sector uint64) []byte {
+	h := make([]byte, headerSize)
+	binary.LittleEndian.PutUint32(h, typ)
+	binary.LittleEndian.PutUint64(h[8:], sector)
+	return h
+}
+
+// do offers a request, waits for it and returns the used length and the
+// bytes of the writable buffers.
+func (r *rig) do(bufs ...virtiotest.Buffer) (uint32, [][]byte) {
+	r.t.Helper()
+	head, addrs, err := r.drv.Add(bufs...)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.disk.Notify(0)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		u, ok, err := r.drv.Used()
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		if ok {
+			if u.Head != head {
+				r.t.Fatalf("used head %d, want %d", u.Head, head)
+			}
+			var out [][]byte
+			for i, b := range bufs {
+				if b.Writable {
+					data, _ := r.drv.Read(addrs[i], int(b.Len))
+					out = append(out, data)
+				}
+			}
+			return u.Len, out
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatal("request never completed")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func status(out [][]byte) byte { last := out[len(out)-1]; return last[len(last)-1] }
+
+// TestRequests: each request type against the image, with the status and
+// length the driver sees, and what the image holds afterwards.
+func TestRequests(t *testing.T) {
+	rd, wr := virtiotest.Readable, virtiotest.Writable
+	seg := func(sector uint64, n, flags uint32) []byte {
+		b := make([]byte, segmentSize)
+		binary.LittleEndian.PutUint64(b, sector)
+		binary.LittleEndian.PutUint32(b[8:], n)
+		binary.LittleEndian.PutUint32(b[12:], flags)
+		return b
+	}
+	data := bytes.Repeat([]byte{0xab}, 2*SectorSize)
+	for _, tt := range []struct {
+		name     string
+		readOnly bool
+		bufs     []virtiotest.Buffer
+		wantLen  uint32
+		status   byte
+		check    func(t *testing.T, r *rig, out [][]byte)
+	}{
+		{"read two sectors", false, []virtiotest.Buffer{rd(header(typeIn, 3)), wr(2 * SectorSize), wr(1)}, 2*SectorSize + 1, statusOK,
+			func(t *testing.T, r *rig, out [][]byte) {
+				if !bytes.Equal(out[0], r.image[3*SectorSize:5*SectorSize]) {
+					t.Error("read data differs from the image")
+				}
+			}},
+		{"read data and status in one buffer", false, []virtiotest.Buffer{rd(header(typeIn, 0)), wr(SectorSize + 1)}, SectorSize + 1, statusOK, nil},
+		{"read past the end", false, []virtiotest.Buffer{rd(header(typeIn, imageSize/SectorSize-1)), wr(2 * SectorSize), wr(1)}, 1, statusIOErr, nil},
+		{"read of a part sector", false, []virtiotest.Buffer{rd(header(typeIn, 0)), wr(100), wr(1)}, 1, statusIOErr, nil},
+		{"read at a huge sector", false, []virtiotest.Buffer{rd(header(typeIn, 1<<62)), wr(SectorSize), wr(1)}, 1, statusIOErr, nil},
+		{"write", false, []virtiotest.Buffer{rd(header(typeOut, 10)), rd(data), wr(1)}, 1, statusOK,
+			func(t *testing.T, r *rig, _ [][]byte) {
+				got, _ := os.ReadFile(r.path)
+				if !bytes.Equal(got[10*SectorSize:12*SectorSize], data) || got[12*SectorSize] != 12 {
+					t.Error("the image does not hold the write")
+				}
+			}},
+		{"write to a read-only disk", true, []virtiotest.Buffer{rd(header(typeOut, 10)), rd(data), wr(1)}, 1, statusIOErr, nil},
+		{"flush", false, []virtiotest.Buffer{rd(header(typeFlush, 0)), wr(1)}, 1, statusOK, nil},
+		{"get id", false, []virtiotest.Buffer{rd(header(typeGetID, 0)), wr(idLen), wr(1)}, idLen + 1, statusOK,
+			func(t *testing.T, _ *rig, out [][]byte) {
+				if string(bytes.TrimRight(out[0], "\x00")) != "ember-disk-1" {
+					t.Errorf("id %q", out[0])
+				}
+			}},
+		{"discard", false, []virtiotest.Buffer{rd(header(typeDiscard, 0)), rd(seg(4, 4, 0)), wr(1)}, 1, statusOK,
+			func(t *testing.T, r *rig, _ [][]byte) {
+				got, _ := os.ReadFile(r.path)
+				if !bytes.Equal(got[4*SectorSize:8*SectorSize], make([]byte, 4*SectorSize)) || got[8*SectorSize] != 8 {
+					t.Error("discarded sectors do not read as zeros, or more went")
+				}
+			}},
+		{"discard with the unmap flag", false, []virtiotest.Buffer{rd(header(typeDiscard, 0)), rd(seg(4, 4, flagUnmap)), wr(1)}, 1, statusUnsupp, nil},
+		{"write zeroes", false, []virtiotest.Buffer{rd(header(typeWriteZeroes, 0)), rd(seg(20, 2, 0)), wr(1)}, 1, statusOK,
+			func(t *testing.T, r *rig, _ [][]byte) {
+				got, _ := os.ReadFile(r.path)
+				if !bytes.Equal(got[20*SectorSize:22*SectorSize], make([]byte, 2*SectorSize)) || got[22*SectorSize] != 22 {
+					t.Error("zeroed sectors wrong")
+				}
+			}},
+		{"write zeroes past the end", false, []virtiotest.Buffer{rd(header(typeWriteZeroes, 0)), rd(seg(imageSize/SectorSize-1, 2, 0)), wr(1)}, 1, statusIOErr, nil},
+		{"unknown type", false, []virtiotest.Buffer{rd(header(99, 0)), wr(1)}, 1, statusUnsupp, nil},
+		{"header cut short", false, []virtiotest.Buffer{rd(make([]byte, 8)), wr(1)}, 1, statusIOErr, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, tt.readOnly)
+			n, out := r.do(tt.bufs...)
+			if n != tt.wantLen || status(out) != tt.status {
+				t.Fatalf("used length %d, status %d; want %d, %d", n, status(out), tt.wantLen, tt.status)
+			}
+			if tt.check != nil {
+				tt.check(t, r, out)
+			}
+		})
+	}
+}
+
+// TestRequestWithoutStatusIsDropped: a chain with no writable byte cannot
+// be answered; it is returned with nothing written, and the queue goes on.
+func TestRequestWithoutStatusIsDropped(t *testing.T) {
+	r := newRig(t, false)
+	if n, _ := r.do(virtiotest.Readable(header(typeFlush, 0))); n != 0 {
+		t.Errorf("used length %d, want 0", n)
+	}
+	if n, out := r.do(virtiotest.Readable(header(typeFlush, 0)), virtiotest.Writable(1)); n != 1 || status(out) != statusOK {
+		t.Errorf("next request: %d, %d", n, status(out))
+	}
+}
+
+// TestConfigSpace: capacity, block size and segment limits as a driver reads
+// them; features as the disk was opened.
+func TestConfigSpace(t *testing.T) {
+	r := newRig(t, true)
+	var c [configSize]byte
+	r.disk.ReadConfig(0, c[:])
+	if got := binary.LittleEndian.Uint64(c[cfgCapacity:]); got != imageSize/SectorSize {
+		t.Errorf("capacity %d sectors, want %d", got, imageSize/SectorSize)
+	}
+	if got := binary.LittleEndian.Uint32(c[cfgBlkSize:]); got != SectorSize {
+		t.Errorf("blk_size %d", got)
+	}
+	if f := r.disk.Features(); f&featureRO == 0 || f&featureFlush == 0 || f&featureDiscard != 0 {
+		t.Errorf("features %#x of a read-only disk", f)
+	}
+}

@@ -1,0 +1,314 @@
+package blk
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+
+	"golang.org/x/sys/unix"
+
+	"ember/memory"
+	"ember/virtio"
+)
+
+// Request types and statuses (§5.2.6).
+const (
+	typeIn          = 0
+	typeOut         = 1
+	typeFlush       = 4
+	typeGetID       = 8
+	typeDiscard     = 11
+	typeWriteZeroes = 13
+
+	statusOK     = 0
+	statusIOErr  = 1
+	statusUnsupp = 2
+
+	headerSize  = 16 // struct virtio_blk_req's type, reserved, sector
+	segmentSize = 16 // struct virtio_blk_discard_write_zeroes
+	idLen       = 20 // VIRTIO_BLK_ID_BYTES
+	flagUnmap   = 1  // in a WRITE_ZEROES segment
+)
+
+// worker serves one request queue on its own goroutine.
+type worker struct {
+	d         *Disk
+	mem       *memory.Guest
+	q         *virtio.Queue
+	i         int
+	interrupt func(int)
+	kick      chan struct{} // capacity 1: the driver notified
+	stop      chan struct{} // closed by Reset
+	done      chan struct{} // closed when run returns
+	broken    bool          // the driver broke the ring: nothing more is served
+}
+
+// run serves the queue whenever it is notified, until Reset.
+func (w *worker) run() {
+	defer close(w.done)
+	for {
+		if !w.broken {
+			w.drain()
+		}
+		select {
+		case <-w.kick:
+		case <-w.stop:
+			return
+		}
+	}
+}
+
+// drain serves every available request, then interrupts the driver if it
+// wants to hear of them.
+func (w *worker) drain() {
+	defer func() {
+		if w.q.NeedsInterrupt(w.mem) {
+			w.interrupt(w.i)
+		}
+	}()
+	for {
+		c, err := w.q.Pop(w.mem)
+		var ce *virtio.ChainError
+		switch {
+		case errors.As(err, &ce):
+			w.d.log.Warn("virtio-blk: malformed request dropped", "queue", w.i, "err", err)
+			if err := w.q.Push(w.mem, ce.Head, 0); err != nil {
+				w.fail(err)
+				return
+			}
+			continue
+		case err != nil:
+			w.fail(err)
+			return
+		case c == nil:
+			return
+		}
+		if err := w.q.Push(w.mem, c.Head, w.serve(c)); err != nil {
+			w.fail(err)
+			return
+		}
+	}
+}
+
+// fail stops serving a queue the driver broke.
+func (w *worker) fail(err error) {
+	w.d.log.Error("virtio-blk: queue stopped; the driver must reset the device", "queue", w.i, "err", err)
+	w.broken = true
+}
+
+// serve performs one request and returns the bytes it wrote into the
+// chain's writable buffers, status byte included. A chain with no writable
+// byte for the status is dropped (0 bytes written).
+func (w *worker) serve(c *virtio.Chain) uint32 {
+	data, status := splitStatus(c.Writable)
+	if status == nil {
+		w.d.log.Warn("virtio-blk: request without a status byte dropped", "queue", w.i)
+		return 0
+	}
+	var hdr [headerSize]byte
+	if _, err := io.ReadFull(c.Reader(), hdr[:]); err != nil {
+		w.d.log.Warn("virtio-blk: request shorter than its header", "queue", w.i)
+		*status = statusIOErr
+		return 1
+	}
+	typ, sector := binary.LittleEndian.Uint32(hdr[0:]), binary.LittleEndian.Uint64(hdr[8:])
+	in := skip(c.Readable, headerSize)
+	n, st := uint64(0), byte(statusOK)
+	switch typ {
+	case typeIn:
+		n, st = w.d.read(data, sector)
+	case typeOut:
+		st = w.d.write(in, sector)
+	case typeFlush:
+		st = w.d.flush()
+	case typeGetID:
+		n = w.d.getID(data)
+	case typeDiscard, typeWriteZeroes:
+		st = w.d.zeroRanges(in, typ == typeDiscard)
+	default:
+		st = statusUnsupp
+	}
+	*status = st
+	return uint32(n) + 1
+}
+
+// splitStatus separates the last writable byte, the status, from the data
+// buffers before it.
+func splitStatus(bufs [][]byte) ([][]byte, *byte) {
+	for len(bufs) > 0 && len(bufs[len(bufs)-1]) == 0 {
+		bufs = bufs[:len(bufs)-1]
+	}
+	if len(bufs) == 0 {
+		return nil, nil
+	}
+	last := bufs[len(bufs)-1]
+	data := append([][]byte(nil), bufs[:len(bufs)-1]...)
+	if len(last) > 1 {
+		data = append(data, last[:len(last)-1])
+	}
+	return data, &last[len(last)-1]
+}
+
+// skip returns bufs without their first n bytes.
+func skip(bufs [][]byte, n int) [][]byte {
+	for len(bufs) > 0 && n >= len(bufs[0]) {
+		n -= len(bufs[0])
+		bufs = bufs[1:]
+	}
+	if len(bufs) == 0 {
+		return nil
+	}
+	out := append([][]byte(nil), bufs...)
+	out[0] = out[0][n:]
+	return out
+}
+
+// span checks that n bytes from sector lie within the disk, whole sectors,
+// and returns the byte offset.
+func (d *Disk) span(sector, n uint64) (int64, bool) {
+	if n%SectorSize != 0 || sector > d.sectors || n/SectorSize > d.sectors-sector {
+		return 0, false
+	}
+	return int64(sector * SectorSize), true
+}
+
+// read fills bufs from the image at sector.
+func (d *Disk) read(bufs [][]byte, sector uint64) (uint64, byte) {
+	n := total(bufs)
+	off, ok := d.span(sector, n)
+	if !ok {
+		d.log.Warn("virtio-blk: read outside the disk", "sector", sector, "bytes", n)
+		return 0, statusIOErr
+	}
+	got, err := preadv(int(d.file.Fd()), bufs, off)
+	if err != nil || uint64(got) != n {
+		d.log.Error("virtio-blk: read failed", "sector", sector, "bytes", n, "got", got, "err", err)
+		return uint64(got), statusIOErr
+	}
+	return n, statusOK
+}
+
+// write writes bufs to the image at sector.
+func (d *Disk) write(bufs [][]byte, sector uint64) byte {
+	if d.cfg.ReadOnly {
+		return statusIOErr
+	}
+	n := total(bufs)
+	off, ok := d.span(sector, n)
+	if !ok {
+		d.log.Warn("virtio-blk: write outside the disk", "sector", sector, "bytes", n)
+		return statusIOErr
+	}
+	if put, err := pwritev(int(d.file.Fd()), bufs, off); err != nil || uint64(put) != n {
+		d.log.Error("virtio-blk: write failed", "sector", sector, "bytes", n, "put", put, "err", err)
+		return statusIOErr
+	}
+	return statusOK
+}
+
+// flush is FLUSH: everything written before is made durable.
+func (d *Disk) flush() byte {
+	if err := d.Flush(); err != nil {
+		d.log.Error("virtio-blk: flush failed", "err", err)
+		return statusIOErr
+	}
+	return statusOK
+}
+
+// getID writes the serial, NUL-padded to 20 bytes or as much as fits.
+func (d *Disk) getID(bufs [][]byte) uint64 {
+	var id [idLen]byte
+	copy(id[:], d.cfg.Serial)
+	var n uint64
+	for _, b := range bufs {
+		c := copy(b, id[n:])
+		n += uint64(c)
+	}
+	return n
+}
+
+// zeroRanges is DISCARD (punch holes) and WRITE_ZEROES (zero the range,
+// punching holes where the driver allows unmapping) for each segment.
+func (d *Disk) zeroRanges(bufs [][]byte, discard bool) byte {
+	if d.cfg.ReadOnly {
+		return statusIOErr
+	}
+	raw := make([]byte, total(bufs))
+	if len(raw) == 0 || len(raw)%segmentSize != 0 || len(raw) > maxSegments*segmentSize {
+		return statusUnsupp
+	}
+	gather(raw, bufs)
+	for s := raw; len(s) > 0; s = s[segmentSize:] {
+		sector, num, flags := binary.LittleEndian.Uint64(s), binary.LittleEndian.Uint32(s[8:]), binary.LittleEndian.Uint32(s[12:])
+		if flags&^flagUnmap != 0 || (discard && flags != 0) {
+			return statusUnsupp
+		}
+		off, ok := d.span(sector, uint64(num)*SectorSize)
+		if !ok || num > maxRangeSectors {
+			return statusIOErr
+		}
+		if err := d.zero(off, int64(num)*SectorSize, discard || flags&flagUnmap != 0); err != nil {
+			d.log.Error("virtio-blk: zeroing a range failed", "sector", sector, "sectors", num, "err", err)
+			return statusIOErr
+		}
+	}
+	return statusOK
+}
+
+// zero makes [off, off+n) of the image read as zeros: by punching a hole,
+// or, where the range must stay allocated, with FALLOC_FL_ZERO_RANGE (a
+// hole where the file system cannot).
+func (d *Disk) zero(off, n int64, punch bool) error {
+	fd := int(d.file.Fd())
+	if !punch {
+		err := unix.Fallocate(fd, unix.FALLOC_FL_ZERO_RANGE|unix.FALLOC_FL_KEEP_SIZE, off, n)
+		if !errors.Is(err, unix.EOPNOTSUPP) {
+			return err
+		}
+	}
+	return unix.Fallocate(fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n)
+}
+
+func total(bufs [][]byte) uint64 {
+	var n uint64
+	for _, b := range bufs {
+		n += uint64(len(b))
+	}
+	return n
+}
+
+func gather(dst []byte, bufs [][]byte) {
+	for _, b := range bufs {
+		dst = dst[copy(dst, b):]
+	}
+}
+
+// preadv and pwritev move every buffer, retrying short transfers.
+func preadv(fd int, bufs [][]byte, off int64) (int, error) {
+	return transfer(bufs, off, func(b [][]byte, o int64) (int, error) { return unix.Preadv(fd, b, o) })
+}
+
+func pwritev(fd int, bufs [][]byte, off int64) (int, error) {
+	return transfer(bufs, off, func(b [][]byte, o int64) (int, error) { return unix.Pwritev(fd, b, o) })
+}
+
+// transfer calls op until bufs are done, op fails, or it moves nothing.
+func transfer(bufs [][]byte, off int64, op func([][]byte, int64) (int, error)) (int, error) {
+	done := 0
+	for len(bufs) > 0 {
+		n, err := op(bufs, off)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n == 0 {
+			return done, err
+		}
+		done += n
+		off += int64(n)
+		bufs = skip(bufs, n)
+		for len(bufs) > 0 && len(bufs[0]) == 0 {
+			bufs = bufs[1:]
+		}
+	}
+	return done, nil
+}

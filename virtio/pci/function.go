@@ -1,0 +1,266 @@
+package pci
+
+import (
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"ember/devices"
+	"ember/memory"
+	"ember/virtio"
+)
+
+// Config connects a Function to its VM.
+type Config struct {
+	// Mem is the guest's RAM, where the driver puts its queues.
+	Mem *memory.Guest
+	// BAR is BAR0's address at power-on, as firmware would have assigned
+	// it: BARSize-aligned, in the PCI memory window.
+	BAR uint32
+	// MoveBAR re-registers BAR0's region when the driver programs another
+	// address into it (a kernel that reassigns PCI resources).
+	MoveBAR func(old, new uint32) error
+	// MSI sends the message an MSI-X table entry holds (KVM_SIGNAL_MSI).
+	MSI func(addrLo, addrHi, data uint32) error
+	// INTx is the function's INTA# line, level-triggered, for a driver that
+	// does not enable MSI-X; IRQ is its GSI, shown in the Interrupt Line
+	// register.
+	INTx devices.IRQLine
+	IRQ  uint8
+	// Logger gets the driver's mistakes and the device's failures; nil
+	// means slog.Default().
+	Logger *slog.Logger
+}
+
+// Function is one virtio device as a PCI function: its configuration space
+// (ConfigRead, ConfigWrite: an ioreq.ConfigSpace) and BAR0 (Read, Write: a
+// devices.Device at the BAR's address).
+type Function struct {
+	dev virtio.Device
+	cfg Config
+	log *slog.Logger
+
+	// lifecycle serialises status changes, which call the device's
+	// Activate and Reset; mu guards the registers. A device may call the
+	// interrupt callback (which takes mu) until Reset returns, so mu is
+	// never held while the device is called.
+	lifecycle sync.Mutex
+	mu        sync.Mutex
+	space     [256]byte // configuration space; BAR0 and the MSI-X control live here too
+	barSize   bool      // the driver wrote all ones to BAR0: reads give the size
+	regs      common
+	msix      msixTable
+}
+
+// New returns the function for dev, reset.
+func New(dev virtio.Device, cfg Config) (*Function, error) {
+	if cfg.BAR%BARSize != 0 {
+		return nil, fmt.Errorf("virtio-pci: BAR0 %#x is not %#x-aligned", cfg.BAR, BARSize)
+	}
+	n := len(dev.QueueSizes())
+	if n == 0 || n > 64 {
+		return nil, fmt.Errorf("virtio-pci: %d queues", n)
+	}
+	f := &Function{dev: dev, cfg: cfg, log: cfg.Logger}
+	if f.log == nil {
+		f.log = slog.Default()
+	}
+	f.msix.init(n + 1) // one vector per queue, one for configuration changes
+	f.regs.init(dev.QueueSizes())
+	f.initSpace()
+	return f, nil
+}
+
+// initSpace fills the configuration space: the header, BAR0 and the
+// capability list.
+func (f *Function) initSpace() {
+	s, le := f.space[:], binary.LittleEndian
+	t := f.dev.Type()
+	le.PutUint16(s[regVendor:], VendorID)
+	le.PutUint16(s[regDevice:], deviceIDBase+t)
+	le.PutUint16(s[regStatus:], statusCapList)
+	class := classOf(t)
+	s[regRevision] = revisionModern
+	s[regClass], s[regClass+1], s[regClass+2] = byte(class), byte(class>>8), byte(class>>16)
+	s[regHeader] = 0 // type 0, single function
+	le.PutUint32(s[regBAR0:], f.cfg.BAR)
+	le.PutUint16(s[regSubVendor:], VendorID)
+	le.PutUint16(s[regSubsystem:], 0x40+t) // modern devices use IDs 0x40 and up
+	s[regCapPtr] = capCommon
+	s[regIntLine], s[regIntPin] = f.cfg.IRQ, 1 // INTA#
+	f.putVirtioCap(capCommon, capNotify, cfgCommon, commonOffset, commonSize, 16)
+	f.putVirtioCap(capNotify, capISR, cfgNotify, notifyOffset, notifySize, 20)
+	le.PutUint32(s[capNotify+16:], NotifyMultiplier)
+	f.putVirtioCap(capISR, capDevice, cfgISR, isrOffset, isrSize, 16)
+	f.putVirtioCap(capDevice, capMSIX, cfgDevice, deviceOffset, deviceSize, 16)
+	s[capMSIX], s[capMSIX+1] = capIDMSIX, 0
+	le.PutUint16(s[capMSIX+2:], uint16(f.msix.n-1)) // table size - 1; disabled, unmasked
+	le.PutUint32(s[capMSIX+4:], msixTableOff)       // BIR 0
+	le.PutUint32(s[capMSIX+8:], msixPBAOff)
+}
+
+// putVirtioCap writes a struct virtio_pci_cap at off in BAR0.
+func (f *Function) putVirtioCap(off, next int, typ uint8, barOff, length uint32, capLen uint8) {
+	s := f.space[off:]
+	s[0], s[1], s[2], s[3], s[4], s[5] = capIDVendor, byte(next), capLen, typ, 0, 0
+	binary.LittleEndian.PutUint32(s[8:], barOff)
+	binary.LittleEndian.PutUint32(s[12:], length)
+}
+
+// ConfigRead reads the configuration space; only function 0 of this slot is
+// routed here, so bus, dev and fn are not looked at. A read past 256 bytes
+// (the extended space) gives all ones.
+func (f *Function) ConfigRead(_, _, _ uint8, reg uint16, data []byte) {
+	if int(reg)+len(data) > len(f.space) {
+		devices.FillOnes(data)
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	copy(data, f.space[reg:])
+	if f.barSize && reg < regBAR0+4 && int(reg)+len(data) > regBAR0 {
+		var size [4]byte
+		binary.LittleEndian.PutUint32(size[:], ^uint32(BARSize-1))
+		for i := range data {
+			if r := int(reg) + i; r >= regBAR0 && r < regBAR0+4 {
+				data[i] = size[r-regBAR0]
+			}
+		}
+	}
+}
+
+// ConfigWrite writes the writable registers: the command register, BAR0
+// (sizing, or a new address), the interrupt line and the MSI-X message
+// control. Everything else is read-only.
+func (f *Function) ConfigWrite(_, _, _ uint8, reg uint16, data []byte) {
+	if int(reg)+len(data) > len(f.space) {
+		return
+	}
+	f.mu.Lock()
+	var moved [2]uint32
+	for i, b := range data {
+		f.writeByte(int(reg)+i, b)
+	}
+	if reg < regBAR0+4 && int(reg)+len(data) > regBAR0 {
+		moved = f.barWritten()
+	}
+	if reg < capMSIX+4 && int(reg)+len(data) > capMSIX+2 {
+		f.msix.setControl(binary.LittleEndian.Uint16(f.space[capMSIX+2:]), f.cfg.MSI)
+	}
+	f.mu.Unlock()
+	if moved[0] != moved[1] && f.cfg.MoveBAR != nil {
+		if err := f.cfg.MoveBAR(moved[0], moved[1]); err != nil {
+			f.log.Error("virtio-pci: moving BAR0", "from", moved[0], "to", moved[1], "err", err)
+		}
+	}
+}
+
+// writeByte stores one byte of a configuration write where the register is
+// writable. The caller holds f.mu.
+func (f *Function) writeByte(r int, b byte) {
+	switch {
+	case r == regCommand:
+		f.space[r] = b & (commandMemory | 1<<2) // memory space, bus master
+	case r == regCommand+1:
+		f.space[r] = b & (commandNoINTx >> 8)
+	case r >= regBAR0 && r < regBAR0+4, r == regIntLine:
+		f.space[r] = b
+	case r == capMSIX+3:
+		f.space[r] = b & 0xc0 // enable, function mask
+	}
+}
+
+// barWritten handles a write to BAR0: all ones starts a size probe; an
+// address moves the BAR. It returns the old and new addresses. The caller
+// holds f.mu.
+func (f *Function) barWritten() [2]uint32 {
+	le := binary.LittleEndian
+	v := le.Uint32(f.space[regBAR0:])
+	old := f.cfg.BAR
+	if v == 0xffffffff {
+		f.barSize = true
+		le.PutUint32(f.space[regBAR0:], old)
+		return [2]uint32{old, old}
+	}
+	f.barSize = false
+	v &^= BARSize - 1
+	le.PutUint32(f.space[regBAR0:], v)
+	f.cfg.BAR = v
+	return [2]uint32{old, v}
+}
+
+// Read reads BAR0 at offset off.
+func (f *Function) Read(off uint64, data []byte) {
+	switch {
+	case off >= commonOffset && off < commonOffset+commonSize:
+		f.readCommon(off-commonOffset, data)
+	case off == isrOffset:
+		f.readISR(data)
+	case off >= deviceOffset && off < deviceOffset+deviceSize:
+		f.dev.ReadConfig(off-deviceOffset, data)
+	case off >= msixTableOff && off < msixPBAOff+0x1000:
+		f.mu.Lock()
+		f.msix.read(off-msixTableOff, data)
+		f.mu.Unlock()
+	default:
+		clear(data)
+	}
+}
+
+// Write writes BAR0 at offset off.
+func (f *Function) Write(off uint64, data []byte) {
+	switch {
+	case off >= commonOffset && off < commonOffset+commonSize:
+		f.writeCommon(off-commonOffset, data)
+	case off >= notifyOffset && off < notifyOffset+notifySize:
+		f.notify(int((off - notifyOffset) / NotifyMultiplier))
+	case off >= deviceOffset && off < deviceOffset+deviceSize:
+		f.dev.WriteConfig(off-deviceOffset, data)
+	case off >= msixTableOff && off < msixPBAOff:
+		f.mu.Lock()
+		f.msix.write(off-msixTableOff, data, f.cfg.MSI)
+		f.mu.Unlock()
+	}
+}
+
+// readISR returns the ISR status and clears it, lowering INTx (§4.1.4.5).
+func (f *Function) readISR(data []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	clear(data)
+	if len(data) > 0 {
+		data[0] = f.regs.isr
+	}
+	if f.regs.isr != 0 {
+		f.regs.isr = 0
+		if f.cfg.INTx != nil {
+			f.cfg.INTx.SetLevel(false)
+		}
+	}
+}
+
+// Notify passes a notification of queue q to the device, if it is active
+// and the queue enabled: what a write to the queue's notification address
+// does, for a transport that receives those writes some other way (an
+// ioeventfd, NotifyAddress).
+func (f *Function) Notify(q int) { f.notify(q) }
+
+// NumQueues returns the number of the device's queues.
+func (f *Function) NumQueues() int { return len(f.dev.QueueSizes()) }
+
+// notify passes a queue notification to an active device.
+func (f *Function) notify(q int) {
+	f.mu.Lock()
+	ok := f.regs.active && q < len(f.regs.queues) && f.regs.queues[q].enable
+	f.mu.Unlock()
+	if ok {
+		f.dev.Notify(q)
+	}
+}
+
+// NotifyOffset returns the offset in BAR0 of queue q's notification
+// register, where a transport may put an ioeventfd.
+func (f *Function) NotifyOffset(q int) uint64 {
+	return notifyOffset + uint64(q)*NotifyMultiplier
+}

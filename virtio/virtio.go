@@ -1,0 +1,72 @@
+// Package virtio is what every virtio device of ember shares, whatever its
+// transport: the device status and feature bits of the virtio 1.2
+// specification (OASIS), split virtqueues with the checks a hostile driver
+// needs (queue.go), and Device, the boundary between a device model
+// (virtio/rng, virtio/blk, ...) and a transport (virtio/pci) — as rust-vmm's
+// virtio-queue and crosvm's VirtioDevice draw it. A device knows nothing of
+// PCI or MMIO; a transport knows nothing of what a device does.
+package virtio
+
+import "ember/memory"
+
+// Device status bits (virtio 1.2, §2.1).
+const (
+	StatusAcknowledge      = 1
+	StatusDriver           = 2
+	StatusDriverOK         = 4
+	StatusFeaturesOK       = 8
+	StatusDeviceNeedsReset = 64
+	StatusFailed           = 128
+)
+
+// Feature bits every transport offers or knows (virtio 1.2, §6).
+const (
+	FeatureIndirectDesc = 1 << 28 // VIRTIO_F_INDIRECT_DESC
+	FeatureEventIdx     = 1 << 29 // VIRTIO_F_EVENT_IDX
+	FeatureVersion1     = 1 << 32 // VIRTIO_F_VERSION_1: a modern device
+	FeatureAccessPlat   = 1 << 33 // VIRTIO_F_ACCESS_PLATFORM (never offered)
+)
+
+// Device IDs (virtio 1.2, §5).
+const (
+	IDNet     = 1
+	IDBlock   = 2
+	IDConsole = 3
+	IDRNG     = 4
+	IDBalloon = 5
+	IDVsock   = 19
+)
+
+// Device is one virtio device model. A transport calls it from the vCPU
+// thread that touched the device's registers, or from its notification
+// goroutine; the device serves its queues on goroutines of its own.
+type Device interface {
+	// Type returns the virtio device ID (IDBlock, IDRNG, ...).
+	Type() uint16
+	// Features returns the device-specific feature bits the device offers;
+	// the transport adds FeatureVersion1, FeatureEventIdx and
+	// FeatureIndirectDesc itself.
+	Features() uint64
+	// QueueSizes returns the maximum size of each of the device's queues;
+	// its length is the number of queues.
+	QueueSizes() []uint16
+	// ReadConfig and WriteConfig access the device-specific configuration
+	// space at offset off. Out-of-range reads return zeros, writes to
+	// read-only fields are ignored.
+	ReadConfig(off uint64, data []byte)
+	WriteConfig(off uint64, data []byte)
+	// Activate starts the device when the driver sets DRIVER_OK: mem is the
+	// guest's RAM, features the negotiated bits, queues the queues the
+	// driver enabled (nil for one it left disabled), and interrupt is what
+	// the device calls after it has put buffers in queue i's used ring
+	// (the transport decides whether the driver wants an interrupt: Queue
+	// knows EVENT_IDX and NO_INTERRUPT). An error marks the device
+	// DEVICE_NEEDS_RESET.
+	Activate(mem *memory.Guest, features uint64, queues []*Queue, interrupt func(queue int)) error
+	// Notify tells an active device that the driver put buffers in queue.
+	Notify(queue int)
+	// Reset stops an active device and forgets its queues: the driver wrote
+	// 0 to the status, or the VM is resetting. Its goroutines have returned
+	// when Reset does.
+	Reset()
+}
