@@ -178,7 +178,7 @@ func (q *Queue) usable() error {
 }
 
 // Reset returns the queue to its unconfigured state, as after a device
-// reset (§2.1.2): no size, no areas, not ready, indices at zero.
+// reset: no size, no areas, not ready, indices at zero.
 func (q *Queue) Reset() { *q = Queue{} }
 
 // The addresses of the ring fields.

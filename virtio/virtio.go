@@ -58,10 +58,10 @@ type Device interface {
 	// Activate starts the device when the driver sets DRIVER_OK: mem is the
 	// guest's RAM, features the negotiated bits, queues the queues the
 	// driver enabled (nil for one it left disabled), and interrupt is what
-	// the device calls after it has put buffers in queue i's used ring
-	// (the transport decides whether the driver wants an interrupt: Queue
-	// knows EVENT_IDX and NO_INTERRUPT). An error marks the device
-	// DEVICE_NEEDS_RESET.
+	// the device calls for queue i when, after it put buffers in the used
+	// ring, Queue.NeedsInterrupt says the driver wants to hear of them
+	// (NeedsInterrupt remembers its last answer, so only the device asks
+	// it). An error marks the device DEVICE_NEEDS_RESET.
 	Activate(mem *memory.Guest, features uint64, queues []*Queue, interrupt func(queue int)) error
 	// Notify tells an active device that the driver put buffers in queue.
 	Notify(queue int)

@@ -16,6 +16,10 @@ import (
 	"ember/virtio/internal/atomic16"
 )
 
+// usedNoNotify is VIRTQ_USED_F_NO_NOTIFY in used->flags: the device wants no
+// available buffer notifications (without EVENT_IDX).
+const usedNoNotify = 1
+
 // Desc is a descriptor as the driver writes it into a table.
 type Desc struct {
 	Addr  uint64
@@ -305,7 +309,7 @@ func (d *Driver) NeedsNotify(old uint16) (bool, error) {
 	q := d.Queue
 	if !q.EventIdx {
 		flags, err := atomic16.Load(d.mem, q.Device)
-		return flags&1 == 0, err
+		return flags&usedNoNotify == 0, err
 	}
 	ev, err := d.AvailEvent()
 	return d.availIdx-ev-1 < d.availIdx-old, err
