@@ -1,8 +1,6 @@
 package pci
 
 import (
-	"fmt"
-
 	"ember/devices"
 	"ember/virtio"
 )
@@ -28,101 +26,68 @@ const (
 )
 
 // noVector is VIRTIO_MSI_NO_VECTOR.
-const noVector = 0xffff
+const noVector = virtio.NoVector
 
-// transportFeatures are the feature bits the transport offers on every
-// device's behalf: a modern device with indirect descriptors and event
-// index suppression.
-const transportFeatures = virtio.FeatureVersion1 | virtio.FeatureIndirectDesc | virtio.FeatureEventIdx
-
-// common is the state behind the common configuration structure.
+// common is the state behind the common configuration structure: the
+// transport-independent registers, and what only virtio-pci has.
 type common struct {
-	deviceFeatureSel uint32
-	driverFeatureSel uint32
-	driverFeatures   uint64
-	status           uint8
-	generation       uint8
-	queueSel         uint16
-	configVector     uint16
-	isr              uint8
-	active           bool // the device was activated (DRIVER_OK)
-	queues           []queueRegs
-}
-
-// queueRegs is one queue's registers.
-type queueRegs struct {
-	max, size            uint16
-	vector               uint16
-	enable               bool
-	desc, driver, device uint64
+	virtio.Regs
+	configVector uint16
+	isr          uint8
 }
 
 // init resets the registers for queues of the given maximum sizes.
 func (c *common) init(sizes []uint16) {
-	*c = common{configVector: noVector, queues: make([]queueRegs, len(sizes))}
-	for i, n := range sizes {
-		c.queues[i] = queueRegs{max: n, size: n, vector: noVector}
-	}
-}
-
-// selected returns the queue queue_select names, or nil.
-func (c *common) selected() *queueRegs {
-	if int(c.queueSel) < len(c.queues) {
-		return &c.queues[c.queueSel]
-	}
-	return nil
+	*c = common{configVector: noVector}
+	c.Regs.Init(sizes)
 }
 
 // offered returns every feature bit the function offers.
-func (f *Function) offered() uint64 { return f.dev.Features() | transportFeatures }
+func (f *Function) offered() uint64 { return virtio.Offered(f.dev) }
 
 // readCommon reads the common configuration at off.
 func (f *Function) readCommon(off uint64, data []byte) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c := &f.regs
-	q := c.selected()
+	q := c.Selected()
 	if q == nil {
-		q = &queueRegs{vector: noVector}
+		q = &virtio.QueueRegs{Vector: noVector}
 	}
 	var v uint64
 	switch off {
 	case ccDeviceFeatureSelect:
-		v = uint64(c.deviceFeatureSel)
+		v = uint64(c.DeviceFeatureSel)
 	case ccDeviceFeature:
-		if c.deviceFeatureSel < 2 {
-			v = f.offered() >> (32 * c.deviceFeatureSel) & 0xffffffff
-		}
+		v = uint64(c.DeviceFeatureWord(f.offered()))
 	case ccDriverFeatureSelect:
-		v = uint64(c.driverFeatureSel)
+		v = uint64(c.DriverFeatureSel)
 	case ccDriverFeature:
-		if c.driverFeatureSel < 2 {
-			v = c.driverFeatures >> (32 * c.driverFeatureSel) & 0xffffffff
-		}
+		v = uint64(c.DriverFeatureWord())
 	case ccConfigMSIXVector:
 		v = uint64(c.configVector)
 	case ccNumQueues:
-		v = uint64(len(c.queues))
+		v = uint64(len(c.Queues))
 	case ccDeviceStatus:
-		v = uint64(c.status)
+		v = uint64(c.Status)
 	case ccConfigGeneration:
-		v = uint64(c.generation)
+		v = uint64(c.Generation)
 	case ccQueueSelect:
-		v = uint64(c.queueSel)
+		v = uint64(c.QueueSel)
 	case ccQueueSize:
-		v = uint64(q.size)
+		v = uint64(q.Size)
 	case ccQueueMSIXVector:
-		v = uint64(q.vector)
+		v = uint64(q.Vector)
 	case ccQueueEnable:
-		v = boolBit(q.enable)
+		v = boolBit(q.Enable)
 	case ccQueueNotifyOff:
-		v = uint64(c.queueSel)
+		v = uint64(c.QueueSel)
 	case ccQueueDesc, ccQueueDesc + 4:
-		v = q.desc >> (8 * (off - ccQueueDesc))
+		v = q.Desc >> (8 * (off - ccQueueDesc))
 	case ccQueueDriver, ccQueueDriver + 4:
-		v = q.driver >> (8 * (off - ccQueueDriver))
+		v = q.Driver >> (8 * (off - ccQueueDriver))
 	case ccQueueDevice, ccQueueDevice + 4:
-		v = q.device >> (8 * (off - ccQueueDevice))
+		v = q.Device >> (8 * (off - ccQueueDevice))
 	}
 	devices.PutUint(data, v)
 }
@@ -146,45 +111,41 @@ func (f *Function) writeCommon(off uint64, data []byte) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c := &f.regs
-	q := c.selected()
-	setup := q != nil && !q.enable && c.status&virtio.StatusDriverOK == 0
+	q, setup := c.Selected(), c.Configurable()
 	switch off {
 	case ccDeviceFeatureSelect:
-		c.deviceFeatureSel = uint32(v)
+		c.DeviceFeatureSel = uint32(v)
 	case ccDriverFeatureSelect:
-		c.driverFeatureSel = uint32(v)
+		c.DriverFeatureSel = uint32(v)
 	case ccDriverFeature:
-		if c.driverFeatureSel < 2 && c.status&virtio.StatusFeaturesOK == 0 {
-			shift := 32 * c.driverFeatureSel
-			c.driverFeatures = c.driverFeatures&^(0xffffffff<<shift) | (v&0xffffffff)<<shift
-		}
+		c.SetDriverFeatureWord(uint32(v))
 	case ccConfigMSIXVector:
 		c.configVector = f.msix.accept(uint16(v))
 	case ccQueueSelect:
-		c.queueSel = uint16(v)
+		c.QueueSel = uint16(v)
 	case ccQueueSize:
-		if setup {
-			q.size = uint16(v)
+		if setup != nil {
+			setup.Size = uint16(v)
 		}
 	case ccQueueMSIXVector:
 		if q != nil {
-			q.vector = f.msix.accept(uint16(v))
+			q.Vector = f.msix.accept(uint16(v))
 		}
 	case ccQueueEnable:
-		if q != nil && v == 1 && c.status&virtio.StatusDriverOK == 0 {
-			q.enable = true
+		if q != nil && v == 1 && c.Status&virtio.StatusDriverOK == 0 {
+			q.Enable = true
 		}
 	case ccQueueDesc, ccQueueDesc + 4:
-		if setup {
-			q.desc = setHalf(q.desc, off-ccQueueDesc, v, len(data))
+		if setup != nil {
+			setup.Desc = setHalf(setup.Desc, off-ccQueueDesc, v, len(data))
 		}
 	case ccQueueDriver, ccQueueDriver + 4:
-		if setup {
-			q.driver = setHalf(q.driver, off-ccQueueDriver, v, len(data))
+		if setup != nil {
+			setup.Driver = setHalf(setup.Driver, off-ccQueueDriver, v, len(data))
 		}
 	case ccQueueDevice, ccQueueDevice + 4:
-		if setup {
-			q.device = setHalf(q.device, off-ccQueueDevice, v, len(data))
+		if setup != nil {
+			setup.Device = setHalf(setup.Device, off-ccQueueDevice, v, len(data))
 		}
 	}
 }
@@ -199,9 +160,9 @@ func setHalf(reg, off, v uint64, n int) uint64 {
 	return reg&^(mask<<shift) | (v&mask)<<shift
 }
 
-// writeStatus is a write of device_status: 0 resets the device; FEATURES_OK
-// is kept only if the driver accepted VERSION_1 and nothing that was not
-// offered; DRIVER_OK activates the device with the enabled queues.
+// writeStatus is a write of device_status: 0 resets the device; the rest
+// is virtio.Regs.WriteStatus, and DRIVER_OK activates the device with the
+// enabled queues.
 func (f *Function) writeStatus(s uint8) {
 	f.lifecycle.Lock()
 	defer f.lifecycle.Unlock()
@@ -210,14 +171,7 @@ func (f *Function) writeStatus(s uint8) {
 		return
 	}
 	f.mu.Lock()
-	c := &f.regs
-	if s&virtio.StatusFeaturesOK != 0 && c.status&virtio.StatusFeaturesOK == 0 {
-		if c.driverFeatures&^f.offered() != 0 || c.driverFeatures&virtio.FeatureVersion1 == 0 {
-			s &^= virtio.StatusFeaturesOK // the driver sees it was refused
-		}
-	}
-	activate := s&virtio.StatusDriverOK != 0 && !c.active && s&virtio.StatusFeaturesOK != 0
-	c.status = s
+	activate := f.regs.WriteStatus(s, f.offered())
 	f.mu.Unlock()
 	if activate {
 		f.activate()
@@ -241,22 +195,8 @@ func (f *Function) reset() {
 // caller holds f.lifecycle.
 func (f *Function) activate() {
 	f.mu.Lock()
-	features := f.regs.driverFeatures
-	queues := make([]*virtio.Queue, len(f.regs.queues))
-	var err error
-	for i, r := range f.regs.queues {
-		if !r.enable {
-			continue
-		}
-		q := &virtio.Queue{Size: r.size, Desc: r.desc, Driver: r.driver, Device: r.device, Ready: true,
-			EventIdx: features&virtio.FeatureEventIdx != 0, IndirectDesc: features&virtio.FeatureIndirectDesc != 0}
-		if r.size > r.max {
-			err = errQueueSize(i, r.size, r.max)
-		} else if e := q.Validate(f.cfg.Mem); e != nil && err == nil {
-			err = e
-		}
-		queues[i] = q
-	}
+	features := f.regs.DriverFeatures
+	queues, err := f.regs.BuildQueues(f.cfg.Mem)
 	f.mu.Unlock()
 	if err == nil {
 		err = f.dev.Activate(f.cfg.Mem, features, queues, f.interrupt)
@@ -268,14 +208,14 @@ func (f *Function) activate() {
 		f.needsReset()
 		return
 	}
-	f.regs.active = true
+	f.regs.Active = true
 }
 
 // needsReset sets DEVICE_NEEDS_RESET and tells the driver with a
 // configuration interrupt. The caller holds f.mu.
 func (f *Function) needsReset() {
-	f.regs.status |= virtio.StatusDeviceNeedsReset
-	f.regs.generation++
+	f.regs.Status |= virtio.StatusDeviceNeedsReset
+	f.regs.Generation++
 	f.raise(f.regs.configVector, 2)
 }
 
@@ -284,10 +224,10 @@ func (f *Function) needsReset() {
 func (f *Function) interrupt(q int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if q < 0 || q >= len(f.regs.queues) || !f.regs.active {
+	if q < 0 || q >= len(f.regs.Queues) || !f.regs.Active {
 		return
 	}
-	f.raise(f.regs.queues[q].vector, 1)
+	f.raise(f.regs.Queues[q].Vector, 1)
 }
 
 // raise delivers an interrupt: the MSI-X vector when MSI-X is on, else the
@@ -302,9 +242,4 @@ func (f *Function) raise(vector uint16, isrBit uint8) {
 	if f.cfg.INTx != nil && f.space[regCommand+1]&(commandNoINTx>>8) == 0 {
 		f.cfg.INTx.SetLevel(true)
 	}
-}
-
-// errQueueSize is a queue size larger than the device's maximum.
-func errQueueSize(q int, size, max uint16) error {
-	return fmt.Errorf("virtio-pci: queue %d: size %d above the maximum %d", q, size, max)
 }

@@ -252,7 +252,7 @@ func (f *Function) NumQueues() int { return len(f.dev.QueueSizes()) }
 // notify passes a queue notification to an active device.
 func (f *Function) notify(q int) {
 	f.mu.Lock()
-	ok := f.regs.active && q < len(f.regs.queues) && f.regs.queues[q].enable
+	ok := f.regs.Active && q < len(f.regs.Queues) && f.regs.Queues[q].Enable
 	f.mu.Unlock()
 	if ok {
 		f.dev.Notify(q)

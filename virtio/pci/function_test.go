@@ -2,40 +2,12 @@ package pci
 
 import (
 	"encoding/binary"
-	"sync"
 	"testing"
 
 	"ember/memory"
 	"ember/virtio"
+	"ember/virtio/virtiotest"
 )
-
-// fakeDevice records what the transport asks of it.
-type fakeDevice struct {
-	mu        sync.Mutex
-	activated [][]*virtio.Queue
-	features  uint64
-	notified  []int
-	resets    int
-	interrupt func(int)
-}
-
-func (d *fakeDevice) Type() uint16         { return virtio.IDRNG }
-func (d *fakeDevice) Features() uint64     { return 1 << 5 }
-func (d *fakeDevice) QueueSizes() []uint16 { return []uint16{256, 128} }
-func (d *fakeDevice) ReadConfig(off uint64, b []byte) {
-	for i := range b {
-		b[i] = byte(off) + byte(i)
-	}
-}
-func (d *fakeDevice) WriteConfig(uint64, []byte) {}
-func (d *fakeDevice) Activate(_ *memory.Guest, f uint64, qs []*virtio.Queue, irq func(int)) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.activated, d.features, d.interrupt = append(d.activated, qs), f, irq
-	return nil
-}
-func (d *fakeDevice) Notify(q int) { d.mu.Lock(); d.notified = append(d.notified, q); d.mu.Unlock() }
-func (d *fakeDevice) Reset()       { d.mu.Lock(); d.resets++; d.mu.Unlock() }
 
 // fakeLine is an INTx line.
 type fakeLine struct{ high bool }
@@ -48,7 +20,7 @@ type msg struct{ lo, hi, data uint32 }
 type rig struct {
 	t     *testing.T
 	f     *Function
-	dev   *fakeDevice
+	dev   *virtiotest.Device
 	line  *fakeLine
 	msis  []msg
 	moves [][2]uint32
@@ -61,7 +33,7 @@ func newRig(t *testing.T) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { mem.Close() })
-	r := &rig{t: t, dev: &fakeDevice{}, line: &fakeLine{}, mem: mem}
+	r := &rig{t: t, dev: &virtiotest.Device{}, line: &fakeLine{}, mem: mem}
 	r.f, err = New(r.dev, Config{Mem: mem, BAR: 0xc0008000, INTx: r.line, IRQ: 10,
 		MSI:     func(lo, hi, data uint32) error { r.msis = append(r.msis, msg{lo, hi, data}); return nil },
 		MoveBAR: func(o, n uint32) error { r.moves = append(r.moves, [2]uint32{o, n}); return nil }})
@@ -208,10 +180,10 @@ func TestActivationNotifyAndInterrupts(t *testing.T) {
 	}
 	r.setupQueue(0, 64, 0x10000)
 	r.setBar(ccDeviceStatus, virtio.StatusAcknowledge|virtio.StatusDriver|virtio.StatusFeaturesOK|virtio.StatusDriverOK, 1)
-	if len(r.dev.activated) != 1 {
-		t.Fatalf("activated %d times", len(r.dev.activated))
+	if len(r.dev.Activations()) != 1 {
+		t.Fatalf("activated %d times", len(r.dev.Activations()))
 	}
-	qs := r.dev.activated[0]
+	qs := r.dev.Activations()[0]
 	if q := qs[0]; q == nil || q.Size != 64 || q.Desc != 0x10000 || q.Driver != 0x11000 || q.Device != 0x12000 || !q.EventIdx {
 		t.Fatalf("queue 0 %+v", q)
 	}
@@ -219,11 +191,11 @@ func TestActivationNotifyAndInterrupts(t *testing.T) {
 		t.Error("queue 1 was never enabled but was passed")
 	}
 	r.setBar(notifyOffset, 0, 2)
-	if len(r.dev.notified) != 1 || r.dev.notified[0] != 0 {
-		t.Errorf("notified %v", r.dev.notified)
+	if n := r.dev.Notified(); len(n) != 1 || n[0] != 0 {
+		t.Errorf("notified %v", n)
 	}
 	// INTx: no MSI-X yet.
-	r.dev.interrupt(0)
+	r.dev.Interrupt(0)
 	if !r.line.high || r.bar(isrOffset, 1) != 1 || r.line.high || r.bar(isrOffset, 1) != 0 {
 		t.Error("INTx: line and ISR wrong")
 	}
@@ -233,18 +205,18 @@ func TestActivationNotifyAndInterrupts(t *testing.T) {
 	r.setBar(msixTableOff+16, 0xfee00000, 4)
 	r.setBar(msixTableOff+16+8, 0x41, 4)
 	r.setCfg(capMSIX+2, msixEnable, 2)
-	r.dev.interrupt(0)
+	r.dev.Interrupt(0)
 	if len(r.msis) != 0 || r.bar(msixPBAOff, 8) != 2 {
 		t.Fatalf("masked vector: msis %v, PBA %#x", r.msis, r.bar(msixPBAOff, 8))
 	}
 	r.setBar(msixTableOff+16+12, 0, 4) // unmask: the pending message goes
-	r.dev.interrupt(0)
+	r.dev.Interrupt(0)
 	if len(r.msis) != 2 || r.msis[0] != (msg{0xfee00000, 0, 0x41}) || r.bar(msixPBAOff, 8) != 0 {
 		t.Errorf("msis %v, PBA %#x", r.msis, r.bar(msixPBAOff, 8))
 	}
 	r.setBar(ccDeviceStatus, 0, 1)
-	if r.dev.resets != 1 || r.bar(ccDeviceStatus, 1) != 0 || r.bar(ccQueueMSIXVector, 2) != noVector {
-		t.Errorf("after reset: %d resets, status %#x", r.dev.resets, r.bar(ccDeviceStatus, 1))
+	if r.dev.Resets() != 1 || r.bar(ccDeviceStatus, 1) != 0 || r.bar(ccQueueMSIXVector, 2) != noVector {
+		t.Errorf("after reset: %d resets, status %#x", r.dev.Resets(), r.bar(ccDeviceStatus, 1))
 	}
 }
 
@@ -255,7 +227,7 @@ func TestQueueOutsideRAMNeedsReset(t *testing.T) {
 	r.negotiate(virtio.FeatureVersion1)
 	r.setupQueue(0, 64, 2<<20)
 	r.setBar(ccDeviceStatus, virtio.StatusAcknowledge|virtio.StatusDriver|virtio.StatusFeaturesOK|virtio.StatusDriverOK, 1)
-	if len(r.dev.activated) != 0 || r.bar(ccDeviceStatus, 1)&virtio.StatusDeviceNeedsReset == 0 {
-		t.Errorf("activated %d, status %#x", len(r.dev.activated), r.bar(ccDeviceStatus, 1))
+	if len(r.dev.Activations()) != 0 || r.bar(ccDeviceStatus, 1)&virtio.StatusDeviceNeedsReset == 0 {
+		t.Errorf("activated %d, status %#x", len(r.dev.Activations()), r.bar(ccDeviceStatus, 1))
 	}
 }
