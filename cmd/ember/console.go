@@ -19,6 +19,9 @@ const (
 	consoleStdio = "stdio"
 	consoleFile  = "file"
 	consoleNone  = "none"
+
+	consoleSerial = "serial" // --console-device: COM1
+	consoleVirtio = "virtio" // --console-device: virtio-console
 )
 
 // escapeKey is Ctrl-A: followed by 'x' it ends the VM; pressed twice it sends
@@ -69,6 +72,7 @@ type consoleInput struct {
 	vm   *hv.VM
 	com1 *uart.UART
 	ctx  context.Context // the current boot's
+	hvc  io.Writer       // or the current boot's virtio-console input
 }
 
 // startConsoleInput starts copying in (through the Ctrl-A x filter) until ctx
@@ -92,14 +96,30 @@ func (c *consoleInput) attach(ctx context.Context, vm *hv.VM, com1 *uart.UART) (
 	}
 }
 
+// attachWriter makes w, the input of vm's virtio-console, the input's
+// destination until the returned detach is called.
+func (c *consoleInput) attachWriter(vm *hv.VM, w io.Writer) (detach func()) {
+	c.mu.Lock()
+	c.vm, c.hvc = vm, w
+	c.mu.Unlock()
+	return func() {
+		c.mu.Lock()
+		c.vm, c.hvc = nil, nil
+		c.mu.Unlock()
+	}
+}
+
 // Write hands p to the current VM's COM1, waiting while its receive FIFO is
-// full.
+// full, or to its virtio-console, waiting until the guest has room.
 func (c *consoleInput) Write(p []byte) (int, error) {
 	c.mu.Lock()
-	com1, ctx := c.com1, c.ctx
+	com1, ctx, hvc := c.com1, c.ctx, c.hvc
 	c.mu.Unlock()
-	if com1 != nil {
+	switch {
+	case com1 != nil:
 		com1.Feed(ctx, bytes.NewReader(p))
+	case hvc != nil:
+		hvc.Write(p) // fails once the VM is gone: the keys are dropped
 	}
 	return len(p), nil
 }

@@ -2,11 +2,13 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"strings"
 
 	"ember/hv"
 	"ember/pc"
 	"ember/virtio/blk"
+	"ember/virtio/console"
 	"ember/virtio/rng"
 )
 
@@ -39,23 +41,38 @@ func parseDisk(spec string) (blk.Config, error) {
 }
 
 // addVirtio gives the VM the virtio devices p asks for: the disks (closed
-// with the VM, after a last flush) and the entropy source.
-func addVirtio(vm *hv.VM, plat *pc.Platform, p *prepared) error {
+// with the VM, after a last flush), the entropy source and the console. For a
+// virtio console it returns the writer that feeds the guest's input.
+func addVirtio(vm *hv.VM, plat *pc.Platform, p *prepared) (io.Writer, error) {
 	for _, c := range p.disks {
 		c.Logger = vm.Logger()
 		d, err := blk.Open(c)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		vm.OnClose(func() { d.Flush(); d.Close() })
 		if _, err := plat.AddVirtio(vm, d); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if p.rng {
 		if _, err := plat.AddVirtio(vm, rng.New(vm.Logger())); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	if !p.hvc {
+		return nil, nil
+	}
+	// The guest's input comes through a pipe, closed with the VM, so the
+	// device's reader ends with the boot and the next boot gets its own.
+	pr, pw := io.Pipe()
+	dev, err := console.New(console.Config{Output: vm.Config().Console, Input: pr, Cols: 80, Rows: 25, Logger: vm.Logger()})
+	if err != nil {
+		return nil, err
+	}
+	vm.OnClose(func() { pw.Close(); dev.Close() })
+	if _, err := plat.AddVirtio(vm, dev); err != nil {
+		return nil, err
+	}
+	return pw, nil
 }

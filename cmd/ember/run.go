@@ -54,6 +54,7 @@ type runOptions struct {
 	dmSocket    string   // --device-model-socket
 	rng         bool     // --rng
 	disks       []string // --disk
+	consoleDev  string   // --console-device
 }
 
 // defaultLinuxMemory is the RAM a Linux guest gets when --memory is not given.
@@ -112,6 +113,7 @@ exit port), or 125 if the guest shut down (triple fault), 126 if the VM failed,
 	f.StringSliceVar(&o.cpuidMask, "cpuid-mask", nil, "CPUID features to hide, e.g. cx16,xsave (names as in /proc/cpuinfo)")
 	f.StringVar(&o.dmSocket, "device-model-socket", "", "unix socket to create for out-of-process device models (docs/ioreq-protocol.md)")
 	f.StringArrayVar(&o.disks, "disk", nil, "a raw disk image as a virtio-blk device: PATH[,readonly][,serial=ID][,queues=N] (repeatable)")
+	f.StringVar(&o.consoleDev, "console-device", consoleSerial, "the guest's console device: serial (COM1) or virtio (virtio-console, Linux's hvc0: boot with console=hvc0)")
 	f.BoolVar(&o.rng, "rng", false, "give the guest a virtio-rng device (virtio-pci), fed from the host's getrandom")
 	return cmd
 }
@@ -147,6 +149,7 @@ type prepared struct {
 	reboot string
 	rng    bool         // a virtio-rng device
 	disks  []blk.Config // virtio-blk devices
+	hvc    bool         // the console is a virtio-console device
 }
 
 // prepare checks every option and reads the files, so that misconfiguration is
@@ -165,6 +168,9 @@ func prepare(o runOptions) (*prepared, error) {
 	if err := x86.CheckCPUIDMask(o.cpuidMask); err != nil {
 		return nil, fmt.Errorf("--cpuid-mask: %w", err)
 	}
+	if o.consoleDev != consoleSerial && o.consoleDev != consoleVirtio {
+		return nil, fmt.Errorf("--console-device must be serial or virtio, not %q", o.consoleDev)
+	}
 	var disks []blk.Config
 	for _, d := range o.disks {
 		c, err := parseDisk(d)
@@ -176,7 +182,7 @@ func prepare(o runOptions) (*prepared, error) {
 		}
 		disks = append(disks, c)
 	}
-	p := &prepared{reboot: o.reboot, rng: o.rng, disks: disks, cfg: hv.Config{MemorySize: size, VCPUs: o.cpus, CPUIDMask: o.cpuidMask, DeviceModelSocket: o.dmSocket}}
+	p := &prepared{reboot: o.reboot, rng: o.rng, disks: disks, hvc: o.consoleDev == consoleVirtio, cfg: hv.Config{MemorySize: size, VCPUs: o.cpus, CPUIDMask: o.cpuidMask, DeviceModelSocket: o.dmSocket}}
 	if o.kernel == "" {
 		prog, ok := guest.ByName(o.guest)
 		if !ok {
@@ -284,7 +290,8 @@ func bootOnce(ctx context.Context, hc *hypercall.Service, p *prepared, input *co
 	if err != nil {
 		return hv.Result{}, 0, err
 	}
-	if err := addVirtio(vm, plat, p); err != nil {
+	hvcIn, err := addVirtio(vm, plat, p)
+	if err != nil {
 		return hv.Result{}, 0, err
 	}
 	if p.linux != nil {
@@ -306,7 +313,11 @@ func bootOnce(ctx context.Context, hc *hypercall.Service, p *prepared, input *co
 	if input != nil {
 		bootCtx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		defer input.attach(bootCtx, vm, plat.COM1)()
+		if hvcIn != nil {
+			defer input.attachWriter(vm, hvcIn)()
+		} else {
+			defer input.attach(bootCtx, vm, plat.COM1)()
+		}
 	}
 	res, err := vm.Run(ctx)
 	return res, vm.Exits(), err

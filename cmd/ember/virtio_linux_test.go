@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,13 +23,7 @@ import (
 // in the image file when ember has exited. The boot log must stay clean.
 func TestLinuxUsesVirtioDevices(t *testing.T) {
 	kernel, ird := requireLinux(t)
-	if !ird.virtio {
-		const why = "the kernel's tree has no virtio modules (.ci/run extracts them next to boot/)"
-		if os.Getenv(kvmtest.RequireEnv) != "" {
-			t.Fatal(why)
-		}
-		t.Skip("skipping: " + why)
-	}
+	requireVirtioModules(t, ird)
 	image := make([]byte, 1<<20)
 	rand.Read(image)
 	path := filepath.Join(t.TempDir(), "disk.img")
@@ -63,5 +58,105 @@ func TestLinuxUsesVirtioDevices(t *testing.T) {
 	}
 	if string(got[1024:]) != string(image[1024:]) {
 		t.Error("the guest's write changed more than sector 1")
+	}
+}
+
+// TestLinuxMountsExt4FromVirtioBlk: an ext4 image made on the host
+// (mkfs.ext4 -d) mounts in the guest from virtio-blk; the guest reads the
+// host's file, writes its own, syncs and powers off, and the host reads the
+// guest's file back from the image (debugfs). A second disk, read-only,
+// refuses the guest's write.
+func TestLinuxMountsExt4FromVirtioBlk(t *testing.T) {
+	kernel, ird := requireLinux(t)
+	requireVirtioModules(t, ird)
+	mkfs, debugfs := requireTool(t, "mkfs.ext4"), requireTool(t, "debugfs")
+	dir := t.TempDir()
+	content := filepath.Join(dir, "content")
+	if err := os.Mkdir(content, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const hostText = "hello from the host"
+	if err := os.WriteFile(filepath.Join(content, linuxguest.HostFile), []byte(hostText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	image, ro := filepath.Join(dir, "ext4.img"), filepath.Join(dir, "ro.img")
+	if out, err := exec.Command(mkfs, "-q", "-F", "-d", content, image, "8M").CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4: %v\n%s", err, out)
+	}
+	roBytes := make([]byte, 64<<10)
+	rand.Read(roBytes)
+	if err := os.WriteFile(ro, roBytes, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	const cmdline = "console=ttyS0 ember.end=poweroff ember.ext4=1"
+	r := bootLinuxRetryingInLab(t, ctx, kernel, ird, nil, "--disk", image, "--disk", ro+",readonly", "--cmdline", cmdline)
+	checkUserspace(t, r, ird, cmdline, 1)
+	for _, w := range []string{"ember-init: ext4 read [" + hostText + "]", "ember-init: ext4 written", "ember-init: vdb write refused"} {
+		if !strings.Contains(r.out, w) {
+			t.Errorf("the guest did not print %q; its console:\n%s", w, tailString(r.out, 6000))
+		}
+	}
+	out, err := exec.Command(debugfs, "-R", "cat /"+linuxguest.GuestFile, image).Output()
+	if err != nil || strings.TrimSpace(string(out)) != linuxguest.GuestFileText {
+		t.Errorf("the image's %s holds %q (%v), want %q", linuxguest.GuestFile, out, err, linuxguest.GuestFileText)
+	}
+	if got, _ := os.ReadFile(ro); string(got) != string(roBytes) {
+		t.Error("the read-only disk's image changed")
+	}
+}
+
+// requireVirtioModules skips (fails in CI) where the initramfs has no
+// virtio modules to load.
+func requireVirtioModules(t *testing.T, ird testInitramfs) {
+	t.Helper()
+	if ird.virtio {
+		return
+	}
+	const why = "the kernel's tree has no virtio modules (.ci/run extracts them next to boot/)"
+	if os.Getenv(kvmtest.RequireEnv) != "" {
+		t.Fatal(why)
+	}
+	t.Skip("skipping: " + why)
+}
+
+// requireTool returns the path of a host tool the test needs, or skips
+// (fails in CI, which installs it).
+func requireTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			return filepath.Join(dir, name)
+		}
+	}
+	if os.Getenv(kvmtest.RequireEnv) != "" {
+		t.Fatalf("%s is not installed (apt-get install e2fsprogs; .ci/run does)", name)
+	}
+	t.Skipf("skipping: %s is not installed (apt-get install e2fsprogs)", name)
+	return ""
+}
+
+// TestLinuxVirtioConsole boots with --console-device virtio: the init moves
+// its stdio to /dev/hvc0 once Linux's virtio_console has found the device,
+// and what it prints, and the line typed on ember's console that it reads
+// and echoes, go through the virtio-console's queues.
+func TestLinuxVirtioConsole(t *testing.T) {
+	kernel, ird := requireLinux(t)
+	requireVirtioModules(t, ird)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	const cmdline = "console=ttyS0 ember.end=poweroff ember.hvc=1"
+	r := bootLinuxRetryingInLab(t, ctx, kernel, ird, nil, "--console-device", "virtio", "--cmdline", cmdline)
+	checkUserspace(t, r, ird, cmdline, 1) // the echo proves input through hvc0
+	if !strings.Contains(r.out, "ember-init: console hvc0") {
+		t.Errorf("the init never switched to hvc0; its console:\n%s", tailString(r.out, 6000))
+	}
+	if r.status != 0 {
+		t.Errorf("ember exited %d: %s", r.status, strings.TrimSpace(r.summary))
 	}
 }

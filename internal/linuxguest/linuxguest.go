@@ -29,6 +29,14 @@ const (
 	MarkBanner  = "Linux version" // the kernel's, not the init's
 )
 
+// The files of the ext4 check (ember.ext4=1): the init mounts /dev/vda,
+// prints HostFile and writes GuestFileText into GuestFile.
+const (
+	HostFile      = "from-the-host.txt"
+	GuestFile     = "from-the-guest.txt"
+	GuestFileText = "written by the guest on ext4 over virtio-blk"
+)
+
 // DiskMarker is what the init writes to sector 1 of /dev/vda when the
 // command line has ember.diskwrite=1.
 const DiskMarker = "written by the guest through virtio-blk"
@@ -56,6 +64,12 @@ echo "ember-init: cmdline $(cat /proc/cmdline)"
 echo "ember-init: cpus $(grep -c ^processor /proc/cpuinfo)"
 echo "ember-init: memtotal $(awk '/^MemTotal/ {print $2}' /proc/meminfo) kB"
 for m in /lib/modules/*.ko; do [ -e "$m" ] && insmod "$m"; done
+case " $(cat /proc/cmdline) " in *" ember.hvc=1 "*)
+	if [ -c /dev/hvc0 ]; then
+		exec </dev/hvc0 >/dev/hvc0 2>&1
+		echo "ember-init: console hvc0"
+	fi;;
+esac
 if [ -d /sys/bus/virtio/devices ]; then
 	echo "ember-init: virtio devices $(cat /sys/bus/virtio/devices/*/device 2>/dev/null | tr '\n' ' ')"
 fi
@@ -65,6 +79,18 @@ if [ -b /dev/vda ]; then
 	case " $(cat /proc/cmdline) " in *" ember.diskwrite=1 "*)
 		echo "` + DiskMarker + `" | dd of=/dev/vda bs=512 seek=1 count=1 conv=notrunc,sync 2>/dev/null && sync && echo "ember-init: vda written";;
 	esac
+	case " $(cat /proc/cmdline) " in *" ember.ext4=1 "*)
+		mkdir -p /mnt && mount -t ext4 /dev/vda /mnt &&
+		echo "ember-init: ext4 read [$(cat /mnt/` + HostFile + `)]" &&
+		echo "` + GuestFileText + `" > /mnt/` + GuestFile + ` && sync && umount /mnt && echo "ember-init: ext4 written";;
+	esac
+fi
+if [ -b /dev/vdb ]; then
+	if echo x | dd of=/dev/vdb bs=512 count=1 conv=notrunc,sync 2>/dev/null; then
+		echo "ember-init: vdb writable"
+	else
+		echo "ember-init: vdb write refused"
+	fi
 fi
 echo "` + MarkPrompt + `"
 read -r line

@@ -21,6 +21,7 @@ var virtioModules = []string{
 	"drivers/virtio/virtio_pci_modern_dev.ko",
 	"drivers/virtio/virtio_pci.ko",
 	"drivers/char/hw_random/virtio-rng.ko",
+	"drivers/char/virtio_console.ko",
 	"drivers/block/virtio_blk.ko",
 }
 
