@@ -9,6 +9,7 @@ import (
 	"ember/pc"
 	"ember/virtio/blk"
 	"ember/virtio/console"
+	virtionet "ember/virtio/net"
 	"ember/virtio/rng"
 )
 
@@ -41,7 +42,8 @@ func parseDisk(spec string) (blk.Config, error) {
 }
 
 // addVirtio gives the VM the virtio devices p asks for: the disks (closed
-// with the VM, after a last flush), the entropy source and the console. For a
+// with the VM, after a last flush), the network interfaces, the entropy
+// source and the console. For a
 // virtio console it returns the writer that feeds the guest's input.
 func addVirtio(vm *hv.VM, plat *pc.Platform, p *prepared) (io.Writer, error) {
 	for _, c := range p.disks {
@@ -51,6 +53,18 @@ func addVirtio(vm *hv.VM, plat *pc.Platform, p *prepared) (io.Writer, error) {
 			return nil, err
 		}
 		vm.OnClose(func() { d.Flush(); d.Close() })
+		if _, err := plat.AddVirtio(vm, d); err != nil {
+			return nil, err
+		}
+	}
+	for _, n := range p.nets {
+		c := n.config()
+		c.Logger = vm.Logger()
+		d, err := virtionet.New(c)
+		if err != nil {
+			return nil, fmt.Errorf("--net tap=%s: %w", n.tap, err)
+		}
+		vm.OnClose(func() { d.Close() })
 		if _, err := plat.AddVirtio(vm, d); err != nil {
 			return nil, err
 		}

@@ -80,6 +80,12 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		{[]string{"run", "--memory", "lots"}, "bad memory size"},
 		{[]string{"run", "--cpus", "0"}, "--cpus must be at least 1"},
 		{[]string{"run", "extra"}, "unknown command"},
+		{[]string{"run", "--disk", "/nonexistent.img"}, "--disk: stat /nonexistent.img"},
+		{[]string{"run", "--disk", "x.img,cache=none"}, `unknown option "cache=none"`},
+		{[]string{"run", "--disk", "x.img,serial=123456789012345678901"}, "serial longer than 20 bytes"},
+		{[]string{"run", "--net", "mac=52:54:00:00:00:01"}, "tap=NAME is required"},
+		{[]string{"run", "--net", "tap=t0,mac=01:00:00:00:00:00"}, "mac must be a unicast"},
+		{[]string{"run", "--console-device", "usb"}, "--console-device must be serial or virtio"},
 	}
 	for _, tt := range tests {
 		_, _, err := execute(t, tt.args...)

@@ -55,6 +55,7 @@ type runOptions struct {
 	rng         bool     // --rng
 	disks       []string // --disk
 	consoleDev  string   // --console-device
+	nets        []string // --net
 }
 
 // defaultLinuxMemory is the RAM a Linux guest gets when --memory is not given.
@@ -114,6 +115,7 @@ exit port), or 125 if the guest shut down (triple fault), 126 if the VM failed,
 	f.StringVar(&o.dmSocket, "device-model-socket", "", "unix socket to create for out-of-process device models (docs/ioreq-protocol.md)")
 	f.StringArrayVar(&o.disks, "disk", nil, "a raw disk image as a virtio-blk device: PATH[,readonly][,serial=ID][,queues=N] (repeatable)")
 	f.StringVar(&o.consoleDev, "console-device", consoleSerial, "the guest's console device: serial (COM1) or virtio (virtio-console, Linux's hvc0: boot with console=hvc0)")
+	f.StringArrayVar(&o.nets, "net", nil, "a virtio-net device on a TAP interface: tap=NAME[,mac=MAC] (repeatable; creating the TAP needs CAP_NET_ADMIN, or have root create it with ip tuntap)")
 	f.BoolVar(&o.rng, "rng", false, "give the guest a virtio-rng device (virtio-pci), fed from the host's getrandom")
 	return cmd
 }
@@ -150,6 +152,7 @@ type prepared struct {
 	rng    bool         // a virtio-rng device
 	disks  []blk.Config // virtio-blk devices
 	hvc    bool         // the console is a virtio-console device
+	nets   []netSpec    // virtio-net devices
 }
 
 // prepare checks every option and reads the files, so that misconfiguration is
@@ -171,6 +174,14 @@ func prepare(o runOptions) (*prepared, error) {
 	if o.consoleDev != consoleSerial && o.consoleDev != consoleVirtio {
 		return nil, fmt.Errorf("--console-device must be serial or virtio, not %q", o.consoleDev)
 	}
+	var nets []netSpec
+	for _, n := range o.nets {
+		spec, err := parseNet(n)
+		if err != nil {
+			return nil, err
+		}
+		nets = append(nets, spec)
+	}
 	var disks []blk.Config
 	for _, d := range o.disks {
 		c, err := parseDisk(d)
@@ -182,7 +193,7 @@ func prepare(o runOptions) (*prepared, error) {
 		}
 		disks = append(disks, c)
 	}
-	p := &prepared{reboot: o.reboot, rng: o.rng, disks: disks, hvc: o.consoleDev == consoleVirtio, cfg: hv.Config{MemorySize: size, VCPUs: o.cpus, CPUIDMask: o.cpuidMask, DeviceModelSocket: o.dmSocket}}
+	p := &prepared{reboot: o.reboot, rng: o.rng, disks: disks, nets: nets, hvc: o.consoleDev == consoleVirtio, cfg: hv.Config{MemorySize: size, VCPUs: o.cpus, CPUIDMask: o.cpuidMask, DeviceModelSocket: o.dmSocket}}
 	if o.kernel == "" {
 		prog, ok := guest.ByName(o.guest)
 		if !ok {

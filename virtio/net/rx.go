@@ -1,0 +1,215 @@
+package net
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"time"
+
+	"ember/virtio"
+)
+
+// rxBufferSize is the host buffer a packet is read into: more than the
+// longest packet the device delivers, so that a longer one is seen whole
+// and dropped rather than cut short by the read.
+const rxBufferSize = 128 << 10
+
+// readBackoff is how long the receiver waits after a failed read before it
+// tries again, so a backend that keeps failing does not spin it.
+const readBackoff = 10 * time.Millisecond
+
+// receiver serves the receive queue: it reads a packet from the backend,
+// keeps it until the driver has posted buffers for it, and copies it in.
+type receiver struct {
+	*worker
+	buf []byte // the packet being delivered, header first
+	mrg bool   // VIRTIO_NET_F_MRG_RXBUF: a packet may span several chains
+}
+
+// newReceiver returns the receiver of w's queue.
+func newReceiver(w *worker) *receiver {
+	return &receiver{worker: w, buf: make([]byte, rxBufferSize), mrg: w.features&FeatureMrgRxbuf != 0}
+}
+
+// run receives and delivers packets until Reset.
+func (r *receiver) run() {
+	for {
+		pkt, ok := r.receive()
+		if !ok || !r.deliver(pkt) {
+			return
+		}
+	}
+}
+
+// receive returns the next packet from the backend that the driver can
+// take, with its header cleaned (prepareRX); false once Reset stopped the
+// receiver. A backend that has no more packets (io.EOF) leaves it waiting
+// for Reset.
+func (r *receiver) receive() ([]byte, bool) {
+	for {
+		n, err := r.d.backend.ReadPacket(r.buf)
+		if r.stopped() {
+			return nil, false
+		}
+		switch {
+		case errors.Is(err, io.EOF):
+			r.d.log.Error("virtio-net: the backend has no more packets; receiving stops until the driver resets the device")
+			<-r.stop
+			return nil, false
+		case err != nil:
+			r.warn("virtio-net: reading a packet from the backend", "err", err)
+			if !r.pause(readBackoff) {
+				return nil, false
+			}
+			continue
+		}
+		pkt := r.buf[:n]
+		if err := prepareRX(pkt, r.features); err != nil {
+			r.d.stats.rxDropped.Add(1)
+			r.warn("virtio-net: received packet dropped", "err", err)
+			continue
+		}
+		return pkt, true
+	}
+}
+
+// deliver puts pkt in the receive queue, waiting for the driver to post
+// buffers for as long as it takes (the packet is kept, not dropped); false
+// when Reset stopped the receiver or the driver broke the queue.
+func (r *receiver) deliver(pkt []byte) bool {
+	p := placement{pkt: pkt}
+	for {
+		done, err := r.fill(&p)
+		if err != nil {
+			r.fail(err)
+			return false
+		}
+		if done {
+			r.notifyDriver()
+			return true
+		}
+		if !r.wait() {
+			return false
+		}
+	}
+}
+
+// fill places the packet in the chains the driver made available: true
+// once it is delivered, or dropped because the buffers cannot hold it;
+// false when the queue ran out of chains first (the chains it holds stay
+// with p). An error is a queue the driver broke.
+func (r *receiver) fill(p *placement) (bool, error) {
+	for !r.stopped() {
+		c, err := r.pop()
+		if err != nil || c == nil {
+			return false, err
+		}
+		if why := r.unusable(c, len(p.chains) == 0); why != "" {
+			r.warn("virtio-net: receive chain dropped: "+why, "head", c.Head)
+			if err := r.q.Push(r.mem, c.Head, 0); err != nil {
+				return false, err
+			}
+			continue
+		}
+		if !r.mrg && c.WritableLen() < uint64(len(p.pkt)) {
+			p.chains = append(p.chains, placed{chain: c})
+			return true, r.drop(p, "packet longer than the receive buffer (VIRTIO_NET_F_MRG_RXBUF not negotiated)", c.WritableLen())
+		}
+		p.add(c)
+		switch {
+		case p.done():
+			return true, r.publish(p)
+		case len(p.chains) >= int(r.q.Size):
+			return true, r.drop(p, "packet longer than a whole queue of receive buffers", uint64(p.off))
+		}
+	}
+	return false, nil
+}
+
+// unusable says why c cannot take (part of) a received packet, or "" if it
+// can: a receive chain must be all device-writable (§5.1.6.3.1), and the
+// one that takes the header must hold it whole (with mergeable buffers,
+// "each buffer MUST be at least the size of the struct virtio_net_hdr").
+// Such a chain is returned empty and the packet waits for the next.
+func (r *receiver) unusable(c *virtio.Chain, first bool) string {
+	switch {
+	case len(c.Readable) > 0:
+		return "device-readable buffer in the receive queue"
+	case c.WritableLen() == 0:
+		return "no device-writable buffer"
+	case first && c.WritableLen() < HeaderSize:
+		return "buffer shorter than the header"
+	}
+	return ""
+}
+
+// publish sets num_buffers in the packet's header, returns its chains to
+// the driver with the bytes each holds, in order, and counts it.
+func (r *receiver) publish(p *placement) error {
+	var n [2]byte
+	binary.LittleEndian.PutUint16(n[:], uint16(len(p.chains)))
+	writeAt(p.chains[0].chain.Writable, hdrNumBuffers, n[:])
+	for _, pc := range p.chains {
+		if err := r.q.Push(r.mem, pc.chain.Head, pc.n); err != nil {
+			return err
+		}
+	}
+	r.d.stats.rxPackets.Add(1)
+	r.d.stats.rxBytes.Add(uint64(len(p.pkt) - HeaderSize))
+	return nil
+}
+
+// drop returns the packet's chains with nothing written (the driver drops
+// an empty buffer and posts it again), and logs and counts the packet.
+func (r *receiver) drop(p *placement, why string, room uint64) error {
+	r.d.stats.rxDropped.Add(1)
+	r.warn("virtio-net: received packet dropped: "+why, "bytes", len(p.pkt)-HeaderSize, "room", room)
+	for _, pc := range p.chains {
+		if err := r.q.Push(r.mem, pc.chain.Head, 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// placement is a packet on its way into the driver's buffers: how much of
+// it the chains taken so far hold.
+type placement struct {
+	pkt    []byte // header and frame
+	off    int    // bytes of pkt placed
+	chains []placed
+}
+
+// placed is one chain of a placement and the bytes put in it.
+type placed struct {
+	chain *virtio.Chain
+	n     uint32
+}
+
+// add puts as much of the rest of the packet in c's device-writable
+// buffers as they hold.
+func (p *placement) add(c *virtio.Chain) {
+	w := c.Writer()
+	w.Write(p.pkt[p.off:]) // a short write is the packet going on in the next chain
+	p.off += int(w.Written())
+	p.chains = append(p.chains, placed{chain: c, n: w.Written()})
+}
+
+// done says whether the whole packet is placed.
+func (p *placement) done() bool { return p.off == len(p.pkt) }
+
+// writeAt copies data into the buffers bufs, taken as one stream, at off;
+// what lies beyond their end is not written.
+func writeAt(bufs [][]byte, off int, data []byte) {
+	for _, b := range bufs {
+		if off >= len(b) {
+			off -= len(b)
+			continue
+		}
+		k := copy(b[off:], data)
+		data, off = data[k:], 0
+		if len(data) == 0 {
+			return
+		}
+	}
+}

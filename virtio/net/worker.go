@@ -1,0 +1,111 @@
+package net
+
+import (
+	"errors"
+	"time"
+
+	"ember/memory"
+	"ember/virtio"
+)
+
+// maxWarnings is how many dropped packets and chains a worker logs at Warn
+// in one activation; later ones go to Debug, so neither a hostile driver
+// nor a noisy network can flood the host's log.
+const maxWarnings = 10
+
+// worker is what the receive and transmit goroutines share: one queue of
+// one activation.
+type worker struct {
+	d         *Device
+	mem       *memory.Guest
+	q         *virtio.Queue
+	index     int    // RXQueue or TXQueue
+	features  uint64 // as the driver accepted them
+	interrupt func(queue int)
+	kick      <-chan struct{} // the driver notified the queue
+	stop      <-chan struct{} // closed by Reset
+	warnings  int             // logged at Warn so far
+}
+
+// warn logs a dropped packet or chain, at Warn for the first maxWarnings of
+// the activation and at Debug after.
+func (w *worker) warn(msg string, args ...any) {
+	args = append(args, "queue", w.index)
+	w.warnings++
+	switch {
+	case w.warnings < maxWarnings:
+		w.d.log.Warn(msg, args...)
+	case w.warnings == maxWarnings:
+		w.d.log.Warn(msg+" (further drops of this queue are logged at debug level)", args...)
+	default:
+		w.d.log.Debug(msg, args...)
+	}
+}
+
+// stopped says whether Reset has stopped the worker.
+func (w *worker) stopped() bool {
+	select {
+	case <-w.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// wait waits for the driver to notify the queue; false if Reset came first.
+func (w *worker) wait() bool {
+	select {
+	case <-w.kick:
+		return true
+	case <-w.stop:
+		return false
+	}
+}
+
+// pause waits for d, or less if Reset comes first (then false).
+func (w *worker) pause(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-w.stop:
+		return false
+	}
+}
+
+// pop returns the next chain the driver made available, or nil when there
+// is none. A malformed chain is logged and returned with nothing written
+// (or only dropped, if its head is outside the queue and so cannot be
+// returned); an error is a queue the driver broke.
+func (w *worker) pop() (*virtio.Chain, error) {
+	for {
+		c, err := w.q.Pop(w.mem)
+		var ce *virtio.ChainError
+		if !errors.As(err, &ce) {
+			return c, err
+		}
+		w.warn("virtio-net: malformed chain dropped", "err", err)
+		if ce.Head >= w.q.Size {
+			continue
+		}
+		if err := w.q.Push(w.mem, ce.Head, 0); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// notifyDriver interrupts the driver if what the worker put in the used
+// ring calls for it.
+func (w *worker) notifyDriver() {
+	if w.q.NeedsInterrupt(w.mem) {
+		w.interrupt(w.index)
+	}
+}
+
+// fail stops serving a queue the driver broke until Reset: the device
+// would be DEVICE_NEEDS_RESET, and the driver's reset brings it back.
+func (w *worker) fail(err error) {
+	w.d.log.Error("virtio-net: queue stopped until the driver resets the device", "queue", w.index, "err", err)
+	<-w.stop
+}
