@@ -20,7 +20,7 @@ const labKernelMeta = "linux-image-amd64"
 
 // labModules are the modules the lab's init loads, by name; their
 // dependencies are found in each module's .modinfo and loaded first.
-var labModules = []string{"kvm_amd", "virtio_pci", "9pnet_virtio", "9p", "overlay"}
+var labModules = []string{"kvm_amd", "virtio_pci", "9pnet_virtio", "9p", "overlay", "tun"}
 
 // kernelFiles is a Debian kernel package unpacked for the lab: the kernel
 // image and the modules the lab needs, in load order.
@@ -46,7 +46,7 @@ func ensureKernel(p *progress, cache, meta string, modules []string) (kernelFile
 		for _, m := range strings.Fields(string(b)) {
 			kf.Modules = append(kf.Modules, filepath.Join(dir, "modules", m+".ko"))
 		}
-		if len(modules) == 0 || len(kf.Modules) > 0 {
+		if hasModules(string(b), modules) {
 			return kf, nil
 		}
 	}
@@ -60,6 +60,22 @@ func ensureKernel(p *progress, cache, meta string, modules []string) (kernelFile
 		return kf, fmt.Errorf("unpacking %s: %w", deb, err)
 	}
 	return ensureKernel(p, cache, meta, modules)
+}
+
+// hasModules reports whether a cached modules.order holds every module
+// asked for (none asked for: any cache will do), so that adding one to
+// labModules unpacks the package again.
+func hasModules(order string, modules []string) bool {
+	have := map[string]bool{}
+	for _, m := range strings.Fields(order) {
+		have[strings.ReplaceAll(filepath.Base(m), "-", "_")] = true
+	}
+	for _, m := range modules {
+		if !have[strings.ReplaceAll(m, "-", "_")] {
+			return false
+		}
+	}
+	return true
 }
 
 // module is one kernel module found in the package.

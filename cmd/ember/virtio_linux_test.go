@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,6 +36,8 @@ func TestLinuxUsesVirtioDevices(t *testing.T) {
 	defer cancel()
 	const cmdline = "console=ttyS0 ember.end=poweroff ember.diskwrite=1"
 	r := bootLinuxRetryingInLab(t, ctx, kernel, ird, nil, "--rng", "--disk", path+",serial=ember0", "--cmdline", cmdline)
+	t.Logf("Linux version at %v, /init at %v, exit (status %d) at %v",
+		r.con.First(linuxguest.MarkBanner), r.con.First(linuxguest.MarkStarted), r.status, r.took)
 	checkUserspace(t, r, ird, cmdline, 1)
 	for _, w := range []string{
 		"ember-init: virtio devices 0x0002 0x0004 ", // block and rng, found on the PCI bus
@@ -121,9 +124,15 @@ func requireVirtioModules(t *testing.T, ird testInitramfs) {
 	t.Skip("skipping: " + why)
 }
 
-// requireTool returns the path of a host tool the test needs, or skips
-// (fails in CI, which installs it).
+// requireTool returns the path of an e2fsprogs tool the test needs, or
+// skips (fails in CI, which installs it).
 func requireTool(t *testing.T, name string) string {
+	t.Helper()
+	return requireToolPkg(t, name, "e2fsprogs")
+}
+
+// requireToolPkg is requireTool for a tool of Debian package pkg.
+func requireToolPkg(t *testing.T, name, pkg string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err == nil {
@@ -135,9 +144,9 @@ func requireTool(t *testing.T, name string) string {
 		}
 	}
 	if os.Getenv(kvmtest.RequireEnv) != "" {
-		t.Fatalf("%s is not installed (apt-get install e2fsprogs; .ci/run does)", name)
+		t.Fatalf("%s is not installed (apt-get install %s; .ci/run does)", name, pkg)
 	}
-	t.Skipf("skipping: %s is not installed (apt-get install e2fsprogs)", name)
+	t.Skipf("skipping: %s is not installed (apt-get install %s)", name, pkg)
 	return ""
 }
 
@@ -159,4 +168,51 @@ func TestLinuxVirtioConsole(t *testing.T) {
 	if r.status != 0 {
 		t.Errorf("ember exited %d: %s", r.status, strings.TrimSpace(r.summary))
 	}
+}
+
+// TestLinuxPingsOverVirtioNet: with --net on a TAP whose host end is
+// 10.0.2.1/24, the guest gives its virtio-net interface (eth0) 10.0.2.15/24
+// and pings the host, and the replies come back: frames go both ways
+// through the device's queues and the TAP.
+func TestLinuxPingsOverVirtioNet(t *testing.T) {
+	kernel, ird := requireLinux(t)
+	requireVirtioModules(t, ird)
+	tap := hostTAP(t, linuxguest.HostIP+"/24")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	const cmdline = "console=ttyS0 ember.end=poweroff ember.net=1"
+	r := bootLinuxRetryingInLab(t, ctx, kernel, ird, nil, "--net", "tap="+tap+",mac=52:54:00:12:34:56", "--cmdline", cmdline)
+	checkUserspace(t, r, ird, cmdline, 1)
+	if w := "ember-init: ping " + linuxguest.HostIP + " ok"; !strings.Contains(r.out, w) {
+		t.Errorf("the guest did not print %q; its console:\n%s", w, tailString(r.out, 6000))
+	}
+}
+
+// hostTAP creates a TAP interface with addr on the host, up, removed when
+// the test ends. It needs root, /dev/net/tun and iproute2, which the lab
+// and CI have; elsewhere it skips.
+func hostTAP(t *testing.T, addr string) string {
+	t.Helper()
+	ip := requireToolPkg(t, "ip", "iproute2")
+	if _, err := os.Stat("/dev/net/tun"); err != nil || os.Geteuid() != 0 {
+		why := "a TAP needs root and /dev/net/tun"
+		if os.Getenv(kvmtest.RequireEnv) != "" {
+			t.Fatal(why)
+		}
+		t.Skip("skipping: " + why)
+	}
+	name := fmt.Sprintf("embt%d", os.Getpid()%100000)
+	for _, args := range [][]string{
+		{"tuntap", "add", "dev", name, "mode", "tap"},
+		{"addr", "add", addr, "dev", name},
+		{"link", "set", name, "up"},
+	} {
+		if out, err := exec.Command(ip, args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v\n%s", args, err, out)
+		}
+		if args[0] == "tuntap" {
+			t.Cleanup(func() { exec.Command(ip, "link", "del", name).Run() })
+		}
+	}
+	return name
 }

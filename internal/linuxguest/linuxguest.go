@@ -37,6 +37,13 @@ const (
 	GuestFileText = "written by the guest on ext4 over virtio-blk"
 )
 
+// The addresses of the network check (ember.net=1): the init gives eth0
+// GuestIP/24 and pings HostIP, the host's end of the TAP.
+const (
+	GuestIP = "10.0.2.15"
+	HostIP  = "10.0.2.1"
+)
+
 // DiskMarker is what the init writes to sector 1 of /dev/vda when the
 // command line has ember.diskwrite=1.
 const DiskMarker = "written by the guest through virtio-blk"
@@ -85,6 +92,14 @@ if [ -b /dev/vda ]; then
 		echo "` + GuestFileText + `" > /mnt/` + GuestFile + ` && sync && umount /mnt && echo "ember-init: ext4 written";;
 	esac
 fi
+case " $(cat /proc/cmdline) " in *" ember.net=1 "*)
+	ip link set lo up
+	if ip addr add ` + GuestIP + `/24 dev eth0 && ip link set eth0 up && ping -c 3 -W 5 ` + HostIP + ` >/dev/null; then
+		echo "ember-init: ping ` + HostIP + ` ok"
+	else
+		echo "ember-init: ping ` + HostIP + ` failed"
+	fi;;
+esac
 if [ -b /dev/vdb ]; then
 	if echo x | dd of=/dev/vdb bs=512 count=1 conv=notrunc,sync 2>/dev/null; then
 		echo "ember-init: vdb writable"

@@ -22,6 +22,9 @@ var virtioModules = []string{
 	"drivers/virtio/virtio_pci.ko",
 	"drivers/char/hw_random/virtio-rng.ko",
 	"drivers/char/virtio_console.ko",
+	"net/core/failover.ko",
+	"drivers/net/net_failover.ko",
+	"drivers/net/virtio_net.ko",
 	"drivers/block/virtio_blk.ko",
 }
 
