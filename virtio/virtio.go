@@ -70,3 +70,23 @@ type Device interface {
 	// when Reset does.
 	Reset()
 }
+
+// Events is how an active device tells its transport of what happens
+// between Activate and Reset, where no call of the transport's is there to
+// return an error.
+type Events interface {
+	// NeedsReset says the device stopped serving (the driver broke a
+	// queue): the transport sets DEVICE_NEEDS_RESET and sends a
+	// configuration change notification, and the driver resets the device.
+	NeedsReset(err error)
+	// ConfigChanged says the device's configuration space changed on its
+	// own (a console resized): the transport bumps config_generation and
+	// sends a configuration change notification.
+	ConfigChanged()
+}
+
+// EventSource is implemented by devices that report Events. A transport
+// that finds it calls SetEvents once, before the device is used.
+type EventSource interface {
+	SetEvents(Events)
+}

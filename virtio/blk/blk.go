@@ -67,7 +67,16 @@ type Disk struct {
 	log      *slog.Logger
 
 	mu      sync.Mutex
-	workers []*worker // while active
+	workers []*worker     // while active
+	events  virtio.Events // the transport's, if it gave them
+}
+
+// SetEvents is virtio.EventSource: a queue the driver broke becomes
+// DEVICE_NEEDS_RESET.
+func (d *Disk) SetEvents(e virtio.Events) {
+	d.mu.Lock()
+	d.events = e
+	d.mu.Unlock()
 }
 
 // Open opens the image and returns the disk. The image's size is rounded

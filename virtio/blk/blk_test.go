@@ -3,6 +3,7 @@ package blk
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -205,5 +206,32 @@ func TestConfigSpace(t *testing.T) {
 	}
 	if f := r.disk.Features(); f&featureRO == 0 || f&featureFlush == 0 || f&featureDiscard != 0 {
 		t.Errorf("features %#x of a read-only disk", f)
+	}
+}
+
+// events records what a device reports to its transport.
+type events struct{ reset chan error }
+
+func (e events) NeedsReset(err error) { e.reset <- err }
+func (e events) ConfigChanged()       {}
+
+// TestBrokenRingNeedsReset: a driver that runs the available index more
+// than a queue's worth ahead breaks the queue; the disk stops serving it and
+// asks the transport for DEVICE_NEEDS_RESET.
+func TestBrokenRingNeedsReset(t *testing.T) {
+	r := newRig(t, false)
+	ev := events{reset: make(chan error, 1)}
+	r.disk.SetEvents(ev)
+	if err := r.drv.SetAvailIdx(1000); err != nil {
+		t.Fatal(err)
+	}
+	r.disk.Notify(0)
+	select {
+	case err := <-ev.reset:
+		if !errors.Is(err, virtio.ErrBadRing) {
+			t.Errorf("reported %v, want ErrBadRing", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the disk never asked for a reset")
 	}
 }

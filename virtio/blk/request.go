@@ -90,10 +90,17 @@ func (w *worker) drain() {
 	}
 }
 
-// fail stops serving a queue the driver broke.
+// fail stops serving a queue the driver broke and asks the driver, through
+// the transport, to reset the device.
 func (w *worker) fail(err error) {
 	w.d.log.Error("virtio-blk: queue stopped; the driver must reset the device", "queue", w.i, "err", err)
 	w.broken = true
+	w.d.mu.Lock()
+	e := w.d.events
+	w.d.mu.Unlock()
+	if e != nil {
+		e.NeedsReset(err)
+	}
 }
 
 // serve performs one request and returns the bytes it wrote into the

@@ -249,3 +249,7 @@ func (d *Device) write(p []byte) error {
 	_, err := d.out.Write(p)
 	return err
 }
+
+// SetEvents is virtio.EventSource: a resize becomes the transport's
+// configuration change notification.
+func (d *Device) SetEvents(e virtio.Events) { d.SetConfigNotify(e.ConfigChanged) }

@@ -92,7 +92,36 @@ func New(dev virtio.Device, cfg Config) (*Transport, error) {
 		t.log = slog.Default()
 	}
 	t.regs.Init(dev.QueueSizes())
+	if es, ok := dev.(virtio.EventSource); ok {
+		es.SetEvents(events{t})
+	}
 	return t, nil
+}
+
+// events is the transport's side of virtio.Events.
+type events struct{ t *Transport }
+
+// NeedsReset sets DEVICE_NEEDS_RESET and raises a configuration interrupt.
+func (e events) NeedsReset(err error) {
+	e.t.log.Error("virtio-mmio: device needs a reset", "type", e.t.dev.Type(), "err", err)
+	e.t.mu.Lock()
+	defer e.t.mu.Unlock()
+	if e.t.regs.Active {
+		e.t.regs.Status |= virtio.StatusDeviceNeedsReset
+		e.t.regs.Generation++
+		e.t.raise(interruptConfig)
+	}
+}
+
+// ConfigChanged bumps ConfigGeneration and raises a configuration
+// interrupt for a driver that has set DRIVER_OK.
+func (e events) ConfigChanged() {
+	e.t.mu.Lock()
+	defer e.t.mu.Unlock()
+	e.t.regs.Generation++
+	if e.t.regs.Status&virtio.StatusDriverOK != 0 {
+		e.t.raise(interruptConfig)
+	}
 }
 
 // CmdlineArg is the kernel command-line argument that tells Linux (built

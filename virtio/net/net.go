@@ -105,7 +105,12 @@ type Device struct {
 	mu        sync.Mutex // guards run against Notify
 	run       *activation
 	closed    bool
+	events    atomic.Pointer[virtio.Events] // the transport's, if it gave them (SetEvents)
 }
+
+// SetEvents is virtio.EventSource: a queue the driver broke becomes
+// DEVICE_NEEDS_RESET.
+func (d *Device) SetEvents(e virtio.Events) { d.events.Store(&e) }
 
 // activation is what one Activate started.
 type activation struct {

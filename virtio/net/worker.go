@@ -103,9 +103,13 @@ func (w *worker) notifyDriver() {
 	}
 }
 
-// fail stops serving a queue the driver broke until Reset: the device
-// would be DEVICE_NEEDS_RESET, and the driver's reset brings it back.
+// fail stops serving a queue the driver broke until Reset, and tells the
+// transport the device needs one (DEVICE_NEEDS_RESET); the driver's reset
+// brings it back.
 func (w *worker) fail(err error) {
 	w.d.log.Error("virtio-net: queue stopped until the driver resets the device", "queue", w.index, "err", err)
+	if e := w.d.events.Load(); e != nil {
+		(*e).NeedsReset(err)
+	}
 	<-w.stop
 }

@@ -2,6 +2,7 @@ package pci
 
 import (
 	"encoding/binary"
+	"errors"
 	"testing"
 
 	"ember/memory"
@@ -229,5 +230,24 @@ func TestQueueOutsideRAMNeedsReset(t *testing.T) {
 	r.setBar(ccDeviceStatus, virtio.StatusAcknowledge|virtio.StatusDriver|virtio.StatusFeaturesOK|virtio.StatusDriverOK, 1)
 	if len(r.dev.Activations()) != 0 || r.bar(ccDeviceStatus, 1)&virtio.StatusDeviceNeedsReset == 0 {
 		t.Errorf("activated %d, status %#x", len(r.dev.Activations()), r.bar(ccDeviceStatus, 1))
+	}
+}
+
+// TestDeviceEvents: a device that stops serving gets DEVICE_NEEDS_RESET and
+// a configuration interrupt; one whose configuration changes bumps the
+// generation and interrupts too (INTx here: ISR bit 1).
+func TestDeviceEvents(t *testing.T) {
+	r := newRig(t)
+	r.negotiate(virtio.FeatureVersion1)
+	r.setupQueue(0, 64, 0x10000)
+	r.setBar(ccDeviceStatus, virtio.StatusAcknowledge|virtio.StatusDriver|virtio.StatusFeaturesOK|virtio.StatusDriverOK, 1)
+	gen := r.bar(ccConfigGeneration, 1)
+	r.dev.Events().ConfigChanged()
+	if r.bar(ccConfigGeneration, 1) != gen+1 || !r.line.high || r.bar(isrOffset, 1) != 2 {
+		t.Errorf("config change: generation %d (was %d), line %v", r.bar(ccConfigGeneration, 1), gen, r.line.high)
+	}
+	r.dev.Events().NeedsReset(errors.New("broken ring"))
+	if r.bar(ccDeviceStatus, 1)&virtio.StatusDeviceNeedsReset == 0 || r.bar(isrOffset, 1) != 2 {
+		t.Errorf("needs reset: status %#x", r.bar(ccDeviceStatus, 1))
 	}
 }

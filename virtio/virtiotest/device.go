@@ -17,6 +17,7 @@ type Device struct {
 	notified  []int
 	resets    int
 	interrupt func(int)
+	events    virtio.Events
 	// Fail, if set, is what Activate returns.
 	Fail error
 }
@@ -85,4 +86,14 @@ func (d *Device) Interrupt(q int) {
 	irq := d.interrupt
 	d.mu.Unlock()
 	irq(q)
+}
+
+// SetEvents keeps the transport's events (virtio.EventSource).
+func (d *Device) SetEvents(e virtio.Events) { d.mu.Lock(); d.events = e; d.mu.Unlock() }
+
+// Events returns what SetEvents was given.
+func (d *Device) Events() virtio.Events {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.events
 }
