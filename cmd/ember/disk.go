@@ -13,7 +13,8 @@ import (
 	"ember/virtio/rng"
 )
 
-// parseDisk parses a --disk value: PATH[,readonly][,serial=ID][,queues=N].
+// parseDisk parses a --disk value:
+// PATH[,readonly][,serial=ID][,queues=N][,cache=none|writeback].
 func parseDisk(spec string) (blk.Config, error) {
 	parts := strings.Split(spec, ",")
 	c := blk.Config{Path: parts[0]}
@@ -30,12 +31,20 @@ func parseDisk(spec string) (blk.Config, error) {
 				return c, fmt.Errorf("--disk %q: serial longer than 20 bytes", spec)
 			}
 			c.Serial = v
+		case "cache":
+			switch v {
+			case "none":
+				c.Direct = true
+			case "writeback":
+			default:
+				return c, fmt.Errorf("--disk %q: cache must be none or writeback", spec)
+			}
 		case "queues":
 			if _, err := fmt.Sscan(v, &c.Queues); err != nil || c.Queues < 1 || c.Queues > 16 {
 				return c, fmt.Errorf("--disk %q: queues must be 1 to 16", spec)
 			}
 		default:
-			return c, fmt.Errorf("--disk %q: unknown option %q (readonly, serial=ID, queues=N)", spec, p)
+			return c, fmt.Errorf("--disk %q: unknown option %q (readonly, serial=ID, queues=N, cache=none)", spec, p)
 		}
 	}
 	return c, nil

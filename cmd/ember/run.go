@@ -113,7 +113,7 @@ exit port), or 125 if the guest shut down (triple fault), 126 if the VM failed,
 	f.StringVar(&o.reboot, "reboot", rebootExit, "what a guest reboot does: exit or restart")
 	f.StringSliceVar(&o.cpuidMask, "cpuid-mask", nil, "CPUID features to hide, e.g. cx16,xsave (names as in /proc/cpuinfo)")
 	f.StringVar(&o.dmSocket, "device-model-socket", "", "unix socket to create for out-of-process device models (docs/ioreq-protocol.md)")
-	f.StringArrayVar(&o.disks, "disk", nil, "a raw disk image as a virtio-blk device: PATH[,readonly][,serial=ID][,queues=N] (repeatable)")
+	f.StringArrayVar(&o.disks, "disk", nil, "a raw disk image as a virtio-blk device: PATH[,readonly][,serial=ID][,queues=N][,cache=none] (repeatable; cache=none bypasses the host's page cache)")
 	f.StringVar(&o.consoleDev, "console-device", consoleSerial, "the guest's console device: serial (COM1) or virtio (virtio-console, Linux's hvc0: boot with console=hvc0)")
 	f.StringArrayVar(&o.nets, "net", nil, "a virtio-net device on a TAP interface: tap=NAME[,mac=MAC] (repeatable; creating the TAP needs CAP_NET_ADMIN, or have root create it with ip tuntap)")
 	f.BoolVar(&o.rng, "rng", false, "give the guest a virtio-rng device (virtio-pci), fed from the host's getrandom")

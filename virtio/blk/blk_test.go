@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -29,6 +30,13 @@ const imageSize = 64 << 10
 
 func newRig(t *testing.T, readOnly bool) *rig {
 	t.Helper()
+	return newRigCfg(t, Config{ReadOnly: readOnly})
+}
+
+// newRigCfg is newRig for a disk configured as cfg (its Path and Serial are
+// the rig's).
+func newRigCfg(t *testing.T, cfg Config) *rig {
+	t.Helper()
 	mem, err := memory.New([]memory.Range{{GPA: 0, Size: 1 << 20}})
 	if err != nil {
 		t.Fatal(err)
@@ -42,7 +50,8 @@ func newRig(t *testing.T, readOnly bool) *rig {
 	if err := os.WriteFile(path, image, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d, err := Open(Config{Path: path, ReadOnly: readOnly, Serial: "ember-disk-1"})
+	cfg.Path, cfg.Serial = path, "ember-disk-1"
+	d, err := Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +113,8 @@ func (r *rig) do(bufs ...virtiotest.Buffer) (uint32, [][]byte) {
 func status(out [][]byte) byte { last := out[len(out)-1]; return last[len(last)-1] }
 
 // TestRequests: each request type against the image, with the status and
-// length the driver sees, and what the image holds afterwards.
+// length the driver sees, and what the image holds afterwards, through the
+// page cache and with cache=none (O_DIRECT).
 func TestRequests(t *testing.T) {
 	rd, wr := virtiotest.Readable, virtiotest.Writable
 	seg := func(sector uint64, n, flags uint32) []byte {
@@ -167,16 +177,18 @@ func TestRequests(t *testing.T) {
 		{"unknown type", false, []virtiotest.Buffer{rd(header(99, 0)), wr(1)}, 1, statusUnsupp, nil},
 		{"header cut short", false, []virtiotest.Buffer{rd(make([]byte, 8)), wr(1)}, 1, statusIOErr, nil},
 	} {
-		t.Run(tt.name, func(t *testing.T) {
-			r := newRig(t, tt.readOnly)
-			n, out := r.do(tt.bufs...)
-			if n != tt.wantLen || status(out) != tt.status {
-				t.Fatalf("used length %d, status %d; want %d, %d", n, status(out), tt.wantLen, tt.status)
-			}
-			if tt.check != nil {
-				tt.check(t, r, out)
-			}
-		})
+		for _, direct := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/direct=%v", tt.name, direct), func(t *testing.T) {
+				r := newRigCfg(t, Config{ReadOnly: tt.readOnly, Direct: direct})
+				n, out := r.do(tt.bufs...)
+				if n != tt.wantLen || status(out) != tt.status {
+					t.Fatalf("used length %d, status %d; want %d, %d", n, status(out), tt.wantLen, tt.status)
+				}
+				if tt.check != nil {
+					tt.check(t, r, out)
+				}
+			})
+		}
 	}
 }
 

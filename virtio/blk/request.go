@@ -187,7 +187,7 @@ func (d *Disk) read(bufs [][]byte, sector uint64) (uint64, byte) {
 		d.log.Warn("virtio-blk: read outside the disk", "sector", sector, "bytes", n)
 		return 0, statusIOErr
 	}
-	got, err := preadv(int(d.file.Fd()), bufs, off)
+	got, err := d.transfer(bufs, off, false)
 	if err != nil || uint64(got) != n {
 		d.log.Error("virtio-blk: read failed", "sector", sector, "bytes", n, "got", got, "err", err)
 		return uint64(got), statusIOErr
@@ -206,7 +206,7 @@ func (d *Disk) write(bufs [][]byte, sector uint64) byte {
 		d.log.Warn("virtio-blk: write outside the disk", "sector", sector, "bytes", n)
 		return statusIOErr
 	}
-	if put, err := pwritev(int(d.file.Fd()), bufs, off); err != nil || uint64(put) != n {
+	if put, err := d.transfer(bufs, off, true); err != nil || uint64(put) != n {
 		d.log.Error("virtio-blk: write failed", "sector", sector, "bytes", n, "put", put, "err", err)
 		return statusIOErr
 	}
@@ -288,6 +288,20 @@ func gather(dst []byte, bufs [][]byte) {
 	for _, b := range bufs {
 		dst = dst[copy(dst, b):]
 	}
+}
+
+// transfer reads the image into bufs, or writes them to it, at off: through
+// the page cache with preadv/pwritev, or, for cache=none, through an aligned
+// bounce buffer with O_DIRECT.
+func (d *Disk) transfer(bufs [][]byte, off int64, write bool) (int, error) {
+	fd := int(d.file.Fd())
+	switch {
+	case d.cfg.Direct:
+		return directIO(fd, bufs, off, write)
+	case write:
+		return pwritev(fd, bufs, off)
+	}
+	return preadv(fd, bufs, off)
 }
 
 // preadv and pwritev move every buffer, retrying short transfers.
