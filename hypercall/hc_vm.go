@@ -95,21 +95,30 @@ func runResult(b *hv.Background) hv.Result {
 	return res
 }
 
-// destroy pauses the VM, ends its run and releases it (HC_DESTROY_VM, and
-// the cleanup of VMs whose Service VM goes away).
+// destroy pauses the VM, ends its run and releases it (the cleanup of VMs
+// whose Service VM goes away, and of the service).
 func (e *hcVM) destroy() {
 	e.mu.Lock()
-	if e.dead {
+	if !e.kill() {
 		e.mu.Unlock()
 		return
+	}
+	e.mu.Unlock()
+	e.vm.Close()
+}
+
+// kill marks the entry dead and ends its run, reporting false if it was
+// dead already. The caller holds e.mu and closes the VM after releasing it.
+func (e *hcVM) kill() bool {
+	if e.dead {
+		return false
 	}
 	e.dead = true
 	if e.running() {
 		e.vm.Pause()
 	}
 	e.stopRun()
-	e.mu.Unlock()
-	e.vm.Close()
+	return true
 }
 
 // stopped reports whether a VM may be reset or destroyed: paused, as ACRN
@@ -131,12 +140,17 @@ func hcDestroyVM(c *call) acrn.Errno {
 	if r != 0 {
 		return r
 	}
-	ok := e.stopped()
-	e.mu.Unlock()
-	if !ok {
+	// The state is checked and the entry killed under one lock, so no
+	// HC_RESET_VM and HC_START_VM can slip in between.
+	if !e.stopped() {
+		e.mu.Unlock()
 		return acrn.EPERM
 	}
-	e.destroy()
+	killed := e.kill()
+	e.mu.Unlock()
+	if killed {
+		e.vm.Close()
+	}
 	return 0
 }
 

@@ -89,9 +89,13 @@ func (q *delayQueue) head() (delayed, bool) {
 	return q.pending[0], true
 }
 
+// pop drops the head run just served; close may have emptied the queue
+// meanwhile, and then there is nothing to drop.
 func (q *delayQueue) pop() {
 	q.mu.Lock()
-	q.pending = q.pending[1:]
+	if len(q.pending) > 0 {
+		q.pending = q.pending[1:]
+	}
 	q.mu.Unlock()
 }
 

@@ -296,7 +296,9 @@ func (d *Dispatcher) Emulate(vcpu int, req *acrn.IORequest) (uint64, error) {
 	local := *req
 	local.Processed = acrn.StatePending
 	if err := local.Validate(); err != nil {
-		return AllOnes(accessSize(req)), err
+		// An access no request can describe (a dword at port 0xffff):
+		// refused, logged, and a read gets all ones, as any failure.
+		return d.failed(&d.slots[vcpu], nil, &local, err)
 	}
 	if d.conf1 && local.Type == acrn.ReqPortIO {
 		p := local.PIO()

@@ -154,8 +154,13 @@ func TestUnclaimedWritesDroppedAndCounted(t *testing.T) {
 func TestEmulateRefusesBadRequests(t *testing.T) {
 	d := newDispatcher(t, Config{})
 	req := PIORequest(acrn.DirRead, 0x80, 3, 0)
-	if _, err := d.Emulate(0, &req); !errors.Is(err, acrn.ErrInvalid) {
-		t.Errorf("3-byte PIO: %v", err)
+	var re *RequestError
+	if v, err := d.Emulate(0, &req); !errors.Is(err, acrn.ErrInvalid) || !errors.As(err, &re) || v != 0xffffff {
+		t.Errorf("3-byte PIO read: %#x, %v; want all ones and a *RequestError wrapping acrn.ErrInvalid", v, err)
+	}
+	req = PIORequest(acrn.DirWrite, 0x80, 3, 7)
+	if v, err := d.Emulate(0, &req); !errors.As(err, &re) || v != 0 {
+		t.Errorf("3-byte PIO write: %#x, %v; want 0 and a *RequestError", v, err)
 	}
 	req = PIORequest(acrn.DirRead, 0x80, 1, 0)
 	if _, err := d.Emulate(16, &req); !errors.Is(err, ErrNoSlot) {
