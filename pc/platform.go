@@ -14,6 +14,7 @@ import (
 	"ember/ioreq"
 	"ember/kvm"
 	"ember/memory"
+	virtiopci "ember/virtio/pci"
 )
 
 // Legacy PC port ranges and ISA interrupt lines.
@@ -35,7 +36,21 @@ type Platform struct {
 	PCI   *PCIHost
 	PM    *acpipm.PM
 
-	slots int // PCI slots AddVirtio has used
+	slots  int                   // PCI slots AddVirtio has used
+	virtio []*virtiopci.Function // the functions AddVirtio made
+}
+
+// WriteTables writes the MP table and the ACPI tables into guest RAM again,
+// for a machine reset that cleared it (Attach wrote them first).
+func (p *Platform) WriteTables(vm *hv.VM) error { return writeTables(vm) }
+
+// ResetDevices resets the platform's virtio functions, as a machine reset
+// does: their devices stop using guest memory before it is cleared, and the
+// next boot's drivers find them at power-on state.
+func (p *Platform) ResetDevices() {
+	for _, f := range p.virtio {
+		f.Reset()
+	}
 }
 
 // Config configures the platform.

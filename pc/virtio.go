@@ -69,6 +69,7 @@ func (p *Platform) AddVirtio(vm *hv.VM, dev virtio.Device) (*virtiopci.Function,
 		return nil, err
 	}
 	vm.OnClose(dev.Reset)
+	p.virtio = append(p.virtio, f)
 	return f, nil
 }
 

@@ -194,8 +194,14 @@ func (g *Guest) resetLocked(bootVCPU int, e x86.Entry) error {
 	if r := g.run; r != nil {
 		r.Stop()
 	}
+	g.resetDevices() // they stop writing guest RAM before it is cleared
 	if err := g.clearRAM(); err != nil {
 		return err
+	}
+	if g.plat != nil {
+		if err := g.plat.WriteTables(g.vm); err != nil {
+			return fmt.Errorf("vmm: %w", err)
+		}
 	}
 	if err := g.vm.Reset(bootVCPU, e); err != nil {
 		return fmt.Errorf("vmm: %w", err)

@@ -11,6 +11,9 @@ import (
 	"ember/guest"
 	"ember/hv"
 	"ember/internal/kvmtest"
+	"ember/layout"
+	"ember/pc"
+	"ember/virtio/virtiotest"
 )
 
 // TestStopPausesTheGuest runs the counter guest (a ring-3 loop incrementing a
@@ -187,5 +190,35 @@ func TestResetClearsEveryKindOfRAM(t *testing.T) {
 				t.Errorf("RAM holds %q after Reset, want zeros", got)
 			}
 		})
+	}
+}
+
+// TestResetResetsVirtioDevices: a virtio device added through AddVirtio is
+// reset when the guest is, before its RAM is cleared, so it stops using the
+// last boot's queues, and the platform's tables are written again after it;
+// without the PC platform AddVirtio says what is missing.
+func TestResetResetsVirtioDevices(t *testing.T) {
+	h := openHV(t)
+	g, _ := newGuest(t, h, hv.Config{})
+	dev := &virtiotest.Device{}
+	if err := g.AddVirtio(dev); !errors.Is(err, ErrNoPlatform) {
+		t.Fatalf("AddVirtio without a platform: %v", err)
+	}
+	if _, err := g.AttachPC(pc.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.AddVirtio(dev); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	if n := dev.Resets(); n != 1 {
+		t.Errorf("the device was reset %d times by the guest's Reset, want 1", n)
+	}
+	// The platform's tables are back in the cleared RAM: the RSDP signature.
+	rsdp := make([]byte, 8)
+	if _, err := g.VM().Memory().ReadAt(rsdp, layout.ACPIStart); err != nil || string(rsdp) != "RSD PTR " {
+		t.Errorf("after Reset the RSDP reads %q (%v)", rsdp, err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"ember/hv"
+	"ember/pc"
 )
 
 // Errors of the lifecycle calls.
@@ -22,6 +23,7 @@ type Guest struct {
 	vm   *hv.VM
 	cfg  hv.Config
 	virq VirqController
+	plat *pc.Platform // AttachPC's, or nil
 
 	mu     sync.Mutex
 	run    *hv.Background // the current or last run; nil before Start
