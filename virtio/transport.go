@@ -132,3 +132,11 @@ func (r *Regs) BuildQueues(mem *memory.Guest) ([]*Queue, error) {
 	}
 	return queues, nil
 }
+
+// MarkNeedsReset sets DEVICE_NEEDS_RESET and bumps the configuration
+// generation: the device cannot go on until the driver resets it. The
+// transport then sends a configuration change notification.
+func (r *Regs) MarkNeedsReset() {
+	r.Status |= StatusDeviceNeedsReset
+	r.Generation++
+}

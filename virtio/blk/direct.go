@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sync"
 
+	"ember/virtio"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -34,15 +36,15 @@ func directIO(fd int, bufs [][]byte, off int64, write bool) (int, error) {
 	bounce := *p
 	done := 0
 	for len(bufs) > 0 {
-		chunk := bounce[:min(uint64(bounceSize), total(bufs))]
+		chunk := bounce[:min(uint64(bounceSize), virtio.Len(bufs))]
 		var n int
 		var err error
 		if write {
-			gather(chunk, bufs)
+			virtio.Gather(chunk, bufs)
 			n, err = unix.Pwrite(fd, chunk, off)
 		} else {
 			n, err = unix.Pread(fd, chunk, off)
-			scatter(bufs, chunk[:max(n, 0)])
+			virtio.Scatter(bufs, chunk[:max(n, 0)])
 		}
 		if err != nil {
 			return done, err
@@ -52,17 +54,7 @@ func directIO(fd int, bufs [][]byte, off int64, write bool) (int, error) {
 		}
 		done += n
 		off += int64(n)
-		bufs = skip(bufs, n)
+		bufs = virtio.Skip(bufs, n)
 	}
 	return done, nil
-}
-
-// scatter copies src into bufs, in order.
-func scatter(bufs [][]byte, src []byte) {
-	for _, b := range bufs {
-		if len(src) == 0 {
-			return
-		}
-		src = src[copy(b, src):]
-	}
 }

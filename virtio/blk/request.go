@@ -119,7 +119,7 @@ func (w *worker) serve(c *virtio.Chain) uint32 {
 		return 1
 	}
 	typ, sector := binary.LittleEndian.Uint32(hdr[0:]), binary.LittleEndian.Uint64(hdr[8:])
-	in := skip(c.Readable, headerSize)
+	in := virtio.Skip(c.Readable, headerSize)
 	n, st := uint64(0), byte(statusOK)
 	switch typ {
 	case typeIn:
@@ -156,20 +156,6 @@ func splitStatus(bufs [][]byte) ([][]byte, *byte) {
 	return data, &last[len(last)-1]
 }
 
-// skip returns bufs without their first n bytes.
-func skip(bufs [][]byte, n int) [][]byte {
-	for len(bufs) > 0 && n >= len(bufs[0]) {
-		n -= len(bufs[0])
-		bufs = bufs[1:]
-	}
-	if len(bufs) == 0 {
-		return nil
-	}
-	out := append([][]byte(nil), bufs...)
-	out[0] = out[0][n:]
-	return out
-}
-
 // span checks that n bytes from sector lie within the disk, whole sectors,
 // and returns the byte offset.
 func (d *Disk) span(sector, n uint64) (int64, bool) {
@@ -181,7 +167,7 @@ func (d *Disk) span(sector, n uint64) (int64, bool) {
 
 // read fills bufs from the image at sector.
 func (d *Disk) read(bufs [][]byte, sector uint64) (uint64, byte) {
-	n := total(bufs)
+	n := virtio.Len(bufs)
 	off, ok := d.span(sector, n)
 	if !ok {
 		d.log.Warn("virtio-blk: read outside the disk", "sector", sector, "bytes", n)
@@ -200,7 +186,7 @@ func (d *Disk) write(bufs [][]byte, sector uint64) byte {
 	if d.cfg.ReadOnly {
 		return statusIOErr
 	}
-	n := total(bufs)
+	n := virtio.Len(bufs)
 	off, ok := d.span(sector, n)
 	if !ok {
 		d.log.Warn("virtio-blk: write outside the disk", "sector", sector, "bytes", n)
@@ -240,11 +226,11 @@ func (d *Disk) zeroRanges(bufs [][]byte, discard bool) byte {
 	if d.cfg.ReadOnly {
 		return statusIOErr
 	}
-	raw := make([]byte, total(bufs))
+	raw := make([]byte, virtio.Len(bufs))
 	if len(raw) == 0 || len(raw)%segmentSize != 0 || len(raw) > maxSegments*segmentSize {
 		return statusUnsupp
 	}
-	gather(raw, bufs)
+	virtio.Gather(raw, bufs)
 	for s := raw; len(s) > 0; s = s[segmentSize:] {
 		sector, num, flags := binary.LittleEndian.Uint64(s), binary.LittleEndian.Uint32(s[8:]), binary.LittleEndian.Uint32(s[12:])
 		if flags&^flagUnmap != 0 || (discard && flags != 0) {
@@ -274,20 +260,6 @@ func (d *Disk) zero(off, n int64, punch bool) error {
 		}
 	}
 	return unix.Fallocate(fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n)
-}
-
-func total(bufs [][]byte) uint64 {
-	var n uint64
-	for _, b := range bufs {
-		n += uint64(len(b))
-	}
-	return n
-}
-
-func gather(dst []byte, bufs [][]byte) {
-	for _, b := range bufs {
-		dst = dst[copy(dst, b):]
-	}
 }
 
 // transfer reads the image into bufs, or writes them to it, at off: through
@@ -326,7 +298,7 @@ func transfer(bufs [][]byte, off int64, op func([][]byte, int64) (int, error)) (
 		}
 		done += n
 		off += int64(n)
-		bufs = skip(bufs, n)
+		bufs = virtio.Skip(bufs, n)
 		for len(bufs) > 0 && len(bufs[0]) == 0 {
 			bufs = bufs[1:]
 		}

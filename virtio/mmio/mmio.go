@@ -107,8 +107,7 @@ func (e events) NeedsReset(err error) {
 	e.t.mu.Lock()
 	defer e.t.mu.Unlock()
 	if e.t.regs.Active {
-		e.t.regs.Status |= virtio.StatusDeviceNeedsReset
-		e.t.regs.Generation++
+		e.t.regs.MarkNeedsReset()
 		e.t.raise(interruptConfig)
 	}
 }

@@ -190,8 +190,7 @@ func (t *Transport) activate() {
 	defer t.mu.Unlock()
 	if err != nil {
 		t.log.Error("virtio-mmio: device not started", "type", t.dev.Type(), "err", err)
-		t.regs.Status |= virtio.StatusDeviceNeedsReset
-		t.regs.Generation++
+		t.regs.MarkNeedsReset()
 		t.raise(interruptConfig)
 		return
 	}

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"time"
 
+	"ember/virtio"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -90,7 +92,7 @@ func (b *FileBackend) ReadPacket(p []byte) (int, error) {
 // one first.
 func (b *FileBackend) WritePacket(bufs [][]byte) (int, error) {
 	if len(bufs) > iovMax {
-		bufs = [][]byte{gather(bufs)}
+		bufs = [][]byte{gathered(bufs)}
 	}
 	var n int
 	var werr error
@@ -103,8 +105,8 @@ func (b *FileBackend) WritePacket(bufs [][]byte) (int, error) {
 		return 0, fmt.Errorf("virtio-net: writing %s: %w", b.f.Name(), err)
 	case werr != nil:
 		return 0, fmt.Errorf("virtio-net: writing %s: %w", b.f.Name(), werr)
-	case n != totalLen(bufs):
-		return n, fmt.Errorf("virtio-net: writing %s: %d of %d bytes: %w", b.f.Name(), n, totalLen(bufs), io.ErrShortWrite)
+	case n != int(virtio.Len(bufs)):
+		return n, fmt.Errorf("virtio-net: writing %s: %d of %d bytes: %w", b.f.Name(), n, virtio.Len(bufs), io.ErrShortWrite)
 	}
 	return n, nil
 }
@@ -139,20 +141,9 @@ func retryEINTR(op func() (int, error)) (int, error) {
 	}
 }
 
-// totalLen returns the bytes in bufs.
-func totalLen(bufs [][]byte) int {
-	n := 0
-	for _, b := range bufs {
-		n += len(b)
-	}
-	return n
-}
-
-// gather returns the concatenation of bufs.
-func gather(bufs [][]byte) []byte {
-	out := make([]byte, 0, totalLen(bufs))
-	for _, b := range bufs {
-		out = append(out, b...)
-	}
+// gathered returns the concatenation of bufs.
+func gathered(bufs [][]byte) []byte {
+	out := make([]byte, virtio.Len(bufs))
+	virtio.Gather(out, bufs)
 	return out
 }

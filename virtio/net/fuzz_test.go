@@ -77,8 +77,8 @@ func checkAcceptedTX(t *testing.T, p txPacket, data []byte, features uint64, wri
 		t.Fatalf("accepted a frame of %d bytes", n)
 	case p.frameLen != n || !bytes.Equal(flatten(p.frame), data[HeaderSize:]):
 		t.Fatalf("frame of %d bytes, want the chain's %d after the header", p.frameLen, n)
-	case totalLen(p.buffers()) != len(data):
-		t.Fatalf("sends %d bytes of a %d-byte chain", totalLen(p.buffers()), len(data))
+	case int(virtio.Len(p.buffers())) != len(data):
+		t.Fatalf("sends %d bytes of a %d-byte chain", virtio.Len(p.buffers()), len(data))
 	}
 	h := decodeHeader(p.hdr[:])
 	typ, ecn := h.gsoType&^gsoECN, h.gsoType&gsoECN != 0
@@ -222,4 +222,4 @@ func (g *guarded) check(t *testing.T, p *placement) {
 }
 
 // flatten returns the concatenation of bufs.
-func flatten(bufs [][]byte) []byte { return gather(bufs) }
+func flatten(bufs [][]byte) []byte { return gathered(bufs) }

@@ -160,7 +160,7 @@ func parseTX(c *virtio.Chain, features uint64) (txPacket, error) {
 		return p, err
 	}
 	h.encode(p.hdr[:])
-	p.frame = skip(c.Readable, HeaderSize)
+	p.frame = virtio.Skip(c.Readable, HeaderSize)
 	return p, nil
 }
 
@@ -267,18 +267,4 @@ func checkRXGSO(h header, features uint64) error {
 		return dropped("received GSO type %#x the driver did not accept", h.gsoType)
 	}
 	return nil
-}
-
-// skip returns bufs without their first n bytes, leaving bufs as they are.
-func skip(bufs [][]byte, n int) [][]byte {
-	for len(bufs) > 0 && n >= len(bufs[0]) {
-		n -= len(bufs[0])
-		bufs = bufs[1:]
-	}
-	if len(bufs) == 0 {
-		return nil
-	}
-	out := append([][]byte(nil), bufs...)
-	out[0] = out[0][n:]
-	return out
 }

@@ -178,6 +178,16 @@ func (f *Function) writeStatus(s uint8) {
 	}
 }
 
+// Reset resets the function as a write of 0 to device_status does: the
+// device stops and takes its hands off guest memory, and every register
+// returns to its power-on value. The VM's own reset calls it, before it
+// clears guest RAM.
+func (f *Function) Reset() {
+	f.lifecycle.Lock()
+	defer f.lifecycle.Unlock()
+	f.reset()
+}
+
 // reset stops the device and returns every register to its power-on value.
 // The caller holds f.lifecycle.
 func (f *Function) reset() {
@@ -214,8 +224,7 @@ func (f *Function) activate() {
 // needsReset sets DEVICE_NEEDS_RESET and tells the driver with a
 // configuration interrupt. The caller holds f.mu.
 func (f *Function) needsReset() {
-	f.regs.Status |= virtio.StatusDeviceNeedsReset
-	f.regs.Generation++
+	f.regs.MarkNeedsReset()
 	f.raise(f.regs.configVector, 2)
 }
 
