@@ -133,7 +133,10 @@ func isClosed(ch <-chan struct{}) bool {
 // Pause stops the VM's vCPUs without ending its run: each is kicked out of
 // KVM_RUN and waits, outside the guest, until Resume. Pause returns once every
 // vCPU of a running VM has stopped (or the run has ended), so guest memory and
-// vCPU registers are quiet when it returns. A VM paused when Run starts keeps
+// vCPU registers are quiet when it returns. A vCPU waiting for a client to
+// complete an I/O request counts as stopped (it parks when the answer comes,
+// before it enters the guest again): Pause does not wait on requests, so the
+// client may be the one pausing the VM. A VM paused when Run starts keeps
 // its vCPUs waiting before their first entry. In-kernel devices (the LAPIC
 // timer, irqfds) keep raising interrupts; the guest takes them when it
 // resumes. Pausing a paused or closed VM does nothing.
