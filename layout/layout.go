@@ -19,7 +19,8 @@
 //	0xc000_0000  virtio-pci BARs, 32 KiB a slot        pc
 //	0xfec0_0000  IOAPIC                                KVM
 //	0xfee0_0000  LAPIC                                 KVM
-//	0xfffb_c000  KVM's real-mode identity page, TSS    hv (Intel hosts)
+//	0xfeff_c000  KVM's real-mode identity page, TSS    hv (Intel hosts)
+//	0xff00_0000  firmware ROM (--bios), up to 4 GiB    pc
 //	4 GiB        RAM beyond 3 GiB continues here       memory
 package layout
 
@@ -72,8 +73,12 @@ const (
 	IOAPIC        = 0xfec00000 // the in-kernel IOAPIC
 	LAPIC         = 0xfee00000 // the in-kernel LAPICs
 	// KVMIdentityMap and KVMTSS are the pages KVM needs on Intel hosts for
-	// real-mode emulation, just below 4 GiB where no RAM is, as QEMU and
-	// Firecracker place them.
-	KVMIdentityMap = 0xfffbc000
-	KVMTSS         = 0xfffbd000
+	// real-mode emulation (the TSS takes three), where no RAM is: between
+	// the LAPIC and the 16 MiB below 4 GiB that firmware may fill
+	// (FirmwareTop), as QEMU places them.
+	KVMIdentityMap = 0xfeffc000
+	KVMTSS         = 0xfeffd000
+	// FirmwareTop is where a firmware ROM ends: it is mapped at
+	// FirmwareTop minus its size, at most 16 MiB (pc.LoadFirmware).
+	FirmwareTop = 4 << 30
 )

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"ember/guest"
 	"ember/hv"
 	"ember/internal/kvmtest"
 )
@@ -87,6 +88,8 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		{[]string{"run", "--net", "mac=52:54:00:00:00:01"}, "tap=NAME is required"},
 		{[]string{"run", "--net", "tap=t0,mac=01:00:00:00:00:00"}, "mac must be a unicast"},
 		{[]string{"run", "--console-device", "usb"}, "--console-device must be serial or virtio"},
+		{[]string{"run", "--bios", "/nonexistent.rom"}, "--bios: open /nonexistent.rom"},
+		{[]string{"run", "--bios", "x.rom", "--kernel", "vmlinuz"}, "it goes with neither --kernel nor --guest"},
 	}
 	for _, tt := range tests {
 		_, _, err := execute(t, tt.args...)
@@ -253,5 +256,22 @@ func TestConsoleDestinations(t *testing.T) {
 	}
 	if _, _, err := execute(t, "run", "--console", "file"); err == nil || !strings.Contains(err.Error(), "--console-file") {
 		t.Errorf("--console=file without a path: %v", err)
+	}
+}
+
+// TestRunBIOS boots a firmware ROM with --bios: a 64 KiB reset-vector image
+// that prints a line and exits 0.
+func TestRunBIOS(t *testing.T) {
+	kvmtest.Require(t)
+	rom := filepath.Join(t.TempDir(), "hello.rom")
+	if err := os.WriteFile(rom, guest.BenchHello.Code, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, summary, err := execute(t, "run", "--bios", rom)
+	if err != nil || !strings.Contains(summary, "guest exited with status 0") {
+		t.Fatalf("ember run --bios: %v\n%s", err, summary)
+	}
+	if !strings.Contains(out, "ember bench: hello") {
+		t.Errorf("the ROM's line is not on the console: %q", out)
 	}
 }

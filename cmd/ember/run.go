@@ -56,6 +56,7 @@ type runOptions struct {
 	disks       []string // --disk
 	consoleDev  string   // --console-device
 	nets        []string // --net
+	bios        string   // --bios
 }
 
 // defaultLinuxMemory is the RAM a Linux guest gets when --memory is not given.
@@ -105,6 +106,7 @@ exit port), or 125 if the guest shut down (triple fault), 126 if the VM failed,
 	f.DurationVar(&o.timeout, "timeout", 0, "stop the guest after this long (0: no limit)")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "do not print the summary line")
 	f.StringVar(&o.kernel, "kernel", "", "Linux kernel to boot: a bzImage or an ELF vmlinux")
+	f.StringVar(&o.bios, "bios", "", "a firmware ROM (whole pages, at most 16 MiB) to boot from the reset vector: mapped below 4 GiB, its last 128 KiB also below 1 MiB")
 	f.StringVar(&o.initrd, "initrd", "", "initial RAM disk for --kernel")
 	f.StringVar(&o.cmdline, "cmdline", "console=ttyS0", "kernel command line for --kernel")
 	f.StringVar(&o.bootMode, "boot", bootAuto, "how to enter --kernel: decompress, bzimage, pvh, or auto (decompress where KVM emulates guest ring 0, else bzimage)")
@@ -153,6 +155,7 @@ type prepared struct {
 	disks  []blk.Config // virtio-blk devices
 	hvc    bool         // the console is a virtio-console device
 	nets   []netSpec    // virtio-net devices
+	bios   []byte       // a firmware ROM, booted from the reset vector
 }
 
 // prepare checks every option and reads the files, so that misconfiguration is
@@ -194,6 +197,9 @@ func prepare(o runOptions) (*prepared, error) {
 		disks = append(disks, c)
 	}
 	p := &prepared{reboot: o.reboot, rng: o.rng, disks: disks, nets: nets, hvc: o.consoleDev == consoleVirtio, cfg: hv.Config{MemorySize: size, VCPUs: o.cpus, CPUIDMask: o.cpuidMask, DeviceModelSocket: o.dmSocket}}
+	if o.bios != "" {
+		return prepareBIOS(p, o)
+	}
 	if o.kernel == "" {
 		prog, ok := guest.ByName(o.guest)
 		if !ok {
@@ -223,6 +229,23 @@ func prepare(o runOptions) (*prepared, error) {
 			o.memory, len(img.Kernel), len(img.Initrd))
 	}
 	p.name, p.linux = o.kernel, img
+	return p, nil
+}
+
+// prepareBIOS is prepare for --bios: the ROM is read and checked, and
+// --kernel or a non-default --guest with it is refused.
+func prepareBIOS(p *prepared, o runOptions) (*prepared, error) {
+	if o.kernel != "" || o.guest != "demo" {
+		return nil, fmt.Errorf("--bios boots the firmware: it goes with neither --kernel nor --guest")
+	}
+	rom, err := os.ReadFile(o.bios)
+	if err != nil {
+		return nil, fmt.Errorf("--bios: %w", err)
+	}
+	if err := pc.CheckFirmware(rom); err != nil {
+		return nil, fmt.Errorf("--bios %s: %w", o.bios, err)
+	}
+	p.name, p.bios = o.bios, rom
 	return p, nil
 }
 
@@ -305,7 +328,14 @@ func bootOnce(ctx context.Context, hc *hypercall.Service, p *prepared, input *co
 	if err != nil {
 		return hv.Result{}, 0, err
 	}
-	if p.linux != nil {
+	if p.bios != nil {
+		if err := pc.LoadFirmware(vm, p.bios); err != nil {
+			return hv.Result{}, 0, err
+		}
+		if err := vm.SetEntry(0, pc.ResetVector); err != nil {
+			return hv.Result{}, 0, err
+		}
+	} else if p.linux != nil {
 		entry, err := vmm.SetupLinuxImages(vm.Memory(), *p.linux)
 		if err != nil {
 			return hv.Result{}, 0, err
