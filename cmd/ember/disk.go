@@ -11,6 +11,7 @@ import (
 	"ember/virtio/console"
 	virtionet "ember/virtio/net"
 	"ember/virtio/rng"
+	"ember/virtio/vsock"
 )
 
 // parseDisk parses a --disk value:
@@ -72,6 +73,18 @@ func addVirtio(vm *hv.VM, plat *pc.Platform, p *prepared) (io.Writer, error) {
 		d, err := virtionet.New(c)
 		if err != nil {
 			return nil, fmt.Errorf("--net tap=%s: %w", n.tap, err)
+		}
+		vm.OnClose(func() { d.Close() })
+		if _, err := plat.AddVirtio(vm, d); err != nil {
+			return nil, err
+		}
+	}
+	if p.vsock != nil {
+		c := *p.vsock
+		c.Logger = vm.Logger()
+		d, err := vsock.New(c)
+		if err != nil {
+			return nil, fmt.Errorf("--vsock: %w", err)
 		}
 		vm.OnClose(func() { d.Close() })
 		if _, err := plat.AddVirtio(vm, d); err != nil {

@@ -89,6 +89,8 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		{[]string{"run", "--net", "tap=t0,mac=01:00:00:00:00:00"}, "mac must be a unicast"},
 		{[]string{"run", "--console-device", "usb"}, "--console-device must be serial or virtio"},
 		{[]string{"run", "--bios", "/nonexistent.rom"}, "--bios: open /nonexistent.rom"},
+		{[]string{"run", "--vsock", "cid=2,socket=/tmp/v.sock"}, "cid must be a number from 3"},
+		{[]string{"run", "--vsock", "cid=3"}, "both cid=N and socket=PATH are needed"},
 		{[]string{"run", "--bios", "x.rom", "--kernel", "vmlinuz"}, "it goes with neither --kernel nor --guest"},
 	}
 	for _, tt := range tests {
@@ -273,5 +275,24 @@ func TestRunBIOS(t *testing.T) {
 	}
 	if !strings.Contains(out, "ember bench: hello") {
 		t.Errorf("the ROM's line is not on the console: %q", out)
+	}
+}
+
+// TestRunWithVirtioDevices: the demo guest runs with a disk, an entropy
+// source, a vsock device and a virtio console attached, and when ember is
+// done the vsock's socket is gone again (its listener closed with the VM).
+func TestRunWithVirtioDevices(t *testing.T) {
+	kvmtest.Require(t)
+	dir := t.TempDir()
+	disk, sock := filepath.Join(dir, "disk.img"), filepath.Join(dir, "v.sock")
+	if err := os.WriteFile(disk, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, summary, err := execute(t, "run", "--disk", disk+",serial=d0", "--rng", "--vsock", "cid=3,socket="+sock, "--console-device", "virtio")
+	if err != nil || !strings.Contains(summary, "guest exited with status 0") || !strings.Contains(out, "Goodbye.") {
+		t.Fatalf("ember run: %v\n%s\n%s", err, summary, out)
+	}
+	if _, err := os.Stat(sock); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the vsock socket is still there after ember exited (%v)", err)
 	}
 }

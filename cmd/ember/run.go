@@ -20,6 +20,7 @@ import (
 	"ember/kvm"
 	"ember/pc"
 	"ember/virtio/blk"
+	"ember/virtio/vsock"
 	"ember/vmm"
 	"ember/x86"
 )
@@ -57,6 +58,7 @@ type runOptions struct {
 	consoleDev  string   // --console-device
 	nets        []string // --net
 	bios        string   // --bios
+	vsock       string   // --vsock
 }
 
 // defaultLinuxMemory is the RAM a Linux guest gets when --memory is not given.
@@ -118,6 +120,7 @@ exit port), or 125 if the guest shut down (triple fault), 126 if the VM failed,
 	f.StringArrayVar(&o.disks, "disk", nil, "a raw disk image as a virtio-blk device: PATH[,readonly][,serial=ID][,queues=N][,cache=none] (repeatable; cache=none bypasses the host's page cache)")
 	f.StringVar(&o.consoleDev, "console-device", consoleSerial, "the guest's console device: serial (COM1) or virtio (virtio-console, Linux's hvc0: boot with console=hvc0)")
 	f.StringArrayVar(&o.nets, "net", nil, "a virtio-net device on a TAP interface: tap=NAME[,mac=MAC] (repeatable; creating the TAP needs CAP_NET_ADMIN, or have root create it with ip tuntap)")
+	f.StringVar(&o.vsock, "vsock", "", "a virtio-vsock device: cid=N,socket=PATH (the guest reaches host port P at PATH_P; a host program connects to PATH and writes \"CONNECT P\\n\" to reach guest port P)")
 	f.BoolVar(&o.rng, "rng", false, "give the guest a virtio-rng device (virtio-pci), fed from the host's getrandom")
 	return cmd
 }
@@ -151,11 +154,12 @@ type prepared struct {
 	prog   guest.Program    // a tiny guest, or
 	linux  *vmm.LinuxImages // a kernel
 	reboot string
-	rng    bool         // a virtio-rng device
-	disks  []blk.Config // virtio-blk devices
-	hvc    bool         // the console is a virtio-console device
-	nets   []netSpec    // virtio-net devices
-	bios   []byte       // a firmware ROM, booted from the reset vector
+	rng    bool          // a virtio-rng device
+	disks  []blk.Config  // virtio-blk devices
+	hvc    bool          // the console is a virtio-console device
+	nets   []netSpec     // virtio-net devices
+	bios   []byte        // a firmware ROM, booted from the reset vector
+	vsock  *vsock.Config // a virtio-vsock device
 }
 
 // prepare checks every option and reads the files, so that misconfiguration is
@@ -177,6 +181,14 @@ func prepare(o runOptions) (*prepared, error) {
 	if o.consoleDev != consoleSerial && o.consoleDev != consoleVirtio {
 		return nil, fmt.Errorf("--console-device must be serial or virtio, not %q", o.consoleDev)
 	}
+	var vs *vsock.Config
+	if o.vsock != "" {
+		c, err := parseVsock(o.vsock)
+		if err != nil {
+			return nil, err
+		}
+		vs = &c
+	}
 	var nets []netSpec
 	for _, n := range o.nets {
 		spec, err := parseNet(n)
@@ -196,7 +208,7 @@ func prepare(o runOptions) (*prepared, error) {
 		}
 		disks = append(disks, c)
 	}
-	p := &prepared{reboot: o.reboot, rng: o.rng, disks: disks, nets: nets, hvc: o.consoleDev == consoleVirtio, cfg: hv.Config{MemorySize: size, VCPUs: o.cpus, CPUIDMask: o.cpuidMask, DeviceModelSocket: o.dmSocket}}
+	p := &prepared{reboot: o.reboot, rng: o.rng, disks: disks, nets: nets, vsock: vs, hvc: o.consoleDev == consoleVirtio, cfg: hv.Config{MemorySize: size, VCPUs: o.cpus, CPUIDMask: o.cpuidMask, DeviceModelSocket: o.dmSocket}}
 	if o.bios != "" {
 		return prepareBIOS(p, o)
 	}
