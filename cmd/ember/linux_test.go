@@ -35,7 +35,7 @@ type testInitramfs struct {
 
 // requireLinux returns the kernel to boot and the initramfs, or skips (fails
 // under EMBER_REQUIRE_KVM) when KVM, the kernel or busybox-static is missing.
-func requireLinux(t *testing.T) (string, testInitramfs) {
+func requireLinux(t *testing.T, extra ...linuxguest.File) (string, testInitramfs) {
 	t.Helper()
 	kvmtest.Require(t)
 	if kvm.Backend() == kvm.BackendPVM {
@@ -50,7 +50,7 @@ func requireLinux(t *testing.T) (string, testInitramfs) {
 		}
 		t.Skipf("skipping: set %s to a bzImage (e.g. Debian's vmlinuz) to boot a real kernel", kernelEnv)
 	}
-	ird, err := linuxguest.BuildFromSystem(kernel)
+	ird, err := linuxguest.BuildFromSystem(kernel, extra...)
 	if err != nil {
 		if os.Getenv(kvmtest.RequireEnv) != "" {
 			t.Fatal(err)

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
+	stdnet "net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"ember/internal/gobuild"
 	"ember/internal/kvmtest"
 	"ember/internal/linuxguest"
 )
@@ -215,4 +219,99 @@ func hostTAP(t *testing.T, addr string) string {
 		}
 	}
 	return name
+}
+
+// TestLinuxVsock: a guest program (internal/linuxguest/vsockcheck, built for
+// the test) talks to the host through --vsock both ways: it connects to
+// CID 2 port 1234 and gets its line echoed by the host's listener at
+// PATH_1234; then the host connects to PATH, writes "CONNECT 5000", and
+// exchanges a line with the guest's listener.
+func TestLinuxVsock(t *testing.T) {
+	bin, err := gobuild.BuildStatic(context.Background(), t.TempDir(), "ember/internal/linuxguest/vsockcheck")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kernel, ird := requireLinux(t, linuxguest.File{Path: "bin/vsockcheck", Data: prog})
+	requireVirtioModules(t, ird)
+	sock := filepath.Join(t.TempDir(), "v.sock")
+	ln, err := stdnet.Listen("unix", sock+"_1234")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go echoOnce(ln)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	fromHost := make(chan string, 1)
+	go func() { fromHost <- talkToGuest(ctx, sock, 5000, "hello from the host") }()
+	const cmdline = "console=ttyS0 ember.end=poweroff ember.vsock=1"
+	r := bootLinuxRetryingInLab(t, ctx, kernel, ird, nil, "--vsock", "cid=3,socket="+sock, "--cmdline", cmdline)
+	checkUserspace(t, r, ird, cmdline, 1)
+	for _, w := range []string{
+		"ember-init: vsock to host read [ping from the guest]",
+		"ember-init: vsock from host read [hello from the host]",
+	} {
+		if !strings.Contains(r.out, w) {
+			t.Errorf("the guest did not print %q; its console:\n%s", w, tailString(r.out, 6000))
+		}
+	}
+	select {
+	case got := <-fromHost:
+		if got != "echo hello from the host" {
+			t.Errorf("the host read %q from the guest, want its echo", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("the host's connection to the guest never finished")
+	}
+}
+
+// echoOnce accepts one connection on ln and echoes one line to it.
+func echoOnce(ln stdnet.Listener) {
+	c, err := ln.Accept()
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err == nil {
+		io.WriteString(c, line)
+	}
+}
+
+// talkToGuest connects to the guest's port through the vsock socket (again
+// and again until the guest listens, or ctx ends), sends line and returns
+// the guest's answer.
+func talkToGuest(ctx context.Context, sock string, port int, line string) string {
+	for ctx.Err() == nil {
+		if got, ok := tryGuest(sock, port, line); ok {
+			return got
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return ""
+}
+
+// tryGuest is one attempt of talkToGuest: false if the guest refused.
+func tryGuest(sock string, port int, line string) (string, bool) {
+	c, err := stdnet.Dial("unix", sock)
+	if err != nil {
+		return "", false
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	fmt.Fprintf(c, "CONNECT %d\n", port)
+	rd := bufio.NewReader(c)
+	if ok, err := rd.ReadString('\n'); err != nil || !strings.HasPrefix(ok, "OK ") {
+		return "", false
+	}
+	fmt.Fprintln(c, line)
+	got, err := rd.ReadString('\n')
+	if err != nil {
+		return "", false
+	}
+	return strings.TrimSpace(got), true
 }

@@ -100,6 +100,9 @@ case " $(cat /proc/cmdline) " in *" ember.net=1 "*)
 		echo "ember-init: ping ` + HostIP + ` failed"
 	fi;;
 esac
+case " $(cat /proc/cmdline) " in *" ember.vsock=1 "*)
+	[ -x /bin/vsockcheck ] && /bin/vsockcheck;;
+esac
 if [ -b /dev/vdb ]; then
 	if echo x | dd of=/dev/vdb bs=512 count=1 conv=notrunc,sync 2>/dev/null; then
 		echo "ember-init: vdb writable"
@@ -128,10 +131,17 @@ type Module struct {
 	Data []byte
 }
 
+// File is an extra file of the initramfs: a program a check needs
+// (VsockCheck's), at Path (relative, e.g. "bin/vsockcheck").
+type File struct {
+	Path string
+	Data []byte
+}
+
 // Build makes the initramfs around busybox (the bytes of a static binary)
 // and 256 KiB of random data whose checksum the init reports, with modules
-// the init loads.
-func Build(busybox []byte, modules ...Module) (Initramfs, error) {
+// the init loads and extra files.
+func Build(busybox []byte, modules []Module, extra ...File) (Initramfs, error) {
 	if err := CheckStatic(busybox); err != nil {
 		return Initramfs{}, err
 	}
@@ -146,6 +156,11 @@ func Build(busybox []byte, modules ...Module) (Initramfs, error) {
 	}
 	if err := addModules(w, modules); err != nil {
 		return Initramfs{}, err
+	}
+	for _, f := range extra {
+		if err := w.File(f.Path, f.Data, 0o755); err != nil {
+			return Initramfs{}, err
+		}
 	}
 	for _, err := range []error{
 		w.File("bin/busybox", busybox, 0o755),
@@ -165,7 +180,7 @@ func Build(busybox []byte, modules ...Module) (Initramfs, error) {
 // BuildFromSystem is Build with the machine's busybox-static and, if the
 // directory tree of kernel (a .../boot/vmlinuz-VERSION) has them in
 // lib/modules/VERSION, the virtio modules (VirtioModules).
-func BuildFromSystem(kernel string) (Initramfs, error) {
+func BuildFromSystem(kernel string, extra ...File) (Initramfs, error) {
 	bb, err := os.ReadFile(BusyboxPath)
 	if err != nil {
 		return Initramfs{}, fmt.Errorf("%w (apt-get install busybox-static)", err)
@@ -174,7 +189,7 @@ func BuildFromSystem(kernel string) (Initramfs, error) {
 	if err != nil {
 		return Initramfs{}, err
 	}
-	ird, err := Build(bb, mods...)
+	ird, err := Build(bb, mods, extra...)
 	if err != nil {
 		return Initramfs{}, fmt.Errorf("%s: %w (apt-get install busybox-static)", BusyboxPath, err)
 	}

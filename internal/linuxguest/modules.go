@@ -25,6 +25,9 @@ var virtioModules = []string{
 	"net/core/failover.ko",
 	"drivers/net/net_failover.ko",
 	"drivers/net/virtio_net.ko",
+	"net/vmw_vsock/vsock.ko",
+	"net/vmw_vsock/vmw_vsock_virtio_transport_common.ko",
+	"net/vmw_vsock/vmw_vsock_virtio_transport.ko",
 	"drivers/block/virtio_blk.ko",
 }
 
