@@ -2,6 +2,8 @@ package virtio
 
 import (
 	"fmt"
+	"log/slog"
+	"sync"
 
 	"ember/memory"
 )
@@ -139,4 +141,41 @@ func (r *Regs) BuildQueues(mem *memory.Guest) ([]*Queue, error) {
 func (r *Regs) MarkNeedsReset() {
 	r.Status |= StatusDeviceNeedsReset
 	r.Generation++
+}
+
+// TransportEvents is a transport's side of Events, the same on every
+// transport: under the transport's lock, a device that needs a reset marks
+// the registers so (if it is active) and a configuration change bumps the
+// generation, each followed by the transport's configuration interrupt (for
+// a driver that has set DRIVER_OK).
+type TransportEvents struct {
+	Mu   *sync.Mutex // the transport's register lock
+	Regs *Regs
+	// ConfigInterrupt sends the configuration change notification; it is
+	// called with Mu held.
+	ConfigInterrupt func()
+	Log             *slog.Logger
+	Name            string // the transport, for the log: "virtio-pci"
+	Type            uint16 // the device's type, for the log
+}
+
+// NeedsReset is Events.NeedsReset.
+func (e TransportEvents) NeedsReset(err error) {
+	e.Log.Error(e.Name+": device needs a reset", "type", e.Type, "err", err)
+	e.Mu.Lock()
+	defer e.Mu.Unlock()
+	if e.Regs.Active {
+		e.Regs.MarkNeedsReset()
+		e.ConfigInterrupt()
+	}
+}
+
+// ConfigChanged is Events.ConfigChanged.
+func (e TransportEvents) ConfigChanged() {
+	e.Mu.Lock()
+	defer e.Mu.Unlock()
+	e.Regs.Generation++
+	if e.Regs.Status&StatusDriverOK != 0 {
+		e.ConfigInterrupt()
+	}
 }

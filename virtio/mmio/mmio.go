@@ -93,34 +93,10 @@ func New(dev virtio.Device, cfg Config) (*Transport, error) {
 	}
 	t.regs.Init(dev.QueueSizes())
 	if es, ok := dev.(virtio.EventSource); ok {
-		es.SetEvents(events{t})
+		es.SetEvents(virtio.TransportEvents{Mu: &t.mu, Regs: &t.regs, Log: t.log, Name: "virtio-mmio", Type: dev.Type(),
+			ConfigInterrupt: func() { t.raise(interruptConfig) }})
 	}
 	return t, nil
-}
-
-// events is the transport's side of virtio.Events.
-type events struct{ t *Transport }
-
-// NeedsReset sets DEVICE_NEEDS_RESET and raises a configuration interrupt.
-func (e events) NeedsReset(err error) {
-	e.t.log.Error("virtio-mmio: device needs a reset", "type", e.t.dev.Type(), "err", err)
-	e.t.mu.Lock()
-	defer e.t.mu.Unlock()
-	if e.t.regs.Active {
-		e.t.regs.MarkNeedsReset()
-		e.t.raise(interruptConfig)
-	}
-}
-
-// ConfigChanged bumps ConfigGeneration and raises a configuration
-// interrupt for a driver that has set DRIVER_OK.
-func (e events) ConfigChanged() {
-	e.t.mu.Lock()
-	defer e.t.mu.Unlock()
-	e.t.regs.Generation++
-	if e.t.regs.Status&virtio.StatusDriverOK != 0 {
-		e.t.raise(interruptConfig)
-	}
 }
 
 // CmdlineArg is the kernel command-line argument that tells Linux (built

@@ -70,33 +70,10 @@ func New(dev virtio.Device, cfg Config) (*Function, error) {
 	f.regs.init(dev.QueueSizes())
 	f.initSpace()
 	if es, ok := dev.(virtio.EventSource); ok {
-		es.SetEvents(events{f})
+		es.SetEvents(virtio.TransportEvents{Mu: &f.mu, Regs: &f.regs.Regs, Log: f.log, Name: "virtio-pci", Type: dev.Type(),
+			ConfigInterrupt: func() { f.raise(f.regs.configVector, 2) }})
 	}
 	return f, nil
-}
-
-// events is the function's side of virtio.Events.
-type events struct{ f *Function }
-
-// NeedsReset sets DEVICE_NEEDS_RESET and sends a configuration interrupt.
-func (e events) NeedsReset(err error) {
-	e.f.log.Error("virtio-pci: device needs a reset", "type", e.f.dev.Type(), "err", err)
-	e.f.mu.Lock()
-	defer e.f.mu.Unlock()
-	if e.f.regs.Active {
-		e.f.needsReset()
-	}
-}
-
-// ConfigChanged bumps config_generation and sends a configuration
-// interrupt to a driver that has set DRIVER_OK.
-func (e events) ConfigChanged() {
-	e.f.mu.Lock()
-	defer e.f.mu.Unlock()
-	e.f.regs.Generation++
-	if e.f.regs.Status&virtio.StatusDriverOK != 0 {
-		e.f.raise(e.f.regs.configVector, 2)
-	}
 }
 
 // initSpace fills the configuration space: the header, BAR0 and the
