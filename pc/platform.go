@@ -7,6 +7,7 @@ import (
 
 	"ember/devices"
 	"ember/devices/acpipm"
+	"ember/devices/fwcfg"
 	"ember/devices/i8042"
 	"ember/devices/rtc"
 	"ember/devices/uart"
@@ -35,6 +36,9 @@ type Platform struct {
 	RTC   *rtc.RTC
 	PCI   *PCIHost
 	PM    *acpipm.PM
+	// FWCfg is QEMU's firmware configuration device at ports 0x510-0x511:
+	// RAM size, CPUs and the e820 map for firmware and test kernels.
+	FWCfg *fwcfg.FWCfg
 
 	slots  int                   // PCI slots AddVirtio has used
 	virtio []*virtiopci.Function // the functions AddVirtio made
@@ -110,6 +114,11 @@ func Attach(vm *hv.VM, cfg Config) (*Platform, error) {
 		PM:    acpipm.New(acpipm.Config{PowerOff: func() { vm.StopWith(hv.Result{Reason: hv.StopPowerOff}) }, Logger: log}),
 	}
 	vm.OnClose(p.RTC.Close)
+	fw, err := newFWCfg(vm)
+	if err != nil {
+		return nil, err
+	}
+	p.FWCfg = fw
 	if err := p.wire(vm); err != nil {
 		return nil, err
 	}
@@ -137,6 +146,7 @@ func (p *Platform) wire(vm *hv.VM) error {
 		{portI8042Status, 1, "i8042-status", offsetDevice{p.I8042, 4}},
 		{portRTC, 2, "rtc", p.RTC},
 		{PortACPIPM, acpipm.Len, "acpi-pm", p.PM},
+		{fwcfg.Port, fwcfg.PortLen, "fw_cfg", p.FWCfg},
 	}
 	for _, r := range regs {
 		if err := vm.PIO.Register(r.base, r.size, r.name, r.dev); err != nil {

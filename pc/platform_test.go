@@ -3,11 +3,14 @@ package pc
 import (
 	"bytes"
 	"encoding/binary"
+	"slices"
 	"testing"
 
 	"ember/acrn"
+	"ember/devices/fwcfg"
 	"ember/ioreq"
 	"ember/layout"
+	"ember/memory"
 	virtiopci "ember/virtio/pci"
 )
 
@@ -219,5 +222,30 @@ func TestACPITablesAsAGuestReadsThem(t *testing.T) {
 func TestVirtioBARsFitTheLayout(t *testing.T) {
 	if layout.VirtioBARSize < virtiopci.BARSize || layout.VirtioBARs%virtiopci.BARSize != 0 {
 		t.Errorf("layout gives %#x-byte windows at %#x; a virtio-pci BAR0 is %#x bytes", layout.VirtioBARSize, layout.VirtioBARs, virtiopci.BARSize)
+	}
+}
+
+// TestFWCfgE820: the memory map fw_cfg gives firmware, for RAM below the
+// hole and for RAM that continues above 4 GiB.
+func TestFWCfgE820(t *testing.T) {
+	e := func(addr, size uint64, typ uint32) fwcfg.E820Entry {
+		return fwcfg.E820Entry{Addr: addr, Size: size, Type: typ}
+	}
+	legacy := []fwcfg.E820Entry{e(0, layout.EBDA, 1), e(layout.EBDA, layout.HighRAM-layout.EBDA, 2)}
+	for _, tt := range []struct {
+		size uint64
+		want []fwcfg.E820Entry
+	}{
+		{64 << 20, append(legacy[:2:2], e(layout.HighRAM, 63<<20, 1))},
+		{4 << 30, append(legacy[:2:2], e(layout.HighRAM, layout.MMIOHoleStart-layout.HighRAM, 1), e(4<<30, 1<<30, 1))},
+	} {
+		mem, err := memory.New(memory.PCLayout(tt.size))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := e820For(mem); !slices.Equal(got, tt.want) {
+			t.Errorf("%d MiB: %+v, want %+v", tt.size>>20, got, tt.want)
+		}
+		mem.Close()
 	}
 }
