@@ -8,6 +8,7 @@ import (
 
 	"ember/acrn"
 	"ember/devices/fwcfg"
+	"ember/devices/uart"
 	"ember/ioreq"
 	"ember/layout"
 	"ember/memory"
@@ -247,5 +248,17 @@ func TestFWCfgE820(t *testing.T) {
 			t.Errorf("%d MiB: %+v, want %+v", tt.size>>20, got, tt.want)
 		}
 		mem.Close()
+	}
+}
+
+// TestVirtioINTxLinesAreFree: no virtio function's INTx shares a GSI with a
+// platform device; two devices driving one line with KVM_IRQ_LINE levels
+// would lower each other's interrupt.
+func TestVirtioINTxLinesAreFree(t *testing.T) {
+	used := map[uint32]string{irqKeyboard: "i8042", uart.COM1IRQ: "COM1", irqRTC: "RTC", irqSCI: "ACPI SCI"}
+	for _, g := range intxGSIs {
+		if dev, ok := used[g]; ok {
+			t.Errorf("virtio INTx on GSI %d, the %s's line", g, dev)
+		}
 	}
 }

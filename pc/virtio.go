@@ -12,11 +12,12 @@ import (
 	virtiopci "ember/virtio/pci"
 )
 
-// intxGSIs are the ISA interrupt lines free on ember's PC, given to the
+// intxGSIs are the ISA interrupt lines free on ember's PC (not the
+// keyboard's 1, COM1's 4, the RTC's 8 or the ACPI SCI's 9), given to the
 // first virtio functions as INTA#: a kernel without an ACPI _PRT entry for a
 // function takes its Interrupt Line register, and only for ISA lines. Later
 // functions have MSI-X only.
-var intxGSIs = []uint32{5, 9, 10, 11}
+var intxGSIs = []uint32{5, 10, 11}
 
 // maxPCISlots bounds the slots of bus 0: 00:00.0 is the host bridge.
 const maxPCISlots = 32
