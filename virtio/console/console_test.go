@@ -2,7 +2,6 @@ package console_test
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"ember/internal/testlog"
 	"ember/memory"
 	"ember/virtio"
 	"ember/virtio/console"
@@ -60,7 +60,7 @@ type fixture struct {
 	out    *output
 	rx, tx *virtiotest.Driver
 	irq    [2]chan struct{} // one pending interrupt per queue, as a line holds it
-	logs   chan slog.Record
+	logs   testlog.Records
 	feed   chan string // what the feeder writes into the Input pipe, in order
 }
 
@@ -74,10 +74,10 @@ func newFixture(t *testing.T) *fixture {
 	}
 	t.Cleanup(func() { mem.Close() })
 	pr, pw := io.Pipe()
-	f := &fixture{mem: mem, out: &output{}, logs: make(chan slog.Record, 64), feed: make(chan string, 64)}
+	f := &fixture{mem: mem, out: &output{}, logs: make(testlog.Records, 64), feed: make(chan string, 64)}
 	f.irq = [2]chan struct{}{make(chan struct{}, 1), make(chan struct{}, 1)}
 	f.dev, err = console.New(console.Config{
-		Output: f.out, Input: pr, Cols: 80, Rows: 25, Logger: slog.New(recordHandler(f.logs)),
+		Output: f.out, Input: pr, Cols: 80, Rows: 25, Logger: slog.New(f.logs),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -205,33 +205,12 @@ func (f *fixture) used(t *testing.T, q int) virtiotest.Used {
 // log waits for the device to log a record at level or above.
 func (f *fixture) log(t *testing.T, level slog.Level) slog.Record {
 	t.Helper()
-	deadline := time.After(wait)
-	for {
-		select {
-		case r := <-f.logs:
-			if r.Level >= level {
-				return r
-			}
-		case <-deadline:
-			t.Fatalf("nothing logged at %v after %v", level, wait)
-		}
+	rec, ok := f.logs.Next(level, wait)
+	if !ok {
+		t.Fatalf("nothing logged at %v after %v", level, wait)
 	}
+	return rec
 }
-
-// recordHandler is a slog.Handler that sends each record to a channel, so a
-// test can wait for what the device logs.
-type recordHandler chan slog.Record
-
-func (h recordHandler) Enabled(context.Context, slog.Level) bool { return true }
-func (h recordHandler) Handle(_ context.Context, r slog.Record) error {
-	select {
-	case h <- r.Clone():
-	default: // a test that stopped listening must not block the device
-	}
-	return nil
-}
-func (h recordHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h recordHandler) WithGroup(string) slog.Handler      { return h }
 
 // r and w shorten virtiotest's buffer constructors.
 func r(s string) virtiotest.Buffer { return virtiotest.Readable([]byte(s)) }
@@ -679,9 +658,9 @@ func newFixtureWith(t *testing.T, in io.Reader) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { mem.Close() })
-	f := &fixture{mem: mem, out: &output{}, logs: make(chan slog.Record, 64)}
+	f := &fixture{mem: mem, out: &output{}, logs: make(testlog.Records, 64)}
 	f.irq = [2]chan struct{}{make(chan struct{}, 1), make(chan struct{}, 1)}
-	if f.dev, err = console.New(console.Config{Output: f.out, Input: in, Logger: slog.New(recordHandler(f.logs))}); err != nil {
+	if f.dev, err = console.New(console.Config{Output: f.out, Input: in, Logger: slog.New(f.logs)}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.dev.Close() })

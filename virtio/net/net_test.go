@@ -2,7 +2,6 @@ package net
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"ember/internal/testlog"
 	"ember/memory"
 	"ember/virtio"
 	"ember/virtio/virtiotest"
@@ -54,7 +54,7 @@ type rig struct {
 	peer   *os.File
 	rx, tx *virtiotest.Driver
 	irq    [2]chan struct{} // one pending interrupt per queue, as a line would hold it
-	logs   chan slog.Record
+	logs   testlog.Records
 }
 
 // fakeBackend is a FileBackend that records the offloads the device sets.
@@ -112,8 +112,8 @@ func newRigWith(t *testing.T, cfg Config) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { mem.Close() })
-	r := &rig{t: t, mem: mem, logs: make(chan slog.Record, 256)}
-	cfg.MAC, cfg.Logger = testMAC, slog.New(recordHandler(r.logs))
+	r := &rig{t: t, mem: mem, logs: make(testlog.Records, 256)}
+	cfg.MAC, cfg.Logger = testMAC, slog.New(r.logs)
 	if r.dev, err = New(cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -289,35 +289,14 @@ func frame(n int, seed byte) []byte {
 // packet is a header followed by a frame.
 func packet(h header, f []byte) []byte { return append(hdr(h), f...) }
 
-// recordHandler is a slog.Handler that sends each record to a channel, so a
-// test can see what the device logs.
-type recordHandler chan slog.Record
-
-func (h recordHandler) Enabled(context.Context, slog.Level) bool { return true }
-func (h recordHandler) Handle(_ context.Context, r slog.Record) error {
-	select {
-	case h <- r.Clone():
-	default: // a test that stopped listening must not block the device
-	}
-	return nil
-}
-func (h recordHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h recordHandler) WithGroup(string) slog.Handler      { return h }
-
 // logged waits for a record at level or above.
 func (r *rig) logged(level slog.Level) slog.Record {
 	r.t.Helper()
-	deadline := time.After(wait)
-	for {
-		select {
-		case rec := <-r.logs:
-			if rec.Level >= level {
-				return rec
-			}
-		case <-deadline:
-			r.t.Fatalf("nothing logged at %v after %v", level, wait)
-		}
+	rec, ok := r.logs.Next(level, wait)
+	if !ok {
+		r.t.Fatalf("nothing logged at %v after %v", level, wait)
 	}
+	return rec
 }
 
 // TestFeaturesAndQueues: the device type, the feature bits offered and the

@@ -2,7 +2,6 @@ package rng_test
 
 import (
 	"bytes"
-	"context"
 	"log/slog"
 	"runtime"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"ember/internal/testlog"
 	"ember/memory"
 	"ember/virtio"
 	"ember/virtio/rng"
@@ -27,7 +27,7 @@ type fixture struct {
 	dev  *rng.Device
 	irq  chan struct{} // one pending interrupt, as a line would hold it
 	irqs atomic.Int64  // interrupts raised
-	logs chan slog.Record
+	logs testlog.Records
 }
 
 // newFixture activates a device on a queue of rng.QueueSize at 0x1000 in
@@ -43,8 +43,8 @@ func newFixture(t *testing.T, eventIdx bool) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{mem: mem, drv: drv, irq: make(chan struct{}, 1), logs: make(chan slog.Record, 16)}
-	f.dev = rng.New(slog.New(recordHandler(f.logs)))
+	f := &fixture{mem: mem, drv: drv, irq: make(chan struct{}, 1), logs: make(testlog.Records, 16)}
+	f.dev = rng.New(slog.New(f.logs))
 	interrupt := func(queue int) {
 		if queue != 0 {
 			t.Errorf("interrupt for queue %d", queue)
@@ -110,33 +110,12 @@ func (f *fixture) used(t *testing.T) virtiotest.Used {
 // log waits for the device to log a record at level or above.
 func (f *fixture) log(t *testing.T, level slog.Level) slog.Record {
 	t.Helper()
-	deadline := time.After(wait)
-	for {
-		select {
-		case r := <-f.logs:
-			if r.Level >= level {
-				return r
-			}
-		case <-deadline:
-			t.Fatalf("nothing logged at %v after %v", level, wait)
-		}
+	rec, ok := f.logs.Next(level, wait)
+	if !ok {
+		t.Fatalf("nothing logged at %v after %v", level, wait)
 	}
+	return rec
 }
-
-// recordHandler is a slog.Handler that sends each record to a channel, so a
-// test can wait for what the device logs.
-type recordHandler chan slog.Record
-
-func (h recordHandler) Enabled(context.Context, slog.Level) bool { return true }
-func (h recordHandler) Handle(_ context.Context, r slog.Record) error {
-	select {
-	case h <- r.Clone():
-	default: // a test that stopped listening must not block the device
-	}
-	return nil
-}
-func (h recordHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h recordHandler) WithGroup(string) slog.Handler      { return h }
 
 // TestServesRandomBytes: two requests, one of one buffer and one of two,
 // come back filled with random bytes, with their lengths, and an interrupt.
