@@ -10,11 +10,21 @@ import (
 	"ember/guest"
 	"ember/hv"
 	"ember/internal/kvmtest"
+	"ember/x86"
 )
 
-// runHC runs guest.HCCall in a fresh VM with cfg, making hypercall id(p1,
-// p2) from ring 0 or 3, and returns the result and the reported values.
-func runHC(t *testing.T, h *Service, cfg hv.Config, ident Identity, ring3 bool, id acrn.ID, p1, p2 uint64) (hv.Result, []uint64, *hv.VM) {
+// guestRun is how one run of a tiny guest went.
+type guestRun struct {
+	res     hv.Result
+	reports []uint64
+	vm      *hv.VM
+	took    time.Duration
+}
+
+// runGuest makes a 2 MiB VM with cfg and ident on h, loads prog, lets setup
+// (if not nil) change its entry state, and runs it for at most 30 s. The VM
+// is closed when the test ends.
+func runGuest(t *testing.T, h *Service, cfg hv.Config, ident Identity, prog guest.Program, setup func(*x86.Entry)) guestRun {
 	t.Helper()
 	cfg.MemorySize = 2 << 20
 	vm, err := h.NewVM(cfg, ident)
@@ -26,24 +36,37 @@ func runHC(t *testing.T, h *Service, cfg hv.Config, ident Identity, ring3 bool, 
 	if err := vm.PIO.Register(guest.PortReport, 4, "report", rep); err != nil {
 		t.Fatal(err)
 	}
-	if err := vm.LoadImage(guest.HCCall.Code, guest.LoadAddr); err != nil {
+	if err := vm.LoadImage(prog.Code, guest.LoadAddr); err != nil {
 		t.Fatal(err)
 	}
-	e := guest.HCCall.Entry()
-	e.Regs.R8, e.Regs.R9, e.Regs.R10 = uint64(id), p1, p2
-	if ring3 {
-		e.Regs.R12 = 1
+	e := prog.Entry()
+	if setup != nil {
+		setup(&e)
 	}
 	if err := vm.SetEntry(0, e); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	start := time.Now()
 	res, err := vm.Run(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return res, rep.Values(), vm
+	return guestRun{res: res, reports: rep.Values(), vm: vm, took: time.Since(start)}
+}
+
+// runHC runs guest.HCCall in a fresh VM with cfg, making hypercall id(p1,
+// p2) from ring 0 or 3, and returns the result and the reported values.
+func runHC(t *testing.T, h *Service, cfg hv.Config, ident Identity, ring3 bool, id acrn.ID, p1, p2 uint64) (hv.Result, []uint64, *hv.VM) {
+	t.Helper()
+	r := runGuest(t, h, cfg, ident, guest.HCCall, func(e *x86.Entry) {
+		e.Regs.R8, e.Regs.R9, e.Regs.R10 = uint64(id), p1, p2
+		if ring3 {
+			e.Regs.R12 = 1
+		}
+	})
+	return r.res, r.reports, r.vm
 }
 
 func TestGuestHypercallPermissions(t *testing.T) {
@@ -91,31 +114,21 @@ func TestGuestHypercallPermissions(t *testing.T) {
 func TestServiceVMGuestStartsSecondVM(t *testing.T) {
 	h := openHV(t)
 	var console bytes.Buffer
-	vm, err := h.NewVM(hv.Config{MemorySize: 2 << 20, Console: &console}, Identity{ServiceVM: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vm.Close()
-	rep := kvmtest.NewReporter()
-	vm.PIO.Register(guest.PortReport, 4, "report", rep)
-	vm.LoadImage(guest.HCServiceVM.Code, guest.LoadAddr)
-	if err := vm.SetEntry(0, guest.HCServiceVM.Entry()); err != nil {
-		t.Fatal(err)
+	run := runGuest(t, h, hv.Config{Console: &console}, Identity{ServiceVM: true}, guest.HCServiceVM, nil)
+	vm, res, reports := run.vm, run.res, run.reports
+	if res.Reason != hv.StopExit || res.Status != 0 {
+		t.Fatalf("Service VM: %v (reports %#x)", res, reports)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	res, err := vm.Run(ctx)
-	if err != nil || res.Reason != hv.StopExit || res.Status != 0 {
-		t.Fatalf("Service VM: %v %v (reports %#x)", res, err, rep.Values())
-	}
 	eperm := acrn.EPERM.Result() & 0xffffffff
 	want := []uint64{0, eperm, 0, 0, 0, 0, 0x42, 1}
-	if len(rep.Values()) != len(want) {
-		t.Fatalf("reports %#x, want %#x", rep.Values(), want)
+	if len(reports) != len(want) {
+		t.Fatalf("reports %#x, want %#x", reports, want)
 	}
 	for i := range want {
-		if rep.Values()[i] != want[i] {
-			t.Fatalf("reports %#x, want %#x", rep.Values(), want)
+		if reports[i] != want[i] {
+			t.Fatalf("reports %#x, want %#x", reports, want)
 		}
 	}
 	r, err := h.WaitVM(ctx, 1)

@@ -9,8 +9,8 @@ import (
 	"ember/acrn"
 	"ember/guest"
 	"ember/hv"
-	"ember/internal/kvmtest"
 	"ember/ioreq"
+	"ember/x86"
 )
 
 // TestServiceVMGuestUpcall is flow 3 end to end: a Service VM guest
@@ -28,31 +28,13 @@ func TestServiceVMGuestUpcall(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			h := openHV(t) // the callback vector is the hypervisor's: one each
-			vm, err := h.NewVM(hv.Config{MemorySize: 2 << 20}, Identity{ServiceVM: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer vm.Close()
-			rep := kvmtest.NewReporter()
-			if err := vm.PIO.Register(guest.PortReport, 4, "report", rep); err != nil {
-				t.Fatal(err)
-			}
-			if err := vm.LoadImage(guest.HCUpcall.Code, guest.LoadAddr); err != nil {
-				t.Fatal(err)
-			}
-			e := guest.HCUpcall.Entry()
-			e.Regs.RSI = tt.vector
-			if err := vm.SetEntry(0, e); err != nil {
-				t.Fatal(err)
+			run := runGuest(t, h, hv.Config{}, Identity{ServiceVM: true}, guest.HCUpcall, func(e *x86.Entry) { e.Regs.RSI = tt.vector })
+			vm, elapsed := run.vm, run.took
+			if run.res.Reason != hv.StopExit || run.res.Status != 0 {
+				t.Fatalf("Service VM: %v (reports %#x)", run.res, run.reports)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			start := time.Now()
-			res, err := vm.Run(ctx)
-			elapsed := time.Since(start)
-			if err != nil || res.Reason != hv.StopExit || res.Status != 0 {
-				t.Fatalf("Service VM: %v %v (reports %#x)", res, err, rep.Values())
-			}
 			var want []uint64
 			if tt.vector != 0 {
 				want = append(want, 0) // HC_SET_CALLBACK_VECTOR
@@ -64,7 +46,7 @@ func TestServiceVMGuestUpcall(t *testing.T) {
 				uint64(acrn.DirWrite), 0x5a8, 2, 0x05a2, 0, // the word the User VM read
 				uint64(acrn.DirWrite), 0x5ac, 4, 0xc0de05a0, 0, // the dword
 			)
-			got := rep.Values()
+			got := run.reports
 			if len(got) != len(want) {
 				t.Fatalf("reports %#x, want %#x", got, want)
 			}
@@ -211,31 +193,8 @@ func TestHostServiceUpcall(t *testing.T) {
 func runHCUpcall(t *testing.T, mode uint64) (hv.Result, []uint64, time.Duration, *Service) {
 	t.Helper()
 	h := openHV(t)
-	vm, err := h.NewVM(hv.Config{MemorySize: 2 << 20}, Identity{ServiceVM: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { vm.Close() })
-	rep := kvmtest.NewReporter()
-	if err := vm.PIO.Register(guest.PortReport, 4, "report", rep); err != nil {
-		t.Fatal(err)
-	}
-	if err := vm.LoadImage(guest.HCUpcall.Code, guest.LoadAddr); err != nil {
-		t.Fatal(err)
-	}
-	e := guest.HCUpcall.Entry()
-	e.Regs.RDX = mode
-	if err := vm.SetEntry(0, e); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	start := time.Now()
-	res, err := vm.Run(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res, rep.Values(), time.Since(start), h
+	r := runGuest(t, h, hv.Config{}, Identity{ServiceVM: true}, guest.HCUpcall, func(e *x86.Entry) { e.Regs.RDX = mode })
+	return r.res, r.reports, r.took, h
 }
 
 // TestServiceVMGuestHardCases: a Service VM guest (guest.HCUpcall) that
