@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -245,5 +246,25 @@ func TestBrokenRingNeedsReset(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the disk never asked for a reset")
+	}
+}
+
+// TestHugeDiscardAllocatesNothing: a DISCARD whose segment list is far over
+// the limit (a chain may describe 4 GiB) is refused before the disk copies
+// it anywhere.
+func TestHugeDiscardAllocatesNothing(t *testing.T) {
+	r := newRig(t, false)
+	big := make([]byte, 64<<20)
+	c := &virtio.Chain{Readable: [][]byte{header(typeDiscard, 0), big}, Writable: [][]byte{{0xff}}}
+	w := &worker{d: r.disk}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	n := w.serve(c)
+	runtime.ReadMemStats(&after)
+	if n != 1 || c.Writable[0][0] != statusUnsupp {
+		t.Errorf("used %d, status %d; want 1, UNSUPP", n, c.Writable[0][0])
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 1<<20 {
+		t.Errorf("serving the request allocated %d bytes", got)
 	}
 }

@@ -226,10 +226,13 @@ func (d *Disk) zeroRanges(bufs [][]byte, discard bool) byte {
 	if d.cfg.ReadOnly {
 		return statusIOErr
 	}
-	raw := make([]byte, virtio.Len(bufs))
-	if len(raw) == 0 || len(raw)%segmentSize != 0 || len(raw) > maxSegments*segmentSize {
+	// The length is checked before anything is allocated: a chain may
+	// describe up to 4 GiB.
+	n := virtio.Len(bufs)
+	if n == 0 || n%segmentSize != 0 || n > maxSegments*segmentSize {
 		return statusUnsupp
 	}
+	raw := make([]byte, n)
 	virtio.Gather(raw, bufs)
 	for s := raw; len(s) > 0; s = s[segmentSize:] {
 		sector, num, flags := binary.LittleEndian.Uint64(s), binary.LittleEndian.Uint32(s[8:]), binary.LittleEndian.Uint32(s[12:])
