@@ -3,6 +3,7 @@ package hv
 import (
 	"fmt"
 	"runtime"
+	"sync/atomic"
 
 	"ember/acrn"
 	"ember/devices"
@@ -16,6 +17,9 @@ type VCPU struct {
 	id  int
 	vm  *VM
 	kvm *kvm.VCPU
+
+	tid        atomic.Int32 // the thread running the loop, or 0 (stats.go)
+	guestStart atomic.Int64 // that thread's guest time when the loop began
 }
 
 func newVCPU(vm *VM, h *Hypervisor, id int) (*VCPU, error) {
@@ -39,6 +43,8 @@ func (c *VCPU) KVM() *kvm.VCPU { return c.kvm }
 func (c *VCPU) loop(stopped <-chan struct{}) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	c.startThread()
+	defer c.endThread()
 	c.kvm.BindThread()
 	// With a hot port trap KVM copies the registers into kvm_run on every
 	// exit, so the trap reads them without an ioctl; other VMs do not pay
@@ -70,6 +76,7 @@ func (c *VCPU) loop(stopped <-chan struct{}) {
 			c.Fail(err)
 			return
 		}
+		c.vm.exitsBy.add(exit.Reason)
 		if exit.Reason != kvm.ExitIntr {
 			c.vm.exits.Add(1)
 		} else {

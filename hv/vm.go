@@ -66,7 +66,10 @@ type VM struct {
 	stopped chan struct{} // closed by the first stop of a run
 	result  Result
 	exits   atomic.Uint64
-	closed  bool
+	exitsBy exitCounts // exits by reason, KVM_EXIT_INTR too (stats.go)
+	// guestTime is the guest CPU time, in ns, of vCPU loops that have ended.
+	guestTime atomic.Int64
+	closed    bool
 
 	run     runControl // the run-state machine: Pause, Resume (runstate.go)
 	powerOn *State     // what Reset restores, saved before the first run (state.go)

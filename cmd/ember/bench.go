@@ -13,6 +13,7 @@ import (
 
 	"ember/bench"
 	"ember/hv"
+	"ember/machine"
 )
 
 func newBenchCmd() *cobra.Command {
@@ -113,7 +114,7 @@ func benchBoot(ctx context.Context, path, memory string, stdout io.Writer) error
 	if err != nil {
 		return err
 	}
-	size, err := parseSize(memory)
+	size, err := machine.ParseSize(memory)
 	if err != nil {
 		return err
 	}

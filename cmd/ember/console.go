@@ -1,17 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
 	"sync"
 
-	"golang.org/x/term"
+	"ember/machine"
 
-	"ember/devices/uart"
-	"ember/hv"
+	"golang.org/x/term"
 )
 
 // Console destinations for --console.
@@ -19,9 +17,6 @@ const (
 	consoleStdio = "stdio"
 	consoleFile  = "file"
 	consoleNone  = "none"
-
-	consoleSerial = "serial" // --console-device: COM1
-	consoleVirtio = "virtio" // --console-device: virtio-console
 )
 
 // escapeKey is Ctrl-A: followed by 'x' it ends the VM; pressed twice it sends
@@ -63,16 +58,15 @@ func rawTerminal(in io.Reader) (restore func()) {
 	return func() { term.Restore(fd, old) }
 }
 
-// consoleInput feeds the user's input to COM1 of whichever VM is running:
-// one reader of stdin for the whole `ember run`, so no keystroke is taken by
-// a VM that a guest reboot has already replaced. Input that arrives between
-// two boots is dropped, as keys typed into a machine that is resetting are.
+// consoleInput feeds the user's input to the console of whichever machine
+// is running: one reader of stdin for the whole `ember run`, so no keystroke
+// is taken by a VM that a guest reboot has already replaced. Input that
+// arrives between two boots is dropped, as keys typed into a machine that is
+// resetting are.
 type consoleInput struct {
-	mu   sync.Mutex
-	vm   *hv.VM
-	com1 *uart.UART
-	ctx  context.Context // the current boot's
-	hvc  io.Writer       // or the current boot's virtio-console input
+	mu  sync.Mutex
+	m   *machine.Machine
+	ctx context.Context // the current boot's
 }
 
 // startConsoleInput starts copying in (through the Ctrl-A x filter) until ctx
@@ -83,43 +77,28 @@ func startConsoleInput(ctx context.Context, in io.Reader) *consoleInput {
 	return c
 }
 
-// attach makes vm's COM1 the input's destination until the returned detach
-// is called.
-func (c *consoleInput) attach(ctx context.Context, vm *hv.VM, com1 *uart.UART) (detach func()) {
+// attach makes m's console the input's destination until the returned
+// detach is called.
+func (c *consoleInput) attach(ctx context.Context, m *machine.Machine) (detach func()) {
 	c.mu.Lock()
-	c.vm, c.com1, c.ctx = vm, com1, ctx
+	c.m, c.ctx = m, ctx
 	c.mu.Unlock()
 	return func() {
 		c.mu.Lock()
-		c.vm, c.com1, c.ctx = nil, nil, nil
+		c.m, c.ctx = nil, nil
 		c.mu.Unlock()
 	}
 }
 
-// attachWriter makes w, the input of vm's virtio-console, the input's
-// destination until the returned detach is called.
-func (c *consoleInput) attachWriter(vm *hv.VM, w io.Writer) (detach func()) {
-	c.mu.Lock()
-	c.vm, c.hvc = vm, w
-	c.mu.Unlock()
-	return func() {
-		c.mu.Lock()
-		c.vm, c.hvc = nil, nil
-		c.mu.Unlock()
-	}
-}
-
-// Write hands p to the current VM's COM1, waiting while its receive FIFO is
-// full, or to its virtio-console, waiting until the guest has room.
+// Write hands p to the current machine's console (Machine.Input); keys
+// typed while no machine runs, or that a closed machine refuses, are
+// dropped.
 func (c *consoleInput) Write(p []byte) (int, error) {
 	c.mu.Lock()
-	com1, ctx, hvc := c.com1, c.ctx, c.hvc
+	m, ctx := c.m, c.ctx
 	c.mu.Unlock()
-	switch {
-	case com1 != nil:
-		com1.Feed(ctx, bytes.NewReader(p))
-	case hvc != nil:
-		hvc.Write(p) // fails once the VM is gone: the keys are dropped
+	if m != nil {
+		m.Input(ctx, p)
 	}
 	return len(p), nil
 }
@@ -127,10 +106,10 @@ func (c *consoleInput) Write(p []byte) (int, error) {
 // stop is Ctrl-A x: the running VM stops as if from the host.
 func (c *consoleInput) stop() {
 	c.mu.Lock()
-	vm := c.vm
+	m := c.m
 	c.mu.Unlock()
-	if vm != nil {
-		vm.Stop()
+	if m != nil {
+		m.VM.Stop()
 	}
 }
 

@@ -79,19 +79,23 @@ func TestRunRejectsBadFlags(t *testing.T) {
 	}{
 		{[]string{"run", "--guest", "nope"}, `no built-in guest "nope"`},
 		{[]string{"run", "--memory", "lots"}, "bad memory size"},
-		{[]string{"run", "--cpus", "0"}, "--cpus must be at least 1"},
+		{[]string{"run", "--cpus", "0"}, "cpus must be at least 1"},
 		{[]string{"run", "extra"}, "unknown command"},
-		{[]string{"run", "--disk", "/nonexistent.img"}, "--disk: stat /nonexistent.img"},
+		{[]string{"run", "--disk", "/nonexistent.img"}, "disk: stat /nonexistent.img"},
 		{[]string{"run", "--disk", "x.img,cache=unsafe"}, "cache must be none or writeback"},
 		{[]string{"run", "--disk", "x.img,bogus"}, `unknown option "bogus"`},
 		{[]string{"run", "--disk", "x.img,serial=123456789012345678901"}, "serial longer than 20 bytes"},
 		{[]string{"run", "--net", "mac=52:54:00:00:00:01"}, "tap=NAME is required"},
 		{[]string{"run", "--net", "tap=t0,mac=01:00:00:00:00:00"}, "mac must be a unicast"},
-		{[]string{"run", "--console-device", "usb"}, "--console-device must be serial or virtio"},
-		{[]string{"run", "--bios", "/nonexistent.rom"}, "--bios: open /nonexistent.rom"},
+		{[]string{"run", "--console-device", "usb"}, "console_device must be serial or virtio"},
+		{[]string{"run", "--bios", "/nonexistent.rom"}, "bios: open /nonexistent.rom"},
 		{[]string{"run", "--vsock", "cid=2,socket=/tmp/v.sock"}, "cid must be a number from 3"},
 		{[]string{"run", "--vsock", "cid=3"}, "both cid=N and socket=PATH are needed"},
-		{[]string{"run", "--bios", "x.rom", "--kernel", "vmlinuz"}, "it goes with neither --kernel nor --guest"},
+		{[]string{"run", "--bios", "x.rom", "--kernel", "vmlinuz"}, "it goes with neither kernel nor guest"},
+		{[]string{"run", "--config", "/nonexistent.json"}, "--config: open /nonexistent.json"},
+		{[]string{"run", "--config", "testdata/unknown-field.json"}, `unknown field "cpu"`},
+		{[]string{"run", "--cpus", "100000"}, "at most 255"},
+		{[]string{"run", "--memory", "64T"}, "more than this host's"},
 	}
 	for _, tt := range tests {
 		_, _, err := execute(t, tt.args...)
@@ -131,31 +135,6 @@ func TestHelpOnEveryCommand(t *testing.T) {
 		out, _, err := execute(t, c.Name(), "--help")
 		if err != nil || !strings.Contains(out, "Usage:") {
 			t.Errorf("%s --help: %v\n%s", c.Name(), err, out)
-		}
-	}
-}
-
-func TestParseSize(t *testing.T) {
-	tests := []struct {
-		in   string
-		want uint64
-		ok   bool
-	}{
-		{"4096", 4096, true},
-		{"2M", 2 << 20, true},
-		{"512MiB", 512 << 20, true},
-		{"1g", 1 << 30, true},
-		{"64K", 64 << 10, true},
-		{"0", 0, false},
-		{"", 0, false},
-		{"-1M", 0, false},
-		{"99999999999T", 0, false},
-		{"lots", 0, false},
-	}
-	for _, tt := range tests {
-		got, err := parseSize(tt.in)
-		if (err == nil) != tt.ok || got != tt.want {
-			t.Errorf("parseSize(%q) = %d, %v; want %d ok=%v", tt.in, got, err, tt.want, tt.ok)
 		}
 	}
 }

@@ -1,0 +1,146 @@
+package machine
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+)
+
+// Config says what machine to build. Its JSON form is what `ember run
+// --config FILE` reads and what the daemon's API takes; the field names are
+// `ember run`'s flag names. Zero fields take the defaults WithDefaults gives.
+type Config struct {
+	// Guest names a built-in tiny guest (`ember run --help` lists them);
+	// the default when there is neither Kernel nor BIOS is "demo".
+	Guest string `json:"guest,omitempty"`
+	// Kernel is the path of a Linux kernel (bzImage or ELF vmlinux).
+	Kernel  string `json:"kernel,omitempty"`
+	Initrd  string `json:"initrd,omitempty"`  // initial RAM disk for Kernel
+	Cmdline string `json:"cmdline,omitempty"` // kernel command line; default console=ttyS0
+	// Boot is how Kernel is entered: auto, decompress, bzimage or pvh.
+	Boot string `json:"boot,omitempty"`
+	// BIOS is the path of a firmware ROM booted from the reset vector.
+	BIOS string `json:"bios,omitempty"`
+	// CPUs is the number of vCPUs, 1 to MaxCPUs; default 1.
+	CPUs int `json:"cpus,omitempty"`
+	// Memory is the guest RAM as `ember run --memory` takes it ("512M");
+	// default 2M for a tiny guest or firmware, 512M for a kernel.
+	Memory string `json:"memory,omitempty"`
+	// CPUIDMask names CPUID features to hide (x86.CPUIDFeatures).
+	CPUIDMask []string `json:"cpuid_mask,omitempty"`
+	// Reboot is what a guest reboot does: exit (default) or restart.
+	Reboot string `json:"reboot,omitempty"`
+	// ConsoleDevice is the guest's console: serial (COM1, default) or
+	// virtio (virtio-console, Linux's hvc0).
+	ConsoleDevice string `json:"console_device,omitempty"`
+	Disks         []Disk `json:"disks,omitempty"` // virtio-blk devices
+	Nets          []Net  `json:"nets,omitempty"`  // virtio-net devices
+	Vsock         *Vsock `json:"vsock,omitempty"` // a virtio-vsock device
+	RNG           bool   `json:"rng,omitempty"`   // a virtio-rng device
+	// DeviceModelSocket is a unix socket to create for out-of-process
+	// device models (docs/ioreq-protocol.md).
+	DeviceModelSocket string `json:"device_model_socket,omitempty"`
+}
+
+// Disk is a raw image file given to the guest as a virtio-blk device.
+type Disk struct {
+	Path     string `json:"path"`
+	ReadOnly bool   `json:"readonly,omitempty"`
+	Serial   string `json:"serial,omitempty"` // GET_ID answer, at most 20 bytes
+	Queues   int    `json:"queues,omitempty"` // request queues, 1 to 16; default 1
+	// Cache is writeback (the host's page cache, default) or none (O_DIRECT).
+	Cache string `json:"cache,omitempty"`
+}
+
+// Net is a virtio-net device on a host TAP interface.
+type Net struct {
+	TAP string `json:"tap"`
+	MAC string `json:"mac,omitempty"` // unicast, as 52:54:00:12:34:56; default chosen by the device
+}
+
+// Vsock is a virtio-vsock device whose host side is unix sockets, as
+// Firecracker's hybrid vsock: the guest reaches host port P at Socket_P, a
+// host program connects to Socket and writes "CONNECT P\n".
+type Vsock struct {
+	CID    uint64 `json:"cid"`
+	Socket string `json:"socket"`
+}
+
+// Defaults of a Config's fields.
+const (
+	DefaultGuest       = "demo"
+	DefaultMemory      = "2M"
+	DefaultLinuxMemory = "512M"
+	DefaultCmdline     = "console=ttyS0"
+	BootAuto           = "auto"
+	RebootExit         = "exit"
+	RebootRestart      = "restart"
+	ConsoleSerial      = "serial"
+	ConsoleVirtio      = "virtio"
+)
+
+// WithDefaults returns c with every unset field given its default.
+func (c Config) WithDefaults() Config {
+	if c.Guest == "" && c.Kernel == "" && c.BIOS == "" {
+		c.Guest = DefaultGuest
+	}
+	if c.Memory == "" {
+		c.Memory = DefaultMemory
+		if c.Kernel != "" {
+			c.Memory = DefaultLinuxMemory
+		}
+	}
+	if c.CPUs == 0 {
+		c.CPUs = 1
+	}
+	if c.Kernel != "" && c.Cmdline == "" {
+		c.Cmdline = DefaultCmdline
+	}
+	if c.Kernel != "" && c.Boot == "" {
+		c.Boot = BootAuto
+	}
+	if c.Reboot == "" {
+		c.Reboot = RebootExit
+	}
+	if c.ConsoleDevice == "" {
+		c.ConsoleDevice = ConsoleSerial
+	}
+	return c
+}
+
+// MaxConfigSize bounds a JSON configuration: a machine's configuration is a
+// few hundred bytes, and a reader of untrusted input must not buffer more.
+const MaxConfigSize = 1 << 20
+
+// ParseConfig decodes a JSON configuration strictly: unknown fields, a
+// value of the wrong type, trailing data and documents over MaxConfigSize
+// are errors, so a misspelt field is reported rather than ignored.
+func ParseConfig(b []byte) (Config, error) {
+	var c Config
+	if len(b) > MaxConfigSize {
+		return c, fmt.Errorf("configuration is %d bytes, more than %d", len(b), MaxConfigSize)
+	}
+	if err := DecodeStrict(bytes.NewReader(b), &c); err != nil {
+		return Config{}, fmt.Errorf("configuration: %w", err)
+	}
+	return c, nil
+}
+
+// DecodeStrict decodes one JSON value from r into v, refusing unknown fields
+// and anything after the value. The daemon's API decodes every body with it.
+func DecodeStrict(r io.Reader, v any) error {
+	d := json.NewDecoder(r)
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		return err
+	}
+	if d.More() {
+		return fmt.Errorf("data after the JSON value")
+	}
+	var extra json.RawMessage
+	if err := d.Decode(&extra); err != io.EOF {
+		return fmt.Errorf("data after the JSON value")
+	}
+	return nil
+}

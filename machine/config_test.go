@@ -1,0 +1,137 @@
+package machine
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestParseConfigIsStrict: a configuration is decoded whole or refused, so a
+// misspelt field, a wrong type, trailing data or an oversized document is an
+// error the user sees rather than a default silently used.
+func TestParseConfigIsStrict(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+	}{
+		{"good", `{"guest":"long64","cpus":2,"memory":"4M","disks":[{"path":"a.img","readonly":true}]}`, ""},
+		{"unknown field", `{"cpu":2}`, `unknown field "cpu"`},
+		{"wrong type", `{"cpus":"two"}`, "cannot unmarshal string"},
+		{"trailing data", `{"cpus":2} {"cpus":3}`, "data after the JSON value"},
+		{"not an object", `[1,2]`, "cannot unmarshal array"},
+		{"empty", ``, "EOF"},
+		{"too big", `{"cmdline":"` + strings.Repeat("x", MaxConfigSize) + `"}`, "more than"},
+	}
+	for _, tt := range tests {
+		c, err := ParseConfig([]byte(tt.in))
+		if tt.want == "" {
+			if err != nil || c.Guest != "long64" || c.CPUs != 2 || len(c.Disks) != 1 || !c.Disks[0].ReadOnly {
+				t.Errorf("%s: %+v, %v", tt.name, c, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: err %v, want %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+// TestWithDefaults: a kernel gets Linux's memory and command line, a tiny
+// guest the demo and 2 MiB, and given values stay.
+func TestWithDefaults(t *testing.T) {
+	tests := []struct {
+		in, want Config
+	}{
+		{Config{}, Config{Guest: "demo", Memory: "2M", CPUs: 1, Reboot: "exit", ConsoleDevice: "serial"}},
+		{Config{Kernel: "k"}, Config{Kernel: "k", Memory: "512M", CPUs: 1, Cmdline: "console=ttyS0", Boot: "auto", Reboot: "exit", ConsoleDevice: "serial"}},
+		{Config{BIOS: "r", Memory: "8M", CPUs: 3}, Config{BIOS: "r", Memory: "8M", CPUs: 3, Reboot: "exit", ConsoleDevice: "serial"}},
+	}
+	for _, tt := range tests {
+		got := tt.in.WithDefaults()
+		if got.Guest != tt.want.Guest || got.Memory != tt.want.Memory || got.CPUs != tt.want.CPUs ||
+			got.Cmdline != tt.want.Cmdline || got.Boot != tt.want.Boot || got.Reboot != tt.want.Reboot ||
+			got.ConsoleDevice != tt.want.ConsoleDevice {
+			t.Errorf("%+v.WithDefaults() = %+v, want %+v", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestPrepareRefuses: each bad value is refused with its field named, and
+// values wrong in themselves are ErrInvalid while a missing file is not.
+func TestPrepareRefuses(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "disk.img")
+	if err := os.WriteFile(img, make([]byte, 4096), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		c       Config
+		want    string
+		invalid bool
+	}{
+		{"memory", Config{Memory: "lots"}, "bad memory size", true},
+		{"huge memory", Config{Memory: "64T"}, "more than this host's", true},
+		{"negative cpus", Config{CPUs: -1}, "cpus must be at least 1", true},
+		{"too many cpus", Config{CPUs: 100000}, "at most 255", true},
+		{"reboot", Config{Reboot: "sometimes"}, "reboot must be exit or restart", true},
+		{"cpuid mask", Config{CPUIDMask: []string{"nosuchflag"}}, "cpuid_mask", true},
+		{"console", Config{ConsoleDevice: "usb"}, "console_device must be serial or virtio", true},
+		{"guest", Config{Guest: "nope"}, `no built-in guest "nope"`, true},
+		{"kernel and guest", Config{Kernel: img, Guest: "demo"}, "exclude each other", true},
+		{"bios and kernel", Config{BIOS: img, Kernel: img}, "neither kernel nor guest", true},
+		{"boot", Config{Kernel: img, Boot: "floppy"}, "boot must be", true},
+		{"missing kernel", Config{Kernel: filepath.Join(dir, "none")}, "kernel: open", false},
+		{"missing disk", Config{Disks: []Disk{{Path: filepath.Join(dir, "none")}}}, "disk: stat", false},
+		{"disk path", Config{Disks: []Disk{{}}}, "disk: no path", true},
+		{"disk serial", Config{Disks: []Disk{{Path: img, Serial: strings.Repeat("s", 21)}}}, "serial longer than 20 bytes", true},
+		{"disk cache", Config{Disks: []Disk{{Path: img, Cache: "unsafe"}}}, "cache must be none or writeback", true},
+		{"disk queues", Config{Disks: []Disk{{Path: img, Queues: 17}}}, "queues must be 1 to 16", true},
+		{"net tap", Config{Nets: []Net{{MAC: "52:54:00:00:00:01"}}}, "tap=NAME is required", true},
+		{"net tap name", Config{Nets: []Net{{TAP: strings.Repeat("t", 16)}}}, "longer than 15 bytes", true},
+		{"net mac", Config{Nets: []Net{{TAP: "t0", MAC: "01:00:00:00:00:00"}}}, "mac must be a unicast", true},
+		{"vsock cid", Config{Vsock: &Vsock{CID: 2, Socket: "/tmp/v"}}, "cid must be a number from 3", true},
+		{"vsock socket", Config{Vsock: &Vsock{CID: 3}}, "both cid=N and socket=PATH", true},
+	}
+	for _, tt := range tests {
+		_, err := tt.c.Prepare()
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: err %v, want %q", tt.name, err, tt.want)
+			continue
+		}
+		if errors.Is(err, ErrInvalid) != tt.invalid {
+			t.Errorf("%s: errors.Is(%v, ErrInvalid) = %v", tt.name, err, !tt.invalid)
+		}
+	}
+}
+
+// TestPrepareReadsWhatItNeeds: a good configuration is prepared with its
+// files read and its devices' configurations made.
+func TestPrepareReadsWhatItNeeds(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "disk.img")
+	if err := os.WriteFile(img, make([]byte, 4096), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := Config{Guest: "long64", CPUs: 2, Memory: "8M", RNG: true,
+		Disks: []Disk{{Path: img, ReadOnly: true, Serial: "d0", Cache: "none", Queues: 2}},
+		Nets:  []Net{{TAP: "t0", MAC: "52:54:00:00:00:01"}},
+		Vsock: &Vsock{CID: 7, Socket: filepath.Join(dir, "v.sock")}}
+	p, err := c.Prepare()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Name != "long64" || p.HV.MemorySize != 8<<20 || p.HV.VCPUs != 2 || p.Linux() {
+		t.Errorf("prepared %q, %d bytes, %d vCPUs, linux %v", p.Name, p.HV.MemorySize, p.HV.VCPUs, p.Linux())
+	}
+	if len(p.disks) != 1 || !p.disks[0].Direct || !p.disks[0].ReadOnly || p.disks[0].Queues != 2 {
+		t.Errorf("disk %+v", p.disks)
+	}
+	if len(p.nets) != 1 || p.nets[0].MAC.String() != "52:54:00:00:00:01" {
+		t.Errorf("net %+v", p.nets)
+	}
+	if p.vsock == nil || p.vsock.CID != 7 {
+		t.Errorf("vsock %+v", p.vsock)
+	}
+}

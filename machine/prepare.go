@@ -1,0 +1,254 @@
+package machine
+
+import (
+	"errors"
+	"fmt"
+	stdnet "net"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"ember/boot"
+	"ember/guest"
+	"ember/hv"
+	"ember/kvm"
+	"ember/pc"
+	"ember/virtio/blk"
+	virtionet "ember/virtio/net"
+	"ember/virtio/vsock"
+	"ember/vmm"
+	"ember/x86"
+)
+
+// MaxCPUs is the most vCPUs a machine may have: the ACPI MADT and MP table
+// give each an 8-bit xAPIC ID. The host's KVM may allow fewer (Build checks).
+const MaxCPUs = 255
+
+// ErrInvalid marks a Config that Prepare refuses for its values (not for a
+// file it could not read), so an API can answer it as the caller's mistake.
+var ErrInvalid = errors.New("invalid configuration")
+
+// Prepared is a validated Config with its files read: everything Build
+// needs, so building cannot fail for a mistake in the configuration.
+type Prepared struct {
+	Config Config    // the configuration, defaults filled in
+	Name   string    // what the machine boots: a guest's name or a file's path
+	HV     hv.Config // the VM's memory, vCPUs and CPUID mask
+
+	prog   guest.Program    // a tiny guest, or
+	linux  *vmm.LinuxImages // a kernel, or
+	bios   []byte           // a firmware ROM
+	disks  []blk.Config
+	nets   []virtionet.Config
+	vsock  *vsock.Config
+	memory uint64
+}
+
+// Linux reports whether the machine boots a kernel, whose console takes
+// input (a tiny guest's does not).
+func (p *Prepared) Linux() bool { return p.linux != nil }
+
+// invalid wraps a refusal of a configuration value in ErrInvalid.
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// Prepare validates c (after WithDefaults) and reads its kernel, initrd or
+// ROM. Every refusal names the field and the reason; values wrong in
+// themselves wrap ErrInvalid, files that cannot be read wrap the os error.
+func (c Config) Prepare() (*Prepared, error) {
+	c = c.WithDefaults()
+	size, err := ParseSize(c.Memory)
+	if err != nil {
+		return nil, invalid("%v", err)
+	}
+	if err := checkMemory(size); err != nil {
+		return nil, err
+	}
+	if c.CPUs < 1 || c.CPUs > MaxCPUs {
+		return nil, invalid("cpus must be at least 1 and at most %d, not %d", MaxCPUs, c.CPUs)
+	}
+	if c.Reboot != RebootExit && c.Reboot != RebootRestart {
+		return nil, invalid("reboot must be exit or restart, not %q", c.Reboot)
+	}
+	if err := x86.CheckCPUIDMask(c.CPUIDMask); err != nil {
+		return nil, invalid("cpuid_mask: %v", err)
+	}
+	if c.ConsoleDevice != ConsoleSerial && c.ConsoleDevice != ConsoleVirtio {
+		return nil, invalid("console_device must be serial or virtio, not %q", c.ConsoleDevice)
+	}
+	p := &Prepared{Config: c, memory: size, HV: hv.Config{MemorySize: size, VCPUs: c.CPUs, CPUIDMask: c.CPUIDMask, DeviceModelSocket: c.DeviceModelSocket}}
+	if err := p.prepareDevices(); err != nil {
+		return nil, err
+	}
+	switch {
+	case c.BIOS != "":
+		err = p.prepareBIOS()
+	case c.Kernel != "":
+		err = p.prepareLinux()
+	default:
+		prog, ok := guest.ByName(c.Guest)
+		if !ok {
+			return nil, invalid("no built-in guest %q (see 'ember run --help')", c.Guest)
+		}
+		p.Name, p.prog = prog.Name, prog
+	}
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// checkMemory refuses a size no host could give: more than its RAM.
+func checkMemory(size uint64) error {
+	var si unix.Sysinfo_t
+	if err := unix.Sysinfo(&si); err != nil {
+		return nil // nothing to compare with; KVM will say
+	}
+	if total := uint64(si.Totalram) * uint64(si.Unit); size > total {
+		return invalid("memory %d bytes is more than this host's %d bytes of RAM", size, total)
+	}
+	return nil
+}
+
+// prepareDevices checks the virtio devices and turns them into the
+// devices' configurations.
+func (p *Prepared) prepareDevices() error {
+	c := p.Config
+	for _, d := range c.Disks {
+		bc, err := d.config()
+		if err != nil {
+			return err
+		}
+		if _, err := os.Stat(d.Path); err != nil {
+			return fmt.Errorf("disk: %w", err)
+		}
+		p.disks = append(p.disks, bc)
+	}
+	for _, n := range c.Nets {
+		nc, err := n.config()
+		if err != nil {
+			return err
+		}
+		p.nets = append(p.nets, nc)
+	}
+	if c.Vsock != nil {
+		v := c.Vsock
+		if v.CID < 3 || v.CID > 0xfffffffe {
+			return invalid("vsock: cid must be a number from 3 to 4294967294, not %d", v.CID)
+		}
+		if v.Socket == "" {
+			return invalid("vsock: both cid=N and socket=PATH are needed")
+		}
+		p.vsock = &vsock.Config{CID: v.CID, Path: v.Socket}
+	}
+	return nil
+}
+
+// config checks a disk and returns its device configuration.
+func (d Disk) config() (blk.Config, error) {
+	c := blk.Config{Path: d.Path, ReadOnly: d.ReadOnly, Serial: d.Serial, Queues: d.Queues}
+	switch {
+	case d.Path == "":
+		return c, invalid("disk: no path")
+	case len(d.Serial) > 20:
+		return c, invalid("disk %s: serial longer than 20 bytes", d.Path)
+	case d.Queues < 0 || d.Queues > 16:
+		return c, invalid("disk %s: queues must be 1 to 16", d.Path)
+	}
+	switch d.Cache {
+	case "none":
+		c.Direct = true
+	case "", "writeback":
+	default:
+		return c, invalid("disk %s: cache must be none or writeback, not %q", d.Path, d.Cache)
+	}
+	return c, nil
+}
+
+// config checks a network interface and returns its device configuration.
+func (n Net) config() (virtionet.Config, error) {
+	c := virtionet.Config{TAP: n.TAP}
+	if n.TAP == "" {
+		return c, invalid("net: tap=NAME is required")
+	}
+	if len(n.TAP) >= unix.IFNAMSIZ {
+		return c, invalid("net: tap name %q is longer than %d bytes", n.TAP, unix.IFNAMSIZ-1)
+	}
+	if n.MAC != "" {
+		mac, err := stdnet.ParseMAC(n.MAC)
+		if err != nil || len(mac) != 6 || mac[0]&1 != 0 {
+			return c, invalid("net tap=%s: mac must be a unicast 6-byte address, as 52:54:00:12:34:56", n.TAP)
+		}
+		c.MAC = mac
+	}
+	return c, nil
+}
+
+// prepareBIOS reads and checks the ROM; a kernel or a tiny guest with it
+// is refused.
+func (p *Prepared) prepareBIOS() error {
+	c := p.Config
+	if c.Kernel != "" || c.Guest != "" {
+		return invalid("bios boots the firmware: it goes with neither kernel nor guest")
+	}
+	rom, err := os.ReadFile(c.BIOS)
+	if err != nil {
+		return fmt.Errorf("bios: %w", err)
+	}
+	if err := pc.CheckFirmware(rom); err != nil {
+		return invalid("bios %s: %v", c.BIOS, err)
+	}
+	p.Name, p.bios = c.BIOS, rom
+	return nil
+}
+
+// bootModes maps Config.Boot to package boot's modes.
+var bootModes = map[string]boot.Mode{
+	"decompress": boot.ModeDecompress,
+	"bzimage":    boot.ModeBzImage,
+	"pvh":        boot.ModePVH,
+}
+
+// AutoBootMode is Boot "auto". Where KVM emulates guest ring 0 one
+// instruction at a time (kvm-pvm), the kernel's own decompressor takes
+// minutes, so the host decompresses; on hardware virtualization the guest
+// decompresses as fast as the host does (go run ./lab linux measures both)
+// and the kernel is entered the standard way, as a bootloader would.
+func AutoBootMode(backend string) boot.Mode {
+	if backend == kvm.BackendPVM {
+		return boot.ModeDecompress
+	}
+	return boot.ModeBzImage
+}
+
+// prepareLinux reads the kernel and initrd.
+func (p *Prepared) prepareLinux() error {
+	c := p.Config
+	if c.Guest != "" {
+		return invalid("kernel and guest exclude each other")
+	}
+	mode, ok := bootModes[c.Boot]
+	if c.Boot == BootAuto {
+		mode, ok = AutoBootMode(kvm.Backend()), true
+	}
+	if !ok {
+		return invalid("boot must be auto, decompress, bzimage or pvh, not %q", c.Boot)
+	}
+	img := &vmm.LinuxImages{Cmdline: c.Cmdline, Mode: mode}
+	var err error
+	if img.Kernel, err = os.ReadFile(c.Kernel); err != nil {
+		return fmt.Errorf("kernel: %w", err)
+	}
+	if c.Initrd != "" {
+		if img.Initrd, err = os.ReadFile(c.Initrd); err != nil {
+			return fmt.Errorf("initrd: %w", err)
+		}
+	}
+	if uint64(len(img.Kernel))+uint64(len(img.Initrd)) >= p.memory {
+		return invalid("memory %s is too small for a %d-byte kernel and a %d-byte initrd",
+			c.Memory, len(img.Kernel), len(img.Initrd))
+	}
+	p.Name, p.linux = c.Kernel, img
+	return nil
+}
