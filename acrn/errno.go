@@ -36,6 +36,15 @@ func (e Errno) Error() string {
 	return fmt.Sprintf("acrn: errno %d", int32(e))
 }
 
+// Name returns the errno's name, "EINVAL", or "errno N" for one ember does
+// not use.
+func (e Errno) Name() string {
+	if s, ok := errnoNames[e]; ok {
+		return s
+	}
+	return fmt.Sprintf("errno %d", int32(e))
+}
+
 // Result is the RAX value a hypercall failing with e returns: -e,
 // sign-extended to 64 bits.
 func (e Errno) Result() uint64 { return uint64(-int64(e)) }

@@ -153,8 +153,10 @@ func (h *Service) dispatch(c *call, cpl uint8) (verdict, uint64) {
 	case refuse:
 		rax = acrn.EINVAL.Result()
 	default:
+		h.counts.add(c.id, outcome(v, 0))
 		return v, 0
 	}
+	h.counts.add(c.id, outcome(v, rax))
 	h.trace(c, rax)
 	return v, rax
 }

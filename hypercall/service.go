@@ -12,9 +12,10 @@ import (
 // handlers, and the upcalls to the Service VM. VMs made through it trap
 // PortHypercall; the host control plane calls Hypercall as the Service VM.
 type Service struct {
-	hv    *hv.Hypervisor // nil for a service on fake machines (tests)
-	make  machineMaker
-	table vmTable // ACRN VM IDs and hypercall state (vmtable.go)
+	hv     *hv.Hypervisor // nil for a service on fake machines (tests)
+	make   machineMaker
+	table  vmTable    // ACRN VM IDs and hypercall state (vmtable.go)
+	counts callCounts // hypercalls by ID and result (stats.go)
 }
 
 // Identity says what a VM is to the hypercall service.

@@ -42,8 +42,10 @@ func (d *Dispatcher) Direct(typ acrn.ReqType, addr uint64, write bool, data []by
 	case typ != acrn.ReqPortIO && typ != acrn.ReqMMIO:
 		return false
 	}
-	switch c := d.router.lookup(typ, addr, size).(type) {
+	c, n := d.router.lookup(typ, addr, size)
+	switch c := c.(type) {
 	case *deviceClient:
+		n.Add(1)
 		if write {
 			c.dev.Write(addr-c.base, data)
 		} else {
@@ -51,6 +53,7 @@ func (d *Dispatcher) Direct(typ acrn.ReqType, addr uint64, write bool, data []by
 		}
 		return true
 	case *Unclaimed:
+		n.Add(1)
 		c.count(write)
 		if !write {
 			devices.FillOnes(data)

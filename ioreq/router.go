@@ -99,20 +99,53 @@ type Router struct {
 	mu      sync.RWMutex
 	entries [4][]routeEntry // per acrn.ReqType, sorted by start, disjoint
 	def     Client
+	defN    *atomic.Uint64 // requests routed to def
 
 	unclaimed *Unclaimed
+	// counts holds each client's count of routed requests, by client; an
+	// entry's n points into it, so counting costs one atomic add.
+	counts map[Client]*atomic.Uint64
 }
 
 type routeEntry struct {
 	start, end uint64
 	c          Client
+	n          *atomic.Uint64 // c's count of routed requests
 }
 
 // NewRouter returns a router with no registrations whose default client is an
 // Unclaimed: reads all ones, writes dropped, both counted.
 func NewRouter() *Router {
 	u := &Unclaimed{}
-	return &Router{def: u, unclaimed: u}
+	rt := &Router{def: u, unclaimed: u, counts: map[Client]*atomic.Uint64{}}
+	rt.defN = rt.counter(u)
+	return rt
+}
+
+// counter returns c's request count, made on first use. The caller holds
+// the write lock.
+func (rt *Router) counter(c Client) *atomic.Uint64 {
+	n := rt.counts[c]
+	if n == nil {
+		n = new(atomic.Uint64)
+		rt.counts[c] = n
+	}
+	return n
+}
+
+// Requests returns how many requests the router has routed to each client,
+// by client name (clients that share a name are summed), for metrics. A
+// client's count stays after it unclaims its ranges.
+func (rt *Router) Requests() map[string]uint64 {
+	rt.mu.RLock()
+	defer rt.mu.RUnlock()
+	m := make(map[string]uint64, len(rt.counts))
+	for c, n := range rt.counts {
+		if v := n.Load(); v > 0 {
+			m[c.Name()] += v
+		}
+	}
+	return m
 }
 
 // Claim registers c for r. A range that overlaps any range already registered
@@ -136,7 +169,7 @@ func (rt *Router) Claim(r Range, c Client) error {
 	}
 	es = append(es, routeEntry{})
 	copy(es[i+1:], es[i:])
-	es[i] = routeEntry{r.Start, r.End, c}
+	es[i] = routeEntry{r.Start, r.End, c, rt.counter(c)}
 	rt.entries[r.Type] = es
 	return nil
 }
@@ -201,28 +234,32 @@ func (rt *Router) SetDefault(c Client) {
 	if c == nil {
 		c = rt.unclaimed
 	}
-	rt.def = c
+	rt.def, rt.defN = c, rt.counter(c)
 }
 
 // Route returns the client for req: the one whose range holds the whole
 // access, else the default.
 func (rt *Router) Route(req *acrn.IORequest) Client {
 	addr, size := Target(req)
-	return rt.lookup(req.Type, addr, size)
+	c, n := rt.lookup(req.Type, addr, size)
+	n.Add(1)
+	return c
 }
 
-// lookup is Route for an access of size bytes at addr of request type typ.
-func (rt *Router) lookup(typ acrn.ReqType, addr, size uint64) Client {
+// lookup finds the client for an access of size bytes at addr of request
+// type typ, and the client's request count, which the caller adds to once
+// the request is the client's (Route, or Direct when it serves it).
+func (rt *Router) lookup(typ acrn.ReqType, addr, size uint64) (Client, *atomic.Uint64) {
 	rt.mu.RLock()
 	defer rt.mu.RUnlock()
 	if int(typ) < len(rt.entries) {
 		es := rt.entries[typ]
 		i := sort.Search(len(es), func(i int) bool { return es[i].start > addr }) - 1
 		if i >= 0 && (Range{Start: es[i].start, End: es[i].end}).Contains(addr, size) {
-			return es[i].c
+			return es[i].c, es[i].n
 		}
 	}
-	return rt.def
+	return rt.def, rt.defN
 }
 
 // Unclaimed returns how many reads and writes the built-in default client has

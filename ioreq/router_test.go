@@ -92,3 +92,37 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestRouterCountsRequestsByClient: every access is counted once for the
+// client that serves it, whether the direct path serves it or it becomes a
+// request after the direct path declined it; the default client counts too.
+func TestRouterCountsRequestsByClient(t *testing.T) {
+	d := newDispatcher(t, Config{})
+	if err := d.Router().Claim(Range{Type: acrn.ReqPortIO, Start: 0x80, End: 0x83}, DeviceClient("post", 0x80, &regs{})); err != nil {
+		t.Fatal(err)
+	}
+	async := newAsyncClient(t, "external")
+	if err := d.Router().Claim(Range{Type: acrn.ReqPortIO, Start: 0x600, End: 0x603}, async); err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 1)
+	for range 3 {
+		if !d.Direct(acrn.ReqPortIO, 0x80, true, data) {
+			t.Fatal("Direct did not serve the device's port")
+		}
+	}
+	d.Direct(acrn.ReqPortIO, 0x90, false, data)
+	if d.Direct(acrn.ReqPortIO, 0x600, true, data) {
+		t.Fatal("Direct served an out-of-process client's port")
+	}
+	req := &acrn.IORequest{Type: acrn.ReqPortIO}
+	req.SetPIO(acrn.PIORequest{Address: 0x600, Size: 1, Direction: acrn.DirWrite})
+	if c := d.Router().Route(req); c != async {
+		t.Fatalf("Route gave %v", c.Name())
+	}
+	got := d.Router().Requests()
+	want := map[string]uint64{"post": 3, "unclaimed": 1, "external": 1}
+	if len(got) != len(want) || got["post"] != 3 || got["unclaimed"] != 1 || got["external"] != 1 {
+		t.Errorf("Requests() = %v, want %v", got, want)
+	}
+}
