@@ -78,10 +78,22 @@ var (
 	BenchPIO   = load("bench_pio", x86.RealMode)
 	BenchMMIO  = load("bench_mmio", x86.RealMode)
 	BenchHello = load("bench_hello", x86.RealMode)
+	// Echo prints "echo> " on COM1 and echoes what it receives (on the
+	// receive interrupt, halting between keys); 'q' ends it with status 0.
+	Echo = load("echo", x86.RealMode)
+	// FWCfg reads QEMU's fw_cfg through its ports and its DMA interface on
+	// a PC machine given a kernel command line for firmware
+	// (pc.Config.FWCfgKernel): reports what it read, prints the command
+	// line, and exits 0.
+	FWCfg = load("fwcfg", x86.ProtectedMode)
+	// TestDev uses QEMU's pc-testdev on a PC machine with test devices
+	// (pc.Config.TestDevices), reports what it read, and ends the run
+	// through isa-debug-exit: status 0x29.
+	TestDev = load("testdev", x86.ProtectedMode)
 )
 
 // All lists every tiny guest, for tests that check them all.
-var All = []Program{Demo, Real, Prot32, Long64, Ring3, Triple, Virq, Counter, Second, UART, PIT, Reset, SMP, BenchPIO, BenchMMIO, BenchHello}
+var All = []Program{Demo, Real, Prot32, Long64, Ring3, Triple, Virq, Counter, Second, UART, PIT, Reset, SMP, BenchPIO, BenchMMIO, BenchHello, Echo, FWCfg, TestDev}
 
 func load(name string, mode x86.Mode) Program {
 	b, err := bins.ReadFile("bin/" + name + ".bin")

@@ -7,9 +7,11 @@ import (
 
 	"ember/devices"
 	"ember/devices/acpipm"
+	"ember/devices/debugexit"
 	"ember/devices/fwcfg"
 	"ember/devices/i8042"
 	"ember/devices/rtc"
+	"ember/devices/testdev"
 	"ember/devices/uart"
 	"ember/hv"
 	"ember/ioreq"
@@ -36,9 +38,14 @@ type Platform struct {
 	RTC   *rtc.RTC
 	PCI   *PCIHost
 	PM    *acpipm.PM
-	// FWCfg is QEMU's firmware configuration device at ports 0x510-0x511:
-	// RAM size, CPUs and the e820 map for firmware and test kernels.
+	// FWCfg is QEMU's firmware configuration device at ports 0x510-0x511
+	// and its DMA interface at 0x514: RAM size, CPUs, boot order, the e820
+	// map and Config.FWCfgKernel for firmware and test kernels.
 	FWCfg *fwcfg.FWCfg
+	// DebugExit and TestDev are QEMU's isa-debug-exit and pc-testdev, with
+	// Config.TestDevices only (nil otherwise).
+	DebugExit *debugexit.Port
+	TestDev   *testdev.Device
 
 	slots  int                   // PCI slots AddVirtio has used
 	virtio []*virtiopci.Function // the functions AddVirtio made
@@ -62,6 +69,21 @@ type Config struct {
 	// Serial receives COM1's output; nil means the VM's console
 	// (hv.Config.Console).
 	Serial io.Writer
+	// FWCfgKernel, if set, is a Linux kernel, initrd and command line that
+	// fw_cfg offers firmware to boot (see FWCfgKernel).
+	FWCfgKernel *FWCfgKernel
+	// TestDevices adds QEMU's debug devices as kvm-unit-tests expects
+	// them (docs/qemu-devices.md): an isa-debug-exit port, whose write of
+	// v ends the run with status (v << 1) | 1, and a pc-testdev (ports
+	// 0xe0-0xeb and 0x2000-0x2017, MMIO at 0xff000000). They take the
+	// place of ember's ABI ports they cover (the exit port 0xf4 and the
+	// console port 0xe9). Off by default: they let the guest end the run,
+	// drive any ISA interrupt line and change the host's page protections.
+	TestDevices bool
+	// DebugExitPort and DebugExitSize place the isa-debug-exit port (its
+	// iobase and iosize); zero means 0xf4 and 4, what kvm-unit-tests
+	// passes QEMU. Only with TestDevices.
+	DebugExitPort, DebugExitSize uint16
 }
 
 // irqLine drives a GSI of the in-kernel irqchip, for device models.
@@ -91,9 +113,10 @@ func (d offsetDevice) Write(off uint64, data []byte) { d.dev.Write(off+d.add, da
 // Attach wires the PC platform onto vm, which has the in-kernel irqchip and
 // has not run yet: COM1 on IRQ 4, the i8042 (whose reset line ends the run
 // with hv.StopReset), the CMOS RTC with the memory size, the PCI host bridge,
-// the ACPI PM registers (whose S5 ends the run with hv.StopPowerOff), the MP
-// table and the ACPI tables that list every vCPU, and the MSRs Linux
-// expects. Closing the VM stops the devices.
+// the ACPI PM registers (whose S5 ends the run with hv.StopPowerOff),
+// fw_cfg, the MP table and the ACPI tables that list every vCPU, and the
+// MSRs Linux expects; with cfg.TestDevices, QEMU's debug devices too.
+// Closing the VM stops the devices.
 func Attach(vm *hv.VM, cfg Config) (*Platform, error) {
 	vcfg := vm.Config()
 	if vcfg.NoIRQChip {
@@ -114,13 +137,18 @@ func Attach(vm *hv.VM, cfg Config) (*Platform, error) {
 		PM:    acpipm.New(acpipm.Config{PowerOff: func() { vm.StopWith(hv.Result{Reason: hv.StopPowerOff}) }, Logger: log}),
 	}
 	vm.OnClose(p.RTC.Close)
-	fw, err := newFWCfg(vm)
+	fw, err := newFWCfg(vm.Memory(), vm.NumVCPUs(), cfg.FWCfgKernel, log)
 	if err != nil {
 		return nil, err
 	}
 	p.FWCfg = fw
 	if err := p.wire(vm); err != nil {
 		return nil, err
+	}
+	if cfg.TestDevices {
+		if err := p.attachTestDevices(vm, cfg); err != nil {
+			return nil, err
+		}
 	}
 	if err := writeTables(vm); err != nil {
 		return nil, err
@@ -147,6 +175,7 @@ func (p *Platform) wire(vm *hv.VM) error {
 		{portRTC, 2, "rtc", p.RTC},
 		{PortACPIPM, acpipm.Len, "acpi-pm", p.PM},
 		{fwcfg.Port, fwcfg.PortLen, "fw_cfg", p.FWCfg},
+		{fwcfg.DMAPort, fwcfg.DMAPortLen, "fw_cfg-dma", offsetDevice{p.FWCfg, fwcfg.DMAOffset}},
 	}
 	for _, r := range regs {
 		if err := vm.PIO.Register(r.base, r.size, r.name, r.dev); err != nil {

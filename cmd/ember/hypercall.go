@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"context"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -10,7 +12,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"ember/acrn"
+	"ember/api"
+	"ember/api/client"
+	"ember/daemon"
 	"ember/hv"
 	"ember/hypercall"
 )
@@ -24,7 +28,7 @@ import (
 // number. A parameter is a number, or @ADDR:HEX to write bytes into service
 // memory at ADDR first and pass ADDR.
 func newHypercallCmd() *cobra.Command {
-	var file string
+	var file, socket string
 	cmd := &cobra.Command{
 		Use:   "hypercall NAME [PARAM1 [PARAM2]] [\\; NAME ...]",
 		Short: "Make ACRN hypercalls as the Service VM (scripting)",
@@ -34,7 +38,11 @@ Each call is NAME [PARAM1 [PARAM2]]: NAME is a hypercall name such as
 HC_GET_API_VERSION or its number; a parameter is a number, or @ADDR:HEX,
 which writes the hex bytes into the service memory at ADDR and passes ADDR.
 Separate calls with ";" arguments, or give them one per line with --file.
-For each call ember prints the result and the 64 bytes at any @ADDR.`,
+For each call ember prints the result and the 64 bytes at any @ADDR.
+
+Without --api-socket the calls are made on a hypervisor of this process's
+own, whose VMs end with it; with it, on a daemon's VM table, where the VMs
+they create stay (and show in 'ember vm ls').`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var calls [][]string
 			if file != "" {
@@ -68,20 +76,23 @@ For each call ember prints the result and the 64 bytes at any @ADDR.`,
 			if len(calls) == 0 {
 				return fmt.Errorf("no hypercall given")
 			}
-			h, err := hv.Open()
+			call, done, err := hypercaller(cmd.Context(), socket)
 			if err != nil {
-				return explainKVM(err)
+				return err
 			}
-			defer h.Close()
-			hc := hypercall.New(h)
-			defer hc.Close()
+			defer done()
 			failed := false
 			for _, c := range calls {
-				ok, err := runHypercall(cmd.OutOrStdout(), hc, c)
+				req, err := parseCall(c)
 				if err != nil {
 					return err
 				}
-				failed = failed || !ok
+				resp, err := call(req)
+				if err != nil {
+					return err
+				}
+				printCall(cmd.OutOrStdout(), req, resp)
+				failed = failed || resp.Result < 0
 			}
 			if failed {
 				return exitError{1}
@@ -90,62 +101,74 @@ For each call ember prints the result and the 64 bytes at any @ADDR.`,
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "read calls, one per line, from this file (- for stdin)")
+	cmd.Flags().StringVar(&socket, "api-socket", "", "make the calls on a running daemon's VM table (ember daemon) instead of a hypervisor of this process's own")
 	return cmd
 }
 
-// runHypercall makes one call and prints its result; ok is false for an
-// error result.
-func runHypercall(w io.Writer, h *hypercall.Service, c []string) (ok bool, err error) {
-	if len(c) > 3 {
-		return false, fmt.Errorf("%s: at most two parameters", c[0])
+// hypercaller returns how to make calls: on the daemon at socket, or on a
+// hypervisor of this process's own (through the daemon package's handler,
+// so both print the same); done releases it.
+func hypercaller(ctx context.Context, socket string) (func(api.HypercallRequest) (api.HypercallResponse, error), func(), error) {
+	ctx = ctxOrBackground(ctx)
+	if socket != "" {
+		c := client.New(socket)
+		return func(r api.HypercallRequest) (api.HypercallResponse, error) { return c.Hypercall(ctx, r) }, c.Close, nil
 	}
-	id, found := acrn.LookupID(strings.ToUpper(c[0]))
-	if !found {
-		n, err := strconv.ParseUint(c[0], 0, 64)
-		if err != nil {
-			return false, fmt.Errorf("unknown hypercall %q", c[0])
-		}
-		id = acrn.ID(n)
-	}
-	mem, err := h.ServiceMemory()
+	h, err := hv.Open()
 	if err != nil {
-		return false, err
+		return nil, nil, explainKVM(err)
 	}
-	var params [2]uint64
-	var dumps []uint64
+	hc := hypercall.New(h)
+	d := daemon.New(daemon.Config{Service: hc})
+	return d.Hypercall, func() { hc.Close(); h.Close() }, nil
+}
+
+// dumpSize is how much memory is printed at each @ADDR parameter.
+const dumpSize = 64
+
+// parseCall reads NAME [PARAM1 [PARAM2]]: a parameter @ADDR:HEX writes the
+// bytes at ADDR, passes ADDR, and reads 64 bytes there after the call.
+func parseCall(c []string) (api.HypercallRequest, error) {
+	req := api.HypercallRequest{Hypercall: c[0]}
+	if len(c) > 3 {
+		return req, fmt.Errorf("%s: at most two parameters", c[0])
+	}
+	params := []*uint64{&req.Param1, &req.Param2}
 	for i, a := range c[1:] {
 		if addr, hexs, isPtr := strings.Cut(strings.TrimPrefix(a, "@"), ":"); strings.HasPrefix(a, "@") && isPtr {
 			gpa, err := strconv.ParseUint(addr, 0, 64)
 			if err != nil {
-				return false, fmt.Errorf("%s: bad address %q", c[0], addr)
+				return req, fmt.Errorf("%s: bad address %q", c[0], addr)
 			}
 			b, err := parseHex(hexs)
 			if err != nil {
-				return false, fmt.Errorf("%s: %w", c[0], err)
+				return req, fmt.Errorf("%s: %w", c[0], err)
 			}
-			if _, err := mem.WriteAt(b, int64(gpa)); err != nil {
-				return false, fmt.Errorf("%s: %w", c[0], err)
-			}
-			params[i] = gpa
-			dumps = append(dumps, gpa)
+			*params[i] = gpa
+			req.Write = append(req.Write, api.MemoryBytes{GPA: gpa, Data: hex.EncodeToString(b)})
+			req.Read = append(req.Read, api.MemoryRange{GPA: gpa, Size: dumpSize})
 			continue
 		}
-		if params[i], err = strconv.ParseUint(a, 0, 64); err != nil {
-			return false, fmt.Errorf("%s: bad parameter %q", c[0], a)
+		n, err := strconv.ParseUint(a, 0, 64)
+		if err != nil {
+			return req, fmt.Errorf("%s: bad parameter %q", c[0], a)
 		}
+		*params[i] = n
 	}
-	r := h.Hypercall(id, params[0], params[1])
-	if e := acrn.ResultError(r); e != nil {
-		fmt.Fprintf(w, "%v(%#x, %#x) = %d (%v)\n", id, params[0], params[1], int64(r), e)
+	return req, nil
+}
+
+// printCall prints a call's result and the memory read back.
+func printCall(w io.Writer, req api.HypercallRequest, r api.HypercallResponse) {
+	if r.Errno != "" {
+		fmt.Fprintf(w, "%s(%#x, %#x) = %d (acrn: %s)\n", r.Hypercall, req.Param1, req.Param2, r.Result, r.Errno)
 	} else {
-		fmt.Fprintf(w, "%v(%#x, %#x) = %d\n", id, params[0], params[1], int64(r))
+		fmt.Fprintf(w, "%s(%#x, %#x) = %d\n", r.Hypercall, req.Param1, req.Param2, r.Result)
 	}
-	for _, gpa := range dumps {
-		if b, err := mem.Slice(gpa, 64); err == nil {
-			fmt.Fprintf(w, "  @%#x: % x\n", gpa, b)
-		}
+	for _, m := range r.Read {
+		b, _ := hex.DecodeString(m.Data)
+		fmt.Fprintf(w, "  @%#x: % x\n", m.GPA, b)
 	}
-	return acrn.ResultError(r) == nil, nil
 }
 
 func parseHex(s string) ([]byte, error) {

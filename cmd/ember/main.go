@@ -2,6 +2,8 @@
 //
 //	ember run              boot the built-in demo guest
 //	ember run --guest NAME boot another built-in tiny guest
+//	ember daemon           serve the REST API that runs many VMs
+//	ember vm ...           drive a daemon's VMs
 //	ember kvm-info         what this host's KVM offers
 //	ember version          versions of ember, Go and the KVM API
 package main
@@ -36,6 +38,7 @@ Run 'ember run' with no arguments to boot the built-in demo guest.`,
 	root.AddCommand(newRunCmd(), newVersionCmd(), newKVMInfoCmd())
 	root.AddCommand(newBenchCmd())
 	root.AddCommand(newHypercallCmd())
+	root.AddCommand(newDaemonCmd(), newVMCmd())
 	return root
 }
 

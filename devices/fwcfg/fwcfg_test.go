@@ -18,7 +18,7 @@ func read(f *FWCfg, key uint16, n int) []byte {
 
 // TestItems: what a guest reads for each kind of item.
 func TestItems(t *testing.T) {
-	f := New()
+	f := New(Config{Logger: quiet})
 	f.SetU64(KeyRAMSize, 256<<20)
 	f.SetU16(KeyNBCPUs, 4)
 	e820 := E820([]E820Entry{{0, 0x9fc00, 1}, {0x100000, 255 << 20, 1}})
@@ -66,7 +66,7 @@ func TestItems(t *testing.T) {
 // TestReselectRestarts: selecting an item again reads it from the start;
 // a wider read takes the next bytes in order.
 func TestReselectRestarts(t *testing.T) {
-	f := New()
+	f := New(Config{Logger: quiet})
 	read(f, KeySignature, 2)
 	if got := read(f, KeySignature, 4); string(got) != "QEMU" {
 		t.Errorf("reselected signature %q", got)
@@ -80,7 +80,7 @@ func TestReselectRestarts(t *testing.T) {
 }
 
 func TestAddFileRefusals(t *testing.T) {
-	f := New()
+	f := New(Config{Logger: quiet})
 	for _, name := range []string{"", string(make([]byte, 56))} {
 		if f.AddFile(name, nil) == nil {
 			t.Errorf("AddFile(%q) accepted", name)

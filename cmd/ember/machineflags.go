@@ -1,0 +1,143 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"ember/guest"
+	"ember/machine"
+)
+
+// machineOptions are the flags that describe a machine, shared by
+// `ember run` and `ember vm create`: they become a machine.Config, the
+// same one the daemon's API and --config files hold.
+type machineOptions struct {
+	config     string // --config: a JSON machine.Config the flags add to
+	guest      string
+	memory     string
+	cpus       int
+	kernel     string
+	initrd     string
+	cmdline    string
+	bootMode   string
+	reboot     string
+	cpuidMask  []string
+	dmSocket   string   // --device-model-socket
+	rng        bool     // --rng
+	disks      []string // --disk
+	consoleDev string   // --console-device
+	nets       []string // --net
+	bios       string   // --bios
+	vsock      string   // --vsock
+	changed    func(flag string) bool
+}
+
+// addFlags defines the machine flags on f.
+func (o *machineOptions) addFlags(f *pflag.FlagSet) {
+	names := make([]string, 0, len(guest.All))
+	for _, p := range guest.All {
+		names = append(names, p.Name)
+	}
+	sort.Strings(names)
+	o.changed = f.Changed
+	f.StringVar(&o.config, "config", "", "a JSON machine configuration (README, \"Machine configuration\"); flags given with it override its fields")
+	f.StringVar(&o.guest, "guest", "demo", "built-in tiny guest to boot: "+strings.Join(names, ", "))
+	f.StringVar(&o.memory, "memory", "2M", "guest RAM, e.g. 2M, 512M, 1G (default "+machine.DefaultLinuxMemory+" with --kernel)")
+	f.IntVar(&o.cpus, "cpus", 1, "number of vCPUs")
+	f.StringVar(&o.kernel, "kernel", "", "Linux kernel to boot: a bzImage or an ELF vmlinux")
+	f.StringVar(&o.bios, "bios", "", "a firmware ROM (whole pages, at most 16 MiB) to boot from the reset vector: mapped below 4 GiB, its last 128 KiB also below 1 MiB")
+	f.StringVar(&o.initrd, "initrd", "", "initial RAM disk for --kernel")
+	f.StringVar(&o.cmdline, "cmdline", "console=ttyS0", "kernel command line for --kernel")
+	f.StringVar(&o.bootMode, "boot", machine.BootAuto, "how to enter --kernel: decompress, bzimage, pvh, or auto (decompress where KVM emulates guest ring 0, else bzimage)")
+	f.StringVar(&o.reboot, "reboot", machine.RebootExit, "what a guest reboot does: exit or restart")
+	f.StringSliceVar(&o.cpuidMask, "cpuid-mask", nil, "CPUID features to hide, e.g. cx16,xsave (names as in /proc/cpuinfo)")
+	f.StringVar(&o.dmSocket, "device-model-socket", "", "unix socket to create for out-of-process device models (docs/ioreq-protocol.md)")
+	f.StringArrayVar(&o.disks, "disk", nil, "a raw disk image as a virtio-blk device: PATH[,readonly][,serial=ID][,queues=N][,cache=none] (repeatable; cache=none bypasses the host's page cache)")
+	f.StringVar(&o.consoleDev, "console-device", machine.ConsoleSerial, "the guest's console device: serial (COM1) or virtio (virtio-console, Linux's hvc0: boot with console=hvc0)")
+	f.StringArrayVar(&o.nets, "net", nil, "a virtio-net device on a TAP interface: tap=NAME[,mac=MAC] (repeatable; creating the TAP needs CAP_NET_ADMIN, or have root create it with ip tuntap)")
+	f.StringVar(&o.vsock, "vsock", "", "a virtio-vsock device: cid=N,socket=PATH (the guest reaches host port P at PATH_P; a host program connects to PATH and writes \"CONNECT P\\n\" to reach guest port P)")
+	f.BoolVar(&o.rng, "rng", false, "give the guest a virtio-rng device (virtio-pci), fed from the host's getrandom")
+}
+
+// machineConfig is the machine the options describe: --config's file, if
+// any, with the flags given on the command line over it (all the flags,
+// with their defaults, without --config).
+func (o machineOptions) machineConfig() (machine.Config, error) {
+	var c machine.Config
+	if o.config != "" {
+		b, err := os.ReadFile(o.config)
+		if err != nil {
+			return c, fmt.Errorf("--config: %w", err)
+		}
+		if c, err = machine.ParseConfig(b); err != nil {
+			return c, fmt.Errorf("--config %s: %w", o.config, err)
+		}
+	}
+	changed := func(name string) bool { return o.changed != nil && o.changed(name) }
+	set := func(name string) bool { return o.config == "" || changed(name) }
+	// --guest and --memory have defaults for a tiny guest: given only when
+	// typed, so a kernel or a ROM gets machine's defaults.
+	if changed("guest") {
+		c.Guest = o.guest
+	}
+	if changed("memory") {
+		c.Memory = o.memory
+	}
+	strs := []struct {
+		flag string
+		dst  *string
+		v    string
+	}{
+		{"kernel", &c.Kernel, o.kernel}, {"initrd", &c.Initrd, o.initrd}, {"cmdline", &c.Cmdline, o.cmdline},
+		{"boot", &c.Boot, o.bootMode}, {"bios", &c.BIOS, o.bios}, {"reboot", &c.Reboot, o.reboot},
+		{"console-device", &c.ConsoleDevice, o.consoleDev}, {"device-model-socket", &c.DeviceModelSocket, o.dmSocket},
+	}
+	for _, f := range strs {
+		if set(f.flag) {
+			*f.dst = f.v
+		}
+	}
+	if set("cpus") {
+		if o.cpus < 1 { // 0 in a Config means the default, but not on the command line
+			return c, fmt.Errorf("--cpus must be at least 1, not %d", o.cpus)
+		}
+		c.CPUs = o.cpus
+	}
+	if set("cpuid-mask") {
+		c.CPUIDMask = o.cpuidMask
+	}
+	if set("rng") {
+		c.RNG = o.rng
+	}
+	return c, addDeviceFlags(&c, o)
+}
+
+// addDeviceFlags adds --disk, --net and --vsock to c.
+func addDeviceFlags(c *machine.Config, o machineOptions) error {
+	for _, s := range o.disks {
+		d, err := machine.ParseDisk(s)
+		if err != nil {
+			return err
+		}
+		c.Disks = append(c.Disks, d)
+	}
+	for _, s := range o.nets {
+		n, err := machine.ParseNet(s)
+		if err != nil {
+			return err
+		}
+		c.Nets = append(c.Nets, n)
+	}
+	if o.vsock != "" {
+		v, err := machine.ParseVsock(o.vsock)
+		if err != nil {
+			return err
+		}
+		c.Vsock = &v
+	}
+	return nil
+}
