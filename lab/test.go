@@ -27,8 +27,9 @@ func newTestCmd(o *options) *cobra.Command {
 	var run string
 	var verbose bool
 	var count int
+	var bench string
 	cmd := &cobra.Command{
-		Use:   "test [packages] [-run regexp] [-v] [--count n]",
+		Use:   "test [packages] [-run regexp] [-v] [--count n] [--bench regexp]",
 		Short: "run the KVM-using tests inside the lab",
 		Long: `test builds the test binary of every listed package whose tests use KVM
 (default ./...) on this machine, runs them inside the lab with
@@ -66,6 +67,12 @@ left to 'go test' on this machine.`,
 				if verbose {
 					argv = append(argv, "-test.v")
 				}
+				if bench != "" {
+					argv = append(argv, "-test.bench="+bench, "-test.benchtime=5x")
+					if run == "" {
+						argv = append(argv, "-test.run=^$")
+					}
+				}
 				if count > 1 {
 					argv = append(argv, fmt.Sprintf("-test.count=%d", count))
 				}
@@ -76,6 +83,7 @@ left to 'go test' on this machine.`,
 	}
 	cmd.Flags().StringVar(&run, "run", "", "run only the tests matching this regexp (as go test -run)")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "verbose test output (as go test -v)")
+	cmd.Flags().StringVar(&bench, "bench", "", "run the benchmarks matching this regexp, 5 iterations each (as go test -bench -benchtime 5x), and no tests unless -run says")
 	cmd.Flags().IntVar(&count, "count", 1, "run each test this many times (as go test -count), to hunt a flaky one")
 	return cmd
 }

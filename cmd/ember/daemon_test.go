@@ -598,3 +598,205 @@ func connectAs(path string, uid int) (net.Conn, error) {
 	r := <-ch
 	return r.c, r.err
 }
+
+// procStatus returns a process's resident set size in KiB, its open fds
+// and its threads.
+func procStatus(t testing.TB, pid int) (rssKiB, fds, threads int) {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		switch f[0] {
+		case "VmRSS:":
+			fmt.Sscan(f[1], &rssKiB)
+		case "Threads:":
+			fmt.Sscan(f[1], &threads)
+		}
+	}
+	es, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rssKiB, len(es), threads
+}
+
+// TestDaemonHoldsAThousandVMs: one daemon holds 1,000 running tiny VMs at
+// once, a neighbour that triple-faults stops alone, and deleting them all
+// gives back every fd (and the memory, within the Go heap's slack).
+func TestDaemonHoldsAThousandVMs(t *testing.T) {
+	const n = 1000
+	d := startDaemon(t, "--max-vms", fmt.Sprint(n+1))
+	ctx := context.Background()
+	pid := d.cmd.Process.Pid
+	// One VM made and deleted first, so what is made once per process
+	// (the Service VM memory, KVM's module state) is in the baseline.
+	if _, err := d.c.Create(ctx, api.CreateRequest{ID: "warm", Config: machine.Config{Guest: "echo"}, Start: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.c.Delete(ctx, "warm"); err != nil {
+		t.Fatal(err)
+	}
+	d.c.Close()
+	time.Sleep(100 * time.Millisecond) // the daemon's side of the idle connection closes
+	rss0, fds0, thr0 := procStatus(t, pid)
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	ids := make(chan int, n)
+	for i := range n {
+		ids <- i
+	}
+	close(ids)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range ids {
+				if _, err := d.c.Create(ctx, api.CreateRequest{ID: fmt.Sprintf("e%d", i), Config: machine.Config{Guest: "echo"}, Start: true}); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("creating VM: %v", err)
+	}
+	made := time.Since(start)
+	info, err := d.c.Info(ctx)
+	if err != nil || info.VMs[api.StateRunning] != n {
+		t.Fatalf("after creating %d: %+v, %v", n, info, err)
+	}
+	rss1, fds1, thr1 := procStatus(t, pid)
+
+	// A neighbour that triple-faults stops by itself; the others run on.
+	if _, err := d.c.Create(ctx, api.CreateRequest{ID: "crash", Config: machine.Config{Guest: "triple"}, Start: true}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		v, err := d.c.Get(ctx, "crash")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.State == api.StateStopped {
+			if v.LastStop == nil || v.LastStop.Reason != "shutdown" {
+				t.Errorf("the triple-faulting VM stopped with %+v", v.LastStop)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the triple-faulting VM is still %s", v.State)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if info, _ := d.c.Info(ctx); info.VMs[api.StateRunning] != n {
+		t.Errorf("after a neighbour's crash %d VMs run, want %d", info.VMs[api.StateRunning], n)
+	}
+
+	start = time.Now()
+	vms, err := d.c.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := time.Since(start)
+	start = time.Now()
+	work := make(chan string, len(vms))
+	for _, v := range vms {
+		work <- v.ID
+	}
+	close(work)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range work {
+				if err := d.c.Delete(ctx, id); err != nil {
+					t.Errorf("delete %s: %v", id, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	deleted := time.Since(start)
+	// The client's idle keep-alive connections are fds of the daemon too.
+	d.c.Close()
+	var rss2, fds2, thr2 int
+	for range 100 {
+		if rss2, fds2, thr2 = procStatus(t, pid); fds2 <= fds0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("%d VMs: created and started in %v (%v each), listed in %v, deleted in %v", n, made.Round(time.Millisecond),
+		(made / n).Round(time.Microsecond), listed.Round(time.Millisecond), deleted.Round(time.Millisecond))
+	t.Logf("daemon RSS %d MiB before, %d MiB with %d VMs, %d MiB after; fds %d, %d, %d; threads %d, %d, %d",
+		rss0>>10, rss1>>10, n, rss2>>10, fds0, fds1, fds2, thr0, thr1, thr2)
+	if fds2 > fds0 {
+		t.Errorf("%d fds open after deleting every VM, %d before: leaked", fds2, fds0)
+	}
+	if fds1 < fds0+n {
+		t.Errorf("%d fds with %d VMs, %d before: the VMs cannot all be there", fds1, n, fds0)
+	}
+	if thr2 > thr0+16 {
+		t.Errorf("%d threads after deleting every VM, %d before: the vCPU threads stayed", thr2, thr0)
+	}
+	if rss2 > rss0+256<<10 {
+		t.Errorf("RSS %d MiB after deleting every VM, %d MiB before", rss2>>10, rss0>>10)
+	}
+}
+
+// BenchmarkDaemonStart measures what a user of the API waits for, from
+// POST /v1/vms (create and start the demo) to the guest's first console
+// byte, against `ember run`'s own start to its first byte, and reports the
+// ratio. Both are the test binary as ember, so neither pays a build.
+func BenchmarkDaemonStart(b *testing.B) {
+	d := startDaemon(b)
+	ctx := context.Background()
+	var viaAPI, run time.Duration
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		id := fmt.Sprintf("b%d", i)
+		if _, err := d.c.Create(ctx, api.CreateRequest{ID: id, Config: machine.Config{}, Start: true}); err != nil {
+			b.Fatal(err)
+		}
+		con, err := d.c.Console(ctx, id)
+		if err != nil {
+			b.Fatal(err)
+		}
+		one := make([]byte, 1)
+		if _, err := io.ReadFull(con, one); err != nil {
+			b.Fatal(err)
+		}
+		viaAPI += time.Since(t0)
+		con.Close()
+		d.c.Delete(ctx, id)
+
+		t0 = time.Now()
+		cmd := exec.Command(os.Args[0], "run", "-q")
+		cmd.Env = append(os.Environ(), asEmberEnv+"=1")
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(out, one); err != nil {
+			b.Fatal(err)
+		}
+		run += time.Since(t0)
+		io.Copy(io.Discard, out)
+		cmd.Wait()
+	}
+	b.ReportMetric(float64(viaAPI.Microseconds())/float64(b.N), "api-µs/op")
+	b.ReportMetric(float64(run.Microseconds())/float64(b.N), "run-µs/op")
+	b.ReportMetric(float64(viaAPI)/float64(run), "api/run")
+}
