@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"errors"
 	"fmt"
 
 	"golang.org/x/sys/unix"
@@ -36,4 +37,46 @@ func (r Region) zero() error {
 		return unix.Fallocate(r.FD, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 0, int64(r.Size))
 	}
 	return unix.Madvise(r.Host, unix.MADV_DONTNEED)
+}
+
+// ErrNotOwned is returned by Discard for memory lent by another owner
+// (Map): its pages are that owner's to release.
+var ErrNotOwned = errors.New("memory: guest RAM lent by another owner")
+
+// Discard releases the host pages behind [gpa, gpa+size), which must be
+// page-aligned and lie inside one region the guest owns, and leaves fresh
+// zero pages in their place: a virtio balloon gives back the memory of the
+// pages its guest put in the balloon, and the guest reads zeros if it ever
+// touches them again. As for Zero, a memfd's pages are punched out of the
+// file and an anonymous mapping's are dropped with MADV_DONTNEED; KVM's
+// mappings of them go too. A range outside RAM is ErrOutOfRange; one in
+// memory lent by another owner is ErrNotOwned and is left as it is. A size
+// of 0 does nothing.
+func (g *Guest) Discard(gpa, size uint64) error {
+	if gpa%PageSize != 0 || size%PageSize != 0 {
+		return fmt.Errorf("memory: discarding %#x+%#x: not page-aligned", gpa, size)
+	}
+	if size == 0 {
+		return nil
+	}
+	for _, r := range g.list() {
+		if gpa < r.GPA || gpa-r.GPA >= r.Size || size > r.Size-(gpa-r.GPA) {
+			continue
+		}
+		if !r.owned {
+			return fmt.Errorf("memory: discarding %#x+%#x: %w", gpa, size, ErrNotOwned)
+		}
+		off := gpa - r.GPA
+		var err error
+		if r.FD >= 0 {
+			err = unix.Fallocate(r.FD, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, int64(off), int64(size))
+		} else {
+			err = unix.Madvise(r.Host[off:off+size], unix.MADV_DONTNEED)
+		}
+		if err != nil {
+			return fmt.Errorf("memory: discarding %#x+%#x: %w", gpa, size, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: discarding %#x+%#x", ErrOutOfRange, gpa, size)
 }

@@ -20,6 +20,7 @@ var virtioModules = []string{
 	"drivers/virtio/virtio_pci_legacy_dev.ko",
 	"drivers/virtio/virtio_pci_modern_dev.ko",
 	"drivers/virtio/virtio_pci.ko",
+	"drivers/virtio/virtio_balloon.ko",
 	"drivers/char/hw_random/virtio-rng.ko",
 	"drivers/char/virtio_console.ko",
 	"net/core/failover.ko",
