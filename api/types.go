@@ -164,3 +164,23 @@ type Info struct {
 // Upgrade", to turn GET /v1/vms/{id}/console into the console's raw byte
 // stream both ways (after a 101 Switching Protocols).
 const ConsoleUpgrade = "ember-console"
+
+// Balloon is GET /v1/vms/{id}/balloon's answer: the virtio-balloon
+// device's target, what the guest has given, and its last memory
+// statistics.
+type Balloon struct {
+	TargetBytes uint64 `json:"target_bytes"` // what the guest is asked to give up
+	ActualBytes uint64 `json:"actual_bytes"` // what the guest says it has given
+	// Stats are the guest's last memory statistics, by the virtio spec's
+	// names (swap_in, free_memory, ...: bytes, or counts for faults and
+	// hugetlb), only those it reported; absent before its first report.
+	Stats           map[string]uint64 `json:"stats,omitempty"`
+	StatsAgeSeconds float64           `json:"stats_age_seconds,omitempty"`
+}
+
+// BalloonUpdate is PUT /v1/vms/{id}/balloon's body.
+type BalloonUpdate struct {
+	// Target is the new balloon size, as machine.Config.Memory is written
+	// ("64M", "0"); it must be less than the guest's RAM.
+	Target string `json:"target"`
+}

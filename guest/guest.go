@@ -95,6 +95,21 @@ var (
 // All lists every tiny guest, for tests that check them all.
 var All = []Program{Demo, Real, Prot32, Long64, Ring3, Triple, Virq, Counter, Second, UART, PIT, Reset, SMP, BenchPIO, BenchMMIO, BenchHello, Echo, FWCfg, TestDev}
 
+// Multiboot is a multiboot (v1) kernel, not a flat image: it is linked at
+// 1 MiB, its header's address fields (the a.out kludge) say where it goes,
+// and package multiboot loads and enters it (Entry does not apply). It prints
+// the multiboot information it was given on the console (EAX, the flags,
+// mem_lower and mem_upper, the command line, the boot loader's name, each
+// module's range, first four bytes and string, each memory map entry, and
+// the first word of its bss), then exits 0, or 1 if EAX did not hold the
+// boot magic. src/multiboot.S gives the exact format.
+var Multiboot = load("multiboot", x86.ProtectedMode)
+
+// Kernels lists the guests that are kernels for a boot protocol rather than
+// flat images loaded at LoadAddr: not in All, so that `ember run --guest`
+// does not offer them.
+var Kernels = []Program{Multiboot}
+
 func load(name string, mode x86.Mode) Program {
 	b, err := bins.ReadFile("bin/" + name + ".bin")
 	if err != nil {

@@ -12,6 +12,7 @@
 //	0x0000_9000  PML4, PDPT, four PDs to 0xefff        x86 (long mode)
 //	0x0001_0000  flat images (the tiny guests)         guest, vmm
 //	0x0002_0000  kernel command line, 64 KiB           boot
+//	0x0002_0000  multiboot information, 64 KiB         multiboot
 //	0x0009_fc00  EBDA: the MP table                    pc
 //	0x000e_0000  ACPI tables, to 0xf0000               pc
 //	0x0010_0000  high RAM: the kernel (bzImage)        boot
@@ -46,6 +47,14 @@ const (
 	CmdlineSize = 0x10000  // room at Cmdline, terminating NUL included
 	HighRAM     = 0x100000 // 1 MiB: the first byte above the legacy area
 	BzImageLoad = HighRAM  // the boot protocol's load address of a bzImage's protected-mode part
+
+	// MultibootInfo is where package multiboot writes the multiboot
+	// information structure and everything it points to (memory map,
+	// module list, command lines, the boot loader's name), in at most
+	// MultibootInfoSize bytes: the command line's room, which a multiboot
+	// boot has no other use for.
+	MultibootInfo     = Cmdline
+	MultibootInfoSize = CmdlineSize
 )
 
 // The legacy area between low RAM and 1 MiB, reserved in the e820 map.

@@ -11,8 +11,10 @@ import (
 	"ember/hv"
 	"ember/hypercall"
 	"ember/kvm"
+	"ember/multiboot"
 	"ember/pc"
 	"ember/virtio"
+	"ember/virtio/balloon"
 	"ember/virtio/blk"
 	"ember/virtio/console"
 	virtionet "ember/virtio/net"
@@ -33,7 +35,10 @@ type Options struct {
 type Machine struct {
 	VM       *hv.VM
 	Platform *pc.Platform
-	hvcIn    io.Writer // the virtio console's input, or nil for COM1
+	// Balloon is the virtio-balloon device, or nil without one: the host
+	// sets its target and reads the guest's statistics through it.
+	Balloon *balloon.Device
+	hvcIn   io.Writer // the virtio console's input, or nil for COM1
 }
 
 // Build makes the VM that p describes through the hypercall service (so
@@ -61,7 +66,7 @@ func Build(hc *hypercall.Service, p *Prepared, o Options) (*Machine, error) {
 // build attaches the platform and devices and loads the guest.
 func (m *Machine) build(p *Prepared) error {
 	vm := m.VM
-	plat, err := pc.Attach(vm, pc.Config{})
+	plat, err := pc.Attach(vm, pc.Config{FWCfgKernel: p.fwcfg, TestDevices: p.Config.TestDevices, DebugExitPort: p.Config.DebugExitPort})
 	if err != nil {
 		return err
 	}
@@ -75,6 +80,12 @@ func (m *Machine) build(p *Prepared) error {
 			return err
 		}
 		return vm.SetEntry(0, pc.ResetVector)
+	case p.mb != nil:
+		b, err := multiboot.Load(vm.Memory(), p.mb.kernel, p.mb.cfg)
+		if err != nil {
+			return err
+		}
+		return vm.SetEntry(0, b.Entry)
 	case p.linux != nil:
 		entry, err := vmm.SetupLinuxImages(vm.Memory(), *p.linux)
 		if err != nil {
@@ -130,6 +141,24 @@ func (m *Machine) addVirtio(p *Prepared) error {
 		if err := add(d, d.Close); err != nil {
 			return err
 		}
+	}
+	if p.balloon != nil {
+		c := p.balloon.cfg
+		c.Logger = log
+		d, err := balloon.New(c)
+		if err != nil {
+			return fmt.Errorf("balloon: %w", err)
+		}
+		if err := d.SetTarget(p.balloon.target); err != nil {
+			return fmt.Errorf("balloon: %w", err)
+		}
+		// The balloon has no Close: a reset stops its goroutine, before
+		// the RAM it releases pages of goes.
+		vm.OnClose(d.Reset)
+		if _, err := m.Platform.AddVirtio(vm, d); err != nil {
+			return err
+		}
+		m.Balloon = d
 	}
 	if p.Config.RNG {
 		if _, err := m.Platform.AddVirtio(vm, rng.New(log)); err != nil {

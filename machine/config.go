@@ -14,13 +14,20 @@ type Config struct {
 	// Guest names a built-in tiny guest (`ember run --help` lists them);
 	// the default when there is neither Kernel nor BIOS is "demo".
 	Guest string `json:"guest,omitempty"`
-	// Kernel is the path of a Linux kernel (bzImage or ELF vmlinux).
-	Kernel  string `json:"kernel,omitempty"`
-	Initrd  string `json:"initrd,omitempty"`  // initial RAM disk for Kernel
-	Cmdline string `json:"cmdline,omitempty"` // kernel command line; default console=ttyS0
+	// Kernel is the path of a Linux kernel (bzImage or ELF vmlinux), or of
+	// a multiboot (v1) kernel, which is told apart by its header.
+	Kernel string `json:"kernel,omitempty"`
+	// Initrd is the initial RAM disk for Kernel; a multiboot kernel gets
+	// it as its first module.
+	Initrd string `json:"initrd,omitempty"`
+	// Modules are a multiboot kernel's boot modules, after Initrd.
+	Modules []Module `json:"modules,omitempty"`
+	Cmdline string   `json:"cmdline,omitempty"` // kernel command line; default console=ttyS0
 	// Boot is how Kernel is entered: auto, decompress, bzimage or pvh.
 	Boot string `json:"boot,omitempty"`
 	// BIOS is the path of a firmware ROM booted from the reset vector.
+	// With Kernel too, the firmware finds the kernel, Initrd and Cmdline
+	// in fw_cfg, as QEMU's -bios with -kernel offers them.
 	BIOS string `json:"bios,omitempty"`
 	// CPUs is the number of vCPUs, 1 to MaxCPUs; default 1.
 	CPUs int `json:"cpus,omitempty"`
@@ -33,11 +40,19 @@ type Config struct {
 	Reboot string `json:"reboot,omitempty"`
 	// ConsoleDevice is the guest's console: serial (COM1, default) or
 	// virtio (virtio-console, Linux's hvc0).
-	ConsoleDevice string `json:"console_device,omitempty"`
-	Disks         []Disk `json:"disks,omitempty"` // virtio-blk devices
-	Nets          []Net  `json:"nets,omitempty"`  // virtio-net devices
-	Vsock         *Vsock `json:"vsock,omitempty"` // a virtio-vsock device
-	RNG           bool   `json:"rng,omitempty"`   // a virtio-rng device
+	ConsoleDevice string   `json:"console_device,omitempty"`
+	Disks         []Disk   `json:"disks,omitempty"`   // virtio-blk devices
+	Nets          []Net    `json:"nets,omitempty"`    // virtio-net devices
+	Vsock         *Vsock   `json:"vsock,omitempty"`   // a virtio-vsock device
+	RNG           bool     `json:"rng,omitempty"`     // a virtio-rng device
+	Balloon       *Balloon `json:"balloon,omitempty"` // a virtio-balloon device
+	// TestDevices adds QEMU's isa-debug-exit and pc-testdev, as
+	// kvm-unit-tests uses them (docs/qemu-devices.md); they take the place
+	// of ember's exit and console ports. Off by default.
+	TestDevices bool `json:"test_devices,omitempty"`
+	// DebugExitPort moves the isa-debug-exit port from 0xf4 (with
+	// TestDevices only).
+	DebugExitPort uint16 `json:"debug_exit_port,omitempty"`
 	// DeviceModelSocket is a unix socket to create for out-of-process
 	// device models (docs/ioreq-protocol.md).
 	DeviceModelSocket string `json:"device_model_socket,omitempty"`
@@ -53,10 +68,31 @@ type Disk struct {
 	Cache string `json:"cache,omitempty"`
 }
 
+// Module is a multiboot boot module: a file and its string (by the
+// convention GRUB and QEMU follow, the kernel sees "PATH CMDLINE").
+type Module struct {
+	Path    string `json:"path"`
+	Cmdline string `json:"cmdline,omitempty"`
+}
+
 // Net is a virtio-net device on a host TAP interface.
 type Net struct {
 	TAP string `json:"tap"`
 	MAC string `json:"mac,omitempty"` // unicast, as 52:54:00:12:34:56; default chosen by the device
+}
+
+// Balloon is a virtio-balloon device: the host asks the guest to give
+// memory back (Target), and reads the guest's memory statistics.
+type Balloon struct {
+	// Target is the balloon's size to start with, as Memory is written
+	// ("64M"; default 0): what the guest is asked to give up.
+	Target string `json:"target,omitempty"`
+	// DeflateOnOOM lets the guest take pages back from the balloon when
+	// it runs out of memory.
+	DeflateOnOOM bool `json:"deflate_on_oom,omitempty"`
+	// StatsInterval is how often the guest is asked for its memory
+	// statistics ("5s"); empty or "0" asks only on demand.
+	StatsInterval string `json:"stats_interval,omitempty"`
 }
 
 // Vsock is a virtio-vsock device whose host side is unix sockets, as
@@ -93,9 +129,6 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.CPUs == 0 {
 		c.CPUs = 1
-	}
-	if c.Kernel != "" && c.Cmdline == "" {
-		c.Cmdline = DefaultCmdline
 	}
 	if c.Kernel != "" && c.Boot == "" {
 		c.Boot = BootAuto

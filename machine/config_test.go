@@ -37,14 +37,14 @@ func TestParseConfigIsStrict(t *testing.T) {
 	}
 }
 
-// TestWithDefaults: a kernel gets Linux's memory and command line, a tiny
+// TestWithDefaults: a kernel gets Linux's memory, a tiny
 // guest the demo and 2 MiB, and given values stay.
 func TestWithDefaults(t *testing.T) {
 	tests := []struct {
 		in, want Config
 	}{
 		{Config{}, Config{Guest: "demo", Memory: "2M", CPUs: 1, Reboot: "exit", ConsoleDevice: "serial"}},
-		{Config{Kernel: "k"}, Config{Kernel: "k", Memory: "512M", CPUs: 1, Cmdline: "console=ttyS0", Boot: "auto", Reboot: "exit", ConsoleDevice: "serial"}},
+		{Config{Kernel: "k"}, Config{Kernel: "k", Memory: "512M", CPUs: 1, Boot: "auto", Reboot: "exit", ConsoleDevice: "serial"}},
 		{Config{BIOS: "r", Memory: "8M", CPUs: 3}, Config{BIOS: "r", Memory: "8M", CPUs: 3, Reboot: "exit", ConsoleDevice: "serial"}},
 	}
 	for _, tt := range tests {
@@ -80,7 +80,11 @@ func TestPrepareRefuses(t *testing.T) {
 		{"console", Config{ConsoleDevice: "usb"}, "console_device must be serial or virtio", true},
 		{"guest", Config{Guest: "nope"}, `no built-in guest "nope"`, true},
 		{"kernel and guest", Config{Kernel: img, Guest: "demo"}, "exclude each other", true},
-		{"bios and kernel", Config{BIOS: img, Kernel: img}, "neither kernel nor guest", true},
+		{"bios and guest", Config{BIOS: img, Guest: "demo"}, "does not go with a guest", true},
+		{"balloon target", Config{Memory: "8M", Balloon: &Balloon{Target: "8M"}}, "not less than the guest's", true},
+		{"balloon size", Config{Balloon: &Balloon{Target: "lots"}}, "balloon target", true},
+		{"balloon stats", Config{Balloon: &Balloon{StatsInterval: "1ms"}}, "at least 100ms", true},
+		{"debug exit alone", Config{DebugExitPort: 0x501}, "goes with test_devices", true},
 		{"boot", Config{Kernel: img, Boot: "floppy"}, "boot must be", true},
 		{"missing kernel", Config{Kernel: filepath.Join(dir, "none")}, "kernel: open", false},
 		{"missing disk", Config{Disks: []Disk{{Path: filepath.Join(dir, "none")}}}, "disk: stat", false},

@@ -1,6 +1,6 @@
 // Package machine builds a whole ember VM from a declarative configuration:
-// the guest to boot (a built-in tiny guest, a Linux kernel or a firmware
-// ROM), its vCPUs and memory, the PC platform and the virtio devices.
+// the guest to boot (a built-in tiny guest, a Linux or multiboot kernel, or
+// a firmware ROM), its vCPUs and memory, the PC platform and the virtio devices.
 //
 // It is the one place that turns "what the user asked for" into a running
 // VM, so `ember run` (its flags, or the JSON file of --config) and the

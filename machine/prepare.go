@@ -5,6 +5,8 @@ import (
 	"fmt"
 	stdnet "net"
 	"os"
+	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -12,7 +14,9 @@ import (
 	"ember/guest"
 	"ember/hv"
 	"ember/kvm"
+	"ember/multiboot"
 	"ember/pc"
+	"ember/virtio/balloon"
 	"ember/virtio/blk"
 	virtionet "ember/virtio/net"
 	"ember/virtio/vsock"
@@ -35,13 +39,28 @@ type Prepared struct {
 	Name   string    // what the machine boots: a guest's name or a file's path
 	HV     hv.Config // the VM's memory, vCPUs and CPUID mask
 
-	prog   guest.Program    // a tiny guest, or
-	linux  *vmm.LinuxImages // a kernel, or
-	bios   []byte           // a firmware ROM
-	disks  []blk.Config
-	nets   []virtionet.Config
-	vsock  *vsock.Config
-	memory uint64
+	prog    guest.Program    // a tiny guest, or
+	linux   *vmm.LinuxImages // a kernel, or
+	bios    []byte           // a firmware ROM
+	disks   []blk.Config
+	nets    []virtionet.Config
+	vsock   *vsock.Config
+	balloon *balloonSpec
+	fwcfg   *pc.FWCfgKernel // a kernel for the firmware, through fw_cfg
+	mb      *multibootSpec  // a multiboot kernel
+	memory  uint64
+}
+
+// multibootSpec is a multiboot kernel and what it is given.
+type multibootSpec struct {
+	kernel []byte
+	cfg    multiboot.Config
+}
+
+// balloonSpec is a checked Balloon.
+type balloonSpec struct {
+	cfg    balloon.Config
+	target uint64
 }
 
 // Linux reports whether the machine boots a kernel, whose console takes
@@ -132,6 +151,16 @@ func (p *Prepared) prepareDevices() error {
 		}
 		p.nets = append(p.nets, nc)
 	}
+	if c.Balloon != nil {
+		b, err := c.Balloon.spec(p.memory)
+		if err != nil {
+			return err
+		}
+		p.balloon = b
+	}
+	if c.DebugExitPort != 0 && !c.TestDevices {
+		return invalid("debug_exit_port goes with test_devices")
+	}
 	if c.Vsock != nil {
 		v := c.Vsock
 		if v.CID < 3 || v.CID > 0xfffffffe {
@@ -143,6 +172,32 @@ func (p *Prepared) prepareDevices() error {
 		p.vsock = &vsock.Config{CID: v.CID, Path: v.Socket}
 	}
 	return nil
+}
+
+// MinStatsInterval is the shortest balloon statistics interval.
+const MinStatsInterval = 100 * time.Millisecond
+
+// spec checks a balloon against the guest's RAM size.
+func (b Balloon) spec(ram uint64) (*balloonSpec, error) {
+	s := &balloonSpec{cfg: balloon.Config{DeflateOnOOM: b.DeflateOnOOM, Stats: true}}
+	if b.Target != "" && b.Target != "0" {
+		t, err := ParseSize(b.Target)
+		if err != nil {
+			return nil, invalid("balloon target: %v", err)
+		}
+		if t >= ram {
+			return nil, invalid("balloon target %s is not less than the guest's %d bytes of RAM", b.Target, ram)
+		}
+		s.target = t
+	}
+	if b.StatsInterval != "" && b.StatsInterval != "0" {
+		d, err := time.ParseDuration(b.StatsInterval)
+		if err != nil || d < MinStatsInterval {
+			return nil, invalid("balloon stats interval %q: a duration of at least %v", b.StatsInterval, MinStatsInterval)
+		}
+		s.cfg.StatsInterval = d
+	}
+	return s, nil
 }
 
 // config checks a disk and returns its device configuration.
@@ -189,8 +244,8 @@ func (n Net) config() (virtionet.Config, error) {
 // is refused.
 func (p *Prepared) prepareBIOS() error {
 	c := p.Config
-	if c.Kernel != "" || c.Guest != "" {
-		return invalid("bios boots the firmware: it goes with neither kernel nor guest")
+	if c.Guest != "" {
+		return invalid("bios boots the firmware: it does not go with a guest")
 	}
 	rom, err := os.ReadFile(c.BIOS)
 	if err != nil {
@@ -200,6 +255,49 @@ func (p *Prepared) prepareBIOS() error {
 		return invalid("bios %s: %v", c.BIOS, err)
 	}
 	p.Name, p.bios = c.BIOS, rom
+	if c.Kernel == "" {
+		return nil
+	}
+	// The firmware boots the kernel: fw_cfg offers it, as QEMU does.
+	k := &pc.FWCfgKernel{Cmdline: c.Cmdline}
+	if k.Kernel, err = os.ReadFile(c.Kernel); err != nil {
+		return fmt.Errorf("kernel: %w", err)
+	}
+	if c.Initrd != "" {
+		if k.Initrd, err = os.ReadFile(c.Initrd); err != nil {
+			return fmt.Errorf("initrd: %w", err)
+		}
+	}
+	p.fwcfg = k
+	return nil
+}
+
+// prepareMultiboot checks a multiboot kernel's header and reads its
+// modules: the initrd first, then Modules. The kernel's and each module's
+// string start with the file's path, as GRUB and QEMU give them.
+func (p *Prepared) prepareMultiboot(kernel []byte) error {
+	c := p.Config
+	if _, err := multiboot.Parse(kernel); err != nil {
+		return invalid("kernel %s: %v", c.Kernel, err)
+	}
+	spec := &multibootSpec{kernel: kernel, cfg: multiboot.Config{Cmdline: strings.TrimSpace(c.Kernel + " " + c.Cmdline)}}
+	mods := c.Modules
+	if c.Initrd != "" {
+		mods = append([]Module{{Path: c.Initrd}}, mods...)
+	}
+	total := uint64(len(kernel))
+	for _, m := range mods {
+		data, err := os.ReadFile(m.Path)
+		if err != nil {
+			return fmt.Errorf("module: %w", err)
+		}
+		total += uint64(len(data))
+		spec.cfg.Modules = append(spec.cfg.Modules, multiboot.Module{Data: data, Cmdline: strings.TrimSpace(m.Path + " " + m.Cmdline)})
+	}
+	if total >= p.memory {
+		return invalid("memory %s is too small for a %d-byte kernel and its modules", c.Memory, total)
+	}
+	p.Name, p.mb = c.Kernel, spec
 	return nil
 }
 
@@ -235,11 +333,21 @@ func (p *Prepared) prepareLinux() error {
 	if !ok {
 		return invalid("boot must be auto, decompress, bzimage or pvh, not %q", c.Boot)
 	}
-	img := &vmm.LinuxImages{Cmdline: c.Cmdline, Mode: mode}
-	var err error
-	if img.Kernel, err = os.ReadFile(c.Kernel); err != nil {
+	kernel, err := os.ReadFile(c.Kernel)
+	if err != nil {
 		return fmt.Errorf("kernel: %w", err)
 	}
+	if multiboot.HasHeader(kernel) {
+		return p.prepareMultiboot(kernel)
+	}
+	if len(c.Modules) > 0 {
+		return invalid("modules: %s is not a multiboot kernel", c.Kernel)
+	}
+	cmdline := c.Cmdline
+	if cmdline == "" {
+		cmdline = DefaultCmdline
+	}
+	img := &vmm.LinuxImages{Cmdline: cmdline, Mode: mode, Kernel: kernel}
 	if c.Initrd != "" {
 		if img.Initrd, err = os.ReadFile(c.Initrd); err != nil {
 			return fmt.Errorf("initrd: %w", err)

@@ -72,6 +72,37 @@ func ParseVsock(spec string) (Vsock, error) {
 	return v, nil
 }
 
+// ParseModule parses `ember run --module`'s value: PATH[,CMDLINE] (the
+// command line is everything after the first comma).
+func ParseModule(spec string) (Module, error) {
+	path, cmdline, _ := strings.Cut(spec, ",")
+	if path == "" {
+		return Module{}, fmt.Errorf("module %q: no path", spec)
+	}
+	return Module{Path: path, Cmdline: cmdline}, nil
+}
+
+// ParseBalloon parses `ember run --balloon`'s value:
+// [target=SIZE][,deflate-on-oom][,stats=INTERVAL].
+func ParseBalloon(spec string) (Balloon, error) {
+	var b Balloon
+	for _, p := range strings.Split(spec, ",") {
+		k, v, _ := strings.Cut(p, "=")
+		switch k {
+		case "":
+		case "target":
+			b.Target = v
+		case "deflate-on-oom":
+			b.DeflateOnOOM = true
+		case "stats":
+			b.StatsInterval = v
+		default:
+			return b, fmt.Errorf("balloon %q: unknown option %q (target=SIZE, deflate-on-oom, stats=INTERVAL)", spec, p)
+		}
+	}
+	return b, nil
+}
+
 // ParseSize reads a memory size such as "512M", "2G", "64MiB" or "1048576"
 // (bytes). Suffixes are binary: K = 1024.
 func ParseSize(s string) (uint64, error) {

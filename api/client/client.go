@@ -249,3 +249,15 @@ type bufferedConn struct {
 }
 
 func (b *bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+// Balloon returns VM id's balloon.
+func (c *Client) Balloon(ctx context.Context, id string) (api.Balloon, error) {
+	var b api.Balloon
+	return b, c.do(ctx, "GET", "/v1/vms/"+url.PathEscape(id)+"/balloon", nil, &b)
+}
+
+// SetBalloon sets VM id's balloon target ("64M").
+func (c *Client) SetBalloon(ctx context.Context, id, target string) (api.Balloon, error) {
+	var b api.Balloon
+	return b, c.do(ctx, "PUT", "/v1/vms/"+url.PathEscape(id)+"/balloon", api.BalloonUpdate{Target: target}, &b)
+}

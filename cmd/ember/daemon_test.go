@@ -251,8 +251,19 @@ func TestDaemonLifecycle(t *testing.T) {
 		t.Errorf("demo after its run: %+v", v)
 	}
 
-	if _, err := d.c.Create(ctx, api.CreateRequest{ID: "echo", Config: machine.Config{Guest: "echo"}}); err != nil {
+	if _, err := d.c.Create(ctx, api.CreateRequest{ID: "echo", Config: machine.Config{Guest: "echo", Balloon: &machine.Balloon{}}}); err != nil {
 		t.Fatal(err)
+	}
+	// The balloon's API: the tiny guest has no driver, so nothing is
+	// given, but the target is the device's.
+	if b, err := d.c.SetBalloon(ctx, "echo", "1M"); err != nil || b.TargetBytes != 1<<20 || b.ActualBytes != 0 {
+		t.Errorf("balloon target 1M: %+v, %v", b, err)
+	}
+	if _, err := d.c.SetBalloon(ctx, "echo", "2M"); client.Code(err) != api.CodeInvalidConfig {
+		t.Errorf("balloon target of all RAM: %v, want invalid_config", err)
+	}
+	if _, err := d.c.Balloon(ctx, "demo"); client.Code(err) != api.CodeConflict {
+		t.Errorf("the balloon of a VM without one: %v, want conflict", err)
 	}
 	if _, err := d.c.Create(ctx, api.CreateRequest{ID: "echo", Config: machine.Config{Guest: "echo"}}); client.Code(err) != api.CodeConflict {
 		t.Errorf("a second VM named echo: %v, want conflict", err)

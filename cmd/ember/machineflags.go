@@ -33,6 +33,10 @@ type machineOptions struct {
 	nets       []string // --net
 	bios       string   // --bios
 	vsock      string   // --vsock
+	balloon    string   // --balloon
+	modules    []string // --module
+	testDevs   bool     // --test-devices
+	debugExit  uint16   // --debug-exit-port
 	changed    func(flag string) bool
 }
 
@@ -48,10 +52,10 @@ func (o *machineOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.guest, "guest", "demo", "built-in tiny guest to boot: "+strings.Join(names, ", "))
 	f.StringVar(&o.memory, "memory", "2M", "guest RAM, e.g. 2M, 512M, 1G (default "+machine.DefaultLinuxMemory+" with --kernel)")
 	f.IntVar(&o.cpus, "cpus", 1, "number of vCPUs")
-	f.StringVar(&o.kernel, "kernel", "", "Linux kernel to boot: a bzImage or an ELF vmlinux")
+	f.StringVar(&o.kernel, "kernel", "", "kernel to boot: a Linux bzImage or ELF vmlinux, or a multiboot (v1) kernel")
 	f.StringVar(&o.bios, "bios", "", "a firmware ROM (whole pages, at most 16 MiB) to boot from the reset vector: mapped below 4 GiB, its last 128 KiB also below 1 MiB")
 	f.StringVar(&o.initrd, "initrd", "", "initial RAM disk for --kernel")
-	f.StringVar(&o.cmdline, "cmdline", "console=ttyS0", "kernel command line for --kernel")
+	f.StringVar(&o.cmdline, "cmdline", "", "kernel command line for --kernel (default console=ttyS0 for Linux, empty for a multiboot kernel)")
 	f.StringVar(&o.bootMode, "boot", machine.BootAuto, "how to enter --kernel: decompress, bzimage, pvh, or auto (decompress where KVM emulates guest ring 0, else bzimage)")
 	f.StringVar(&o.reboot, "reboot", machine.RebootExit, "what a guest reboot does: exit or restart")
 	f.StringSliceVar(&o.cpuidMask, "cpuid-mask", nil, "CPUID features to hide, e.g. cx16,xsave (names as in /proc/cpuinfo)")
@@ -61,6 +65,10 @@ func (o *machineOptions) addFlags(f *pflag.FlagSet) {
 	f.StringArrayVar(&o.nets, "net", nil, "a virtio-net device on a TAP interface: tap=NAME[,mac=MAC] (repeatable; creating the TAP needs CAP_NET_ADMIN, or have root create it with ip tuntap)")
 	f.StringVar(&o.vsock, "vsock", "", "a virtio-vsock device: cid=N,socket=PATH (the guest reaches host port P at PATH_P; a host program connects to PATH and writes \"CONNECT P\\n\" to reach guest port P)")
 	f.BoolVar(&o.rng, "rng", false, "give the guest a virtio-rng device (virtio-pci), fed from the host's getrandom")
+	f.StringArrayVar(&o.modules, "module", nil, "a boot module for a multiboot --kernel: PATH[,CMDLINE] (repeatable; after --initrd, which is the first module)")
+	f.StringVar(&o.balloon, "balloon", "", "a virtio-balloon device: [target=SIZE][,deflate-on-oom][,stats=INTERVAL] (target: memory the guest is asked to give back)")
+	f.BoolVar(&o.testDevs, "test-devices", false, "add QEMU's isa-debug-exit (port 0xf4: a write of v exits with (v<<1)|1) and pc-testdev, as kvm-unit-tests uses them; they replace ember's exit and console ports (docs/qemu-devices.md)")
+	f.Uint16Var(&o.debugExit, "debug-exit-port", 0, "move the isa-debug-exit port of --test-devices (default 0xf4)")
 }
 
 // machineConfig is the machine the options describe: --config's file, if
@@ -113,6 +121,12 @@ func (o machineOptions) machineConfig() (machine.Config, error) {
 	if set("rng") {
 		c.RNG = o.rng
 	}
+	if set("test-devices") {
+		c.TestDevices = o.testDevs
+	}
+	if set("debug-exit-port") {
+		c.DebugExitPort = o.debugExit
+	}
 	return c, addDeviceFlags(&c, o)
 }
 
@@ -131,6 +145,20 @@ func addDeviceFlags(c *machine.Config, o machineOptions) error {
 			return err
 		}
 		c.Nets = append(c.Nets, n)
+	}
+	for _, s := range o.modules {
+		m, err := machine.ParseModule(s)
+		if err != nil {
+			return err
+		}
+		c.Modules = append(c.Modules, m)
+	}
+	if o.balloon != "" {
+		b, err := machine.ParseBalloon(o.balloon)
+		if err != nil {
+			return err
+		}
+		c.Balloon = &b
 	}
 	if o.vsock != "" {
 		v, err := machine.ParseVsock(o.vsock)

@@ -91,7 +91,10 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		{[]string{"run", "--bios", "/nonexistent.rom"}, "bios: open /nonexistent.rom"},
 		{[]string{"run", "--vsock", "cid=2,socket=/tmp/v.sock"}, "cid must be a number from 3"},
 		{[]string{"run", "--vsock", "cid=3"}, "both cid=N and socket=PATH are needed"},
-		{[]string{"run", "--bios", "x.rom", "--kernel", "vmlinuz"}, "it goes with neither kernel nor guest"},
+		{[]string{"run", "--bios", "x.rom", "--guest", "long64"}, "does not go with a guest"},
+		{[]string{"run", "--balloon", "target=2M"}, "not less than the guest's"},
+		{[]string{"run", "--balloon", "size=1M"}, `unknown option "size=1M"`},
+		{[]string{"run", "--debug-exit-port", "0x501"}, "goes with test_devices"},
 		{[]string{"run", "--config", "/nonexistent.json"}, "--config: open /nonexistent.json"},
 		{[]string{"run", "--config", "testdata/unknown-field.json"}, `unknown field "cpu"`},
 		{[]string{"run", "--cpus", "100000"}, "at most 255"},
@@ -273,5 +276,42 @@ func TestRunWithVirtioDevices(t *testing.T) {
 	}
 	if _, err := os.Stat(sock); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the vsock socket is still there after ember exited (%v)", err)
+	}
+}
+
+// TestRunMultiboot boots ember's multiboot test kernel with ember run:
+// --kernel finds the multiboot header, --initrd and --module become its
+// modules, and the kernel reports the command line and each module's
+// string (its path first, as GRUB gives it) and first bytes.
+func TestRunMultiboot(t *testing.T) {
+	kvmtest.Require(t)
+	dir := t.TempDir()
+	kernel, initrd, mod := filepath.Join(dir, "mb.elf"), filepath.Join(dir, "initrd"), filepath.Join(dir, "mod")
+	for path, data := range map[string][]byte{kernel: guest.Multiboot.Code, initrd: []byte("INIT..."), mod: []byte("MODU...")} {
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, summary, err := execute(t, "run", "--kernel", kernel, "--memory", "16M", "--cmdline", "answer=42",
+		"--initrd", initrd, "--module", mod+",second one")
+	if err != nil {
+		t.Fatalf("ember run: %v\n%s\n%s", err, out, summary)
+	}
+	for _, want := range []string{"cmdline=" + kernel + " answer=42", "loader=ember", "mods=00000002",
+		"first=54494e49 string=" + initrd, "first=55444f4d string=" + mod + " second one"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the kernel did not print %q:\n%s", want, out)
+		}
+	}
+	if _, _, err := execute(t, "run", "--kernel", kernel, "--memory", "16M", "--module", "/nonexistent"); err == nil || !strings.Contains(err.Error(), "module: open /nonexistent") {
+		t.Errorf("a missing module: %v", err)
+	}
+	bad := append([]byte(nil), guest.Multiboot.Code...)
+	bad[8] ^= 0xff // the header's checksum
+	if err := os.WriteFile(kernel, bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := execute(t, "run", "--kernel", kernel, "--memory", "16M"); err == nil {
+		t.Error("a kernel with a broken multiboot header booted")
 	}
 }

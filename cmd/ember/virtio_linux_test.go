@@ -315,3 +315,31 @@ func tryGuest(sock string, port int, line string) (string, bool) {
 	}
 	return strings.TrimSpace(got), true
 }
+
+// TestLinuxBalloon: Debian's kernel finds the virtio-balloon device, its
+// driver inflates the balloon to the 16 MiB target ember set, and since
+// deflate-on-OOM was not offered those pages leave the guest's MemTotal.
+func TestLinuxBalloon(t *testing.T) {
+	kernel, ird := requireLinux(t)
+	requireVirtioModules(t, ird)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	const cmdline = "console=ttyS0 ember.end=poweroff ember.balloon=1"
+	r := bootLinuxRetryingInLab(t, ctx, kernel, ird, nil, "--balloon", "target=16M,stats=1s", "--cmdline", cmdline)
+	checkUserspace(t, r, ird, cmdline, 1)
+	if !strings.Contains(r.out, "ember-init: virtio devices 0x0005") {
+		t.Errorf("the guest did not find the balloon (virtio device 5); its console:\n%s", tailString(r.out, 6000))
+	}
+	i := strings.Index(r.out, "ember-init: balloon memtotal ")
+	var before, after int
+	if i < 0 {
+		t.Fatalf("the guest did not report its MemTotal with the balloon; its console:\n%s", tailString(r.out, 6000))
+	}
+	fmt.Sscanf(r.out[i:], "ember-init: balloon memtotal %d -> %d kB", &before, &after)
+	if before-after < 16384 {
+		t.Errorf("MemTotal went from %d to %d kB: the 16 MiB balloon did not inflate", before, after)
+	}
+	if r.status != 0 {
+		t.Errorf("ember exited %d: %s", r.status, strings.TrimSpace(r.summary))
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -59,8 +60,50 @@ Tables are for people; --json prints the API's own JSON for scripts.`,
 	} {
 		cmd.AddCommand(newVMActionCmd(v, a.name, a.short))
 	}
-	cmd.AddCommand(newVMRestartCmd(v))
+	cmd.AddCommand(newVMRestartCmd(v), newVMBalloonCmd(v))
 	return cmd
+}
+
+func newVMBalloonCmd(v *vmClient) *cobra.Command {
+	return &cobra.Command{
+		Use:   "balloon ID [TARGET]",
+		Short: "Show a VM's balloon (target, what the guest gave, its memory statistics), or set its target (64M, 0)",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := v.client()
+			var b api.Balloon
+			var err error
+			if len(args) == 2 {
+				b, err = c.SetBalloon(cmd.Context(), args[0], args[1])
+			} else {
+				b, err = c.Balloon(cmd.Context(), args[0])
+			}
+			if err != nil {
+				return err
+			}
+			return v.print(cmd.OutOrStdout(), b, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintf(tw, "Target\t%d MiB\nGiven\t%d MiB\n", b.TargetBytes>>20, b.ActualBytes>>20)
+				for _, k := range sortedStatNames(b.Stats) {
+					fmt.Fprintf(tw, "%s\t%d\n", k, b.Stats[k])
+				}
+				if b.Stats != nil {
+					fmt.Fprintf(tw, "Stats age\t%.1fs\n", b.StatsAgeSeconds)
+				}
+				tw.Flush()
+			})
+		},
+	}
+}
+
+// sortedStatNames returns a balloon's statistic names in order.
+func sortedStatNames(m map[string]uint64) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
 }
 
 func newVMCreateCmd(v *vmClient) *cobra.Command {

@@ -55,6 +55,10 @@ const (
 	Echo   = "ember-init: read [" + Answer + "]"
 )
 
+// BalloonKiB is how much the balloon check (ember.balloon=1) waits to see
+// leave MemTotal: a 16 MiB balloon target.
+const BalloonKiB = "16384"
+
 // initScript is /init.
 const initScript = `#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -69,8 +73,16 @@ done
 echo "ember-init: initrd sha256 $(sha256sum /data/blob | cut -d' ' -f1)"
 echo "ember-init: cmdline $(cat /proc/cmdline)"
 echo "ember-init: cpus $(grep -c ^processor /proc/cpuinfo)"
-echo "ember-init: memtotal $(awk '/^MemTotal/ {print $2}' /proc/meminfo) kB"
+memtotal=$(awk '/^MemTotal/ {print $2}' /proc/meminfo)
+echo "ember-init: memtotal $memtotal kB"
 for m in /lib/modules/*.ko; do [ -e "$m" ] && insmod "$m"; done
+case " $(cat /proc/cmdline) " in *" ember.balloon=1 "*)
+	# The balloon inflates to its target once the driver is up; without
+	# deflate-on-oom its pages leave MemTotal. Wait for ` + BalloonKiB + ` kB of it.
+	n=0
+	while [ $n -lt 120 ] && [ $((memtotal - $(awk '/^MemTotal/ {print $2}' /proc/meminfo))) -lt ` + BalloonKiB + ` ]; do sleep 0.5; n=$((n+1)); done
+	echo "ember-init: balloon memtotal $memtotal -> $(awk '/^MemTotal/ {print $2}' /proc/meminfo) kB";;
+esac
 case " $(cat /proc/cmdline) " in *" ember.hvc=1 "*)
 	if [ -c /dev/hvc0 ]; then
 		exec </dev/hvc0 >/dev/hvc0 2>&1

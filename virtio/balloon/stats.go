@@ -64,6 +64,15 @@ type Stats struct {
 // Has says whether the guest reported the statistic tag.
 func (s Stats) Has(tag Tag) bool { return tag < numTags && s.Reported&(1<<tag) != 0 }
 
+// Value returns statistic tag's value (0 for a tag the device does not
+// know or the guest did not report).
+func (s Stats) Value(tag Tag) uint64 {
+	if f := s.field(tag); f != nil {
+		return *f
+	}
+	return 0
+}
+
 // field returns the field of tag, or nil for a tag the device does not know.
 func (s *Stats) field(tag Tag) *uint64 {
 	switch tag {
