@@ -184,7 +184,7 @@ func TestRebootPolicy(t *testing.T) {
 	if n := strings.Count(summary, "ember: reset: reset"); n < 2 {
 		t.Errorf("--reboot=restart booted %d times before the timeout:\n%s", n, summary)
 	}
-	if _, _, err := execute(t, "run", "--reboot", "sometimes"); err == nil || !strings.Contains(err.Error(), "--reboot must be") {
+	if _, _, err := execute(t, "run", "--reboot", "sometimes"); err == nil || !strings.Contains(err.Error(), "reboot must be exit or restart") {
 		t.Errorf("bad --reboot: %v", err)
 	}
 }
