@@ -440,6 +440,23 @@ func TestDaemonHypercallVM(t *testing.T) {
 	if m2 := metric(); hypercallCount(m2, "HC_GET_API_VERSION") <= hypercallCount(m1, "HC_GET_API_VERSION") {
 		t.Errorf("the hypercall metrics did not move:\n%s", m2)
 	}
+	// The guest's CPU time grows as it counts (the kernel's guest_time
+	// ticks at 10 ms).
+	guestTime := func(m string) float64 { return metricValue(m, `ember_vm_guest_seconds_total{vm="`+name+`"}`) }
+	g1 := guestTime(m1)
+	for deadline := time.Now().Add(time.Minute); guestTime(metric()) <= g1 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if g2 := guestTime(metric()); g2 <= g1 {
+		t.Errorf("the guest's CPU time in the metrics stayed at %v s", g1)
+	}
+	// ember hypercall --api-socket makes its calls on the same table.
+	before := hypercallCount(metric(), "HC_GET_API_VERSION")
+	out, _, err := execute(t, "hypercall", "--api-socket", d.sock, "HC_GET_API_VERSION", "@0x1000:0000000000000000")
+	if err != nil || !strings.Contains(out, "HC_GET_API_VERSION(0x1000, 0x0) = 0") || !strings.Contains(out, "@0x1000: 01 00") ||
+		hypercallCount(metric(), "HC_GET_API_VERSION") != before+1 {
+		t.Errorf("ember hypercall --api-socket: %v\n%s", err, out)
+	}
 	v, err := d.c.Get(ctx, name)
 	if err != nil || v.Origin != api.OriginHypercall || v.State != api.StateRunning || v.ACRNID == nil || uint64(*v.ACRNID) != id {
 		t.Errorf("GET %s: %+v, %v", name, v, err)
@@ -457,6 +474,19 @@ func TestDaemonHypercallVM(t *testing.T) {
 	if r := hcCall(t, d.sock, "HC_DESTROY_VM", id, 0, nil); r.Result != -22 || r.Errno != "EINVAL" {
 		t.Errorf("destroying it again: %+v, want -22 EINVAL", r)
 	}
+}
+
+// metricValue returns the value of the sample whose name and labels are
+// series, or -1.
+func metricValue(metrics, series string) float64 {
+	for _, l := range strings.Split(metrics, "\n") {
+		if v, ok := strings.CutPrefix(l, series+" "); ok {
+			var f float64
+			fmt.Sscan(v, &f)
+			return f
+		}
+	}
+	return -1
 }
 
 // hypercallCount sums a hypercall's counts in a metrics exposition.

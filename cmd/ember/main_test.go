@@ -315,3 +315,21 @@ func TestRunMultiboot(t *testing.T) {
 		t.Error("a kernel with a broken multiboot header booted")
 	}
 }
+
+// TestRunConfigFile: ember run --config boots the machine a JSON file
+// describes, and a flag given with it overrides the file's field.
+func TestRunConfigFile(t *testing.T) {
+	kvmtest.Require(t)
+	cfg := filepath.Join(t.TempDir(), "vm.json")
+	if err := os.WriteFile(cfg, []byte(`{"guest": "long64", "memory": "4M", "cpus": 1}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, summary, err := execute(t, "run", "--config", cfg); err != nil || !strings.Contains(summary, "ember: long64:") {
+		t.Errorf("ember run --config: %v\n%s", err, summary)
+	}
+	_, summary, err := execute(t, "run", "--config", cfg, "--guest", "ring3")
+	var ee exitError
+	if !errors.As(err, &ee) || ee.code != 3 || !strings.Contains(summary, "ember: ring3:") {
+		t.Errorf("--guest over the file: %v, want ring3's exit status 3\n%s", err, summary)
+	}
+}
