@@ -119,8 +119,11 @@ func (d *Daemon) Create(req api.CreateRequest) (api.VM, error) {
 		return api.VM{}, err
 	}
 	e := &vmEntry{d: d, id: id, created: time.Now().UTC(), cfg: req.Config, prep: p, state: api.StateCreated}
+	limit := newRateLimit(deviceErrorRate, deviceErrorBurst)
 	e.log, e.logger = newVMLog(d.log, id, func(msg string) {
-		d.events.publish(api.Event{Type: api.EventDeviceError, VM: id, Message: msg})
+		if limit.allow(time.Now()) {
+			d.events.publish(api.Event{Type: api.EventDeviceError, VM: id, Message: msg})
+		}
 	})
 	if err := e.build(); err != nil {
 		d.release(id)

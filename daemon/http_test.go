@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"ember/api"
 )
@@ -177,5 +178,22 @@ func TestConsoleKeepsItsTail(t *testing.T) {
 	c.Write([]byte("next"))
 	if !bytes.Equal(hist, h) || string(<-out) != "next" {
 		t.Errorf("attach: history %d bytes, then a different stream", len(hist))
+	}
+}
+
+// TestRateLimit: a burst passes, then one event per 1/rate, and a quiet
+// period refills the bucket only up to the burst.
+func TestRateLimit(t *testing.T) {
+	l := newRateLimit(10, 3)
+	t0 := time.Unix(1000, 0)
+	got := []bool{}
+	for _, at := range []time.Duration{0, 0, 0, 0, 50 * time.Millisecond, 100 * time.Millisecond, 10 * time.Second, 10 * time.Second, 10 * time.Second, 10 * time.Second} {
+		got = append(got, l.allow(t0.Add(at)))
+	}
+	want := []bool{true, true, true, false, false, true, true, true, true, false}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("allow #%d = %v, want %v (all: %v)", i, got[i], want[i], got)
+		}
 	}
 }
