@@ -6,12 +6,14 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"ember/bench"
+	"ember/guest"
 	"ember/hv"
 	"ember/machine"
 )
@@ -87,8 +89,64 @@ cannot be run, bench fails instead of printing a table without it.`,
 	f.IntVar(&p.StartReps, "start-reps", p.StartReps, "repetitions of the start-latency runs")
 	f.IntVar(&p.DensityCap, "density-cap", p.DensityCap, "most tiny VMs the density run creates")
 	f.DurationVar(&p.ChurnTime, "churn-time", p.ChurnTime, "how long the churn run lasts")
-	cmd.AddCommand(newBenchBootCmd())
+	cmd.AddCommand(newBenchBootCmd(), newBenchImagesCmd())
 	return cmd
+}
+
+// newBenchImagesCmd writes the exit round-trip guests, patched with an exit
+// count, so a row of the table can be reproduced by hand with ember run
+// --bios and QEMU's -bios.
+func newBenchImagesCmd() *cobra.Command {
+	var n int
+	cmd := &cobra.Command{
+		Use:   "images DIR",
+		Short: "Write the benchmark's guests (PIO, MMIO, hello) as ROMs for ember run --bios and qemu -bios",
+		Long: `Write bench_pio.rom and bench_mmio.rom (each makes --n exits, then writes 0
+to the exit port) and bench_hello.rom (prints a line and exits) into DIR, and
+print how to time them by hand:
+
+  time ember run -q --bios DIR/bench_pio.rom
+  time qemu-system-x86_64 -accel kvm -M microvm -nodefaults -display none -bios DIR/bench_pio.rom \
+       -device isa-debug-exit,iobase=0xf4,iosize=4
+
+(QEMU's isa-debug-exit ends QEMU with status (0 << 1) | 1 = 1.)`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return writeBenchImages(cmd.OutOrStdout(), args[0], n)
+		},
+	}
+	cmd.Flags().IntVar(&n, "n", bench.DefaultParams.N, "exits each of the PIO and MMIO images makes (a multiple of 16)")
+	return cmd
+}
+
+// writeBenchImages writes the patched images into dir.
+func writeBenchImages(w io.Writer, dir string, n int) error {
+	if n < 0 || n%16 != 0 {
+		return fmt.Errorf("--n must be a non-negative multiple of 16, not %d", n)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, g := range []struct {
+		name  string
+		image []byte
+		count uint32
+	}{
+		{"bench_pio.rom", guest.BenchPIO.Code, uint32(n)},
+		{"bench_mmio.rom", guest.BenchMMIO.Code, uint32(n)},
+		{"bench_hello.rom", guest.BenchHello.Code, 0},
+	} {
+		img, err := bench.Patch(g.image, g.count)
+		if err != nil {
+			return err
+		}
+		path := filepath.Join(dir, g.name)
+		if err := os.WriteFile(path, img, 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "%s\ttime ember run -q --bios %s\n", g.name, path)
+	}
+	return nil
 }
 
 // newBenchBootCmd is the ember side of the whole-process rows: it boots one

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -257,6 +258,33 @@ func TestRunBIOS(t *testing.T) {
 	}
 	if !strings.Contains(out, "ember bench: hello") {
 		t.Errorf("the ROM's line is not on the console: %q", out)
+	}
+}
+
+// TestBenchImagesRunWithBIOS: the benchmark's exit round-trip guests,
+// written by ember bench images, run by hand with ember run --bios: the PIO
+// and MMIO images make their exits and exit 0, the hello image prints.
+func TestBenchImagesRunWithBIOS(t *testing.T) {
+	kvmtest.Require(t)
+	dir := t.TempDir()
+	if _, _, err := execute(t, "bench", "images", "--n", "1600", dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"bench_pio.rom", "bench_mmio.rom"} {
+		_, summary, err := execute(t, "run", "--bios", filepath.Join(dir, name))
+		var exits int
+		if i := strings.Index(summary, "; "); i >= 0 {
+			fmt.Sscanf(summary[i+2:], "%d exits handled", &exits)
+		}
+		if err != nil || !strings.Contains(summary, "guest exited with status 0") || exits < 1600 {
+			t.Errorf("%s: %v, %d exits\n%s", name, err, exits, summary)
+		}
+	}
+	if out, _, err := execute(t, "run", "--bios", filepath.Join(dir, "bench_hello.rom")); err != nil || !strings.Contains(out, "ember bench: hello") {
+		t.Errorf("bench_hello.rom: %v, %q", err, out)
+	}
+	if _, _, err := execute(t, "bench", "images", "--n", "17", dir); err == nil {
+		t.Error("an exit count that is not a multiple of 16 was taken")
 	}
 }
 
