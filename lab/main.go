@@ -76,7 +76,8 @@ into it read-only, and runs ember's tests or commands there.`,
 	root.PersistentFlags().IntVar(&o.memMiB, "memory", 6144, "memory of the lab machine, MiB")
 	root.PersistentFlags().DurationVar(&o.timeout, "timeout", 30*time.Minute, "stop the lab after this long")
 	root.PersistentFlags().BoolVar(&o.keep, "keep", false, "keep the run directory (binaries, job, lab kernel log)")
-	root.AddCommand(newTestCmd(&o), newExecCmd(&o), newLinuxCmd(&o), newTimeBootsCmd())
+	root.AddCommand(newTestCmd(&o), newExecCmd(&o), newLinuxCmd(&o), newTimeBootsCmd(),
+		newVirtioCmd(&o), newTimeVirtioCmd())
 	return root
 }
 

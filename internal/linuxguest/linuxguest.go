@@ -112,6 +112,9 @@ case " $(cat /proc/cmdline) " in *" ember.net=1 "*)
 		echo "ember-init: ping ` + HostIP + ` failed"
 	fi;;
 esac
+case " $(cat /proc/cmdline) " in *" ember.bench=1 "*)
+	[ -x /bin/blkbench ] && /bin/blkbench;;
+esac
 case " $(cat /proc/cmdline) " in *" ember.vsock=1 "*)
 	[ -x /bin/vsockcheck ] && /bin/vsockcheck;;
 esac
