@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -25,8 +26,10 @@ import (
 	"ember/acrn"
 	"ember/api"
 	"ember/api/client"
+	"ember/devicemodel"
 	"ember/internal/cli"
 	"ember/internal/kvmtest"
+	"ember/ioreq"
 	"ember/machine"
 )
 
@@ -840,4 +843,77 @@ func BenchmarkDaemonStart(b *testing.B) {
 	b.ReportMetric(float64(viaAPI.Microseconds())/float64(b.N), "api-µs/op")
 	b.ReportMetric(float64(run.Microseconds())/float64(b.N), "run-µs/op")
 	b.ReportMetric(float64(viaAPI)/float64(run), "api/run")
+}
+
+// countingHandler answers every request and counts them.
+type countingHandler struct{ n atomic.Int64 }
+
+func (h *countingHandler) HandleIORequest(*acrn.IORequest) { h.n.Add(1) }
+
+// TestDaemonDeviceModelDies: a VM's out-of-process device model serves the
+// guest's port writes through the VM's device-model socket, then dies; the
+// daemon disconnects it, the guest's remaining accesses go unclaimed and it
+// runs to its end, and the daemon and a neighbour VM never notice.
+func TestDaemonDeviceModelDies(t *testing.T) {
+	d := startDaemon(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	if err := writeBenchImages(io.Discard, dir, 64000); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.c.Create(ctx, api.CreateRequest{ID: "neighbour", Config: machine.Config{Guest: "echo"}, Start: true}); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "dm.sock")
+	if _, err := d.c.Create(ctx, api.CreateRequest{ID: "dm", Config: machine.Config{BIOS: filepath.Join(dir, "bench_pio.rom"), DeviceModelSocket: sock}}); err != nil {
+		t.Fatal(err)
+	}
+	dm, err := devicemodel.Dial(sock, "dying")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const benchPort = 0x4f0 // guest/src/bench_pio.S's PORT_BENCH
+	if err := dm.Claim(ioreq.Range{Type: acrn.ReqPortIO, Start: benchPort, End: benchPort}); err != nil {
+		t.Fatal(err)
+	}
+	if err := dm.Attach(); err != nil {
+		t.Fatal(err)
+	}
+	h := &countingHandler{}
+	go dm.Serve(h)
+	if _, err := d.c.Action(ctx, "dm", "start"); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); h.n.Load() < 1000; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the device model served %d requests in a minute", h.n.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	dm.Close() // the device model dies mid-run
+	var v api.VM
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		if v, err = d.c.Get(ctx, "dm"); err != nil {
+			t.Fatalf("the daemon after its device model died: %v", err)
+		}
+		if v.State == api.StateStopped || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if v.LastStop == nil || v.LastStop.Reason != "exit" || v.LastStop.Status != 0 {
+		t.Errorf("the VM whose device model died: %s, last stop %+v", v.State, v.LastStop)
+	}
+	var n uint64
+	for client, c := range v.Counters.IORequests {
+		if strings.HasPrefix(client, "dying") { // the device model's name, numbered by the server
+			n += c
+		}
+	}
+	if n < 1000 {
+		t.Errorf("the VM's counters show %d requests to its device model, want at least 1000: %v", n, v.Counters.IORequests)
+	}
+	if nb, err := d.c.Get(ctx, "neighbour"); err != nil || nb.State != api.StateRunning {
+		t.Errorf("the neighbour: %+v, %v", nb, err)
+	}
 }
