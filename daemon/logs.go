@@ -87,23 +87,21 @@ func (h *teeHandler) Handle(ctx context.Context, r slog.Record) error {
 }
 
 func (h *teeHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	n := *h
-	n.parent = h.parent.WithAttrs(as)
-	base := h.hist
-	if base == nil {
-		base = h.log.hist
-	}
-	n.hist = base.WithAttrs(as)
-	return &n
+	return h.derive(func(o slog.Handler) slog.Handler { return o.WithAttrs(as) })
 }
 
 func (h *teeHandler) WithGroup(name string) slog.Handler {
+	return h.derive(func(o slog.Handler) slog.Handler { return o.WithGroup(name) })
+}
+
+// derive returns a copy of h whose two handlers are f of h's.
+func (h *teeHandler) derive(f func(slog.Handler) slog.Handler) slog.Handler {
 	n := *h
-	n.parent = h.parent.WithGroup(name)
+	n.parent = f(h.parent)
 	base := h.hist
 	if base == nil {
 		base = h.log.hist
 	}
-	n.hist = base.WithGroup(name)
+	n.hist = f(base)
 	return &n
 }

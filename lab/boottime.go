@@ -144,33 +144,46 @@ var exitsRE = regexp.MustCompile(`; (\d+) exits handled`)
 
 // timeBoot runs one boot to its end and checks the init saw what it should.
 func timeBoot(ctx context.Context, argv []string, sum string) (bootTimes, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
+	con, stderr, err := runBoot(ctx, argv, 2*time.Minute)
+	if con == nil {
 		return bootTimes{}, err
 	}
-	defer stdin.Close()
-	con := linuxguest.NewConsole(stdin, nil)
-	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = con, &stderr
-	err = cmd.Run()
 	t := bootTimes{exit: con.Elapsed(), banner: con.First(linuxguest.MarkBanner), init: con.First(linuxguest.MarkStarted)}
 	out := con.String()
 	if err != nil {
-		return t, fmt.Errorf("%v\n%s\n%s", err, tail(out, 20), tail(stderr.String(), 5))
+		return t, err
 	}
 	for _, want := range []string{linuxguest.Echo, "ember-init: initrd sha256 " + sum} {
 		if !strings.Contains(out, want) {
 			return t, fmt.Errorf("the guest did not print %q:\n%s", want, tail(out, 20))
 		}
 	}
-	if m := exitsRE.FindStringSubmatch(stderr.String()); m != nil {
+	if m := exitsRE.FindStringSubmatch(stderr); m != nil {
 		n, _ := strconv.Atoi(m[1])
 		t.exits = fmt.Sprintf("  (%d exits)", n)
 	}
 	return t, nil
+}
+
+// runBoot runs one boot of the test initramfs to its end (at most
+// timeout), answering its console's prompt, and returns the console and
+// the process's standard error; a failed run's error holds both tails.
+func runBoot(ctx context.Context, argv []string, timeout time.Duration) (*linuxguest.Console, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, "", err
+	}
+	defer stdin.Close()
+	con := linuxguest.NewConsole(stdin, nil)
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = con, &stderr
+	if err := cmd.Run(); err != nil {
+		return con, stderr.String(), fmt.Errorf("%v\n%s\n%s", err, tail(con.String(), 20), tail(stderr.String(), 5))
+	}
+	return con, stderr.String(), nil
 }
 
 // firstLine is the first line of err's message.

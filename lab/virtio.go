@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -200,22 +199,11 @@ func benchVirtio(ctx context.Context, w io.Writer, subjects []subject, reps int)
 
 // benchBoot runs one boot to its end and returns the guest's measures.
 func benchBoot(ctx context.Context, argv []string) (map[string]float64, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	stdin, err := cmd.StdinPipe()
+	con, _, err := runBoot(ctx, argv, 5*time.Minute)
 	if err != nil {
 		return nil, err
 	}
-	defer stdin.Close()
-	con := linuxguest.NewConsole(stdin, nil)
-	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = con, &stderr
-	err = cmd.Run()
 	out := con.String()
-	if err != nil {
-		return nil, fmt.Errorf("%v\n%s\n%s", err, tail(out, 20), tail(stderr.String(), 5))
-	}
 	m := map[string]float64{}
 	for _, g := range benchLine.FindAllStringSubmatch(out, -1) {
 		v, _ := strconv.ParseFloat(g[2], 64)

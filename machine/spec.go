@@ -6,14 +6,30 @@ import (
 	"strings"
 )
 
+// options walks the comma-separated KEY[=VALUE] options of a flag's value,
+// calling set for each; set says whether it knows the key, and an unknown
+// key or set's error is reported with the flag's kind and the whole value.
+func options(kind, spec string, parts []string, help string, set func(k, v string) (bool, error)) error {
+	for _, p := range parts {
+		k, v, _ := strings.Cut(p, "=")
+		known, err := set(k, v)
+		if err != nil {
+			return fmt.Errorf("%s %q: %v", kind, spec, err)
+		}
+		if !known {
+			return fmt.Errorf("%s %q: unknown option %q (%s)", kind, spec, p, help)
+		}
+	}
+	return nil
+}
+
 // ParseDisk parses `ember run --disk`'s value:
 // PATH[,readonly][,serial=ID][,queues=N][,cache=none|writeback]. The
 // options are checked with the rest of the Config, in Prepare.
 func ParseDisk(spec string) (Disk, error) {
 	parts := strings.Split(spec, ",")
 	d := Disk{Path: parts[0]}
-	for _, p := range parts[1:] {
-		k, v, _ := strings.Cut(p, "=")
+	err := options("disk", spec, parts[1:], "readonly, serial=ID, queues=N, cache=none", func(k, v string) (bool, error) {
 		switch k {
 		case "readonly", "ro":
 			d.ReadOnly = true
@@ -24,52 +40,53 @@ func ParseDisk(spec string) (Disk, error) {
 		case "queues":
 			n, err := strconv.Atoi(v)
 			if err != nil {
-				return d, fmt.Errorf("disk %q: queues must be 1 to 16", spec)
+				return true, fmt.Errorf("queues must be 1 to 16")
 			}
 			d.Queues = n
 		default:
-			return d, fmt.Errorf("disk %q: unknown option %q (readonly, serial=ID, queues=N, cache=none)", spec, p)
+			return false, nil
 		}
-	}
-	return d, nil
+		return true, nil
+	})
+	return d, err
 }
 
 // ParseNet parses `ember run --net`'s value: tap=NAME[,mac=MAC].
 func ParseNet(spec string) (Net, error) {
 	var n Net
-	for _, p := range strings.Split(spec, ",") {
-		k, v, _ := strings.Cut(p, "=")
+	err := options("net", spec, strings.Split(spec, ","), "tap=NAME, mac=MAC", func(k, v string) (bool, error) {
 		switch k {
 		case "tap":
 			n.TAP = v
 		case "mac":
 			n.MAC = v
 		default:
-			return n, fmt.Errorf("net %q: unknown option %q (tap=NAME, mac=MAC)", spec, p)
+			return false, nil
 		}
-	}
-	return n, nil
+		return true, nil
+	})
+	return n, err
 }
 
 // ParseVsock parses `ember run --vsock`'s value: cid=N,socket=PATH.
 func ParseVsock(spec string) (Vsock, error) {
-	var v Vsock
-	for _, p := range strings.Split(spec, ",") {
-		k, val, _ := strings.Cut(p, "=")
+	var vs Vsock
+	err := options("vsock", spec, strings.Split(spec, ","), "cid=N, socket=PATH", func(k, v string) (bool, error) {
 		switch k {
 		case "cid":
-			n, err := strconv.ParseUint(val, 0, 64)
+			n, err := strconv.ParseUint(v, 0, 64)
 			if err != nil {
-				return v, fmt.Errorf("vsock %q: cid must be a number from 3 to 4294967294", spec)
+				return true, fmt.Errorf("cid must be a number from 3 to 4294967294")
 			}
-			v.CID = n
+			vs.CID = n
 		case "socket":
-			v.Socket = val
+			vs.Socket = v
 		default:
-			return v, fmt.Errorf("vsock %q: unknown option %q (cid=N, socket=PATH)", spec, p)
+			return false, nil
 		}
-	}
-	return v, nil
+		return true, nil
+	})
+	return vs, err
 }
 
 // ParseModule parses `ember run --module`'s value: PATH[,CMDLINE] (the
@@ -86,8 +103,7 @@ func ParseModule(spec string) (Module, error) {
 // [target=SIZE][,deflate-on-oom][,stats=INTERVAL].
 func ParseBalloon(spec string) (Balloon, error) {
 	var b Balloon
-	for _, p := range strings.Split(spec, ",") {
-		k, v, _ := strings.Cut(p, "=")
+	err := options("balloon", spec, strings.Split(spec, ","), "target=SIZE, deflate-on-oom, stats=INTERVAL", func(k, v string) (bool, error) {
 		switch k {
 		case "":
 		case "target":
@@ -97,10 +113,11 @@ func ParseBalloon(spec string) (Balloon, error) {
 		case "stats":
 			b.StatsInterval = v
 		default:
-			return b, fmt.Errorf("balloon %q: unknown option %q (target=SIZE, deflate-on-oom, stats=INTERVAL)", spec, p)
+			return false, nil
 		}
-	}
-	return b, nil
+		return true, nil
+	})
+	return b, err
 }
 
 // ParseSize reads a memory size such as "512M", "2G", "64MiB" or "1048576"
