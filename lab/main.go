@@ -8,6 +8,7 @@
 //	go run ./lab test [packages] [-run regexp]   KVM-using tests, inside the lab
 //	go run ./lab linux                           Debian's kernel to userspace under ember (and QEMU)
 //	go run ./lab exec -- <ember args>            any ember command inside the lab
+//	go run ./lab kut DIR                         kvm-unit-tests' x86 tests under ember and QEMU
 //
 // What it needs (Debian's qemu-system-x86 and linux-image-amd64 packages) it
 // installs or downloads itself, into the user's cache directory.
@@ -17,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -77,7 +79,7 @@ into it read-only, and runs ember's tests or commands there.`,
 	root.PersistentFlags().DurationVar(&o.timeout, "timeout", 30*time.Minute, "stop the lab after this long")
 	root.PersistentFlags().BoolVar(&o.keep, "keep", false, "keep the run directory (binaries, job, lab kernel log)")
 	root.AddCommand(newTestCmd(&o), newExecCmd(&o), newLinuxCmd(&o), newTimeBootsCmd(),
-		newVirtioCmd(&o), newTimeVirtioCmd())
+		newKutCmd(&o), newKutTestCmd(), newVirtioCmd(&o), newTimeVirtioCmd())
 	return root
 }
 
@@ -88,6 +90,7 @@ type session struct {
 	p     *progress
 	cache string
 	dir   string
+	out   io.Writer // where the job's output goes; nil: standard output
 }
 
 func newSession(o *options) (*session, error) {
@@ -163,7 +166,11 @@ func (s *session) runSteps(ctx context.Context, m machine, j job.Job) (int, erro
 		if err := job.Write(m.jobFile, j); err != nil {
 			return 0, err
 		}
-		o, err := m.run(ctx, s.p, os.Stdout, s.o.timeout)
+		out := s.out
+		if out == nil {
+			out = os.Stdout
+		}
+		o, err := m.run(ctx, s.p, out, s.o.timeout)
 		for _, code := range o.done {
 			if status == 0 {
 				status = code
