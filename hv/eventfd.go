@@ -2,6 +2,7 @@ package hv
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -30,7 +31,9 @@ const (
 // own that the GSI routing table sends to the irqfd's MSI. Both work inside
 // the kernel: a guest write that matches an ioeventfd signals it without an
 // exit, and a signal on an irqfd injects its MSI without a trip through ember.
-// Its methods are safe for concurrent use.
+// Devices inside ember get irqfds of their own the same way (NewMSIVector);
+// both kinds share the VM's MSI GSIs and its routing table. Its methods are
+// safe for concurrent use.
 type EventFDs struct {
 	vm      *kvm.VM
 	irqchip bool
@@ -173,7 +176,8 @@ func (f *EventFDs) freeGSI() (uint32, bool) {
 	return 0, false
 }
 
-// MSIRoutes returns how many MSI routes (so irqfds) are in use.
+// MSIRoutes returns how many MSI routes (so irqfds, a device model's and
+// MSIVectors) are in use.
 func (f *EventFDs) MSIRoutes() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -234,4 +238,124 @@ func eventfdID(fd int) (uint64, error) {
 		}
 	}
 	return 0, fmt.Errorf("%w: fd %d is not an eventfd", unix.EINVAL, fd)
+}
+
+// An MSIVector is an irqfd for a device inside ember (a virtio-pci MSI-X
+// vector): an eventfd of its own, bound with KVM_IRQFD to a GSI of its own
+// whose route in the GSI routing table is an MSI. Signal, an 8-byte write to
+// the eventfd, makes KVM inject the MSI from the writer's thread, inside the
+// kernel: no ioctl, no vCPU thread, no trip through the I/O request path.
+// SetMessage follows the guest when it reprograms the message; Close gives
+// the GSI back.
+//
+// Signal may be called from any goroutine, also concurrently with
+// SetMessage; Close must not race with the other methods (the owner
+// serialises them, as virtio-pci does under its register lock). KVM drops the
+// binding and the route with the VM, but the eventfd is the owner's: Close
+// every vector while the VM is open (at the latest in a VM.OnClose
+// function), since Close issues ioctls on the VM's descriptor.
+type MSIVector struct {
+	f    *EventFDs
+	gsi  uint32
+	fd   int      // the eventfd's number, for KVM_IRQFD
+	file *os.File // the eventfd, written by Signal
+	// closed is set by Close, under f.mu.
+	closed bool
+}
+
+// NewMSIVector creates an MSIVector for the MSI with address addr and data
+// data: a new eventfd, the lowest free GSI from 24 up routed to the MSI
+// (KVM_SET_GSI_ROUTING), and the eventfd bound to it (KVM_IRQFD). Errors wrap
+// the errno: ENOTSUP without an in-kernel irqchip, ENOSPC when every MSI GSI
+// is taken, and KVM's.
+func (f *EventFDs) NewMSIVector(addr uint64, data uint32) (*MSIVector, error) {
+	if !f.irqchip {
+		return nil, fmt.Errorf("hv: MSI vector: %w: the VM has no in-kernel irqchip", unix.ENOTSUP)
+	}
+	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return nil, fmt.Errorf("hv: MSI vector: eventfd: %w", err)
+	}
+	file := os.NewFile(uintptr(fd), "msi-vector")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	gsi, ok := f.freeGSI()
+	if !ok {
+		file.Close()
+		return nil, fmt.Errorf("hv: MSI vector: %w: all %d MSI routes in use", unix.ENOSPC, maxMSIGSIs)
+	}
+	f.routes[gsi] = kvm.MSIRoute(gsi, addr, data)
+	if err := f.setRouting(); err != nil {
+		delete(f.routes, gsi)
+		file.Close()
+		return nil, fmt.Errorf("hv: MSI vector: routing GSI %d to MSI %#x/%#x: %w", gsi, addr, data, err)
+	}
+	if err := f.vm.IRQFD(kvm.IRQFD{Fd: uint32(fd), GSI: gsi}); err != nil {
+		delete(f.routes, gsi)
+		f.setRouting() // back to the table without it; it worked with it, so it works without
+		file.Close()
+		return nil, fmt.Errorf("hv: MSI vector: irqfd on GSI %d: %w", gsi, err)
+	}
+	return &MSIVector{f: f, gsi: gsi, fd: fd, file: file}, nil
+}
+
+// GSI returns the GSI the vector's eventfd is bound to.
+func (v *MSIVector) GSI() uint32 { return v.gsi }
+
+// Signal injects the vector's MSI: it adds 1 to the eventfd, and KVM's
+// irqfd, woken in the same system call, delivers the MSI the GSI routes to.
+// After Close it returns an error wrapping os.ErrClosed.
+func (v *MSIVector) Signal() error {
+	var one = [8]byte{1} // little-endian 1
+	if _, err := v.file.Write(one[:]); err != nil {
+		return fmt.Errorf("hv: MSI vector on GSI %d: %w", v.gsi, err)
+	}
+	return nil
+}
+
+// SetMessage routes the vector's GSI to the MSI with address addr and data
+// data, replacing the routing table (KVM_SET_GSI_ROUTING); the eventfd stays
+// bound, and KVM's irqfd picks up the new route. On error the old route
+// stays in force.
+func (v *MSIVector) SetMessage(addr uint64, data uint32) error {
+	f := v.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if v.closed {
+		return fmt.Errorf("hv: MSI vector on GSI %d: %w", v.gsi, os.ErrClosed)
+	}
+	old := f.routes[v.gsi]
+	f.routes[v.gsi] = kvm.MSIRoute(v.gsi, addr, data)
+	if err := f.setRouting(); err != nil {
+		f.routes[v.gsi] = old
+		return fmt.Errorf("hv: MSI vector: routing GSI %d to MSI %#x/%#x: %w", v.gsi, addr, data, err)
+	}
+	return nil
+}
+
+// Close unbinds the eventfd (KVM_IRQFD with KVM_IRQFD_FLAG_DEASSIGN), drops
+// the GSI's route and closes the eventfd: the GSI is free again. The
+// eventfd is closed and the GSI freed even when an ioctl fails (KVM drops
+// an irqfd whose eventfd is gone by itself); the error says which one did.
+// Closing a closed vector does nothing.
+func (v *MSIVector) Close() error {
+	f := v.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if v.closed {
+		return nil
+	}
+	v.closed = true
+	var errs []error
+	if err := f.vm.IRQFD(kvm.IRQFD{Fd: uint32(v.fd), GSI: v.gsi, Flags: kvm.IRQFDDeassign}); err != nil {
+		errs = append(errs, fmt.Errorf("hv: MSI vector: removing the irqfd on GSI %d: %w", v.gsi, err))
+	}
+	delete(f.routes, v.gsi)
+	if err := f.setRouting(); err != nil {
+		errs = append(errs, fmt.Errorf("hv: MSI vector: dropping the route of GSI %d: %w", v.gsi, err))
+	}
+	if err := v.file.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("hv: MSI vector on GSI %d: %w", v.gsi, err))
+	}
+	return errors.Join(errs...)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"os"
 	"testing"
 	"time"
 
@@ -275,5 +276,190 @@ func TestIRQFDDeliversItsMSI(t *testing.T) {
 	}
 	if v := rep.Values(); len(v) != 2 || v[1] != 1 {
 		t.Errorf("guest reported %#x, want [0 1]", v)
+	}
+}
+
+// TestMSIVectorRoutes: an MSIVector takes a GSI of its own with an MSI
+// route and gives it back on Close; a second Close does nothing; Signal
+// and SetMessage after Close fail with os.ErrClosed; a VM without the
+// in-kernel irqchip has none.
+func TestMSIVectorRoutes(t *testing.T) {
+	h := openHV(t)
+	vm, err := h.NewVM(Config{MemorySize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Close()
+	f := vm.EventFDs()
+	a, err := f.NewMSIVector(0xfee00000, 0x41)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := f.NewMSIVector(0xfee00000, 0x42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.GSI() != firstMSIGSI || b.GSI() != firstMSIGSI+1 || f.MSIRoutes() != 2 {
+		t.Errorf("GSIs %d and %d, %d routes; want 24, 25 and 2", a.GSI(), b.GSI(), f.MSIRoutes())
+	}
+	if err := a.SetMessage(0xfee01000, 0x43); err != nil {
+		t.Errorf("SetMessage: %v", err)
+	}
+	if got, want := f.routes[a.GSI()], kvm.MSIRoute(a.GSI(), 0xfee01000, 0x43); got != want {
+		t.Errorf("route after SetMessage %+v, want %+v", got, want)
+	}
+	if err := a.Signal(); err != nil {
+		t.Errorf("Signal: %v", err)
+	}
+	if err := a.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if err := a.Close(); err != nil || f.MSIRoutes() != 1 {
+		t.Errorf("second Close: %v, %d routes (want 1)", err, f.MSIRoutes())
+	}
+	if err := a.Signal(); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("Signal after Close: %v, want os.ErrClosed", err)
+	}
+	if err := a.SetMessage(0xfee00000, 0x41); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("SetMessage after Close: %v, want os.ErrClosed", err)
+	}
+	c, err := f.NewMSIVector(0xfee00000, 0x44)
+	if err != nil || c.GSI() != firstMSIGSI {
+		t.Errorf("a vector after Close: %v, GSI %d (want the freed 24)", err, c.GSI())
+	}
+	b.Close()
+	c.Close()
+	if f.MSIRoutes() != 0 {
+		t.Errorf("%d routes after closing every vector", f.MSIRoutes())
+	}
+
+	noChip, err := h.NewVM(Config{MemorySize: 1 << 20, NoIRQChip: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer noChip.Close()
+	if _, err := noChip.EventFDs().NewMSIVector(0xfee00000, 0x41); !errors.Is(err, unix.ENOTSUP) {
+		t.Errorf("without an irqchip: %v, want ENOTSUP", err)
+	}
+}
+
+// TestMSIVectorsLeaveNoDescriptors: making and closing MSI vectors, and
+// closing a VM with vectors closed in its OnClose, gives back every
+// descriptor.
+func TestMSIVectorsLeaveNoDescriptors(t *testing.T) {
+	h := openHV(t)
+	runOne := func() {
+		vm, err := h.NewVM(Config{MemorySize: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var vs []*MSIVector
+		for i := range 8 {
+			v, err := vm.EventFDs().NewMSIVector(0xfee00000, 0x40+uint32(i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			vs = append(vs, v)
+		}
+		vs[0].Close()
+		vm.OnClose(func() {
+			for _, v := range vs {
+				if err := v.Close(); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+		if err := vm.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runOne()
+	fds := fdCount(t)
+	for range 50 {
+		runOne()
+	}
+	if got := fdCount(t); got != fds {
+		t.Errorf("open descriptors: %d before, %d after 50 VMs with 8 MSI vectors each", fds, got)
+	}
+}
+
+// startVirq runs the virq guest on vm, taking n interrupts on vector 0x40
+// (it exits 0x56 after the last), and returns a channel that gets each
+// count the guest reports (0 first: ready) and one that gets Run's result.
+func startVirq(t testing.TB, vm *VM, n int) (<-chan uint64, <-chan Result) {
+	t.Helper()
+	if n >= 1<<24 {
+		t.Fatalf("virq takes at most %d interrupts", 1<<24-1)
+	}
+	reports := make(reportChan, n+1)
+	if err := vm.PIO.Register(guest.PortReport, 4, "report", reports); err != nil {
+		t.Fatal(err)
+	}
+	vm.LoadImage(guest.Virq.Code, guest.LoadAddr)
+	e := guest.Virq.Entry()
+	e.Regs.RSI = 23 | uint64(n)<<8 // route IOAPIC pin 23 (nobody raises it) to 0x40; take n interrupts
+	if err := vm.SetEntry(0, e); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan Result, 1)
+	go func() {
+		res, err := vm.Run(context.Background())
+		if err != nil {
+			t.Error(err)
+		}
+		done <- res
+	}()
+	return reports, done
+}
+
+// reportChan is the report port as a channel: each value the guest writes
+// is sent on it (the channel must have room).
+type reportChan chan uint64
+
+func (c reportChan) Read(uint64, []byte) {}
+func (c reportChan) Write(_ uint64, d []byte) {
+	var b [8]byte
+	copy(b[:], d)
+	c <- binary.LittleEndian.Uint64(b[:])
+}
+
+// TestMSIVectorDeliversItsMessage: a signal on an MSI vector reaches the
+// virq guest's handler for vector 0x40, through the route SetMessage last
+// gave it (its first message, vector 0x41, would end the guest with 0xff).
+func TestMSIVectorDeliversItsMessage(t *testing.T) {
+	h := openHV(t)
+	vm, err := h.NewVM(Config{MemorySize: 2 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Close()
+	v, err := vm.EventFDs().NewMSIVector(0xfee00000, 0x41)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	if err := v.SetMessage(0xfee00000, 0x40); err != nil {
+		t.Fatal(err)
+	}
+	reports, done := startVirq(t, vm, 2)
+	for want := uint64(0); want < 3; want++ {
+		select {
+		case got := <-reports:
+			if got != want {
+				t.Fatalf("guest reported %d, want %d", got, want)
+			}
+		case res := <-done:
+			t.Fatalf("guest ended with %v after %d interrupts", res, want)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no report %d", want)
+		}
+		if want < 2 {
+			if err := v.Signal(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if res := <-done; res.Reason != StopExit || res.Status != 0x56 {
+		t.Errorf("Run = %v, want exit 0x56", res)
 	}
 }

@@ -24,9 +24,18 @@ const maxPCISlots = 32
 
 // AddVirtio puts dev on the PCI bus as a modern virtio-pci function in the
 // next free slot (00:01.0 first), with BAR0 in the PCI window at
-// layout.VirtioBARs and MSI-X through KVM_SIGNAL_MSI. Call it before the VM
-// runs; a Reset of the VM resets the device with it. Queue notifications
-// reach the device through ioeventfds, off the vCPU threads.
+// layout.VirtioBARs. Call it before the VM runs; a Reset of the VM resets
+// the device with it, and its Close stops the device and releases what the
+// function holds.
+//
+// The data path stays off the vCPU threads both ways: queue notifications
+// reach the device through ioeventfds (KVM matches the guest's write and
+// signals an eventfd, without an exit), and each MSI-X vector the driver
+// unmasks gets a KVM irqfd (hv.MSIVector: a GSI of its own routed to the
+// vector's message), so an interrupt is an eventfd write from the device's
+// goroutine. If a route cannot be made (no in-kernel irqchip, the VM's MSI
+// GSIs used up), the function logs a warning and sends its messages with
+// KVM_SIGNAL_MSI instead.
 func (p *Platform) AddVirtio(vm *hv.VM, dev virtio.Device) (*virtiopci.Function, error) {
 	p.slots++
 	slot := p.slots
@@ -43,6 +52,13 @@ func (p *Platform) AddVirtio(vm *hv.VM, dev virtio.Device) (*virtiopci.Function,
 		Logger: vm.Logger(),
 		MSI: func(lo, hi, data uint32) error {
 			return vm.SignalMSI(kvm.MSI{AddressLo: lo, AddressHi: hi, Data: data})
+		},
+		NewVector: func(addr uint64, data uint32) (virtiopci.Vector, error) {
+			v, err := vm.EventFDs().NewMSIVector(addr, data)
+			if err != nil {
+				return nil, err // not a nil *MSIVector in a non-nil Vector
+			}
+			return v, nil
 		},
 		MoveBAR: func(old, new uint32) error {
 			if err := moveBAR(vm, f, name, old, new); err != nil {
@@ -69,7 +85,7 @@ func (p *Platform) AddVirtio(vm *hv.VM, dev virtio.Device) (*virtiopci.Function,
 	if notify, err = startNotifiers(vm, f, bar); err != nil {
 		return nil, err
 	}
-	vm.OnClose(dev.Reset)
+	vm.OnClose(f.Close)
 	p.virtio = append(p.virtio, f)
 	return f, nil
 }

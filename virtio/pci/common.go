@@ -178,14 +178,34 @@ func (f *Function) writeStatus(s uint8) {
 	}
 }
 
-// Reset resets the function as a write of 0 to device_status does: the
-// device stops and takes its hands off guest memory, and every register
-// returns to its power-on value. The VM's own reset calls it, before it
-// clears guest RAM.
+// Reset resets the function as the machine's reset does, before it clears
+// guest RAM: what a write of 0 to device_status does (the device stops and
+// takes its hands off guest memory, the virtio registers return to their
+// power-on values), and the PCI function's own state too: the command
+// register, MSI-X disabled with every vector masked and nothing pending,
+// every Vector released. BAR0 stays where it is, as firmware would leave an
+// assignment the next kernel can keep.
 func (f *Function) Reset() {
 	f.lifecycle.Lock()
 	defer f.lifecycle.Unlock()
 	f.reset()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.space[regCommand], f.space[regCommand+1] = 0, 0
+	f.space[capMSIX+3] = 0 // MSI-X enable and function mask
+	f.msix.reset()
+}
+
+// Close stops the device and releases the function's Vectors for good; a
+// Vector is never made again. The VM's Close calls it, while the VM's
+// descriptor is still open.
+func (f *Function) Close() {
+	f.lifecycle.Lock()
+	defer f.lifecycle.Unlock()
+	f.dev.Reset()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.msix.close()
 }
 
 // reset stops the device and returns every register to its power-on value.
@@ -244,9 +264,10 @@ func (f *Function) interrupt(q int) {
 // f.mu.
 func (f *Function) raise(vector uint16, isrBit uint8) {
 	if f.msix.enabled {
-		f.msix.signal(vector, f.cfg.MSI, f.log)
+		f.msix.signal(vector)
 		return
 	}
+	f.stats.INTx++
 	f.regs.isr |= isrBit
 	if f.cfg.INTx != nil && f.space[regCommand+1]&(commandNoINTx>>8) == 0 {
 		f.cfg.INTx.SetLevel(true)

@@ -9,6 +9,11 @@
 // vendor capabilities and an MSI-X capability. Interrupts go out as MSI-X
 // messages (one vector per queue and one for configuration changes, as
 // Linux asks) or, before the driver enables MSI-X, as INTx on a level line
-// with the ISR bits. Function is independent of KVM: it reaches the VM only
-// through Config's callbacks, so it is tested without one.
+// with the ISR bits. Each MSI-X vector the driver unmasks can have a Vector
+// of its own (Config.NewVector: a KVM irqfd in pc), so that an interrupt is
+// an eventfd write rather than an ioctl; the function keeps its route on
+// the vector's message, holds interrupts in the pending bits while the
+// vector is masked, and falls back to Config.MSI if routing fails. Function
+// is independent of KVM: it reaches the VM only through Config's
+// callbacks, so it is tested without one.
 package pci

@@ -21,8 +21,18 @@ type Config struct {
 	// MoveBAR re-registers BAR0's region when the driver programs another
 	// address into it (a kernel that reassigns PCI resources).
 	MoveBAR func(old, new uint32) error
-	// MSI sends the message an MSI-X table entry holds (KVM_SIGNAL_MSI).
+	// MSI sends the message an MSI-X table entry holds (KVM_SIGNAL_MSI):
+	// for every message when NewVector is nil, else the fallback.
 	MSI func(addrLo, addrHi, data uint32) error
+	// NewVector, if set, gives an MSI-X vector a Vector of its own routed to
+	// the message (a KVM irqfd: the device's interrupts then cost an
+	// eventfd write, no ioctl). The function asks for one when the driver
+	// first makes a vector live (MSI-X enabled, vector and function
+	// unmasked), reroutes it when the driver rewrites the message, and
+	// closes it when the driver disables MSI-X, at Reset and at Close. If it
+	// or a reroute fails, the function logs a warning and sends every
+	// message through MSI until MSI-X is disabled or the function reset.
+	NewVector func(addr uint64, data uint32) (Vector, error)
 	// INTx is the function's INTA# line, level-triggered, for a driver that
 	// does not enable MSI-X; IRQ is its GSI, shown in the Interrupt Line
 	// register.
@@ -31,6 +41,23 @@ type Config struct {
 	// Logger gets the driver's mistakes and the device's failures; nil
 	// means slog.Default().
 	Logger *slog.Logger
+}
+
+// Stats counts a function's queue notifications by the way they arrived
+// and its interrupts by the way they left, for tests and metrics.
+type Stats struct {
+	// NotifyMMIO counts queue notifications written to BAR0 and served by
+	// Write: each one an exit to a vCPU thread.
+	NotifyMMIO uint64
+	// NotifyEventFD counts queue notifications passed by Notify: an
+	// ioeventfd's, which KVM matched without an exit.
+	NotifyEventFD uint64
+	// IRQFD counts MSI-X messages signalled on a Vector (an irqfd).
+	IRQFD uint64
+	// MSI counts MSI-X messages sent through Config.MSI (KVM_SIGNAL_MSI).
+	MSI uint64
+	// INTx counts interrupts raised with the ISR on INTx.
+	INTx uint64
 }
 
 // Function is one virtio device as a PCI function: its configuration space
@@ -51,6 +78,7 @@ type Function struct {
 	barSize   bool      // the driver wrote all ones to BAR0: reads give the size
 	regs      common
 	msix      msixTable
+	stats     Stats
 }
 
 // New returns the function for dev, reset.
@@ -66,6 +94,7 @@ func New(dev virtio.Device, cfg Config) (*Function, error) {
 	if f.log == nil {
 		f.log = slog.Default()
 	}
+	f.msix = msixTable{send: cfg.MSI, newVector: cfg.NewVector, log: f.log, stats: &f.stats}
 	f.msix.init(n + 1) // one vector per queue, one for configuration changes
 	f.regs.init(dev.QueueSizes())
 	f.initSpace()
@@ -150,7 +179,7 @@ func (f *Function) ConfigWrite(_, _, _ uint8, reg uint16, data []byte) {
 		moved = f.barWritten()
 	}
 	if reg < capMSIX+4 && int(reg)+len(data) > capMSIX+2 {
-		f.msix.setControl(binary.LittleEndian.Uint16(f.space[capMSIX+2:]), f.cfg.MSI)
+		f.msix.setControl(binary.LittleEndian.Uint16(f.space[capMSIX+2:]))
 	}
 	f.mu.Unlock()
 	if moved[0] != moved[1] && f.cfg.MoveBAR != nil {
@@ -218,12 +247,12 @@ func (f *Function) Write(off uint64, data []byte) {
 	case off >= commonOffset && off < commonOffset+commonSize:
 		f.writeCommon(off-commonOffset, data)
 	case off >= notifyOffset && off < notifyOffset+notifySize:
-		f.notify(int((off - notifyOffset) / NotifyMultiplier))
+		f.notify(int((off-notifyOffset)/NotifyMultiplier), true)
 	case off >= deviceOffset && off < deviceOffset+deviceSize:
 		f.dev.WriteConfig(off-deviceOffset, data)
 	case off >= msixTableOff && off < msixPBAOff:
 		f.mu.Lock()
-		f.msix.write(off-msixTableOff, data, f.cfg.MSI)
+		f.msix.write(off-msixTableOff, data)
 		f.mu.Unlock()
 	}
 }
@@ -248,14 +277,20 @@ func (f *Function) readISR(data []byte) {
 // and the queue enabled: what a write to the queue's notification address
 // does, for a transport that receives those writes some other way (an
 // ioeventfd, NotifyAddress).
-func (f *Function) Notify(q int) { f.notify(q) }
+func (f *Function) Notify(q int) { f.notify(q, false) }
 
 // NumQueues returns the number of the device's queues.
 func (f *Function) NumQueues() int { return len(f.dev.QueueSizes()) }
 
-// notify passes a queue notification to an active device.
-func (f *Function) notify(q int) {
+// notify passes a queue notification to an active device; viaMMIO says it
+// came as a write to BAR0 (else through Notify), for Stats.
+func (f *Function) notify(q int, viaMMIO bool) {
 	f.mu.Lock()
+	if viaMMIO {
+		f.stats.NotifyMMIO++
+	} else {
+		f.stats.NotifyEventFD++
+	}
 	ok := f.regs.Active && q < len(f.regs.Queues) && f.regs.Queues[q].Enable
 	f.mu.Unlock()
 	if ok {
@@ -267,4 +302,11 @@ func (f *Function) notify(q int) {
 // register, where a transport may put an ioeventfd.
 func (f *Function) NotifyOffset(q int) uint64 {
 	return notifyOffset + uint64(q)*NotifyMultiplier
+}
+
+// Stats returns the function's counts so far.
+func (f *Function) Stats() Stats {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.stats
 }

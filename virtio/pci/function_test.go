@@ -28,16 +28,23 @@ type rig struct {
 	mem   *memory.Guest
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t *testing.T) *rig { return newRigWith(t, nil) }
+
+// newRigWith is newRig with its Config changed by with, if not nil.
+func newRigWith(t *testing.T, with func(*Config)) *rig {
 	mem, err := memory.New([]memory.Range{{GPA: 0, Size: 1 << 20}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { mem.Close() })
 	r := &rig{t: t, dev: &virtiotest.Device{}, line: &fakeLine{}, mem: mem}
-	r.f, err = New(r.dev, Config{Mem: mem, BAR: 0xc0008000, INTx: r.line, IRQ: 10,
+	cfg := Config{Mem: mem, BAR: 0xc0008000, INTx: r.line, IRQ: 10,
 		MSI:     func(lo, hi, data uint32) error { r.msis = append(r.msis, msg{lo, hi, data}); return nil },
-		MoveBAR: func(o, n uint32) error { r.moves = append(r.moves, [2]uint32{o, n}); return nil }})
+		MoveBAR: func(o, n uint32) error { r.moves = append(r.moves, [2]uint32{o, n}); return nil }}
+	if with != nil {
+		with(&cfg)
+	}
+	r.f, err = New(r.dev, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
