@@ -66,7 +66,7 @@ func fakeMaker() machineMaker {
 
 // fakeService returns a hypercall service whose VMs are fake machines.
 func fakeService(t testing.TB) *Service {
-	s := &Service{make: fakeMaker()}
+	s := newService(nil, fakeMaker())
 	t.Cleanup(func() { s.Close() })
 	return s
 }

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"ember/acrn"
 	"ember/hv"
@@ -136,9 +137,9 @@ var seqOps = [...]seqOp{
 	opRegions:      {"HC_VM_SET_MEMORY_REGIONS", (*seqState).setRegions},
 	opIOReqBuffer:  {"HC_SET_IOREQ_BUFFER", (*seqState).setIOReqBuffer},
 	opRegs:         {"HC_SET_VCPU_REGS", (*seqState).setRegs},
-	opStart:        {"HC_START_VM", lifecycle(acrn.HCStartVM, "HC_START_VM", "running")},
-	opPause:        {"HC_PAUSE_VM", lifecycle(acrn.HCPauseVM, "HC_PAUSE_VM", "paused", "powered-off")},
-	opReset:        {"HC_RESET_VM", lifecycle(acrn.HCResetVM, "HC_RESET_VM", "created")},
+	opStart:        {"HC_START_VM", lifecycleOp(acrn.HCStartVM, "HC_START_VM", "running")},
+	opPause:        {"HC_PAUSE_VM", lifecycleOp(acrn.HCPauseVM, "HC_PAUSE_VM", "paused", "powered-off")},
+	opReset:        {"HC_RESET_VM", lifecycleOp(acrn.HCResetVM, "HC_RESET_VM", "created")},
 	opDestroy:      {"HC_DESTROY_VM", (*seqState).destroy},
 	opNotify:       {"HC_NOTIFY_REQUEST_FINISH", (*seqState).notify},
 	opWriteProtect: {"HC_VM_WRITE_PROTECT_PAGE", (*seqState).writeProtect},
@@ -621,9 +622,9 @@ func (s *seqState) setRegs(a seqArgs) {
 	s.call("HC_SET_VCPU_REGS", acrn.HCSetVCPURegs, id, p)
 }
 
-// lifecycle returns the operation making hypercall hc on target a0; on
+// lifecycleOp returns the operation making hypercall hc on target a0; on
 // success the VM must be in one of the states want.
-func lifecycle(hc acrn.ID, name string, want ...string) func(*seqState, seqArgs) {
+func lifecycleOp(hc acrn.ID, name string, want ...string) func(*seqState, seqArgs) {
 	return func(s *seqState, a seqArgs) {
 		id := s.vmID(a.b(0))
 		if s.call(name, hc, id, 0) == 0 {
@@ -719,7 +720,7 @@ func (s *seqState) injectMSI(a seqArgs) {
 // a12: its delay for replyLate, in 20 µs.
 func (s *seqState) emulate(a seqArgs) {
 	id := uint16(s.vmID(a.b(0)))
-	e := s.h.table.lookup(uint64(id))
+	e := s.h.table.ids.Lookup(uint64(id))
 	if e == nil {
 		s.logf("emulate on VM %d: no such VM", id)
 		return
@@ -1283,4 +1284,10 @@ func seqSeeds() [][]byte {
 		full = append(full, seqRec(opCreate, 1))
 	}
 	return append(seeds, seqSeq(full...))
+}
+
+// slotState returns a pointer to the state word of slot i of a request
+// buffer, for storing states the life cycle would refuse.
+func slotState(buf []byte, i int) *uint32 {
+	return (*uint32)(unsafe.Pointer(&buf[acrn.SlotStateOffset(i)]))
 }

@@ -2,6 +2,7 @@ package hypercall
 
 import (
 	"ember/acrn"
+	"ember/acrn/permission"
 	"ember/hv"
 )
 
@@ -29,9 +30,9 @@ func (e *hcVM) trap(c *hv.VCPU) {
 	cl := &call{h: e.h, from: e, vcpu: c, mem: e.vm.Memory(), id: acrn.ID(regs.R8), p1: regs.RDI, p2: regs.RSI}
 	v, rax := e.h.dispatch(cl, cpl)
 	switch v {
-	case injectGP:
+	case permission.InjectGP:
 		err = c.KVM().InjectException(13, true, 0)
-	case injectUD:
+	case permission.InjectUD:
 		err = c.KVM().InjectException(6, false, 0)
 	default:
 		regs.RAX = rax

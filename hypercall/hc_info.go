@@ -46,7 +46,7 @@ func hcGetPlatformInfo(c *call) acrn.Errno {
 		}
 		for id := uint64(0); id < MaxVMs; id++ {
 			var h acrn.VMConfigHeader
-			if e := c.h.table.lookup(id); e != nil {
+			if e := c.h.table.ids.Lookup(id); e != nil {
 				h.LoadOrder = uint32(e.load)
 				copy(h.Name[:], fmt.Sprintf("ember-vm%d", id))
 				h.GuestFlags = e.flags

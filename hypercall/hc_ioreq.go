@@ -2,8 +2,6 @@ package hypercall
 
 import (
 	"errors"
-	"sync/atomic"
-	"unsafe"
 
 	"ember/acrn"
 	"ember/ioreq"
@@ -23,13 +21,6 @@ func ioreqSlice(mem *memory.Guest, gpa uint64) ([]byte, acrn.Errno) {
 	return b, 0
 }
 
-// slotState returns a pointer to the state word of slot i of a request
-// buffer. The buffer is page-aligned host memory and the offset a multiple
-// of four, so the word is naturally aligned for atomic access.
-func slotState(buf []byte, i int) *uint32 {
-	return (*uint32)(unsafe.Pointer(&buf[acrn.SlotStateOffset(i)]))
-}
-
 // setIOReq records the request buffer, marks every slot FREE, as ACRN
 // does, and makes the page the Service VM's side of the VM's requests
 // (attachServiceVM, upcall.go). The caller holds e.mu and has checked the
@@ -45,16 +36,24 @@ func (e *hcVM) setIOReq(mem *memory.Guest, gpa uint64) {
 // HC_RESET_VM: whatever a Service VM left in its page from the last run is
 // void. The run has ended, so no request is in flight. The caller holds e.mu.
 func (e *hcVM) resetIOReq() {
+	if page := e.ioreqPage(); page != nil {
+		page.Reset()
+	}
+}
+
+// ioreqPage returns the request buffer HC_SET_IOREQ_BUFFER set, or nil if
+// none is set or the Service VM has unmapped its page since (the call
+// checked it once).
+func (e *hcVM) ioreqPage() *ioreq.Buffer {
 	if !e.ioreqSet {
-		return
+		return nil
 	}
 	buf, _ := ioreqSlice(e.ioreqMem, e.ioreqGPA)
-	if buf == nil { // the Service VM unmapped the page; SET_IOREQ_BUFFER checked it once
-		return
+	page, err := ioreq.NewBufferBytes(buf)
+	if err != nil {
+		return nil
 	}
-	for i := 0; i < acrn.IORequestMax; i++ {
-		atomic.StoreUint32(slotState(buf, i), uint32(acrn.StateFree))
-	}
+	return page
 }
 
 // hcSetIOReqBuffer is HC_SET_IOREQ_BUFFER: param1 is the target VM ID,
@@ -105,19 +104,13 @@ func hcNotifyRequestFinish(c *call, e *hcVM) acrn.Errno {
 			// itself (ServiceVMClient.Poll); ACRN ignores the call then.
 			return 0
 		}
-		if err != nil {
-			return finishErrno(err)
-		}
-		e.finished.Add(1)
-		return 0
+		return finishErrno(err)
 	}
-	buf, r := ioreqSlice(e.ioreqMem, e.ioreqGPA)
-	if r != 0 {
-		return r
+	page := e.ioreqPage()
+	if page == nil {
+		return acrn.EFAULT
 	}
-	if atomic.CompareAndSwapUint32(slotState(buf, int(c.p2)), uint32(acrn.StateComplete), uint32(acrn.StateFree)) {
-		e.finished.Add(1)
-	}
+	page.Release(int(c.p2)) // COMPLETE -> FREE, or left alone
 	return 0
 }
 

@@ -87,7 +87,7 @@ type access struct {
 }
 
 func (s *hostServiceVM) read(port uint16) <-chan access {
-	m := s.h.table.lookup(uint64(s.id)).vm
+	m := s.h.table.ids.Lookup(uint64(s.id)).vm
 	req := ioreq.PIORequest(acrn.DirRead, port, 4, 0)
 	if m.Config().CompletionPolling {
 		req.CompletionPolling = 1 // as hv's vCPU sets it

@@ -2,10 +2,10 @@ package hypercall
 
 import (
 	"errors"
-	"sort"
 	"time"
 
 	"ember/acrn"
+	"ember/hypercall/intrmon"
 	"ember/kvm"
 )
 
@@ -22,50 +22,19 @@ const maxIntrDelayMs = 60_000
 // msiSource is the interrupt-monitor source of an MSI with vector v.
 func msiSource(v uint8) uint32 { return 0x10000 | uint32(v) }
 
-// count records one injection from source.
-func (e *hcVM) count(source uint32) {
-	e.intrMu.Lock()
-	e.intrCount[source]++
-	e.intrMu.Unlock()
-}
-
-// errQueueFull is an injection INTR_CMD_DELAY_INT would postpone beyond
-// maxDelayed pending ones.
-var errQueueFull = errors.New("hypercall: too many delayed injections")
-
-// inject runs f now and returns its error, or queues it to run after the
-// delay INTR_CMD_DELAY_INT set (its error then has no caller to go to).
-// While a delay is in force every injection is queued, so none overtakes an
-// earlier one.
-func (e *hcVM) inject(f func() error) error {
-	d := e.intrDelay.Load()
-	if d <= 0 {
-		// Injections queued before the delay was cancelled go first.
-		if e.intrQ.busy() {
-			if !e.intrQ.push(time.Now(), f) {
-				return errQueueFull
-			}
-			return nil
-		}
-		return f()
-	}
-	if !e.intrQ.push(time.Now().Add(time.Duration(d)*time.Millisecond), f) {
-		return errQueueFull
-	}
-	return nil
-}
-
 // raise is what both interrupt hypercalls end with: -ENODEV for a VM without
 // the in-kernel irqchip, else the source counted (unless count is false: a
-// line set low raises nothing) and f injected, -EINVAL if KVM refuses.
+// line set low raises nothing) and f injected, now or after the delay
+// INTR_CMD_DELAY_INT set (intrmon.Monitor.Inject): -EINVAL if KVM refuses,
+// -EBUSY if too many injections are postponed already.
 func (e *hcVM) raise(source uint32, count bool, f func() error) acrn.Errno {
 	if e.vm.Config().NoIRQChip {
 		return acrn.ENODEV
 	}
 	if count {
-		e.count(source)
+		e.intr.Count(source)
 	}
-	if err := e.inject(f); errors.Is(err, errQueueFull) {
+	if err := e.intr.Inject(f); errors.Is(err, intrmon.ErrQueueFull) {
 		return acrn.EBUSY
 	} else if err != nil {
 		return acrn.EINVAL
@@ -129,28 +98,21 @@ func hcVMIntrMonitor(c *call, e *hcVM) acrn.Errno {
 		if m.BufCnt > acrn.MaxPtdevNum*2 {
 			return acrn.EINVAL
 		}
-		e.intrMu.Lock()
-		srcs := make([]uint32, 0, len(e.intrCount))
-		for s := range e.intrCount {
-			srcs = append(srcs, s)
-		}
-		sort.Slice(srcs, func(i, j int) bool { return srcs[i] < srcs[j] })
 		n := 0
-		for _, s := range srcs {
+		for _, sc := range e.intr.Counts() {
 			if 2*n+1 >= int(m.BufCnt) {
 				break
 			}
-			m.Buffer[2*n], m.Buffer[2*n+1] = uint64(s), e.intrCount[s]
+			m.Buffer[2*n], m.Buffer[2*n+1] = uint64(sc.Source), sc.N
 			n++
 		}
-		e.intrMu.Unlock()
 		m.BufCnt = uint32(2 * n)
 		return c.write(c.p2, &m)
 	case acrn.IntrCmdDelayInt:
 		if m.Buffer[0] > maxIntrDelayMs {
 			return acrn.EINVAL
 		}
-		e.intrDelay.Store(int64(m.Buffer[0]))
+		e.intr.SetDelay(time.Duration(m.Buffer[0]) * time.Millisecond)
 		return 0
 	}
 	return acrn.EINVAL

@@ -1,10 +1,8 @@
 package hypercall
 
 import (
-	"fmt"
-	"os"
-
 	"ember/acrn"
+	"ember/hypercall/hostinfo"
 	"ember/memory"
 )
 
@@ -12,12 +10,6 @@ import (
 // passthrough request is recorded (VMStatus.Refused) and answered -ENODEV,
 // never a silent success. Invalid requests get -EINVAL first, so a device
 // model learns about its own mistakes on any host.
-
-// hostPCIExists reports whether the host has PCI function bdf on segment 0.
-func hostPCIExists(bdf uint16) bool {
-	_, err := os.Stat(fmt.Sprintf("/sys/bus/pci/devices/0000:%02x:%02x.%d", bdf>>8, bdf>>3&0x1f, bdf&7))
-	return err == nil
-}
 
 // refuse records a valid passthrough request ember cannot carry out.
 func (e *hcVM) refusePassthrough() acrn.Errno {
@@ -61,7 +53,7 @@ const (
 )
 
 func pciDevValid(d *acrn.PCIDev) bool {
-	return d.Type&^acrn.PtdevQuirkAssign == 0 && d.VirtBDF != 0 && d.IntrPin <= 4 && hostPCIExists(d.PhysBDF)
+	return d.Type&^acrn.PtdevQuirkAssign == 0 && d.VirtBDF != 0 && d.IntrPin <= 4 && hostinfo.PCIExists(d.PhysBDF)
 }
 
 // hcAssignPCIDev is HC_ASSIGN_PCIDEV: param1 is the target VM ID, param2

@@ -1,80 +1,39 @@
 package hypercall
 
 import (
-	"fmt"
-	"os"
-	"sort"
-	"strconv"
-	"strings"
-
 	"ember/acrn"
+	"ember/hypercall/hostinfo"
 )
 
-// sysCPU is where the host's cpufreq and cpuidle data are read from.
-var sysCPU = "/sys/devices/system/cpu"
-
-func readSys(path string) (string, bool) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", false
-	}
-	return strings.TrimSpace(string(b)), true
-}
-
-func readSysUint(path string) uint64 {
-	s, _ := readSys(path)
-	v, _ := strconv.ParseUint(s, 10, 64)
-	return v
-}
-
-// hostPStates returns the host's P-states from cpufreq, fastest first: the
-// scaling_available_frequencies of cpu, or its min and max.
+// hostPStates returns host CPU cpu's P-states (hostinfo.PStates) as ACRN's
+// table: fastest first, the index as control and status, at most
+// acrn.MaxPState of them.
 func hostPStates(cpu int) []acrn.PStateData {
-	dir := fmt.Sprintf("%s/cpu%d/cpufreq/", sysCPU, cpu)
-	var khz []uint64
-	if s, ok := readSys(dir + "scaling_available_frequencies"); ok {
-		for _, f := range strings.Fields(s) {
-			if v, err := strconv.ParseUint(f, 10, 64); err == nil && v > 0 {
-				khz = append(khz, v)
-			}
-		}
-	} else if hi, lo := readSysUint(dir+"cpuinfo_max_freq"), readSysUint(dir+"cpuinfo_min_freq"); hi > 0 {
-		khz = append(khz, hi)
-		if lo > 0 && lo != hi {
-			khz = append(khz, lo)
-		}
-	}
-	sort.Slice(khz, func(i, j int) bool { return khz[i] > khz[j] })
-	lat := readSysUint(dir+"cpuinfo_transition_latency") / 1000
 	var ps []acrn.PStateData
-	for i, f := range khz {
+	for i, p := range hostinfo.PStates(cpu) {
 		if i == acrn.MaxPState {
 			break
 		}
-		ps = append(ps, acrn.PStateData{CoreFrequency: f / 1000, TransitionLatency: lat,
+		ps = append(ps, acrn.PStateData{CoreFrequency: p.KHz / 1000, TransitionLatency: uint64(p.Latency.Microseconds()),
 			Control: uint64(i), Status: uint64(i)})
 	}
 	return ps
 }
 
-// hostCStates returns the host's C-states from cpuidle, without the POLL
-// state (C0 is not an entry): entry i+1 of ACRN's table is element i.
+// hostCStates returns host CPU cpu's C-states (hostinfo.CStates, POLL left
+// out: C0 is not an entry) as ACRN's table: entry i+1 of ACRN's table is
+// element i, at most acrn.MaxCxEntry of them.
 func hostCStates(cpu int) []acrn.CStateData {
 	var cs []acrn.CStateData
-	for i := 0; len(cs) < acrn.MaxCxEntry; i++ {
-		dir := fmt.Sprintf("%s/cpu%d/cpuidle/state%d/", sysCPU, cpu, i)
-		name, ok := readSys(dir + "name")
-		if !ok {
+	for _, c := range hostinfo.CStates(cpu) {
+		if len(cs) == acrn.MaxCxEntry {
 			break
-		}
-		if name == "POLL" {
-			continue
 		}
 		cs = append(cs, acrn.CStateData{
 			CxReg:   acrn.ACPIGenericAddress{SpaceID: acrn.SpaceFFixedHW, BitWidth: 1, BitOffset: 2, AccessSize: 1},
 			Type:    uint8(len(cs) + 1),
-			Latency: uint32(readSysUint(dir + "latency")),
-			Power:   readSysUint(dir + "power"),
+			Latency: uint32(c.Latency.Microseconds()),
+			Power:   c.PowerMW,
 		})
 	}
 	return cs

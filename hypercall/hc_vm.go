@@ -7,8 +7,8 @@ import (
 	"runtime"
 
 	"ember/acrn"
+	"ember/acrn/kvmregs"
 	"ember/hv"
-	"ember/kvm"
 )
 
 // knownGuestFlags are the GUEST_FLAG_* bits acrn defines; HC_CREATE_VM
@@ -52,7 +52,6 @@ func hcCreateVM(c *call) acrn.Errno {
 		return acrn.ENOMEM
 	}
 	e.mu.Lock()
-	e.state = vmCreated
 	e.affinity = cr.CPUAffinity
 	e.mu.Unlock()
 	cr.VMID, cr.VCPUNum = e.id, uint16(n)
@@ -63,73 +62,15 @@ func hcCreateVM(c *call) acrn.Errno {
 	return 0
 }
 
-// running reports whether a run started by HC_START_VM is still going. The
-// caller holds e.mu.
-func (e *hcVM) running() bool { return e.run != nil && !e.run.Finished() }
-
-// curState is e.state, with a run that ended on its own (the guest exited or
-// failed) seen as powered off. The caller holds e.mu.
-func (e *hcVM) curState() vmState {
-	if (e.state == vmRunning || e.state == vmPaused) && e.run != nil && e.run.Finished() {
-		e.state = vmPoweredOff
-	}
-	return e.state
-}
-
-// stopRun ends a run HC_START_VM started and waits for it. The caller holds
-// e.mu; the run's goroutine does not take it.
-func (e *hcVM) stopRun() {
-	if e.run == nil {
-		return
-	}
-	e.run.Stop()
-	e.vm.Resume() // a paused VM must not start its next run paused
-}
-
-// runResult is how a finished run ended, Run's own failure as a StopError.
-func runResult(b *hv.Background) hv.Result {
-	res, err := b.Wait()
-	if err != nil {
-		res = hv.Result{Reason: hv.StopError, Err: err}
-	}
-	return res
-}
-
 // destroy pauses the VM, ends its run and releases it (the cleanup of VMs
 // whose Service VM goes away, and of the service).
 func (e *hcVM) destroy() {
 	e.mu.Lock()
-	if !e.kill() {
-		e.mu.Unlock()
-		return
-	}
+	killed := e.life.Kill()
 	e.mu.Unlock()
-	e.vm.Close()
-}
-
-// kill marks the entry dead and ends its run, reporting false if it was
-// dead already. The caller holds e.mu and closes the VM after releasing it.
-func (e *hcVM) kill() bool {
-	if e.dead {
-		return false
+	if killed {
+		e.vm.Close()
 	}
-	e.dead = true
-	if e.running() {
-		e.vm.Pause()
-	}
-	e.stopRun()
-	return true
-}
-
-// stopped reports whether a VM may be reset or destroyed: paused, as ACRN
-// asks, or powered off — a run that ended on its own (the guest exited, shut
-// down or failed). ACRN has no such state for a VM whose guest powers off
-// (its device model sees the guest's power-off request and pauses the VM);
-// in ember the run is over, and the VM is treated as paused. The caller
-// holds e.mu.
-func (e *hcVM) stopped() bool {
-	s := e.curState()
-	return s == vmPaused || s == vmPoweredOff
 }
 
 // hcDestroyVM is HC_DESTROY_VM: param1 is the target VM ID, which must be
@@ -142,11 +83,11 @@ func hcDestroyVM(c *call) acrn.Errno {
 	}
 	// The state is checked and the entry killed under one lock, so no
 	// HC_RESET_VM and HC_START_VM can slip in between.
-	if !e.stopped() {
+	if !e.life.Stopped() {
 		e.mu.Unlock()
 		return acrn.EPERM
 	}
-	killed := e.kill()
+	killed := e.life.Kill()
 	e.mu.Unlock()
 	if killed {
 		e.vm.Close()
@@ -159,11 +100,9 @@ func hcDestroyVM(c *call) acrn.Errno {
 // buffer set; anything else is -EPERM, as in ACRN v2.6, where a paused VM is
 // reset before it starts again.
 func hcStartVM(c *call, e *hcVM) acrn.Errno {
-	if !e.ioreqSet || e.curState() != vmCreated {
+	if !e.ioreqSet || !e.life.Start() {
 		return acrn.EPERM
 	}
-	e.run = e.vm.Start()
-	e.lastRun, e.state = e.run, vmRunning
 	return 0
 }
 
@@ -172,15 +111,9 @@ func hcStartVM(c *call, e *hcVM) acrn.Errno {
 // stopped: the pause does not wait on requests, as ACRN's does not); a
 // created one becomes paused without having run. Pausing a paused or
 // powered-off VM succeeds and does nothing (ACRN refuses a powered-off one,
-// but ember's powered off is ACRN's paused, see stopped).
+// but ember's powered off is ACRN's paused: package lifecycle).
 func hcPauseVM(c *call, e *hcVM) acrn.Errno {
-	switch e.curState() {
-	case vmRunning:
-		e.vm.Pause()
-		e.state = vmPaused
-	case vmCreated:
-		e.state = vmPaused
-	}
+	e.life.Pause()
 	return 0
 }
 
@@ -191,11 +124,10 @@ func hcPauseVM(c *call, e *hcVM) acrn.Errno {
 // every slot of its request buffer is FREE again (ACRN's reset_vm_ioreqs).
 // The VM is then in the created state and can be started again.
 func hcResetVM(c *call, e *hcVM) acrn.Errno {
-	if !e.stopped() {
+	if !e.life.Stopped() {
 		return acrn.EPERM
 	}
-	e.stopRun()
-	e.run = nil
+	e.life.EndRun()
 	if err := e.vm.ResetState(); err != nil {
 		return acrn.EIO
 	}
@@ -205,7 +137,7 @@ func hcResetVM(c *call, e *hcVM) acrn.Errno {
 		}
 	}
 	e.resetIOReq()
-	e.state = vmCreated
+	e.life.Recreated()
 	return 0
 }
 
@@ -237,7 +169,7 @@ func hcSetVCPURegs(c *call, e *hcVM) acrn.Errno {
 	if regs.VCPUID != 0 {
 		return acrn.EINVAL
 	}
-	if e.running() {
+	if e.life.Running() {
 		return acrn.EPERM
 	}
 	if err := applyRegs(e.vm, &regs.VCPURegs); err != nil {
@@ -247,38 +179,13 @@ func hcSetVCPURegs(c *call, e *hcVM) acrn.Errno {
 	return 0
 }
 
-// applyRegs loads an acrn_regs into the BSP of m. CS comes with its VMX access
-// rights; the data segments are flat (base selector<<4, 64 KiB, in real
-// mode), TR a busy TSS and LDTR an LDT, as ACRN sets them.
+// applyRegs loads an acrn_regs into the BSP of m (kvmregs.Convert: the
+// segments as ACRN sets them).
 func applyRegs(m Machine, r *acrn.Regs) error {
-	g := &r.GPRs
-	regs := kvm.Regs{RAX: g.RAX, RBX: g.RBX, RCX: g.RCX, RDX: g.RDX, RSI: g.RSI, RDI: g.RDI,
-		RSP: g.RSP, RBP: g.RBP, R8: g.R8, R9: g.R9, R10: g.R10, R11: g.R11, R12: g.R12,
-		R13: g.R13, R14: g.R14, R15: g.R15, RIP: r.RIP, RFLAGS: r.RFlags | 2}
 	_, s, err := m.VCPURegs(0)
 	if err != nil {
 		return err
 	}
-	s.CR0, s.CR3, s.CR4, s.EFER = r.CR0, r.CR3, r.CR4, r.IA32EFER
-	s.GDT = kvm.DTable{Base: r.GDT.Base, Limit: r.GDT.Limit}
-	s.IDT = kvm.DTable{Base: r.IDT.Base, Limit: r.IDT.Limit}
-	ar := r.CSAR
-	s.CS = kvm.Segment{Base: r.CSBase, Limit: r.CSLimit, Selector: r.CSSel, Type: uint8(ar & 0xf),
-		S: uint8(ar >> 4 & 1), DPL: uint8(ar >> 5 & 3), Present: uint8(ar >> 7 & 1),
-		AVL: uint8(ar >> 12 & 1), L: uint8(ar >> 13 & 1), DB: uint8(ar >> 14 & 1),
-		G: uint8(ar >> 15 & 1), Unusable: uint8(ar >> 16 & 1)}
-	pe := r.CR0&1 != 0
-	data := func(sel uint16) kvm.Segment {
-		d := kvm.Segment{Selector: sel, Type: 3, S: 1, Present: 1}
-		if pe {
-			d.Limit, d.G, d.DB = 0xffffffff, 1, 1
-		} else {
-			d.Base, d.Limit = uint64(sel)<<4, 0xffff
-		}
-		return d
-	}
-	s.SS, s.DS, s.ES, s.FS, s.GS = data(r.SSSel), data(r.DSSel), data(r.ESSel), data(r.FSSel), data(r.GSSel)
-	s.TR = kvm.Segment{Selector: r.TRSel, Limit: 0xffff, Type: 11, Present: 1}
-	s.LDT = kvm.Segment{Selector: r.LDTSel, Limit: 0xffff, Type: 2, Present: 1}
+	regs, s := kvmregs.Convert(r, s)
 	return m.SetVCPURegs(0, regs, s)
 }

@@ -2,6 +2,7 @@ package hypercall
 
 import (
 	"ember/acrn"
+	"ember/acrn/permission"
 	"ember/hv"
 	"ember/memory"
 )
@@ -126,31 +127,31 @@ func (h *Service) HypercallFrom(vm *hv.VM, id acrn.ID, param1, param2 uint64) ui
 
 // verdictResult is the RAX value for a verdict; vmcall.c leaves RAX alone
 // for #GP (-EACCES) and #UD (-ENODEV), and a Go caller gets those values.
-func verdictResult(v verdict, r uint64) uint64 {
+func verdictResult(v permission.Verdict, r uint64) uint64 {
 	switch v {
-	case injectGP:
+	case permission.InjectGP:
 		return acrn.EACCES.Result()
-	case injectUD:
+	case permission.InjectUD:
 		return acrn.ENODEV.Result()
 	}
 	return r
 }
 
-// dispatch checks the caller's rights and runs the handler. It returns the
-// verdict and, for allow and refuse, the RAX value.
-func (h *Service) dispatch(c *call, cpl uint8) (verdict, uint64) {
+// dispatch checks the caller's rights (permission.Check) and runs the
+// handler. It returns the verdict and, for Allow and Refuse, the RAX value.
+func (h *Service) dispatch(c *call, cpl uint8) (permission.Verdict, uint64) {
 	service, flags := true, uint64(0)
 	if c.from != nil {
 		service, flags = c.from.load == loadService, c.from.flags
 	}
-	v := checkPermission(service, flags, cpl, c.id)
+	v := permission.Check(service, flags, cpl, c.id)
 	var rax uint64
 	switch v {
-	case allow:
+	case permission.Allow:
 		if e := runHandler(c); e != 0 {
 			rax = e.Result()
 		}
-	case refuse:
+	case permission.Refuse:
 		rax = acrn.EINVAL.Result()
 	default:
 		h.counts.add(c.id, outcome(v, 0))
@@ -209,12 +210,12 @@ func (c *call) write(gpa uint64, v acrn.Codec) acrn.Errno {
 // reach past the VMs it owns. The entry's lock is held on return; the
 // caller unlocks it.
 func (c *call) target(vmid uint64) (*hcVM, acrn.Errno) {
-	e := c.h.table.lookup(vmid)
+	e := c.h.table.ids.Lookup(vmid)
 	if e == nil || e == c.from || e.load != loadPost {
 		return nil, acrn.EINVAL
 	}
 	e.mu.Lock()
-	if e.dead {
+	if e.life.Dead() {
 		e.mu.Unlock()
 		return nil, acrn.EINVAL
 	}

@@ -2,13 +2,14 @@ package hypercall
 
 import (
 	"context"
-	"encoding/binary"
 	"math/rand"
 	"sync"
 	"testing"
 	"time"
 
 	"ember/acrn"
+	"ember/acrn/permission"
+	"ember/acrn/sbuf"
 	"ember/hv"
 	"ember/internal/kvmtest"
 )
@@ -95,36 +96,6 @@ func mapRegion(t testing.TB, h *Service, id uint16, typ, prot uint32, gpa, servi
 	return errnoOfResult(h.Hypercall(acrn.HCVMSetMemoryRegions, p, 0))
 }
 
-func TestCheckPermission(t *testing.T) {
-	tests := []struct {
-		name    string
-		service bool
-		flags   uint64
-		cpl     uint8
-		id      acrn.ID
-		want    verdict
-	}{
-		{"Service VM, ring 0, Service VM call", true, 0, 0, acrn.HCCreateVM, allow},
-		{"Service VM, ring 3", true, 0, 3, acrn.HCCreateVM, injectGP},
-		{"Service VM, ring 1", true, 0, 1, acrn.HCCreateVM, injectGP},
-		{"plain VM", false, 0, 0, acrn.HCGetAPIVersion, injectUD},
-		{"plain VM, ring 3: #UD, whatever the ring (seed 003)", false, 0, 3, acrn.HCGetAPIVersion, injectUD},
-		{"Trusty VM, ring 3: #GP(0)", false, acrn.GuestFlagSecureWorldEnabled, 3, acrn.HCWorldSwitch, injectGP},
-		{"Trusty VM, Trusty call", false, acrn.GuestFlagSecureWorldEnabled, 0, acrn.HCWorldSwitch, allow},
-		{"Trusty VM, Service VM call", false, acrn.GuestFlagSecureWorldEnabled, 0, acrn.HCCreateVM, refuse},
-		{"TEE VM, Trusty call: #UD, TEE is v3.0's, not the seed's (v2.6)", false, acrn.GuestFlagTEE, 0, acrn.HCWorldSwitch, injectUD},
-		{"Service VM, Trusty call", true, 0, 0, acrn.HCInitializeTrusty, refuse},
-		{"Service VM, unknown ID", true, 0, 0, 0x80000099, refuse},
-		{"Service VM, retired ID", true, 0, 0, acrn.HCAssignPtdev, refuse},
-		{"Service VM, HC_CREATE_VM's index with junk above", true, 0, 0, 0x1280000010, refuse},
-	}
-	for _, tt := range tests {
-		if got := checkPermission(tt.service, tt.flags, tt.cpl, tt.id); got != tt.want {
-			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
-		}
-	}
-}
-
 // TestEveryHypercallHasAHandler: every ID the permission model can allow is
 // served; runHandler's -EINVAL for a missing one is only a guard.
 func TestEveryHypercallHasAHandler(t *testing.T) {
@@ -156,14 +127,9 @@ func testHypercallTable(t *testing.T, h *Service) {
 	if len(hostCStates(0)) == 0 {
 		cxErr = acrn.ENODEV
 	}
-	sbuf := func(gpa uint64, eleNum, eleSize uint32) uint64 {
+	sbufAt := func(gpa uint64, eleNum, eleSize uint32) uint64 {
 		m, _ := h.ServiceMemory()
-		hdr := make([]byte, SbufHeadSize)
-		binary.LittleEndian.PutUint64(hdr, SbufMagic)
-		binary.LittleEndian.PutUint32(hdr[sbufEleNum:], eleNum)
-		binary.LittleEndian.PutUint32(hdr[sbufEleSize:], eleSize)
-		binary.LittleEndian.PutUint32(hdr[sbufSize:], eleNum*eleSize)
-		m.WriteAt(hdr, int64(gpa))
+		m.WriteAt(sbuf.Header(eleNum, eleSize), int64(gpa))
 		return gpa
 	}
 	type row struct {
@@ -280,9 +246,9 @@ func testHypercallTable(t *testing.T, h *Service) {
 		{"add vdev: pointer outside RAM", acrn.HCAddVDev, v(id), v(gpaBeyond), acrn.EFAULT},
 		{"remove vdev", acrn.HCRemoveVDev, v(id), at(&acrn.VDev{}), acrn.EINVAL},
 
-		{"sbuf", acrn.HCSetupSbuf, at(&acrn.SbufSetupParam{SbufID: acrn.SbufTrace, GPA: sbuf(0x20000, 64, 32)}), v(0), 0},
+		{"sbuf", acrn.HCSetupSbuf, at(&acrn.SbufSetupParam{SbufID: acrn.SbufTrace, GPA: sbufAt(0x20000, 64, 32)}), v(0), 0},
 		{"sbuf: bad magic", acrn.HCSetupSbuf, at(&acrn.SbufSetupParam{SbufID: acrn.SbufTrace, GPA: 0x21000}), v(0), acrn.EINVAL},
-		{"sbuf: size overflows", acrn.HCSetupSbuf, at(&acrn.SbufSetupParam{SbufID: acrn.SbufTrace, GPA: sbuf(0x22000, 1<<28, 32)}), v(0), acrn.EINVAL},
+		{"sbuf: size overflows", acrn.HCSetupSbuf, at(&acrn.SbufSetupParam{SbufID: acrn.SbufTrace, GPA: sbufAt(0x22000, 1<<28, 32)}), v(0), acrn.EINVAL},
 		{"sbuf: pcpu beyond host", acrn.HCSetupSbuf, at(&acrn.SbufSetupParam{PCPUID: 999}), v(0), acrn.EINVAL},
 		{"sbuf: SEP", acrn.HCSetupSbuf, at(&acrn.SbufSetupParam{SbufID: acrn.SbufSEP}), v(0), acrn.ENODEV},
 		{"sbuf: id 4", acrn.HCSetupSbuf, at(&acrn.SbufSetupParam{SbufID: 4}), v(0), acrn.EINVAL},
@@ -425,7 +391,7 @@ func testCreateVMFillsIDAndHonoursAffinity(t *testing.T, h *Service) {
 	}
 	hostRead(t, h, gpaParam, &cr)
 	st, ok := h.LookupVM(cr.VMID)
-	if !ok || cr.VCPUNum != 1 || h.table.lookup(uint64(cr.VMID)).vm.NumVCPUs() != 1 || !st.Hypercall || st.State != "created" {
+	if !ok || cr.VCPUNum != 1 || h.table.ids.Lookup(uint64(cr.VMID)).vm.NumVCPUs() != 1 || !st.Hypercall || st.State != "created" {
 		t.Fatalf("created %+v, status %+v", cr, st)
 	}
 	// Start is refused until the I/O request buffer is set.
@@ -571,22 +537,17 @@ func TestServiceVMSbufsGoWithIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	mem := e.vm.Memory()
-	hdr := make([]byte, SbufHeadSize)
-	binary.LittleEndian.PutUint64(hdr, SbufMagic)
-	binary.LittleEndian.PutUint32(hdr[sbufEleNum:], 4)
-	binary.LittleEndian.PutUint32(hdr[sbufEleSize:], TraceEntrySize)
-	binary.LittleEndian.PutUint32(hdr[sbufSize:], 4*TraceEntrySize)
-	mem.WriteAt(hdr, 0x2000)
+	mem.WriteAt(sbuf.Header(4, TraceEntrySize), 0x2000)
 	mem.WriteAt(acrn.Marshal(&acrn.SbufSetupParam{SbufID: acrn.SbufTrace, GPA: 0x2000}), 0x1000)
 	c := &call{h: h, from: e, mem: mem, id: acrn.HCSetupSbuf, p1: 0x1000}
-	if v, r := h.dispatch(c, 0); v != allow || r != 0 {
+	if v, r := h.dispatch(c, 0); v != permission.Allow || r != 0 {
 		t.Fatalf("HC_SETUP_SBUF from the Service VM: verdict %v, RAX %#x", v, r)
 	}
-	if n := h.table.sbufs.traces.Load(); n != 1 {
+	if n := h.table.sbufs.Traces(); n != 1 {
 		t.Fatalf("%d trace buffers registered, want 1", n)
 	}
 	e.vm.Close()
-	if n := h.table.sbufs.traces.Load(); n != 0 {
+	if n := h.table.sbufs.Traces(); n != 0 {
 		t.Errorf("%d trace buffers left after the Service VM closed, want 0", n)
 	}
 	h.Hypercall(acrn.HCGetAPIVersion, gpaParam, 0) // traced nowhere, and no fault
@@ -608,7 +569,7 @@ func TestServiceVMOfflineCPU(t *testing.T) {
 		want    acrn.Errno
 	}{{0, acrn.EINVAL}, {1, acrn.ENODEV}, {2, acrn.EINVAL}} {
 		c := &call{h: h, from: e, mem: e.vm.Memory(), id: acrn.HCSOSOfflineCPU, p1: tt.lapicID}
-		if v, r := h.dispatch(c, 0); v != allow || errnoOfResult(r) != tt.want {
+		if v, r := h.dispatch(c, 0); v != permission.Allow || errnoOfResult(r) != tt.want {
 			t.Errorf("LAPIC ID %d: verdict %v, %v; want %v", tt.lapicID, v, errnoOfResult(r), tt.want)
 		}
 	}

@@ -14,7 +14,7 @@ import (
 func TestDelayedInjectionsKeepTheirOrder(t *testing.T) {
 	h := fakeService(t)
 	id := createVM(t, h, 1)
-	m := h.table.lookup(uint64(id)).vm.(*fakeMachine)
+	m := h.table.ids.Lookup(uint64(id)).vm.(*fakeMachine)
 	delay := func(ms uint64) {
 		t.Helper()
 		p := hostWrite(t, h, gpaParam, &acrn.IntrMonitor{Cmd: acrn.IntrCmdDelayInt, Buffer: [48]uint64{ms}})

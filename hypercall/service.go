@@ -4,7 +4,11 @@ import (
 	"fmt"
 
 	"ember/acrn"
+	"ember/acrn/permission"
 	"ember/hv"
+	"ember/hypercall/lifecycle"
+	"ember/hypercall/memmap"
+	"ember/hypercall/vmid"
 )
 
 // Service is ember's ACRN hypercall service on one hv.Hypervisor: the VM
@@ -29,7 +33,12 @@ type Identity struct {
 }
 
 // New returns the hypercall service on h, with an empty VM table.
-func New(h *hv.Hypervisor) *Service { return &Service{hv: h, make: hvMaker(h)} }
+func New(h *hv.Hypervisor) *Service { return newService(h, hvMaker(h)) }
+
+// newService returns a service that makes its VMs with mk.
+func newService(h *hv.Hypervisor, mk machineMaker) *Service {
+	return &Service{hv: h, make: mk, table: vmTable{ids: vmid.New[hcVM](MaxVMs)}}
+}
 
 // Hypervisor returns the hypervisor the service creates VMs on.
 func (h *Service) Hypervisor() *hv.Hypervisor { return h.hv }
@@ -64,22 +73,23 @@ func (h *Service) NewVM(cfg hv.Config, id Identity) (*hv.VM, error) {
 
 // newVM builds a VM of the given load order and flags and its table entry.
 func (h *Service) newVM(cfg hv.Config, load int, flags uint64) (*hcVM, error) {
-	vmid, err := h.table.reserve(load, flags)
+	id, err := h.table.reserve(load, flags)
 	if err != nil {
 		return nil, err
 	}
-	cfg.ID = vmid
+	cfg.ID = id
 	cfg.CompletionPolling = flags&acrn.GuestFlagIOCompletionPolling != 0
 	vm, err := h.make(cfg)
 	if err != nil {
-		h.table.fill(vmid, nil)
+		h.table.ids.Fill(id, nil)
 		return nil, fmt.Errorf("hypercall: %w", err)
 	}
-	e := &hcVM{h: h, vm: vm, load: load, flags: flags, id: vmid, intrCount: map[uint32]uint64{}}
+	e := &hcVM{h: h, vm: vm, load: load, flags: flags, id: id, regions: memmap.New(vm), life: lifecycle.New(vm)}
+	e.regions.Quiesce = e.quiesce
 	// Only VMs that may make hypercalls make them often (a Service VM, a
 	// Trusty or TEE VM); the others' OUTs to the port are #UD.
-	vm.SetPortTrap(PortHypercall, e.trap, load == loadService || flags&guestFlagsAllowingHypercalls != 0)
+	vm.SetPortTrap(PortHypercall, e.trap, load == loadService || flags&permission.GuestFlagsAllowingHypercalls != 0)
 	vm.OnClose(e.unregister)
-	h.table.fill(vmid, e)
+	h.table.ids.Fill(id, e)
 	return e, nil
 }

@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"ember/acrn"
+	"ember/acrn/permission"
 )
 
 // callKey is one row of the hypercall counts: an ID and how it ended.
@@ -59,12 +60,10 @@ func (h *Service) Counts() []CallCount {
 }
 
 // outcome names how a call ended, for Counts.
-func outcome(v verdict, rax uint64) string {
+func outcome(v permission.Verdict, rax uint64) string {
 	switch v {
-	case injectGP:
-		return "#GP"
-	case injectUD:
-		return "#UD"
+	case permission.InjectGP, permission.InjectUD:
+		return v.String()
 	}
 	if v := int32(rax); v < 0 {
 		return acrn.Errno(-int64(v)).Name()
@@ -75,7 +74,7 @@ func outcome(v verdict, rax uint64) string {
 // VMs returns the status of every VM in the table, by VM ID.
 func (h *Service) VMs() []VMStatus {
 	var out []VMStatus
-	for _, e := range h.table.all() {
+	for _, e := range h.table.ids.All() {
 		if s, ok := h.LookupVM(e.id); ok {
 			out = append(out, s)
 		}

@@ -79,8 +79,9 @@ func (h *Service) guestUpcall(serviceVM *hcVM) func(int) error {
 // make the calls that get here). The caller holds e.mu.
 func (e *hcVM) attachServiceVM(mem *memory.Guest, buf []byte) {
 	t := &e.h.table
+	serviceVM := t.serviceVM()
 	t.mu.RLock()
-	serviceVM, hostUp := t.serviceVM, t.hostUpcall
+	hostUp := t.hostUpcall
 	t.mu.RUnlock()
 	var upcall func(int) error
 	switch {

@@ -5,10 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 
 	"ember/acrn"
+	"ember/acrn/permission"
+	"ember/acrn/sbuf"
 	"ember/hv"
+	"ember/hypercall/intrmon"
+	"ember/hypercall/lifecycle"
+	"ember/hypercall/memmap"
+	"ember/hypercall/vmid"
 	"ember/ioreq"
 	"ember/memory"
 )
@@ -33,29 +38,15 @@ const (
 	loadPost    = acrn.PostLaunchedVM // created by HC_CREATE_VM
 )
 
-// Lifecycle states of a VM created by HC_CREATE_VM (ACRN's VM_CREATED,
-// VM_RUNNING, VM_PAUSED, VM_POWERED_OFF).
-type vmState int
-
-const (
-	vmCreated vmState = iota
-	vmRunning
-	vmPaused
-	vmPoweredOff
-)
-
-func (s vmState) String() string {
-	return [...]string{"created", "running", "paused", "powered-off"}[s]
-}
-
-// vmTable maps ACRN VM IDs to VMs. Its lock guards the slots and the
-// callback vector; the sbufs and each entry have their own locks (see hcVM).
+// vmTable maps ACRN VM IDs to VMs (ids, with a lock of its own) and holds
+// what the service keeps beside them. Its lock guards the callback vector
+// and the host's upcall; the sbufs and each entry have their own locks (see
+// hcVM).
 type vmTable struct {
-	mu        sync.RWMutex
-	slots     [MaxVMs]*hcVM
-	serviceVM *hcVM     // the Service VM guest in slot 0, or nil: the host is the Service VM
-	callback  uint8     // upcall vector, HC_SET_CALLBACK_VECTOR
-	sbufs     sbufTable // the shared buffers, with a lock of their own (hc_debug.go)
+	ids      *vmid.Table[hcVM] // the Service VM guest, if any, is ID 0
+	mu       sync.RWMutex
+	callback uint8      // upcall vector, HC_SET_CALLBACK_VECTOR
+	sbufs    sbuf.Table // the shared buffers, with a lock of their own (hc_debug.go)
 	// hostUpcall is the host control plane's upcall handler (upcall.go).
 	hostUpcall ServiceUpcall
 
@@ -80,31 +71,20 @@ type hcVM struct {
 	flags uint64 // GUEST_FLAG_* bits
 
 	mu            sync.Mutex
-	dead          bool
-	state         vmState // for loadPost
+	life          *lifecycle.Life // its state and runs (HC_START_VM...), and whether it is dead
 	affinity      uint64
 	bspRegs       *acrn.VCPURegs
 	ioreqMem      *memory.Guest // the memory the request buffer is in (the caller's)
 	ioreqGPA      uint64        // GPA of the request buffer in ioreqMem; valid if ioreqSet
-	finished      atomic.Uint64 // requests HC_NOTIFY_REQUEST_FINISH took from COMPLETE to FREE
 	ioreqSet      bool
 	serviceClient *ioreq.ServiceVMClient // the Service VM's side of the requests, or nil (upcall.go)
-	regions       []*memRegion
+	regions       *memmap.Map            // Service VM memory lent to the VM (hc_mem.go)
 	asyncIOs      []acrn.AsyncIOInfo
-	run           *hv.Background // the run HC_START_VM started; nil before it and after HC_RESET_VM
-	lastRun       *hv.Background // the latest run, kept across HC_RESET_VM for LookupVM
-	refused       int            // valid passthrough requests refused with -ENODEV
+	refused       int // valid passthrough requests refused with -ENODEV
 
-	intrMu    sync.Mutex
-	intrCount map[uint32]uint64 // source -> injections; source = GSI, or 0x10000|vector for MSIs
-	intrDelay atomic.Int64      // INTR_CMD_DELAY_INT, in milliseconds
-	intrQ     delayQueue        // the injections intrDelay postpones (intr_delay.go)
-
-}
-
-type sbufKey struct {
-	pcpu uint16
-	id   uint32
+	// intr counts injections by source (the GSI, or msiSource for MSIs)
+	// and holds them back while INTR_CMD_DELAY_INT is in force (hc_irq.go).
+	intr intrmon.Monitor
 }
 
 // ServiceMemory returns the host control plane's memory. When the host makes
@@ -120,103 +100,45 @@ func (h *Service) ServiceMemory() (*memory.Guest, error) {
 	return t.hostMem, t.hostMemErr
 }
 
-// reserved holds a slot of the table while its VM is being built; lookups
-// do not see it.
-var reserved = &hcVM{dead: true}
-
-// reserve takes a VM ID for a VM about to be built: 0 for the Service VM
-// guest, the lowest free ID from 1 otherwise. A plain VM that finds the table
-// full still works (acrn.InvalidVMID); it simply cannot be a hypercall
-// target.
+// reserve takes a VM ID for a VM about to be built (vmid.Table.Reserve): 0
+// for the Service VM guest, the lowest free ID from 1 otherwise. A plain VM
+// that finds the table full still works (acrn.InvalidVMID); it simply cannot
+// be a hypercall target.
 func (t *vmTable) reserve(load int, flags uint64) (uint16, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if load == loadService {
-		if t.serviceVM != nil || t.slots[0] != nil {
-			return 0, ErrServiceVMExists
-		}
-		t.slots[0] = reserved
-		return 0, nil
-	}
-	for i := 1; i < MaxVMs; i++ {
-		if t.slots[i] == nil {
-			t.slots[i] = reserved
-			return uint16(i), nil
-		}
-	}
-	if load == loadPost || flags&guestFlagsAllowingHypercalls != 0 {
-		return 0, fmt.Errorf("hypercall: VM table full (%d VMs)", MaxVMs)
+	id, err := t.ids.Reserve(load == loadService)
+	switch {
+	case errors.Is(err, vmid.ErrServiceTaken):
+		return 0, ErrServiceVMExists
+	case err == nil:
+		return id, nil
+	case load == loadPost || flags&permission.GuestFlagsAllowingHypercalls != 0:
+		return 0, fmt.Errorf("hypercall: VM table full (%d VMs): %w", MaxVMs, err)
 	}
 	return acrn.InvalidVMID, nil
-}
-
-// fill puts e in the slot reserve took for it, or frees the slot if e is nil.
-func (t *vmTable) fill(id uint16, e *hcVM) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if id >= MaxVMs || t.slots[id] != reserved {
-		return
-	}
-	t.slots[id] = e
-	if e != nil && e.load == loadService {
-		t.serviceVM = e
-	}
 }
 
 // unregister removes e's entry when its VM is closed. When the Service VM
 // guest goes, the VMs it created go first (their memory is its memory), and
 // so do the shared buffers it registered.
 func (e *hcVM) unregister() {
-	e.intrQ.close()
+	e.intr.Close()
 	t := &e.h.table
 	if e.load == loadService {
-		for _, o := range t.all() {
-			if o.load == loadPost {
-				o.destroy()
-			}
-		}
+		t.closeAll()
 		// Trace buffers it registered are in its RAM, which goes next.
-		t.sbufs.forget(e.vm.Memory())
+		t.sbufs.Forget(e.vm.Memory())
 	}
-	t.mu.Lock()
-	if e.id < MaxVMs && t.slots[e.id] == e {
-		t.slots[e.id] = nil
-	}
-	if t.serviceVM == e {
-		t.serviceVM = nil
-	}
-	t.mu.Unlock()
+	t.ids.Remove(e.id, e)
 }
 
-// lookup returns the live entry with VM ID id.
-func (t *vmTable) lookup(id uint64) *hcVM {
-	if id >= MaxVMs {
-		return nil
-	}
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	if e := t.slots[id]; e != reserved {
-		return e
-	}
-	return nil
-}
+// serviceVM returns the Service VM guest's entry, or nil: the host is the
+// Service VM.
+func (t *vmTable) serviceVM() *hcVM { return t.ids.Lookup(vmid.ServiceVM) }
 
-// all returns the live entries.
-func (t *vmTable) all() []*hcVM {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	var es []*hcVM
-	for _, e := range t.slots {
-		if e != nil && e != reserved {
-			es = append(es, e)
-		}
-	}
-	return es
-}
-
-// closeAll destroys every VM created by hypercall, for Service.Close.
+// closeAll destroys every VM created by hypercall, for Service.Close and
+// when the Service VM goes.
 func (t *vmTable) closeAll() {
-	for _, e := range t.all() {
+	for _, e := range t.ids.All() {
 		if e.load == loadPost {
 			e.destroy()
 		}
@@ -233,7 +155,7 @@ func (h *Service) VMID(vm *hv.VM) uint16 {
 
 // entryOf returns vm's entry, or nil if vm is not in the table.
 func (t *vmTable) entryOf(vm *hv.VM) *hcVM {
-	for _, e := range t.all() {
+	for _, e := range t.ids.All() {
 		if e.vm == vm {
 			return e
 		}
@@ -256,7 +178,7 @@ type VMStatus struct {
 
 // LookupVM returns the table entry for VM ID id.
 func (h *Service) LookupVM(id uint16) (VMStatus, bool) {
-	e := h.table.lookup(uint64(id))
+	e := h.table.ids.Lookup(uint64(id))
 	if e == nil {
 		return VMStatus{}, false
 	}
@@ -265,23 +187,21 @@ func (h *Service) LookupVM(id uint16) (VMStatus, bool) {
 	vm, _ := e.vm.(*hv.VM) // nil for a test's fake machine
 	s := VMStatus{ID: e.id, VM: vm, Service: e.load == loadService, Hypercall: e.load == loadPost, Refused: e.refused}
 	if e.load == loadPost {
-		s.State = e.curState().String()
+		s.State = e.life.State().String()
 	}
-	if e.lastRun != nil && e.lastRun.Finished() {
-		s.Result = runResult(e.lastRun)
-	}
+	s.Result, _ = e.life.LastResult()
 	return s, true
 }
 
 // WaitVM waits until the run HC_START_VM started for VM id ends, or ctx is
 // done, and returns how it ended.
 func (h *Service) WaitVM(ctx context.Context, id uint16) (hv.Result, error) {
-	e := h.table.lookup(uint64(id))
+	e := h.table.ids.Lookup(uint64(id))
 	if e == nil {
 		return hv.Result{}, fmt.Errorf("hypercall: no VM %d", id)
 	}
 	e.mu.Lock()
-	run := e.run
+	run := e.life.Run()
 	e.mu.Unlock()
 	if run == nil {
 		return hv.Result{}, fmt.Errorf("hypercall: VM %d was not started", id)
@@ -291,5 +211,5 @@ func (h *Service) WaitVM(ctx context.Context, id uint16) (hv.Result, error) {
 	case <-ctx.Done():
 		return hv.Result{}, ctx.Err()
 	}
-	return runResult(run), nil
+	return lifecycle.Result(run), nil
 }

@@ -1,20 +1,15 @@
-package hypercall
+package intrmon
 
 import (
 	"sync"
 	"time"
 )
 
-// maxDelayed bounds the injections a VM's delayQueue holds; a Service VM
-// that asks for more while INTR_CMD_DELAY_INT is in force gets -EBUSY.
-const maxDelayed = 1024
-
-// delayQueue runs the injections INTR_CMD_DELAY_INT postpones for one VM:
-// in the order they were asked for, each no earlier than its due time, on
-// one goroutine. One goroutine keeps their order: a line set high and then
-// low is low afterwards, which a timer per injection does not promise. The
-// goroutine starts with the first postponed injection and ends with close.
-type delayQueue struct {
+// queue runs postponed injections in the order they were pushed, each no
+// earlier than its due time, on one goroutine. One goroutine keeps their
+// order, which a timer per injection does not promise. The goroutine starts
+// with the first push and ends with close.
+type queue struct {
 	mu      sync.Mutex
 	pending []delayed
 	wake    chan struct{} // capacity 1: "pending changed"
@@ -30,12 +25,12 @@ type delayed struct {
 	f   func() error
 }
 
-// push queues f to run at due, and reports false if it cannot: the queue is
-// full or closed.
-func (q *delayQueue) push(due time.Time, f func() error) bool {
+// push queues f to run at due, and reports false if it cannot: the queue
+// holds MaxPending already, or is closed.
+func (q *queue) push(due time.Time, f func() error) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.closed || len(q.pending) >= maxDelayed {
+	if q.closed || len(q.pending) >= MaxPending {
 		return false
 	}
 	if !q.started {
@@ -54,7 +49,7 @@ func (q *delayQueue) push(due time.Time, f func() error) bool {
 
 // run injects the queue's head when it is due, until close. An injection's
 // error has no caller left to go to.
-func (q *delayQueue) run() {
+func (q *queue) run() {
 	defer q.wg.Done()
 	for {
 		d, ok := q.head()
@@ -80,7 +75,8 @@ func (q *delayQueue) run() {
 	}
 }
 
-func (q *delayQueue) head() (delayed, bool) {
+// head returns the injection to run next, if any.
+func (q *queue) head() (delayed, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if len(q.pending) == 0 {
@@ -91,16 +87,16 @@ func (q *delayQueue) head() (delayed, bool) {
 
 // pop drops the head run just served; close may have emptied the queue
 // meanwhile, and then there is nothing to drop.
-func (q *delayQueue) pop() {
+func (q *queue) pop() {
 	q.mu.Lock()
+	defer q.mu.Unlock()
 	if len(q.pending) > 0 {
 		q.pending = q.pending[1:]
 	}
-	q.mu.Unlock()
 }
 
-// close drops what is pending and ends the goroutine, for a VM that goes.
-func (q *delayQueue) close() {
+// close drops what is pending and ends the goroutine.
+func (q *queue) close() {
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
@@ -116,7 +112,7 @@ func (q *delayQueue) close() {
 }
 
 // busy reports whether injections are still waiting.
-func (q *delayQueue) busy() bool {
+func (q *queue) busy() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return len(q.pending) > 0
