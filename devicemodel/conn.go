@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"ember/ioreq"
@@ -34,17 +35,24 @@ type Conn struct {
 	done  int
 	reqMu sync.Mutex // one request/reply at a time
 
-	mu     sync.Mutex
-	nextID uint32
-	ranges []ioreq.Range
+	// page is the client page (CLIENT_PAGE) and polling the word in it
+	// that tells ember this side is looking at the buffer; nil when ember
+	// does not offer it (then every request is kicked).
+	page    []byte
+	polling *atomic.Uint32
 
-	serving   bool // Serve owns buf and done, and releases them
+	mu         sync.Mutex
+	nextID     uint32
+	ranges     []ioreq.Range
+	pollWindow time.Duration // SetPollWindow; 0: ioreq.DefaultPollWindow
+
+	serving   bool // Serve owns buf, done and page, and releases them
 	closeOnce sync.Once
 }
 
 // Dial connects to ember's socket at path and creates an I/O request client
 // named name (CREATE_CLIENT): it receives and maps the request buffer and the
-// two eventfds.
+// two eventfds, and the client page (CLIENT_PAGE) where ember offers it.
 func Dial(path, name string) (*Conn, error) {
 	uc, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: path, Net: "unixpacket"})
 	if err != nil {
@@ -71,7 +79,60 @@ func Dial(path, name string) (*Conn, error) {
 	c.buf = buf
 	c.kick = os.NewFile(uintptr(fds[1]), "ioreq-kick") // ember made it non-blocking: read through the poller
 	c.done = fds[2]
+	if err := c.mapClientPage(); err != nil {
+		c.Close()
+		return nil, err
+	}
 	return c, nil
+}
+
+// mapClientPage asks for the client page (CLIENT_PAGE) and maps it. An
+// ember from before the page answers EPROTO (an unknown op): then there is
+// no page, and ember kicks every request, as it always did.
+func (c *Conn) mapClientPage() error {
+	res, fds, err := c.call(OpClientPage, nil, -1)
+	if errors.Is(err, unix.EPROTO) || errors.Is(err, unix.ENOSYS) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer closeAll(fds)
+	if _, err := DecodeClientPageReply(res); err != nil || len(fds) != 1 {
+		return fmt.Errorf("%w: bad CLIENT_PAGE reply (%d fds, %v)", ErrProtocol, len(fds), err)
+	}
+	page, err := ioreq.MapShared(fds[0], ClientPageSize)
+	if err != nil {
+		return fmt.Errorf("devicemodel: client page: %w", err)
+	}
+	c.page, c.polling = page, pollingFlag(page)
+	return nil
+}
+
+// setPolling stores the polling word of the client page, if ember offered
+// one: 1 while Serve looks at the buffer (ember need not kick), 0 before it
+// looks one last time and sleeps.
+func (c *Conn) setPolling(on bool) {
+	if c.polling == nil {
+		return
+	}
+	var v uint32
+	if on {
+		v = 1
+	}
+	c.polling.Store(v)
+}
+
+// SetPollWindow sets how long Serve goes on looking at the buffer after the
+// last request before it sleeps on the kick eventfd: at least min, adapted
+// up to ioreq.MaxPollWindow to how soon the next request comes (zero:
+// ioreq.DefaultPollWindow; negative: never look, sleep at once). Polling
+// costs this side a CPU while it lasts, and saves both sides a wake-up per
+// request. Call it before Serve.
+func (c *Conn) SetPollWindow(min time.Duration) {
+	c.mu.Lock()
+	c.pollWindow = min
+	c.mu.Unlock()
 }
 
 // Info returns what CREATE_CLIENT answered.
@@ -217,7 +278,10 @@ func (c *Conn) Memory() ([]Segment, error) {
 // by ember). On each kick it scans the buffer for PROCESSING requests that lie
 // in a range this client claimed, handles each (rule (d)), writes the result
 // into the slot and stores COMPLETE as the last write, then signals the done
-// eventfd once.
+// eventfd once. After a request it goes on looking at the buffer for a while
+// (SetPollWindow), and says so in the client page, so that ember need not
+// kick it; before it sleeps it clears the word and looks once more, so that
+// a request ember did not kick for is not left behind.
 func (c *Conn) Serve(h ioreq.Handler) error {
 	c.mu.Lock()
 	if c.serving {
@@ -225,11 +289,15 @@ func (c *Conn) Serve(h ioreq.Handler) error {
 		return errors.New("devicemodel: Serve called twice")
 	}
 	c.serving = true
+	window := c.pollWindow
 	c.mu.Unlock()
 	defer c.release()
 	go c.watch()
+	if window == 0 {
+		window = ioreq.DefaultPollWindow
+	}
 	var b [8]byte
-	poll := ioreq.NewPollWindow(ioreq.DefaultPollWindow)
+	poll := ioreq.NewPollWindow(window)
 	for {
 		asleep := time.Now()
 		if _, err := c.kick.Read(b[:]); err != nil {
@@ -239,8 +307,18 @@ func (c *Conn) Serve(h ioreq.Handler) error {
 			return err
 		}
 		poll.Slept(time.Since(asleep))
-		c.Poll(h)
-		c.pollAWhile(h, poll.Get())
+		for {
+			c.setPolling(true)
+			c.Poll(h)
+			c.pollAWhile(h, poll.Get())
+			// Store, then look: ember stores PROCESSING, then loads the
+			// word (remote.Submit). Either it saw 0 and kicks, or this
+			// look finds the request.
+			c.setPolling(false)
+			if c.Poll(h) == 0 {
+				break
+			}
+		}
 	}
 }
 
@@ -249,13 +327,31 @@ func (c *Conn) Serve(h ioreq.Handler) error {
 // access usually makes the next soon, and catching it without a wake-up
 // saves a wake-up on each side. The window adapts (PollWindow) to how soon
 // the next access comes; the vCPU side does the same (Config.PollWindow).
+//
+// It reads the clock only every 64 looks, and yields the processor only
+// where the process has one (GOMAXPROCS 1) and another goroutine may need
+// it: runtime.Gosched puts this goroutine on the global run queue and wakes
+// an idle P's thread to look for work, a futex wake-up on each call, and
+// that thread then competes for a CPU with the vCPU this side is waiting
+// for. With more Ps the other goroutines have theirs.
 func (c *Conn) pollAWhile(h ioreq.Handler, window time.Duration) {
+	if window <= 0 {
+		return
+	}
+	yield := runtime.GOMAXPROCS(0) == 1
 	last := time.Now()
-	for time.Since(last) < window {
+	for n := 1; ; n++ {
 		if c.Poll(h) > 0 {
 			last = time.Now()
 		}
-		runtime.Gosched()
+		if n&63 == 0 {
+			if time.Since(last) >= window {
+				return
+			}
+			if yield {
+				runtime.Gosched()
+			}
+		}
 	}
 }
 
@@ -340,9 +436,13 @@ func (c *Conn) Close() error {
 	return err
 }
 
-// release unmaps the buffer and closes the done eventfd, once nothing can be
-// using them: from Serve on its way out, or from Close if Serve never ran.
+// release unmaps the buffer and the client page and closes the done
+// eventfd, once nothing can be using them: from Serve on its way out, or from
+// Close if Serve never ran.
 func (c *Conn) release() {
 	unix.Close(c.done)
 	c.buf.Close()
+	if c.page != nil {
+		unix.Munmap(c.page)
+	}
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync/atomic"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -38,6 +40,10 @@ const (
 	OpIOEventFD     Op = 7 // ACRN_IOCTL_IOEVENTFD
 	OpIRQFD         Op = 8 // ACRN_IOCTL_IRQFD
 	OpMemory        Op = 9 // the guest RAM segments (ACRN_IOCTL_SET_MEMSEG, from ember's side)
+	// OpClientPage asks for the client page, where the device model says
+	// it is polling the request buffer (ClientPage; ember's own, no HSM
+	// counterpart).
+	OpClientPage Op = 10
 
 	// OpReply marks a reply.
 	OpReply Op = 0x8000
@@ -46,7 +52,7 @@ const (
 var opNames = map[Op]string{
 	OpCreateClient: "CREATE_CLIENT", OpAttachClient: "ATTACH_CLIENT", OpDestroyClient: "DESTROY_CLIENT",
 	OpClaimRange: "CLAIM_RANGE", OpUnclaimRange: "UNCLAIM_RANGE", OpNotifyFinish: "NOTIFY_FINISH",
-	OpIOEventFD: "IOEVENTFD", OpIRQFD: "IRQFD", OpMemory: "MEMORY",
+	OpIOEventFD: "IOEVENTFD", OpIRQFD: "IRQFD", OpMemory: "MEMORY", OpClientPage: "CLIENT_PAGE",
 }
 
 func (o Op) String() string {
@@ -68,6 +74,15 @@ const (
 	RangeSize       = 24   // CLAIM_RANGE / UNCLAIM_RANGE payload
 	CreateReplySize = 16   // CREATE_CLIENT reply after errno
 	MaxSegments     = 64   // MEMORY reply's segment limit
+	ClientPageSize  = 4096 // the client page (CLIENT_PAGE)
+	// ClientPagePolling is the offset in the client page of the u32 the
+	// device model sets to 1 while it polls the request buffer and to 0
+	// before it sleeps on the kick eventfd (docs/ioreq-protocol.md,
+	// "Polling for requests").
+	ClientPagePolling = 0
+	// ClientPageReplySize is CLIENT_PAGE's result after errno: u32 size,
+	// u32 reserved.
+	ClientPageReplySize = 8
 )
 
 // ErrProtocol is wrapped by every malformed-message error.
@@ -208,6 +223,33 @@ func DecodeCreateReply(p []byte) (CreateReply, error) {
 		BufferSize: binary.LittleEndian.Uint32(p[8:]),
 		Timeout:    binary.LittleEndian.Uint32(p[12:]),
 	}, nil
+}
+
+// EncodeClientPageReply returns CLIENT_PAGE's result: the page's size
+// (ClientPageSize) and a reserved word; the packet also carries the page's
+// memfd.
+func EncodeClientPageReply() []byte {
+	p := make([]byte, ClientPageReplySize)
+	binary.LittleEndian.PutUint32(p, ClientPageSize)
+	return p
+}
+
+// DecodeClientPageReply parses CLIENT_PAGE's result and returns the page's
+// size, which must be ClientPageSize.
+func DecodeClientPageReply(p []byte) (int, error) {
+	if len(p) != ClientPageReplySize {
+		return 0, fmt.Errorf("%w: CLIENT_PAGE result of %d bytes, want %d", ErrProtocol, len(p), ClientPageReplySize)
+	}
+	if n := binary.LittleEndian.Uint32(p); n != ClientPageSize {
+		return 0, fmt.Errorf("%w: client page of %d bytes, want %d", ErrProtocol, n, ClientPageSize)
+	}
+	return ClientPageSize, nil
+}
+
+// pollingFlag returns the polling word of a mapped client page. The page is
+// page-aligned, so the word is naturally aligned for atomic access.
+func pollingFlag(page []byte) *atomic.Uint32 {
+	return (*atomic.Uint32)(unsafe.Pointer(&page[ClientPagePolling]))
 }
 
 // EncodeRange returns CLAIM_RANGE / UNCLAIM_RANGE's payload: u32 type, u32
@@ -360,7 +402,7 @@ func CheckPayload(m Message) error {
 	switch m.Op {
 	case OpCreateClient:
 		_, err = DecodeCreateRequest(m.Payload)
-	case OpAttachClient, OpDestroyClient, OpMemory:
+	case OpAttachClient, OpDestroyClient, OpMemory, OpClientPage:
 		if len(m.Payload) != 0 {
 			err = fmt.Errorf("%w: %v payload of %d bytes, want 0", ErrProtocol, m.Op, len(m.Payload))
 		}

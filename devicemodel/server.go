@@ -152,6 +152,12 @@ type remote struct {
 	mu       sync.Mutex
 	attached bool
 	tickets  [acrn.IORequestMax]*ioreq.Ticket
+	// The client page (CLIENT_PAGE), if the device model asked for it:
+	// its memfd, ember's mapping, and the polling word in it (nil: the
+	// model never says it polls, and every request is kicked).
+	pageFD  int
+	page    []byte
+	polling *atomic.Uint32
 
 	gone      atomic.Bool
 	closeOnce sync.Once
@@ -159,8 +165,20 @@ type remote struct {
 
 func (r *remote) Name() string { return r.name }
 
+// Remote marks the device model as a client in another process
+// (ioreq.Remote): a vCPU waiting for it keeps its processor.
+func (r *remote) Remote() {}
+
 // Submit assigns the request to the device model: PROCESSING (rules (b),
-// (c)), remembered by slot, and a kick on its eventfd once it has attached.
+// (c)), remembered by slot, and a kick on its eventfd once it has attached,
+// unless the model says in its client page that it is polling the buffer.
+//
+// The PROCESSING store (Claim's compare-and-swap) comes before the load of
+// the polling word, and the model stores 0 there before it looks at the
+// buffer one last time and sleeps: with both sides storing then loading,
+// sequentially consistent, either ember loads 0 and kicks, or the model's
+// last look finds the request (docs/ioreq-protocol.md, "Polling for
+// requests"). The same discipline as completion_polling's, the other way.
 func (r *remote) Submit(t ioreq.Ticket, _ *acrn.IORequest) error {
 	if err := t.Claim(); err != nil {
 		return err
@@ -171,7 +189,7 @@ func (r *remote) Submit(t ioreq.Ticket, _ *acrn.IORequest) error {
 		return ioreq.ErrClientGone
 	}
 	r.tickets[t.VCPU()] = &t
-	if r.attached {
+	if r.attached && (r.polling == nil || r.polling.Load() == 0) {
 		return r.signal()
 	}
 	return nil
@@ -336,6 +354,8 @@ func (r *remote) handle(m Message, fds []int) (result []byte, outFDs []int, err 
 		}
 		q, _ := DecodeIRQFD(m.Payload)
 		return nil, nil, r.s.cfg.EventFDs.IRQFD(q, fds[0])
+	case OpClientPage:
+		return r.clientPage()
 	case OpMemory:
 		if r.s.cfg.Memory == nil {
 			return nil, nil, ErrNotShareable
@@ -374,6 +394,21 @@ func (r *remote) create(name string) error {
 	go r.completions()
 	r.s.log.Info("devicemodel: device model connected", "client", r.name)
 	return nil
+}
+
+// clientPage is CLIENT_PAGE: it makes the device model's client page, once,
+// and sends its memfd (again, if asked again).
+func (r *remote) clientPage() ([]byte, []int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.polling == nil {
+		mem, fd, err := ioreq.NewSharedMemory("ember-dm-client", ClientPageSize)
+		if err != nil {
+			return nil, nil, fmt.Errorf("client page: %w", err)
+		}
+		r.pageFD, r.page, r.polling = fd, mem, pollingFlag(mem)
+	}
+	return EncodeClientPageReply(), []int{r.pageFD}, nil
 }
 
 // notifyFinish is NOTIFY_FINISH: the HSM path, where the device model asks
@@ -423,6 +458,11 @@ func (r *remote) cleanup() {
 	if r.done != nil {
 		r.done.Close()
 		unix.Close(r.kick)
+	}
+	if r.polling != nil { // gone is set: Submit no longer looks at it
+		unix.Munmap(r.page)
+		unix.Close(r.pageFD)
+		r.polling = nil
 	}
 	r.mu.Unlock()
 	r.s.log.Warn("devicemodel: device model gone", "client", r.name, "ranges", n, "failed_requests", failed)

@@ -65,29 +65,51 @@ type Buffer struct {
 
 // NewBuffer creates a request buffer backed by a memfd (so that its fd can be
 // handed to a device model, which maps it MAP_SHARED) and maps it here. Every
-// slot starts FREE. The memfd is sealed against shrinking and growing: a
-// client that could truncate it would make ember's next access SIGBUS.
+// slot starts FREE.
 func NewBuffer() (*Buffer, error) {
-	fd, err := unix.MemfdCreate("ember-ioreq", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	mem, fd, err := NewSharedMemory("ember-ioreq", acrn.RequestBufferSize)
 	if err != nil {
-		return nil, fmt.Errorf("ioreq: memfd_create: %w", err)
-	}
-	if err := unix.Ftruncate(fd, acrn.RequestBufferSize); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("ioreq: ftruncate request buffer: %w", err)
-	}
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_SEAL); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("ioreq: seal request buffer: %w", err)
-	}
-	mem, err := unix.Mmap(fd, 0, acrn.RequestBufferSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-	if err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("ioreq: mmap request buffer: %w", err)
+		return nil, fmt.Errorf("ioreq: request buffer: %w", err)
 	}
 	b := &Buffer{mem: mem, fd: fd, owned: true}
 	b.Reset()
 	return b, nil
+}
+
+// NewSharedMemory creates a memfd of size bytes, for memory ember shares
+// with another process (a device model maps the fd with MapShared), maps
+// it here, and returns the mapping and the fd; the caller unmaps and closes
+// them. The memfd is sealed against shrinking and growing: a peer that
+// could truncate it would make ember's next access SIGBUS.
+func NewSharedMemory(name string, size int) ([]byte, int, error) {
+	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return nil, -1, fmt.Errorf("memfd_create: %w", err)
+	}
+	if err := unix.Ftruncate(fd, int64(size)); err != nil {
+		unix.Close(fd)
+		return nil, -1, fmt.Errorf("ftruncate: %w", err)
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_SEAL); err != nil {
+		unix.Close(fd)
+		return nil, -1, fmt.Errorf("seal: %w", err)
+	}
+	mem, err := MapShared(fd, size)
+	if err != nil {
+		unix.Close(fd)
+		return nil, -1, err
+	}
+	return mem, fd, nil
+}
+
+// MapShared maps the first size bytes of fd, a memfd another process
+// shares, readable, writable and MAP_SHARED.
+func MapShared(fd, size int) ([]byte, error) {
+	mem, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("mmap: %w", err)
+	}
+	return mem, nil
 }
 
 // NewBufferBytes uses mem, which must hold at least acrn.RequestBufferSize
@@ -116,9 +138,9 @@ func (b *Buffer) Bytes() []byte { return b.mem }
 // model received from ember (package devicemodel), shared and writable. The
 // fd may be closed afterwards; Close unmaps the buffer.
 func MapBuffer(fd int) (*Buffer, error) {
-	mem, err := unix.Mmap(fd, 0, acrn.RequestBufferSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	mem, err := MapShared(fd, acrn.RequestBufferSize)
 	if err != nil {
-		return nil, fmt.Errorf("ioreq: mmap request buffer: %w", err)
+		return nil, fmt.Errorf("ioreq: request buffer: %w", err)
 	}
 	return &Buffer{mem: mem, fd: -1, owned: true}, nil
 }

@@ -390,11 +390,15 @@ func (d *Dispatcher) wait(s *slot, t Ticket, c Client, polling bool) error {
 	// eventfd's reader, then this vCPU) that take tens of microseconds.
 	// An in-process client has completed already, so the first look ends it.
 	//
-	// The look yields only now and then: a vCPU goroutine is locked to its
-	// thread, and runtime.Gosched on a locked thread hands the thread over
-	// and back (two futex wake-ups), which costs more than most waits; but
-	// an in-process client's goroutine may need this processor to answer.
+	// The look yields only now and then, and not at all for a client in
+	// another process: a vCPU goroutine is locked to its thread, and
+	// runtime.Gosched on a locked thread hands the thread over and back
+	// (two futex wake-ups) and wakes an idle P's thread besides, which costs
+	// more than most waits, and where CPUs are few takes one from the device
+	// model this vCPU is waiting for; but an in-process client's goroutine
+	// may need this processor to answer.
 	if window := d.poll.Get(); window > 0 {
+		_, remote := c.(Remote)
 		start := time.Now()
 		for n := 0; ; n++ {
 			if d.buf.State(s.i) == acrn.StateComplete {
@@ -404,7 +408,9 @@ func (d *Dispatcher) wait(s *slot, t Ticket, c Client, polling bool) error {
 				if time.Since(start) > window {
 					break
 				}
-				runtime.Gosched()
+				if !remote {
+					runtime.Gosched()
+				}
 			}
 		}
 	}

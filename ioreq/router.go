@@ -44,6 +44,14 @@ type Poller interface {
 	Poll(t Ticket)
 }
 
+// Remote is implemented by clients that serve requests in another process
+// (an out-of-process device model): a vCPU that waits for one has no
+// goroutine of this process to give its processor up for, so it does not
+// yield while it looks at its slot.
+type Remote interface {
+	Remote()
+}
+
 // ErrOverlap is returned when a range registration overlaps one already made.
 var ErrOverlap = errors.New("ioreq: range overlaps an existing registration")
 

@@ -7,6 +7,10 @@
 //
 //	write PORTIO 0x500 size 4 value 0x12345678
 //
+// The lines are written out within flushDelay, or when 4 KiB of them have
+// gathered, not one write(2) per access: a device model that made a system
+// call for each access would spend more on its log than on the access.
+//
 // With -stall, a read of that port is never answered, to show what ember
 // does with a device model that hangs (or is killed) mid-request.
 //
@@ -22,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"ember/acrn"
 	"ember/devicemodel"
@@ -63,7 +68,9 @@ func main() {
 		log.Fatal(err)
 	}
 	regs.printf("ready client %d\n", c.Info().ClientID)
-	if err := c.Serve(regs); err != nil {
+	err = c.Serve(regs)
+	regs.flush() // the lines of the last accesses, before the process goes
+	if err != nil {
 		log.Fatal(err)
 	}
 }
@@ -78,24 +85,40 @@ func parseRange(t acrn.ReqType, s string) (ioreq.Range, error) {
 	return ioreq.Range{Type: t, Start: start, End: end}, nil
 }
 
+// flushDelay bounds how long a line of the log waits in the buffer.
+const flushDelay = 10 * time.Millisecond
+
 // registerFile serves reads from what was written, or a pattern.
 type registerFile struct {
-	mu    sync.Mutex
-	out   *bufio.Writer
-	regs  map[[2]uint64]uint64 // {type, offset} -> value
-	base  map[acrn.ReqType]uint64
-	stall int
+	mu       sync.Mutex
+	out      *bufio.Writer
+	flushing bool                 // a flush is due within flushDelay
+	regs     map[[2]uint64]uint64 // {type, offset} -> value
+	base     map[acrn.ReqType]uint64
+	stall    int
 }
 
 func newRegisterFile(out *os.File, stall int) *registerFile {
 	return &registerFile{out: bufio.NewWriter(out), regs: map[[2]uint64]uint64{}, base: map[acrn.ReqType]uint64{}, stall: stall}
 }
 
+// printf adds a line to the log, which is written out within flushDelay.
 func (f *registerFile) printf(format string, args ...any) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fmt.Fprintf(f.out, format, args...)
+	if !f.flushing {
+		f.flushing = true
+		time.AfterFunc(flushDelay, f.flush)
+	}
+}
+
+// flush writes the log out.
+func (f *registerFile) flush() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.out.Flush()
+	f.flushing = false
 }
 
 // HandleIORequest is the device: ember's client library calls it for each
