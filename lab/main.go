@@ -29,6 +29,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"ember/internal/cli"
+	"ember/lab/internal/kut"
 	"ember/lab/job"
 )
 
@@ -79,7 +80,7 @@ into it read-only, and runs ember's tests or commands there.`,
 	root.PersistentFlags().DurationVar(&o.timeout, "timeout", 30*time.Minute, "stop the lab after this long")
 	root.PersistentFlags().BoolVar(&o.keep, "keep", false, "keep the run directory (binaries, job, lab kernel log)")
 	root.AddCommand(newTestCmd(&o), newExecCmd(&o), newLinuxCmd(&o), newTimeBootsCmd(),
-		newKutCmd(&o), newKutTestCmd(), newVirtioCmd(&o), newTimeVirtioCmd())
+		newKutCmd(&o), kut.TestCommand(), newVirtioCmd(&o), newTimeVirtioCmd())
 	return root
 }
 

@@ -1,4 +1,4 @@
-package main
+package kut
 
 import (
 	"bytes"
@@ -15,7 +15,7 @@ func TestParseUnittests(t *testing.T) {
 	tests := []struct {
 		name string
 		cfg  string
-		want []kutTest
+		want []Test
 	}{
 		{
 			name: "a section with every key, spaces around = or not",
@@ -33,7 +33,7 @@ machine = q35
 disabled_if = [[ "$TARGET" != qemu ]]
 test_args = "-pause_filter_test -svm_unsupported_instruction_intercept_test"
 `,
-			want: []kutTest{{
+			want: []Test{{
 				Name: "x2apic", File: "apic.flat", SMP: "2", Params: "-cpu qemu64,+x2apic,+tsc-deadline",
 				Arch: "x86_64", Timeout: "30", Groups: []string{"apic", "vmexit"},
 				Check: "/sys/module/kvm/parameters/enable_pmu=Y /proc/sys/kernel/nmi_watchdog=0",
@@ -53,7 +53,7 @@ colour = blue
 #[init]
 #file = init.flat
 `,
-			want: []kutTest{{Name: "setjmp", File: "setjmp.flat", SMP: "1"}},
+			want: []Test{{Name: "setjmp", File: "setjmp.flat", SMP: "1"}},
 		},
 		{
 			name: "the last value of a key wins; extra_params and qemu_params are one field",
@@ -63,12 +63,12 @@ file = b.flat
 extra_params = -m 256
 qemu_params = -cpu max
 `,
-			want: []kutTest{{Name: "t", File: "b.flat", SMP: "1", Params: "-cpu max"}},
+			want: []Test{{Name: "t", File: "b.flat", SMP: "1", Params: "-cpu max"}},
 		},
 		{
 			name: "blanks around lines are stripped, as bash's read does",
 			cfg:  "  [t]  \n\tfile = t.flat\t\n",
-			want: []kutTest{{Name: "t", File: "t.flat", SMP: "1"}},
+			want: []Test{{Name: "t", File: "t.flat", SMP: "1"}},
 		},
 		{
 			name: "triple-quoted parameters span lines; a trailing backslash joins them",
@@ -79,12 +79,12 @@ qemu_params = """-cpu max \
 -device pc-testdev"""
 smp = 3
 `,
-			want: []kutTest{{Name: "t", File: "t.flat", SMP: "3", Params: "-cpu max   -m 2048\n-device pc-testdev"}},
+			want: []Test{{Name: "t", File: "t.flat", SMP: "3", Params: "-cpu max   -m 2048\n-device pc-testdev"}},
 		},
 		{
 			name: "an empty section name is dropped",
 			cfg:  "[]\nfile = x.flat\n[b]\nfile = b.flat\n",
-			want: []kutTest{{Name: "b", File: "b.flat", SMP: "1"}},
+			want: []Test{{Name: "b", File: "b.flat", SMP: "1"}},
 		},
 	}
 	for _, tt := range tests {
@@ -172,7 +172,7 @@ func TestKutTestTimeout(t *testing.T) {
 		{"the override (TIMEOUT) wins", "180", 5 * time.Minute, 5 * time.Minute},
 	}
 	for _, tt := range tests {
-		got, err := kutTestTimeout(kutTest{Name: "t", Timeout: tt.timeout}, tt.override)
+		got, err := kutTestTimeout(Test{Name: "t", Timeout: tt.timeout}, tt.override)
 		if err != nil || got != tt.want {
 			t.Errorf("%s: got %v, %v; want %v", tt.name, got, err, tt.want)
 		}
@@ -182,17 +182,17 @@ func TestKutTestTimeout(t *testing.T) {
 func TestKutPreSkip(t *testing.T) {
 	tests := []struct {
 		name  string
-		test  kutTest
+		test  Test
 		named bool
 		want  string
 	}{
-		{"an ordinary test runs", kutTest{File: "a.flat"}, false, ""},
-		{"the build's arch runs", kutTest{Arch: "x86_64"}, false, ""},
-		{"another arch is skipped", kutTest{Arch: "i386"}, false, "i386 only"},
-		{"nodefault is skipped when not named", kutTest{Groups: []string{"vmx", "nodefault"}}, false, "test marked as manual run only"},
-		{"nodefault runs when named", kutTest{Groups: []string{"nodefault"}}, true, ""},
-		{"accel = kvm runs in the lab", kutTest{Accel: "kvm"}, false, ""},
-		{"accel = tcg is skipped", kutTest{Accel: "tcg"}, false, "tcg only, but ACCEL=kvm"},
+		{"an ordinary test runs", Test{File: "a.flat"}, false, ""},
+		{"the build's arch runs", Test{Arch: "x86_64"}, false, ""},
+		{"another arch is skipped", Test{Arch: "i386"}, false, "i386 only"},
+		{"nodefault is skipped when not named", Test{Groups: []string{"vmx", "nodefault"}}, false, "test marked as manual run only"},
+		{"nodefault runs when named", Test{Groups: []string{"nodefault"}}, true, ""},
+		{"accel = kvm runs in the lab", Test{Accel: "kvm"}, false, ""},
+		{"accel = tcg is skipped", Test{Accel: "tcg"}, false, "tcg only, but ACCEL=kvm"},
 	}
 	for _, tt := range tests {
 		if got := kutPreSkip(tt.test, "x86_64", tt.named); got != tt.want {
@@ -296,7 +296,7 @@ func TestKutWhy(t *testing.T) {
 		{"both skip", done(kutSkip, "", "", 77), done(kutSkip, "", "", 77), ""},
 	}
 	for _, tt := range tests {
-		if got := kutWhy(kutResult{Ember: tt.ember, QEMU: tt.qemu}); got != tt.want {
+		if got := kutWhy(Result{Ember: tt.ember, QEMU: tt.qemu}); got != tt.want {
 			t.Errorf("%s: got %q, want %q", tt.name, got, tt.want)
 		}
 	}
@@ -327,22 +327,22 @@ func TestKutEval(t *testing.T) {
 }
 
 func TestKutCollectorJoinsResultLines(t *testing.T) {
-	w := kutWire{kutResult: kutResult{Test: "setjmp", Ember: kutRun{Result: kutPass}, QEMU: kutRun{Result: kutPass}}, EmberOutput: "a\nb\n"}
+	w := kutWire{Result: Result{Test: "setjmp", Ember: kutRun{Result: kutPass}, QEMU: kutRun{Result: kutPass}}, EmberOutput: "a\nb\n"}
 	b, err := json.Marshal(w)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var progress bytes.Buffer
-	c := &kutCollector{total: 1, progress: &progress}
+	c := &Collector{total: 1, progress: &progress}
 	line := kutMarker + string(b) + "\n"
 	// The lab's output arrives in pieces; other lines pass to progress.
 	c.Write([]byte("ok  \tkut setjmp\t1.0s\n" + line[:10]))
 	c.Write([]byte(line[10:]))
-	got := c.results()
+	got := c.Results()
 	if len(got) != 1 || got["setjmp"].Ember.Result != kutPass {
 		t.Fatalf("results = %+v", got)
 	}
-	if ws := c.wires(); ws[0].EmberOutput != "a\nb\n" {
+	if ws := c.Wires(); ws[0].EmberOutput != "a\nb\n" {
 		t.Errorf("output = %q", ws[0].EmberOutput)
 	}
 	if !strings.HasPrefix(progress.String(), "ok  \tkut setjmp") {
@@ -351,17 +351,17 @@ func TestKutCollectorJoinsResultLines(t *testing.T) {
 }
 
 func TestKutPlanMergeKeepsOrderAndMissingResults(t *testing.T) {
-	tree := &kutTree{Dir: "/k", Arch: "x86_64", Tests: []kutTest{
+	tree := &Tree{Dir: "/k", Arch: "x86_64", Tests: []Test{
 		{Name: "a", SMP: "1"}, {Name: "b", SMP: "1", Arch: "i386"}, {Name: "c", SMP: "1", Timeout: "10"},
 	}}
-	p, err := planKut(tree, "", 0)
+	p, err := NewPlan(tree, "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.run) != 2 || p.skip["b"].Ember.Detail != "i386 only" {
+	if len(p.ToRun) != 2 || p.skip["b"].Ember.Detail != "i386 only" {
 		t.Fatalf("plan = %+v", p)
 	}
-	res := p.merge(map[string]kutResult{"c": {Test: "c", Ember: kutRun{Result: kutPass}, QEMU: kutRun{Result: kutPass}}})
+	res := p.Merge(map[string]Result{"c": {Test: "c", Ember: kutRun{Result: kutPass}, QEMU: kutRun{Result: kutPass}}})
 	var got []string
 	for _, r := range res {
 		got = append(got, r.Test+":"+r.Ember.Result)
@@ -369,17 +369,17 @@ func TestKutPlanMergeKeepsOrderAndMissingResults(t *testing.T) {
 	if want := []string{"a:FAIL", "b:SKIP", "c:PASS"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("merged = %v, want %v", got, want)
 	}
-	if _, err := planKut(tree, "a,nope", 0); err == nil {
+	if _, err := NewPlan(tree, "a,nope", 0); err == nil {
 		t.Error("an unknown test name: no error")
 	}
 }
 
 func TestKutVerdict(t *testing.T) {
 	pass, fail := kutRun{Result: kutPass}, kutRun{Result: kutFail}
-	if err := kutVerdict([]kutResult{{Test: "a", Ember: pass, QEMU: pass}, {Test: "b", Ember: pass, QEMU: fail}, {Test: "c", Ember: fail, QEMU: fail}}); err != nil {
+	if err := Verdict([]Result{{Test: "a", Ember: pass, QEMU: pass}, {Test: "b", Ember: pass, QEMU: fail}, {Test: "c", Ember: fail, QEMU: fail}}); err != nil {
 		t.Errorf("ember passes all QEMU passes: %v", err)
 	}
-	if err := kutVerdict([]kutResult{{Test: "a", Ember: fail, QEMU: pass}}); err == nil || !strings.Contains(err.Error(), "a") {
+	if err := Verdict([]Result{{Test: "a", Ember: fail, QEMU: pass}}); err == nil || !strings.Contains(err.Error(), "a") {
 		t.Errorf("ember behind QEMU on a: %v", err)
 	}
 }
