@@ -49,7 +49,7 @@ func TestLinuxUsesVirtioDevices(t *testing.T) {
 		"ember-init: vda sha256 " + hex.EncodeToString(sum[:]),
 		"ember-init: vda written",
 	} {
-		if !strings.Contains(r.out, w) {
+		if !r.printed(w) {
 			t.Errorf("the guest did not print %q; its console:\n%s", w, tailString(r.out, 6000))
 		}
 	}
@@ -101,7 +101,7 @@ func TestLinuxMountsExt4FromVirtioBlk(t *testing.T) {
 	r := bootLinuxRetryingInLab(t, ctx, kernel, ird, nil, "--disk", image, "--disk", ro+",readonly", "--cmdline", cmdline)
 	checkUserspace(t, r, ird, cmdline, 1)
 	for _, w := range []string{"ember-init: ext4 read [" + hostText + "]", "ember-init: ext4 written", "ember-init: vdb write refused"} {
-		if !strings.Contains(r.out, w) {
+		if !r.printed(w) {
 			t.Errorf("the guest did not print %q; its console:\n%s", w, tailString(r.out, 6000))
 		}
 	}
@@ -166,7 +166,7 @@ func TestLinuxVirtioConsole(t *testing.T) {
 	const cmdline = "console=ttyS0 ember.end=poweroff ember.hvc=1"
 	r := bootLinuxRetryingInLab(t, ctx, kernel, ird, nil, "--console-device", "virtio", "--cmdline", cmdline)
 	checkUserspace(t, r, ird, cmdline, 1) // the echo proves input through hvc0
-	if !strings.Contains(r.out, "ember-init: console hvc0") {
+	if !r.printed("ember-init: console hvc0") {
 		t.Errorf("the init never switched to hvc0; its console:\n%s", tailString(r.out, 6000))
 	}
 	if r.status != 0 {
@@ -187,7 +187,7 @@ func TestLinuxPingsOverVirtioNet(t *testing.T) {
 	const cmdline = "console=ttyS0 ember.end=poweroff ember.net=1"
 	r := bootLinuxRetryingInLab(t, ctx, kernel, ird, nil, "--net", "tap="+tap+",mac=52:54:00:12:34:56", "--cmdline", cmdline)
 	checkUserspace(t, r, ird, cmdline, 1)
-	if w := "ember-init: ping " + linuxguest.HostIP + " ok"; !strings.Contains(r.out, w) {
+	if w := "ember-init: ping " + linuxguest.HostIP + " ok"; !r.printed(w) {
 		t.Errorf("the guest did not print %q; its console:\n%s", w, tailString(r.out, 6000))
 	}
 }
@@ -255,7 +255,7 @@ func TestLinuxVsock(t *testing.T) {
 		"ember-init: vsock to host read [ping from the guest]",
 		"ember-init: vsock from host read [hello from the host]",
 	} {
-		if !strings.Contains(r.out, w) {
+		if !r.printed(w) {
 			t.Errorf("the guest did not print %q; its console:\n%s", w, tailString(r.out, 6000))
 		}
 	}
@@ -327,7 +327,7 @@ func TestLinuxBalloon(t *testing.T) {
 	const cmdline = "console=ttyS0 ember.end=poweroff ember.balloon=1"
 	r := bootLinuxRetryingInLab(t, ctx, kernel, ird, nil, "--balloon", "target=16M,stats=1s", "--cmdline", cmdline)
 	checkUserspace(t, r, ird, cmdline, 1)
-	if !strings.Contains(r.out, "ember-init: virtio devices 0x0005") {
+	if !r.printed("ember-init: virtio devices 0x0005") {
 		t.Errorf("the guest did not find the balloon (virtio device 5); its console:\n%s", tailString(r.out, 6000))
 	}
 	i := strings.Index(r.out, "ember-init: balloon memtotal ")
