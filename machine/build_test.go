@@ -69,23 +69,13 @@ func TestBuildFailureLeavesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := openFDs(t)
+	before := kvmtest.OpenFDs(t)
 	for range 3 {
 		if _, err := Build(hc, p, Options{}); err == nil || !strings.Contains(err.Error(), "vsock") {
 			t.Fatalf("Build: %v, want a vsock error", err)
 		}
 	}
-	if after := openFDs(t); after != before {
+	if after := kvmtest.OpenFDs(t); after != before {
 		t.Errorf("%d fds open before, %d after three failed builds", before, after)
 	}
-}
-
-// openFDs counts the process's open file descriptors.
-func openFDs(t *testing.T) int {
-	t.Helper()
-	es, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(es)
 }

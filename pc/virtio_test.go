@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
-	"os"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -15,6 +14,7 @@ import (
 
 	"ember/guest"
 	"ember/hv"
+	"ember/internal/kvmtest"
 	"ember/kvm"
 	"ember/virtio"
 	virtiopci "ember/virtio/pci"
@@ -501,12 +501,12 @@ func TestVirtioLeavesNothingWithTheVM(t *testing.T) {
 		}
 	}
 	runOne() // warm up what the runtime makes once
-	fds, gs := fdCount(t), runtime.NumGoroutine()
+	fds, gs := kvmtest.OpenFDs(t), runtime.NumGoroutine()
 	const n = 50
 	for range n {
 		runOne()
 	}
-	if got := fdCount(t); got != fds {
+	if got := kvmtest.OpenFDs(t); got != fds {
 		t.Errorf("open descriptors: %d before, %d after %d VMs", fds, got, n)
 	}
 	deadline := time.Now().Add(5 * time.Second)
@@ -516,15 +516,6 @@ func TestVirtioLeavesNothingWithTheVM(t *testing.T) {
 	if got := runtime.NumGoroutine(); got != gs {
 		t.Errorf("goroutines: %d before, %d after %d VMs", gs, got, n)
 	}
-}
-
-func fdCount(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
 }
 
 // BenchmarkVirtioInterrupt measures a virtio-pci function's interrupts
