@@ -171,3 +171,58 @@ func TestLinuxMountsExt4FromBackendBlk(t *testing.T) {
 		t.Errorf("the image's %s holds %q (%v), want %q", linuxguest.GuestFile, out, err, linuxguest.GuestFileText)
 	}
 }
+
+// TestLinuxKeepsRunningWhenBackendDies: the disk's back-end process is
+// killed while Debian's kernel runs with the disk mounted and written: ember
+// logs the device's failure (the back-end gone, DEVICE_NEEDS_RESET), and
+// the VM goes on to power off and exit 0.
+func TestLinuxKeepsRunningWhenBackendDies(t *testing.T) {
+	kernel, ird := requireLinux(t)
+	requireVirtioModules(t, ird)
+	mkfs := requireTool(t, "mkfs.ext4")
+	dir := t.TempDir()
+	content := filepath.Join(dir, "content")
+	if err := os.Mkdir(content, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(content, linuxguest.HostFile), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	image := filepath.Join(dir, "ext4.img")
+	if out, err := exec.Command(mkfs, "-q", "-F", "-d", content, image, "8M").CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4: %v\n%s", err, out)
+	}
+	p := startBackend(t, image, false)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	// The init asks for a line once it is done with the disk: kill the
+	// back-end then, and wait until it is gone, before the line is typed.
+	killed := make(chan struct{})
+	onSeen := func(mark string, _ int) {
+		if mark == linuxguest.MarkPrompt {
+			select {
+			case <-killed:
+			default:
+				p.proc.Kill()
+				p.wait(t)
+				close(killed)
+			}
+		}
+	}
+	const cmdline = "console=ttyS0 ember.end=poweroff ember.ext4=1"
+	r := bootLinuxRetryingInLab(t, ctx, kernel, ird, onSeen, "--disk", "backend="+p.sock, "--cmdline", cmdline)
+	if !strings.Contains(r.out, "ember-init: ext4 written") {
+		t.Errorf("the guest did not write the disk; its console:\n%s", tailString(r.out, 6000))
+	}
+	select {
+	case <-killed:
+	default:
+		t.Fatal("the back-end was never killed")
+	}
+	if r.status != 0 {
+		t.Errorf("ember exited %d: %s", r.status, strings.TrimSpace(r.summary))
+	}
+	if !strings.Contains(r.summary, "virtio-backend: back-end gone") {
+		t.Errorf("ember did not log the back-end's death: %s", r.summary)
+	}
+}
