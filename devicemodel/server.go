@@ -259,7 +259,7 @@ func (r *remote) serve() {
 		}
 		result, outFDs, err := r.handle(m, fds)
 		CloseFDs(fds)
-		if err := r.reply(m, errnoOf(err), result, outFDs); err != nil {
+		if err := r.reply(m, Errno(err), result, outFDs); err != nil {
 			return
 		}
 		if m.Op == OpDestroyClient && err == nil {
@@ -454,8 +454,11 @@ func CloseFDs(fds []int) {
 	}
 }
 
-// errnoOf maps an error to the errno a reply carries.
-func errnoOf(err error) unix.Errno {
+// Errno maps an error to the errno a reply carries: an errno itself,
+// EPROTO for ErrProtocol, EEXIST, ENOTSUP and EBUSY for the errors of
+// overlapping ranges, unshareable memory and a request in the wrong state,
+// EINVAL for anything else.
+func Errno(err error) unix.Errno {
 	var e unix.Errno
 	switch {
 	case err == nil:

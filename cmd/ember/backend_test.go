@@ -134,20 +134,9 @@ func TestBackendBlkRefusesBadFlags(t *testing.T) {
 func TestLinuxMountsExt4FromBackendBlk(t *testing.T) {
 	kernel, ird := requireLinux(t)
 	requireVirtioModules(t, ird)
-	mkfs, debugfs := requireTool(t, "mkfs.ext4"), requireTool(t, "debugfs")
-	dir := t.TempDir()
-	content := filepath.Join(dir, "content")
-	if err := os.Mkdir(content, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	debugfs := requireTool(t, "debugfs")
 	const hostText = "hello from the host, through a back-end"
-	if err := os.WriteFile(filepath.Join(content, linuxguest.HostFile), []byte(hostText), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	image := filepath.Join(dir, "ext4.img")
-	if out, err := exec.Command(mkfs, "-q", "-F", "-d", content, image, "8M").CombinedOutput(); err != nil {
-		t.Fatalf("mkfs.ext4: %v\n%s", err, out)
-	}
+	image := makeExt4(t, hostText)
 	p := startBackend(t, image+",serial=backend0", false) // a lab retry connects again
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -179,19 +168,7 @@ func TestLinuxMountsExt4FromBackendBlk(t *testing.T) {
 func TestLinuxKeepsRunningWhenBackendDies(t *testing.T) {
 	kernel, ird := requireLinux(t)
 	requireVirtioModules(t, ird)
-	mkfs := requireTool(t, "mkfs.ext4")
-	dir := t.TempDir()
-	content := filepath.Join(dir, "content")
-	if err := os.Mkdir(content, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(content, linuxguest.HostFile), []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	image := filepath.Join(dir, "ext4.img")
-	if out, err := exec.Command(mkfs, "-q", "-F", "-d", content, image, "8M").CombinedOutput(); err != nil {
-		t.Fatalf("mkfs.ext4: %v\n%s", err, out)
-	}
+	image := makeExt4(t, "x")
 	p := startBackend(t, image, false)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

@@ -76,20 +76,10 @@ func TestLinuxUsesVirtioDevices(t *testing.T) {
 func TestLinuxMountsExt4FromVirtioBlk(t *testing.T) {
 	kernel, ird := requireLinux(t)
 	requireVirtioModules(t, ird)
-	mkfs, debugfs := requireTool(t, "mkfs.ext4"), requireTool(t, "debugfs")
-	dir := t.TempDir()
-	content := filepath.Join(dir, "content")
-	if err := os.Mkdir(content, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	debugfs := requireTool(t, "debugfs")
 	const hostText = "hello from the host"
-	if err := os.WriteFile(filepath.Join(content, linuxguest.HostFile), []byte(hostText), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	image, ro := filepath.Join(dir, "ext4.img"), filepath.Join(dir, "ro.img")
-	if out, err := exec.Command(mkfs, "-q", "-F", "-d", content, image, "8M").CombinedOutput(); err != nil {
-		t.Fatalf("mkfs.ext4: %v\n%s", err, out)
-	}
+	image := makeExt4(t, hostText)
+	ro := filepath.Join(t.TempDir(), "ro.img")
 	roBytes := make([]byte, 64<<10)
 	rand.Read(roBytes)
 	if err := os.WriteFile(ro, roBytes, 0o644); err != nil {
@@ -112,6 +102,26 @@ func TestLinuxMountsExt4FromVirtioBlk(t *testing.T) {
 	if got, _ := os.ReadFile(ro); string(got) != string(roBytes) {
 		t.Error("the read-only disk's image changed")
 	}
+}
+
+// makeExt4 makes an 8 MiB ext4 image (mkfs.ext4 -d) holding
+// linuxguest.HostFile with text, for the guest's ext4 check (ember.ext4=1).
+func makeExt4(t *testing.T, text string) string {
+	t.Helper()
+	mkfs := requireTool(t, "mkfs.ext4")
+	dir := t.TempDir()
+	content := filepath.Join(dir, "content")
+	if err := os.Mkdir(content, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(content, linuxguest.HostFile), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	image := filepath.Join(dir, "ext4.img")
+	if out, err := exec.Command(mkfs, "-q", "-F", "-d", content, image, "8M").CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4: %v\n%s", err, out)
+	}
+	return image
 }
 
 // requireVirtioModules skips (fails in CI) where the initramfs has no

@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"syscall"
 	"testing"
-	"time"
 
+	"ember/internal/kvmtest"
 	"ember/virtio"
 	"ember/virtio/blk"
 	"ember/virtio/virtiotest"
@@ -141,7 +141,7 @@ func processState(pid int) byte {
 // side is left.
 func TestRemoteLeavesNothing(t *testing.T) {
 	rd, wr := virtiotest.Readable, virtiotest.Writable
-	goroutines, fds := runtime.NumGoroutine(), openFDs(t)
+	goroutines, fds := runtime.NumGoroutine(), kvmtest.OpenFDs(t)
 	t.Run("a disk served and closed", func(t *testing.T) {
 		r := newRig(t, false)
 		for range 3 {
@@ -154,18 +154,7 @@ func TestRemoteLeavesNothing(t *testing.T) {
 		}
 	})
 	waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= goroutines })
-	if got := openFDs(t); got != fds {
+	if got := kvmtest.OpenFDs(t); got != fds {
 		t.Errorf("%d descriptors open after close, %d before", got, fds)
 	}
-}
-
-// openFDs counts this process's open descriptors.
-func openFDs(t *testing.T) int {
-	t.Helper()
-	time.Sleep(10 * time.Millisecond) // let closed files' pollers settle
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
 }

@@ -18,21 +18,12 @@ import (
 	"ember/virtio/virtiotest"
 )
 
-// BAR0 offsets of virtio-pci (virtio 1.2 §4.1.4.3, and ember's layout in
-// virtio/pci): the common configuration's registers, the ISR and the
-// device-specific configuration.
+// BAR0 offsets of ember's virtio-pci functions (virtio/pci's layout): the
+// ISR and the device-specific configuration. The common configuration is
+// at 0.
 const (
-	ccDriverFeatureSelect = 0x08
-	ccDriverFeature       = 0x0c
-	ccDeviceStatus        = 0x14
-	ccQueueSelect         = 0x16
-	ccQueueSize           = 0x18
-	ccQueueEnable         = 0x1c
-	ccQueueDesc           = 0x20
-	ccQueueDriver         = 0x28
-	ccQueueDevice         = 0x30
-	barISR                = 0x1000
-	barDeviceConfig       = 0x2000
+	barISR          = 0x1000
+	barDeviceConfig = 0x2000
 )
 
 // Request types and statuses of virtio-blk (§5.2.6).
@@ -194,47 +185,39 @@ func startChild(t *testing.T, image string, sock *os.File) *os.Process {
 }
 
 // bar reads n bytes of BAR0 at off.
-func (r *rig) bar(off uint64, n int) uint64 {
-	var b [8]byte
-	r.f.Read(off, b[:n])
-	return binary.LittleEndian.Uint64(b[:])
-}
+func (r *rig) bar(off uint64, n int) uint64 { return virtiotest.Registers{Dev: r.f}.Get(off, n) }
 
 // setBar writes n bytes of BAR0 at off.
-func (r *rig) setBar(off, v uint64, n int) {
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], v)
-	r.f.Write(off, b[:n])
-}
+func (r *rig) setBar(off, v uint64, n int) { virtiotest.Registers{Dev: r.f}.Set(off, v, n) }
 
 // status reads device_status.
-func (r *rig) status() uint8 { return uint8(r.bar(ccDeviceStatus, 1)) }
+func (r *rig) status() uint8 { return uint8(r.bar(virtiotest.CommonDeviceStatus, 1)) }
 
 // start initialises the device as a driver does: features, queue 0 laid
 // out by a test driver, DRIVER_OK. It reports whether the device started.
 func (r *rig) start() bool {
 	r.t.Helper()
-	r.setBar(ccDeviceStatus, 0, 1)
-	r.setBar(ccDeviceStatus, virtio.StatusAcknowledge|virtio.StatusDriver, 1)
+	r.setBar(virtiotest.CommonDeviceStatus, 0, 1)
+	r.setBar(virtiotest.CommonDeviceStatus, virtio.StatusAcknowledge|virtio.StatusDriver, 1)
 	features := virtio.Offered(r.remote)
 	for sel := range 2 {
-		r.setBar(ccDriverFeatureSelect, uint64(sel), 4)
-		r.setBar(ccDriverFeature, features>>(32*sel)&0xffffffff, 4)
+		r.setBar(virtiotest.CommonDriverFeatureSelect, uint64(sel), 4)
+		r.setBar(virtiotest.CommonDriverFeature, features>>(32*sel)&0xffffffff, 4)
 	}
-	r.setBar(ccDeviceStatus, virtio.StatusAcknowledge|virtio.StatusDriver|virtio.StatusFeaturesOK, 1)
+	r.setBar(virtiotest.CommonDeviceStatus, virtio.StatusAcknowledge|virtio.StatusDriver|virtio.StatusFeaturesOK, 1)
 	drv, err := virtiotest.New(r.mem, virtiotest.Config{Base: 0x10000, Size: 16, EventIdx: true, IndirectDesc: true})
 	if err != nil {
 		r.t.Fatal(err)
 	}
 	r.drv = drv
 	q := drv.Queue
-	r.setBar(ccQueueSelect, 0, 2)
-	r.setBar(ccQueueSize, uint64(q.Size), 2)
-	r.setBar(ccQueueDesc, q.Desc, 8)
-	r.setBar(ccQueueDriver, q.Driver, 8)
-	r.setBar(ccQueueDevice, q.Device, 8)
-	r.setBar(ccQueueEnable, 1, 2)
-	r.setBar(ccDeviceStatus, virtio.StatusAcknowledge|virtio.StatusDriver|virtio.StatusFeaturesOK|virtio.StatusDriverOK, 1)
+	r.setBar(virtiotest.CommonQueueSelect, 0, 2)
+	r.setBar(virtiotest.CommonQueueSize, uint64(q.Size), 2)
+	r.setBar(virtiotest.CommonQueueDesc, q.Desc, 8)
+	r.setBar(virtiotest.CommonQueueDriver, q.Driver, 8)
+	r.setBar(virtiotest.CommonQueueDevice, q.Device, 8)
+	r.setBar(virtiotest.CommonQueueEnable, 1, 2)
+	r.setBar(virtiotest.CommonDeviceStatus, virtio.StatusAcknowledge|virtio.StatusDriver|virtio.StatusFeaturesOK|virtio.StatusDriverOK, 1)
 	return r.status()&virtio.StatusDeviceNeedsReset == 0
 }
 

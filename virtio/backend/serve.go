@@ -1,7 +1,6 @@
 package backend
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -11,7 +10,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"ember/devicemodel"
-	"ember/memory"
 	"ember/virtio"
 )
 
@@ -81,7 +79,7 @@ func Serve(conn *net.UnixConn, dev virtio.Device, log *slog.Logger) error {
 		if err != nil {
 			s.log.Warn("virtio-backend: request refused", "op", m.Op, "err", err)
 		}
-		if err := s.send(devicemodel.Message{Op: m.Op | devicemodel.OpReply, ID: m.ID, Payload: devicemodel.EncodeReply(errnoOf(err), result)}, nil); err != nil {
+		if err := s.send(devicemodel.Message{Op: m.Op | devicemodel.OpReply, ID: m.ID, Payload: devicemodel.EncodeReply(devicemodel.Errno(err), result)}, nil); err != nil {
 			return fmt.Errorf("virtio-backend: reply: %w", err)
 		}
 	}
@@ -293,20 +291,4 @@ func (e serverEvents) NeedsReset(err error) {
 // ConfigChanged is not carried: a back-end's configuration does not change.
 func (e serverEvents) ConfigChanged() {
 	e.s.log.Warn("virtio-backend: configuration change not passed to ember")
-}
-
-// errnoOf maps an error to the errno a reply carries.
-func errnoOf(err error) unix.Errno {
-	var e unix.Errno
-	switch {
-	case err == nil:
-		return 0
-	case errors.As(err, &e):
-		return e
-	case errors.Is(err, devicemodel.ErrProtocol):
-		return unix.EPROTO
-	case errors.Is(err, memory.ErrOutOfRange):
-		return unix.EINVAL
-	}
-	return unix.EINVAL
 }
