@@ -51,7 +51,7 @@ exit) and serve the --disk image as a virtio-blk device to each 'ember run
 writes are flushed (fdatasync) before the next one is served. SIGINT or
 SIGTERM stops the back-end.`,
 		Example: `  ember backend blk --socket /tmp/disk.sock --disk disk.img &
-  ember run --kernel bzImage --disk backend=/tmp/disk.sock --append 'root=/dev/vda'`,
+  ember run --kernel bzImage --disk backend=/tmp/disk.sock --cmdline 'console=ttyS0 root=/dev/vda'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runBackendBlk(cmd.Context(), o, cmd.ErrOrStderr())
