@@ -158,3 +158,30 @@ func TestRemoteLeavesNothing(t *testing.T) {
 		t.Errorf("%d descriptors open after close, %d before", got, fds)
 	}
 }
+
+// TestBrokenRingInBackendNeedsReset: a driver that breaks its ring (the
+// available index 100 ahead in a queue of 16) makes the back-end's device
+// stop; the back-end says so (VIRTIO_EVENT) and ember's function sets
+// DEVICE_NEEDS_RESET, with the back-end still there, and a reset brings the
+// device back.
+func TestBrokenRingInBackendNeedsReset(t *testing.T) {
+	rd, wr := virtiotest.Readable, virtiotest.Writable
+	r := newRig(t, false)
+	if !r.start() {
+		t.Fatalf("device did not start: status %#x", r.status())
+	}
+	if err := r.drv.SetAvailIdx(100); err != nil {
+		t.Fatal(err)
+	}
+	r.f.Notify(0)
+	waitFor(t, "DEVICE_NEEDS_RESET", func() bool { return r.status()&virtio.StatusDeviceNeedsReset != 0 })
+	if err := r.remote.Err(); err != nil {
+		t.Errorf("the back-end was given up: %v", err)
+	}
+	if !r.start() {
+		t.Fatalf("device did not start again after a reset: status %#x", r.status())
+	}
+	if st, _ := r.do(rd(header(blkIn, 0)), wr(blk.SectorSize), wr(1)); st != blkOK {
+		t.Errorf("status %d after the reset", st)
+	}
+}
