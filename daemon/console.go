@@ -1,8 +1,17 @@
 package daemon
 
 import (
+	"context"
+	"net"
 	"sync"
+	"time"
 )
+
+// consoleWriteTimeout is how long a console stream's client may leave the
+// daemon's writes unread before the daemon hangs up on it: a client that
+// stopped reading but kept its connection would otherwise hold a goroutine
+// and a connection for as long as the VM lives.
+const consoleWriteTimeout = time.Minute
 
 // consoleHistory is how much of a VM's console output the daemon keeps for
 // GET /v1/vms/{id}/console and for a stream's first screen.
@@ -86,5 +95,45 @@ func (c *console) attach() ([]byte, <-chan []byte, func()) {
 		c.mu.Lock()
 		delete(c.subs, s)
 		c.mu.Unlock()
+	}
+}
+
+// pump writes hist and then the console's output from out to conn, until
+// ctx ends, the VM is deleted, or one write waits longer than
+// writeTimeout for the client to read. A write blocked on a client that
+// does not read ends as soon as ctx ends or the VM is deleted.
+func (c *console) pump(ctx context.Context, conn net.Conn, hist []byte, out <-chan []byte, writeTimeout time.Duration) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ended := c.ended()
+	go func() {
+		select {
+		case <-ended:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	stop := context.AfterFunc(ctx, func() { conn.SetWriteDeadline(time.Unix(1, 0)) })
+	defer stop()
+	write := func(p []byte) bool {
+		conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if ctx.Err() != nil { // ended before the deadline was set: the AfterFunc's came first
+			return false
+		}
+		_, err := conn.Write(p)
+		return err == nil
+	}
+	if !write(hist) {
+		return
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case p := <-out:
+			if !write(p) {
+				return
+			}
+		}
 	}
 }

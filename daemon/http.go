@@ -338,20 +338,5 @@ func (d *Daemon) serveConsole(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}()
-	if _, err := conn.Write(hist); err != nil {
-		return
-	}
-	ended := e.console.ended()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ended:
-			return
-		case p := <-out:
-			if _, err := conn.Write(p); err != nil {
-				return
-			}
-		}
-	}
+	e.console.pump(ctx, conn, hist, out, consoleWriteTimeout)
 }

@@ -65,14 +65,14 @@ func Dial(path, name string) (*Conn, error) {
 		return nil, err
 	}
 	if c.info, err = DecodeCreateReply(res); err != nil || len(fds) != 3 || c.info.BufferSize != acrn.RequestBufferSize {
-		closeAll(fds)
+		CloseFDs(fds)
 		uc.Close()
 		return nil, fmt.Errorf("%w: bad CREATE_CLIENT reply (%d fds, %v)", ErrProtocol, len(fds), err)
 	}
 	buf, err := ioreq.MapBuffer(fds[0])
 	unix.Close(fds[0])
 	if err != nil {
-		closeAll(fds[1:])
+		CloseFDs(fds[1:])
 		uc.Close()
 		return nil, fmt.Errorf("devicemodel: %w", err)
 	}
@@ -97,7 +97,7 @@ func (c *Conn) mapClientPage() error {
 	if err != nil {
 		return err
 	}
-	defer closeAll(fds)
+	defer CloseFDs(fds)
 	if _, err := DecodeClientPageReply(res); err != nil || len(fds) != 1 {
 		return fmt.Errorf("%w: bad CLIENT_PAGE reply (%d fds, %v)", ErrProtocol, len(fds), err)
 	}
@@ -167,7 +167,7 @@ func (c *Conn) call(op Op, payload []byte, fd int) ([]byte, []int, error) {
 	if n == 0 {
 		return nil, nil, fmt.Errorf("devicemodel: %v: %w", op, ioreq.ErrClientGone)
 	}
-	fds := parseRights(roob[:oobn])
+	fds := ParseRights(roob[:oobn])
 	rm, err := DecodeMessage(pkt[:n])
 	if err == nil && (rm.Op != op|OpReply || rm.ID != id || flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0) {
 		err = fmt.Errorf("%w: %v reply is %v id %d", ErrProtocol, op, rm.Op, rm.ID)
@@ -180,7 +180,7 @@ func (c *Conn) call(op Op, payload []byte, fd int) ([]byte, []int, error) {
 		err = rep.Err()
 	}
 	if err != nil {
-		closeAll(fds)
+		CloseFDs(fds)
 		return nil, nil, fmt.Errorf("devicemodel: %v: %w", op, err)
 	}
 	return rep.Result, fds, nil
@@ -265,7 +265,7 @@ func (c *Conn) Memory() ([]Segment, error) {
 		err = fmt.Errorf("%w: %d segments, %d fds", ErrProtocol, len(segs), len(fds))
 	}
 	if err != nil {
-		closeAll(fds)
+		CloseFDs(fds)
 		return nil, err
 	}
 	for i := range segs {

@@ -29,8 +29,8 @@ func FuzzDecodeMessage(f *testing.F) {
 	(&acrn.IRQFD{MSI: acrn.MSIEntry{MSIAddr: 0xfee00000, MSIData: 0x31}}).Encode(q[:])
 	add(Message{Op: OpIRQFD, ID: 8, Payload: q[:]})
 	add(Message{Op: OpMemory, ID: 9})
-	add(Message{Op: OpCreateClient | OpReply, ID: 1, Payload: replyPayload(0, CreateReply{ClientID: 1, Slots: 16, BufferSize: 4096}.Encode())})
-	add(Message{Op: OpMemory | OpReply, ID: 9, Payload: replyPayload(0, EncodeSegments([]Segment{{GPA: 0, Len: 1 << 20}}))})
+	add(Message{Op: OpCreateClient | OpReply, ID: 1, Payload: EncodeReply(0, CreateReply{ClientID: 1, Slots: 16, BufferSize: 4096}.Encode())})
+	add(Message{Op: OpMemory | OpReply, ID: 9, Payload: EncodeReply(0, EncodeSegments([]Segment{{GPA: 0, Len: 1 << 20}}))})
 	f.Add([]byte{})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 1, 0, 0, 0, 0, 0, 0, 0})
 

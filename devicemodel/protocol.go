@@ -45,6 +45,16 @@ const (
 	// counterpart).
 	OpClientPage Op = 10
 
+	// The virtio back-end messages (docs/ioreq-protocol.md, "Virtio
+	// back-ends"; package virtio/backend): ember asks, an out-of-process
+	// virtio device answers, except VIRTIO_EVENT, which the back-end sends
+	// unasked.
+	OpVirtioDevice Op = 16 // the device's type, features, queues and configuration
+	OpVirtioMemory Op = 17 // the guest RAM segments, with their memfds
+	OpVirtioStart  Op = 18 // DRIVER_OK: the queues' layout, kick and call eventfds
+	OpVirtioReset  Op = 19 // the driver reset the device: stop, drop the queues
+	OpVirtioEvent  Op = 20 // back-end -> ember: the device needs a reset
+
 	// OpReply marks a reply.
 	OpReply Op = 0x8000
 )
@@ -53,6 +63,8 @@ var opNames = map[Op]string{
 	OpCreateClient: "CREATE_CLIENT", OpAttachClient: "ATTACH_CLIENT", OpDestroyClient: "DESTROY_CLIENT",
 	OpClaimRange: "CLAIM_RANGE", OpUnclaimRange: "UNCLAIM_RANGE", OpNotifyFinish: "NOTIFY_FINISH",
 	OpIOEventFD: "IOEVENTFD", OpIRQFD: "IRQFD", OpMemory: "MEMORY", OpClientPage: "CLIENT_PAGE",
+	OpVirtioDevice: "VIRTIO_DEVICE", OpVirtioMemory: "VIRTIO_MEMORY", OpVirtioStart: "VIRTIO_START",
+	OpVirtioReset: "VIRTIO_RESET", OpVirtioEvent: "VIRTIO_EVENT",
 }
 
 func (o Op) String() string {
@@ -154,7 +166,8 @@ func DecodeReply(p []byte) (Reply, error) {
 	return Reply{Errno: unix.Errno(binary.LittleEndian.Uint32(p)), Result: p[4:]}, nil
 }
 
-func replyPayload(errno unix.Errno, result []byte) []byte {
+// EncodeReply returns a reply's payload: the u32 errno, then the op's result.
+func EncodeReply(errno unix.Errno, result []byte) []byte {
 	p := binary.LittleEndian.AppendUint32(make([]byte, 0, 4+len(result)), uint32(errno))
 	return append(p, result...)
 }

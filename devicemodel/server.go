@@ -259,7 +259,7 @@ func (r *remote) serve() {
 		if err != nil || n == 0 {
 			return
 		}
-		fds := parseRights(oob[:oobn])
+		fds := ParseRights(oob[:oobn])
 		var m Message
 		if flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 {
 			err = fmt.Errorf("%w: packet or its fds truncated", ErrProtocol)
@@ -270,14 +270,14 @@ func (r *remote) serve() {
 			err = fmt.Errorf("%w: a reply sent to the server", ErrProtocol)
 		}
 		if err != nil {
-			closeAll(fds)
+			CloseFDs(fds)
 			r.s.log.Warn("devicemodel: malformed message; disconnecting", "client", r.name, "err", err)
 			r.reply(Message{Op: m.Op | OpReply, ID: m.ID}, unix.EPROTO, nil, nil)
 			return
 		}
 		result, outFDs, err := r.handle(m, fds)
-		closeAll(fds)
-		if err := r.reply(m, errnoOf(err), result, outFDs); err != nil {
+		CloseFDs(fds)
+		if err := r.reply(m, Errno(err), result, outFDs); err != nil {
 			return
 		}
 		if m.Op == OpDestroyClient && err == nil {
@@ -287,7 +287,7 @@ func (r *remote) serve() {
 }
 
 func (r *remote) reply(req Message, errno unix.Errno, result []byte, fds []int) error {
-	m := Message{Op: req.Op | OpReply, ID: req.ID, Payload: replyPayload(errno, result)}
+	m := Message{Op: req.Op | OpReply, ID: req.ID, Payload: EncodeReply(errno, result)}
 	var oob []byte
 	if len(fds) > 0 {
 		oob = unix.UnixRights(fds...)
@@ -471,7 +471,9 @@ func (r *remote) cleanup() {
 	r.s.mu.Unlock()
 }
 
-func parseRights(oob []byte) []int {
+// ParseRights returns the file descriptors of a packet's SCM_RIGHTS
+// messages (its out-of-band bytes).
+func ParseRights(oob []byte) []int {
 	msgs, err := unix.ParseSocketControlMessage(oob)
 	if err != nil {
 		return nil
@@ -485,14 +487,18 @@ func parseRights(oob []byte) []int {
 	return fds
 }
 
-func closeAll(fds []int) {
+// CloseFDs closes every descriptor of fds.
+func CloseFDs(fds []int) {
 	for _, fd := range fds {
 		unix.Close(fd)
 	}
 }
 
-// errnoOf maps an error to the errno a reply carries.
-func errnoOf(err error) unix.Errno {
+// Errno maps an error to the errno a reply carries: an errno itself,
+// EPROTO for ErrProtocol, EEXIST, ENOTSUP and EBUSY for the errors of
+// overlapping ranges, unshareable memory and a request in the wrong state,
+// EINVAL for anything else.
+func Errno(err error) unix.Errno {
 	var e unix.Errno
 	switch {
 	case err == nil:

@@ -374,11 +374,11 @@ func TestMSIVectorsLeaveNoDescriptors(t *testing.T) {
 		}
 	}
 	runOne()
-	fds := fdCount(t)
+	fds := kvmtest.OpenFDs(t)
 	for range 50 {
 		runOne()
 	}
-	if got := fdCount(t); got != fds {
+	if got := kvmtest.OpenFDs(t); got != fds {
 		t.Errorf("open descriptors: %d before, %d after 50 VMs with 8 MSI vectors each", fds, got)
 	}
 }

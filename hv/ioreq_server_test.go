@@ -156,11 +156,11 @@ func TestDeviceModelSocketLeavesNothing(t *testing.T) {
 		}
 	}
 	runOne()
-	fds, gs := fdCount(t), runtime.NumGoroutine()
+	fds, gs := kvmtest.OpenFDs(t), runtime.NumGoroutine()
 	for i := 0; i < n; i++ {
 		runOne()
 	}
-	if got := fdCount(t); got != fds {
+	if got := kvmtest.OpenFDs(t); got != fds {
 		t.Errorf("open descriptors: %d before, %d after %d VMs", fds, got, n)
 	}
 	deadline := time.Now().Add(5 * time.Second)

@@ -11,7 +11,7 @@ import (
 func (vm *VM) setupMemory() error {
 	size := (vm.cfg.MemorySize + memory.PageSize - 1) &^ (memory.PageSize - 1)
 	newMem := memory.New
-	if vm.cfg.DeviceModelSocket != "" {
+	if vm.cfg.DeviceModelSocket != "" || vm.cfg.SharedMemory {
 		newMem = memory.NewShared // so device models can map the guest's RAM
 	}
 	var ranges []memory.Range

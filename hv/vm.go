@@ -40,6 +40,11 @@ type Config struct {
 	// for out-of-process device models (docs/ioreq-protocol.md); Close
 	// removes it.
 	DeviceModelSocket string
+	// SharedMemory backs the guest's RAM with memfds (memory.NewShared),
+	// as DeviceModelSocket does, so that another process can map it: an
+	// out-of-process virtio back-end (virtio/backend). Without it RAM is
+	// anonymous memory, which gets transparent huge pages.
+	SharedMemory bool
 }
 
 // ErrRunning is returned by operations that need the VM not to be running.

@@ -3,7 +3,6 @@ package hv
 import (
 	"bytes"
 	"context"
-	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -145,15 +144,6 @@ func TestStopEndsASpinningGuest(t *testing.T) {
 	}
 }
 
-func fdCount(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
-}
-
 // TestCreateRunDestroyLeavesNothing runs 500 VMs one after another and checks
 // the process's descriptors and goroutines come back to where they started.
 func TestCreateRunDestroyLeavesNothing(t *testing.T) {
@@ -179,13 +169,13 @@ func TestCreateRunDestroyLeavesNothing(t *testing.T) {
 		}
 	}
 	runOne() // warm up lazily created runtime threads and descriptors
-	fds, gs := fdCount(t), runtime.NumGoroutine()
+	fds, gs := kvmtest.OpenFDs(t), runtime.NumGoroutine()
 	start := time.Now()
 	for i := 0; i < n; i++ {
 		runOne()
 	}
 	t.Logf("%d create/run/destroy cycles in %v (%v each)", n, time.Since(start), time.Since(start)/time.Duration(n))
-	if got := fdCount(t); got != fds {
+	if got := kvmtest.OpenFDs(t); got != fds {
 		t.Errorf("open descriptors: %d before, %d after %d VMs", fds, got, n)
 	}
 	deadline := time.Now().Add(5 * time.Second)

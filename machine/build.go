@@ -14,6 +14,7 @@ import (
 	"ember/multiboot"
 	"ember/pc"
 	"ember/virtio"
+	"ember/virtio/backend"
 	"ember/virtio/balloon"
 	"ember/virtio/blk"
 	"ember/virtio/console"
@@ -111,7 +112,18 @@ func (m *Machine) addVirtio(p *Prepared) error {
 		_, err := m.Platform.AddVirtio(vm, d)
 		return err
 	}
-	for _, c := range p.disks {
+	for _, s := range p.disks {
+		if s.backend != "" {
+			d, err := backend.Dial(s.backend, backend.Config{Mem: vm.Memory(), Type: virtio.IDBlock, Logger: log})
+			if err != nil {
+				return fmt.Errorf("disk: %w", err)
+			}
+			if err := add(d, d.Close); err != nil {
+				return err
+			}
+			continue
+		}
+		c := s.blk
 		c.Logger = log
 		d, err := blk.Open(c)
 		if err != nil {

@@ -58,14 +58,21 @@ type Config struct {
 	DeviceModelSocket string `json:"device_model_socket,omitempty"`
 }
 
-// Disk is a raw image file given to the guest as a virtio-blk device.
+// Disk is a raw image file given to the guest as a virtio-blk device, or
+// a virtio-blk device served by a back-end process (Backend).
 type Disk struct {
-	Path     string `json:"path"`
+	Path     string `json:"path,omitempty"`
 	ReadOnly bool   `json:"readonly,omitempty"`
 	Serial   string `json:"serial,omitempty"` // GET_ID answer, at most 20 bytes
 	Queues   int    `json:"queues,omitempty"` // request queues, 1 to 16; default 1
 	// Cache is writeback (the host's page cache, default) or none (O_DIRECT).
 	Cache string `json:"cache,omitempty"`
+	// Backend is the SOCK_SEQPACKET socket of a process serving the disk
+	// (`ember backend blk`, docs/ioreq-protocol.md): ember keeps the
+	// virtio-pci function and the back-end serves the queues. The image
+	// and its options are the back-end's, so Path and the others stay
+	// empty; the guest's RAM becomes memfd-backed.
+	Backend string `json:"backend,omitempty"`
 }
 
 // Module is a multiboot boot module: a file and its string (by the

@@ -92,6 +92,8 @@ func TestPrepareRefuses(t *testing.T) {
 		{"disk serial", Config{Disks: []Disk{{Path: img, Serial: strings.Repeat("s", 21)}}}, "serial longer than 20 bytes", true},
 		{"disk cache", Config{Disks: []Disk{{Path: img, Cache: "unsafe"}}}, "cache must be none or writeback", true},
 		{"disk queues", Config{Disks: []Disk{{Path: img, Queues: 17}}}, "queues must be 1 to 16", true},
+		{"disk backend with an image", Config{Disks: []Disk{{Path: img, Backend: "/run/d.sock"}}}, "the back-end's", true},
+		{"disk backend with options", Config{Disks: []Disk{{Backend: "/run/d.sock", ReadOnly: true}}}, "the back-end's", true},
 		{"net tap", Config{Nets: []Net{{MAC: "52:54:00:00:00:01"}}}, "tap=NAME is required", true},
 		{"net tap name", Config{Nets: []Net{{TAP: strings.Repeat("t", 16)}}}, "longer than 15 bytes", true},
 		{"net mac", Config{Nets: []Net{{TAP: "t0", MAC: "01:00:00:00:00:00"}}}, "mac must be a unicast", true},
@@ -119,7 +121,7 @@ func TestPrepareReadsWhatItNeeds(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := Config{Guest: "long64", CPUs: 2, Memory: "8M", RNG: true,
-		Disks: []Disk{{Path: img, ReadOnly: true, Serial: "d0", Cache: "none", Queues: 2}},
+		Disks: []Disk{{Path: img, ReadOnly: true, Serial: "d0", Cache: "none", Queues: 2}, {Backend: filepath.Join(dir, "d.sock")}},
 		Nets:  []Net{{TAP: "t0", MAC: "52:54:00:00:00:01"}},
 		Vsock: &Vsock{CID: 7, Socket: filepath.Join(dir, "v.sock")}}
 	p, err := c.Prepare()
@@ -129,8 +131,11 @@ func TestPrepareReadsWhatItNeeds(t *testing.T) {
 	if p.Name != "long64" || p.HV.MemorySize != 8<<20 || p.HV.VCPUs != 2 || p.Linux() {
 		t.Errorf("prepared %q, %d bytes, %d vCPUs, linux %v", p.Name, p.HV.MemorySize, p.HV.VCPUs, p.Linux())
 	}
-	if len(p.disks) != 1 || !p.disks[0].Direct || !p.disks[0].ReadOnly || p.disks[0].Queues != 2 {
+	if len(p.disks) != 2 || !p.disks[0].blk.Direct || !p.disks[0].blk.ReadOnly || p.disks[0].blk.Queues != 2 || p.disks[1].backend == "" {
 		t.Errorf("disk %+v", p.disks)
+	}
+	if !p.HV.SharedMemory {
+		t.Error("a disk with a back-end, but the guest's RAM is not shareable")
 	}
 	if len(p.nets) != 1 || p.nets[0].MAC.String() != "52:54:00:00:00:01" {
 		t.Errorf("net %+v", p.nets)

@@ -42,7 +42,7 @@ type Prepared struct {
 	prog    guest.Program    // a tiny guest, or
 	linux   *vmm.LinuxImages // a kernel, or
 	bios    []byte           // a firmware ROM
-	disks   []blk.Config
+	disks   []diskSpec
 	nets    []virtionet.Config
 	vsock   *vsock.Config
 	balloon *balloonSpec
@@ -135,14 +135,22 @@ func checkMemory(size uint64) error {
 func (p *Prepared) prepareDevices() error {
 	c := p.Config
 	for _, d := range c.Disks {
-		bc, err := d.config()
+		if d.Backend != "" {
+			if d != (Disk{Backend: d.Backend}) {
+				return invalid("disk backend=%s: the image and its options are the back-end's (ember backend blk --disk)", d.Backend)
+			}
+			p.HV.SharedMemory = true // the back-end maps the guest's RAM
+			p.disks = append(p.disks, diskSpec{backend: d.Backend})
+			continue
+		}
+		bc, err := d.BlkConfig()
 		if err != nil {
 			return err
 		}
 		if _, err := os.Stat(d.Path); err != nil {
 			return fmt.Errorf("disk: %w", err)
 		}
-		p.disks = append(p.disks, bc)
+		p.disks = append(p.disks, diskSpec{blk: bc})
 	}
 	for _, n := range c.Nets {
 		nc, err := n.config()
@@ -174,6 +182,13 @@ func (p *Prepared) prepareDevices() error {
 	return nil
 }
 
+// diskSpec is a disk as Prepare checked it: served in ember's process
+// (blk), or by the back-end listening on a socket (backend).
+type diskSpec struct {
+	blk     blk.Config
+	backend string
+}
+
 // MinStatsInterval is the shortest balloon statistics interval.
 const MinStatsInterval = 100 * time.Millisecond
 
@@ -200,10 +215,13 @@ func (b Balloon) spec(ram uint64) (*balloonSpec, error) {
 	return s, nil
 }
 
-// config checks a disk and returns its device configuration.
-func (d Disk) config() (blk.Config, error) {
+// BlkConfig checks a disk served in ember's process and returns its
+// device configuration; `ember backend blk` checks its --disk with it too.
+func (d Disk) BlkConfig() (blk.Config, error) {
 	c := blk.Config{Path: d.Path, ReadOnly: d.ReadOnly, Serial: d.Serial, Queues: d.Queues}
 	switch {
+	case d.Backend != "":
+		return c, invalid("disk backend=%s: the back-end serves the disk in a process of its own", d.Backend)
 	case d.Path == "":
 		return c, invalid("disk: no path")
 	case len(d.Serial) > 20:

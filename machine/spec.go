@@ -24,13 +24,19 @@ func options(kind, spec string, parts []string, help string, set func(k, v strin
 }
 
 // ParseDisk parses `ember run --disk`'s value:
-// PATH[,readonly][,serial=ID][,queues=N][,cache=none|writeback]. The
-// options are checked with the rest of the Config, in Prepare.
+// PATH[,readonly][,serial=ID][,queues=N][,cache=none|writeback], or
+// backend=SOCKET for a disk a back-end process serves. The options are
+// checked with the rest of the Config, in Prepare.
 func ParseDisk(spec string) (Disk, error) {
 	parts := strings.Split(spec, ",")
-	d := Disk{Path: parts[0]}
-	err := options("disk", spec, parts[1:], "readonly, serial=ID, queues=N, cache=none", func(k, v string) (bool, error) {
+	var d Disk
+	if !strings.HasPrefix(parts[0], "backend=") {
+		d.Path, parts = parts[0], parts[1:]
+	}
+	err := options("disk", spec, parts, "readonly, serial=ID, queues=N, cache=none, backend=SOCKET", func(k, v string) (bool, error) {
 		switch k {
+		case "backend":
+			d.Backend = v
 		case "readonly", "ro":
 			d.ReadOnly = true
 		case "serial":

@@ -34,6 +34,10 @@ func TestParseSpecs(t *testing.T) {
 	if err != nil || d != (Disk{Path: "a.img", ReadOnly: true, Serial: "x", Queues: 4, Cache: "none"}) {
 		t.Errorf("ParseDisk: %+v, %v", d, err)
 	}
+	d, err = ParseDisk("backend=/run/disk.sock")
+	if err != nil || d != (Disk{Backend: "/run/disk.sock"}) {
+		t.Errorf("ParseDisk backend: %+v, %v", d, err)
+	}
 	n, err := ParseNet("tap=t0,mac=52:54:00:00:00:02")
 	if err != nil || n != (Net{TAP: "t0", MAC: "52:54:00:00:00:02"}) {
 		t.Errorf("ParseNet: %+v, %v", n, err)

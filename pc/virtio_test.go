@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
-	"os"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -15,6 +14,7 @@ import (
 
 	"ember/guest"
 	"ember/hv"
+	"ember/internal/kvmtest"
 	"ember/kvm"
 	"ember/virtio"
 	virtiopci "ember/virtio/pci"
@@ -41,20 +41,9 @@ func (d *kickDevice) Notify(q int) {
 	}
 }
 
-// Offsets in struct virtio_pci_common_cfg and the MSI-X capability (virtio
-// 1.2, §4.1.4.3; PCI Local Bus 3.0, §6.8.2), as a driver knows them.
+// Bits of the MSI-X capability's message control (PCI Local Bus 3.0,
+// §6.8.2), as a driver knows them.
 const (
-	ccDriverFeatureSelect = 0x08
-	ccDriverFeature       = 0x0c
-	ccDeviceStatus        = 0x14
-	ccQueueSelect         = 0x16
-	ccQueueSize           = 0x18
-	ccQueueMSIXVector     = 0x1a
-	ccQueueEnable         = 0x1c
-	ccQueueDesc           = 0x20
-	ccQueueDriver         = 0x28
-	ccQueueDevice         = 0x30
-
 	msixEnable  = 1 << 15
 	msixMaskAll = 1 << 14
 )
@@ -111,17 +100,9 @@ func (d *driver) cfgWrite(reg uint16, v uint32, n int) {
 	d.f.ConfigWrite(0, 0, 0, reg, b[:n])
 }
 
-func (d *driver) read(off uint64, n int) uint64 {
-	var b [8]byte
-	d.f.Read(off, b[:n])
-	return binary.LittleEndian.Uint64(b[:])
-}
+func (d *driver) read(off uint64, n int) uint64 { return virtiotest.Registers{Dev: d.f}.Get(off, n) }
 
-func (d *driver) write(off, v uint64, n int) {
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], v)
-	d.f.Write(off, b[:n])
-}
+func (d *driver) write(off, v uint64, n int) { virtiotest.Registers{Dev: d.f}.Set(off, v, n) }
 
 // start negotiates VERSION_1, puts queue 0 (256 entries) at 1 MiB on MSI-X
 // vector 1 and queue 1 (128) at 1 MiB + 64 KiB on vector 2, and sets
@@ -129,22 +110,22 @@ func (d *driver) write(off, v uint64, n int) {
 func (d *driver) start() {
 	d.t.Helper()
 	const ack, drv, featuresOK, driverOK = virtio.StatusAcknowledge, virtio.StatusDriver, virtio.StatusFeaturesOK, virtio.StatusDriverOK
-	d.write(d.common+ccDeviceStatus, ack|drv, 1)
-	d.write(d.common+ccDriverFeatureSelect, 1, 4)
-	d.write(d.common+ccDriverFeature, virtio.FeatureVersion1>>32, 4)
-	d.write(d.common+ccDeviceStatus, ack|drv|featuresOK, 1)
+	d.write(d.common+virtiotest.CommonDeviceStatus, ack|drv, 1)
+	d.write(d.common+virtiotest.CommonDriverFeatureSelect, 1, 4)
+	d.write(d.common+virtiotest.CommonDriverFeature, virtio.FeatureVersion1>>32, 4)
+	d.write(d.common+virtiotest.CommonDeviceStatus, ack|drv|featuresOK, 1)
 	for q, size := range []uint64{256, 128} {
 		base := 0x100000 + uint64(q)*0x10000
-		d.write(d.common+ccQueueSelect, uint64(q), 2)
-		d.write(d.common+ccQueueSize, size, 2)
-		d.write(d.common+ccQueueDesc, base, 8)
-		d.write(d.common+ccQueueDriver, base+0x1000, 8)
-		d.write(d.common+ccQueueDevice, base+0x2000, 8)
-		d.write(d.common+ccQueueMSIXVector, uint64(q)+1, 2)
-		d.write(d.common+ccQueueEnable, 1, 2)
+		d.write(d.common+virtiotest.CommonQueueSelect, uint64(q), 2)
+		d.write(d.common+virtiotest.CommonQueueSize, size, 2)
+		d.write(d.common+virtiotest.CommonQueueDesc, base, 8)
+		d.write(d.common+virtiotest.CommonQueueDriver, base+0x1000, 8)
+		d.write(d.common+virtiotest.CommonQueueDevice, base+0x2000, 8)
+		d.write(d.common+virtiotest.CommonQueueMSIXVector, uint64(q)+1, 2)
+		d.write(d.common+virtiotest.CommonQueueEnable, 1, 2)
 	}
-	d.write(d.common+ccDeviceStatus, ack|drv|featuresOK|driverOK, 1)
-	if s := d.read(d.common+ccDeviceStatus, 1); s != ack|drv|featuresOK|driverOK {
+	d.write(d.common+virtiotest.CommonDeviceStatus, ack|drv|featuresOK|driverOK, 1)
+	if s := d.read(d.common+virtiotest.CommonDeviceStatus, 1); s != ack|drv|featuresOK|driverOK {
 		d.t.Fatalf("device status %#x after DRIVER_OK", s)
 	}
 }
@@ -501,12 +482,12 @@ func TestVirtioLeavesNothingWithTheVM(t *testing.T) {
 		}
 	}
 	runOne() // warm up what the runtime makes once
-	fds, gs := fdCount(t), runtime.NumGoroutine()
+	fds, gs := kvmtest.OpenFDs(t), runtime.NumGoroutine()
 	const n = 50
 	for range n {
 		runOne()
 	}
-	if got := fdCount(t); got != fds {
+	if got := kvmtest.OpenFDs(t); got != fds {
 		t.Errorf("open descriptors: %d before, %d after %d VMs", fds, got, n)
 	}
 	deadline := time.Now().Add(5 * time.Second)
@@ -516,15 +497,6 @@ func TestVirtioLeavesNothingWithTheVM(t *testing.T) {
 	if got := runtime.NumGoroutine(); got != gs {
 		t.Errorf("goroutines: %d before, %d after %d VMs", gs, got, n)
 	}
-}
-
-func fdCount(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
 }
 
 // BenchmarkVirtioInterrupt measures a virtio-pci function's interrupts

@@ -123,7 +123,7 @@ func readDesc(table []byte, i uint16) desc {
 // walker collects a chain's buffers as walk visits its descriptors.
 type walker struct {
 	mem     *memory.Guest
-	chain   Chain
+	chain   *Chain
 	total   uint64 // bytes the chain describes so far
 	writing bool   // a device-writable descriptor was seen
 }
@@ -132,32 +132,34 @@ type walker struct {
 // descriptor table, and through at most one indirect table. No chain can
 // make it loop: it visits at most as many descriptors as each table holds
 // (a chain that visits more has a loop), and each visit is constant work.
-func (q *Queue) walk(mem *memory.Guest, table []byte, head uint16) (*Chain, error) {
-	w := walker{mem: mem, chain: Chain{Head: head}}
+// It fills c, reusing its slices.
+func (q *Queue) walk(mem *memory.Guest, table []byte, head uint16, c *Chain) error {
+	*c = Chain{Head: head, Readable: c.Readable[:0], Writable: c.Writable[:0]}
+	w := walker{mem: mem, chain: c}
 	where, i, seen, indirect := "descriptor", head, 0, false
 	for {
 		entries := len(table) / descSize
 		if int(i) >= entries {
-			return nil, fmt.Errorf("%s %d: outside a table of %d", where, i, entries)
+			return fmt.Errorf("%s %d: outside a table of %d", where, i, entries)
 		}
 		if seen == entries {
-			return nil, fmt.Errorf("%s %d: chain longer than its table of %d: a loop", where, i, entries)
+			return fmt.Errorf("%s %d: chain longer than its table of %d: a loop", where, i, entries)
 		}
 		seen++
 		d := readDesc(table, i)
 		if d.flags&DescIndirect != 0 {
 			var err error
 			if table, err = q.indirectTable(mem, d, indirect); err != nil {
-				return nil, fmt.Errorf("%s %d: %w", where, i, err)
+				return fmt.Errorf("%s %d: %w", where, i, err)
 			}
 			where, i, seen, indirect = "indirect descriptor", 0, 0, true
 			continue
 		}
 		if err := w.add(d); err != nil {
-			return nil, fmt.Errorf("%s %d: %w", where, i, err)
+			return fmt.Errorf("%s %d: %w", where, i, err)
 		}
 		if d.flags&DescNext == 0 {
-			return &w.chain, nil
+			return nil
 		}
 		i = d.next
 	}

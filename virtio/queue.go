@@ -209,34 +209,44 @@ func (q *Queue) availEvent() uint64 { return q.Device + ringHeader + usedElemSiz
 // when it adds one (§2.7.10), and then reads avail->idx again, since a chain
 // added before the driver saw avail_event brings no notification.
 func (q *Queue) Pop(mem *memory.Guest) (*Chain, error) {
-	if err := q.usable(); err != nil {
+	c := new(Chain)
+	if ok, err := q.PopInto(mem, c); !ok {
 		return nil, err
+	}
+	return c, nil
+}
+
+// PopInto is Pop into a chain the caller keeps: it reports whether it took
+// one, and reuses c's slices, so a device that serves one chain at a time
+// allocates nothing per request. c's earlier buffers are forgotten.
+func (q *Queue) PopInto(mem *memory.Guest, c *Chain) (bool, error) {
+	if err := q.usable(); err != nil {
+		return false, err
 	}
 	avail, err := q.availIdx(mem)
 	if err == nil && avail == q.nextAvail {
 		avail, err = q.armNotify(mem)
 	}
 	if err != nil || avail == q.nextAvail {
-		return nil, err
+		return false, err
 	}
 	if ahead := avail - q.nextAvail; ahead > q.Size {
-		return nil, fmt.Errorf("%w: avail idx %d is %d ahead of the %d taken, queue size %d", ErrBadRing, avail, ahead, q.nextAvail, q.Size)
+		return false, fmt.Errorf("%w: avail idx %d is %d ahead of the %d taken, queue size %d", ErrBadRing, avail, ahead, q.nextAvail, q.Size)
 	}
 	table, err := mem.Slice(q.Desc, descSize*uint64(q.Size))
 	if err != nil {
-		return nil, fmt.Errorf("%w: descriptor table: %w", ErrInvalid, err)
+		return false, fmt.Errorf("%w: descriptor table: %w", ErrInvalid, err)
 	}
 	entry, err := mem.Slice(q.availEntry(q.nextAvail), 2)
 	if err != nil {
-		return nil, fmt.Errorf("%w: available ring: %w", ErrInvalid, err)
+		return false, fmt.Errorf("%w: available ring: %w", ErrInvalid, err)
 	}
 	head := binary.LittleEndian.Uint16(entry)
 	q.nextAvail++
-	c, err := q.walk(mem, table, head)
-	if err != nil {
-		return nil, &ChainError{Head: head, Err: fmt.Errorf("%w: head %d: %w", ErrBadChain, head, err)}
+	if err := q.walk(mem, table, head, c); err != nil {
+		return false, &ChainError{Head: head, Err: fmt.Errorf("%w: head %d: %w", ErrBadChain, head, err)}
 	}
-	return c, nil
+	return true, nil
 }
 
 // availIdx reads avail->idx with an acquire.

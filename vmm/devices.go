@@ -33,6 +33,13 @@ func (g *Guest) AttachPC(cfg pc.Config) (*pc.Platform, error) {
 //	disk, _ := blk.Open(blk.Config{Path: "disk.img"})
 //	g.AttachPC(pc.Config{})
 //	g.AddVirtio(disk)
+//
+// A disk served by another process (`ember backend blk`) is a
+// backend.Remote, on a guest made with hv.Config{SharedMemory: true} so the
+// back-end can map its RAM; close it after the guest:
+//
+//	disk, _ := backend.Dial("/run/disk.sock", backend.Config{Mem: g.VM().Memory(), Type: virtio.IDBlock})
+//	g.AddVirtio(disk)
 func (g *Guest) AddVirtio(dev virtio.Device) error {
 	g.mu.Lock()
 	p := g.plat

@@ -307,12 +307,12 @@ func TestCloseReleasesEverything(t *testing.T) {
 		closeTime.Add(int64(time.Since(begin)))
 	}
 	cycle(0) // warm up threads and descriptors the runtime creates lazily
-	fds, gs := fdCount(t), settleGoroutines(0)
+	fds, gs := kvmtest.OpenFDs(t), settleGoroutines(0)
 	const n = 40
 	for i := range n {
 		cycle(i)
 	}
-	if got := fdCount(t); got != fds {
+	if got := kvmtest.OpenFDs(t); got != fds {
 		t.Errorf("open descriptors: %d before, %d after %d guests", fds, got, n)
 	}
 	if got := settleGoroutines(gs); got != gs {

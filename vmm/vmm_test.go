@@ -2,7 +2,6 @@ package vmm
 
 import (
 	"encoding/binary"
-	"os"
 	"runtime"
 	"testing"
 	"time"
@@ -106,15 +105,6 @@ func counterPasses(t testing.TB, g *Guest, n uint64) uint64 {
 		}
 		time.Sleep(time.Millisecond)
 	}
-}
-
-func fdCount(t testing.TB) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
 }
 
 // settleGoroutines waits up to 5 s for the goroutine count to come down to want.

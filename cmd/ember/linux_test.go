@@ -72,6 +72,20 @@ type bootResult struct {
 	con          *linuxguest.Console
 }
 
+// kernelLogLine is one line of the kernel's log on the console. The kernel
+// writes to the serial port whenever it logs, so its lines can land in the
+// middle of a line the init is writing.
+var kernelLogLine = regexp.MustCompile(`\[ *\d+\.\d+\] [^\n]*\n`)
+
+// user is the console without the kernel's log lines: what the guest's
+// programs printed, each of their lines whole again.
+func (r bootResult) user() string { return kernelLogLine.ReplaceAllString(r.out, "") }
+
+// printed reports whether the guest's programs printed w.
+func (r bootResult) printed(w string) bool {
+	return strings.Contains(r.out, w) || strings.Contains(r.user(), w)
+}
+
 // bootLinux runs `ember run` on kernel and initrd with args added; its
 // console types a line when the init asks and calls onSeen for every mark.
 func bootLinux(t *testing.T, ctx context.Context, kernel string, ird testInitramfs, onSeen func(string, int), args ...string) bootResult {
@@ -171,11 +185,11 @@ func checkUserspace(t *testing.T, r bootResult, ird testInitramfs, cmdline strin
 		linuxguest.Echo,
 	}
 	for _, w := range want {
-		if !strings.Contains(r.out, w) {
+		if !r.printed(w) {
 			t.Errorf("the guest did not print %q; its console:\n%s", w, tailString(r.out, 4000))
 		}
 	}
-	m := regexp.MustCompile(`ember-init: memtotal (\d+) kB`).FindStringSubmatch(r.out)
+	m := regexp.MustCompile(`ember-init: memtotal (\d+) kB`).FindStringSubmatch(r.user())
 	if m == nil {
 		t.Errorf("no memory report")
 	} else if kb, _ := strconv.Atoi(m[1]); kb > 256<<10 || kb < 200<<10 {
@@ -241,4 +255,26 @@ func tailString(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
+}
+
+// TestKernelLogCutFromInitLines checks that a line the init printed is found
+// whole when the kernel's log landed in the middle of it, as it did in a CI
+// run (the init's "cpus 1" split from its line end by a clocksource warning).
+func TestKernelLogCutFromInitLines(t *testing.T) {
+	for _, c := range []struct {
+		name, out, want string
+	}{
+		{"clean", "ember-init: cpus 1\r\nember-init: memtotal 5 kB\r\n", "ember-init: cpus 1\r\n"},
+		{"split", "ember-init: cpus 1[   20.049349] clocksource: watchdog on CPU0\r\n[   20.191198] tsc: Marking TSC unstable\r\n\r\nember-init: memtotal 5 kB\r\n", "ember-init: cpus 1\r\nember-init: memtotal"},
+		{"before", "[    0.000000] Linux version 6.1\r\nember-init: started\r\n", "ember-init: started\r\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if r := (bootResult{out: c.out}); !r.printed(c.want) {
+				t.Errorf("%q not found in %q (without the kernel's log: %q)", c.want, c.out, r.user())
+			}
+		})
+	}
+	if r := (bootResult{out: "ember-init: cpus 12\r\n"}); r.printed("ember-init: cpus 1\r\n") {
+		t.Errorf("cpus 12 read as cpus 1")
+	}
 }

@@ -4,6 +4,7 @@
 //	ember run --guest NAME boot another built-in tiny guest
 //	ember daemon           serve the REST API that runs many VMs
 //	ember vm ...           drive a daemon's VMs
+//	ember backend blk      serve a virtio-blk disk to ember run from another process
 //	ember kvm-info         what this host's KVM offers
 //	ember version          versions of ember, Go and the KVM API
 package main
@@ -39,6 +40,7 @@ Run 'ember run' with no arguments to boot the built-in demo guest.`,
 	root.AddCommand(newBenchCmd())
 	root.AddCommand(newHypercallCmd())
 	root.AddCommand(newDaemonCmd(), newVMCmd())
+	root.AddCommand(newBackendCmd())
 	return root
 }
 

@@ -49,7 +49,7 @@ func TestLinuxUsesVirtioDevices(t *testing.T) {
 		"ember-init: vda sha256 " + hex.EncodeToString(sum[:]),
 		"ember-init: vda written",
 	} {
-		if !strings.Contains(r.out, w) {
+		if !r.printed(w) {
 			t.Errorf("the guest did not print %q; its console:\n%s", w, tailString(r.out, 6000))
 		}
 	}
@@ -76,20 +76,10 @@ func TestLinuxUsesVirtioDevices(t *testing.T) {
 func TestLinuxMountsExt4FromVirtioBlk(t *testing.T) {
 	kernel, ird := requireLinux(t)
 	requireVirtioModules(t, ird)
-	mkfs, debugfs := requireTool(t, "mkfs.ext4"), requireTool(t, "debugfs")
-	dir := t.TempDir()
-	content := filepath.Join(dir, "content")
-	if err := os.Mkdir(content, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	debugfs := requireTool(t, "debugfs")
 	const hostText = "hello from the host"
-	if err := os.WriteFile(filepath.Join(content, linuxguest.HostFile), []byte(hostText), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	image, ro := filepath.Join(dir, "ext4.img"), filepath.Join(dir, "ro.img")
-	if out, err := exec.Command(mkfs, "-q", "-F", "-d", content, image, "8M").CombinedOutput(); err != nil {
-		t.Fatalf("mkfs.ext4: %v\n%s", err, out)
-	}
+	image := makeExt4(t, hostText)
+	ro := filepath.Join(t.TempDir(), "ro.img")
 	roBytes := make([]byte, 64<<10)
 	rand.Read(roBytes)
 	if err := os.WriteFile(ro, roBytes, 0o644); err != nil {
@@ -101,7 +91,7 @@ func TestLinuxMountsExt4FromVirtioBlk(t *testing.T) {
 	r := bootLinuxRetryingInLab(t, ctx, kernel, ird, nil, "--disk", image, "--disk", ro+",readonly", "--cmdline", cmdline)
 	checkUserspace(t, r, ird, cmdline, 1)
 	for _, w := range []string{"ember-init: ext4 read [" + hostText + "]", "ember-init: ext4 written", "ember-init: vdb write refused"} {
-		if !strings.Contains(r.out, w) {
+		if !r.printed(w) {
 			t.Errorf("the guest did not print %q; its console:\n%s", w, tailString(r.out, 6000))
 		}
 	}
@@ -112,6 +102,26 @@ func TestLinuxMountsExt4FromVirtioBlk(t *testing.T) {
 	if got, _ := os.ReadFile(ro); string(got) != string(roBytes) {
 		t.Error("the read-only disk's image changed")
 	}
+}
+
+// makeExt4 makes an 8 MiB ext4 image (mkfs.ext4 -d) holding
+// linuxguest.HostFile with text, for the guest's ext4 check (ember.ext4=1).
+func makeExt4(t *testing.T, text string) string {
+	t.Helper()
+	mkfs := requireTool(t, "mkfs.ext4")
+	dir := t.TempDir()
+	content := filepath.Join(dir, "content")
+	if err := os.Mkdir(content, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(content, linuxguest.HostFile), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	image := filepath.Join(dir, "ext4.img")
+	if out, err := exec.Command(mkfs, "-q", "-F", "-d", content, image, "8M").CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4: %v\n%s", err, out)
+	}
+	return image
 }
 
 // requireVirtioModules skips (fails in CI) where the initramfs has no
@@ -166,7 +176,7 @@ func TestLinuxVirtioConsole(t *testing.T) {
 	const cmdline = "console=ttyS0 ember.end=poweroff ember.hvc=1"
 	r := bootLinuxRetryingInLab(t, ctx, kernel, ird, nil, "--console-device", "virtio", "--cmdline", cmdline)
 	checkUserspace(t, r, ird, cmdline, 1) // the echo proves input through hvc0
-	if !strings.Contains(r.out, "ember-init: console hvc0") {
+	if !r.printed("ember-init: console hvc0") {
 		t.Errorf("the init never switched to hvc0; its console:\n%s", tailString(r.out, 6000))
 	}
 	if r.status != 0 {
@@ -187,7 +197,7 @@ func TestLinuxPingsOverVirtioNet(t *testing.T) {
 	const cmdline = "console=ttyS0 ember.end=poweroff ember.net=1"
 	r := bootLinuxRetryingInLab(t, ctx, kernel, ird, nil, "--net", "tap="+tap+",mac=52:54:00:12:34:56", "--cmdline", cmdline)
 	checkUserspace(t, r, ird, cmdline, 1)
-	if w := "ember-init: ping " + linuxguest.HostIP + " ok"; !strings.Contains(r.out, w) {
+	if w := "ember-init: ping " + linuxguest.HostIP + " ok"; !r.printed(w) {
 		t.Errorf("the guest did not print %q; its console:\n%s", w, tailString(r.out, 6000))
 	}
 }
@@ -255,7 +265,7 @@ func TestLinuxVsock(t *testing.T) {
 		"ember-init: vsock to host read [ping from the guest]",
 		"ember-init: vsock from host read [hello from the host]",
 	} {
-		if !strings.Contains(r.out, w) {
+		if !r.printed(w) {
 			t.Errorf("the guest did not print %q; its console:\n%s", w, tailString(r.out, 6000))
 		}
 	}
@@ -327,7 +337,7 @@ func TestLinuxBalloon(t *testing.T) {
 	const cmdline = "console=ttyS0 ember.end=poweroff ember.balloon=1"
 	r := bootLinuxRetryingInLab(t, ctx, kernel, ird, nil, "--balloon", "target=16M,stats=1s", "--cmdline", cmdline)
 	checkUserspace(t, r, ird, cmdline, 1)
-	if !strings.Contains(r.out, "ember-init: virtio devices 0x0005") {
+	if !r.printed("ember-init: virtio devices 0x0005") {
 		t.Errorf("the guest did not find the balloon (virtio device 5); its console:\n%s", tailString(r.out, 6000))
 	}
 	i := strings.Index(r.out, "ember-init: balloon memtotal ")

@@ -3,7 +3,6 @@ package blk
 import (
 	"encoding/binary"
 	"errors"
-	"io"
 
 	"golang.org/x/sys/unix"
 
@@ -41,6 +40,8 @@ type worker struct {
 	stop      chan struct{} // closed by Reset
 	done      chan struct{} // closed when run returns
 	broken    bool          // the driver broke the ring: nothing more is served
+	chain     virtio.Chain  // the request being served; its slices are reused
+	data      [][]byte      // its data buffers, the status byte split off; reused
 }
 
 // run serves the queue whenever it is notified, until Reset.
@@ -66,21 +67,16 @@ func (w *worker) drain() {
 			w.interrupt(w.i)
 		}
 	}()
+	c := &w.chain
 	for {
-		c, err := w.q.Pop(w.mem)
-		var ce *virtio.ChainError
+		ok, err := w.q.PopInto(w.mem, c)
 		switch {
-		case errors.As(err, &ce):
-			w.d.log.Warn("virtio-blk: malformed request dropped", "queue", w.i, "err", err)
-			if err := w.q.Push(w.mem, ce.Head, 0); err != nil {
-				w.fail(err)
+		case err != nil:
+			if !w.drop(err) {
 				return
 			}
 			continue
-		case err != nil:
-			w.fail(err)
-			return
-		case c == nil:
+		case !ok:
 			return
 		}
 		if err := w.q.Push(w.mem, c.Head, w.serve(c)); err != nil {
@@ -88,6 +84,22 @@ func (w *worker) drain() {
 			return
 		}
 	}
+}
+
+// drop answers a malformed chain with nothing written and reports true, or,
+// for any other error Pop returned, stops the queue and reports false.
+func (w *worker) drop(err error) bool {
+	var ce *virtio.ChainError
+	if !errors.As(err, &ce) {
+		w.fail(err)
+		return false
+	}
+	w.d.log.Warn("virtio-blk: malformed request dropped", "queue", w.i, "err", err)
+	if err := w.q.Push(w.mem, ce.Head, 0); err != nil {
+		w.fail(err)
+		return false
+	}
+	return true
 }
 
 // fail stops serving a queue the driver broke and asks the driver, through
@@ -107,13 +119,14 @@ func (w *worker) fail(err error) {
 // chain's writable buffers, status byte included. A chain with no writable
 // byte for the status is dropped (0 bytes written).
 func (w *worker) serve(c *virtio.Chain) uint32 {
-	data, status := splitStatus(c.Writable)
+	data, status := splitStatus(w.data[:0], c.Writable)
+	w.data = data
 	if status == nil {
 		w.d.log.Warn("virtio-blk: request without a status byte dropped", "queue", w.i)
 		return 0
 	}
 	var hdr [headerSize]byte
-	if _, err := io.ReadFull(c.Reader(), hdr[:]); err != nil {
+	if virtio.Gather(hdr[:], c.Readable) < headerSize {
 		w.d.log.Warn("virtio-blk: request shorter than its header", "queue", w.i)
 		*status = statusIOErr
 		return 1
@@ -140,8 +153,8 @@ func (w *worker) serve(c *virtio.Chain) uint32 {
 }
 
 // splitStatus separates the last writable byte, the status, from the data
-// buffers before it.
-func splitStatus(bufs [][]byte) ([][]byte, *byte) {
+// buffers before it, which it appends to dst.
+func splitStatus(dst, bufs [][]byte) ([][]byte, *byte) {
 	for len(bufs) > 0 && len(bufs[len(bufs)-1]) == 0 {
 		bufs = bufs[:len(bufs)-1]
 	}
@@ -149,7 +162,7 @@ func splitStatus(bufs [][]byte) ([][]byte, *byte) {
 		return nil, nil
 	}
 	last := bufs[len(bufs)-1]
-	data := append([][]byte(nil), bufs[:len(bufs)-1]...)
+	data := append(dst, bufs[:len(bufs)-1]...)
 	if len(last) > 1 {
 		data = append(data, last[:len(last)-1])
 	}

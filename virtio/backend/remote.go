@@ -1,0 +1,314 @@
+package backend
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"ember/devicemodel"
+	"ember/memory"
+	"ember/virtio"
+)
+
+// ErrGone is wrapped by every error of a Remote whose back-end went away:
+// its socket closed, it broke the protocol, or it did not answer in time.
+var ErrGone = errors.New("virtio-backend: back-end gone")
+
+// DefaultTimeout is how long a Remote waits for a back-end's reply before
+// it gives the back-end up.
+const DefaultTimeout = 5 * time.Second
+
+// Config configures a Remote.
+type Config struct {
+	// Mem is the guest's RAM; it must be memfd-backed (memory.NewShared),
+	// so the back-end can map it.
+	Mem *memory.Guest
+	// Type, if not 0, is the device type the back-end must serve
+	// (virtio.IDBlock).
+	Type uint16
+	// Timeout bounds each reply; 0 means DefaultTimeout.
+	Timeout time.Duration
+	// Logger gets the back-end's failures; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Remote is a virtio.Device served by a back-end process: what a transport
+// sees of it (type, features, queues, configuration) is what the back-end
+// described when it connected; Activate hands the queues over, Notify
+// signals a queue's kick eventfd, and a goroutine per queue turns the
+// back-end's call eventfd into the transport's interrupt.
+type Remote struct {
+	conn    *net.UnixConn
+	info    DeviceInfo
+	mem     *memory.Guest
+	timeout time.Duration
+	log     *slog.Logger
+
+	writeMu sync.Mutex // one packet at a time on conn
+
+	mu       sync.Mutex
+	nextID   uint32
+	pending  map[uint32]chan devicemodel.Message // replies awaited, by id
+	events   virtio.Events
+	err      error         // why the back-end is gone, once it is
+	gone     chan struct{} // closed when err is set
+	closing  bool          // Close hung up: no error to report
+	session  *session      // while active
+	readDone chan struct{} // closed when the reader returns
+}
+
+// session is an active Remote's queues: the eventfds ember made for them
+// and the goroutines relaying calls.
+type session struct {
+	kicks, calls []*os.File // by queue index; nil for a disabled queue
+	kickFDs      []int      // the kicks' descriptors (Fd would make them blocking)
+	relays       sync.WaitGroup
+}
+
+// Dial connects to a back-end listening on the SOCK_SEQPACKET socket at
+// path and returns the device it serves (New).
+func Dial(path string, cfg Config) (*Remote, error) {
+	conn, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: path, Net: "unixpacket"})
+	if err != nil {
+		return nil, fmt.Errorf("virtio-backend: %w", err)
+	}
+	r, err := New(conn, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("virtio-backend %s: %w", path, err)
+	}
+	return r, nil
+}
+
+// New takes over conn, a connection to a back-end, asks what device it
+// serves (VIRTIO_DEVICE) and gives it the guest's RAM (VIRTIO_MEMORY). The
+// Remote owns conn from now on, whether New succeeds or not.
+func New(conn *net.UnixConn, cfg Config) (*Remote, error) {
+	r := &Remote{conn: conn, mem: cfg.Mem, timeout: cfg.Timeout, log: cfg.Logger,
+		pending: map[uint32]chan devicemodel.Message{}, gone: make(chan struct{}), readDone: make(chan struct{})}
+	if r.timeout <= 0 {
+		r.timeout = DefaultTimeout
+	}
+	if r.log == nil {
+		r.log = slog.Default()
+	}
+	go r.read()
+	if err := r.hello(cfg); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// hello is New's two requests.
+func (r *Remote) hello(cfg Config) error {
+	segs, fds, err := segments(cfg.Mem)
+	if err != nil {
+		return err
+	}
+	res, err := r.call(devicemodel.OpVirtioDevice, nil, nil)
+	if err != nil {
+		return err
+	}
+	if r.info, err = DecodeDeviceInfo(res); err != nil {
+		return err
+	}
+	if cfg.Type != 0 && r.info.Type != cfg.Type {
+		return fmt.Errorf("virtio-backend: back-end serves device type %d, not %d", r.info.Type, cfg.Type)
+	}
+	_, err = r.call(devicemodel.OpVirtioMemory, devicemodel.EncodeSegments(segs), fds)
+	return err
+}
+
+// segments returns the guest's RAM as VIRTIO_MEMORY describes it, and the
+// memfds (the Guest's own) to send with it.
+func segments(mem *memory.Guest) ([]devicemodel.Segment, []int, error) {
+	if mem == nil {
+		return nil, nil, errors.New("virtio-backend: no guest memory")
+	}
+	var segs []devicemodel.Segment
+	var fds []int
+	for _, reg := range mem.Regions() {
+		if reg.FD < 0 {
+			return nil, nil, fmt.Errorf("virtio-backend: %w: RAM at %#x is not memfd-backed", devicemodel.ErrNotShareable, reg.GPA)
+		}
+		segs = append(segs, devicemodel.Segment{GPA: reg.GPA, Len: reg.Size, FD: len(fds)})
+		fds = append(fds, reg.FD)
+	}
+	if len(segs) == 0 || len(segs) > devicemodel.MaxSegments {
+		return nil, nil, fmt.Errorf("virtio-backend: %d RAM regions (1 to %d)", len(segs), devicemodel.MaxSegments)
+	}
+	return segs, fds, nil
+}
+
+// Info returns what the back-end said it serves.
+func (r *Remote) Info() DeviceInfo { return r.info }
+
+// Err returns why the back-end is gone, or nil while it serves.
+func (r *Remote) Err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
+// SetEvents is virtio.EventSource: a back-end that goes away, or that
+// says its device needs a reset, marks the device DEVICE_NEEDS_RESET.
+func (r *Remote) SetEvents(e virtio.Events) {
+	r.mu.Lock()
+	r.events = e
+	r.mu.Unlock()
+}
+
+// Type returns the back-end's device type.
+func (r *Remote) Type() uint16 { return r.info.Type }
+
+// Features returns the back-end's device-specific feature bits.
+func (r *Remote) Features() uint64 { return r.info.Features }
+
+// QueueSizes returns the back-end's queues' maximum sizes.
+func (r *Remote) QueueSizes() []uint16 { return append([]uint16(nil), r.info.QueueSizes...) }
+
+// ReadConfig reads the configuration the back-end described.
+func (r *Remote) ReadConfig(off uint64, data []byte) {
+	clear(data)
+	if off < uint64(len(r.info.Config)) {
+		copy(data, r.info.Config[off:])
+	}
+}
+
+// WriteConfig ignores writes: a back-end's configuration is read-only.
+func (r *Remote) WriteConfig(uint64, []byte) {}
+
+// Activate gives the back-end the enabled queues (VIRTIO_START) with a kick
+// and a call eventfd each, and starts relaying the calls to interrupt.
+func (r *Remote) Activate(mem *memory.Guest, features uint64, queues []*virtio.Queue, interrupt func(int)) error {
+	if mem != r.mem {
+		return errors.New("virtio-backend: activated with other guest memory than the back-end was given")
+	}
+	s := &session{kicks: make([]*os.File, len(queues)), calls: make([]*os.File, len(queues)), kickFDs: make([]int, len(queues))}
+	var st Start
+	var fds []int
+	for i, q := range queues {
+		if q == nil {
+			continue
+		}
+		kick, kickFD, err := newEventFD(fmt.Sprintf("virtio-backend-kick-%d", i))
+		if err != nil {
+			s.close()
+			return err
+		}
+		s.kicks[i], s.kickFDs[i] = kick, kickFD
+		call, callFD, err := newEventFD(fmt.Sprintf("virtio-backend-call-%d", i))
+		if err != nil {
+			s.close()
+			return err
+		}
+		s.calls[i] = call
+		st.Queues = append(st.Queues, QueueLayout{Index: uint16(i), Size: q.Size, Desc: q.Desc, Driver: q.Driver, Device: q.Device})
+		fds = append(fds, kickFD, callFD)
+	}
+	st.Features = features
+	if len(st.Queues) == 0 {
+		return errors.New("virtio-backend: no queue enabled")
+	}
+	if _, err := r.call(devicemodel.OpVirtioStart, st.Encode(), fds); err != nil {
+		s.close()
+		return err
+	}
+	for i, call := range s.calls {
+		if call != nil {
+			s.relays.Add(1)
+			go s.relay(i, call, interrupt)
+		}
+	}
+	r.mu.Lock()
+	r.session = s
+	r.mu.Unlock()
+	return nil
+}
+
+// newEventFD returns a non-blocking eventfd, read through Go's poller so
+// that closing it ends a read, and its descriptor. The descriptor is not
+// taken with File.Fd, which would make it blocking: the flag belongs to the
+// file both processes share.
+func newEventFD(name string) (*os.File, int, error) {
+	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return nil, -1, fmt.Errorf("virtio-backend: eventfd: %w", err)
+	}
+	return os.NewFile(uintptr(fd), name), fd, nil
+}
+
+// relay interrupts the driver for queue q each time the back-end signals
+// its call eventfd, until the eventfd is closed.
+func (s *session) relay(q int, call *os.File, interrupt func(int)) {
+	defer s.relays.Done()
+	var buf [8]byte
+	for {
+		if _, err := call.Read(buf[:]); err != nil {
+			return
+		}
+		interrupt(q)
+	}
+}
+
+// close closes the session's eventfds and waits for its relays.
+func (s *session) close() {
+	for _, f := range append(s.kicks, s.calls...) {
+		if f != nil {
+			f.Close()
+		}
+	}
+	s.relays.Wait()
+}
+
+// Notify signals queue q's kick eventfd.
+func (r *Remote) Notify(q int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.session == nil || q < 0 || q >= len(r.session.kicks) || r.session.kicks[q] == nil {
+		return
+	}
+	var one = [8]byte{1}
+	// EAGAIN (the counter full) still leaves a kick pending.
+	unix.Write(r.session.kickFDs[q], one[:])
+}
+
+// Reset tells the back-end to stop (VIRTIO_RESET) and waits for it: when
+// Reset returns, a back-end that follows the protocol no longer touches
+// the queues. Then the eventfds are closed. A back-end that is gone is not
+// asked.
+func (r *Remote) Reset() {
+	r.mu.Lock()
+	s := r.session
+	r.session = nil
+	gone := r.err != nil
+	r.mu.Unlock()
+	if s == nil {
+		return
+	}
+	if !gone {
+		if _, err := r.call(devicemodel.OpVirtioReset, nil, nil); err != nil {
+			r.log.Error("virtio-backend: reset", "err", err)
+		}
+	}
+	s.close()
+}
+
+// Close resets the device and hangs up on the back-end, which resets its
+// device too; every goroutine and descriptor of the Remote is gone when it
+// returns.
+func (r *Remote) Close() error {
+	r.Reset()
+	r.mu.Lock()
+	r.closing = true
+	r.mu.Unlock()
+	err := r.conn.Close()
+	<-r.readDone
+	return err
+}
