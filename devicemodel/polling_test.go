@@ -110,6 +110,7 @@ func TestNoLostWakeUp(t *testing.T) {
 		{"four vCPUs, model polls briefly", 4, time.Microsecond, 0},
 		{"four vCPUs, model polls by default, vCPUs sleep at once", 4, 0, -1},
 		{"four vCPUs, model never polls", 4, -1, 0},
+		{"one vCPU, neither polls", 1, -1, -1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			vcpus := tt.vcpus
