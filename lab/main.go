@@ -79,7 +79,7 @@ into it read-only, and runs ember's tests or commands there.`,
 	root.PersistentFlags().DurationVar(&o.timeout, "timeout", 30*time.Minute, "stop the lab after this long")
 	root.PersistentFlags().BoolVar(&o.keep, "keep", false, "keep the run directory (binaries, job, lab kernel log)")
 	root.AddCommand(newTestCmd(&o), newExecCmd(&o), newLinuxCmd(&o), newTimeBootsCmd(),
-		newKutCmd(&o), newKutTestCmd(), newVirtioCmd(&o), newTimeVirtioCmd())
+		newKutCmd(&o), newKutTestCmd(), newVirtioCmd(&o), newTimeVirtioCmd(), newNetCmd(&o), newTimeNetCmd())
 	return root
 }
 
