@@ -9,6 +9,8 @@
 //	go run ./lab linux                           Debian's kernel to userspace under ember (and QEMU)
 //	go run ./lab exec -- <ember args>            any ember command inside the lab
 //	go run ./lab kut DIR                         kvm-unit-tests' x86 tests under ember and QEMU
+//	go run ./lab virtio                          virtio-blk from inside Linux, ember against QEMU
+//	go run ./lab net                             TCP over virtio-net from inside Linux, ember against QEMU
 //
 // What it needs (Debian's qemu-system-x86 and linux-image-amd64 packages) it
 // installs or downloads itself, into the user's cache directory.
