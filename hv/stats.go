@@ -58,18 +58,16 @@ func (vm *VM) GuestTime() time.Duration {
 }
 
 // startThread records the vCPU's thread and its guest time so far, when the
-// loop locks itself to the thread, and gives Go a P for it (procs).
+// loop locks itself to the thread.
 func (c *VCPU) startThread() {
-	procs.add(1)
 	tid := unix.Gettid()
 	c.guestStart.Store(int64(threadGuestTime(tid)))
 	c.tid.Store(int32(tid))
 }
 
 // endThread adds the guest time the thread spent on this vCPU to the VM's
-// total, before the loop unlocks the thread, and takes its P back.
+// total, before the loop unlocks the thread.
 func (c *VCPU) endThread() {
-	procs.add(-1)
 	tid := c.tid.Swap(0)
 	if tid == 0 {
 		return
