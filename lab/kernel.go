@@ -20,7 +20,8 @@ const labKernelMeta = "linux-image-amd64"
 
 // labModules are the modules the lab's init loads, by name; their
 // dependencies are found in each module's .modinfo and loaded first.
-var labModules = []string{"kvm_amd", "virtio_pci", "9pnet_virtio", "9p", "overlay", "tun"}
+// vhost_net is for QEMU's vhost=on, which `lab net` compares ember with.
+var labModules = []string{"kvm_amd", "virtio_pci", "9pnet_virtio", "9p", "overlay", "tun", "vhost_net"}
 
 // kernelFiles is a Debian kernel package unpacked for the lab: the kernel
 // image and the modules the lab needs, in load order.

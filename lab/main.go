@@ -9,6 +9,8 @@
 //	go run ./lab linux                           Debian's kernel to userspace under ember (and QEMU)
 //	go run ./lab exec -- <ember args>            any ember command inside the lab
 //	go run ./lab kut DIR                         kvm-unit-tests' x86 tests under ember and QEMU
+//	go run ./lab virtio                          virtio-blk from inside Linux, ember against QEMU
+//	go run ./lab net                             TCP over virtio-net from inside Linux, ember against QEMU
 //
 // What it needs (Debian's qemu-system-x86 and linux-image-amd64 packages) it
 // installs or downloads itself, into the user's cache directory.
@@ -80,7 +82,7 @@ into it read-only, and runs ember's tests or commands there.`,
 	root.PersistentFlags().DurationVar(&o.timeout, "timeout", 30*time.Minute, "stop the lab after this long")
 	root.PersistentFlags().BoolVar(&o.keep, "keep", false, "keep the run directory (binaries, job, lab kernel log)")
 	root.AddCommand(newTestCmd(&o), newExecCmd(&o), newLinuxCmd(&o), newTimeBootsCmd(),
-		newKutCmd(&o), kut.TestCommand(), newVirtioCmd(&o), newTimeVirtioCmd())
+		newKutCmd(&o), kut.TestCommand(), newVirtioCmd(&o), newTimeVirtioCmd(), newNetCmd(&o), newTimeNetCmd())
 	return root
 }
 

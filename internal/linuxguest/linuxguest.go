@@ -112,6 +112,9 @@ case " $(cat /proc/cmdline) " in *" ember.net=1 "*)
 		echo "ember-init: ping ` + HostIP + ` failed"
 	fi;;
 esac
+for a in $(cat /proc/cmdline); do
+	case "$a" in ember.netbench=*) [ -x /bin/netbench ] && /bin/netbench "${a#ember.netbench=}";; esac
+done
 case " $(cat /proc/cmdline) " in *" ember.bench=1 "*)
 	[ -x /bin/blkbench ] && /bin/blkbench;;
 esac

@@ -1,0 +1,146 @@
+// Command netbench is the guest's side of the lab's virtio-net benchmark
+// (go run ./lab net): built static and put in the test initramfs as
+// /bin/netbench, it is run by the init with the address of the lab's
+// receiver (ember.netbench=HOST:PORT, after ember.net=1 gave eth0 its
+// address) and moves TCP streams over the guest's virtio-net interface, the
+// same way under ember and under QEMU. The host side does the timing, on
+// its own clock (a guest's clock is the VMM's to keep); the guest only
+// streams:
+//
+//	send: it connects, writes "send\n", then writes for -t (5 s) and closes
+//	      its side; the host counts the bytes and closes.
+//	recv: it connects, writes "recv\n" and reads until the host closes,
+//	      then writes the count of bytes read as a decimal line (the host's
+//	      clock stops there).
+//
+// Each direction prints one "ember-bench: net ..." line: done, or why not.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"time"
+)
+
+// chunk is the size of each write and read.
+const chunk = 128 << 10
+
+func main() {
+	sendTime := flag.Duration("t", 5*time.Second, "how long to stream to the host")
+	flag.Parse()
+	if flag.NArg() != 1 {
+		fmt.Println("ember-bench: net error usage: netbench [-t DURATION] HOST:PORT")
+		os.Exit(2)
+	}
+	addr := flag.Arg(0)
+	if n, err := send(addr, *sendTime); err != nil {
+		fmt.Printf("ember-bench: net error send: %v\n", err)
+	} else {
+		fmt.Printf("ember-bench: net send done, %d bytes\n", n)
+	}
+	if n, err := recv(addr); err != nil {
+		fmt.Printf("ember-bench: net error recv: %v\n", err)
+	} else {
+		fmt.Printf("ember-bench: net recv done, %d bytes\n", n)
+	}
+	report()
+}
+
+// report prints what explains a figure: the interrupts of the virtio
+// devices and TCP's retransmissions.
+func report() {
+	if b, err := os.ReadFile("/proc/interrupts"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, "virtio") {
+				fmt.Printf("ember-bench: net info irq %s\n", strings.Join(strings.Fields(l), " "))
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/net/snmp"); err == nil {
+		var tcp []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "Tcp:") {
+				tcp = append(tcp, l)
+			}
+		}
+		if len(tcp) == 2 {
+			names, values := strings.Fields(tcp[0]), strings.Fields(tcp[1])
+			for i, n := range names {
+				if (n == "RetransSegs" || n == "InSegs" || n == "OutSegs") && i < len(values) {
+					fmt.Printf("ember-bench: net info tcp %s %s\n", n, values[i])
+				}
+			}
+		}
+	}
+}
+
+// dial connects to the host and asks for a direction.
+func dial(addr, what string) (*net.TCPConn, error) {
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	tc := c.(*net.TCPConn)
+	if _, err := io.WriteString(tc, what+"\n"); err != nil {
+		tc.Close()
+		return nil, err
+	}
+	return tc, nil
+}
+
+// send streams to the host for d and waits for it to close.
+func send(addr string, d time.Duration) (int64, error) {
+	c, err := dial(addr, "send")
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	buf := make([]byte, chunk)
+	for i := range buf {
+		buf[i] = byte(i)
+	}
+	var n int64
+	var longest time.Duration
+	for stop := time.Now().Add(d); time.Now().Before(stop); {
+		t := time.Now()
+		k, err := c.Write(buf)
+		n += int64(k)
+		if err != nil {
+			return n, err
+		}
+		longest = max(longest, time.Since(t))
+	}
+	fmt.Printf("ember-bench: net info send: longest %d-byte write %v\n", chunk, longest.Round(time.Millisecond))
+	if err := c.CloseWrite(); err != nil {
+		return n, err
+	}
+	// The host closes once it has read everything.
+	c.SetReadDeadline(time.Now().Add(time.Minute))
+	if _, err := io.Copy(io.Discard, c); err != nil {
+		return n, err
+	}
+	return n, nil
+}
+
+// recv reads what the host streams until it closes, and tells it how much
+// arrived.
+func recv(addr string) (int64, error) {
+	c, err := dial(addr, "recv")
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(time.Minute))
+	n, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{c}, make([]byte, chunk))
+	if err != nil {
+		return n, err
+	}
+	// The host's clock stops at the count; closing after it loses
+	// nothing (the count is queued before the FIN).
+	_, err = fmt.Fprintf(c, "%d\n", n)
+	return n, err
+}

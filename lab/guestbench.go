@@ -1,0 +1,254 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"ember/internal/gobuild"
+	"ember/internal/linuxguest"
+	"ember/lab/job"
+)
+
+// guestBench is a lab benchmark run by a program inside a Linux guest
+// (internal/linuxguest/PROG, put in the test initramfs as /bin/PROG), under
+// ember and under QEMU: the command the user types and the hidden one it
+// runs inside the lab.
+type guestBench struct {
+	use, short, long string
+	prog             string // the guest program's package, under internal/linuxguest
+	inner            string // the hidden command run inside the lab
+}
+
+// newGuestBenchCmd is the user's command of b: it builds ember, the lab
+// binary, the guest program and its initramfs on this machine and runs the
+// inner command in the lab with them, and with the arguments after "--".
+func newGuestBenchCmd(o *options, b guestBench) *cobra.Command {
+	var kernel string
+	var reps int
+	var verbose bool
+	cmd := &cobra.Command{
+		Use:   b.use,
+		Short: b.short,
+		Long:  b.long,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 && cmd.ArgsLenAtDash() != 0 {
+				return fmt.Errorf("unexpected arguments %q (the inner command's flags go after --)", args)
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, extra []string) error {
+			if kernel == "" {
+				kernel = os.Getenv("EMBER_KERNEL")
+			}
+			if kernel == "" {
+				return fmt.Errorf("--kernel or $EMBER_KERNEL: a Debian kernel with its virtio modules (see .ci/run)")
+			}
+			s, err := newSession(o)
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			args, err := buildGuestBench(cmd.Context(), s, kernel, b.prog)
+			if err != nil {
+				return err
+			}
+			args = append([]string{args[0], b.inner}, append(args[1:], "--reps", strconv.Itoa(reps))...)
+			if verbose {
+				args = append(args, "--verbose")
+			}
+			args = append(args, extra...)
+			wd, _ := os.Getwd()
+			return s.run(cmd.Context(), job.Job{Steps: []job.Step{{
+				Label: b.prog,
+				Dir:   wd,
+				Args:  args,
+				Env:   labEnv(),
+			}}})
+		},
+	}
+	cmd.Flags().StringVar(&kernel, "kernel", "", "the kernel to boot (default $EMBER_KERNEL)")
+	cmd.Flags().IntVar(&reps, "reps", 3, "boots per subject; the table shows medians")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "print each boot's benchmark lines and the VMM's last messages")
+	return cmd
+}
+
+// benchFlags are the flags every inner benchmark command takes.
+type benchFlags struct {
+	ember, kernel, initrd string
+	reps                  int
+	verbose               bool
+}
+
+// add defines the flags on cmd.
+func (f *benchFlags) add(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	fs.StringVar(&f.ember, "ember", "", "ember binary")
+	fs.StringVar(&f.kernel, "kernel", "", "kernel")
+	fs.StringVar(&f.initrd, "initrd", "", "initramfs")
+	fs.IntVar(&f.reps, "reps", 3, "boots per subject")
+	fs.BoolVar(&f.verbose, "verbose", false, "print each boot's benchmark lines and the VMM's last messages")
+}
+
+// buildGuestBench builds, into the session's directory (which the lab
+// sees), the lab binary, ember, the initramfs with prog as /bin/PROG and a
+// copy of the kernel; it returns the lab binary's path and the inner
+// command's flags that name the others.
+func buildGuestBench(ctx context.Context, s *session, kernel, prog string) ([]string, error) {
+	s.p.say("building ember and the guest's benchmark")
+	bin, err := gobuild.BuildStatic(ctx, s.dir, "ember/internal/linuxguest/"+prog)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		return nil, err
+	}
+	ird, err := linuxguest.BuildFromSystem(kernel, linuxguest.File{Path: "bin/" + prog, Data: data})
+	if err != nil {
+		return nil, err
+	}
+	if ird.Modules == 0 {
+		return nil, fmt.Errorf("%s: no virtio modules next to it (lib/modules/VERSION)", kernel)
+	}
+	irdPath := filepath.Join(s.dir, "bench-initramfs.cpio")
+	if err := os.WriteFile(irdPath, ird.Data, 0o644); err != nil {
+		return nil, err
+	}
+	// The kernel is read inside the lab, where only the cache is shared:
+	// copy it into the session's directory.
+	kb, err := os.ReadFile(kernel)
+	if err != nil {
+		return nil, err
+	}
+	kPath := filepath.Join(s.dir, "vmlinuz")
+	if err := os.WriteFile(kPath, kb, 0o644); err != nil {
+		return nil, err
+	}
+	ember, err := gobuild.Build(ctx, s.dir, "ember/cmd/ember")
+	if err != nil {
+		return nil, err
+	}
+	self, err := gobuild.Build(ctx, s.dir, "ember/lab")
+	if err != nil {
+		return nil, err
+	}
+	return []string{self, "--ember", ember, "--kernel", kPath, "--initrd", irdPath}, nil
+}
+
+// benchTable is what a guest benchmark measures: its title, its measures
+// in order, and how one boot gives them (and the console and the VMM's
+// standard error, for --verbose).
+type benchTable struct {
+	title    string
+	measures []string
+	boot     func(ctx context.Context, argv []string) (map[string]float64, bootOutput, error)
+	verbose  bool
+	vmmLines int // of the VMM's standard error that --verbose shows; 0 is 15
+}
+
+// bootOutput is what a benchmark boot printed.
+type bootOutput struct{ console, stderr string }
+
+// notes are the lines of a boot worth showing with --verbose: the guest's
+// benchmark lines and the VMM's last messages.
+func (o bootOutput) notes(vmmLines int) string {
+	if vmmLines == 0 {
+		vmmLines = 15
+	}
+	var b strings.Builder
+	for _, l := range strings.Split(o.console, "\n") {
+		if strings.Contains(l, "ember-bench") {
+			b.WriteString("  guest: " + strings.TrimSpace(l) + "\n")
+		}
+	}
+	for _, l := range strings.Split(tail(o.stderr, vmmLines), "\n") {
+		if l != "" {
+			b.WriteString("  vmm:   " + l + "\n")
+		}
+	}
+	return b.String()
+}
+
+// runBench boots every subject reps times, interleaved, and prints the
+// medians of each measure with the first subject's (ember's) ratio to each
+// of the others.
+func runBench(ctx context.Context, w io.Writer, subjects []subject, reps int, t benchTable) error {
+	got := make([]map[string][]float64, len(subjects))
+	for i := range got {
+		got[i] = map[string][]float64{}
+	}
+	for r := 0; r < reps; r++ {
+		for i, s := range subjects {
+			m, out, err := t.boot(ctx, s.argv)
+			if err != nil {
+				fmt.Fprintf(w, "boot %d/%d %-28s failed, booting again (lab flake?): %v\n", r+1, reps, s.name, firstLine(err))
+				m, out, err = t.boot(ctx, s.argv)
+			}
+			if err != nil {
+				return fmt.Errorf("%s: %w", s.name, err)
+			}
+			fmt.Fprintf(w, "boot %d/%d %-28s %v\n", r+1, reps, s.name, m)
+			if t.verbose {
+				fmt.Fprint(w, out.notes(t.vmmLines))
+			}
+			for k, v := range m {
+				got[i][k] = append(got[i][k], v)
+			}
+		}
+	}
+	med := func(v []float64) float64 {
+		v = slices.Clone(v)
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	fmt.Fprintf(w, "\n%s; median of %d\n", t.title, reps)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprint(tw, "measure")
+	for _, s := range subjects {
+		fmt.Fprintf(tw, "\t%s", s.name)
+	}
+	for _, s := range subjects[1:] {
+		if len(subjects) == 2 {
+			fmt.Fprint(tw, "\tember ÷ QEMU")
+		} else {
+			fmt.Fprintf(tw, "\tember ÷ %s", s.name)
+		}
+	}
+	fmt.Fprintln(tw)
+	for _, k := range t.measures {
+		fmt.Fprint(tw, k)
+		for i := range subjects {
+			fmt.Fprintf(tw, "\t%.1f", med(got[i][k]))
+		}
+		for i := range subjects[1:] {
+			fmt.Fprintf(tw, "\t%.2f", med(got[0][k])/med(got[i+1][k]))
+		}
+		fmt.Fprintln(tw)
+	}
+	return tw.Flush()
+}
+
+// bootConsole runs one benchmark boot to its end (at most 5 minutes) and
+// returns what the guest and the VMM printed.
+func bootConsole(ctx context.Context, argv []string) (bootOutput, error) {
+	con, stderr, err := runBoot(ctx, argv, 5*time.Minute)
+	if err != nil {
+		return bootOutput{}, err
+	}
+	return bootOutput{console: con.String(), stderr: stderr}, nil
+}
+
+// missing is the error of a boot whose guest did not report every measure.
+func missing(m map[string]float64, out string) error {
+	return fmt.Errorf("the guest reported %v:\n%s", m, tail(strings.TrimSpace(out), 20))
+}

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"ember/internal/linuxguest"
+)
+
+// timeNetCmd is the hidden command `lab net` runs inside the lab.
+const timeNetCmd = "time-net"
+
+// Where the benchmark's guests find the lab: the TAP's host end and the
+// receiver's port.
+const (
+	netBenchTAP  = "embnetb0"
+	netBenchPort = "5201"
+	netBenchMAC  = "52:54:00:12:34:56"
+)
+
+// netCmdline is the guest command line of every network benchmark boot:
+// the init gives eth0 its address, pings the host and runs netbench.
+const netCmdline = "console=ttyS0 ember.end=poweroff ember.net=1 ember.netbench=" +
+	linuxguest.HostIP + ":" + netBenchPort
+
+func newNetCmd(o *options) *cobra.Command {
+	return newGuestBenchCmd(o, guestBench{
+		use:   "net [--kernel vmlinuz] [--reps N]",
+		short: "measure TCP over virtio-net from inside a Linux guest under ember and under QEMU, in the lab",
+		long: `net boots Debian's kernel (--kernel, default $EMBER_KERNEL: a
+.../boot/vmlinuz-VERSION whose tree has the virtio modules, as .ci/run
+extracts it) under ember (virtio-net on virtio-pci, --net tap=...) and under
+QEMU (-accel kvm -M pc, virtio-net-pci on -netdev tap, with vhost=off and,
+where the lab has /dev/vhost-net, vhost=on), all on the same TAP whose lab
+end is ` + linuxguest.HostIP + `/24. A small guest program
+(internal/linuxguest/netbench) streams TCP to a receiver in the lab for 5 s,
+then receives from it for 5 s; the lab's side times both on its own clock.
+It prints the medians of --reps boots each, in MB/s, and ember's ratios.`,
+		prog:  "netbench",
+		inner: timeNetCmd,
+	})
+}
+
+func newTimeNetCmd() *cobra.Command {
+	var f benchFlags
+	var only, wrap string
+	cmd := &cobra.Command{
+		Use:    timeNetCmd,
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := makeTAP(netBenchTAP, linuxguest.HostIP+"/24"); err != nil {
+				return err
+			}
+			defer exec.Command("ip", "link", "del", netBenchTAP).Run()
+			ln, err := net.Listen("tcp", net.JoinHostPort(linuxguest.HostIP, netBenchPort))
+			if err != nil {
+				return err
+			}
+			srv := newStreamServer(ln)
+			defer srv.close()
+			subjects := netSubjects(f.ember, f.kernel, f.initrd)
+			vmmLines := 0
+			if wrap != "" {
+				subjects[0].argv = append(strings.Fields(wrap), subjects[0].argv...)
+				vmmLines = 400
+			}
+			if only != "" {
+				subjects = slices.DeleteFunc(subjects, func(s subject) bool { return !strings.HasPrefix(s.name, only) })
+			}
+			if len(subjects) == 2 {
+				fmt.Println("no /dev/vhost-net in the lab: QEMU runs with vhost=off only")
+			}
+			t := benchTable{
+				title:    "TCP over virtio-net from inside Debian's kernel to and from the lab (TAP), 2 vCPUs, inside the lab, MB/s",
+				measures: netMeasures,
+				boot: func(ctx context.Context, argv []string) (map[string]float64, bootOutput, error) {
+					return netBoot(ctx, srv, argv)
+				},
+				verbose:  f.verbose,
+				vmmLines: vmmLines,
+			}
+			return runBench(cmd.Context(), os.Stdout, subjects, f.reps, t)
+		},
+	}
+	f.add(cmd)
+	// For profiling, with lab exec --raw on a kept run directory.
+	cmd.Flags().StringVar(&only, "only", "", "boot only the subjects whose name starts with this")
+	cmd.Flags().StringVar(&wrap, "wrap", "", "a command ember runs under (e.g. perf record -g --)")
+	return cmd
+}
+
+// netSubjects are ember and QEMU on the benchmark's TAP, QEMU with vhost-net
+// too where the lab has it.
+func netSubjects(ember, kernel, initrd string) []subject {
+	qemu := func(vhost string) subject {
+		return subject{name: "QEMU vhost=" + vhost, argv: []string{qemuBinary, "-accel", "kvm", "-cpu", "host", "-M", "pc",
+			"-m", "512M", "-smp", "2", "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio",
+			"-netdev", "tap,id=n0,ifname=" + netBenchTAP + ",script=no,downscript=no,vhost=" + vhost,
+			"-device", "virtio-net-pci,netdev=n0,mac=" + netBenchMAC,
+			"-kernel", kernel, "-initrd", initrd, "-append", netCmdline}}
+	}
+	s := []subject{
+		{name: "ember (virtio-pci)", argv: []string{ember, "run", "--kernel", kernel, "--initrd", initrd,
+			"--memory", "512M", "--cpus", "2", "--net", "tap=" + netBenchTAP + ",mac=" + netBenchMAC, "--cmdline", netCmdline}},
+		qemu("off"),
+	}
+	if _, err := os.Stat("/dev/vhost-net"); err == nil {
+		s = append(s, qemu("on"))
+	}
+	return s
+}
+
+// makeTAP creates the persistent TAP name with addr on the lab's side, up.
+func makeTAP(name, addr string) error {
+	exec.Command("ip", "link", "del", name).Run() // one a killed run left
+	for _, args := range [][]string{
+		{"tuntap", "add", "dev", name, "mode", "tap"},
+		{"addr", "add", addr, "dev", name},
+		{"link", "set", name, "up"},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		}
+	}
+	return nil
+}
+
+// netBoot runs one boot to its end and returns the lab's measures of the
+// streams its guest made.
+func netBoot(ctx context.Context, srv *streamServer, argv []string) (map[string]float64, bootOutput, error) {
+	srv.reset()
+	out, err := bootConsole(ctx, argv)
+	if err != nil {
+		return nil, out, err
+	}
+	m, errs := srv.results()
+	if len(m) != len(netMeasures) {
+		if len(errs) > 0 {
+			return nil, out, fmt.Errorf("%v; %w", errs, missing(m, out.console))
+		}
+		return nil, out, missing(m, out.console)
+	}
+	return m, out, nil
+}

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The network benchmark's measures, in MB/s, as the lab's side timed them.
+const (
+	measureGuestSend = "guest→lab MB/s"
+	measureGuestRecv = "lab→guest MB/s"
+)
+
+// netMeasures are the network benchmark's measures, in order.
+var netMeasures = []string{measureGuestSend, measureGuestRecv}
+
+// streamTime is how long the lab's side streams to the guest; the guest
+// streams to it for as long (internal/linuxguest/netbench's SendTime).
+const streamTime = 5 * time.Second
+
+// streamChunk is the size of the lab side's reads and writes.
+const streamChunk = 128 << 10
+
+// streamServer is the lab's end of the network benchmark: it accepts the
+// guest program's connections (internal/linuxguest/netbench) and times,
+// on the lab's clock, the stream the guest sends ("send") and the one it
+// sends the guest ("recv").
+type streamServer struct {
+	ln      net.Listener
+	stream  time.Duration // how long a "recv" stream lasts
+	mu      sync.Mutex
+	measure map[string]float64
+	errs    []error
+	done    chan struct{} // closed when the accept loop ends
+}
+
+// newStreamServer serves ln until close.
+func newStreamServer(ln net.Listener) *streamServer {
+	s := &streamServer{ln: ln, stream: streamTime, measure: map[string]float64{}, done: make(chan struct{})}
+	go s.serve()
+	return s
+}
+
+// serve accepts connections until the listener closes; one at a time, as
+// the guest program makes them.
+func (s *streamServer) serve() {
+	defer close(s.done)
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		what, mbs, err := s.handle(c)
+		c.Close()
+		s.mu.Lock()
+		if err != nil {
+			s.errs = append(s.errs, fmt.Errorf("%s: %w", what, err))
+		} else {
+			s.measure[what] = mbs
+		}
+		s.mu.Unlock()
+	}
+}
+
+// handle serves one connection and returns its measure and MB/s.
+func (s *streamServer) handle(c net.Conn) (string, float64, error) {
+	c.SetDeadline(time.Now().Add(s.stream + time.Minute))
+	r := bufio.NewReaderSize(c, streamChunk)
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return "request", 0, err
+	}
+	switch strings.TrimSpace(line) {
+	case "send":
+		mbs, err := s.receive(r)
+		return measureGuestSend, mbs, err
+	case "recv":
+		mbs, err := s.send(c.(*net.TCPConn), r)
+		return measureGuestRecv, mbs, err
+	}
+	return "request", 0, fmt.Errorf("unknown request %q", line)
+}
+
+// receive reads the guest's stream to its end and returns MB/s, from the
+// request to the last byte.
+func (s *streamServer) receive(r io.Reader) (float64, error) {
+	start := time.Now()
+	n, err := io.CopyBuffer(io.Discard, r, make([]byte, streamChunk))
+	if err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		return 0, errors.New("the guest sent nothing")
+	}
+	return float64(n) / time.Since(start).Seconds() / 1e6, nil
+}
+
+// send streams to the guest for s.stream, closes its side, and returns MB/s
+// from the request to the guest's count of what it read, which must be
+// everything sent.
+func (s *streamServer) send(c *net.TCPConn, r *bufio.Reader) (float64, error) {
+	buf := make([]byte, streamChunk)
+	for i := range buf {
+		buf[i] = byte(i)
+	}
+	start := time.Now()
+	var n int64
+	for stop := start.Add(s.stream); time.Now().Before(stop); {
+		k, err := c.Write(buf)
+		n += int64(k)
+		if err != nil {
+			return 0, err
+		}
+	}
+	if err := c.CloseWrite(); err != nil {
+		return 0, err
+	}
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return 0, fmt.Errorf("the guest's count: %w", err)
+	}
+	elapsed := time.Since(start)
+	got, err := strconv.ParseInt(strings.TrimSpace(line), 10, 64)
+	if err != nil || got != n {
+		return 0, fmt.Errorf("the guest read %q bytes of %d", strings.TrimSpace(line), n)
+	}
+	return float64(n) / elapsed.Seconds() / 1e6, nil
+}
+
+// reset forgets the measures of the last boot.
+func (s *streamServer) reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.measure, s.errs = map[string]float64{}, nil
+}
+
+// results are the measures and errors since the last reset.
+func (s *streamServer) results() (map[string]float64, []error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := make(map[string]float64, len(s.measure))
+	for k, v := range s.measure {
+		m[k] = v
+	}
+	return m, append([]error(nil), s.errs...)
+}
+
+// close stops accepting and waits for the accept loop to end.
+func (s *streamServer) close() {
+	s.ln.Close()
+	<-s.done
+}

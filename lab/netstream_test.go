@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"ember/internal/gobuild"
+)
+
+// TestStreamServerTimesTheGuestProgram: the network benchmark's guest
+// program (internal/linuxguest/netbench), run on this machine against the
+// lab's receiver over loopback, streams both ways, and the receiver times
+// both directions; a peer that asks for something else, or miscounts what
+// it read, gives an error and no measure.
+func TestStreamServerTimesTheGuestProgram(t *testing.T) {
+	bin, err := gobuild.BuildStatic(context.Background(), t.TempDir(), "ember/internal/linuxguest/netbench")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		peer      func(t *testing.T, addr string) // the guest's side
+		measures  []string
+		wantError string
+	}{
+		{"the guest program streams both ways", func(t *testing.T, addr string) {
+			out, err := exec.Command(bin, "-t", "200ms", addr).CombinedOutput()
+			if err != nil {
+				t.Fatalf("netbench: %v\n%s", err, out)
+			}
+			for _, want := range []string{"ember-bench: net send done", "ember-bench: net recv done"} {
+				if !strings.Contains(string(out), want) {
+					t.Errorf("netbench printed %q, want %q", out, want)
+				}
+			}
+		}, netMeasures, ""},
+		{"an unknown request", func(t *testing.T, addr string) {
+			c := dialTest(t, addr)
+			fmt.Fprint(c, "bogus\n")
+			io.Copy(io.Discard, c)
+		}, nil, `unknown request "bogus\n"`},
+		{"a guest that miscounts what it read", func(t *testing.T, addr string) {
+			c := dialTest(t, addr)
+			fmt.Fprint(c, "recv\n")
+			io.Copy(io.Discard, c)
+			fmt.Fprint(c, "1\n")
+			c.Close()
+		}, nil, "the guest read \"1\" bytes of"},
+		{"a guest that sends nothing", func(t *testing.T, addr string) {
+			c := dialTest(t, addr)
+			fmt.Fprint(c, "send\n")
+			c.(*net.TCPConn).CloseWrite()
+			io.Copy(io.Discard, c)
+		}, nil, "the guest sent nothing"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := newStreamServer(ln)
+			srv.stream = 200 * time.Millisecond
+			tt.peer(t, ln.Addr().String())
+			srv.close()
+			m, errs := srv.results()
+			if len(m) != len(tt.measures) {
+				t.Errorf("measures %v, want %v", m, tt.measures)
+			}
+			for _, k := range tt.measures {
+				if m[k] <= 0 {
+					t.Errorf("%s = %v, want > 0", k, m[k])
+				}
+			}
+			switch {
+			case tt.wantError == "" && len(errs) > 0:
+				t.Errorf("errors %v", errs)
+			case tt.wantError != "" && (len(errs) != 1 || !strings.Contains(errs[0].Error(), tt.wantError)):
+				t.Errorf("errors %v, want one with %q", errs, tt.wantError)
+			}
+		})
+	}
+}
+
+// dialTest connects to addr, closed when the test ends.
+func dialTest(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
