@@ -8,17 +8,18 @@ import (
 	"ember/kvm"
 )
 
-// HypervisorSignature is what CPUID leaf 0x40000000 answers in EBX, ECX, EDX:
-// a guest can tell it runs on ember. KVM's own paravirtual leaves (kvmclock,
-// PV EOI, ...) move to 0x40000100, where Linux's KVM detection also looks (it
-// scans the hypervisor range in steps of 0x100), so guests keep them.
+// HypervisorSignature is what CPUID leaf 0x40000100 answers in EBX, ECX, EDX:
+// a guest can tell it runs on ember. The first hypervisor leaf, 0x40000000,
+// stays KVM's ("KVMKVMKVM", then kvmclock, PV EOI, async page faults, ... at
+// 0x40000001), because that is where most guests look for KVM and nowhere
+// else (kvm-unit-tests, FreeBSD, systemd-detect-virt); a guest that wants
+// ember scans the hypervisor range in steps of 0x100, as Linux's
+// hypervisor_cpuid_base does.
 const HypervisorSignature = "EmberEmber  "
 
-// Hypervisor CPUID leaves.
-const (
-	cpuidHypervisorBase = 0x40000000
-	cpuidKVMBase        = 0x40000100
-)
+// cpuidEmberBase is ember's block of the hypervisor CPUID range, which
+// guests scan for signatures in blocks of 0x100 from 0x40000000 (KVM's).
+const cpuidEmberBase = 0x40000100
 
 // CPUIDConfig says how to adapt KVM's supported CPUID to one vCPU.
 type CPUIDConfig struct {
@@ -97,7 +98,8 @@ func CheckCPUIDMask(mask []string) error {
 
 // BuildCPUID adapts KVM's supported CPUID to one vCPU: its APIC id and the
 // topology (one socket, Count cores, one thread each) in leaves 1, 4 and 0xB,
-// ember's hypervisor leaf, and the masked features cleared. Leaf 7's
+// KVM's paravirtual leaves where KVM puts them, ember's signature leaf after
+// them, and the masked features cleared. Leaf 7's
 // XSAVE-dependent bits follow KVM; what KVM does not support is never offered.
 func BuildCPUID(supported []kvm.CPUIDEntry, cfg CPUIDConfig) []kvm.CPUIDEntry {
 	count := max(cfg.Count, 1)
@@ -123,15 +125,10 @@ func BuildCPUID(supported []kvm.CPUIDEntry, cfg CPUIDConfig) []kvm.CPUIDEntry {
 			default:
 				e.EAX, e.EBX, e.ECX = 0, 0, e.Index
 			}
-		case e.Function >= cpuidHypervisorBase && e.Function < cpuidHypervisorBase+0x100:
-			e.Function += cpuidKVMBase - cpuidHypervisorBase
-			if e.Function == cpuidKVMBase && e.EAX >= cpuidHypervisorBase {
-				e.EAX += cpuidKVMBase - cpuidHypervisorBase
-			}
 		}
 		out = append(out, e)
 	}
-	out = append(out, hypervisorLeaf())
+	out = append(out, emberLeaf())
 	for _, name := range cfg.Mask {
 		if f, ok := cpuidFeatures[name]; ok {
 			clearFeature(out, f)
@@ -140,13 +137,14 @@ func BuildCPUID(supported []kvm.CPUIDEntry, cfg CPUIDConfig) []kvm.CPUIDEntry {
 	return out
 }
 
-// hypervisorLeaf is leaf 0x40000000: the highest hypervisor leaf and the signature.
-func hypervisorLeaf() kvm.CPUIDEntry {
+// emberLeaf is leaf 0x40000100: the highest leaf of ember's block (itself)
+// and the signature.
+func emberLeaf() kvm.CPUIDEntry {
 	sig := []byte(HypervisorSignature)
 	le := func(b []byte) uint32 { return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24 }
 	return kvm.CPUIDEntry{
-		Function: cpuidHypervisorBase,
-		EAX:      cpuidKVMBase + 1,
+		Function: cpuidEmberBase,
+		EAX:      cpuidEmberBase,
 		EBX:      le(sig[0:4]), ECX: le(sig[4:8]), EDX: le(sig[8:12]),
 	}
 }
