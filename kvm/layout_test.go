@@ -166,6 +166,7 @@ func layoutChecks() []layoutCheck {
 		"KVM_GET_VCPU_MMAP_SIZE":         kvmGetVCPUMmapSize,
 		"KVM_GET_SUPPORTED_CPUID":        kvmGetSupportedCPUID,
 		"KVM_GET_EMULATED_CPUID":         kvmGetEmulatedCPUID,
+		"KVM_GET_SUPPORTED_HV_CPUID":     kvmGetSupportedHVCPUID,
 		"KVM_GET_MSR_FEATURE_INDEX_LIST": kvmGetMSRFeatureIndexList,
 		"KVM_CREATE_VCPU":                kvmCreateVCPU,
 		"KVM_GET_DIRTY_LOG":              kvmGetDirtyLog,

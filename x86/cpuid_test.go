@@ -61,43 +61,66 @@ func scanHypervisor(entries []kvm.CPUIDEntry, sig string) (uint32, bool) {
 	return 0, false
 }
 
-// TestHypervisorLeaves: where guests look for KVM and for ember. kvm-unit-tests
-// (kvmclock_test, asyncpf), FreeBSD and systemd read KVM's signature at
-// 0x40000000 and its features at 0x40000001, nowhere else; Linux scans in
-// blocks of 0x100 and must find both KVM and ember.
+// TestHypervisorLeaves: where guests look for KVM, Hyper-V and ember.
+// kvm-unit-tests (kvmclock_test, asyncpf), FreeBSD and systemd read KVM's
+// signature at 0x40000000 and its features at 0x40000001, nowhere else;
+// Hyper-V guests (and the suite's hyperv tests) read Hyper-V's there, when
+// the VM offers it; Linux scans in blocks of 0x100 and must find each.
 func TestHypervisorLeaves(t *testing.T) {
-	const kvmSig = "KVMKVMKVM\x00\x00\x00"
+	const kvmSig, hvSig = "KVMKVMKVM\x00\x00\x00", "Linux KVM Hv"
 	const clocksource2, asyncPF = 1 << 3, 1 << 4
+	const synic, stimer = 1 << 2, 1 << 3
 	supported := []kvm.CPUIDEntry{
 		{Function: 1},
 		{Function: 0x40000000, EAX: 0x40000001, EBX: 0x4b4d564b, ECX: 0x564b4d56, EDX: 0x4d},
 		{Function: 0x40000001, EAX: clocksource2 | asyncPF},
 	}
-	got := BuildCPUID(supported, CPUIDConfig{Count: 1})
-	feat := func(leaf uint32) uint32 {
-		for _, e := range got {
-			if e.Function == leaf {
-				return e.EAX
-			}
-		}
-		return 0
+	hyperV := []kvm.CPUIDEntry{
+		{Function: 0x40000000, EAX: 0x40000082, EBX: 0x756e694c, ECX: 0x564b2078, EDX: 0x7648204d},
+		{Function: 0x40000001, EAX: 0x31237648},
+		{Function: 0x40000003, EAX: synic | stimer},
+		{Function: 0x40000082},
 	}
-	emberBase, emberFound := scanHypervisor(got, HypervisorSignature)
-	kvmBase, kvmFound := scanHypervisor(got, kvmSig)
-	first, highest, _ := signatureAt(got, 0x40000000)
 	tests := []struct {
-		name string
-		ok   bool
-		got  any
+		name           string
+		hyperV         []kvm.CPUIDEntry
+		first          string // the signature at 0x40000000
+		firstMax       uint32
+		kvm, ember, hv uint32 // where a scan finds each (0: nowhere)
+		feature        uint32 // the leaf whose EAX has KVM's features
+		hvFeatures     uint32 // 0x40000003's EAX
 	}{
-		{"KVM's signature at 0x40000000", first == kvmSig && highest == 0x40000001, first},
-		{"KVM's features at 0x40000001", feat(0x40000001) == clocksource2|asyncPF, feat(0x40000001)},
-		{"a scan finds KVM at 0x40000000", kvmFound && kvmBase == 0x40000000, kvmBase},
-		{"a scan finds ember at 0x40000100", emberFound && emberBase == 0x40000100, emberBase},
+		{"KVM alone", nil, kvmSig, 0x40000001, 0x40000000, 0x40000100, 0, 0x40000001, 0},
+		{"with Hyper-V", hyperV, hvSig, 0x40000082, 0x40000100, 0x40000200, 0x40000000, 0x40000101, synic | stimer},
 	}
 	for _, tt := range tests {
-		if !tt.ok {
-			t.Errorf("%s: got %v", tt.name, tt.got)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			got := BuildCPUID(supported, CPUIDConfig{Count: 1, HyperV: tt.hyperV})
+			eax := func(leaf uint32) uint32 {
+				for _, e := range got {
+					if e.Function == leaf {
+						return e.EAX
+					}
+				}
+				return 0
+			}
+			if sig, highest, _ := signatureAt(got, 0x40000000); sig != tt.first || highest != tt.firstMax {
+				t.Errorf("0x40000000: %q up to %#x, want %q up to %#x", sig, highest, tt.first, tt.firstMax)
+			}
+			for _, f := range []struct {
+				sig  string
+				want uint32
+			}{{kvmSig, tt.kvm}, {HypervisorSignature, tt.ember}, {hvSig, tt.hv}} {
+				if base, _ := scanHypervisor(got, f.sig); base != f.want {
+					t.Errorf("a scan finds %q at %#x, want %#x", f.sig, base, f.want)
+				}
+			}
+			if f := eax(tt.feature); f != clocksource2|asyncPF {
+				t.Errorf("KVM's features at %#x: %#x", tt.feature, f)
+			}
+			if f := eax(0x40000003); f != tt.hvFeatures {
+				t.Errorf("Hyper-V features %#x, want %#x", f, tt.hvFeatures)
+			}
+		})
 	}
 }
