@@ -118,6 +118,8 @@ func (c *VCPU) handle(exit kvm.Exit) (Result, bool) {
 		return Result{Reason: StopHalted}, true
 	case kvm.ExitShutdown:
 		return Result{Reason: StopShutdown, Err: c.where()}, true
+	case kvm.ExitHyperv:
+		handleHyperV(exit)
 	case kvm.ExitSystemEvent:
 		switch exit.SystemEvent().Type {
 		case kvm.SystemEventReset:
