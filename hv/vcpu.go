@@ -22,15 +22,24 @@ type VCPU struct {
 	guestStart atomic.Int64 // that thread's guest time when the loop began
 }
 
-func newVCPU(vm *VM, h *Hypervisor, id int) (*VCPU, error) {
+// newVCPU creates vCPU id with its CPUID; hyperV, when not empty, are the
+// Hyper-V leaves to offer, and the vCPU gets its SynIC.
+func newVCPU(vm *VM, h *Hypervisor, id int, hyperV []kvm.CPUIDEntry) (*VCPU, error) {
 	c, err := vm.kvm.CreateVCPU(id)
 	if err != nil {
 		return nil, fmt.Errorf("hv: creating vCPU %d: %w", id, err)
 	}
 	v := &VCPU{id: id, vm: vm, kvm: c}
-	if err := c.SetCPUID2(x86.BuildCPUID(h.cpuid, x86.CPUIDConfig{ID: id, Count: vm.cfg.VCPUs, Mask: vm.cfg.CPUIDMask})); err != nil {
+	cfg := x86.CPUIDConfig{ID: id, Count: vm.cfg.VCPUs, Mask: vm.cfg.CPUIDMask, HyperV: hyperV}
+	if err := c.SetCPUID2(x86.BuildCPUID(h.cpuid, cfg)); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("hv: vCPU %d CPUID: %w", id, err)
+	}
+	if len(hyperV) > 0 {
+		if err := h.enableSynIC(c); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("vCPU %d: %w", id, err)
+		}
 	}
 	return v, nil
 }
@@ -109,6 +118,8 @@ func (c *VCPU) handle(exit kvm.Exit) (Result, bool) {
 		return Result{Reason: StopHalted}, true
 	case kvm.ExitShutdown:
 		return Result{Reason: StopShutdown, Err: c.where()}, true
+	case kvm.ExitHyperv:
+		handleHyperV(exit)
 	case kvm.ExitSystemEvent:
 		switch exit.SystemEvent().Type {
 		case kvm.SystemEventReset:

@@ -29,6 +29,11 @@ type Config struct {
 	Logger     *slog.Logger
 	// CPUIDMask names CPUID features to hide from the guest (see x86.CPUIDFeatures).
 	CPUIDMask []string
+	// HyperV offers the guest the Hyper-V enlightenments this host's KVM
+	// supports (its CPUID leaves first in the hypervisor range, a SynIC
+	// with its timers on every vCPU), as QEMU's -cpu hv_passthrough does:
+	// for Windows guests and Hyper-V-aware tests. It needs the irqchip.
+	HyperV bool
 	// ID is the VM's ID as out-of-process device models are told it; the
 	// hypercall service sets the ACRN VM ID here.
 	ID uint16
@@ -169,8 +174,18 @@ func (vm *VM) setupPlatform() error {
 }
 
 func (vm *VM) createVCPUs(h *Hypervisor) error {
+	var hyperV []kvm.CPUIDEntry
+	if vm.cfg.HyperV {
+		if vm.cfg.NoIRQChip {
+			return fmt.Errorf("hv: Hyper-V enlightenments need the in-kernel irqchip")
+		}
+		var err error
+		if hyperV, err = h.hyperVCPUID(); err != nil {
+			return err
+		}
+	}
 	for i := 0; i < vm.cfg.VCPUs; i++ {
-		c, err := newVCPU(vm, h, i)
+		c, err := newVCPU(vm, h, i, hyperV)
 		if err != nil {
 			return err
 		}

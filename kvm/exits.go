@@ -317,3 +317,35 @@ func (e Exit) String() string {
 	}
 	return e.Reason.String()
 }
+
+// Kinds of an ExitHyperv (KVM_EXIT_HYPERV_*).
+const (
+	HypervSynIC  = 1 // the guest wrote a SynIC MSR (SCONTROL, SIEFP, SIMP): informational
+	HypervHcall  = 2 // a Hyper-V hypercall KVM leaves to userspace: set its result
+	HypervSynDbg = 3 // the guest wrote a synthetic debugger MSR: informational
+)
+
+// HypervExit is the hyperv member (struct kvm_hyperv_exit): a guest's use of
+// a Hyper-V enlightenment that KVM reports to userspace.
+type HypervExit struct {
+	Type uint32
+	// MSR, Control, EventPage and MessagePage describe a HypervSynIC exit.
+	MSR                             uint32
+	Control, EventPage, MessagePage uint64
+	// Input and Params describe a HypervHcall exit (the same bytes as the
+	// SynIC fields: input where control is).
+	Input  uint64
+	Params [2]uint64
+}
+
+// Hyperv decodes an ExitHyperv.
+func (e Exit) Hyperv() HypervExit {
+	return HypervExit{
+		Type: e.u32(0), MSR: e.u32(8), Control: e.u64(16), EventPage: e.u64(24), MessagePage: e.u64(32),
+		Input: e.u64(8), Params: [2]uint64{e.u64(24), e.u64(32)},
+	}
+}
+
+// SetHypervResult sets a HypervHcall exit's result, which the guest gets in
+// RAX when the vCPU runs again.
+func (e Exit) SetHypervResult(r uint64) { binary.LittleEndian.PutUint64(e.union()[16:], r) }

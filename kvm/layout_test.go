@@ -148,6 +148,9 @@ func layoutChecks() []layoutCheck {
 		{"debug.arch.exception", 0}, {"debug.arch.pc", 8}, {"debug.arch.dr6", 16}, {"debug.arch.dr7", 24},
 		{"hw.hardware_exit_reason", 0},
 		{"ex.exception", 0}, {"ex.error_code", 4},
+		{"hyperv.type", 0}, {"hyperv.u.synic.msr", 8}, {"hyperv.u.synic.control", 16},
+		{"hyperv.u.synic.evt_page", 24}, {"hyperv.u.synic.msg_page", 32},
+		{"hyperv.u.hcall.input", 8}, {"hyperv.u.hcall.result", 16}, {"hyperv.u.hcall.params", 24},
 	} {
 		add(layoutCheck{fmt.Sprintf("offsetof(struct kvm_run, %s) - offsetof(struct kvm_run, hw)", f.field), f.off})
 	}
@@ -166,6 +169,7 @@ func layoutChecks() []layoutCheck {
 		"KVM_GET_VCPU_MMAP_SIZE":         kvmGetVCPUMmapSize,
 		"KVM_GET_SUPPORTED_CPUID":        kvmGetSupportedCPUID,
 		"KVM_GET_EMULATED_CPUID":         kvmGetEmulatedCPUID,
+		"KVM_GET_SUPPORTED_HV_CPUID":     kvmGetSupportedHVCPUID,
 		"KVM_GET_MSR_FEATURE_INDEX_LIST": kvmGetMSRFeatureIndexList,
 		"KVM_CREATE_VCPU":                kvmCreateVCPU,
 		"KVM_GET_DIRTY_LOG":              kvmGetDirtyLog,
@@ -275,6 +279,9 @@ func layoutChecks() []layoutCheck {
 		"KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON": InternalErrorUnexpectedExitReason,
 		"KVM_SYSTEM_EVENT_SHUTDOWN":                 SystemEventShutdown,
 		"KVM_SYSTEM_EVENT_RESET":                    SystemEventReset,
+		"KVM_EXIT_HYPERV_SYNIC":                     HypervSynIC,
+		"KVM_EXIT_HYPERV_HCALL":                     HypervHcall,
+		"KVM_EXIT_HYPERV_SYNDBG":                    HypervSynDbg,
 		"KVM_SYSTEM_EVENT_CRASH":                    SystemEventCrash,
 		"KVM_SYSTEM_EVENT_WAKEUP":                   SystemEventWakeup,
 		"KVM_SYSTEM_EVENT_SUSPEND":                  SystemEventSuspend,

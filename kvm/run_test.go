@@ -537,6 +537,30 @@ func TestExitDecoders(t *testing.T) {
 	if io := e.IO(); io.Port != 0xcf8 || len(io.Data) != 4 || &io.Data[0] != &c.mem[4096] {
 		t.Errorf("IO() = %+v, want 4 bytes at offset 4096 of the region", io)
 	}
+	e = put(ExitHyperv, func() {
+		le.PutUint32(u[0:], HypervHcall)
+		le.PutUint64(u[8:], 0x5c) // HvPostMessage
+		le.PutUint64(u[24:], 0x1000)
+		le.PutUint64(u[32:], 0x2000)
+	})
+	if h := e.Hyperv(); h.Type != HypervHcall || h.Input != 0x5c || h.Params != [2]uint64{0x1000, 0x2000} {
+		t.Errorf("Hyperv() = %+v", h)
+	}
+	e.SetHypervResult(2)
+	if r := le.Uint64(u[16:]); r != 2 {
+		t.Errorf("hcall result in kvm_run = %d, want 2", r)
+	}
+	e = put(ExitHyperv, func() {
+		le.PutUint32(u[0:], HypervSynIC)
+		le.PutUint32(u[8:], 0x40000080)
+		le.PutUint64(u[16:], 1)
+		le.PutUint64(u[24:], 0x3000)
+		le.PutUint64(u[32:], 0x4000)
+	})
+	if h := e.Hyperv(); h.Type != HypervSynIC || h.MSR != 0x40000080 || h.Control != 1 || h.EventPage != 0x3000 || h.MessagePage != 0x4000 {
+		t.Errorf("Hyperv() = %+v", h)
+	}
+
 	e = put(ExitIO, func() {
 		u[1] = 4
 		le.PutUint32(u[4:], 1)

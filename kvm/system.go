@@ -26,6 +26,7 @@ var (
 	kvmGetSupportedCPUID      = iowr(0x05, 8)
 	kvmGetEmulatedCPUID       = iowr(0x09, 8)
 	kvmGetMSRFeatureIndexList = iowr(0x0a, 4)
+	kvmGetSupportedHVCPUID    = iowr(0xc1, 8)
 )
 
 // System is an open /dev/kvm: the handle for system ioctls, which query and set
@@ -175,6 +176,14 @@ func (s *System) SupportedCPUID() ([]CPUIDEntry, error) {
 // software (usable, but slowly), with the same sizing dance as SupportedCPUID.
 func (s *System) EmulatedCPUID() ([]CPUIDEntry, error) {
 	return s.cpuid("KVM_GET_EMULATED_CPUID", kvmGetEmulatedCPUID)
+}
+
+// SupportedHVCPUID issues KVM_GET_SUPPORTED_HV_CPUID on /dev/kvm
+// (CapSysHypervCPUID): the Hyper-V enlightenment leaves (0x40000000 "Linux
+// KVM Hv", its features, SynIC, timers, ...) KVM can offer a guest, with the
+// same sizing dance as SupportedCPUID.
+func (s *System) SupportedHVCPUID() ([]CPUIDEntry, error) {
+	return s.cpuid("KVM_GET_SUPPORTED_HV_CPUID", kvmGetSupportedHVCPUID)
 }
 
 // maxCPUIDEntries bounds the sizing dance; KVM itself caps it at 256.

@@ -86,6 +86,11 @@ func (m *Machine) build(p *Prepared) error {
 		if err != nil {
 			return err
 		}
+		// A multiboot kernel starts where a boot loader leaves it, after
+		// the firmware initialized the PICs.
+		if err := pc.SetBIOSPIC(vm); err != nil {
+			return err
+		}
 		return vm.SetEntry(0, b.Entry)
 	case p.linux != nil:
 		entry, err := vmm.SetupLinuxImages(vm.Memory(), *p.linux)

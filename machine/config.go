@@ -36,6 +36,9 @@ type Config struct {
 	Memory string `json:"memory,omitempty"`
 	// CPUIDMask names CPUID features to hide (x86.CPUIDFeatures).
 	CPUIDMask []string `json:"cpuid_mask,omitempty"`
+	// HyperV offers the Hyper-V enlightenments the host's KVM supports
+	// (CPUID leaves, SynIC and its timers), as QEMU's -cpu hv_passthrough.
+	HyperV bool `json:"hyperv,omitempty"`
 	// Reboot is what a guest reboot does: exit (default) or restart.
 	Reboot string `json:"reboot,omitempty"`
 	// ConsoleDevice is the guest's console: serial (COM1, default) or

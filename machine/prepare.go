@@ -96,7 +96,7 @@ func (c Config) Prepare() (*Prepared, error) {
 	if c.ConsoleDevice != ConsoleSerial && c.ConsoleDevice != ConsoleVirtio {
 		return nil, invalid("console_device must be serial or virtio, not %q", c.ConsoleDevice)
 	}
-	p := &Prepared{Config: c, memory: size, HV: hv.Config{MemorySize: size, VCPUs: c.CPUs, CPUIDMask: c.CPUIDMask, DeviceModelSocket: c.DeviceModelSocket}}
+	p := &Prepared{Config: c, memory: size, HV: hv.Config{MemorySize: size, VCPUs: c.CPUs, CPUIDMask: c.CPUIDMask, HyperV: c.HyperV, DeviceModelSocket: c.DeviceModelSocket}}
 	if err := p.prepareDevices(); err != nil {
 		return nil, err
 	}

@@ -8,16 +8,23 @@ import (
 	"ember/kvm"
 )
 
-// HypervisorSignature is what CPUID leaf 0x40000000 answers in EBX, ECX, EDX:
-// a guest can tell it runs on ember. KVM's own paravirtual leaves (kvmclock,
-// PV EOI, ...) move to 0x40000100, where Linux's KVM detection also looks (it
-// scans the hypervisor range in steps of 0x100), so guests keep them.
+// HypervisorSignature is what CPUID leaf 0x40000100 (0x40000200 with Hyper-V
+// enlightenments) answers in EBX, ECX, EDX:
+// a guest can tell it runs on ember. The first hypervisor leaf, 0x40000000,
+// stays KVM's ("KVMKVMKVM", then kvmclock, PV EOI, async page faults, ... at
+// 0x40000001), because that is where most guests look for KVM and nowhere
+// else (kvm-unit-tests, FreeBSD, systemd-detect-virt); a guest that wants
+// ember scans the hypervisor range in steps of 0x100, as Linux's
+// hypervisor_cpuid_base does.
 const HypervisorSignature = "EmberEmber  "
 
-// Hypervisor CPUID leaves.
+// The hypervisor CPUID range, which guests scan for signatures in blocks of
+// 0x100 from 0x40000000. The first block is KVM's, or Hyper-V's when the VM
+// offers Hyper-V enlightenments (as QEMU and Hyper-V itself order them:
+// Windows and Hyper-V-aware guests read only the first); ember's follows.
 const (
 	cpuidHypervisorBase = 0x40000000
-	cpuidKVMBase        = 0x40000100
+	cpuidBlock          = 0x100
 )
 
 // CPUIDConfig says how to adapt KVM's supported CPUID to one vCPU.
@@ -25,6 +32,10 @@ type CPUIDConfig struct {
 	ID    int      // the vCPU's APIC id
 	Count int      // vCPUs in the VM: one core each, one socket
 	Mask  []string // features to hide, by name (see CPUIDFeatures)
+	// HyperV, when not empty, are the Hyper-V leaves to offer (KVM's
+	// KVM_GET_SUPPORTED_HV_CPUID): they take the first hypervisor block and
+	// KVM's move to the second, ember's to the third.
+	HyperV []kvm.CPUIDEntry
 }
 
 // cpuidFeature locates one feature bit.
@@ -97,11 +108,21 @@ func CheckCPUIDMask(mask []string) error {
 
 // BuildCPUID adapts KVM's supported CPUID to one vCPU: its APIC id and the
 // topology (one socket, Count cores, one thread each) in leaves 1, 4 and 0xB,
-// ember's hypervisor leaf, and the masked features cleared. Leaf 7's
+// KVM's paravirtual leaves where KVM puts them, ember's signature leaf after
+// them, and the masked features cleared. Leaf 7's
 // XSAVE-dependent bits follow KVM; what KVM does not support is never offered.
 func BuildCPUID(supported []kvm.CPUIDEntry, cfg CPUIDConfig) []kvm.CPUIDEntry {
 	count := max(cfg.Count, 1)
-	out := make([]kvm.CPUIDEntry, 0, len(supported)+2)
+	out := make([]kvm.CPUIDEntry, 0, len(supported)+len(cfg.HyperV)+1)
+	kvmShift, emberBase := uint32(0), uint32(cpuidHypervisorBase+cpuidBlock)
+	if len(cfg.HyperV) > 0 {
+		kvmShift, emberBase = cpuidBlock, cpuidHypervisorBase+2*cpuidBlock
+		for _, e := range cfg.HyperV {
+			if inBlock(e.Function, cpuidHypervisorBase) {
+				out = append(out, e)
+			}
+		}
+	}
 	for _, e := range supported {
 		switch {
 		case e.Function == 1:
@@ -123,15 +144,15 @@ func BuildCPUID(supported []kvm.CPUIDEntry, cfg CPUIDConfig) []kvm.CPUIDEntry {
 			default:
 				e.EAX, e.EBX, e.ECX = 0, 0, e.Index
 			}
-		case e.Function >= cpuidHypervisorBase && e.Function < cpuidHypervisorBase+0x100:
-			e.Function += cpuidKVMBase - cpuidHypervisorBase
-			if e.Function == cpuidKVMBase && e.EAX >= cpuidHypervisorBase {
-				e.EAX += cpuidKVMBase - cpuidHypervisorBase
+		case inBlock(e.Function, cpuidHypervisorBase):
+			e.Function += kvmShift
+			if e.Function == cpuidHypervisorBase+kvmShift && inBlock(e.EAX, cpuidHypervisorBase) {
+				e.EAX += kvmShift
 			}
 		}
 		out = append(out, e)
 	}
-	out = append(out, hypervisorLeaf())
+	out = append(out, emberLeaf(emberBase))
 	for _, name := range cfg.Mask {
 		if f, ok := cpuidFeatures[name]; ok {
 			clearFeature(out, f)
@@ -140,13 +161,17 @@ func BuildCPUID(supported []kvm.CPUIDEntry, cfg CPUIDConfig) []kvm.CPUIDEntry {
 	return out
 }
 
-// hypervisorLeaf is leaf 0x40000000: the highest hypervisor leaf and the signature.
-func hypervisorLeaf() kvm.CPUIDEntry {
+// inBlock says whether leaf lies in the hypervisor block that starts at base.
+func inBlock(leaf, base uint32) bool { return leaf >= base && leaf < base+cpuidBlock }
+
+// emberLeaf is the first leaf of ember's block: its highest leaf (itself)
+// and the signature.
+func emberLeaf(base uint32) kvm.CPUIDEntry {
 	sig := []byte(HypervisorSignature)
 	le := func(b []byte) uint32 { return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24 }
 	return kvm.CPUIDEntry{
-		Function: cpuidHypervisorBase,
-		EAX:      cpuidKVMBase + 1,
+		Function: base,
+		EAX:      base,
 		EBX:      le(sig[0:4]), ECX: le(sig[4:8]), EDX: le(sig[8:12]),
 	}
 }

@@ -26,6 +26,7 @@ type machineOptions struct {
 	bootMode   string
 	reboot     string
 	cpuidMask  []string
+	hyperV     bool     // --hyperv
 	dmSocket   string   // --device-model-socket
 	rng        bool     // --rng
 	disks      []string // --disk
@@ -59,6 +60,7 @@ func (o *machineOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.bootMode, "boot", machine.BootAuto, "how to enter --kernel: decompress, bzimage, pvh, or auto (decompress where KVM emulates guest ring 0, else bzimage)")
 	f.StringVar(&o.reboot, "reboot", machine.RebootExit, "what a guest reboot does: exit or restart")
 	f.StringSliceVar(&o.cpuidMask, "cpuid-mask", nil, "CPUID features to hide, e.g. cx16,xsave (names as in /proc/cpuinfo)")
+	f.BoolVar(&o.hyperV, "hyperv", false, "offer the Hyper-V enlightenments this host's KVM supports (CPUID leaves at 0x40000000, KVM's move to 0x40000100; a SynIC with its timers on every vCPU), as QEMU's -cpu hv_passthrough")
 	f.StringVar(&o.dmSocket, "device-model-socket", "", "unix socket to create for out-of-process device models (docs/ioreq-protocol.md)")
 	f.StringArrayVar(&o.disks, "disk", nil, "a raw disk image as a virtio-blk device: PATH[,readonly][,serial=ID][,queues=N][,cache=none], or backend=SOCKET for a disk served by 'ember backend blk' (repeatable; cache=none bypasses the host's page cache)")
 	f.StringVar(&o.consoleDev, "console-device", machine.ConsoleSerial, "the guest's console device: serial (COM1) or virtio (virtio-console, Linux's hvc0: boot with console=hvc0)")
@@ -117,6 +119,9 @@ func (o machineOptions) machineConfig() (machine.Config, error) {
 	}
 	if set("cpuid-mask") {
 		c.CPUIDMask = o.cpuidMask
+	}
+	if set("hyperv") {
+		c.HyperV = o.hyperV
 	}
 	if set("rng") {
 		c.RNG = o.rng

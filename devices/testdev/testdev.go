@@ -16,7 +16,9 @@
 //     sizes are ignored. Reads return zero.
 //   - ports 0x2000-0x2017 (PortIRQ): one byte per ISA interrupt line, 0 to
 //     23. A 1-byte write of a non-zero value raises the line, of zero lowers
-//     it; wider accesses are ignored. Reads return zero.
+//     it. QEMU splits a wider write into 1-byte ones, so an outl of 1 to
+//     0x200b raises line 11 and lowers lines 12 to 14 (kvm-unit-tests'
+//     realmode does that); lines past 23 are dropped. Reads return zero.
 //   - MMIO 0xff000000-0xff00ffff (IOMemBase): 64 KiB of plain memory that
 //     traps on every access (QEMU's iomem), for checking the emulation of
 //     instructions that touch MMIO. Bytes past its end are dropped and read
@@ -167,11 +169,13 @@ func (p irqPort) Read(_ uint64, data []byte) { clear(data) }
 func (p irqPort) Write(off uint64, data []byte) {
 	p.d.mu.Lock()
 	defer p.d.mu.Unlock()
-	if len(data) != 1 || off >= IRQLines {
+	if off >= IRQLines {
 		p.d.anomalies.Report("unsupported IRQ port access", "offset", off, "size", len(data))
 		return
 	}
-	p.d.irqs[off].SetLevel(data[0] != 0)
+	for i, b := range data[:min(uint64(len(data)), IRQLines-off)] {
+		p.d.irqs[off+uint64(i)].SetLevel(b != 0)
+	}
 }
 
 // ioMem is the MMIO window.
