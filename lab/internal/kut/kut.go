@@ -494,12 +494,23 @@ func kutEnding(status int, ember bool) string {
 	return strconv.Itoa(status)
 }
 
+// emberParams is what a test's QEMU parameters become on ember's command
+// line.
+type emberParams struct {
+	memory     string   // --memory, from -m; "" for the default
+	mask       []string // --cpuid-mask, the features a -cpu option removes
+	hyperV     bool     // --hyperv, from -cpu's hv_* enlightenments
+	notApplied []string // what ember has no equivalent for
+}
+
 // kutEmberParams turns a test's QEMU parameters (evaluated to words) into
 // ember's equivalents: -m gives the memory, features a -cpu option removes
-// that ember can hide give the CPUID mask. The rest is listed as not
+// that ember can hide give the CPUID mask, and -cpu's Hyper-V enlightenments
+// (hv_passthrough, hv_*) give --hyperv, which offers every enlightenment the
+// host's KVM supports, as hv_passthrough does. The rest is listed as not
 // applied: a CPU model (ember's CPUID is KVM's supported set, as QEMU's
 // -cpu host), added features and properties, devices and machine options.
-func kutEmberParams(params []string) (memory string, mask, notApplied []string, err error) {
+func kutEmberParams(params []string) (p emberParams, err error) {
 	known := x86.CPUIDFeatures()
 	for i := 0; i < len(params); i++ {
 		opt := params[i]
@@ -510,9 +521,9 @@ func kutEmberParams(params []string) (memory string, mask, notApplied []string, 
 		}
 		switch strings.TrimPrefix(opt, "-") {
 		case "m":
-			memory, err = qemuMemory(arg)
+			p.memory, err = qemuMemory(arg)
 			if err != nil {
-				return "", nil, nil, err
+				return emberParams{}, err
 			}
 		case "cpu":
 			fields := strings.Split(arg, ",")
@@ -524,25 +535,29 @@ func kutEmberParams(params []string) (memory string, mask, notApplied []string, 
 				}
 				name = strings.ReplaceAll(name, "-", "_")
 				if off && slices.Contains(known, name) {
-					mask = append(mask, name)
+					p.mask = append(p.mask, name)
+					continue
+				}
+				if !off && strings.HasPrefix(name, "hv_") {
+					p.hyperV = true
 					continue
 				}
 				rest = append(rest, f)
 			}
 			if len(rest) > 1 || (rest[0] != "host" && rest[0] != "max") {
-				notApplied = append(notApplied, "-cpu "+strings.Join(rest, ","))
+				p.notApplied = append(p.notApplied, "-cpu "+strings.Join(rest, ","))
 			}
 		case "enable-kvm":
 			// ember is KVM.
 		case "machine", "M":
 			if arg != "accel=kvm" {
-				notApplied = append(notApplied, opt+" "+arg)
+				p.notApplied = append(p.notApplied, opt+" "+arg)
 			}
 		default:
-			notApplied = append(notApplied, strings.TrimSpace(opt+" "+arg))
+			p.notApplied = append(p.notApplied, strings.TrimSpace(opt+" "+arg))
 		}
 	}
-	return memory, mask, notApplied, nil
+	return p, nil
 }
 
 var qemuMemoryRE = regexp.MustCompile(`^(?:size=)?([0-9]+)([kKmMgGtT]?)[bB]?$`)
@@ -921,21 +936,25 @@ func runKutTest(ctx context.Context, tree *Tree, t Test, ember string, override 
 	}
 	defer os.Remove(envFile)
 
-	memory, mask, notApplied, err := kutEmberParams(params)
+	p, err := kutEmberParams(params)
 	if err != nil {
 		return w, fmt.Errorf("[%s]: %w", t.Name, err)
 	}
+	memory := p.memory
 	if memory == "" {
 		memory = kutDefaultMemory
 	}
-	w.NotApplied = notApplied
+	w.NotApplied = p.notApplied
 	emberArgv := []string{ember, "run", "--kernel", kernel, "--initrd", envFile, "--cpus", strconv.Itoa(smp),
 		"--memory", memory, "--test-devices", "--quiet"}
 	if len(testArgs) > 0 {
 		emberArgv = append(emberArgv, "--cmdline", strings.Join(testArgs, " "))
 	}
-	if len(mask) > 0 {
-		emberArgv = append(emberArgv, "--cpuid-mask", strings.Join(mask, ","))
+	if len(p.mask) > 0 {
+		emberArgv = append(emberArgv, "--cpuid-mask", strings.Join(p.mask, ","))
+	}
+	if p.hyperV {
+		emberArgv = append(emberArgv, "--hyperv")
 	}
 	qemuArgv := func(kernel string) []string {
 		a := append([]string{qemuBinary}, kutQEMUBase...)

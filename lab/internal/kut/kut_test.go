@@ -208,33 +208,38 @@ func TestKutEmberParams(t *testing.T) {
 		memory     string
 		mask       []string
 		notApplied []string
+		hyperV     bool
 	}{
-		{"none", "", "", nil, nil},
-		{"-cpu max is ember's own CPUID", "-cpu max", "", nil, nil},
-		{"-cpu host,-feature masks it", "-cpu host,-x2apic", "", []string{"x2apic"}, nil},
+		{"none", "", "", nil, nil, false},
+		{"-cpu max is ember's own CPUID", "-cpu max", "", nil, nil, false},
+		{"-cpu host,-feature masks it", "-cpu host,-x2apic", "", []string{"x2apic"}, nil, false},
 		{"a CPU model is not applied; its removed features are masked",
-			"-cpu qemu64,-x2apic,+tsc-deadline", "", []string{"x2apic"}, []string{"-cpu qemu64,+tsc-deadline"}},
-		{"QEMU's feature names with dashes", "-cpu max,-tsc-deadline,pcid=off", "", []string{"tsc_deadline", "pcid"}, nil},
-		{"features ember cannot hide are listed", "-cpu max,+svm,-npt", "", nil, []string{"-cpu max,+svm,-npt"}},
-		{"-m in MiB", "-cpu host -m 2048", "2048M", nil, nil},
-		{"-m with a suffix", "-m 4g", "4096M", nil, nil},
-		{"-enable-kvm is ember's way anyway", "-enable-kvm -m 2048 -cpu host", "2048M", nil, nil},
+			"-cpu qemu64,-x2apic,+tsc-deadline", "", []string{"x2apic"}, []string{"-cpu qemu64,+tsc-deadline"}, false},
+		{"QEMU's feature names with dashes", "-cpu max,-tsc-deadline,pcid=off", "", []string{"tsc_deadline", "pcid"}, nil, false},
+		{"features ember cannot hide are listed", "-cpu max,+svm,-npt", "", nil, []string{"-cpu max,+svm,-npt"}, false},
+		{"-m in MiB", "-cpu host -m 2048", "2048M", nil, nil, false},
+		{"-m with a suffix", "-m 4g", "4096M", nil, nil, false},
+		{"-enable-kvm is ember's way anyway", "-enable-kvm -m 2048 -cpu host", "2048M", nil, nil, false},
 		{"devices and machine options are listed",
 			"-M q35,kernel-irqchip=split -device intel-iommu,intremap=on,eim=off -device edu -overcommit cpu-pm=on",
-			"", nil, []string{"-M q35,kernel-irqchip=split", "-device intel-iommu,intremap=on,eim=off", "-device edu", "-overcommit cpu-pm=on"}},
+			"", nil, []string{"-M q35,kernel-irqchip=split", "-device intel-iommu,intremap=on,eim=off", "-device edu", "-overcommit cpu-pm=on"}, false},
+		{"hv_passthrough is --hyperv", "-cpu host,hv_passthrough", "", nil, nil, true},
+		{"named enlightenments are --hyperv; the test device is not applied",
+			"-cpu host,hv_synic,hv_vpindex,-x2apic -device hyperv-testdev", "", []string{"x2apic"}, []string{"-device hyperv-testdev"}, true},
+		{"an enlightenment turned off is not --hyperv", "-cpu host,hv_time=off", "", nil, []string{"-cpu host,hv_time=off"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			memory, mask, notApplied, err := kutEmberParams(strings.Fields(tt.params))
+			p, err := kutEmberParams(strings.Fields(tt.params))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if memory != tt.memory || !reflect.DeepEqual(mask, tt.mask) || !reflect.DeepEqual(notApplied, tt.notApplied) {
-				t.Errorf("got %q %q %q; want %q %q %q", memory, mask, notApplied, tt.memory, tt.mask, tt.notApplied)
+			if p.memory != tt.memory || !reflect.DeepEqual(p.mask, tt.mask) || !reflect.DeepEqual(p.notApplied, tt.notApplied) || p.hyperV != tt.hyperV {
+				t.Errorf("got %q %q %q hyperv=%v; want %q %q %q hyperv=%v", p.memory, p.mask, p.notApplied, p.hyperV, tt.memory, tt.mask, tt.notApplied, tt.hyperV)
 			}
 		})
 	}
-	if _, _, _, err := kutEmberParams([]string{"-m", "lots"}); err == nil {
+	if _, err := kutEmberParams([]string{"-m", "lots"}); err == nil {
 		t.Error("-m lots: no error")
 	}
 }
