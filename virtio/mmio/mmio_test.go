@@ -150,3 +150,25 @@ func TestCmdlineArg(t *testing.T) {
 		t.Errorf("%q", got)
 	}
 }
+
+// TestResetFromTheMachine: the machine's reset (and the VM's close) stops
+// an active device with an interrupt pending, lowers its line and returns
+// the registers to their power-on values, as a driver's write of 0 does.
+func TestResetFromTheMachine(t *testing.T) {
+	r := newRig(t)
+	if st := r.start(virtio.FeatureVersion1, 0x10000); st&virtio.StatusDriverOK == 0 {
+		t.Fatalf("status %#x", st)
+	}
+	r.dev.Interrupt(0)
+	r.tr.Reset()
+	if r.dev.Resets() != 1 || r.line.high || r.get(regStatus) != 0 || r.get(regInterruptStatus) != 0 || r.get(regQueueReady) != 0 {
+		t.Errorf("after Reset: %d resets, line %v, status %#x, interrupt status %#x", r.dev.Resets(), r.line.high, r.get(regStatus), r.get(regInterruptStatus))
+	}
+	r.set(regQueueNotify, 0)
+	if n := r.dev.Notified(); len(n) != 0 {
+		t.Errorf("a reset device was notified: %v", n)
+	}
+	if r.tr.NumQueues() != 2 {
+		t.Errorf("NumQueues %d, want the device's 2", r.tr.NumQueues())
+	}
+}

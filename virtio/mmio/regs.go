@@ -205,3 +205,13 @@ func (t *Transport) interrupt(int) {
 		t.raise(interruptUsed)
 	}
 }
+
+// NumQueues returns the number of the device's queues.
+func (t *Transport) NumQueues() int { return len(t.dev.QueueSizes()) }
+
+// Reset resets the transport as the machine's reset does, before it clears
+// guest RAM: what a write of 0 to Status does (the device stops and takes
+// its hands off guest memory, the registers return to their power-on
+// values, the interrupt line goes low). The VM's Close calls it too, to
+// stop the device.
+func (t *Transport) Reset() { t.writeStatus(0) }
