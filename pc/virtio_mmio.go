@@ -17,7 +17,9 @@ import (
 // functions). Linux maps ISA lines to IRQs of the same number without any
 // ACPI description, which a device named only on the command line needs.
 // Each is driven as a level (high while the device's InterruptStatus is
-// non-zero), as the INTx lines are. 12, the i8042's auxiliary port's line,
+// non-zero), as the INTx lines are; Linux programs ISA lines
+// edge-triggered, for which the transport makes a fresh edge when an
+// acknowledgement leaves an interrupt pending. 12, the i8042's auxiliary port's line,
 // is last: ember's i8042 has no auxiliary device, but a guest that probed
 // one would claim the line for itself.
 var mmioGSIs = []uint32{6, 7, 3, 13, 14, 15, 12}
