@@ -19,6 +19,7 @@
 //	0xc000_0000  MMIO hole (3-4 GiB): PCI MMIO window  memory, pc
 //	0xc000_0000  virtio-pci BARs, 32 KiB a slot        pc
 //	0xfec0_0000  IOAPIC                                KVM
+//	0xfec1_0000  virtio-mmio devices, 4 KiB each       pc
 //	0xfee0_0000  LAPIC                                 KVM
 //	0xfeff_c000  KVM's real-mode identity page, TSS    hv (Intel hosts)
 //	0xff00_0000  firmware ROM (--bios), up to 4 GiB    pc
@@ -80,7 +81,14 @@ const (
 	VirtioBARs    = PCIMMIO32Start
 	VirtioBARSize = 0x8000
 	IOAPIC        = 0xfec00000 // the in-kernel IOAPIC
-	LAPIC         = 0xfee00000 // the in-kernel LAPICs
+	// VirtioMMIO is where the register blocks of ember's virtio-mmio
+	// devices go, one VirtioMMIOSize block each, up to VirtioMMIOEnd: in
+	// the hole above the PCI window, clear of the IOAPIC's page below and
+	// of where a PC's HPET sits (0xfed00000, which guests probe) above.
+	VirtioMMIO     = 0xfec10000
+	VirtioMMIOSize = 0x1000
+	VirtioMMIOEnd  = 0xfed00000 // the first byte after the virtio-mmio area
+	LAPIC          = 0xfee00000 // the in-kernel LAPICs
 	// KVMIdentityMap and KVMTSS are the pages KVM needs on Intel hosts for
 	// real-mode emulation (the TSS takes three), where no RAM is: between
 	// the LAPIC and the 16 MiB below 4 GiB that firmware may fill

@@ -93,7 +93,11 @@ func (m *Machine) build(p *Prepared) error {
 		}
 		return vm.SetEntry(0, b.Entry)
 	case p.linux != nil:
-		entry, err := vmm.SetupLinuxImages(vm.Memory(), *p.linux)
+		img := *p.linux
+		if args := plat.VirtioMMIOCmdline(); args != "" {
+			img.Cmdline += " " + args
+		}
+		entry, err := vmm.SetupLinuxImages(vm.Memory(), img)
 		if err != nil {
 			return err
 		}
@@ -111,11 +115,19 @@ func (m *Machine) build(p *Prepared) error {
 // device, the entropy source and the console.
 func (m *Machine) addVirtio(p *Prepared) error {
 	vm, log := m.VM, m.VM.Logger()
-	// add puts d on the PCI bus; closer runs when the VM closes.
-	add := func(d virtio.Device, closer func() error) error {
-		vm.OnClose(func() { closer() })
+	// attach puts d on the PCI bus or on virtio-mmio, as the
+	// configuration says; add does too, and closer runs when the VM closes.
+	attach := func(d virtio.Device) error {
+		if p.Config.VirtioTransport == TransportMMIO {
+			_, err := m.Platform.AddVirtioMMIO(vm, d)
+			return err
+		}
 		_, err := m.Platform.AddVirtio(vm, d)
 		return err
+	}
+	add := func(d virtio.Device, closer func() error) error {
+		vm.OnClose(func() { closer() })
+		return attach(d)
 	}
 	for _, s := range p.disks {
 		if s.backend != "" {
@@ -172,13 +184,13 @@ func (m *Machine) addVirtio(p *Prepared) error {
 		// The balloon has no Close: a reset stops its goroutine, before
 		// the RAM it releases pages of goes.
 		vm.OnClose(d.Reset)
-		if _, err := m.Platform.AddVirtio(vm, d); err != nil {
+		if err := attach(d); err != nil {
 			return err
 		}
 		m.Balloon = d
 	}
 	if p.Config.RNG {
-		if _, err := m.Platform.AddVirtio(vm, rng.New(log)); err != nil {
+		if err := attach(rng.New(log)); err != nil {
 			return err
 		}
 	}

@@ -56,6 +56,35 @@ func TestBuildRunsTheDemo(t *testing.T) {
 	}
 }
 
+// TestBuildVirtioMMIO builds a machine with its devices on virtio-mmio:
+// each is in the platform's virtio-mmio list, in attachment order, which a
+// Linux boot's command line gets, and the guest still runs.
+func TestBuildVirtioMMIO(t *testing.T) {
+	hc := openService(t)
+	img := filepath.Join(t.TempDir(), "disk.img")
+	if err := os.WriteFile(img, make([]byte, 4096), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Config{VirtioTransport: TransportMMIO, RNG: true, Disks: []Disk{{Path: img}}}.Prepare()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Build(hc, p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	want := "virtio_mmio.device=4K@0xfec10000:6 virtio_mmio.device=4K@0xfec11000:7"
+	if got := m.Platform.VirtioMMIOCmdline(); got != want {
+		t.Errorf("virtio-mmio devices %q, want %q (the disk, then the rng)", got, want)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if res, err := m.VM.Run(ctx); err != nil || res.Reason != hv.StopExit || res.Status != 0 {
+		t.Fatalf("run: %v, %v", res, err)
+	}
+}
+
 // TestBuildFailureLeavesNothing: a device that cannot be made (a vsock
 // socket path that exists) fails the build with its reason, and the VM,
 // the disk it had opened and every fd go with it.

@@ -49,6 +49,12 @@ type Config struct {
 	Vsock         *Vsock   `json:"vsock,omitempty"`   // a virtio-vsock device
 	RNG           bool     `json:"rng,omitempty"`     // a virtio-rng device
 	Balloon       *Balloon `json:"balloon,omitempty"` // a virtio-balloon device
+	// VirtioTransport is how the virtio devices reach the guest: pci
+	// (virtio-pci functions, default, found by PCI enumeration) or mmio
+	// (virtio-mmio version 2 register blocks, for kernels built with
+	// CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES; ember appends their
+	// virtio_mmio.device= arguments to a Linux kernel's command line).
+	VirtioTransport string `json:"virtio_transport,omitempty"`
 	// TestDevices adds QEMU's isa-debug-exit and pc-testdev, as
 	// kvm-unit-tests uses them (docs/qemu-devices.md); they take the place
 	// of ember's exit and console ports. Off by default.
@@ -124,6 +130,8 @@ const (
 	RebootRestart      = "restart"
 	ConsoleSerial      = "serial"
 	ConsoleVirtio      = "virtio"
+	TransportPCI       = "pci"
+	TransportMMIO      = "mmio"
 )
 
 // WithDefaults returns c with every unset field given its default.
@@ -148,6 +156,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.ConsoleDevice == "" {
 		c.ConsoleDevice = ConsoleSerial
+	}
+	if c.VirtioTransport == "" {
+		c.VirtioTransport = TransportPCI
 	}
 	return c
 }

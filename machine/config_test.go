@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"cmp"
 	"errors"
 	"os"
 	"path/filepath"
@@ -15,7 +16,7 @@ func TestParseConfigIsStrict(t *testing.T) {
 	tests := []struct {
 		name, in, want string
 	}{
-		{"good", `{"guest":"long64","cpus":2,"memory":"4M","disks":[{"path":"a.img","readonly":true}]}`, ""},
+		{"good", `{"guest":"long64","cpus":2,"memory":"4M","disks":[{"path":"a.img","readonly":true}],"virtio_transport":"mmio"}`, ""},
 		{"unknown field", `{"cpu":2}`, `unknown field "cpu"`},
 		{"wrong type", `{"cpus":"two"}`, "cannot unmarshal string"},
 		{"trailing data", `{"cpus":2} {"cpus":3}`, "data after the JSON value"},
@@ -26,7 +27,7 @@ func TestParseConfigIsStrict(t *testing.T) {
 	for _, tt := range tests {
 		c, err := ParseConfig([]byte(tt.in))
 		if tt.want == "" {
-			if err != nil || c.Guest != "long64" || c.CPUs != 2 || len(c.Disks) != 1 || !c.Disks[0].ReadOnly {
+			if err != nil || c.Guest != "long64" || c.CPUs != 2 || len(c.Disks) != 1 || !c.Disks[0].ReadOnly || c.VirtioTransport != "mmio" {
 				t.Errorf("%s: %+v, %v", tt.name, c, err)
 			}
 			continue
@@ -45,13 +46,14 @@ func TestWithDefaults(t *testing.T) {
 	}{
 		{Config{}, Config{Guest: "demo", Memory: "2M", CPUs: 1, Reboot: "exit", ConsoleDevice: "serial"}},
 		{Config{Kernel: "k"}, Config{Kernel: "k", Memory: "512M", CPUs: 1, Boot: "auto", Reboot: "exit", ConsoleDevice: "serial"}},
+		{Config{Kernel: "k", VirtioTransport: "mmio"}, Config{Kernel: "k", Memory: "512M", CPUs: 1, Boot: "auto", Reboot: "exit", ConsoleDevice: "serial", VirtioTransport: "mmio"}},
 		{Config{BIOS: "r", Memory: "8M", CPUs: 3}, Config{BIOS: "r", Memory: "8M", CPUs: 3, Reboot: "exit", ConsoleDevice: "serial"}},
 	}
 	for _, tt := range tests {
 		got := tt.in.WithDefaults()
 		if got.Guest != tt.want.Guest || got.Memory != tt.want.Memory || got.CPUs != tt.want.CPUs ||
 			got.Cmdline != tt.want.Cmdline || got.Boot != tt.want.Boot || got.Reboot != tt.want.Reboot ||
-			got.ConsoleDevice != tt.want.ConsoleDevice {
+			got.ConsoleDevice != tt.want.ConsoleDevice || got.VirtioTransport != cmp.Or(tt.want.VirtioTransport, "pci") {
 			t.Errorf("%+v.WithDefaults() = %+v, want %+v", tt.in, got, tt.want)
 		}
 	}
@@ -78,6 +80,10 @@ func TestPrepareRefuses(t *testing.T) {
 		{"reboot", Config{Reboot: "sometimes"}, "reboot must be exit or restart", true},
 		{"cpuid mask", Config{CPUIDMask: []string{"nosuchflag"}}, "cpuid_mask", true},
 		{"console", Config{ConsoleDevice: "usb"}, "console_device must be serial or virtio", true},
+		{"virtio transport", Config{VirtioTransport: "ccw"}, "virtio_transport must be pci or mmio", true},
+		{"virtio-mmio behind firmware", Config{BIOS: img, VirtioTransport: "mmio"}, "needs a kernel booted directly, not bios", true},
+		{"more virtio-mmio devices than lines", Config{VirtioTransport: "mmio", RNG: true, ConsoleDevice: "virtio",
+			Disks: []Disk{{Path: img}, {Path: img}, {Path: img}, {Path: img}, {Path: img}, {Path: img}}}, "8 virtio devices, but the PC platform has room for 7", true},
 		{"guest", Config{Guest: "nope"}, `no built-in guest "nope"`, true},
 		{"kernel and guest", Config{Kernel: img, Guest: "demo"}, "exclude each other", true},
 		{"bios and guest", Config{BIOS: img, Guest: "demo"}, "does not go with a guest", true},
@@ -142,5 +148,25 @@ func TestPrepareReadsWhatItNeeds(t *testing.T) {
 	}
 	if p.vsock == nil || p.vsock.CID != 7 {
 		t.Errorf("vsock %+v", p.vsock)
+	}
+}
+
+// TestPrepareVirtioMMIO: virtio-mmio takes as many devices as the platform
+// has lines for, with a tiny guest or a multiboot kernel as well as Linux
+// (only Linux is told of them on its command line).
+func TestPrepareVirtioMMIO(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "disk.img")
+	if err := os.WriteFile(img, make([]byte, 4096), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := Config{Guest: "long64", VirtioTransport: TransportMMIO, RNG: true, ConsoleDevice: ConsoleVirtio,
+		Disks: []Disk{{Path: img}, {Path: img}, {Path: img}, {Path: img}, {Path: img}}}
+	p, err := c.Prepare()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Config.VirtioTransport != TransportMMIO || len(p.disks) != 5 {
+		t.Errorf("prepared transport %q with %d disks", p.Config.VirtioTransport, len(p.disks))
 	}
 }

@@ -96,6 +96,9 @@ func (c Config) Prepare() (*Prepared, error) {
 	if c.ConsoleDevice != ConsoleSerial && c.ConsoleDevice != ConsoleVirtio {
 		return nil, invalid("console_device must be serial or virtio, not %q", c.ConsoleDevice)
 	}
+	if err := c.checkTransport(); err != nil {
+		return nil, err
+	}
 	p := &Prepared{Config: c, memory: size, HV: hv.Config{MemorySize: size, VCPUs: c.CPUs, CPUIDMask: c.CPUIDMask, HyperV: c.HyperV, DeviceModelSocket: c.DeviceModelSocket}}
 	if err := p.prepareDevices(); err != nil {
 		return nil, err
@@ -116,6 +119,38 @@ func (c Config) Prepare() (*Prepared, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// checkTransport refuses a virtio transport other than pci or mmio, and
+// mmio where it cannot serve: behind firmware (which finds devices by PCI
+// and passes the kernel a command line ember does not write) or for more
+// devices than the platform has virtio-mmio lines.
+func (c Config) checkTransport() error {
+	switch c.VirtioTransport {
+	case TransportPCI:
+		return nil
+	case TransportMMIO:
+	default:
+		return invalid("virtio_transport must be pci or mmio, not %q", c.VirtioTransport)
+	}
+	if c.BIOS != "" {
+		return invalid("virtio_transport mmio needs a kernel booted directly, not bios: firmware finds devices by PCI enumeration")
+	}
+	if n := c.virtioDevices(); n > pc.MaxVirtioMMIO {
+		return invalid("virtio_transport mmio: %d virtio devices, but the PC platform has room for %d (one per free ISA interrupt line); use pci", n, pc.MaxVirtioMMIO)
+	}
+	return nil
+}
+
+// virtioDevices counts the virtio devices c asks for.
+func (c Config) virtioDevices() int {
+	n := len(c.Disks) + len(c.Nets)
+	for _, b := range []bool{c.Vsock != nil, c.Balloon != nil, c.RNG, c.ConsoleDevice == ConsoleVirtio} {
+		if b {
+			n++
+		}
+	}
+	return n
 }
 
 // checkMemory refuses a size no host could give: more than its RAM.

@@ -49,18 +49,22 @@ type Platform struct {
 
 	slots  int                   // PCI slots AddVirtio has used
 	virtio []*virtiopci.Function // the functions AddVirtio made
+	mmio   []mmioDevice          // the devices AddVirtioMMIO made
 }
 
 // WriteTables writes the MP table and the ACPI tables into guest RAM again,
 // for a machine reset that cleared it (Attach wrote them first).
 func (p *Platform) WriteTables(vm *hv.VM) error { return writeTables(vm) }
 
-// ResetDevices resets the platform's virtio functions, as a machine reset
+// ResetDevices resets the platform's virtio functions and devices, as a machine reset
 // does: their devices stop using guest memory before it is cleared, and the
 // next boot's drivers find them at power-on state.
 func (p *Platform) ResetDevices() {
 	for _, f := range p.virtio {
 		f.Reset()
+	}
+	for _, d := range p.mmio {
+		d.t.Reset()
 	}
 }
 

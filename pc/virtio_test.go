@@ -214,19 +214,7 @@ func TestVirtioNotifyThroughIOEventFD(t *testing.T) {
 			}
 			d.start()
 			addr := d.bar0 + d.notify + uint64(tc.q)*d.notifyMult + tc.off
-			if err := vm.LoadImage(notifyCode, guest.LoadAddr); err != nil {
-				t.Fatal(err)
-			}
-			e := x86.Entry{Mode: x86.ProtectedMode, RIP: guest.LoadAddr, Regs: kvm.Regs{RAX: uint64(tc.q), RBX: addr, RCX: n}}
-			if err := vm.SetEntry(0, e); err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			res, err := vm.Run(ctx)
-			if err != nil || res.Reason != hv.StopExit || res.Status != 0 {
-				t.Fatalf("Run = %v, %v", res, err)
-			}
+			runToExit(t, vm, notifyCode, kvm.Regs{RAX: uint64(tc.q), RBX: addr, RCX: n})
 			if tc.eventfds {
 				select {
 				case <-dev.kicks:
@@ -243,6 +231,24 @@ func TestVirtioNotifyThroughIOEventFD(t *testing.T) {
 				t.Errorf("want every write through MMIO: %d exits, %d through MMIO, %d through the eventfd", vm.Exits(), s.NotifyMMIO, s.NotifyEventFD)
 			}
 		})
+	}
+}
+
+// runToExit runs code in 32-bit protected mode from guest.LoadAddr with
+// regs, and fails t unless the guest exits with status 0.
+func runToExit(t *testing.T, vm *hv.VM, code []byte, regs kvm.Regs) {
+	t.Helper()
+	if err := vm.LoadImage(code, guest.LoadAddr); err != nil {
+		t.Fatal(err)
+	}
+	if err := vm.SetEntry(0, x86.Entry{Mode: x86.ProtectedMode, RIP: guest.LoadAddr, Regs: regs}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := vm.Run(ctx)
+	if err != nil || res.Reason != hv.StopExit || res.Status != 0 {
+		t.Fatalf("Run = %v, %v", res, err)
 	}
 }
 

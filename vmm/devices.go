@@ -2,12 +2,14 @@ package vmm
 
 import (
 	"errors"
+	"strings"
 
 	"ember/pc"
 	"ember/virtio"
 )
 
-// ErrNoPlatform is AddVirtio on a guest without the PC platform.
+// ErrNoPlatform is AddVirtio or AddVirtioMMIO on a guest without the PC
+// platform.
 var ErrNoPlatform = errors.New("vmm: the guest has no PC platform (AttachPC)")
 
 // AttachPC wires the PC platform onto the guest (pc.Attach: COM1, the
@@ -49,6 +51,26 @@ func (g *Guest) AddVirtio(dev virtio.Device) error {
 	}
 	_, err := p.AddVirtio(g.vm, dev)
 	return err
+}
+
+// AddVirtioMMIO puts dev on virtio-mmio (pc.Platform.AddVirtioMMIO), as
+// ember run --virtio-transport mmio does, for a kernel built with
+// CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES. It returns the argument that tells
+// Linux of the device (virtio_mmio.device=...), for the program to add to
+// the kernel command line it gives SetupLinuxImages. Reset and Restart
+// reset the device before guest RAM is cleared. Call it before Start.
+func (g *Guest) AddVirtioMMIO(dev virtio.Device) (cmdlineArg string, err error) {
+	g.mu.Lock()
+	p := g.plat
+	g.mu.Unlock()
+	if p == nil {
+		return "", ErrNoPlatform
+	}
+	if _, err := p.AddVirtioMMIO(g.vm, dev); err != nil {
+		return "", err
+	}
+	args := strings.Fields(p.VirtioMMIOCmdline())
+	return args[len(args)-1], nil
 }
 
 // resetDevices resets the platform's devices, if there is a platform. The

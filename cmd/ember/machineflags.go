@@ -31,6 +31,7 @@ type machineOptions struct {
 	rng        bool     // --rng
 	disks      []string // --disk
 	consoleDev string   // --console-device
+	transport  string   // --virtio-transport
 	nets       []string // --net
 	bios       string   // --bios
 	vsock      string   // --vsock
@@ -64,9 +65,10 @@ func (o *machineOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.dmSocket, "device-model-socket", "", "unix socket to create for out-of-process device models (docs/ioreq-protocol.md)")
 	f.StringArrayVar(&o.disks, "disk", nil, "a raw disk image as a virtio-blk device: PATH[,readonly][,serial=ID][,queues=N][,cache=none], or backend=SOCKET for a disk served by 'ember backend blk' (repeatable; cache=none bypasses the host's page cache)")
 	f.StringVar(&o.consoleDev, "console-device", machine.ConsoleSerial, "the guest's console device: serial (COM1) or virtio (virtio-console, Linux's hvc0: boot with console=hvc0)")
+	f.StringVar(&o.transport, "virtio-transport", machine.TransportPCI, "how the virtio devices reach the guest: pci (virtio-pci functions) or mmio (virtio-mmio v2, for kernels built with CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES: ember appends virtio_mmio.device= to a Linux kernel's command line; not with --bios)")
 	f.StringArrayVar(&o.nets, "net", nil, "a virtio-net device on a TAP interface: tap=NAME[,mac=MAC] (repeatable; creating the TAP needs CAP_NET_ADMIN, or have root create it with ip tuntap)")
 	f.StringVar(&o.vsock, "vsock", "", "a virtio-vsock device: cid=N,socket=PATH (the guest reaches host port P at PATH_P; a host program connects to PATH and writes \"CONNECT P\\n\" to reach guest port P)")
-	f.BoolVar(&o.rng, "rng", false, "give the guest a virtio-rng device (virtio-pci), fed from the host's getrandom")
+	f.BoolVar(&o.rng, "rng", false, "give the guest a virtio-rng device, fed from the host's getrandom")
 	f.StringArrayVar(&o.modules, "module", nil, "a boot module for a multiboot --kernel: PATH[,CMDLINE] (repeatable; after --initrd, which is the first module)")
 	f.StringVar(&o.balloon, "balloon", "", "a virtio-balloon device: [target=SIZE][,deflate-on-oom][,stats=INTERVAL] (target: memory the guest is asked to give back)")
 	f.BoolVar(&o.testDevs, "test-devices", false, "add QEMU's isa-debug-exit (port 0xf4: a write of v exits with (v<<1)|1) and pc-testdev, as kvm-unit-tests uses them; they replace ember's exit and console ports (docs/qemu-devices.md)")
@@ -105,6 +107,7 @@ func (o machineOptions) machineConfig() (machine.Config, error) {
 		{"kernel", &c.Kernel, o.kernel}, {"initrd", &c.Initrd, o.initrd}, {"cmdline", &c.Cmdline, o.cmdline},
 		{"boot", &c.Boot, o.bootMode}, {"bios", &c.BIOS, o.bios}, {"reboot", &c.Reboot, o.reboot},
 		{"console-device", &c.ConsoleDevice, o.consoleDev}, {"device-model-socket", &c.DeviceModelSocket, o.dmSocket},
+		{"virtio-transport", &c.VirtioTransport, o.transport},
 	}
 	for _, f := range strs {
 		if set(f.flag) {

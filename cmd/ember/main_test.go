@@ -89,6 +89,8 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		{[]string{"run", "--net", "mac=52:54:00:00:00:01"}, "tap=NAME is required"},
 		{[]string{"run", "--net", "tap=t0,mac=01:00:00:00:00:00"}, "mac must be a unicast"},
 		{[]string{"run", "--console-device", "usb"}, "console_device must be serial or virtio"},
+		{[]string{"run", "--virtio-transport", "ccw"}, "virtio_transport must be pci or mmio"},
+		{[]string{"run", "--virtio-transport", "mmio", "--bios", "x.rom"}, "needs a kernel booted directly, not bios"},
 		{[]string{"run", "--bios", "/nonexistent.rom"}, "bios: open /nonexistent.rom"},
 		{[]string{"run", "--vsock", "cid=2,socket=/tmp/v.sock"}, "cid must be a number from 3"},
 		{[]string{"run", "--vsock", "cid=3"}, "both cid=N and socket=PATH are needed"},

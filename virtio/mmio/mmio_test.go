@@ -10,9 +10,17 @@ import (
 	"ember/virtio/virtiotest"
 )
 
-type line struct{ high bool }
+type line struct {
+	high  bool
+	rises int // low-to-high transitions: the edges a guest sees
+}
 
-func (l *line) SetLevel(h bool) { l.high = h }
+func (l *line) SetLevel(h bool) {
+	if h && !l.high {
+		l.rises++
+	}
+	l.high = h
+}
 
 type rig struct {
 	t    *testing.T
@@ -148,5 +156,56 @@ func TestRefusals(t *testing.T) {
 func TestCmdlineArg(t *testing.T) {
 	if got := CmdlineArg(0xd0000000, 5); got != "virtio_mmio.device=4K@0xd0000000:5" {
 		t.Errorf("%q", got)
+	}
+}
+
+// TestResetFromTheMachine: the machine's reset (and the VM's close) stops
+// an active device with an interrupt pending, lowers its line and returns
+// the registers to their power-on values, as a driver's write of 0 does.
+func TestResetFromTheMachine(t *testing.T) {
+	r := newRig(t)
+	if st := r.start(virtio.FeatureVersion1, 0x10000); st&virtio.StatusDriverOK == 0 {
+		t.Fatalf("status %#x", st)
+	}
+	r.dev.Interrupt(0)
+	r.tr.Reset()
+	if r.dev.Resets() != 1 || r.line.high || r.get(regStatus) != 0 || r.get(regInterruptStatus) != 0 || r.get(regQueueReady) != 0 {
+		t.Errorf("after Reset: %d resets, line %v, status %#x, interrupt status %#x", r.dev.Resets(), r.line.high, r.get(regStatus), r.get(regInterruptStatus))
+	}
+	r.set(regQueueNotify, 0)
+	if n := r.dev.Notified(); len(n) != 0 {
+		t.Errorf("a reset device was notified: %v", n)
+	}
+	if r.tr.NumQueues() != 2 {
+		t.Errorf("NumQueues %d, want the device's 2", r.tr.NumQueues())
+	}
+}
+
+// TestAckLeavingAnInterruptPending: an acknowledgement of the used buffer
+// bit with a configuration change still pending leaves the line high with
+// a fresh edge, so a guest that programmed the line edge-triggered takes
+// the configuration interrupt; acknowledging nothing makes no edge.
+func TestAckLeavingAnInterruptPending(t *testing.T) {
+	r := newRig(t)
+	if st := r.start(virtio.FeatureVersion1, 0x10000); st&virtio.StatusDriverOK == 0 {
+		t.Fatalf("status %#x", st)
+	}
+	r.dev.Interrupt(0)
+	r.dev.Events().ConfigChanged()
+	for _, tt := range []struct {
+		ack       uint32
+		high      bool
+		rises     int
+		remaining uint32
+	}{
+		{0, true, 1, interruptUsed | interruptConfig},
+		{interruptUsed, true, 2, interruptConfig},
+		{interruptConfig, false, 2, 0},
+	} {
+		r.set(regInterruptACK, tt.ack)
+		if r.line.high != tt.high || r.line.rises != tt.rises || r.get(regInterruptStatus) != tt.remaining {
+			t.Errorf("ack %#x: line high %v after %d rises, status %#x; want %v, %d, %#x",
+				tt.ack, r.line.high, r.line.rises, r.get(regInterruptStatus), tt.high, tt.rises, tt.remaining)
+		}
 	}
 }

@@ -122,11 +122,23 @@ func setWord(reg, off uint64, v uint32) uint64 {
 }
 
 // ack clears InterruptStatus bits and lowers the line when none is left.
-// The caller holds t.mu.
+// An acknowledgement that leaves a bit set (a configuration change that came
+// after the driver read InterruptStatus) lowers and raises the line again:
+// on a PC the line is an ISA one, which a guest without an ACPI override
+// programs edge-triggered, and a line that merely stayed high would never
+// interrupt it again. The caller holds t.mu.
 func (t *Transport) ack(bits uint32) {
+	before := t.isr
 	t.isr &^= bits
-	if t.isr == 0 && t.cfg.IRQ != nil {
+	if t.cfg.IRQ == nil {
+		return
+	}
+	switch {
+	case t.isr == 0:
 		t.cfg.IRQ.SetLevel(false)
+	case t.isr != before:
+		t.cfg.IRQ.SetLevel(false)
+		t.cfg.IRQ.SetLevel(true)
 	}
 }
 
@@ -205,3 +217,13 @@ func (t *Transport) interrupt(int) {
 		t.raise(interruptUsed)
 	}
 }
+
+// NumQueues returns the number of the device's queues.
+func (t *Transport) NumQueues() int { return len(t.dev.QueueSizes()) }
+
+// Reset resets the transport as the machine's reset does, before it clears
+// guest RAM: what a write of 0 to Status does (the device stops and takes
+// its hands off guest memory, the registers return to their power-on
+// values, the interrupt line goes low). The VM's Close calls it too, to
+// stop the device.
+func (t *Transport) Reset() { t.writeStatus(0) }
