@@ -33,7 +33,7 @@ type benchRig struct {
 // benchDisk makes a benchRig; with remote, the driver's device is a
 // backend.Remote whose back-end (backend.Serve, over a socketpair) serves
 // the disk, on memfd-backed guest RAM.
-func benchDisk(b *testing.B, remote bool) benchRig {
+func benchDisk(b testing.TB, remote bool) benchRig {
 	b.Helper()
 	newMem := memory.New
 	if remote {
@@ -80,7 +80,7 @@ func benchDisk(b *testing.B, remote bool) benchRig {
 
 // serveRemote serves d with backend.Serve over a socketpair and returns
 // the backend.Remote at the other end; both go when the benchmark ends.
-func serveRemote(b *testing.B, d *Disk, mem *memory.Guest) *backend.Remote {
+func serveRemote(b testing.TB, d *Disk, mem *memory.Guest) *backend.Remote {
 	b.Helper()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
