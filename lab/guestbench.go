@@ -179,6 +179,25 @@ func (o bootOutput) notes(vmmLines int) string {
 	return b.String()
 }
 
+// failureLines is how much of a failed boot's console --verbose shows.
+const failureLines = 40
+
+// failure is what --verbose shows of a boot that failed: the end of the
+// guest's console, whatever it was, and the VMM's last messages, so a
+// triple fault or a hang can be told from the lab's own trouble.
+func (o bootOutput) failure() string {
+	var b strings.Builder
+	for _, l := range strings.Split(tail(o.console, failureLines), "\n") {
+		b.WriteString("  console: " + strings.TrimRight(l, "\r") + "\n")
+	}
+	for _, l := range strings.Split(tail(o.stderr, 15), "\n") {
+		if l != "" {
+			b.WriteString("  vmm:     " + l + "\n")
+		}
+	}
+	return b.String()
+}
+
 // runBench boots every subject reps times, interleaved, and prints the
 // medians of each measure with the first subject's (ember's) ratio to each
 // of the others.
@@ -192,6 +211,9 @@ func runBench(ctx context.Context, w io.Writer, subjects []subject, reps int, t 
 			m, out, err := t.boot(ctx, s.argv)
 			if err != nil {
 				fmt.Fprintf(w, "boot %d/%d %-28s failed, booting again (lab flake?): %v\n", r+1, reps, s.name, firstLine(err))
+				if t.verbose {
+					fmt.Fprint(w, out.failure())
+				}
 				m, out, err = t.boot(ctx, s.argv)
 			}
 			if err != nil {
@@ -243,7 +265,11 @@ func runBench(ctx context.Context, w io.Writer, subjects []subject, reps int, t 
 func bootConsole(ctx context.Context, argv []string) (bootOutput, error) {
 	con, stderr, err := runBoot(ctx, argv, 5*time.Minute)
 	if err != nil {
-		return bootOutput{}, err
+		out := bootOutput{stderr: stderr}
+		if con != nil {
+			out.console = con.String()
+		}
+		return out, err
 	}
 	return bootOutput{console: con.String(), stderr: stderr}, nil
 }
