@@ -87,6 +87,15 @@ type benchFlags struct {
 	ember, kernel, initrd string
 	reps                  int
 	verbose               bool
+	only                  string // boot only the subjects whose name starts with it
+}
+
+// pick is the subjects --only keeps: all of them when it is empty.
+func (f *benchFlags) pick(subjects []subject) []subject {
+	if f.only == "" {
+		return subjects
+	}
+	return slices.DeleteFunc(subjects, func(s subject) bool { return !strings.HasPrefix(s.name, f.only) })
 }
 
 // add defines the flags on cmd.
@@ -97,6 +106,7 @@ func (f *benchFlags) add(cmd *cobra.Command) {
 	fs.StringVar(&f.initrd, "initrd", "", "initramfs")
 	fs.IntVar(&f.reps, "reps", 3, "boots per subject")
 	fs.BoolVar(&f.verbose, "verbose", false, "print each boot's benchmark lines and the VMM's last messages")
+	fs.StringVar(&f.only, "only", "", "boot only the subjects whose name starts with this")
 }
 
 // buildGuestBench builds, into the session's directory (which the lab

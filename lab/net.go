@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -50,7 +49,7 @@ It prints the medians of --reps boots each, in MB/s, and ember's ratios.`,
 
 func newTimeNetCmd() *cobra.Command {
 	var f benchFlags
-	var only, wrap string
+	var wrap string
 	cmd := &cobra.Command{
 		Use:    timeNetCmd,
 		Hidden: true,
@@ -72,9 +71,7 @@ func newTimeNetCmd() *cobra.Command {
 				subjects[0].argv = append(strings.Fields(wrap), subjects[0].argv...)
 				vmmLines = 400
 			}
-			if only != "" {
-				subjects = slices.DeleteFunc(subjects, func(s subject) bool { return !strings.HasPrefix(s.name, only) })
-			}
+			subjects = f.pick(subjects)
 			if len(subjects) == 2 {
 				fmt.Println("no /dev/vhost-net in the lab: QEMU runs with vhost=off only")
 			}
@@ -92,7 +89,6 @@ func newTimeNetCmd() *cobra.Command {
 	}
 	f.add(cmd)
 	// For profiling, with lab exec --raw on a kept run directory.
-	cmd.Flags().StringVar(&only, "only", "", "boot only the subjects whose name starts with this")
 	cmd.Flags().StringVar(&wrap, "wrap", "", "a command ember runs under (e.g. perf record -g --)")
 	return cmd
 }

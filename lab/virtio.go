@@ -54,9 +54,11 @@ func newTimeVirtioCmd() *cobra.Command {
 				return err
 			}
 			defer os.Remove(disk)
+			emberRun := []string{f.ember, "run", "--kernel", f.kernel, "--initrd", f.initrd,
+				"--memory", "512M", "--cpus", "2", "--cmdline", benchCmdline, "--disk"}
 			subjects := []subject{
-				{name: "ember (virtio-pci)", argv: []string{f.ember, "run", "--kernel", f.kernel, "--initrd", f.initrd,
-					"--memory", "512M", "--cpus", "2", "--disk", disk, "--cmdline", benchCmdline}},
+				{name: "ember (virtio-pci)", argv: append(emberRun, disk)},
+				{name: "ember back-end process", argv: backendBoot(f.ember, disk, emberRun)},
 				{name: "QEMU -M pc (virtio-blk-pci)", argv: []string{qemuBinary, "-accel", "kvm", "-cpu", "host", "-M", "pc",
 					"-m", "512M", "-smp", "2", "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio",
 					"-drive", "file=" + disk + ",if=none,id=d0,format=raw,cache=writeback", "-device", "virtio-blk-pci,drive=d0",
@@ -64,12 +66,23 @@ func newTimeVirtioCmd() *cobra.Command {
 			}
 			t := blkTable
 			t.verbose = f.verbose
-			return runBench(cmd.Context(), os.Stdout, subjects, f.reps, t)
+			return runBench(cmd.Context(), os.Stdout, f.pick(subjects), f.reps, t)
 		},
 	}
 	f.add(cmd)
 	cmd.Flags().StringVar(&disk, "disk", "", "where to make the disk image (default in the lab's temporary directory)")
 	return cmd
+}
+
+// backendBoot is a command line that serves disk from `ember backend blk`
+// in a process of its own and boots run (which ends in --disk) with the
+// disk from that back-end: the same virtio-blk device, out of process.
+func backendBoot(ember, disk string, run []string) []string {
+	sock := disk + ".sock"
+	script := `s=$1; rm -f "$s"; "$2" backend blk --socket "$s" --disk "$3" & b=$!
+i=0; while [ ! -S "$s" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+shift 3; "$@"; rc=$?; kill $b; wait $b; rm -f "$s"; exit $rc`
+	return append([]string{"/bin/sh", "-c", script, "sh", sock, ember, disk}, append(run, "backend="+sock)...)
 }
 
 // benchLine matches the guest program's results.

@@ -1,7 +1,9 @@
 package backend
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -60,8 +62,8 @@ func Serve(conn *net.UnixConn, dev virtio.Device, log *slog.Logger) error {
 		fds := devicemodel.ParseRights(oob[:oobn])
 		if err != nil || n == 0 {
 			devicemodel.CloseFDs(fds)
-			if n == 0 && err == nil {
-				return nil
+			if (n == 0 && err == nil) || errors.Is(err, io.EOF) {
+				return nil // ember hung up (a unixpacket read reports it as EOF)
 			}
 			return fmt.Errorf("virtio-backend: %w", err)
 		}

@@ -10,6 +10,7 @@ import (
 	"ember/devicemodel"
 	"ember/memory"
 	"ember/virtio"
+	"ember/virtio/blk"
 )
 
 // rawCall sends one request on conn and returns the reply's errno.
@@ -111,5 +112,40 @@ func TestServeRefusesBadRequests(t *testing.T) {
 		if got := rawCall(t, ember, tt.op, tt.payload, tt.fds); got != tt.want {
 			t.Errorf("%s: errno %v, want %v", tt.name, got, tt.want)
 		}
+	}
+}
+
+// TestServeEndsCleanlyWhenEmberHangsUp: ember closing its end of the
+// connection — how every VM's run ends — is a hang-up, not an error, so the
+// back-end's log does not call a normal power-off a failure.
+func TestServeEndsCleanlyWhenEmberHangsUp(t *testing.T) {
+	d, err := blk.Open(blk.Config{Path: newImage(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for _, tt := range []struct {
+		name   string
+		before func(*testing.T, *net.UnixConn)
+	}{
+		{"at once", func(*testing.T, *net.UnixConn) {}},
+		{"after a request", func(t *testing.T, c *net.UnixConn) {
+			if got := rawCall(t, c, devicemodel.OpVirtioDevice, nil, nil); got != 0 {
+				t.Fatalf("VIRTIO_DEVICE: errno %v", got)
+			}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ember, peer := socketPair(t)
+			conn := fileConn(t, peer)
+			defer conn.Close()
+			served := make(chan error, 1)
+			go func() { served <- Serve(conn, d, nil) }()
+			tt.before(t, ember)
+			ember.Close()
+			if err := <-served; err != nil {
+				t.Errorf("Serve after ember hung up = %v, want nil", err)
+			}
+		})
 	}
 }
