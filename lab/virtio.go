@@ -24,12 +24,14 @@ func newVirtioCmd(o *options) *cobra.Command {
 		short: "measure virtio-blk from inside a Linux guest under ember and under QEMU, in the lab",
 		long: `virtio boots Debian's kernel (--kernel, default $EMBER_KERNEL: a
 .../boot/vmlinuz-VERSION whose tree has the virtio modules, as .ci/run
-extracts it) with a 256 MiB raw disk, under ember (virtio-blk on virtio-pci)
-and under QEMU (-accel kvm -M pc, virtio-blk-pci, the same image and page
+extracts it) with a 256 MiB raw disk, under ember (virtio-blk on virtio-pci,
+the disk served in ember's process and, as a second subject, by 'ember
+backend blk' in a process of its own) and under QEMU (-accel kvm -M pc, virtio-blk-pci, the same image and page
 cache), and runs a small guest program (internal/linuxguest/blkbench) that
 reads and writes /dev/vda with O_DIRECT: 1 MiB sequential reads and writes
 (MB/s) and 4 KiB random reads with 16 in flight (IOPS). It prints the
-medians of --reps boots each, and ember's ratio to QEMU.`,
+medians of --reps boots each, and ember's ratios to the others; --only
+boots the subjects whose name starts with its value.`,
 		prog:  "blkbench",
 		inner: timeVirtioCmd,
 	})
