@@ -184,3 +184,26 @@ func waitRun(ctx context.Context, run *hv.Background) (hv.Result, error) {
 	defer close(done)
 	return run.Wait()
 }
+
+// FuzzWakingEntry reads a FACS the guest wrote anything into: the result
+// is an error or an entry the vCPU can be set up for, never a panic.
+func FuzzWakingEntry(f *testing.F) {
+	f.Add([]byte("FACS\x40\x00\x00\x00\x00\x00\x00\x00\x00\x10\x00\x00"), byte(2), uint64(0))
+	f.Add([]byte("FACS"), byte(2), uint64(0x2345678))
+	f.Add([]byte("FACS\x40\x00\x00\x00\x00\x00\x00\x00\xff\xff\xff\xff"), byte(0), uint64(1<<40))
+	f.Fuzz(func(t *testing.T, head []byte, version byte, xvector uint64) {
+		ram := facsRAM("", version, 0, xvector)
+		copy(ram[acpiFACSAddr:acpiFACSAddr+facsXWakingVector], head)
+		e, err := wakingEntry(ramReader(ram))
+		if err != nil {
+			return
+		}
+		var s kvm.SRegs
+		if err := x86.SRegsFor(nil, &s, e); err != nil {
+			t.Fatalf("wakingEntry gave %+v, which cannot be set up: %v", e, err)
+		}
+		if e.Mode == x86.ProtectedMode && !e.NoTables {
+			t.Fatalf("a protected-mode wake would write tables into guest RAM")
+		}
+	})
+}
