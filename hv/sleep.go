@@ -42,9 +42,9 @@ func (vm *VM) Sleeping() bool { return vm.run.isSleeping() }
 // guest memory kept: once every vCPU is out of the guest (parked, or idle
 // if the run has ended), the PIC, IOAPIC, PIT and every vCPU get their
 // power-on state back as in Reset (the APs wait for INIT/SIPI again),
-// prepare runs (the platform resets its devices there; it must not call
-// back into the VM), vCPU boot is set up for entry, and the vCPUs run again
-// unless the host has paused the VM. A VM whose guest is not asleep gives
+// prepare runs (the platform resets its devices there, with no vCPU in the
+// guest), vCPU boot is set up for entry, and the vCPUs run again unless the
+// host has paused the VM. A VM whose guest is not asleep gives
 // ErrNotSleeping. Wake waits for vCPUs that are completing an I/O request,
 // so it must not be called on a vCPU's exit path.
 func (vm *VM) Wake(boot int, entry x86.Entry, prepare func()) error {
@@ -53,6 +53,11 @@ func (vm *VM) Wake(boot int, entry x86.Entry, prepare func()) error {
 	}
 	if !vm.run.waitParked() {
 		return ErrNotSleeping
+	}
+	// A parked vCPU leaves its park only when the sleep ends or the run
+	// stops: the devices are reset with nobody in the guest.
+	if prepare != nil {
+		prepare()
 	}
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
@@ -73,9 +78,6 @@ func (vm *VM) Wake(boot int, entry x86.Entry, prepare func()) error {
 		// A port trap's register changes not yet loaded would undo the
 		// restored state on the next entry.
 		c.kvm.SetSyncDirty(0)
-	}
-	if prepare != nil {
-		prepare()
 	}
 	if err := x86.Setup(vm.mem, vm.vcpus[boot].kvm, entry); err != nil {
 		return fmt.Errorf("hv: wake: %w", err)
