@@ -38,7 +38,10 @@ type VM struct {
 	CreatedAt time.Time       `json:"created_at"`
 	// Boots counts the machine's boots: start, restart and guest reboots
 	// under reboot=restart each build it afresh.
-	Boots    int       `json:"boots"`
+	Boots int `json:"boots"`
+	// Asleep says the guest is suspended to RAM (ACPI S3): its vCPUs wait
+	// for a wake event, the RTC alarm or POST /v1/vms/{id}/wake.
+	Asleep   bool      `json:"asleep,omitempty"`
 	LastStop *StopInfo `json:"last_stop,omitempty"`
 	Counters Counters  `json:"counters"`
 }

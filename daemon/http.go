@@ -52,6 +52,7 @@ func (d *Daemon) routes() []route {
 		{"POST /v1/vms/{id}/start", d.action((*vmEntry).Start)},
 		{"POST /v1/vms/{id}/pause", d.action((*vmEntry).Pause)},
 		{"POST /v1/vms/{id}/resume", d.action((*vmEntry).Resume)},
+		{"POST /v1/vms/{id}/wake", d.action((*vmEntry).Wake)},
 		{"POST /v1/vms/{id}/stop", d.action((*vmEntry).Stop)},
 		{"POST /v1/vms/{id}/restart", d.serveRestart},
 		{"GET /v1/vms/{id}/console", d.serveConsole},

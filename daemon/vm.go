@@ -197,6 +197,25 @@ func (e *vmEntry) Resume() error {
 	return nil
 }
 
+// Wake wakes a running VM's guest from ACPI S3, as a press of its power
+// button would (QEMU's system_wakeup): ember resumes it at its waking
+// vector. A guest that is not asleep is a conflict.
+func (e *vmEntry) Wake() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.deleted {
+		return errGone(e.id)
+	}
+	if e.state != api.StateRunning {
+		return errState(e.id, e.state, "wake")
+	}
+	if !e.m.Platform.Wake() {
+		return &api.Error{Status: http.StatusConflict, Code: api.CodeConflict,
+			Message: fmt.Sprintf("VM %s is not asleep: there is nothing to wake", e.id)}
+	}
+	return nil
+}
+
 // Stop ends a running or paused VM's run, as pulling the plug would; its
 // disks are flushed when the machine is next rebuilt or deleted.
 func (e *vmEntry) Stop() error {
@@ -276,6 +295,7 @@ func (e *vmEntry) View() api.VM {
 		Boots: e.boots, LastStop: e.last}
 	if e.m != nil {
 		v.Counters = counters(e.m.VM)
+		v.Asleep = e.m.VM.Sleeping()
 		if id := e.d.hc.VMID(e.m.VM); id != noACRNID {
 			v.ACRNID = &id
 		}

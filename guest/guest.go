@@ -90,10 +90,15 @@ var (
 	// (pc.Config.TestDevices), reports what it read, and ends the run
 	// through isa-debug-exit: status 0x29.
 	TestDev = load("testdev", x86.ProtectedMode)
+	// Sleep suspends a PC machine to RAM (ACPI S3) and, woken at its
+	// waking vector, reports what it finds (src/sleep.S) and exits 3. It
+	// arms the RTC alarm to wake it, unless SI is non-zero: then the host
+	// must (pc.Platform.Wake).
+	Sleep = load("sleep", x86.RealMode)
 )
 
 // All lists every tiny guest, for tests that check them all.
-var All = []Program{Demo, Real, Prot32, Long64, Ring3, Triple, Virq, Counter, Second, UART, PIT, Reset, SMP, BenchPIO, BenchMMIO, BenchHello, Echo, FWCfg, TestDev}
+var All = []Program{Demo, Real, Prot32, Long64, Ring3, Triple, Virq, Counter, Second, UART, PIT, Reset, SMP, BenchPIO, BenchMMIO, BenchHello, Echo, FWCfg, TestDev, Sleep}
 
 // Multiboot is a multiboot (v1) kernel, not a flat image: it is linked at
 // 1 MiB, its header's address fields (the a.out kludge) say where it goes,

@@ -10,8 +10,10 @@
 // in-kernel interrupt controller, vCPUs, the built-in ABI ports. A caller
 // then attaches a platform (package pc), loads a guest (LoadImage), sets
 // where it starts (SetEntry), and calls Run, which returns when the guest
-// exits, shuts down or is stopped. Pause/Resume park the vCPUs; SaveState,
-// RestoreState and Reset move the VM's architectural state. Close releases
+// exits, shuts down or is stopped. Pause/Resume park the vCPUs, and so
+// does a guest's Sleep (ACPI S3) until Wake restores the reset state and
+// starts the boot vCPU at its waking vector; SaveState, RestoreState and
+// Reset move the VM's architectural state. Close releases
 // every descriptor, mapping and goroutine the VM had.
 //
 // hv knows nothing of the PC platform (package pc) or of ACRN's hypercalls

@@ -9,8 +9,8 @@ import (
 // under runControl.mu and broadcast on its cond:
 //
 //	idle    ──Run starts the vCPU──────────────▶ running
-//	running ──the loop sees a pause request────▶ parked
-//	parked  ──Resume───────────────────────────▶ running
+//	running ──the loop sees a pause or sleep───▶ parked
+//	parked  ──Resume, Wake (neither left)──────▶ running
 //	running ──its request waits for a client───▶ waiting
 //	waiting ──the client answers (or fails)────▶ running
 //	running, parked ──the run stops────────────▶ idle
@@ -32,12 +32,13 @@ const (
 // runControl is a VM's run-state machine: what Pause and Resume ask for and
 // where each vCPU is.
 type runControl struct {
-	mu     sync.Mutex
-	cond   sync.Cond // signalled on every change below; L is &mu
-	paused bool      // Pause asked, Resume not yet
-	states []runState
-	// pauseFlag mirrors paused for the vCPU loop, which looks at it on
-	// every exit without taking mu; it is written with paused, under mu.
+	mu       sync.Mutex
+	cond     sync.Cond // signalled on every change below; L is &mu
+	paused   bool      // Pause asked, Resume not yet
+	sleeping bool      // the guest is asleep (Sleep), not yet woken (Wake)
+	states   []runState
+	// pauseFlag is paused || sleeping for the vCPU loop, which looks at it
+	// on every exit without taking mu; it is written with them, under mu.
 	pauseFlag atomic.Bool
 }
 
@@ -80,7 +81,7 @@ func (r *runControl) pauseRequested() bool { return r.pauseFlag.Load() }
 func (r *runControl) park(i int, stopped <-chan struct{}) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for r.paused {
+	for r.paused || r.sleeping {
 		if isClosed(stopped) {
 			return false
 		}
@@ -97,9 +98,55 @@ func (r *runControl) park(i int, stopped <-chan struct{}) bool {
 func (r *runControl) request(on bool) {
 	r.mu.Lock()
 	r.paused = on
-	r.pauseFlag.Store(on)
+	r.pauseFlag.Store(r.paused || r.sleeping)
 	r.cond.Broadcast()
 	r.mu.Unlock()
+}
+
+// sleep puts the guest to sleep (on) or wakes it (off); it reports whether
+// that changed anything.
+func (r *runControl) sleep(on bool) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	was := r.sleeping
+	r.sleeping = on
+	r.pauseFlag.Store(r.paused || r.sleeping)
+	r.cond.Broadcast()
+	return was != on
+}
+
+// isPaused and isSleeping report the two reasons to park.
+func (r *runControl) isPaused() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.paused
+}
+
+func (r *runControl) isSleeping() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sleeping
+}
+
+// waitParked blocks until every vCPU is parked or idle, so none is in the
+// guest or in a device, or until the guest is no longer asleep. It reports
+// whether the guest is still asleep.
+func (r *runControl) waitParked() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for r.sleeping && !r.allParked() {
+		r.cond.Wait()
+	}
+	return r.sleeping
+}
+
+func (r *runControl) allParked() bool {
+	for _, s := range r.states {
+		if s != vcpuParked && s != vcpuIdle {
+			return false
+		}
+	}
+	return true
 }
 
 // waitQuiet blocks until no vCPU is running, or the pause was withdrawn.
@@ -161,5 +208,6 @@ func (vm *VM) Pause() {
 // is not paused.
 func (vm *VM) Resume() { vm.run.request(false) }
 
-// Paused reports whether the VM is paused.
-func (vm *VM) Paused() bool { return vm.run.pauseRequested() }
+// Paused reports whether the VM is paused (by Pause; a sleeping guest is
+// not paused, see Sleeping).
+func (vm *VM) Paused() bool { return vm.run.isPaused() }

@@ -54,13 +54,15 @@ func (vm *VM) RestoreState(s *State) error {
 }
 
 // ResetState puts the VM back in the State it had before its first run (a
-// VM that never ran is in it already). The VM must not be running.
+// VM that never ran is in it already); a guest asleep (Sleep) is awake
+// again. The VM must not be running.
 func (vm *VM) ResetState() error {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	if err := vm.idleLocked(); err != nil {
 		return err
 	}
+	vm.run.sleep(false)
 	if vm.powerOn == nil {
 		return nil
 	}

@@ -66,8 +66,9 @@ func putGAS(b []byte, port uint64, n int) {
 	binary.LittleEndian.PutUint64(b[4:], port)
 }
 
-// acpiFACS is the Firmware ACPI Control Structure (§5.2.10): no waking
-// vector and no global lock, which is all a VM without S3 needs.
+// acpiFACS is the Firmware ACPI Control Structure (§5.2.10), version 2: the
+// guest writes its waking vector for S3 into it (which sleep.go reads on a
+// wake); no global lock, and no 64-bit wake (Flags 0).
 func acpiFACS() []byte {
 	b := make([]byte, 64)
 	copy(b, "FACS")
@@ -78,8 +79,8 @@ func acpiFACS() []byte {
 
 // acpiDSDT is the Differentiated System Description Table: the PCI root
 // bridge (bus 0, configuration mechanism #1, the I/O space around it and the
-// 32-bit MMIO hole below the IOAPIC as its windows) and \_S5, the sleep type
-// that powers the machine off.
+// 32-bit MMIO hole below the IOAPIC as its windows), \_S3, the sleep type
+// of suspend to RAM, and \_S5, the one that powers the machine off.
 func acpiDSDT() []byte {
 	crs := resWordAddress(2, 0, 0, 0xff)                                             // bus numbers 0-255
 	crs = append(crs, resIO(0xcf8, 0xcf8, 1, 8)...)                                  // configuration ports
@@ -93,8 +94,14 @@ func acpiDSDT() []byte {
 		amlName("_BBN", amlInteger(0)),
 		amlName("_CRS", amlBuffer(crs)),
 	)
-	s5 := amlName(`\_S5`, amlPackage(
-		amlInteger(acpipm.SlpTypS5), amlInteger(acpipm.SlpTypS5), amlInteger(0), amlInteger(0)))
-	body := append(amlScope(`\_SB`, pci), s5...)
+	body := amlScope(`\_SB`, pci)
+	body = append(body, amlSleepType(`\_S3`, acpipm.SlpTypS3)...)
+	body = append(body, amlSleepType(`\_S5`, acpipm.SlpTypS5)...)
 	return acpiTable("DSDT", 2, body)
+}
+
+// amlSleepType is a \_Sx object (§7.4.2): the SLP_TYP values for PM1a_CNT
+// and PM1b_CNT (the same: there is no PM1b block) and two reserved zeros.
+func amlSleepType(name string, typ uint64) []byte {
+	return amlName(name, amlPackage(amlInteger(typ), amlInteger(typ), amlInteger(0), amlInteger(0)))
 }

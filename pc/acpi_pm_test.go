@@ -66,6 +66,7 @@ func TestDSDTDisassembles(t *testing.T) {
 		`WordIO (ResourceProducer, MinFixed, MaxFixed, PosDecode, EntireRange, 0x0000, 0x0000, 0x0CF7, 0x0000, 0x0CF8,`,
 		`WordIO (ResourceProducer, MinFixed, MaxFixed, PosDecode, EntireRange, 0x0000, 0x0D00, 0xFFFF, 0x0000, 0xF300,`,
 		`DWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, NonCacheable, ReadWrite, 0x00000000, 0xC0000000, 0xFEBFFFFF, 0x00000000, 0x3EC00000,`,
+		`Name (\_S3, Package (0x04) { One, One, Zero, Zero })`,
 		`Name (\_S5, Package (0x04) { 0x05, 0x05, Zero, Zero })`,
 	} {
 		if !strings.Contains(text, want) {

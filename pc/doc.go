@@ -5,7 +5,9 @@
 // leave in guest RAM (the MP table and the ACPI tables, whose AML this
 // package encodes). On request it adds QEMU's debug devices, isa-debug-exit
 // and pc-testdev, for test kernels such as kvm-unit-tests
-// (Config.TestDevices, docs/qemu-devices.md).
+// (Config.TestDevices, docs/qemu-devices.md). It also does the part of a
+// PC's firmware ember has none of: resuming a guest from ACPI S3 at the
+// waking vector it left in the FACS (sleep.go).
 //
 // A caller creates the VM with hv and then calls Attach before the first run.
 package pc

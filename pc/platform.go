@@ -47,9 +47,10 @@ type Platform struct {
 	DebugExit *debugexit.Port
 	TestDev   *testdev.Device
 
-	slots  int                   // PCI slots AddVirtio has used
-	virtio []*virtiopci.Function // the functions AddVirtio made
-	mmio   []mmioDevice          // the devices AddVirtioMMIO made
+	slots   int                   // PCI slots AddVirtio has used
+	virtio  []*virtiopci.Function // the functions AddVirtio made
+	mmio    []mmioDevice          // the devices AddVirtioMMIO made
+	resumes resumeGroup           // resumes from S3 under way (sleep.go)
 }
 
 // WriteTables writes the MP table and the ACPI tables into guest RAM again,
@@ -58,8 +59,15 @@ func (p *Platform) WriteTables(vm *hv.VM) error { return writeTables(vm) }
 
 // ResetDevices resets the platform's virtio functions and devices, as a machine reset
 // does: their devices stop using guest memory before it is cleared, and the
-// next boot's drivers find them at power-on state.
+// next boot's drivers find them at power-on state. The ACPI PM registers
+// are reset too, ending a sleep.
 func (p *Platform) ResetDevices() {
+	p.resetVirtio()
+	p.PM.Reset()
+}
+
+// resetVirtio resets the virtio functions and devices.
+func (p *Platform) resetVirtio() {
 	for _, f := range p.virtio {
 		f.Reset()
 	}
@@ -117,7 +125,8 @@ func (d offsetDevice) Write(off uint64, data []byte) { d.dev.Write(off+d.add, da
 // Attach wires the PC platform onto vm, which has the in-kernel irqchip and
 // has not run yet: COM1 on IRQ 4, the i8042 (whose reset line ends the run
 // with hv.StopReset), the CMOS RTC with the memory size, the PCI host bridge,
-// the ACPI PM registers (whose S5 ends the run with hv.StopPowerOff),
+// the ACPI PM registers (whose S5 ends the run with hv.StopPowerOff and
+// whose S3 puts the guest to sleep until an RTC alarm or Wake, sleep.go),
 // fw_cfg, the MP table and the ACPI tables that list every vCPU, and the
 // MSRs Linux expects; with cfg.TestDevices, QEMU's debug devices too.
 // Closing the VM stops the devices.
@@ -136,11 +145,17 @@ func Attach(vm *hv.VM, cfg Config) (*Platform, error) {
 	p := &Platform{
 		COM1:  uart.New(uart.Config{IRQ: line(uart.COM1IRQ), Output: out, Logger: log}),
 		I8042: i8042.New(i8042.Config{IRQ: line(irqKeyboard), Reset: func() { vm.StopWith(hv.Result{Reason: hv.StopReset}) }, Logger: log}),
-		RTC:   rtc.New(rtc.Config{MemBelow4G: below, MemAbove4G: above, IRQ: line(irqRTC), Logger: log}),
 		PCI:   NewPCIHost(),
-		PM:    acpipm.New(acpipm.Config{PowerOff: func() { vm.StopWith(hv.Result{Reason: hv.StopPowerOff}) }, Logger: log}),
 	}
+	p.PM = acpipm.New(acpipm.Config{
+		PowerOff: func() { vm.StopWith(hv.Result{Reason: hv.StopPowerOff}) },
+		Suspend:  func() { p.suspend(vm) },
+		Resume:   func() { p.startResume(vm) },
+		Logger:   log,
+	})
+	p.RTC = rtc.New(rtc.Config{MemBelow4G: below, MemAbove4G: above, IRQ: line(irqRTC), Alarm: p.PM.RTCAlarm, Logger: log})
 	vm.OnClose(p.RTC.Close)
+	vm.OnClose(p.resumes.close)
 	fw, err := newFWCfg(vm.Memory(), vm.NumVCPUs(), cfg.FWCfgKernel, log)
 	if err != nil {
 		return nil, err

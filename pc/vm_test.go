@@ -25,6 +25,13 @@ func openHV(t testing.TB) *hv.Hypervisor {
 // newPC creates a VM with cfg and the PC platform attached.
 func newPC(t *testing.T, h *hv.Hypervisor, cfg hv.Config, pcfg Config) *hv.VM {
 	t.Helper()
+	vm, _ := newPCPlatform(t, h, cfg, pcfg)
+	return vm
+}
+
+// newPCPlatform is newPC that returns the platform too.
+func newPCPlatform(t *testing.T, h *hv.Hypervisor, cfg hv.Config, pcfg Config) (*hv.VM, *Platform) {
+	t.Helper()
 	if cfg.MemorySize == 0 {
 		cfg.MemorySize = 2 << 20
 	}
@@ -33,10 +40,11 @@ func newPC(t *testing.T, h *hv.Hypervisor, cfg hv.Config, pcfg Config) *hv.VM {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { vm.Close() })
-	if _, err := Attach(vm, pcfg); err != nil {
+	p, err := Attach(vm, pcfg)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return vm
+	return vm, p
 }
 
 // runProgram boots a tiny guest on a fresh PC VM and returns its result,

@@ -112,3 +112,50 @@ func TestRegsFor(t *testing.T) {
 		t.Errorf("RegsFor = %+v", r)
 	}
 }
+
+// TestWakeEntries checks the entries an ACPI wake uses: real mode at a
+// given CS (CS = vector>>4, IP = vector&0xf), and flat 32-bit protected
+// mode that writes nothing into guest memory.
+func TestWakeEntries(t *testing.T) {
+	tests := []struct {
+		name    string
+		e       Entry
+		cs      uint16
+		csBase  uint64
+		ip      uint64
+		gdtBase uint64
+		wantErr bool
+	}{
+		{"real mode at CS 0x100", Entry{Mode: RealMode, RIP: 0x1000, CS: 0x100}, 0x100, 0x1000, 0, 0, false},
+		{"real mode at CS 0x9a0e", Entry{Mode: RealMode, RIP: 0x9a0e3, CS: 0x9a0e}, 0x9a0e, 0x9a0e0, 3, 0, false},
+		{"real mode, CS from RIP", Entry{Mode: RealMode, RIP: 0xffff0}, 0xf000, 0xf0000, 0xfff0, 0, false},
+		{"real mode, RIP below CS", Entry{Mode: RealMode, RIP: 0x1000, CS: 0x200}, 0, 0, 0, 0, true},
+		{"real mode, RIP beyond CS's 64 KiB", Entry{Mode: RealMode, RIP: 0x20000, CS: 0x100}, 0, 0, 0, 0, true},
+		{"real mode above 1 MiB", Entry{Mode: RealMode, RIP: 0x100000}, 0, 0, 0, 0, true},
+		{"protected mode without tables", Entry{Mode: ProtectedMode, RIP: 0x2345678, NoTables: true}, SelCode, 0, 0x2345678, 0, false},
+		{"long mode without tables", Entry{Mode: LongMode, RIP: 0x10000, NoTables: true}, 0, 0, 0, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mem := make(memBuf, 0x10000)
+			var s kvm.SRegs
+			err := SRegsFor(mem, &s, tt.e)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("SRegsFor: %v, want error %v", err, tt.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			r := RegsFor(tt.e)
+			if s.CS.Selector != tt.cs || s.CS.Base != tt.csBase || r.RIP != tt.ip || s.GDT.Base != tt.gdtBase {
+				t.Errorf("CS %#x base %#x, IP %#x, GDT base %#x; want %#x, %#x, %#x, %#x",
+					s.CS.Selector, s.CS.Base, r.RIP, s.GDT.Base, tt.cs, tt.csBase, tt.ip, tt.gdtBase)
+			}
+			for _, b := range mem {
+				if b != 0 {
+					t.Fatal("a wake entry wrote into guest memory")
+				}
+			}
+		})
+	}
+}

@@ -139,7 +139,7 @@ func (c *Client) Delete(ctx context.Context, id string) error {
 	return c.do(ctx, "DELETE", "/v1/vms/"+url.PathEscape(id), nil, nil)
 }
 
-// Action makes a lifecycle transition: start, pause, resume or stop.
+// Action makes a lifecycle transition: start, pause, resume, wake or stop.
 func (c *Client) Action(ctx context.Context, id, action string) (api.VM, error) {
 	var v api.VM
 	return v, c.do(ctx, "POST", "/v1/vms/"+url.PathEscape(id)+"/"+action, nil, &v)

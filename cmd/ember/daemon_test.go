@@ -283,6 +283,14 @@ func TestDaemonLifecycle(t *testing.T) {
 	}
 	defer con.Close()
 	readUntil(t, con, "echo> ")
+	// Waking a guest that is not asleep in ACPI S3 is a conflict (package
+	// pc's TestS3SuspendAndResume wakes one that is).
+	if v, err := d.c.Action(ctx, "echo", "wake"); client.Code(err) != api.CodeConflict {
+		t.Errorf("waking a guest that is not asleep: %+v, %v; want conflict", v, err)
+	}
+	if v, _ := d.c.Get(ctx, "echo"); v.Asleep {
+		t.Errorf("the echo guest shows as asleep")
+	}
 	io.WriteString(con, "hello")
 	readUntil(t, con, "hello")
 

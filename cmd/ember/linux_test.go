@@ -250,6 +250,45 @@ func TestLinuxReboot(t *testing.T) {
 	})
 }
 
+// TestLinuxSuspendToRAM: a guest's `echo mem > /sys/power/state` with the
+// RTC's wake alarm set suspends it to RAM (ACPI S3), and ember resumes it at
+// its waking vector when the alarm fires: Linux brings its other CPUs back
+// with INIT/SIPI, and the init carries on, reads its line and powers off,
+// with a clean kernel log.
+func TestLinuxSuspendToRAM(t *testing.T) {
+	kernel, ird := requireLinux(t)
+	const cmdline = "console=ttyS0 ember.s3=1 ember.end=poweroff"
+	for _, tt := range []struct {
+		cpus   int
+		online string // /sys/devices/system/cpu/online after the resume
+	}{{1, "0"}, {2, "0-1"}} {
+		t.Run(fmt.Sprintf("%dcpu", tt.cpus), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			r := bootLinuxRetryingInLab(t, ctx, kernel, ird, nil, "--cmdline", cmdline, "--cpus", strconv.Itoa(tt.cpus))
+			checkUserspace(t, r, ird, cmdline, tt.cpus)
+			// "mem" must have been S3 ("deep"), not suspend-to-idle, which
+			// an RTC interrupt ends without any sleep state: the kernel
+			// says which.
+			for _, w := range []string{
+				"mem_sleep [s2idle [deep]]",
+				"ACPI: PM: Preparing to enter system sleep state S3",
+				"ACPI: PM: Waking up from system sleep state S3",
+				linuxguest.S3Resumed + " (cpus online " + tt.online + ")",
+			} {
+				if !r.printed(w) {
+					t.Errorf("the console lacks %q:\n%s", w, tailString(r.out, 6000))
+				}
+			}
+			t.Logf("suspend and resume as the guest saw them:\n%s",
+				strings.Join(regexp.MustCompile(`(?m)^.*(ember-init: (sleep|resumed|S3)|PM: ).*$`).FindAllString(r.out, -1), "\n"))
+			if r.status != 0 || !strings.Contains(r.summary, "powered off") {
+				t.Errorf("ember exited %d with %q, want 0 and \"powered off\"", r.status, strings.TrimSpace(r.summary))
+			}
+		})
+	}
+}
+
 func tailString(s string, n int) string {
 	if len(s) > n {
 		return s[len(s)-n:]

@@ -42,7 +42,7 @@ func newVMCmd() *cobra.Command {
 	v := &vmClient{}
 	cmd := &cobra.Command{
 		Use:   "vm",
-		Short: "Drive the VMs of an ember daemon (create, ls, show, start, pause, resume, stop, restart, rm, console, log, events)",
+		Short: "Drive the VMs of an ember daemon (create, ls, show, start, pause, resume, wake, stop, restart, rm, console, log, events)",
 		Long: `Drive the VMs of a running 'ember daemon' through its API socket.
 
 Tables are for people; --json prints the API's own JSON for scripts.`,
@@ -56,6 +56,7 @@ Tables are for people; --json prints the API's own JSON for scripts.`,
 		{"start", "Start a created or stopped VM"},
 		{"pause", "Pause a running VM"},
 		{"resume", "Resume a paused VM"},
+		{"wake", "Wake a running VM's guest from suspend to RAM (ACPI S3), as its power button would"},
 		{"stop", "Stop a running or paused VM"},
 	} {
 		cmd.AddCommand(newVMActionCmd(v, a.name, a.short))

@@ -54,9 +54,16 @@
 // when the guest reads C; a timer is armed only while such an event is
 // enabled and not yet signalled.
 //
+// Alarm output: with Config.Alarm set, each time the alarm fires while AIE
+// is set, Alarm is called — the chipset's RTC wake event (ACPI RTC_STS), which
+// wakes a sleeping machine. The timer keeps watching for the alarm while
+// IRQ 8 is already high for another event, since a sleeping guest reads no
+// register C.
+//
 // Concurrency: an RTC is safe for concurrent use. Its mutex is held while it
 // calls the clock function and the IRQLine (also from its timer's
-// goroutine); neither may call back into the RTC.
+// goroutine); neither may call back into the RTC. Alarm is called without
+// it, from the timer's goroutine or a guest access, and may.
 package rtc
 
 import (
@@ -169,6 +176,10 @@ type Config struct {
 	// IRQF is set, until the guest reads C. Nil leaves it unconnected: no
 	// timers run and the guest sees the events only by polling C.
 	IRQ devices.IRQLine
+	// Alarm, if set, is called each time the alarm fires with AIE set in
+	// register B (without the RTC's lock held): the wake event of ACPI's
+	// RTC_STS. Like IRQ, it makes timers run.
+	Alarm func()
 	// Logger receives reports of invalid guest accesses. Nil means
 	// slog.Default().
 	Logger *slog.Logger
@@ -196,10 +207,12 @@ type RTC struct {
 	flags    byte          // CPF|CAF|CUF raised and not yet read from C
 	lastEval time.Time     // guest time the flags were brought up to date
 
-	irq     devices.IRQLine // nil: not connected, flags only polled
-	irqHigh bool
-	timer   *time.Timer
-	closed  bool // Close was called: no more timers
+	irq      devices.IRQLine // nil: not connected, flags only polled
+	irqHigh  bool
+	alarm    func() // Config.Alarm
+	alarmOut bool   // the alarm fired with AIE set; unlock calls alarm
+	timer    *time.Timer
+	closed   bool // Close was called: no more timers
 }
 
 var _ devices.Device = (*RTC)(nil)
@@ -211,6 +224,7 @@ func New(cfg Config) *RTC {
 		clock:     cfg.Clock,
 		anomalies: devices.NewAnomalies(cfg.Logger, "rtc"),
 		irq:       cfg.IRQ,
+		alarm:     cfg.Alarm,
 	}
 	if r.clock == nil {
 		r.clock = func() time.Time { return time.Now().UTC() }
@@ -255,6 +269,7 @@ func (r *RTC) Reset() {
 	defer r.mu.Unlock()
 	r.cmos[RegB] &^= BPIE | BAIE | BUIE | BSQWE
 	r.flags = 0
+	r.alarmOut = false
 	r.lastEval = r.now()
 	r.finishLocked()
 }
@@ -302,7 +317,7 @@ func (r *RTC) Anomalies() map[string]uint64 {
 // Read performs a guest read of size len(data) at offset.
 func (r *RTC) Read(offset uint64, data []byte) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	defer r.unlock()
 	if len(data) != 1 || offset >= PortLen {
 		devices.FillOnes(data)
 		r.anomalies.Report("unsupported read", "offset", offset, "size", len(data))
@@ -320,7 +335,7 @@ func (r *RTC) Read(offset uint64, data []byte) {
 // Write performs a guest write of size len(data) at offset.
 func (r *RTC) Write(offset uint64, data []byte) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	defer r.unlock()
 	if len(data) != 1 || offset >= PortLen {
 		r.anomalies.Report("unsupported write", "offset", offset, "size", len(data))
 		return
@@ -334,6 +349,17 @@ func (r *RTC) Write(offset uint64, data []byte) {
 	r.accumulate()
 	r.writeReg(r.index, v)
 	r.finishLocked()
+}
+
+// unlock releases the mutex and then raises the alarm output if the alarm
+// fired meanwhile, so Alarm may call back into the RTC.
+func (r *RTC) unlock() {
+	fire := r.alarmOut && r.alarm != nil
+	r.alarmOut = false
+	r.mu.Unlock()
+	if fire {
+		r.alarm()
+	}
 }
 
 func (r *RTC) now() time.Time { return r.clock().Add(r.offset) }
@@ -399,6 +425,9 @@ func (r *RTC) accumulate() {
 	}
 	if r.alarmPassed(from, now) {
 		r.flags |= CAF
+		if r.cmos[RegB]&BAIE != 0 {
+			r.alarmOut = true
+		}
 	}
 }
 
@@ -429,12 +458,14 @@ func (r *RTC) readC() byte {
 // finishLocked drives IRQ 8 from IRQF and arms the timer for the next
 // event that would raise it.
 func (r *RTC) finishLocked() {
-	if r.irq == nil {
+	if r.irq == nil && r.alarm == nil {
 		return
 	}
 	if high := r.irqf(); high != r.irqHigh {
 		r.irqHigh = high
-		r.irq.SetLevel(high)
+		if r.irq != nil {
+			r.irq.SetLevel(high)
+		}
 	}
 	next, ok := r.nextEvent()
 	if !ok || r.closed {
@@ -454,16 +485,23 @@ func (r *RTC) finishLocked() {
 // accumulate looks at the clock, and finishLocked re-arms for what is left.
 func (r *RTC) tick() {
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	defer r.unlock()
 	r.accumulate()
 	r.finishLocked()
 }
 
 // nextEvent returns how long until the next event that would raise IRQF,
-// if one is enabled and IRQF is not already set.
+// if one is enabled and IRQF is not already set, or until the next alarm
+// that would raise the alarm output.
 func (r *RTC) nextEvent() (time.Duration, bool) {
 	enabled := r.cmos[RegB] & (BPIE | BAIE | BUIE) &^ r.flags
-	if r.irqHigh || enabled == 0 {
+	if r.irqHigh {
+		enabled = 0
+		if r.alarm != nil {
+			enabled = r.cmos[RegB] & BAIE // AF set or not, the output fires again
+		}
+	}
+	if enabled == 0 {
 		return 0, false
 	}
 	now := r.now()

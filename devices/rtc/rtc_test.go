@@ -493,3 +493,89 @@ func TestIRQ8(t *testing.T) {
 		}
 	})
 }
+
+// TestAlarmOutput checks the alarm output a chipset takes its RTC wake
+// event from (Config.Alarm): it fires when the alarm time passes with AIE
+// set, each time it passes, and not otherwise.
+func TestAlarmOutput(t *testing.T) {
+	tests := []struct {
+		name           string
+		sec, min, hour byte // alarm registers, BCD 24-hour
+		regB           byte
+		reset          bool            // a machine reset after programming
+		advances       []time.Duration // each followed by a guest access
+		want           int
+	}{
+		{"every second, AIE set", 0xc0, 0xc0, 0xc0, rtc.B24Hour | rtc.BAIE, false, []time.Duration{time.Second}, 1},
+		{"AF without AIE is no wake event", 0xc0, 0xc0, 0xc0, rtc.B24Hour, false, []time.Duration{time.Second}, 0},
+		{"alarm time not reached", 0x30, 0x05, 0x13, rtc.B24Hour | rtc.BAIE, false, []time.Duration{time.Second}, 0},
+		{"alarm at 13:05:30 after 21 s", 0x30, 0x05, 0x13, rtc.B24Hour | rtc.BAIE, false, []time.Duration{21 * time.Second}, 1},
+		{"fires at each match while AF is unread", 0xc0, 0xc0, 0xc0, rtc.B24Hour | rtc.BAIE, false, []time.Duration{time.Second, time.Second}, 2},
+		{"a reset clears AIE", 0xc0, 0xc0, 0xc0, rtc.B24Hour | rtc.BAIE, true, []time.Duration{time.Second}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &fakeClock{t: thursday}
+			fired := 0
+			r := rtc.New(rtc.Config{Clock: c.Now, Alarm: func() { fired++ }})
+			defer r.Close()
+			g := &guest{t: t, clock: c, r: r}
+			g.setCMOS(rtc.RegSecondsAlarm, tt.sec)
+			g.setCMOS(rtc.RegMinutesAlarm, tt.min)
+			g.setCMOS(rtc.RegHoursAlarm, tt.hour)
+			g.setCMOS(rtc.RegB, tt.regB)
+			if tt.reset {
+				r.Reset()
+			}
+			for _, d := range tt.advances {
+				c.Advance(d)
+				g.cmos(rtc.RegA)
+			}
+			if fired != tt.want {
+				t.Errorf("Alarm called %d times, want %d", fired, tt.want)
+			}
+		})
+	}
+}
+
+// TestAlarmWakesWithNobodyReading checks that the timer raises the alarm
+// output on its own, as a sleeping guest reads no register, also while IRQ 8
+// is already high for another event, and that Alarm may call into the RTC.
+func TestAlarmWakesWithNobodyReading(t *testing.T) {
+	tests := []struct {
+		name    string
+		highFor bool // the update-ended interrupt raises IRQ 8 first, unacknowledged
+	}{
+		{"alarm alone", false},
+		{"IRQ 8 already high for the update-ended flag", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			woke := make(chan time.Time, 8)
+			irq := &devicetest.IRQ{}
+			var r *rtc.RTC
+			r = rtc.New(rtc.Config{IRQ: irq, Alarm: func() { woke <- r.Now() }})
+			defer r.Close()
+			g := &guest{t: t, r: r}
+			regB := byte(rtc.B24Hour)
+			if tt.highFor {
+				regB |= rtc.BUIE
+				g.setCMOS(rtc.RegB, regB)
+				if err := irq.Wait(ctx, true); err != nil {
+					t.Fatalf("the update-ended interrupt never came: %v", err)
+				}
+			}
+			g.setCMOS(rtc.RegSecondsAlarm, 0xc0)
+			g.setCMOS(rtc.RegMinutesAlarm, 0xc0)
+			g.setCMOS(rtc.RegHoursAlarm, 0xc0)
+			g.setCMOS(rtc.RegB, regB|rtc.BAIE)
+			select {
+			case <-woke:
+			case <-ctx.Done():
+				t.Fatal("no alarm output within 5 s of an every-second alarm")
+			}
+		})
+	}
+}

@@ -44,6 +44,11 @@ const (
 	HostIP  = "10.0.2.1"
 )
 
+// S3Resumed is what the init prints when the command line has ember.s3=1
+// and Linux came back from suspend to RAM (ACPI S3), woken by the RTC alarm,
+// followed by the CPUs online again, " (cpus online 0-1)".
+const S3Resumed = "ember-init: resumed from S3"
+
 // DiskMarker is what the init writes to sector 1 of /dev/vda when the
 // command line has ember.diskwrite=1.
 const DiskMarker = "written by the guest through virtio-blk"
@@ -128,6 +133,16 @@ if [ -b /dev/vdb ]; then
 		echo "ember-init: vdb write refused"
 	fi
 fi
+case " $(cat /proc/cmdline) " in *" ember.s3=1 "*)
+	# Suspend to RAM with the RTC alarm armed to wake the machine 2 s later.
+	echo "ember-init: sleep states [$(cat /sys/power/state 2>/dev/null)] mem_sleep [$(cat /sys/power/mem_sleep 2>/dev/null)]"
+	w=/sys/class/rtc/rtc0/wakealarm
+	if [ -e $w ] && echo 0 > $w && echo +2 > $w && echo mem > /sys/power/state; then
+		echo "` + S3Resumed + ` (cpus online $(cat /sys/devices/system/cpu/online))"
+	else
+		echo "ember-init: S3 failed"
+	fi;;
+esac
 echo "` + MarkPrompt + `"
 read -r line
 echo "ember-init: read [$line]"
