@@ -221,7 +221,7 @@ func (d *Device) createMsgConn(r Request) error {
 	}
 	echo := func(in hyperv.PostMessageInput) hyperv.Status {
 		m := hyperv.Message{Type: in.MessageType, PayloadSize: uint8(in.PayloadSize)}
-		copy(m.Payload[:], in.Payload[:in.PayloadSize])
+		copy(m.Payload[:], in.Payload[:min(in.PayloadSize, hyperv.MessagePayloadSize)])
 		return rt.Post(m)
 	}
 	if err := d.synic.HandleMessages(uint32(r.Conn), echo); err != nil {
