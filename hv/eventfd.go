@@ -20,7 +20,7 @@ import (
 const (
 	irqchipGSIs = 24
 	firstMSIGSI = irqchipGSIs
-	// maxMSIGSIs bounds the MSI routes one VM's device models may hold; KVM
+	// maxMSIGSIs bounds the irqfd routes one VM's devices may hold; KVM
 	// allows 4096 routing entries (KVM_MAX_IRQ_ROUTES), the irqchip's 40
 	// among them.
 	maxMSIGSIs = 1024
@@ -39,7 +39,7 @@ type EventFDs struct {
 	irqchip bool
 
 	mu     sync.Mutex
-	routes map[uint32]kvm.IRQRoutingEntry // GSI -> MSI route of an irqfd in use
+	routes map[uint32]kvm.IRQRoutingEntry // GSI -> route of an irqfd in use (an MSI, or a SynIC's SINT)
 	irqfds map[uint64]uint32              // eventfd-id -> its GSI
 }
 
@@ -269,34 +269,77 @@ type MSIVector struct {
 // the errno: ENOTSUP without an in-kernel irqchip, ENOSPC when every MSI GSI
 // is taken, and KVM's.
 func (f *EventFDs) NewMSIVector(addr uint64, data uint32) (*MSIVector, error) {
+	b, err := f.bind(func(gsi uint32) kvm.IRQRoutingEntry { return kvm.MSIRoute(gsi, addr, data) }, nil)
+	if err != nil {
+		return nil, fmt.Errorf("hv: MSI vector %#x/%#x: %w", addr, data, err)
+	}
+	return &MSIVector{f: f, gsi: b.gsi, fd: b.fd, file: b.file}, nil
+}
+
+// boundIRQFD is an eventfd of ember's own bound with KVM_IRQFD to a GSI of
+// its own.
+type boundIRQFD struct {
+	gsi  uint32
+	fd   int
+	file *os.File
+}
+
+// bind makes a new eventfd, routes the lowest free GSI from 24 up as route
+// says and binds the eventfd to it; with a resample eventfd, KVM signals
+// that one when the guest acknowledges the interrupt (KVM_IRQFD_FLAG_RESAMPLE).
+func (f *EventFDs) bind(route func(gsi uint32) kvm.IRQRoutingEntry, resample *os.File) (boundIRQFD, error) {
 	if !f.irqchip {
-		return nil, fmt.Errorf("hv: MSI vector: %w: the VM has no in-kernel irqchip", unix.ENOTSUP)
+		return boundIRQFD{}, fmt.Errorf("%w: the VM has no in-kernel irqchip", unix.ENOTSUP)
 	}
 	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
-		return nil, fmt.Errorf("hv: MSI vector: eventfd: %w", err)
+		return boundIRQFD{}, fmt.Errorf("eventfd: %w", err)
 	}
-	file := os.NewFile(uintptr(fd), "msi-vector")
+	file := os.NewFile(uintptr(fd), "irqfd")
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	gsi, ok := f.freeGSI()
 	if !ok {
 		file.Close()
-		return nil, fmt.Errorf("hv: MSI vector: %w: all %d MSI routes in use", unix.ENOSPC, maxMSIGSIs)
+		return boundIRQFD{}, fmt.Errorf("%w: all %d GSIs of irqfds in use", unix.ENOSPC, maxMSIGSIs)
 	}
-	f.routes[gsi] = kvm.MSIRoute(gsi, addr, data)
+	f.routes[gsi] = route(gsi)
 	if err := f.setRouting(); err != nil {
 		delete(f.routes, gsi)
 		file.Close()
-		return nil, fmt.Errorf("hv: MSI vector: routing GSI %d to MSI %#x/%#x: %w", gsi, addr, data, err)
+		return boundIRQFD{}, fmt.Errorf("routing GSI %d: %w", gsi, err)
 	}
-	if err := f.vm.IRQFD(kvm.IRQFD{Fd: uint32(fd), GSI: gsi}); err != nil {
+	q := kvm.IRQFD{Fd: uint32(fd), GSI: gsi}
+	if resample != nil {
+		q.Flags, q.ResampleFd = kvm.IRQFDResample, uint32(resample.Fd())
+	}
+	if err := f.vm.IRQFD(q); err != nil {
 		delete(f.routes, gsi)
 		f.setRouting() // back to the table without it; it worked with it, so it works without
 		file.Close()
-		return nil, fmt.Errorf("hv: MSI vector: irqfd on GSI %d: %w", gsi, err)
+		return boundIRQFD{}, fmt.Errorf("irqfd on GSI %d: %w", gsi, err)
 	}
-	return &MSIVector{f: f, gsi: gsi, fd: fd, file: file}, nil
+	return boundIRQFD{gsi: gsi, fd: fd, file: file}, nil
+}
+
+// unbind undoes bind: it unbinds the eventfd, drops the GSI's route and
+// closes the eventfd, each even when an earlier step failed (KVM drops an
+// irqfd whose eventfd is gone by itself); the error says which failed.
+func (f *EventFDs) unbind(b boundIRQFD) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var errs []error
+	if err := f.vm.IRQFD(kvm.IRQFD{Fd: uint32(b.fd), GSI: b.gsi, Flags: kvm.IRQFDDeassign}); err != nil {
+		errs = append(errs, fmt.Errorf("removing the irqfd on GSI %d: %w", b.gsi, err))
+	}
+	delete(f.routes, b.gsi)
+	if err := f.setRouting(); err != nil {
+		errs = append(errs, fmt.Errorf("dropping the route of GSI %d: %w", b.gsi, err))
+	}
+	if err := b.file.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("eventfd of GSI %d: %w", b.gsi, err))
+	}
+	return errors.Join(errs...)
 }
 
 // GSI returns the GSI the vector's eventfd is bound to.
@@ -341,21 +384,14 @@ func (v *MSIVector) SetMessage(addr uint64, data uint32) error {
 func (v *MSIVector) Close() error {
 	f := v.f
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	if v.closed {
+		f.mu.Unlock()
 		return nil
 	}
 	v.closed = true
-	var errs []error
-	if err := f.vm.IRQFD(kvm.IRQFD{Fd: uint32(v.fd), GSI: v.gsi, Flags: kvm.IRQFDDeassign}); err != nil {
-		errs = append(errs, fmt.Errorf("hv: MSI vector: removing the irqfd on GSI %d: %w", v.gsi, err))
+	f.mu.Unlock()
+	if err := f.unbind(boundIRQFD{gsi: v.gsi, fd: v.fd, file: v.file}); err != nil {
+		return fmt.Errorf("hv: MSI vector: %w", err)
 	}
-	delete(f.routes, v.gsi)
-	if err := f.setRouting(); err != nil {
-		errs = append(errs, fmt.Errorf("hv: MSI vector: dropping the route of GSI %d: %w", v.gsi, err))
-	}
-	if err := v.file.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("hv: MSI vector on GSI %d: %w", v.gsi, err))
-	}
-	return errors.Join(errs...)
+	return nil
 }

@@ -34,20 +34,3 @@ func (h *Hypervisor) enableSynIC(c *kvm.VCPU) error {
 	}
 	return nil
 }
-
-// hvStatusInvalidHypercallCode is HV_STATUS_INVALID_HYPERCALL_CODE, what
-// Hyper-V answers a hypercall it does not know.
-const hvStatusInvalidHypercallCode = 2
-
-// handleHyperV answers what KVM leaves of the Hyper-V enlightenments to
-// userspace. SynIC and synthetic-debugger MSR writes are reports KVM has
-// already acted on (it delivers the SynIC timers' messages itself); a VMM
-// that posts messages from its own devices would track the pages, ember has
-// none. A hypercall KVM does not handle (posting a message or signalling an
-// event to a host-side connection, which ember does not offer) fails as on
-// Hyper-V, with an invalid-code status.
-func handleHyperV(exit kvm.Exit) {
-	if exit.Hyperv().Type == kvm.HypervHcall {
-		exit.SetHypervResult(hvStatusInvalidHypercallCode)
-	}
-}

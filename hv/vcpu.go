@@ -7,6 +7,7 @@ import (
 
 	"ember/acrn"
 	"ember/devices"
+	"ember/hyperv"
 	"ember/ioreq"
 	"ember/kvm"
 	"ember/x86"
@@ -20,6 +21,8 @@ type VCPU struct {
 
 	tid        atomic.Int32 // the thread running the loop, or 0 (stats.go)
 	guestStart atomic.Int64 // that thread's guest time when the loop began
+
+	synic hyperv.SynIC // its Hyper-V SynIC's pages, with Config.HyperV (synic.go)
 }
 
 // newVCPU creates vCPU id with its CPUID; hyperV, when not empty, are the
@@ -119,7 +122,7 @@ func (c *VCPU) handle(exit kvm.Exit) (Result, bool) {
 	case kvm.ExitShutdown:
 		return Result{Reason: StopShutdown, Err: c.where()}, true
 	case kvm.ExitHyperv:
-		handleHyperV(exit)
+		c.handleHyperV(exit)
 	case kvm.ExitSystemEvent:
 		switch exit.SystemEvent().Type {
 		case kvm.SystemEventReset:

@@ -99,6 +99,7 @@ type VM struct {
 	wpPages atomic.Int32
 
 	eventfds *EventFDs          // ioeventfd/irqfd on KVM (eventfd.go)
+	hyperv   *HyperV            // with Config.HyperV (synic.go)
 	dmSocket *deviceModelSocket // with Config.DeviceModelSocket (ioreq_server.go)
 }
 
@@ -190,6 +191,9 @@ func (vm *VM) createVCPUs(h *Hypervisor) error {
 			return err
 		}
 		vm.vcpus = append(vm.vcpus, c)
+	}
+	if vm.cfg.HyperV {
+		vm.hyperv = newHyperV(vm)
 	}
 	return nil
 }

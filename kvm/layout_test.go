@@ -118,6 +118,7 @@ func layoutChecks() []layoutCheck {
 		layoutCheck{"offsetof(struct kvm_irq_routing_entry, u.irqchip.pin) - offsetof(struct kvm_irq_routing_entry, u)", 4},
 		layoutCheck{"offsetof(struct kvm_irq_routing_entry, u.msi.address_hi) - offsetof(struct kvm_irq_routing_entry, u)", 4},
 		layoutCheck{"offsetof(struct kvm_irq_routing_entry, u.msi.data) - offsetof(struct kvm_irq_routing_entry, u)", 8},
+		layoutCheck{"offsetof(struct kvm_irq_routing_entry, u.hv_sint.sint) - offsetof(struct kvm_irq_routing_entry, u)", 4},
 	)
 	add(fieldChecks("kvm_msi", MSI{}, "address_lo address_hi data flags devid")...)
 	add(fieldChecks("kvm_ioeventfd", IOEventFD{}, "datamatch addr len fd flags")...)
@@ -243,6 +244,7 @@ func layoutChecks() []layoutCheck {
 		"KVM_PIT_SPEAKER_DUMMY":                     PITSpeakerDummy,
 		"KVM_IRQ_ROUTING_IRQCHIP":                   IRQRoutingIRQChip,
 		"KVM_IRQ_ROUTING_MSI":                       IRQRoutingMSI,
+		"KVM_IRQ_ROUTING_HV_SINT":                   IRQRoutingHvSint,
 		"KVM_MSI_VALID_DEVID":                       MSIValidDevID,
 		"KVM_IOEVENTFD_FLAG_DATAMATCH":              IOEventFDDataMatch,
 		"KVM_IOEVENTFD_FLAG_PIO":                    IOEventFDPIO,

@@ -329,6 +329,7 @@ func TestSetGSIRouting(t *testing.T) {
 		IRQChipRoute(4, IRQChipPICMaster, 4),
 		IRQChipRoute(4, IRQChipIOAPIC, 4),
 		MSIRoute(24, 0xfee00000, 0x41),
+		HvSintRoute(25, 0, 2),
 	}
 	if err := vm.SetGSIRouting(routes); err != nil {
 		t.Fatalf("SetGSIRouting: %v", err)
@@ -337,6 +338,11 @@ func TestSetGSIRouting(t *testing.T) {
 	efd := eventfd(t)
 	if err := vm.IRQFD(IRQFD{Fd: uint32(efd), GSI: 24}); err != nil {
 		t.Errorf("IRQFD on the MSI route: %v", err)
+	}
+	// So is one on the SynIC route, with a resample eventfd that KVM
+	// signals when the guest acknowledges the SINT.
+	if err := vm.IRQFD(IRQFD{Fd: uint32(eventfd(t)), GSI: 25, Flags: IRQFDResample, ResampleFd: uint32(eventfd(t))}); err != nil {
+		t.Errorf("IRQFD with resampling on the SynIC route: %v", err)
 	}
 
 	bad := []struct {

@@ -74,17 +74,19 @@ type PITState2 struct {
 const (
 	IRQRoutingIRQChip = 1
 	IRQRoutingMSI     = 2
+	IRQRoutingHvSint  = 4 // KVM_IRQ_ROUTING_HV_SINT
 )
 
 // IRQRoutingEntry is struct kvm_irq_routing_entry: where a GSI is delivered,
-// either to a pin of an in-kernel irqchip or as an MSI. Use IRQChipRoute and
-// MSIRoute to build one.
+// to a pin of an in-kernel irqchip, as an MSI, or to a Hyper-V SynIC's
+// synthetic interrupt source. Use IRQChipRoute, MSIRoute and HvSintRoute to
+// build one.
 type IRQRoutingEntry struct {
 	GSI   uint32
 	Type  uint32
 	Flags uint32
 	_     uint32
-	U     [8]uint32 // irqchip {irqchip, pin} or msi {address_lo, address_hi, data, devid}
+	U     [8]uint32 // irqchip {irqchip, pin}, msi {address_lo, address_hi, data, devid} or hv_sint {vcpu, sint}
 }
 
 // IRQChipRoute routes gsi to pin of an in-kernel irqchip (IRQChipPIC*/IRQChipIOAPIC).
@@ -98,6 +100,18 @@ func IRQChipRoute(gsi, chip, pin uint32) IRQRoutingEntry {
 func MSIRoute(gsi uint32, address uint64, data uint32) IRQRoutingEntry {
 	e := IRQRoutingEntry{GSI: gsi, Type: IRQRoutingMSI}
 	e.U[0], e.U[1], e.U[2] = uint32(address), uint32(address>>32), data
+	return e
+}
+
+// HvSintRoute routes gsi to synthetic interrupt source sint (0-15) of the
+// Hyper-V SynIC of the vCPU whose Hyper-V VP index is vpIndex: raising the
+// GSI (an irqfd, KVM_IRQ_LINE) sets the SINT, which the SynIC delivers as the
+// vector the guest programmed into its SINTx MSR. KVM refuses the route
+// (EINVAL) unless the VM has an in-kernel irqchip, and raising it fails
+// unless that vCPU's SynIC is enabled (KVM_CAP_HYPERV_SYNIC/SYNIC2).
+func HvSintRoute(gsi, vpIndex, sint uint32) IRQRoutingEntry {
+	e := IRQRoutingEntry{GSI: gsi, Type: IRQRoutingHvSint}
+	e.U[0], e.U[1] = vpIndex, sint
 	return e
 }
 

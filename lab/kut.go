@@ -37,8 +37,9 @@ is the one that passed). It exits 1 if ember does not pass a test QEMU passes.
 QEMU gets x86/run's command line without -device pci-testdev, which ember
 lacks; ember gets 'ember run --kernel X.flat --cmdline ARGS --cpus N
 --memory M --test-devices', M from -m or QEMU's default 128 MiB, and the
-CPUID features the parameters remove (--cpuid-mask); the parameters ember
-has no equivalent for (CPU models, devices, machine options) are listed
+CPUID features the parameters remove (--cpuid-mask), --hyperv for -cpu's
+Hyper-V enlightenments and, with them, --hyperv-testdev for -device
+hyperv-testdev; the parameters ember has no equivalent for (CPU models, devices, machine options) are listed
 with --json. Both get the suite's environment file as -initrd.
 
 kvm-unit-tests is not part of ember: fetch and build it anywhere, then

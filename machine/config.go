@@ -62,6 +62,10 @@ type Config struct {
 	// DebugExitPort moves the isa-debug-exit port from 0xf4 (with
 	// TestDevices only).
 	DebugExitPort uint16 `json:"debug_exit_port,omitempty"`
+	// HyperVTestDev adds QEMU's hyperv-testdev, with which kvm-unit-tests'
+	// SynIC tests drive the host's side of the SynIC
+	// (docs/qemu-devices.md); it needs HyperV. Off by default.
+	HyperVTestDev bool `json:"hyperv_testdev,omitempty"`
 	// DeviceModelSocket is a unix socket to create for out-of-process
 	// device models (docs/ioreq-protocol.md).
 	DeviceModelSocket string `json:"device_model_socket,omitempty"`

@@ -91,6 +91,7 @@ func TestPrepareRefuses(t *testing.T) {
 		{"balloon size", Config{Balloon: &Balloon{Target: "lots"}}, "balloon target", true},
 		{"balloon stats", Config{Balloon: &Balloon{StatsInterval: "1ms"}}, "at least 100ms", true},
 		{"debug exit alone", Config{DebugExitPort: 0x501}, "goes with test_devices", true},
+		{"hyperv-testdev without hyperv", Config{HyperVTestDev: true}, "hyperv_testdev needs hyperv", true},
 		{"boot", Config{Kernel: img, Boot: "floppy"}, "boot must be", true},
 		{"missing kernel", Config{Kernel: filepath.Join(dir, "none")}, "kernel: open", false},
 		{"missing disk", Config{Disks: []Disk{{Path: filepath.Join(dir, "none")}}}, "disk: stat", false},

@@ -204,6 +204,9 @@ func (p *Prepared) prepareDevices() error {
 	if c.DebugExitPort != 0 && !c.TestDevices {
 		return invalid("debug_exit_port goes with test_devices")
 	}
+	if c.HyperVTestDev && !c.HyperV {
+		return invalid("hyperv_testdev needs hyperv")
+	}
 	if c.Vsock != nil {
 		v := c.Vsock
 		if v.CID < 3 || v.CID > 0xfffffffe {

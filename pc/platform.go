@@ -9,6 +9,7 @@ import (
 	"ember/devices/acpipm"
 	"ember/devices/debugexit"
 	"ember/devices/fwcfg"
+	"ember/devices/hypervtestdev"
 	"ember/devices/i8042"
 	"ember/devices/rtc"
 	"ember/devices/testdev"
@@ -46,6 +47,9 @@ type Platform struct {
 	// Config.TestDevices only (nil otherwise).
 	DebugExit *debugexit.Port
 	TestDev   *testdev.Device
+	// HyperVTestDev is QEMU's hyperv-testdev, with Config.HyperVTestDev
+	// only (nil otherwise).
+	HyperVTestDev *hypervtestdev.Device
 
 	slots   int                   // PCI slots AddVirtio has used
 	virtio  []*virtiopci.Function // the functions AddVirtio made
@@ -96,6 +100,12 @@ type Config struct {
 	// iobase and iosize); zero means 0xf4 and 4, what kvm-unit-tests
 	// passes QEMU. Only with TestDevices.
 	DebugExitPort, DebugExitSize uint16
+	// HyperVTestDev adds QEMU's hyperv-testdev (port 0x3000), with which
+	// kvm-unit-tests' SynIC tests make SINT routes and message and event
+	// connections (docs/qemu-devices.md). It needs a VM with Hyper-V
+	// enlightenments (hv.Config.HyperV). Off by default: it lets the
+	// guest raise any SINT of any vCPU.
+	HyperVTestDev bool
 }
 
 // irqLine drives a GSI of the in-kernel irqchip, for device models.
@@ -128,7 +138,8 @@ func (d offsetDevice) Write(off uint64, data []byte) { d.dev.Write(off+d.add, da
 // the ACPI PM registers (whose S5 ends the run with hv.StopPowerOff and
 // whose S3 puts the guest to sleep until an RTC alarm or Wake, sleep.go),
 // fw_cfg, the MP table and the ACPI tables that list every vCPU, and the
-// MSRs Linux expects; with cfg.TestDevices, QEMU's debug devices too.
+// MSRs Linux expects; with cfg.TestDevices, QEMU's debug devices too, and
+// with cfg.HyperVTestDev its hyperv-testdev.
 // Closing the VM stops the devices.
 func Attach(vm *hv.VM, cfg Config) (*Platform, error) {
 	vcfg := vm.Config()
@@ -166,6 +177,11 @@ func Attach(vm *hv.VM, cfg Config) (*Platform, error) {
 	}
 	if cfg.TestDevices {
 		if err := p.attachTestDevices(vm, cfg); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.HyperVTestDev {
+		if err := p.attachHyperVTestDev(vm); err != nil {
 			return nil, err
 		}
 	}

@@ -8,8 +8,10 @@ import (
 
 	"ember/devices"
 	"ember/devices/debugexit"
+	"ember/devices/hypervtestdev"
 	"ember/devices/testdev"
 	"ember/hv"
+	"ember/hyperv"
 	"ember/memory"
 )
 
@@ -82,6 +84,46 @@ func (p *Platform) attachTestDevices(vm *hv.VM, cfg Config) error {
 		}
 	}
 	return nil
+}
+
+// attachHyperVTestDev makes QEMU's hyperv-testdev (Config.HyperVTestDev) on
+// the VM's SynICs and claims its port; closing the VM drops the routes and
+// connections the guest left.
+func (p *Platform) attachHyperVTestDev(vm *hv.VM) error {
+	h := vm.HyperV()
+	if h == nil {
+		return fmt.Errorf("pc: hyperv-testdev: %w", hv.ErrNoHyperV)
+	}
+	d := hypervtestdev.New(synicAdapter{h}, vm.NumVCPUs(), vm.Logger())
+	if err := vm.PIO.Register(hypervtestdev.Port, hypervtestdev.Size, "hyperv-testdev", d); err != nil {
+		return fmt.Errorf("pc: hyperv-testdev: %w", err)
+	}
+	vm.OnClose(func() {
+		if err := d.Close(); err != nil {
+			vm.Logger().Warn("hyperv-testdev: closing its routes", "err", err)
+		}
+	})
+	p.HyperVTestDev = d
+	return nil
+}
+
+// synicAdapter gives hypervtestdev the VM's SynIC service.
+type synicAdapter struct{ h *hv.HyperV }
+
+func (a synicAdapter) NewSINTRoute(vp, sint uint32, messages bool) (hypervtestdev.Route, error) {
+	r, err := a.h.NewSINTRoute(vp, sint, messages)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (a synicAdapter) HandleMessages(conn uint32, fn hyperv.MessageHandler) error {
+	return a.h.HandleMessages(conn, fn)
+}
+
+func (a synicAdapter) HandleEvents(conn uint32, fn hyperv.EventHandler) error {
+	return a.h.HandleEvents(conn, fn)
 }
 
 // flushPage returns pc-testdev's page flush: it makes the host drop KVM's

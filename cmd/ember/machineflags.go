@@ -39,6 +39,7 @@ type machineOptions struct {
 	modules    []string // --module
 	testDevs   bool     // --test-devices
 	debugExit  uint16   // --debug-exit-port
+	hvTestDev  bool     // --hyperv-testdev
 	changed    func(flag string) bool
 }
 
@@ -73,6 +74,7 @@ func (o *machineOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.balloon, "balloon", "", "a virtio-balloon device: [target=SIZE][,deflate-on-oom][,stats=INTERVAL] (target: memory the guest is asked to give back)")
 	f.BoolVar(&o.testDevs, "test-devices", false, "add QEMU's isa-debug-exit (port 0xf4: a write of v exits with (v<<1)|1) and pc-testdev, as kvm-unit-tests uses them; they replace ember's exit and console ports (docs/qemu-devices.md)")
 	f.Uint16Var(&o.debugExit, "debug-exit-port", 0, "move the isa-debug-exit port of --test-devices (default 0xf4)")
+	f.BoolVar(&o.hvTestDev, "hyperv-testdev", false, "add QEMU's hyperv-testdev (port 0x3000), with which kvm-unit-tests' SynIC tests make SINT routes and message and event connections; needs --hyperv (docs/qemu-devices.md)")
 }
 
 // machineConfig is the machine the options describe: --config's file, if
@@ -134,6 +136,9 @@ func (o machineOptions) machineConfig() (machine.Config, error) {
 	}
 	if set("debug-exit-port") {
 		c.DebugExitPort = o.debugExit
+	}
+	if set("hyperv-testdev") {
+		c.HyperVTestDev = o.hvTestDev
 	}
 	return c, addDeviceFlags(&c, o)
 }

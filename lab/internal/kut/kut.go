@@ -500,6 +500,7 @@ type emberParams struct {
 	memory     string   // --memory, from -m; "" for the default
 	mask       []string // --cpuid-mask, the features a -cpu option removes
 	hyperV     bool     // --hyperv, from -cpu's hv_* enlightenments
+	hvTestDev  bool     // --hyperv-testdev, from -device hyperv-testdev (with hyperV)
 	notApplied []string // what ember has no equivalent for
 }
 
@@ -507,11 +508,14 @@ type emberParams struct {
 // ember's equivalents: -m gives the memory, features a -cpu option removes
 // that ember can hide give the CPUID mask, and -cpu's Hyper-V enlightenments
 // (hv_passthrough, hv_*) give --hyperv, which offers every enlightenment the
-// host's KVM supports, as hv_passthrough does. The rest is listed as not
+// host's KVM supports, as hv_passthrough does; with them, -device
+// hyperv-testdev gives --hyperv-testdev. The rest is listed as not
 // applied: a CPU model (ember's CPUID is KVM's supported set, as QEMU's
-// -cpu host), added features and properties, devices and machine options.
+// -cpu host), added features and properties, other devices and machine
+// options.
 func kutEmberParams(params []string) (p emberParams, err error) {
 	known := x86.CPUIDFeatures()
+	hvTestDev := false
 	for i := 0; i < len(params); i++ {
 		opt := params[i]
 		arg := ""
@@ -549,12 +553,27 @@ func kutEmberParams(params []string) (p emberParams, err error) {
 			}
 		case "enable-kvm":
 			// ember is KVM.
+		case "device":
+			if arg == "hyperv-testdev" {
+				hvTestDev = true
+				continue
+			}
+			p.notApplied = append(p.notApplied, opt+" "+arg)
 		case "machine", "M":
 			if arg != "accel=kvm" {
 				p.notApplied = append(p.notApplied, opt+" "+arg)
 			}
 		default:
 			p.notApplied = append(p.notApplied, strings.TrimSpace(opt+" "+arg))
+		}
+	}
+	// ember's hyperv-testdev drives the SynICs of --hyperv; QEMU's, on a
+	// CPU without them, fails its commands.
+	if hvTestDev {
+		if p.hyperV {
+			p.hvTestDev = true
+		} else {
+			p.notApplied = append(p.notApplied, "-device hyperv-testdev")
 		}
 	}
 	return p, nil
@@ -955,6 +974,9 @@ func runKutTest(ctx context.Context, tree *Tree, t Test, ember string, override 
 	}
 	if p.hyperV {
 		emberArgv = append(emberArgv, "--hyperv")
+	}
+	if p.hvTestDev {
+		emberArgv = append(emberArgv, "--hyperv-testdev")
 	}
 	qemuArgv := func(kernel string) []string {
 		a := append([]string{qemuBinary}, kutQEMUBase...)

@@ -209,24 +209,27 @@ func TestKutEmberParams(t *testing.T) {
 		mask       []string
 		notApplied []string
 		hyperV     bool
+		hvTestDev  bool
 	}{
-		{"none", "", "", nil, nil, false},
-		{"-cpu max is ember's own CPUID", "-cpu max", "", nil, nil, false},
-		{"-cpu host,-feature masks it", "-cpu host,-x2apic", "", []string{"x2apic"}, nil, false},
+		{"none", "", "", nil, nil, false, false},
+		{"-cpu max is ember's own CPUID", "-cpu max", "", nil, nil, false, false},
+		{"-cpu host,-feature masks it", "-cpu host,-x2apic", "", []string{"x2apic"}, nil, false, false},
 		{"a CPU model is not applied; its removed features are masked",
-			"-cpu qemu64,-x2apic,+tsc-deadline", "", []string{"x2apic"}, []string{"-cpu qemu64,+tsc-deadline"}, false},
-		{"QEMU's feature names with dashes", "-cpu max,-tsc-deadline,pcid=off", "", []string{"tsc_deadline", "pcid"}, nil, false},
-		{"features ember cannot hide are listed", "-cpu max,+svm,-npt", "", nil, []string{"-cpu max,+svm,-npt"}, false},
-		{"-m in MiB", "-cpu host -m 2048", "2048M", nil, nil, false},
-		{"-m with a suffix", "-m 4g", "4096M", nil, nil, false},
-		{"-enable-kvm is ember's way anyway", "-enable-kvm -m 2048 -cpu host", "2048M", nil, nil, false},
+			"-cpu qemu64,-x2apic,+tsc-deadline", "", []string{"x2apic"}, []string{"-cpu qemu64,+tsc-deadline"}, false, false},
+		{"QEMU's feature names with dashes", "-cpu max,-tsc-deadline,pcid=off", "", []string{"tsc_deadline", "pcid"}, nil, false, false},
+		{"features ember cannot hide are listed", "-cpu max,+svm,-npt", "", nil, []string{"-cpu max,+svm,-npt"}, false, false},
+		{"-m in MiB", "-cpu host -m 2048", "2048M", nil, nil, false, false},
+		{"-m with a suffix", "-m 4g", "4096M", nil, nil, false, false},
+		{"-enable-kvm is ember's way anyway", "-enable-kvm -m 2048 -cpu host", "2048M", nil, nil, false, false},
 		{"devices and machine options are listed",
 			"-M q35,kernel-irqchip=split -device intel-iommu,intremap=on,eim=off -device edu -overcommit cpu-pm=on",
-			"", nil, []string{"-M q35,kernel-irqchip=split", "-device intel-iommu,intremap=on,eim=off", "-device edu", "-overcommit cpu-pm=on"}, false},
-		{"hv_passthrough is --hyperv", "-cpu host,hv_passthrough", "", nil, nil, true},
-		{"named enlightenments are --hyperv; the test device is not applied",
-			"-cpu host,hv_synic,hv_vpindex,-x2apic -device hyperv-testdev", "", []string{"x2apic"}, []string{"-device hyperv-testdev"}, true},
-		{"an enlightenment turned off is not --hyperv", "-cpu host,hv_time=off", "", nil, []string{"-cpu host,hv_time=off"}, false},
+			"", nil, []string{"-M q35,kernel-irqchip=split", "-device intel-iommu,intremap=on,eim=off", "-device edu", "-overcommit cpu-pm=on"}, false, false},
+		{"hv_passthrough is --hyperv", "-cpu host,hv_passthrough", "", nil, nil, true, false},
+		{"named enlightenments are --hyperv, and the SynIC test device is --hyperv-testdev",
+			"-cpu host,hv_synic,hv_vpindex,-x2apic -device hyperv-testdev", "", []string{"x2apic"}, nil, true, true},
+		{"the SynIC test device before the enlightenments", "-device hyperv-testdev -cpu host,hv_passthrough", "", nil, nil, true, true},
+		{"the SynIC test device without enlightenments is not applied", "-device hyperv-testdev", "", nil, []string{"-device hyperv-testdev"}, false, false},
+		{"an enlightenment turned off is not --hyperv", "-cpu host,hv_time=off", "", nil, []string{"-cpu host,hv_time=off"}, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -234,8 +237,9 @@ func TestKutEmberParams(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if p.memory != tt.memory || !reflect.DeepEqual(p.mask, tt.mask) || !reflect.DeepEqual(p.notApplied, tt.notApplied) || p.hyperV != tt.hyperV {
-				t.Errorf("got %q %q %q hyperv=%v; want %q %q %q hyperv=%v", p.memory, p.mask, p.notApplied, p.hyperV, tt.memory, tt.mask, tt.notApplied, tt.hyperV)
+			if p.memory != tt.memory || !reflect.DeepEqual(p.mask, tt.mask) || !reflect.DeepEqual(p.notApplied, tt.notApplied) || p.hyperV != tt.hyperV || p.hvTestDev != tt.hvTestDev {
+				t.Errorf("got %q %q %q hyperv=%v testdev=%v; want %q %q %q hyperv=%v testdev=%v",
+					p.memory, p.mask, p.notApplied, p.hyperV, p.hvTestDev, tt.memory, tt.mask, tt.notApplied, tt.hyperV, tt.hvTestDev)
 			}
 		})
 	}
