@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"ember/hv/eventfd"
 	"ember/hyperv"
 	"ember/kvm"
 )
@@ -92,7 +93,7 @@ func (c *VCPU) handleHyperV(exit kvm.Exit) {
 type SINTRoute struct {
 	h        *HyperV
 	vp, sint uint32
-	irq      boundIRQFD
+	irq      *eventfd.IRQFD
 	outbox   hyperv.Outbox
 	resample *os.File      // messages only
 	acks     chan struct{} // closed when the acknowledgement goroutine ends
@@ -118,14 +119,14 @@ func (h *HyperV) NewSINTRoute(vp, sint uint32, messages bool) (*SINTRoute, error
 		}
 		r.resample = os.NewFile(uintptr(fd), "sint-resample")
 	}
-	b, err := h.vm.EventFDs().bind(func(gsi uint32) kvm.IRQRoutingEntry { return kvm.HvSintRoute(gsi, vp, sint) }, r.resample)
+	q, err := h.vm.EventFDs().NewIRQFD(func(gsi uint32) kvm.IRQRoutingEntry { return kvm.HvSintRoute(gsi, vp, sint) }, r.resample)
 	if err != nil {
 		if r.resample != nil {
 			r.resample.Close()
 		}
 		return nil, fmt.Errorf("hv: SINT route to vCPU %d SINT %d: %w", vp, sint, err)
 	}
-	r.irq = b
+	r.irq = q
 	if messages {
 		r.acks = make(chan struct{})
 		go r.retryOnAck()
@@ -150,13 +151,12 @@ func (r *SINTRoute) retryOnAck() {
 }
 
 // GSI returns the GSI the route's eventfd is bound to.
-func (r *SINTRoute) GSI() uint32 { return r.irq.gsi }
+func (r *SINTRoute) GSI() uint32 { return r.irq.GSI() }
 
 // Signal raises the SINT: KVM delivers it to the vCPU as the vector the
 // guest programmed into the SINT's MSR, unless the guest masked it.
 func (r *SINTRoute) Signal() error {
-	var one = [8]byte{1}
-	if _, err := r.irq.file.Write(one[:]); err != nil {
+	if err := r.irq.Signal(); err != nil {
 		return fmt.Errorf("hv: SINT %d of vCPU %d: %w", r.sint, r.vp, err)
 	}
 	return nil
@@ -208,7 +208,7 @@ func (r *SINTRoute) Close() error {
 	r.h.mu.Lock()
 	delete(r.h.routes, r)
 	r.h.mu.Unlock()
-	err := r.h.vm.EventFDs().unbind(r.irq)
+	err := r.irq.Close()
 	if r.resample != nil {
 		r.resample.Close() // wakes retryOnAck's Read
 		<-r.acks

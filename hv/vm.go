@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"ember/hv/eventfd"
 	"ember/ioreq"
 	"ember/kvm"
 	"ember/layout"
@@ -98,7 +99,7 @@ type VM struct {
 	// wpPages counts the entries of wp.
 	wpPages atomic.Int32
 
-	eventfds *EventFDs          // ioeventfd/irqfd on KVM (eventfd.go)
+	eventfds *eventfd.Service   // ioeventfd/irqfd on KVM (eventfds.go)
 	hyperv   *HyperV            // with Config.HyperV (synic.go)
 	dmSocket *deviceModelSocket // with Config.DeviceModelSocket (ioreq_server.go)
 }

@@ -31,7 +31,7 @@ const maxPCISlots = 32
 // The data path stays off the vCPU threads both ways: queue notifications
 // reach the device through ioeventfds (KVM matches the guest's write and
 // signals an eventfd, without an exit), and each MSI-X vector the driver
-// unmasks gets a KVM irqfd (hv.MSIVector: a GSI of its own routed to the
+// unmasks gets a KVM irqfd (eventfd.MSIVector: a GSI of its own routed to the
 // vector's message), so an interrupt is an eventfd write from the device's
 // goroutine. If a route cannot be made (no in-kernel irqchip, the VM's MSI
 // GSIs used up), the function logs a warning and sends its messages with

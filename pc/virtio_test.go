@@ -14,6 +14,7 @@ import (
 
 	"ember/guest"
 	"ember/hv"
+	"ember/hv/eventfd"
 	"ember/internal/kvmtest"
 	"ember/kvm"
 	"ember/virtio"
@@ -400,7 +401,7 @@ func TestVirtioFallsBackToSignalMSI(t *testing.T) {
 	h := openHV(t)
 	var log bytes.Buffer
 	vm, dev, f, d := newVirtioPC(t, h, hv.Config{Logger: slog.New(slog.NewTextHandler(&log, nil))})
-	var taken []*hv.MSIVector
+	var taken []*eventfd.MSIVector
 	defer func() {
 		for _, v := range taken {
 			v.Close()

@@ -7,7 +7,7 @@ import (
 
 // A Vector is an MSI-X vector's own path into the VM, one that costs no
 // system call but a write per interrupt: pc gives each vector a KVM irqfd
-// (hv.MSIVector), an eventfd KVM turns into the vector's message inside the
+// (eventfd.MSIVector), an eventfd KVM turns into the vector's message inside the
 // kernel. Config.NewVector makes them; the function calls their methods
 // under its register lock, never two at once.
 type Vector interface {

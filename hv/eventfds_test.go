@@ -12,9 +12,16 @@ import (
 
 	"ember/acrn"
 	"ember/guest"
+	"ember/hv/eventfd"
 	"ember/internal/kvmtest"
 	"ember/kvm"
 )
+
+// routeOf is the route f's table gives gsi (zero if none).
+func routeOf(f *eventfd.Service, gsi uint32) kvm.IRQRoutingEntry {
+	r, _ := f.Route(gsi)
+	return r
+}
 
 func newEventfd(t testing.TB) int {
 	t.Helper()
@@ -131,37 +138,6 @@ func TestIRQFDFollowsACRNIrqfd(t *testing.T) {
 	defer noChip.Close()
 	if err := noChip.EventFDs().IRQFD(acrn.IRQFD{MSI: msi}, a); !errors.Is(err, unix.ENOTSUP) {
 		t.Errorf("irqfd without an irqchip: %v, want ENOTSUP", err)
-	}
-}
-
-// TestDefaultIRQRoutesAreKVMs: the table an irqfd's routing starts from is
-// KVM's own default, so the legacy lines behave as before.
-func TestDefaultIRQRoutesAreKVMs(t *testing.T) {
-	routes := defaultIRQRoutes()
-	if len(routes) != 40 {
-		t.Fatalf("%d routes, want 24 IOAPIC + 16 PIC", len(routes))
-	}
-	has := func(gsi, chip, pin uint32) bool {
-		for _, r := range routes {
-			if r == kvm.IRQChipRoute(gsi, chip, pin) {
-				return true
-			}
-		}
-		return false
-	}
-	for gsi := uint32(0); gsi < 24; gsi++ {
-		if !has(gsi, kvm.IRQChipIOAPIC, gsi) {
-			t.Errorf("GSI %d lacks IOAPIC pin %d", gsi, gsi)
-		}
-	}
-	for gsi := uint32(0); gsi < 16; gsi++ {
-		chip := uint32(kvm.IRQChipPICMaster)
-		if gsi >= 8 {
-			chip = kvm.IRQChipPICSlave
-		}
-		if !has(gsi, chip, gsi%8) {
-			t.Errorf("GSI %d lacks PIC %d pin %d", gsi, chip, gsi%8)
-		}
 	}
 }
 
@@ -299,13 +275,13 @@ func TestMSIVectorRoutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.GSI() != firstMSIGSI || b.GSI() != firstMSIGSI+1 || f.MSIRoutes() != 2 {
+	if a.GSI() != eventfd.FirstGSI || b.GSI() != eventfd.FirstGSI+1 || f.MSIRoutes() != 2 {
 		t.Errorf("GSIs %d and %d, %d routes; want 24, 25 and 2", a.GSI(), b.GSI(), f.MSIRoutes())
 	}
 	if err := a.SetMessage(0xfee01000, 0x43); err != nil {
 		t.Errorf("SetMessage: %v", err)
 	}
-	if got, want := f.routes[a.GSI()], kvm.MSIRoute(a.GSI(), 0xfee01000, 0x43); got != want {
+	if got, want := routeOf(f, a.GSI()), kvm.MSIRoute(a.GSI(), 0xfee01000, 0x43); got != want {
 		t.Errorf("route after SetMessage %+v, want %+v", got, want)
 	}
 	if err := a.Signal(); err != nil {
@@ -324,7 +300,7 @@ func TestMSIVectorRoutes(t *testing.T) {
 		t.Errorf("SetMessage after Close: %v, want os.ErrClosed", err)
 	}
 	c, err := f.NewMSIVector(0xfee00000, 0x44)
-	if err != nil || c.GSI() != firstMSIGSI {
+	if err != nil || c.GSI() != eventfd.FirstGSI {
 		t.Errorf("a vector after Close: %v, GSI %d (want the freed 24)", err, c.GSI())
 	}
 	b.Close()
@@ -353,7 +329,7 @@ func TestMSIVectorsLeaveNoDescriptors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var vs []*MSIVector
+		var vs []*eventfd.MSIVector
 		for i := range 8 {
 			v, err := vm.EventFDs().NewMSIVector(0xfee00000, 0x40+uint32(i))
 			if err != nil {
