@@ -165,15 +165,24 @@ func (e *vmEntry) Start() error {
 	return nil
 }
 
+// expect says, with e.mu held, why op cannot be done unless the VM is still
+// registered and in state want.
+func (e *vmEntry) expect(want, op string) error {
+	if e.deleted {
+		return errGone(e.id)
+	}
+	if e.state != want {
+		return errState(e.id, e.state, op)
+	}
+	return nil
+}
+
 // Pause parks a running VM's vCPUs.
 func (e *vmEntry) Pause() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.deleted {
-		return errGone(e.id)
-	}
-	if e.state != api.StateRunning {
-		return errState(e.id, e.state, "pause")
+	if err := e.expect(api.StateRunning, "pause"); err != nil {
+		return err
 	}
 	e.m.VM.Pause()
 	e.state = api.StatePaused
@@ -185,11 +194,8 @@ func (e *vmEntry) Pause() error {
 func (e *vmEntry) Resume() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.deleted {
-		return errGone(e.id)
-	}
-	if e.state != api.StatePaused {
-		return errState(e.id, e.state, "resume")
+	if err := e.expect(api.StatePaused, "resume"); err != nil {
+		return err
 	}
 	e.m.VM.Resume()
 	e.state = api.StateRunning
@@ -203,11 +209,8 @@ func (e *vmEntry) Resume() error {
 func (e *vmEntry) Wake() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.deleted {
-		return errGone(e.id)
-	}
-	if e.state != api.StateRunning {
-		return errState(e.id, e.state, "wake")
+	if err := e.expect(api.StateRunning, "wake"); err != nil {
+		return err
 	}
 	if !e.m.Platform.Wake() {
 		return &api.Error{Status: http.StatusConflict, Code: api.CodeConflict,
