@@ -21,7 +21,7 @@ func msrsFrom(entries []MSREntry) msrs {
 	return m
 }
 
-func (m msrs) ptr() uintptr { return uintptr(unsafe.Pointer(&m.w[0])) }
+func (m msrs) ptr() unsafe.Pointer { return unsafe.Pointer(&m.w[0]) }
 
 func (m msrs) slice() []MSREntry {
 	n := (len(m.w) - 1) / 2

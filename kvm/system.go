@@ -84,7 +84,7 @@ func (s *System) Fd() int { return s.fd }
 
 // APIVersion issues KVM_GET_API_VERSION.
 func (s *System) APIVersion() (int, error) {
-	r, err := ioctl(s.fd, "KVM_GET_API_VERSION", kvmGetAPIVersion, 0)
+	r, err := ioctlValue(s.fd, "KVM_GET_API_VERSION", kvmGetAPIVersion, 0)
 	return int(r), err
 }
 
@@ -97,7 +97,7 @@ func (s *System) CreateVM() (*VM, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := ioctl(s.fd, "KVM_CREATE_VM", kvmCreateVM, 0)
+	r, err := ioctlValue(s.fd, "KVM_CREATE_VM", kvmCreateVM, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +107,7 @@ func (s *System) CreateVM() (*VM, error) {
 // CheckExtension issues KVM_CHECK_EXTENSION on /dev/kvm: 0 means the capability
 // is absent, a positive value means present (and for some capabilities, how many).
 func (s *System) CheckExtension(c Cap) (int, error) {
-	r, err := ioctl(s.fd, "KVM_CHECK_EXTENSION", kvmCheckExtension, uintptr(c))
+	r, err := ioctlValue(s.fd, "KVM_CHECK_EXTENSION", kvmCheckExtension, uintptr(c))
 	return int(r), err
 }
 
@@ -131,7 +131,7 @@ func (s *System) Capabilities() ([]CapValue, error) {
 // VCPUMmapSize issues KVM_GET_VCPU_MMAP_SIZE: the size of the region a vCPU fd
 // must be mmap'd with to reach its shared kvm_run structure.
 func (s *System) VCPUMmapSize() (int, error) {
-	r, err := ioctl(s.fd, "KVM_GET_VCPU_MMAP_SIZE", kvmGetVCPUMmapSize, 0)
+	r, err := ioctlValue(s.fd, "KVM_GET_VCPU_MMAP_SIZE", kvmGetVCPUMmapSize, 0)
 	return int(r), err
 }
 

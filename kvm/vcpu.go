@@ -187,7 +187,7 @@ var cpuidUnwritten = [3]uint32{0xffffffff, 0xffffffff, 0xffffffff}
 // is in KVM_RUN (nil: run with the thread's own mask).
 func (c *VCPU) SetSignalMask(set *unix.Sigset_t) error {
 	if set == nil {
-		_, err := ioctl(c.fd, "KVM_SET_SIGNAL_MASK", kvmSetSignalMask, 0)
+		_, err := ioctlValue(c.fd, "KVM_SET_SIGNAL_MASK", kvmSetSignalMask, 0)
 		return err
 	}
 	// struct kvm_signal_mask { __u32 len; __u8 sigset[]; } with the kernel's
@@ -315,7 +315,7 @@ func (c *VCPU) SetGuestDebug(d GuestDebug) error {
 
 // TSCKHz issues KVM_GET_TSC_KHZ: the guest TSC frequency.
 func (c *VCPU) TSCKHz() (int, error) {
-	r, err := ioctl(c.fd, "KVM_GET_TSC_KHZ", kvmGetTSCKHz, 0)
+	r, err := ioctlValue(c.fd, "KVM_GET_TSC_KHZ", kvmGetTSCKHz, 0)
 	return int(r), err
 }
 
@@ -328,7 +328,7 @@ func (c *VCPU) EnableCap(e EnableCap) error {
 // KVMClockCtrl issues KVM_KVMCLOCK_CTRL: tells the guest's kvmclock that the
 // vCPU was paused by the host, so its soft-lockup watchdog does not fire.
 func (c *VCPU) KVMClockCtrl() error {
-	_, err := ioctl(c.fd, "KVM_KVMCLOCK_CTRL", kvmKVMClockCtrl, 0)
+	_, err := ioctlValue(c.fd, "KVM_KVMCLOCK_CTRL", kvmKVMClockCtrl, 0)
 	return err
 }
 

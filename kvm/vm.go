@@ -2,6 +2,7 @@ package kvm
 
 import (
 	"fmt"
+	"runtime"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -58,7 +59,7 @@ func (vm *VM) Close() error {
 // CheckExtension issues KVM_CHECK_EXTENSION on the VM (KVM_CAP_CHECK_EXTENSION_VM):
 // some capabilities answer per VM, e.g. KVM_CAP_MAX_VCPUS.
 func (vm *VM) CheckExtension(c Cap) (int, error) {
-	r, err := ioctl(vm.fd, "KVM_CHECK_EXTENSION", kvmCheckExtensionVM, uintptr(c))
+	r, err := ioctlValue(vm.fd, "KVM_CHECK_EXTENSION", kvmCheckExtensionVM, uintptr(c))
 	return int(r), err
 }
 
@@ -83,7 +84,7 @@ func (vm *VM) SetUserMemoryRegion(r MemoryRegion) error {
 		MemorySize:    uint64(len(r.Memory)),
 	}
 	if len(r.Memory) > 0 {
-		u.UserspaceAddr = uint64(sliceptr(r.Memory))
+		u.UserspaceAddr = uint64(uintptr(sliceptr(r.Memory))) // mmap'd, outside Go's heap: it does not move
 	}
 	_, err := ioctl(vm.fd, "KVM_SET_USER_MEMORY_REGION", kvmSetUserMemoryRegion, ptr(&u))
 	return err
@@ -102,15 +103,21 @@ func (vm *VM) GetDirtyLog(slot uint32, bitmap []uint64) error {
 	if len(bitmap) == 0 {
 		return fmt.Errorf("kvm: KVM_GET_DIRTY_LOG: empty bitmap")
 	}
-	d := dirtyLog{Slot: slot, Bitmap: sliceptr(bitmap)}
+	// The bitmap's address travels inside the struct, as a number: it must
+	// be memory that does not move, so it is copied into (and back out of)
+	// a buffer of its own on the heap, which Go never moves.
+	heap := make([]uint64, len(bitmap))
+	d := dirtyLog{Slot: slot, Bitmap: uintptr(sliceptr(heap))}
 	_, err := ioctl(vm.fd, "KVM_GET_DIRTY_LOG", kvmGetDirtyLog, ptr(&d))
+	runtime.KeepAlive(heap)
+	copy(bitmap, heap)
 	return err
 }
 
 // SetTSSAddr issues KVM_SET_TSS_ADDR: three pages of guest-physical address
 // space, not used by the guest, that Intel VT-x needs for real-mode emulation.
 func (vm *VM) SetTSSAddr(addr uint64) error {
-	_, err := ioctl(vm.fd, "KVM_SET_TSS_ADDR", kvmSetTSSAddr, uintptr(addr))
+	_, err := ioctlValue(vm.fd, "KVM_SET_TSS_ADDR", kvmSetTSSAddr, uintptr(addr))
 	return err
 }
 
@@ -126,7 +133,7 @@ func (vm *VM) SetIdentityMapAddr(addr uint64) error {
 // local APIC per vCPU, with GSIs 0-15 routed to the PICs and IOAPIC and 16-23 to
 // the IOAPIC. It must come before the first KVM_CREATE_VCPU.
 func (vm *VM) CreateIRQChip() error {
-	_, err := ioctl(vm.fd, "KVM_CREATE_IRQCHIP", kvmCreateIRQChip, 0)
+	_, err := ioctlValue(vm.fd, "KVM_CREATE_IRQCHIP", kvmCreateIRQChip, 0)
 	return err
 }
 
@@ -221,7 +228,7 @@ func (vm *VM) IRQFD(f IRQFD) error {
 // SetBootCPUID issues KVM_SET_BOOT_CPU_ID: which vCPU id is the BSP (default 0).
 // It must come before any vCPU is created.
 func (vm *VM) SetBootCPUID(id uint32) error {
-	_, err := ioctl(vm.fd, "KVM_SET_BOOT_CPU_ID", kvmSetBootCPUID, uintptr(id))
+	_, err := ioctlValue(vm.fd, "KVM_SET_BOOT_CPU_ID", kvmSetBootCPUID, uintptr(id))
 	return err
 }
 
@@ -250,7 +257,7 @@ func (vm *VM) SetClock(c ClockData) error {
 // and a second vCPU with the same id (EEXIST).
 func (vm *VM) CreateVCPU(id int) (*VCPU, error) {
 	size := vm.runSize
-	r, err := ioctl(vm.fd, "KVM_CREATE_VCPU", kvmCreateVCPU, uintptr(id))
+	r, err := ioctlValue(vm.fd, "KVM_CREATE_VCPU", kvmCreateVCPU, uintptr(id))
 	if err != nil {
 		return nil, err
 	}
