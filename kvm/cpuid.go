@@ -42,7 +42,7 @@ func cpuid2From(entries []CPUIDEntry) cpuid2 {
 }
 
 func (c cpuid2) ptr() unsafe.Pointer { return unsafe.Pointer(&c.buf[0]) }
-func (c cpuid2) n() int       { return int(*(*uint32)(unsafe.Pointer(&c.buf[0]))) }
+func (c cpuid2) n() int              { return int(*(*uint32)(unsafe.Pointer(&c.buf[0]))) }
 
 func (c cpuid2) slice() []CPUIDEntry {
 	max := (len(c.buf) - cpuidHeaderSize) / int(unsafe.Sizeof(CPUIDEntry{}))

@@ -21,10 +21,10 @@ func ioc(dir, nr, size uintptr) uintptr {
 	return dir<<30 | size<<16 | kvmio<<8 | nr
 }
 
-func io(nr uintptr) uintptr         { return ioc(iocNone, nr, 0) }
-func ior(nr, size uintptr) uintptr  { return ioc(iocRead, nr, size) }
-func iow(nr, size uintptr) uintptr  { return ioc(iocWrite, nr, size) }
-func iowr(nr, size uintptr) uintptr { return ioc(iocRead|iocWrite, nr, size) }
+func io(nr uintptr) uintptr                { return ioc(iocNone, nr, 0) }
+func ior(nr, size uintptr) uintptr         { return ioc(iocRead, nr, size) }
+func iow(nr, size uintptr) uintptr         { return ioc(iocWrite, nr, size) }
+func iowr(nr, size uintptr) uintptr        { return ioc(iocRead|iocWrite, nr, size) }
 func ptr[T any](v *T) unsafe.Pointer       { return unsafe.Pointer(v) }
 func sliceptr[T any](s []T) unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(s)) }
 func sizeof[T any]() uintptr               { var v T; return unsafe.Sizeof(v) }
