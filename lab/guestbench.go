@@ -181,9 +181,17 @@ func (o bootOutput) notes(vmmLines int) string {
 			b.WriteString("  guest: " + strings.TrimSpace(l) + "\n")
 		}
 	}
-	for _, l := range strings.Split(tail(o.stderr, vmmLines), "\n") {
+	b.WriteString(vmmTail(o.stderr, vmmLines, "  vmm:   "))
+	return b.String()
+}
+
+// vmmTail is the last n lines of the VMM's standard error, each led by
+// prefix, blank ones left out.
+func vmmTail(stderr string, n int, prefix string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(tail(stderr, n), "\n") {
 		if l != "" {
-			b.WriteString("  vmm:   " + l + "\n")
+			b.WriteString(prefix + l + "\n")
 		}
 	}
 	return b.String()
@@ -200,11 +208,7 @@ func (o bootOutput) failure() string {
 	for _, l := range strings.Split(tail(o.console, failureLines), "\n") {
 		b.WriteString("  console: " + strings.TrimRight(l, "\r") + "\n")
 	}
-	for _, l := range strings.Split(tail(o.stderr, 15), "\n") {
-		if l != "" {
-			b.WriteString("  vmm:     " + l + "\n")
-		}
-	}
+	b.WriteString(vmmTail(o.stderr, 15, "  vmm:     "))
 	return b.String()
 }
 
