@@ -33,7 +33,12 @@ const maxPCISlots = 32
 // signals an eventfd, without an exit), and each MSI-X vector the driver
 // unmasks gets a KVM irqfd (eventfd.MSIVector: a GSI of its own routed to the
 // vector's message), so an interrupt is an eventfd write from the device's
-// goroutine. If a route cannot be made (no in-kernel irqchip, the VM's MSI
+// goroutine. A device served by an out-of-process back-end
+// (virtio.QueueEventFDs) goes further while it is active: each queue's
+// ioeventfd signals the back-end's kick eventfd, and the back-end's call
+// eventfd is bound to the queue's MSI-X vector's GSI while the vector is
+// live, so neither passes through ember; a masked vector or INTx has ember
+// relay the calls. If a route cannot be made (no in-kernel irqchip, the VM's MSI
 // GSIs used up), the function logs a warning and sends its messages with
 // KVM_SIGNAL_MSI instead.
 func (p *Platform) AddVirtio(vm *hv.VM, dev virtio.Device) (*virtiopci.Function, error) {
@@ -58,8 +63,9 @@ func (p *Platform) AddVirtio(vm *hv.VM, dev virtio.Device) (*virtiopci.Function,
 			if err != nil {
 				return nil, err // not a nil *MSIVector in a non-nil Vector
 			}
-			return v, nil
+			return msixVector{v, vm.KVM()}, nil
 		},
+		Kick: func(q, fd int) error { return notify.route(q, fd) },
 		MoveBAR: func(old, new uint32) error {
 			if err := moveBAR(vm, f, name, old, new); err != nil {
 				return err

@@ -90,3 +90,29 @@ type Events interface {
 type EventSource interface {
 	SetEvents(Events)
 }
+
+// QueueEventFDs is implemented by a device whose queues are served outside
+// ember (an out-of-process back-end) through an eventfd pair per queue:
+// while it is active, queue q's notifications go to its kick eventfd
+// (which Notify writes) and the back-end signals its call eventfd when the
+// driver should hear of used buffers (which the device relays to the
+// interrupt callback of Activate). A transport that can have KVM signal
+// the kick eventfd on the guest's notification (an ioeventfd), or inject
+// the queue's interrupt when the call eventfd is signalled (an irqfd), uses
+// them so, and the data path skips ember's goroutines.
+type QueueEventFDs interface {
+	// KickFD returns queue q's kick eventfd, and false if the device is
+	// not active or q is not enabled. It stays open until Reset, and the
+	// transport must have taken it out of KVM before it calls Reset.
+	KickFD(q int) (fd int, ok bool)
+	// CallFD returns queue q's call eventfd, as KickFD does.
+	CallFD(q int) (fd int, ok bool)
+	// RelayCalls switches the relay of queue q's call eventfd. With on
+	// false the device stops reading it (the transport bound it to an
+	// irqfd) and returns whether a call was pending, which the transport
+	// delivers itself; with on true it reads it again and calls interrupt
+	// for each call, one signalled while it was off included. It never
+	// waits for interrupt, so a transport may call it under the lock its
+	// interrupt callback takes.
+	RelayCalls(q int, on bool) (pending bool)
+}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"time"
 
@@ -42,7 +41,9 @@ type Config struct {
 // sees of it (type, features, queues, configuration) is what the back-end
 // described when it connected; Activate hands the queues over, Notify
 // signals a queue's kick eventfd, and a goroutine per queue turns the
-// back-end's call eventfd into the transport's interrupt.
+// back-end's call eventfd into the transport's interrupt. It is a
+// virtio.QueueEventFDs: a transport may have KVM signal the kick eventfds
+// and deliver the calls itself, and then neither passes through ember.
 type Remote struct {
 	conn    *net.UnixConn
 	info    DeviceInfo
@@ -61,14 +62,6 @@ type Remote struct {
 	closing  bool          // Close hung up: no error to report
 	session  *session      // while active
 	readDone chan struct{} // closed when the reader returns
-}
-
-// session is an active Remote's queues: the eventfds ember made for them
-// and the goroutines relaying calls.
-type session struct {
-	kicks, calls []*os.File // by queue index; nil for a disabled queue
-	kickFDs      []int      // the kicks' descriptors (Fd would make them blocking)
-	relays       sync.WaitGroup
 }
 
 // Dial connects to a back-end listening on the SOCK_SEQPACKET socket at
@@ -190,27 +183,24 @@ func (r *Remote) Activate(mem *memory.Guest, features uint64, queues []*virtio.Q
 	if mem != r.mem {
 		return errors.New("virtio-backend: activated with other guest memory than the back-end was given")
 	}
-	s := &session{kicks: make([]*os.File, len(queues)), calls: make([]*os.File, len(queues)), kickFDs: make([]int, len(queues))}
+	s := newSession(len(queues), interrupt, r.log)
 	var st Start
 	var fds []int
 	for i, q := range queues {
 		if q == nil {
 			continue
 		}
-		kick, kickFD, err := newEventFD(fmt.Sprintf("virtio-backend-kick-%d", i))
-		if err != nil {
+		var err error
+		if s.kicks[i], err = newEventFD(); err != nil {
 			s.close()
 			return err
 		}
-		s.kicks[i], s.kickFDs[i] = kick, kickFD
-		call, callFD, err := newEventFD(fmt.Sprintf("virtio-backend-call-%d", i))
-		if err != nil {
+		if s.calls[i], err = newEventFD(); err != nil {
 			s.close()
 			return err
 		}
-		s.calls[i] = call
 		st.Queues = append(st.Queues, QueueLayout{Index: uint16(i), Size: q.Size, Desc: q.Desc, Driver: q.Driver, Device: q.Device})
-		fds = append(fds, kickFD, callFD)
+		fds = append(fds, s.kicks[i], s.calls[i])
 	}
 	st.Features = features
 	if len(st.Queues) == 0 {
@@ -221,9 +211,8 @@ func (r *Remote) Activate(mem *memory.Guest, features uint64, queues []*virtio.Q
 		return err
 	}
 	for i, call := range s.calls {
-		if call != nil {
-			s.relays.Add(1)
-			go s.relay(i, call, interrupt)
+		if call >= 0 {
+			s.startRelay(i)
 		}
 	}
 	r.mu.Lock()
@@ -232,51 +221,74 @@ func (r *Remote) Activate(mem *memory.Guest, features uint64, queues []*virtio.Q
 	return nil
 }
 
-// newEventFD returns a non-blocking eventfd, read through Go's poller so
-// that closing it ends a read, and its descriptor. The descriptor is not
-// taken with File.Fd, which would make it blocking: the flag belongs to the
-// file both processes share.
-func newEventFD(name string) (*os.File, int, error) {
+// newEventFD returns a non-blocking eventfd. It is kept as a bare
+// descriptor, outside Go's poller: KVM may signal it or be signalled by it
+// directly (virtio.QueueEventFDs), and an epoll registration would wake
+// ember's netpoller for each of those signals all the same. The flag
+// belongs to the file both processes share.
+func newEventFD() (int, error) {
 	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
-		return nil, -1, fmt.Errorf("virtio-backend: eventfd: %w", err)
+		return -1, fmt.Errorf("virtio-backend: eventfd: %w", err)
 	}
-	return os.NewFile(uintptr(fd), name), fd, nil
+	return fd, nil
 }
 
-// relay interrupts the driver for queue q each time the back-end signals
-// its call eventfd, until the eventfd is closed.
-func (s *session) relay(q int, call *os.File, interrupt func(int)) {
-	defer s.relays.Done()
+// KickFD is virtio.QueueEventFDs: queue q's kick eventfd, the one Notify
+// writes, while the device is active.
+func (r *Remote) KickFD(q int) (int, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.session == nil || q < 0 || q >= len(r.session.kicks) || r.session.kicks[q] < 0 {
+		return -1, false
+	}
+	return r.session.kicks[q], true
+}
+
+// CallFD is virtio.QueueEventFDs: queue q's call eventfd while the device
+// is active.
+func (r *Remote) CallFD(q int) (int, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.session == nil || q < 0 || q >= len(r.session.calls) || r.session.calls[q] < 0 {
+		return -1, false
+	}
+	return r.session.calls[q], true
+}
+
+// RelayCalls is virtio.QueueEventFDs: it stops (on false) or restarts
+// queue q's relay goroutine. Stopping takes the call eventfd out of Go's
+// poller and reads its counter once, so a call the relay did not see is
+// reported, never lost.
+func (r *Remote) RelayCalls(q int, on bool) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.session
+	if s == nil || q < 0 || q >= len(s.calls) || s.calls[q] < 0 {
+		return false
+	}
+	if on {
+		if s.relays[q] == nil {
+			s.startRelay(q)
+		}
+		return false
+	}
+	s.stopRelay(q)
 	var buf [8]byte
-	for {
-		if _, err := call.Read(buf[:]); err != nil {
-			return
-		}
-		interrupt(q)
-	}
-}
-
-// close closes the session's eventfds and waits for its relays.
-func (s *session) close() {
-	for _, f := range append(s.kicks, s.calls...) {
-		if f != nil {
-			f.Close()
-		}
-	}
-	s.relays.Wait()
+	n, _ := unix.Read(s.calls[q], buf[:]) // EAGAIN: no call pending
+	return n == len(buf)
 }
 
 // Notify signals queue q's kick eventfd.
 func (r *Remote) Notify(q int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.session == nil || q < 0 || q >= len(r.session.kicks) || r.session.kicks[q] == nil {
+	if r.session == nil || q < 0 || q >= len(r.session.kicks) || r.session.kicks[q] < 0 {
 		return
 	}
 	var one = [8]byte{1}
 	// EAGAIN (the counter full) still leaves a kick pending.
-	unix.Write(r.session.kickFDs[q], one[:])
+	unix.Write(r.session.kicks[q], one[:])
 }
 
 // Reset tells the back-end to stop (VIRTIO_RESET) and waits for it: when

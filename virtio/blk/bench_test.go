@@ -3,7 +3,6 @@ package blk
 import (
 	"encoding/binary"
 	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -12,7 +11,7 @@ import (
 
 	"ember/memory"
 	"ember/virtio"
-	"ember/virtio/backend"
+	"ember/virtio/backend/backendtest"
 	"ember/virtio/virtiotest"
 )
 
@@ -59,7 +58,7 @@ func benchDisk(b testing.TB, remote bool) benchRig {
 	b.Cleanup(func() { d.Close() })
 	var dev virtio.Device = d
 	if remote {
-		dev = serveRemote(b, d, mem)
+		dev = backendtest.Serve(b, d, mem)
 	}
 	drv, err := virtiotest.New(mem, virtiotest.Config{Base: 0x10000, Size: queueSize})
 	if err != nil {
@@ -76,34 +75,6 @@ func benchDisk(b testing.TB, remote bool) benchRig {
 		b.Fatal(err)
 	}
 	return benchRig{mem: mem, drv: drv, dev: dev, path: path, irqs: irqs}
-}
-
-// serveRemote serves d with backend.Serve over a socketpair and returns
-// the backend.Remote at the other end; both go when the benchmark ends.
-func serveRemote(b testing.TB, d *Disk, mem *memory.Guest) *backend.Remote {
-	b.Helper()
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	conns := make([]*net.UnixConn, 2)
-	for i, fd := range fds {
-		f := os.NewFile(uintptr(fd), "socketpair")
-		c, err := net.FileConn(f)
-		f.Close()
-		if err != nil {
-			b.Fatal(err)
-		}
-		conns[i] = c.(*net.UnixConn)
-	}
-	served := make(chan struct{})
-	go func() { backend.Serve(conns[1], d, nil); close(served) }()
-	r, err := backend.New(conns[0], backend.Config{Mem: mem})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { r.Close(); <-served; conns[1].Close() })
-	return r
 }
 
 // benchDepth is how many requests the benchmark driver keeps in flight, as

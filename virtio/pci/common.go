@@ -110,6 +110,7 @@ func (f *Function) writeCommon(off uint64, data []byte) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	defer f.routeCalls() // a queue's vector may have changed
 	c := &f.regs
 	q, setup := c.Selected(), c.Configurable()
 	switch off {
@@ -202,7 +203,7 @@ func (f *Function) Reset() {
 func (f *Function) Close() {
 	f.lifecycle.Lock()
 	defer f.lifecycle.Unlock()
-	f.dev.Reset()
+	f.stop()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.msix.close()
@@ -211,7 +212,7 @@ func (f *Function) Close() {
 // reset stops the device and returns every register to its power-on value.
 // The caller holds f.lifecycle.
 func (f *Function) reset() {
-	f.dev.Reset()
+	f.stop()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.regs.init(f.dev.QueueSizes())
@@ -221,8 +222,9 @@ func (f *Function) reset() {
 }
 
 // activate builds the enabled queues, checks them and starts the device;
-// a queue outside RAM or a device that fails sets DEVICE_NEEDS_RESET. The
-// caller holds f.lifecycle.
+// a queue outside RAM or a device that fails sets DEVICE_NEEDS_RESET. A
+// started device's own eventfds then go to KVM where they can (direct.go).
+// The caller holds f.lifecycle.
 func (f *Function) activate() {
 	f.mu.Lock()
 	features := f.regs.DriverFeatures
@@ -232,13 +234,16 @@ func (f *Function) activate() {
 		err = f.dev.Activate(f.cfg.Mem, features, queues, f.interrupt)
 	}
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	if err != nil {
 		f.log.Error("virtio-pci: device not started", "type", f.dev.Type(), "err", err)
 		f.needsReset()
+		f.mu.Unlock()
 		return
 	}
 	f.regs.Active = true
+	f.routeCalls()
+	f.mu.Unlock()
+	f.kickDirect()
 }
 
 // needsReset sets DEVICE_NEEDS_RESET and tells the driver with a

@@ -33,6 +33,12 @@ type Config struct {
 	// or a reroute fails, the function logs a warning and sends every
 	// message through MSI until MSI-X is disabled or the function reset.
 	NewVector func(addr uint64, data uint32) (Vector, error)
+	// Kick, if set, points queue q's notification ioeventfd at the eventfd
+	// fd, or with fd -1 back at the transport's own: a device that takes
+	// notifications on eventfds of its own (virtio.QueueEventFDs) then has
+	// KVM signal them, without ember in between. The function points them
+	// at the device's when it activates it and back before it resets it.
+	Kick func(q, fd int) error
 	// INTx is the function's INTA# line, level-triggered, for a driver that
 	// does not enable MSI-X; IRQ is its GSI, shown in the Interrupt Line
 	// register.
@@ -58,6 +64,11 @@ type Stats struct {
 	MSI uint64
 	// INTx counts interrupts raised with the ISR on INTx.
 	INTx uint64
+	// DirectKicks and DirectCalls are how many queues have, now, their
+	// notifications signalled by KVM on the device's own kick eventfd, and
+	// their device's call eventfd bound to an MSI-X vector's irqfd
+	// (virtio.QueueEventFDs): those pass through no counter above.
+	DirectKicks, DirectCalls int
 }
 
 // Function is one virtio device as a PCI function: its configuration space
@@ -79,6 +90,11 @@ type Function struct {
 	regs      common
 	msix      msixTable
 	stats     Stats
+	calls     []directCall // by queue: where its calls go, if KVM delivers them (direct.go)
+	kicked    []bool       // by queue: its ioeventfd signals the device's kick eventfd
+	// callsRelayed: binding a call eventfd failed; the device relays
+	// every call until the function is reset.
+	callsRelayed bool
 }
 
 // New returns the function for dev, reset.
@@ -94,7 +110,9 @@ func New(dev virtio.Device, cfg Config) (*Function, error) {
 	if f.log == nil {
 		f.log = slog.Default()
 	}
-	f.msix = msixTable{send: cfg.MSI, newVector: cfg.NewVector, log: f.log, stats: &f.stats}
+	f.msix = msixTable{send: cfg.MSI, newVector: cfg.NewVector, log: f.log, stats: &f.stats, unbind: f.relayVector}
+	f.calls, f.kicked = make([]directCall, n), make([]bool, n)
+	f.relayAll()
 	f.msix.init(n + 1) // one vector per queue, one for configuration changes
 	f.regs.init(dev.QueueSizes())
 	f.initSpace()
@@ -180,6 +198,7 @@ func (f *Function) ConfigWrite(_, _, _ uint8, reg uint16, data []byte) {
 	}
 	if reg < capMSIX+4 && int(reg)+len(data) > capMSIX+2 {
 		f.msix.setControl(binary.LittleEndian.Uint16(f.space[capMSIX+2:]))
+		f.routeCalls()
 	}
 	f.mu.Unlock()
 	if moved[0] != moved[1] && f.cfg.MoveBAR != nil {
@@ -253,6 +272,7 @@ func (f *Function) Write(off uint64, data []byte) {
 	case off >= msixTableOff && off < msixPBAOff:
 		f.mu.Lock()
 		f.msix.write(off-msixTableOff, data)
+		f.routeCalls()
 		f.mu.Unlock()
 	}
 }

@@ -20,6 +20,22 @@ type Vector interface {
 	Close() error
 }
 
+// An FDVector is a Vector that can deliver its message for other eventfds
+// too: pc binds a device's eventfd with KVM_IRQFD to the vector's GSI, so
+// an out-of-process back-end's signal on it reaches the guest without
+// ember (virtio.QueueEventFDs). The function calls its methods under its
+// register lock.
+type FDVector interface {
+	Vector
+	// Bind makes a signal on the eventfd fd deliver the vector's message,
+	// as Signal does, until Unbind.
+	Bind(fd int) error
+	// Unbind undoes Bind; when it returns, a signal on fd no longer
+	// reaches the guest. The function unbinds every eventfd before it
+	// closes the vector.
+	Unbind(fd int) error
+}
+
 // message is an MSI-X table entry's message: where it is written and what.
 type message struct {
 	addr uint64
@@ -50,6 +66,7 @@ type msixTable struct {
 	newVector func(addr uint64, data uint32) (Vector, error) // Config.NewVector; nil: send only
 	log       *slog.Logger
 	stats     *Stats
+	unbind    func(i int) // takes other eventfds off vector i's Vector before it is closed
 
 	vectors  []Vector  // vector i's Vector, or nil
 	routed   []message // the message vectors[i] is routed to
@@ -206,11 +223,24 @@ func (t *msixTable) release() {
 		if v == nil {
 			continue
 		}
+		if t.unbind != nil {
+			t.unbind(i)
+		}
 		if err := v.Close(); err != nil {
 			t.log.Warn("virtio-pci: releasing an MSI-X vector", "vector", i, "err", err)
 		}
 		t.vectors[i], t.routed[i] = nil, message{}
 	}
+}
+
+// fdVector returns vector i's Vector if it is live and can bind other
+// eventfds.
+func (t *msixTable) fdVector(i int) (FDVector, bool) {
+	if i >= t.n || !t.live(i) {
+		return nil, false
+	}
+	v, ok := t.vectors[i].(FDVector)
+	return v, ok
 }
 
 // signal sends vector's message, or marks it pending while it is masked.

@@ -13,10 +13,11 @@ import (
 // fakeVectors makes Vectors for a function as pc's irqfds would be made,
 // and records what the function does with them.
 type fakeVectors struct {
-	made    []*fakeVector
-	failNew error // NewVector fails with it
-	failSet error // SetMessage fails with it
-	failSig error // Signal fails with it
+	made     []*fakeVector
+	failNew  error // NewVector fails with it
+	failSet  error // SetMessage fails with it
+	failSig  error // Signal fails with it
+	failBind error // Bind fails with it
 }
 
 // fakeVector is one Vector: the message it is routed to, the messages it
@@ -26,6 +27,7 @@ type fakeVector struct {
 	route     message
 	delivered []message
 	closed    bool
+	bound     map[int]bool // eventfds bound to it (FDVector)
 }
 
 func (fv *fakeVectors) new(addr uint64, data uint32) (Vector, error) {
@@ -63,7 +65,34 @@ func (v *fakeVector) Close() error {
 	if v.closed {
 		panic("Close of a closed vector")
 	}
+	if len(v.bound) > 0 {
+		panic("Close of a vector with eventfds bound")
+	}
 	v.closed = true
+	return nil
+}
+
+// Bind binds fd to the vector, as KVM_IRQFD on its GSI would.
+func (v *fakeVector) Bind(fd int) error {
+	if v.closed {
+		panic("Bind on a closed vector")
+	}
+	if v.fv.failBind != nil {
+		return v.fv.failBind
+	}
+	if v.bound == nil {
+		v.bound = map[int]bool{}
+	}
+	v.bound[fd] = true
+	return nil
+}
+
+// Unbind undoes Bind.
+func (v *fakeVector) Unbind(fd int) error {
+	if !v.bound[fd] {
+		panic("Unbind of an eventfd not bound")
+	}
+	delete(v.bound, fd)
 	return nil
 }
 
