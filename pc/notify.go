@@ -41,7 +41,7 @@ type notifiers struct {
 	vm    *hv.VM
 	f     notifyTarget
 	files []*os.File
-	own   []int // files' descriptors (File.Fd would make them blocking)
+	own   []int // files' descriptors
 
 	mu     sync.Mutex
 	target []int  // the eventfd each queue's ioeventfd signals: own, a device's, or -1 for none
@@ -61,7 +61,9 @@ func startNotifiers(vm *hv.VM, f notifyTarget, bar uint32) (*notifiers, error) {
 			return nil, fmt.Errorf("pc: virtio notify eventfd: %w", err)
 		}
 		file := os.NewFile(uintptr(fd), fmt.Sprintf("virtio-notify-%d", q))
-		n.files, n.own, n.target = append(n.files, file), append(n.own, fd), append(n.target, -1)
+		// Fd makes the eventfd blocking: serve's reads wait in a thread
+		// of their own, not in Go's poller.
+		n.files, n.own, n.target = append(n.files, file), append(n.own, int(file.Fd())), append(n.target, -1)
 		go n.serve(q, file)
 	}
 	for q, fd := range n.own {

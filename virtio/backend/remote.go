@@ -274,8 +274,20 @@ func (r *Remote) RelayCalls(q int, on bool) bool {
 		return false
 	}
 	s.stopRelay(q)
+	return takeCount(s.calls[q])
+}
+
+// takeCount reads the eventfd fd's counter if it is set, and reports
+// whether it was. It polls first: the file's O_NONBLOCK is shared with the
+// back-end, which could clear it, and a read of a blocking eventfd at 0
+// would hold the caller (a vCPU thread, under the transport's lock).
+func takeCount(fd int) bool {
+	p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	if n, err := unix.Poll(p, 0); err != nil || n == 0 || p[0].Revents&unix.POLLIN == 0 {
+		return false
+	}
 	var buf [8]byte
-	n, _ := unix.Read(s.calls[q], buf[:]) // EAGAIN: no call pending
+	n, _ := unix.Read(fd, buf[:])
 	return n == len(buf)
 }
 
