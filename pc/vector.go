@@ -3,19 +3,19 @@ package pc
 import (
 	"fmt"
 
-	"ember/hv"
+	"ember/hv/eventfd"
 	"ember/kvm"
 	virtiopci "ember/virtio/pci"
 )
 
-// msixVector is a virtio-pci MSI-X vector's irqfd (hv.MSIVector) that
+// msixVector is a virtio-pci MSI-X vector's irqfd (eventfd.MSIVector) that
 // binds other eventfds to its GSI as well (virtiopci.FDVector): an
 // out-of-process back-end's call eventfd, whose signals KVM then turns into
 // the vector's message without ember. KVM takes any number of irqfds on one
 // GSI, and each follows the GSI's route when the driver reprograms the
 // message.
 type msixVector struct {
-	*hv.MSIVector
+	*eventfd.MSIVector
 	vm *kvm.VM
 }
 
