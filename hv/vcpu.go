@@ -57,6 +57,8 @@ func (c *VCPU) loop(stopped <-chan struct{}) {
 	// KVM ran a vCPU on (and Kick signals) then serves no other goroutine,
 	// and a daemon that ran a thousand VMs keeps no thousand idle threads.
 	runtime.LockOSThread()
+	vcpuProcs.start()
+	defer vcpuProcs.end()
 	c.startThread()
 	defer c.endThread()
 	c.kvm.BindThread()
