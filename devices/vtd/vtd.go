@@ -234,7 +234,7 @@ func (u *Unit) readQuad(q uint64) uint64 {
 	case regCCMD:
 		return u.ccmd
 	case 0x30:
-		return uint64(u.fsts|uint32(u.frcdIndexBits())) << 32
+		return uint64(u.fsts|u.frcdIndexBits()) << 32
 	case regFECTL:
 		return uint64(u.fectl) | uint64(u.fedata)<<32
 	case regFEADDR:
