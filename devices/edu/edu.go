@@ -131,15 +131,20 @@ func New(cfg Config) *Device {
 	return d
 }
 
-// Reset puts the device back to power-on, as a machine reset does.
+// Reset puts the device back to power-on, as a machine reset does; BAR0
+// goes back to Config.BAR (through Config.MoveBAR if the guest had moved it).
 func (d *Device) Reset() {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	d.setLine(false)
 	d.liveness, d.factorial, d.status, d.intStatus = 0, 0, 0, 0
 	d.dma = [4]uint64{}
 	d.buffer = [BufferSize]byte{}
+	old := d.bar()
 	d.initSpace()
+	d.mu.Unlock()
+	if old != d.cfg.BAR && d.cfg.MoveBAR != nil {
+		d.cfg.MoveBAR(old, d.cfg.BAR)
+	}
 }
 
 // Read reads the register at off in BAR0. Accesses of other sizes, and

@@ -235,6 +235,16 @@ func TestConfigSpace(t *testing.T) {
 	if moved != [2]uint32{0xfff00000, 0xc0100000} {
 		t.Errorf("MoveBAR calls ended with %#x", moved)
 	}
+	td.cfgWrite(regBAR0, 4, 0xc0200000)
+	td.w32(regLiveness, 7)
+	td.w32(regIntRaise, 1)
+	td.Reset()
+	if moved != [2]uint32{0xc0200000, 0xc0100000} || td.cfgRead(regBAR0, 4) != 0xc0100000 {
+		t.Errorf("reset: BAR0 %#x, last move %#x", td.cfgRead(regBAR0, 4), moved)
+	}
+	if td.irq.High() || td.r32(regIntStatus) != 0 || td.r32(regLiveness) != ^uint32(0) {
+		t.Error("reset left the interrupt or the registers")
+	}
 	td.cfgWrite(0, 4, 0) // IDs are read-only
 	if td.cfgRead(0, 2) != VendorID {
 		t.Error("vendor ID changed")

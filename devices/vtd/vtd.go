@@ -119,10 +119,15 @@ type Config struct {
 // Unit is one remapping hardware unit. Its methods are safe for concurrent
 // use: vCPUs access the registers while devices translate.
 type Unit struct {
-	cfg Config
-
-	mu        sync.Mutex
+	cfg       Config
 	anomalies *devices.Anomalies
+
+	mu sync.Mutex
+	state
+}
+
+// state is the unit's registers and what it latched, all under Unit.mu.
+type state struct {
 	gsts      uint32
 	rtaddr    uint64 // as written
 	rootTable uint64 // latched by SRTP
@@ -161,8 +166,7 @@ func (u *Unit) Reset() {
 }
 
 func (u *Unit) reset() {
-	a := u.anomalies
-	*u = Unit{cfg: u.cfg, anomalies: a, fectl: ctlIM, iectl: ctlIM}
+	u.state = state{fectl: ctlIM, iectl: ctlIM}
 }
 
 // unlock releases the lock and sends the interrupts the locked section

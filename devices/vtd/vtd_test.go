@@ -72,6 +72,20 @@ func TestGlobalCommandOneBitAtATime(t *testing.T) {
 	}
 }
 
+func TestReset(t *testing.T) {
+	tu := newTestUnit(t)
+	tu.mapTables(1, 0, 0)
+	tu.Translate(testSID, 0, false) // a fault on record
+	tu.Reset()
+	if tu.r32(regGSTS) != 0 || tu.r32(regFSTS) != 0 || tu.r64(regRTADDR) != 0 || tu.r32(regFECTL) != ctlIM {
+		t.Errorf("after reset: GSTS %#x FSTS %#x RTADDR %#x FECTL %#x", tu.r32(regGSTS), tu.r32(regFSTS), tu.r64(regRTADDR), tu.r32(regFECTL))
+	}
+	tu.command(gcmdQIE) // still usable
+	if tu.r32(regGSTS) != gcmdQIE {
+		t.Error("the unit does not take commands after a reset")
+	}
+}
+
 func TestRegisterHalvesMerge(t *testing.T) {
 	tu := newTestUnit(t)
 	tu.w32(regRTADDR, 0x12345000)
