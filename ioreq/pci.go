@@ -12,7 +12,12 @@ const (
 )
 
 // ConfigAddress is a value of the CONFIG_ADDRESS latch: enable bit 31, bus
-// 23:16, device 15:11, function 10:8, register 7:2.
+// 23:16, device 15:11, function 10:8, register 7:0. The PCI specification
+// makes bits 1:0 zero; QEMU's host bridges keep them and add them to the
+// register CONFIG_DATA reaches, and kvm-unit-tests' configuration accessors
+// rely on that (they latch an unaligned register and access 0xcfc), so
+// ember keeps them too. Drivers that latch aligned registers, as Linux and
+// firmware do, see no difference.
 type ConfigAddress uint32
 
 // Enabled reports bit 31: without it CONFIG_DATA reaches no function.
@@ -27,19 +32,19 @@ func (a ConfigAddress) Dev() uint32 { return uint32(a>>11) & 0x1f }
 // Func returns bits 10:8.
 func (a ConfigAddress) Func() uint32 { return uint32(a>>8) & 7 }
 
-// Reg returns the dword-aligned register, bits 7:2.
-func (a ConfigAddress) Reg() uint32 { return uint32(a) & 0xfc }
+// Reg returns the register, bits 7:0.
+func (a ConfigAddress) Reg() uint32 { return uint32(a) & 0xff }
 
 // PCIConfigRequest turns an access of size bytes to CONFIG_DATA+n (port
 // 0xcfc+n) under the latch a into the ACRN PCICFG request: direction, size,
 // value, and the bus/device/function and register a selects plus n. It
 // returns false if the latch is not enabled, the port is not CONFIG_DATA, or
-// the access runs past 0xcff; the caller then treats the access as plain
-// port I/O.
+// the access, with the latch's register bits 1:0 added, runs past the
+// dword (past 0xcff); the caller then treats the access as plain port I/O.
 func PCIConfigRequest(a ConfigAddress, dir acrn.Direction, port uint16, size int, value uint32) (acrn.IORequest, bool) {
 	var r acrn.IORequest
 	n := uint32(port) - PCIConfigDataPort
-	if !a.Enabled() || port < PCIConfigDataPort || n+uint32(size) > 4 || (size != 1 && size != 2 && size != 4) {
+	if !a.Enabled() || port < PCIConfigDataPort || a.Reg()&3+n+uint32(size) > 4 || (size != 1 && size != 2 && size != 4) {
 		return r, false
 	}
 	r.SetPCI(acrn.PCIRequest{

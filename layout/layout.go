@@ -18,8 +18,10 @@
 //	0x0010_0000  high RAM: the kernel (bzImage)        boot
 //	0xc000_0000  MMIO hole (3-4 GiB): PCI MMIO window  memory, pc
 //	0xc000_0000  virtio-pci BARs, 32 KiB a slot        pc
+//	0xc010_0000  QEMU's edu device's BAR0, 1 MiB        pc (--edu)
 //	0xfec0_0000  IOAPIC                                KVM
 //	0xfec1_0000  virtio-mmio devices, 4 KiB each       pc
+//	0xfed9_0000  VT-d remapping unit registers         pc (--iommu)
 //	0xfee0_0000  LAPIC                                 KVM
 //	0xfeff_c000  KVM's real-mode identity page, TSS    hv (Intel hosts)
 //	0xff00_0000  firmware ROM (--bios), up to 4 GiB    pc
@@ -80,7 +82,10 @@ const (
 	// the PCI window as firmware would assign them.
 	VirtioBARs    = PCIMMIO32Start
 	VirtioBARSize = 0x8000
-	IOAPIC        = 0xfec00000 // the in-kernel IOAPIC
+	// EduBAR is BAR0 of QEMU's edu device (pc.Config.EDU): 1 MiB,
+	// 1 MiB-aligned, right above the virtio BARs of the 31 slots.
+	EduBAR = VirtioBARs + 32*VirtioBARSize
+	IOAPIC = 0xfec00000 // the in-kernel IOAPIC
 	// VirtioMMIO is where the register blocks of ember's virtio-mmio
 	// devices go, one VirtioMMIOSize block each, up to VirtioMMIOEnd: in
 	// the hole above the PCI window, clear of the IOAPIC's page below and
@@ -88,7 +93,11 @@ const (
 	VirtioMMIO     = 0xfec10000
 	VirtioMMIOSize = 0x1000
 	VirtioMMIOEnd  = 0xfed00000 // the first byte after the virtio-mmio area
-	LAPIC          = 0xfee00000 // the in-kernel LAPICs
+	// VTd is the register page of the VT-d remapping unit
+	// (pc.Config.IOMMU): Q35's address, where QEMU's intel-iommu is and
+	// test guests look for it.
+	VTd   = 0xfed90000
+	LAPIC = 0xfee00000 // the in-kernel LAPICs
 	// KVMIdentityMap and KVMTSS are the pages KVM needs on Intel hosts for
 	// real-mode emulation (the TSS takes three), where no RAM is: between
 	// the LAPIC and the 16 MiB below 4 GiB that firmware may fill

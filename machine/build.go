@@ -67,7 +67,8 @@ func Build(hc *hypercall.Service, p *Prepared, o Options) (*Machine, error) {
 // build attaches the platform and devices and loads the guest.
 func (m *Machine) build(p *Prepared) error {
 	vm := m.VM
-	plat, err := pc.Attach(vm, pc.Config{FWCfgKernel: p.fwcfg, TestDevices: p.Config.TestDevices, DebugExitPort: p.Config.DebugExitPort, HyperVTestDev: p.Config.HyperVTestDev})
+	plat, err := pc.Attach(vm, pc.Config{FWCfgKernel: p.fwcfg, TestDevices: p.Config.TestDevices, DebugExitPort: p.Config.DebugExitPort, HyperVTestDev: p.Config.HyperVTestDev,
+		IOMMU: p.Config.IOMMU, EDU: p.Config.EDU})
 	if err != nil {
 		return err
 	}

@@ -66,6 +66,15 @@ type Config struct {
 	// SynIC tests drive the host's side of the SynIC
 	// (docs/qemu-devices.md); it needs HyperV. Off by default.
 	HyperVTestDev bool `json:"hyperv_testdev,omitempty"`
+	// IOMMU adds a VT-d remapping unit (DMA and interrupt remapping) at
+	// Q35's address with its ACPI DMAR table, as QEMU's -device
+	// intel-iommu,intremap=on (docs/qemu-devices.md). It refuses virtio
+	// devices, whose MSI-X messages it would not remap. Off by default.
+	IOMMU bool `json:"iommu,omitempty"`
+	// EDU adds QEMU's edu educational PCI device, whose DMA and
+	// interrupts kvm-unit-tests' intel_iommu remaps (docs/qemu-devices.md).
+	// Off by default.
+	EDU bool `json:"edu,omitempty"`
 	// DeviceModelSocket is a unix socket to create for out-of-process
 	// device models (docs/ioreq-protocol.md).
 	DeviceModelSocket string `json:"device_model_socket,omitempty"`

@@ -92,6 +92,7 @@ func TestPrepareRefuses(t *testing.T) {
 		{"balloon stats", Config{Balloon: &Balloon{StatsInterval: "1ms"}}, "at least 100ms", true},
 		{"debug exit alone", Config{DebugExitPort: 0x501}, "goes with test_devices", true},
 		{"hyperv-testdev without hyperv", Config{HyperVTestDev: true}, "hyperv_testdev needs hyperv", true},
+		{"iommu with a virtio device", Config{IOMMU: true, RNG: true}, "iommu: virtio devices are not behind it", true},
 		{"boot", Config{Kernel: img, Boot: "floppy"}, "boot must be", true},
 		{"missing kernel", Config{Kernel: filepath.Join(dir, "none")}, "kernel: open", false},
 		{"missing disk", Config{Disks: []Disk{{Path: filepath.Join(dir, "none")}}}, "disk: stat", false},

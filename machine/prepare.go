@@ -207,6 +207,9 @@ func (p *Prepared) prepareDevices() error {
 	if c.HyperVTestDev && !c.HyperV {
 		return invalid("hyperv_testdev needs hyperv")
 	}
+	if c.IOMMU && c.virtioDevices() > 0 {
+		return invalid("iommu: virtio devices are not behind it (their MSI-X messages would not be remapped)")
+	}
 	if c.Vsock != nil {
 		v := c.Vsock
 		if v.CID < 3 || v.CID > 0xfffffffe {

@@ -20,6 +20,7 @@ const (
 	acpiFADTAddr = layout.ACPIStart + 0xc0
 	acpiDSDTAddr = layout.ACPIStart + 0x200
 	acpiMADTAddr = layout.ACPIStart + 0x400
+	acpiDMARAddr = layout.ACPIStart + 0x1000 // past a MADT of 255 vCPUs
 
 	acpiOEMID      = "EMBER "
 	acpiOEMTableID = "EMBERVM "
@@ -44,20 +45,34 @@ const (
 //     0..ncpus-1), the IOAPIC at 0xfec00000 with GSI base 0 (ISA IRQs map to
 //     GSIs 1:1, KVM's default routing, so no source overrides), and NMI on
 //     every LAPIC's LINT1.
-func WriteACPI(mem io.WriterAt, ncpus int) error {
+func WriteACPI(mem io.WriterAt, ncpus int) error { return writeACPI(mem, ncpus, false) }
+
+// WriteACPIWithDMAR writes the tables WriteACPI writes and a DMAR table
+// describing the VT-d unit (pc.Config.IOMMU), listed in the XSDT.
+func WriteACPIWithDMAR(mem io.WriterAt, ncpus int) error { return writeACPI(mem, ncpus, true) }
+
+func writeACPI(mem io.WriterAt, ncpus int, dmar bool) error {
 	if ncpus < 1 || ncpus > 255 {
 		return fmt.Errorf("hv: ACPI MADT: %d vCPUs (1 to 255 fit)", ncpus)
 	}
-	tables := []struct {
+	xsdt := append(le64(acpiFADTAddr), le64(acpiMADTAddr)...)
+	if dmar {
+		xsdt = append(xsdt, le64(acpiDMARAddr)...)
+	}
+	type table struct {
 		addr, limit int64
 		b           []byte
-	}{
+	}
+	tables := []table{
 		{layout.ACPIStart, acpiXSDTAddr, acpiRSDP(acpiXSDTAddr)},
-		{acpiXSDTAddr, acpiFACSAddr, acpiTable("XSDT", 1, append(le64(acpiFADTAddr), le64(acpiMADTAddr)...))},
+		{acpiXSDTAddr, acpiFACSAddr, acpiTable("XSDT", 1, xsdt)},
 		{acpiFACSAddr, acpiFADTAddr, acpiFACS()},
 		{acpiFADTAddr, acpiDSDTAddr, acpiFADT(acpiFACSAddr, acpiDSDTAddr)},
 		{acpiDSDTAddr, acpiMADTAddr, acpiDSDT()},
-		{acpiMADTAddr, layout.ACPIEnd, acpiMADT(ncpus)},
+		{acpiMADTAddr, acpiDMARAddr, acpiMADT(ncpus)},
+	}
+	if dmar {
+		tables = append(tables, table{acpiDMARAddr, layout.ACPIEnd, acpiDMAR(uint8(ncpus))})
 	}
 	for _, w := range tables {
 		if w.addr+int64(len(w.b)) > w.limit {
@@ -102,6 +117,35 @@ func acpiMADT(ncpus int) []byte {
 	// NMI on LINT1 of every processor (UID 0xff), polarity and trigger as the bus says.
 	body = append(body, madtLAPICNMI, 6, 0xff, 0, 0, 1)
 	return acpiTable("APIC", 5, body)
+}
+
+// DMAR table values (Intel VT-d specification, chapter 8).
+const (
+	dmarHostAddressWidth = 39 - 1 // DMA addresses of 39 bits, as QEMU's default
+	dmarIntrRemap        = 1 << 0 // flags: interrupt remapping supported
+	dmarX2APICOptOut     = 1 << 1 // flags: keep xAPIC mode (no extended interrupt mode)
+	drhdIncludeAll       = 1 << 0 // DRHD flags: every PCI function of the segment
+	scopeIOAPIC          = 3
+	ioapicSourceID       = 0x1f << 3 // 00:1f.0, where Q35 puts its IOAPIC's requester ID
+)
+
+// acpiDMAR is the DMA Remapping table: one remapping hardware unit
+// definition (DRHD) for the unit at layout.VTd covering every PCI function
+// (INCLUDE_PCI_ALL), with the IOAPIC (id ioapicID, the MADT's) in its
+// device scope, which a guest needs to remap the IOAPIC's interrupts.
+func acpiDMAR(ioapicID uint8) []byte {
+	body := make([]byte, 12)
+	body[0] = dmarHostAddressWidth
+	body[1] = dmarIntrRemap | dmarX2APICOptOut
+	drhd := make([]byte, 16)
+	binary.LittleEndian.PutUint16(drhd[0:], 0) // type: DRHD
+	drhd[4] = drhdIncludeAll
+	binary.LittleEndian.PutUint16(drhd[6:], 0) // segment 0
+	binary.LittleEndian.PutUint64(drhd[8:], layout.VTd)
+	scope := []byte{scopeIOAPIC, 8, 0, 0, ioapicID, 0, ioapicSourceID >> 3, ioapicSourceID & 7}
+	drhd = append(drhd, scope...)
+	binary.LittleEndian.PutUint16(drhd[2:], uint16(len(drhd)))
+	return acpiTable("DMAR", 1, append(body, drhd...))
 }
 
 // acpiTable prefixes body with a System Description Table header and sets

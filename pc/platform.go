@@ -8,12 +8,14 @@ import (
 	"ember/devices"
 	"ember/devices/acpipm"
 	"ember/devices/debugexit"
+	"ember/devices/edu"
 	"ember/devices/fwcfg"
 	"ember/devices/hypervtestdev"
 	"ember/devices/i8042"
 	"ember/devices/rtc"
 	"ember/devices/testdev"
 	"ember/devices/uart"
+	"ember/devices/vtd"
 	"ember/hv"
 	"ember/ioreq"
 	"ember/kvm"
@@ -50,6 +52,10 @@ type Platform struct {
 	// HyperVTestDev is QEMU's hyperv-testdev, with Config.HyperVTestDev
 	// only (nil otherwise).
 	HyperVTestDev *hypervtestdev.Device
+	// IOMMU is the VT-d remapping unit, with Config.IOMMU only (nil
+	// otherwise); EDU is QEMU's edu device, with Config.EDU only.
+	IOMMU *vtd.Unit
+	EDU   *edu.Device
 
 	slots   int                   // PCI slots AddVirtio has used
 	virtio  []*virtiopci.Function // the functions AddVirtio made
@@ -59,7 +65,7 @@ type Platform struct {
 
 // WriteTables writes the MP table and the ACPI tables into guest RAM again,
 // for a machine reset that cleared it (Attach wrote them first).
-func (p *Platform) WriteTables(vm *hv.VM) error { return writeTables(vm) }
+func (p *Platform) WriteTables(vm *hv.VM) error { return writeTables(vm, p.IOMMU != nil) }
 
 // ResetDevices resets the platform's virtio functions and devices, as a machine reset
 // does: their devices stop using guest memory before it is cleared, and the
@@ -68,6 +74,12 @@ func (p *Platform) WriteTables(vm *hv.VM) error { return writeTables(vm) }
 func (p *Platform) ResetDevices() {
 	p.resetVirtio()
 	p.PM.Reset()
+	if p.IOMMU != nil {
+		p.IOMMU.Reset()
+	}
+	if p.EDU != nil {
+		p.EDU.Reset()
+	}
 }
 
 // resetVirtio resets the virtio functions and devices.
@@ -106,6 +118,18 @@ type Config struct {
 	// enlightenments (hv.Config.HyperV). Off by default: it lets the
 	// guest raise any SINT of any vCPU.
 	HyperVTestDev bool
+	// IOMMU adds a VT-d remapping unit at layout.VTd (Q35's address),
+	// described by an ACPI DMAR table, with DMA remapping and interrupt
+	// remapping for the devices ember routes through it (EDU's): what
+	// kvm-unit-tests' intel_iommu runs QEMU with (-device
+	// intel-iommu,intremap=on,eim=off). Off by default: a test machine's
+	// device (docs/qemu-devices.md says what it does not remap).
+	IOMMU bool
+	// EDU adds QEMU's edu educational PCI device (1234:11e8, BAR0 at
+	// layout.EduBAR, INTA# on IOAPIC pin 16, MSI), whose DMA engine and
+	// interrupts go through the IOMMU when there is one. Off by default:
+	// it lets the guest DMA into its own RAM and raise interrupts at will.
+	EDU bool
 }
 
 // irqLine drives a GSI of the in-kernel irqchip, for device models.
@@ -139,7 +163,8 @@ func (d offsetDevice) Write(off uint64, data []byte) { d.dev.Write(off+d.add, da
 // whose S3 puts the guest to sleep until an RTC alarm or Wake, sleep.go),
 // fw_cfg, the MP table and the ACPI tables that list every vCPU, and the
 // MSRs Linux expects; with cfg.TestDevices, QEMU's debug devices too, and
-// with cfg.HyperVTestDev its hyperv-testdev.
+// with cfg.HyperVTestDev its hyperv-testdev, with cfg.IOMMU the VT-d unit
+// and with cfg.EDU QEMU's edu device.
 // Closing the VM stops the devices.
 func Attach(vm *hv.VM, cfg Config) (*Platform, error) {
 	vcfg := vm.Config()
@@ -185,7 +210,17 @@ func Attach(vm *hv.VM, cfg Config) (*Platform, error) {
 			return nil, err
 		}
 	}
-	if err := writeTables(vm); err != nil {
+	if cfg.IOMMU {
+		if err := p.attachIOMMU(vm); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.EDU {
+		if err := p.attachEDU(vm); err != nil {
+			return nil, err
+		}
+	}
+	if err := writeTables(vm, cfg.IOMMU); err != nil {
 		return nil, err
 	}
 	for i := range vm.NumVCPUs() {
@@ -229,7 +264,7 @@ func (p *Platform) wire(vm *hv.VM) error {
 // writeTables writes the MP table and the ACPI tables. The MP table holds at
 // most 40 processors in its KiB; beyond that the ACPI MADT alone describes
 // them, as on modern firmware.
-func writeTables(vm *hv.VM) error {
+func writeTables(vm *hv.VM, iommu bool) error {
 	n := vm.NumVCPUs()
 	if n <= mpMaxCPUs {
 		if err := WriteMPTable(vm.Memory(), n); err != nil {
@@ -237,6 +272,9 @@ func writeTables(vm *hv.VM) error {
 		}
 	} else {
 		vm.Logger().Debug("no MP table: too many vCPUs for it; ACPI describes them", "vcpus", n)
+	}
+	if iommu {
+		return WriteACPIWithDMAR(vm.Memory(), n)
 	}
 	return WriteACPI(vm.Memory(), n)
 }

@@ -40,6 +40,8 @@ type machineOptions struct {
 	testDevs   bool     // --test-devices
 	debugExit  uint16   // --debug-exit-port
 	hvTestDev  bool     // --hyperv-testdev
+	iommu      bool     // --iommu
+	edu        bool     // --edu
 	changed    func(flag string) bool
 }
 
@@ -75,6 +77,8 @@ func (o *machineOptions) addFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.testDevs, "test-devices", false, "add QEMU's isa-debug-exit (port 0xf4: a write of v exits with (v<<1)|1) and pc-testdev, as kvm-unit-tests uses them; they replace ember's exit and console ports (docs/qemu-devices.md)")
 	f.Uint16Var(&o.debugExit, "debug-exit-port", 0, "move the isa-debug-exit port of --test-devices (default 0xf4)")
 	f.BoolVar(&o.hvTestDev, "hyperv-testdev", false, "add QEMU's hyperv-testdev (port 0x3000), with which kvm-unit-tests' SynIC tests make SINT routes and message and event connections; needs --hyperv (docs/qemu-devices.md)")
+	f.BoolVar(&o.iommu, "iommu", false, "add a VT-d remapping unit at 0xfed90000 (DMA and interrupt remapping, an ACPI DMAR table), as QEMU's -device intel-iommu,intremap=on; not with virtio devices (docs/qemu-devices.md)")
+	f.BoolVar(&o.edu, "edu", false, "add QEMU's edu PCI device (1234:11e8: DMA engine, INTx, MSI), through the --iommu unit when there is one (docs/qemu-devices.md)")
 }
 
 // machineConfig is the machine the options describe: --config's file, if
@@ -139,6 +143,12 @@ func (o machineOptions) machineConfig() (machine.Config, error) {
 	}
 	if set("hyperv-testdev") {
 		c.HyperVTestDev = o.hvTestDev
+	}
+	if set("iommu") {
+		c.IOMMU = o.iommu
+	}
+	if set("edu") {
+		c.EDU = o.edu
 	}
 	return c, addDeviceFlags(&c, o)
 }

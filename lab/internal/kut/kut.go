@@ -501,6 +501,8 @@ type emberParams struct {
 	mask       []string // --cpuid-mask, the features a -cpu option removes
 	hyperV     bool     // --hyperv, from -cpu's hv_* enlightenments
 	hvTestDev  bool     // --hyperv-testdev, from -device hyperv-testdev (with hyperV)
+	iommu      bool     // --iommu, from -device intel-iommu (without eim=on)
+	edu        bool     // --edu, from -device edu
 	notApplied []string // what ember has no equivalent for
 }
 
@@ -509,7 +511,9 @@ type emberParams struct {
 // that ember can hide give the CPUID mask, and -cpu's Hyper-V enlightenments
 // (hv_passthrough, hv_*) give --hyperv, which offers every enlightenment the
 // host's KVM supports, as hv_passthrough does; with them, -device
-// hyperv-testdev gives --hyperv-testdev. The rest is listed as not
+// hyperv-testdev gives --hyperv-testdev. -device intel-iommu gives --iommu
+// (ember's unit has no extended interrupt mode: not with eim=on), -device
+// edu gives --edu. The rest is listed as not
 // applied: a CPU model (ember's CPUID is KVM's supported set, as QEMU's
 // -cpu host), added features and properties, other devices and machine
 // options.
@@ -556,6 +560,14 @@ func kutEmberParams(params []string) (p emberParams, err error) {
 		case "device":
 			if arg == "hyperv-testdev" {
 				hvTestDev = true
+				continue
+			}
+			if arg == "edu" {
+				p.edu = true
+				continue
+			}
+			if name, props, _ := strings.Cut(arg, ","); name == "intel-iommu" && !slices.Contains(strings.Split(props, ","), "eim=on") {
+				p.iommu = true
 				continue
 			}
 			p.notApplied = append(p.notApplied, opt+" "+arg)
@@ -977,6 +989,12 @@ func runKutTest(ctx context.Context, tree *Tree, t Test, ember string, override 
 	}
 	if p.hvTestDev {
 		emberArgv = append(emberArgv, "--hyperv-testdev")
+	}
+	if p.iommu {
+		emberArgv = append(emberArgv, "--iommu")
+	}
+	if p.edu {
+		emberArgv = append(emberArgv, "--edu")
 	}
 	qemuArgv := func(kernel string) []string {
 		a := append([]string{qemuBinary}, kutQEMUBase...)

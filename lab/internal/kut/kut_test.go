@@ -210,26 +210,29 @@ func TestKutEmberParams(t *testing.T) {
 		notApplied []string
 		hyperV     bool
 		hvTestDev  bool
+		iommu, edu bool
 	}{
-		{"none", "", "", nil, nil, false, false},
-		{"-cpu max is ember's own CPUID", "-cpu max", "", nil, nil, false, false},
-		{"-cpu host,-feature masks it", "-cpu host,-x2apic", "", []string{"x2apic"}, nil, false, false},
+		{"none", "", "", nil, nil, false, false, false, false},
+		{"-cpu max is ember's own CPUID", "-cpu max", "", nil, nil, false, false, false, false},
+		{"-cpu host,-feature masks it", "-cpu host,-x2apic", "", []string{"x2apic"}, nil, false, false, false, false},
 		{"a CPU model is not applied; its removed features are masked",
-			"-cpu qemu64,-x2apic,+tsc-deadline", "", []string{"x2apic"}, []string{"-cpu qemu64,+tsc-deadline"}, false, false},
-		{"QEMU's feature names with dashes", "-cpu max,-tsc-deadline,pcid=off", "", []string{"tsc_deadline", "pcid"}, nil, false, false},
-		{"features ember cannot hide are listed", "-cpu max,+svm,-npt", "", nil, []string{"-cpu max,+svm,-npt"}, false, false},
-		{"-m in MiB", "-cpu host -m 2048", "2048M", nil, nil, false, false},
-		{"-m with a suffix", "-m 4g", "4096M", nil, nil, false, false},
-		{"-enable-kvm is ember's way anyway", "-enable-kvm -m 2048 -cpu host", "2048M", nil, nil, false, false},
-		{"devices and machine options are listed",
+			"-cpu qemu64,-x2apic,+tsc-deadline", "", []string{"x2apic"}, []string{"-cpu qemu64,+tsc-deadline"}, false, false, false, false},
+		{"QEMU's feature names with dashes", "-cpu max,-tsc-deadline,pcid=off", "", []string{"tsc_deadline", "pcid"}, nil, false, false, false, false},
+		{"features ember cannot hide are listed", "-cpu max,+svm,-npt", "", nil, []string{"-cpu max,+svm,-npt"}, false, false, false, false},
+		{"-m in MiB", "-cpu host -m 2048", "2048M", nil, nil, false, false, false, false},
+		{"-m with a suffix", "-m 4g", "4096M", nil, nil, false, false, false, false},
+		{"-enable-kvm is ember's way anyway", "-enable-kvm -m 2048 -cpu host", "2048M", nil, nil, false, false, false, false},
+		{"intel-iommu is --iommu and edu --edu; the machine options are listed",
 			"-M q35,kernel-irqchip=split -device intel-iommu,intremap=on,eim=off -device edu -overcommit cpu-pm=on",
-			"", nil, []string{"-M q35,kernel-irqchip=split", "-device intel-iommu,intremap=on,eim=off", "-device edu", "-overcommit cpu-pm=on"}, false, false},
-		{"hv_passthrough is --hyperv", "-cpu host,hv_passthrough", "", nil, nil, true, false},
+			"", nil, []string{"-M q35,kernel-irqchip=split", "-overcommit cpu-pm=on"}, false, false, true, true},
+		{"intel-iommu with extended interrupt mode is not applied", "-device intel-iommu,eim=on -device pci-bridge",
+			"", nil, []string{"-device intel-iommu,eim=on", "-device pci-bridge"}, false, false, false, false},
+		{"hv_passthrough is --hyperv", "-cpu host,hv_passthrough", "", nil, nil, true, false, false, false},
 		{"named enlightenments are --hyperv, and the SynIC test device is --hyperv-testdev",
-			"-cpu host,hv_synic,hv_vpindex,-x2apic -device hyperv-testdev", "", []string{"x2apic"}, nil, true, true},
-		{"the SynIC test device before the enlightenments", "-device hyperv-testdev -cpu host,hv_passthrough", "", nil, nil, true, true},
-		{"the SynIC test device without enlightenments is not applied", "-device hyperv-testdev", "", nil, []string{"-device hyperv-testdev"}, false, false},
-		{"an enlightenment turned off is not --hyperv", "-cpu host,hv_time=off", "", nil, []string{"-cpu host,hv_time=off"}, false, false},
+			"-cpu host,hv_synic,hv_vpindex,-x2apic -device hyperv-testdev", "", []string{"x2apic"}, nil, true, true, false, false},
+		{"the SynIC test device before the enlightenments", "-device hyperv-testdev -cpu host,hv_passthrough", "", nil, nil, true, true, false, false},
+		{"the SynIC test device without enlightenments is not applied", "-device hyperv-testdev", "", nil, []string{"-device hyperv-testdev"}, false, false, false, false},
+		{"an enlightenment turned off is not --hyperv", "-cpu host,hv_time=off", "", nil, []string{"-cpu host,hv_time=off"}, false, false, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -237,9 +240,11 @@ func TestKutEmberParams(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if p.memory != tt.memory || !reflect.DeepEqual(p.mask, tt.mask) || !reflect.DeepEqual(p.notApplied, tt.notApplied) || p.hyperV != tt.hyperV || p.hvTestDev != tt.hvTestDev {
-				t.Errorf("got %q %q %q hyperv=%v testdev=%v; want %q %q %q hyperv=%v testdev=%v",
-					p.memory, p.mask, p.notApplied, p.hyperV, p.hvTestDev, tt.memory, tt.mask, tt.notApplied, tt.hyperV, tt.hvTestDev)
+			if p.memory != tt.memory || !reflect.DeepEqual(p.mask, tt.mask) || !reflect.DeepEqual(p.notApplied, tt.notApplied) || p.hyperV != tt.hyperV || p.hvTestDev != tt.hvTestDev ||
+				p.iommu != tt.iommu || p.edu != tt.edu {
+				t.Errorf("got %q %q %q hyperv=%v testdev=%v iommu=%v edu=%v; want %q %q %q hyperv=%v testdev=%v iommu=%v edu=%v",
+					p.memory, p.mask, p.notApplied, p.hyperV, p.hvTestDev, p.iommu, p.edu,
+					tt.memory, tt.mask, tt.notApplied, tt.hyperV, tt.hvTestDev, tt.iommu, tt.edu)
 			}
 		})
 	}
