@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
 
 	"ember/api"
+	"ember/machine"
 )
 
 // openAPIDoc is api/openapi.json, decoded.
@@ -247,4 +249,65 @@ func typeMatches(types any, v any) bool {
 		}
 	}
 	return false
+}
+
+// TestMachineConfigMatchesOpenAPI: every field of machine.Config (and of
+// the structures inside it) is a property of the OpenAPI schema, and every
+// property is a field. The schema says additionalProperties: false, so a
+// client that validates against it would refuse a field the document
+// forgot.
+func TestMachineConfigMatchesOpenAPI(t *testing.T) {
+	doc := loadOpenAPI(t)
+	compareSchema(t, doc, "MachineConfig", reflect.TypeFor[machine.Config](), doc.Components.Schemas["MachineConfig"])
+}
+
+// compareSchema compares the JSON fields of the struct type typ with the
+// properties of schema (after $ref and array items), recursing into fields
+// that are structs themselves.
+func compareSchema(t *testing.T, doc *openAPIDoc, at string, typ reflect.Type, schema any) {
+	t.Helper()
+	s := resolveSchema(doc, schema)
+	for typ.Kind() == reflect.Pointer || typ.Kind() == reflect.Slice {
+		typ = typ.Elem()
+	}
+	if typ.Kind() != reflect.Struct {
+		return
+	}
+	props, _ := s["properties"].(map[string]any)
+	fields := map[string]bool{}
+	for f := range typ.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" || name == "-" || !f.IsExported() {
+			continue
+		}
+		fields[name] = true
+		p, ok := props[name]
+		if !ok {
+			t.Errorf("%s.%s (%s.%s) is not in api/openapi.json", at, name, typ.Name(), f.Name)
+			continue
+		}
+		compareSchema(t, doc, at+"."+name, f.Type, p)
+	}
+	for name := range props {
+		if !fields[name] {
+			t.Errorf("api/openapi.json lists %s.%s, which %s has no field for", at, name, typ)
+		}
+	}
+}
+
+// resolveSchema follows $ref and an array's items to the object schema.
+func resolveSchema(doc *openAPIDoc, schema any) map[string]any {
+	s, _ := schema.(map[string]any)
+	for s != nil {
+		if ref, ok := s["$ref"].(string); ok {
+			s, _ = doc.Components.Schemas[strings.TrimPrefix(ref, "#/components/schemas/")].(map[string]any)
+			continue
+		}
+		if items, ok := s["items"].(map[string]any); ok {
+			s = items
+			continue
+		}
+		return s
+	}
+	return nil
 }
