@@ -56,6 +56,7 @@ type msiRecord struct {
 
 type testDev struct {
 	*Device
+	devicetest.Registers
 	bus  *fakeBus
 	irq  *devicetest.IRQ
 	msis []msiRecord
@@ -69,25 +70,8 @@ func newTestDev(t *testing.T) *testDev {
 		MSI:    func(a uint64, d uint32) { td.msis = append(td.msis, msiRecord{a, d}) },
 		Logger: slog.New(slog.DiscardHandler),
 	})
+	td.Registers = devicetest.Registers{Dev: td.Device}
 	return td
-}
-
-func (td *testDev) r32(off uint64) uint32 {
-	var b [4]byte
-	td.Read(off, b[:])
-	return binary.LittleEndian.Uint32(b[:])
-}
-
-func (td *testDev) w32(off uint64, v uint32) {
-	var b [4]byte
-	binary.LittleEndian.PutUint32(b[:], v)
-	td.Write(off, b[:])
-}
-
-func (td *testDev) w64(off, v uint64) {
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], v)
-	td.Write(off, b[:])
 }
 
 func (td *testDev) cfgRead(reg uint16, n int) uint32 {
@@ -104,17 +88,17 @@ func (td *testDev) cfgWrite(reg uint16, n int, v uint32) {
 
 func TestRegisters(t *testing.T) {
 	td := newTestDev(t)
-	if id := td.r32(regID); id != 0x010000ed {
+	if id := td.R32(regID); id != 0x010000ed {
 		t.Errorf("ID %#x", id)
 	}
-	td.w32(regLiveness, 0x12345678)
-	if v := td.r32(regLiveness); v != ^uint32(0x12345678) {
+	td.W32(regLiveness, 0x12345678)
+	if v := td.R32(regLiveness); v != ^uint32(0x12345678) {
 		t.Errorf("liveness %#x", v)
 	}
 	for _, f := range []struct{ n, want uint32 }{{0, 1}, {5, 120}, {12, 479001600}, {13, 1932053504}, {34, 0}, {0xffffffff, 0}} {
-		td.w32(regFactorial, f.n)
-		if got := td.r32(regFactorial); got != f.want || td.r32(regStatus)&statusComputing != 0 {
-			t.Errorf("%d!: %d (status %#x), want %d", f.n, got, td.r32(regStatus), f.want)
+		td.W32(regFactorial, f.n)
+		if got := td.R32(regFactorial); got != f.want || td.R32(regStatus)&statusComputing != 0 {
+			t.Errorf("%d!: %d (status %#x), want %d", f.n, got, td.R32(regStatus), f.want)
 		}
 	}
 	var b [2]byte
@@ -127,23 +111,23 @@ func TestRegisters(t *testing.T) {
 	if binary.LittleEndian.Uint64(q[:]) != ^uint64(0) {
 		t.Errorf("8-byte read below 0x80: %x", q)
 	}
-	td.w64(regDMASrc, 0x1_2345_6789)
-	if v := td.r32(regDMASrc); v != 0x23456789 {
+	td.W64(regDMASrc, 0x1_2345_6789)
+	if v := td.R32(regDMASrc); v != 0x23456789 {
 		t.Errorf("DMA source low dword %#x", v)
 	}
 }
 
 func TestInterruptsINTxAndMSI(t *testing.T) {
 	td := newTestDev(t)
-	td.w32(regIntRaise, 1)
-	if !td.irq.High() || td.r32(regIntStatus) != 1 {
-		t.Fatalf("raise: line %v, status %#x", td.irq.High(), td.r32(regIntStatus))
+	td.W32(regIntRaise, 1)
+	if !td.irq.High() || td.R32(regIntStatus) != 1 {
+		t.Fatalf("raise: line %v, status %#x", td.irq.High(), td.R32(regIntStatus))
 	}
-	td.w32(regIntAck, 1)
-	if td.irq.High() || td.r32(regIntStatus) != 0 {
+	td.W32(regIntAck, 1)
+	if td.irq.High() || td.R32(regIntStatus) != 0 {
 		t.Fatal("acknowledged: line still high")
 	}
-	td.w32(regIntRaise, 0) // raising nothing: no interrupt
+	td.W32(regIntRaise, 0) // raising nothing: no interrupt
 	if td.irq.High() {
 		t.Error("a raise of 0 asserted the line")
 	}
@@ -158,14 +142,14 @@ func TestInterruptsINTxAndMSI(t *testing.T) {
 	td.cfgWrite(msiAddrHi, 4, 0)
 	td.cfgWrite(msiData, 4, 0)
 	td.cfgWrite(msiControl, 2, msiEnable)
-	td.w32(regIntRaise, 1)
+	td.W32(regIntRaise, 1)
 	if td.irq.High() || len(td.msis) != 1 || td.msis[0] != (msiRecord{0xfee00030, 0}) {
 		t.Errorf("MSI raise: line %v, messages %v", td.irq.High(), td.msis)
 	}
-	td.w32(regIntAck, 1)
+	td.W32(regIntAck, 1)
 	td.cfgWrite(msiControl, 2, 0)
 	td.cfgWrite(regCommand, 2, cmdMemory|cmdINTxDisable)
-	td.w32(regIntRaise, 1)
+	td.W32(regIntRaise, 1)
 	if td.irq.High() {
 		t.Error("INTx disabled, yet the line rose")
 	}
@@ -181,11 +165,11 @@ func TestDMA(t *testing.T) {
 	td.bus.offset = 0x1000 // the "IOMMU" maps bus address a to RAM a+0x1000
 	binary.LittleEndian.PutUint32(td.bus.ram[0x1000:], 0x12345678)
 	dma := func(src, dst, count, cmd uint64) {
-		td.w64(regDMASrc, src)
-		td.w64(regDMADst, dst)
-		td.w64(regDMACount, count)
-		td.w32(regDMACmd, uint32(cmd))
-		if td.r32(regDMACmd)&cmdStart != 0 {
+		td.W64(regDMASrc, src)
+		td.W64(regDMADst, dst)
+		td.W64(regDMACount, count)
+		td.W32(regDMACmd, uint32(cmd))
+		if td.R32(regDMACmd)&cmdStart != 0 {
 			t.Fatal("DMA still running after its write")
 		}
 	}
@@ -194,8 +178,8 @@ func TestDMA(t *testing.T) {
 	if got := binary.LittleEndian.Uint32(td.bus.ram[0x1004:]); got != 0x12345678 {
 		t.Errorf("bus address 4 holds %#x after the round trip", got)
 	}
-	if td.r32(regIntStatus) != intDMA || !td.irq.High() {
-		t.Errorf("DMA interrupt: status %#x line %v", td.r32(regIntStatus), td.irq.High())
+	if td.R32(regIntStatus) != intDMA || !td.irq.High() {
+		t.Errorf("DMA interrupt: status %#x line %v", td.R32(regIntStatus), td.irq.High())
 	}
 	td.bus.reads = nil
 	dma(1<<28|0x10, BufferBase, 4, cmdStart) // bus addresses are masked to 28 bits
@@ -236,13 +220,13 @@ func TestConfigSpace(t *testing.T) {
 		t.Errorf("MoveBAR calls ended with %#x", moved)
 	}
 	td.cfgWrite(regBAR0, 4, 0xc0200000)
-	td.w32(regLiveness, 7)
-	td.w32(regIntRaise, 1)
+	td.W32(regLiveness, 7)
+	td.W32(regIntRaise, 1)
 	td.Reset()
 	if moved != [2]uint32{0xc0200000, 0xc0100000} || td.cfgRead(regBAR0, 4) != 0xc0100000 {
 		t.Errorf("reset: BAR0 %#x, last move %#x", td.cfgRead(regBAR0, 4), moved)
 	}
-	if td.irq.High() || td.r32(regIntStatus) != 0 || td.r32(regLiveness) != ^uint32(0) {
+	if td.irq.High() || td.R32(regIntStatus) != 0 || td.R32(regLiveness) != ^uint32(0) {
 		t.Error("reset left the interrupt or the registers")
 	}
 	td.cfgWrite(0, 4, 0) // IDs are read-only

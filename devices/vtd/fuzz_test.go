@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"testing"
+
+	"ember/devices/devicetest"
 )
 
 // fuzzUnit is a unit on 64 KiB of RAM, with translation and interrupt
@@ -18,9 +20,9 @@ func fuzzUnit(tables []byte, irtSize uint64, cfi bool) (*Unit, ram) {
 		mem.put64(i*8, binary.LittleEndian.Uint64(tables[2:]))
 	}
 	u := New(Config{Mem: mem, Logger: slog.New(slog.DiscardHandler)})
-	tu := &testUnit{Unit: u, mem: mem}
-	tu.w64(regRTADDR, 0)
-	tu.w64(regIRTA, irtSize&0xf)
+	tu := &testUnit{Unit: u, Registers: devicetest.Registers{Dev: u}, mem: mem}
+	tu.W64(regRTADDR, 0)
+	tu.W64(regIRTA, irtSize&0xf)
 	tu.command(gstsRTPS)
 	tu.command(gcmdSIRTP)
 	tu.command(gcmdTE)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"testing"
+
+	"ember/devices/devicetest"
 )
 
 // ram is guest RAM at guest-physical 0 for tests: accesses not wholly
@@ -34,6 +36,7 @@ func (r ram) get32(gpa uint64) uint32 { return binary.LittleEndian.Uint32(r[gpa:
 // testUnit is a unit on 4 MiB of RAM that records the interrupts it sends.
 type testUnit struct {
 	*Unit
+	devicetest.Registers
 	mem  ram
 	sent []Message
 	next uint64 // the next free page for a second-level table
@@ -43,37 +46,14 @@ func newTestUnit(t *testing.T) *testUnit {
 	t.Helper()
 	tu := &testUnit{mem: make(ram, 4<<20), next: l4Table + 0x1000}
 	tu.Unit = New(Config{Mem: tu.mem, Interrupt: func(m Message) { tu.sent = append(tu.sent, m) }, Logger: slog.New(slog.DiscardHandler)})
+	tu.Registers = devicetest.Registers{Dev: tu.Unit}
 	return tu
-}
-
-func (tu *testUnit) r32(off uint64) uint32 {
-	var b [4]byte
-	tu.Read(off, b[:])
-	return binary.LittleEndian.Uint32(b[:])
-}
-
-func (tu *testUnit) r64(off uint64) uint64 {
-	var b [8]byte
-	tu.Read(off, b[:])
-	return binary.LittleEndian.Uint64(b[:])
-}
-
-func (tu *testUnit) w32(off uint64, v uint32) {
-	var b [4]byte
-	binary.LittleEndian.PutUint32(b[:], v)
-	tu.Write(off, b[:])
-}
-
-func (tu *testUnit) w64(off, v uint64) {
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], v)
-	tu.Write(off, b[:])
 }
 
 // command sets one GCMD bit the way kvm-unit-tests and Linux do: the
 // status read back, with the bit added.
 func (tu *testUnit) command(bit uint32) {
-	tu.w32(regGCMD, tu.r32(regGSTS)|bit)
+	tu.W32(regGCMD, tu.R32(regGSTS)|bit)
 }
 
 // Table addresses of the tests' guest.
@@ -94,7 +74,7 @@ func (tu *testUnit) mapTables(aw, loExtra, hiExtra uint64) {
 	tu.mem.put64(rootTable+uint64(testSID>>8)*16, ctxTable|entryP)
 	tu.mem.put64(ctxTable+uint64(testSID&0xff)*16, l4Table|entryP|loExtra)
 	tu.mem.put64(ctxTable+uint64(testSID&0xff)*16+8, aw|1<<8|hiExtra)
-	tu.w64(regRTADDR, rootTable)
+	tu.W64(regRTADDR, rootTable)
 	tu.command(gstsRTPS)
 	tu.command(gcmdTE)
 }

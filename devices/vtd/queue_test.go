@@ -26,36 +26,36 @@ func TestQueuedInvalidationWait(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tu := newTestUnit(t)
-			tu.w64(regIQA, queue) // 256 descriptors
+			tu.W64(regIQA, queue) // 256 descriptors
 			tu.command(gcmdQIE)
-			tu.w32(regIEDATA, 0x42)
-			tu.w32(regIEADDR, 0xfee00000)
+			tu.W32(regIEDATA, 0x42)
+			tu.W32(regIEADDR, 0xfee00000)
 			if !tt.masked {
-				tu.w32(regIECTL, 0)
+				tu.W32(regIECTL, 0)
 			}
 			tu.putDesc(0, descContextCache|3<<4, 0)
 			tu.putDesc(1, descIOTLB|1<<4, 0)
 			tu.putDesc(2, descIEC, 0)
 			lo, hi := waitDesc(waitSW|waitIF, 0xfeedf00d, status)
 			tu.putDesc(3, lo, hi)
-			tu.w64(regIQT, 4<<4)
+			tu.W64(regIQT, 4<<4)
 			if got := tu.mem.get32(status); got != 0xfeedf00d {
 				t.Errorf("status word %#x", got)
 			}
-			if h := tu.r64(regIQH); h != 4<<4 {
+			if h := tu.R64(regIQH); h != 4<<4 {
 				t.Errorf("IQH %#x, want IQT", h)
 			}
-			if tu.r32(regICS)&icsIWC == 0 {
+			if tu.R32(regICS)&icsIWC == 0 {
 				t.Error("ICS.IWC clear after a wait with IF")
 			}
-			if len(tu.sent) != tt.wantSent || tu.r32(regIECTL) != tt.wantIECTL {
-				t.Errorf("sent %v, IECTL %#x; want %d sent, IECTL %#x", tu.sent, tu.r32(regIECTL), tt.wantSent, tt.wantIECTL)
+			if len(tu.sent) != tt.wantSent || tu.R32(regIECTL) != tt.wantIECTL {
+				t.Errorf("sent %v, IECTL %#x; want %d sent, IECTL %#x", tu.sent, tu.R32(regIECTL), tt.wantSent, tt.wantIECTL)
 			}
-			if tu.r32(regFSTS) != 0 {
-				t.Errorf("FSTS %#x", tu.r32(regFSTS))
+			if tu.R32(regFSTS) != 0 {
+				t.Errorf("FSTS %#x", tu.R32(regFSTS))
 			}
-			tu.w32(regICS, icsIWC)
-			if tu.r32(regICS) != 0 || tu.r32(regIECTL)&ctlIP != 0 {
+			tu.W32(regICS, icsIWC)
+			if tu.R32(regICS) != 0 || tu.R32(regIECTL)&ctlIP != 0 {
 				t.Error("ICS.IWC or IECTL.IP not cleared by writing IWC")
 			}
 		})
@@ -64,15 +64,15 @@ func TestQueuedInvalidationWait(t *testing.T) {
 
 func TestQueueWrapsAround(t *testing.T) {
 	tu := newTestUnit(t)
-	tu.w64(regIQA, queue)
+	tu.W64(regIQA, queue)
 	tu.command(gcmdQIE)
 	for i := range 256 {
 		lo, hi := waitDesc(waitSW, uint32(i), 0x3000)
 		tu.putDesc(i, lo, hi)
 	}
-	tu.w64(regIQT, 250<<4)
-	tu.w64(regIQT, 2<<4) // 250..255, then 0 and 1
-	if h := tu.r64(regIQH); h != 2<<4 {
+	tu.W64(regIQT, 250<<4)
+	tu.W64(regIQT, 2<<4) // 250..255, then 0 and 1
+	if h := tu.R64(regIQH); h != 2<<4 {
 		t.Errorf("IQH %#x", h)
 	}
 	if got := tu.mem.get32(0x3000); got != 1 {
@@ -95,15 +95,15 @@ func TestQueueErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tu := newTestUnit(t)
-			tu.w64(regIQA, queue)
+			tu.W64(regIQA, queue)
 			tu.command(gcmdQIE)
-			tu.w32(regFECTL, 0)
+			tu.W32(regFECTL, 0)
 			tu.putDesc(0, tt.lo, tt.hi)
-			tu.w64(regIQT, tt.tailDesc<<4)
-			if tu.r32(regFSTS)&fstsIQE == 0 {
-				t.Fatalf("FSTS %#x: IQE clear", tu.r32(regFSTS))
+			tu.W64(regIQT, tt.tailDesc<<4)
+			if tu.R32(regFSTS)&fstsIQE == 0 {
+				t.Fatalf("FSTS %#x: IQE clear", tu.R32(regFSTS))
 			}
-			if h := tu.r64(regIQH); h != 0 {
+			if h := tu.R64(regIQH); h != 0 {
 				t.Errorf("IQH %#x: should stay at the bad descriptor", h)
 			}
 			if len(tu.sent) != 1 {
@@ -115,11 +115,11 @@ func TestQueueErrors(t *testing.T) {
 
 func TestQueueOffDoesNothing(t *testing.T) {
 	tu := newTestUnit(t)
-	tu.w64(regIQA, queue)
+	tu.W64(regIQA, queue)
 	lo, hi := waitDesc(waitSW, 7, 0x3000)
 	tu.putDesc(0, lo, hi)
-	tu.w64(regIQT, 1<<4)
-	if tu.mem.get32(0x3000) != 0 || tu.r64(regIQH) != 0 {
+	tu.W64(regIQT, 1<<4)
+	if tu.mem.get32(0x3000) != 0 || tu.R64(regIQH) != 0 {
 		t.Error("a descriptor ran with queued invalidation off")
 	}
 }

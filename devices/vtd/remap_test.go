@@ -21,7 +21,7 @@ func msiAddr(handle uint16) uint64 {
 }
 
 func (tu *testUnit) enableIR(size uint64, cfi bool) {
-	tu.w64(regIRTA, irTable|size)
+	tu.W64(regIRTA, irTable|size)
 	tu.command(gcmdSIRTP)
 	if cfi {
 		tu.command(gcmdCFI)
@@ -77,7 +77,7 @@ func TestRemapMSI(t *testing.T) {
 				if !errors.As(err, &f) || f.Reason != tt.reason {
 					t.Fatalf("err %v, want fault %#x", err, tt.reason)
 				}
-				hi := tu.r64(regFRCD + 8)
+				hi := tu.R64(regFRCD + 8)
 				if recorded := hi&frcdF != 0; recorded != tt.recordF || recorded && Reason(hi>>32) != tt.reason {
 					t.Errorf("fault record %#x, want recorded=%v", hi, tt.recordF)
 				}
@@ -100,7 +100,7 @@ func TestRemapPassesThrough(t *testing.T) {
 	if got, remapped, err := tu.RemapMSI(testSID, compat); err != nil || remapped || got != compat {
 		t.Errorf("compatibility format with CFIS: %#x %v %v", got, remapped, err)
 	}
-	tu.w64(regIRTA, 0x7fff_0000_0000)
+	tu.W64(regIRTA, 0x7fff_0000_0000)
 	tu.command(gcmdSIRTP)
 	var f *Fault
 	if _, _, err := tu.RemapMSI(testSID, Message{msiAddr(0), 0}); !errors.As(err, &f) || f.Reason != ReasonIRTableAccess {

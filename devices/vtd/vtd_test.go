@@ -7,10 +7,10 @@ import (
 
 func TestCapabilitiesAsKVMUnitTestsChecksThem(t *testing.T) {
 	tu := newTestUnit(t)
-	if v := tu.r32(regVER); v>>4&0xf < 1 {
+	if v := tu.R32(regVER); v>>4&0xf < 1 {
 		t.Errorf("VER %#x: major version < 1", v)
 	}
-	cap := tu.r64(regCAP)
+	cap := tu.R64(regCAP)
 	for _, c := range []struct {
 		name string
 		bits uint64
@@ -27,19 +27,19 @@ func TestCapabilitiesAsKVMUnitTestsChecksThem(t *testing.T) {
 	if fro := cap >> 24 & 0x3ff * 16; fro != regFRCD {
 		t.Errorf("CAP.FRO points at %#x, want %#x", fro, regFRCD)
 	}
-	ecap := tu.r64(regECAP)
+	ecap := tu.R64(regECAP)
 	if ecap&(ecapQI|ecapIR) != ecapQI|ecapIR {
 		t.Errorf("ECAP %#x lacks QI or IR", ecap)
 	}
-	if lo, hi := tu.r32(regCAP), tu.r32(regCAP+4); uint64(hi)<<32|uint64(lo) != cap {
+	if lo, hi := tu.R32(regCAP), tu.R32(regCAP+4); uint64(hi)<<32|uint64(lo) != cap {
 		t.Errorf("CAP read as two dwords: %#x %#x", hi, lo)
 	}
 }
 
 func TestGlobalCommandOneBitAtATime(t *testing.T) {
 	tu := newTestUnit(t)
-	tu.w64(regRTADDR, rootTable)
-	tu.w64(regIRTA, irTable|0xf)
+	tu.W64(regRTADDR, rootTable)
+	tu.W64(regIRTA, irTable|0xf)
 	steps := []struct {
 		name string
 		bit  uint32
@@ -53,18 +53,18 @@ func TestGlobalCommandOneBitAtATime(t *testing.T) {
 	}
 	for _, s := range steps {
 		tu.command(s.bit)
-		if got := tu.r32(regGSTS); got != s.want {
+		if got := tu.R32(regGSTS); got != s.want {
 			t.Fatalf("%s: GSTS %#x, want %#x", s.name, got, s.want)
 		}
 	}
-	if v := tu.r32(regGCMD); v != 0 {
+	if v := tu.R32(regGCMD); v != 0 {
 		t.Errorf("GCMD reads %#x, want 0", v)
 	}
-	if tu.r32(regFSTS) != 0 {
-		t.Errorf("FSTS %#x after initialisation", tu.r32(regFSTS))
+	if tu.R32(regFSTS) != 0 {
+		t.Errorf("FSTS %#x after initialisation", tu.R32(regFSTS))
 	}
-	tu.w32(regGCMD, tu.r32(regGSTS)&^gcmdIRE)
-	if tu.r32(regGSTS)&gcmdIRE != 0 {
+	tu.W32(regGCMD, tu.R32(regGSTS)&^gcmdIRE)
+	if tu.R32(regGSTS)&gcmdIRE != 0 {
 		t.Error("IRE cleared in GCMD: IRES still set")
 	}
 	if tu.Remapping() {
@@ -77,28 +77,28 @@ func TestReset(t *testing.T) {
 	tu.mapTables(1, 0, 0)
 	tu.Translate(testSID, 0, false) // a fault on record
 	tu.Reset()
-	if tu.r32(regGSTS) != 0 || tu.r32(regFSTS) != 0 || tu.r64(regRTADDR) != 0 || tu.r32(regFECTL) != ctlIM {
-		t.Errorf("after reset: GSTS %#x FSTS %#x RTADDR %#x FECTL %#x", tu.r32(regGSTS), tu.r32(regFSTS), tu.r64(regRTADDR), tu.r32(regFECTL))
+	if tu.R32(regGSTS) != 0 || tu.R32(regFSTS) != 0 || tu.R64(regRTADDR) != 0 || tu.R32(regFECTL) != ctlIM {
+		t.Errorf("after reset: GSTS %#x FSTS %#x RTADDR %#x FECTL %#x", tu.R32(regGSTS), tu.R32(regFSTS), tu.R64(regRTADDR), tu.R32(regFECTL))
 	}
 	tu.command(gcmdQIE) // still usable
-	if tu.r32(regGSTS) != gcmdQIE {
+	if tu.R32(regGSTS) != gcmdQIE {
 		t.Error("the unit does not take commands after a reset")
 	}
 }
 
 func TestRegisterHalvesMerge(t *testing.T) {
 	tu := newTestUnit(t)
-	tu.w32(regRTADDR, 0x12345000)
-	tu.w32(regRTADDR+4, 0x1)
-	if got := tu.r64(regRTADDR); got != 0x1_12345000 {
+	tu.W32(regRTADDR, 0x12345000)
+	tu.W32(regRTADDR+4, 0x1)
+	if got := tu.R64(regRTADDR); got != 0x1_12345000 {
 		t.Errorf("RTADDR %#x", got)
 	}
-	tu.w64(regCCMD, 1<<63|1<<61) // global invalidation
-	if got := tu.r64(regCCMD); got&(1<<63) != 0 || got>>59&3 != 1 {
+	tu.W64(regCCMD, 1<<63|1<<61) // global invalidation
+	if got := tu.R64(regCCMD); got&(1<<63) != 0 || got>>59&3 != 1 {
 		t.Errorf("CCMD %#x: ICC still set or CAIG not global", got)
 	}
-	tu.w64(regIOTLB, 1<<63|2<<60) // domain-selective
-	if got := tu.r64(regIOTLB); got&(1<<63) != 0 || got>>57&3 != 2 {
+	tu.W64(regIOTLB, 1<<63|2<<60) // domain-selective
+	if got := tu.R64(regIOTLB); got&(1<<63) != 0 || got>>57&3 != 2 {
 		t.Errorf("IOTLB %#x: IVT still set or IAIG not domain-selective", got)
 	}
 	var b [2]byte
@@ -107,7 +107,7 @@ func TestRegisterHalvesMerge(t *testing.T) {
 		t.Errorf("2-byte read: %x, want all ones", b)
 	}
 	tu.Write(regVER, []byte{1, 2, 3, 4}) // read-only: ignored
-	if tu.r32(regVER) != version {
+	if tu.R32(regVER) != version {
 		t.Error("VER changed by a write")
 	}
 }
@@ -140,8 +140,8 @@ func TestTranslate(t *testing.T) {
 			if err != nil || gpa != tt.gpa || n != tt.n {
 				t.Fatalf("Translate = %#x, %#x, %v; want %#x, %#x", gpa, n, err, tt.gpa, tt.n)
 			}
-			if tu.r32(regFSTS) != 0 {
-				t.Errorf("FSTS %#x after a good translation", tu.r32(regFSTS))
+			if tu.R32(regFSTS) != 0 {
+				t.Errorf("FSTS %#x after a good translation", tu.R32(regFSTS))
 			}
 		})
 	}
@@ -186,7 +186,7 @@ func TestTranslationFaults(t *testing.T) {
 			tu.mem.put64(l4Table, 0x7fff_0000_0000|pteR|pteW)
 		}, 0, false, ReasonPagingAccess},
 		{"the root table outside RAM", func(tu *testUnit) {
-			tu.w64(regRTADDR, 0x7fff_0000_0000)
+			tu.W64(regRTADDR, 0x7fff_0000_0000)
 			tu.command(gstsRTPS)
 			tu.command(gcmdTE)
 		}, 0, false, ReasonRootAccess},
@@ -218,10 +218,10 @@ func TestTranslationFaults(t *testing.T) {
 			if !errors.As(err, &f) || f.Reason != tt.reason {
 				t.Fatalf("err %v, want fault reason %#x", err, tt.reason)
 			}
-			if fsts := tu.r32(regFSTS); fsts&fstsPPF == 0 {
+			if fsts := tu.R32(regFSTS); fsts&fstsPPF == 0 {
 				t.Errorf("FSTS %#x: PPF clear", fsts)
 			}
-			lo, hi := tu.r64(regFRCD), tu.r64(regFRCD+8)
+			lo, hi := tu.R64(regFRCD), tu.R64(regFRCD+8)
 			if hi&frcdF == 0 || Reason(hi>>32) != tt.reason || uint16(hi) != testSID || lo != tt.iova&^0xfff {
 				t.Errorf("fault record %#x %#x", hi, lo)
 			}
@@ -235,29 +235,29 @@ func TestTranslationFaults(t *testing.T) {
 func TestFaultRecording(t *testing.T) {
 	tu := newTestUnit(t)
 	tu.mapTables(1, 0, 0)
-	tu.w32(regFEDATA, 0x41)
-	tu.w64(regFEADDR, 0xfee00000)
+	tu.W32(regFEDATA, 0x41)
+	tu.W64(regFEADDR, 0xfee00000)
 	if _, _, err := tu.Translate(testSID, 0, false); err == nil {
 		t.Fatal("unmapped page translated")
 	}
-	if len(tu.sent) != 0 || tu.r32(regFECTL)&ctlIP == 0 {
-		t.Fatalf("masked fault event: sent %v, FECTL %#x", tu.sent, tu.r32(regFECTL))
+	if len(tu.sent) != 0 || tu.R32(regFECTL)&ctlIP == 0 {
+		t.Fatalf("masked fault event: sent %v, FECTL %#x", tu.sent, tu.R32(regFECTL))
 	}
-	tu.w32(regFECTL, 0) // unmask: the pending event goes out
+	tu.W32(regFECTL, 0) // unmask: the pending event goes out
 	if len(tu.sent) != 1 || tu.sent[0] != (Message{0xfee00000, 0x41}) {
 		t.Fatalf("after unmasking: sent %v", tu.sent)
 	}
 	tu.Translate(testSID, 0x1000, false) // the record is full: overflow
-	if fsts := tu.r32(regFSTS); fsts&fstsPFO == 0 {
+	if fsts := tu.R32(regFSTS); fsts&fstsPFO == 0 {
 		t.Errorf("second fault: FSTS %#x without PFO", fsts)
 	}
-	tu.w64(regFRCD+8, frcdF) // software frees the record
-	tu.w32(regFSTS, fstsPFO)
-	if fsts := tu.r32(regFSTS); fsts != 0 {
+	tu.W64(regFRCD+8, frcdF) // software frees the record
+	tu.W32(regFSTS, fstsPFO)
+	if fsts := tu.R32(regFSTS); fsts != 0 {
 		t.Errorf("FSTS %#x after clearing", fsts)
 	}
 	tu.Translate(testSID, 0x2000, true)
-	if hi := tu.r64(regFRCD + 8); Reason(hi>>32) != ReasonWrite || tu.r64(regFRCD) != 0x2000 {
+	if hi := tu.R64(regFRCD + 8); Reason(hi>>32) != ReasonWrite || tu.R64(regFRCD) != 0x2000 {
 		t.Errorf("third fault not recorded: %#x", hi)
 	}
 }
@@ -268,8 +268,8 @@ func TestFaultProcessingDisabled(t *testing.T) {
 	if _, _, err := tu.Translate(testSID, 0, false); err == nil {
 		t.Fatal("unmapped page translated")
 	}
-	if tu.r32(regFSTS) != 0 || tu.r64(regFRCD+8) != 0 {
-		t.Errorf("fault recorded with FPD: FSTS %#x", tu.r32(regFSTS))
+	if tu.R32(regFSTS) != 0 || tu.R64(regFRCD+8) != 0 {
+		t.Errorf("fault recorded with FPD: FSTS %#x", tu.R32(regFSTS))
 	}
 }
 
