@@ -16,6 +16,12 @@
 // Reset move the VM's architectural state. Close releases
 // every descriptor, mapping and goroutine the VM had.
 //
+// A running vCPU thread spends its time in KVM_RUN, a system call that
+// holds a Go P, so while vCPUs run the process's GOMAXPROCS is raised by
+// one per running vCPU thread (up to the host's CPU count) and put back
+// when the last ends (procs.go): the goroutines serving devices keep the
+// Ps they had. A program that embeds ember sees GOMAXPROCS change.
+//
 // hv knows nothing of the PC platform (package pc) or of ACRN's hypercalls
 // (package hypercall); those build on it through OnClose, SetPortTrap,
 // MapMemory and SetWriteProtected.
