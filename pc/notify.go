@@ -149,6 +149,9 @@ func (n *notifiers) route(q, fd int) error {
 func (n *notifiers) move(bar uint32) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.closed {
+		return nil // the descriptors are closed; their numbers may be another file's now
+	}
 	var errs []error
 	for q, fd := range n.target {
 		if fd < 0 {
