@@ -63,7 +63,10 @@ func TestFutexSleepEnds(t *testing.T) {
 			if err := d.Router().Claim(Range{Type: acrn.ReqPortIO, Start: 0x600, End: 0x600}, c); err != nil {
 				t.Fatal(err)
 			}
+			ended := make(chan struct{})
+			defer func() { <-ended }() // before the buffer is closed
 			go func() {
+				defer close(ended)
 				tk := <-c.tickets
 				time.Sleep(delay)
 				tt.end(d, tk)
