@@ -220,7 +220,7 @@ func exitRows(ctx context.Context, r *Report, o Options, h *hv.Hypervisor, dir, 
 		case SubjectEmberIOEventFD:
 			note = "write handled in the kernel, no exit to user space"
 		case SubjectEmberExternal:
-			note = "examples/devicemodel in another process; both sides poll (an adaptive 50 µs–2 ms window), then sleep on eventfds"
+			note = "examples/devicemodel in another process; both sides poll (an adaptive 50 µs–2 ms window), then sleep on futexes (the futex hand-off)"
 		}
 		r.Add(group, s.name, float64(Median(per[i]).Nanoseconds()), "ns/exit", note)
 	}

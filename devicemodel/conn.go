@@ -40,11 +40,16 @@ type Conn struct {
 	// does not offer it (then every request is kicked).
 	page    []byte
 	polling *atomic.Uint32
+	// handoff and kickWord are the page's futex hand-off words, nil
+	// where ember does not offer it (FeatureFutexHandoff).
+	handoff, kickWord *atomic.Uint32
+	closed            atomic.Bool
 
 	mu         sync.Mutex
 	nextID     uint32
 	ranges     []ioreq.Range
 	pollWindow time.Duration // SetPollWindow; 0: ioreq.DefaultPollWindow
+	noFutex    bool          // SetFutexHandoff(false)
 
 	serving   bool // Serve owns buf, done and page, and releases them
 	closeOnce sync.Once
@@ -98,14 +103,18 @@ func (c *Conn) mapClientPage() error {
 		return err
 	}
 	defer CloseFDs(fds)
-	if _, err := DecodeClientPageReply(res); err != nil || len(fds) != 1 {
+	features, err := DecodeClientPageReply(res)
+	if err != nil || len(fds) != 1 {
 		return fmt.Errorf("%w: bad CLIENT_PAGE reply (%d fds, %v)", ErrProtocol, len(fds), err)
 	}
 	page, err := ioreq.MapShared(fds[0], ClientPageSize)
 	if err != nil {
 		return fmt.Errorf("devicemodel: client page: %w", err)
 	}
-	c.page, c.polling = page, pollingFlag(page)
+	c.page, c.polling = page, clientWord(page, ClientPagePolling)
+	if features&FeatureFutexHandoff != 0 {
+		c.handoff, c.kickWord = clientWord(page, ClientPageHandoff), clientWord(page, ClientPageKick)
+	}
 	return nil
 }
 
@@ -289,15 +298,18 @@ func (c *Conn) Serve(h ioreq.Handler) error {
 		return errors.New("devicemodel: Serve called twice")
 	}
 	c.serving = true
-	window := c.pollWindow
+	window, noFutex := c.pollWindow, c.noFutex
 	c.mu.Unlock()
 	defer c.release()
 	go c.watch()
 	if window == 0 {
 		window = ioreq.DefaultPollWindow
 	}
-	var b [8]byte
 	poll := ioreq.NewPollWindow(window)
+	if c.handoff != nil && !noFutex {
+		return c.serveFutex(h, poll)
+	}
+	var b [8]byte
 	for {
 		asleep := time.Now()
 		if _, err := c.kick.Read(b[:]); err != nil {
@@ -320,6 +332,53 @@ func (c *Conn) Serve(h ioreq.Handler) error {
 			}
 		}
 	}
+}
+
+// SetFutexHandoff chooses whether Serve uses the futex hand-off where
+// ember offers it (the default): Serve's thread then sleeps in FUTEX_WAIT on
+// the client page's kick word, which ember changes and wakes, and wakes a
+// sleeping vCPU by FUTEX_WAKE on its slot's state word (docs/ioreq-protocol.md,
+// "Futex hand-off"). Each hand-off is then one thread waking the other in
+// the kernel, with no eventfd and no poller thread between, and where the
+// two threads share a CPU they take turns on it without an inter-processor
+// interrupt. Without it, the kick and done eventfds. Call it before Serve.
+func (c *Conn) SetFutexHandoff(on bool) {
+	c.mu.Lock()
+	c.noFutex = !on
+	c.mu.Unlock()
+}
+
+// futexSlice bounds one FUTEX_WAIT of serveFutex, so that a Close that
+// comes between its check and its wait ends Serve within it.
+const futexSlice = 100 * time.Millisecond
+
+// serveFutex is Serve with the futex hand-off: the same looks and polling
+// as with the eventfds, but the sleep is a FUTEX_WAIT on the kick word, on
+// this goroutine's own thread.
+func (c *Conn) serveFutex(h ioreq.Handler, poll *ioreq.PollWindow) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	c.handoff.Store(1)
+	for !c.closed.Load() {
+		// Load the kick word, clear the polling word, look: ember stores
+		// PROCESSING, loads the polling word, then changes the kick word.
+		// Either this look finds the request, or the word has changed
+		// since it was loaded and the wait returns at once.
+		seq := c.kickWord.Load()
+		c.setPolling(false)
+		if c.Poll(h) == 0 {
+			asleep := time.Now()
+			ioreq.FutexWait(c.kickWord, seq, futexSlice)
+			if c.kickWord.Load() == seq {
+				continue // a time-out, or Close
+			}
+			poll.Slept(time.Since(asleep))
+		}
+		c.setPolling(true)
+		c.Poll(h)
+		c.pollAWhile(h, poll.Get())
+	}
+	return nil
 }
 
 // pollAWhile keeps looking at the buffer for window after the last request
@@ -363,7 +422,7 @@ func (c *Conn) Poll(h ioreq.Handler) int {
 	c.mu.Lock()
 	ranges := c.ranges
 	c.mu.Unlock()
-	n, signal := 0, false
+	n, wake := 0, uint32(0) // wake: the slots whose vCPU needs a signal
 	for i := range acrn.IORequestMax {
 		// The acquire: PROCESSING loaded, the body ember wrote before
 		// publishing is visible (rules (a)-(c)).
@@ -384,15 +443,33 @@ func (c *Conn) Poll(h ioreq.Handler) int {
 			// A vCPU still looking at its slot sees COMPLETE by itself;
 			// one that has stopped looking needs the signal. Loaded after
 			// the store of COMPLETE (ioreq.Buffer.SetPolling).
-			signal = signal || !c.buf.Polling(i)
+			if !c.buf.Polling(i) {
+				wake |= 1 << i
+			}
 		}
 	}
-	if signal {
+	if wake != 0 && c.handoff != nil && c.handoff.Load() == 1 {
+		c.wakeVCPUs(wake)
+		wake = 0
+	}
+	if wake != 0 {
 		var one [8]byte
 		binary.LittleEndian.PutUint64(one[:], 1)
 		unix.Write(c.done, one[:])
 	}
 	return n
+}
+
+// wakeVCPUs is Poll's signal under the futex hand-off: a FUTEX_WAKE on the
+// state word of each slot in the mask (completed, its vCPU no longer
+// looking). A vCPU sleeps there only while the state it loaded is
+// unchanged, so a wake that comes before its FUTEX_WAIT is not needed.
+func (c *Conn) wakeVCPUs(mask uint32) {
+	for i := range acrn.IORequestMax {
+		if mask&(1<<i) != 0 {
+			ioreq.FutexWake(c.buf.StateWord(i))
+		}
+	}
 }
 
 func mine(ranges []ioreq.Range, req *acrn.IORequest) bool {
@@ -425,7 +502,11 @@ func (c *Conn) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
 		err = c.conn.Close()
+		c.closed.Store(true)
 		c.kick.Close() // ends Serve's read
+		if c.kickWord != nil {
+			ioreq.FutexWake(c.kickWord) // ends serveFutex's wait
+		}
 		c.mu.Lock()
 		serving := c.serving
 		c.mu.Unlock()

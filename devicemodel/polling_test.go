@@ -35,11 +35,15 @@ func TestKickSkippedWhilePolling(t *testing.T) {
 		name      string
 		page      bool // the model asked for the client page
 		polling   uint32
-		wantKicks uint64
+		handoff   uint32 // the client page's futex hand-off word
+		wantKicks uint64 // on the eventfd
+		wantWord  uint32 // changes of the kick word
 	}{
-		{"no client page: kicked", false, 0, 1},
-		{"client page, not polling: kicked", true, 0, 1},
-		{"client page, polling: not kicked", true, 1, 0},
+		{"no client page: kicked", false, 0, 0, 1, 0},
+		{"client page, not polling: kicked", true, 0, 0, 1, 0},
+		{"client page, polling: not kicked", true, 1, 0, 0, 0},
+		{"futex hand-off, not polling: kick word changed", true, 0, 1, 0, 1},
+		{"futex hand-off, polling: not kicked", true, 1, 1, 0, 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			d := newDispatcher(t, ioreq.Config{Timeout: 5 * time.Second})
@@ -56,7 +60,9 @@ func TestKickSkippedWhilePolling(t *testing.T) {
 			must(t, c.Attach())
 			if polling != nil {
 				polling.Store(tt.polling)
+				c.handoff.Store(tt.handoff)
 			}
+			word := c.kickWord.Load()
 			// The model's side, by hand: wait for the request in the buffer
 			// and complete it. Nobody reads the kick eventfd meanwhile, and
 			// ember kicks (or not) before the vCPU waits, so once Emulate
@@ -72,6 +78,10 @@ func TestKickSkippedWhilePolling(t *testing.T) {
 				c.Buffer().WriteBody(2, &req)
 				c.Buffer().Complete(2)
 				if !c.Buffer().Polling(2) { // the vCPU stopped looking: tell it
+					if tt.handoff == 1 {
+						ioreq.FutexWake(c.Buffer().StateWord(2))
+						return
+					}
 					var one [8]byte
 					one[0] = 1
 					unix.Write(c.done, one[:])
@@ -85,6 +95,9 @@ func TestKickSkippedWhilePolling(t *testing.T) {
 			if n, err := kicks(c); err != nil || n != tt.wantKicks {
 				t.Errorf("%d kicks (%v), want %d", n, err, tt.wantKicks)
 			}
+			if n := c.kickWord.Load() - word; n != tt.wantWord {
+				t.Errorf("kick word changed %d times, want %d", n, tt.wantWord)
+			}
 		})
 	}
 }
@@ -95,9 +108,15 @@ func TestKickSkippedWhilePolling(t *testing.T) {
 // slept without seeing the request would leave it waiting until the
 // time-out (with one vCPU; with more, until another vCPU's request woke the
 // model): every request must be served soon, with its own value. Run it
-// with -race.
+// with -race. Each case runs with the futex hand-off and with the eventfds.
 func TestNoLostWakeUp(t *testing.T) {
 	const perVCPU = 300
+	for _, futex := range []bool{true, false} {
+		t.Run(fmt.Sprintf("futex=%v", futex), func(t *testing.T) { testNoLostWakeUp(t, futex, perVCPU) })
+	}
+}
+
+func testNoLostWakeUp(t *testing.T, futex bool, perVCPU int) {
 	for _, tt := range []struct {
 		name        string
 		vcpus       int
@@ -119,6 +138,7 @@ func TestNoLostWakeUp(t *testing.T) {
 			s := startServer(t, d, ServerConfig{})
 			c := dial(t, s, "stress")
 			c.SetPollWindow(tt.modelWindow)
+			c.SetFutexHandoff(futex)
 			must(t, c.Claim(ioreq.Range{Type: acrn.ReqPortIO, Start: 0x500, End: 0x5ff}))
 			must(t, c.Attach())
 			serve(t, c, &regFile{regs: map[uint64]uint64{}})

@@ -92,9 +92,27 @@ const (
 	// before it sleeps on the kick eventfd (docs/ioreq-protocol.md,
 	// "Polling for requests").
 	ClientPagePolling = 0
+	// ClientPageHandoff is the offset of the u32 the device model sets to 1
+	// to use the futex hand-off (docs/ioreq-protocol.md, "Futex hand-off"),
+	// where ember's CLIENT_PAGE reply offers it (FeatureFutexHandoff): ember
+	// then wakes the model by FUTEX_WAKE on the kick word instead of the kick
+	// eventfd, and the model wakes a sleeping vCPU by FUTEX_WAKE on its
+	// slot's state word instead of the done eventfd.
+	ClientPageHandoff = 4
+	// ClientPageKick is the offset of the u32 ember increments, then
+	// FUTEX_WAKEs, to kick a device model that uses the futex hand-off.
+	ClientPageKick = 8
 	// ClientPageReplySize is CLIENT_PAGE's result after errno: u32 size,
-	// u32 reserved.
+	// u32 features.
 	ClientPageReplySize = 8
+)
+
+// CLIENT_PAGE features: the bits of the reply's second word, what this
+// ember honours in the client page. An ember from before the features sends
+// 0 there.
+const (
+	// FeatureFutexHandoff: ember honours ClientPageHandoff.
+	FeatureFutexHandoff uint32 = 1 << 0
 )
 
 // ErrProtocol is wrapped by every malformed-message error.
@@ -239,30 +257,31 @@ func DecodeCreateReply(p []byte) (CreateReply, error) {
 }
 
 // EncodeClientPageReply returns CLIENT_PAGE's result: the page's size
-// (ClientPageSize) and a reserved word; the packet also carries the page's
-// memfd.
-func EncodeClientPageReply() []byte {
+// (ClientPageSize) and the features this ember honours in it; the packet
+// also carries the page's memfd.
+func EncodeClientPageReply(features uint32) []byte {
 	p := make([]byte, ClientPageReplySize)
 	binary.LittleEndian.PutUint32(p, ClientPageSize)
+	binary.LittleEndian.PutUint32(p[4:], features)
 	return p
 }
 
-// DecodeClientPageReply parses CLIENT_PAGE's result and returns the page's
-// size, which must be ClientPageSize.
-func DecodeClientPageReply(p []byte) (int, error) {
+// DecodeClientPageReply parses CLIENT_PAGE's result and returns the
+// features ember offers; the page's size must be ClientPageSize.
+func DecodeClientPageReply(p []byte) (features uint32, err error) {
 	if len(p) != ClientPageReplySize {
 		return 0, fmt.Errorf("%w: CLIENT_PAGE result of %d bytes, want %d", ErrProtocol, len(p), ClientPageReplySize)
 	}
 	if n := binary.LittleEndian.Uint32(p); n != ClientPageSize {
 		return 0, fmt.Errorf("%w: client page of %d bytes, want %d", ErrProtocol, n, ClientPageSize)
 	}
-	return ClientPageSize, nil
+	return binary.LittleEndian.Uint32(p[4:]), nil
 }
 
-// pollingFlag returns the polling word of a mapped client page. The page is
+// clientWord returns the u32 at off in a mapped client page. The page is
 // page-aligned, so the word is naturally aligned for atomic access.
-func pollingFlag(page []byte) *atomic.Uint32 {
-	return (*atomic.Uint32)(unsafe.Pointer(&page[ClientPagePolling]))
+func clientWord(page []byte, off int) *atomic.Uint32 {
+	return (*atomic.Uint32)(unsafe.Pointer(&page[off]))
 }
 
 // EncodeRange returns CLAIM_RANGE / UNCLAIM_RANGE's payload: u32 type, u32

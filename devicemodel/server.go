@@ -158,6 +158,11 @@ type remote struct {
 	pageFD  int
 	page    []byte
 	polling *atomic.Uint32
+	// handoff and kickWord are the page's futex hand-off words
+	// (ClientPageHandoff, ClientPageKick); woken records, per vCPU,
+	// whether Submit woke the model for the request in flight (Woken).
+	handoff, kickWord *atomic.Uint32
+	woken             [acrn.IORequestMax]bool
 
 	gone      atomic.Bool
 	closeOnce sync.Once
@@ -188,12 +193,25 @@ func (r *remote) Submit(t ioreq.Ticket, _ *acrn.IORequest) error {
 	if r.gone.Load() { // cleanup has run: nobody would ever fail this ticket
 		return ioreq.ErrClientGone
 	}
-	r.tickets[t.VCPU()] = &t
-	if r.attached && (r.polling == nil || r.polling.Load() == 0) {
-		return r.signal()
+	i := t.VCPU()
+	r.tickets[i] = &t
+	r.woken[i] = r.attached && (r.polling == nil || r.polling.Load() == 0)
+	if !r.woken[i] {
+		return nil
 	}
-	return nil
+	if r.handoff != nil && r.handoff.Load() == 1 {
+		// The model read the kick word before its last look at the buffer
+		// and waits only while it is unchanged: this store then wake
+		// cannot fall between its look and its FUTEX_WAIT.
+		r.kickWord.Add(1)
+		ioreq.FutexWake(r.kickWord)
+		return nil
+	}
+	return r.signal()
 }
+
+// Woken reports whether Submit woke the device model for t (ioreq.FutexWaker).
+func (r *remote) Woken(t ioreq.Ticket) bool { return r.woken[t.VCPU()] }
 
 // signal kicks the device model. Called with r.mu held, which keeps cleanup
 // from closing the eventfd (and the number being reused) under it.
@@ -406,9 +424,10 @@ func (r *remote) clientPage() ([]byte, []int, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("client page: %w", err)
 		}
-		r.pageFD, r.page, r.polling = fd, mem, pollingFlag(mem)
+		r.pageFD, r.page, r.polling = fd, mem, clientWord(mem, ClientPagePolling)
+		r.handoff, r.kickWord = clientWord(mem, ClientPageHandoff), clientWord(mem, ClientPageKick)
 	}
-	return EncodeClientPageReply(), []int{r.pageFD}, nil
+	return EncodeClientPageReply(FeatureFutexHandoff), []int{r.pageFD}, nil
 }
 
 // notifyFinish is NOTIFY_FINISH: the HSM path, where the device model asks
@@ -462,7 +481,7 @@ func (r *remote) cleanup() {
 	if r.polling != nil { // gone is set: Submit no longer looks at it
 		unix.Munmap(r.page)
 		unix.Close(r.pageFD)
-		r.polling = nil
+		r.polling, r.handoff, r.kickWord = nil, nil, nil
 	}
 	r.mu.Unlock()
 	r.s.log.Warn("devicemodel: device model gone", "client", r.name, "ranges", n, "failed_requests", failed)

@@ -206,6 +206,11 @@ func (b *Buffer) polling(i int) *atomic.Uint32 {
 	return (*atomic.Uint32)(unsafe.Pointer(&b.mem[acrn.SlotOffset(i)+acrn.CompletionPollingOffset]))
 }
 
+// StateWord returns slot i's state word, for FutexWait and FutexWake (the
+// futex hand-off): a vCPU waits on it, a device model that stores COMPLETE
+// wakes it.
+func (b *Buffer) StateWord(i int) *atomic.Uint32 { return b.state(i) }
+
 // State atomically loads slot i's state. The load is the acquire half of the
 // ordering rules: a party that sees the state another wrote also sees every
 // byte that party wrote to the slot before it.

@@ -106,6 +106,9 @@ type slot struct {
 	i    int
 	seq  atomic.Uint64 // number of the request in flight (or the last one)
 	wake chan struct{} // capacity 1: "look at the slot again"
+	// futex is set while the vCPU sleeps in FUTEX_WAIT on the slot's state
+	// word (the futex hand-off): kick then wakes it there too.
+	futex atomic.Bool
 
 	mu      sync.Mutex
 	failSeq uint64
@@ -188,6 +191,9 @@ func (s *slot) kick() {
 	select {
 	case s.wake <- struct{}{}:
 	default: // a wake-up is already pending; it makes the vCPU re-check everything
+	}
+	if s.futex.Load() {
+		FutexWake(s.d.buf.StateWord(s.i))
 	}
 }
 
@@ -397,7 +403,8 @@ func (d *Dispatcher) wait(s *slot, t Ticket, c Client, polling bool) error {
 	// more than most waits, and where CPUs are few takes one from the device
 	// model this vCPU is waiting for; but an in-process client's goroutine
 	// may need this processor to answer.
-	if window := d.poll.Get(); window > 0 {
+	fw, _ := c.(FutexWaker)
+	if window := d.poll.Get(); window > 0 && (fw == nil || !fw.Woken(t)) {
 		_, remote := c.(Remote)
 		start := time.Now()
 		for n := 0; ; n++ {
@@ -419,6 +426,9 @@ func (d *Dispatcher) wait(s *slot, t Ticket, c Client, polling bool) error {
 	// completion that saw the flag still set is not missed.
 	d.buf.SetPolling(s.i, false)
 	asleep := time.Now()
+	if fw != nil {
+		return d.sleepOnFutex(s, seq, asleep)
+	}
 	timer := time.NewTimer(d.timeout)
 	defer timer.Stop()
 	for {
@@ -440,6 +450,42 @@ func (d *Dispatcher) wait(s *slot, t Ticket, c Client, polling bool) error {
 			}
 			return ErrTimeout
 		}
+	}
+}
+
+// futexSlice bounds one FUTEX_WAIT of a vCPU: a failure or an abort that
+// kicks the slot between the vCPU's last look and its FUTEX_WAIT wakes
+// nobody, and is seen at the end of the slice.
+const futexSlice = 10 * time.Millisecond
+
+// sleepOnFutex is wait's sleep for a client that wakes by futex: the vCPU's
+// thread blocks in FUTEX_WAIT on its slot's state word until the state
+// changes (the client's COMPLETE, and its FUTEX_WAKE), a kick (a failure,
+// an abort, a NOTIFY_FINISH), or the timeout. No other thread of ember runs
+// on the way: where the device model's thread shares this CPU, the two take
+// turns on it with two context switches per request.
+func (d *Dispatcher) sleepOnFutex(s *slot, seq uint64, asleep time.Time) error {
+	s.futex.Store(true)
+	defer s.futex.Store(false)
+	w := d.buf.StateWord(s.i)
+	deadline := asleep.Add(d.timeout)
+	for {
+		// The state is loaded after SetPolling(false) and before the
+		// wait, which returns at once if the word has changed since: a
+		// COMPLETE stored in between is not slept through.
+		st := w.Load()
+		if acrn.State(st) == acrn.StateComplete {
+			d.poll.Slept(time.Since(asleep))
+			return nil
+		}
+		if err := d.failure(s, seq); err != nil {
+			return err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return ErrTimeout
+		}
+		FutexWait(w, st, min(left, futexSlice))
 	}
 }
 

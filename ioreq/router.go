@@ -52,6 +52,20 @@ type Remote interface {
 	Remote()
 }
 
+// FutexWaker is implemented by remote clients that may wake a sleeping
+// vCPU with a FUTEX_WAKE on its slot's state word (docs/ioreq-protocol.md,
+// "Futex hand-off"). A vCPU waiting for one sleeps in FUTEX_WAIT on that
+// word, which the client's COMPLETE ends with no other thread running; the
+// client's other signals (the done eventfd, NOTIFY_FINISH) reach it through
+// Ticket.Notify, which wakes it there too.
+//
+// Woken reports whether Submit had to wake the client for t (it was asleep,
+// not polling the buffer): its thread then needs a CPU, perhaps the vCPU's
+// own, so the vCPU sleeps at once instead of polling its slot first.
+type FutexWaker interface {
+	Woken(t Ticket) bool
+}
+
 // ErrOverlap is returned when a range registration overlaps one already made.
 var ErrOverlap = errors.New("ioreq: range overlaps an existing registration")
 

@@ -39,6 +39,8 @@ func main() {
 	pio := flag.String("pio", "0x500-0x50f", "port range to claim, start-end inclusive (empty: none)")
 	mmio := flag.String("mmio", "0xd0000000-0xd0000fff", "MMIO range to claim, start-end inclusive (empty: none)")
 	stall := flag.Int("stall", -1, "a port whose reads are never answered")
+	futex := flag.Bool("futex", true, "use the futex hand-off where ember offers it (false: the eventfds)")
+	poll := flag.Duration("poll", 0, "shortest time to look at the request buffer before sleeping (0: the default; negative: never)")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("devicemodel: ")
@@ -47,6 +49,8 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	c.SetPollWindow(*poll)
+	c.SetFutexHandoff(*futex)
 	regs := newRegisterFile(os.Stdout, *stall)
 	for _, claim := range []struct {
 		t acrn.ReqType
