@@ -456,7 +456,7 @@ func (d *Dispatcher) wait(s *slot, t Ticket, c Client, polling bool) error {
 // futexSlice bounds one FUTEX_WAIT of a vCPU: a failure or an abort that
 // kicks the slot between the vCPU's last look and its FUTEX_WAIT wakes
 // nobody, and is seen at the end of the slice.
-const futexSlice = 10 * time.Millisecond
+var futexSlice = 10 * time.Millisecond // a variable for tests
 
 // sleepOnFutex is wait's sleep for a client that wakes by futex: the vCPU's
 // thread blocks in FUTEX_WAIT on its slot's state word until the state
