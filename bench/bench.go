@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -155,7 +156,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 // exitRows measures one exit guest for every subject: per repetition, each
 // subject runs the guest patched for N and for N0 exits, and the per-exit
 // cost is (t(N) - t(N0)) / (N - N0). Subjects alternate within a repetition,
-// so drift of the machine hits them alike.
+// so drift of the machine hits them alike. A row's value is the median of
+// its repetitions; its ratios are the medians of the per-repetition ratios
+// (PairedRatios), each taken between runs made moments apart.
 // dm is the examples/devicemodel binary for the external rows ("" if it
 // could not be built: those rows are then n/a).
 func exitRows(ctx context.Context, r *Report, o Options, h *hv.Hypervisor, dir, cbin, dm, group string, g ExitGuest) error {
@@ -209,6 +212,15 @@ func exitRows(ctx context.Context, r *Report, o Options, h *hv.Hypervisor, dir, 
 			per[i] = append(per[i], time.Duration(PerOp(t, t0, o.N, o.N0)))
 		}
 	}
+	baseline := func(name string) []time.Duration {
+		for i, s := range subjects {
+			if s.name == name {
+				return per[i]
+			}
+		}
+		return nil
+	}
+	cPer, qemuPer := baseline(SubjectC), baseline(SubjectQEMU)
 	for i, s := range subjects {
 		if s.name == SubjectQEMU && dm == "" {
 			r.AddNA(group, SubjectEmberExternal, "ns/exit", "n/a: examples/devicemodel could not be built (run from the repository)")
@@ -220,11 +232,33 @@ func exitRows(ctx context.Context, r *Report, o Options, h *hv.Hypervisor, dir, 
 		case SubjectEmberIOEventFD:
 			note = "write handled in the kernel, no exit to user space"
 		case SubjectEmberExternal:
-			note = "examples/devicemodel in another process; both sides poll (an adaptive 50 µs–2 ms window), then sleep on futexes (the futex hand-off)"
+			note = "examples/devicemodel -quiet in another process; both sides poll (an adaptive 50 µs–2 ms window), then sleep on futexes (the futex hand-off)"
 		}
-		r.Add(group, s.name, float64(Median(per[i]).Nanoseconds()), "ns/exit", note)
+		vsC, vsQEMU := math.NaN(), math.NaN()
+		if s.name != SubjectC {
+			rs := PairedRatios(per[i], cPer)
+			vsC = MedianOf(rs)
+			note = withSpread(note, rs)
+		}
+		if s.name != SubjectQEMU {
+			vsQEMU = MedianOf(PairedRatios(per[i], qemuPer))
+		}
+		r.AddPaired(group, s.name, float64(Median(per[i]).Nanoseconds()), "ns/exit", note, vsC, vsQEMU)
 	}
 	return nil
+}
+
+// withSpread adds to a row's note the range of its per-repetition ratios
+// to C, when there are several: the ratio column is their median.
+func withSpread(note string, rs []float64) string {
+	if len(rs) < 2 {
+		return note
+	}
+	spread := fmt.Sprintf("× C per repetition %.2f–%.2f", rs[0], rs[len(rs)-1])
+	if note == "" {
+		return spread
+	}
+	return note + "; " + spread
 }
 
 // hypercallRows measures a guest hypercall (HC_GET_API_VERSION from ring 0 of

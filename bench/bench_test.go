@@ -227,3 +227,55 @@ func TestDensityAndChurn(t *testing.T) {
 		t.Errorf("Churn = %d cycles, %v", cycles, err)
 	}
 }
+
+// TestPairedRatiosFollowDrift: when the machine slows down between
+// repetitions, the median of per-repetition ratios still says what each
+// pair says, where the ratio of the medians would not.
+func TestPairedRatiosFollowDrift(t *testing.T) {
+	const us = time.Microsecond
+	tests := []struct {
+		name  string
+		a, b  []time.Duration
+		want  []float64
+		wantM float64
+	}{
+		{"drift", []time.Duration{55 * us, 110 * us, 220 * us}, []time.Duration{50 * us, 100 * us, 200 * us}, []float64{1.1, 1.1, 1.1}, 1.1},
+		{"unmeasured repetitions are skipped", []time.Duration{10 * us, 0, 30 * us, 40 * us}, []time.Duration{10 * us, 20 * us, 0, 20 * us}, []float64{1, 2}, 1.5},
+		{"uneven lengths", []time.Duration{10 * us, 20 * us}, []time.Duration{20 * us}, []float64{0.5}, 0.5},
+		{"none", nil, nil, nil, math.NaN()},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rs := PairedRatios(tc.a, tc.b)
+			if len(rs) != len(tc.want) {
+				t.Fatalf("PairedRatios = %v, want %v", rs, tc.want)
+			}
+			for i := range rs {
+				if math.Abs(rs[i]-tc.want[i]) > 1e-9 {
+					t.Errorf("PairedRatios = %v, want %v", rs, tc.want)
+				}
+			}
+			m := MedianOf(rs)
+			if math.IsNaN(tc.wantM) != math.IsNaN(m) || !math.IsNaN(m) && math.Abs(m-tc.wantM) > 1e-9 {
+				t.Errorf("MedianOf = %v, want %v", m, tc.wantM)
+			}
+		})
+	}
+}
+
+// TestPairedRatiosAreKept: ComputeRatios fills only the ratios AddPaired
+// left unset.
+func TestPairedRatiosAreKept(t *testing.T) {
+	var r Report
+	r.Add("g", SubjectC, 100, "ns", "")
+	r.Add("g", SubjectQEMU, 200, "ns", "")
+	r.AddPaired("g", "ember", 150, "ns", "", 1.05, math.NaN())
+	r.ComputeRatios()
+	row := r.Rows[2]
+	if row.VsC == nil || *row.VsC != 1.05 {
+		t.Errorf("VsC = %v, want the paired 1.05", row.VsC)
+	}
+	if row.VsQEMU == nil || *row.VsQEMU != 0.75 {
+		t.Errorf("VsQEMU = %v, want 150/200 from the medians", row.VsQEMU)
+	}
+}

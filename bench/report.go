@@ -79,18 +79,27 @@ func (r *Report) Value(group, subject string) float64 {
 	return math.NaN()
 }
 
+// AddPaired appends a row whose ratios were measured in pairs (the median
+// of per-repetition ratios, PairedRatios): ComputeRatios keeps them. A NaN
+// ratio is left for ComputeRatios to fill.
+func (r *Report) AddPaired(group, subject string, value float64, unit, note string, vsC, vsQEMU float64) {
+	r.Rows = append(r.Rows, Row{Group: group, Subject: subject, Value: num(value), Unit: unit, Note: note,
+		VsC: num(vsC), VsQEMU: num(vsQEMU)})
+}
+
 // ComputeRatios fills VsC and VsQEMU of every row from the C baseline's and
-// QEMU's rows of its group (a baseline's ratio to itself is left out).
+// QEMU's rows of its group (a baseline's ratio to itself is left out), where
+// AddPaired did not set them.
 func (r *Report) ComputeRatios() {
 	for i := range r.Rows {
 		row := &r.Rows[i]
 		if row.Value == nil {
 			continue
 		}
-		if row.Subject != SubjectC {
+		if row.Subject != SubjectC && row.VsC == nil {
 			row.VsC = num(Ratio(*row.Value, r.Value(row.Group, SubjectC)))
 		}
-		if row.Subject != SubjectQEMU {
+		if row.Subject != SubjectQEMU && row.VsQEMU == nil {
 			row.VsQEMU = num(Ratio(*row.Value, r.Value(row.Group, SubjectQEMU)))
 		}
 	}

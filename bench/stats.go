@@ -39,3 +39,31 @@ func Ratio(a, b float64) float64 {
 	}
 	return a / b
 }
+
+// PairedRatios returns a[i]/b[i] for every repetition i where both are
+// measured, sorted. Subjects of one repetition run next to each other, so
+// each ratio compares two runs made moments apart: where the machine's
+// speed drifts during a run (the lab's doubles within minutes), the median
+// of these is a steadier ratio than the ratio of the two medians.
+func PairedRatios(a, b []time.Duration) []float64 {
+	var rs []float64
+	for i := range min(len(a), len(b)) {
+		if r := Ratio(float64(a[i]), float64(b[i])); !math.IsNaN(r) && a[i] > 0 {
+			rs = append(rs, r)
+		}
+	}
+	sort.Float64s(rs)
+	return rs
+}
+
+// MedianOf returns the median of sorted values, NaN for none.
+func MedianOf(sorted []float64) float64 {
+	n := len(sorted)
+	switch {
+	case n == 0:
+		return math.NaN()
+	case n%2 == 1:
+		return sorted[n/2]
+	}
+	return (sorted[n/2-1] + sorted[n/2]) / 2
+}

@@ -99,7 +99,7 @@ func BenchmarkEmulatedPIO(b *testing.B) {
 		bin := buildDeviceModel(b)
 		socket := filepath.Join(b.TempDir(), "vm.ioreq")
 		vm := newVM(b, Config{DeviceModelSocket: socket})
-		startQuietModel(b, bin, socket, "-pio", "0x4f0-0x4f0", "-mmio", "")
+		startQuietModel(b, bin, socket, "-pio", "0x4f0-0x4f0", "-mmio", "", "-quiet")
 		req := ioreq.PIORequest(acrn.DirWrite, benchPort, 1, 0)
 		if c := vm.IORequests().Router().Route(&req); c.Name() == "unclaimed" {
 			b.Fatal("the device model's range is not claimed")

@@ -11,6 +11,10 @@
 // gathered, not one write(2) per access: a device model that made a system
 // call for each access would spend more on its log than on the access.
 //
+// With -quiet the writes are stored but not logged: what is left is the
+// hand-off itself and a map lookup, the least a device does (ember bench's
+// external rows measure that, next to an in-process device that does nothing).
+//
 // With -stall, a read of that port is never answered, to show what ember
 // does with a device model that hangs (or is killed) mid-request.
 //
@@ -41,6 +45,7 @@ func main() {
 	stall := flag.Int("stall", -1, "a port whose reads are never answered")
 	futex := flag.Bool("futex", true, "use the futex hand-off where ember offers it (false: the eventfds)")
 	poll := flag.Duration("poll", 0, "shortest time to look at the request buffer before sleeping (0: the default; negative: never)")
+	quiet := flag.Bool("quiet", false, "do not log each write")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("devicemodel: ")
@@ -52,6 +57,7 @@ func main() {
 	c.SetPollWindow(*poll)
 	c.SetFutexHandoff(*futex)
 	regs := newRegisterFile(os.Stdout, *stall)
+	regs.quiet = *quiet
 	for _, claim := range []struct {
 		t acrn.ReqType
 		s string
@@ -100,6 +106,7 @@ type registerFile struct {
 	regs     map[[2]uint64]uint64 // {type, offset} -> value
 	base     map[acrn.ReqType]uint64
 	stall    int
+	quiet    bool // no line per write
 }
 
 func newRegisterFile(out *os.File, stall int) *registerFile {
@@ -134,7 +141,9 @@ func (f *registerFile) HandleIORequest(req *acrn.IORequest) {
 		f.mu.Lock()
 		f.regs[key] = ioreq.Value(req)
 		f.mu.Unlock()
-		f.printf("write %v %#x size %d value %#x\n", req.Type, addr, size, ioreq.Value(req))
+		if !f.quiet {
+			f.printf("write %v %#x size %d value %#x\n", req.Type, addr, size, ioreq.Value(req))
+		}
 		return
 	}
 	if req.Type == acrn.ReqPortIO && int(addr) == f.stall {
