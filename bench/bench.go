@@ -72,8 +72,9 @@ const (
 	SubjectEmber          = "ember"
 )
 
-// Limit is the ratio to the C baseline ember's in-process exit round trip must stay within.
-const Limit = 1.2
+// Limit is the ratio to the C baseline ember's in-process exit round trip
+// must stay within (issue 10's bar; it was 1.2 before).
+const Limit = 1.1
 
 // Run measures everything and returns the report. A baseline that cannot be
 // run (no gcc, no QEMU, a failing run) is an error, never a missing row.
@@ -143,11 +144,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	for i := range r.Rows {
 		row := &r.Rows[i]
 		if row.Subject == SubjectEmberInProcess && row.VsC != nil {
-			if *row.VsC <= Limit {
-				row.Note = fmt.Sprintf("within %.1f× of C", Limit)
-			} else {
-				row.Note = fmt.Sprintf("OVER %.1f× of C", Limit)
+			verdict := fmt.Sprintf("within %.1f× of C", Limit)
+			if *row.VsC > Limit {
+				verdict = fmt.Sprintf("OVER %.1f× of C", Limit)
 			}
+			row.Note = strings.TrimSuffix(verdict+"; "+row.Note, "; ")
 		}
 	}
 	return r, nil

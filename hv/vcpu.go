@@ -72,6 +72,7 @@ func (c *VCPU) loop(stopped <-chan struct{}) {
 		c.kvm.SetSyncValid(0)
 	}
 	c.kvm.SetSyncDirty(0)
+	yield := newVCPUYield(c.kvm) // sched.go
 	for {
 		select {
 		case <-stopped:
@@ -107,6 +108,7 @@ func (c *VCPU) loop(stopped <-chan struct{}) {
 			c.vm.stop(r)
 			return
 		}
+		yield.maybe()
 	}
 }
 

@@ -1,0 +1,72 @@
+package hv
+
+import (
+	"runtime"
+	_ "unsafe" // go:linkname
+
+	"ember/kvm"
+)
+
+// How a vCPU thread keeps Go's sysmon from taking its P again and again.
+//
+// A goroutine in a system call keeps its P (processor), and sysmon, the
+// runtime's monitor thread, looks at every P on each of its wake-ups. A P
+// whose goroutine has not been through the scheduler for 10 ms is due for
+// preemption; if that goroutine is in a system call at the look, sysmon
+// takes the P from it. A vCPU loop never goes through the scheduler — it
+// never blocks, it enters KVM_RUN and comes back — so once it has run for
+// 10 ms every look finds it due: sysmon takes its P in nearly every
+// KVM_RUN, the vCPU gets an idle P back at each exit through the runtime's
+// slow path, and sysmon, having found work, looks again 20 µs later rather
+// than backing off to 10 ms. In the lab a bare KVM_RUN loop in Go spent
+// more samples in sysmon's clock reads and sleeps (read_hpet, task
+// switches) than in its own system-call path.
+//
+// So the loop goes through the scheduler (runtime.Gosched) at least every
+// yieldEveryMs while it runs, which sysmon sees as a goroutine that is not
+// due. The interval is measured in TSC ticks (cputicks: a register read,
+// where a clock read can be a system call), and checked at each exit; a
+// vCPU that stays in the guest makes no exits to check at, and sysmon takes
+// its P once, not again and again.
+
+// yieldEveryMs is how often, at most, a running vCPU thread goes through the
+// scheduler: half of sysmon's 10 ms, so sysmon never finds it due. A
+// Gosched on a thread-locked goroutine hands the thread to another M and
+// back (two wake-ups), so not much more often than that.
+const yieldEveryMs = 5
+
+// cputicks reads the CPU's timestamp counter (RDTSC on x86).
+//
+//go:linkname cputicks runtime.cputicks
+func cputicks() int64
+
+// vcpuYield is one vCPU thread's yield schedule.
+type vcpuYield struct {
+	every int64 // yieldEveryMs in TSC ticks; 0: never yield
+	last  int64 // cputicks at the last yield
+}
+
+// newVCPUYield sizes the interval from the TSC frequency KVM reports for
+// the vCPU (the host's: ember sets no other). If KVM cannot say, the vCPU
+// never yields, as before.
+func newVCPUYield(c *kvm.VCPU) vcpuYield {
+	y := vcpuYield{last: cputicks()}
+	if khz, err := c.TSCKHz(); err == nil && khz > 0 {
+		y.every = int64(khz) * yieldEveryMs
+	}
+	return y
+}
+
+// maybe goes through the scheduler if the interval has passed since the
+// last time. A TSC that went backwards (another CPU's) counts as passed.
+func (y *vcpuYield) maybe() {
+	if y.every == 0 {
+		return
+	}
+	now := cputicks()
+	if d := now - y.last; d >= 0 && d < y.every {
+		return
+	}
+	runtime.Gosched()
+	y.last = cputicks()
+}
