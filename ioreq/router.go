@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -115,18 +116,41 @@ func Target(req *acrn.IORequest) (addr, size uint64) {
 
 func accessSize(req *acrn.IORequest) uint64 { _, n := Target(req); return n }
 
-// Router maps ranges of each request type to clients. Lookups (one per
-// emulated access) take a read lock; registration takes the write lock.
+// Router maps ranges of each request type to clients. A lookup (one per
+// emulated access, on every vCPU at once) reads an immutable table through
+// one atomic load and writes nothing shared; a registration copies the
+// table, changes the copy and publishes it, under a mutex that only
+// registrations take.
 type Router struct {
-	mu      sync.RWMutex
-	entries [4][]routeEntry // per acrn.ReqType, sorted by start, disjoint
-	def     Client
-	defN    *atomic.Uint64 // requests routed to def
+	table atomic.Pointer[routeTable]
 
+	mu        sync.Mutex // serialises changes of table and counts
 	unclaimed *Unclaimed
 	// counts holds each client's count of routed requests, by client; an
 	// entry's n points into it, so counting costs one atomic add.
 	counts map[Client]*atomic.Uint64
+}
+
+// routeTable is one published state of a Router. It is never changed
+// after it is published: a change makes a new one.
+type routeTable struct {
+	entries [4][]routeEntry // per acrn.ReqType, sorted by start, disjoint
+	def     Client
+	defN    *atomic.Uint64 // requests routed to def
+}
+
+// change runs f on a copy of the table, under mu, and publishes the copy
+// if f reports no error. f must not modify the slices it finds in the copy
+// (readers may hold them): it replaces them.
+func (rt *Router) change(f func(t *routeTable) error) error {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	t := *rt.table.Load()
+	if err := f(&t); err != nil {
+		return err
+	}
+	rt.table.Store(&t)
+	return nil
 }
 
 type routeEntry struct {
@@ -139,13 +163,13 @@ type routeEntry struct {
 // Unclaimed: reads all ones, writes dropped, both counted.
 func NewRouter() *Router {
 	u := &Unclaimed{}
-	rt := &Router{def: u, unclaimed: u, counts: map[Client]*atomic.Uint64{}}
-	rt.defN = rt.counter(u)
+	rt := &Router{unclaimed: u, counts: map[Client]*atomic.Uint64{}}
+	rt.table.Store(&routeTable{def: u, defN: rt.counter(u)})
 	return rt
 }
 
 // counter returns c's request count, made on first use. The caller holds
-// the write lock.
+// mu (or owns the router still).
 func (rt *Router) counter(c Client) *atomic.Uint64 {
 	n := rt.counts[c]
 	if n == nil {
@@ -159,8 +183,8 @@ func (rt *Router) counter(c Client) *atomic.Uint64 {
 // by client name (clients that share a name are summed), for metrics. A
 // client's count stays after it unclaims its ranges.
 func (rt *Router) Requests() map[string]uint64 {
-	rt.mu.RLock()
-	defer rt.mu.RUnlock()
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
 	m := make(map[string]uint64, len(rt.counts))
 	for c, n := range rt.counts {
 		if v := n.Load(); v > 0 {
@@ -174,70 +198,66 @@ func (rt *Router) Requests() map[string]uint64 {
 // for the same type, whoever holds it, is refused with ErrOverlap: two clients
 // never answer for one address.
 func (rt *Router) Claim(r Range, c Client) error {
-	if int(r.Type) >= len(rt.entries) || r.End < r.Start || c == nil {
+	if int(r.Type) >= len(routeTable{}.entries) || r.End < r.Start || c == nil {
 		return fmt.Errorf("ioreq: bad range %v", r)
 	}
-	rt.mu.Lock()
-	defer rt.mu.Unlock()
-	es := rt.entries[r.Type]
-	i := sort.Search(len(es), func(i int) bool { return es[i].start > r.Start })
-	if i > 0 && es[i-1].end >= r.Start {
-		p := es[i-1]
-		return fmt.Errorf("%w: %s %v and %s [%#x, %#x]", ErrOverlap, c.Name(), r, p.c.Name(), p.start, p.end)
-	}
-	if i < len(es) && es[i].start <= r.End {
-		n := es[i]
-		return fmt.Errorf("%w: %s %v and %s [%#x, %#x]", ErrOverlap, c.Name(), r, n.c.Name(), n.start, n.end)
-	}
-	es = append(es, routeEntry{})
-	copy(es[i+1:], es[i:])
-	es[i] = routeEntry{r.Start, r.End, c, rt.counter(c)}
-	rt.entries[r.Type] = es
-	return nil
+	return rt.change(func(t *routeTable) error {
+		es := t.entries[r.Type]
+		i := sort.Search(len(es), func(i int) bool { return es[i].start > r.Start })
+		if i > 0 && es[i-1].end >= r.Start {
+			p := es[i-1]
+			return fmt.Errorf("%w: %s %v and %s [%#x, %#x]", ErrOverlap, c.Name(), r, p.c.Name(), p.start, p.end)
+		}
+		if i < len(es) && es[i].start <= r.End {
+			n := es[i]
+			return fmt.Errorf("%w: %s %v and %s [%#x, %#x]", ErrOverlap, c.Name(), r, n.c.Name(), n.start, n.end)
+		}
+		t.entries[r.Type] = slices.Insert(slices.Clone(es), i, routeEntry{r.Start, r.End, c, rt.counter(c)})
+		return nil
+	})
 }
 
 // Unclaim removes c's registration of exactly r.
 func (rt *Router) Unclaim(r Range, c Client) error {
-	if int(r.Type) >= len(rt.entries) {
+	if int(r.Type) >= len(routeTable{}.entries) {
 		return fmt.Errorf("ioreq: bad range %v", r)
 	}
-	rt.mu.Lock()
-	defer rt.mu.Unlock()
-	es := rt.entries[r.Type]
-	for i, e := range es {
-		if e.start == r.Start && e.end == r.End && e.c == c {
-			rt.entries[r.Type] = append(es[:i:i], es[i+1:]...)
-			return nil
+	return rt.change(func(t *routeTable) error {
+		es := t.entries[r.Type]
+		for i, e := range es {
+			if e.start == r.Start && e.end == r.End && e.c == c {
+				t.entries[r.Type] = append(es[:i:i], es[i+1:]...)
+				return nil
+			}
 		}
-	}
-	return fmt.Errorf("ioreq: %s holds no range %v", c.Name(), r)
+		return fmt.Errorf("ioreq: %s holds no range %v", c.Name(), r)
+	})
 }
 
 // UnclaimAll removes every registration of c and returns how many there were.
 func (rt *Router) UnclaimAll(c Client) int {
-	rt.mu.Lock()
-	defer rt.mu.Unlock()
 	n := 0
-	for t, es := range rt.entries {
-		kept := es[:0:0]
-		for _, e := range es {
-			if e.c == c {
-				n++
-				continue
+	rt.change(func(t *routeTable) error {
+		for i, es := range t.entries {
+			kept := es[:0:0]
+			for _, e := range es {
+				if e.c == c {
+					n++
+					continue
+				}
+				kept = append(kept, e)
 			}
-			kept = append(kept, e)
+			t.entries[i] = kept
 		}
-		rt.entries[t] = kept
-	}
+		return nil
+	})
 	return n
 }
 
 // Ranges returns c's registrations.
 func (rt *Router) Ranges(c Client) []Range {
-	rt.mu.RLock()
-	defer rt.mu.RUnlock()
 	var rs []Range
-	for t, es := range rt.entries {
+	for t, es := range rt.table.Load().entries {
 		for _, e := range es {
 			if e.c == c {
 				rs = append(rs, Range{acrn.ReqType(t), e.start, e.end})
@@ -251,12 +271,13 @@ func (rt *Router) Ranges(c Client) []Range {
 // the Unclaimed client). A VM whose device model is a Service VM sends it
 // everything ember does not emulate itself, as ACRN does.
 func (rt *Router) SetDefault(c Client) {
-	rt.mu.Lock()
-	defer rt.mu.Unlock()
 	if c == nil {
 		c = rt.unclaimed
 	}
-	rt.def, rt.defN = c, rt.counter(c)
+	rt.change(func(t *routeTable) error {
+		t.def, t.defN = c, rt.counter(c)
+		return nil
+	})
 }
 
 // Route returns the client for req: the one whose range holds the whole
@@ -272,16 +293,23 @@ func (rt *Router) Route(req *acrn.IORequest) Client {
 // type typ, and the client's request count, which the caller adds to once
 // the request is the client's (Route, or Direct when it serves it).
 func (rt *Router) lookup(typ acrn.ReqType, addr, size uint64) (Client, *atomic.Uint64) {
-	rt.mu.RLock()
-	defer rt.mu.RUnlock()
-	if int(typ) < len(rt.entries) {
-		es := rt.entries[typ]
-		i := sort.Search(len(es), func(i int) bool { return es[i].start > addr }) - 1
-		if i >= 0 && (Range{Start: es[i].start, End: es[i].end}).Contains(addr, size) {
+	t := rt.table.Load()
+	if int(typ) < len(t.entries) {
+		es := t.entries[typ]
+		// The last entry that starts at or below addr (a binary search).
+		lo, hi := 0, len(es)
+		for lo < hi {
+			if m := int(uint(lo+hi) >> 1); es[m].start > addr {
+				hi = m
+			} else {
+				lo = m + 1
+			}
+		}
+		if i := lo - 1; i >= 0 && (Range{Start: es[i].start, End: es[i].end}).Contains(addr, size) {
 			return es[i].c, es[i].n
 		}
 	}
-	return rt.def, rt.defN
+	return t.def, t.defN
 }
 
 // Unclaimed returns how many reads and writes the built-in default client has

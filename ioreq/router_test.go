@@ -126,3 +126,56 @@ func TestRouterCountsRequestsByClient(t *testing.T) {
 		t.Errorf("Requests() = %v, want %v", got, want)
 	}
 }
+
+// TestRouterLookupsDuringClaims: vCPUs route accesses while devices come and
+// go. A lookup sees the table before a change or after it, never a half-made
+// one: an address is routed to the client that claims it or to the default,
+// never to a neighbour whose entry moved under the search.
+func TestRouterLookupsDuringClaims(t *testing.T) {
+	r := NewRouter()
+	fixed := named("fixed")
+	for i := range uint64(8) {
+		if err := r.Claim(Range{acrn.ReqPortIO, 0x100 * (2*i + 1), 0x100*(2*i+1) + 0xf}, fixed); err != nil {
+			t.Fatal(err)
+		}
+	}
+	moving := named("moving")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 2000 {
+			base := 0x200 * uint64(i%8)
+			rg := Range{acrn.ReqPortIO, base, base + 0xf}
+			if err := r.Claim(rg, moving); err != nil {
+				t.Error(err)
+				return
+			}
+			if err := r.Unclaim(rg, moving); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case <-done:
+			return
+		default:
+		}
+		for port := uint64(0); port < 0x1000; port += 0x80 {
+			c, _ := r.lookup(acrn.ReqPortIO, port+4, 1)
+			var ok bool
+			switch port % 0x200 {
+			case 0x100: // always fixed's
+				ok = c == fixed
+			case 0x000: // moving's now and then
+				ok = c == moving || c == r.unclaimed
+			default: // nobody's
+				ok = c == r.unclaimed
+			}
+			if !ok {
+				t.Fatalf("port %#x routed to %s", port+4, c.Name())
+			}
+		}
+	}
+}
