@@ -17,8 +17,9 @@ import (
 // it, and any later one is counted in the last slot.
 const maxExitReason = 64
 
-// exitCounts counts a VM's exits by KVM exit reason. One atomic add per exit
-// is all the vCPU loop pays; readers sum on demand.
+// exitCounts counts a vCPU's exits by KVM exit reason. One atomic add to a
+// counter of its own is all the vCPU loop pays (no cache line is shared
+// with another vCPU's loop); readers sum on demand.
 type exitCounts [maxExitReason]atomic.Uint64
 
 // add counts one exit of reason r.
@@ -35,9 +36,11 @@ func (c *exitCounts) add(r kvm.ExitReason) {
 // here though Exits leaves it out.
 func (vm *VM) ExitsByReason() map[kvm.ExitReason]uint64 {
 	m := map[kvm.ExitReason]uint64{}
-	for i := range vm.exitsBy {
-		if n := vm.exitsBy[i].Load(); n > 0 {
-			m[kvm.ExitReason(i)] = n
+	for _, c := range vm.vcpus {
+		for i := range c.exits {
+			if n := c.exits[i].Load(); n > 0 {
+				m[kvm.ExitReason(i)] += n
+			}
 		}
 	}
 	return m

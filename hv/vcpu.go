@@ -19,6 +19,7 @@ type VCPU struct {
 	vm  *VM
 	kvm *kvm.VCPU
 
+	exits      exitCounts   // its exits by reason (stats.go)
 	tid        atomic.Int32 // the thread running the loop, or 0 (stats.go)
 	guestStart atomic.Int64 // that thread's guest time when the loop began
 
@@ -93,10 +94,8 @@ func (c *VCPU) loop(stopped <-chan struct{}) {
 			c.Fail(err)
 			return
 		}
-		c.vm.exitsBy.add(exit.Reason)
-		if exit.Reason != kvm.ExitIntr {
-			c.vm.exits.Add(1)
-		} else {
+		c.exits.add(exit.Reason)
+		if exit.Reason == kvm.ExitIntr {
 			// A kick (Stop or Pause) leaves immediate_exit set. Whoever kicks
 			// sets its flag first, and the loop looks at the flags after
 			// clearing, so no request is lost and a stale kick cannot make

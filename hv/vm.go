@@ -76,8 +76,6 @@ type VM struct {
 	running bool
 	stopped chan struct{} // closed by the first stop of a run
 	result  Result
-	exits   atomic.Uint64
-	exitsBy exitCounts // exits by reason, KVM_EXIT_INTR too (stats.go)
 	// guestTime is the guest CPU time, in ns, of vCPU loops that have ended.
 	guestTime atomic.Int64
 	closed    bool
@@ -236,8 +234,17 @@ func (vm *VM) VCPU(i int) *VCPU { return vm.vcpus[i] }
 // NumVCPUs returns the number of vCPUs.
 func (vm *VM) NumVCPUs() int { return len(vm.vcpus) }
 
-// Exits returns how many exits the VM's vCPUs have handled so far.
-func (vm *VM) Exits() uint64 { return vm.exits.Load() }
+// Exits returns how many exits the VM's vCPUs have handled so far, not
+// counting KVM_EXIT_INTR (kicks and signals).
+func (vm *VM) Exits() uint64 {
+	var n uint64
+	for r, v := range vm.ExitsByReason() {
+		if r != kvm.ExitIntr {
+			n += v
+		}
+	}
+	return n
+}
 
 // LoadImage copies a flat image into guest memory at gpa.
 func (vm *VM) LoadImage(image []byte, gpa uint64) error {
