@@ -21,8 +21,12 @@ func (t *transmitter) run() {
 	}
 }
 
-// drain sends every packet the driver made available, then interrupts the
-// driver if it wants to hear of them. An error is a queue the driver broke.
+// drain sends every packet the driver made available. After each packet
+// it interrupts the driver if the driver asked to hear of it: with
+// EVENT_IDX Linux asks once three quarters of what it queued is sent, and
+// the interrupt lets it free those buffers and queue more while the rest
+// is still being sent, where one interrupt at the end of the drain left
+// it waiting for the whole batch. An error is a queue the driver broke.
 func (t *transmitter) drain() error {
 	defer t.notifyDriver()
 	for !t.stopped() {
@@ -34,6 +38,7 @@ func (t *transmitter) drain() error {
 		if err := t.q.Push(t.mem, c.Head, 0); err != nil {
 			return err
 		}
+		t.notifyDriver()
 	}
 	return nil
 }
