@@ -152,14 +152,19 @@ func newDrainer(vm *kvm.VM, g *ExitGuest) (*drainer, error) {
 				return
 			}
 			if n == 8 {
-				d.mu.Lock()
-				d.total += uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
-					uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
-				d.mu.Unlock()
+				d.add(b)
 			}
 		}
 	}()
 	return d, nil
+}
+
+// add counts one eventfd read: the 8 bytes are the counter's value, in the
+// host's byte order (little-endian on x86).
+func (d *drainer) add(b [8]byte) {
+	d.mu.Lock()
+	d.total += binary.LittleEndian.Uint64(b[:])
+	d.mu.Unlock()
 }
 
 // close stops the reader and returns how many signals it drained, including
@@ -167,9 +172,7 @@ func newDrainer(vm *kvm.VM, g *ExitGuest) (*drainer, error) {
 func (d *drainer) close() uint64 {
 	var b [8]byte
 	if n, _ := unix.Read(int(d.f.Fd()), b[:]); n == 8 {
-		d.mu.Lock()
-		d.total += binary.LittleEndian.Uint64(b[:])
-		d.mu.Unlock()
+		d.add(b)
 	}
 	d.f.Close()
 	d.wg.Wait()
