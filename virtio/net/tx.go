@@ -21,12 +21,14 @@ func (t *transmitter) run() {
 	}
 }
 
-// drain sends every packet the driver made available. After each packet
-// it interrupts the driver if the driver asked to hear of it: with
-// EVENT_IDX Linux asks once three quarters of what it queued is sent, and
-// the interrupt lets it free those buffers and queue more while the rest
-// is still being sent, where one interrupt at the end of the drain left
-// it waiting for the whole batch. An error is a queue the driver broke.
+// drain sends every packet the driver made available. With EVENT_IDX it
+// interrupts the driver after any packet the driver asked to hear of:
+// Linux asks once three quarters of what it queued is sent, and the
+// interrupt lets it free those buffers and queue more while the rest is
+// still being sent, where one interrupt at the end of the drain left it
+// waiting for the whole batch. Without EVENT_IDX a driver that wants
+// interrupts wants one for every buffer, so there it is one per drain.
+// An error is a queue the driver broke.
 func (t *transmitter) drain() error {
 	defer t.notifyDriver()
 	for !t.stopped() {
@@ -38,7 +40,9 @@ func (t *transmitter) drain() error {
 		if err := t.q.Push(t.mem, c.Head, 0); err != nil {
 			return err
 		}
-		t.notifyDriver()
+		if t.q.EventIdx {
+			t.notifyDriver()
+		}
 	}
 	return nil
 }
