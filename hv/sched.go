@@ -22,12 +22,13 @@ import (
 // more samples in sysmon's clock reads and sleeps (read_hpet, task
 // switches) than in its own system-call path.
 //
-// So the loop goes through the scheduler (runtime.Gosched) at least every
-// yieldEveryMs while it runs, which sysmon sees as a goroutine that is not
+// So the loop goes through the scheduler (runtime.Gosched) at the first
+// exit after yieldEveryMs since it last did, which, for a vCPU that exits
+// more often than sysmon's 10 ms, sysmon sees as a goroutine that is never
 // due. The interval is measured in TSC ticks (cputicks: a register read,
-// where a clock read can be a system call), and checked at each exit; a
-// vCPU that stays in the guest makes no exits to check at, and sysmon takes
-// its P once, not again and again.
+// where a clock read can be a system call); a vCPU that stays in the guest
+// makes no exits to check at, and sysmon takes its P once, not again and
+// again.
 
 // yieldEveryMs is how often, at most, a running vCPU thread goes through the
 // scheduler: half of sysmon's 10 ms, so sysmon never finds it due. A
