@@ -23,6 +23,11 @@ var ErrGone = errors.New("virtio-backend: back-end gone")
 // it gives the back-end up.
 const DefaultTimeout = 5 * time.Second
 
+// DefaultConnectTimeout is how long Dial keeps trying a back-end's socket
+// that is not there yet, or not listening yet: long enough for a back-end
+// started beside ember (`ember backend blk ... &` then `ember run`) to come up.
+const DefaultConnectTimeout = 5 * time.Second
+
 // Config configures a Remote.
 type Config struct {
 	// Mem is the guest's RAM; it must be memfd-backed (memory.NewShared),
@@ -33,6 +38,8 @@ type Config struct {
 	Type uint16
 	// Timeout bounds each reply; 0 means DefaultTimeout.
 	Timeout time.Duration
+	// ConnectTimeout bounds Dial's tries; 0 means DefaultConnectTimeout.
+	ConnectTimeout time.Duration
 	// Logger gets the back-end's failures; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -65,9 +72,11 @@ type Remote struct {
 }
 
 // Dial connects to a back-end listening on the SOCK_SEQPACKET socket at
-// path and returns the device it serves (New).
+// path and returns the device it serves (New). A socket that does not exist
+// yet, or exists but does not listen yet, is tried again until
+// cfg.ConnectTimeout (connect).
 func Dial(path string, cfg Config) (*Remote, error) {
-	conn, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: path, Net: "unixpacket"})
+	conn, err := connect(path, cfg.ConnectTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("virtio-backend: %w", err)
 	}
@@ -76,6 +85,31 @@ func Dial(path string, cfg Config) (*Remote, error) {
 		return nil, fmt.Errorf("virtio-backend %s: %w", path, err)
 	}
 	return r, nil
+}
+
+// connect dials the SOCK_SEQPACKET socket at path, trying again every
+// 20 ms while the socket is missing (ENOENT: the back-end has not bound it
+// yet) or refuses (ECONNREFUSED: between the back-end's bind and its
+// listen, when the file is already there, or a back-end that died), until
+// timeout (0: DefaultConnectTimeout). Any other error ends it at once.
+func connect(path string, timeout time.Duration) (*net.UnixConn, error) {
+	if timeout <= 0 {
+		timeout = DefaultConnectTimeout
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		conn, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: path, Net: "unixpacket"})
+		if err == nil {
+			return conn, nil
+		}
+		if !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ECONNREFUSED) {
+			return nil, err
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%w (tried for %v)", err, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // New takes over conn, a connection to a back-end, asks what device it
