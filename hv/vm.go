@@ -238,9 +238,11 @@ func (vm *VM) NumVCPUs() int { return len(vm.vcpus) }
 // counting KVM_EXIT_INTR (kicks and signals).
 func (vm *VM) Exits() uint64 {
 	var n uint64
-	for r, v := range vm.ExitsByReason() {
-		if r != kvm.ExitIntr {
-			n += v
+	for _, c := range vm.vcpus {
+		for r := range c.exits {
+			if kvm.ExitReason(r) != kvm.ExitIntr {
+				n += c.exits[r].Load()
+			}
 		}
 	}
 	return n

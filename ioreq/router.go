@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"sync"
 	"sync/atomic"
 
@@ -203,7 +202,7 @@ func (rt *Router) Claim(r Range, c Client) error {
 	}
 	return rt.change(func(t *routeTable) error {
 		es := t.entries[r.Type]
-		i := sort.Search(len(es), func(i int) bool { return es[i].start > r.Start })
+		i := firstAfter(es, r.Start)
 		if i > 0 && es[i-1].end >= r.Start {
 			p := es[i-1]
 			return fmt.Errorf("%w: %s %v and %s [%#x, %#x]", ErrOverlap, c.Name(), r, p.c.Name(), p.start, p.end)
@@ -296,20 +295,28 @@ func (rt *Router) lookup(typ acrn.ReqType, addr, size uint64) (Client, *atomic.U
 	t := rt.table.Load()
 	if int(typ) < len(t.entries) {
 		es := t.entries[typ]
-		// The last entry that starts at or below addr (a binary search).
-		lo, hi := 0, len(es)
-		for lo < hi {
-			if m := int(uint(lo+hi) >> 1); es[m].start > addr {
-				hi = m
-			} else {
-				lo = m + 1
-			}
-		}
-		if i := lo - 1; i >= 0 && (Range{Start: es[i].start, End: es[i].end}).Contains(addr, size) {
+		// The last entry that starts at or below addr.
+		if i := firstAfter(es, addr) - 1; i >= 0 && (Range{Start: es[i].start, End: es[i].end}).Contains(addr, size) {
 			return es[i].c, es[i].n
 		}
 	}
 	return t.def, t.defN
+}
+
+// firstAfter returns the index of the first of the sorted entries es that
+// starts above addr (len(es) if none): a binary search, written out rather
+// than sort.Search's, since every routed access makes one and a closure
+// call per step would cost it more than the search.
+func firstAfter(es []routeEntry, addr uint64) int {
+	lo, hi := 0, len(es)
+	for lo < hi {
+		if m := int(uint(lo+hi) >> 1); es[m].start > addr {
+			hi = m
+		} else {
+			lo = m + 1
+		}
+	}
+	return lo
 }
 
 // Unclaimed returns how many reads and writes the built-in default client has
