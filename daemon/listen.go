@@ -15,13 +15,16 @@ import (
 	"golang.org/x/sys/unix"
 
 	"ember/api"
+	"ember/internal/unixsock"
 )
 
 // Listen creates the API's unix socket at path: mode 0600, or 0660 and
 // owned by group when one is given, so only the daemon's user (and the
-// group's members) can connect. A stale socket from a daemon that died is
-// replaced; a live one is an error. It returns the group's ID, or -1.
-func Listen(path, group string) (*net.UnixListener, int, error) {
+// group's members) can connect. The file appears once the daemon listens,
+// so a client that waits for it is not refused. A stale socket from a
+// daemon that died is replaced; a live one is an error. It returns the
+// group's ID, or -1.
+func Listen(path, group string) (*unixsock.Listener, int, error) {
 	if c, err := net.Dial("unix", path); err == nil {
 		c.Close()
 		return nil, -1, fmt.Errorf("daemon: %s: another daemon is serving it", path)
@@ -37,21 +40,21 @@ func Listen(path, group string) (*net.UnixListener, int, error) {
 		}
 	}
 	old := unix.Umask(0o177) // the socket is never, even briefly, open to others
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	l, err := unixsock.Listen("unix", path, func(tmp string) error {
+		if gid < 0 {
+			return nil
+		}
+		if err := os.Chown(tmp, -1, gid); err != nil {
+			return fmt.Errorf("socket group %s: %w", group, err)
+		}
+		if err := os.Chmod(tmp, 0o660); err != nil {
+			return fmt.Errorf("socket group %s: %w", group, err)
+		}
+		return nil
+	})
 	unix.Umask(old)
 	if err != nil {
 		return nil, -1, fmt.Errorf("daemon: %w", err)
-	}
-	l.SetUnlinkOnClose(true)
-	if gid >= 0 {
-		err := os.Chown(path, -1, gid)
-		if err == nil {
-			err = os.Chmod(path, 0o660)
-		}
-		if err != nil {
-			l.Close()
-			return nil, -1, fmt.Errorf("daemon: socket group %s: %w", group, err)
-		}
 	}
 	return l, gid, nil
 }

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"ember/acrn"
+	"ember/internal/unixsock"
 	"ember/ioreq"
 )
 
@@ -57,7 +58,7 @@ type Server struct {
 	d   *ioreq.Dispatcher
 	cfg ServerConfig
 	log *slog.Logger
-	ln  *net.UnixListener
+	ln  *unixsock.Listener
 
 	mu     sync.Mutex
 	conns  map[*remote]struct{}
@@ -72,9 +73,9 @@ func Listen(path string, d *ioreq.Dispatcher, cfg ServerConfig) (*Server, error)
 	if d.Buffer().FD() < 0 {
 		return nil, errors.New("devicemodel: server needs a memfd-backed request buffer")
 	}
-	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: path, Net: "unixpacket"})
+	ln, err := unixsock.Listen("unixpacket", path, nil)
 	if err != nil {
-		return nil, fmt.Errorf("devicemodel: listen: %w", err)
+		return nil, fmt.Errorf("devicemodel: %w", err)
 	}
 	s := &Server{d: d, cfg: cfg, log: cfg.Logger, ln: ln, conns: map[*remote]struct{}{}}
 	if s.log == nil {

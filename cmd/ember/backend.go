@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"ember/internal/unixsock"
 	"ember/machine"
 	"ember/virtio/backend"
 	"ember/virtio/blk"
@@ -92,7 +93,7 @@ func runBackendBlk(ctx context.Context, o backendOptions, stderr io.Writer) erro
 		return err
 	}
 	defer disk.Close()
-	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: o.socket, Net: "unixpacket"})
+	ln, err := unixsock.Listen("unixpacket", o.socket, nil)
 	if err != nil {
 		return fmt.Errorf("backend blk: %w", err)
 	}
@@ -105,7 +106,7 @@ func runBackendBlk(ctx context.Context, o backendOptions, stderr io.Writer) erro
 
 // serveBackend serves disk to one connection of ln at a time until ctx
 // ends (or after the first, with once), flushing it after each.
-func serveBackend(ctx context.Context, ln *net.UnixListener, disk *blk.Disk, once bool, log *slog.Logger) error {
+func serveBackend(ctx context.Context, ln *unixsock.Listener, disk *blk.Disk, once bool, log *slog.Logger) error {
 	var mu sync.Mutex
 	var conn *net.UnixConn
 	stopped := context.AfterFunc(ctx, func() {

@@ -35,6 +35,7 @@ import (
 	"os"
 	"sync"
 
+	"ember/internal/unixsock"
 	"ember/virtio"
 )
 
@@ -90,7 +91,7 @@ type Device struct {
 	cid  uint64
 	path string
 	log  *slog.Logger
-	ln   *net.UnixListener
+	ln   *unixsock.Listener
 	// warnLog and debugLog rate-limit what the guest and host programs can
 	// make the device log, apart so that debug chatter hides no warning.
 	warnLog, debugLog limiter
@@ -118,7 +119,7 @@ func New(cfg Config) (*Device, error) {
 	if _, err := os.Lstat(cfg.Path); err == nil {
 		return nil, fmt.Errorf("virtio-vsock: %s: %w (a socket left by an earlier run? remove it)", cfg.Path, fs.ErrExist)
 	}
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: cfg.Path, Net: "unix"})
+	ln, err := unixsock.Listen("unix", cfg.Path, nil)
 	if err != nil {
 		return nil, fmt.Errorf("virtio-vsock: %w", err)
 	}
@@ -147,7 +148,7 @@ func (d *Device) Close() error {
 	}
 	d.mu.Unlock()
 	d.Reset()
-	err := d.ln.Close() // unlinks Path: the listener was made by ListenUnix
+	err := d.ln.Close() // removes Path
 	d.wg.Wait()
 	if err != nil {
 		return fmt.Errorf("virtio-vsock: %w", err)
