@@ -249,6 +249,16 @@ func (q *Queue) PopInto(mem *memory.Guest, c *Chain) (bool, error) {
 	return true, nil
 }
 
+// Pending reports whether the driver has made a chain available that Pop
+// has not taken yet (an unreadable ring counts as pending: Pop reports it).
+func (q *Queue) Pending(mem *memory.Guest) bool {
+	if q.usable() != nil {
+		return false
+	}
+	avail, err := q.availIdx(mem)
+	return err != nil || avail != q.nextAvail
+}
+
 // availIdx reads avail->idx with an acquire.
 func (q *Queue) availIdx(mem *memory.Guest) (uint16, error) {
 	v, err := atomic16.Load(mem, q.availIdxAddr())

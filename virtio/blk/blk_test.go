@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,8 +36,8 @@ func newRig(t *testing.T, readOnly bool) *rig {
 }
 
 // newRigCfg is newRig for a disk configured as cfg (its Path and Serial are
-// the rig's).
-func newRigCfg(t *testing.T, cfg Config) *rig {
+// the rig's); setup, if any, sees the disk before it is activated.
+func newRigCfg(t *testing.T, cfg Config, setup ...func(*Disk)) *rig {
 	t.Helper()
 	mem, err := memory.New([]memory.Range{{GPA: 0, Size: 1 << 20}})
 	if err != nil {
@@ -62,6 +63,9 @@ func newRigCfg(t *testing.T, cfg Config) *rig {
 		t.Fatal(err)
 	}
 	r := &rig{t: t, disk: d, drv: drv, path: path, irqs: make(chan int, 64), image: image}
+	for _, f := range setup {
+		f(d)
+	}
 	if err := d.Activate(mem, virtio.FeatureVersion1|virtio.FeatureEventIdx, []*virtio.Queue{drv.Queue}, func(q int) { r.irqs <- q }); err != nil {
 		t.Fatal(err)
 	}
@@ -266,5 +270,54 @@ func TestHugeDiscardAllocatesNothing(t *testing.T) {
 	}
 	if got := after.TotalAlloc - before.TotalAlloc; got > 1<<20 {
 		t.Errorf("serving the request allocated %d bytes", got)
+	}
+}
+
+// TestASlowRequestDoesNotHoldUpTheNext: the queue serves requests side by
+// side (workersPerQueue at once), so a read the image is slow to answer
+// does not delay one offered after it, and both complete.
+func TestASlowRequestDoesNotHoldUpTheNext(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	var releaseOnce sync.Once
+	free := func() { releaseOnce.Do(func() { close(release) }) }
+	r := newRigCfg(t, Config{}, func(d *Disk) {
+		transfer := d.xfer
+		d.xfer = func(bufs [][]byte, off int64, write bool) (int, error) {
+			if off == 0 {
+				close(entered)
+				<-release
+			}
+			return transfer(bufs, off, write)
+		}
+	})
+	t.Cleanup(free) // before the disk's Close, which waits for the slow read
+	rd, wr := virtiotest.Readable, virtiotest.Writable
+	slow, _, err := r.drv.Add(rd(header(typeIn, 0)), wr(SectorSize), wr(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.disk.Notify(0)
+	<-entered
+	n, out := r.do(rd(header(typeIn, 3)), wr(SectorSize), wr(1))
+	if n != SectorSize+1 || status(out) != statusOK || !bytes.Equal(out[0], r.image[3*SectorSize:4*SectorSize]) {
+		t.Fatalf("the read behind a slow one: used %d, status %d", n, status(out))
+	}
+	free()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		u, ok, err := r.drv.Used()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			if u.Head != slow || u.Len != SectorSize+1 {
+				t.Fatalf("used %+v, want the slow read (head %d) with %d bytes", u, slow, SectorSize+1)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the slow read never completed")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -3,6 +3,7 @@ package blk
 import (
 	"encoding/binary"
 	"errors"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -29,87 +30,139 @@ const (
 	flagUnmap   = 1  // in a WRITE_ZEROES segment
 )
 
-// worker serves one request queue on its own goroutine.
-type worker struct {
+// queue is one request queue and the goroutines that serve it: lanes
+// workers, each taking a request, serving it and returning it in turn, so
+// the image is read and written by as many system calls at once (the
+// shape of QEMU's thread pool for aio=threads). The queue's rings are
+// touched under mu; the I/O is not.
+type queue struct {
 	d         *Disk
 	mem       *memory.Guest
-	q         *virtio.Queue
 	i         int
 	interrupt func(int)
-	kick      chan struct{} // capacity 1: the driver notified
+	kick      chan struct{} // capacity 1: the driver notified, or a sibling passed it on
 	stop      chan struct{} // closed by Reset
-	done      chan struct{} // closed when run returns
-	broken    bool          // the driver broke the ring: nothing more is served
-	chain     virtio.Chain  // the request being served; its slices are reused
-	data      [][]byte      // its data buffers, the status byte split off; reused
+	wg        sync.WaitGroup
+
+	mu     sync.Mutex
+	q      *virtio.Queue
+	broken bool // the driver broke the ring: nothing more is served
+}
+
+// worker is one goroutine serving a queue.
+type worker struct {
+	d     *Disk
+	s     *queue
+	i     int
+	chain virtio.Chain // the request being served; its slices are reused
+	data  [][]byte     // its data buffers, the status byte split off; reused
+}
+
+// start runs n workers on s.
+func (s *queue) start(n int) {
+	for range n {
+		w := &worker{d: s.d, s: s, i: s.i}
+		s.wg.Add(1)
+		go w.run()
+	}
+}
+
+// notify wakes one worker; a worker that takes a request and sees more
+// wakes the next.
+func (s *queue) notify() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
 }
 
 // run serves the queue whenever it is notified, until Reset.
 func (w *worker) run() {
-	defer close(w.done)
+	defer w.s.wg.Done()
 	for {
-		if !w.broken {
-			w.drain()
-		}
+		w.drain()
 		select {
-		case <-w.kick:
-		case <-w.stop:
+		case <-w.s.kick:
+		case <-w.s.stop:
 			return
 		}
 	}
 }
 
-// drain serves every available request, then interrupts the driver if it
-// wants to hear of them.
+// drain serves available requests until there are none, then interrupts
+// the driver if it wants to hear of what was returned. Every worker ends a
+// drain that way after its last Push, so no completion goes unannounced.
 func (w *worker) drain() {
-	defer func() {
-		if w.q.NeedsInterrupt(w.mem) {
-			w.interrupt(w.i)
-		}
-	}()
-	c := &w.chain
+	s := w.s
 	for {
-		ok, err := w.q.PopInto(w.mem, c)
-		switch {
-		case err != nil:
-			if !w.drop(err) {
+		s.mu.Lock()
+		if s.broken {
+			s.mu.Unlock()
+			return
+		}
+		ok, err := s.q.PopInto(s.mem, &w.chain)
+		if err != nil {
+			err = s.drop(err)
+			s.mu.Unlock()
+			if err != nil {
+				s.fail(err)
 				return
 			}
 			continue
-		case !ok:
+		}
+		if !ok {
+			need := s.q.NeedsInterrupt(s.mem)
+			s.mu.Unlock()
+			if need {
+				s.interrupt(s.i)
+			}
 			return
 		}
-		if err := w.q.Push(w.mem, c.Head, w.serve(c)); err != nil {
-			w.fail(err)
+		more := s.q.Pending(s.mem)
+		s.mu.Unlock()
+		if more {
+			s.notify()
+		}
+		n := w.serve(&w.chain)
+		s.mu.Lock()
+		if s.broken { // a sibling found the ring broken: nothing more goes back
+			s.mu.Unlock()
+			return
+		}
+		err = s.q.Push(s.mem, w.chain.Head, n)
+		s.mu.Unlock()
+		if err != nil {
+			s.fail(err)
 			return
 		}
 	}
 }
 
-// drop answers a malformed chain with nothing written and reports true, or,
-// for any other error Pop returned, stops the queue and reports false.
-func (w *worker) drop(err error) bool {
+// drop answers a malformed chain with nothing written and returns nil, or
+// returns any other error Pop returned, for fail. Called with mu held.
+func (s *queue) drop(err error) error {
 	var ce *virtio.ChainError
 	if !errors.As(err, &ce) {
-		w.fail(err)
-		return false
+		return err
 	}
-	w.d.log.Warn("virtio-blk: malformed request dropped", "queue", w.i, "err", err)
-	if err := w.q.Push(w.mem, ce.Head, 0); err != nil {
-		w.fail(err)
-		return false
-	}
-	return true
+	s.d.log.Warn("virtio-blk: malformed request dropped", "queue", s.i, "err", err)
+	return s.q.Push(s.mem, ce.Head, 0)
 }
 
 // fail stops serving a queue the driver broke and asks the driver, through
 // the transport, to reset the device.
-func (w *worker) fail(err error) {
-	w.d.log.Error("virtio-blk: queue stopped; the driver must reset the device", "queue", w.i, "err", err)
-	w.broken = true
-	w.d.mu.Lock()
-	e := w.d.events
-	w.d.mu.Unlock()
+func (s *queue) fail(err error) {
+	s.mu.Lock()
+	first := !s.broken
+	s.broken = true
+	s.mu.Unlock()
+	if !first {
+		return
+	}
+	s.d.log.Error("virtio-blk: queue stopped; the driver must reset the device", "queue", s.i, "err", err)
+	s.d.mu.Lock()
+	e := s.d.events
+	s.d.mu.Unlock()
 	if e != nil {
 		e.NeedsReset(err)
 	}
@@ -186,7 +239,7 @@ func (d *Disk) read(bufs [][]byte, sector uint64) (uint64, byte) {
 		d.log.Warn("virtio-blk: read outside the disk", "sector", sector, "bytes", n)
 		return 0, statusIOErr
 	}
-	got, err := d.transfer(bufs, off, false)
+	got, err := d.xfer(bufs, off, false)
 	if err != nil || uint64(got) != n {
 		d.log.Error("virtio-blk: read failed", "sector", sector, "bytes", n, "got", got, "err", err)
 		return uint64(got), statusIOErr
@@ -205,7 +258,7 @@ func (d *Disk) write(bufs [][]byte, sector uint64) byte {
 		d.log.Warn("virtio-blk: write outside the disk", "sector", sector, "bytes", n)
 		return statusIOErr
 	}
-	if put, err := d.transfer(bufs, off, true); err != nil || uint64(put) != n {
+	if put, err := d.xfer(bufs, off, true); err != nil || uint64(put) != n {
 		d.log.Error("virtio-blk: write failed", "sector", sector, "bytes", n, "put", put, "err", err)
 		return statusIOErr
 	}
@@ -292,13 +345,25 @@ func (d *Disk) transfer(bufs [][]byte, off int64, write bool) (int, error) {
 	return preadv(fd, bufs, off)
 }
 
-// preadv and pwritev move every buffer, retrying short transfers.
+// preadv and pwritev move every buffer, retrying short transfers. A
+// request with one data buffer, the usual shape of a Linux guest's 4 KiB
+// I/O, takes pread or pwrite: the kernel then builds no iovec array.
 func preadv(fd int, bufs [][]byte, off int64) (int, error) {
-	return transfer(bufs, off, func(b [][]byte, o int64) (int, error) { return unix.Preadv(fd, b, o) })
+	return transfer(bufs, off, func(b [][]byte, o int64) (int, error) {
+		if len(b) == 1 {
+			return unix.Pread(fd, b[0], o)
+		}
+		return unix.Preadv(fd, b, o)
+	})
 }
 
 func pwritev(fd int, bufs [][]byte, off int64) (int, error) {
-	return transfer(bufs, off, func(b [][]byte, o int64) (int, error) { return unix.Pwritev(fd, b, o) })
+	return transfer(bufs, off, func(b [][]byte, o int64) (int, error) {
+		if len(b) == 1 {
+			return unix.Pwrite(fd, b[0], o)
+		}
+		return unix.Pwritev(fd, b, o)
+	})
 }
 
 // transfer calls op until bufs are done, op fails, or it moves nothing.
