@@ -235,18 +235,32 @@ func exitRows(ctx context.Context, r *Report, o Options, h *hv.Hypervisor, dir, 
 		case SubjectEmberExternal:
 			note = "examples/devicemodel -quiet in another process; both sides poll (an adaptive 50 µs–2 ms window), then sleep on futexes (the futex hand-off)"
 		}
-		vsC, vsQEMU := math.NaN(), math.NaN()
-		if s.name != SubjectC {
-			rs := PairedRatios(per[i], cPer)
-			vsC = MedianOf(rs)
-			note = withSpread(note, rs)
-		}
-		if s.name != SubjectQEMU {
-			vsQEMU = MedianOf(PairedRatios(per[i], qemuPer))
-		}
-		r.AddPaired(group, s.name, float64(Median(per[i]).Nanoseconds()), "ns/exit", note, vsC, vsQEMU)
+		addExitRow(r, o, group, s.name, note, per[i], cPer, qemuPer)
 	}
 	return nil
+}
+
+// addExitRow adds subject's row of an exit group from its per-repetition
+// per-exit costs, with its ratios paired against the C loop's and QEMU's
+// repetitions. A median that is not positive is no measurement: t(N) -
+// t(N0) is a difference of two runs, and where an exit costs little (the
+// ioeventfd rows) and N is small (--short), the noise between runs can
+// outweigh it; the row says so instead of printing a negative time.
+func addExitRow(r *Report, o Options, group, subject, note string, per, cPer, qemuPer []time.Duration) {
+	if m := Median(per); m <= 0 {
+		r.AddNA(group, subject, "ns/exit", fmt.Sprintf("n/a: %d exits took no longer than %d (median difference %v), within the noise between runs; raise --n", o.N, o.N0, m*time.Duration(o.N-o.N0)))
+		return
+	}
+	vsC, vsQEMU := math.NaN(), math.NaN()
+	if subject != SubjectC {
+		rs := PairedRatios(per, cPer)
+		vsC = MedianOf(rs)
+		note = withSpread(note, rs)
+	}
+	if subject != SubjectQEMU {
+		vsQEMU = MedianOf(PairedRatios(per, qemuPer))
+	}
+	r.AddPaired(group, subject, float64(Median(per).Nanoseconds()), "ns/exit", note, vsC, vsQEMU)
 }
 
 // withSpread adds to a row's note the range of its per-repetition ratios

@@ -279,3 +279,22 @@ func TestPairedRatiosAreKept(t *testing.T) {
 		t.Errorf("VsQEMU = %v, want 150/200 from the medians", row.VsQEMU)
 	}
 }
+
+// TestExitRowBelowTheNoise: a per-exit cost whose median is not positive
+// (two runs' difference lost in their noise) becomes an n/a row that says
+// so, not a negative time; a positive one gets its paired ratios.
+func TestExitRowBelowTheNoise(t *testing.T) {
+	o := Options{Params: Params{N: 1600, N0: 160}}
+	c := []time.Duration{10000, 10000, 10000}
+	qemu := []time.Duration{12000, 12000, 12000}
+	var r Report
+	addExitRow(&r, o, GroupMMIO, SubjectEmberIOEventFD, "in the kernel", []time.Duration{-194, 300, -50}, c, qemu)
+	addExitRow(&r, o, GroupMMIO, SubjectEmberInProcess, "", []time.Duration{11000, 10500, 12000}, c, qemu)
+	na, in := r.Rows[0], r.Rows[1]
+	if na.Value != nil || na.VsC != nil || !strings.Contains(na.Note, "n/a") || !strings.Contains(na.Note, "raise --n") {
+		t.Errorf("below-noise row = %+v; want no value, no ratio, an n/a note", na)
+	}
+	if in.Value == nil || *in.Value != 11000 || in.VsC == nil || math.Abs(*in.VsC-1.1) > 1e-9 {
+		t.Errorf("measured row = %+v; want 11000 ns, 1.10× C", in)
+	}
+}
