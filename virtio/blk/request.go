@@ -30,11 +30,11 @@ const (
 	flagUnmap   = 1  // in a WRITE_ZEROES segment
 )
 
-// queue is one request queue and the goroutines that serve it: lanes
-// workers, each taking a request, serving it and returning it in turn, so
-// the image is read and written by as many system calls at once (the
-// shape of QEMU's thread pool for aio=threads). The queue's rings are
-// touched under mu; the I/O is not.
+// queue is one request queue and the goroutines that serve it:
+// workersPerQueue workers, each taking a request, serving it and returning
+// it in turn, so the image is read and written by as many system calls at
+// once (the shape of QEMU's thread pool for aio=threads). The queue's
+// rings are touched under mu; the I/O is not.
 type queue struct {
 	d         *Disk
 	mem       *memory.Guest
