@@ -46,13 +46,20 @@ func Listen(network, path string, prepare func(tmp string) error) (*Listener, er
 	}
 	ln, err := net.ListenUnix(network, &net.UnixAddr{Name: tmp, Net: network})
 	if err != nil {
-		return nil, err
+		// The error names the temporary name; the caller knows the path.
+		var oe *net.OpError
+		if errors.As(err, &oe) {
+			err = oe.Err
+		}
+		return nil, fmt.Errorf("listen %s %s: %w", network, path, err)
 	}
 	// The name the socket was bound to is gone once it moves: Close
 	// removes path instead.
 	ln.SetUnlinkOnClose(false)
 	if prepare != nil {
-		err = prepare(tmp)
+		if err = prepare(tmp); err != nil {
+			err = fmt.Errorf("listen %s: %w", path, err)
+		}
 	}
 	if err == nil {
 		err = moveNoReplace(tmp, path)

@@ -125,6 +125,9 @@ func TestListenFails(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Listen: %v, want an error saying %q", err, tt.want)
 			}
+			if err != nil && !strings.Contains(err.Error(), tt.path) {
+				t.Errorf("Listen: %v, want the error to name %s", err, tt.path)
+			}
 			if names := dirNames(t, dir); len(names) != 0 {
 				t.Errorf("a failed Listen left %v", names)
 			}
