@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"syscall"
 
 	"ember/api"
 	"ember/machine"
@@ -81,13 +82,22 @@ func (c *Client) send(ctx context.Context, method, path string, in any) (*http.R
 	}
 	res, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("ember daemon at %s: %w", c.socket, err)
+		return nil, c.unreachable(err)
 	}
 	if res.StatusCode/100 == 2 {
 		return res, nil
 	}
 	defer res.Body.Close()
 	return nil, decodeError(res)
+}
+
+// unreachable wraps an error reaching the daemon; where nothing listens on
+// the socket (no file, or no daemon behind it) it says what to check.
+func (c *Client) unreachable(err error) error {
+	if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("ember daemon at %s: %w (is `ember daemon --api-socket %s` running?)", c.socket, err, c.socket)
+	}
+	return fmt.Errorf("ember daemon at %s: %w", c.socket, err)
 }
 
 // decodeError reads an error answer.
@@ -226,7 +236,7 @@ func (c *Client) Console(ctx context.Context, id string) (net.Conn, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", c.socket)
 	if err != nil {
-		return nil, fmt.Errorf("ember daemon at %s: %w", c.socket, err)
+		return nil, c.unreachable(err)
 	}
 	fmt.Fprintf(conn, "GET /v1/vms/%s/console HTTP/1.1\r\nHost: ember\r\nConnection: Upgrade\r\nUpgrade: %s\r\n\r\n", url.PathEscape(id), api.ConsoleUpgrade)
 	br := bufio.NewReader(conn)
