@@ -109,9 +109,6 @@ func moveNoReplace(old, new string) error {
 // Addr returns the socket's path.
 func (l *Listener) Addr() net.Addr { return l.addr }
 
-// Path returns the socket's path.
-func (l *Listener) Path() string { return l.addr.Name }
-
 // Close stops listening and removes the socket's file. Accepted
 // connections stay open. Calls after the first return the first's result.
 func (l *Listener) Close() error {
