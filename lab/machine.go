@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"ember/lab/job"
@@ -28,7 +29,14 @@ type machine struct {
 	consoleLog string // the lab kernel's own log (ttyS0)
 	cpus       int
 	memMiB     int
+	// powerOffGrace is how long the machine has, after its job's last step
+	// reported done, to report the job's end and power off (0: 2 minutes).
+	powerOffGrace time.Duration
 }
+
+// defaultPowerOffGrace is machine.powerOffGrace's default. Powering off takes
+// the init a sync and a fifth of a second; the rest is slack for a slow lab.
+const defaultPowerOffGrace = 2 * time.Minute
 
 // args is QEMU's command line. Single-threaded TCG hung most Linux guests
 // (spinning in the queued-spinlock slow path), so the default multi-threaded
@@ -58,11 +66,16 @@ type outcome struct {
 // crashed or QEMU died.
 var errLabDied = errors.New("the lab machine ended before its job finished")
 
-// run boots the machine, copies the job's output to out, and reports how far
-// the job got. It stops the machine after timeout, naming the phase it was
-// in; a machine that dies on its own gives errLabDied (with the steps that
-// completed in the outcome).
-func (m machine) run(ctx context.Context, p *progress, out io.Writer, timeout time.Duration) (outcome, error) {
+// run boots the machine for job j (the job in m.jobFile), copies the job's
+// output to out, and reports how far the job got. It stops the machine after
+// timeout, naming the phase it was in; a machine that dies on its own gives
+// errLabDied (with the steps that completed in the outcome).
+//
+// A machine whose every step has reported done but which then neither
+// reports the job's end nor powers off (its kernel wedged on the way out:
+// seen in CI) is stopped after powerOffGrace, and the steps' statuses stand
+// as the job's: the work was done and its results reported.
+func (m machine) run(ctx context.Context, p *progress, out io.Writer, j job.Job, timeout time.Duration) (outcome, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, m.qemu, m.args()...)
@@ -76,9 +89,27 @@ func (m machine) run(ctx context.Context, p *progress, out io.Writer, timeout ti
 	if err := cmd.Start(); err != nil {
 		return outcome{}, fmt.Errorf("starting %s: %w", m.qemu, err)
 	}
-	o := m.follow(p, stdout, out)
+	grace := m.powerOffGrace
+	if grace == 0 {
+		grace = defaultPowerOffGrace
+	}
+	var stoppedAfterJob atomic.Bool
+	var powerOff *time.Timer
+	o := m.follow(p, stdout, out, j, func() {
+		powerOff = time.AfterFunc(grace, func() {
+			stoppedAfterJob.Store(true)
+			cmd.Process.Kill()
+		})
+	})
 	werr := cmd.Wait()
+	if powerOff != nil {
+		powerOff.Stop()
+	}
 	switch {
+	case stoppedAfterJob.Load() && !o.finished:
+		p.say(fmt.Sprintf("the lab did not power off within %v of its last step; stopped it (the steps' results stand)", grace))
+		o.finished = true
+		return o, nil
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return o, fmt.Errorf("lab timed out after %v while %s; the lab kernel's log:\n%s", timeout, p.current(), m.consoleTail())
 	case ctx.Err() != nil:
@@ -90,8 +121,9 @@ func (m machine) run(ctx context.Context, p *progress, out io.Writer, timeout ti
 }
 
 // follow copies the job's output to out, acting on the init's marker lines,
-// until the machine's serial port closes.
-func (m machine) follow(p *progress, r io.Reader, out io.Writer) outcome {
+// until the machine's serial port closes. It calls over once, when the steps
+// of job j that will run have all reported done.
+func (m machine) follow(p *progress, r io.Reader, out io.Writer, j job.Job, over func()) outcome {
 	var o outcome
 	br := bufio.NewReader(r)
 	for {
@@ -106,6 +138,9 @@ func (m machine) follow(p *progress, r io.Reader, out io.Writer) outcome {
 			case job.EventDone:
 				n, _ := strconv.Atoi(arg)
 				o.done = append(o.done, n)
+				if jobOver(j, o.done) {
+					over()
+				}
 			case job.EventExit:
 				o.status, _ = strconv.Atoi(arg)
 				o.finished = true
@@ -117,6 +152,17 @@ func (m machine) follow(p *progress, r io.Reader, out io.Writer) outcome {
 			return o
 		}
 	}
+}
+
+// jobOver reports whether no step of j is left to run after the steps that
+// reported done with statuses done: all have, or one failed and is not
+// KeepGoing (the init stops there).
+func jobOver(j job.Job, done []int) bool {
+	n := len(done)
+	if n >= len(j.Steps) {
+		return true
+	}
+	return n > 0 && done[n-1] != 0 && !j.Steps[n-1].KeepGoing
 }
 
 // consoleTail is the part of the lab kernel's log worth reading in an error

@@ -176,7 +176,7 @@ func (s *session) runSteps(ctx context.Context, m machine, j job.Job) (int, erro
 		if out == nil {
 			out = os.Stdout
 		}
-		o, err := m.run(ctx, s.p, out, s.o.timeout)
+		o, err := m.run(ctx, s.p, out, j, s.o.timeout)
 		for _, code := range o.done {
 			if status == 0 {
 				status = code
