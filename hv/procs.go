@@ -36,6 +36,7 @@ type procBudget struct {
 	mu      sync.Mutex
 	base    int // GOMAXPROCS before the first vCPU thread started
 	running int // vCPU threads running now
+	held    int // of them, threads that keep their P in KVM_RUN (entry.go)
 }
 
 // start counts a vCPU thread that is about to enter the guest.
@@ -64,4 +65,31 @@ func (b *procBudget) apply() {
 	if b.set(0) != want {
 		b.set(want)
 	}
+}
+
+// tryHold counts one more vCPU thread that keeps its P while in the guest,
+// if that leaves the process the Ps it had before any vCPU ran: a thread may
+// hold only a P the budget added for a vCPU. It reports whether it may.
+func (b *procBudget) tryHold() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.held >= min(b.running, b.cap()) {
+		return false
+	}
+	b.held++
+	return true
+}
+
+// release counts a thread that no longer keeps its P in the guest.
+func (b *procBudget) release() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.held--
+}
+
+// holders reports how many vCPU threads keep their P in the guest now.
+func (b *procBudget) holders() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.held
 }

@@ -59,15 +59,17 @@ func newVCPUYield(c *kvm.VCPU) vcpuYield {
 }
 
 // maybe goes through the scheduler if the interval has passed since the
-// last time. A TSC that went backwards (another CPU's) counts as passed.
-func (y *vcpuYield) maybe() {
-	if y.every == 0 {
-		return
+// last time; now is the TSC (cputicks) read after the vCPU's latest exit. A
+// TSC that went backwards (another CPU's) counts as passed. Small enough to
+// be inlined into the exit loop; the yield itself is not.
+func (y *vcpuYield) maybe(now int64) {
+	if y.every != 0 && uint64(now-y.last) >= uint64(y.every) {
+		y.yield()
 	}
-	now := cputicks()
-	if d := now - y.last; d >= 0 && d < y.every {
-		return
-	}
+}
+
+// yield goes through the scheduler and restarts the interval.
+func (y *vcpuYield) yield() {
 	runtime.Gosched()
 	y.last = cputicks()
 }

@@ -32,7 +32,7 @@ func TestVCPUYieldOnlyWhenDue(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			y := vcpuYield{every: tc.every, last: tc.last}
-			y.maybe()
+			y.maybe(cputicks())
 			if yielded := y.last != tc.last; yielded != tc.want {
 				t.Errorf("yielded = %v, want %v", yielded, tc.want)
 			}

@@ -24,6 +24,10 @@ type VCPU struct {
 	guestStart atomic.Int64 // that thread's guest time when the loop began
 
 	synic hyperv.SynIC // its Hyper-V SynIC's pages, with Config.HyperV (synic.go)
+
+	// Touched only on the vCPU's thread (trap.go):
+	traps    int  // port traps taken, up to syncAfterTraps
+	syncRegs bool // KVM fills kvm_run's sync_regs on every exit
 }
 
 // newVCPU creates vCPU id with its CPUID; hyperV, when not empty, are the
@@ -63,39 +67,58 @@ func (c *VCPU) loop(stopped <-chan struct{}) {
 	c.startThread()
 	defer c.endThread()
 	c.kvm.BindThread()
-	// With a hot port trap KVM copies the registers into kvm_run on every
-	// exit, so the trap reads them without an ioctl; other VMs do not pay
-	// for that copy. Dirty bits left from an earlier run must not overwrite
-	// what was set since (SetEntry).
-	if c.vm.syncRegs() {
+	// Once a hot port trap has been used, KVM copies the registers into
+	// kvm_run on every exit, so the trap reads them without an ioctl; other
+	// vCPUs do not pay for that copy (trap.go). Dirty bits left from an
+	// earlier run must not overwrite what was set since (SetEntry).
+	if c.syncRegs {
 		c.kvm.SetSyncValid(kvm.SyncRegsGPRs | kvm.SyncRegsSRegs)
 	} else {
 		c.kvm.SetSyncValid(0)
 	}
 	c.kvm.SetSyncDirty(0)
-	yield := newVCPUYield(c.kvm) // sched.go
+	yield := newVCPUYield(c.kvm)             // sched.go
+	entry := newVCPUEntry(c.kvm, &vcpuProcs) // entry.go
+	defer entry.drop()
+	last := cputicks()
+	// Stop, Pause and Sleep set their flag and then kick every vCPU, and a
+	// kick's immediate_exit ends the next KVM_RUN at once even when it comes
+	// between two exits; so the loop looks at the flags before its first
+	// entry and after an ExitIntr only, not on every exit.
+	look := true
 	for {
-		select {
-		case <-stopped:
-			return
-		default:
-		}
-		if c.vm.run.pauseRequested() {
-			if !c.vm.run.park(c.id, stopped) {
+		if look {
+			select {
+			case <-stopped:
 				return
+			default:
 			}
-			// Resumed: drop the Pause's kick, then look at stopped and
-			// paused again before entering, since either may have changed.
-			c.kvm.SetImmediateExit(false)
-			continue
+			if c.vm.run.pauseRequested() {
+				if !c.vm.run.park(c.id, stopped) {
+					return
+				}
+				// Resumed: drop the Pause's kick, then look at stopped and
+				// paused again before entering, since either may have changed.
+				c.kvm.SetImmediateExit(false)
+				continue
+			}
 		}
-		exit, err := c.kvm.Run()
+		var exit kvm.Exit
+		var err error
+		if entry.held {
+			exit, err = c.kvm.RunHoldingP()
+		} else {
+			exit, err = c.kvm.Run()
+		}
 		if err != nil {
 			c.Fail(err)
 			return
 		}
+		now := cputicks()
+		entry.ran(exit.Reason, now-last)
+		last = now
 		c.exits.add(exit.Reason)
-		if exit.Reason == kvm.ExitIntr {
+		if look = exit.Reason == kvm.ExitIntr; look {
 			// A kick (Stop or Pause) leaves immediate_exit set. Whoever kicks
 			// sets its flag first, and the loop looks at the flags after
 			// clearing, so no request is lost and a stale kick cannot make
@@ -107,7 +130,7 @@ func (c *VCPU) loop(stopped <-chan struct{}) {
 			c.vm.stop(r)
 			return
 		}
-		yield.maybe()
+		yield.maybe(now)
 	}
 }
 
@@ -167,6 +190,7 @@ func (c *VCPU) where() error {
 func (c *VCPU) handleIO(io kvm.IOExit) {
 	if t := c.vm.trap; t.f != nil && io.Port == t.port && io.Direction == kvm.IOOut {
 		t.f(c) // trap.go
+		c.trapped()
 		return
 	}
 	size := int(io.Size)

@@ -338,6 +338,12 @@ func (vm *VM) stop(r Result) {
 	vm.result = r
 	close(vm.stopped)
 	vm.run.wake() // parked vCPUs see the stop
+	// And running ones before they enter the guest again: the vCPU loop
+	// looks at stopped only after a kick (vcpu.go). A device that stops the
+	// VM on a vCPU's thread so keeps the guest from running past the access.
+	for _, c := range vm.vcpus {
+		c.kvm.Kick()
+	}
 }
 
 // Close releases everything the VM holds: vCPU descriptors and kvm_run

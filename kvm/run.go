@@ -39,17 +39,47 @@ const kickSignal = unix.SIGURG
 func (c *VCPU) Run() (Exit, error) {
 	for {
 		_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(c.fd), kvmRun, 0)
-		switch errno {
-		case 0:
-			return Exit{Reason: ExitReason(c.run.ExitReason), c: c}, nil
-		case unix.EINTR:
-			return Exit{Reason: ExitIntr, c: c}, nil
-		case unix.EAGAIN:
-			continue
-		default:
-			return Exit{}, &Error{Op: "KVM_RUN", Errno: errno}
+		if exit, again, err := c.ran(errno); !again {
+			return exit, err
 		}
 	}
+}
+
+// RunHoldingP is Run without telling Go's scheduler that the thread is in a
+// system call: the goroutine keeps its P (the runtime's processor) while the
+// guest runs. That skips the runtime's system-call bracket (entersyscall,
+// exitsyscall), which under nested virtualization, where every instruction
+// is emulated, costs a tenth of an exit's round trip or more.
+//
+// The price is the P: no other goroutine can use it until KVM_RUN returns.
+// Go's preemption signal (SIGURG, sent by sysmon to a goroutine that has run
+// 10 ms and by the garbage collector to stop the world) ends KVM_RUN with
+// EINTR, so neither waits on a guest for long; but with asynchronous
+// preemption off (GODEBUG=asyncpreemptoff=1) nothing would, so a caller uses
+// this only while the guest exits often and preemption is on.
+func (c *VCPU) RunHoldingP() (Exit, error) {
+	for {
+		_, _, errno := unix.RawSyscall(unix.SYS_IOCTL, uintptr(c.fd), kvmRun, 0)
+		if exit, again, err := c.ran(errno); !again {
+			return exit, err
+		}
+	}
+}
+
+// ran turns KVM_RUN's errno into Run's result, or says to issue it again
+// (EAGAIN). Run and RunHoldingP call the system call themselves, each
+// directly: on the exit path a call through a function value costs more
+// than this repetition.
+func (c *VCPU) ran(errno unix.Errno) (exit Exit, again bool, err error) {
+	switch errno {
+	case 0:
+		return Exit{Reason: ExitReason(c.run.ExitReason), c: c}, false, nil
+	case unix.EINTR:
+		return Exit{Reason: ExitIntr, c: c}, false, nil
+	case unix.EAGAIN:
+		return Exit{}, true, nil
+	}
+	return Exit{}, false, &Error{Op: "KVM_RUN", Errno: errno}
 }
 
 // BindThread records the calling OS thread as the one that runs this vCPU, so

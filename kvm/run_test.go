@@ -3,6 +3,7 @@ package kvm
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -577,4 +578,86 @@ func fakeVCPU(size int) *VCPU {
 	// uint64 backing gives the 8-byte alignment of the real mapping.
 	w := make([]uint64, size/8)
 	return newVCPU(-1, 0, unsafe.Slice((*byte)(unsafe.Pointer(&w[0])), size))
+}
+
+// TestRunHoldingPLetsTheCollectorIn: RunHoldingP reports exits as Run does,
+// and a guest halted inside it (KVM blocks the thread, holding its P) does
+// not hold up a garbage collection: Go's preemption signal ends KVM_RUN.
+func TestRunHoldingPLetsTheCollectorIn(t *testing.T) {
+	code := []byte{
+		0xb0, 0x5a, // mov $0x5a, %al
+		0xe6, 0x10, // out %al, $0x10
+		0xfa,       // cli
+		0xf4,       // halt: hlt (with the in-kernel irqchip KVM blocks here)
+		0xeb, 0xfd, // jmp halt
+	}
+	_, cpu, _ := newGuest(t, code, true)
+	var kicked atomic.Bool
+	exits := make(chan Exit, 1)
+	intr := make(chan struct{}, 1)
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		cpu.BindThread()
+		for {
+			exit, err := cpu.RunHoldingP()
+			switch {
+			case err != nil:
+				done <- err
+				return
+			case exit.Reason == ExitIntr && kicked.Load():
+				done <- nil
+				return
+			case exit.Reason == ExitIntr:
+				select { // a signal of Go's: enter again, holding the P
+				case intr <- struct{}{}:
+				default:
+				}
+			default:
+				io := exit.IO()
+				exits <- Exit{Reason: exit.Reason}
+				if io.Port != 0x10 || !bytes.Equal(io.Data, []byte{0x5a}) {
+					done <- fmt.Errorf("exit %+v, want 0x5a out to port 0x10", io)
+					return
+				}
+			}
+		}
+	}()
+	select {
+	case e := <-exits:
+		if e.Reason != ExitIO {
+			t.Fatalf("first exit %v, want KVM_EXIT_IO", e.Reason)
+		}
+	case err := <-done:
+		t.Fatal(err)
+	case <-time.After(runTimeout):
+		cpu.Kick()
+		t.Fatal("no exit from the guest's port write")
+	}
+	time.Sleep(20 * time.Millisecond) // into the halt
+	gc := make(chan time.Duration, 1)
+	go func() {
+		start := time.Now()
+		runtime.GC()
+		gc <- time.Since(start)
+	}()
+	select {
+	case d := <-gc:
+		t.Logf("a garbage collection beside the halted vCPU took %v", d.Round(time.Microsecond))
+	case <-time.After(runTimeout):
+		t.Error("a garbage collection waited on a halted guest")
+	}
+	kicked.Store(true)
+	if err := cpu.Kick(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-intr:
+	default:
+		t.Error("the halted guest's KVM_RUN never returned for Go's signal")
+	}
 }

@@ -1,0 +1,110 @@
+package hv
+
+import (
+	"os"
+	"strings"
+
+	"ember/kvm"
+)
+
+// How a vCPU thread enters the guest: keeping its P or handing it over.
+//
+// Go brackets every system call with entersyscall and exitsyscall so that
+// the P of a thread blocked in the kernel can serve other goroutines. For a
+// vCPU that exits every few microseconds that bracket is pure cost, and
+// under nested virtualization (the lab), where the runtime's instructions
+// are emulated, it is a large one: a bare KVM_RUN loop in Go measured 1.11×
+// (PIO) and 1.14× (MMIO) the C loop through the bracket and 1.02× and 1.07×
+// without it (medians of 10 interleaved runs each). So a vCPU whose guest
+// keeps exiting quickly enters with kvm.VCPU.RunHoldingP and keeps its P —
+// the P procs.go added to the process for that vCPU, so the goroutines that
+// serve devices keep theirs (procBudget.tryHold).
+//
+// A guest that halts or computes for long would keep that P from the
+// scheduler for as long, and sysmon would interrupt it every 10 ms to get
+// it back. So the first long run, or any signal (sysmon's or the garbage
+// collector's preemption, a Kick), puts the vCPU back on the ordinary
+// path, and only a streak of short runs brings it to the holding one again.
+// Runs are timed in TSC ticks, read once an exit for this and the yield
+// (sched.go).
+
+// Tunables of the entry policy.
+const (
+	shortRunMicros = 500 // a run shorter than this is short
+	holdAfterShort = 16  // consecutive short runs before the vCPU holds its P
+)
+
+// asyncPreemption reports whether Go may interrupt a goroutine with a
+// signal: without that (GODEBUG=asyncpreemptoff=1) nothing would take a P
+// back from a halted guest, and the garbage collector would wait for it.
+func asyncPreemption() bool {
+	on := true
+	for _, kv := range strings.Split(os.Getenv("GODEBUG"), ",") {
+		if v, ok := strings.CutPrefix(kv, "asyncpreemptoff="); ok {
+			on = v == "0" // the last setting wins, as in the runtime
+		}
+	}
+	return on
+}
+
+// holdingAllowed is asyncPreemption, read once: the runtime reads GODEBUG
+// once at start too.
+var holdingAllowed = asyncPreemption()
+
+// vcpuEntry is one vCPU thread's choice of entry: the loop enters with
+// kvm.VCPU.RunHoldingP while held is set, else with kvm.VCPU.Run.
+type vcpuEntry struct {
+	budget *procBudget
+	short  int64 // shortRunMicros in TSC ticks; 0: never hold
+	held   bool  // entering with RunHoldingP, counted in budget.held
+	streak int   // short runs in a row on the ordinary path
+}
+
+// newVCPUEntry sizes the short run from the TSC frequency KVM reports for
+// the vCPU. Where KVM cannot say, or preemption is off, the vCPU always
+// enters the ordinary way.
+func newVCPUEntry(c *kvm.VCPU, b *procBudget) vcpuEntry {
+	e := vcpuEntry{budget: b}
+	if khz, err := c.TSCKHz(); err == nil && khz > 0 && holdingAllowed {
+		e.short = int64(khz) * shortRunMicros / 1000
+	}
+	return e
+}
+
+// ran records one run that ended with reason r, d TSC ticks after the one
+// before it ended (the run, and the handling of the exit before it: the
+// loop reads the TSC once an exit). The common case, holding and short, is
+// decided inline.
+func (e *vcpuEntry) ran(r kvm.ExitReason, d int64) {
+	if e.held && r != kvm.ExitIntr && uint64(d) < uint64(e.short) {
+		return
+	}
+	e.update(r, d)
+}
+
+// update is ran's other cases.
+func (e *vcpuEntry) update(r kvm.ExitReason, d int64) {
+	short := r != kvm.ExitIntr && d >= 0 && d < e.short
+	switch {
+	case e.held && !short:
+		e.drop()
+	case e.held:
+	case !short:
+		e.streak = 0
+	default:
+		e.streak++
+		if e.streak >= holdAfterShort {
+			e.streak = 0
+			e.held = e.budget.tryHold()
+		}
+	}
+}
+
+// drop returns the vCPU to the ordinary path; the loop calls it when the
+// thread leaves the guest for good.
+func (e *vcpuEntry) drop() {
+	if e.held {
+		e.held = false
+		e.budget.release()
+	}
+}
