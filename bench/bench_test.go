@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -296,5 +297,46 @@ func TestExitRowBelowTheNoise(t *testing.T) {
 	}
 	if in.Value == nil || *in.Value != 11000 || in.VsC == nil || math.Abs(*in.VsC-1.1) > 1e-9 {
 		t.Errorf("measured row = %+v; want 11000 ns, 1.10× C", in)
+	}
+}
+
+// TestAStuckExitRunIsRunAgain: a measurement that outlives its limit (a lab
+// guest that stopped exiting) is run once more; twice is an error; any
+// other failure is returned at once.
+func TestAStuckExitRunIsRunAgain(t *testing.T) {
+	const limit = 50 * time.Millisecond
+	stuck := func(ctx context.Context, n int) (time.Duration, error) {
+		<-ctx.Done()
+		return 0, errors.New("guest ended with StopHost")
+	}
+	tests := []struct {
+		name    string
+		runs    []func(context.Context, int) (time.Duration, error)
+		want    time.Duration
+		wantErr string
+		calls   int
+	}{
+		{"stuck once", []func(context.Context, int) (time.Duration, error){stuck, func(context.Context, int) (time.Duration, error) { return 5 * time.Millisecond, nil }}, 5 * time.Millisecond, "", 2},
+		{"stuck twice", []func(context.Context, int) (time.Duration, error){stuck, stuck}, 0, "not done in 50ms, twice", 2},
+		{"failed", []func(context.Context, int) (time.Duration, error){func(context.Context, int) (time.Duration, error) { return 0, errors.New("exit 3") }}, 0, "exit 3", 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			calls := 0
+			var log strings.Builder
+			d, err := runLimited(context.Background(), &log, limit, "PIO, C", 1600, func(ctx context.Context, n int) (time.Duration, error) {
+				calls++
+				return tc.runs[calls-1](ctx, n)
+			})
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("runLimited = %v, %v; want error %q", d, err, tc.wantErr)
+			}
+			if d != tc.want || calls != tc.calls {
+				t.Errorf("got %v after %d runs, want %v after %d", d, calls, tc.want, tc.calls)
+			}
+			if tc.calls == 2 && !strings.Contains(log.String(), "PIO, C: 1600 exits not done in 50ms") {
+				t.Errorf("log %q does not say why it ran again", log.String())
+			}
+		})
 	}
 }
