@@ -24,10 +24,9 @@ type portTrap struct {
 // hypercalls). A vCPU of such a VM that has taken syncAfterTraps traps has
 // KVM copy its registers into kvm_run on every exit (sync_regs), which spares
 // each later trap two ioctls but makes every other exit dearer (~1 µs on SVM,
-// measured with ember bench; in the lab's `ember run --bios bench_pio.rom`
-// 1.40× the C loop with it on from the start, 1.22× without). A vCPU whose
-// traps are rare, or whose guest never makes one, reads the registers with
-// ioctls when one comes.
+// measured with ember bench). A vCPU whose traps are rare, or whose guest
+// never makes one (`ember run` sets the trap up for every guest), reads the
+// registers with ioctls when one comes.
 func (vm *VM) SetPortTrap(port uint16, f PortTrap, hot bool) { vm.trap = portTrap{port, f, hot} }
 
 // syncAfterTraps is how many traps a vCPU of a VM with a hot trap takes

@@ -96,6 +96,9 @@ func (m machine) run(ctx context.Context, p *progress, out io.Writer, j job.Job,
 	var stoppedAfterJob atomic.Bool
 	var powerOff *time.Timer
 	o := m.follow(p, stdout, out, j, func() {
+		if powerOff != nil {
+			return
+		}
 		powerOff = time.AfterFunc(grace, func() {
 			stoppedAfterJob.Store(true)
 			cmd.Process.Kill()
