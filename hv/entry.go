@@ -73,27 +73,27 @@ func newVCPUEntry(c *kvm.VCPU, b *procBudget) vcpuEntry {
 
 // ran records one run that ended with reason r, d TSC ticks after the one
 // before it ended (the run, and the handling of the exit before it: the
-// loop reads the TSC once an exit). The common case, holding and short, is
-// decided inline.
+// loop reads the TSC once an exit). A run is short if it ended in an exit
+// of the guest's (not a signal) within e.short. The common case, holding
+// and short, is decided inline.
 func (e *vcpuEntry) ran(r kvm.ExitReason, d int64) {
-	if e.held && r != kvm.ExitIntr && uint64(d) < uint64(e.short) {
+	short := r != kvm.ExitIntr && uint64(d) < uint64(e.short) // a TSC gone backwards is long
+	if e.held && short {
 		return
 	}
-	e.update(r, d)
+	e.change(short)
 }
 
-// update is ran's other cases.
-func (e *vcpuEntry) update(r kvm.ExitReason, d int64) {
-	short := r != kvm.ExitIntr && d >= 0 && d < e.short
+// change is ran's other cases: a held vCPU's long run gives the P back; on
+// the ordinary path a long run ends the streak and a short one extends it.
+func (e *vcpuEntry) change(short bool) {
 	switch {
-	case e.held && !short:
-		e.drop()
 	case e.held:
+		e.drop()
 	case !short:
 		e.streak = 0
 	default:
-		e.streak++
-		if e.streak >= holdAfterShort {
+		if e.streak++; e.streak >= holdAfterShort {
 			e.streak = 0
 			e.held = e.budget.tryHold()
 		}

@@ -180,6 +180,13 @@ func TestAHaltedGuestGivesItsPBack(t *testing.T) {
 	}
 }
 
+// holders reads how many vCPU threads of the budget keep their P now.
+func (b *procBudget) holders() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.held
+}
+
 // waitUntil polls cond every millisecond for up to 10 s.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()

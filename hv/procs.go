@@ -86,10 +86,3 @@ func (b *procBudget) release() {
 	defer b.mu.Unlock()
 	b.held--
 }
-
-// holders reports how many vCPU threads keep their P in the guest now.
-func (b *procBudget) holders() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.held
-}

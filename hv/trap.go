@@ -20,33 +20,16 @@ type portTrap struct {
 // I/O request. A VM has one trapped port; a second call replaces the first.
 // It must be called before the VM runs.
 //
-// hot says the guest may use the port often (a Service VM making
-// hypercalls). A vCPU of such a VM that has taken syncAfterTraps traps has
-// KVM copy its registers into kvm_run on every exit (sync_regs), which spares
-// each later trap two ioctls but makes every other exit dearer (~1 µs on SVM,
-// measured with ember bench). A vCPU whose traps are rare, or whose guest
-// never makes one (`ember run` sets the trap up for every guest), reads the
-// registers with ioctls when one comes.
+// hot says the guest will use the port often (a Service VM making
+// hypercalls): KVM then copies the registers into kvm_run on every exit
+// (sync_regs), which spares each trap two ioctls but makes every other exit
+// dearer (~1 µs on SVM, measured with ember bench). A VM whose traps are rare
+// reads the registers with ioctls when one comes.
 func (vm *VM) SetPortTrap(port uint16, f PortTrap, hot bool) { vm.trap = portTrap{port, f, hot} }
 
-// syncAfterTraps is how many traps a vCPU of a VM with a hot trap takes
-// through ioctls before its registers are shared on every exit: a guest
-// that makes hypercalls makes many, and one that never does (a Linux
-// kernel with no ACRN driver) pays nothing on its other exits.
-const syncAfterTraps = 4
-
-// trapped counts a trap taken on the vCPU's thread and, at the
-// syncAfterTraps-th of a hot trap, asks KVM for the registers in kvm_run
-// from the next exit on.
-func (c *VCPU) trapped() {
-	if c.syncRegs || !c.vm.syncCap || !c.vm.trap.hot {
-		return
-	}
-	if c.traps++; c.traps >= syncAfterTraps {
-		c.syncRegs = true
-		c.kvm.SetSyncValid(kvm.SyncRegsGPRs | kvm.SyncRegsSRegs)
-	}
-}
+// syncRegs reports whether KVM shares the registers through kvm_run on
+// every exit of this VM.
+func (vm *VM) syncRegs() bool { return vm.syncCap && vm.trap.hot }
 
 // ID returns the vCPU's index in its VM.
 func (c *VCPU) ID() int { return c.id }
@@ -59,12 +42,11 @@ func (c *VCPU) VM() *VM { return c.vm }
 func (c *VCPU) Fail(err error) { c.vm.stop(Result{Reason: StopError, VCPU: c.id, Err: err}) }
 
 // ExitRegs returns the vCPU's registers at the current exit: from kvm_run's
-// sync_regs where KVM fills them on every exit (a hot trap's vCPU, after
-// syncAfterTraps traps, on a KVM with KVM_CAP_SYNC_REGS), else through
-// KVM_GET_REGS and KVM_GET_SREGS. Only a PortTrap, on the vCPU's thread, may
-// call it.
+// sync_regs where KVM fills them on every exit (a hot trap, on a KVM with
+// KVM_CAP_SYNC_REGS), else through KVM_GET_REGS and KVM_GET_SREGS. Only a
+// PortTrap, on the vCPU's thread, may call it.
 func (c *VCPU) ExitRegs() (kvm.Regs, kvm.SRegs, error) {
-	if c.syncRegs {
+	if c.vm.syncRegs() {
 		s := c.kvm.SyncRegs()
 		return s.Regs, s.SRegs, nil
 	}
@@ -81,7 +63,7 @@ func (c *VCPU) ExitRegs() (kvm.Regs, kvm.SRegs, error) {
 // loads on entry, or through KVM_SET_REGS/KVM_SET_SREGS. Only a PortTrap may
 // call it.
 func (c *VCPU) SetExitRegs(regs kvm.Regs, sregs kvm.SRegs, withSRegs bool) error {
-	if c.syncRegs {
+	if c.vm.syncRegs() {
 		s := c.kvm.SyncRegs()
 		s.Regs = regs
 		dirty := uint64(kvm.SyncRegsGPRs)

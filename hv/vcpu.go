@@ -24,10 +24,6 @@ type VCPU struct {
 	guestStart atomic.Int64 // that thread's guest time when the loop began
 
 	synic hyperv.SynIC // its Hyper-V SynIC's pages, with Config.HyperV (synic.go)
-
-	// Touched only on the vCPU's thread (trap.go):
-	traps    int  // port traps taken, up to syncAfterTraps
-	syncRegs bool // KVM fills kvm_run's sync_regs on every exit
 }
 
 // newVCPU creates vCPU id with its CPUID; hyperV, when not empty, are the
@@ -67,11 +63,11 @@ func (c *VCPU) loop(stopped <-chan struct{}) {
 	c.startThread()
 	defer c.endThread()
 	c.kvm.BindThread()
-	// Once a hot port trap has been used, KVM copies the registers into
-	// kvm_run on every exit, so the trap reads them without an ioctl; other
-	// vCPUs do not pay for that copy (trap.go). Dirty bits left from an
-	// earlier run must not overwrite what was set since (SetEntry).
-	if c.syncRegs {
+	// With a hot port trap KVM copies the registers into kvm_run on every
+	// exit, so the trap reads them without an ioctl; other VMs do not pay
+	// for that copy. Dirty bits left from an earlier run must not overwrite
+	// what was set since (SetEntry).
+	if c.vm.syncRegs() {
 		c.kvm.SetSyncValid(kvm.SyncRegsGPRs | kvm.SyncRegsSRegs)
 	} else {
 		c.kvm.SetSyncValid(0)
@@ -190,7 +186,6 @@ func (c *VCPU) where() error {
 func (c *VCPU) handleIO(io kvm.IOExit) {
 	if t := c.vm.trap; t.f != nil && io.Port == t.port && io.Direction == kvm.IOOut {
 		t.f(c) // trap.go
-		c.trapped()
 		return
 	}
 	size := int(io.Size)
