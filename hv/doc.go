@@ -21,7 +21,7 @@
 // one per running vCPU thread (up to the host's CPU count) and put back
 // when the last ends (procs.go): the goroutines serving devices keep the
 // Ps they had. A program that embeds ember sees GOMAXPROCS change. A vCPU
-// loop also goes through the scheduler at its first exit 5 ms or more after
+// loop also goes through the scheduler at its first exit 8 ms or more after
 // it last did, so Go's sysmon does not take its P at every look (sched.go).
 //
 // hv knows nothing of the PC platform (package pc) or of ACRN's hypercalls

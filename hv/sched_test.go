@@ -44,7 +44,7 @@ func TestVCPUYieldOnlyWhenDue(t *testing.T) {
 // keep Go's sysmon waking every 20 µs to take its P (sched.go). sysmon
 // sleeps in usleep between its looks, a voluntary context switch each: the
 // process's threads together switch some 700 times a second when sysmon
-// backs off (most of them the vCPU's own yields, one every 5 ms) and, without
+// backs off (most of them the vCPU's own yields, one every 8 ms) and, without
 // the yields, 1,700–2,100 times in the lab (where an emulated usleep(20)
 // takes half a millisecond) and tens of thousands on a host.
 func TestSysmonLeavesABusyVCPUAlone(t *testing.T) {
