@@ -169,25 +169,30 @@ func TestLinuxKeepsRunningWhenBackendDies(t *testing.T) {
 	kernel, ird := requireLinux(t)
 	requireVirtioModules(t, ird)
 	image := makeExt4(t, "x")
-	p := startBackend(t, image, false)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	// The init asks for a line once it is done with the disk: kill the
-	// back-end then, and wait until it is gone, before the line is typed.
-	killed := make(chan struct{})
-	onSeen := func(mark string, _ int) {
-		if mark == linuxguest.MarkPrompt {
-			select {
-			case <-killed:
-			default:
-				p.proc.Kill()
-				p.wait(t)
-				close(killed)
+	const cmdline = "console=ttyS0 ember.end=poweroff ember.ext4=1"
+	var killed chan struct{}
+	r := retryingInLab(t, ctx, func(ctx context.Context) bootResult {
+		// Each try has a back-end of its own: a failed try killed its own.
+		p := startBackend(t, image, false)
+		killed = make(chan struct{})
+		k := killed
+		// The init asks for a line once it is done with the disk: kill the
+		// back-end then, and wait until it is gone, before the line is typed.
+		onSeen := func(mark string, _ int) {
+			if mark == linuxguest.MarkPrompt {
+				select {
+				case <-k:
+				default:
+					p.proc.Kill()
+					p.wait(t)
+					close(k)
+				}
 			}
 		}
-	}
-	const cmdline = "console=ttyS0 ember.end=poweroff ember.ext4=1"
-	r := bootLinuxRetryingInLab(t, ctx, kernel, ird, onSeen, "--disk", "backend="+p.sock, "--cmdline", cmdline)
+		return bootLinux(t, ctx, kernel, ird, onSeen, "--disk", "backend="+p.sock, "--cmdline", cmdline)
+	})
 	if !strings.Contains(r.out, "ember-init: ext4 written") {
 		t.Errorf("the guest did not write the disk; its console:\n%s", tailString(r.out, 6000))
 	}

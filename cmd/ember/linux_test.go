@@ -116,23 +116,43 @@ func bootLinux(t *testing.T, ctx context.Context, kernel string, ird testInitram
 const labBootLimit = 2 * time.Minute
 
 // bootLinuxRetryingInLab is bootLinux, with one more try for a boot that
-// triple-faults or stalls past labBootLimit inside the lab (kvmtest.InLab):
-// QEMU's software SVM under the lab's KVM now and then does either to a
-// guest. The retry is logged. Anywhere else the first boot is the result.
+// triple-faults or stalls past labBootLimit inside the lab (retryingInLab).
 func bootLinuxRetryingInLab(t *testing.T, ctx context.Context, kernel string, ird testInitramfs, onSeen func(string, int), args ...string) bootResult {
 	t.Helper()
-	if !kvmtest.InLab() {
+	return retryingInLab(t, ctx, func(ctx context.Context) bootResult {
 		return bootLinux(t, ctx, kernel, ird, onSeen, args...)
+	})
+}
+
+// retryingInLab runs boot once and, inside the lab (kvmtest.InLab), once
+// more if the guest triple-faulted or the boot stalled past labBootLimit:
+// QEMU's software SVM under the lab's KVM now and then does either to a
+// guest. boot makes afresh whatever a try uses up (a back-end the last try
+// killed). The retry is logged with the end of the first try's console, so
+// a guest that panicked, rather than the lab, is there to see. Anywhere
+// else the first boot is the result.
+func retryingInLab(t *testing.T, ctx context.Context, boot func(context.Context) bootResult) bootResult {
+	t.Helper()
+	return retrying(t, ctx, kvmtest.InLab(), boot)
+}
+
+// retrying is retryingInLab with the lab's presence as a parameter, for
+// TestRetryingBootsAgainOnlyInTheLab.
+func retrying(t testing.TB, ctx context.Context, inLab bool, boot func(context.Context) bootResult) bootResult {
+	t.Helper()
+	if !inLab {
+		return boot(ctx)
 	}
 	for attempt := 1; ; attempt++ {
 		bootCtx, cancel := context.WithTimeout(ctx, labBootLimit)
-		r := bootLinux(t, bootCtx, kernel, ird, onSeen, args...)
+		r := boot(bootCtx)
 		stalled := errors.Is(bootCtx.Err(), context.DeadlineExceeded)
 		cancel()
 		if attempt == 2 || (r.status != exitShutdown && !stalled) {
 			return r
 		}
-		t.Logf("lab flake (%s), booting again: %s", map[bool]string{true: "stalled", false: "triple fault"}[stalled], strings.TrimSpace(r.summary))
+		t.Logf("lab flake (%s), booting again: %s\nthe console's end:\n%s",
+			map[bool]string{true: "stalled", false: "triple fault"}[stalled], strings.TrimSpace(r.summary), tailString(r.out, 2000))
 	}
 }
 
@@ -294,6 +314,37 @@ func tailString(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
+}
+
+// TestRetryingBootsAgainOnlyInTheLab: a boot whose guest triple-faulted
+// is tried once more inside the lab, through the same function, so a try
+// makes afresh what the last used up; a second failure, any other failure,
+// or a boot outside the lab stands.
+func TestRetryingBootsAgainOnlyInTheLab(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		inLab    bool
+		statuses []int // of the tries, in turn
+		want     int   // the status that stands
+		tries    int
+	}{
+		{"outside the lab a triple fault stands", false, []int{exitShutdown}, exitShutdown, 1},
+		{"in the lab a triple fault is tried again", true, []int{exitShutdown, 0}, 0, 2},
+		{"in the lab a second triple fault stands", true, []int{exitShutdown, exitShutdown}, exitShutdown, 2},
+		{"in the lab a boot that passed is not tried again", true, []int{0}, 0, 1},
+		{"in the lab another failure stands", true, []int{1}, 1, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tries := 0
+			r := retrying(t, context.Background(), tt.inLab, func(context.Context) bootResult {
+				tries++
+				return bootResult{status: tt.statuses[tries-1], out: "console"}
+			})
+			if r.status != tt.want || tries != tt.tries {
+				t.Errorf("status %d after %d tries, want %d after %d", r.status, tries, tt.want, tt.tries)
+			}
+		})
+	}
 }
 
 // TestKernelLogCutFromInitLines checks that a line the init printed is found
