@@ -43,8 +43,9 @@ func TestVCPUYieldOnlyWhenDue(t *testing.T) {
 // TestSysmonLeavesABusyVCPUAlone: a vCPU that exits all the time does not
 // keep Go's sysmon waking every 20 µs to take its P (sched.go). sysmon
 // sleeps in usleep between its looks, a voluntary context switch each: the
-// process's threads together switch some 700 times a second when sysmon
-// backs off (most of them the vCPU's own yields, one every 8 ms) and, without
+// process's threads together switch some 450–720 times a second in the lab
+// when sysmon backs off (most of them the vCPU's own yields, one every 8 ms
+// since 2026-12-02, every 5 ms before: the higher figure) and, without
 // the yields, 1,700–2,100 times in the lab (where an emulated usleep(20)
 // takes half a millisecond) and tens of thousands on a host.
 func TestSysmonLeavesABusyVCPUAlone(t *testing.T) {
