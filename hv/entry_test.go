@@ -1,10 +1,8 @@
 package hv
 
 import (
-	"os"
 	"runtime"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -201,17 +199,9 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 // switches from /proc.
 func threadSwitches(t *testing.T, tid int) uint64 {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/task/" + strconv.Itoa(tid) + "/status")
+	n, err := switchesIn("/proc/self/task/"+strconv.Itoa(tid)+"/status", "voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sum uint64
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if ok && (k == "voluntary_ctxt_switches" || k == "nonvoluntary_ctxt_switches") {
-			n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
-			sum += n
-		}
-	}
-	return sum
+	return n
 }

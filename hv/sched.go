@@ -35,10 +35,11 @@ import (
 // new scheduling tick, never before the yield that made it, so any interval
 // under 10 ms keeps the goroutine from falling due; 8 ms leaves 2 ms for the
 // yield's own hand-off and for an exit that comes late. No more often than
-// that: a Gosched on a thread-locked goroutine hands the thread to another M
-// and back, two wake-ups, which cost 20–50 µs on this host and 200 µs in the lab,
-// where at 5 ms the yields took 4–5 % of a busy vCPU's time and at 8 ms 3 %
-// (ticks counted around the yield, 32,000-exit runs of bench_pio.rom).
+// that: a Gosched on a thread-locked goroutine hands the thread to another
+// M and back, two wake-ups, which cost 20–50 µs on this host and 200 µs in
+// the lab, where at 5 ms the yields took 4–5 % of a busy vCPU's time and at
+// 8 ms 3 % (ticks counted around the yield, 32,000-exit runs of
+// bench_pio.rom).
 const yieldEveryMs = 8
 
 // cputicks reads the CPU's timestamp counter (RDTSC on x86).

@@ -1,9 +1,9 @@
 package hv
 
 import (
-	"bufio"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -92,18 +92,29 @@ func contextSwitches(t *testing.T) uint64 {
 	}
 	var sum uint64
 	for _, p := range paths {
-		f, err := os.Open(p)
+		n, err := switchesIn(p, "voluntary_ctxt_switches")
 		if err != nil {
 			continue // the thread ended
 		}
-		s := bufio.NewScanner(f)
-		for s.Scan() {
-			if v, ok := strings.CutPrefix(s.Text(), "voluntary_ctxt_switches:"); ok {
-				n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
-				sum += n
-			}
-		}
-		f.Close()
+		sum += n
 	}
 	return sum
+}
+
+// switchesIn sums the fields named keys (context-switch counts) of the
+// /proc status file at path.
+func switchesIn(path string, keys ...string) (uint64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	var sum uint64
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if ok && slices.Contains(keys, k) {
+			n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			sum += n
+		}
+	}
+	return sum, nil
 }

@@ -69,6 +69,9 @@ func TestPortTrapRegisters(t *testing.T) {
 			if _, err := vm.Memory().ReadAt(out, 0x600); err != nil {
 				t.Fatal(err)
 			}
+			if len(seen) != rounds {
+				t.Fatalf("the trap ran %d times, want %d", len(seen), rounds)
+			}
 			for i := range rounds {
 				if seen[i] != uint64(i) {
 					t.Errorf("trap %d read AX %d, want %d", i, seen[i], i)

@@ -124,8 +124,9 @@ func (m machine) run(ctx context.Context, p *progress, out io.Writer, j job.Job,
 }
 
 // follow copies the job's output to out, acting on the init's marker lines,
-// until the machine's serial port closes. It calls over once, when the steps
-// of job j that will run have all reported done.
+// until the machine's serial port closes. It calls over when the steps of
+// job j that will run have all reported done (and again at any later done
+// step; over must be idempotent).
 func (m machine) follow(p *progress, r io.Reader, out io.Writer, j job.Job, over func()) outcome {
 	var o outcome
 	br := bufio.NewReader(r)
