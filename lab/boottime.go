@@ -177,7 +177,11 @@ func runBoot(ctx context.Context, argv []string, timeout time.Duration) (*linuxg
 	// back-end and ember): the time-out kills them all, and Run does not
 	// wait for pipes a straggler still holds.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	// A boot out of time first says where its guest was (reportStuck).
+	cmd.Cancel = func() error {
+		reportStuck(cmd.Process.Pid)
+		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
 	cmd.WaitDelay = 5 * time.Second
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -188,7 +192,7 @@ func runBoot(ctx context.Context, argv []string, timeout time.Duration) (*linuxg
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = con, &stderr
 	if err := cmd.Run(); err != nil {
-		return con, stderr.String(), fmt.Errorf("%v\n%s\n%s", err, tail(con.String(), 20), tail(stderr.String(), 5))
+		return con, stderr.String(), fmt.Errorf("%v\n%s\n%s", err, tail(con.String(), 20), vmmOutput(stderr.String(), 5))
 	}
 	return con, stderr.String(), nil
 }

@@ -181,15 +181,14 @@ func (o bootOutput) notes(vmmLines int) string {
 			b.WriteString("  guest: " + strings.TrimSpace(l) + "\n")
 		}
 	}
-	b.WriteString(vmmTail(o.stderr, vmmLines, "  vmm:   "))
+	b.WriteString(prefixed(tail(o.stderr, vmmLines), "  vmm:   "))
 	return b.String()
 }
 
-// vmmTail is the last n lines of the VMM's standard error, each led by
-// prefix, blank ones left out.
-func vmmTail(stderr string, n int, prefix string) string {
+// prefixed is text's non-blank lines, each led by prefix.
+func prefixed(text, prefix string) string {
 	var b strings.Builder
-	for _, l := range strings.Split(tail(stderr, n), "\n") {
+	for _, l := range strings.Split(text, "\n") {
 		if l != "" {
 			b.WriteString(prefix + l + "\n")
 		}
@@ -201,14 +200,15 @@ func vmmTail(stderr string, n int, prefix string) string {
 const failureLines = 40
 
 // failure is what --verbose shows of a boot that failed: the end of the
-// guest's console, whatever it was, and the VMM's last messages, so a
-// triple fault or a hang can be told from the lab's own trouble.
+// guest's console, whatever it was, and the VMM's last messages (for a boot
+// that ran out of time, ember's state reports: reportStuck), so a triple
+// fault or a hang can be told from the lab's own trouble.
 func (o bootOutput) failure() string {
 	var b strings.Builder
 	for _, l := range strings.Split(tail(o.console, failureLines), "\n") {
 		b.WriteString("  console: " + strings.TrimRight(l, "\r") + "\n")
 	}
-	b.WriteString(vmmTail(o.stderr, 15, "  vmm:     "))
+	b.WriteString(prefixed(vmmOutput(o.stderr, 15), "  vmm:     "))
 	return b.String()
 }
 

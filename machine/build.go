@@ -235,3 +235,21 @@ func (m *Machine) Input(ctx context.Context, p []byte) error {
 
 // Close closes the VM and every device and file the machine opened.
 func (m *Machine) Close() error { return m.VM.Close() }
+
+// Report writes what a person needs to see why a running guest seems stuck,
+// and lets it run on: every vCPU's registers, pending events and LAPIC, the
+// interrupt controllers (hv.VM.Inspect, which pauses the VM for a moment),
+// then COM1 and the virtio devices' queues (pc.Platform.Describe). A vCPU
+// stuck in ember is reported as such, and the devices are reported still.
+func (m *Machine) Report(w io.Writer) error {
+	s, err := m.VM.Inspect()
+	if err == nil {
+		err = s.Report(w)
+	} else {
+		_, err = fmt.Fprintf(w, "vCPUs: %v\n", err)
+	}
+	if err != nil {
+		return err
+	}
+	return m.Platform.Describe(w)
+}

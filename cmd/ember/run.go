@@ -51,7 +51,12 @@ goes to the guest in raw mode; Ctrl-A x quits.
 When the guest stops, run prints a one-line summary (exits handled, wall time)
 on standard error. The exit status is the guest's own status (written to the
 exit port), or 125 if the guest shut down (triple fault), 126 if the VM failed,
-130 if it was stopped from the host.`,
+130 if it was stopped from the host.
+
+A guest that seems stuck can be looked at without stopping it: SIGUSR1
+(kill -USR1 PID) makes run print the VM's state on standard error — each
+vCPU's registers, pending events and local APIC, the PICs and IOAPIC, COM1,
+and every virtio device's status and queue indices.`,
 		Example: `  ember run
   ember run --guest long64
   ember run --kernel vmlinuz --initrd initrd.img --cmdline "console=ttyS0" --cpus 2 --memory 512M`,
@@ -111,8 +116,10 @@ func run(ctx context.Context, o runOptions, stdin io.Reader, stdout, stderr io.W
 		defer rawTerminal(stdin)()
 		input = startConsoleInput(ctx, stdin)
 	}
+	reports := startStateReporter(stderr)
+	defer reports.stop()
 	for {
-		res, exits, err := bootOnce(ctx, hc, p, opts, input)
+		res, exits, err := bootOnce(ctx, hc, p, opts, input, reports)
 		if err != nil {
 			return err
 		}
@@ -131,15 +138,17 @@ func run(ctx context.Context, o runOptions, stdin io.Reader, stdout, stderr io.W
 }
 
 // bootOnce builds a machine for p, runs it until it stops, and tears it
-// down. input, if not nil, feeds the machine's console while it runs.
+// down. input, if not nil, feeds the machine's console while it runs;
+// reports shows its state on SIGUSR1.
 // Every guest, tiny ones too, gets the PC platform, so they can use COM1,
 // the i8042 reset line, the PIT and the other vCPUs as Linux would.
-func bootOnce(ctx context.Context, hc *hypercall.Service, p *machine.Prepared, o machine.Options, input *consoleInput) (hv.Result, uint64, error) {
+func bootOnce(ctx context.Context, hc *hypercall.Service, p *machine.Prepared, o machine.Options, input *consoleInput, reports *stateReporter) (hv.Result, uint64, error) {
 	m, err := machine.Build(hc, p, o)
 	if err != nil {
 		return hv.Result{}, 0, err
 	}
 	defer m.Close()
+	defer reports.attach(m)()
 	if input != nil {
 		bootCtx, cancel := context.WithCancel(ctx)
 		defer cancel()

@@ -58,6 +58,7 @@ package uart
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -686,4 +687,23 @@ func (u *UART) Anomalies() map[string]uint64 {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return u.anomalies.Counts()
+}
+
+// Describe gives a line for a report on a guest that seems stuck (ember
+// run's SIGUSR1): the interrupt enables, the interrupt the IIR would report
+// (without the read's side effect), the line status, the modem control, the
+// bytes waiting in the receiver, and the interrupt line's level.
+func (u *UART) Describe() string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	lsr := u.lsrErr | LSRTHREmpty | LSRTxEmpty
+	if u.rxLen > 0 {
+		lsr |= LSRDataReady
+	}
+	level := "low"
+	if u.irqHigh {
+		level = "high"
+	}
+	return fmt.Sprintf("IER %#x IIR %#x LSR %#x MCR %#x LCR %#x, %d bytes received and not read, interrupt line %s",
+		u.ier, u.pending(), lsr, u.mcr, u.lcr, u.rxLen, level)
 }

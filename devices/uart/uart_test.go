@@ -523,3 +523,20 @@ func TestConcurrentUse(t *testing.T) {
 		t.Errorf("output %d bytes, want 2000", got)
 	}
 }
+
+// TestDescribe: the report line shows the interrupt the IIR would report and
+// the line's level without clearing the THRE interrupt as a read of IIR does.
+func TestDescribe(t *testing.T) {
+	g := newGuest(t, noTimeout)
+	g.u.Enqueue([]byte("a"))
+	g.outb(uart.RegMCR, uart.MCROut2)
+	g.outb(uart.RegIER, uart.IERTHREmpty)
+	want := "IER 0x2 IIR 0x2 LSR 0x61 MCR 0x8 LCR 0x0, 1 bytes received and not read, interrupt line high"
+	for range 2 {
+		if got := g.u.Describe(); got != want {
+			t.Errorf("Describe() = %q, want %q", got, want)
+		}
+	}
+	g.expect("IIR after Describe", uart.RegIIR, uart.IIRTHREmpty)
+	g.expectIRQ("after the IIR read", false)
+}

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"ember/internal/kvmtest"
+)
+
+// TestRunReportsStateOnSIGUSR1: ember run answers SIGUSR1 with the VM's
+// state on standard error (the vCPU in the guest's ring-3 loop, COM1, the
+// disk's virtio function) and the guest runs on until the time-out.
+func TestRunReportsStateOnSIGUSR1(t *testing.T) {
+	kvmtest.Require(t)
+	disk := filepath.Join(t.TempDir(), "disk.img")
+	if err := os.WriteFile(disk, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr lockedBuffer
+	root := newRootCmd()
+	root.SetArgs([]string{"run", "--guest", "counter", "--disk", disk, "--timeout", "20s"})
+	root.SetOut(&stdout)
+	root.SetErr(&stderr)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(stderr.String(), "vCPU 0: runnable") && time.Now().Before(deadline) {
+		syscall.Kill(os.Getpid(), syscall.SIGUSR1)
+		time.Sleep(100 * time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("ember run ended before the report was done: %v\n%s", err, stderr.String())
+	default:
+	}
+	cancel()
+	err := <-done
+	if ee, ok := err.(exitError); !ok || ee.code != exitHost {
+		t.Errorf("ember run stopped from the host returned %v, want exit status %d", err, exitHost)
+	}
+	out := stderr.String()
+	_, report, _ := strings.Cut(out, "ember: state at ")
+	for _, want := range []string{
+		"(SIGUSR1):\n  vCPU 0: runnable RIP ",
+		" CPL 3 ", // the counter guest counts at ring 3
+		"\n  vCPU 0 LAPIC: ",
+		"\n  IOAPIC: ",
+		"\n  COM1: IER ",
+		"\n  PCI 00:01.0 virtio-pci block: status 0x0 (), interrupts by INTx",
+	} {
+		if !strings.Contains(report, want) {
+			t.Errorf("the report has no %q:\n%s", want, out)
+		}
+	}
+}

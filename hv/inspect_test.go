@@ -1,0 +1,188 @@
+package hv
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"ember/guest"
+	"ember/kvm"
+	"ember/x86"
+)
+
+// TestInspectReportsARunningGuest: Inspect of a guest spinning on one
+// instruction gives its boot vCPU runnable at that instruction and the AP not
+// started, and the guest runs on afterwards, unpaused.
+func TestInspectReportsARunningGuest(t *testing.T) {
+	h := openHV(t)
+	vm, err := h.NewVM(Config{MemorySize: 1 << 20, VCPUs: 2, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Close()
+	// jmp . (EB FE): no exits, the vCPU stays in the guest until kicked.
+	if err := vm.LoadImage([]byte{0xeb, 0xfe}, guest.LoadAddr); err != nil {
+		t.Fatal(err)
+	}
+	if err := vm.SetEntry(0, x86.Entry{Mode: x86.RealMode, RIP: guest.LoadAddr}); err != nil {
+		t.Fatal(err)
+	}
+	run := vm.Start()
+	defer run.Stop()
+	time.Sleep(50 * time.Millisecond)
+	s, err := vm.Inspect()
+	if err != nil {
+		t.Fatalf("Inspect: %v", err)
+	}
+	var b strings.Builder
+	if err := s.Report(&b); err != nil {
+		t.Fatal(err)
+	}
+	report := b.String()
+	t.Logf("report:\n%s", report)
+	for _, want := range []string{
+		// Real mode: the entry's CS holds the load address's segment.
+		fmt.Sprintf("vCPU 0: runnable RIP %#x ", guest.LoadAddr&0xf),
+		fmt.Sprintf(" CS %#x ", guest.LoadAddr>>4),
+		"vCPU 1: waiting for INIT",
+		"vCPU 0 LAPIC: IRR [",
+		"IOAPIC: IRR ",
+	} {
+		if !strings.Contains(report, want) {
+			t.Errorf("the report has no %q", want)
+		}
+	}
+	if vm.Paused() {
+		t.Error("the VM is still paused after Inspect")
+	}
+	select {
+	case <-run.Done():
+		t.Fatal("the run ended after Inspect")
+	default:
+	}
+}
+
+// blockingDevice is a port device whose writes wait until release is
+// closed: a device that does not return.
+type blockingDevice struct{ entered, release chan struct{} }
+
+func (d blockingDevice) Read(uint64, []byte) {}
+func (d blockingDevice) Write(uint64, []byte) {
+	close(d.entered)
+	<-d.release
+}
+
+// TestInspectNamesAVCPUStuckInADevice: when a vCPU cannot leave a device,
+// Inspect gives up after its wait with an error saying so, and does not leave
+// the VM paused: the guest goes on once the device returns.
+func TestInspectNamesAVCPUStuckInADevice(t *testing.T) {
+	h := openHV(t)
+	vm, err := h.NewVM(Config{MemorySize: 1 << 20, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Close()
+	dev := blockingDevice{make(chan struct{}), make(chan struct{})}
+	if err := vm.PIO.Register(0x4f0, 1, "blocking", dev); err != nil {
+		t.Fatal(err)
+	}
+	// mov $0x4f0, %dx; out %al, (%dx); jmp .
+	if err := vm.LoadImage([]byte{0xba, 0xf0, 0x04, 0xee, 0xeb, 0xfe}, guest.LoadAddr); err != nil {
+		t.Fatal(err)
+	}
+	if err := vm.SetEntry(0, x86.Entry{Mode: x86.RealMode, RIP: guest.LoadAddr}); err != nil {
+		t.Fatal(err)
+	}
+	run := vm.Start()
+	defer run.Stop()
+	<-dev.entered
+	start := time.Now()
+	_, err = vm.Inspect()
+	if err == nil || !strings.Contains(err.Error(), "vCPU 0 running") {
+		t.Fatalf("Inspect with vCPU 0 in a device = %v; want an error naming vCPU 0 running", err)
+	}
+	if d := time.Since(start); d > inspectWait+time.Second {
+		t.Errorf("Inspect took %v, want about %v", d, inspectWait)
+	}
+	if vm.Paused() {
+		t.Error("the VM is left paused")
+	}
+	close(dev.release)
+	// Once the device returns, the vCPU is in the guest's jmp again and
+	// Inspect works.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s, err := vm.Inspect()
+		if err == nil {
+			if got := s.vcpus[0].regs.RIP; got != guest.LoadAddr&0xf+4 {
+				t.Errorf("RIP after the device returned = %#x, want %#x (the jmp after the out)", got, guest.LoadAddr&0xf+4)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Inspect after the device returned: %v", err)
+		}
+	}
+}
+
+// TestReportLines: the lines a Report writes for given states, without KVM.
+func TestReportLines(t *testing.T) {
+	var lapic kvm.LAPICState
+	le := binary.LittleEndian
+	le.PutUint32(lapic.Regs[lapicIRR+16:], 1<<1)    // vector 0x21 requested
+	le.PutUint32(lapic.Regs[lapicISR+16*7:], 1<<31) // vector 0xff in service
+	le.PutUint32(lapic.Regs[lapicTPR:], 0x20)
+	le.PutUint32(lapic.Regs[lapicLVTTimer:], 0xec)
+	le.PutUint32(lapic.Regs[lapicInitCount:], 1000)
+	le.PutUint32(lapic.Regs[lapicCurCount:], 400)
+
+	var ioapic kvm.IRQChip
+	le.PutUint32(ioapic.Chip[ioapicIRR:], 1<<4)
+	for pin := range ioapicPins {
+		le.PutUint64(ioapic.Chip[ioapicRedir+8*pin:], redirMasked)
+	}
+	le.PutUint64(ioapic.Chip[ioapicRedir+8*4:], 0x24)                         // COM1: edge, unmasked
+	le.PutUint64(ioapic.Chip[ioapicRedir+8*11:], 0x31|redirLevel|redirRemote) // level, awaiting EOI
+	var pic kvm.IRQChip
+	pic.Chip[picIRR], pic.Chip[picIMR], pic.Chip[picISR] = 0x01, 0xfe, 0x00
+
+	halted := vcpuState{mp: kvm.MPStateHalted, lapic: &lapic}
+	halted.regs.RIP, halted.regs.RSP, halted.regs.RFLAGS = 0xffffffff81000000, 0x8000, 0x202
+	halted.sregs.CS.Selector, halted.sregs.CR0 = 0x10, 0x80050033
+	faulting := vcpuState{mp: kvm.MPStateRunnable}
+	faulting.events.Exception.Pending, faulting.events.Exception.Nr, faulting.events.Exception.ErrorCode = 1, 14, 2
+	faulting.events.Interrupt.Shadow = 1
+	faulting.events.NMI.Masked = 1
+	faulting.sregs.CS.DPL = 3
+
+	tests := []struct {
+		name string
+		s    State
+		want []string
+	}{
+		{"a halted vCPU and the chips", State{vcpus: []vcpuState{halted}, chips: []*kvm.IRQChip{&pic, &pic, &ioapic}}, []string{
+			"vCPU 0: halted RIP 0xffffffff81000000 RSP 0x8000 RFLAGS 0x202 CS 0x10 CPL 0 CR0 0x80050033 CR2 0x0 CR3 0x0 CR4 0x0 EFER 0x0",
+			"vCPU 0 LAPIC: IRR [0x21] ISR [0xff] TPR 0x20 timer LVT 0xec (unmasked) count 400 of 1000",
+			"PIC: master IRR 0x01 IMR 0xfe ISR 0x00; slave IRR 0x01 IMR 0xfe ISR 0x00",
+			"IOAPIC: IRR 0x10; pin 4 vector 0x24 edge; pin 11 vector 0x31 level remote-IRR",
+		}},
+		{"pending events, no irqchip", State{vcpus: []vcpuState{{}, faulting}}, []string{
+			"vCPU 0: runnable RIP 0x0 RSP 0x0 RFLAGS 0x0 CS 0x0 CPL 0 CR0 0x0 CR2 0x0 CR3 0x0 CR4 0x0 EFER 0x0",
+			"vCPU 1: runnable RIP 0x0 RSP 0x0 RFLAGS 0x0 CS 0x0 CPL 3 CR0 0x0 CR2 0x0 CR3 0x0 CR4 0x0 EFER 0x0; exception 14 pending (error code 0x2); interrupt shadow; NMIs masked",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b strings.Builder
+			if err := tt.s.Report(&b); err != nil {
+				t.Fatal(err)
+			}
+			got := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("Report:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+		})
+	}
+}
