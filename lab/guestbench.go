@@ -163,7 +163,7 @@ type benchTable struct {
 	measures []string
 	boot     func(ctx context.Context, argv []string) (map[string]float64, bootOutput, error)
 	verbose  bool
-	vmmLines int // of the VMM's standard error that --verbose shows; 0 is 15
+	vmmLines int // of the VMM's standard error that --verbose shows; 0 is defaultVMMLines
 }
 
 // bootOutput is what a benchmark boot printed.
@@ -172,9 +172,6 @@ type bootOutput struct{ console, stderr string }
 // notes are the lines of a boot worth showing with --verbose: the guest's
 // benchmark lines and the VMM's last messages.
 func (o bootOutput) notes(vmmLines int) string {
-	if vmmLines == 0 {
-		vmmLines = 15
-	}
 	var b strings.Builder
 	for _, l := range strings.Split(o.console, "\n") {
 		if strings.Contains(l, "ember-bench") {
@@ -196,6 +193,10 @@ func prefixed(text, prefix string) string {
 	return b.String()
 }
 
+// defaultVMMLines is how much of the VMM's standard error --verbose shows
+// of each boot unless the table says otherwise.
+const defaultVMMLines = 15
+
 // failureLines is how much of a failed boot's console --verbose shows.
 const failureLines = 40
 
@@ -203,12 +204,12 @@ const failureLines = 40
 // guest's console, whatever it was, and the VMM's last messages (for a boot
 // that ran out of time, ember's state reports: reportStuck), so a triple
 // fault or a hang can be told from the lab's own trouble.
-func (o bootOutput) failure() string {
+func (o bootOutput) failure(vmmLines int) string {
 	var b strings.Builder
 	for _, l := range strings.Split(tail(o.console, failureLines), "\n") {
 		b.WriteString("  console: " + strings.TrimRight(l, "\r") + "\n")
 	}
-	b.WriteString(prefixed(vmmOutput(o.stderr, 15), "  vmm:     "))
+	b.WriteString(prefixed(vmmOutput(o.stderr, vmmLines), "  vmm:     "))
 	return b.String()
 }
 
@@ -216,6 +217,10 @@ func (o bootOutput) failure() string {
 // medians of each measure with the first subject's (ember's) ratio to each
 // of the others.
 func runBench(ctx context.Context, w io.Writer, subjects []subject, reps int, t benchTable) error {
+	vmmLines := t.vmmLines
+	if vmmLines == 0 {
+		vmmLines = defaultVMMLines
+	}
 	got := make([]map[string][]float64, len(subjects))
 	for i := range got {
 		got[i] = map[string][]float64{}
@@ -226,7 +231,7 @@ func runBench(ctx context.Context, w io.Writer, subjects []subject, reps int, t 
 			if err != nil {
 				fmt.Fprintf(w, "boot %d/%d %-28s failed, booting again (lab flake?): %v\n", r+1, reps, s.name, firstLine(err))
 				if t.verbose {
-					fmt.Fprint(w, out.failure())
+					fmt.Fprint(w, out.failure(vmmLines))
 				}
 				m, out, err = t.boot(ctx, s.argv)
 			}
@@ -235,7 +240,7 @@ func runBench(ctx context.Context, w io.Writer, subjects []subject, reps int, t 
 			}
 			fmt.Fprintf(w, "boot %d/%d %-28s %v\n", r+1, reps, s.name, m)
 			if t.verbose {
-				fmt.Fprint(w, out.notes(t.vmmLines))
+				fmt.Fprint(w, out.notes(vmmLines))
 			}
 			for k, v := range m {
 				got[i][k] = append(got[i][k], v)
