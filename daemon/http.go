@@ -57,6 +57,7 @@ func (d *Daemon) routes() []route {
 		{"POST /v1/vms/{id}/restart", d.serveRestart},
 		{"GET /v1/vms/{id}/console", d.serveConsole},
 		{"GET /v1/vms/{id}/log", d.serveLog},
+		{"GET /v1/vms/{id}/state", d.serveState},
 		{"GET /v1/vms/{id}/balloon", d.serveBalloon},
 		{"PUT /v1/vms/{id}/balloon", d.serveSetBalloon},
 		{"GET /v1/events", d.serveEvents},

@@ -64,21 +64,21 @@ func emberRuns(pgid int) []int {
 // stateMark begins each state report ember run writes on SIGUSR1.
 const stateMark = "ember: state at "
 
-// maxReportLines bounds what vmmOutput shows of the state reports and the
-// goroutine dump.
+// maxReportLines is how much vmmOutput shows of the state reports and the
+// goroutine dump, beyond the n lines it shows anyway.
 const maxReportLines = 300
 
 // vmmOutput is the part of a failed boot's standard error worth showing:
 // from the first state report on, if reportStuck got one (at most
-// maxReportLines, the goroutine dump's end cut), else its last n lines.
+// maxReportLines+n lines, the end cut), else its last n lines.
 func vmmOutput(stderr string, n int) string {
 	i := strings.Index(stderr, stateMark)
 	if i < 0 {
 		return tail(stderr, n)
 	}
 	lines := strings.Split(strings.TrimRight(stderr[i:], "\n"), "\n")
-	if len(lines) > maxReportLines {
-		lines = append(lines[:maxReportLines], "[...]")
+	if len(lines) > maxReportLines+n {
+		lines = append(lines[:maxReportLines+n], "[...]")
 	}
 	return strings.Join(lines, "\n")
 }

@@ -79,7 +79,7 @@ func TestVMMOutput(t *testing.T) {
 		}},
 		{"a long dump", "x\n" + stateMark + "t\n" + many, func(s string) bool {
 			lines := strings.Split(s, "\n")
-			return len(lines) == maxReportLines+1 && lines[0] == stateMark+"t" && lines[maxReportLines] == "[...]"
+			return len(lines) == maxReportLines+3 && lines[0] == stateMark+"t" && lines[maxReportLines+2] == "[...]"
 		}},
 	}
 	for _, tt := range tests {

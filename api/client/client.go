@@ -176,6 +176,14 @@ func (c *Client) Log(ctx context.Context, id string) (string, error) {
 	return string(b), err
 }
 
+// State returns what VM id's machine is doing now, as text: every vCPU's
+// registers, pending events and LAPIC, the interrupt controllers, COM1 and
+// the virtio queues (the daemon pauses a running VM for the moment it takes).
+func (c *Client) State(ctx context.Context, id string) (string, error) {
+	b, err := c.text(ctx, "/v1/vms/"+url.PathEscape(id)+"/state")
+	return string(b), err
+}
+
 // Metrics returns the daemon's Prometheus metrics.
 func (c *Client) Metrics(ctx context.Context) (string, error) {
 	b, err := c.text(ctx, "/metrics")

@@ -320,6 +320,12 @@ func TestDaemonLifecycle(t *testing.T) {
 	}
 	io.WriteString(con, "hello")
 	readUntil(t, con, "hello")
+	// What the echo guest is doing, as `ember vm state` shows it: its
+	// vCPU, and COM1 with the receive interrupt it waits on enabled.
+	state, _, err := execute(t, "vm", "--api-socket", d.sock, "state", "echo")
+	if err != nil || !strings.Contains(state, "vCPU 0: ") || !strings.Contains(state, "COM1: IER 0x1 ") {
+		t.Errorf("ember vm state echo: %v\n%s", err, state)
+	}
 
 	for _, step := range []struct{ action, state, event string }{
 		{"pause", api.StatePaused, api.EventPaused},

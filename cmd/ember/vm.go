@@ -42,7 +42,7 @@ func newVMCmd() *cobra.Command {
 	v := &vmClient{}
 	cmd := &cobra.Command{
 		Use:   "vm",
-		Short: "Drive the VMs of an ember daemon (create, ls, show, start, pause, resume, wake, stop, restart, rm, console, log, events)",
+		Short: "Drive the VMs of an ember daemon (create, ls, show, start, pause, resume, wake, stop, restart, rm, console, log, state, events)",
 		Long: `Drive the VMs of a running 'ember daemon' through its API socket.
 
 Tables are for people; --json prints the API's own JSON for scripts.`,
@@ -51,7 +51,7 @@ Tables are for people; --json prints the API's own JSON for scripts.`,
 	pf.StringVar(&v.socket, "api-socket", apiSocketDefault(), "the daemon's API socket (default $"+apiSocketEnv+", else "+defaultAPISocket+")")
 	pf.BoolVar(&v.json, "json", false, "print JSON")
 	cmd.AddCommand(newVMCreateCmd(v), newVMListCmd(v), newVMShowCmd(v), newVMRemoveCmd(v),
-		newVMConsoleCmd(v), newVMLogCmd(v), newVMEventsCmd(v))
+		newVMConsoleCmd(v), newVMLogCmd(v), newVMStateCmd(v), newVMEventsCmd(v))
 	for _, a := range []struct{ name, short string }{
 		{"start", "Start a created or stopped VM"},
 		{"pause", "Pause a running VM"},
@@ -286,6 +286,22 @@ func newVMRemoveCmd(v *vmClient) *cobra.Command {
 				}
 			}
 			return nil
+		},
+	}
+}
+
+func newVMStateCmd(v *vmClient) *cobra.Command {
+	return &cobra.Command{
+		Use:   "state ID",
+		Short: "Print what a VM is doing now: its vCPUs' registers and LAPICs, the interrupt controllers, COM1, the virtio queues",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := v.client().State(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			_, err = io.WriteString(cmd.OutOrStdout(), s)
+			return err
 		},
 	}
 }
