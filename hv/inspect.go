@@ -65,17 +65,15 @@ func (r *runControl) describe() string {
 	return strings.Join(parts, ", ")
 }
 
+// runStateNames are the run states' names in a report.
+var runStateNames = [...]string{
+	vcpuIdle: "idle", vcpuRunning: "running", vcpuParked: "parked", vcpuWaiting: "waiting for an I/O client",
+}
+
 // String names the run state.
 func (s runState) String() string {
-	switch s {
-	case vcpuIdle:
-		return "idle"
-	case vcpuRunning:
-		return "running"
-	case vcpuParked:
-		return "parked"
-	case vcpuWaiting:
-		return "waiting for an I/O client"
+	if s >= 0 && int(s) < len(runStateNames) {
+		return runStateNames[s]
 	}
 	return fmt.Sprintf("runState(%d)", int(s))
 }
