@@ -46,16 +46,22 @@ func openConsole(kind, path string, stdout io.Writer) (io.Writer, func() error, 
 // rawTerminal puts in in raw mode when it is a terminal, so keys reach the
 // guest as typed, and returns how to restore it.
 func rawTerminal(in io.Reader) (restore func()) {
-	f, ok := in.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
+	if !isTerminal(in) {
 		return func() {}
 	}
-	fd := int(f.Fd())
+	fd := int(in.(*os.File).Fd())
 	old, err := term.MakeRaw(fd)
 	if err != nil {
 		return func() {}
 	}
 	return func() { term.Restore(fd, old) }
+}
+
+// isTerminal says whether in is a terminal, which rawTerminal puts in raw
+// mode.
+func isTerminal(in io.Reader) bool {
+	f, ok := in.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // consoleInput feeds the user's input to the console of whichever machine

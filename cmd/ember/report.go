@@ -20,6 +20,7 @@ import (
 // it.
 type stateReporter struct {
 	w    io.Writer
+	crlf bool // the terminal is in raw mode: lines end in "\r\n"
 	sig  chan os.Signal
 	done chan struct{}
 	wg   sync.WaitGroup
@@ -28,9 +29,11 @@ type stateReporter struct {
 	m  *machine.Machine // the machine of the boot under way, or nil
 }
 
-// startStateReporter starts reporting to w on SIGUSR1; stop ends it.
-func startStateReporter(w io.Writer) *stateReporter {
-	r := &stateReporter{w: w, sig: make(chan os.Signal, 1), done: make(chan struct{})}
+// startStateReporter starts reporting to w on SIGUSR1; stop ends it. With
+// crlf (the terminal is in raw mode, which turns no "\n" into "\r\n") each
+// line ends in "\r\n".
+func startStateReporter(w io.Writer, crlf bool) *stateReporter {
+	r := &stateReporter{w: w, crlf: crlf, sig: make(chan os.Signal, 1), done: make(chan struct{})}
 	signal.Notify(r.sig, syscall.SIGUSR1)
 	r.wg.Go(r.loop)
 	return r
@@ -85,5 +88,9 @@ func (r *stateReporter) report() {
 			b.WriteString("  " + l)
 		}
 	}
-	r.w.Write(b.Bytes())
+	out := b.Bytes()
+	if r.crlf {
+		out = bytes.ReplaceAll(out, []byte("\n"), []byte("\r\n"))
+	}
+	r.w.Write(out)
 }

@@ -59,3 +59,21 @@ func TestRunReportsStateOnSIGUSR1(t *testing.T) {
 		}
 	}
 }
+
+// TestStateReportLineEnds: on a terminal in raw mode each line of a report
+// ends in "\r\n" (raw mode adds no carriage return), elsewhere in "\n".
+func TestStateReportLineEnds(t *testing.T) {
+	for _, crlf := range []bool{false, true} {
+		var out lockedBuffer
+		r := &stateReporter{w: &out, crlf: crlf}
+		r.report() // no machine attached
+		got := out.String()
+		want := "\n  no VM is running\n"
+		if crlf {
+			want = "\r\n  no VM is running\r\n"
+		}
+		if !strings.HasPrefix(got, "ember: state at ") || !strings.HasSuffix(got, want) || strings.Count(got, "\n") != 2 {
+			t.Errorf("crlf %v: report %q, want a heading and %q", crlf, got, want)
+		}
+	}
+}

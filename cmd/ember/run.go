@@ -112,11 +112,13 @@ func run(ctx context.Context, o runOptions, stdin io.Reader, stdout, stderr io.W
 
 	// A Linux guest on the stdio console reads the terminal.
 	var input *consoleInput
+	raw := false
 	if p.Linux() && o.console == consoleStdio {
+		raw = isTerminal(stdin)
 		defer rawTerminal(stdin)()
 		input = startConsoleInput(ctx, stdin)
 	}
-	reports := startStateReporter(stderr)
+	reports := startStateReporter(stderr, raw)
 	defer reports.stop()
 	for {
 		res, exits, err := bootOnce(ctx, hc, p, opts, input, reports)
