@@ -273,6 +273,11 @@ func TestCPUID2RoundTrip(t *testing.T) {
 	for _, w := range supported {
 		g, ok := byLeaf[leaf{w.Function, w.Index}]
 		if !ok {
+			if pvm && (w.Function == 0x1d || w.Function == 0x1e) {
+				// kvm-pvm on a host with AMX drops the tile leaves it
+				// was given (seen 2026-12-02; README, Host notes).
+				continue
+			}
 			t.Errorf("leaf %#x.%d set but not returned", w.Function, w.Index)
 			continue
 		}
