@@ -11,9 +11,9 @@ import (
 )
 
 // inspectWait is how long Inspect waits for the vCPUs to leave the guest. A
-// vCPU that has not stopped by then is stuck outside KVM_RUN, in ember (a
-// device that does not return): its registers cannot be read, and the report
-// says where each vCPU is instead.
+// vCPU that has not stopped by then is stuck in ember (a device that does not
+// return) or in KVM (a KVM_RUN that no kick ends): its registers cannot be
+// read, and the report says where each vCPU is instead.
 const inspectWait = 2 * time.Second
 
 // Inspect reads the State of a VM while it runs, for a report on a guest that
@@ -21,10 +21,12 @@ const inspectWait = 2 * time.Second
 // already, reads every vCPU, the interrupt controllers and the PIT, and
 // resumes it. The guest loses a few milliseconds; devices go on meanwhile. If
 // a vCPU does not stop within two seconds the pause is withdrawn and the
-// error names where each vCPU is.
+// error names where each vCPU is. Its caller keeps other Pause and Resume
+// calls out meanwhile (a Resume during Inspect would let the guest run while
+// it is read; Inspect's own would end another caller's pause).
 func (vm *VM) Inspect() (*State, error) {
 	if vm.Paused() {
-		return vm.inspectLocked()
+		return vm.inspectPaused()
 	}
 	done := make(chan struct{})
 	go func() {
@@ -37,14 +39,14 @@ func (vm *VM) Inspect() (*State, error) {
 		where := vm.run.describe()
 		vm.Resume()
 		<-done
-		return nil, fmt.Errorf("hv: the vCPUs did not stop within %v (%s): one is stuck outside the guest", inspectWait, where)
+		return nil, fmt.Errorf("hv: the vCPUs did not stop within %v (%s): one is stuck in ember or in KVM", inspectWait, where)
 	}
 	defer vm.Resume()
-	return vm.inspectLocked()
+	return vm.inspectPaused()
 }
 
-// inspectLocked saves the State of a paused VM.
-func (vm *VM) inspectLocked() (*State, error) {
+// inspectPaused saves the State of a paused VM.
+func (vm *VM) inspectPaused() (*State, error) {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	if vm.closed {
@@ -80,8 +82,8 @@ func (s runState) String() string {
 
 // Report writes s for a person reading why a guest is stuck: per vCPU its
 // MP state, instruction and stack pointers, control registers, pending
-// events and its LAPIC's interrupt state; then the IOAPIC's pins in use and
-// the PICs' request and service registers. One line per item.
+// events and its LAPIC's interrupt state; then the PICs' request, mask and
+// service registers and the IOAPIC's pins in use. One line per item.
 func (s *State) Report(w io.Writer) error {
 	for i, v := range s.vcpus {
 		if _, err := fmt.Fprintf(w, "vCPU %d: %s\n", i, v.describe()); err != nil {

@@ -10,9 +10,9 @@ import (
 // every virtio device's status and queues, named by PCI slot or MMIO base.
 func (p *Platform) Describe(w io.Writer) error {
 	lines := []string{"COM1: " + p.COM1.Describe()}
-	for i, f := range p.virtio {
+	for _, f := range p.virtio {
 		for _, l := range f.Describe() {
-			lines = append(lines, fmt.Sprintf("PCI 00:%02x.0 %s", i+1, l))
+			lines = append(lines, fmt.Sprintf("PCI 00:%02x.0 %s", f.slot, l))
 		}
 	}
 	for _, d := range p.mmio {

@@ -57,10 +57,16 @@ type Platform struct {
 	IOMMU *vtd.Unit
 	EDU   *edu.Device
 
-	slots   int                   // PCI slots AddVirtio has used
-	virtio  []*virtiopci.Function // the functions AddVirtio made
-	mmio    []mmioDevice          // the devices AddVirtioMMIO made
-	resumes resumeGroup           // resumes from S3 under way (sleep.go)
+	slots   int           // PCI slots AddVirtio has used
+	virtio  []pciFunction // the functions AddVirtio made
+	mmio    []mmioDevice  // the devices AddVirtioMMIO made
+	resumes resumeGroup   // resumes from S3 under way (sleep.go)
+}
+
+// pciFunction is a virtio function AddVirtio made and the PCI slot it is in.
+type pciFunction struct {
+	*virtiopci.Function
+	slot int
 }
 
 // WriteTables writes the MP table and the ACPI tables into guest RAM again,

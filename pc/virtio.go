@@ -92,7 +92,7 @@ func (p *Platform) AddVirtio(vm *hv.VM, dev virtio.Device) (*virtiopci.Function,
 		return nil, err
 	}
 	vm.OnClose(f.Close)
-	p.virtio = append(p.virtio, f)
+	p.virtio = append(p.virtio, pciFunction{f, slot})
 	return f, nil
 }
 

@@ -14,7 +14,8 @@ import (
 
 // TestRunReportsStateOnSIGUSR1: ember run answers SIGUSR1 with the VM's
 // state on standard error (the vCPU in the guest's ring-3 loop, COM1, the
-// disk's virtio function) and the guest runs on until the time-out.
+// disk's virtio function, named by its slot behind the edu device's) and the
+// guest runs on until the time-out.
 func TestRunReportsStateOnSIGUSR1(t *testing.T) {
 	kvmtest.Require(t)
 	disk := filepath.Join(t.TempDir(), "disk.img")
@@ -23,7 +24,7 @@ func TestRunReportsStateOnSIGUSR1(t *testing.T) {
 	}
 	var stdout, stderr lockedBuffer
 	root := newRootCmd()
-	root.SetArgs([]string{"run", "--guest", "counter", "--disk", disk, "--timeout", "20s"})
+	root.SetArgs([]string{"run", "--guest", "counter", "--edu", "--disk", disk, "--timeout", "20s"})
 	root.SetOut(&stdout)
 	root.SetErr(&stderr)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -52,7 +53,7 @@ func TestRunReportsStateOnSIGUSR1(t *testing.T) {
 		"\n  vCPU 0 LAPIC: ",
 		"\n  IOAPIC: ",
 		"\n  COM1: IER ",
-		"\n  PCI 00:01.0 virtio-pci block: status 0x0 (), interrupts by INTx",
+		"\n  PCI 00:02.0 virtio-pci block: status 0x0 (), interrupts by INTx", // slot 1 is the edu device
 	} {
 		if !strings.Contains(report, want) {
 			t.Errorf("the report has no %q:\n%s", want, out)
