@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"ember/acrn"
+	"ember/internal/wake"
 )
 
 // Errors a request can end with. The vCPU still gets a value (all ones for a
@@ -105,7 +106,7 @@ type slot struct {
 	d    *Dispatcher
 	i    int
 	seq  atomic.Uint64 // number of the request in flight (or the last one)
-	wake chan struct{} // capacity 1: "look at the slot again"
+	wake wake.Signal // "look at the slot again"
 	// futex is set while the vCPU sleeps in FUTEX_WAIT on the slot's state
 	// word (the futex hand-off): kick then wakes it there too.
 	futex atomic.Bool
@@ -136,7 +137,7 @@ func NewDispatcher(buf *Buffer, r *Router, cfg Config) *Dispatcher {
 		d.log = slog.Default()
 	}
 	for i := range d.slots {
-		d.slots[i] = slot{d: d, i: i, wake: make(chan struct{}, 1)}
+		d.slots[i] = slot{d: d, i: i, wake: wake.NewSignal()}
 	}
 	return d
 }
@@ -188,10 +189,7 @@ func (d *Dispatcher) failure(s *slot, seq uint64) error {
 }
 
 func (s *slot) kick() {
-	select {
-	case s.wake <- struct{}{}:
-	default: // a wake-up is already pending; it makes the vCPU re-check everything
-	}
+	s.wake.Send() // merges with one pending: either makes the vCPU re-check everything
 	if s.futex.Load() {
 		FutexWake(s.d.buf.StateWord(s.i))
 	}

@@ -105,25 +105,18 @@ func (g *Guest) Wait() (hv.Result, error) {
 //	snapshot := make([]byte, 4096)
 //	g.VM().Memory().ReadAt(snapshot, 0x20000) // the guest is not writing it now
 //	g.Resume()
-func (g *Guest) Stop() error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.closed {
-		return ErrClosed
-	}
-	if g.run == nil {
-		return ErrNotStarted
-	}
-	g.vm.Pause()
-	return nil
-}
+func (g *Guest) Stop() error { return g.whileStarted(g.vm.Pause) }
 
 // Resume lets a guest that Stop paused run on from where it was.
 //
 //	g.Stop()
 //	// ... inspect or change guest memory ...
 //	g.Resume()
-func (g *Guest) Resume() error {
+func (g *Guest) Resume() error { return g.whileStarted(g.vm.Resume) }
+
+// whileStarted calls f under g.mu if the guest has been started and not
+// closed, else returns ErrNotStarted or ErrClosed.
+func (g *Guest) whileStarted(f func()) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
@@ -132,7 +125,7 @@ func (g *Guest) Resume() error {
 	if g.run == nil {
 		return ErrNotStarted
 	}
-	g.vm.Resume()
+	f()
 	return nil
 }
 

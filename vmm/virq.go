@@ -128,13 +128,22 @@ func (v *VirqController) checkVCPU(vcpu int) error {
 	return nil
 }
 
-// checkNew validates a registration. The caller holds v.mu.
-func (v *VirqController) checkNew(vcpu, irq int) error {
+// usable returns ErrClosed or ErrNotInitialized for a controller that
+// cannot take a request, else nil. The caller holds v.mu.
+func (v *VirqController) usable() error {
 	if v.closed {
 		return ErrClosed
 	}
 	if !v.inited {
 		return ErrNotInitialized
+	}
+	return nil
+}
+
+// checkNew validates a registration. The caller holds v.mu.
+func (v *VirqController) checkNew(vcpu, irq int) error {
+	if err := v.usable(); err != nil {
+		return err
 	}
 	if irq < 0 || irq >= NumIRQs {
 		return fmt.Errorf("vmm: IRQ %d out of range 0-%d", irq, NumIRQs-1)
@@ -228,11 +237,8 @@ func (l *line) acks(ack AckFunc, cookie any) {
 func (v *VirqController) Inject(vcpu, irq int) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.closed {
-		return ErrClosed
-	}
-	if !v.inited {
-		return ErrNotInitialized
+	if err := v.usable(); err != nil {
+		return err
 	}
 	l, ok := v.lines[irq]
 	if !ok {
@@ -298,11 +304,8 @@ func (v *VirqController) RegisterPassthrough(vcpu, irq, source, unmask int) erro
 func (v *VirqController) HandlePassthrough(source int) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.closed {
-		return ErrClosed
-	}
-	if !v.inited {
-		return ErrNotInitialized
+	if err := v.usable(); err != nil {
+		return err
 	}
 	if _, ok := v.pts[source]; !ok {
 		return fmt.Errorf("%w: no passthrough for eventfd %d", ErrNotRegistered, source)

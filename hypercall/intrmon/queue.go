@@ -3,6 +3,8 @@ package intrmon
 import (
 	"sync"
 	"time"
+
+	"ember/internal/wake"
 )
 
 // queue runs postponed injections in the order they were pushed, each no
@@ -12,7 +14,7 @@ import (
 type queue struct {
 	mu      sync.Mutex
 	pending []delayed
-	wake    chan struct{} // capacity 1: "pending changed"
+	wake    wake.Signal   // "pending changed"
 	done    chan struct{} // closed by close
 	started bool
 	closed  bool
@@ -35,15 +37,12 @@ func (q *queue) push(due time.Time, f func() error) bool {
 	}
 	if !q.started {
 		q.started = true
-		q.wake, q.done = make(chan struct{}, 1), make(chan struct{})
+		q.wake, q.done = wake.NewSignal(), make(chan struct{})
 		q.wg.Add(1)
 		go q.run()
 	}
 	q.pending = append(q.pending, delayed{due, f})
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
+	q.wake.Send()
 	return true
 }
 

@@ -206,10 +206,7 @@ func (d *Device) Notify(queue int) {
 	if d.run == nil || queue < 0 || queue >= numQueues {
 		return
 	}
-	select {
-	case d.run.kicks[queue] <- struct{}{}:
-	default:
-	}
+	d.run.kicks[queue].Send()
 }
 
 // Reset stops the worker and waits until its goroutine has returned. The

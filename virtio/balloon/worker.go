@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	"ember/internal/wake"
 	"ember/memory"
 	"ember/virtio"
 )
@@ -29,16 +30,16 @@ type worker struct {
 	mem       *memory.Guest
 	queues    [numQueues]*virtio.Queue // nil for a queue not served
 	interrupt func(queue int)
-	kicks     [numQueues]chan struct{} // capacity 1: a pending notification
-	refresh   chan chan uint64         // RefreshStats's requests, each with where to reply
-	asked     uint64                   // the reports taken when the device last asked for one
-	stop      chan struct{}            // closed by Reset
-	done      chan struct{}            // closed when serve returns
-	broken    bool                     // the driver broke a queue: nothing more is served
-	held      int                      // the statistics buffer's head the device holds; -1 for none
-	logged    map[string]int           // problems seen, by kind: only the first of each is logged above Debug
-	pfns      [pfnBatch]uint32         // the batch being served
-	raw       [4 * pfnBatch]byte       // the batch as read from the chain
+	kicks     [numQueues]wake.Signal // a pending notification
+	refresh   chan chan uint64       // RefreshStats's requests, each with where to reply
+	asked     uint64                 // the reports taken when the device last asked for one
+	stop      wake.Stop              // given by Reset
+	done      chan struct{}          // closed when serve returns
+	broken    bool                   // the driver broke a queue: nothing more is served
+	held      int                    // the statistics buffer's head the device holds; -1 for none
+	logged    map[string]int         // problems seen, by kind: only the first of each is logged above Debug
+	pfns      [pfnBatch]uint32       // the batch being served
+	raw       [4 * pfnBatch]byte     // the batch as read from the chain
 }
 
 // newWorker returns the worker of an activation on queues; reports is how
@@ -46,11 +47,11 @@ type worker struct {
 func newWorker(d *Device, mem *memory.Guest, queues [numQueues]*virtio.Queue, interrupt func(int), reports uint64) *worker {
 	w := &worker{
 		d: d, mem: mem, queues: queues, interrupt: interrupt,
-		refresh: make(chan chan uint64), asked: reports, stop: make(chan struct{}), done: make(chan struct{}),
+		refresh: make(chan chan uint64), asked: reports, stop: wake.NewStop(), done: make(chan struct{}),
 		held: -1, logged: map[string]int{},
 	}
 	for i := range w.kicks {
-		w.kicks[i] = make(chan struct{}, 1)
+		w.kicks[i] = wake.NewSignal()
 	}
 	return w
 }
@@ -90,14 +91,7 @@ func (w *worker) serve() {
 }
 
 // stopped says whether Reset has asked the worker to return.
-func (w *worker) stopped() bool {
-	select {
-	case <-w.stop:
-		return true
-	default:
-		return false
-	}
-}
+func (w *worker) stopped() bool { return w.stop.Stopped() }
 
 // serveQueue serves every chain the driver made available in queue i, then
 // interrupts the driver if it wants to hear of the ones returned.

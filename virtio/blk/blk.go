@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"ember/internal/wake"
 	"ember/memory"
 	"ember/virtio"
 )
@@ -180,7 +181,7 @@ func (d *Disk) Activate(mem *memory.Guest, features uint64, queues []*virtio.Que
 		if q == nil {
 			continue
 		}
-		s := &queue{d: d, mem: mem, q: q, i: i, interrupt: interrupt, kick: make(chan struct{}, 1), stop: make(chan struct{})}
+		s := &queue{d: d, mem: mem, q: q, i: i, interrupt: interrupt, kick: wake.NewSignal(), stop: wake.NewStop()}
 		d.queues[i] = s
 		s.start(workersPerQueue)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"ember/internal/wake"
 	"ember/memory"
 	"ember/virtio"
 )
@@ -40,8 +41,8 @@ type queue struct {
 	mem       *memory.Guest
 	i         int
 	interrupt func(int)
-	kick      chan struct{} // capacity 1: the driver notified, or a sibling passed it on
-	stop      chan struct{} // closed by Reset
+	kick      wake.Signal // the driver notified, or a sibling passed it on
+	stop      wake.Stop   // given by Reset
 	wg        sync.WaitGroup
 
 	mu     sync.Mutex
@@ -70,10 +71,7 @@ func (s *queue) start(n int) {
 // notify wakes one worker; a worker that takes a request and sees more
 // wakes the next.
 func (s *queue) notify() {
-	select {
-	case s.kick <- struct{}{}:
-	default:
-	}
+	s.kick.Send()
 }
 
 // run serves the queue whenever it is notified, until Reset.

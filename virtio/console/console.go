@@ -187,10 +187,7 @@ func (d *Device) Notify(queue int) {
 	if queue < 0 || queue >= len(d.workers) || d.workers[queue] == nil {
 		return
 	}
-	select {
-	case d.workers[queue].kick <- struct{}{}:
-	default:
-	}
+	d.workers[queue].kick.Send()
 }
 
 // Reset stops the workers and waits until their goroutines have returned.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 
+	"ember/internal/wake"
 	"ember/memory"
 	"ember/virtio"
 )
@@ -21,8 +22,8 @@ type worker struct {
 	q         *virtio.Queue
 	index     int // ReceiveQueue or TransmitQueue
 	interrupt func(queue int)
-	kick      chan struct{} // capacity 1: a pending notification
-	stop      chan struct{} // closed by Reset
+	kick      wake.Signal   // a pending notification
+	stop      wake.Stop     // given by Reset
 	done      chan struct{} // closed when the goroutine returns
 	broken    bool          // the driver broke the queue: nothing more is served
 	malformed int           // malformed chains seen; only the first is logged above Debug
@@ -33,19 +34,12 @@ type worker struct {
 func newWorker(d *Device, mem *memory.Guest, q *virtio.Queue, index int, interrupt func(int)) *worker {
 	return &worker{
 		d: d, mem: mem, q: q, index: index, interrupt: interrupt,
-		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		kick: wake.NewSignal(), stop: wake.NewStop(), done: make(chan struct{}),
 	}
 }
 
 // stopped says whether Reset has asked the worker to return.
-func (w *worker) stopped() bool {
-	select {
-	case <-w.stop:
-		return true
-	default:
-		return false
-	}
-}
+func (w *worker) stopped() bool { return w.stop.Stopped() }
 
 // next pops the next well-formed chain, returning malformed ones to the
 // driver empty on the way. It returns nil when the queue is empty, when the

@@ -27,6 +27,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"ember/internal/wake"
 	"ember/memory"
 	"ember/virtio"
 )
@@ -114,9 +115,9 @@ func (d *Device) SetEvents(e virtio.Events) { d.events.Store(&e) }
 
 // activation is what one Activate started.
 type activation struct {
-	stop  chan struct{}   // closed by Reset
-	kicks []chan struct{} // per queue, capacity 1; nil for a queue not served
-	wg    sync.WaitGroup  // the workers
+	stop  wake.Stop      // given by Reset
+	kicks []wake.Signal  // per queue; nil for a queue not served
+	wg    sync.WaitGroup // the workers
 }
 
 // New returns an inactive device on cfg's backend, opening and bringing up
@@ -261,14 +262,14 @@ func (d *Device) Activate(mem *memory.Guest, features uint64, queues []*virtio.Q
 	if err := d.backend.SetOffload(tunOffload(features)); err != nil {
 		return fmt.Errorf("virtio-net: receive offloads %#x: %w", tunOffload(features), err)
 	}
-	a := &activation{stop: make(chan struct{}), kicks: make([]chan struct{}, 2)}
+	a := &activation{stop: wake.NewStop(), kicks: make([]wake.Signal, 2)}
 	var workers []*worker
 	for i, q := range queues {
 		if q == nil {
 			d.log.Debug("virtio-net: queue left disabled by the driver", "queue", i)
 			continue
 		}
-		a.kicks[i] = make(chan struct{}, 1)
+		a.kicks[i] = wake.NewSignal()
 		workers = append(workers, &worker{d: d, mem: mem, q: q, index: i, features: features, interrupt: interrupt, kick: a.kicks[i], stop: a.stop})
 	}
 	d.mu.Lock()
@@ -307,10 +308,7 @@ func (d *Device) Notify(queue int) {
 	if d.run == nil || queue < 0 || queue >= len(d.run.kicks) || d.run.kicks[queue] == nil {
 		return
 	}
-	select {
-	case d.run.kicks[queue] <- struct{}{}:
-	default:
-	}
+	d.run.kicks[queue].Send()
 }
 
 // Reset stops the workers and waits until they have returned. A worker

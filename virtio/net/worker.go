@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	"ember/internal/wake"
 	"ember/memory"
 	"ember/virtio"
 )
@@ -22,9 +23,9 @@ type worker struct {
 	index     int    // RXQueue or TXQueue
 	features  uint64 // as the driver accepted them
 	interrupt func(queue int)
-	kick      <-chan struct{} // the driver notified the queue
-	stop      <-chan struct{} // closed by Reset
-	warnings  int             // logged at Warn so far
+	kick      wake.Signal // the driver notified the queue
+	stop      wake.Stop   // given by Reset
+	warnings  int         // logged at Warn so far
 }
 
 // warn logs a dropped packet or chain, at Warn for the first maxWarnings of
@@ -43,14 +44,7 @@ func (w *worker) warn(msg string, args ...any) {
 }
 
 // stopped says whether Reset has stopped the worker.
-func (w *worker) stopped() bool {
-	select {
-	case <-w.stop:
-		return true
-	default:
-		return false
-	}
-}
+func (w *worker) stopped() bool { return w.stop.Stopped() }
 
 // wait waits for the driver to notify the queue; false if Reset came first.
 func (w *worker) wait() bool {

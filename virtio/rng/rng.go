@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"sync"
 
+	"ember/internal/wake"
 	"ember/memory"
 	"ember/virtio"
 )
@@ -80,7 +81,7 @@ func (d *Device) Activate(mem *memory.Guest, features uint64, queues []*virtio.Q
 	}
 	d.run = &server{
 		log: d.log, mem: mem, queue: q, interrupt: interrupt,
-		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		kick: wake.NewSignal(), stop: wake.NewStop(), done: make(chan struct{}),
 	}
 	go d.run.serve()
 	return nil
@@ -95,10 +96,7 @@ func (d *Device) Notify(queue int) {
 	if d.run == nil || queue != 0 {
 		return
 	}
-	select {
-	case d.run.kick <- struct{}{}:
-	default:
-	}
+	d.run.kick.Send()
 }
 
 // Reset stops the server and waits until its goroutine has returned; the
@@ -120,8 +118,8 @@ type server struct {
 	mem       *memory.Guest
 	queue     *virtio.Queue
 	interrupt func(queue int)
-	kick      chan struct{} // capacity 1: a pending notification
-	stop      chan struct{} // closed by Reset
+	kick      wake.Signal   // a pending notification
+	stop      wake.Stop     // given by Reset
 	done      chan struct{} // closed when serve returns
 	warned    bool          // a request with a readable buffer was logged
 }

@@ -180,7 +180,7 @@ func (s *session) schedule(c *conn) {
 	}
 	c.queued = true
 	s.ready = append(s.ready, c)
-	poke(s.work)
+	s.work.Send()
 }
 
 // reset aborts the connection: the host side is closed, and the guest, if

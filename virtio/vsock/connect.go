@@ -26,10 +26,7 @@ func (c *conn) dial(path string) {
 		d.mu.Unlock()
 		return
 	}
-	c.s.wg.Add(1)
-	go c.writeLoop()
-	d.mu.Unlock()
-	c.readLoop()
+	c.serve()
 }
 
 // dialed records how the dial ended: false if the connection is not to go
@@ -74,10 +71,7 @@ func (c *conn) awaitResponse() {
 		d.mu.Unlock()
 		return
 	}
-	c.s.wg.Add(1)
-	go c.writeLoop()
-	d.mu.Unlock()
-	c.readLoop()
+	c.serve()
 }
 
 // waitAccepted waits for the guest's answer to the device's REQUEST, up to
@@ -100,4 +94,14 @@ func (c *conn) waitAccepted() bool {
 		c.reset()
 	}
 	return c.state == stateEstablished
+}
+
+// serve starts c's write loop and runs its read loop, releasing d.mu (which
+// the caller holds, so Reset cannot end the session before the write loop
+// is counted in its WaitGroup) in between.
+func (c *conn) serve() {
+	c.s.wg.Add(1)
+	go c.writeLoop()
+	c.s.d.mu.Unlock()
+	c.readLoop()
 }

@@ -63,7 +63,7 @@ func (s *session) replyRST(h header) {
 		srcCID: h.dstCID, dstCID: h.srcCID, srcPort: h.dstPort, dstPort: h.srcPort,
 		typ: h.typ, op: opRST,
 	})
-	poke(s.work)
+	s.work.Send()
 }
 
 // unconnected acts on a packet for no connection: a REQUEST connects, an

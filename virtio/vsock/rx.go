@@ -102,7 +102,7 @@ func (s *session) nextPacket(room int) (header, []byte, bool) {
 	if len(s.ctrl) > 0 {
 		h := s.ctrl[0]
 		s.ctrl = s.ctrl[1:]
-		poke(s.space)
+		s.space.Send()
 		return h, nil, true
 	}
 	for len(s.ready) > 0 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"ember/internal/wake"
 	"ember/memory"
 	"ember/virtio"
 )
@@ -22,11 +23,11 @@ type session struct {
 
 	ctx    context.Context // cancelled by Reset: stops dials
 	cancel context.CancelFunc
-	rxKick chan struct{} // capacity 1: the driver added rx buffers
-	txKick chan struct{} // capacity 1: the driver added tx packets
-	work   chan struct{} // capacity 1: a packet for the guest is waiting
-	space  chan struct{} // capacity 1: ctrl has room again
-	stop   chan struct{} // closed by Reset
+	rxKick wake.Signal // the driver added rx buffers
+	txKick wake.Signal // the driver added tx packets
+	work   wake.Signal // a packet for the guest is waiting
+	space  wake.Signal // ctrl has room again
+	stop   wake.Stop   // given by Reset
 	wg     sync.WaitGroup
 
 	conns    map[key]*conn
@@ -71,9 +72,9 @@ func newSession(d *Device, mem *memory.Guest, rxq, txq *virtio.Queue, interrupt 
 		d: d, mem: mem, rxq: rxq, txq: txq, interrupt: interrupt,
 		serving: rxq != nil && txq != nil,
 		ctx:     ctx, cancel: cancel,
-		rxKick: make(chan struct{}, 1), txKick: make(chan struct{}, 1),
-		work: make(chan struct{}, 1), space: make(chan struct{}, 1),
-		stop:  make(chan struct{}),
+		rxKick: wake.NewSignal(), txKick: wake.NewSignal(),
+		work: wake.NewSignal(), space: wake.NewSignal(),
+		stop:  wake.NewStop(),
 		conns: map[key]*conn{}, ports: map[uint32]int{}, nextPort: firstHostPort,
 	}
 }
@@ -88,9 +89,9 @@ func (d *Device) Notify(queue int) {
 	}
 	switch queue {
 	case RXQueue:
-		poke(d.run.rxKick)
+		d.run.rxKick.Send()
 	case TXQueue:
-		poke(d.run.txKick)
+		d.run.txKick.Send()
 	}
 }
 
@@ -124,26 +125,11 @@ func (s *session) end() {
 	s.cancel()
 }
 
-// poke sends a token on a channel of capacity 1 unless one is waiting.
-func poke(ch chan struct{}) {
-	select {
-	case ch <- struct{}{}:
-	default:
-	}
-}
-
 // stopped says whether Reset has ended the session.
-func (s *session) stopped() bool {
-	select {
-	case <-s.stop:
-		return true
-	default:
-		return false
-	}
-}
+func (s *session) stopped() bool { return s.stop.Stopped() }
 
 // wait waits for a token on ch; false if Reset came first.
-func (s *session) wait(ch chan struct{}) bool {
+func (s *session) wait(ch wake.Signal) bool {
 	select {
 	case <-ch:
 		return true

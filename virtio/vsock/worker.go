@@ -3,6 +3,7 @@ package vsock
 import (
 	"errors"
 
+	"ember/internal/wake"
 	"ember/virtio"
 )
 
@@ -10,9 +11,9 @@ import (
 type worker struct {
 	s      *session
 	q      *virtio.Queue
-	index  int           // RXQueue or TXQueue
-	kick   chan struct{} // the driver notified the queue
-	broken bool          // the driver broke the queue: it is served no more
+	index  int         // RXQueue or TXQueue
+	kick   wake.Signal // the driver notified the queue
+	broken bool        // the driver broke the queue: it is served no more
 }
 
 // pop returns the next well-formed chain the driver made available, or nil
