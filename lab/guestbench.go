@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -225,29 +226,43 @@ func runBench(ctx context.Context, w io.Writer, subjects []subject, reps int, t 
 	for i := range got {
 		got[i] = map[string][]float64{}
 	}
+	measures := t.measures
+	if err := mountDebugfs(); err != nil {
+		fmt.Fprintf(w, "no KVM exit counts (%v)\n", err)
+	} else {
+		measures = append(slices.Clone(measures), kvmMeasures()...)
+	}
 	for r := 0; r < reps; r++ {
 		for i, s := range subjects {
-			m, out, err := t.boot(ctx, s.argv)
+			m, kvm, out, err := bootCounted(ctx, t, s.argv)
 			if err != nil {
 				fmt.Fprintf(w, "boot %d/%d %-28s failed, booting again (lab flake?): %v\n", r+1, reps, s.name, firstLine(err))
 				if t.verbose {
 					fmt.Fprint(w, out.failure(vmmLines))
 				}
-				m, out, err = t.boot(ctx, s.argv)
+				m, kvm, out, err = bootCounted(ctx, t, s.argv)
 			}
 			if err != nil {
 				return fmt.Errorf("%s: %w", s.name, err)
 			}
 			fmt.Fprintf(w, "boot %d/%d %-28s %v\n", r+1, reps, s.name, m)
+			if kvm != nil {
+				fmt.Fprintf(w, "  kvm, thousands: %s\n", kvmLine(kvm))
+			}
 			if t.verbose {
 				fmt.Fprint(w, out.notes(vmmLines))
 			}
-			for k, v := range m {
-				got[i][k] = append(got[i][k], v)
+			for _, mm := range []map[string]float64{m, kvm} {
+				for k, v := range mm {
+					got[i][k] = append(got[i][k], v)
+				}
 			}
 		}
 	}
 	med := func(v []float64) float64 {
+		if len(v) == 0 {
+			return math.NaN() // printed as NaN: nothing measured
+		}
 		v = slices.Clone(v)
 		slices.Sort(v)
 		return v[len(v)/2]
@@ -266,7 +281,10 @@ func runBench(ctx context.Context, w io.Writer, subjects []subject, reps int, t 
 		}
 	}
 	fmt.Fprintln(tw)
-	for _, k := range t.measures {
+	for _, k := range measures {
+		if len(got[0][k]) == 0 {
+			continue // no counts of this (a boot's VM gone before the first reading)
+		}
 		fmt.Fprint(tw, k)
 		for i := range subjects {
 			fmt.Fprintf(tw, "\t%.1f", med(got[i][k]))
@@ -277,6 +295,27 @@ func runBench(ctx context.Context, w io.Writer, subjects []subject, reps int, t 
 		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
+}
+
+// bootCounted runs one boot of t with a kvmSampler beside it and returns
+// the boot's measures and, apart, the KVM counters (nil where none were
+// read).
+func bootCounted(ctx context.Context, t benchTable, argv []string) (map[string]float64, map[string]float64, bootOutput, error) {
+	k := startKVMSampler(kvmDebugfs)
+	m, out, err := t.boot(ctx, argv)
+	return m, k.finish(), out, err
+}
+
+// kvmLine is the counters of one boot on a line, in kvmCounters' order.
+func kvmLine(kvm map[string]float64) string {
+	var b strings.Builder
+	for i, c := range kvmCounters {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s %.1f", c, kvm[kvmMeasure(c)])
+	}
+	return b.String()
 }
 
 // bootConsole runs one benchmark boot to its end (at most 5 minutes) and
