@@ -106,7 +106,7 @@ type slot struct {
 	d    *Dispatcher
 	i    int
 	seq  atomic.Uint64 // number of the request in flight (or the last one)
-	wake wake.Signal // "look at the slot again"
+	wake wake.Signal   // "look at the slot again"
 	// futex is set while the vCPU sleeps in FUTEX_WAIT on the slot's state
 	// word (the futex hand-off): kick then wakes it there too.
 	futex atomic.Bool
