@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -226,33 +227,31 @@ func runBench(ctx context.Context, w io.Writer, subjects []subject, reps int, t 
 	for i := range got {
 		got[i] = map[string][]float64{}
 	}
-	measures := t.measures
+	measures := append(slices.Clone(t.measures), usageMeasures...)
 	if err := mountDebugfs(); err != nil {
 		fmt.Fprintf(w, "no KVM exit counts (%v)\n", err)
 	} else {
-		measures = append(slices.Clone(measures), kvmMeasures()...)
+		measures = append(measures, kvmMeasures()...)
 	}
 	for r := 0; r < reps; r++ {
 		for i, s := range subjects {
-			m, kvm, out, err := bootCounted(ctx, t, s.argv)
+			m, counts, out, err := bootCounted(ctx, t, s.argv)
 			if err != nil {
 				fmt.Fprintf(w, "boot %d/%d %-28s failed, booting again (lab flake?): %v\n", r+1, reps, s.name, firstLine(err))
 				if t.verbose {
 					fmt.Fprint(w, out.failure(vmmLines))
 				}
-				m, kvm, out, err = bootCounted(ctx, t, s.argv)
+				m, counts, out, err = bootCounted(ctx, t, s.argv)
 			}
 			if err != nil {
 				return fmt.Errorf("%s: %w", s.name, err)
 			}
 			fmt.Fprintf(w, "boot %d/%d %-28s %v\n", r+1, reps, s.name, m)
-			if kvm != nil {
-				fmt.Fprintf(w, "  kvm, thousands: %s\n", kvmLine(kvm))
-			}
+			fmt.Fprintf(w, "  %s\n", countsLine(counts))
 			if t.verbose {
 				fmt.Fprint(w, out.notes(vmmLines))
 			}
-			for _, mm := range []map[string]float64{m, kvm} {
+			for _, mm := range []map[string]float64{m, counts} {
 				for k, v := range mm {
 					got[i][k] = append(got[i][k], v)
 				}
@@ -298,24 +297,27 @@ func runBench(ctx context.Context, w io.Writer, subjects []subject, reps int, t 
 }
 
 // bootCounted runs one boot of t with a kvmSampler beside it and returns
-// the boot's measures and, apart, the KVM counters (nil where none were
-// read).
+// the boot's measures and, apart, what the boot's VMM used (usageMeasures)
+// and the KVM counters (where they could be read).
 func bootCounted(ctx context.Context, t benchTable, argv []string) (map[string]float64, map[string]float64, bootOutput, error) {
 	k := startKVMSampler(kvmDebugfs)
+	before := readChildUsage()
 	m, out, err := t.boot(ctx, argv)
-	return m, k.finish(), out, err
+	counts := readChildUsage().since(before)
+	maps.Copy(counts, k.finish())
+	return m, counts, out, err
 }
 
-// kvmLine is the counters of one boot on a line, in kvmCounters' order.
-func kvmLine(kvm map[string]float64) string {
-	var b strings.Builder
-	for i, c := range kvmCounters {
-		if i > 0 {
-			b.WriteString(", ")
+// countsLine is bootCounted's counts of one boot on a line, in the table's
+// order; the KVM counters only where they were read.
+func countsLine(counts map[string]float64) string {
+	var parts []string
+	for _, k := range append(slices.Clone(usageMeasures), kvmMeasures()...) {
+		if v, ok := counts[k]; ok {
+			parts = append(parts, fmt.Sprintf("%s %.1f", k, v))
 		}
-		fmt.Fprintf(&b, "%s %.1f", c, kvm[kvmMeasure(c)])
 	}
-	return b.String()
+	return strings.Join(parts, ", ")
 }
 
 // bootConsole runs one benchmark boot to its end (at most 5 minutes) and

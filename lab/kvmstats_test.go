@@ -2,8 +2,10 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -50,5 +52,24 @@ func TestKVMSamplerKeepsAGoneVMsLastReading(t *testing.T) {
 func TestKVMSamplerWithoutVMs(t *testing.T) {
 	if got := startKVMSampler(t.TempDir()).finish(); got != nil {
 		t.Errorf("no VM seen, got %v; want nil (no rows in the table)", got)
+	}
+}
+
+// A boot's usage is its VMM's, counted once the process has been waited for.
+func TestChildUsageCountsAnEndedChild(t *testing.T) {
+	before := readChildUsage()
+	if err := exec.Command("sh", "-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done").Run(); err != nil {
+		t.Fatal(err)
+	}
+	got := readChildUsage().since(before)
+	if cpu := got[usageMeasures[0]]; cpu <= 0 || cpu > 60 {
+		t.Errorf("the child's CPU time: %v s; want a count above 0 (it looped 200,000 times)", cpu)
+	}
+	if sw := got[usageMeasures[1]]; sw < 0 {
+		t.Errorf("context switches %v thousand; want none negative", sw)
+	}
+	line := countsLine(got)
+	if !strings.HasPrefix(line, "vmm cpu (s) ") || strings.Contains(line, "kvm") {
+		t.Errorf("countsLine = %q; want the usage only, with no KVM counters read", line)
 	}
 }
