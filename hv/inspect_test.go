@@ -127,6 +127,27 @@ func TestInspectNamesAVCPUStuckInADevice(t *testing.T) {
 	}
 }
 
+// Offsets the report reads, spelled out here from their sources (the Intel
+// SDM's LAPIC register page, Linux's struct kvm_pic_state and struct
+// kvm_ioapic_state), so the test checks hv/report's own against them.
+const (
+	lapicTPR       = 0x080
+	lapicISR       = 0x100
+	lapicIRR       = 0x200
+	lapicLVTTimer  = 0x320
+	lapicInitCount = 0x380
+	lapicCurCount  = 0x390
+	picIRR         = 1
+	picIMR         = 2
+	picISR         = 3
+	ioapicIRR      = 16
+	ioapicRedir    = 24
+	ioapicPins     = 24
+	redirMasked    = 1 << 16
+	redirLevel     = 1 << 15
+	redirRemote    = 1 << 14
+)
+
 // TestReportLines: the lines a Report writes for given states, without KVM.
 func TestReportLines(t *testing.T) {
 	var lapic kvm.LAPICState
