@@ -11,6 +11,10 @@ import (
 type Hypervisor struct {
 	sys   *kvm.System
 	cpuid []kvm.CPUIDEntry
+	// tscDeadline: KVM emulates the LAPIC's TSC-deadline timer mode
+	// (KVM_CAP_TSC_DEADLINE_TIMER), which KVM_GET_SUPPORTED_CPUID leaves
+	// out of leaf 1 because it needs the in-kernel LAPIC.
+	tscDeadline bool
 }
 
 // Open opens /dev/kvm and reads what every VM will need from it.
@@ -24,7 +28,8 @@ func Open() (*Hypervisor, error) {
 		sys.Close()
 		return nil, fmt.Errorf("hv: %w", err)
 	}
-	return &Hypervisor{sys: sys, cpuid: cpuid}, nil
+	deadline, err := sys.CheckExtension(kvm.CapTSCDeadlineTimer)
+	return &Hypervisor{sys: sys, cpuid: cpuid, tscDeadline: err == nil && deadline > 0}, nil
 }
 
 // System returns the underlying /dev/kvm handle.

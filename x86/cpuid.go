@@ -36,6 +36,12 @@ type CPUIDConfig struct {
 	// KVM_GET_SUPPORTED_HV_CPUID): they take the first hypervisor block and
 	// KVM's move to the second, ember's to the third.
 	HyperV []kvm.CPUIDEntry
+	// TSCDeadline offers the LAPIC's TSC-deadline timer mode (leaf 1 ECX
+	// bit 24), which KVM emulates with its in-kernel LAPIC where it has
+	// KVM_CAP_TSC_DEADLINE_TIMER but leaves out of its supported CPUID, as
+	// QEMU, Firecracker and crosvm add it. A guest's timer is then one
+	// MSR write (IA32_TSC_DEADLINE) rather than a count it calibrates first.
+	TSCDeadline bool
 }
 
 // cpuidFeature locates one feature bit.
@@ -131,6 +137,9 @@ func BuildCPUID(supported []kvm.CPUIDEntry, cfg CPUIDConfig) []kvm.CPUIDEntry {
 			e.EBX = e.EBX&0x0000ffff | uint32(count)<<16 | uint32(cfg.ID)<<24
 			e.EDX |= 1 << 28
 			e.ECX |= 1 << 31 // the hypervisor-present bit
+			if cfg.TSCDeadline {
+				e.ECX |= 1 << 24
+			}
 		case e.Function == 4:
 			// EAX[31:26]: cores per package - 1; [25:14]: threads sharing the cache - 1.
 			e.EAX = e.EAX&0x03ff3fff | uint32(count-1)<<26

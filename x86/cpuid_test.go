@@ -35,6 +35,35 @@ func TestBuildCPUID(t *testing.T) {
 	}
 }
 
+// TestTSCDeadline: leaf 1 offers the TSC-deadline timer only where the
+// caller says KVM emulates it, and a user's mask hides it again.
+func TestTSCDeadline(t *testing.T) {
+	supported := []kvm.CPUIDEntry{{Function: 1, ECX: 1 << 21}}
+	const bit = 1 << 24
+	for _, tt := range []struct {
+		name string
+		cfg  CPUIDConfig
+		want bool
+	}{
+		{"KVM emulates it", CPUIDConfig{TSCDeadline: true}, true},
+		{"KVM does not", CPUIDConfig{}, false},
+		{"masked by the user", CPUIDConfig{TSCDeadline: true, Mask: []string{"tsc_deadline"}}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := BuildCPUID(supported, tt.cfg)
+			if len(got) == 0 || got[0].Function != 1 {
+				t.Fatalf("leaf 1 missing: %+v", got)
+			}
+			if has := got[0].ECX&bit != 0; has != tt.want {
+				t.Errorf("leaf 1 ECX %#x: TSC-deadline offered %v, want %v", got[0].ECX, has, tt.want)
+			}
+			if got[0].ECX&(1<<21) == 0 {
+				t.Errorf("leaf 1 ECX %#x lost x2APIC", got[0].ECX)
+			}
+		})
+	}
+}
+
 // signatureAt is the 12-byte signature a hypervisor leaf answers in EBX, ECX,
 // EDX, and its EAX (the block's highest leaf), or ok false if there is none.
 func signatureAt(entries []kvm.CPUIDEntry, leaf uint32) (sig string, eax uint32, ok bool) {
