@@ -85,7 +85,8 @@ func New(ranges []Range) (*Guest, error) { return newGuest(ranges, false) }
 // NewShared is New with each range backed by a memfd mapped MAP_SHARED, whose
 // descriptor (Region.FD) can be handed to another process, such as an
 // out-of-process device model, to map the guest's RAM. Anonymous memory (New)
-// stays the default: it gets transparent huge pages, shmem usually does not.
+// stays the default: it gets transparent huge pages (mapHost), shmem usually
+// does not.
 func NewShared(ranges []Range) (*Guest, error) { return newGuest(ranges, true) }
 
 func newGuest(ranges []Range, shared bool) (*Guest, error) {
@@ -132,7 +133,7 @@ func mapRange(r Range, shared bool) (Region, error) {
 		}
 		flags = unix.MAP_SHARED | unix.MAP_NORESERVE
 	}
-	host, err := unix.Mmap(fd, 0, int(r.Size), unix.PROT_READ|unix.PROT_WRITE, flags)
+	host, err := mapHost(fd, r.Size, r.GPA, flags)
 	if err != nil {
 		if fd >= 0 {
 			unix.Close(fd)
@@ -195,7 +196,7 @@ func (g *Guest) Close() error {
 		if !r.owned {
 			continue
 		}
-		if err := unix.Munmap(r.Host); err != nil && first == nil {
+		if err := unmapHost(r.Host); err != nil && first == nil {
 			first = fmt.Errorf("memory: munmap %#x: %w", r.GPA, err)
 		}
 		if r.FD >= 0 {
