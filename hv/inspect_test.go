@@ -127,47 +127,33 @@ func TestInspectNamesAVCPUStuckInADevice(t *testing.T) {
 	}
 }
 
-// Offsets the report reads, spelled out here from their sources (the Intel
-// SDM's LAPIC register page, Linux's struct kvm_pic_state and struct
-// kvm_ioapic_state), so the test checks hv/report's own against them.
-const (
-	lapicTPR       = 0x080
-	lapicISR       = 0x100
-	lapicIRR       = 0x200
-	lapicLVTTimer  = 0x320
-	lapicInitCount = 0x380
-	lapicCurCount  = 0x390
-	picIRR         = 1
-	picIMR         = 2
-	picISR         = 3
-	ioapicIRR      = 16
-	ioapicRedir    = 24
-	ioapicPins     = 24
-	redirMasked    = 1 << 16
-	redirLevel     = 1 << 15
-	redirRemote    = 1 << 14
-)
-
 // TestReportLines: the lines a Report writes for given states, without KVM.
 func TestReportLines(t *testing.T) {
+	// The offsets are spelled out from their sources, so the test checks
+	// hv/report's own against them: the Intel SDM's LAPIC register page
+	// (TPR 0x80, ISR 0x100, IRR 0x200, LVT timer 0x320, initial count
+	// 0x380, current count 0x390) and Linux's struct kvm_pic_state (irr,
+	// imr, isr at 1, 2, 3) and struct kvm_ioapic_state (irr at 16, the
+	// redirection table at 24).
 	var lapic kvm.LAPICState
 	le := binary.LittleEndian
-	le.PutUint32(lapic.Regs[lapicIRR+16:], 1<<1)    // vector 0x21 requested
-	le.PutUint32(lapic.Regs[lapicISR+16*7:], 1<<31) // vector 0xff in service
-	le.PutUint32(lapic.Regs[lapicTPR:], 0x20)
-	le.PutUint32(lapic.Regs[lapicLVTTimer:], 0xec)
-	le.PutUint32(lapic.Regs[lapicInitCount:], 1000)
-	le.PutUint32(lapic.Regs[lapicCurCount:], 400)
+	le.PutUint32(lapic.Regs[0x200+16:], 1<<1)    // vector 0x21 requested
+	le.PutUint32(lapic.Regs[0x100+16*7:], 1<<31) // vector 0xff in service
+	le.PutUint32(lapic.Regs[0x80:], 0x20)
+	le.PutUint32(lapic.Regs[0x320:], 0xec)
+	le.PutUint32(lapic.Regs[0x380:], 1000)
+	le.PutUint32(lapic.Regs[0x390:], 400)
 
 	var ioapic kvm.IRQChip
-	le.PutUint32(ioapic.Chip[ioapicIRR:], 1<<4)
-	for pin := range ioapicPins {
-		le.PutUint64(ioapic.Chip[ioapicRedir+8*pin:], redirMasked)
+	const masked, level, remoteIRR = 1 << 16, 1 << 15, 1 << 14
+	le.PutUint32(ioapic.Chip[16:], 1<<4)
+	for pin := range 24 {
+		le.PutUint64(ioapic.Chip[24+8*pin:], masked)
 	}
-	le.PutUint64(ioapic.Chip[ioapicRedir+8*4:], 0x24)                         // COM1: edge, unmasked
-	le.PutUint64(ioapic.Chip[ioapicRedir+8*11:], 0x31|redirLevel|redirRemote) // level, awaiting EOI
+	le.PutUint64(ioapic.Chip[24+8*4:], 0x24)                  // COM1: edge, unmasked
+	le.PutUint64(ioapic.Chip[24+8*11:], 0x31|level|remoteIRR) // level, awaiting EOI
 	var pic kvm.IRQChip
-	pic.Chip[picIRR], pic.Chip[picIMR], pic.Chip[picISR] = 0x01, 0xfe, 0x00
+	pic.Chip[1], pic.Chip[2], pic.Chip[3] = 0x01, 0xfe, 0x00 // IRR, IMR, ISR
 
 	halted := vcpuState{mp: kvm.MPStateHalted, lapic: &lapic}
 	halted.regs.RIP, halted.regs.RSP, halted.regs.RFLAGS = 0xffffffff81000000, 0x8000, 0x202
