@@ -29,6 +29,7 @@ type runOptions struct {
 	quiet       bool
 	console     string
 	consoleFile string
+	goTrace     string
 }
 
 func newRunCmd() *cobra.Command {
@@ -71,6 +72,7 @@ and every virtio device's status and queue indices.`,
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "do not print the summary line")
 	f.StringVar(&o.console, "console", consoleStdio, "where guest console output goes: stdio, file or none")
 	f.StringVar(&o.consoleFile, "console-file", "", "file for --console=file")
+	f.StringVar(&o.goTrace, "go-trace", "", "write a Go execution trace of ember itself to this file (go tool trace: where its goroutines waited)")
 	return cmd
 }
 
@@ -90,6 +92,11 @@ func run(ctx context.Context, o runOptions, stdin io.Reader, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
+	stopTrace, err := startGoTrace(o.goTrace)
+	if err != nil {
+		return err
+	}
+	defer stopTrace()
 	p, err := cfg.Prepare()
 	if err != nil {
 		return err
