@@ -10,6 +10,7 @@ import (
 
 	"ember/guest"
 	"ember/internal/kvmtest"
+	"ember/kvm"
 	"ember/x86"
 )
 
@@ -184,5 +185,48 @@ func TestCreateRunDestroyLeavesNothing(t *testing.T) {
 	}
 	if got := runtime.NumGoroutine(); got != gs {
 		t.Errorf("goroutines: %d before, %d after %d VMs", gs, got, n)
+	}
+}
+
+// A vCPU is offered the TSC-deadline timer (CPUID leaf 1 ECX bit 24) where
+// KVM emulates it, which needs the in-kernel LAPIC; not without the
+// irqchip, and not when the user masks it.
+func TestVCPUOffersTSCDeadline(t *testing.T) {
+	h := openHV(t)
+	n, err := h.System().CheckExtension(kvm.CapTSCDeadlineTimer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kvmHasIt := n > 0
+	for _, tt := range []struct {
+		name string
+		cfg  Config
+		want bool
+	}{
+		{"in-kernel irqchip", Config{}, kvmHasIt},
+		{"no irqchip", Config{NoIRQChip: true}, false},
+		{"masked", Config{CPUIDMask: []string{"tsc_deadline"}}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cfg.MemorySize = 2 << 20
+			vm, err := h.NewVM(tt.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer vm.Close()
+			entries, err := vm.VCPU(0).KVM().GetCPUID2()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range entries {
+				if e.Function == 1 {
+					if got := e.ECX&(1<<24) != 0; got != tt.want {
+						t.Errorf("leaf 1 ECX %#x: TSC-deadline offered %v, want %v (KVM_CAP_TSC_DEADLINE_TIMER %d)", e.ECX, got, tt.want, n)
+					}
+					return
+				}
+			}
+			t.Fatal("the vCPU has no CPUID leaf 1")
+		})
 	}
 }

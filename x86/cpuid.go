@@ -41,6 +41,8 @@ type CPUIDConfig struct {
 	// KVM_CAP_TSC_DEADLINE_TIMER but leaves out of its supported CPUID, as
 	// QEMU, Firecracker and crosvm add it. A guest's timer is then one
 	// MSR write (IA32_TSC_DEADLINE) rather than a count it calibrates first.
+	// Without it the bit is cleared, whatever KVM reported (kvm-pvm reports
+	// it): with no in-kernel LAPIC nothing would emulate the timer.
 	TSCDeadline bool
 }
 
@@ -137,6 +139,7 @@ func BuildCPUID(supported []kvm.CPUIDEntry, cfg CPUIDConfig) []kvm.CPUIDEntry {
 			e.EBX = e.EBX&0x0000ffff | uint32(count)<<16 | uint32(cfg.ID)<<24
 			e.EDX |= 1 << 28
 			e.ECX |= 1 << 31 // the hypervisor-present bit
+			e.ECX &^= 1 << 24
 			if cfg.TSCDeadline {
 				e.ECX |= 1 << 24
 			}
