@@ -52,6 +52,11 @@ var (
 	Prot32 = load("prot32", x86.ProtectedMode)
 	// Long64 reports CR0, CS, EFER and a 64-bit value's high half, exits 0.
 	Long64 = load("long64", x86.LongMode)
+	// HVPost is a Hyper-V guest's first steps (hv.Config.HyperV): it
+	// enables the hypercall page at 0x20000 and its SynIC with the message
+	// page at 0x23000, posts a message (connection 7, type 0x55, payload
+	// 0xfeedbeef) with HvPostMessage, reports its status and exits 0.
+	HVPost = load("hv_post", x86.LongMode)
 	// Ring3 drops from ring 0 to ring 3 with IRETQ, reports CS, exits 3.
 	Ring3 = load("ring3", x86.LongMode)
 	// Triple triple-faults (UD2 with an empty IDT).
@@ -98,7 +103,7 @@ var (
 )
 
 // All lists every tiny guest, for tests that check them all.
-var All = []Program{Demo, Real, Prot32, Long64, Ring3, Triple, Virq, Counter, Second, UART, PIT, Reset, SMP, BenchPIO, BenchMMIO, BenchHello, Echo, FWCfg, TestDev, Sleep}
+var All = []Program{Demo, Real, Prot32, Long64, HVPost, Ring3, Triple, Virq, Counter, Second, UART, PIT, Reset, SMP, BenchPIO, BenchMMIO, BenchHello, Echo, FWCfg, TestDev, Sleep}
 
 // Multiboot is a multiboot (v1) kernel, not a flat image: it is linked at
 // 1 MiB, its header's address fields (the a.out kludge) say where it goes,

@@ -7,7 +7,6 @@ import (
 
 	"ember/acrn"
 	"ember/devices"
-	"ember/hyperv"
 	"ember/ioreq"
 	"ember/kvm"
 	"ember/x86"
@@ -22,8 +21,6 @@ type VCPU struct {
 	exits      exitCounts   // its exits by reason (stats.go)
 	tid        atomic.Int32 // the thread running the loop, or 0 (stats.go)
 	guestStart atomic.Int64 // that thread's guest time when the loop began
-
-	synic hyperv.SynIC // its Hyper-V SynIC's pages, with Config.HyperV (synic.go)
 }
 
 // newVCPU creates vCPU id with its CPUID; hyperV, when not empty, are the

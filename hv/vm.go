@@ -34,6 +34,8 @@ type Config struct {
 	// supports (its CPUID leaves first in the hypervisor range, a SynIC
 	// with its timers on every vCPU), as QEMU's -cpu hv_passthrough does:
 	// for Windows guests and Hyper-V-aware tests. It needs the irqchip.
+	// What KVM leaves to user space (SynIC messages and events) is
+	// package hv/synic's, installed with ServeHyperV.
 	HyperV bool
 	// ID is the VM's ID as out-of-process device models are told it; the
 	// hypercall service sets the ACRN VM ID here.
@@ -98,7 +100,7 @@ type VM struct {
 	wpPages atomic.Int32
 
 	eventfds *eventfd.Service   // ioeventfd/irqfd on KVM (eventfds.go)
-	hyperv   *HyperV            // with Config.HyperV (synic.go)
+	hyperv   hyperVExits        // ServeHyperV (hyperv.go)
 	dmSocket *deviceModelSocket // with Config.DeviceModelSocket (ioreq_server.go)
 }
 
@@ -190,9 +192,6 @@ func (vm *VM) createVCPUs(h *Hypervisor) error {
 			return err
 		}
 		vm.vcpus = append(vm.vcpus, c)
-	}
-	if vm.cfg.HyperV {
-		vm.hyperv = newHyperV(vm)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 
 	"ember/acrn"
 	"ember/hv"
+	"ember/hv/synic"
 	"ember/internal/kvmtest"
 	"ember/kvm"
 )
@@ -21,7 +22,7 @@ func TestHyperVTestDev(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Attach(vm, Config{HyperVTestDev: true}); !errors.Is(err, hv.ErrNoHyperV) {
+	if _, err := Attach(vm, Config{HyperVTestDev: true}); !errors.Is(err, synic.ErrNoHyperV) {
 		t.Errorf("hyperv-testdev without Hyper-V: %v, want ErrNoHyperV", err)
 	}
 	vm.Close()

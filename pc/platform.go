@@ -17,6 +17,7 @@ import (
 	"ember/devices/uart"
 	"ember/devices/vtd"
 	"ember/hv"
+	"ember/hv/synic"
 	"ember/ioreq"
 	"ember/kvm"
 	"ember/memory"
@@ -49,6 +50,9 @@ type Platform struct {
 	// Config.TestDevices only (nil otherwise).
 	DebugExit *debugexit.Port
 	TestDev   *testdev.Device
+	// SynIC serves the Hyper-V SynICs (messages, events, SINT routes) of
+	// a VM made with hv.Config.HyperV (nil otherwise).
+	SynIC *synic.Service
 	// HyperVTestDev is QEMU's hyperv-testdev, with Config.HyperVTestDev
 	// only (nil otherwise).
 	HyperVTestDev *hypervtestdev.Device
@@ -168,7 +172,7 @@ func (d offsetDevice) Write(off uint64, data []byte) { d.dev.Write(off+d.add, da
 // the ACPI PM registers (whose S5 ends the run with hv.StopPowerOff and
 // whose S3 puts the guest to sleep until an RTC alarm or Wake, sleep.go),
 // fw_cfg, the MP table and the ACPI tables that list every vCPU, and the
-// MSRs Linux expects; with cfg.TestDevices, QEMU's debug devices too, and
+// MSRs Linux expects; with hv.Config.HyperV the SynIC service; with cfg.TestDevices, QEMU's debug devices too, and
 // with cfg.HyperVTestDev its hyperv-testdev, with cfg.IOMMU the VT-d unit
 // and with cfg.EDU QEMU's edu device.
 // Closing the VM stops the devices.
@@ -205,6 +209,11 @@ func Attach(vm *hv.VM, cfg Config) (*Platform, error) {
 	p.FWCfg = fw
 	if err := p.wire(vm); err != nil {
 		return nil, err
+	}
+	if vcfg.HyperV {
+		if p.SynIC, err = synic.New(vm); err != nil {
+			return nil, fmt.Errorf("pc: %w", err)
+		}
 	}
 	if cfg.TestDevices {
 		if err := p.attachTestDevices(vm, cfg); err != nil {

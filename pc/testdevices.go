@@ -11,7 +11,7 @@ import (
 	"ember/devices/hypervtestdev"
 	"ember/devices/testdev"
 	"ember/hv"
-	"ember/hyperv"
+	"ember/hv/synic"
 	"ember/memory"
 )
 
@@ -90,11 +90,10 @@ func (p *Platform) attachTestDevices(vm *hv.VM, cfg Config) error {
 // the VM's SynICs and claims its port; closing the VM drops the routes and
 // connections the guest left.
 func (p *Platform) attachHyperVTestDev(vm *hv.VM) error {
-	h := vm.HyperV()
-	if h == nil {
-		return fmt.Errorf("pc: hyperv-testdev: %w", hv.ErrNoHyperV)
+	if p.SynIC == nil {
+		return fmt.Errorf("pc: hyperv-testdev: %w", synic.ErrNoHyperV)
 	}
-	d := hypervtestdev.New(synicAdapter{h}, vm.NumVCPUs(), vm.Logger())
+	d := hypervtestdev.New(synicAdapter{p.SynIC}, vm.NumVCPUs(), vm.Logger())
 	if err := vm.PIO.Register(hypervtestdev.Port, hypervtestdev.Size, "hyperv-testdev", d); err != nil {
 		return fmt.Errorf("pc: hyperv-testdev: %w", err)
 	}
@@ -107,23 +106,16 @@ func (p *Platform) attachHyperVTestDev(vm *hv.VM) error {
 	return nil
 }
 
-// synicAdapter gives hypervtestdev the VM's SynIC service.
-type synicAdapter struct{ h *hv.HyperV }
+// synicAdapter gives hypervtestdev the VM's SynIC service, whose routes it
+// takes as its Route interface.
+type synicAdapter struct{ *synic.Service }
 
 func (a synicAdapter) NewSINTRoute(vp, sint uint32, messages bool) (hypervtestdev.Route, error) {
-	r, err := a.h.NewSINTRoute(vp, sint, messages)
+	r, err := a.NewRoute(vp, sint, messages)
 	if err != nil {
 		return nil, err
 	}
 	return r, nil
-}
-
-func (a synicAdapter) HandleMessages(conn uint32, fn hyperv.MessageHandler) error {
-	return a.h.HandleMessages(conn, fn)
-}
-
-func (a synicAdapter) HandleEvents(conn uint32, fn hyperv.EventHandler) error {
-	return a.h.HandleEvents(conn, fn)
 }
 
 // flushPage returns pc-testdev's page flush: it makes the host drop KVM's
