@@ -2,25 +2,15 @@ package pc
 
 import (
 	"bytes"
-	"context"
 	"testing"
-	"time"
 
 	"ember/guest"
 	"ember/hv"
-	"ember/internal/kvmtest"
+	"ember/internal/hvtest"
 )
 
-func openHV(t testing.TB) *hv.Hypervisor {
-	t.Helper()
-	kvmtest.Require(t)
-	h, err := hv.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
-}
+// openHV opens the hypervisor, or skips the test without KVM.
+func openHV(t testing.TB) *hv.Hypervisor { return hvtest.Open(t) }
 
 // newPC creates a VM with cfg and the PC platform attached.
 func newPC(t *testing.T, h *hv.Hypervisor, cfg hv.Config, pcfg Config) *hv.VM {
@@ -54,21 +44,6 @@ func runProgram(t *testing.T, h *hv.Hypervisor, p guest.Program, cfg hv.Config, 
 	var console bytes.Buffer
 	cfg.Console = &console
 	vm := newPC(t, h, cfg, pcfg)
-	rep := kvmtest.NewReporter()
-	if err := vm.PIO.Register(guest.PortReport, 4, "report", rep); err != nil {
-		t.Fatal(err)
-	}
-	if err := vm.LoadImage(p.Code, guest.LoadAddr); err != nil {
-		t.Fatal(err)
-	}
-	if err := vm.SetEntry(0, p.Entry()); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	res, err := vm.Run(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res, console.String(), rep.Values()
+	res, vals := hvtest.Run(t, vm, p)
+	return res, console.String(), vals
 }

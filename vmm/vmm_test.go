@@ -8,19 +8,12 @@ import (
 
 	"ember/guest"
 	"ember/hv"
+	"ember/internal/hvtest"
 	"ember/internal/kvmtest"
 )
 
-func openHV(t testing.TB) *hv.Hypervisor {
-	t.Helper()
-	kvmtest.Require(t)
-	h, err := hv.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
-}
+// openHV opens the hypervisor, or skips the test without KVM.
+func openHV(t testing.TB) *hv.Hypervisor { return hvtest.Open(t) }
 
 // newGuest creates a guest with 2 MiB of RAM and a reporter on guest.PortReport.
 func newGuest(t testing.TB, h *hv.Hypervisor, cfg hv.Config) (*Guest, *kvmtest.Reporter) {

@@ -1,7 +1,6 @@
 package synic
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"runtime"
@@ -13,21 +12,10 @@ import (
 	"ember/guest"
 	"ember/hv"
 	"ember/hyperv"
+	"ember/internal/hvtest"
 	"ember/internal/kvmtest"
 	"ember/kvm"
 )
-
-// openHV opens the hypervisor, or skips the test where there is no KVM.
-func openHV(t testing.TB) *hv.Hypervisor {
-	t.Helper()
-	kvmtest.Require(t)
-	h, err := hv.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
-}
 
 // TestSINTRoutes (KVM): a VM with Hyper-V makes SINT routes on irqfd GSIs
 // from the table its MSI vectors share, and refuses a vCPU or a SINT it
@@ -37,7 +25,7 @@ func openHV(t testing.TB) *hv.Hypervisor {
 // the VM closes the routes left open, with their descriptors and
 // goroutines.
 func TestSINTRoutes(t *testing.T) {
-	h := openHV(t)
+	h := hvtest.Open(t)
 	if n, _ := h.System().CheckExtension(kvm.CapSysHypervCPUID); n <= 0 {
 		t.Skip("this host's KVM has no KVM_CAP_SYS_HYPERV_CPUID")
 	}
@@ -168,7 +156,7 @@ func TestSINTRoutes(t *testing.T) {
 // serves answers HV_STATUS_INVALID_HYPERCALL_CODE. The message page the
 // guest set in its SIMP MSR is where a route then posts.
 func TestGuestPostsAMessage(t *testing.T) {
-	h := openHV(t)
+	h := hvtest.Open(t)
 	if n, _ := h.System().CheckExtension(kvm.CapSysHypervCPUID); n <= 0 {
 		t.Skip("this host's KVM has no KVM_CAP_SYS_HYPERV_CPUID")
 	}
@@ -239,23 +227,10 @@ func TestGuestPostsAMessage(t *testing.T) {
 // the one value it reported, as a Hyper-V status.
 func runGuest(t *testing.T, vm *hv.VM, p guest.Program) hyperv.Status {
 	t.Helper()
-	rep := kvmtest.NewReporter()
-	if err := vm.PIO.Register(guest.PortReport, 4, "report", rep); err != nil {
-		t.Fatal(err)
+	res, v := hvtest.Run(t, vm, p)
+	if res.Reason != hv.StopExit || res.Status != 0 {
+		t.Fatalf("the guest ended with %+v; want its exit 0", res)
 	}
-	if err := vm.LoadImage(p.Code, guest.LoadAddr); err != nil {
-		t.Fatal(err)
-	}
-	if err := vm.SetEntry(0, p.Entry()); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	res, err := vm.Run(ctx)
-	if err != nil || res.Reason != hv.StopExit || res.Status != 0 {
-		t.Fatalf("the guest ended with %+v, %v; want its exit 0", res, err)
-	}
-	v := rep.Values()
 	if len(v) != 1 {
 		t.Fatalf("the guest reported %#x, want one status", v)
 	}
