@@ -24,6 +24,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // chunk is the size of each write and read.
@@ -78,6 +80,28 @@ func report() {
 	}
 }
 
+// printTCPInfo prints what the guest's TCP knows of the send stream
+// (TCP_INFO): its round-trip time and congestion window, and for how long
+// it had data in flight (busy) and of that was held back by the receiver's
+// window or its own send buffer. A stream limited by neither moved as fast
+// as the acknowledgements came back: the round trip through the VMM.
+func printTCPInfo(c *net.TCPConn) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return
+	}
+	var ti *unix.TCPInfo
+	raw.Control(func(fd uintptr) { ti, err = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO) })
+	if err != nil || ti == nil {
+		fmt.Printf("ember-bench: net info tcp_info: %v\n", err)
+		return
+	}
+	ms := func(us uint64) string { return (time.Duration(us) * time.Microsecond).Round(time.Millisecond).String() }
+	fmt.Printf("ember-bench: net info send tcp_info: rtt %dµs (min %dµs, var %dµs) cwnd %d mss %d ssthresh %d unacked %d retrans %d ca_state %d; busy %s, rwnd-limited %s, sndbuf-limited %s; delivery %.1f MB/s\n",
+		ti.Rtt, ti.Min_rtt, ti.Rttvar, ti.Snd_cwnd, ti.Snd_mss, ti.Snd_ssthresh, ti.Unacked, ti.Total_retrans, ti.Ca_state,
+		ms(ti.Busy_time), ms(ti.Rwnd_limited), ms(ti.Sndbuf_limited), float64(ti.Delivery_rate)/1e6)
+}
+
 // dial connects to the host and asks for a direction.
 func dial(addr, what string) (*net.TCPConn, error) {
 	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
@@ -115,6 +139,7 @@ func send(addr string, d time.Duration) (int64, error) {
 		longest = max(longest, time.Since(t))
 	}
 	fmt.Printf("ember-bench: net info send: longest %d-byte write %v\n", chunk, longest.Round(time.Millisecond))
+	printTCPInfo(c)
 	if err := c.CloseWrite(); err != nil {
 		return n, err
 	}
