@@ -18,6 +18,7 @@ import (
 
 	"ember/internal/gobuild"
 	"ember/internal/linuxguest"
+	"ember/lab/internal/bootcost"
 	"ember/lab/job"
 )
 
@@ -227,11 +228,11 @@ func runBench(ctx context.Context, w io.Writer, subjects []subject, reps int, t 
 	for i := range got {
 		got[i] = map[string][]float64{}
 	}
-	measures := append(slices.Clone(t.measures), usageMeasures...)
-	if err := mountDebugfs(); err != nil {
+	measures := append(slices.Clone(t.measures), bootcost.UsageMeasures...)
+	if err := bootcost.MountDebugfs(); err != nil {
 		fmt.Fprintf(w, "no KVM exit counts (%v)\n", err)
 	} else {
-		measures = append(measures, kvmMeasures()...)
+		measures = append(measures, bootcost.KVMMeasures()...)
 	}
 	for r := 0; r < reps; r++ {
 		for i, s := range subjects {
@@ -247,7 +248,7 @@ func runBench(ctx context.Context, w io.Writer, subjects []subject, reps int, t 
 				return fmt.Errorf("%s: %w", s.name, err)
 			}
 			fmt.Fprintf(w, "boot %d/%d %-28s %v\n", r+1, reps, s.name, m)
-			fmt.Fprintf(w, "  %s\n", countsLine(counts))
+			fmt.Fprintf(w, "  %s\n", bootcost.Line(counts))
 			if t.verbose {
 				fmt.Fprint(w, out.notes(vmmLines))
 			}
@@ -296,28 +297,16 @@ func runBench(ctx context.Context, w io.Writer, subjects []subject, reps int, t 
 	return tw.Flush()
 }
 
-// bootCounted runs one boot of t with a kvmSampler beside it and returns
-// the boot's measures and, apart, what the boot's VMM used (usageMeasures)
-// and the KVM counters (where they could be read).
+// bootCounted runs one boot of t with a bootcost.Sampler beside it and
+// returns the boot's measures and, apart, what the boot's VMM used
+// (bootcost.UsageMeasures) and the KVM counters (where they could be read).
 func bootCounted(ctx context.Context, t benchTable, argv []string) (map[string]float64, map[string]float64, bootOutput, error) {
-	k := startKVMSampler(kvmDebugfs)
-	before := readChildUsage()
+	k := bootcost.StartSampler(bootcost.Debugfs)
+	before := bootcost.ReadUsage()
 	m, out, err := t.boot(ctx, argv)
-	counts := readChildUsage().since(before)
-	maps.Copy(counts, k.finish())
+	counts := bootcost.ReadUsage().Since(before)
+	maps.Copy(counts, k.Finish())
 	return m, counts, out, err
-}
-
-// countsLine is bootCounted's counts of one boot on a line, in the table's
-// order; the KVM counters only where they were read.
-func countsLine(counts map[string]float64) string {
-	var parts []string
-	for _, k := range append(slices.Clone(usageMeasures), kvmMeasures()...) {
-		if v, ok := counts[k]; ok {
-			parts = append(parts, fmt.Sprintf("%s %.1f", k, v))
-		}
-	}
-	return strings.Join(parts, ", ")
 }
 
 // bootConsole runs one benchmark boot to its end (at most 5 minutes) and

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"ember/internal/linuxguest"
+	"ember/lab/internal/netstream"
 )
 
 // timeNetCmd is the hidden command `lab net` runs inside the lab.
@@ -63,8 +64,8 @@ func newTimeNetCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			srv := newStreamServer(ln)
-			defer srv.close()
+			srv := netstream.NewServer(ln)
+			defer srv.Close()
 			subjects := netSubjects(f.ember, f.kernel, f.initrd)
 			vmmLines := 0
 			if wrap != "" {
@@ -77,7 +78,7 @@ func newTimeNetCmd() *cobra.Command {
 			}
 			t := benchTable{
 				title:    "TCP over virtio-net from inside Debian's kernel to and from the lab (TAP), 2 vCPUs, inside the lab, MB/s",
-				measures: netMeasures,
+				measures: netstream.Measures,
 				boot: func(ctx context.Context, argv []string) (map[string]float64, bootOutput, error) {
 					return netBoot(ctx, srv, argv)
 				},
@@ -131,14 +132,14 @@ func makeTAP(name, addr string) error {
 
 // netBoot runs one boot to its end and returns the lab's measures of the
 // streams its guest made.
-func netBoot(ctx context.Context, srv *streamServer, argv []string) (map[string]float64, bootOutput, error) {
-	srv.reset()
+func netBoot(ctx context.Context, srv *netstream.Server, argv []string) (map[string]float64, bootOutput, error) {
+	srv.Reset()
 	out, err := bootConsole(ctx, argv)
 	if err != nil {
 		return nil, out, err
 	}
-	m, errs := srv.results()
-	if len(m) != len(netMeasures) {
+	m, errs := srv.Results()
+	if len(m) != len(netstream.Measures) {
 		if len(errs) > 0 {
 			return nil, out, fmt.Errorf("%v; %w", errs, missing(m, out.console))
 		}

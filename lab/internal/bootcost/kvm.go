@@ -1,4 +1,4 @@
-package main
+package bootcost
 
 import (
 	"errors"
@@ -14,11 +14,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// kvmDebugfs is where the lab's kernel shows each VM's statistics: a
+// Debugfs is where the lab's kernel shows each VM's statistics: a
 // directory PID-FD per VM, a file per counter, summed over the VM's vCPUs.
-const kvmDebugfs = "/sys/kernel/debug/kvm"
+// A Sampler reads it; it shows only once debugfs is mounted (MountDebugfs).
+const Debugfs = "/sys/kernel/debug/kvm"
 
-// vmStatDir matches a VM's directory in kvmDebugfs (the others are vCPUs'
+// vmStatDir matches a VM's directory in Debugfs (the others are vCPUs'
 // and the kernel's own totals).
 var vmStatDir = regexp.MustCompile(`^[0-9]+-[0-9]+$`)
 
@@ -28,48 +29,51 @@ var vmStatDir = regexp.MustCompile(`^[0-9]+-[0-9]+$`)
 // interrupt window), and the interrupts KVM injected.
 var kvmCounters = []string{"exits", "io_exits", "mmio_exits", "halt_exits", "irq_exits", "irq_window_exits", "irq_injections", "insn_emulation"}
 
-// kvmSampleEvery is how often a kvmSampler reads the counters. A VM's
+// sampleEvery is how often a Sampler reads the counters. A VM's
 // directory goes with the VM, so what it counted after the last read is
 // lost: at most this long of a boot's end, when the guest is powering off.
-const kvmSampleEvery = 200 * time.Millisecond
+const sampleEvery = 200 * time.Millisecond
 
-// mountDebugfs mounts debugfs where the lab has not, so kvmDebugfs shows.
-func mountDebugfs() error {
-	if _, err := os.Stat(kvmDebugfs); err == nil {
+// MountDebugfs mounts debugfs where the lab has not, so Debugfs shows; an
+// error says why there are no KVM counters to sample (the table then goes
+// without their rows).
+func MountDebugfs() error {
+	if _, err := os.Stat(Debugfs); err == nil {
 		return nil
 	}
 	if err := unix.Mount("debugfs", "/sys/kernel/debug", "debugfs", 0, ""); err != nil && !errors.Is(err, unix.EBUSY) {
 		return fmt.Errorf("mount debugfs: %w", err)
 	}
-	if _, err := os.Stat(kvmDebugfs); err != nil {
+	if _, err := os.Stat(Debugfs); err != nil {
 		return fmt.Errorf("no KVM statistics: %w", err)
 	}
 	return nil
 }
 
-// kvmSampler follows the counters of every VM that lives while it runs,
+// Sampler follows the counters of every VM that lives while it runs,
 // keeping each VM's last reading: what a boot cost in exits, by kind, for
-// whichever VMM ran it.
-type kvmSampler struct {
-	dir  string // kvmDebugfs, or a test's
+// whichever VMM ran it. KVM removes a VM's counters with the VM, so they
+// must be read while the boot runs, not after.
+type Sampler struct {
+	dir  string // Debugfs, or a test's
 	stop chan struct{}
 	done chan struct{}
 	mu   sync.Mutex
 	last map[string]map[string]uint64 // by VM directory, by counter
 }
 
-// startKVMSampler starts reading the counters under dir (kvmDebugfs) every
-// kvmSampleEvery.
-func startKVMSampler(dir string) *kvmSampler {
-	s := &kvmSampler{dir: dir, stop: make(chan struct{}), done: make(chan struct{}), last: map[string]map[string]uint64{}}
+// StartSampler starts reading the counters under dir (Debugfs) every
+// sampleEvery, until Finish.
+func StartSampler(dir string) *Sampler {
+	s := &Sampler{dir: dir, stop: make(chan struct{}), done: make(chan struct{}), last: map[string]map[string]uint64{}}
 	go s.run()
 	return s
 }
 
-// run reads until finish.
-func (s *kvmSampler) run() {
+// run reads until Finish.
+func (s *Sampler) run() {
 	defer close(s.done)
-	t := time.NewTicker(kvmSampleEvery)
+	t := time.NewTicker(sampleEvery)
 	defer t.Stop()
 	for {
 		s.read()
@@ -82,7 +86,7 @@ func (s *kvmSampler) run() {
 }
 
 // read takes one reading of every VM's counters.
-func (s *kvmSampler) read() {
+func (s *Sampler) read() {
 	dirs, err := os.ReadDir(s.dir)
 	if err != nil {
 		return
@@ -109,9 +113,10 @@ func (s *kvmSampler) read() {
 	}
 }
 
-// finish stops the sampler and returns the counters summed over the VMs it
-// saw, in thousands, keyed as kvmMeasure names them; nil if it saw none.
-func (s *kvmSampler) finish() map[string]float64 {
+// Finish stops the sampler and returns the counters summed over the VMs it
+// saw, in thousands, keyed as KVMMeasure names them; nil if it saw none
+// (so a boot adds no KVM rows it could not count).
+func (s *Sampler) Finish() map[string]float64 {
 	close(s.stop)
 	<-s.done
 	s.mu.Lock()
@@ -122,20 +127,22 @@ func (s *kvmSampler) finish() map[string]float64 {
 	m := map[string]float64{}
 	for _, vals := range s.last {
 		for c, v := range vals {
-			m[kvmMeasure(c)] += float64(v) / 1000
+			m[KVMMeasure(c)] += float64(v) / 1000
 		}
 	}
 	return m
 }
 
-// kvmMeasure is the table's name of counter c.
-func kvmMeasure(c string) string { return "kvm " + c + " (k)" }
+// KVMMeasure is the table's name of KVM counter c (a file name in a VM's
+// directory of Debugfs, such as "exits"), in thousands.
+func KVMMeasure(c string) string { return "kvm " + c + " (k)" }
 
-// kvmMeasures are the table's rows for the counters, in kvmCounters' order.
-func kvmMeasures() []string {
+// KVMMeasures are the table's rows for the KVM counters a Sampler reports,
+// in the order the table shows them.
+func KVMMeasures() []string {
 	m := make([]string, len(kvmCounters))
 	for i, c := range kvmCounters {
-		m[i] = kvmMeasure(c)
+		m[i] = KVMMeasure(c)
 	}
 	return m
 }

@@ -1,4 +1,10 @@
-package main
+// Package netstream is the lab's TCP end of the network benchmark (`go run
+// ./lab net`): a stream server, listening on the benchmark TAP's lab end,
+// that the guest program (internal/linuxguest/netbench) connects to, and
+// that times on the lab's clock the stream the guest sends and the one it
+// sends the guest. Timing on the lab's side, not the guest's, keeps a
+// guest clock that a VMM runs slow or fast out of the measures.
+package netstream
 
 import (
 	"bufio"
@@ -12,14 +18,18 @@ import (
 	"time"
 )
 
-// The network benchmark's measures, in MB/s, as the lab's side timed them.
+// The network benchmark's measures, in MB/s, as the lab's side timed them:
+// the keys of Results' map.
 const (
-	measureGuestSend = "guest→lab MB/s"
-	measureGuestRecv = "lab→guest MB/s"
+	// MeasureGuestSend is the stream the guest sent the lab ("send").
+	MeasureGuestSend = "guest→lab MB/s"
+	// MeasureGuestRecv is the stream the lab sent the guest ("recv").
+	MeasureGuestRecv = "lab→guest MB/s"
 )
 
-// netMeasures are the network benchmark's measures, in order.
-var netMeasures = []string{measureGuestSend, measureGuestRecv}
+// Measures are the network benchmark's measures, in the table's order; a
+// boot whose guest streamed both ways has every one.
+var Measures = []string{MeasureGuestSend, MeasureGuestRecv}
 
 // streamTime is how long the lab's side streams to the guest; the guest
 // streams to it for as long (internal/linuxguest/netbench's SendTime).
@@ -28,11 +38,12 @@ const streamTime = 5 * time.Second
 // streamChunk is the size of the lab side's reads and writes.
 const streamChunk = 128 << 10
 
-// streamServer is the lab's end of the network benchmark: it accepts the
+// Server is the lab's end of the network benchmark: it accepts the
 // guest program's connections (internal/linuxguest/netbench) and times,
 // on the lab's clock, the stream the guest sends ("send") and the one it
-// sends the guest ("recv").
-type streamServer struct {
+// sends the guest ("recv"). One Server serves every boot of a run: Reset
+// before a boot, Results after it.
+type Server struct {
 	ln      net.Listener
 	stream  time.Duration // how long a "recv" stream lasts
 	mu      sync.Mutex
@@ -41,16 +52,16 @@ type streamServer struct {
 	done    chan struct{} // closed when the accept loop ends
 }
 
-// newStreamServer serves ln until close.
-func newStreamServer(ln net.Listener) *streamServer {
-	s := &streamServer{ln: ln, stream: streamTime, measure: map[string]float64{}, done: make(chan struct{})}
+// NewServer serves ln until Close.
+func NewServer(ln net.Listener) *Server {
+	s := &Server{ln: ln, stream: streamTime, measure: map[string]float64{}, done: make(chan struct{})}
 	go s.serve()
 	return s
 }
 
 // serve accepts connections until the listener closes; one at a time, as
 // the guest program makes them.
-func (s *streamServer) serve() {
+func (s *Server) serve() {
 	defer close(s.done)
 	for {
 		c, err := s.ln.Accept()
@@ -70,7 +81,7 @@ func (s *streamServer) serve() {
 }
 
 // handle serves one connection and returns its measure and MB/s.
-func (s *streamServer) handle(c net.Conn) (string, float64, error) {
+func (s *Server) handle(c net.Conn) (string, float64, error) {
 	c.SetDeadline(time.Now().Add(s.stream + time.Minute))
 	r := bufio.NewReaderSize(c, streamChunk)
 	line, err := r.ReadString('\n')
@@ -80,17 +91,17 @@ func (s *streamServer) handle(c net.Conn) (string, float64, error) {
 	switch strings.TrimSpace(line) {
 	case "send":
 		mbs, err := s.receive(r)
-		return measureGuestSend, mbs, err
+		return MeasureGuestSend, mbs, err
 	case "recv":
 		mbs, err := s.send(c.(*net.TCPConn), r)
-		return measureGuestRecv, mbs, err
+		return MeasureGuestRecv, mbs, err
 	}
 	return "request", 0, fmt.Errorf("unknown request %q", line)
 }
 
 // receive reads the guest's stream to its end and returns MB/s, from the
 // request to the last byte.
-func (s *streamServer) receive(r io.Reader) (float64, error) {
+func (s *Server) receive(r io.Reader) (float64, error) {
 	start := time.Now()
 	n, err := io.CopyBuffer(io.Discard, r, make([]byte, streamChunk))
 	if err != nil {
@@ -105,7 +116,7 @@ func (s *streamServer) receive(r io.Reader) (float64, error) {
 // send streams to the guest for s.stream, closes its side, and returns MB/s
 // from the request to the guest's count of what it read, which must be
 // everything sent.
-func (s *streamServer) send(c *net.TCPConn, r *bufio.Reader) (float64, error) {
+func (s *Server) send(c *net.TCPConn, r *bufio.Reader) (float64, error) {
 	buf := make([]byte, streamChunk)
 	for i := range buf {
 		buf[i] = byte(i)
@@ -134,15 +145,17 @@ func (s *streamServer) send(c *net.TCPConn, r *bufio.Reader) (float64, error) {
 	return float64(n) / elapsed.Seconds() / 1e6, nil
 }
 
-// reset forgets the measures of the last boot.
-func (s *streamServer) reset() {
+// Reset forgets the measures of the last boot, so the next boot's Results
+// are its own.
+func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.measure, s.errs = map[string]float64{}, nil
 }
 
-// results are the measures and errors since the last reset.
-func (s *streamServer) results() (map[string]float64, []error) {
+// Results are the measures (keyed by Measures' names, in MB/s) and the
+// errors of the streams since the last Reset; copies, safe to keep.
+func (s *Server) Results() (map[string]float64, []error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m := make(map[string]float64, len(s.measure))
@@ -152,8 +165,8 @@ func (s *streamServer) results() (map[string]float64, []error) {
 	return m, append([]error(nil), s.errs...)
 }
 
-// close stops accepting and waits for the accept loop to end.
-func (s *streamServer) close() {
+// Close stops accepting and waits for the accept loop to end.
+func (s *Server) Close() {
 	s.ln.Close()
 	<-s.done
 }

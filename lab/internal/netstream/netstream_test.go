@@ -1,4 +1,4 @@
-package main
+package netstream
 
 import (
 	"context"
@@ -13,12 +13,12 @@ import (
 	"ember/internal/gobuild"
 )
 
-// TestStreamServerTimesTheGuestProgram: the network benchmark's guest
+// TestServerTimesTheGuestProgram: the network benchmark's guest
 // program (internal/linuxguest/netbench), run on this machine against the
 // lab's receiver over loopback, streams both ways, and the receiver times
 // both directions; a peer that asks for something else, or miscounts what
 // it read, gives an error and no measure.
-func TestStreamServerTimesTheGuestProgram(t *testing.T) {
+func TestServerTimesTheGuestProgram(t *testing.T) {
 	bin, err := gobuild.BuildStatic(context.Background(), t.TempDir(), "ember/internal/linuxguest/netbench")
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +39,7 @@ func TestStreamServerTimesTheGuestProgram(t *testing.T) {
 					t.Errorf("netbench printed %q, want %q", out, want)
 				}
 			}
-		}, netMeasures, ""},
+		}, Measures, ""},
 		{"an unknown request", func(t *testing.T, addr string) {
 			c := dialTest(t, addr)
 			fmt.Fprint(c, "bogus\n")
@@ -65,11 +65,11 @@ func TestStreamServerTimesTheGuestProgram(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			srv := newStreamServer(ln)
+			srv := NewServer(ln)
 			srv.stream = 200 * time.Millisecond
 			tt.peer(t, ln.Addr().String())
-			srv.close()
-			m, errs := srv.results()
+			srv.Close()
+			m, errs := srv.Results()
 			if len(m) != len(tt.measures) {
 				t.Errorf("measures %v, want %v", m, tt.measures)
 			}
