@@ -4,14 +4,18 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"ember/internal/gobuild"
+	"ember/internal/kvmtest"
 	"ember/lab/job"
 )
 
@@ -24,10 +28,7 @@ const (
 )
 
 func newTestCmd(o *options) *cobra.Command {
-	var run string
-	var verbose bool
-	var count int
-	var bench string
+	var f testFlags
 	cmd := &cobra.Command{
 		Use:   "test [packages] [-run regexp] [-v] [--count n] [--bench regexp]",
 		Short: "run the KVM-using tests inside the lab",
@@ -35,7 +36,12 @@ func newTestCmd(o *options) *cobra.Command {
 (default ./...) on this machine, runs them inside the lab with
 EMBER_REQUIRE_KVM=1 (a missing /dev/kvm fails), streams their output, and
 exits with the first failing status. Packages whose tests need no KVM are
-left to 'go test' on this machine.`,
+left to 'go test' on this machine.
+
+A test that boots Linux boots once more when the lab fails its guest (QEMU's
+software SVM now and then triple-faults or stalls one) and logs "lab flake".
+When every failed package has such a test, the failed tests run once more in
+a lab booted afresh, and that run's verdict is the job's.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				args = []string{"./..."}
@@ -53,6 +59,7 @@ left to 'go test' on this machine.`,
 				return fmt.Errorf("none of %s has tests that use KVM", strings.Join(args, " "))
 			}
 			s.p.say(fmt.Sprintf("building %d test binaries", len(pkgs)))
+			steps := map[string]job.Step{}
 			var j job.Job
 			for _, p := range pkgs {
 				bin := filepath.Join(s.dir, strings.ReplaceAll(p.path, "/", "_")+".test")
@@ -60,32 +67,80 @@ left to 'go test' on this machine.`,
 				if out, err := c.CombinedOutput(); err != nil {
 					return fmt.Errorf("go test -c %s: %w\n%s", p.path, err, out)
 				}
-				argv := []string{bin, "-test.timeout=20m"}
-				if run != "" {
-					argv = append(argv, "-test.run="+run)
-				}
-				if verbose {
-					argv = append(argv, "-test.v")
-				}
-				if bench != "" {
-					argv = append(argv, "-test.bench="+bench, "-test.benchtime=5x")
-					if run == "" {
-						argv = append(argv, "-test.run=^$")
-					}
-				}
-				if count > 1 {
-					argv = append(argv, fmt.Sprintf("-test.count=%d", count))
-				}
-				j.Steps = append(j.Steps, job.Step{Label: p.path, Dir: p.dir, Args: argv, Env: labEnv(), KeepGoing: true})
+				argv := f.argv(bin, f.run)
+				step := job.Step{Label: p.path, Dir: p.dir, Args: argv, Env: labEnv(), KeepGoing: true}
+				steps[p.path] = step
+				j.Steps = append(j.Steps, step)
 			}
-			return s.run(cmd.Context(), j)
+			var out bytes.Buffer
+			s.out = io.MultiWriter(os.Stdout, &out)
+			err = s.run(cmd.Context(), j)
+			if err == nil {
+				return nil
+			}
+			failed, rerun := flakedFailures(out.String())
+			if !rerun {
+				return err
+			}
+			return s.rerun(cmd.Context(), f, steps, failed)
 		},
 	}
-	cmd.Flags().StringVar(&run, "run", "", "run only the tests matching this regexp (as go test -run)")
-	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "verbose test output (as go test -v)")
-	cmd.Flags().StringVar(&bench, "bench", "", "run the benchmarks matching this regexp, 5 iterations each (as go test -bench -benchtime 5x), and no tests unless -run says")
-	cmd.Flags().IntVar(&count, "count", 1, "run each test this many times (as go test -count), to hunt a flaky one")
+	cmd.Flags().StringVar(&f.run, "run", "", "run only the tests matching this regexp (as go test -run)")
+	cmd.Flags().BoolVarP(&f.verbose, "verbose", "v", false, "verbose test output (as go test -v)")
+	cmd.Flags().StringVar(&f.bench, "bench", "", "run the benchmarks matching this regexp, 5 iterations each (as go test -bench -benchtime 5x), and no tests unless -run says")
+	cmd.Flags().IntVar(&f.count, "count", 1, "run each test this many times (as go test -count), to hunt a flaky one")
 	return cmd
+}
+
+// testFlags are lab test's flags for the test binaries.
+type testFlags struct {
+	run     string
+	verbose bool
+	count   int
+	bench   string
+}
+
+// argv is the command line of test binary bin with f's flags and -test.run
+// pattern run.
+func (f testFlags) argv(bin, run string) []string {
+	argv := []string{bin, "-test.timeout=20m"}
+	if run != "" {
+		argv = append(argv, "-test.run="+run)
+	}
+	if f.verbose {
+		argv = append(argv, "-test.v")
+	}
+	if f.bench != "" {
+		argv = append(argv, "-test.bench="+f.bench, "-test.benchtime=5x")
+		if run == "" {
+			argv = append(argv, "-test.run=^$")
+		}
+	}
+	if f.count > 1 {
+		argv = append(argv, fmt.Sprintf("-test.count=%d", f.count))
+	}
+	return argv
+}
+
+// rerun runs the tests that failed after the lab flaked (flakedFailures:
+// package → tests) once more, in a lab booted afresh, and returns that
+// run's verdict, which is then the job's: every other test passed the
+// first time. The first lab's kernel log is kept beside the second's.
+func (s *session) rerun(ctx context.Context, f testFlags, steps map[string]job.Step, failed map[string][]string) error {
+	var j job.Job
+	var names []string
+	for _, label := range slices.Sorted(maps.Keys(failed)) {
+		step := steps[label]
+		step.Args = f.argv(step.Args[0], onlyTests(failed[label]))
+		j.Steps = append(j.Steps, step)
+		names = append(names, label+": "+strings.Join(failed[label], ", "))
+	}
+	kept := filepath.Join(s.cache, "console.flaked.log")
+	os.Rename(filepath.Join(s.cache, "console.log"), kept)
+	fmt.Fprintf(os.Stderr, "lab: these tests failed after logging %q (the lab's guest triple-faulted or stalled); running them once more in a freshly booted lab (the first lab kernel's log: %s):\n  %s\n",
+		kvmtest.FlakeMark, kept, strings.Join(names, "\n  "))
+	s.out = nil
+	return s.run(ctx, j)
 }
 
 // pkg is a package whose tests use KVM.

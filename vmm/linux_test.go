@@ -159,7 +159,7 @@ func bootDebian(t *testing.T, h *hv.Hypervisor, kernel []byte, mode boot.Mode, t
 	out := w.String()
 	t.Logf("%v: %v after %v; first lines at %v", mode, res, time.Since(w.start).Round(time.Second), w.seen)
 	if kvmtest.InLab() && (res.Reason == hv.StopShutdown || errors.Is(ctx.Err(), context.DeadlineExceeded) && len(w.seen) < len(w.want)) {
-		t.Logf("lab flake, booting again")
+		t.Logf("%s, booting again", kvmtest.FlakeMark)
 		return false
 	}
 	if len(w.seen) < len(w.want) {

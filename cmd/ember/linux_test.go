@@ -151,7 +151,7 @@ func retrying(t testing.TB, ctx context.Context, inLab bool, boot func(context.C
 		if attempt == 2 || (r.status != exitShutdown && !stalled) {
 			return r
 		}
-		t.Logf("lab flake (%s), booting again: %s\nthe console's end:\n%s",
+		t.Logf("%s (%s), booting again: %s\nthe console's end:\n%s", kvmtest.FlakeMark,
 			map[bool]string{true: "stalled", false: "triple fault"}[stalled], strings.TrimSpace(r.summary), tailString(r.out, 2000))
 	}
 }
@@ -253,7 +253,7 @@ func TestLinuxReboot(t *testing.T) {
 		}
 		r := bootLinux(t, ctx, kernel, ird, stop, "--cmdline", cmdline, "--reboot", "restart")
 		if !stopped.Load() && kvmtest.InLab() && r.con.Count(linuxguest.MarkStarted) < 2 {
-			t.Logf("lab flake (%s), booting again", strings.TrimSpace(r.summary))
+			t.Logf("%s (%s), booting again", kvmtest.FlakeMark, strings.TrimSpace(r.summary))
 			ctx, cancel = context.WithTimeout(context.Background(), limit)
 			defer cancel()
 			r = bootLinux(t, ctx, kernel, ird, stop, "--cmdline", cmdline, "--reboot", "restart")

@@ -33,3 +33,9 @@ const LabEnv = "EMBER_LAB"
 // real hardware runs (README, "Host notes"). Tests that boot Linux give such
 // a boot one more try there, and log it; nowhere else.
 func InLab() bool { return os.Getenv(LabEnv) != "" }
+
+// FlakeMark begins the log line of a test that boots again because the lab
+// failed its guest (a triple fault or a stall that real hardware does not
+// give). `go run ./lab test` reads it: a test that still fails after logging
+// it runs once more, in a freshly booted lab, before its failure counts.
+const FlakeMark = "lab flake"
