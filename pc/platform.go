@@ -21,6 +21,7 @@ import (
 	"ember/ioreq"
 	"ember/kvm"
 	"ember/memory"
+	"ember/pc/fwtables"
 	virtiopci "ember/virtio/pci"
 )
 
@@ -258,7 +259,7 @@ func (p *Platform) wire(vm *hv.VM) error {
 		{portI8042Data, 1, "i8042-data", offsetDevice{p.I8042, 0}},
 		{portI8042Status, 1, "i8042-status", offsetDevice{p.I8042, 4}},
 		{portRTC, 2, "rtc", p.RTC},
-		{PortACPIPM, acpipm.Len, "acpi-pm", p.PM},
+		{fwtables.PortACPIPM, acpipm.Len, "acpi-pm", p.PM},
 		{fwcfg.Port, fwcfg.PortLen, "fw_cfg", p.FWCfg},
 		{fwcfg.DMAPort, fwcfg.DMAPortLen, "fw_cfg-dma", offsetDevice{p.FWCfg, fwcfg.DMAOffset}},
 	}
@@ -281,17 +282,17 @@ func (p *Platform) wire(vm *hv.VM) error {
 // them, as on modern firmware.
 func writeTables(vm *hv.VM, iommu bool) error {
 	n := vm.NumVCPUs()
-	if n <= mpMaxCPUs {
-		if err := WriteMPTable(vm.Memory(), n); err != nil {
+	if n <= fwtables.MPMaxCPUs {
+		if err := fwtables.WriteMPTable(vm.Memory(), n); err != nil {
 			return err
 		}
 	} else {
 		vm.Logger().Debug("no MP table: too many vCPUs for it; ACPI describes them", "vcpus", n)
 	}
 	if iommu {
-		return WriteACPIWithDMAR(vm.Memory(), n)
+		return fwtables.WriteACPIWithDMAR(vm.Memory(), n)
 	}
-	return WriteACPI(vm.Memory(), n)
+	return fwtables.WriteACPI(vm.Memory(), n)
 }
 
 // ramAround4G splits guest RAM into what lies below and above 4 GiB.

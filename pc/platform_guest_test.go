@@ -8,6 +8,7 @@ import (
 	"ember/guest"
 	"ember/hv"
 	"ember/layout"
+	"ember/pc/fwtables"
 )
 
 // TestUARTLoopbackAndInterruptDrivenTransmit runs a guest that does what a
@@ -71,7 +72,7 @@ func TestAPStartsByINITAndSIPI(t *testing.T) {
 // a PC VM; ACPI describes them all.
 func TestManyVCPUsOnThePCPlatform(t *testing.T) {
 	h := openHV(t)
-	vm := newPC(t, h, hv.Config{VCPUs: mpMaxCPUs + 2}, Config{})
+	vm := newPC(t, h, hv.Config{VCPUs: fwtables.MPMaxCPUs + 2}, Config{})
 	mem := vm.Memory()
 	fp := make([]byte, 4)
 	mem.ReadAt(fp, layout.MPTable)
@@ -79,15 +80,15 @@ func TestManyVCPUsOnThePCPlatform(t *testing.T) {
 		t.Error("an MP table was written for more vCPUs than it can hold")
 	}
 	// The MADT in guest RAM lists one enabled local APIC per vCPU.
-	madt := make([]byte, 36+8+(mpMaxCPUs+2)*8)
-	if _, err := mem.ReadAt(madt, acpiMADTAddr); err != nil {
+	madt := make([]byte, 36+8+(fwtables.MPMaxCPUs+2)*8)
+	if _, err := mem.ReadAt(madt, fwtables.MADTAddr); err != nil {
 		t.Fatal(err)
 	}
 	lapics := 0
-	for e := madt[44:]; len(e) >= 8 && e[0] == madtLocalAPIC; e = e[8:] {
+	for e := madt[44:]; len(e) >= 8 && e[0] == 0; /* MADT Processor Local APIC */ e = e[8:] {
 		lapics++
 	}
-	if string(madt[:4]) != "APIC" || lapics != mpMaxCPUs+2 {
-		t.Errorf("guest RAM holds a %q table with %d local APICs, want APIC with %d", madt[:4], lapics, mpMaxCPUs+2)
+	if string(madt[:4]) != "APIC" || lapics != fwtables.MPMaxCPUs+2 {
+		t.Errorf("guest RAM holds a %q table with %d local APICs, want APIC with %d", madt[:4], lapics, fwtables.MPMaxCPUs+2)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"ember/hv"
+	"ember/pc/fwtables"
 	"ember/x86"
 )
 
@@ -35,7 +36,7 @@ const bootVCPU = 0
 // waking vector: a PC's firmware then boots afresh.
 var ErrNoWakingVector = errors.New("pc: the FACS holds no waking vector")
 
-// wakingEntry reads the FACS at acpiFACSAddr, which the guest may have
+// wakingEntry reads the FACS at fwtables.FACSAddr, which the guest may have
 // written anything into, and returns where a wake enters the guest:
 //
 //   - X_Firmware_Waking_Vector, if non-zero (it takes precedence): 32-bit
@@ -47,11 +48,11 @@ var ErrNoWakingVector = errors.New("pc: the FACS holds no waking vector")
 //     IP = vector&0xf, which needs the vector below 1 MiB.
 func wakingEntry(mem io.ReaderAt) (x86.Entry, error) {
 	b := make([]byte, facsReadLen)
-	if _, err := mem.ReadAt(b, acpiFACSAddr); err != nil {
+	if _, err := mem.ReadAt(b, fwtables.FACSAddr); err != nil {
 		return x86.Entry{}, fmt.Errorf("pc: reading the FACS: %w", err)
 	}
 	if string(b[facsSignature:facsSignature+4]) != "FACS" {
-		return x86.Entry{}, fmt.Errorf("pc: the FACS at %#x has lost its signature (%q)", acpiFACSAddr, b[:4])
+		return x86.Entry{}, fmt.Errorf("pc: the FACS at %#x has lost its signature (%q)", fwtables.FACSAddr, b[:4])
 	}
 	le := binary.LittleEndian
 	if x := le.Uint64(b[facsXWakingVector:]); b[facsVersion] >= 1 && x != 0 {

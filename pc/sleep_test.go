@@ -12,14 +12,15 @@ import (
 	"ember/hv"
 	"ember/internal/kvmtest"
 	"ember/kvm"
+	"ember/pc/fwtables"
 	"ember/x86"
 )
 
 // facsRAM is guest RAM up to the end of the FACS, with a FACS of the given
 // version, waking vector and X waking vector.
 func facsRAM(sig string, version byte, vector uint32, xvector uint64) []byte {
-	ram := make([]byte, acpiFACSAddr+64)
-	f := ram[acpiFACSAddr:]
+	ram := make([]byte, fwtables.FACSAddr+64)
+	f := ram[fwtables.FACSAddr:]
 	copy(f, sig)
 	binary.LittleEndian.PutUint32(f[facsWakingVector:], vector)
 	binary.LittleEndian.PutUint64(f[facsXWakingVector:], xvector)
@@ -124,7 +125,7 @@ func TestS3SuspendAndResume(t *testing.T) {
 				if tt.vector != 0 {
 					var b [4]byte
 					binary.LittleEndian.PutUint32(b[:], tt.vector)
-					if _, err := vm.Memory().WriteAt(b[:], acpiFACSAddr+facsWakingVector); err != nil {
+					if _, err := vm.Memory().WriteAt(b[:], fwtables.FACSAddr+facsWakingVector); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -142,7 +143,7 @@ func TestS3SuspendAndResume(t *testing.T) {
 				}
 				return
 			}
-			want := []uint64{acpiFACSAddr, 0x1010, 0, 0x5ee9c0de, 0, tt.status, tt.enable, 0}
+			want := []uint64{fwtables.FACSAddr, 0x1010, 0, 0x5ee9c0de, 0, tt.status, tt.enable, 0}
 			got := rep.Values()
 			if res.Reason != hv.StopExit || res.Status != 3 || len(got) != len(want) {
 				t.Fatalf("result %v, reports %#x; want exit 3 and %#x", res, got, want)
@@ -193,7 +194,7 @@ func FuzzWakingEntry(f *testing.F) {
 	f.Add([]byte("FACS\x40\x00\x00\x00\x00\x00\x00\x00\xff\xff\xff\xff"), byte(0), uint64(1<<40))
 	f.Fuzz(func(t *testing.T, head []byte, version byte, xvector uint64) {
 		ram := facsRAM("", version, 0, xvector)
-		copy(ram[acpiFACSAddr:acpiFACSAddr+facsXWakingVector], head)
+		copy(ram[fwtables.FACSAddr:fwtables.FACSAddr+facsXWakingVector], head)
 		e, err := wakingEntry(ramReader(ram))
 		if err != nil {
 			return

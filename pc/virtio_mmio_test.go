@@ -12,6 +12,7 @@ import (
 	"ember/hv"
 	"ember/kvm"
 	"ember/layout"
+	"ember/pc/fwtables"
 	"ember/virtio"
 	"ember/virtio/mmio"
 )
@@ -71,7 +72,7 @@ func TestVirtioMMIOSlotsFitTheLayout(t *testing.T) {
 // platform device and no virtio-pci INTx drives: two devices driving one
 // line with KVM_IRQ_LINE levels would lower each other's interrupt.
 func TestVirtioMMIOLinesAreFree(t *testing.T) {
-	used := map[uint32]string{0: "PIT", irqKeyboard: "i8042", 2: "PIC cascade", uart.COM1IRQ: "COM1", irqRTC: "RTC", irqSCI: "ACPI SCI"}
+	used := map[uint32]string{0: "PIT", irqKeyboard: "i8042", 2: "PIC cascade", uart.COM1IRQ: "COM1", irqRTC: "RTC", fwtables.IRQSCI: "ACPI SCI"}
 	for _, g := range intxGSIs {
 		used[g] = "virtio-pci INTx"
 	}

@@ -1,4 +1,4 @@
-package pc
+package fwtables
 
 import (
 	"encoding/binary"
@@ -23,7 +23,7 @@ const (
 	mpHeaderLen    = 44
 	mpCPUEntryLen  = 20
 	mpOtherEntry   = 8
-	mpMaxCPUs      = (mpTableMaxLen - mpFloatLen - mpHeaderLen - 2*mpOtherEntry - 18*mpOtherEntry) / mpCPUEntryLen
+	MPMaxCPUs      = (mpTableMaxLen - mpFloatLen - mpHeaderLen - 2*mpOtherEntry - 18*mpOtherEntry) / mpCPUEntryLen
 	mpIntTypeINT   = 0
 	mpIntTypeNMI   = 1
 	mpIntTypeExt   = 3
@@ -36,8 +36,8 @@ const (
 // one ISA bus, the IOAPIC, ISA IRQs 0-15 wired to IOAPIC pins 0-15 (KVM's
 // default GSI routing), and ExtINT/NMI on every LAPIC's LINT0/LINT1.
 func WriteMPTable(mem io.WriterAt, ncpus int) error {
-	if ncpus < 1 || ncpus > mpMaxCPUs {
-		return fmt.Errorf("hv: MP table: %d vCPUs (1 to %d fit)", ncpus, mpMaxCPUs)
+	if ncpus < 1 || ncpus > MPMaxCPUs {
+		return fmt.Errorf("fwtables: MP table: %d vCPUs (1 to %d fit)", ncpus, MPMaxCPUs)
 	}
 	ioapicID := uint8(ncpus)
 	var entries []byte
@@ -81,16 +81,7 @@ func WriteMPTable(mem io.WriterAt, ncpus int) error {
 	float[10] = checksum(float)
 
 	if _, err := mem.WriteAt(append(float, table...), layout.MPTable); err != nil {
-		return fmt.Errorf("hv: writing the MP table: %w", err)
+		return fmt.Errorf("fwtables: writing the MP table: %w", err)
 	}
 	return nil
-}
-
-// checksum returns the byte that makes b sum to zero.
-func checksum(b []byte) byte {
-	var s byte
-	for _, c := range b {
-		s += c
-	}
-	return -s
 }

@@ -1,4 +1,4 @@
-package pc
+package fwtables
 
 import (
 	"encoding/binary"
@@ -16,10 +16,10 @@ import (
 // 0xE0000-0xFFFFF, which the e820 map reserves (boot.MemoryMap).
 const (
 	acpiXSDTAddr = layout.ACPIStart + 0x40
-	acpiFACSAddr = layout.ACPIStart + 0x80 // 64-byte aligned, as the FACS must be
+	FACSAddr     = layout.ACPIStart + 0x80 // 64-byte aligned, as the FACS must be
 	acpiFADTAddr = layout.ACPIStart + 0xc0
 	acpiDSDTAddr = layout.ACPIStart + 0x200
-	acpiMADTAddr = layout.ACPIStart + 0x400
+	MADTAddr     = layout.ACPIStart + 0x400
 	acpiDMARAddr = layout.ACPIStart + 0x1000 // past a MADT of 255 vCPUs
 
 	acpiOEMID      = "EMBER "
@@ -53,9 +53,9 @@ func WriteACPIWithDMAR(mem io.WriterAt, ncpus int) error { return writeACPI(mem,
 
 func writeACPI(mem io.WriterAt, ncpus int, dmar bool) error {
 	if ncpus < 1 || ncpus > 255 {
-		return fmt.Errorf("hv: ACPI MADT: %d vCPUs (1 to 255 fit)", ncpus)
+		return fmt.Errorf("fwtables: ACPI MADT: %d vCPUs (1 to 255 fit)", ncpus)
 	}
-	xsdt := append(le64(acpiFADTAddr), le64(acpiMADTAddr)...)
+	xsdt := append(le64(acpiFADTAddr), le64(MADTAddr)...)
 	if dmar {
 		xsdt = append(xsdt, le64(acpiDMARAddr)...)
 	}
@@ -65,21 +65,21 @@ func writeACPI(mem io.WriterAt, ncpus int, dmar bool) error {
 	}
 	tables := []table{
 		{layout.ACPIStart, acpiXSDTAddr, acpiRSDP(acpiXSDTAddr)},
-		{acpiXSDTAddr, acpiFACSAddr, acpiTable("XSDT", 1, xsdt)},
-		{acpiFACSAddr, acpiFADTAddr, acpiFACS()},
-		{acpiFADTAddr, acpiDSDTAddr, acpiFADT(acpiFACSAddr, acpiDSDTAddr)},
-		{acpiDSDTAddr, acpiMADTAddr, acpiDSDT()},
-		{acpiMADTAddr, acpiDMARAddr, acpiMADT(ncpus)},
+		{acpiXSDTAddr, FACSAddr, acpiTable("XSDT", 1, xsdt)},
+		{FACSAddr, acpiFADTAddr, acpiFACS()},
+		{acpiFADTAddr, acpiDSDTAddr, acpiFADT(FACSAddr, acpiDSDTAddr)},
+		{acpiDSDTAddr, MADTAddr, acpiDSDT()},
+		{MADTAddr, acpiDMARAddr, acpiMADT(ncpus)},
 	}
 	if dmar {
 		tables = append(tables, table{acpiDMARAddr, layout.ACPIEnd, acpiDMAR(uint8(ncpus))})
 	}
 	for _, w := range tables {
 		if w.addr+int64(len(w.b)) > w.limit {
-			return fmt.Errorf("hv: ACPI table at %#x overruns the next at %#x", w.addr, w.limit)
+			return fmt.Errorf("fwtables: ACPI table at %#x overruns the next at %#x", w.addr, w.limit)
 		}
 		if _, err := mem.WriteAt(w.b, w.addr); err != nil {
-			return fmt.Errorf("hv: writing ACPI tables at %#x: %w", w.addr, err)
+			return fmt.Errorf("fwtables: writing ACPI tables at %#x: %w", w.addr, err)
 		}
 	}
 	return nil
@@ -117,35 +117,6 @@ func acpiMADT(ncpus int) []byte {
 	// NMI on LINT1 of every processor (UID 0xff), polarity and trigger as the bus says.
 	body = append(body, madtLAPICNMI, 6, 0xff, 0, 0, 1)
 	return acpiTable("APIC", 5, body)
-}
-
-// DMAR table values (Intel VT-d specification, chapter 8).
-const (
-	dmarHostAddressWidth = 39 - 1 // DMA addresses of 39 bits, as QEMU's default
-	dmarIntrRemap        = 1 << 0 // flags: interrupt remapping supported
-	dmarX2APICOptOut     = 1 << 1 // flags: keep xAPIC mode (no extended interrupt mode)
-	drhdIncludeAll       = 1 << 0 // DRHD flags: every PCI function of the segment
-	scopeIOAPIC          = 3
-	ioapicSourceID       = 0x1f << 3 // 00:1f.0, where Q35 puts its IOAPIC's requester ID
-)
-
-// acpiDMAR is the DMA Remapping table: one remapping hardware unit
-// definition (DRHD) for the unit at layout.VTd covering every PCI function
-// (INCLUDE_PCI_ALL), with the IOAPIC (id ioapicID, the MADT's) in its
-// device scope, which a guest needs to remap the IOAPIC's interrupts.
-func acpiDMAR(ioapicID uint8) []byte {
-	body := make([]byte, 12)
-	body[0] = dmarHostAddressWidth
-	body[1] = dmarIntrRemap | dmarX2APICOptOut
-	drhd := make([]byte, 16)
-	binary.LittleEndian.PutUint16(drhd[0:], 0) // type: DRHD
-	drhd[4] = drhdIncludeAll
-	binary.LittleEndian.PutUint16(drhd[6:], 0) // segment 0
-	binary.LittleEndian.PutUint64(drhd[8:], layout.VTd)
-	scope := []byte{scopeIOAPIC, 8, 0, 0, ioapicID, 0, ioapicSourceID >> 3, ioapicSourceID & 7}
-	drhd = append(drhd, scope...)
-	binary.LittleEndian.PutUint16(drhd[2:], uint16(len(drhd)))
-	return acpiTable("DMAR", 1, append(body, drhd...))
 }
 
 // acpiTable prefixes body with a System Description Table header and sets

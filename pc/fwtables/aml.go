@@ -1,4 +1,4 @@
-package pc
+package fwtables
 
 import (
 	"encoding/binary"
@@ -42,7 +42,7 @@ func amlPkgLength(n int) []byte {
 			return b
 		}
 	}
-	panic("hv: AML package longer than 256 MiB")
+	panic("fwtables: AML package longer than 256 MiB")
 }
 
 // amlNameString encodes a name path such as "\_SB_.PCI0" or "_S5": segments

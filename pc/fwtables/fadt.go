@@ -1,4 +1,4 @@
-package pc
+package fwtables
 
 import (
 	"encoding/binary"
@@ -13,7 +13,7 @@ const (
 	// PortACPIPM is the PM1a event block (4 ports) followed by the PM1a
 	// control block (2 ports); QEMU's q35 machine uses the same base.
 	PortACPIPM = 0x600
-	irqSCI     = 9 // the System Control Interrupt, as on PC chipsets
+	IRQSCI     = 9 // the System Control Interrupt, as on PC chipsets
 )
 
 // FADT fields (ACPI 6.x §5.2.9, revision 6: 276 bytes).
@@ -43,7 +43,7 @@ func acpiFADT(facs, dsdt uint64) []byte {
 	at := func(off int) []byte { return b[off-acpiHeaderLen:] }
 	le.PutUint32(at(36), uint32(facs))
 	le.PutUint32(at(40), uint32(dsdt))
-	le.PutUint16(at(46), irqSCI)
+	le.PutUint16(at(46), IRQSCI)
 	le.PutUint32(at(56), PortACPIPM)                      // PM1a_EVT_BLK
 	le.PutUint32(at(64), PortACPIPM+acpipm.ControlOffset) // PM1a_CNT_BLK
 	at(88)[0] = acpipm.EventLen                           // PM1_EVT_LEN
@@ -67,7 +67,7 @@ func putGAS(b []byte, port uint64, n int) {
 }
 
 // acpiFACS is the Firmware ACPI Control Structure (§5.2.10), version 2: the
-// guest writes its waking vector for S3 into it (which sleep.go reads on a
+// guest writes its waking vector for S3 into it (which package pc reads on a
 // wake); no global lock, and no 64-bit wake (Flags 0).
 func acpiFACS() []byte {
 	b := make([]byte, 64)
