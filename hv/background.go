@@ -1,6 +1,9 @@
 package hv
 
-import "context"
+import (
+	"context"
+	"ember/hv/internal/runstate"
+)
 
 // Background is a run of a VM on a goroutine of its own (VM.Start): for
 // callers that drive a VM while it runs, as the libvmm API and the hypercall
@@ -41,7 +44,7 @@ func (b *Background) Stop() {
 func (b *Background) Done() <-chan struct{} { return b.done }
 
 // Finished reports whether the run has ended.
-func (b *Background) Finished() bool { return isClosed(b.done) }
+func (b *Background) Finished() bool { return runstate.Closed(b.done) }
 
 // Wait blocks until the run ends and returns what Run returned.
 func (b *Background) Wait() (Result, error) {

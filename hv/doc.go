@@ -19,10 +19,12 @@
 // A running vCPU thread spends its time in KVM_RUN, a system call that
 // holds a Go P, so while vCPUs run the process's GOMAXPROCS is raised by
 // one per running vCPU thread (up to the host's CPU count) and put back
-// when the last ends (procs.go): the goroutines serving devices keep the
+// when the last ends (hv/internal/vcputhread): the goroutines serving devices keep the
 // Ps they had. A program that embeds ember sees GOMAXPROCS change. A vCPU
 // loop also goes through the scheduler at its first exit 8 ms or more after
-// it last did, so Go's sysmon does not take its P at every look (sched.go).
+// it last did, so Go's sysmon does not take its P at every look (the same
+// package). Where each vCPU is — running, parked, waiting — is
+// hv/internal/runstate's machine.
 //
 // hv knows nothing of the PC platform (package pc) or of ACRN's hypercalls
 // (package hypercall); those build on it through OnClose, SetPortTrap,

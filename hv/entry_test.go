@@ -7,118 +7,15 @@ import (
 	"time"
 
 	"ember/guest"
-	"ember/kvm"
+	"ember/hv/internal/vcputhread"
 	"ember/x86"
 )
-
-// TestEntryPolicy: a vCPU holds its P only after a streak of short runs,
-// gives it back at the first long run or signal, and never holds one the
-// budget cannot spare.
-func TestEntryPolicy(t *testing.T) {
-	const short, long = 10, 1000 // TSC ticks; the policy's bound is 100
-	type run struct {
-		r kvm.ExitReason
-		d int64
-	}
-	shorts := func(n int) []run {
-		rs := make([]run, n)
-		for i := range rs {
-			rs[i] = run{kvm.ExitIO, short}
-		}
-		return rs
-	}
-	tests := []struct {
-		name     string
-		runs     []run
-		noBudget bool // the budget has no P to spare
-		want     bool // holding after the runs
-	}{
-		{"first runs", shorts(holdAfterShort - 1), false, false},
-		{"a streak of short runs", shorts(holdAfterShort), false, true},
-		{"a long run breaks the streak", append(append(shorts(holdAfterShort-1), run{kvm.ExitIO, long}), shorts(holdAfterShort-1)...), false, false},
-		{"a signal breaks the streak", append(append(shorts(holdAfterShort-1), run{kvm.ExitIntr, short}), shorts(holdAfterShort-1)...), false, false},
-		{"holding, a long run gives the P back", append(shorts(holdAfterShort), run{kvm.ExitMMIO, long}), false, false},
-		{"holding, a signal gives the P back", append(shorts(holdAfterShort), run{kvm.ExitIntr, short}), false, false},
-		{"holding stays while runs are short", shorts(5 * holdAfterShort), false, true},
-		{"back after another streak", append(append(shorts(holdAfterShort), run{kvm.ExitIntr, short}), shorts(holdAfterShort)...), false, true},
-		{"a TSC that went backwards is long", append(shorts(holdAfterShort), run{kvm.ExitIO, -5}), false, false},
-		{"no P to spare", shorts(3 * holdAfterShort), true, false},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			f := &fakeProcs{n: 2}
-			b := &procBudget{set: f.set, cap: func() int { return 4 }}
-			if !tc.noBudget {
-				b.start() // this vCPU's thread: one P to spare
-			}
-			e := vcpuEntry{budget: b, short: 100}
-			for _, r := range tc.runs {
-				e.ran(r.r, r.d)
-			}
-			if e.held != tc.want {
-				t.Errorf("holding = %v, want %v", e.held, tc.want)
-			}
-			if want := map[bool]int{false: 0, true: 1}[tc.want]; b.held != want {
-				t.Errorf("budget counts %d holders, want %d", b.held, want)
-			}
-			e.drop()
-			if b.held != 0 {
-				t.Errorf("after drop the budget counts %d holders", b.held)
-			}
-		})
-	}
-}
-
-// TestOnlyAddedPsAreHeld: as many vCPU threads may hold a P as the budget
-// added Ps for, so the Ps the process had stay free for its goroutines.
-func TestOnlyAddedPsAreHeld(t *testing.T) {
-	f := &fakeProcs{n: 2}
-	b := procBudget{set: f.set, cap: func() int { return 2 }}
-	if b.tryHold() {
-		t.Fatal("a P was held with no vCPU thread running")
-	}
-	for range 3 {
-		b.start()
-	}
-	got := 0
-	for range 3 {
-		if b.tryHold() {
-			got++
-		}
-	}
-	if got != 2 {
-		t.Errorf("%d of 3 threads hold a P, want 2 (the cap of added Ps)", got)
-	}
-	b.release()
-	if !b.tryHold() {
-		t.Error("a released P could not be held again")
-	}
-}
-
-func TestAsyncPreemptionReadsGODEBUG(t *testing.T) {
-	tests := []struct {
-		godebug string
-		want    bool
-	}{
-		{"", true},
-		{"asyncpreemptoff=1", false},
-		{"gctrace=1,asyncpreemptoff=1", false},
-		{"asyncpreemptoff=1,asyncpreemptoff=0", true},
-		{"asyncpreemptoff=0", true},
-	}
-	for _, tc := range tests {
-		t.Setenv("GODEBUG", tc.godebug)
-		if got := asyncPreemption(); got != tc.want {
-			t.Errorf("GODEBUG=%q: asyncPreemption() = %v, want %v", tc.godebug, got, tc.want)
-		}
-	}
-}
 
 // TestAHaltedGuestGivesItsPBack: a vCPU that exits all the time comes to
 // hold its P; once its guest halts, the P goes back to Go's scheduler, and
 // the halted vCPU's thread then sleeps in KVM, not woken by the runtime.
 func TestAHaltedGuestGivesItsPBack(t *testing.T) {
-	if !holdingAllowed {
+	if !vcputhread.HoldingAllowed {
 		t.Skip("GODEBUG=asyncpreemptoff=1: vCPUs never hold their P")
 	}
 	h := openHV(t)
@@ -150,12 +47,12 @@ func TestAHaltedGuestGivesItsPBack(t *testing.T) {
 			t.Errorf("run ended %v %v, want StopHost", res, err)
 		}
 	}()
-	waitUntil(t, "the exiting vCPU holds its P", func() bool { return vcpuProcs.holders() == 1 })
+	waitUntil(t, "the exiting vCPU holds its P", func() bool { return vcputhread.Budget.Holders() == 1 })
 	if _, err := vm.Memory().WriteAt([]byte{1}, flag); err != nil {
 		t.Fatal(err)
 	}
 	halted := time.Now()
-	waitUntil(t, "the halted vCPU gives its P back", func() bool { return vcpuProcs.holders() == 0 })
+	waitUntil(t, "the halted vCPU gives its P back", func() bool { return vcputhread.Budget.Holders() == 0 })
 	t.Logf("P given back %v after the guest was told to halt", time.Since(halted).Round(time.Millisecond))
 
 	// Holding, sysmon would signal the thread every 10 ms (30 times here);
@@ -176,13 +73,6 @@ func TestAHaltedGuestGivesItsPBack(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("a garbage collection did not finish in 5 s beside a halted vCPU")
 	}
-}
-
-// holders reads how many vCPU threads of the budget keep their P now.
-func (b *procBudget) holders() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.held
 }
 
 // waitUntil polls cond every millisecond for up to 10 s.

@@ -3,7 +3,6 @@ package hv
 import (
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"ember/hv/report"
@@ -35,7 +34,7 @@ func (vm *VM) Inspect() (*State, error) {
 	select {
 	case <-done:
 	case <-time.After(inspectWait):
-		where := vm.run.describe()
+		where := vm.run.Describe()
 		vm.Resume()
 		<-done
 		return nil, fmt.Errorf("hv: the vCPUs did not stop within %v (%s): one is stuck in ember or in KVM", inspectWait, where)
@@ -52,31 +51,6 @@ func (vm *VM) inspectPaused() (*State, error) {
 		return nil, fmt.Errorf("hv: VM is closed")
 	}
 	return vm.saveState()
-}
-
-// describe names where each vCPU is, for a report: "vCPU 0 running, vCPU 1
-// parked".
-func (r *runControl) describe() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	parts := make([]string, len(r.states))
-	for i, s := range r.states {
-		parts[i] = fmt.Sprintf("vCPU %d %s", i, s)
-	}
-	return strings.Join(parts, ", ")
-}
-
-// runStateNames are the run states' names in a report.
-var runStateNames = [...]string{
-	vcpuIdle: "idle", vcpuRunning: "running", vcpuParked: "parked", vcpuWaiting: "waiting for an I/O client",
-}
-
-// String names the run state.
-func (s runState) String() string {
-	if s >= 0 && int(s) < len(runStateNames) {
-		return runStateNames[s]
-	}
-	return fmt.Sprintf("runState(%d)", int(s))
 }
 
 // Report writes s for a person reading why a guest is stuck: per vCPU its

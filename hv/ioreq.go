@@ -17,7 +17,7 @@ func (vm *VM) setupIORequests() error {
 		return fmt.Errorf("hv: I/O request buffer: %w", err)
 	}
 	router := ioreq.NewRouter()
-	vm.ioreq = ioreq.NewDispatcher(buf, router, ioreq.Config{Logger: vm.log, PCIConf1: true, Waiting: vm.run.waiting})
+	vm.ioreq = ioreq.NewDispatcher(buf, router, ioreq.Config{Logger: vm.log, PCIConf1: true, Waiting: vm.run.Waiting})
 	vm.PIO = newBus("pio", acrn.ReqPortIO, router)
 	vm.MMIO = newBus("mmio", acrn.ReqMMIO, router)
 	return nil

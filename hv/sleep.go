@@ -25,7 +25,7 @@ var ErrClosed = errors.New("hv: VM is closed")
 func (vm *VM) Sleep() {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
-	if vm.closed || !vm.run.sleep(true) {
+	if vm.closed || !vm.run.Sleep(true) {
 		return
 	}
 	// As in Pause: a vCPU that looked at the flag just before it was set
@@ -36,7 +36,7 @@ func (vm *VM) Sleep() {
 }
 
 // Sleeping reports whether the guest is asleep (Sleep, and no Wake yet).
-func (vm *VM) Sleeping() bool { return vm.run.isSleeping() }
+func (vm *VM) Sleeping() bool { return vm.run.Sleeping() }
 
 // Wake ends the guest's sleep as a PC's firmware does on a wake event, with
 // guest memory kept: once every vCPU is out of the guest (parked, or idle
@@ -51,7 +51,7 @@ func (vm *VM) Wake(boot int, entry x86.Entry, prepare func()) error {
 	if boot < 0 || boot >= vm.NumVCPUs() {
 		return fmt.Errorf("hv: wake: no vCPU %d", boot)
 	}
-	if !vm.run.waitParked() {
+	if !vm.run.WaitParked() {
 		return ErrNotSleeping
 	}
 	// A parked vCPU leaves its park only when the sleep ends or the run
@@ -66,7 +66,7 @@ func (vm *VM) Wake(boot int, entry x86.Entry, prepare func()) error {
 	}
 	// Under vm.mu no vCPU can leave its park but to end the run, which
 	// takes vm.mu: the vCPUs stay out of the guest until the sleep ends.
-	if !vm.run.isSleeping() {
+	if !vm.run.Sleeping() {
 		return ErrNotSleeping
 	}
 	if vm.powerOn != nil {
@@ -82,6 +82,6 @@ func (vm *VM) Wake(boot int, entry x86.Entry, prepare func()) error {
 	if err := x86.Setup(vm.mem, vm.vcpus[boot].kvm, entry); err != nil {
 		return fmt.Errorf("hv: wake: %w", err)
 	}
-	vm.run.sleep(false)
+	vm.run.Sleep(false)
 	return nil
 }

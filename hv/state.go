@@ -62,7 +62,7 @@ func (vm *VM) ResetState() error {
 	if err := vm.idleLocked(); err != nil {
 		return err
 	}
-	vm.run.sleep(false)
+	vm.run.Sleep(false)
 	if vm.powerOn == nil {
 		return nil
 	}

@@ -7,6 +7,7 @@ import (
 
 	"ember/acrn"
 	"ember/devices"
+	"ember/hv/internal/vcputhread"
 	"ember/ioreq"
 	"ember/kvm"
 	"ember/x86"
@@ -56,8 +57,8 @@ func (c *VCPU) loop(stopped <-chan struct{}) {
 	// KVM ran a vCPU on (and Kick signals) then serves no other goroutine,
 	// and a daemon that ran a thousand VMs keeps no thousand idle threads.
 	runtime.LockOSThread()
-	vcpuProcs.start()
-	defer vcpuProcs.end()
+	vcputhread.Budget.Start()
+	defer vcputhread.Budget.End()
 	c.startThread()
 	defer c.endThread()
 	c.kvm.BindThread()
@@ -71,10 +72,10 @@ func (c *VCPU) loop(stopped <-chan struct{}) {
 		c.kvm.SetSyncValid(0)
 	}
 	c.kvm.SetSyncDirty(0)
-	yield := newVCPUYield(c.kvm)             // sched.go
-	entry := newVCPUEntry(c.kvm, &vcpuProcs) // entry.go
-	defer entry.drop()
-	last := cputicks()
+	yield := vcputhread.NewYield(c.kvm)
+	entry := vcputhread.NewEntry(c.kvm, &vcputhread.Budget)
+	defer entry.Drop()
+	last := vcputhread.Cputicks()
 	// Stop, Pause and Sleep set their flag and then kick every vCPU, and a
 	// kick's immediate_exit ends the next KVM_RUN at once even when it comes
 	// between two exits; so the loop looks at the flags before its first
@@ -87,8 +88,8 @@ func (c *VCPU) loop(stopped <-chan struct{}) {
 				return
 			default:
 			}
-			if c.vm.run.pauseRequested() {
-				if !c.vm.run.park(c.id, stopped) {
+			if c.vm.run.PauseRequested() {
+				if !c.vm.run.Park(c.id, stopped) {
 					return
 				}
 				// Resumed: drop the Pause's kick, then look at stopped and
@@ -99,7 +100,7 @@ func (c *VCPU) loop(stopped <-chan struct{}) {
 		}
 		var exit kvm.Exit
 		var err error
-		if entry.held {
+		if entry.Holding() {
 			exit, err = c.kvm.RunHoldingP()
 		} else {
 			exit, err = c.kvm.Run()
@@ -108,8 +109,8 @@ func (c *VCPU) loop(stopped <-chan struct{}) {
 			c.Fail(err)
 			return
 		}
-		now := cputicks()
-		entry.ran(exit.Reason, now-last)
+		now := vcputhread.Cputicks()
+		entry.Ran(exit.Reason, now-last)
 		last = now
 		c.exits.add(exit.Reason)
 		if look = exit.Reason == kvm.ExitIntr; look {
@@ -124,7 +125,7 @@ func (c *VCPU) loop(stopped <-chan struct{}) {
 			c.vm.stop(r)
 			return
 		}
-		yield.maybe(now)
+		yield.Maybe(now)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"ember/hv/eventfd"
+	"ember/hv/internal/runstate"
 	"ember/ioreq"
 	"ember/kvm"
 	"ember/layout"
@@ -82,8 +83,8 @@ type VM struct {
 	guestTime atomic.Int64
 	closed    bool
 
-	run     runControl // the run-state machine: Pause, Resume (runstate.go)
-	powerOn *State     // what Reset restores, saved before the first run (state.go)
+	run     runstate.Control // the run-state machine: Pause, Resume (hv/internal/runstate)
+	powerOn *State           // what Reset restores, saved before the first run (state.go)
 
 	onClose []func() // what Close runs first, newest first (OnClose)
 
@@ -117,7 +118,7 @@ func (h *Hypervisor) NewVM(cfg Config) (vm *VM, err error) {
 		cfg.Logger = slog.Default()
 	}
 	vm = &VM{cfg: cfg, log: cfg.Logger}
-	vm.run.init(cfg.VCPUs)
+	vm.run.Init(cfg.VCPUs)
 	// On failure, release what was built so far. The returns below set vm
 	// to nil, so the cleanup holds its own reference.
 	built := vm
@@ -286,11 +287,11 @@ func (vm *VM) Run(ctx context.Context) (Result, error) {
 	var wg sync.WaitGroup
 	for _, c := range vm.vcpus {
 		c.kvm.SetImmediateExit(false)
-		vm.run.set(c.id, vcpuRunning) // before Run returns to a Pause waiting for it
+		vm.run.Set(c.id, runstate.Running) // before Run returns to a Pause waiting for it
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer vm.run.set(c.id, vcpuIdle)
+			defer vm.run.Set(c.id, runstate.Idle)
 			c.loop(stopped)
 		}()
 	}
@@ -336,7 +337,7 @@ func (vm *VM) stop(r Result) {
 	}
 	vm.result = r
 	close(vm.stopped)
-	vm.run.wake() // parked vCPUs see the stop
+	vm.run.Wake() // parked vCPUs see the stop
 	// And running ones before they enter the guest again: the vCPU loop
 	// looks at stopped only after a kick (vcpu.go). A device that stops the
 	// VM on a vCPU's thread so keeps the guest from running past the access.

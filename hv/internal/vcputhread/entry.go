@@ -1,4 +1,4 @@
-package hv
+package vcputhread
 
 import (
 	"os"
@@ -18,7 +18,7 @@ import (
 // without it (medians of 10 interleaved runs each). So a vCPU whose guest
 // keeps exiting quickly enters with kvm.VCPU.RunHoldingP and keeps its P —
 // the P procs.go added to the process for that vCPU, so the goroutines that
-// serve devices keep theirs (procBudget.tryHold).
+// serve devices keep theirs (Procs.tryHold).
 //
 // A guest that halts or computes for long would keep that P from the
 // scheduler for as long, and sysmon would interrupt it every 10 ms to get
@@ -26,7 +26,7 @@ import (
 // collector's preemption, a Kick), puts the vCPU back on the ordinary
 // path, and only a streak of short runs brings it to the holding one again.
 // Runs are timed in TSC ticks, read once an exit for this and the yield
-// (sched.go).
+// (yield.go).
 
 // Tunables of the entry policy.
 const (
@@ -47,25 +47,25 @@ func asyncPreemption() bool {
 	return on
 }
 
-// holdingAllowed is asyncPreemption, read once: the runtime reads GODEBUG
+// HoldingAllowed is asyncPreemption, read once: the runtime reads GODEBUG
 // once at start too.
-var holdingAllowed = asyncPreemption()
+var HoldingAllowed = asyncPreemption()
 
-// vcpuEntry is one vCPU thread's choice of entry: the loop enters with
+// Entry is one vCPU thread's choice of entry: the loop enters with
 // kvm.VCPU.RunHoldingP while held is set, else with kvm.VCPU.Run.
-type vcpuEntry struct {
-	budget *procBudget
+type Entry struct {
+	budget *Procs
 	short  int64 // shortRunMicros in TSC ticks; 0: never hold
 	held   bool  // entering with RunHoldingP, counted in budget.held
 	streak int   // short runs in a row on the ordinary path
 }
 
-// newVCPUEntry sizes the short run from the TSC frequency KVM reports for
+// NewEntry sizes the short run from the TSC frequency KVM reports for
 // the vCPU. Where KVM cannot say, or preemption is off, the vCPU always
 // enters the ordinary way.
-func newVCPUEntry(c *kvm.VCPU, b *procBudget) vcpuEntry {
-	e := vcpuEntry{budget: b}
-	if khz, err := c.TSCKHz(); err == nil && khz > 0 && holdingAllowed {
+func NewEntry(c *kvm.VCPU, b *Procs) Entry {
+	e := Entry{budget: b}
+	if khz, err := c.TSCKHz(); err == nil && khz > 0 && HoldingAllowed {
 		e.short = int64(khz) * shortRunMicros / 1000
 	}
 	return e
@@ -76,7 +76,7 @@ func newVCPUEntry(c *kvm.VCPU, b *procBudget) vcpuEntry {
 // loop reads the TSC once an exit). A run is short if it ended in an exit
 // of the guest's (not a signal) within e.short. The common case, holding
 // and short, is decided inline.
-func (e *vcpuEntry) ran(r kvm.ExitReason, d int64) {
+func (e *Entry) Ran(r kvm.ExitReason, d int64) {
 	short := r != kvm.ExitIntr && uint64(d) < uint64(e.short) // a TSC gone backwards is long
 	if e.held && short {
 		return
@@ -86,10 +86,10 @@ func (e *vcpuEntry) ran(r kvm.ExitReason, d int64) {
 
 // change is ran's other cases: a held vCPU's long run gives the P back; on
 // the ordinary path a long run ends the streak and a short one extends it.
-func (e *vcpuEntry) change(short bool) {
+func (e *Entry) change(short bool) {
 	switch {
 	case e.held:
-		e.drop()
+		e.Drop()
 	case !short:
 		e.streak = 0
 	default:
@@ -102,9 +102,13 @@ func (e *vcpuEntry) change(short bool) {
 
 // drop returns the vCPU to the ordinary path; the loop calls it when the
 // thread leaves the guest for good.
-func (e *vcpuEntry) drop() {
+func (e *Entry) Drop() {
 	if e.held {
 		e.held = false
 		e.budget.release()
 	}
 }
+
+// Holding reports whether the next entry should keep the thread's P
+// (kvm.VCPU.RunHoldingP) rather than hand it over (kvm.VCPU.Run).
+func (e *Entry) Holding() bool { return e.held }

@@ -1,4 +1,4 @@
-package hv
+package vcputhread
 
 import (
 	"runtime"
@@ -23,7 +23,7 @@ func (f *fakeProcs) set(n int) int {
 
 func TestVCPUThreadsGetPsOfTheirOwn(t *testing.T) {
 	f := &fakeProcs{n: 2}
-	b := procBudget{set: f.set, cap: func() int { return 3 }}
+	b := Procs{set: f.set, cap: func() int { return 3 }}
 	steps := []struct {
 		op   string
 		want int // GOMAXPROCS after the step
@@ -35,9 +35,9 @@ func TestVCPUThreadsGetPsOfTheirOwn(t *testing.T) {
 	}
 	for i, s := range steps {
 		if s.op == "start" {
-			b.start()
+			b.Start()
 		} else {
-			b.end()
+			b.End()
 		}
 		if f.n != s.want {
 			t.Fatalf("step %d (%s): GOMAXPROCS %d, want %d", i, s.op, f.n, s.want)
@@ -51,11 +51,11 @@ func TestVCPUThreadsGetPsOfTheirOwn(t *testing.T) {
 
 func TestVCPUProcsGivesBackGOMAXPROCS(t *testing.T) {
 	before := runtime.GOMAXPROCS(0)
-	vcpuProcs.start()
+	Budget.Start()
 	if got := runtime.GOMAXPROCS(0); got != before+1 {
 		t.Errorf("with a vCPU thread running: GOMAXPROCS %d, want %d", got, before+1)
 	}
-	vcpuProcs.end()
+	Budget.End()
 	if got := runtime.GOMAXPROCS(0); got != before {
 		t.Errorf("after it ended: GOMAXPROCS %d, want %d", got, before)
 	}

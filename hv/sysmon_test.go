@@ -13,35 +13,8 @@ import (
 	"ember/x86"
 )
 
-// TestVCPUYieldOnlyWhenDue: the interval is honoured, a TSC that went
-// backwards counts as due rather than as never, and no interval means no
-// yield.
-func TestVCPUYieldOnlyWhenDue(t *testing.T) {
-	now := cputicks()
-	tests := []struct {
-		name  string
-		every int64
-		last  int64
-		want  bool
-	}{
-		{"not due", 1 << 62, now, false},
-		{"due", 1, now - 1000, true},
-		{"TSC went backwards", 1 << 62, now + 1<<40, true},
-		{"no interval", 0, now - 1<<40, false},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			y := vcpuYield{every: tc.every, last: tc.last}
-			y.maybe(cputicks())
-			if yielded := y.last != tc.last; yielded != tc.want {
-				t.Errorf("yielded = %v, want %v", yielded, tc.want)
-			}
-		})
-	}
-}
-
 // TestSysmonLeavesABusyVCPUAlone: a vCPU that exits all the time does not
-// keep Go's sysmon waking every 20 µs to take its P (sched.go). sysmon
+// keep Go's sysmon waking every 20 µs to take its P (vcputhread.Yield). sysmon
 // sleeps in usleep between its looks, a voluntary context switch each: the
 // process's threads together switch some 450–720 times a second in the lab
 // when sysmon backs off (most of them the vCPU's own yields, one every 8 ms

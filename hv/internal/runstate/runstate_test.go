@@ -1,4 +1,4 @@
-package hv
+package runstate
 
 import (
 	"testing"
@@ -10,11 +10,11 @@ import (
 // checks when a parked vCPU may enter the guest again: only once neither a
 // pause nor a sleep holds it.
 func TestSleepAndPauseAreIndependent(t *testing.T) {
-	type step func(r *runControl)
-	pause := func(r *runControl) { r.request(true) }
-	resume := func(r *runControl) { r.request(false) }
-	sleep := func(r *runControl) { r.sleep(true) }
-	wake := func(r *runControl) { r.sleep(false) }
+	type step func(r *Control)
+	pause := func(r *Control) { r.Request(true) }
+	resume := func(r *Control) { r.Request(false) }
+	sleep := func(r *Control) { r.Sleep(true) }
+	wake := func(r *Control) { r.Sleep(false) }
 	tests := []struct {
 		name    string
 		steps   []step
@@ -31,24 +31,24 @@ func TestSleepAndPauseAreIndependent(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var r runControl
-			r.init(1)
-			r.set(0, vcpuRunning)
+			var r Control
+			r.Init(1)
+			r.Set(0, Running)
 			stopped := make(chan struct{})
 			defer close(stopped)
 			tt.steps[0](&r)
 			released := make(chan bool, 1)
-			go func() { released <- r.park(0, stopped) }()
-			awaitState(t, &r, vcpuParked)
-			if r.isSleeping() && !r.waitParked() {
+			go func() { released <- r.Park(0, stopped) }()
+			awaitState(t, &r, Parked)
+			if r.Sleeping() && !r.WaitParked() {
 				t.Fatal("waitParked says awake while asleep")
 			}
 			for _, s := range tt.steps[1:] {
 				s(&r)
 			}
-			if r.isPaused() != tt.paused || r.isSleeping() != tt.asleep || r.pauseRequested() != tt.flagSet {
+			if r.Paused() != tt.paused || r.Sleeping() != tt.asleep || r.PauseRequested() != tt.flagSet {
 				t.Errorf("paused %v, asleep %v, loop flag %v; want %v, %v, %v",
-					r.isPaused(), r.isSleeping(), r.pauseRequested(), tt.paused, tt.asleep, tt.flagSet)
+					r.Paused(), r.Sleeping(), r.PauseRequested(), tt.paused, tt.asleep, tt.flagSet)
 			}
 			if !tt.runs {
 				// park returns only once neither flag holds it, both read
@@ -73,7 +73,7 @@ func TestSleepAndPauseAreIndependent(t *testing.T) {
 }
 
 // awaitState waits until vCPU 0 is in state s: every change is broadcast.
-func awaitState(t *testing.T, r *runControl, s runState) {
+func awaitState(t *testing.T, r *Control, s State) {
 	t.Helper()
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -1,4 +1,4 @@
-package hv
+package vcputhread
 
 import (
 	"runtime"
@@ -24,12 +24,12 @@ import (
 // program that embeds ember and changes GOMAXPROCS itself while VMs run
 // will see ember's count replace its value until then.
 
-// vcpuProcs is the process's one budget: every VM's vCPU threads share it.
-var vcpuProcs = procBudget{set: runtime.GOMAXPROCS, cap: runtime.NumCPU}
+// Budget is the process's one budget: every VM's vCPU threads share it.
+var Budget = Procs{set: runtime.GOMAXPROCS, cap: runtime.NumCPU}
 
-// procBudget adds one P to GOMAXPROCS for each running vCPU thread, up to
+// Procs adds one P to GOMAXPROCS for each running vCPU thread, up to
 // cap(). set is runtime.GOMAXPROCS, a parameter for tests.
-type procBudget struct {
+type Procs struct {
 	set func(int) int
 	cap func() int
 
@@ -40,7 +40,7 @@ type procBudget struct {
 }
 
 // start counts a vCPU thread that is about to enter the guest.
-func (b *procBudget) start() {
+func (b *Procs) Start() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.running == 0 {
@@ -51,7 +51,7 @@ func (b *procBudget) start() {
 }
 
 // end counts a vCPU thread that has left the guest for good.
-func (b *procBudget) end() {
+func (b *Procs) End() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.running--
@@ -60,7 +60,7 @@ func (b *procBudget) end() {
 
 // apply sets GOMAXPROCS to the base plus one per running vCPU thread, up to
 // the cap, and only when that changes it: each change stops the world.
-func (b *procBudget) apply() {
+func (b *Procs) apply() {
 	want := b.base + min(b.running, b.cap())
 	if b.set(0) != want {
 		b.set(want)
@@ -70,7 +70,7 @@ func (b *procBudget) apply() {
 // tryHold counts one more vCPU thread that keeps its P while in the guest,
 // if that leaves the process the Ps it had before any vCPU ran: a thread may
 // hold only a P the budget added for a vCPU. It reports whether it may.
-func (b *procBudget) tryHold() bool {
+func (b *Procs) tryHold() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.held >= min(b.running, b.cap()) {
@@ -81,8 +81,16 @@ func (b *procBudget) tryHold() bool {
 }
 
 // release counts a thread that no longer keeps its P in the guest.
-func (b *procBudget) release() {
+func (b *Procs) release() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.held--
+}
+
+// Holders reads how many vCPU threads of the budget keep their P now: a
+// figure for tests and reports, stale as soon as it is read.
+func (b *Procs) Holders() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.held
 }

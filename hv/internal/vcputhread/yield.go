@@ -1,4 +1,4 @@
-package hv
+package vcputhread
 
 import (
 	"runtime"
@@ -25,7 +25,7 @@ import (
 // So the loop goes through the scheduler (runtime.Gosched) at the first
 // exit after yieldEveryMs since it last did, which, for a vCPU that exits
 // more often than sysmon's 10 ms, sysmon sees as a goroutine that is never
-// due. The interval is measured in TSC ticks (cputicks: a register read,
+// due. The interval is measured in TSC ticks (Cputicks: a register read,
 // where a clock read can be a system call); a vCPU that stays in the guest
 // makes no exits to check at, and sysmon takes its P once, not again and
 // again.
@@ -42,22 +42,22 @@ import (
 // bench_pio.rom).
 const yieldEveryMs = 8
 
-// cputicks reads the CPU's timestamp counter (RDTSC on x86).
+// Cputicks reads the CPU's timestamp counter (RDTSC on x86).
 //
-//go:linkname cputicks runtime.cputicks
-func cputicks() int64
+//go:linkname Cputicks runtime.cputicks
+func Cputicks() int64
 
-// vcpuYield is one vCPU thread's yield schedule.
-type vcpuYield struct {
+// Yield is one vCPU thread's yield schedule.
+type Yield struct {
 	every int64 // yieldEveryMs in TSC ticks; 0: never yield
-	last  int64 // cputicks at the last yield
+	last  int64 // Cputicks at the last yield
 }
 
-// newVCPUYield sizes the interval from the TSC frequency KVM reports for
+// NewYield sizes the interval from the TSC frequency KVM reports for
 // the vCPU (the host's: ember sets no other). If KVM cannot say, the vCPU
 // never yields, as before.
-func newVCPUYield(c *kvm.VCPU) vcpuYield {
-	y := vcpuYield{last: cputicks()}
+func NewYield(c *kvm.VCPU) Yield {
+	y := Yield{last: Cputicks()}
 	if khz, err := c.TSCKHz(); err == nil && khz > 0 {
 		y.every = int64(khz) * yieldEveryMs
 	}
@@ -65,17 +65,17 @@ func newVCPUYield(c *kvm.VCPU) vcpuYield {
 }
 
 // maybe goes through the scheduler if the interval has passed since the
-// last time; now is the TSC (cputicks) read after the vCPU's latest exit. A
+// last time; now is the TSC (Cputicks) read after the vCPU's latest exit. A
 // TSC that went backwards (another CPU's) counts as passed. Small enough to
 // be inlined into the exit loop; the yield itself is not.
-func (y *vcpuYield) maybe(now int64) {
+func (y *Yield) Maybe(now int64) {
 	if y.every != 0 && uint64(now-y.last) >= uint64(y.every) {
 		y.yield()
 	}
 }
 
 // yield goes through the scheduler and restarts the interval.
-func (y *vcpuYield) yield() {
+func (y *Yield) yield() {
 	runtime.Gosched()
-	y.last = cputicks()
+	y.last = Cputicks()
 }

@@ -1,0 +1,110 @@
+package vcputhread
+
+import (
+	"testing"
+
+	"ember/kvm"
+)
+
+// TestEntryPolicy: a vCPU holds its P only after a streak of short runs,
+// gives it back at the first long run or signal, and never holds one the
+// budget cannot spare.
+func TestEntryPolicy(t *testing.T) {
+	const short, long = 10, 1000 // TSC ticks; the policy's bound is 100
+	type run struct {
+		r kvm.ExitReason
+		d int64
+	}
+	shorts := func(n int) []run {
+		rs := make([]run, n)
+		for i := range rs {
+			rs[i] = run{kvm.ExitIO, short}
+		}
+		return rs
+	}
+	tests := []struct {
+		name     string
+		runs     []run
+		noBudget bool // the budget has no P to spare
+		want     bool // holding after the runs
+	}{
+		{"first runs", shorts(holdAfterShort - 1), false, false},
+		{"a streak of short runs", shorts(holdAfterShort), false, true},
+		{"a long run breaks the streak", append(append(shorts(holdAfterShort-1), run{kvm.ExitIO, long}), shorts(holdAfterShort-1)...), false, false},
+		{"a signal breaks the streak", append(append(shorts(holdAfterShort-1), run{kvm.ExitIntr, short}), shorts(holdAfterShort-1)...), false, false},
+		{"holding, a long run gives the P back", append(shorts(holdAfterShort), run{kvm.ExitMMIO, long}), false, false},
+		{"holding, a signal gives the P back", append(shorts(holdAfterShort), run{kvm.ExitIntr, short}), false, false},
+		{"holding stays while runs are short", shorts(5 * holdAfterShort), false, true},
+		{"back after another streak", append(append(shorts(holdAfterShort), run{kvm.ExitIntr, short}), shorts(holdAfterShort)...), false, true},
+		{"a TSC that went backwards is long", append(shorts(holdAfterShort), run{kvm.ExitIO, -5}), false, false},
+		{"no P to spare", shorts(3 * holdAfterShort), true, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fakeProcs{n: 2}
+			b := &Procs{set: f.set, cap: func() int { return 4 }}
+			if !tc.noBudget {
+				b.Start() // this vCPU's thread: one P to spare
+			}
+			e := Entry{budget: b, short: 100}
+			for _, r := range tc.runs {
+				e.Ran(r.r, r.d)
+			}
+			if e.held != tc.want {
+				t.Errorf("holding = %v, want %v", e.held, tc.want)
+			}
+			if want := map[bool]int{false: 0, true: 1}[tc.want]; b.held != want {
+				t.Errorf("budget counts %d holders, want %d", b.held, want)
+			}
+			e.Drop()
+			if b.held != 0 {
+				t.Errorf("after drop the budget counts %d holders", b.held)
+			}
+		})
+	}
+}
+
+// TestOnlyAddedPsAreHeld: as many vCPU threads may hold a P as the budget
+// added Ps for, so the Ps the process had stay free for its goroutines.
+func TestOnlyAddedPsAreHeld(t *testing.T) {
+	f := &fakeProcs{n: 2}
+	b := Procs{set: f.set, cap: func() int { return 2 }}
+	if b.tryHold() {
+		t.Fatal("a P was held with no vCPU thread running")
+	}
+	for range 3 {
+		b.Start()
+	}
+	got := 0
+	for range 3 {
+		if b.tryHold() {
+			got++
+		}
+	}
+	if got != 2 {
+		t.Errorf("%d of 3 threads hold a P, want 2 (the cap of added Ps)", got)
+	}
+	b.release()
+	if !b.tryHold() {
+		t.Error("a released P could not be held again")
+	}
+}
+
+func TestAsyncPreemptionReadsGODEBUG(t *testing.T) {
+	tests := []struct {
+		godebug string
+		want    bool
+	}{
+		{"", true},
+		{"asyncpreemptoff=1", false},
+		{"gctrace=1,asyncpreemptoff=1", false},
+		{"asyncpreemptoff=1,asyncpreemptoff=0", true},
+		{"asyncpreemptoff=0", true},
+	}
+	for _, tc := range tests {
+		t.Setenv("GODEBUG", tc.godebug)
+		if got := asyncPreemption(); got != tc.want {
+			t.Errorf("GODEBUG=%q: asyncPreemption() = %v, want %v", tc.godebug, got, tc.want)
+		}
+	}
+}
