@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -192,7 +193,12 @@ func runBoot(ctx context.Context, argv []string, timeout time.Duration) (*linuxg
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = con, &stderr
 	if err := cmd.Run(); err != nil {
-		return con, stderr.String(), fmt.Errorf("%v\n%s\n%s", err, tail(con.String(), 20), vmmOutput(stderr.String(), 5))
+		// Out of time, ember ends by reportStuck's SIGQUIT with Go's exit
+		// status 2, which would read as a crash: say what happened.
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			err = fmt.Errorf("out of time after %v (state reports and goroutine stacks taken, then killed): %w", timeout, err)
+		}
+		return con, stderr.String(), fmt.Errorf("%w\n%s\n%s", err, tail(con.String(), 20), vmmOutput(stderr.String(), 5))
 	}
 	return con, stderr.String(), nil
 }
