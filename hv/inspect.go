@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"ember/hv/report"
+	"ember/kvm"
 )
 
 // inspectWait is how long Inspect waits for the vCPUs to leave the guest. A
@@ -50,12 +51,38 @@ func (vm *VM) inspectPaused() (*State, error) {
 	if vm.closed {
 		return nil, fmt.Errorf("hv: VM is closed")
 	}
-	return vm.saveState()
+	s, err := vm.saveState()
+	if err != nil {
+		return nil, err
+	}
+	for i, c := range vm.vcpus {
+		if v := &s.vcpus[i]; v.lapic != nil && report.TSCDeadlineMode(v.lapic) {
+			v.timer = readTSCTimer(c.kvm)
+		}
+	}
+	return s, nil
+}
+
+// MSRs of the TSC-deadline timer (Intel SDM vol. 4).
+const (
+	msrTSC         = 0x10
+	msrTSCDeadline = 0x6e0
+)
+
+// readTSCTimer reads a vCPU's TSC deadline and TSC in one KVM_GET_MSRS; nil
+// if KVM did not give both (the report then has no timer line).
+func readTSCTimer(c *kvm.VCPU) *tscTimer {
+	e := []kvm.MSREntry{{Index: msrTSCDeadline}, {Index: msrTSC}}
+	if n, err := c.GetMSRs(e); err != nil || n != len(e) {
+		return nil
+	}
+	return &tscTimer{deadline: e[0].Data, tsc: e[1].Data}
 }
 
 // Report writes s for a person reading why a guest is stuck: per vCPU its
 // MP state, instruction and stack pointers, control registers, pending
-// events and its LAPIC's interrupt state; then the PICs' request, mask and
+// events and its LAPIC's interrupt state (with a TSC-deadline timer's
+// deadline, where Inspect read it); then the PICs' request, mask and
 // service registers and the IOAPIC's pins in use. One line per item.
 func (s *State) Report(w io.Writer) error {
 	for i, v := range s.vcpus {
@@ -63,7 +90,11 @@ func (s *State) Report(w io.Writer) error {
 			return err
 		}
 		if v.lapic != nil {
-			if _, err := fmt.Fprintf(w, "vCPU %d LAPIC: %s\n", i, report.LAPIC(v.lapic)); err != nil {
+			line := report.LAPIC(v.lapic)
+			if v.timer != nil {
+				line += "; " + report.TSCDeadline(v.timer.deadline, v.timer.tsc)
+			}
+			if _, err := fmt.Fprintf(w, "vCPU %d LAPIC: %s\n", i, line); err != nil {
 				return err
 			}
 		}

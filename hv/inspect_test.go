@@ -158,6 +158,16 @@ func TestReportLines(t *testing.T) {
 	halted := vcpuState{mp: kvm.MPStateHalted, lapic: &lapic}
 	halted.regs.RIP, halted.regs.RSP, halted.regs.RFLAGS = 0xffffffff81000000, 0x8000, 0x202
 	halted.sregs.CS.Selector, halted.sregs.CR0 = 0x10, 0x80050033
+	// The same vCPU with its timer in TSC-deadline mode, once with the
+	// deadline ahead and once passed (an interrupt never delivered).
+	deadlineLAPIC := lapic
+	le.PutUint32(deadlineLAPIC.Regs[0x320:], 2<<17|0xec)
+	waiting, missed := halted, halted
+	waiting.lapic, missed.lapic = &deadlineLAPIC, &deadlineLAPIC
+	waiting.timer = &tscTimer{deadline: 0x1000, tsc: 0x400}
+	missed.timer = &tscTimer{deadline: 0x1000, tsc: 0x1500}
+	unarmed := waiting
+	unarmed.timer = &tscTimer{tsc: 0x1500}
 	faulting := vcpuState{mp: kvm.MPStateRunnable}
 	faulting.events.Exception.Pending, faulting.events.Exception.Nr, faulting.events.Exception.ErrorCode = 1, 14, 2
 	faulting.events.Interrupt.Shadow = 1
@@ -175,6 +185,14 @@ func TestReportLines(t *testing.T) {
 			"PIC: master IRR 0x01 IMR 0xfe ISR 0x00; slave IRR 0x01 IMR 0xfe ISR 0x00",
 			"IOAPIC: IRR 0x10; pin 4 vector 0x24 edge; pin 11 vector 0x31 level remote-IRR",
 		}},
+		{"TSC-deadline timers", State{vcpus: []vcpuState{waiting, missed, unarmed}}, []string{
+			"vCPU 0: halted RIP 0xffffffff81000000 RSP 0x8000 RFLAGS 0x202 CS 0x10 CPL 0 CR0 0x80050033 CR2 0x0 CR3 0x0 CR4 0x0 EFER 0x0",
+			"vCPU 0 LAPIC: IRR [0x21] ISR [0xff] TPR 0x20 timer LVT 0x400ec (unmasked) count 400 of 1000; TSC deadline 0x1000, due in 3072 ticks",
+			"vCPU 1: halted RIP 0xffffffff81000000 RSP 0x8000 RFLAGS 0x202 CS 0x10 CPL 0 CR0 0x80050033 CR2 0x0 CR3 0x0 CR4 0x0 EFER 0x0",
+			"vCPU 1 LAPIC: IRR [0x21] ISR [0xff] TPR 0x20 timer LVT 0x400ec (unmasked) count 400 of 1000; TSC deadline 0x1000, passed 1280 ticks ago",
+			"vCPU 2: halted RIP 0xffffffff81000000 RSP 0x8000 RFLAGS 0x202 CS 0x10 CPL 0 CR0 0x80050033 CR2 0x0 CR3 0x0 CR4 0x0 EFER 0x0",
+			"vCPU 2 LAPIC: IRR [0x21] ISR [0xff] TPR 0x20 timer LVT 0x400ec (unmasked) count 400 of 1000; TSC deadline not armed",
+		}},
 		{"pending events, no irqchip", State{vcpus: []vcpuState{{}, faulting}}, []string{
 			"vCPU 0: runnable RIP 0x0 RSP 0x0 RFLAGS 0x0 CS 0x0 CPL 0 CR0 0x0 CR2 0x0 CR3 0x0 CR4 0x0 EFER 0x0",
 			"vCPU 1: runnable RIP 0x0 RSP 0x0 RFLAGS 0x0 CS 0x0 CPL 3 CR0 0x0 CR2 0x0 CR3 0x0 CR4 0x0 EFER 0x0; exception 14 pending (error code 0x2); interrupt shadow; NMIs masked",
@@ -191,5 +209,68 @@ func TestReportLines(t *testing.T) {
 				t.Errorf("Report:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
 			}
 		})
+	}
+}
+
+// TestInspectReadsTheTSCDeadline: a vCPU whose LAPIC timer is in
+// TSC-deadline mode gets its deadline in the report, read from KVM
+// (IA32_TSC_DEADLINE beside the TSC) — where a hung guest's timer stands.
+// The deadline is set from the host far ahead; KVM keeps it only where the
+// vCPU's CPUID offers the TSC-deadline timer, so "due in" is asked only there.
+func TestInspectReadsTheTSCDeadline(t *testing.T) {
+	h := openHV(t)
+	vm, err := h.NewVM(Config{MemorySize: 1 << 20, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Close()
+	if err := vm.LoadImage([]byte{0xeb, 0xfe}, guest.LoadAddr); err != nil { // jmp .
+		t.Fatal(err)
+	}
+	if err := vm.SetEntry(0, x86.Entry{Mode: x86.RealMode, RIP: guest.LoadAddr}); err != nil {
+		t.Fatal(err)
+	}
+	c := vm.vcpus[0].kvm
+	l, err := c.GetLAPIC()
+	if err != nil {
+		t.Fatal(err)
+	}
+	binary.LittleEndian.PutUint32(l.Regs[0x320:], 2<<17|0xec) // LVT timer: TSC-deadline mode, vector 0xec
+	if err := c.SetLAPIC(l); err != nil {
+		t.Fatal(err)
+	}
+	const far = 1 << 62
+	if _, err := c.SetMSRs([]kvm.MSREntry{{Index: msrTSCDeadline, Data: far}}); err != nil {
+		t.Fatal(err)
+	}
+	cpuid, err := c.GetCPUID2()
+	if err != nil {
+		t.Fatal(err)
+	}
+	offered := false
+	for _, e := range cpuid {
+		if e.Function == 1 {
+			offered = e.ECX&(1<<24) != 0
+		}
+	}
+	run := vm.Start()
+	defer run.Stop()
+	time.Sleep(50 * time.Millisecond)
+	s, err := vm.Inspect()
+	if err != nil {
+		t.Fatalf("Inspect: %v", err)
+	}
+	var b strings.Builder
+	if err := s.Report(&b); err != nil {
+		t.Fatal(err)
+	}
+	report := b.String()
+	t.Logf("CPUID offers the TSC-deadline timer: %v; report:\n%s", offered, report)
+	want := "timer LVT 0x400ec (unmasked) count 0 of 0; TSC deadline "
+	if offered {
+		want += fmt.Sprintf("%#x, due in ", uint64(far))
+	}
+	if !strings.Contains(report, want) {
+		t.Errorf("the report has no %q", want)
 	}
 }

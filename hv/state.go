@@ -27,7 +27,13 @@ type vcpuState struct {
 	events kvm.VCPUEvents
 	lapic  *kvm.LAPICState // nil without an irqchip
 	mp     kvm.MPState
+	// timer is the TSC-deadline timer, read by Inspect for its report
+	// (nil otherwise): restoring a State leaves the guest's timer alone.
+	timer *tscTimer
 }
+
+// tscTimer is a vCPU's IA32_TSC_DEADLINE and its TSC, read together.
+type tscTimer struct{ deadline, tsc uint64 }
 
 // irqChips are the in-kernel interrupt controllers a State holds, in order.
 var irqChips = [...]uint32{kvm.IRQChipPICMaster, kvm.IRQChipPICSlave, kvm.IRQChipIOAPIC}

@@ -77,6 +77,28 @@ func LAPIC(l *kvm.LAPICState) string {
 		reg(lapicCurCount), reg(lapicInitCount))
 }
 
+// TSCDeadlineMode reports whether the LAPIC's timer counts to a TSC
+// deadline (LVT timer mode 10b, Intel SDM vol. 3 §11.5.4.1) rather than
+// down from an initial count, so the count the LAPIC line shows is not the
+// timer and the deadline MSR is.
+func TSCDeadlineMode(l *kvm.LAPICState) bool {
+	return binary.LittleEndian.Uint32(l.Regs[lapicLVTTimer:])>>17&3 == 2
+}
+
+// TSCDeadline is a TSC-deadline timer's line, from IA32_TSC_DEADLINE and
+// the vCPU's TSC read beside it: not armed, due, or already passed — a
+// deadline that has passed while the vCPU sleeps with nothing requested is
+// a timer interrupt that was never delivered.
+func TSCDeadline(deadline, tsc uint64) string {
+	switch {
+	case deadline == 0:
+		return "TSC deadline not armed"
+	case deadline > tsc:
+		return fmt.Sprintf("TSC deadline %#x, due in %d ticks", deadline, deadline-tsc)
+	}
+	return fmt.Sprintf("TSC deadline %#x, passed %d ticks ago", deadline, tsc-deadline)
+}
+
 // vectorSet lists the vectors set in the 256-bit register at off.
 func vectorSet(l *kvm.LAPICState, off int) string {
 	var v []string
