@@ -32,15 +32,7 @@ func TestInspectReportsARunningGuest(t *testing.T) {
 	run := vm.Start()
 	defer run.Stop()
 	time.Sleep(50 * time.Millisecond)
-	s, err := vm.Inspect()
-	if err != nil {
-		t.Fatalf("Inspect: %v", err)
-	}
-	var b strings.Builder
-	if err := s.Report(&b); err != nil {
-		t.Fatal(err)
-	}
-	report := b.String()
+	report := inspectReport(t, vm)
 	t.Logf("report:\n%s", report)
 	for _, want := range []string{
 		// Real mode: the entry's CS holds the load address's segment.
@@ -256,15 +248,7 @@ func TestInspectReadsTheTSCDeadline(t *testing.T) {
 	run := vm.Start()
 	defer run.Stop()
 	time.Sleep(50 * time.Millisecond)
-	s, err := vm.Inspect()
-	if err != nil {
-		t.Fatalf("Inspect: %v", err)
-	}
-	var b strings.Builder
-	if err := s.Report(&b); err != nil {
-		t.Fatal(err)
-	}
-	report := b.String()
+	report := inspectReport(t, vm)
 	t.Logf("CPUID offers the TSC-deadline timer: %v; report:\n%s", offered, report)
 	want := "timer LVT 0x400ec (unmasked) count 0 of 0; TSC deadline "
 	if offered {
@@ -273,4 +257,19 @@ func TestInspectReadsTheTSCDeadline(t *testing.T) {
 	if !strings.Contains(report, want) {
 		t.Errorf("the report has no %q", want)
 	}
+}
+
+// inspectReport is the Report of vm.Inspect: what `ember run` prints on
+// SIGUSR1.
+func inspectReport(t *testing.T, vm *VM) string {
+	t.Helper()
+	s, err := vm.Inspect()
+	if err != nil {
+		t.Fatalf("Inspect: %v", err)
+	}
+	var b strings.Builder
+	if err := s.Report(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }
