@@ -1,15 +1,12 @@
 package hv
 
 import (
-	"bytes"
-	"fmt"
-	"os"
-	"strconv"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"ember/hv/internal/threadstat"
 	"ember/kvm"
 )
 
@@ -54,7 +51,7 @@ func (vm *VM) GuestTime() time.Duration {
 	d := time.Duration(vm.guestTime.Load())
 	for _, c := range vm.vcpus {
 		if tid := c.tid.Load(); tid != 0 {
-			d += threadGuestTime(int(tid)) - time.Duration(c.guestStart.Load())
+			d += threadstat.GuestTime(int(tid)) - time.Duration(c.guestStart.Load())
 		}
 	}
 	return d
@@ -64,7 +61,7 @@ func (vm *VM) GuestTime() time.Duration {
 // loop locks itself to the thread.
 func (c *VCPU) startThread() {
 	tid := unix.Gettid()
-	c.guestStart.Store(int64(threadGuestTime(tid)))
+	c.guestStart.Store(int64(threadstat.GuestTime(tid)))
 	c.tid.Store(int32(tid))
 }
 
@@ -75,37 +72,5 @@ func (c *VCPU) endThread() {
 	if tid == 0 {
 		return
 	}
-	c.vm.guestTime.Add(int64(threadGuestTime(int(tid)) - time.Duration(c.guestStart.Load())))
-}
-
-// clockTick is USER_HZ, the unit of /proc's times (100 on every Linux ABI).
-const clockTick = 100
-
-// threadGuestTime reads field 43, guest_time, of the calling process's thread
-// tid from /proc; 0 if it cannot be read.
-func threadGuestTime(tid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/stat", tid))
-	if err != nil {
-		return 0
-	}
-	return parseGuestTime(b)
-}
-
-// parseGuestTime reads guest_time from a /proc stat line.
-func parseGuestTime(b []byte) time.Duration {
-	// The command name (field 2) may hold spaces; fields count from its ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0
-	}
-	f := bytes.Fields(b[i+1:])
-	const guestTimeField = 43 - 3 // f[0] is field 3
-	if len(f) <= guestTimeField {
-		return 0
-	}
-	ticks, err := strconv.ParseUint(string(f[guestTimeField]), 10, 64)
-	if err != nil {
-		return 0
-	}
-	return time.Duration(ticks) * time.Second / clockTick
+	c.vm.guestTime.Add(int64(threadstat.GuestTime(int(tid)) - time.Duration(c.guestStart.Load())))
 }

@@ -1,4 +1,4 @@
-package hv
+package threadstat
 
 import (
 	"testing"
