@@ -2,7 +2,8 @@ package hv
 
 import (
 	"context"
-	"ember/hv/internal/runstate"
+
+	"ember/internal/wake"
 )
 
 // Background is a run of a VM on a goroutine of its own (VM.Start): for
@@ -44,7 +45,7 @@ func (b *Background) Stop() {
 func (b *Background) Done() <-chan struct{} { return b.done }
 
 // Finished reports whether the run has ended.
-func (b *Background) Finished() bool { return runstate.Closed(b.done) }
+func (b *Background) Finished() bool { return wake.Closed(b.done) }
 
 // Wait blocks until the run ends and returns what Run returned.
 func (b *Background) Wait() (Result, error) {

@@ -30,9 +30,13 @@ type Stop chan struct{}
 func NewStop() Stop { return make(Stop) }
 
 // Stopped reports whether the Stop has been given (closed).
-func (s Stop) Stopped() bool {
+func (s Stop) Stopped() bool { return Closed(s) }
+
+// Closed reports, without blocking, whether ch is closed: a Stop, or any
+// done channel that is closed once to say a run has ended.
+func Closed(ch <-chan struct{}) bool {
 	select {
-	case <-s:
+	case <-ch:
 		return true
 	default:
 		return false

@@ -1,6 +1,7 @@
 package runstate
 
 import (
+	"ember/internal/wake"
 	"sync"
 	"sync/atomic"
 )
@@ -82,7 +83,7 @@ func (r *Control) Park(i int, stopped <-chan struct{}) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for r.paused || r.sleeping {
-		if Closed(stopped) {
+		if wake.Closed(stopped) {
 			return false
 		}
 		r.states[i] = Parked
@@ -91,7 +92,7 @@ func (r *Control) Park(i int, stopped <-chan struct{}) bool {
 	}
 	r.states[i] = Running
 	r.cond.Broadcast()
-	return !Closed(stopped)
+	return !wake.Closed(stopped)
 }
 
 // Request records a pause (on) or resume (off) request.
@@ -167,14 +168,4 @@ func (r *Control) anyRunning() bool {
 		}
 	}
 	return false
-}
-
-// Closed reports whether ch is closed, without blocking.
-func Closed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
 }

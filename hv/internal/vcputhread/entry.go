@@ -71,7 +71,7 @@ func NewEntry(c *kvm.VCPU, b *Procs) Entry {
 	return e
 }
 
-// ran records one run that ended with reason r, d TSC ticks after the one
+// Ran records one run that ended with reason r, d TSC ticks after the one
 // before it ended (the run, and the handling of the exit before it: the
 // loop reads the TSC once an exit). A run is short if it ended in an exit
 // of the guest's (not a signal) within e.short. The common case, holding
@@ -84,7 +84,7 @@ func (e *Entry) Ran(r kvm.ExitReason, d int64) {
 	e.change(short)
 }
 
-// change is ran's other cases: a held vCPU's long run gives the P back; on
+// change is Ran's other cases: a held vCPU's long run gives the P back; on
 // the ordinary path a long run ends the streak and a short one extends it.
 func (e *Entry) change(short bool) {
 	switch {
@@ -100,7 +100,7 @@ func (e *Entry) change(short bool) {
 	}
 }
 
-// drop returns the vCPU to the ordinary path; the loop calls it when the
+// Drop returns the vCPU to the ordinary path; the loop calls it when the
 // thread leaves the guest for good.
 func (e *Entry) Drop() {
 	if e.held {

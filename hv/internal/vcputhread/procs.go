@@ -39,7 +39,7 @@ type Procs struct {
 	held    int // of them, threads that keep their P in KVM_RUN (entry.go)
 }
 
-// start counts a vCPU thread that is about to enter the guest.
+// Start counts a vCPU thread that is about to enter the guest.
 func (b *Procs) Start() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -50,7 +50,7 @@ func (b *Procs) Start() {
 	b.apply()
 }
 
-// end counts a vCPU thread that has left the guest for good.
+// End counts a vCPU thread that has left the guest for good.
 func (b *Procs) End() {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -64,7 +64,7 @@ func NewYield(c *kvm.VCPU) Yield {
 	return y
 }
 
-// maybe goes through the scheduler if the interval has passed since the
+// Maybe goes through the scheduler if the interval has passed since the
 // last time; now is the TSC (Cputicks) read after the vCPU's latest exit. A
 // TSC that went backwards (another CPU's) counts as passed. Small enough to
 // be inlined into the exit loop; the yield itself is not.
