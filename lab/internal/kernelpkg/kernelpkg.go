@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -146,7 +147,8 @@ func parseModule(name string, data []byte) (*module, string, error) {
 }
 
 // loadOrder lists roots and everything they depend on, each module after
-// its dependencies.
+// its dependencies; a dependency cycle (which no kernel build makes, but
+// the package is read from outside) is an error, not endless recursion.
 func loadOrder(mods map[string]*module, roots []string) ([]string, error) {
 	var order []string
 	done := map[string]bool{}
@@ -154,6 +156,9 @@ func loadOrder(mods map[string]*module, roots []string) ([]string, error) {
 	visit = func(name string, chain []string) error {
 		if done[name] {
 			return nil
+		}
+		if slices.Contains(chain, name) {
+			return fmt.Errorf("module %s depends on itself (%s)", name, strings.Join(chain, " <- "))
 		}
 		m, ok := mods[name]
 		if !ok {

@@ -6,8 +6,9 @@ import (
 	"testing"
 )
 
-// TestLoadOrder: every module comes after what it depends on, once, and a
-// dependency the package lacks is an error that names who needed it.
+// TestLoadOrder: every module comes after what it depends on, once; a
+// dependency the package lacks is an error that names who needed it, and a
+// cycle is an error too.
 func TestLoadOrder(t *testing.T) {
 	mods := map[string]*module{
 		"kvm_amd":   {depends: []string{"kvm", "ccp"}},
@@ -17,6 +18,8 @@ func TestLoadOrder(t *testing.T) {
 		"tun":       {},
 		"vhost_net": {depends: []string{"vhost", "tun", "tap"}},
 		"vhost":     {depends: []string{"vhost_iotlb"}},
+		"loop_a":    {depends: []string{"loop_b"}},
+		"loop_b":    {depends: []string{"loop_a"}},
 	}
 	tests := []struct {
 		roots   []string
@@ -28,6 +31,7 @@ func TestLoadOrder(t *testing.T) {
 		{nil, nil, ""},
 		{[]string{"vhost_net"}, nil, "module vhost_iotlb (needed by vhost <- vhost_net <- the caller)"},
 		{[]string{"nonesuch"}, nil, "module nonesuch (needed by the caller)"},
+		{[]string{"loop_a"}, nil, "module loop_a depends on itself (loop_b <- loop_a <- the caller)"},
 	}
 	for _, tt := range tests {
 		got, err := loadOrder(mods, tt.roots)
