@@ -16,10 +16,10 @@ import (
 // 0xE0000-0xFFFFF, which the e820 map reserves (boot.MemoryMap).
 const (
 	acpiXSDTAddr = layout.ACPIStart + 0x40
-	FACSAddr     = layout.ACPIStart + 0x80 // 64-byte aligned, as the FACS must be
+	FACSAddr     = layout.ACPIStart + 0x80 // 64-byte aligned, as the FACS must be; pc reads the waking vector here
 	acpiFADTAddr = layout.ACPIStart + 0xc0
 	acpiDSDTAddr = layout.ACPIStart + 0x200
-	MADTAddr     = layout.ACPIStart + 0x400
+	MADTAddr     = layout.ACPIStart + 0x400  // where a test or a report finds the MADT
 	acpiDMARAddr = layout.ACPIStart + 0x1000 // past a MADT of 255 vCPUs
 
 	acpiOEMID      = "EMBER "
@@ -55,9 +55,10 @@ func writeACPI(mem io.WriterAt, ncpus int, dmar bool) error {
 	if ncpus < 1 || ncpus > 255 {
 		return fmt.Errorf("fwtables: ACPI MADT: %d vCPUs (1 to 255 fit)", ncpus)
 	}
-	xsdt := append(le64(acpiFADTAddr), le64(MADTAddr)...)
+	le := binary.LittleEndian
+	xsdt := le.AppendUint64(le.AppendUint64(nil, acpiFADTAddr), MADTAddr)
 	if dmar {
-		xsdt = append(xsdt, le64(acpiDMARAddr)...)
+		xsdt = le.AppendUint64(xsdt, acpiDMARAddr)
 	}
 	type table struct {
 		addr, limit int64
@@ -133,11 +134,5 @@ func acpiTable(sig string, rev byte, body []byte) []byte {
 	binary.LittleEndian.PutUint32(b[32:], 1) // creator revision
 	b = append(b, body...)
 	b[9] = checksum(b)
-	return b
-}
-
-func le64(v uint64) []byte {
-	b := make([]byte, 8)
-	binary.LittleEndian.PutUint64(b, v)
 	return b
 }
