@@ -19,7 +19,7 @@ const (
 	FACSAddr     = layout.ACPIStart + 0x80 // 64-byte aligned, as the FACS must be; pc reads the waking vector here
 	acpiFADTAddr = layout.ACPIStart + 0xc0
 	acpiDSDTAddr = layout.ACPIStart + 0x200
-	MADTAddr     = layout.ACPIStart + 0x400  // where a test or a report finds the MADT
+	MADTAddr     = layout.ACPIStart + 0x400  // pc's tests read the MADT in guest RAM here
 	acpiDMARAddr = layout.ACPIStart + 0x1000 // past a MADT of 255 vCPUs
 
 	acpiOEMID      = "EMBER "
