@@ -160,6 +160,12 @@ func TestReportLines(t *testing.T) {
 	missed.timer = &tscTimer{deadline: 0x1000, tsc: 0x1500}
 	unarmed := waiting
 	unarmed.timer = &tscTimer{tsc: 0x1500}
+	// A Linux guest's spinlock waiter halted with interrupts off, waiting
+	// for a paravirtual kick, beside the lock's spinning holder-to-be.
+	kickWait := halted
+	kickWait.regs.RFLAGS = 0x46
+	spinning := vcpuState{mp: kvm.MPStateRunnable}
+	spinning.regs.RFLAGS = 0x46
 	faulting := vcpuState{mp: kvm.MPStateRunnable}
 	faulting.events.Exception.Pending, faulting.events.Exception.Nr, faulting.events.Exception.ErrorCode = 1, 14, 2
 	faulting.events.Interrupt.Shadow = 1
@@ -186,8 +192,13 @@ func TestReportLines(t *testing.T) {
 			"vCPU 2 LAPIC: IRR [0x21] ISR [0xff] TPR 0x20 timer LVT 0x400ec (unmasked) count 400 of 1000; TSC deadline not armed",
 		}},
 		{"pending events, no irqchip", State{vcpus: []vcpuState{{}, faulting}}, []string{
-			"vCPU 0: runnable RIP 0x0 RSP 0x0 RFLAGS 0x0 CS 0x0 CPL 0 CR0 0x0 CR2 0x0 CR3 0x0 CR4 0x0 EFER 0x0",
-			"vCPU 1: runnable RIP 0x0 RSP 0x0 RFLAGS 0x0 CS 0x0 CPL 3 CR0 0x0 CR2 0x0 CR3 0x0 CR4 0x0 EFER 0x0; exception 14 pending (error code 0x2); interrupt shadow; NMIs masked",
+			"vCPU 0: runnable RIP 0x0 RSP 0x0 RFLAGS 0x0 CS 0x0 CPL 0 CR0 0x0 CR2 0x0 CR3 0x0 CR4 0x0 EFER 0x0; interrupts off",
+			"vCPU 1: runnable RIP 0x0 RSP 0x0 RFLAGS 0x0 CS 0x0 CPL 3 CR0 0x0 CR2 0x0 CR3 0x0 CR4 0x0 EFER 0x0; interrupts off; exception 14 pending (error code 0x2); interrupt shadow; NMIs masked",
+		}},
+		{"halted with interrupts off", State{vcpus: []vcpuState{spinning, kickWait}}, []string{
+			"vCPU 0: runnable RIP 0x0 RSP 0x0 RFLAGS 0x46 CS 0x0 CPL 0 CR0 0x0 CR2 0x0 CR3 0x0 CR4 0x0 EFER 0x0; interrupts off",
+			"vCPU 1: halted RIP 0xffffffff81000000 RSP 0x8000 RFLAGS 0x46 CS 0x10 CPL 0 CR0 0x80050033 CR2 0x0 CR3 0x0 CR4 0x0 EFER 0x0; interrupts off (only an NMI, an INIT or a paravirtual kick wakes it)",
+			"vCPU 1 LAPIC: IRR [0x21] ISR [0xff] TPR 0x20 timer LVT 0xec (unmasked) count 400 of 1000",
 		}},
 	}
 	for _, tt := range tests {

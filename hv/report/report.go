@@ -34,6 +34,9 @@ func VCPU(r kvm.Regs, sr kvm.SRegs, ev kvm.VCPUEvents, state kvm.MPState) string
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s RIP %#x RSP %#x RFLAGS %#x CS %#x CPL %d CR0 %#x CR2 %#x CR3 %#x CR4 %#x EFER %#x",
 		mp, r.RIP, r.RSP, r.RFLAGS, sr.CS.Selector, sr.CS.DPL, sr.CR0, sr.CR2, sr.CR3, sr.CR4, sr.EFER)
+	if r.RFLAGS&flagIF == 0 {
+		b.WriteString(interruptsOff(state))
+	}
 	if ev.Exception.Injected != 0 || ev.Exception.Pending != 0 {
 		fmt.Fprintf(&b, "; exception %d pending (error code %#x)", ev.Exception.Nr, ev.Exception.ErrorCode)
 	}
@@ -50,6 +53,21 @@ func VCPU(r kvm.Regs, sr kvm.SRegs, ev kvm.VCPUEvents, state kvm.MPState) string
 		b.WriteString("; NMIs masked")
 	}
 	return b.String()
+}
+
+// flagIF is RFLAGS.IF, the interrupt flag (Intel SDM vol. 1 §3.4.3.3).
+const flagIF = 1 << 9
+
+// interruptsOff is the note for a vCPU whose interrupt flag is clear. A vCPU
+// halted so waits for what ignores the flag: an NMI, an INIT, or the
+// paravirtual kick (KVM_HC_KICK_CPU) that a Linux guest's spinlock waiter
+// halts for with interrupts off (kvm_wait) — its requested vectors cannot
+// wake it, so a lost kick leaves it asleep with them pending.
+func interruptsOff(state kvm.MPState) string {
+	if state == kvm.MPStateHalted {
+		return "; interrupts off (only an NMI, an INIT or a paravirtual kick wakes it)"
+	}
+	return "; interrupts off"
 }
 
 // Offsets in the LAPIC's register page (Intel SDM vol. 3, table 11-1): the
