@@ -41,8 +41,10 @@ QEMU (-accel kvm -M pc, virtio-net-pci on -netdev tap, with vhost=off and,
 where the lab has /dev/vhost-net, vhost=on), all on the same TAP whose lab
 end is ` + linuxguest.HostIP + `/24. A small guest program
 (internal/linuxguest/netbench) streams TCP to a receiver in the lab for 5 s,
-then receives from it for 5 s; the lab's side times both on its own clock.
-It prints the medians of --reps boots each, in MB/s, and ember's ratios.`,
+then receives from it for 5 s, then makes one-byte round trips to it for
+3 s (netperf's TCP_RR: a packet's way through the VMM and back, alone); the
+lab's side times all three on its own clock. It prints the medians of
+--reps boots each, in MB/s and round trips/s, and ember's ratios.`,
 		prog:  "netbench",
 		inner: timeNetCmd,
 	})
@@ -77,7 +79,7 @@ func newTimeNetCmd() *cobra.Command {
 				fmt.Println("no /dev/vhost-net in the lab: QEMU runs with vhost=off only")
 			}
 			t := benchTable{
-				title:    "TCP over virtio-net from inside Debian's kernel to and from the lab (TAP), 2 vCPUs, inside the lab, MB/s",
+				title:    "TCP over virtio-net from inside Debian's kernel to and from the lab (TAP), 2 vCPUs, inside the lab",
 				measures: netstream.Measures,
 				boot: func(ctx context.Context, argv []string) (map[string]float64, bootOutput, error) {
 					return netBoot(ctx, srv, argv)

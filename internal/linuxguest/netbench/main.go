@@ -12,6 +12,9 @@
 //	recv: it connects, writes "recv\n" and reads until the host closes,
 //	      then writes the count of bytes read as a decimal line (the host's
 //	      clock stops there).
+//	rr:   it connects, writes "rr\n", then for -rr (3 s) sends one byte
+//	      and waits for the host to echo it, one at a time, and closes its
+//	      side: the round trip a packet makes through the VMM and back.
 //
 // Each direction prints one "ember-bench: net ..." line: done, or why not.
 package main
@@ -33,9 +36,10 @@ const chunk = 128 << 10
 
 func main() {
 	sendTime := flag.Duration("t", 5*time.Second, "how long to stream to the host")
+	rrTime := flag.Duration("rr", 3*time.Second, "how long to make one-byte round trips")
 	flag.Parse()
 	if flag.NArg() != 1 {
-		fmt.Println("ember-bench: net error usage: netbench [-t DURATION] HOST:PORT")
+		fmt.Println("ember-bench: net error usage: netbench [-t DURATION] [-rr DURATION] HOST:PORT")
 		os.Exit(2)
 	}
 	addr := flag.Arg(0)
@@ -48,6 +52,11 @@ func main() {
 		fmt.Printf("ember-bench: net error recv: %v\n", err)
 	} else {
 		fmt.Printf("ember-bench: net recv done, %d bytes\n", n)
+	}
+	if n, err := roundTrips(addr, *rrTime); err != nil {
+		fmt.Printf("ember-bench: net error rr: %v\n", err)
+	} else {
+		fmt.Printf("ember-bench: net rr done, %d round trips\n", n)
 	}
 	report()
 }
@@ -167,5 +176,31 @@ func recv(addr string) (int64, error) {
 	// The host's clock stops at the count; closing after it loses
 	// nothing (the count is queued before the FIN).
 	_, err = fmt.Fprintf(c, "%d\n", n)
+	return n, err
+}
+
+// roundTrips sends one byte at a time for d, each after the host's echo of
+// the one before, then closes its side and waits for the host to close.
+func roundTrips(addr string, d time.Duration) (int, error) {
+	c, err := dial(addr, "rr")
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(d + time.Minute))
+	var b [1]byte
+	n := 0
+	for stop := time.Now().Add(d); time.Now().Before(stop); n++ {
+		if _, err := c.Write(b[:]); err != nil {
+			return n, err
+		}
+		if _, err := io.ReadFull(c, b[:]); err != nil {
+			return n, err
+		}
+	}
+	if err := c.CloseWrite(); err != nil {
+		return n, err
+	}
+	_, err = io.Copy(io.Discard, c)
 	return n, err
 }

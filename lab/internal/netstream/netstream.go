@@ -18,18 +18,24 @@ import (
 	"time"
 )
 
-// The network benchmark's measures, in MB/s, as the lab's side timed them:
-// the keys of Results' map.
+// The network benchmark's measures, as the lab's side timed them: the keys
+// of Results' map.
 const (
-	// MeasureGuestSend is the stream the guest sent the lab ("send").
+	// MeasureGuestSend is the stream the guest sent the lab ("send"), MB/s.
 	MeasureGuestSend = "guest→lab MB/s"
-	// MeasureGuestRecv is the stream the lab sent the guest ("recv").
+	// MeasureGuestRecv is the stream the lab sent the guest ("recv"), MB/s.
 	MeasureGuestRecv = "lab→guest MB/s"
+	// MeasureRoundTrips is one-byte requests the guest sent and the lab
+	// answered, one at a time ("rr"), per second: netperf's TCP_RR. A
+	// stream's rate is set by its round trip once its window is full, and
+	// this measures that round trip alone — a packet's way through the VMM
+	// and back, with nothing queued behind it.
+	MeasureRoundTrips = "round trips/s"
 )
 
 // Measures are the network benchmark's measures, in the table's order; a
-// boot whose guest streamed both ways has every one.
-var Measures = []string{MeasureGuestSend, MeasureGuestRecv}
+// boot whose guest ran every test has every one.
+var Measures = []string{MeasureGuestSend, MeasureGuestRecv, MeasureRoundTrips}
 
 // streamTime is how long the lab's side streams to the guest; the guest
 // streams to it for as long (internal/linuxguest/netbench's SendTime).
@@ -80,7 +86,7 @@ func (s *Server) serve() {
 	}
 }
 
-// handle serves one connection and returns its measure and MB/s.
+// handle serves one connection and returns its measure and value.
 func (s *Server) handle(c net.Conn) (string, float64, error) {
 	c.SetDeadline(time.Now().Add(s.stream + time.Minute))
 	r := bufio.NewReaderSize(c, streamChunk)
@@ -95,6 +101,9 @@ func (s *Server) handle(c net.Conn) (string, float64, error) {
 	case "recv":
 		mbs, err := s.send(c.(*net.TCPConn), r)
 		return MeasureGuestRecv, mbs, err
+	case "rr":
+		rate, err := answer(c, r)
+		return MeasureRoundTrips, rate, err
 	}
 	return "request", 0, fmt.Errorf("unknown request %q", line)
 }
@@ -143,6 +152,33 @@ func (s *Server) send(c *net.TCPConn, r *bufio.Reader) (float64, error) {
 		return 0, fmt.Errorf("the guest read %q bytes of %d", strings.TrimSpace(line), n)
 	}
 	return float64(n) / elapsed.Seconds() / 1e6, nil
+}
+
+// answer echoes each byte the guest sends, one at a time, until it closes
+// its side, and returns the round trips per second from the request to
+// the last answer.
+func answer(w io.Writer, r *bufio.Reader) (float64, error) {
+	start := time.Now()
+	var n int
+	var b [1]byte
+	for {
+		c, err := r.ReadByte()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return 0, err
+		}
+		b[0] = c
+		if _, err := w.Write(b[:]); err != nil {
+			return 0, err
+		}
+		n++
+	}
+	if n == 0 {
+		return 0, errors.New("the guest made no round trip")
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
 }
 
 // Reset forgets the measures of the last boot, so the next boot's Results

@@ -30,11 +30,11 @@ func TestServerTimesTheGuestProgram(t *testing.T) {
 		wantError string
 	}{
 		{"the guest program streams both ways", func(t *testing.T, addr string) {
-			out, err := exec.Command(bin, "-t", "200ms", addr).CombinedOutput()
+			out, err := exec.Command(bin, "-t", "200ms", "-rr", "200ms", addr).CombinedOutput()
 			if err != nil {
 				t.Fatalf("netbench: %v\n%s", err, out)
 			}
-			for _, want := range []string{"ember-bench: net send done", "ember-bench: net recv done"} {
+			for _, want := range []string{"ember-bench: net send done", "ember-bench: net recv done", "ember-bench: net rr done"} {
 				if !strings.Contains(string(out), want) {
 					t.Errorf("netbench printed %q, want %q", out, want)
 				}
@@ -52,6 +52,12 @@ func TestServerTimesTheGuestProgram(t *testing.T) {
 			fmt.Fprint(c, "1\n")
 			c.Close()
 		}, nil, "the guest read \"1\" bytes of"},
+		{"a guest that makes no round trip", func(t *testing.T, addr string) {
+			c := dialTest(t, addr)
+			fmt.Fprint(c, "rr\n")
+			c.(*net.TCPConn).CloseWrite()
+			io.Copy(io.Discard, c)
+		}, nil, "the guest made no round trip"},
 		{"a guest that sends nothing", func(t *testing.T, addr string) {
 			c := dialTest(t, addr)
 			fmt.Fprint(c, "send\n")
