@@ -26,8 +26,11 @@ var vmStatDir = regexp.MustCompile(`^[0-9]+-[0-9]+$`)
 // kvmCounters are the counters a benchmark boot reports, in the order shown:
 // every exit, then the kinds that tell VMMs apart (an exit to user space
 // for port or MMIO I/O, a halt, a host interrupt, the guest waiting for an
-// interrupt window), and the interrupts KVM injected.
-var kvmCounters = []string{"exits", "io_exits", "mmio_exits", "halt_exits", "irq_exits", "irq_window_exits", "irq_injections", "insn_emulation"}
+// interrupt window), the interrupts KVM injected, the instructions it
+// emulated, the exits a signal to the vCPU's thread forced (a VMM's kicks,
+// Go's preemption) and the guest's hypercalls (Linux's paravirtual
+// spinlock kicks and IPIs among them).
+var kvmCounters = []string{"exits", "io_exits", "mmio_exits", "halt_exits", "irq_exits", "irq_window_exits", "irq_injections", "insn_emulation", "signal_exits", "hypercalls"}
 
 // sampleEvery is how often a Sampler reads the counters. A VM's
 // directory goes with the VM, so what it counted after the last read is
