@@ -6,6 +6,7 @@ import (
 
 	"ember/hyperv"
 	"ember/kvm"
+	"ember/kvm/kvmcap"
 )
 
 // HyperVExits serves what KVM leaves of a VM's Hyper-V enlightenments
@@ -62,7 +63,7 @@ func (c *VCPU) handleHyperV(exit kvm.Exit) {
 // offer (KVM_GET_SUPPORTED_HV_CPUID on /dev/kvm), for a VM with
 // Config.HyperV: all of them, as QEMU's -cpu hv_passthrough offers.
 func (h *Hypervisor) hyperVCPUID() ([]kvm.CPUIDEntry, error) {
-	if n, err := h.sys.CheckExtension(kvm.CapSysHypervCPUID); err != nil || n <= 0 {
+	if n, err := h.sys.CheckExtension(kvmcap.SysHypervCPUID); err != nil || n <= 0 {
 		return nil, fmt.Errorf("hv: Hyper-V enlightenments: this host's KVM has no KVM_CAP_SYS_HYPERV_CPUID")
 	}
 	leaves, err := h.sys.SupportedHVCPUID()
@@ -77,9 +78,9 @@ func (h *Hypervisor) hyperVCPUID() ([]kvm.CPUIDEntry, error) {
 // KVM has it (it leaves the guest's message and event pages alone on
 // enable), else SYNIC.
 func (h *Hypervisor) enableSynIC(c *kvm.VCPU) error {
-	capability := kvm.CapHypervSynic2
+	capability := kvmcap.HypervSynic2
 	if n, err := h.sys.CheckExtension(capability); err != nil || n <= 0 {
-		capability = kvm.CapHypervSynic
+		capability = kvmcap.HypervSynic
 	}
 	if err := c.EnableCap(kvm.EnableCap{Cap: capability}); err != nil {
 		return fmt.Errorf("hv: Hyper-V SynIC: %w", err)

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"ember/kvm"
+	"ember/kvm/kvmcap"
 )
 
 // hvMSRSControl is HV_X64_MSR_SCONTROL, the SynIC's enable register: KVM
@@ -17,7 +18,7 @@ const hvMSRSControl = 0x40000080
 // on; without it, leaf 0x40000000 is KVM's and the SynIC stays off.
 func TestHyperVEnlightenments(t *testing.T) {
 	h := openHV(t)
-	if n, _ := h.System().CheckExtension(kvm.CapSysHypervCPUID); n <= 0 {
+	if n, _ := h.System().CheckExtension(kvmcap.SysHypervCPUID); n <= 0 {
 		t.Skip("this host's KVM has no KVM_CAP_SYS_HYPERV_CPUID")
 	}
 	const synicTimers = 1<<2 | 1<<3 // HV_MSR_SYNIC_AVAILABLE, HV_MSR_SYNTIMER_AVAILABLE

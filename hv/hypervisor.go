@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"ember/kvm"
+	"ember/kvm/kvmcap"
 )
 
 // Hypervisor is ember's hypervisor service on one open /dev/kvm. It creates
@@ -28,7 +29,7 @@ func Open() (*Hypervisor, error) {
 		sys.Close()
 		return nil, fmt.Errorf("hv: %w", err)
 	}
-	deadline, err := sys.CheckExtension(kvm.CapTSCDeadlineTimer)
+	deadline, err := sys.CheckExtension(kvmcap.TSCDeadlineTimer)
 	return &Hypervisor{sys: sys, cpuid: cpuid, tscDeadline: err == nil && deadline > 0}, nil
 }
 

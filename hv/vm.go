@@ -13,6 +13,7 @@ import (
 	"ember/hv/internal/runstate"
 	"ember/ioreq"
 	"ember/kvm"
+	"ember/kvm/kvmcap"
 	"ember/layout"
 	"ember/memory"
 	"ember/x86"
@@ -133,7 +134,7 @@ func (h *Hypervisor) NewVM(cfg Config) (vm *VM, err error) {
 	if vm.kvm, err = h.sys.CreateVM(); err != nil {
 		return nil, fmt.Errorf("hv: creating VM: %w", err)
 	}
-	if v, err := vm.kvm.CheckExtension(kvm.CapSyncRegs); err == nil && v&(kvm.SyncRegsGPRs|kvm.SyncRegsSRegs) == kvm.SyncRegsGPRs|kvm.SyncRegsSRegs {
+	if v, err := vm.kvm.CheckExtension(kvmcap.SyncRegs); err == nil && v&(kvm.SyncRegsGPRs|kvm.SyncRegsSRegs) == kvm.SyncRegsGPRs|kvm.SyncRegsSRegs {
 		vm.syncCap = true
 	}
 	if err = vm.setupMemory(); err != nil {

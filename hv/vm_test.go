@@ -10,7 +10,7 @@ import (
 
 	"ember/guest"
 	"ember/internal/kvmtest"
-	"ember/kvm"
+	"ember/kvm/kvmcap"
 	"ember/x86"
 )
 
@@ -193,7 +193,7 @@ func TestCreateRunDestroyLeavesNothing(t *testing.T) {
 // irqchip, and not when the user masks it.
 func TestVCPUOffersTSCDeadline(t *testing.T) {
 	h := openHV(t)
-	n, err := h.System().CheckExtension(kvm.CapTSCDeadlineTimer)
+	n, err := h.System().CheckExtension(kvmcap.TSCDeadlineTimer)
 	if err != nil {
 		t.Fatal(err)
 	}

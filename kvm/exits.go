@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"unsafe"
+
+	"ember/internal/enumname"
 )
 
 // ExitReason is kvm_run.exit_reason: why KVM_RUN returned (KVM_EXIT_*).
@@ -93,7 +95,7 @@ var exitNames = map[ExitReason]string{
 }
 
 // String returns the exit reason's KVM_EXIT_ name.
-func (r ExitReason) String() string { return nameOf(exitNames, r, "KVM_EXIT_") }
+func (r ExitReason) String() string { return enumname.Of(exitNames, r, "KVM_EXIT_") }
 
 // Exit is one return from KVM_RUN. Its accessors decode the exit-reason union
 // of kvm_run for the reason at hand; they read the shared page, so an Exit is

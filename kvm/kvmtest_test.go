@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"ember/kvm/kvmcap"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -197,7 +199,7 @@ func wantErrno(t testing.TB, err error, op string, errno unix.Errno) {
 }
 
 // mustCap skips the test when KVM lacks capability c.
-func mustCap(t testing.TB, sys *System, c Cap) int {
+func mustCap(t testing.TB, sys *System, c kvmcap.Cap) int {
 	t.Helper()
 	v, err := sys.CheckExtension(c)
 	if err != nil {

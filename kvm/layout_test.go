@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"unsafe"
+
+	"ember/kvm/kvmcap"
 )
 
 // TestLayoutMatchesKernelHeaders compiles a C program against the host's
@@ -228,8 +230,8 @@ func layoutChecks() []layoutCheck {
 	add(layoutCheck{"KVM_CHECK_EXTENSION + 0*1", uint64(kvmCheckExtensionVM)})
 	add(layoutCheck{"KVM_ENABLE_CAP + 0*1", uint64(kvmEnableCapVCPU)})
 
-	for c, name := range capNames {
-		add(layoutCheck{name, uint64(c)})
+	for _, c := range kvmcap.All() {
+		add(layoutCheck{c.String(), uint64(c)})
 	}
 	for r, name := range exitNames {
 		add(layoutCheck{name, uint64(r)})

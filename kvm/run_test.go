@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"ember/kvm/kvmcap"
 )
 
 // The guests below are 16-bit real-mode code loaded at 0x1000 (CS base 0, IP
@@ -389,7 +391,7 @@ func TestSyncRegs(t *testing.T) {
 		0xf4, // hlt
 	}
 	vm, cpu, _ := newGuest(t, code, false)
-	if v, _ := vm.CheckExtension(CapSyncRegs); v&(SyncRegsGPRs|SyncRegsSRegs) != SyncRegsGPRs|SyncRegsSRegs {
+	if v, _ := vm.CheckExtension(kvmcap.SyncRegs); v&(SyncRegsGPRs|SyncRegsSRegs) != SyncRegsGPRs|SyncRegsSRegs {
 		t.Skipf("skipping: KVM_CAP_SYNC_REGS = %#x", v)
 	}
 	cpu.SetSyncValid(SyncRegsGPRs | SyncRegsSRegs)

@@ -3,8 +3,9 @@ package kvm
 import (
 	"fmt"
 	"os"
-	"sort"
 	"strings"
+
+	"ember/kvm/kvmcap"
 
 	"golang.org/x/sys/unix"
 )
@@ -106,16 +107,22 @@ func (s *System) CreateVM() (*VM, error) {
 
 // CheckExtension issues KVM_CHECK_EXTENSION on /dev/kvm: 0 means the capability
 // is absent, a positive value means present (and for some capabilities, how many).
-func (s *System) CheckExtension(c Cap) (int, error) {
+func (s *System) CheckExtension(c kvmcap.Cap) (int, error) {
 	r, err := ioctlValue(s.fd, "KVM_CHECK_EXTENSION", kvmCheckExtension, uintptr(c))
 	return int(r), err
 }
 
-// Capabilities checks every capability this package names and returns those
-// present with their values, in numeric order.
+// CapValue is a capability and what KVM_CHECK_EXTENSION answered for it.
+type CapValue struct {
+	Cap   kvmcap.Cap
+	Value int
+}
+
+// Capabilities checks every capability package kvmcap names and returns
+// those present with their values, in numeric order.
 func (s *System) Capabilities() ([]CapValue, error) {
 	var out []CapValue
-	for c := range capNames {
+	for _, c := range kvmcap.All() {
 		v, err := s.CheckExtension(c)
 		if err != nil {
 			return nil, err
@@ -124,7 +131,6 @@ func (s *System) Capabilities() ([]CapValue, error) {
 			out = append(out, CapValue{Cap: c, Value: v})
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Cap < out[j].Cap })
 	return out, nil
 }
 
@@ -179,7 +185,7 @@ func (s *System) EmulatedCPUID() ([]CPUIDEntry, error) {
 }
 
 // SupportedHVCPUID issues KVM_GET_SUPPORTED_HV_CPUID on /dev/kvm
-// (CapSysHypervCPUID): the Hyper-V enlightenment leaves (0x40000000 "Linux
+// (kvmcap.SysHypervCPUID): the Hyper-V enlightenment leaves (0x40000000 "Linux
 // KVM Hv", its features, SynIC, timers, ...) KVM can offer a guest, with the
 // same sizing dance as SupportedCPUID.
 func (s *System) SupportedHVCPUID() ([]CPUIDEntry, error) {

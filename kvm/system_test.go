@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"ember/kvm/kvmcap"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -61,18 +63,18 @@ func TestSystemClosedTwice(t *testing.T) {
 func TestCheckExtension(t *testing.T) {
 	sys := openKVM(t)
 	tests := []struct {
-		cap     Cap
+		cap     kvmcap.Cap
 		atLeast int // every x86 KVM of the last decade answers at least this
 	}{
-		{CapUserMemory, 1},
-		{CapIRQChip, 1},
-		{CapSetTssAddr, 1},
-		{CapNrMemslots, 32},
-		{CapMaxVCPUs, 1},
-		{CapMaxVCPUID, 1},
-		{CapImmediateExit, 1},
-		{CapExtCPUID, 1},
-		{Cap(0xffff), 0}, // unknown capabilities answer 0, not an error
+		{kvmcap.UserMemory, 1},
+		{kvmcap.IRQChip, 1},
+		{kvmcap.SetTssAddr, 1},
+		{kvmcap.NrMemslots, 32},
+		{kvmcap.MaxVCPUs, 1},
+		{kvmcap.MaxVCPUID, 1},
+		{kvmcap.ImmediateExit, 1},
+		{kvmcap.ExtCPUID, 1},
+		{kvmcap.Cap(0xffff), 0}, // unknown capabilities answer 0, not an error
 	}
 	for _, tt := range tests {
 		t.Run(tt.cap.String(), func(t *testing.T) {
@@ -99,7 +101,7 @@ func TestCapabilitiesSortedAndPresent(t *testing.T) {
 	if !slices.IsSortedFunc(caps, func(a, b CapValue) int { return int(a.Cap) - int(b.Cap) }) {
 		t.Errorf("Capabilities() not sorted: %v", caps)
 	}
-	seen := map[Cap]bool{}
+	seen := map[kvmcap.Cap]bool{}
 	for _, c := range caps {
 		if c.Value <= 0 {
 			t.Errorf("%v listed with value %d", c.Cap, c.Value)
@@ -112,7 +114,7 @@ func TestCapabilitiesSortedAndPresent(t *testing.T) {
 			t.Errorf("%v listed as %d, CheckExtension says %d", c.Cap, c.Value, v)
 		}
 	}
-	if !seen[CapUserMemory] {
+	if !seen[kvmcap.UserMemory] {
 		t.Errorf("Capabilities() lacks KVM_CAP_USER_MEMORY: %v", caps)
 	}
 }
@@ -159,7 +161,7 @@ func TestMSRIndexListHasTSC(t *testing.T) {
 
 func TestMSRFeatureIndexList(t *testing.T) {
 	sys := openKVM(t)
-	mustCap(t, sys, CapGetMSRFeatures)
+	mustCap(t, sys, kvmcap.GetMSRFeatures)
 	list, err := sys.MSRFeatureIndexList()
 	if err != nil {
 		t.Fatalf("MSRFeatureIndexList: %v", err)
@@ -204,7 +206,7 @@ func TestSupportedCPUIDHasBasicLeaves(t *testing.T) {
 
 func TestEmulatedCPUID(t *testing.T) {
 	sys := openKVM(t)
-	mustCap(t, sys, CapExtEmulCPUID)
+	mustCap(t, sys, kvmcap.ExtEmulCPUID)
 	entries, err := sys.EmulatedCPUID()
 	if err != nil {
 		t.Fatalf("EmulatedCPUID: %v", err)
@@ -218,42 +220,6 @@ func TestEmulatedCPUID(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("EmulatedCPUID() lacks MOVBE in leaf 1: %+v", entries)
-	}
-}
-
-func TestCapNames(t *testing.T) {
-	tests := []struct {
-		name string
-		cap  Cap
-	}{
-		{"KVM_CAP_IRQCHIP", CapIRQChip},
-		{"IRQCHIP", CapIRQChip},
-		{"KVM_CAP_USER_MEMORY", CapUserMemory},
-		{"KVM_CAP_MAX_VCPU_ID", CapMaxVCPUID},
-		{"SYNC_REGS", CapSyncRegs},
-	}
-	for _, tt := range tests {
-		c, ok := CapByName(tt.name)
-		if !ok || c != tt.cap {
-			t.Errorf("CapByName(%q) = %v, %v; want %v", tt.name, c, ok, tt.cap)
-		}
-	}
-	if c, ok := CapByName("KVM_CAP_NO_SUCH_THING"); ok {
-		t.Errorf("CapByName(unknown) = %v, true", c)
-	}
-	if got := CapReadonlyMem.String(); got != "KVM_CAP_READONLY_MEM" {
-		t.Errorf("CapReadonlyMem.String() = %q", got)
-	}
-	if got := Cap(9999).String(); got != "KVM_CAP_9999" {
-		t.Errorf("Cap(9999).String() = %q", got)
-	}
-	for c, n := range capNames {
-		if !strings.HasPrefix(n, "KVM_CAP_") {
-			t.Errorf("cap %d named %q", c, n)
-		}
-		if back, ok := CapByName(n); !ok || back != c {
-			t.Errorf("CapByName(%q) = %v, %v; want %d", n, back, ok, c)
-		}
 	}
 }
 

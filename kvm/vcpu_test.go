@@ -7,12 +7,14 @@ import (
 	"os"
 	"testing"
 
+	"ember/kvm/kvmcap"
+
 	"golang.org/x/sys/unix"
 )
 
 func TestCreateVCPUIDs(t *testing.T) {
 	vm, _ := newTestVM(t, 0, false)
-	maxID := mustCap(t, vm.sys, CapMaxVCPUID)
+	maxID := mustCap(t, vm.sys, kvmcap.MaxVCPUID)
 	cpu := newTestVCPU(t, vm, 0)
 	if cpu.ID() != 0 || cpu.Fd() < 0 || cpu.String() != "vcpu0" {
 		t.Errorf("vCPU 0: ID %d Fd %d String %q", cpu.ID(), cpu.Fd(), cpu)
@@ -417,7 +419,7 @@ func TestMPState(t *testing.T) {
 
 func TestXSave(t *testing.T) {
 	vm, _ := newTestVM(t, 0, false)
-	mustCap(t, vm.sys, CapXsave)
+	mustCap(t, vm.sys, kvmcap.Xsave)
 	cpu := newTestVCPU(t, vm, 0)
 	x, err := cpu.GetXSave()
 	if err != nil {
@@ -445,7 +447,7 @@ func TestXSave(t *testing.T) {
 
 func TestXCRs(t *testing.T) {
 	vm, _ := newTestVM(t, 0, false)
-	mustCap(t, vm.sys, CapXCRs)
+	mustCap(t, vm.sys, kvmcap.XCRs)
 	cpu := newTestVCPU(t, vm, 0)
 	x, err := cpu.GetXCRs()
 	if err != nil {
@@ -465,7 +467,7 @@ func TestXCRs(t *testing.T) {
 
 func TestVCPUEventsRoundTrip(t *testing.T) {
 	vm, _ := newTestVM(t, 0, true)
-	mustCap(t, vm.sys, CapVCPUEvents)
+	mustCap(t, vm.sys, kvmcap.VCPUEvents)
 	cpu := newTestVCPU(t, vm, 0)
 	e, err := cpu.GetVCPUEvents()
 	if err != nil {
@@ -501,7 +503,7 @@ func TestGuestDebugSingleStep(t *testing.T) {
 		0xf4, // hlt
 	}
 	vm, cpu, _ := newGuest(t, code, false)
-	mustCap(t, vm.sys, CapSetGuestDebug)
+	mustCap(t, vm.sys, kvmcap.SetGuestDebug)
 	if err := cpu.SetGuestDebug(GuestDebug{Control: GuestDebugEnable | GuestDebugSingleStep}); err != nil {
 		t.Fatalf("SetGuestDebug(single-step): %v", err)
 	}
@@ -523,7 +525,7 @@ func TestGuestDebugSingleStep(t *testing.T) {
 
 func TestTSCKHz(t *testing.T) {
 	vm, _ := newTestVM(t, 0, false)
-	mustCap(t, vm.sys, CapGetTSCKhz)
+	mustCap(t, vm.sys, kvmcap.GetTSCKhz)
 	cpu := newTestVCPU(t, vm, 0)
 	khz, err := cpu.TSCKHz()
 	if err != nil {
@@ -536,7 +538,7 @@ func TestTSCKHz(t *testing.T) {
 
 func TestKVMClockCtrl(t *testing.T) {
 	vm, _ := newTestVM(t, 0, false)
-	mustCap(t, vm.sys, CapKvmclockCtrl)
+	mustCap(t, vm.sys, kvmcap.KvmclockCtrl)
 	cpu := newTestVCPU(t, vm, 0)
 	// The guest never enabled kvmclock, so there is no pvclock page to flag:
 	// KVM answers EINVAL.
@@ -546,7 +548,7 @@ func TestKVMClockCtrl(t *testing.T) {
 func TestVCPUEnableCap(t *testing.T) {
 	vm, _ := newTestVM(t, 0, false)
 	cpu := newTestVCPU(t, vm, 0)
-	wantErrno(t, cpu.EnableCap(EnableCap{Cap: Cap(0xffff)}), "KVM_ENABLE_CAP", unix.EINVAL)
+	wantErrno(t, cpu.EnableCap(EnableCap{Cap: kvmcap.Cap(0xffff)}), "KVM_ENABLE_CAP", unix.EINVAL)
 }
 
 func TestRunStateAccessors(t *testing.T) {

@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"unsafe"
 
+	"ember/kvm/kvmcap"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -58,7 +60,7 @@ func (vm *VM) Close() error {
 
 // CheckExtension issues KVM_CHECK_EXTENSION on the VM (KVM_CAP_CHECK_EXTENSION_VM):
 // some capabilities answer per VM, e.g. KVM_CAP_MAX_VCPUS.
-func (vm *VM) CheckExtension(c Cap) (int, error) {
+func (vm *VM) CheckExtension(c kvmcap.Cap) (int, error) {
 	r, err := ioctlValue(vm.fd, "KVM_CHECK_EXTENSION", kvmCheckExtensionVM, uintptr(c))
 	return int(r), err
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"ember/kvm/kvmcap"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -84,7 +86,7 @@ func TestReadonlySlotWritesExitAsMMIO(t *testing.T) {
 		0xf4, // hlt
 	}
 	vm, cpu, _ := newGuest(t, code, false)
-	v, _ := vm.CheckExtension(CapReadonlyMem)
+	v, _ := vm.CheckExtension(kvmcap.ReadonlyMem)
 	if v <= 0 {
 		t.Skip("skipping: no KVM_CAP_READONLY_MEM")
 	}
@@ -163,7 +165,7 @@ func TestSetTSSAddr(t *testing.T) {
 
 func TestSetIdentityMapAddr(t *testing.T) {
 	vm, _ := newTestVM(t, 0, false)
-	mustCap(t, vm.sys, CapSetIdentityMapAddr)
+	mustCap(t, vm.sys, kvmcap.SetIdentityMapAddr)
 	if err := vm.SetIdentityMapAddr(0xfffbc000); err != nil {
 		t.Fatalf("SetIdentityMapAddr before any vCPU: %v", err)
 	}
@@ -366,7 +368,7 @@ func TestSetGSIRouting(t *testing.T) {
 // for --hyperv meets there.
 func testSynICRoute(t *testing.T, vm *VM, routes []IRQRoutingEntry) {
 	routes = append(routes[:len(routes):len(routes)], HvSintRoute(25, 0, 2))
-	if n, err := vm.CheckExtension(CapHypervSynic); err != nil || n <= 0 {
+	if n, err := vm.CheckExtension(kvmcap.HypervSynic); err != nil || n <= 0 {
 		wantErrno(t, vm.SetGSIRouting(routes), "KVM_SET_GSI_ROUTING", unix.EINVAL)
 		return
 	}
@@ -522,7 +524,7 @@ func TestIRQFD(t *testing.T) {
 	}
 
 	t.Run("resample", func(t *testing.T) {
-		mustCap(t, vm.sys, CapIRQFDResample)
+		mustCap(t, vm.sys, kvmcap.IRQFDResample)
 		trigger, resample := eventfd(t), eventfd(t)
 		r := IRQFD{Fd: uint32(trigger), GSI: 10, Flags: IRQFDResample, ResampleFd: uint32(resample)}
 		if err := vm.IRQFD(r); err != nil {
@@ -549,7 +551,7 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 
 func TestSetBootCPUID(t *testing.T) {
 	vm, _ := newTestVM(t, 0, true)
-	mustCap(t, vm.sys, CapSetBootCpuId)
+	mustCap(t, vm.sys, kvmcap.SetBootCpuId)
 	if err := vm.SetBootCPUID(1); err != nil {
 		t.Fatalf("SetBootCPUID(1): %v", err)
 	}
@@ -559,10 +561,10 @@ func TestSetBootCPUID(t *testing.T) {
 
 func TestEnableCap(t *testing.T) {
 	vm, _ := newTestVM(t, 0, false)
-	wantErrno(t, vm.EnableCap(EnableCap{Cap: Cap(0xffff)}), "KVM_ENABLE_CAP", unix.EINVAL)
+	wantErrno(t, vm.EnableCap(EnableCap{Cap: kvmcap.Cap(0xffff)}), "KVM_ENABLE_CAP", unix.EINVAL)
 
-	if v, _ := vm.CheckExtension(CapSplitIRQChip); v > 0 {
-		if err := vm.EnableCap(EnableCap{Cap: CapSplitIRQChip, Args: [4]uint64{24}}); err != nil {
+	if v, _ := vm.CheckExtension(kvmcap.SplitIRQChip); v > 0 {
+		if err := vm.EnableCap(EnableCap{Cap: kvmcap.SplitIRQChip, Args: [4]uint64{24}}); err != nil {
 			t.Fatalf("EnableCap(KVM_CAP_SPLIT_IRQCHIP): %v", err)
 		}
 		// The split irqchip is an irqchip: a full one can no longer be created.
@@ -572,7 +574,7 @@ func TestEnableCap(t *testing.T) {
 
 func TestClock(t *testing.T) {
 	vm, _ := newTestVM(t, 0, false)
-	mustCap(t, vm.sys, CapAdjustClock)
+	mustCap(t, vm.sys, kvmcap.AdjustClock)
 	const base = 1_000_000_000_000 // ns
 	if err := vm.SetClock(ClockData{Clock: base}); err != nil {
 		t.Fatalf("SetClock: %v", err)
@@ -589,12 +591,12 @@ func TestClock(t *testing.T) {
 
 func TestVMCheckExtension(t *testing.T) {
 	vm, _ := newTestVM(t, 0, false)
-	mustCap(t, vm.sys, CapCheckExtensionVm)
-	n, err := vm.CheckExtension(CapMaxVCPUs)
+	mustCap(t, vm.sys, kvmcap.CheckExtensionVm)
+	n, err := vm.CheckExtension(kvmcap.MaxVCPUs)
 	if err != nil || n < 1 {
 		t.Errorf("VM CheckExtension(KVM_CAP_MAX_VCPUS) = %d, %v", n, err)
 	}
-	if n, err := vm.CheckExtension(Cap(0xffff)); err != nil || n != 0 {
+	if n, err := vm.CheckExtension(kvmcap.Cap(0xffff)); err != nil || n != 0 {
 		t.Errorf("VM CheckExtension(unknown) = %d, %v; want 0", n, err)
 	}
 }

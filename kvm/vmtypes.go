@@ -1,5 +1,7 @@
 package kvm
 
+import "ember/kvm/kvmcap"
+
 // userspaceMemoryRegion is struct kvm_userspace_memory_region.
 type userspaceMemoryRegion struct {
 	Slot          uint32
@@ -12,7 +14,7 @@ type userspaceMemoryRegion struct {
 // Flags of a memory region (KVM_MEM_*).
 const (
 	MemLogDirtyPages = 1 << 0 // track writes for KVM_GET_DIRTY_LOG
-	MemReadonly      = 1 << 1 // guest writes exit as MMIO (needs CapReadonlyMem)
+	MemReadonly      = 1 << 1 // guest writes exit as MMIO (needs kvmcap.ReadonlyMem)
 )
 
 // irqLevel is struct kvm_irq_level.
@@ -166,7 +168,7 @@ const (
 
 // EnableCap is struct kvm_enable_cap, the argument of KVM_ENABLE_CAP.
 type EnableCap struct {
-	Cap   Cap
+	Cap   kvmcap.Cap
 	Flags uint32
 	Args  [4]uint64
 	_     [64]uint8

@@ -10,7 +10,7 @@ import (
 	"ember/guest"
 	"ember/hv"
 	"ember/hypercall"
-	"ember/kvm"
+	"ember/kvm/kvmcap"
 	"ember/multiboot"
 	"ember/pc"
 	"ember/virtio"
@@ -47,7 +47,7 @@ type Machine struct {
 // devices and the guest loaded and its boot vCPU at the entry point. On an
 // error nothing of it is left.
 func Build(hc *hypercall.Service, p *Prepared, o Options) (*Machine, error) {
-	if max, err := hc.Hypervisor().System().CheckExtension(kvm.CapMaxVCPUs); err == nil && max > 0 && p.HV.VCPUs > max {
+	if max, err := hc.Hypervisor().System().CheckExtension(kvmcap.MaxVCPUs); err == nil && max > 0 && p.HV.VCPUs > max {
 		return nil, fmt.Errorf("cpus %d: this host's KVM allows at most %d vCPUs per VM", p.HV.VCPUs, max)
 	}
 	cfg := p.HV

@@ -9,7 +9,7 @@ import (
 	"ember/hv"
 	"ember/hv/synic"
 	"ember/internal/kvmtest"
-	"ember/kvm"
+	"ember/kvm/kvmcap"
 )
 
 // TestHyperVTestDev (KVM): with Config.HyperVTestDev, port 0x3000 takes
@@ -26,7 +26,7 @@ func TestHyperVTestDev(t *testing.T) {
 		t.Errorf("hyperv-testdev without Hyper-V: %v, want ErrNoHyperV", err)
 	}
 	vm.Close()
-	if n, _ := h.System().CheckExtension(kvm.CapSysHypervCPUID); n <= 0 {
+	if n, _ := h.System().CheckExtension(kvmcap.SysHypervCPUID); n <= 0 {
 		t.Skip("this host's KVM has no KVM_CAP_SYS_HYPERV_CPUID")
 	}
 

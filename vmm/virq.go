@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"ember/kvm"
+	"ember/kvm/kvmcap"
 )
 
 // NumIRQs is how many interrupt lines the VirqController drives: the pins of
@@ -106,7 +107,7 @@ func (v *VirqController) Init(bootVCPU int) error {
 	if v.g.cfg.NoIRQChip {
 		return ErrNoIRQChip
 	}
-	for _, c := range []kvm.Cap{kvm.CapIRQFD, kvm.CapIRQFDResample} {
+	for _, c := range []kvmcap.Cap{kvmcap.IRQFD, kvmcap.IRQFDResample} {
 		n, err := v.g.vm.KVM().CheckExtension(c)
 		if err != nil {
 			return fmt.Errorf("vmm: %w", err)

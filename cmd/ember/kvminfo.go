@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"ember/kvm"
+	"ember/kvm/kvmcap"
 )
 
 // kvmInfo is what `ember kvm-info` reports.
@@ -67,8 +68,8 @@ func readKVMInfo() (kvmInfo, []kvm.CapValue, error) {
 	steps := []func() error{
 		func() (err error) { info.APIVersion, err = sys.APIVersion(); return },
 		func() (err error) { info.VCPUMmapSize, err = sys.VCPUMmapSize(); return },
-		func() (err error) { info.RecommendedVCPUs, err = sys.CheckExtension(kvm.CapNrVCPUs); return },
-		func() (err error) { info.MaxVCPUs, err = sys.CheckExtension(kvm.CapMaxVCPUs); return },
+		func() (err error) { info.RecommendedVCPUs, err = sys.CheckExtension(kvmcap.NrVCPUs); return },
+		func() (err error) { info.MaxVCPUs, err = sys.CheckExtension(kvmcap.MaxVCPUs); return },
 		func() error { c, err := sys.SupportedCPUID(); info.SupportedCPUID = len(c); return err },
 		func() error { m, err := sys.MSRIndexList(); info.MSRs = len(m); return err },
 	}

@@ -15,6 +15,7 @@ import (
 	"ember/internal/hvtest"
 	"ember/internal/kvmtest"
 	"ember/kvm"
+	"ember/kvm/kvmcap"
 )
 
 // TestSINTRoutes (KVM): a VM with Hyper-V makes SINT routes on irqfd GSIs
@@ -26,7 +27,7 @@ import (
 // goroutines.
 func TestSINTRoutes(t *testing.T) {
 	h := hvtest.Open(t)
-	if n, _ := h.System().CheckExtension(kvm.CapSysHypervCPUID); n <= 0 {
+	if n, _ := h.System().CheckExtension(kvmcap.SysHypervCPUID); n <= 0 {
 		t.Skip("this host's KVM has no KVM_CAP_SYS_HYPERV_CPUID")
 	}
 	plain, err := h.NewVM(hv.Config{MemorySize: 2 << 20})
@@ -157,7 +158,7 @@ func TestSINTRoutes(t *testing.T) {
 // guest set in its SIMP MSR is where a route then posts.
 func TestGuestPostsAMessage(t *testing.T) {
 	h := hvtest.Open(t)
-	if n, _ := h.System().CheckExtension(kvm.CapSysHypervCPUID); n <= 0 {
+	if n, _ := h.System().CheckExtension(kvmcap.SysHypervCPUID); n <= 0 {
 		t.Skip("this host's KVM has no KVM_CAP_SYS_HYPERV_CPUID")
 	}
 	const msgPage = 0x23000 // the guest's SIMP (guest/src/hv_post.S)
