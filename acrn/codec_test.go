@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"testing"
+
+	"ember/acrn/iorequest"
 )
 
 // allCodecs returns a fresh zero value of every ABI structure.
@@ -150,7 +152,7 @@ func TestHandCodecsMatchBinary(t *testing.T) {
 		}
 		set(rv)
 	}
-	for _, v := range []Codec{&IORequest{}, &PIORequest{}, &MMIORequest{}, &PCIRequest{}, &IORequestBuffer{}} {
+	for _, v := range []Codec{&iorequest.IORequest{}, &iorequest.PIORequest{}, &iorequest.MMIORequest{}, &iorequest.PCIRequest{}, &iorequest.IORequestBuffer{}} {
 		t.Run(typeName(v), func(t *testing.T) {
 			for range 20 {
 				fill(v)

@@ -1,7 +1,9 @@
-// Package acrn is ember's copy of the ACRN hypervisor ABI: hypercall IDs,
-// the 256-byte I/O request and its state machine, and every structure a
-// hypercall or an HSM ioctl passes through guest memory, each as a plain Go
-// struct with the byte layout of its C original.
+// Package acrn is ember's copy of the ACRN hypervisor ABI: hypercall IDs
+// and every structure a hypercall or an HSM ioctl passes through guest
+// memory, each as a plain Go struct with the byte layout of its C original.
+// The 256-byte I/O request and its state machine are package
+// acrn/iorequest; this package's tests check both packages' layouts
+// against the C headers and fuzz both.
 //
 // The numbers come from three sources, in this order of authority:
 //
@@ -19,10 +21,10 @@
 // Every structure implements [Codec]: Encode writes exactly Size() bytes in
 // little-endian C layout, Decode reads them back. Decode never panics and
 // reports a short buffer with an error wrapping [ErrShortBuffer]; nothing in
-// this package casts guest bytes to Go types with unsafe. The I/O request,
-// which sits on the hot path of every port or MMIO exit, is encoded by hand;
-// the other structures go through encoding/binary, whose reflection cost is
-// negligible next to a hypercall.
+// this package casts guest bytes to Go types with unsafe. The structures go
+// through encoding/binary, whose reflection cost is negligible next to a
+// hypercall (acrn/internal/cabi, shared with acrn/iorequest).
 //
-// The package imports nothing of ember; kvm, hv, devices and vmm build on it.
+// The package imports nothing of ember outside acrn; kvm, hv, devices and
+// vmm build on it.
 package acrn

@@ -9,25 +9,27 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"ember/acrn/iorequest"
 )
 
 // ioreqSeeds are well-formed requests of each type, the starting points the
 // fuzzer mutates.
 func ioreqSeeds() [][]byte {
 	var seeds [][]byte
-	var r IORequest
-	r.SetPIO(PIORequest{Direction: DirWrite, Address: 0x3f8, Size: 1, Value: 'x'})
-	r.Processed = StatePending
+	var r iorequest.IORequest
+	r.SetPIO(iorequest.PIORequest{Direction: iorequest.DirWrite, Address: 0x3f8, Size: 1, Value: 'x'})
+	r.Processed = iorequest.StatePending
 	seeds = append(seeds, Marshal(&r))
-	r.SetMMIO(MMIORequest{Direction: DirRead, Address: 0xfebff000, Size: 4})
-	r.Processed = StateProcessing
+	r.SetMMIO(iorequest.MMIORequest{Direction: iorequest.DirRead, Address: 0xfebff000, Size: 4})
+	r.Processed = iorequest.StateProcessing
 	seeds = append(seeds, Marshal(&r))
-	r.SetMMIO(MMIORequest{Direction: DirWrite, Address: 0x100000, Size: 8, Value: 1})
-	r.Type = ReqWP
-	r.Processed = StateComplete
+	r.SetMMIO(iorequest.MMIORequest{Direction: iorequest.DirWrite, Address: 0x100000, Size: 8, Value: 1})
+	r.Type = iorequest.ReqWP
+	r.Processed = iorequest.StateComplete
 	seeds = append(seeds, Marshal(&r))
-	r.SetPCI(PCIRequest{Direction: DirRead, Size: 4, Bus: 0, Dev: 2, Func: 0, Reg: 0x10})
-	r.Processed = StateFree
+	r.SetPCI(iorequest.PCIRequest{Direction: iorequest.DirRead, Size: 4, Bus: 0, Dev: 2, Func: 0, Reg: 0x10})
+	r.Processed = iorequest.StateFree
 	seeds = append(seeds, Marshal(&r))
 	return seeds
 }
@@ -41,11 +43,11 @@ func FuzzDecodeIORequest(f *testing.F) {
 		f.Add(s)
 	}
 	f.Add([]byte{})
-	f.Add(make([]byte, IORequestSize-1))
+	f.Add(make([]byte, iorequest.IORequestSize-1))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var r IORequest
+		var r iorequest.IORequest
 		err := r.Decode(b)
-		if len(b) < IORequestSize {
+		if len(b) < iorequest.IORequestSize {
 			if !errors.Is(err, ErrShortBuffer) {
 				t.Fatalf("Decode(%d bytes) = %v, want ErrShortBuffer", len(b), err)
 			}
@@ -61,10 +63,10 @@ func FuzzDecodeIORequest(f *testing.F) {
 		_ = r.MMIO()
 		_ = r.PCI()
 		out := Marshal(&r)
-		if !bytes.Equal(out[:StateOffset+4], b[:StateOffset+4]) {
-			t.Fatalf("round trip changed the request:\n in %x\nout %x", b[:StateOffset+4], out[:StateOffset+4])
+		if !bytes.Equal(out[:iorequest.StateOffset+4], b[:iorequest.StateOffset+4]) {
+			t.Fatalf("round trip changed the request:\n in %x\nout %x", b[:iorequest.StateOffset+4], out[:iorequest.StateOffset+4])
 		}
-		var again IORequest
+		var again iorequest.IORequest
 		if err := again.Decode(out); err != nil || again != r {
 			t.Fatalf("second decode: %v, %+v != %+v", err, again, r)
 		}
@@ -147,7 +149,7 @@ func TestWriteFuzzCorpus(t *testing.T) {
 	for i, s := range ioreqSeeds() {
 		write("FuzzDecodeIORequest", fmt.Sprintf("seed-%s", []string{"pio", "mmio", "wp", "pci"}[i]), fmt.Sprintf("[]byte(%q)", s))
 	}
-	write("FuzzDecodeIORequest", "seed-short", fmt.Sprintf("[]byte(%q)", make([]byte, IORequestSize-1)))
+	write("FuzzDecodeIORequest", "seed-short", fmt.Sprintf("[]byte(%q)", make([]byte, iorequest.IORequestSize-1)))
 	for i, v := range allCodecs() {
 		write("FuzzDecodeABI", "seed-"+typeName(v), fmt.Sprintf("[]byte(%q)", append([]byte{byte(i)}, Marshal(v)...)))
 	}

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"ember/acrn/iorequest"
 )
 
 // member maps one C member designator (as offsetof accepts it) to the Go
@@ -45,27 +47,27 @@ func p(c, goPath string, off, size int) member {
 // hsmCases are the structures of <linux/acrn.h>; TestHSMLayout compiles the
 // installed header to get every size and offset.
 var hsmCases = []layoutCase{
-	{c: "acrn_mmio_request", v: &MMIORequest{}, members: []member{
+	{c: "acrn_mmio_request", v: &iorequest.MMIORequest{}, members: []member{
 		m("direction", "Direction"), m("reserved", "Reserved"), m("address", "Address"),
 		m("size", "Size"), m("value", "Value")}},
-	{c: "acrn_pio_request", v: &PIORequest{}, members: []member{
+	{c: "acrn_pio_request", v: &iorequest.PIORequest{}, members: []member{
 		m("direction", "Direction"), m("reserved", "Reserved"), m("address", "Address"),
 		m("size", "Size"), m("value", "Value")}},
-	{c: "acrn_pci_request", v: &PCIRequest{}, members: []member{
+	{c: "acrn_pci_request", v: &iorequest.PCIRequest{}, members: []member{
 		m("direction", "Direction"), m("reserved", "Reserved"), m("size", "Size"),
 		m("value", "Value"), m("bus", "Bus"), m("dev", "Dev"), m("func", "Func"), m("reg", "Reg")}},
-	{c: "acrn_io_request", v: &IORequest{}, members: []member{
+	{c: "acrn_io_request", v: &iorequest.IORequest{}, members: []member{
 		m("type", "Type"), m("completion_polling", "CompletionPolling"), m("reserved0", "Reserved0"),
 		m("reqs", "Reqs"), m("reqs.data", "Reqs"),
-		{c: "reqs.pio_request", off: ReqsOffset, size: PIORequestSize},
-		{c: "reqs.mmio_request", off: ReqsOffset, size: MMIORequestSize},
-		{c: "reqs.pci_request", off: ReqsOffset, size: PCIRequestSize},
-		{c: "reqs.pio_request.value", off: ReqsOffset + 24, size: 4},
-		{c: "reqs.mmio_request.value", off: ReqsOffset + 24, size: 8},
+		{c: "reqs.pio_request", off: iorequest.ReqsOffset, size: iorequest.PIORequestSize},
+		{c: "reqs.mmio_request", off: iorequest.ReqsOffset, size: iorequest.MMIORequestSize},
+		{c: "reqs.pci_request", off: iorequest.ReqsOffset, size: iorequest.PCIRequestSize},
+		{c: "reqs.pio_request.value", off: iorequest.ReqsOffset + 24, size: 4},
+		{c: "reqs.mmio_request.value", off: iorequest.ReqsOffset + 24, size: 8},
 		m("reserved1", "Reserved1"), m("kernel_handled", "KernelHandled"), m("processed", "Processed"),
-		{c: "processed", off: StateOffset, size: 4},
-		{c: "kernel_handled", off: KernelHandledOffset, size: 4}}},
-	{c: "acrn_io_request_buffer", v: &IORequestBuffer{}, members: []member{
+		{c: "processed", off: iorequest.StateOffset, size: 4},
+		{c: "kernel_handled", off: iorequest.KernelHandledOffset, size: 4}}},
+	{c: "acrn_io_request_buffer", v: &iorequest.IORequestBuffer{}, members: []member{
 		m("req_slot", "Slots"), m("req_slot[1]", "Slots[1]"), m("req_slot[15].processed", "Slots[15].Processed"),
 		m("reserved", "Slots")}},
 	{c: "acrn_ioreq_notify", v: &IOReqNotify{}, members: []member{
@@ -369,16 +371,16 @@ func checkGoLayout(t *testing.T, lc layoutCase, csize int, cmember func(member) 
 
 // hsmConsts maps the macros of <linux/acrn.h> to ember's values.
 var hsmConsts = map[string]uint64{
-	"ACRN_IO_REQUEST_MAX":              IORequestMax,
-	"ACRN_IOREQ_STATE_PENDING":         uint64(StatePending),
-	"ACRN_IOREQ_STATE_COMPLETE":        uint64(StateComplete),
-	"ACRN_IOREQ_STATE_PROCESSING":      uint64(StateProcessing),
-	"ACRN_IOREQ_STATE_FREE":            uint64(StateFree),
-	"ACRN_IOREQ_TYPE_PORTIO":           uint64(ReqPortIO),
-	"ACRN_IOREQ_TYPE_MMIO":             uint64(ReqMMIO),
-	"ACRN_IOREQ_TYPE_PCICFG":           uint64(ReqPCICfg),
-	"ACRN_IOREQ_DIR_READ":              uint64(DirRead),
-	"ACRN_IOREQ_DIR_WRITE":             uint64(DirWrite),
+	"ACRN_IO_REQUEST_MAX":              iorequest.IORequestMax,
+	"ACRN_IOREQ_STATE_PENDING":         uint64(iorequest.StatePending),
+	"ACRN_IOREQ_STATE_COMPLETE":        uint64(iorequest.StateComplete),
+	"ACRN_IOREQ_STATE_PROCESSING":      uint64(iorequest.StateProcessing),
+	"ACRN_IOREQ_STATE_FREE":            uint64(iorequest.StateFree),
+	"ACRN_IOREQ_TYPE_PORTIO":           uint64(iorequest.ReqPortIO),
+	"ACRN_IOREQ_TYPE_MMIO":             uint64(iorequest.ReqMMIO),
+	"ACRN_IOREQ_TYPE_PCICFG":           uint64(iorequest.ReqPCICfg),
+	"ACRN_IOREQ_DIR_READ":              uint64(iorequest.DirRead),
+	"ACRN_IOREQ_DIR_WRITE":             uint64(iorequest.DirWrite),
 	"ACRN_MEM_ACCESS_RIGHT_MASK":       MemAccessRightMask,
 	"ACRN_MEM_ACCESS_READ":             MemAccessRead,
 	"ACRN_MEM_ACCESS_WRITE":            MemAccessWrite,
@@ -478,7 +480,7 @@ func TestHypervisorLayout(t *testing.T) {
 // ember's values; TestHypervisorHeaders checks them when the headers are at
 // hand, TestHypercallIDValues pins the IDs without them.
 var hvConsts = map[string]uint64{
-	"ACRN_IOREQ_TYPE_WP":               uint64(ReqWP),
+	"ACRN_IOREQ_TYPE_WP":               uint64(iorequest.ReqWP),
 	"GUEST_FLAG_SECURE_WORLD_ENABLED":  GuestFlagSecureWorldEnabled,
 	"GUEST_FLAG_LAPIC_PASSTHROUGH":     GuestFlagLAPICPassthrough,
 	"GUEST_FLAG_IO_COMPLETION_POLLING": GuestFlagIOCompletionPolling,

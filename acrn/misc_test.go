@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"testing"
+
+	"ember/acrn/iorequest"
 )
 
 func TestErrno(t *testing.T) {
@@ -98,7 +100,7 @@ func TestConstantsFromSeeds(t *testing.T) {
 		got, want uint64
 	}{
 		{"upcall vector (seed 003)", CallbackVectorDefault, 0xF3},
-		{"ReqsOffset (seed 000: Byte offset: 64)", ReqsOffset, 64},
+		{"ReqsOffset (seed 000: Byte offset: 64)", iorequest.ReqsOffset, 64},
 		{"SetRegionsMaxNum (one page of vm_memory_region)", SetRegionsMaxNum, 128},
 		{"IntrMonitor buffer", uint64(len(IntrMonitor{}.Buffer)), 2 * MaxPtdevNum},
 		{"GUEST_FLAGS_ALLOWING_HYPERCALLS", GuestFlagsAllowingHypercalls, GuestFlagSecureWorldEnabled},

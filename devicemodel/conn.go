@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"ember/acrn/iorequest"
 	"ember/ioreq"
 
 	"golang.org/x/sys/unix"
@@ -24,9 +25,9 @@ import (
 // connection ends.
 //
 //	c, err := devicemodel.Dial("/run/ember/vm1.ioreq", "uart")
-//	c.Claim(ioreq.Range{Type: acrn.ReqPortIO, Start: 0x3f8, End: 0x3ff})
+//	c.Claim(ioreq.Range{Type: iorequest.ReqPortIO, Start: 0x3f8, End: 0x3ff})
 //	c.Attach()
-//	c.Serve(ioreq.HandlerFunc(func(req *acrn.IORequest) { ... }))
+//	c.Serve(ioreq.HandlerFunc(func(req *iorequest.IORequest) { ... }))
 type Conn struct {
 	conn  *net.UnixConn
 	info  CreateReply
@@ -69,7 +70,7 @@ func Dial(path, name string) (*Conn, error) {
 		uc.Close()
 		return nil, err
 	}
-	if c.info, err = DecodeCreateReply(res); err != nil || len(fds) != 3 || c.info.BufferSize != acrn.RequestBufferSize {
+	if c.info, err = DecodeCreateReply(res); err != nil || len(fds) != 3 || c.info.BufferSize != iorequest.RequestBufferSize {
 		CloseFDs(fds)
 		uc.Close()
 		return nil, fmt.Errorf("%w: bad CREATE_CLIENT reply (%d fds, %v)", ErrProtocol, len(fds), err)
@@ -423,10 +424,10 @@ func (c *Conn) Poll(h ioreq.Handler) int {
 	ranges := c.ranges
 	c.mu.Unlock()
 	n, wake := 0, uint32(0) // wake: the slots whose vCPU needs a signal
-	for i := range acrn.IORequestMax {
+	for i := range iorequest.IORequestMax {
 		// The acquire: PROCESSING loaded, the body ember wrote before
 		// publishing is visible (rules (a)-(c)).
-		if c.buf.State(i) != acrn.StateProcessing {
+		if c.buf.State(i) != iorequest.StateProcessing {
 			continue
 		}
 		req, err := c.buf.Request(i)
@@ -465,14 +466,14 @@ func (c *Conn) Poll(h ioreq.Handler) int {
 // looking). A vCPU sleeps there only while the state it loaded is
 // unchanged, so a wake that comes before its FUTEX_WAIT is not needed.
 func (c *Conn) wakeVCPUs(mask uint32) {
-	for i := range acrn.IORequestMax {
+	for i := range iorequest.IORequestMax {
 		if mask&(1<<i) != 0 {
 			ioreq.FutexWake(c.buf.StateWord(i))
 		}
 	}
 }
 
-func mine(ranges []ioreq.Range, req *acrn.IORequest) bool {
+func mine(ranges []ioreq.Range, req *iorequest.IORequest) bool {
 	addr, size := ioreq.Target(req)
 	for _, r := range ranges {
 		if r.Type == req.Type && r.Contains(addr, size) {

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"ember/acrn"
+	"ember/acrn/iorequest"
 	"ember/internal/gobuild"
 	"ember/ioreq"
 )
@@ -93,18 +93,18 @@ func TestExternalDeviceModel(t *testing.T) {
 	dm := startDeviceModel(t, s)
 	for _, tc := range []struct {
 		name string
-		req  acrn.IORequest
+		req  iorequest.IORequest
 		want uint64
 		line string // what the device model prints, for writes
 	}{
-		{"PIO read 4 bytes from 0x504, never written", ioreq.PIORequest(acrn.DirRead, 0x504, 4, 0), 0xc0de0504, ""},
-		{"PIO read 2 bytes from 0x50e", ioreq.PIORequest(acrn.DirRead, 0x50e, 2, 0), 0x050e, ""},
-		{"PIO write 4 bytes to 0x508", ioreq.PIORequest(acrn.DirWrite, 0x508, 4, 0xdeadbeef), 0, "write PORTIO 0x508 size 4 value 0xdeadbeef"},
-		{"PIO read back 0x508", ioreq.PIORequest(acrn.DirRead, 0x508, 4, 0), 0xdeadbeef, ""},
-		{"MMIO read 8 bytes from 0xd0000040", ioreq.MMIORequest(acrn.DirRead, 0xd0000040, 8, 0), 0xfeed000000000040, ""},
-		{"MMIO write 8 bytes to 0xd0000ff8", ioreq.MMIORequest(acrn.DirWrite, 0xd0000ff8, 8, 0x0123456789abcdef), 0, "write MMIO 0xd0000ff8 size 8 value 0x123456789abcdef"},
-		{"MMIO read back 0xd0000ff8", ioreq.MMIORequest(acrn.DirRead, 0xd0000ff8, 8, 0), 0x0123456789abcdef, ""},
-		{"PIO read outside its range is unclaimed", ioreq.PIORequest(acrn.DirRead, 0x510, 1, 0), 0xff, ""},
+		{"PIO read 4 bytes from 0x504, never written", ioreq.PIORequest(iorequest.DirRead, 0x504, 4, 0), 0xc0de0504, ""},
+		{"PIO read 2 bytes from 0x50e", ioreq.PIORequest(iorequest.DirRead, 0x50e, 2, 0), 0x050e, ""},
+		{"PIO write 4 bytes to 0x508", ioreq.PIORequest(iorequest.DirWrite, 0x508, 4, 0xdeadbeef), 0, "write PORTIO 0x508 size 4 value 0xdeadbeef"},
+		{"PIO read back 0x508", ioreq.PIORequest(iorequest.DirRead, 0x508, 4, 0), 0xdeadbeef, ""},
+		{"MMIO read 8 bytes from 0xd0000040", ioreq.MMIORequest(iorequest.DirRead, 0xd0000040, 8, 0), 0xfeed000000000040, ""},
+		{"MMIO write 8 bytes to 0xd0000ff8", ioreq.MMIORequest(iorequest.DirWrite, 0xd0000ff8, 8, 0x0123456789abcdef), 0, "write MMIO 0xd0000ff8 size 8 value 0x123456789abcdef"},
+		{"MMIO read back 0xd0000ff8", ioreq.MMIORequest(iorequest.DirRead, 0xd0000ff8, 8, 0), 0x0123456789abcdef, ""},
+		{"PIO read outside its range is unclaimed", ioreq.PIORequest(iorequest.DirRead, 0x510, 1, 0), 0xff, ""},
 	} {
 		v, err := d.Emulate(1, &tc.req)
 		if err != nil || v != tc.want {
@@ -125,7 +125,7 @@ func TestExternalDeviceModel(t *testing.T) {
 func TestExternalDeviceModelKilledMidRequest(t *testing.T) {
 	log, lb := testLogger(t)
 	d := newDispatcher(t, ioreq.Config{Timeout: 10 * time.Second, Logger: log})
-	must(t, d.Router().Claim(ioreq.Range{Type: acrn.ReqPortIO, Start: 0x70, End: 0x71}, ioreq.InProcess("rtc", &recorder{})))
+	must(t, d.Router().Claim(ioreq.Range{Type: iorequest.ReqPortIO, Start: 0x70, End: 0x71}, ioreq.InProcess("rtc", &recorder{})))
 	s := startServer(t, d, ServerConfig{})
 	dm := startDeviceModel(t, s, "-stall", "0x50c")
 
@@ -136,13 +136,13 @@ func TestExternalDeviceModelKilledMidRequest(t *testing.T) {
 	}
 	got := make(chan result)
 	go func() {
-		r := ioreq.PIORequest(acrn.DirRead, 0x50c, 4, 0)
+		r := ioreq.PIORequest(iorequest.DirRead, 0x50c, 4, 0)
 		start := time.Now()
 		v, err := d.Emulate(2, &r)
 		got <- result{v, err, time.Since(start)}
 	}()
 	expectLine(t, dm.lines, "stall") // the request is in the device model's hands
-	if st := d.Buffer().State(2); st != acrn.StateProcessing {
+	if st := d.Buffer().State(2); st != iorequest.StateProcessing {
 		t.Errorf("slot is %v while the device model holds it", st)
 	}
 	dm.cmd.Process.Signal(syscall.SIGKILL)
@@ -158,17 +158,17 @@ func TestExternalDeviceModelKilledMidRequest(t *testing.T) {
 	if l := lb.String(); !strings.Contains(l, "client went away") || !strings.Contains(l, "device model gone") || strings.Contains(l, "stopped answering") {
 		t.Errorf("log does not report the death as such:\n%s", l)
 	}
-	r := ioreq.PIORequest(acrn.DirRead, 0x504, 4, 0)
+	r := ioreq.PIORequest(iorequest.DirRead, 0x504, 4, 0)
 	if v, err := d.Emulate(2, &r); v != 0xffffffff || err != nil {
 		t.Errorf("its range after death: %#x, %v; want unclaimed all ones", v, err)
 	}
-	r = ioreq.PIORequest(acrn.DirRead, 0x71, 1, 0)
+	r = ioreq.PIORequest(iorequest.DirRead, 0x71, 1, 0)
 	if v, err := d.Emulate(2, &r); v != 0x71 || err != nil {
 		t.Errorf("another client after the death: %#x, %v", v, err)
 	}
 	// A new device model can take the ranges over.
 	startDeviceModel(t, s)
-	r = ioreq.PIORequest(acrn.DirRead, 0x504, 4, 0)
+	r = ioreq.PIORequest(iorequest.DirRead, 0x504, 4, 0)
 	if v, err := d.Emulate(2, &r); v != 0xc0de0504 || err != nil {
 		t.Errorf("the new device model: %#x, %v", v, err)
 	}
@@ -182,7 +182,7 @@ func TestExternalDeviceModelStopsAnswering(t *testing.T) {
 	d := newDispatcher(t, ioreq.Config{Timeout: 200 * time.Millisecond, Logger: log})
 	s := startServer(t, d, ServerConfig{})
 	dm := startDeviceModel(t, s, "-stall", "0x50f")
-	r := ioreq.PIORequest(acrn.DirRead, 0x50f, 1, 0)
+	r := ioreq.PIORequest(iorequest.DirRead, 0x50f, 1, 0)
 	start := time.Now()
 	v, err := d.Emulate(0, &r)
 	if v != 0xff || !errors.Is(err, ioreq.ErrTimeout) {
@@ -196,7 +196,7 @@ func TestExternalDeviceModelStopsAnswering(t *testing.T) {
 	if !strings.Contains(lb.String(), "stopped answering") {
 		t.Errorf("log:\n%s", lb.String())
 	}
-	r = ioreq.PIORequest(acrn.DirRead, 0x500, 1, 0)
+	r = ioreq.PIORequest(iorequest.DirRead, 0x500, 1, 0)
 	if v, err := d.Emulate(0, &r); v != 0xff || err != nil {
 		t.Errorf("after disconnect: %#x, %v", v, err)
 	}
@@ -206,8 +206,8 @@ func TestExternalDeviceModelStopsAnswering(t *testing.T) {
 // dispatcher for each kind of client, next to the floor an out-of-process
 // client cannot beat here: an eventfd ping-pong between two goroutines.
 func BenchmarkRoundTrip(b *testing.B) {
-	read := ioreq.PIORequest(acrn.DirRead, 0x504, 4, 0)
-	run := func(b *testing.B, d *ioreq.Dispatcher, req acrn.IORequest) {
+	read := ioreq.PIORequest(iorequest.DirRead, 0x504, 4, 0)
+	run := func(b *testing.B, d *ioreq.Dispatcher, req iorequest.IORequest) {
 		b.Helper()
 		if _, err := d.Emulate(0, &req); err != nil {
 			b.Fatal(err)
@@ -227,7 +227,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 	}
 	b.Run("inprocess", func(b *testing.B) {
 		d := newD(b)
-		d.Router().Claim(ioreq.Range{Type: acrn.ReqPortIO, Start: 0x500, End: 0x50f}, ioreq.InProcess("regs", &regFile{regs: map[uint64]uint64{}}))
+		d.Router().Claim(ioreq.Range{Type: iorequest.ReqPortIO, Start: 0x500, End: 0x50f}, ioreq.InProcess("regs", &regFile{regs: map[uint64]uint64{}}))
 		run(b, d, read)
 	})
 	b.Run("unclaimed", func(b *testing.B) { run(b, newD(b), read) })
@@ -252,7 +252,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 	}
 	b.Run("servicevm-goroutine", func(b *testing.B) {
 		d := newD(b)
-		pb, _ := ioreq.NewBufferBytes(make([]byte, acrn.RequestBufferSize))
+		pb, _ := ioreq.NewBufferBytes(make([]byte, iorequest.RequestBufferSize))
 		pb.Reset()
 		up := make(chan int, 1)
 		client := ioreq.NewServiceVMClient("client", pb, func(v int) error { up <- v; return nil })

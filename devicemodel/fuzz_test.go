@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"ember/acrn"
+	"ember/acrn/iorequest"
 	"ember/ioreq"
 )
 
@@ -17,8 +18,8 @@ func FuzzDecodeMessage(f *testing.F) {
 	add(Message{Op: OpCreateClient, ID: 1, Payload: CreateRequest{Name: "devicemodel"}.Encode()})
 	add(Message{Op: OpAttachClient, ID: 2})
 	add(Message{Op: OpDestroyClient, ID: 3})
-	add(Message{Op: OpClaimRange, ID: 4, Payload: EncodeRange(ioreq.Range{Type: acrn.ReqPortIO, Start: 0x500, End: 0x50f})})
-	add(Message{Op: OpUnclaimRange, ID: 5, Payload: EncodeRange(ioreq.Range{Type: acrn.ReqPCICfg, Start: ioreq.PCIAddress(0, 3, 0, 0), End: ioreq.PCIAddress(0, 3, 0, 0xfff)})})
+	add(Message{Op: OpClaimRange, ID: 4, Payload: EncodeRange(ioreq.Range{Type: iorequest.ReqPortIO, Start: 0x500, End: 0x50f})})
+	add(Message{Op: OpUnclaimRange, ID: 5, Payload: EncodeRange(ioreq.Range{Type: iorequest.ReqPCICfg, Start: ioreq.PCIAddress(0, 3, 0, 0), End: ioreq.PCIAddress(0, 3, 0, 0xfff)})})
 	var n [acrn.IOReqNotifySize]byte
 	(&acrn.IOReqNotify{VCPU: 3}).Encode(n[:])
 	add(Message{Op: OpNotifyFinish, ID: 6, Payload: n[:]})
@@ -48,14 +49,14 @@ func FuzzDecodeMessage(f *testing.F) {
 		switch m.Op {
 		case OpClaimRange, OpUnclaimRange:
 			r, _ := DecodeRange(m.Payload)
-			if r.End < r.Start || r.Type > acrn.ReqWP || (r.Type == acrn.ReqPortIO && r.End > 0xffff) {
+			if r.End < r.Start || r.Type > iorequest.ReqWP || (r.Type == iorequest.ReqPortIO && r.End > 0xffff) {
 				t.Fatalf("accepted range %v", r)
 			}
 			if !bytes.Equal(EncodeRange(r), m.Payload) {
 				t.Fatalf("range does not round-trip")
 			}
 		case OpNotifyFinish:
-			if n, _ := DecodeNotify(m.Payload); n.VCPU >= acrn.IORequestMax {
+			if n, _ := DecodeNotify(m.Payload); n.VCPU >= iorequest.IORequestMax {
 				t.Fatalf("accepted vCPU %d", n.VCPU)
 			}
 		case OpIOEventFD:

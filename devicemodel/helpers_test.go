@@ -6,7 +6,7 @@ import (
 	"sync"
 	"testing"
 
-	"ember/acrn"
+	"ember/acrn/iorequest"
 	"ember/internal/testlog"
 	"ember/ioreq"
 )
@@ -33,8 +33,8 @@ func newDispatcher(t *testing.T, cfg ioreq.Config) *ioreq.Dispatcher {
 }
 
 type access struct {
-	Type acrn.ReqType
-	Dir  acrn.Direction
+	Type iorequest.ReqType
+	Dir  iorequest.Direction
 	Addr uint64 // Target
 	Size uint64
 	Val  uint64
@@ -51,17 +51,17 @@ type recorder struct {
 	seen []access
 }
 
-func (r *recorder) HandleIORequest(req *acrn.IORequest) {
+func (r *recorder) HandleIORequest(req *iorequest.IORequest) {
 	addr, size := ioreq.Target(req)
 	a := access{Type: req.Type, Dir: ioreq.Dir(req), Addr: addr, Size: size, Val: ioreq.Value(req)}
-	if req.Type == acrn.ReqPCICfg {
+	if req.Type == iorequest.ReqPCICfg {
 		p := req.PCI()
 		a.Bus, a.Dev, a.Fn, a.Reg = p.Bus, p.Dev, p.Func, p.Reg
 	}
 	r.mu.Lock()
 	r.seen = append(r.seen, a)
 	r.mu.Unlock()
-	if a.Dir == acrn.DirRead {
+	if a.Dir == iorequest.DirRead {
 		ioreq.SetValue(req, 0xa5a5a5a5_00000000|addr)
 	}
 }
@@ -73,11 +73,11 @@ type regFile struct {
 	regs map[uint64]uint64
 }
 
-func (p *regFile) HandleIORequest(req *acrn.IORequest) {
+func (p *regFile) HandleIORequest(req *iorequest.IORequest) {
 	addr, _ := ioreq.Target(req)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if ioreq.Dir(req) == acrn.DirWrite {
+	if ioreq.Dir(req) == iorequest.DirWrite {
 		p.regs[addr] = ioreq.Value(req)
 		return
 	}

@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ember/acrn"
+	"ember/acrn/iorequest"
 	"ember/ioreq"
 )
 
@@ -56,7 +56,7 @@ func TestKickSkippedWhilePolling(t *testing.T) {
 			if !tt.page { // forget it: as far as this test goes, ember made it for nothing
 				polling = nil
 			}
-			must(t, c.Claim(ioreq.Range{Type: acrn.ReqPortIO, Start: 0x500, End: 0x50f}))
+			must(t, c.Claim(ioreq.Range{Type: iorequest.ReqPortIO, Start: 0x500, End: 0x50f}))
 			must(t, c.Attach())
 			if polling != nil {
 				polling.Store(tt.polling)
@@ -70,7 +70,7 @@ func TestKickSkippedWhilePolling(t *testing.T) {
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
-				for c.Buffer().State(2) != acrn.StateProcessing {
+				for c.Buffer().State(2) != iorequest.StateProcessing {
 					time.Sleep(10 * time.Microsecond)
 				}
 				req, _ := c.Buffer().Request(2)
@@ -87,7 +87,7 @@ func TestKickSkippedWhilePolling(t *testing.T) {
 					unix.Write(c.done, one[:])
 				}
 			}()
-			r := ioreq.PIORequest(acrn.DirRead, 0x504, 4, 0)
+			r := ioreq.PIORequest(iorequest.DirRead, 0x504, 4, 0)
 			if v, err := d.Emulate(2, &r); err != nil || v != 0x42 {
 				t.Fatalf("read %#x, %v", v, err)
 			}
@@ -139,7 +139,7 @@ func testNoLostWakeUp(t *testing.T, futex bool, perVCPU int) {
 			c := dial(t, s, "stress")
 			c.SetPollWindow(tt.modelWindow)
 			c.SetFutexHandoff(futex)
-			must(t, c.Claim(ioreq.Range{Type: acrn.ReqPortIO, Start: 0x500, End: 0x5ff}))
+			must(t, c.Claim(ioreq.Range{Type: iorequest.ReqPortIO, Start: 0x500, End: 0x5ff}))
 			must(t, c.Attach())
 			serve(t, c, &regFile{regs: map[uint64]uint64{}})
 			errs := make(chan error, vcpus) // one result from each vCPU
@@ -155,8 +155,8 @@ func testNoLostWakeUp(t *testing.T, futex bool, perVCPU int) {
 							time.Sleep(time.Duration(rng.IntN(100*g)) * time.Microsecond)
 						}
 						val := uint32(v<<16 | i)
-						w := ioreq.PIORequest(acrn.DirWrite, port, 4, val)
-						r := ioreq.PIORequest(acrn.DirRead, port, 4, 0)
+						w := ioreq.PIORequest(iorequest.DirWrite, port, 4, val)
+						r := ioreq.PIORequest(iorequest.DirRead, port, 4, 0)
 						start := time.Now()
 						if _, err := d.Emulate(v, &w); err != nil {
 							errs <- err

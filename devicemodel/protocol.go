@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"ember/acrn"
+	"ember/acrn/iorequest"
 	"ember/ioreq"
 )
 
@@ -226,8 +227,8 @@ func DecodeCreateRequest(p []byte) (CreateRequest, error) {
 type CreateReply struct {
 	ClientID   uint32
 	VMID       uint16
-	Slots      uint16 // acrn.IORequestMax
-	BufferSize uint32 // acrn.RequestBufferSize
+	Slots      uint16 // iorequest.IORequestMax
+	BufferSize uint32 // iorequest.RequestBufferSize
 	Timeout    uint32 // the dispatcher's request timeout in milliseconds
 }
 
@@ -301,23 +302,23 @@ func DecodeRange(p []byte) (ioreq.Range, error) {
 		return ioreq.Range{}, fmt.Errorf("%w: range payload of %d bytes, want %d", ErrProtocol, len(p), RangeSize)
 	}
 	r := ioreq.Range{
-		Type:  acrn.ReqType(binary.LittleEndian.Uint32(p[0:])),
+		Type:  iorequest.ReqType(binary.LittleEndian.Uint32(p[0:])),
 		Start: binary.LittleEndian.Uint64(p[8:]),
 		End:   binary.LittleEndian.Uint64(p[16:]),
 	}
 	if binary.LittleEndian.Uint32(p[4:]) != 0 {
 		return ioreq.Range{}, fmt.Errorf("%w: range reserved field not 0", ErrProtocol)
 	}
-	if r.Type > acrn.ReqWP {
+	if r.Type > iorequest.ReqWP {
 		return ioreq.Range{}, fmt.Errorf("%w: range type %v", ErrProtocol, r.Type)
 	}
 	if r.End < r.Start {
 		return ioreq.Range{}, fmt.Errorf("%w: range end %#x below start %#x", ErrProtocol, r.End, r.Start)
 	}
-	if r.Type == acrn.ReqPortIO && r.End > 0xffff {
+	if r.Type == iorequest.ReqPortIO && r.End > 0xffff {
 		return ioreq.Range{}, fmt.Errorf("%w: port range end %#x", ErrProtocol, r.End)
 	}
-	if r.Type == acrn.ReqPCICfg && r.End >= 1<<28 {
+	if r.Type == iorequest.ReqPCICfg && r.End >= 1<<28 {
 		return ioreq.Range{}, fmt.Errorf("%w: PCI range end %#x", ErrProtocol, r.End)
 	}
 	return r, nil
@@ -330,7 +331,7 @@ func DecodeNotify(p []byte) (acrn.IOReqNotify, error) {
 		return n, fmt.Errorf("%w: NOTIFY_FINISH payload of %d bytes, want %d", ErrProtocol, len(p), acrn.IOReqNotifySize)
 	}
 	err := n.Decode(p)
-	if err == nil && n.VCPU >= acrn.IORequestMax {
+	if err == nil && n.VCPU >= iorequest.IORequestMax {
 		err = fmt.Errorf("%w: NOTIFY_FINISH vCPU %d", ErrProtocol, n.VCPU)
 	}
 	return n, err

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"ember/acrn"
+	"ember/acrn/iorequest"
 	"ember/internal/unixsock"
 	"ember/ioreq"
 )
@@ -152,7 +153,7 @@ type remote struct {
 
 	mu       sync.Mutex
 	attached bool
-	tickets  [acrn.IORequestMax]*ioreq.Ticket
+	tickets  [iorequest.IORequestMax]*ioreq.Ticket
 	// The client page (CLIENT_PAGE), if the device model asked for it:
 	// its memfd, ember's mapping, and the polling word in it (nil: the
 	// model never says it polls, and every request is kicked).
@@ -163,7 +164,7 @@ type remote struct {
 	// (ClientPageHandoff, ClientPageKick); woken records, per vCPU,
 	// whether Submit woke the model for the request in flight (Woken).
 	handoff, kickWord *atomic.Uint32
-	woken             [acrn.IORequestMax]bool
+	woken             [iorequest.IORequestMax]bool
 
 	gone      atomic.Bool
 	closeOnce sync.Once
@@ -185,7 +186,7 @@ func (r *remote) Remote() {}
 // sequentially consistent, either ember loads 0 and kicks, or the model's
 // last look finds the request (docs/ioreq-protocol.md, "Polling for
 // requests"). The same discipline as completion_polling's, the other way.
-func (r *remote) Submit(t ioreq.Ticket, _ *acrn.IORequest) error {
+func (r *remote) Submit(t ioreq.Ticket, _ *iorequest.IORequest) error {
 	if err := t.Claim(); err != nil {
 		return err
 	}
@@ -261,7 +262,7 @@ func (r *remote) wakeCompleted() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for i, t := range r.tickets {
-		if t != nil && buf.State(i) == acrn.StateComplete {
+		if t != nil && buf.State(i) == iorequest.StateComplete {
 			r.tickets[i] = nil
 			t.Notify()
 		}
@@ -333,8 +334,8 @@ func (r *remote) handle(m Message, fds []int) (result []byte, outFDs []int, err 
 		if err := r.create(c.Name); err != nil {
 			return nil, nil, err
 		}
-		rep := CreateReply{ClientID: r.id, VMID: r.s.cfg.VMID, Slots: acrn.IORequestMax,
-			BufferSize: acrn.RequestBufferSize, Timeout: uint32(r.s.d.Timeout().Milliseconds())}
+		rep := CreateReply{ClientID: r.id, VMID: r.s.cfg.VMID, Slots: iorequest.IORequestMax,
+			BufferSize: iorequest.RequestBufferSize, Timeout: uint32(r.s.d.Timeout().Milliseconds())}
 		return rep.Encode(), []int{r.s.d.Buffer().FD(), r.kick, r.doneFD}, nil
 	case OpAttachClient:
 		r.mu.Lock()
@@ -440,12 +441,12 @@ func (r *remote) notifyFinish(vcpu int) error {
 	if t == nil {
 		return fmt.Errorf("%w: vCPU %d has no request with this client", unix.EINVAL, vcpu)
 	}
-	if st := r.s.d.Buffer().State(vcpu); st == acrn.StateProcessing {
+	if st := r.s.d.Buffer().State(vcpu); st == iorequest.StateProcessing {
 		if err := t.Complete(); err != nil {
 			return err
 		}
-	} else if st != acrn.StateComplete {
-		return &ioreq.TransitionError{Slot: vcpu, From: acrn.StateProcessing, To: acrn.StateComplete, Actual: st}
+	} else if st != iorequest.StateComplete {
+		return &ioreq.TransitionError{Slot: vcpu, From: iorequest.StateProcessing, To: iorequest.StateComplete, Actual: st}
 	}
 	r.wakeCompleted()
 	return nil
@@ -466,9 +467,9 @@ func (r *remote) cleanup() {
 		}
 		r.tickets[i] = nil
 		switch r.s.d.Buffer().State(i) {
-		case acrn.StateComplete: // it managed to finish: let the vCPU have it
+		case iorequest.StateComplete: // it managed to finish: let the vCPU have it
 			t.Notify()
-		case acrn.StatePending, acrn.StateProcessing: // still on its side
+		case iorequest.StatePending, iorequest.StateProcessing: // still on its side
 			if t.Current() {
 				t.Fail(ioreq.ErrClientGone)
 				failed++

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"ember/acrn"
+	"ember/acrn/iorequest"
 	"ember/ioreq"
 )
 
@@ -78,47 +79,47 @@ func serve(t *testing.T, c *Conn, h ioreq.Handler) {
 // polling vCPUs get the device model's values.
 func TestDeviceModelConn(t *testing.T) {
 	d := newDispatcher(t, ioreq.Config{})
-	must(t, d.Router().Claim(ioreq.Range{Type: acrn.ReqPortIO, Start: 0x3f8, End: 0x3ff}, ioreq.InProcess("uart", &recorder{})))
+	must(t, d.Router().Claim(ioreq.Range{Type: iorequest.ReqPortIO, Start: 0x3f8, End: 0x3ff}, ioreq.InProcess("uart", &recorder{})))
 	s := startServer(t, d, ServerConfig{VMID: 7})
 	c := dial(t, s, "regs")
 	if info := c.Info(); info.VMID != 7 || info.Slots != 16 || info.BufferSize != 4096 || info.Timeout != 1000 {
 		t.Errorf("CREATE_CLIENT reply %+v", info)
 	}
-	if err := c.Claim(ioreq.Range{Type: acrn.ReqPortIO, Start: 0x3f0, End: 0x3f8}); !errors.Is(err, unix.EEXIST) {
+	if err := c.Claim(ioreq.Range{Type: iorequest.ReqPortIO, Start: 0x3f0, End: 0x3f8}); !errors.Is(err, unix.EEXIST) {
 		t.Errorf("overlapping claim: %v, want EEXIST", err)
 	}
-	if err := c.Claim(ioreq.Range{Type: acrn.ReqPortIO, Start: 0x10, End: 0x1}); !errors.Is(err, unix.EPROTO) {
+	if err := c.Claim(ioreq.Range{Type: iorequest.ReqPortIO, Start: 0x10, End: 0x1}); !errors.Is(err, unix.EPROTO) {
 		t.Errorf("end before start: %v, want EPROTO", err)
 	}
-	must(t, c.Claim(ioreq.Range{Type: acrn.ReqPortIO, Start: 0x500, End: 0x50f}))
-	must(t, c.Claim(ioreq.Range{Type: acrn.ReqMMIO, Start: 0xd0000000, End: 0xd0000fff}))
-	must(t, c.Claim(ioreq.Range{Type: acrn.ReqPCICfg, Start: ioreq.PCIAddress(0, 5, 0, 0), End: ioreq.PCIAddress(0, 5, 0, 0xfff)}))
+	must(t, c.Claim(ioreq.Range{Type: iorequest.ReqPortIO, Start: 0x500, End: 0x50f}))
+	must(t, c.Claim(ioreq.Range{Type: iorequest.ReqMMIO, Start: 0xd0000000, End: 0xd0000fff}))
+	must(t, c.Claim(ioreq.Range{Type: iorequest.ReqPCICfg, Start: ioreq.PCIAddress(0, 5, 0, 0), End: ioreq.PCIAddress(0, 5, 0, 0xfff)}))
 	must(t, c.Attach())
 	regs := &regFile{regs: map[uint64]uint64{}}
 	serve(t, c, regs)
 	for _, polling := range []uint32{0, 1} {
 		for i := range uint32(50) {
-			w := ioreq.PIORequest(acrn.DirWrite, 0x504, 4, 0x1000+i)
+			w := ioreq.PIORequest(iorequest.DirWrite, 0x504, 4, 0x1000+i)
 			w.CompletionPolling = polling
 			if _, err := d.Emulate(3, &w); err != nil {
 				t.Fatal(err)
 			}
-			r := ioreq.PIORequest(acrn.DirRead, 0x504, 4, 0)
+			r := ioreq.PIORequest(iorequest.DirRead, 0x504, 4, 0)
 			r.CompletionPolling = polling
 			if v, err := d.Emulate(3, &r); err != nil || v != uint64(0x1000+i) {
 				t.Fatalf("polling=%d: read %#x, %v", polling, v, err)
 			}
 		}
 	}
-	w := ioreq.MMIORequest(acrn.DirWrite, 0xd0000100, 8, 0x1122334455667788)
+	w := ioreq.MMIORequest(iorequest.DirWrite, 0xd0000100, 8, 0x1122334455667788)
 	d.Emulate(0, &w)
-	r := ioreq.MMIORequest(acrn.DirRead, 0xd0000100, 8, 0)
+	r := ioreq.MMIORequest(iorequest.DirRead, 0xd0000100, 8, 0)
 	if v, err := d.Emulate(1, &r); err != nil || v != 0x1122334455667788 {
 		t.Errorf("MMIO read %#x, %v", v, err)
 	}
-	pw, _ := ioreq.PCIConfigRequest(0x80002804, acrn.DirWrite, 0xcfc, 4, 0xabcd)
+	pw, _ := ioreq.PCIConfigRequest(0x80002804, iorequest.DirWrite, 0xcfc, 4, 0xabcd)
 	d.Emulate(0, &pw)
-	pr, _ := ioreq.PCIConfigRequest(0x80002804, acrn.DirRead, 0xcfc, 4, 0)
+	pr, _ := ioreq.PCIConfigRequest(0x80002804, iorequest.DirRead, 0xcfc, 4, 0)
 	if v, err := d.Emulate(0, &pr); err != nil || v != 0xabcd {
 		t.Errorf("PCI config read %#x, %v", v, err)
 	}
@@ -148,19 +149,19 @@ func TestNotifyFinish(t *testing.T) {
 	d := newDispatcher(t, ioreq.Config{})
 	s := startServer(t, d, ServerConfig{})
 	c := dial(t, s, "hsm-style")
-	must(t, c.Claim(ioreq.Range{Type: acrn.ReqPortIO, Start: 0x70, End: 0x71}))
+	must(t, c.Claim(ioreq.Range{Type: iorequest.ReqPortIO, Start: 0x70, End: 0x71}))
 	must(t, c.Attach())
 	if err := c.NotifyFinish(2); !errors.Is(err, unix.EINVAL) {
 		t.Errorf("NOTIFY_FINISH with nothing in flight: %v, want EINVAL", err)
 	}
 	got := make(chan uint64)
 	go func() {
-		r := ioreq.PIORequest(acrn.DirRead, 0x71, 1, 0)
+		r := ioreq.PIORequest(iorequest.DirRead, 0x71, 1, 0)
 		v, _ := d.Emulate(2, &r)
 		got <- v
 	}()
 	b := c.Buffer()
-	waitFor(t, func() bool { return b.State(2) == acrn.StateProcessing })
+	waitFor(t, func() bool { return b.State(2) == iorequest.StateProcessing })
 	req, _ := b.Request(2)
 	ioreq.SetValue(&req, 0x42)
 	must(t, b.WriteBody(2, &req))
@@ -303,7 +304,7 @@ func TestServerRefusesBadMessages(t *testing.T) {
 	s := startServer(t, d, ServerConfig{})
 
 	c := rawConn(t, s)
-	m := Message{Op: OpClaimRange, ID: 9, Payload: EncodeRange(ioreq.Range{Type: acrn.ReqPortIO, Start: 1, End: 2})}
+	m := Message{Op: OpClaimRange, ID: 9, Payload: EncodeRange(ioreq.Range{Type: iorequest.ReqPortIO, Start: 1, End: 2})}
 	if rm, r := rawCall(t, c, m.Encode(nil)); rm.Op != OpClaimRange|OpReply || rm.ID != 9 || r.Errno != unix.EPERM {
 		t.Errorf("CLAIM before CREATE: %v id %d errno %v, want EPERM", rm.Op, rm.ID, r.Errno)
 	}

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"sync"
 
-	"ember/acrn"
+	"ember/acrn/iorequest"
 	"ember/devices"
 	"ember/ioreq"
 )
@@ -17,7 +17,7 @@ import (
 // Service VM. Overlapping claims are refused, whoever made them.
 type Bus struct {
 	name   string
-	typ    acrn.ReqType
+	typ    iorequest.ReqType
 	router *ioreq.Router
 
 	mu     sync.Mutex
@@ -30,7 +30,7 @@ type busClaim struct {
 }
 
 // newBus returns the face of request type typ on router.
-func newBus(name string, typ acrn.ReqType, router *ioreq.Router) *Bus {
+func newBus(name string, typ iorequest.ReqType, router *ioreq.Router) *Bus {
 	return &Bus{name: name, typ: typ, router: router, claims: map[uint64]busClaim{}}
 }
 

@@ -3,7 +3,7 @@ package hv
 import (
 	"fmt"
 
-	"ember/acrn"
+	"ember/acrn/iorequest"
 	"ember/ioreq"
 	"ember/memory"
 )
@@ -18,8 +18,8 @@ func (vm *VM) setupIORequests() error {
 	}
 	router := ioreq.NewRouter()
 	vm.ioreq = ioreq.NewDispatcher(buf, router, ioreq.Config{Logger: vm.log, PCIConf1: true, Waiting: vm.run.Waiting})
-	vm.PIO = newBus("pio", acrn.ReqPortIO, router)
-	vm.MMIO = newBus("mmio", acrn.ReqMMIO, router)
+	vm.PIO = newBus("pio", iorequest.ReqPortIO, router)
+	vm.MMIO = newBus("mmio", iorequest.ReqMMIO, router)
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"ember/acrn"
+	"ember/acrn/iorequest"
 	"ember/guest"
 	"ember/ioreq"
 	"ember/kvm"
@@ -100,7 +101,7 @@ func BenchmarkEmulatedPIO(b *testing.B) {
 		socket := filepath.Join(b.TempDir(), "vm.ioreq")
 		vm := newVM(b, Config{DeviceModelSocket: socket})
 		startQuietModel(b, bin, socket, "-pio", "0x4f0-0x4f0", "-mmio", "", "-quiet")
-		req := ioreq.PIORequest(acrn.DirWrite, benchPort, 1, 0)
+		req := ioreq.PIORequest(iorequest.DirWrite, benchPort, 1, 0)
 		if c := vm.IORequests().Router().Route(&req); c.Name() == "unclaimed" {
 			b.Fatal("the device model's range is not claimed")
 		}

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"ember/acrn"
+	"ember/acrn/iorequest"
 	"ember/devicemodel"
 	"ember/guest"
 	"ember/internal/kvmtest"
@@ -123,7 +124,7 @@ func TestDeviceModelSocketLeavesNothing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := c.Claim(ioreq.Range{Type: acrn.ReqPortIO, Start: 0x500, End: 0x50f}); err != nil {
+		if err := c.Claim(ioreq.Range{Type: iorequest.ReqPortIO, Start: 0x500, End: 0x50f}); err != nil {
 			t.Fatal(err)
 		}
 		if err := c.Attach(); err != nil {
@@ -131,7 +132,7 @@ func TestDeviceModelSocketLeavesNothing(t *testing.T) {
 		}
 		served := make(chan error, 1)
 		go func() {
-			served <- c.Serve(ioreq.HandlerFunc(func(*acrn.IORequest) {}))
+			served <- c.Serve(ioreq.HandlerFunc(func(*iorequest.IORequest) {}))
 		}()
 		defer c.Close()
 		vm.LoadImage(guest.Real.Code, guest.LoadAddr)

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"ember/acrn"
+	"ember/acrn/iorequest"
 	"ember/guest"
 	"ember/internal/kvmtest"
 	"ember/ioreq"
@@ -14,8 +14,8 @@ import (
 
 // access is one request as a client saw it.
 type access struct {
-	typ  acrn.ReqType
-	dir  acrn.Direction
+	typ  iorequest.ReqType
+	dir  iorequest.Direction
 	addr uint64
 	size uint64
 	val  uint64
@@ -30,10 +30,10 @@ type recorder struct {
 
 func served(addr uint64) uint64 { return 0x5e000000 | addr&0xffff }
 
-func (r *recorder) HandleIORequest(req *acrn.IORequest) {
+func (r *recorder) HandleIORequest(req *iorequest.IORequest) {
 	addr, size := ioreq.Target(req)
 	a := access{typ: req.Type, dir: ioreq.Dir(req), addr: addr, size: size, val: ioreq.Value(req)}
-	if a.dir == acrn.DirRead {
+	if a.dir == iorequest.DirRead {
 		ioreq.SetValue(req, served(addr))
 		a.val = 0
 	}
@@ -57,9 +57,9 @@ func TestGuestAccessesReachTheirClient(t *testing.T) {
 	cl := ioreq.InProcess("recorder", rec)
 	pciFn := ioreq.PCIAddress(0, 3, 1, 0)
 	for _, r := range []ioreq.Range{
-		{Type: acrn.ReqPortIO, Start: 0x500, End: 0x50f},
-		{Type: acrn.ReqMMIO, Start: 0xd0000000, End: 0xd0000fff},
-		{Type: acrn.ReqPCICfg, Start: pciFn, End: pciFn + 0xfff},
+		{Type: iorequest.ReqPortIO, Start: 0x500, End: 0x50f},
+		{Type: iorequest.ReqMMIO, Start: 0xd0000000, End: 0xd0000fff},
+		{Type: iorequest.ReqPCICfg, Start: pciFn, End: pciFn + 0xfff},
 	} {
 		if err := vm.IORequests().Router().Claim(r, cl); err != nil {
 			t.Fatal(err)
@@ -77,8 +77,8 @@ func TestGuestAccessesReachTheirClient(t *testing.T) {
 	if err != nil || res.Reason != StopExit || res.Status != 0 {
 		t.Fatalf("Run = %v, %v", res, err)
 	}
-	pio, mmio, pci := acrn.ReqPortIO, acrn.ReqMMIO, acrn.ReqPCICfg
-	rd, wr := acrn.DirRead, acrn.DirWrite
+	pio, mmio, pci := iorequest.ReqPortIO, iorequest.ReqMMIO, iorequest.ReqPCICfg
+	rd, wr := iorequest.DirRead, iorequest.DirWrite
 	want := []access{
 		{pio, wr, 0x500, 1, 0x5a},
 		{pio, wr, 0x502, 2, 0x1234},

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"ember/acrn"
+	"ember/acrn/iorequest"
 	"ember/guest"
 	"ember/internal/kvmtest"
 	"ember/ioreq"
@@ -132,7 +132,7 @@ type stuckClient struct {
 
 func (c *stuckClient) Name() string { return "stuck" }
 
-func (c *stuckClient) Submit(t ioreq.Ticket, _ *acrn.IORequest) error {
+func (c *stuckClient) Submit(t ioreq.Ticket, _ *iorequest.IORequest) error {
 	if err := t.Claim(); err != nil {
 		return err
 	}
@@ -154,7 +154,7 @@ func TestPauseAndStopDoNotWaitForAClient(t *testing.T) {
 	}
 	defer vm.Close()
 	c := &stuckClient{got: make(chan ioreq.Ticket, 1), canceled: make(chan error, 1)}
-	if err := vm.IORequests().Router().Claim(ioreq.Range{Type: acrn.ReqPortIO, Start: 0x5a0, End: 0x5a3}, c); err != nil {
+	if err := vm.IORequests().Router().Claim(ioreq.Range{Type: iorequest.ReqPortIO, Start: 0x5a0, End: 0x5a3}, c); err != nil {
 		t.Fatal(err)
 	}
 	// Real mode: mov $0x5a0, %dx; in %dx, %eax; out %eax, $PortExit.

@@ -5,7 +5,7 @@ import (
 	"runtime"
 	"sync/atomic"
 
-	"ember/acrn"
+	"ember/acrn/iorequest"
 	"ember/devices"
 	"ember/hv/internal/vcputhread"
 	"ember/ioreq"
@@ -194,12 +194,12 @@ func (c *VCPU) handleIO(io kvm.IOExit) {
 	write := io.Direction == kvm.IOOut
 	for i := 0; i+size <= len(io.Data); i += size {
 		d := io.Data[i : i+size]
-		if c.vm.ioreq.Direct(acrn.ReqPortIO, uint64(io.Port), write, d) {
+		if c.vm.ioreq.Direct(iorequest.ReqPortIO, uint64(io.Port), write, d) {
 			continue
 		}
-		dir := acrn.DirRead
+		dir := iorequest.DirRead
 		if write {
-			dir = acrn.DirWrite
+			dir = iorequest.DirWrite
 		}
 		req := ioreq.PIORequest(dir, io.Port, size, uint32(devices.Uint(d)))
 		c.emulate(&req, d)
@@ -215,27 +215,27 @@ func (c *VCPU) handleMMIO(m kvm.MMIOExit) {
 		return
 	}
 	wp := m.IsWrite && c.vm.isWriteProtected(m.PhysAddr)
-	if !wp && c.vm.ioreq.Direct(acrn.ReqMMIO, m.PhysAddr, m.IsWrite, m.Data) {
+	if !wp && c.vm.ioreq.Direct(iorequest.ReqMMIO, m.PhysAddr, m.IsWrite, m.Data) {
 		return
 	}
-	var req acrn.IORequest
+	var req iorequest.IORequest
 	switch {
 	case wp:
 		req = ioreq.WPRequest(m.PhysAddr, size, devices.Uint(m.Data))
 	case m.IsWrite:
-		req = ioreq.MMIORequest(acrn.DirWrite, m.PhysAddr, size, devices.Uint(m.Data))
+		req = ioreq.MMIORequest(iorequest.DirWrite, m.PhysAddr, size, devices.Uint(m.Data))
 	default:
-		req = ioreq.MMIORequest(acrn.DirRead, m.PhysAddr, size, 0)
+		req = ioreq.MMIORequest(iorequest.DirRead, m.PhysAddr, size, 0)
 	}
 	c.emulate(&req, m.Data)
 }
 
 // emulate sends req through the request path and, for a read, puts the value
 // into data. Failures are logged by ioreq; a failed read gets all ones.
-func (c *VCPU) emulate(req *acrn.IORequest, data []byte) {
+func (c *VCPU) emulate(req *iorequest.IORequest, data []byte) {
 	req.CompletionPolling = c.vm.completionPolling()
 	v, _ := c.vm.ioreq.Emulate(c.id, req)
-	if ioreq.Dir(req) == acrn.DirRead {
+	if ioreq.Dir(req) == iorequest.DirRead {
 		devices.PutUint(data, v)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"unsafe"
 
 	"ember/acrn"
+	"ember/acrn/iorequest"
 	"ember/hv"
 	"ember/ioreq"
 	"ember/memory"
@@ -585,7 +586,7 @@ func (s *seqState) setIOReqBuffer(a seqArgs) {
 	case b >= 0xfc:
 		page = gpaArray
 	}
-	p := hostWrite(s.t, s.h, gpaParam, &acrn.IOReqBuffer{IOReqBuf: page})
+	p := hostWrite(s.t, s.h, gpaParam, &iorequest.IOReqBuffer{IOReqBuf: page})
 	switch a.b(2) {
 	case 0xfe:
 		p = gpaBeyond
@@ -743,10 +744,10 @@ func (s *seqState) emulate(a seqArgs) {
 }
 
 // request builds the access of an emulate operation.
-func (s *seqState) request(id uint16, a seqArgs) acrn.IORequest {
-	dir := acrn.DirRead
+func (s *seqState) request(id uint16, a seqArgs) iorequest.IORequest {
+	dir := iorequest.DirRead
 	if a.b(1)&1 != 0 {
-		dir = acrn.DirWrite
+		dir = iorequest.DirWrite
 	}
 	switch a.b(1) % 5 {
 	case 0, 1:
@@ -767,7 +768,7 @@ func (s *seqState) request(id uint16, a seqArgs) acrn.IORequest {
 // 4-byte access to port 0xffff, fails with Validate's error, not a
 // *ioreq.RequestError, and all ones even for a write: the vCPU ignores a
 // write's value, so that is not checked.)
-func (s *seqState) access(m *seqMachine, id uint16, req acrn.IORequest) {
+func (s *seqState) access(m *seqMachine, id uint16, req iorequest.IORequest) {
 	d := m.IORequests()
 	start := time.Now()
 	v, err := d.Emulate(0, &req)
@@ -777,9 +778,9 @@ func (s *seqState) access(m *seqMachine, id uint16, req acrn.IORequest) {
 	}
 	_, size := ioreq.Target(&req)
 	switch {
-	case ioreq.Dir(&req) == acrn.DirWrite && err == nil && v != 0:
+	case ioreq.Dir(&req) == iorequest.DirWrite && err == nil && v != 0:
 		s.fail("VM %d: a write returned %#x", id, v)
-	case ioreq.Dir(&req) == acrn.DirRead && err != nil && v != ioreq.AllOnes(size):
+	case ioreq.Dir(&req) == iorequest.DirRead && err != nil && v != ioreq.AllOnes(size):
 		s.fail("VM %d: a failed read of %d bytes returned %#x, want all ones", id, size, v)
 	}
 	s.logf("  access of VM %d returned %#x after %v: %v", id, v, took.Round(time.Microsecond), err)
@@ -814,15 +815,15 @@ func (s *seqState) page(a seqArgs) {
 	case 1:
 		buf.Complete(slot)
 	case 2:
-		store(uint32(acrn.StateComplete))
+		store(uint32(iorequest.StateComplete))
 	case 3:
-		store(uint32(acrn.StateFree))
+		store(uint32(iorequest.StateFree))
 	case 4:
-		store(uint32(acrn.StatePending))
+		store(uint32(iorequest.StatePending))
 	case 5:
 		store(a.u32(3))
 	case 6:
-		off := acrn.SlotOffset(slot) + int(a.b(7)&0xfc)
+		off := iorequest.SlotOffset(slot) + int(a.b(7)&0xfc)
 		binary.LittleEndian.PutUint32(buf.Bytes()[off:], a.u32(3))
 	}
 	s.logf("page %#x slot %d: action %d", gpa, slot, action)
@@ -830,7 +831,7 @@ func (s *seqState) page(a seqArgs) {
 
 // buffer returns the request buffer page at gpa in service memory, or nil.
 func (s *seqState) buffer(gpa uint64) *ioreq.Buffer {
-	b, err := s.mem.Slice(gpa, acrn.RequestBufferSize)
+	b, err := s.mem.Slice(gpa, iorequest.RequestBufferSize)
 	if err != nil {
 		return nil
 	}
@@ -899,7 +900,7 @@ func (s *seqState) serviceUpcall(vmid uint16, vcpu int) error {
 // serve answers VM vmid's request of vCPU vcpu in the page at gpa.
 func (s *seqState) serve(vmid uint16, vcpu int, gpa uint64, reply seqReply, delay time.Duration) {
 	buf := s.buffer(gpa)
-	if buf == nil || vcpu < 0 || vcpu >= acrn.IORequestMax {
+	if buf == nil || vcpu < 0 || vcpu >= iorequest.IORequestMax {
 		s.fail("upcall for VM %d vCPU %d with page %#x", vmid, vcpu, gpa)
 		return
 	}
@@ -911,7 +912,7 @@ func (s *seqState) serve(vmid uint16, vcpu int, gpa uint64, reply seqReply, dela
 	case replyClaim:
 		buf.Claim(vcpu)
 	case replyUnclaimed:
-		atomic.StoreUint32(slotState(buf.Bytes(), vcpu), uint32(acrn.StateComplete))
+		atomic.StoreUint32(slotState(buf.Bytes(), vcpu), uint32(iorequest.StateComplete))
 		notify()
 	case replyNoNotify:
 		s.answer(buf, vcpu)
@@ -938,7 +939,7 @@ func (s *seqState) answer(buf *ioreq.Buffer, i int) {
 	if buf.Claim(i) != nil {
 		return
 	}
-	if req, err := buf.Request(i); err == nil && req.Validate() == nil && ioreq.Dir(&req) == acrn.DirRead {
+	if req, err := buf.Request(i); err == nil && req.Validate() == nil && ioreq.Dir(&req) == iorequest.DirRead {
 		ioreq.SetValue(&req, 0x5eedc0de5eedc0de)
 		buf.WriteBody(i, &req)
 	}
@@ -1289,5 +1290,5 @@ func seqSeeds() [][]byte {
 // slotState returns a pointer to the state word of slot i of a request
 // buffer, for storing states the life cycle would refuse.
 func slotState(buf []byte, i int) *uint32 {
-	return (*uint32)(unsafe.Pointer(&buf[acrn.SlotStateOffset(i)]))
+	return (*uint32)(unsafe.Pointer(&buf[iorequest.SlotStateOffset(i)]))
 }

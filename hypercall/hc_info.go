@@ -5,6 +5,7 @@ import (
 	"runtime"
 
 	"ember/acrn"
+	"ember/acrn/iorequest"
 )
 
 // platformInfoVersion is the hw.version ember reports in acrn_platform_info.
@@ -38,7 +39,7 @@ func hcGetPlatformInfo(c *call) acrn.Errno {
 	for i := 0; i < n && i < acrn.PlatformLAPICIDsMax; i++ {
 		hw.LAPICIDs[i] = uint8(i)
 	}
-	sw := acrn.PlatformSW{MaxVCPUsPerVM: acrn.IORequestMax, MaxVMs: MaxVMs,
+	sw := acrn.PlatformSW{MaxVCPUsPerVM: iorequest.IORequestMax, MaxVMs: MaxVMs,
 		VMConfigSize: acrn.VMConfigHeaderSize, VMConfigsAddr: pi.SW.VMConfigsAddr}
 	if addr := sw.VMConfigsAddr; addr != 0 {
 		if _, err := c.mem.Slice(addr, MaxVMs*acrn.VMConfigHeaderSize); err != nil {

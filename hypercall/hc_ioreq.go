@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"ember/acrn"
+	"ember/acrn/iorequest"
 	"ember/ioreq"
 	"ember/memory"
 )
@@ -14,7 +15,7 @@ func ioreqSlice(mem *memory.Guest, gpa uint64) ([]byte, acrn.Errno) {
 	if gpa%memory.PageSize != 0 {
 		return nil, acrn.EINVAL
 	}
-	b, err := mem.Slice(gpa, acrn.RequestBufferSize)
+	b, err := mem.Slice(gpa, iorequest.RequestBufferSize)
 	if err != nil {
 		return nil, acrn.EFAULT
 	}
@@ -57,7 +58,7 @@ func (e *hcVM) ioreqPage() *ioreq.Buffer {
 }
 
 // hcSetIOReqBuffer is HC_SET_IOREQ_BUFFER: param1 is the target VM ID,
-// param2 the GPA, in the caller's memory, of an acrn.IOReqBuffer holding the
+// param2 the GPA, in the caller's memory, of an iorequest.IOReqBuffer holding the
 // GPA of the page with the VM's sixteen 256-byte I/O request slots. The
 // indirection is seed 000's ("this gpa points to buffer address"), ACRN
 // v2.6's (it copies a u64 from param2) and Linux's HSM's (it passes the
@@ -68,7 +69,7 @@ func (e *hcVM) ioreqPage() *ioreq.Buffer {
 // that no in-process device claims is a request in that page, announced by
 // an upcall (upcall.go).
 func hcSetIOReqBuffer(c *call, e *hcVM) acrn.Errno {
-	var b acrn.IOReqBuffer
+	var b iorequest.IOReqBuffer
 	if r := c.read(c.p2, &b); r != 0 {
 		return r
 	}
@@ -91,7 +92,7 @@ func hcSetIOReqBuffer(c *call, e *hcVM) acrn.Errno {
 // Without one (a host caller with no ServiceUpcall) a slot in COMPLETE goes
 // back to FREE and one in another state is left alone.
 func hcNotifyRequestFinish(c *call, e *hcVM) acrn.Errno {
-	if c.p2 >= uint64(e.vm.NumVCPUs()) || c.p2 >= acrn.IORequestMax {
+	if c.p2 >= uint64(e.vm.NumVCPUs()) || c.p2 >= iorequest.IORequestMax {
 		return acrn.EINVAL
 	}
 	if !e.ioreqSet {

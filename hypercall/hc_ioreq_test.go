@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"ember/acrn"
+	"ember/acrn/iorequest"
 	"ember/ioreq"
 )
 
@@ -35,7 +36,7 @@ func newHostServiceVM(t *testing.T, h *Service, flags uint64) *hostServiceVM {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := mem.Slice(gpaIOReq+uint64(s.id)*0x1000, acrn.RequestBufferSize)
+	b, err := mem.Slice(gpaIOReq+uint64(s.id)*0x1000, iorequest.RequestBufferSize)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +72,7 @@ func (s *hostServiceVM) complete(v uint64) {
 	if err := s.page.WriteBody(0, &req); err != nil {
 		s.t.Fatal(err)
 	}
-	atomic.StoreUint32(slotState(s.page.Bytes(), 0), uint32(acrn.StateComplete))
+	atomic.StoreUint32(slotState(s.page.Bytes(), 0), uint32(iorequest.StateComplete))
 }
 
 // finish is HC_NOTIFY_REQUEST_FINISH for vCPU 0.
@@ -88,7 +89,7 @@ type access struct {
 
 func (s *hostServiceVM) read(port uint16) <-chan access {
 	m := s.h.table.ids.Lookup(uint64(s.id)).vm
-	req := ioreq.PIORequest(acrn.DirRead, port, 4, 0)
+	req := ioreq.PIORequest(iorequest.DirRead, port, 4, 0)
 	if m.Config().CompletionPolling {
 		req.CompletionPolling = 1 // as hv's vCPU sets it
 	}
@@ -195,7 +196,7 @@ func TestCompletionPollingThroughTheServiceVM(t *testing.T) {
 			if d := time.Since(start); d > ioreq.DefaultTimeout/2 {
 				t.Errorf("read %d took %v after COMPLETE", i, d)
 			}
-			if st := s.page.State(0); st != acrn.StateFree {
+			if st := s.page.State(0); st != iorequest.StateFree {
 				t.Errorf("Service VM's slot %v after read %d, want FREE", st, i)
 			}
 		}
@@ -255,7 +256,7 @@ func TestPauseAndDestroyWhileTheVMWaitsOnTheServiceVM(t *testing.T) {
 func TestResetFreesTheRequestPage(t *testing.T) {
 	eachService(t, func(t *testing.T, h *Service) {
 		s := newHostServiceVM(t, h, 0)
-		for i, st := range []acrn.State{acrn.StatePending, acrn.StateProcessing, acrn.StateComplete} {
+		for i, st := range []iorequest.State{iorequest.StatePending, iorequest.StateProcessing, iorequest.StateComplete} {
 			atomic.StoreUint32(slotState(s.page.Bytes(), i), uint32(st))
 		}
 		for _, c := range []acrn.ID{acrn.HCPauseVM, acrn.HCResetVM} {
@@ -263,8 +264,8 @@ func TestResetFreesTheRequestPage(t *testing.T) {
 				t.Fatalf("%v: %v", c, acrn.ResultError(r))
 			}
 		}
-		for i := range acrn.IORequestMax {
-			if st := s.page.State(i); st != acrn.StateFree {
+		for i := range iorequest.IORequestMax {
+			if st := s.page.State(i); st != iorequest.StateFree {
 				t.Errorf("slot %d is %v after HC_RESET_VM, want FREE", i, st)
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"runtime"
 
 	"ember/acrn"
+	"ember/acrn/iorequest"
 	"ember/acrn/kvmregs"
 	"ember/hv"
 )
@@ -44,7 +45,7 @@ func hcCreateVM(c *call) acrn.Errno {
 	if n == 0 {
 		n = 1
 	}
-	if n > acrn.IORequestMax || cr.VMFlag&^knownGuestFlags != 0 {
+	if n > iorequest.IORequestMax || cr.VMFlag&^knownGuestFlags != 0 {
 		return acrn.EINVAL
 	}
 	e, err := c.h.newVM(hv.Config{VCPUs: n, Console: io.Discard}, loadPost, cr.VMFlag)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"ember/acrn"
+	"ember/acrn/iorequest"
 	"ember/acrn/permission"
 	"ember/acrn/sbuf"
 	"ember/hv"
@@ -72,7 +73,7 @@ func createVMFlags(t testing.TB, h *Service, n uint16, flags uint64) uint16 {
 		t.Fatalf("vcpu_num %d, want %d", cr.VCPUNum, n)
 	}
 	mapRegion(t, h, cr.VMID, acrn.MRAdd, acrn.MemAccessRWX|acrn.MemTypeWB, 0, gpaRAM, 1<<20)
-	buf := &acrn.IOReqBuffer{IOReqBuf: gpaIOReq + uint64(cr.VMID)*0x1000}
+	buf := &iorequest.IOReqBuffer{IOReqBuf: gpaIOReq + uint64(cr.VMID)*0x1000}
 	if r := h.Hypercall(acrn.HCSetIOReqBuffer, uint64(cr.VMID), hostWrite(t, h, gpaParam, buf)); r != 0 {
 		t.Fatalf("HC_SET_IOREQ_BUFFER: %v", acrn.ResultError(r))
 	}
@@ -205,10 +206,10 @@ func testHypercallTable(t *testing.T, h *Service) {
 		{"intr monitor delay too long", acrn.HCVMIntrMonitor, v(id), at(&acrn.IntrMonitor{Cmd: acrn.IntrCmdDelayInt, Buffer: [48]uint64{1 << 40}}), acrn.EINVAL},
 		{"intr monitor: bad cmd", acrn.HCVMIntrMonitor, v(id), at(&acrn.IntrMonitor{Cmd: 2}), acrn.EINVAL},
 
-		{"ioreq buffer", acrn.HCSetIOReqBuffer, v(id), at(&acrn.IOReqBuffer{IOReqBuf: gpaIOReq + 0x8000}), 0},
-		{"ioreq buffer unaligned", acrn.HCSetIOReqBuffer, v(id), at(&acrn.IOReqBuffer{IOReqBuf: gpaIOReq + 8}), acrn.EINVAL},
-		{"ioreq buffer outside RAM", acrn.HCSetIOReqBuffer, v(id), at(&acrn.IOReqBuffer{IOReqBuf: gpaBeyond - 0x800}), acrn.EINVAL},
-		{"ioreq buffer past the end", acrn.HCSetIOReqBuffer, v(id), at(&acrn.IOReqBuffer{IOReqBuf: gpaBeyond}), acrn.EFAULT},
+		{"ioreq buffer", acrn.HCSetIOReqBuffer, v(id), at(&iorequest.IOReqBuffer{IOReqBuf: gpaIOReq + 0x8000}), 0},
+		{"ioreq buffer unaligned", acrn.HCSetIOReqBuffer, v(id), at(&iorequest.IOReqBuffer{IOReqBuf: gpaIOReq + 8}), acrn.EINVAL},
+		{"ioreq buffer outside RAM", acrn.HCSetIOReqBuffer, v(id), at(&iorequest.IOReqBuffer{IOReqBuf: gpaBeyond - 0x800}), acrn.EINVAL},
+		{"ioreq buffer past the end", acrn.HCSetIOReqBuffer, v(id), at(&iorequest.IOReqBuffer{IOReqBuf: gpaBeyond}), acrn.EFAULT},
 		{"ioreq buffer: pointer outside RAM", acrn.HCSetIOReqBuffer, v(id), v(gpaBeyond - 4), acrn.EFAULT},
 		{"notify finish", acrn.HCNotifyRequestFinish, v(id), v(1), 0},
 		{"notify finish: vCPU beyond vcpu_num", acrn.HCNotifyRequestFinish, v(id), v(2), acrn.EINVAL},
@@ -347,8 +348,8 @@ func TestWriteProtectedPageInAGuest(t *testing.T) {
 		t.Fatal(err)
 	}
 	req, err := s.page.Request(0)
-	if err != nil || req.Type != acrn.ReqWP || req.MMIO().Address != 0x5000 || req.MMIO().Value != 0x99 ||
-		req.MMIO().Direction != acrn.DirWrite {
+	if err != nil || req.Type != iorequest.ReqWP || req.MMIO().Address != 0x5000 || req.MMIO().Value != 0x99 ||
+		req.MMIO().Direction != iorequest.DirWrite {
 		t.Fatalf("request in the Service VM's page: %+v %v, want a WP write of 0x99 to 0x5000", req, err)
 	}
 	s.complete(0)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"ember/acrn"
+	"ember/acrn/iorequest"
 	"ember/guest"
 	"ember/hv"
 	"ember/ioreq"
@@ -41,10 +42,10 @@ func TestServiceVMGuestUpcall(t *testing.T) {
 			}
 			want = append(want, 0, 0, 0, 0, 0, // create, regions, regs, ioreq buffer, start
 				// direction, port, size, value, HC_NOTIFY_REQUEST_FINISH
-				uint64(acrn.DirRead), 0x5a0, 4, 0xc0de05a0, 0,
-				uint64(acrn.DirRead), 0x5a2, 2, 0xc0de05a2, 0,
-				uint64(acrn.DirWrite), 0x5a8, 2, 0x05a2, 0, // the word the User VM read
-				uint64(acrn.DirWrite), 0x5ac, 4, 0xc0de05a0, 0, // the dword
+				uint64(iorequest.DirRead), 0x5a0, 4, 0xc0de05a0, 0,
+				uint64(iorequest.DirRead), 0x5a2, 2, 0xc0de05a2, 0,
+				uint64(iorequest.DirWrite), 0x5a8, 2, 0x05a2, 0, // the word the User VM read
+				uint64(iorequest.DirWrite), 0x5ac, 4, 0xc0de05a0, 0, // the dword
 			)
 			got := run.reports
 			if len(got) != len(want) {
@@ -70,13 +71,13 @@ func TestServiceVMGuestUpcall(t *testing.T) {
 			if v := h.CallbackVector(); tt.vector != 0 && uint64(v) != tt.vector {
 				t.Errorf("callback vector %#x, want %#x", v, tt.vector)
 			}
-			page, err := vm.Memory().Slice(0x100000, acrn.RequestBufferSize)
+			page, err := vm.Memory().Slice(0x100000, iorequest.RequestBufferSize)
 			if err != nil {
 				t.Fatal(err)
 			}
 			b, _ := ioreq.NewBufferBytes(page)
-			for i := range acrn.IORequestMax {
-				if s := b.State(i); s != acrn.StateFree {
+			for i := range iorequest.IORequestMax {
+				if s := b.State(i); s != iorequest.StateFree {
 					t.Errorf("slot %d of the Service VM's page is %v after the run", i, s)
 				}
 			}
@@ -124,7 +125,7 @@ func TestHostServiceUpcall(t *testing.T) {
 	if r := h.Hypercall(acrn.HCStartVM, uint64(id), 0); r != 0 {
 		t.Fatalf("HC_START_VM: %v", acrn.ResultError(r))
 	}
-	page, err := mem.Slice(gpaIOReq+uint64(id)*0x1000, acrn.RequestBufferSize)
+	page, err := mem.Slice(gpaIOReq+uint64(id)*0x1000, iorequest.RequestBufferSize)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +133,7 @@ func TestHostServiceUpcall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var seen []acrn.PIORequest
+	var seen []iorequest.PIORequest
 	for n := range 2 {
 		var u upcall
 		select {
@@ -150,12 +151,12 @@ func TestHostServiceUpcall(t *testing.T) {
 			t.Fatalf("finish of a PROCESSING request: %v, want EINVAL", e)
 		}
 		req, err := b.Request(0)
-		if err != nil || req.Type != acrn.ReqPortIO {
+		if err != nil || req.Type != iorequest.ReqPortIO {
 			t.Fatalf("request %+v %v", req, err)
 		}
 		p := req.PIO()
 		seen = append(seen, p)
-		if ioreq.Dir(&req) == acrn.DirRead {
+		if ioreq.Dir(&req) == iorequest.DirRead {
 			ioreq.SetValue(&req, 0xfeed0000|p.Address)
 			if err := b.WriteBody(0, &req); err != nil {
 				t.Fatal(err)
@@ -174,9 +175,9 @@ func TestHostServiceUpcall(t *testing.T) {
 	if err != nil || r.Reason != hv.StopExit || r.Status != 0xfeed05a0 {
 		t.Fatalf("User VM: %v %v, want exit 0xfeed05a0", r, err)
 	}
-	want := []acrn.PIORequest{
-		{Direction: acrn.DirRead, Address: 0x5a0, Size: 4},
-		{Direction: acrn.DirWrite, Address: 0x5a4, Size: 4, Value: 0xfeed05a0},
+	want := []iorequest.PIORequest{
+		{Direction: iorequest.DirRead, Address: 0x5a0, Size: 4},
+		{Direction: iorequest.DirWrite, Address: 0x5a4, Size: 4, Value: 0xfeed05a0},
 	}
 	for i, w := range want {
 		if g := seen[i]; g.Direction != w.Direction || g.Address != w.Address || g.Size != w.Size || g.Value != w.Value {
@@ -212,7 +213,7 @@ func TestServiceVMGuestHardCases(t *testing.T) {
 		}
 		return all
 	}
-	rd, wr := uint64(acrn.DirRead), uint64(acrn.DirWrite)
+	rd, wr := uint64(iorequest.DirRead), uint64(iorequest.DirWrite)
 	for _, tt := range []struct {
 		name    string
 		mode    uint64
@@ -226,7 +227,7 @@ func TestServiceVMGuestHardCases(t *testing.T) {
 				wr, 0x5a8, 2, 0x05a2, 1, wr, 0x5ac, 4, 0xc0de05a0, 1}), 0xc0de05a0, 0},
 		{"pause and destroy from the upcall", guest.HCUpcallPauseDestroy, cat(setup,
 			// the request; HC_PAUSE_VM; the slot still PENDING for 0x5a0; HC_DESTROY_VM
-			[]uint64{rd, 0x5a0, 4, 0, uint64(acrn.StatePending), 0x5a0, 0}), 0, ioreq.DefaultTimeout / 2},
+			[]uint64{rd, 0x5a0, 4, 0, uint64(iorequest.StatePending), 0x5a0, 0}), 0, ioreq.DefaultTimeout / 2},
 		{"late completion, then the next request", guest.HCUpcallLate, cat(setup,
 			[]uint64{rd, 0x5a0, 4, einval, // claimed and left; the late notify
 				rd, 0x5a2, 2, 0xc0de05a2, 0,

@@ -7,9 +7,9 @@ import (
 	"sync/atomic"
 	"unsafe"
 
-	"golang.org/x/sys/unix"
+	"ember/acrn/iorequest"
 
-	"ember/acrn"
+	"golang.org/x/sys/unix"
 )
 
 // ErrBadTransition is the error every refused state change wraps: the slot
@@ -20,8 +20,8 @@ var ErrBadTransition = errors.New("ioreq: illegal I/O request state transition")
 // TransitionError describes a refused state change of one slot.
 type TransitionError struct {
 	Slot     int
-	From, To acrn.State // the transition asked for
-	Actual   acrn.State // the state the slot was in
+	From, To iorequest.State // the transition asked for
+	Actual   iorequest.State // the state the slot was in
 }
 
 func (e *TransitionError) Error() string {
@@ -35,20 +35,20 @@ func (e *TransitionError) Error() string {
 func (e *TransitionError) Unwrap() error { return ErrBadTransition }
 
 // next is the life cycle of seed 000: each state's only successor.
-var next = [...]acrn.State{
-	acrn.StateFree:       acrn.StatePending,
-	acrn.StatePending:    acrn.StateProcessing,
-	acrn.StateProcessing: acrn.StateComplete,
-	acrn.StateComplete:   acrn.StateFree,
+var next = [...]iorequest.State{
+	iorequest.StateFree:       iorequest.StatePending,
+	iorequest.StatePending:    iorequest.StateProcessing,
+	iorequest.StateProcessing: iorequest.StateComplete,
+	iorequest.StateComplete:   iorequest.StateFree,
 }
 
 // Legal reports whether from -> to is an edge of the life cycle.
-func Legal(from, to acrn.State) bool {
+func Legal(from, to iorequest.State) bool {
 	return from.Valid() && to.Valid() && next[from] == to
 }
 
-// Buffer is one VM's I/O request buffer: acrn.RequestBufferSize bytes, slot i
-// (at acrn.SlotOffset(i)) belonging to vCPU i. The page may be shared with
+// Buffer is one VM's I/O request buffer: iorequest.RequestBufferSize bytes, slot i
+// (at iorequest.SlotOffset(i)) belonging to vCPU i. The page may be shared with
 // another process (NewBuffer: a sealed memfd) or be a page of a Service VM's
 // RAM (NewBufferBytes), so every byte in it may change under ember's feet:
 // the state field is only ever read and written with sync/atomic, and ember
@@ -67,7 +67,7 @@ type Buffer struct {
 // handed to a device model, which maps it MAP_SHARED) and maps it here. Every
 // slot starts FREE.
 func NewBuffer() (*Buffer, error) {
-	mem, fd, err := NewSharedMemory("ember-ioreq", acrn.RequestBufferSize)
+	mem, fd, err := NewSharedMemory("ember-ioreq", iorequest.RequestBufferSize)
 	if err != nil {
 		return nil, fmt.Errorf("ioreq: request buffer: %w", err)
 	}
@@ -112,18 +112,18 @@ func MapShared(fd, size int) ([]byte, error) {
 	return mem, nil
 }
 
-// NewBufferBytes uses mem, which must hold at least acrn.RequestBufferSize
+// NewBufferBytes uses mem, which must hold at least iorequest.RequestBufferSize
 // bytes starting at a 4-byte aligned address, as a request buffer: for
 // example a page of a Service VM's RAM from memory.Guest.Slice. The slots'
 // states are left as they are. Close does not unmap mem.
 func NewBufferBytes(mem []byte) (*Buffer, error) {
-	if len(mem) < acrn.RequestBufferSize {
-		return nil, fmt.Errorf("ioreq: request buffer of %d bytes, need %d", len(mem), acrn.RequestBufferSize)
+	if len(mem) < iorequest.RequestBufferSize {
+		return nil, fmt.Errorf("ioreq: request buffer of %d bytes, need %d", len(mem), iorequest.RequestBufferSize)
 	}
 	if uintptr(unsafe.Pointer(&mem[0]))%4 != 0 {
 		return nil, fmt.Errorf("ioreq: request buffer at %p is not 4-byte aligned", &mem[0])
 	}
-	return &Buffer{mem: mem[:acrn.RequestBufferSize:acrn.RequestBufferSize], fd: -1}, nil
+	return &Buffer{mem: mem[:iorequest.RequestBufferSize:iorequest.RequestBufferSize], fd: -1}, nil
 }
 
 // FD returns the memfd behind the buffer, or -1 if it was built over bytes.
@@ -138,7 +138,7 @@ func (b *Buffer) Bytes() []byte { return b.mem }
 // model received from ember (package devicemodel), shared and writable. The
 // fd may be closed afterwards; Close unmaps the buffer.
 func MapBuffer(fd int) (*Buffer, error) {
-	mem, err := MapShared(fd, acrn.RequestBufferSize)
+	mem, err := MapShared(fd, iorequest.RequestBufferSize)
 	if err != nil {
 		return nil, fmt.Errorf("ioreq: request buffer: %w", err)
 	}
@@ -165,24 +165,24 @@ func (b *Buffer) Close() error {
 // Reset marks every slot FREE, for a buffer no one is using yet (a VM being
 // created or reset).
 func (b *Buffer) Reset() {
-	for i := range acrn.IORequestMax {
-		b.state(i).Store(uint32(acrn.StateFree))
+	for i := range iorequest.IORequestMax {
+		b.state(i).Store(uint32(iorequest.StateFree))
 	}
 }
 
-// state returns the slot's processed field as an atomic. acrn.StateOffset is
+// state returns the slot's processed field as an atomic. iorequest.StateOffset is
 // 4-byte aligned and so is the page (NewBuffer maps a page, NewBufferBytes
 // checks), so this is a naturally aligned x86 doubleword: a plain MOV is
 // atomic and XCHG/LOCK CMPXCHG are full barriers, which is what sync/atomic
 // compiles to. The device model on the other side uses the same field the
 // same way.
 func (b *Buffer) state(i int) *atomic.Uint32 {
-	return (*atomic.Uint32)(unsafe.Pointer(&b.mem[acrn.SlotStateOffset(i)]))
+	return (*atomic.Uint32)(unsafe.Pointer(&b.mem[iorequest.SlotStateOffset(i)]))
 }
 
 func (b *Buffer) slot(i int) []byte {
-	off := acrn.SlotOffset(i)
-	return b.mem[off : off+acrn.IORequestSize]
+	off := iorequest.SlotOffset(i)
+	return b.mem[off : off+iorequest.IORequestSize]
 }
 
 // SetPolling atomically stores slot i's completion_polling: 1 while the
@@ -203,7 +203,7 @@ func (b *Buffer) SetPolling(i int, on bool) {
 func (b *Buffer) Polling(i int) bool { return b.polling(i).Load() != 0 }
 
 func (b *Buffer) polling(i int) *atomic.Uint32 {
-	return (*atomic.Uint32)(unsafe.Pointer(&b.mem[acrn.SlotOffset(i)+acrn.CompletionPollingOffset]))
+	return (*atomic.Uint32)(unsafe.Pointer(&b.mem[iorequest.SlotOffset(i)+iorequest.CompletionPollingOffset]))
 }
 
 // StateWord returns slot i's state word, for FutexWait and FutexWake (the
@@ -214,12 +214,12 @@ func (b *Buffer) StateWord(i int) *atomic.Uint32 { return b.state(i) }
 // State atomically loads slot i's state. The load is the acquire half of the
 // ordering rules: a party that sees the state another wrote also sees every
 // byte that party wrote to the slot before it.
-func (b *Buffer) State(i int) acrn.State { return acrn.State(b.state(i).Load()) }
+func (b *Buffer) State(i int) iorequest.State { return iorequest.State(b.state(i).Load()) }
 
 // Transition moves slot i from one state to the next with a compare-and-swap,
 // and refuses (with a *TransitionError wrapping ErrBadTransition) a pair that
 // is not an edge of the life cycle or a slot that is not in state from.
-func (b *Buffer) Transition(i int, from, to acrn.State) error {
+func (b *Buffer) Transition(i int, from, to iorequest.State) error {
 	if !Legal(from, to) {
 		return &TransitionError{Slot: i, From: from, To: to, Actual: b.State(i)}
 	}
@@ -241,14 +241,14 @@ func (b *Buffer) Transition(i int, from, to acrn.State) error {
 //
 // Issue refuses a slot that is not FREE: one vCPU never has two requests in
 // flight.
-func (b *Buffer) Issue(i int, req *acrn.IORequest) error {
-	if s := b.State(i); s != acrn.StateFree {
-		return &TransitionError{Slot: i, From: acrn.StateFree, To: acrn.StatePending, Actual: s}
+func (b *Buffer) Issue(i int, req *iorequest.IORequest) error {
+	if s := b.State(i); s != iorequest.StateFree {
+		return &TransitionError{Slot: i, From: iorequest.StateFree, To: iorequest.StatePending, Actual: s}
 	}
 	if err := req.EncodeBody(b.slot(i)); err != nil {
 		return err
 	}
-	return b.Transition(i, acrn.StateFree, acrn.StatePending)
+	return b.Transition(i, iorequest.StateFree, iorequest.StatePending)
 }
 
 // Claim is PENDING -> PROCESSING, done by the party that assigns the request
@@ -258,7 +258,7 @@ func (b *Buffer) Issue(i int, req *acrn.IORequest) error {
 // woken through its eventfd) only after Claim has succeeded, and reads the
 // body only after it has loaded PROCESSING itself.
 func (b *Buffer) Claim(i int) error {
-	return b.Transition(i, acrn.StatePending, acrn.StateProcessing)
+	return b.Transition(i, iorequest.StatePending, iorequest.StateProcessing)
 }
 
 // Complete is PROCESSING -> COMPLETE, done by the client when it has handled
@@ -266,7 +266,7 @@ func (b *Buffer) Claim(i int) error {
 // the client writes the read value (WriteBody) first, and the atomic store of
 // COMPLETE releases it to the vCPU.
 func (b *Buffer) Complete(i int) error {
-	return b.Transition(i, acrn.StateProcessing, acrn.StateComplete)
+	return b.Transition(i, iorequest.StateProcessing, iorequest.StateComplete)
 }
 
 // Release is COMPLETE -> FREE, done by the vCPU after it has loaded COMPLETE
@@ -275,15 +275,15 @@ func (b *Buffer) Complete(i int) error {
 // first, and the slot becomes FREE as the last step of the post-work, after
 // which it may issue its next request.
 func (b *Buffer) Release(i int) error {
-	return b.Transition(i, acrn.StateComplete, acrn.StateFree)
+	return b.Transition(i, iorequest.StateComplete, iorequest.StateFree)
 }
 
 // Reclaim forces slot i back to FREE whatever its state, and returns the
 // state it was in. It is not a transition of the life cycle: the dispatcher
 // uses it only when a client has failed to complete a request in time or has
 // gone away, to take the slot back from the client side.
-func (b *Buffer) Reclaim(i int) acrn.State {
-	return acrn.State(b.state(i).Swap(uint32(acrn.StateFree)))
+func (b *Buffer) Reclaim(i int) iorequest.State {
+	return iorequest.State(b.state(i).Swap(uint32(iorequest.StateFree)))
 }
 
 // Request decodes slot i's 256 bytes. The caller must own the slot in its
@@ -292,15 +292,15 @@ func (b *Buffer) Reclaim(i int) acrn.State {
 // Validate it before acting on it.
 // completion_polling, which the vCPU may change meanwhile (SetPolling), is
 // loaded atomically.
-func (b *Buffer) Request(i int) (acrn.IORequest, error) {
-	var body [acrn.IORequestSize]byte
+func (b *Buffer) Request(i int) (iorequest.IORequest, error) {
+	var body [iorequest.IORequestSize]byte
 	slot := b.slot(i)
-	copy(body[:acrn.CompletionPollingOffset], slot)
-	binary.LittleEndian.PutUint32(body[acrn.CompletionPollingOffset:], b.polling(i).Load())
-	copy(body[acrn.CompletionPollingOffset+4:acrn.StateOffset], slot[acrn.CompletionPollingOffset+4:])
-	binary.LittleEndian.PutUint32(body[acrn.StateOffset:], b.state(i).Load())
-	copy(body[acrn.StateOffset+4:], slot[acrn.StateOffset+4:])
-	var r acrn.IORequest
+	copy(body[:iorequest.CompletionPollingOffset], slot)
+	binary.LittleEndian.PutUint32(body[iorequest.CompletionPollingOffset:], b.polling(i).Load())
+	copy(body[iorequest.CompletionPollingOffset+4:iorequest.StateOffset], slot[iorequest.CompletionPollingOffset+4:])
+	binary.LittleEndian.PutUint32(body[iorequest.StateOffset:], b.state(i).Load())
+	copy(body[iorequest.StateOffset+4:], slot[iorequest.StateOffset+4:])
+	var r iorequest.IORequest
 	err := r.Decode(body[:])
 	return r, err
 }
@@ -309,14 +309,14 @@ func (b *Buffer) Request(i int) (acrn.IORequest, error) {
 // completion_polling, which the vCPU keeps to itself while the request is in
 // flight (SetPolling). Only the owner of the slot's current state may call
 // it: a client in PROCESSING, before Complete.
-func (b *Buffer) WriteBody(i int, req *acrn.IORequest) error {
-	var body [acrn.IORequestSize]byte
+func (b *Buffer) WriteBody(i int, req *iorequest.IORequest) error {
+	var body [iorequest.IORequestSize]byte
 	if err := req.EncodeBody(body[:]); err != nil {
 		return err
 	}
 	slot := b.slot(i)
-	copy(slot[:acrn.CompletionPollingOffset], body[:acrn.CompletionPollingOffset])
-	copy(slot[acrn.CompletionPollingOffset+4:acrn.StateOffset], body[acrn.CompletionPollingOffset+4:acrn.StateOffset])
+	copy(slot[:iorequest.CompletionPollingOffset], body[:iorequest.CompletionPollingOffset])
+	copy(slot[iorequest.CompletionPollingOffset+4:iorequest.StateOffset], body[iorequest.CompletionPollingOffset+4:iorequest.StateOffset])
 	return nil
 }
 
@@ -324,11 +324,11 @@ func (b *Buffer) WriteBody(i int, req *acrn.IORequest) error {
 // request orig is (the vCPU's own copy, not the shared bytes), truncated to
 // orig's access size: a client can put anything in the page, and the vCPU
 // takes only the value from it.
-func (b *Buffer) ReadValue(i int, orig *acrn.IORequest) uint64 {
-	s := b.slot(i)[acrn.ReqsOffset:]
+func (b *Buffer) ReadValue(i int, orig *iorequest.IORequest) uint64 {
+	s := b.slot(i)[iorequest.ReqsOffset:]
 	var v uint64
 	switch orig.Type {
-	case acrn.ReqMMIO, acrn.ReqWP:
+	case iorequest.ReqMMIO, iorequest.ReqWP:
 		v = binary.LittleEndian.Uint64(s[24:])
 	default: // PIO and PCI both keep a 32-bit value at reqs+24
 		v = uint64(binary.LittleEndian.Uint32(s[24:]))

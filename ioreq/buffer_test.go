@@ -5,12 +5,12 @@ import (
 	"errors"
 	"testing"
 
-	"golang.org/x/sys/unix"
+	"ember/acrn/iorequest"
 
-	"ember/acrn"
+	"golang.org/x/sys/unix"
 )
 
-var allStates = []acrn.State{acrn.StateFree, acrn.StatePending, acrn.StateProcessing, acrn.StateComplete}
+var allStates = []iorequest.State{iorequest.StateFree, iorequest.StatePending, iorequest.StateProcessing, iorequest.StateComplete}
 
 func newTestBuffer(t *testing.T) *Buffer {
 	t.Helper()
@@ -23,7 +23,7 @@ func newTestBuffer(t *testing.T) *Buffer {
 }
 
 // setState forces a slot's state, as another party writing the page could.
-func setState(b *Buffer, i int, s acrn.State) { b.state(i).Store(uint32(s)) }
+func setState(b *Buffer, i int, s iorequest.State) { b.state(i).Store(uint32(s)) }
 
 // TestStateMachineTransitions walks all 16 (from, to) pairs: the four edges
 // of FREE -> PENDING -> PROCESSING -> COMPLETE -> FREE succeed from the right
@@ -31,18 +31,18 @@ func setState(b *Buffer, i int, s acrn.State) { b.state(i).Store(uint32(s)) }
 // alone.
 func TestStateMachineTransitions(t *testing.T) {
 	b := newTestBuffer(t)
-	legal := map[[2]acrn.State]bool{
-		{acrn.StateFree, acrn.StatePending}:        true,
-		{acrn.StatePending, acrn.StateProcessing}:  true,
-		{acrn.StateProcessing, acrn.StateComplete}: true,
-		{acrn.StateComplete, acrn.StateFree}:       true,
+	legal := map[[2]iorequest.State]bool{
+		{iorequest.StateFree, iorequest.StatePending}:        true,
+		{iorequest.StatePending, iorequest.StateProcessing}:  true,
+		{iorequest.StateProcessing, iorequest.StateComplete}: true,
+		{iorequest.StateComplete, iorequest.StateFree}:       true,
 	}
 	for _, from := range allStates {
 		for _, to := range allStates {
 			for _, actual := range allStates {
 				setState(b, 3, actual)
 				err := b.Transition(3, from, to)
-				want := legal[[2]acrn.State{from, to}] && actual == from
+				want := legal[[2]iorequest.State{from, to}] && actual == from
 				if want {
 					if err != nil || b.State(3) != to {
 						t.Errorf("%v -> %v from %v: err %v, state %v", from, to, actual, err, b.State(3))
@@ -59,7 +59,7 @@ func TestStateMachineTransitions(t *testing.T) {
 			}
 		}
 	}
-	if Legal(acrn.State(7), acrn.StateFree) || Legal(acrn.StateFree, acrn.State(9)) {
+	if Legal(iorequest.State(7), iorequest.StateFree) || Legal(iorequest.StateFree, iorequest.State(9)) {
 		t.Error("Legal accepts an undefined state")
 	}
 }
@@ -67,16 +67,16 @@ func TestStateMachineTransitions(t *testing.T) {
 // TestStateMachineOperations checks each named operation from every state.
 func TestStateMachineOperations(t *testing.T) {
 	b := newTestBuffer(t)
-	req := PIORequest(acrn.DirRead, 0x3f8, 1, 0)
+	req := PIORequest(iorequest.DirRead, 0x3f8, 1, 0)
 	ops := []struct {
 		name     string
-		from, to acrn.State
+		from, to iorequest.State
 		do       func() error
 	}{
-		{"Issue", acrn.StateFree, acrn.StatePending, func() error { return b.Issue(5, &req) }},
-		{"Claim", acrn.StatePending, acrn.StateProcessing, func() error { return b.Claim(5) }},
-		{"Complete", acrn.StateProcessing, acrn.StateComplete, func() error { return b.Complete(5) }},
-		{"Release", acrn.StateComplete, acrn.StateFree, func() error { return b.Release(5) }},
+		{"Issue", iorequest.StateFree, iorequest.StatePending, func() error { return b.Issue(5, &req) }},
+		{"Claim", iorequest.StatePending, iorequest.StateProcessing, func() error { return b.Claim(5) }},
+		{"Complete", iorequest.StateProcessing, iorequest.StateComplete, func() error { return b.Complete(5) }},
+		{"Release", iorequest.StateComplete, iorequest.StateFree, func() error { return b.Release(5) }},
 	}
 	for _, op := range ops {
 		for _, s := range allStates {
@@ -97,7 +97,7 @@ func TestStateMachineOperations(t *testing.T) {
 // other slots untouched.
 func TestLifeCycle(t *testing.T) {
 	b := newTestBuffer(t)
-	req := MMIORequest(acrn.DirRead, 0xfee00020, 4, 0)
+	req := MMIORequest(iorequest.DirRead, 0xfee00020, 4, 0)
 	if err := b.Issue(2, &req); err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestLifeCycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _ := b.Request(2)
-	if got.Type != acrn.ReqMMIO || got.MMIO().Address != 0xfee00020 || got.Processed != acrn.StateProcessing {
+	if got.Type != iorequest.ReqMMIO || got.MMIO().Address != 0xfee00020 || got.Processed != iorequest.StateProcessing {
 		t.Fatalf("client sees %+v", got.MMIO())
 	}
 	SetValue(&got, 0x1234567890)
@@ -124,8 +124,8 @@ func TestLifeCycle(t *testing.T) {
 	if err := b.Release(2); err != nil {
 		t.Fatal(err)
 	}
-	for i := range acrn.IORequestMax {
-		if b.State(i) != acrn.StateFree {
+	for i := range iorequest.IORequestMax {
+		if b.State(i) != iorequest.StateFree {
 			t.Errorf("slot %d is %v", i, b.State(i))
 		}
 	}
@@ -139,7 +139,7 @@ func TestBufferMemfdIsSealed(t *testing.T) {
 }
 
 func TestNewBufferBytes(t *testing.T) {
-	page := make([]byte, acrn.RequestBufferSize+8)
+	page := make([]byte, iorequest.RequestBufferSize+8)
 	if _, err := NewBufferBytes(page[:100]); err == nil {
 		t.Error("short page accepted")
 	}
@@ -150,11 +150,11 @@ func TestNewBufferBytes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.FD() != -1 || b.State(0) != acrn.StatePending { // zeroed memory reads as PENDING (0)
+	if b.FD() != -1 || b.State(0) != iorequest.StatePending { // zeroed memory reads as PENDING (0)
 		t.Errorf("fd %d state %v", b.FD(), b.State(0))
 	}
 	b.Reset()
-	if got := binary.LittleEndian.Uint32(page[acrn.SlotStateOffset(15):]); got != uint32(acrn.StateFree) {
+	if got := binary.LittleEndian.Uint32(page[iorequest.SlotStateOffset(15):]); got != uint32(iorequest.StateFree) {
 		t.Errorf("slot 15 state bytes %d after Reset", got)
 	}
 	if err := b.Close(); err != nil {
@@ -167,7 +167,7 @@ func TestNewBufferBytes(t *testing.T) {
 // the flag set cannot set it again after the vCPU cleared it to sleep.
 func TestCompletionPollingIsTheVCPUs(t *testing.T) {
 	b := newTestBuffer(t)
-	req := PIORequest(acrn.DirRead, 0x60, 1, 0)
+	req := PIORequest(iorequest.DirRead, 0x60, 1, 0)
 	must := func(err error) {
 		t.Helper()
 		if err != nil {

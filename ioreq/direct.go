@@ -1,7 +1,7 @@
 package ioreq
 
 import (
-	"ember/acrn"
+	"ember/acrn/iorequest"
 	"ember/devices"
 )
 
@@ -19,7 +19,7 @@ type deviceClient struct {
 	dev  devices.Device
 }
 
-// Direct performs a guest port (acrn.ReqPortIO) or MMIO access of len(data)
+// Direct performs a guest port (iorequest.ReqPortIO) or MMIO access of len(data)
 // bytes at addr on the vCPU's own goroutine without a request, when the
 // request path would hand it to an in-process client: a DeviceClient, whose
 // device it calls, or the built-in Unclaimed default, which it answers. A
@@ -32,14 +32,14 @@ type deviceClient struct {
 // This is the exit path's fast path: what an in-process device sees and
 // what the guest gets are the same as through Emulate, but no 256-byte
 // request is built, no slot changes state and no value is copied back.
-func (d *Dispatcher) Direct(typ acrn.ReqType, addr uint64, write bool, data []byte) bool {
+func (d *Dispatcher) Direct(typ iorequest.ReqType, addr uint64, write bool, data []byte) bool {
 	size := uint64(len(data))
 	switch {
 	case size != 1 && size != 2 && size != 4 && size != 8:
 		return false
-	case typ == acrn.ReqPortIO && (size == 8 || addr+size > 1<<16 || d.conf1 && addr+size > PCIConfigAddressPort && addr <= PCIConfigDataPort+3):
+	case typ == iorequest.ReqPortIO && (size == 8 || addr+size > 1<<16 || d.conf1 && addr+size > PCIConfigAddressPort && addr <= PCIConfigDataPort+3):
 		return false
-	case typ != acrn.ReqPortIO && typ != acrn.ReqMMIO:
+	case typ != iorequest.ReqPortIO && typ != iorequest.ReqMMIO:
 		return false
 	}
 	c, n := d.router.lookup(typ, addr, size)

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"testing"
 
-	"ember/acrn"
+	"ember/acrn/iorequest"
 	"ember/devices"
 )
 
@@ -33,38 +33,38 @@ var _ devices.Device = (*regs)(nil)
 func TestDirectServesInProcessClientsOnly(t *testing.T) {
 	d := newDispatcher(t, Config{PCIConf1: true})
 	dev := &regs{}
-	if err := d.Router().Claim(Range{Type: acrn.ReqPortIO, Start: 0x500, End: 0x507}, DeviceClient("regs", 0x500, dev)); err != nil {
+	if err := d.Router().Claim(Range{Type: iorequest.ReqPortIO, Start: 0x500, End: 0x507}, DeviceClient("regs", 0x500, dev)); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Router().Claim(Range{Type: acrn.ReqMMIO, Start: 0xd0000000, End: 0xd0000007}, DeviceClient("mregs", 0xd0000000, dev)); err != nil {
+	if err := d.Router().Claim(Range{Type: iorequest.ReqMMIO, Start: 0xd0000000, End: 0xd0000007}, DeviceClient("mregs", 0xd0000000, dev)); err != nil {
 		t.Fatal(err)
 	}
 	async := newAsyncClient(t, "external")
-	if err := d.Router().Claim(Range{Type: acrn.ReqPortIO, Start: 0x600, End: 0x603}, async); err != nil {
+	if err := d.Router().Claim(Range{Type: iorequest.ReqPortIO, Start: 0x600, End: 0x603}, async); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
 		name  string
-		typ   acrn.ReqType
+		typ   iorequest.ReqType
 		addr  uint64
 		write bool
 		data  []byte
 		want  bool   // served directly
 		after []byte // data after a direct read
 	}{
-		{"port write to a device", acrn.ReqPortIO, 0x502, true, []byte{0x11, 0x22}, true, []byte{0x11, 0x22}},
-		{"port read from a device", acrn.ReqPortIO, 0x502, false, make([]byte, 2), true, []byte{0x11, 0x22}},
-		{"MMIO read of a device, 8 bytes", acrn.ReqMMIO, 0xd0000000, false, make([]byte, 8), true, []byte{0, 0, 0x11, 0x22, 0, 0, 0, 0}},
-		{"unclaimed port read", acrn.ReqPortIO, 0x700, false, make([]byte, 4), true, []byte{0xff, 0xff, 0xff, 0xff}},
-		{"unclaimed MMIO write", acrn.ReqMMIO, 0xe0000000, true, []byte{1}, true, []byte{1}},
-		{"an out-of-process client's port", acrn.ReqPortIO, 0x600, true, []byte{1}, false, []byte{1}},
-		{"straddling the device's end: unclaimed, as a request would be", acrn.ReqPortIO, 0x506, false, make([]byte, 4), true, []byte{0xff, 0xff, 0xff, 0xff}},
-		{"PCI CONFIG_ADDRESS", acrn.ReqPortIO, 0xcf8, true, []byte{0, 0, 0, 0x80}, false, []byte{0, 0, 0, 0x80}},
-		{"PCI CONFIG_DATA", acrn.ReqPortIO, 0xcfe, false, make([]byte, 2), false, make([]byte, 2)},
-		{"size 3", acrn.ReqPortIO, 0x500, false, make([]byte, 3), false, make([]byte, 3)},
-		{"8-byte port access", acrn.ReqPortIO, 0x500, false, make([]byte, 8), false, make([]byte, 8)},
-		{"past the last port", acrn.ReqPortIO, 0xfffe, false, make([]byte, 4), false, make([]byte, 4)},
-		{"a PCI config request type", acrn.ReqPCICfg, 0, false, make([]byte, 4), false, make([]byte, 4)},
+		{"port write to a device", iorequest.ReqPortIO, 0x502, true, []byte{0x11, 0x22}, true, []byte{0x11, 0x22}},
+		{"port read from a device", iorequest.ReqPortIO, 0x502, false, make([]byte, 2), true, []byte{0x11, 0x22}},
+		{"MMIO read of a device, 8 bytes", iorequest.ReqMMIO, 0xd0000000, false, make([]byte, 8), true, []byte{0, 0, 0x11, 0x22, 0, 0, 0, 0}},
+		{"unclaimed port read", iorequest.ReqPortIO, 0x700, false, make([]byte, 4), true, []byte{0xff, 0xff, 0xff, 0xff}},
+		{"unclaimed MMIO write", iorequest.ReqMMIO, 0xe0000000, true, []byte{1}, true, []byte{1}},
+		{"an out-of-process client's port", iorequest.ReqPortIO, 0x600, true, []byte{1}, false, []byte{1}},
+		{"straddling the device's end: unclaimed, as a request would be", iorequest.ReqPortIO, 0x506, false, make([]byte, 4), true, []byte{0xff, 0xff, 0xff, 0xff}},
+		{"PCI CONFIG_ADDRESS", iorequest.ReqPortIO, 0xcf8, true, []byte{0, 0, 0, 0x80}, false, []byte{0, 0, 0, 0x80}},
+		{"PCI CONFIG_DATA", iorequest.ReqPortIO, 0xcfe, false, make([]byte, 2), false, make([]byte, 2)},
+		{"size 3", iorequest.ReqPortIO, 0x500, false, make([]byte, 3), false, make([]byte, 3)},
+		{"8-byte port access", iorequest.ReqPortIO, 0x500, false, make([]byte, 8), false, make([]byte, 8)},
+		{"past the last port", iorequest.ReqPortIO, 0xfffe, false, make([]byte, 4), false, make([]byte, 4)},
+		{"a PCI config request type", iorequest.ReqPCICfg, 0, false, make([]byte, 4), false, make([]byte, 4)},
 	}
 	for _, tt := range tests {
 		got := d.Direct(tt.typ, tt.addr, tt.write, tt.data)
@@ -85,19 +85,19 @@ func TestDirectServesInProcessClientsOnly(t *testing.T) {
 func TestDirectAgreesWithEmulate(t *testing.T) {
 	d := newDispatcher(t, Config{})
 	dev := &regs{b: [8]byte{1, 2, 3, 4, 5, 6, 7, 8}}
-	if err := d.Router().Claim(Range{Type: acrn.ReqPortIO, Start: 0x500, End: 0x507}, DeviceClient("regs", 0x500, dev)); err != nil {
+	if err := d.Router().Claim(Range{Type: iorequest.ReqPortIO, Start: 0x500, End: 0x507}, DeviceClient("regs", 0x500, dev)); err != nil {
 		t.Fatal(err)
 	}
 	for _, port := range []uint16{0x500, 0x503, 0x504, 0x700} {
 		for _, size := range []int{1, 2, 4} {
 			data := make([]byte, size)
-			if !d.Direct(acrn.ReqPortIO, uint64(port), false, data) {
+			if !d.Direct(iorequest.ReqPortIO, uint64(port), false, data) {
 				if port+uint16(size) <= 0x508 || port >= 0x508 {
 					t.Errorf("port %#x size %d: not served directly", port, size)
 				}
 				continue
 			}
-			req := PIORequest(acrn.DirRead, port, size, 0)
+			req := PIORequest(iorequest.DirRead, port, size, 0)
 			v, err := d.Emulate(0, &req)
 			if err != nil || v != devices.Uint(data) {
 				t.Errorf("port %#x size %d: Direct read % x, Emulate %#x (%v)", port, size, data, v, err)

@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"ember/acrn"
+	"ember/acrn/iorequest"
 	"ember/internal/wake"
 )
 
@@ -33,8 +33,8 @@ var (
 type RequestError struct {
 	VCPU   int
 	Client string
-	Type   acrn.ReqType
-	Dir    acrn.Direction
+	Type   iorequest.ReqType
+	Dir    iorequest.Direction
 	Addr   uint64 // the routing address (Target)
 	Size   uint64
 	Err    error
@@ -98,7 +98,7 @@ type Dispatcher struct {
 	// aborted is set by Abort, until Reopen: a request that would wait for
 	// its client fails with ErrAborted instead.
 	aborted atomic.Bool
-	slots   [acrn.IORequestMax]slot
+	slots   [iorequest.IORequestMax]slot
 }
 
 // slot is the dispatcher's per-vCPU bookkeeping for one buffer slot.
@@ -261,7 +261,7 @@ func (t Ticket) Fail(err error) { t.s.fail(t.seq, err) }
 // serve runs a synchronous handler in the life cycle: claim (b), handle (c,
 // d) on the vCPU's own copy, write the body back while PROCESSING, and store
 // COMPLETE as the last operation.
-func (t Ticket) serve(req *acrn.IORequest, handle func(*acrn.IORequest)) error {
+func (t Ticket) serve(req *iorequest.IORequest, handle func(*iorequest.IORequest)) error {
 	if err := t.Claim(); err != nil {
 		return err
 	}
@@ -293,18 +293,18 @@ func AllOnes(size uint64) uint64 { return sizeMask(size) }
 // to give the guest (all ones for a read), so the caller may ignore err and
 // the VM goes on. Emulate must not be called for one vCPU from two goroutines
 // at once.
-func (d *Dispatcher) Emulate(vcpu int, req *acrn.IORequest) (uint64, error) {
+func (d *Dispatcher) Emulate(vcpu int, req *iorequest.IORequest) (uint64, error) {
 	if vcpu < 0 || vcpu >= len(d.slots) {
 		return AllOnes(accessSize(req)), fmt.Errorf("%w: vCPU %d", ErrNoSlot, vcpu)
 	}
 	local := *req
-	local.Processed = acrn.StatePending
+	local.Processed = iorequest.StatePending
 	if err := local.Validate(); err != nil {
 		// An access no request can describe (a dword at port 0xffff):
 		// refused, logged, and a read gets all ones, as any failure.
 		return d.failed(&d.slots[vcpu], nil, &local, err)
 	}
-	if d.conf1 && local.Type == acrn.ReqPortIO {
+	if d.conf1 && local.Type == iorequest.ReqPortIO {
 		p := local.PIO()
 		if v, done := d.pciConf1(&local, p); done {
 			return v, nil
@@ -314,7 +314,7 @@ func (d *Dispatcher) Emulate(vcpu int, req *acrn.IORequest) (uint64, error) {
 	if s.reclaimed {
 		// The last request was taken back from a client that may still
 		// write to the slot; whatever it left there is void.
-		if st := d.buf.Reclaim(vcpu); st != acrn.StateFree {
+		if st := d.buf.Reclaim(vcpu); st != iorequest.StateFree {
 			d.log.Warn("ioreq: reclaimed slot changed after timeout", "vcpu", vcpu, "state", st.String())
 		}
 		s.reclaimed = false
@@ -338,7 +338,7 @@ func (d *Dispatcher) Emulate(vcpu int, req *acrn.IORequest) (uint64, error) {
 	if err := c.Submit(t, &local); err != nil {
 		return d.abandon(t, c, &local, err)
 	}
-	if d.buf.State(vcpu) != acrn.StateComplete {
+	if d.buf.State(vcpu) != iorequest.StateComplete {
 		d.waiting(vcpu, true)
 		err := d.wait(s, t, c, local.CompletionPolling != 0)
 		d.waiting(vcpu, false)
@@ -353,7 +353,7 @@ func (d *Dispatcher) Emulate(vcpu int, req *acrn.IORequest) (uint64, error) {
 		d.buf.Reclaim(vcpu)
 		return d.failed(s, c, &local, err)
 	}
-	if Dir(&local) == acrn.DirWrite {
+	if Dir(&local) == iorequest.DirWrite {
 		return 0, nil
 	}
 	return v, nil
@@ -371,7 +371,7 @@ func (d *Dispatcher) wait(s *slot, t Ticket, c Client, polling bool) error {
 		p, _ := c.(Poller)
 		deadline := time.Now().Add(d.timeout)
 		for n := 0; ; n++ {
-			if d.buf.State(s.i) == acrn.StateComplete {
+			if d.buf.State(s.i) == iorequest.StateComplete {
 				return nil
 			}
 			if p != nil {
@@ -406,7 +406,7 @@ func (d *Dispatcher) wait(s *slot, t Ticket, c Client, polling bool) error {
 		_, remote := c.(Remote)
 		start := time.Now()
 		for n := 0; ; n++ {
-			if d.buf.State(s.i) == acrn.StateComplete {
+			if d.buf.State(s.i) == iorequest.StateComplete {
 				return nil
 			}
 			if n&63 == 63 {
@@ -433,7 +433,7 @@ func (d *Dispatcher) wait(s *slot, t Ticket, c Client, polling bool) error {
 		// Every notifier stores its state or failure before kicking, and
 		// the kick stays in the channel, so checking before each sleep
 		// loses no wake-up.
-		if d.buf.State(s.i) == acrn.StateComplete {
+		if d.buf.State(s.i) == iorequest.StateComplete {
 			d.poll.Slept(time.Since(asleep))
 			return nil
 		}
@@ -443,7 +443,7 @@ func (d *Dispatcher) wait(s *slot, t Ticket, c Client, polling bool) error {
 		select {
 		case <-s.wake:
 		case <-timer.C:
-			if d.buf.State(s.i) == acrn.StateComplete {
+			if d.buf.State(s.i) == iorequest.StateComplete {
 				return nil
 			}
 			return ErrTimeout
@@ -472,7 +472,7 @@ func (d *Dispatcher) sleepOnFutex(s *slot, seq uint64, asleep time.Time) error {
 		// wait, which returns at once if the word has changed since: a
 		// COMPLETE stored in between is not slept through.
 		st := w.Load()
-		if acrn.State(st) == acrn.StateComplete {
+		if iorequest.State(st) == iorequest.StateComplete {
 			d.poll.Slept(time.Since(asleep))
 			return nil
 		}
@@ -488,7 +488,7 @@ func (d *Dispatcher) sleepOnFutex(s *slot, seq uint64, asleep time.Time) error {
 }
 
 // abandon takes the slot back from a client that failed the request.
-func (d *Dispatcher) abandon(t Ticket, c Client, req *acrn.IORequest, cause error) (uint64, error) {
+func (d *Dispatcher) abandon(t Ticket, c Client, req *iorequest.IORequest, cause error) (uint64, error) {
 	s := t.s
 	s.seq.Add(1) // the ticket is no longer current: late completions are ignored
 	d.buf.Reclaim(s.i)
@@ -499,7 +499,7 @@ func (d *Dispatcher) abandon(t Ticket, c Client, req *acrn.IORequest, cause erro
 	return d.failed(s, c, req, cause)
 }
 
-func (d *Dispatcher) failed(s *slot, c Client, req *acrn.IORequest, cause error) (uint64, error) {
+func (d *Dispatcher) failed(s *slot, c Client, req *iorequest.IORequest, cause error) (uint64, error) {
 	addr, size := Target(req)
 	name := "?"
 	if c != nil {
@@ -508,7 +508,7 @@ func (d *Dispatcher) failed(s *slot, c Client, req *acrn.IORequest, cause error)
 	err := &RequestError{VCPU: s.i, Client: name, Type: req.Type, Dir: Dir(req), Addr: addr, Size: size, Err: cause}
 	d.log.Error("ioreq: request failed", "vcpu", s.i, "client", name, "type", req.Type.String(),
 		"dir", Dir(req).String(), "addr", addr, "size", size, "err", cause)
-	if Dir(req) == acrn.DirWrite {
+	if Dir(req) == iorequest.DirWrite {
 		return 0, err
 	}
 	return AllOnes(size), err

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"ember/acrn"
+	"ember/acrn/iorequest"
 )
 
 // futexClient is a client in "another process" that uses the futex
@@ -18,7 +18,7 @@ func (c futexClient) Remote()      {}
 func (c futexClient) Woken(Ticket) bool {
 	return true
 }
-func (c futexClient) Submit(t Ticket, _ *acrn.IORequest) error {
+func (c futexClient) Submit(t Ticket, _ *iorequest.IORequest) error {
 	if err := t.Claim(); err != nil {
 		return err
 	}
@@ -65,7 +65,7 @@ func TestFutexSleepEnds(t *testing.T) {
 			futexSlice = 5 * time.Second
 			d := newDispatcher(t, Config{Timeout: 10 * time.Second, PollWindow: -1})
 			c := futexClient{make(chan Ticket, 1)}
-			if err := d.Router().Claim(Range{Type: acrn.ReqPortIO, Start: 0x600, End: 0x600}, c); err != nil {
+			if err := d.Router().Claim(Range{Type: iorequest.ReqPortIO, Start: 0x600, End: 0x600}, c); err != nil {
 				t.Fatal(err)
 			}
 			ended := make(chan struct{})
@@ -76,7 +76,7 @@ func TestFutexSleepEnds(t *testing.T) {
 				time.Sleep(delay)
 				tt.end(d, tk)
 			}()
-			req := PIORequest(acrn.DirRead, 0x600, 1, 0)
+			req := PIORequest(iorequest.DirRead, 0x600, 1, 0)
 			start := time.Now()
 			v, err := d.Emulate(3, &req)
 			if el := time.Since(start); el > delay+time.Second {

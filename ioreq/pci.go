@@ -1,7 +1,7 @@
 package ioreq
 
 import (
-	"ember/acrn"
+	"ember/acrn/iorequest"
 	"ember/devices"
 )
 
@@ -41,13 +41,13 @@ func (a ConfigAddress) Reg() uint32 { return uint32(a) & 0xff }
 // returns false if the latch is not enabled, the port is not CONFIG_DATA, or
 // the access, with the latch's register bits 1:0 added, runs past the
 // dword (past 0xcff); the caller then treats the access as plain port I/O.
-func PCIConfigRequest(a ConfigAddress, dir acrn.Direction, port uint16, size int, value uint32) (acrn.IORequest, bool) {
-	var r acrn.IORequest
+func PCIConfigRequest(a ConfigAddress, dir iorequest.Direction, port uint16, size int, value uint32) (iorequest.IORequest, bool) {
+	var r iorequest.IORequest
 	n := uint32(port) - PCIConfigDataPort
 	if !a.Enabled() || port < PCIConfigDataPort || a.Reg()&3+n+uint32(size) > 4 || (size != 1 && size != 2 && size != 4) {
 		return r, false
 	}
-	r.SetPCI(acrn.PCIRequest{
+	r.SetPCI(iorequest.PCIRequest{
 		Direction: dir,
 		Size:      uint64(size),
 		Value:     value,
@@ -63,10 +63,10 @@ func PCIConfigRequest(a ConfigAddress, dir acrn.Direction, port uint16, size int
 // 4-byte access to CONFIG_ADDRESS reads or sets the latch (done, no request),
 // an access to CONFIG_DATA under an enabled latch is rewritten in place as a
 // PCICFG request.
-func (d *Dispatcher) pciConf1(req *acrn.IORequest, p acrn.PIORequest) (uint64, bool) {
+func (d *Dispatcher) pciConf1(req *iorequest.IORequest, p iorequest.PIORequest) (uint64, bool) {
 	switch {
 	case p.Address == PCIConfigAddressPort && p.Size == 4:
-		if p.Direction == acrn.DirWrite {
+		if p.Direction == iorequest.DirWrite {
 			d.latch.Store(p.Value)
 			return 0, true
 		}
@@ -76,7 +76,7 @@ func (d *Dispatcher) pciConf1(req *acrn.IORequest, p acrn.PIORequest) (uint64, b
 		if r, ok := PCIConfigRequest(ConfigAddress(d.latch.Load()), p.Direction, uint16(p.Address), int(p.Size), p.Value); ok {
 			*req = r
 			req.CompletionPolling = polling
-			req.Processed = acrn.StatePending
+			req.Processed = iorequest.StatePending
 		}
 	}
 	return 0, false
@@ -92,12 +92,12 @@ type ConfigSpace interface {
 // PCIConfigHandler adapts a ConfigSpace to a Handler of ReqPCICfg requests,
 // to be claimed for the PCIAddress range of the functions it serves.
 func PCIConfigHandler(cs ConfigSpace) Handler {
-	return HandlerFunc(func(req *acrn.IORequest) {
+	return HandlerFunc(func(req *iorequest.IORequest) {
 		p := req.PCI()
 		var buf [4]byte
 		data := buf[:min(p.Size, 4)]
 		bus, dev, fn, reg := uint8(p.Bus), uint8(p.Dev), uint8(p.Func), uint16(p.Reg)
-		if p.Direction == acrn.DirWrite {
+		if p.Direction == iorequest.DirWrite {
 			devices.PutUint(data, uint64(p.Value))
 			cs.ConfigWrite(bus, dev, fn, reg, data)
 			return

@@ -4,7 +4,7 @@ import (
 	"encoding/binary"
 	"testing"
 
-	"ember/acrn"
+	"ember/acrn/iorequest"
 )
 
 func TestPCIConfigRequest(t *testing.T) {
@@ -28,7 +28,7 @@ func TestPCIConfigRequest(t *testing.T) {
 		{"dword at 0xcfe runs past 0xcff", 0x80000000, 0xcfe, 4, false, 0, 0, 0, 0},
 		{"not CONFIG_DATA", 0x80000000, 0xcf8, 4, false, 0, 0, 0, 0},
 	} {
-		r, ok := PCIConfigRequest(tc.latch, acrn.DirRead, tc.port, tc.size, 0)
+		r, ok := PCIConfigRequest(tc.latch, iorequest.DirRead, tc.port, tc.size, 0)
 		if ok != tc.ok {
 			t.Errorf("%s: ok %v", tc.name, ok)
 			continue
@@ -37,7 +37,7 @@ func TestPCIConfigRequest(t *testing.T) {
 			continue
 		}
 		p := r.PCI()
-		if r.Type != acrn.ReqPCICfg || p.Bus != tc.b || p.Dev != tc.d || p.Func != tc.f || p.Reg != tc.r || p.Size != uint64(tc.size) {
+		if r.Type != iorequest.ReqPCICfg || p.Bus != tc.b || p.Dev != tc.d || p.Func != tc.f || p.Reg != tc.r || p.Size != uint64(tc.size) {
 			t.Errorf("%s: %+v", tc.name, p)
 		}
 		if err := r.Validate(); err != nil {
@@ -79,29 +79,29 @@ func TestAdapters(t *testing.T) {
 	dev := &fakeDevice{}
 	cs := &fakeConfigSpace{}
 	binary.LittleEndian.PutUint32(cs.mem[0:], 0x12378086)
-	must(t, d.Router().Claim(Range{acrn.ReqPortIO, 0x3f8, 0x3ff}, InProcess("uart", DeviceHandler(0x3f8, dev))))
-	must(t, d.Router().Claim(Range{acrn.ReqPCICfg, PCIAddress(0, 0, 0, 0), PCIAddress(0, 0, 0, 0xfff)}, InProcess("host", PCIConfigHandler(cs))))
+	must(t, d.Router().Claim(Range{iorequest.ReqPortIO, 0x3f8, 0x3ff}, InProcess("uart", DeviceHandler(0x3f8, dev))))
+	must(t, d.Router().Claim(Range{iorequest.ReqPCICfg, PCIAddress(0, 0, 0, 0), PCIAddress(0, 0, 0, 0xfff)}, InProcess("host", PCIConfigHandler(cs))))
 
-	r := PIORequest(acrn.DirRead, 0x3fa, 2, 0)
+	r := PIORequest(iorequest.DirRead, 0x3fa, 2, 0)
 	if v, _ := d.Emulate(0, &r); v != 0x1110 || dev.last != 2 {
 		t.Errorf("device read %#x at offset %d", v, dev.last)
 	}
-	w := PIORequest(acrn.DirWrite, 0x3fb, 1, 0x83)
+	w := PIORequest(iorequest.DirWrite, 0x3fb, 1, 0x83)
 	d.Emulate(0, &w)
 	if dev.last != 3 || len(dev.write) != 1 || dev.write[0] != 0x83 {
 		t.Errorf("device write %x at offset %d", dev.write, dev.last)
 	}
-	latch := PIORequest(acrn.DirWrite, 0xcf8, 4, 0x80000000)
+	latch := PIORequest(iorequest.DirWrite, 0xcf8, 4, 0x80000000)
 	d.Emulate(0, &latch)
-	r = PIORequest(acrn.DirRead, 0xcfc, 4, 0)
+	r = PIORequest(iorequest.DirRead, 0xcfc, 4, 0)
 	if v, _ := d.Emulate(0, &r); v != 0x12378086 {
 		t.Errorf("vendor/device %#x", v)
 	}
-	r = PIORequest(acrn.DirRead, 0xcfe, 2, 0)
+	r = PIORequest(iorequest.DirRead, 0xcfe, 2, 0)
 	if v, _ := d.Emulate(0, &r); v != 0x1237 {
 		t.Errorf("device ID %#x", v)
 	}
-	w = PIORequest(acrn.DirWrite, 0xcfc, 2, 0xbeef)
+	w = PIORequest(iorequest.DirWrite, 0xcfc, 2, 0xbeef)
 	d.Emulate(0, &w)
 	if got := binary.LittleEndian.Uint16(cs.mem[0:]); got != 0xbeef {
 		t.Errorf("config write left %#x", got)

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"ember/acrn"
+	"ember/acrn/iorequest"
 	"ember/devices"
 )
 
@@ -25,7 +25,7 @@ import (
 // An error from Submit fails the request (the vCPU sees all ones).
 type Client interface {
 	Name() string
-	Submit(t Ticket, req *acrn.IORequest) error
+	Submit(t Ticket, req *iorequest.IORequest) error
 }
 
 // Canceler is implemented by clients that want to hear when the dispatcher
@@ -74,7 +74,7 @@ var ErrOverlap = errors.New("ioreq: range overlaps an existing registration")
 // guest-physical addresses for ReqMMIO and ReqWP, and PCIAddress values for
 // ReqPCICfg.
 type Range struct {
-	Type       acrn.ReqType
+	Type       iorequest.ReqType
 	Start, End uint64
 }
 
@@ -98,22 +98,22 @@ func PCIAddress(bus, dev, fn, reg uint32) uint64 {
 
 // Target returns the routing address and access size of a request: the port,
 // the guest-physical address, or PCIAddress for a PCI configuration access.
-func Target(req *acrn.IORequest) (addr, size uint64) {
+func Target(req *iorequest.IORequest) (addr, size uint64) {
 	switch req.Type {
-	case acrn.ReqPortIO:
+	case iorequest.ReqPortIO:
 		p := req.PIO()
 		return p.Address, p.Size
-	case acrn.ReqMMIO, acrn.ReqWP:
+	case iorequest.ReqMMIO, iorequest.ReqWP:
 		m := req.MMIO()
 		return m.Address, m.Size
-	case acrn.ReqPCICfg:
+	case iorequest.ReqPCICfg:
 		p := req.PCI()
 		return PCIAddress(p.Bus, p.Dev, p.Func, p.Reg), p.Size
 	}
 	return 0, 0
 }
 
-func accessSize(req *acrn.IORequest) uint64 { _, n := Target(req); return n }
+func accessSize(req *iorequest.IORequest) uint64 { _, n := Target(req); return n }
 
 // Router maps ranges of each request type to clients. A lookup (one per
 // emulated access, on every vCPU at once) reads an immutable table through
@@ -133,7 +133,7 @@ type Router struct {
 // routeTable is one published state of a Router. It is never changed
 // after it is published: a change makes a new one.
 type routeTable struct {
-	entries [4][]routeEntry // per acrn.ReqType, sorted by start, disjoint
+	entries [4][]routeEntry // per iorequest.ReqType, sorted by start, disjoint
 	def     Client
 	defN    *atomic.Uint64 // requests routed to def
 }
@@ -259,7 +259,7 @@ func (rt *Router) Ranges(c Client) []Range {
 	for t, es := range rt.table.Load().entries {
 		for _, e := range es {
 			if e.c == c {
-				rs = append(rs, Range{acrn.ReqType(t), e.start, e.end})
+				rs = append(rs, Range{iorequest.ReqType(t), e.start, e.end})
 			}
 		}
 	}
@@ -281,7 +281,7 @@ func (rt *Router) SetDefault(c Client) {
 
 // Route returns the client for req: the one whose range holds the whole
 // access, else the default.
-func (rt *Router) Route(req *acrn.IORequest) Client {
+func (rt *Router) Route(req *iorequest.IORequest) Client {
 	addr, size := Target(req)
 	c, n := rt.lookup(req.Type, addr, size)
 	n.Add(1)
@@ -291,7 +291,7 @@ func (rt *Router) Route(req *acrn.IORequest) Client {
 // lookup finds the client for an access of size bytes at addr of request
 // type typ, and the client's request count, which the caller adds to once
 // the request is the client's (Route, or Direct when it serves it).
-func (rt *Router) lookup(typ acrn.ReqType, addr, size uint64) (Client, *atomic.Uint64) {
+func (rt *Router) lookup(typ iorequest.ReqType, addr, size uint64) (Client, *atomic.Uint64) {
 	t := rt.table.Load()
 	if int(typ) < len(t.entries) {
 		es := t.entries[typ]
@@ -333,9 +333,9 @@ type Unclaimed struct{ reads, writes atomic.Uint64 }
 func (u *Unclaimed) Name() string { return "unclaimed" }
 
 // Submit completes the request synchronously.
-func (u *Unclaimed) Submit(t Ticket, req *acrn.IORequest) error {
-	return t.serve(req, func(r *acrn.IORequest) {
-		write := Dir(r) == acrn.DirWrite
+func (u *Unclaimed) Submit(t Ticket, req *iorequest.IORequest) error {
+	return t.serve(req, func(r *iorequest.IORequest) {
+		write := Dir(r) == iorequest.DirWrite
 		u.count(write)
 		if !write {
 			SetValue(r, ^uint64(0))
@@ -356,14 +356,14 @@ func (u *Unclaimed) count(write bool) {
 // a read, stores the result with SetValue. It runs on the vCPU's goroutine,
 // so one handler may be called from several vCPUs at once.
 type Handler interface {
-	HandleIORequest(req *acrn.IORequest)
+	HandleIORequest(req *iorequest.IORequest)
 }
 
 // HandlerFunc adapts a function to Handler.
-type HandlerFunc func(req *acrn.IORequest)
+type HandlerFunc func(req *iorequest.IORequest)
 
 // HandleIORequest calls f(req).
-func (f HandlerFunc) HandleIORequest(req *acrn.IORequest) { f(req) }
+func (f HandlerFunc) HandleIORequest(req *iorequest.IORequest) { f(req) }
 
 // InProcess returns a client that serves requests with h synchronously on the
 // requesting vCPU's goroutine: PENDING -> PROCESSING -> COMPLETE in the slot
@@ -377,18 +377,18 @@ type inProcess struct {
 
 func (c *inProcess) Name() string { return c.name }
 
-func (c *inProcess) Submit(t Ticket, req *acrn.IORequest) error {
+func (c *inProcess) Submit(t Ticket, req *iorequest.IORequest) error {
 	return t.serve(req, c.h.HandleIORequest)
 }
 
 // DeviceHandler adapts a Device registered at base (a port, an address, or a
 // PCIAddress) to a Handler: the value travels little-endian in data.
 func DeviceHandler(base uint64, d devices.Device) Handler {
-	return HandlerFunc(func(req *acrn.IORequest) {
+	return HandlerFunc(func(req *iorequest.IORequest) {
 		addr, size := Target(req)
 		var buf [8]byte
 		data := buf[:min(size, 8)]
-		if Dir(req) == acrn.DirWrite {
+		if Dir(req) == iorequest.DirWrite {
 			devices.PutUint(data, Value(req))
 			d.Write(addr-base, data)
 			return
@@ -399,23 +399,23 @@ func DeviceHandler(base uint64, d devices.Device) Handler {
 }
 
 // Dir returns the request's direction.
-func Dir(req *acrn.IORequest) acrn.Direction {
-	return acrn.Direction(binary.LittleEndian.Uint32(req.Reqs[0:]))
+func Dir(req *iorequest.IORequest) iorequest.Direction {
+	return iorequest.Direction(binary.LittleEndian.Uint32(req.Reqs[0:]))
 }
 
 // Value returns the request's value: the data of a write, the result of a
 // read once handled. PIO and PCI values are 32 bits, MMIO and WP 64.
-func Value(req *acrn.IORequest) uint64 {
-	if req.Type == acrn.ReqMMIO || req.Type == acrn.ReqWP {
+func Value(req *iorequest.IORequest) uint64 {
+	if req.Type == iorequest.ReqMMIO || req.Type == iorequest.ReqWP {
 		return binary.LittleEndian.Uint64(req.Reqs[24:])
 	}
 	return uint64(binary.LittleEndian.Uint32(req.Reqs[24:]))
 }
 
 // SetValue stores v, truncated to the access size, as the request's value.
-func SetValue(req *acrn.IORequest, v uint64) {
+func SetValue(req *iorequest.IORequest, v uint64) {
 	v &= sizeMask(accessSize(req))
-	if req.Type == acrn.ReqMMIO || req.Type == acrn.ReqWP {
+	if req.Type == iorequest.ReqMMIO || req.Type == iorequest.ReqWP {
 		binary.LittleEndian.PutUint64(req.Reqs[24:], v)
 		return
 	}
@@ -423,22 +423,22 @@ func SetValue(req *acrn.IORequest, v uint64) {
 }
 
 // PIORequest builds a port I/O request.
-func PIORequest(dir acrn.Direction, port uint16, size int, value uint32) acrn.IORequest {
-	var r acrn.IORequest
-	r.SetPIO(acrn.PIORequest{Direction: dir, Address: uint64(port), Size: uint64(size), Value: value})
+func PIORequest(dir iorequest.Direction, port uint16, size int, value uint32) iorequest.IORequest {
+	var r iorequest.IORequest
+	r.SetPIO(iorequest.PIORequest{Direction: dir, Address: uint64(port), Size: uint64(size), Value: value})
 	return r
 }
 
 // MMIORequest builds an MMIO request.
-func MMIORequest(dir acrn.Direction, gpa uint64, size int, value uint64) acrn.IORequest {
-	var r acrn.IORequest
-	r.SetMMIO(acrn.MMIORequest{Direction: dir, Address: gpa, Size: uint64(size), Value: value})
+func MMIORequest(dir iorequest.Direction, gpa uint64, size int, value uint64) iorequest.IORequest {
+	var r iorequest.IORequest
+	r.SetMMIO(iorequest.MMIORequest{Direction: dir, Address: gpa, Size: uint64(size), Value: value})
 	return r
 }
 
 // WPRequest builds the request for a guest write to a write-protected page.
-func WPRequest(gpa uint64, size int, value uint64) acrn.IORequest {
-	r := MMIORequest(acrn.DirWrite, gpa, size, value)
-	r.Type = acrn.ReqWP
+func WPRequest(gpa uint64, size int, value uint64) iorequest.IORequest {
+	r := MMIORequest(iorequest.DirWrite, gpa, size, value)
+	r.Type = iorequest.ReqWP
 	return r
 }

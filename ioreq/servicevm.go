@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"sync"
 
-	"ember/acrn"
+	"ember/acrn/iorequest"
 )
 
 // ErrNoRequest is returned by ServiceVMClient.Finish for a vCPU that has no
@@ -27,12 +27,12 @@ type ServiceVMClient struct {
 	upcall func(vcpu int) error
 
 	mu       sync.Mutex
-	inflight [acrn.IORequestMax]*pendingRequest
+	inflight [iorequest.IORequestMax]*pendingRequest
 }
 
 type pendingRequest struct {
 	t   Ticket
-	req acrn.IORequest
+	req iorequest.IORequest
 }
 
 // NewServiceVMClient returns a client that serves requests through page, a
@@ -54,13 +54,13 @@ func (c *ServiceVMClient) Page() *Buffer { return c.page }
 // Submit mirrors the request into the Service VM's page and raises the
 // upcall. Ember's own slot goes PROCESSING: ember, as the HSM, has assigned
 // it to this client (rules (b), (c)).
-func (c *ServiceVMClient) Submit(t Ticket, req *acrn.IORequest) error {
+func (c *ServiceVMClient) Submit(t Ticket, req *iorequest.IORequest) error {
 	i := t.VCPU()
 	if err := t.Claim(); err != nil {
 		return err
 	}
 	c.mu.Lock()
-	if st := c.page.State(i); st != acrn.StateFree && c.inflight[i] == nil {
+	if st := c.page.State(i); st != iorequest.StateFree && c.inflight[i] == nil {
 		// Left over from a request ember gave up on (Cancel freed the slot)
 		// that the Service VM went on with: its late PROCESSING or
 		// COMPLETE is void, and must not shut this vCPU out for good.
@@ -100,7 +100,7 @@ func (c *ServiceVMClient) take(i int, t Ticket) bool {
 // returns ErrNoRequest; one for a request that is not yet COMPLETE returns a
 // *TransitionError and leaves the request waiting, as ACRN does.
 func (c *ServiceVMClient) Finish(vcpu int) error {
-	if vcpu < 0 || vcpu >= acrn.IORequestMax {
+	if vcpu < 0 || vcpu >= iorequest.IORequestMax {
 		return fmt.Errorf("%w: vCPU %d", ErrNoSlot, vcpu)
 	}
 	c.mu.Lock()
@@ -112,12 +112,12 @@ func (c *ServiceVMClient) Finish(vcpu int) error {
 		c.page.Release(vcpu)
 		return fmt.Errorf("%w: vCPU %d", ErrNoRequest, vcpu)
 	}
-	if st := c.page.State(vcpu); st != acrn.StateComplete {
-		return &TransitionError{Slot: vcpu, From: acrn.StateComplete, To: acrn.StateFree, Actual: st}
+	if st := c.page.State(vcpu); st != iorequest.StateComplete {
+		return &TransitionError{Slot: vcpu, From: iorequest.StateComplete, To: iorequest.StateFree, Actual: st}
 	}
 	v := c.page.ReadValue(vcpu, &r.req)
 	c.inflight[vcpu] = nil
-	if Dir(&r.req) == acrn.DirRead {
+	if Dir(&r.req) == iorequest.DirRead {
 		SetValue(&r.req, v)
 		if err := r.t.Buffer().WriteBody(vcpu, &r.req); err != nil {
 			c.page.Release(vcpu)
@@ -141,7 +141,7 @@ func (c *ServiceVMClient) Finish(vcpu int) error {
 // looks at the page itself, as ACRN's does.
 func (c *ServiceVMClient) Poll(t Ticket) {
 	i := t.VCPU()
-	if c.page.State(i) != acrn.StateComplete {
+	if c.page.State(i) != iorequest.StateComplete {
 		return
 	}
 	c.mu.Lock()

@@ -4,7 +4,7 @@ import (
 	"slices"
 	"testing"
 
-	"ember/acrn"
+	"ember/acrn/iorequest"
 	"ember/guest"
 	"ember/hv"
 )
@@ -89,7 +89,7 @@ func TestTestDevicesClaimQEMUsPorts(t *testing.T) {
 			for port, want := range tt.want {
 				before, _ := vm.Unclaimed()
 				b := []byte{0x5a}
-				if !vm.IORequests().Direct(acrn.ReqPortIO, port, false, b) {
+				if !vm.IORequests().Direct(iorequest.ReqPortIO, port, false, b) {
 					t.Fatalf("port %#x: not an in-process access", port)
 				}
 				after, _ := vm.Unclaimed()
@@ -107,8 +107,8 @@ func TestTestDevicesClaimQEMUsPorts(t *testing.T) {
 			if tt.cfg.TestDevices {
 				io := vm.IORequests()
 				b := make([]byte, 4)
-				wrote := io.Direct(acrn.ReqMMIO, 0xff000000, true, []byte{1, 2, 3, 4})
-				if read := io.Direct(acrn.ReqMMIO, 0xff000000, false, b); !wrote || !read || string(b) != "\x01\x02\x03\x04" {
+				wrote := io.Direct(iorequest.ReqMMIO, 0xff000000, true, []byte{1, 2, 3, 4})
+				if read := io.Direct(iorequest.ReqMMIO, 0xff000000, false, b); !wrote || !read || string(b) != "\x01\x02\x03\x04" {
 					t.Errorf("iomem at 0xff000000 reads % x after a write (in-process: %v, %v)", b, wrote, read)
 				}
 			}

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"testing"
 
-	"ember/acrn"
+	"ember/acrn/iorequest"
 	"ember/hv"
 	"ember/hv/synic"
 	"ember/internal/kvmtest"
@@ -41,7 +41,7 @@ func TestHyperVTestDev(t *testing.T) {
 	}
 	write := func(cmd, vp, sint, conn uint32) {
 		b := binary.LittleEndian.AppendUint32(nil, conn<<24|cmd<<16|vp<<8|sint)
-		if !vm.IORequests().Direct(acrn.ReqPortIO, 0x3000, true, b) {
+		if !vm.IORequests().Direct(iorequest.ReqPortIO, 0x3000, true, b) {
 			t.Fatal("port 0x3000 is not an in-process device")
 		}
 	}

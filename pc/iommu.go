@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 
-	"ember/acrn"
+	"ember/acrn/iorequest"
 	"ember/devices/edu"
 	"ember/devices/vtd"
 	"ember/hv"
@@ -77,7 +77,7 @@ func (p *Platform) attachEDU(vm *hv.VM) error {
 	if err := vm.MMIO.Register(layout.EduBAR, edu.BARSize, name, d); err != nil {
 		return fmt.Errorf("pc: edu: %w", err)
 	}
-	r := ioreq.Range{Type: acrn.ReqPCICfg, Start: ioreq.PCIAddress(0, uint32(slot), 0, 0), End: ioreq.PCIAddress(0, uint32(slot), 0, 0xfff)}
+	r := ioreq.Range{Type: iorequest.ReqPCICfg, Start: ioreq.PCIAddress(0, uint32(slot), 0, 0), End: ioreq.PCIAddress(0, uint32(slot), 0, 0xfff)}
 	if err := vm.IORequests().Router().Claim(r, ioreq.InProcess(name, ioreq.PCIConfigHandler(d))); err != nil {
 		return fmt.Errorf("pc: edu: %w", err)
 	}

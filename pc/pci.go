@@ -4,14 +4,14 @@ import (
 	"encoding/binary"
 	"sync"
 
-	"ember/acrn"
+	"ember/acrn/iorequest"
 	"ember/devices"
 	"ember/ioreq"
 )
 
 // PCIHostRange is the configuration space the host bridge claims on the I/O
 // request path: function 00:00.0.
-var PCIHostRange = ioreq.Range{Type: acrn.ReqPCICfg, Start: ioreq.PCIAddress(0, 0, 0, 0), End: ioreq.PCIAddress(0, 0, 0, 0xfff)}
+var PCIHostRange = ioreq.Range{Type: iorequest.ReqPCICfg, Start: ioreq.PCIAddress(0, 0, 0, 0), End: ioreq.PCIAddress(0, 0, 0, 0xfff)}
 
 // Identity of the host bridge at 00:00.0: Intel's 440FX, the host bridge
 // every PC guest knows (QEMU's pc machine presents the same).

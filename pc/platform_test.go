@@ -4,7 +4,7 @@ import (
 	"slices"
 	"testing"
 
-	"ember/acrn"
+	"ember/acrn/iorequest"
 	"ember/devices/fwcfg"
 	"ember/devices/uart"
 	"ember/ioreq"
@@ -27,7 +27,7 @@ func TestPCIConfigMechanism1(t *testing.T) {
 	if err := d.Router().Claim(PCIHostRange, ioreq.InProcess("pci-host", ioreq.PCIConfigHandler(NewPCIHost()))); err != nil {
 		t.Fatal(err)
 	}
-	pio := func(dir acrn.Direction, port uint16, size int, v uint32) uint64 {
+	pio := func(dir iorequest.Direction, port uint16, size int, v uint32) uint64 {
 		req := ioreq.PIORequest(dir, port, size, v)
 		got, err := d.Emulate(0, &req)
 		if err != nil {
@@ -36,8 +36,8 @@ func TestPCIConfigMechanism1(t *testing.T) {
 		return got
 	}
 	cfg := func(b, dv, f, reg uint32) uint32 {
-		pio(acrn.DirWrite, 0xcf8, 4, 1<<31|b<<16|dv<<11|f<<8|reg)
-		return uint32(pio(acrn.DirRead, 0xcfc, 4, 0))
+		pio(iorequest.DirWrite, 0xcf8, 4, 1<<31|b<<16|dv<<11|f<<8|reg)
+		return uint32(pio(iorequest.DirRead, 0xcfc, 4, 0))
 	}
 	tests := []struct {
 		name         string
@@ -56,18 +56,18 @@ func TestPCIConfigMechanism1(t *testing.T) {
 		}
 	}
 	// Linux's conf1 probe: the address register reads back what was written.
-	pio(acrn.DirWrite, 0xcf8, 4, 0x80000000)
-	if got := pio(acrn.DirRead, 0xcf8, 4, 0); got != 0x80000000 {
+	pio(iorequest.DirWrite, 0xcf8, 4, 0x80000000)
+	if got := pio(iorequest.DirRead, 0xcf8, 4, 0); got != 0x80000000 {
 		t.Errorf("CONFIG_ADDRESS reads back %#x", got)
 	}
 	// A byte read at 0xCFE returns byte 2 of the register (the device id's low byte).
 	cfg(0, 0, 0, 0)
-	if got := pio(acrn.DirRead, 0xcfe, 1, 0); got != hostBridgeDevice&0xff {
+	if got := pio(iorequest.DirRead, 0xcfe, 1, 0); got != hostBridgeDevice&0xff {
 		t.Errorf("byte read at 0xcfe = %#x", got)
 	}
 	// The command register keeps what a driver writes.
-	pio(acrn.DirWrite, 0xcf8, 4, 1<<31|4)
-	pio(acrn.DirWrite, 0xcfc, 2, 0x0106)
+	pio(iorequest.DirWrite, 0xcf8, 4, 1<<31|4)
+	pio(iorequest.DirWrite, 0xcfc, 2, 0x0106)
 	if got := cfg(0, 0, 0, 4) & 0xffff; got != 0x0106 {
 		t.Errorf("command register reads %#x after writing 0x106", got)
 	}

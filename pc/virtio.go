@@ -3,7 +3,7 @@ package pc
 import (
 	"fmt"
 
-	"ember/acrn"
+	"ember/acrn/iorequest"
 	"ember/hv"
 	"ember/ioreq"
 	"ember/kvm"
@@ -84,7 +84,7 @@ func (p *Platform) AddVirtio(vm *hv.VM, dev virtio.Device) (*virtiopci.Function,
 	if err := vm.MMIO.Register(uint64(bar), virtiopci.BARSize, name, f); err != nil {
 		return nil, fmt.Errorf("pc: %s: %w", name, err)
 	}
-	r := ioreq.Range{Type: acrn.ReqPCICfg, Start: ioreq.PCIAddress(0, uint32(slot), 0, 0), End: ioreq.PCIAddress(0, uint32(slot), 0, 0xfff)}
+	r := ioreq.Range{Type: iorequest.ReqPCICfg, Start: ioreq.PCIAddress(0, uint32(slot), 0, 0), End: ioreq.PCIAddress(0, uint32(slot), 0, 0xfff)}
 	if err := vm.IORequests().Router().Claim(r, ioreq.InProcess(name, ioreq.PCIConfigHandler(f))); err != nil {
 		return nil, fmt.Errorf("pc: %s: %w", name, err)
 	}

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"ember/acrn"
+	"ember/acrn/iorequest"
 	"ember/api"
 	"ember/api/client"
 	"ember/devicemodel"
@@ -436,7 +437,7 @@ func TestDaemonHypercallVM(t *testing.T) {
 			hcRAM + 0x1000: code,
 		}},
 		{"HC_SET_IOREQ_BUFFER", id, hcParam, map[uint64][]byte{
-			hcParam: acrn.Marshal(&acrn.IOReqBuffer{IOReqBuf: hcIOReq}),
+			hcParam: acrn.Marshal(&iorequest.IOReqBuffer{IOReqBuf: hcIOReq}),
 		}},
 		{"HC_SET_VCPU_REGS", id, hcParam, map[uint64][]byte{
 			hcParam: acrn.Marshal(&acrn.VCPURegs{VCPURegs: acrn.Regs{RIP: 0x1000, CR0: 0x60000010, CSAR: 0x9b, CSLimit: 0xffff, RFlags: 2}}),
@@ -907,7 +908,7 @@ type dyingHandler struct {
 	release chan struct{}
 }
 
-func (h *dyingHandler) HandleIORequest(*acrn.IORequest) {
+func (h *dyingHandler) HandleIORequest(*iorequest.IORequest) {
 	if h.n.Add(1) == h.serve+1 {
 		close(h.held)
 		<-h.release
@@ -944,7 +945,7 @@ func TestDaemonDeviceModelDies(t *testing.T) {
 	// Closed by the test below; this is for a failure before it.
 	t.Cleanup(func() { dm.Close() })
 	const benchPort = 0x4f0 // guest/src/bench_pio.S's PORT_BENCH
-	if err := dm.Claim(ioreq.Range{Type: acrn.ReqPortIO, Start: benchPort, End: benchPort}); err != nil {
+	if err := dm.Claim(ioreq.Range{Type: iorequest.ReqPortIO, Start: benchPort, End: benchPort}); err != nil {
 		t.Fatal(err)
 	}
 	if err := dm.Attach(); err != nil {

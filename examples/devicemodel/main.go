@@ -32,7 +32,7 @@ import (
 	"sync"
 	"time"
 
-	"ember/acrn"
+	"ember/acrn/iorequest"
 	"ember/devicemodel"
 	"ember/ioreq"
 )
@@ -59,9 +59,9 @@ func main() {
 	regs := newRegisterFile(os.Stdout, *stall)
 	regs.quiet = *quiet
 	for _, claim := range []struct {
-		t acrn.ReqType
+		t iorequest.ReqType
 		s string
-	}{{acrn.ReqPortIO, *pio}, {acrn.ReqMMIO, *mmio}} {
+	}{{iorequest.ReqPortIO, *pio}, {iorequest.ReqMMIO, *mmio}} {
 		if claim.s == "" {
 			continue
 		}
@@ -85,7 +85,7 @@ func main() {
 	}
 }
 
-func parseRange(t acrn.ReqType, s string) (ioreq.Range, error) {
+func parseRange(t iorequest.ReqType, s string) (ioreq.Range, error) {
 	a, b, ok := strings.Cut(s, "-")
 	start, err1 := strconv.ParseUint(a, 0, 64)
 	end, err2 := strconv.ParseUint(b, 0, 64)
@@ -104,13 +104,13 @@ type registerFile struct {
 	out      *bufio.Writer
 	flushing bool                 // a flush is due within flushDelay
 	regs     map[[2]uint64]uint64 // {type, offset} -> value
-	base     map[acrn.ReqType]uint64
+	base     map[iorequest.ReqType]uint64
 	stall    int
 	quiet    bool // no line per write
 }
 
 func newRegisterFile(out *os.File, stall int) *registerFile {
-	return &registerFile{out: bufio.NewWriter(out), regs: map[[2]uint64]uint64{}, base: map[acrn.ReqType]uint64{}, stall: stall}
+	return &registerFile{out: bufio.NewWriter(out), regs: map[[2]uint64]uint64{}, base: map[iorequest.ReqType]uint64{}, stall: stall}
 }
 
 // printf adds a line to the log, which is written out within flushDelay.
@@ -134,10 +134,10 @@ func (f *registerFile) flush() {
 
 // HandleIORequest is the device: ember's client library calls it for each
 // request in a claimed range.
-func (f *registerFile) HandleIORequest(req *acrn.IORequest) {
+func (f *registerFile) HandleIORequest(req *iorequest.IORequest) {
 	addr, size := ioreq.Target(req)
 	key := [2]uint64{uint64(req.Type), addr - f.base[req.Type]}
-	if ioreq.Dir(req) == acrn.DirWrite {
+	if ioreq.Dir(req) == iorequest.DirWrite {
 		f.mu.Lock()
 		f.regs[key] = ioreq.Value(req)
 		f.mu.Unlock()
@@ -146,7 +146,7 @@ func (f *registerFile) HandleIORequest(req *acrn.IORequest) {
 		}
 		return
 	}
-	if req.Type == acrn.ReqPortIO && int(addr) == f.stall {
+	if req.Type == iorequest.ReqPortIO && int(addr) == f.stall {
 		f.printf("stall %v %#x\n", req.Type, addr)
 		select {} // never answer
 	}
@@ -154,7 +154,7 @@ func (f *registerFile) HandleIORequest(req *acrn.IORequest) {
 	v, ok := f.regs[key]
 	f.mu.Unlock()
 	if !ok {
-		if req.Type == acrn.ReqPortIO {
+		if req.Type == iorequest.ReqPortIO {
 			v = 0xc0de0000 | addr
 		} else {
 			v = 0xfeed0000_00000000 | key[1]

@@ -1,6 +1,10 @@
-package acrn
+package iorequest
 
-import "fmt"
+import (
+	"fmt"
+
+	"ember/acrn/internal/cabi"
+)
 
 // State is the processed field of an I/O request (ACRN_IOREQ_STATE_*). A
 // request moves FREE -> PENDING -> PROCESSING -> COMPLETE -> FREE; in FREE
@@ -192,7 +196,7 @@ func (r *IORequest) Encode(b []byte) error {
 	if err := r.EncodeBody(b); err != nil {
 		return err
 	}
-	le.PutUint32(b[StateOffset:], uint32(r.Processed))
+	cabi.LE.PutUint32(b[StateOffset:], uint32(r.Processed))
 	return nil
 }
 
@@ -202,17 +206,17 @@ func (r *IORequest) Encode(b []byte) error {
 // StateOffset, the last write, as the header's ordering rules require.
 func (r *IORequest) EncodeBody(b []byte) error {
 	if len(b) < IORequestSize {
-		return shortError("encode", "acrn_io_request", IORequestSize, len(b))
+		return cabi.ShortError("encode", "acrn_io_request", IORequestSize, len(b))
 	}
 	b = b[:IORequestSize]
-	le.PutUint32(b[0:], uint32(r.Type))
-	le.PutUint32(b[4:], r.CompletionPolling)
+	cabi.LE.PutUint32(b[0:], uint32(r.Type))
+	cabi.LE.PutUint32(b[4:], r.CompletionPolling)
 	for i, v := range r.Reserved0 {
-		le.PutUint32(b[8+4*i:], v)
+		cabi.LE.PutUint32(b[8+4*i:], v)
 	}
 	copy(b[ReqsOffset:ReqsOffset+ReqsSize], r.Reqs[:])
-	le.PutUint32(b[128:], r.Reserved1)
-	le.PutUint32(b[KernelHandledOffset:], r.KernelHandled)
+	cabi.LE.PutUint32(b[128:], r.Reserved1)
+	cabi.LE.PutUint32(b[KernelHandledOffset:], r.KernelHandled)
 	clear(b[StateOffset+4:])
 	return nil
 }
@@ -221,18 +225,18 @@ func (r *IORequest) EncodeBody(b []byte) error {
 // length; call Validate before acting on a request read from shared memory.
 func (r *IORequest) Decode(b []byte) error {
 	if len(b) < IORequestSize {
-		return shortError("decode", "acrn_io_request", IORequestSize, len(b))
+		return cabi.ShortError("decode", "acrn_io_request", IORequestSize, len(b))
 	}
 	b = b[:IORequestSize]
-	r.Type = ReqType(le.Uint32(b[0:]))
-	r.CompletionPolling = le.Uint32(b[4:])
+	r.Type = ReqType(cabi.LE.Uint32(b[0:]))
+	r.CompletionPolling = cabi.LE.Uint32(b[4:])
 	for i := range r.Reserved0 {
-		r.Reserved0[i] = le.Uint32(b[8+4*i:])
+		r.Reserved0[i] = cabi.LE.Uint32(b[8+4*i:])
 	}
 	copy(r.Reqs[:], b[ReqsOffset:ReqsOffset+ReqsSize])
-	r.Reserved1 = le.Uint32(b[128:])
-	r.KernelHandled = le.Uint32(b[KernelHandledOffset:])
-	r.Processed = State(le.Uint32(b[StateOffset:]))
+	r.Reserved1 = cabi.LE.Uint32(b[128:])
+	r.KernelHandled = cabi.LE.Uint32(b[KernelHandledOffset:])
+	r.Processed = State(cabi.LE.Uint32(b[StateOffset:]))
 	return nil
 }
 
@@ -286,10 +290,10 @@ func (r *IORequest) SetPCI(p PCIRequest) {
 // READ or WRITE, an access size the instruction set can produce (PIO and PCI
 // 1, 2 or 4 bytes; MMIO 1, 2, 4 or 8), a port below 0x10000, a write for WP,
 // and a PCI bus/device/function/register inside configuration space. The
-// error wraps ErrInvalid.
+// error wraps cabi.ErrInvalid.
 func (r *IORequest) Validate() error {
 	if !r.Processed.Valid() {
-		return fmt.Errorf("%w: I/O request state %v", ErrInvalid, r.Processed)
+		return fmt.Errorf("%w: I/O request state %v", cabi.ErrInvalid, r.Processed)
 	}
 	var dir Direction
 	var size uint64
@@ -298,53 +302,53 @@ func (r *IORequest) Validate() error {
 		p := r.PIO()
 		dir, size = p.Direction, p.Size
 		if size != 1 && size != 2 && size != 4 {
-			return fmt.Errorf("%w: PIO access size %d", ErrInvalid, size)
+			return fmt.Errorf("%w: PIO access size %d", cabi.ErrInvalid, size)
 		}
 		if p.Address > 0xffff || p.Address+size > 0x10000 {
-			return fmt.Errorf("%w: PIO port %#x size %d", ErrInvalid, p.Address, size)
+			return fmt.Errorf("%w: PIO port %#x size %d", cabi.ErrInvalid, p.Address, size)
 		}
 	case ReqMMIO, ReqWP:
 		m := r.MMIO()
 		dir, size = m.Direction, m.Size
 		if size != 1 && size != 2 && size != 4 && size != 8 {
-			return fmt.Errorf("%w: MMIO access size %d", ErrInvalid, size)
+			return fmt.Errorf("%w: MMIO access size %d", cabi.ErrInvalid, size)
 		}
 		if r.Type == ReqWP && dir != DirWrite {
-			return fmt.Errorf("%w: WP request with direction %v", ErrInvalid, dir)
+			return fmt.Errorf("%w: WP request with direction %v", cabi.ErrInvalid, dir)
 		}
 	case ReqPCICfg:
 		p := r.PCI()
 		dir, size = p.Direction, p.Size
 		if size != 1 && size != 2 && size != 4 {
-			return fmt.Errorf("%w: PCI config access size %d", ErrInvalid, size)
+			return fmt.Errorf("%w: PCI config access size %d", cabi.ErrInvalid, size)
 		}
 		if p.Bus > 0xff || p.Dev > 0x1f || p.Func > 7 || p.Reg > 0xfff || uint64(p.Reg)+size > 0x1000 {
-			return fmt.Errorf("%w: PCI config %02x:%02x.%x reg %#x size %d", ErrInvalid, p.Bus, p.Dev, p.Func, p.Reg, size)
+			return fmt.Errorf("%w: PCI config %02x:%02x.%x reg %#x size %d", cabi.ErrInvalid, p.Bus, p.Dev, p.Func, p.Reg, size)
 		}
 	default:
-		return fmt.Errorf("%w: I/O request type %v", ErrInvalid, r.Type)
+		return fmt.Errorf("%w: I/O request type %v", cabi.ErrInvalid, r.Type)
 	}
 	if dir != DirRead && dir != DirWrite {
-		return fmt.Errorf("%w: %v request direction %v", ErrInvalid, r.Type, dir)
+		return fmt.Errorf("%w: %v request direction %v", cabi.ErrInvalid, r.Type, dir)
 	}
 	return nil
 }
 
 func (p *PIORequest) encode(b []byte) {
-	le.PutUint32(b[0:], uint32(p.Direction))
-	le.PutUint32(b[4:], p.Reserved)
-	le.PutUint64(b[8:], p.Address)
-	le.PutUint64(b[16:], p.Size)
-	le.PutUint32(b[24:], p.Value)
+	cabi.LE.PutUint32(b[0:], uint32(p.Direction))
+	cabi.LE.PutUint32(b[4:], p.Reserved)
+	cabi.LE.PutUint64(b[8:], p.Address)
+	cabi.LE.PutUint64(b[16:], p.Size)
+	cabi.LE.PutUint32(b[24:], p.Value)
 	clear(b[28:PIORequestSize])
 }
 
 func (p *PIORequest) decode(b []byte) {
-	p.Direction = Direction(le.Uint32(b[0:]))
-	p.Reserved = le.Uint32(b[4:])
-	p.Address = le.Uint64(b[8:])
-	p.Size = le.Uint64(b[16:])
-	p.Value = le.Uint32(b[24:])
+	p.Direction = Direction(cabi.LE.Uint32(b[0:]))
+	p.Reserved = cabi.LE.Uint32(b[4:])
+	p.Address = cabi.LE.Uint64(b[8:])
+	p.Size = cabi.LE.Uint64(b[16:])
+	p.Value = cabi.LE.Uint32(b[24:])
 }
 
 // SizeOf returns PIORequestSize.
@@ -353,7 +357,7 @@ func (p *PIORequest) SizeOf() int { return PIORequestSize }
 // Encode writes p's 32 bytes to b.
 func (p *PIORequest) Encode(b []byte) error {
 	if len(b) < PIORequestSize {
-		return shortError("encode", "acrn_pio_request", PIORequestSize, len(b))
+		return cabi.ShortError("encode", "acrn_pio_request", PIORequestSize, len(b))
 	}
 	p.encode(b)
 	return nil
@@ -362,26 +366,26 @@ func (p *PIORequest) Encode(b []byte) error {
 // Decode reads p's 32 bytes from b.
 func (p *PIORequest) Decode(b []byte) error {
 	if len(b) < PIORequestSize {
-		return shortError("decode", "acrn_pio_request", PIORequestSize, len(b))
+		return cabi.ShortError("decode", "acrn_pio_request", PIORequestSize, len(b))
 	}
 	p.decode(b)
 	return nil
 }
 
 func (m *MMIORequest) encode(b []byte) {
-	le.PutUint32(b[0:], uint32(m.Direction))
-	le.PutUint32(b[4:], m.Reserved)
-	le.PutUint64(b[8:], m.Address)
-	le.PutUint64(b[16:], m.Size)
-	le.PutUint64(b[24:], m.Value)
+	cabi.LE.PutUint32(b[0:], uint32(m.Direction))
+	cabi.LE.PutUint32(b[4:], m.Reserved)
+	cabi.LE.PutUint64(b[8:], m.Address)
+	cabi.LE.PutUint64(b[16:], m.Size)
+	cabi.LE.PutUint64(b[24:], m.Value)
 }
 
 func (m *MMIORequest) decode(b []byte) {
-	m.Direction = Direction(le.Uint32(b[0:]))
-	m.Reserved = le.Uint32(b[4:])
-	m.Address = le.Uint64(b[8:])
-	m.Size = le.Uint64(b[16:])
-	m.Value = le.Uint64(b[24:])
+	m.Direction = Direction(cabi.LE.Uint32(b[0:]))
+	m.Reserved = cabi.LE.Uint32(b[4:])
+	m.Address = cabi.LE.Uint64(b[8:])
+	m.Size = cabi.LE.Uint64(b[16:])
+	m.Value = cabi.LE.Uint64(b[24:])
 }
 
 // SizeOf returns MMIORequestSize.
@@ -390,7 +394,7 @@ func (m *MMIORequest) SizeOf() int { return MMIORequestSize }
 // Encode writes m's 32 bytes to b.
 func (m *MMIORequest) Encode(b []byte) error {
 	if len(b) < MMIORequestSize {
-		return shortError("encode", "acrn_mmio_request", MMIORequestSize, len(b))
+		return cabi.ShortError("encode", "acrn_mmio_request", MMIORequestSize, len(b))
 	}
 	m.encode(b)
 	return nil
@@ -399,37 +403,37 @@ func (m *MMIORequest) Encode(b []byte) error {
 // Decode reads m's 32 bytes from b.
 func (m *MMIORequest) Decode(b []byte) error {
 	if len(b) < MMIORequestSize {
-		return shortError("decode", "acrn_mmio_request", MMIORequestSize, len(b))
+		return cabi.ShortError("decode", "acrn_mmio_request", MMIORequestSize, len(b))
 	}
 	m.decode(b)
 	return nil
 }
 
 func (p *PCIRequest) encode(b []byte) {
-	le.PutUint32(b[0:], uint32(p.Direction))
+	cabi.LE.PutUint32(b[0:], uint32(p.Direction))
 	for i, v := range p.Reserved {
-		le.PutUint32(b[4+4*i:], v)
+		cabi.LE.PutUint32(b[4+4*i:], v)
 	}
-	le.PutUint64(b[16:], p.Size)
-	le.PutUint32(b[24:], p.Value)
-	le.PutUint32(b[28:], p.Bus)
-	le.PutUint32(b[32:], p.Dev)
-	le.PutUint32(b[36:], p.Func)
-	le.PutUint32(b[40:], p.Reg)
+	cabi.LE.PutUint64(b[16:], p.Size)
+	cabi.LE.PutUint32(b[24:], p.Value)
+	cabi.LE.PutUint32(b[28:], p.Bus)
+	cabi.LE.PutUint32(b[32:], p.Dev)
+	cabi.LE.PutUint32(b[36:], p.Func)
+	cabi.LE.PutUint32(b[40:], p.Reg)
 	clear(b[44:PCIRequestSize])
 }
 
 func (p *PCIRequest) decode(b []byte) {
-	p.Direction = Direction(le.Uint32(b[0:]))
+	p.Direction = Direction(cabi.LE.Uint32(b[0:]))
 	for i := range p.Reserved {
-		p.Reserved[i] = le.Uint32(b[4+4*i:])
+		p.Reserved[i] = cabi.LE.Uint32(b[4+4*i:])
 	}
-	p.Size = le.Uint64(b[16:])
-	p.Value = le.Uint32(b[24:])
-	p.Bus = le.Uint32(b[28:])
-	p.Dev = le.Uint32(b[32:])
-	p.Func = le.Uint32(b[36:])
-	p.Reg = le.Uint32(b[40:])
+	p.Size = cabi.LE.Uint64(b[16:])
+	p.Value = cabi.LE.Uint32(b[24:])
+	p.Bus = cabi.LE.Uint32(b[28:])
+	p.Dev = cabi.LE.Uint32(b[32:])
+	p.Func = cabi.LE.Uint32(b[36:])
+	p.Reg = cabi.LE.Uint32(b[40:])
 }
 
 // SizeOf returns PCIRequestSize.
@@ -438,7 +442,7 @@ func (p *PCIRequest) SizeOf() int { return PCIRequestSize }
 // Encode writes p's 48 bytes to b.
 func (p *PCIRequest) Encode(b []byte) error {
 	if len(b) < PCIRequestSize {
-		return shortError("encode", "acrn_pci_request", PCIRequestSize, len(b))
+		return cabi.ShortError("encode", "acrn_pci_request", PCIRequestSize, len(b))
 	}
 	p.encode(b)
 	return nil
@@ -447,7 +451,7 @@ func (p *PCIRequest) Encode(b []byte) error {
 // Decode reads p's 48 bytes from b.
 func (p *PCIRequest) Decode(b []byte) error {
 	if len(b) < PCIRequestSize {
-		return shortError("decode", "acrn_pci_request", PCIRequestSize, len(b))
+		return cabi.ShortError("decode", "acrn_pci_request", PCIRequestSize, len(b))
 	}
 	p.decode(b)
 	return nil
@@ -467,7 +471,7 @@ func (q *IORequestBuffer) SizeOf() int { return RequestBufferSize }
 // Encode writes all 16 slots to b.
 func (q *IORequestBuffer) Encode(b []byte) error {
 	if len(b) < RequestBufferSize {
-		return shortError("encode", "acrn_io_request_buffer", RequestBufferSize, len(b))
+		return cabi.ShortError("encode", "acrn_io_request_buffer", RequestBufferSize, len(b))
 	}
 	for i := range q.Slots {
 		if err := q.Slots[i].Encode(b[SlotOffset(i):]); err != nil {
@@ -480,7 +484,7 @@ func (q *IORequestBuffer) Encode(b []byte) error {
 // Decode reads all 16 slots from b.
 func (q *IORequestBuffer) Decode(b []byte) error {
 	if len(b) < RequestBufferSize {
-		return shortError("decode", "acrn_io_request_buffer", RequestBufferSize, len(b))
+		return cabi.ShortError("decode", "acrn_io_request_buffer", RequestBufferSize, len(b))
 	}
 	for i := range q.Slots {
 		if err := q.Slots[i].Decode(b[SlotOffset(i):]); err != nil {
@@ -507,10 +511,10 @@ func (v *IOReqBuffer) SizeOf() int { return IOReqBufferSize }
 
 // Encode writes v to b in the layout of struct acrn_ioreq_buffer.
 func (v *IOReqBuffer) Encode(b []byte) error {
-	return encodeStruct(b, v, IOReqBufferSize, "acrn_ioreq_buffer")
+	return cabi.EncodeStruct(b, v, IOReqBufferSize, "acrn_ioreq_buffer")
 }
 
 // Decode reads v from b in the layout of struct acrn_ioreq_buffer.
 func (v *IOReqBuffer) Decode(b []byte) error {
-	return decodeStruct(b, v, IOReqBufferSize, "acrn_ioreq_buffer")
+	return cabi.DecodeStruct(b, v, IOReqBufferSize, "acrn_ioreq_buffer")
 }

@@ -1,9 +1,11 @@
-package acrn
+package iorequest
 
 import (
 	"encoding/binary"
 	"errors"
 	"testing"
+
+	"ember/acrn"
 )
 
 func TestStateString(t *testing.T) {
@@ -82,7 +84,7 @@ func TestIORequestWireLayout(t *testing.T) {
 	r.SetPIO(PIORequest{Direction: DirWrite, Address: 0x3f8, Size: 1, Value: 'A'})
 	r.KernelHandled = 1
 	r.Processed = StatePending
-	b := Marshal(&r)
+	b := acrn.Marshal(&r)
 	u32 := func(off int) uint32 { return binary.LittleEndian.Uint32(b[off:]) }
 	u64 := func(off int) uint64 { return binary.LittleEndian.Uint64(b[off:]) }
 	if u32(0) != uint32(ReqPortIO) {
@@ -96,13 +98,13 @@ func TestIORequestWireLayout(t *testing.T) {
 	}
 
 	r.SetMMIO(MMIORequest{Direction: DirRead, Address: 0xfee00000, Size: 8, Value: 0x1122334455667788})
-	b = Marshal(&r)
+	b = acrn.Marshal(&r)
 	if u32(0) != uint32(ReqMMIO) || u64(ReqsOffset+8) != 0xfee00000 || u64(ReqsOffset+24) != 0x1122334455667788 {
 		t.Errorf("MMIO request bytes = % x", b[:ReqsOffset+MMIORequestSize])
 	}
 
 	r.SetPCI(PCIRequest{Direction: DirRead, Size: 4, Bus: 0, Dev: 3, Func: 1, Reg: 0x10})
-	b = Marshal(&r)
+	b = acrn.Marshal(&r)
 	if u32(0) != uint32(ReqPCICfg) || u64(ReqsOffset+16) != 4 || u32(ReqsOffset+32) != 3 || u32(ReqsOffset+36) != 1 || u32(ReqsOffset+40) != 0x10 {
 		t.Errorf("PCI request bytes = % x", b[ReqsOffset:ReqsOffset+PCIRequestSize])
 	}
@@ -144,7 +146,7 @@ func TestEncodeBodyLeavesState(t *testing.T) {
 			t.Fatalf("EncodeBody left byte %d unwritten", i)
 		}
 	}
-	if err := r.EncodeBody(b[:IORequestSize-1]); !errors.Is(err, ErrShortBuffer) {
+	if err := r.EncodeBody(b[:IORequestSize-1]); !errors.Is(err, acrn.ErrShortBuffer) {
 		t.Errorf("EncodeBody(255 bytes) = %v, want ErrShortBuffer", err)
 	}
 }
@@ -201,7 +203,7 @@ func TestIORequestValidate(t *testing.T) {
 			if tt.ok && err != nil {
 				t.Errorf("Validate() = %v, want nil", err)
 			}
-			if !tt.ok && !errors.Is(err, ErrInvalid) {
+			if !tt.ok && !errors.Is(err, acrn.ErrInvalid) {
 				t.Errorf("Validate() = %v, want ErrInvalid", err)
 			}
 		})
