@@ -11,7 +11,7 @@ import (
 // READ or WRITE, an access size the instruction set can produce (PIO and PCI
 // 1, 2 or 4 bytes; MMIO 1, 2, 4 or 8), a port below 0x10000, a write for WP,
 // and a PCI bus/device/function/register inside configuration space. The
-// error wraps cabi.ErrInvalid.
+// error wraps acrn.ErrInvalid.
 func (r *IORequest) Validate() error {
 	if !r.Processed.Valid() {
 		return fmt.Errorf("%w: I/O request state %v", cabi.ErrInvalid, r.Processed)
