@@ -2,8 +2,8 @@
 // and every structure a hypercall or an HSM ioctl passes through guest
 // memory, each as a plain Go struct with the byte layout of its C original.
 // The 256-byte I/O request and its state machine are package
-// acrn/iorequest; this package's tests check both packages' layouts
-// against the C headers and fuzz both.
+// acrn/iorequest; this package's layout test checks both packages'
+// structures against the C headers.
 //
 // The numbers come from three sources, in this order of authority:
 //
