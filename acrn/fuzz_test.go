@@ -4,10 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
+
+	"ember/internal/fuzzseed"
 )
 
 // FuzzDecodeABI decodes arbitrary bytes, as a guest could place them behind a
@@ -74,18 +74,8 @@ func TestWriteFuzzCorpus(t *testing.T) {
 	if os.Getenv("ACRN_WRITE_CORPUS") != "1" {
 		t.Skip("set ACRN_WRITE_CORPUS=1 to rewrite testdata/fuzz seeds")
 	}
-	write := func(target, name string, args ...string) {
-		dir := filepath.Join("testdata", "fuzz", target)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		body := "go test fuzz v1\n" + strings.Join(args, "\n") + "\n"
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 	for i, v := range allCodecs() {
-		write("FuzzDecodeABI", "seed-"+typeName(v), fmt.Sprintf("[]byte(%q)", append([]byte{byte(i)}, Marshal(v)...)))
+		fuzzseed.Write(t, "FuzzDecodeABI", "seed-"+typeName(v), fmt.Sprintf("[]byte(%q)", append([]byte{byte(i)}, Marshal(v)...)))
 	}
-	write("FuzzResultError", "seed-einval", fmt.Sprintf("uint64(%d)", EINVAL.Result()))
+	fuzzseed.Write(t, "FuzzResultError", "seed-einval", fmt.Sprintf("uint64(%d)", EINVAL.Result()))
 }

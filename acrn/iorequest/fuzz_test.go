@@ -5,11 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"ember/acrn"
+	"ember/internal/fuzzseed"
 )
 
 // ioreqSeeds are well-formed requests of each type, the starting points the
@@ -79,18 +78,8 @@ func TestWriteFuzzCorpus(t *testing.T) {
 	if os.Getenv("ACRN_WRITE_CORPUS") != "1" {
 		t.Skip("set ACRN_WRITE_CORPUS=1 to rewrite testdata/fuzz seeds")
 	}
-	write := func(target, name string, args ...string) {
-		dir := filepath.Join("testdata", "fuzz", target)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		body := "go test fuzz v1\n" + strings.Join(args, "\n") + "\n"
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 	for i, s := range ioreqSeeds() {
-		write("FuzzDecodeIORequest", fmt.Sprintf("seed-%s", []string{"pio", "mmio", "wp", "pci"}[i]), fmt.Sprintf("[]byte(%q)", s))
+		fuzzseed.Write(t, "FuzzDecodeIORequest", fmt.Sprintf("seed-%s", []string{"pio", "mmio", "wp", "pci"}[i]), fmt.Sprintf("[]byte(%q)", s))
 	}
-	write("FuzzDecodeIORequest", "seed-short", fmt.Sprintf("[]byte(%q)", make([]byte, IORequestSize-1)))
+	fuzzseed.Write(t, "FuzzDecodeIORequest", "seed-short", fmt.Sprintf("[]byte(%q)", make([]byte, IORequestSize-1)))
 }
