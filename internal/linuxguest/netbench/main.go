@@ -43,11 +43,13 @@ func main() {
 		os.Exit(2)
 	}
 	addr := flag.Arg(0)
+	before := readCPU()
 	if n, err := send(addr, *sendTime); err != nil {
 		fmt.Printf("ember-bench: net error send: %v\n", err)
 	} else {
 		fmt.Printf("ember-bench: net send done, %d bytes\n", n)
 	}
+	printCPU("send", before, readCPU())
 	if n, err := recv(addr); err != nil {
 		fmt.Printf("ember-bench: net error recv: %v\n", err)
 	} else {
@@ -203,4 +205,45 @@ func roundTrips(addr string, d time.Duration) (int, error) {
 	}
 	_, err = io.Copy(io.Discard, c)
 	return n, err
+}
+
+// cpuTimes are the guest's CPU times from /proc/stat's "cpu" line, in
+// clock ticks: user, nice, system, idle, iowait, irq, softirq, steal.
+type cpuTimes [8]uint64
+
+// readCPU reads the guest's CPU times; zero if /proc/stat cannot be read.
+func readCPU() cpuTimes {
+	var t cpuTimes
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return t
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	for i := range t {
+		if i+1 < len(f) {
+			fmt.Sscan(f[i+1], &t[i])
+		}
+	}
+	return t
+}
+
+// printCPU prints how the guest's CPUs spent a phase: busy (user, system,
+// interrupts), idle (halted: waiting for the network or the VMM) and
+// stolen (a vCPU that wanted to run and did not). A stream the guest's CPUs
+// cannot feed shows busy near 100 %; one that waits on the VMM, idle.
+func printCPU(phase string, a, b cpuTimes) {
+	var d cpuTimes
+	var total uint64
+	for i := range d {
+		d[i] = b[i] - a[i]
+		total += d[i]
+	}
+	if total == 0 {
+		return
+	}
+	pct := func(v uint64) float64 { return 100 * float64(v) / float64(total) }
+	busy := d[0] + d[1] + d[2] + d[5] + d[6]
+	fmt.Printf("ember-bench: net info %s cpu: busy %.0f%% (softirq %.0f%%), idle %.0f%%, steal %.0f%%\n",
+		phase, pct(busy), pct(d[6]), pct(d[3]+d[4]), pct(d[7]))
 }
