@@ -125,7 +125,7 @@ func (c *VCPU) loop(stopped <-chan struct{}) {
 			c.vm.stop(r)
 			return
 		}
-		yield.Maybe(now)
+		last, _ = yield.Maybe(now)
 	}
 }
 

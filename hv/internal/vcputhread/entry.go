@@ -73,7 +73,8 @@ func NewEntry(c *kvm.VCPU, b *Procs) Entry {
 
 // Ran records one run that ended with reason r, d TSC ticks after the one
 // before it ended (the run, and the handling of the exit before it: the
-// loop reads the TSC once an exit). A run is short if it ended in an exit
+// loop reads the TSC once an exit, and again after a yield, whose time is
+// not the run's: Yield.Maybe). A run is short if it ended in an exit
 // of the guest's (not a signal) within e.short. The common case, holding
 // and short, is decided inline.
 func (e *Entry) Ran(r kvm.ExitReason, d int64) {

@@ -21,9 +21,21 @@ func TestVCPUYieldOnlyWhenDue(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			y := Yield{every: tc.every, last: tc.last}
-			y.Maybe(Cputicks())
-			if yielded := y.last != tc.last; yielded != tc.want {
+			now := Cputicks()
+			after, yielded := y.Maybe(now)
+			if yielded != tc.want {
 				t.Errorf("yielded = %v, want %v", yielded, tc.want)
+			}
+			if moved := y.last != tc.last; moved != tc.want {
+				t.Errorf("interval restarted = %v, want %v", moved, tc.want)
+			}
+			// The loop times the next run from the returned TSC: the
+			// yield's own time is not part of it.
+			switch {
+			case !yielded && after != now:
+				t.Errorf("no yield, but the run clock moved from %d to %d", now, after)
+			case yielded && after != y.last:
+				t.Errorf("yielded, but the run clock is %d, not the TSC read after the yield (%d)", after, y.last)
 			}
 		})
 	}
