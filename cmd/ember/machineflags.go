@@ -99,57 +99,29 @@ func (o machineOptions) machineConfig() (machine.Config, error) {
 	set := func(name string) bool { return o.config == "" || changed(name) }
 	// --guest and --memory have defaults for a tiny guest: given only when
 	// typed, so a kernel or a ROM gets machine's defaults.
-	if changed("guest") {
-		c.Guest = o.guest
+	take(changed("guest"), &c.Guest, o.guest)
+	take(changed("memory"), &c.Memory, o.memory)
+	if set("cpus") && o.cpus < 1 { // 0 in a Config means the default, but not on the command line
+		return c, fmt.Errorf("--cpus must be at least 1, not %d", o.cpus)
 	}
-	if changed("memory") {
-		c.Memory = o.memory
-	}
-	strs := []struct {
-		flag string
-		dst  *string
-		v    string
-	}{
-		{"kernel", &c.Kernel, o.kernel}, {"initrd", &c.Initrd, o.initrd}, {"cmdline", &c.Cmdline, o.cmdline},
-		{"boot", &c.Boot, o.bootMode}, {"bios", &c.BIOS, o.bios}, {"reboot", &c.Reboot, o.reboot},
-		{"console-device", &c.ConsoleDevice, o.consoleDev}, {"device-model-socket", &c.DeviceModelSocket, o.dmSocket},
-		{"virtio-transport", &c.VirtioTransport, o.transport},
-	}
-	for _, f := range strs {
-		if set(f.flag) {
-			*f.dst = f.v
-		}
-	}
-	if set("cpus") {
-		if o.cpus < 1 { // 0 in a Config means the default, but not on the command line
-			return c, fmt.Errorf("--cpus must be at least 1, not %d", o.cpus)
-		}
-		c.CPUs = o.cpus
-	}
-	if set("cpuid-mask") {
-		c.CPUIDMask = o.cpuidMask
-	}
-	if set("hyperv") {
-		c.HyperV = o.hyperV
-	}
-	if set("rng") {
-		c.RNG = o.rng
-	}
-	if set("test-devices") {
-		c.TestDevices = o.testDevs
-	}
-	if set("debug-exit-port") {
-		c.DebugExitPort = o.debugExit
-	}
-	if set("hyperv-testdev") {
-		c.HyperVTestDev = o.hvTestDev
-	}
-	if set("iommu") {
-		c.IOMMU = o.iommu
-	}
-	if set("edu") {
-		c.EDU = o.edu
-	}
+	take(set("cpus"), &c.CPUs, o.cpus)
+	take(set("kernel"), &c.Kernel, o.kernel)
+	take(set("initrd"), &c.Initrd, o.initrd)
+	take(set("cmdline"), &c.Cmdline, o.cmdline)
+	take(set("boot"), &c.Boot, o.bootMode)
+	take(set("bios"), &c.BIOS, o.bios)
+	take(set("reboot"), &c.Reboot, o.reboot)
+	take(set("console-device"), &c.ConsoleDevice, o.consoleDev)
+	take(set("device-model-socket"), &c.DeviceModelSocket, o.dmSocket)
+	take(set("virtio-transport"), &c.VirtioTransport, o.transport)
+	take(set("cpuid-mask"), &c.CPUIDMask, o.cpuidMask)
+	take(set("hyperv"), &c.HyperV, o.hyperV)
+	take(set("rng"), &c.RNG, o.rng)
+	take(set("test-devices"), &c.TestDevices, o.testDevs)
+	take(set("debug-exit-port"), &c.DebugExitPort, o.debugExit)
+	take(set("hyperv-testdev"), &c.HyperVTestDev, o.hvTestDev)
+	take(set("iommu"), &c.IOMMU, o.iommu)
+	take(set("edu"), &c.EDU, o.edu)
 	return c, addDeviceFlags(&c, o)
 }
 
@@ -191,4 +163,12 @@ func addDeviceFlags(c *machine.Config, o machineOptions) error {
 		c.Vsock = &v
 	}
 	return nil
+}
+
+// take sets *dst to v when ok: when a flag counts over the machine's
+// defaults or its --config file.
+func take[T any](ok bool, dst *T, v T) {
+	if ok {
+		*dst = v
+	}
 }
