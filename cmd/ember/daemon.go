@@ -16,8 +16,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"ember/daemon"
-	"ember/hv"
-	"ember/hypercall"
 	"ember/kvm"
 )
 
@@ -101,13 +99,11 @@ func runDaemon(ctx context.Context, o daemonOptions, stderr io.Writer) error {
 	if o.maxVMs < 1 {
 		return fmt.Errorf("--max-vms must be at least 1, not %d", o.maxVMs)
 	}
-	h, err := hv.Open()
+	hc, closeService, err := openService()
 	if err != nil {
-		return explainKVM(err)
+		return err
 	}
-	defer h.Close()
-	hc := hypercall.New(h)
-	defer hc.Close()
+	defer closeService()
 	os.MkdirAll(filepath.Dir(o.socket), 0o755)
 	l, gid, err := daemon.Listen(o.socket, o.group)
 	if err != nil {

@@ -15,8 +15,6 @@ import (
 	"ember/api"
 	"ember/api/client"
 	"ember/daemon"
-	"ember/hv"
-	"ember/hypercall"
 )
 
 // newHypercallCmd is `ember hypercall`: make ACRN hypercalls as the host
@@ -114,13 +112,12 @@ func hypercaller(ctx context.Context, socket string) (func(api.HypercallRequest)
 		c := client.New(socket)
 		return func(r api.HypercallRequest) (api.HypercallResponse, error) { return c.Hypercall(ctx, r) }, c.Close, nil
 	}
-	h, err := hv.Open()
+	hc, closeService, err := openService()
 	if err != nil {
-		return nil, nil, explainKVM(err)
+		return nil, nil, err
 	}
-	hc := hypercall.New(h)
 	d := daemon.New(daemon.Config{Service: hc})
-	return d.Hypercall, func() { hc.Close(); h.Close() }, nil
+	return d.Hypercall, closeService, nil
 }
 
 // dumpSize is how much memory is printed at each @ADDR parameter.

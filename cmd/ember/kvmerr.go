@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+
+	"ember/hv"
+	"ember/hypercall"
 )
 
 // explainKVM turns a failure to open /dev/kvm into advice: what is missing,
@@ -24,4 +27,17 @@ ember needs read and write access to /dev/kvm. Check its owner and mode
 again) is enough`, err)
 	}
 	return err
+}
+
+// openService opens /dev/kvm (explained if it fails) and the hypercall
+// service that makes VMs on it, as run, daemon and hypercall do: VMs made
+// through the service have a guest's OUT to the hypercall port judged as
+// docs/abi.md says (#UD for a plain VM). done releases both.
+func openService() (hc *hypercall.Service, done func(), err error) {
+	h, err := hv.Open()
+	if err != nil {
+		return nil, nil, explainKVM(err)
+	}
+	hc = hypercall.New(h)
+	return hc, func() { hc.Close(); h.Close() }, nil
 }

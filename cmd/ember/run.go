@@ -101,15 +101,11 @@ func run(ctx context.Context, o runOptions, stdin io.Reader, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
-	h, err := hv.Open()
+	hc, closeService, err := openService()
 	if err != nil {
-		return explainKVM(err)
+		return err
 	}
-	defer h.Close()
-	// VMs are made through the hypercall service, so a guest's OUT to the
-	// hypercall port is judged as docs/abi.md says (#UD for a plain VM).
-	hc := hypercall.New(h)
-	defer hc.Close()
+	defer closeService()
 	out, closeOut, err := openConsole(o.console, o.consoleFile, stdout)
 	if err != nil {
 		return err
