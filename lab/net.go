@@ -53,6 +53,7 @@ lab's side times all three on its own clock. It prints the medians of
 func newTimeNetCmd() *cobra.Command {
 	var f benchFlags
 	var wrap string
+	var wrapAll bool
 	cmd := &cobra.Command{
 		Use:    timeNetCmd,
 		Hidden: true,
@@ -71,7 +72,11 @@ func newTimeNetCmd() *cobra.Command {
 			subjects := netSubjects(f.ember, f.kernel, f.initrd)
 			vmmLines := 0
 			if wrap != "" {
-				subjects[0].argv = append(strings.Fields(wrap), subjects[0].argv...)
+				for i := range subjects {
+					if i == 0 || wrapAll {
+						subjects[i].argv = append(strings.Fields(wrap), subjects[i].argv...)
+					}
+				}
 				vmmLines = 400
 			}
 			subjects = f.pick(subjects)
@@ -93,6 +98,7 @@ func newTimeNetCmd() *cobra.Command {
 	f.add(cmd)
 	// For profiling, with lab exec --raw on a kept run directory.
 	cmd.Flags().StringVar(&wrap, "wrap", "", "a command ember runs under (e.g. perf record -g --)")
+	cmd.Flags().BoolVar(&wrapAll, "wrap-all", false, "run QEMU's boots under --wrap too, for profiles side by side")
 	return cmd
 }
 
