@@ -69,8 +69,9 @@ func NewYield(c *kvm.VCPU) Yield {
 // TSC that went backwards (another CPU's) counts as passed. Small enough to
 // be inlined into the exit loop; the yield itself is not.
 //
-// It reports whether it yielded, and then the TSC read after the yield: the
-// loop times its next run from there, since the yield is not guest time. A
+// It returns the TSC the loop times its next run from — now, or the TSC
+// read after the yield, since the yield is not guest time — and whether it
+// yielded. A
 // yield takes about 200 µs in the lab and now and then more than the entry
 // policy's 500 µs, and counted into the next run it made that run long
 // and sent the vCPU back to the ordinary entry for a streak of 16 runs
