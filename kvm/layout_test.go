@@ -1,19 +1,14 @@
 package kvm
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"reflect"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"unsafe"
 
+	"ember/internal/cheader"
 	"ember/kvm/kvmcap"
 )
 
@@ -301,55 +296,11 @@ func layoutChecks() []layoutCheck {
 	return checks
 }
 
-// cValues compiles and runs a C program printing each check's expression and
-// its value, and returns the values by expression. Without gcc or the kernel
-// headers the test is skipped, or fails where EMBER_REQUIRE_KVM or CI is set.
+// cValues returns the C values of checks' expressions (cheader.Values).
 func cValues(t *testing.T, checks []layoutCheck) map[string]uint64 {
-	t.Helper()
-	gcc, err := exec.LookPath("gcc")
-	if err != nil {
-		layoutSkip(t, "no gcc to compile the layout check: %v", err)
+	exprs := make([]string, len(checks))
+	for i, c := range checks {
+		exprs[i] = c.expr
 	}
-	var src bytes.Buffer
-	src.WriteString("#include <stdio.h>\n#include <stddef.h>\n#include <linux/kvm.h>\n\nint main(void) {\n")
-	for _, c := range checks {
-		fmt.Fprintf(&src, "\tprintf(\"%%llu\\t%%s\\n\", (unsigned long long)(%s), %q);\n", c.expr, c.expr)
-	}
-	src.WriteString("\treturn 0;\n}\n")
-
-	dir := t.TempDir()
-	cfile, bin := filepath.Join(dir, "layout.c"), filepath.Join(dir, "layout")
-	if err := os.WriteFile(cfile, src.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(gcc, "-o", bin, cfile).CombinedOutput()
-	if err != nil {
-		if bytes.Contains(out, []byte("linux/kvm.h")) && bytes.Contains(out, []byte("No such file")) {
-			layoutSkip(t, "no <linux/kvm.h> (install linux-libc-dev): %s", out)
-		}
-		t.Fatalf("compiling the layout check: %v\n%s", err, out)
-	}
-	out, err = exec.Command(bin).Output()
-	if err != nil {
-		t.Fatalf("running the layout check: %v", err)
-	}
-	got := map[string]uint64{}
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		v, expr, ok := strings.Cut(sc.Text(), "\t")
-		n, err := strconv.ParseUint(v, 10, 64)
-		if !ok || err != nil {
-			t.Fatalf("bad line from the layout check: %q", sc.Text())
-		}
-		got[expr] = n
-	}
-	return got
-}
-
-func layoutSkip(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") != "" {
-		t.Fatalf("CI is set, so this is an error: "+format, args...)
-	}
-	skipOrFail(t, format, args...)
+	return cheader.Values(t, "linux/kvm.h", exprs)
 }

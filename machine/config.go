@@ -108,6 +108,9 @@ type Module struct {
 type Net struct {
 	TAP string `json:"tap"`
 	MAC string `json:"mac,omitempty"` // unicast, as 52:54:00:12:34:56; default chosen by the device
+	// Vhost has the kernel's vhost-net (/dev/vhost-net) move the packets,
+	// as QEMU's vhost=on does (virtio/net's Config.Vhost).
+	Vhost bool `json:"vhost,omitempty"`
 }
 
 // Balloon is a virtio-balloon device: the host asks the guest to give

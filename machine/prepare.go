@@ -282,7 +282,7 @@ func (d Disk) BlkConfig() (blk.Config, error) {
 
 // config checks a network interface and returns its device configuration.
 func (n Net) config() (virtionet.Config, error) {
-	c := virtionet.Config{TAP: n.TAP}
+	c := virtionet.Config{TAP: n.TAP, Vhost: n.Vhost}
 	if n.TAP == "" {
 		return c, invalid("net: tap=NAME is required")
 	}

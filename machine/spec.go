@@ -57,15 +57,25 @@ func ParseDisk(spec string) (Disk, error) {
 	return d, err
 }
 
-// ParseNet parses `ember run --net`'s value: tap=NAME[,mac=MAC].
+// ParseNet parses `ember run --net`'s value:
+// tap=NAME[,mac=MAC][,vhost=on|off].
 func ParseNet(spec string) (Net, error) {
 	var n Net
-	err := options("net", spec, strings.Split(spec, ","), "tap=NAME, mac=MAC", func(k, v string) (bool, error) {
+	err := options("net", spec, strings.Split(spec, ","), "tap=NAME, mac=MAC, vhost=on|off", func(k, v string) (bool, error) {
 		switch k {
 		case "tap":
 			n.TAP = v
 		case "mac":
 			n.MAC = v
+		case "vhost":
+			switch v {
+			case "on", "":
+				n.Vhost = true
+			case "off":
+				n.Vhost = false
+			default:
+				return true, fmt.Errorf("vhost must be on or off, not %q", v)
+			}
 		default:
 			return false, nil
 		}

@@ -42,6 +42,11 @@ func TestParseSpecs(t *testing.T) {
 	if err != nil || n != (Net{TAP: "t0", MAC: "52:54:00:00:00:02"}) {
 		t.Errorf("ParseNet: %+v, %v", n, err)
 	}
+	for spec, want := range map[string]bool{"tap=t0,vhost=on": true, "tap=t0,vhost": true, "tap=t0,vhost=off": false} {
+		if n, err := ParseNet(spec); err != nil || n != (Net{TAP: "t0", Vhost: want}) {
+			t.Errorf("ParseNet(%q): %+v, %v", spec, n, err)
+		}
+	}
 	v, err := ParseVsock("cid=0x10,socket=/tmp/s")
 	if err != nil || v != (Vsock{CID: 16, Socket: "/tmp/s"}) {
 		t.Errorf("ParseVsock: %+v, %v", v, err)
@@ -50,6 +55,7 @@ func TestParseSpecs(t *testing.T) {
 		func() error { _, err := ParseDisk("a.img,bogus"); return err },
 		func() error { _, err := ParseDisk("a.img,queues=many"); return err },
 		func() error { _, err := ParseNet("tap=t0,speed=10"); return err },
+		func() error { _, err := ParseNet("tap=t0,vhost=yes"); return err },
 		func() error { _, err := ParseVsock("cid=x,socket=/s"); return err },
 		func() error { _, err := ParseVsock("port=3"); return err },
 	} {

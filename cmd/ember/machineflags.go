@@ -69,7 +69,7 @@ func (o *machineOptions) addFlags(f *pflag.FlagSet) {
 	f.StringArrayVar(&o.disks, "disk", nil, "a raw disk image as a virtio-blk device: PATH[,readonly][,serial=ID][,queues=N][,cache=none], or backend=SOCKET for a disk served by 'ember backend blk' (repeatable; cache=none bypasses the host's page cache)")
 	f.StringVar(&o.consoleDev, "console-device", machine.ConsoleSerial, "the guest's console device: serial (COM1) or virtio (virtio-console, Linux's hvc0: boot with console=hvc0)")
 	f.StringVar(&o.transport, "virtio-transport", machine.TransportPCI, "how the virtio devices reach the guest: pci (virtio-pci functions) or mmio (virtio-mmio v2, for kernels built with CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES: ember appends virtio_mmio.device= to a Linux kernel's command line; not with --bios)")
-	f.StringArrayVar(&o.nets, "net", nil, "a virtio-net device on a TAP interface: tap=NAME[,mac=MAC] (repeatable; creating the TAP needs CAP_NET_ADMIN, or have root create it with ip tuntap)")
+	f.StringArrayVar(&o.nets, "net", nil, "a virtio-net device on a TAP interface: tap=NAME[,mac=MAC][,vhost=on] (repeatable; vhost=on has the kernel's vhost-net move the packets; creating the TAP needs CAP_NET_ADMIN, or have root create it with ip tuntap)")
 	f.StringVar(&o.vsock, "vsock", "", "a virtio-vsock device: cid=N,socket=PATH (the guest reaches host port P at PATH_P; a host program connects to PATH and writes \"CONNECT P\\n\" to reach guest port P)")
 	f.BoolVar(&o.rng, "rng", false, "give the guest a virtio-rng device, fed from the host's getrandom")
 	f.StringArrayVar(&o.modules, "module", nil, "a boot module for a multiboot --kernel: PATH[,CMDLINE] (repeatable; after --initrd, which is the first module)")

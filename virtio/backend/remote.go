@@ -13,6 +13,7 @@ import (
 	"ember/devicemodel"
 	"ember/memory"
 	"ember/virtio"
+	"ember/virtio/internal/queuefd"
 )
 
 // ErrGone is wrapped by every error of a Remote whose back-end went away:
@@ -67,7 +68,7 @@ type Remote struct {
 	err      error         // why the back-end is gone, once it is
 	gone     chan struct{} // closed when err is set
 	closing  bool          // Close hung up: no error to report
-	session  *session      // while active
+	session  *queuefd.Set  // while active
 	readDone chan struct{} // closed when the reader returns
 }
 
@@ -217,55 +218,34 @@ func (r *Remote) Activate(mem *memory.Guest, features uint64, queues []*virtio.Q
 	if mem != r.mem {
 		return errors.New("virtio-backend: activated with other guest memory than the back-end was given")
 	}
-	s := newSession(len(queues), interrupt, r.log)
+	s, err := queuefd.New(queues, interrupt, r.log)
+	if err != nil {
+		return err
+	}
 	var st Start
 	var fds []int
 	for i, q := range queues {
 		if q == nil {
 			continue
 		}
-		var err error
-		if s.kicks[i], err = newEventFD(); err != nil {
-			s.close()
-			return err
-		}
-		if s.calls[i], err = newEventFD(); err != nil {
-			s.close()
-			return err
-		}
+		kick, _ := s.Kick(i)
+		call, _ := s.Call(i)
 		st.Queues = append(st.Queues, QueueLayout{Index: uint16(i), Size: q.Size, Desc: q.Desc, Driver: q.Driver, Device: q.Device})
-		fds = append(fds, s.kicks[i], s.calls[i])
+		fds = append(fds, kick, call)
 	}
 	st.Features = features
 	if len(st.Queues) == 0 {
 		return errors.New("virtio-backend: no queue enabled")
 	}
 	if _, err := r.call(devicemodel.OpVirtioStart, st.Encode(), fds); err != nil {
-		s.close()
+		s.Close()
 		return err
 	}
-	for i, call := range s.calls {
-		if call >= 0 {
-			s.startRelay(i)
-		}
-	}
+	s.StartRelays()
 	r.mu.Lock()
 	r.session = s
 	r.mu.Unlock()
 	return nil
-}
-
-// newEventFD returns a non-blocking eventfd. It is kept as a bare
-// descriptor, outside Go's poller: KVM may signal it or be signalled by it
-// directly (virtio.QueueEventFDs), and an epoll registration would wake
-// ember's netpoller for each of those signals all the same. The flag
-// belongs to the file both processes share.
-func newEventFD() (int, error) {
-	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-	if err != nil {
-		return -1, fmt.Errorf("virtio-backend: eventfd: %w", err)
-	}
-	return fd, nil
 }
 
 // KickFD is virtio.QueueEventFDs: queue q's kick eventfd, the one Notify
@@ -273,10 +253,10 @@ func newEventFD() (int, error) {
 func (r *Remote) KickFD(q int) (int, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.session == nil || q < 0 || q >= len(r.session.kicks) || r.session.kicks[q] < 0 {
+	if r.session == nil {
 		return -1, false
 	}
-	return r.session.kicks[q], true
+	return r.session.Kick(q)
 }
 
 // CallFD is virtio.QueueEventFDs: queue q's call eventfd while the device
@@ -284,57 +264,30 @@ func (r *Remote) KickFD(q int) (int, bool) {
 func (r *Remote) CallFD(q int) (int, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.session == nil || q < 0 || q >= len(r.session.calls) || r.session.calls[q] < 0 {
+	if r.session == nil {
 		return -1, false
 	}
-	return r.session.calls[q], true
+	return r.session.Call(q)
 }
 
 // RelayCalls is virtio.QueueEventFDs: it stops (on false) or restarts
-// queue q's relay goroutine. Stopping takes the call eventfd out of Go's
-// poller and reads its counter once, so a call the relay did not see is
-// reported, never lost.
+// queue q's relay goroutine (queuefd.Set.RelayCalls).
 func (r *Remote) RelayCalls(q int, on bool) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s := r.session
-	if s == nil || q < 0 || q >= len(s.calls) || s.calls[q] < 0 {
+	if r.session == nil {
 		return false
 	}
-	if on {
-		if s.relays[q] == nil {
-			s.startRelay(q)
-		}
-		return false
-	}
-	s.stopRelay(q)
-	return takeCount(s.calls[q])
-}
-
-// takeCount reads the eventfd fd's counter if it is set, and reports
-// whether it was. It polls first: the file's O_NONBLOCK is shared with the
-// back-end, which could clear it, and a read of a blocking eventfd at 0
-// would hold the caller (a vCPU thread, under the transport's lock).
-func takeCount(fd int) bool {
-	p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-	if n, err := unix.Poll(p, 0); err != nil || n == 0 || p[0].Revents&unix.POLLIN == 0 {
-		return false
-	}
-	var buf [8]byte
-	n, _ := unix.Read(fd, buf[:])
-	return n == len(buf)
+	return r.session.RelayCalls(q, on)
 }
 
 // Notify signals queue q's kick eventfd.
 func (r *Remote) Notify(q int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.session == nil || q < 0 || q >= len(r.session.kicks) || r.session.kicks[q] < 0 {
-		return
+	if r.session != nil {
+		r.session.Notify(q)
 	}
-	var one = [8]byte{1}
-	// EAGAIN (the counter full) still leaves a kick pending.
-	unix.Write(r.session.kicks[q], one[:])
 }
 
 // Reset tells the back-end to stop (VIRTIO_RESET) and waits for it: when
@@ -355,7 +308,7 @@ func (r *Remote) Reset() {
 			r.log.Error("virtio-backend: reset", "err", err)
 		}
 	}
-	s.close()
+	s.Close()
 }
 
 // Close resets the device and hangs up on the back-end, which resets its

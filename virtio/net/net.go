@@ -8,7 +8,9 @@
 // checksummed packets only when the guest said it can take them.
 //
 // One queue pair: queue 0 receives, queue 1 transmits, each served by a
-// goroutine of the device's own. A transmitted packet goes to the backend
+// goroutine of the device's own, or, with Config.Vhost, by the kernel's
+// vhost-net (virtio/vhost), which moves the packets between the rings and
+// the TAP itself while ember keeps the rest of the device. A transmitted packet goes to the backend
 // straight from guest memory in one writev; a received packet is read into
 // a host buffer and copied into the guest's buffers, waiting for the driver
 // to post some when it has none. Everything the driver writes is hostile: a
@@ -93,6 +95,12 @@ type Config struct {
 	// Logger gets dropped packets and backend errors; nil is
 	// slog.Default().
 	Logger *slog.Logger
+	// Vhost has the kernel's vhost-net move the packets between the
+	// queues and the TAP (/dev/vhost-net; the TAP backend only), as
+	// QEMU's vhost=on does: no packet then passes through ember, whose
+	// Stats stay at zero (the TAP interface counts them). ember keeps the
+	// configuration space, the features and the transport.
+	Vhost bool
 }
 
 // Device is a virtio-net device: a virtio.Device with one queue pair.
@@ -107,6 +115,8 @@ type Device struct {
 	run       *activation
 	closed    bool
 	events    atomic.Pointer[virtio.Events] // the transport's, if it gave them (SetEvents)
+	vhost     *vhostDevice                  // Config.Vhost: the queues are vhost-net's
+	vrun      *vhostRun                     // while vhost serves an activation; guarded by mu
 }
 
 // SetEvents is virtio.EventSource: a queue the driver broke becomes
@@ -146,7 +156,16 @@ func New(cfg Config) (*Device, error) {
 	if t, ok := b.(*TAP); ok {
 		log = log.With("tap", t.Name())
 	}
-	return &Device{backend: b, mac: mac, log: log.With("mac", mac.String())}, nil
+	d := &Device{backend: b, mac: mac, log: log.With("mac", mac.String())}
+	if cfg.Vhost {
+		if d.vhost, err = openVhost(b); err != nil {
+			if cfg.Backend == nil {
+				b.Close()
+			}
+			return nil, err
+		}
+	}
+	return d, nil
 }
 
 // openBackend returns cfg's backend, opening the TAP it names.
@@ -210,6 +229,9 @@ func (d *Device) Close() error {
 		return nil
 	}
 	d.closed = true
+	if d.vhost != nil {
+		d.vhost.net.Close()
+	}
 	if err := d.backend.Close(); err != nil {
 		return fmt.Errorf("virtio-net: closing the backend: %w", err)
 	}
@@ -220,7 +242,12 @@ func (d *Device) Close() error {
 func (d *Device) Type() uint16 { return virtio.IDNet }
 
 // Features returns the device's feature bits.
-func (d *Device) Features() uint64 { return offered }
+func (d *Device) Features() uint64 {
+	if d.vhost != nil {
+		return d.vhost.offered()
+	}
+	return offered
+}
 
 // QueueSizes returns the receive and transmit queues' sizes.
 func (d *Device) QueueSizes() []uint16 { return []uint16{QueueSize, QueueSize} }
@@ -262,6 +289,9 @@ func (d *Device) Activate(mem *memory.Guest, features uint64, queues []*virtio.Q
 	if err := d.backend.SetOffload(tunOffload(features)); err != nil {
 		return fmt.Errorf("virtio-net: receive offloads %#x: %w", tunOffload(features), err)
 	}
+	if d.vhost != nil {
+		return d.activateVhost(mem, features, queues, interrupt)
+	}
 	a := &activation{stop: wake.NewStop(), kicks: make([]wake.Signal, 2)}
 	var workers []*worker
 	for i, q := range queues {
@@ -296,7 +326,7 @@ func (a *activation) serve(w *worker) {
 func (d *Device) running() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.run != nil
+	return d.run != nil || d.vrun != nil
 }
 
 // Notify wakes queue's worker: the driver posted receive buffers or
@@ -305,6 +335,10 @@ func (d *Device) running() bool {
 func (d *Device) Notify(queue int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.vrun != nil {
+		d.vrun.fds.Notify(queue)
+		return
+	}
 	if d.run == nil || queue < 0 || queue >= len(d.run.kicks) || d.run.kicks[queue] == nil {
 		return
 	}
@@ -324,9 +358,12 @@ func (d *Device) Reset() {
 // reset is Reset; the caller holds d.lifecycle.
 func (d *Device) reset() {
 	d.mu.Lock()
-	a := d.run
-	d.run = nil
+	a, v := d.run, d.vrun
+	d.run, d.vrun = nil, nil
 	d.mu.Unlock()
+	if v != nil {
+		d.stopVhost(v)
+	}
 	if a == nil {
 		return
 	}

@@ -90,14 +90,20 @@ func TestOpenTAP(t *testing.T) {
 // TestTAP: frames go between the guest and the host's network stack
 // through a real TAP, watched from the host by a packet socket on the
 // interface: plain frames both ways, TCP segmentation offload both ways,
-// and the kernel segmenting for a guest that did not accept TSO.
+// and the kernel segmenting for a guest that did not accept TSO — with
+// ember's goroutines moving the packets, and with the kernel's vhost-net.
 func TestTAP(t *testing.T) {
+	t.Run("ember", func(t *testing.T) { testTAP(t, false) })
+	t.Run("vhost", func(t *testing.T) { requireVhost(t); testTAP(t, true) })
+}
+
+func testTAP(t *testing.T, vhost bool) {
 	tap := openTestTAP(t)
 	if err := tap.Up(); err != nil {
 		t.Fatal(err)
 	}
 	ps := openPacketSocket(t, tap.Name())
-	r := newRigWith(t, Config{Backend: tap})
+	r := newRigWith(t, Config{Backend: tap, Vhost: vhost})
 	r.activate(offloads|FeatureMrgRxbuf, true)
 	pool := r.postRX(64, 4096)
 

@@ -1,0 +1,81 @@
+package queuefd
+
+import (
+	"log/slog"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"ember/internal/kvmtest"
+	"ember/virtio"
+)
+
+// signal writes 1 to eventfd fd, as KVM or a back-end would.
+func signal(t *testing.T, fd int) {
+	t.Helper()
+	one := [8]byte{1}
+	if _, err := unix.Write(fd, one[:]); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSet: a disabled queue has no eventfds; Notify signals the kick
+// eventfd; a call reaches the interrupt through the relay, one signalled
+// while the relay is stopped is reported by RelayCalls, and a restarted
+// relay passes calls on again; Close releases every descriptor.
+func TestSet(t *testing.T) {
+	before := kvmtest.OpenFDs(t)
+	irq := make(chan int, 4)
+	s, err := New([]*virtio.Queue{{}, nil}, func(q int) { irq <- q }, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.Kick(1); ok {
+		t.Error("the disabled queue has a kick eventfd")
+	}
+	if s.RelayCalls(1, false) {
+		t.Error("the disabled queue reported a call")
+	}
+	kick, _ := s.Kick(0)
+	call, ok := s.Call(0)
+	if !ok {
+		t.Fatal("queue 0 has no call eventfd")
+	}
+	s.Notify(0)
+	var buf [8]byte
+	if n, err := unix.Read(kick, buf[:]); err != nil || n != 8 || buf[0] != 1 {
+		t.Errorf("kick eventfd after Notify: %d bytes % x, %v", n, buf, err)
+	}
+
+	s.StartRelays()
+	signal(t, call)
+	waitIRQ(t, irq)
+	if s.RelayCalls(0, false) {
+		t.Error("a call the relay passed on was reported again")
+	}
+	signal(t, call)
+	if !s.RelayCalls(0, false) {
+		t.Error("a call signalled while the relay was stopped was lost")
+	}
+	s.RelayCalls(0, true)
+	signal(t, call)
+	waitIRQ(t, irq)
+
+	s.Close()
+	if after := kvmtest.OpenFDs(t); after != before {
+		t.Errorf("%d descriptors open before, %d after Close", before, after)
+	}
+}
+
+func waitIRQ(t *testing.T, irq chan int) {
+	t.Helper()
+	select {
+	case q := <-irq:
+		if q != 0 {
+			t.Errorf("interrupt for queue %d", q)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the relay did not interrupt")
+	}
+}
