@@ -273,12 +273,9 @@ func runBench(ctx context.Context, w io.Writer, subjects []subject, reps int, t 
 	for _, s := range subjects {
 		fmt.Fprintf(tw, "\t%s", s.name)
 	}
-	for _, s := range subjects[1:] {
-		if len(subjects) == 2 {
-			fmt.Fprint(tw, "\tember ÷ QEMU")
-		} else {
-			fmt.Fprintf(tw, "\tember ÷ %s", s.name)
-		}
+	ratios := ratioPairs(subjects)
+	for _, r := range ratios {
+		fmt.Fprintf(tw, "\t%s ÷ %s", shortName(subjects[r[0]].name), shortName(subjects[r[1]].name))
 	}
 	fmt.Fprintln(tw)
 	for _, k := range measures {
@@ -289,12 +286,40 @@ func runBench(ctx context.Context, w io.Writer, subjects []subject, reps int, t 
 		for i := range subjects {
 			fmt.Fprintf(tw, "\t%.1f", med(got[i][k]))
 		}
-		for i := range subjects[1:] {
-			fmt.Fprintf(tw, "\t%.2f", med(got[0][k])/med(got[i+1][k]))
+		for _, r := range ratios {
+			fmt.Fprintf(tw, "\t%.2f", med(got[r[0]][k])/med(got[r[1]][k]))
 		}
 		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
+}
+
+// ratioPairs returns the table's ratio columns: each of ember's subjects
+// over each of QEMU's (a subject is QEMU's if its name starts with
+// "QEMU"), as indices into subjects.
+func ratioPairs(subjects []subject) [][2]int {
+	var pairs [][2]int
+	for i, s := range subjects {
+		if isQEMU(s) {
+			continue
+		}
+		for j, b := range subjects {
+			if isQEMU(b) {
+				pairs = append(pairs, [2]int{i, j})
+			}
+		}
+	}
+	return pairs
+}
+
+// isQEMU says whether s is one of the QEMU baselines.
+func isQEMU(s subject) bool { return strings.HasPrefix(s.name, "QEMU") }
+
+// shortName is a subject's name in a ratio column's heading: without a
+// parenthesised note.
+func shortName(name string) string {
+	name, _, _ = strings.Cut(name, " (")
+	return name
 }
 
 // bootCounted runs one boot of t with a bootcost.Sampler beside it and

@@ -73,16 +73,16 @@ func newTimeNetCmd() *cobra.Command {
 			vmmLines := 0
 			if wrap != "" {
 				for i := range subjects {
-					if i == 0 || wrapAll {
+					if !isQEMU(subjects[i]) || wrapAll {
 						subjects[i].argv = append(strings.Fields(wrap), subjects[i].argv...)
 					}
 				}
 				vmmLines = 400
 			}
-			subjects = f.pick(subjects)
-			if len(subjects) == 2 {
-				fmt.Println("no /dev/vhost-net in the lab: QEMU runs with vhost=off only")
+			if _, err := os.Stat("/dev/vhost-net"); err != nil {
+				fmt.Println("no /dev/vhost-net in the lab: ember and QEMU run with vhost=off only")
 			}
+			subjects = f.pick(subjects)
 			t := benchTable{
 				title:    "TCP over virtio-net from inside Debian's kernel to and from the lab (TAP), 2 vCPUs, inside the lab",
 				measures: netstream.Measures,
@@ -102,8 +102,8 @@ func newTimeNetCmd() *cobra.Command {
 	return cmd
 }
 
-// netSubjects are ember and QEMU on the benchmark's TAP, QEMU with vhost-net
-// too where the lab has it.
+// netSubjects are ember and QEMU on the benchmark's TAP, each with
+// vhost-net too where the lab has it.
 func netSubjects(ember, kernel, initrd string) []subject {
 	qemu := func(vhost string) subject {
 		return subject{name: "QEMU vhost=" + vhost, argv: []string{qemuBinary, "-accel", "kvm", "-cpu", "host", "-M", "pc",
@@ -112,13 +112,13 @@ func netSubjects(ember, kernel, initrd string) []subject {
 			"-device", "virtio-net-pci,netdev=n0,mac=" + netBenchMAC,
 			"-kernel", kernel, "-initrd", initrd, "-append", netCmdline}}
 	}
-	s := []subject{
-		{name: "ember (virtio-pci)", argv: []string{ember, "run", "--kernel", kernel, "--initrd", initrd,
-			"--memory", "512M", "--cpus", "2", "--net", "tap=" + netBenchTAP + ",mac=" + netBenchMAC, "--cmdline", netCmdline}},
-		qemu("off"),
+	emberRun := func(name, vhost string) subject {
+		return subject{name: name, argv: []string{ember, "run", "--kernel", kernel, "--initrd", initrd,
+			"--memory", "512M", "--cpus", "2", "--net", "tap=" + netBenchTAP + ",mac=" + netBenchMAC + ",vhost=" + vhost, "--cmdline", netCmdline}}
 	}
+	s := []subject{emberRun("ember (virtio-pci)", "off"), qemu("off")}
 	if _, err := os.Stat("/dev/vhost-net"); err == nil {
-		s = append(s, qemu("on"))
+		s = append(s, emberRun("ember vhost=on", "on"), qemu("on"))
 	}
 	return s
 }
