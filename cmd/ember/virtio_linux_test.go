@@ -193,7 +193,7 @@ func TestLinuxPingsOverVirtioNet(t *testing.T) {
 	for _, vhost := range []string{"off", "on"} {
 		t.Run("vhost="+vhost, func(t *testing.T) {
 			if vhost == "on" {
-				requireVhostNet(t)
+				kvmtest.RequireVhostNet(t)
 			}
 			kernel, ird := requireLinux(t)
 			requireVirtioModules(t, ird)
@@ -207,18 +207,6 @@ func TestLinuxPingsOverVirtioNet(t *testing.T) {
 				t.Errorf("the guest did not print %q; its console:\n%s", w, tailString(r.out, 6000))
 			}
 		})
-	}
-}
-
-// requireVhostNet skips where the host has no /dev/vhost-net, except in
-// the lab, which loads vhost_net, where it fails.
-func requireVhostNet(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat("/dev/vhost-net"); err != nil {
-		if kvmtest.InLab() {
-			t.Fatalf("the lab loads vhost_net, yet: %v", err)
-		}
-		t.Skipf("skipping: %v (load vhost_net; the lab has it)", err)
 	}
 }
 

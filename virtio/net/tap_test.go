@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"ember/internal/kvmtest"
 	"ember/virtio/virtiotest"
 )
 
@@ -94,7 +95,7 @@ func TestOpenTAP(t *testing.T) {
 // ember's goroutines moving the packets, and with the kernel's vhost-net.
 func TestTAP(t *testing.T) {
 	t.Run("ember", func(t *testing.T) { testTAP(t, false) })
-	t.Run("vhost", func(t *testing.T) { requireVhost(t); testTAP(t, true) })
+	t.Run("vhost", func(t *testing.T) { kvmtest.RequireVhostNet(t); testTAP(t, true) })
 }
 
 func testTAP(t *testing.T, vhost bool) {

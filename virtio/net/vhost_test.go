@@ -3,27 +3,12 @@ package net
 import (
 	"bytes"
 	"log/slog"
-	"os"
 	"testing"
 	"time"
 
 	"ember/internal/kvmtest"
-	"ember/virtio/vhost"
 	"ember/virtio/virtiotest"
 )
-
-// requireVhost skips a test where the host has no /dev/vhost-net; in the
-// lab, whose kernel loads vhost_net (lab/kernel.go), it fails instead, so
-// CI's lab run never passes these tests over.
-func requireVhost(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat(vhost.NetPath); err != nil {
-		if kvmtest.InLab() {
-			t.Fatalf("the lab loads vhost_net, yet: %v", err)
-		}
-		t.Skipf("skipping: %v (load vhost_net); the lab has it: go run ./lab test ./virtio/net -run 'Vhost|TAP'", err)
-	}
-}
 
 // vhostRig is a rig whose device has vhost-net serve its queues on a real
 // TAP, with a packet socket on the TAP's host side and the transport's
@@ -38,7 +23,7 @@ type vhostRig struct {
 // activates it with MRG_RXBUF and EVENT_IDX.
 func newVhostRig(t *testing.T) *vhostRig {
 	t.Helper()
-	requireVhost(t)
+	kvmtest.RequireVhostNet(t)
 	tap := openTestTAP(t)
 	if err := tap.Up(); err != nil {
 		t.Fatal(err)
@@ -116,7 +101,7 @@ func TestVhostBadDescriptor(t *testing.T) {
 // TestVhostReleasesEverything: activations, a reset and Close leave no
 // descriptor behind: vhost-net's, the eventfds and the TAP are closed.
 func TestVhostReleasesEverything(t *testing.T) {
-	requireVhost(t)
+	kvmtest.RequireVhostNet(t)
 	before := kvmtest.OpenFDs(t)
 	t.Run("device", func(t *testing.T) {
 		r := newVhostRig(t)
