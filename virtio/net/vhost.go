@@ -84,12 +84,12 @@ func (d *Device) activateVhost(mem *memory.Guest, features uint64, queues []*vir
 		d.stopVhost(r)
 		return err
 	}
-	fds.StartRelays()
-	r.wg.Add(1)
-	go d.watchVhost(r)
 	d.mu.Lock()
 	d.vrun = r
+	fds.StartRelays() // under mu, as the transport's RelayCalls
 	d.mu.Unlock()
+	r.wg.Add(1)
+	go d.watchVhost(r)
 	return nil
 }
 
@@ -159,7 +159,9 @@ func vhostMemory(mem *memory.Guest) []vhost.MemoryRegion {
 }
 
 // vhostRing returns where queue q's rings are in this process, each
-// checked to lie inside guest RAM as the transport checked it.
+// checked to lie inside guest RAM. The check matters: vhost reaches the
+// rings at these addresses directly, not through the memory table (only
+// the buffers' addresses go through it).
 func vhostRing(mem *memory.Guest, i int, q *virtio.Queue) (vhost.VringAddr, error) {
 	n := uint64(q.Size)
 	desc, err := mem.Slice(q.Desc, 16*n)
