@@ -257,6 +257,16 @@ func runToExit(t *testing.T, vm *hv.VM, code []byte, regs kvm.Regs) {
 // a driver for it.
 func newVirtioPC(t testing.TB, h *hv.Hypervisor, cfg hv.Config) (*hv.VM, *kickDevice, *virtiopci.Function, *driver) {
 	t.Helper()
+	dev := newKickDevice()
+	vm, f, d := newVirtioPCWith(t, h, cfg, dev)
+	return vm, dev, f, d
+}
+
+// newVirtioPCWith creates a PC VM of 2 MiB with dev on the PCI bus, and a
+// driver for it. The VM closes when the test ends, before whatever the
+// caller registered to close earlier (dev, as a machine closes it).
+func newVirtioPCWith(t testing.TB, h *hv.Hypervisor, cfg hv.Config, dev virtio.Device) (*hv.VM, *virtiopci.Function, *driver) {
+	t.Helper()
 	cfg.MemorySize = 2 << 20
 	vm, err := h.NewVM(cfg)
 	if err != nil {
@@ -267,12 +277,11 @@ func newVirtioPC(t testing.TB, h *hv.Hypervisor, cfg hv.Config) (*hv.VM, *kickDe
 	if err != nil {
 		t.Fatal(err)
 	}
-	dev := newKickDevice()
 	f, err := p.AddVirtio(vm, dev)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return vm, dev, f, newDriver(t, f)
+	return vm, f, newDriver(t, f)
 }
 
 // reportChan is the report port as a channel: each value the guest writes

@@ -22,20 +22,7 @@ func TestVirtioVhostNetThroughKVM(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dev.Close() }) // after the VM's, as a machine closes them
-	vm, err := h.NewVM(hv.Config{MemorySize: 2 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { vm.Close() })
-	p, err := Attach(vm, Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := p.AddVirtio(vm, dev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := newDriver(t, f)
+	vm, f, d := newVirtioPCWith(t, h, hv.Config{}, dev)
 	d.start()
 	d.setMSIX(true, false)
 	d.setEntry(1, 0xfee00000, 0x40, false)

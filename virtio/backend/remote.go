@@ -248,36 +248,27 @@ func (r *Remote) Activate(mem *memory.Guest, features uint64, queues []*virtio.Q
 	return nil
 }
 
-// KickFD is virtio.QueueEventFDs: queue q's kick eventfd, the one Notify
-// writes, while the device is active.
-func (r *Remote) KickFD(q int) (int, bool) {
+// active returns the queues' eventfds while the device is active, and nil
+// otherwise (queuefd.Set's methods take a nil Set for an inactive device).
+func (r *Remote) active() *queuefd.Set {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.session == nil {
-		return -1, false
-	}
-	return r.session.Kick(q)
+	return r.session
 }
+
+// KickFD is virtio.QueueEventFDs: queue q's kick eventfd, the one Notify
+// writes, while the device is active.
+func (r *Remote) KickFD(q int) (int, bool) { return r.active().Kick(q) }
 
 // CallFD is virtio.QueueEventFDs: queue q's call eventfd while the device
 // is active.
-func (r *Remote) CallFD(q int) (int, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.session == nil {
-		return -1, false
-	}
-	return r.session.Call(q)
-}
+func (r *Remote) CallFD(q int) (int, bool) { return r.active().Call(q) }
 
 // RelayCalls is virtio.QueueEventFDs: it stops (on false) or restarts
-// queue q's relay goroutine (queuefd.Set.RelayCalls).
+// queue q's relay goroutine (queuefd.Set.RelayCalls), under r.mu.
 func (r *Remote) RelayCalls(q int, on bool) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.session == nil {
-		return false
-	}
 	return r.session.RelayCalls(q, on)
 }
 
@@ -285,9 +276,7 @@ func (r *Remote) RelayCalls(q int, on bool) bool {
 func (r *Remote) Notify(q int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.session != nil {
-		r.session.Notify(q)
-	}
+	r.session.Notify(q)
 }
 
 // Reset tells the back-end to stop (VIRTIO_RESET) and waits for it: when

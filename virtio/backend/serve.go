@@ -13,6 +13,7 @@ import (
 
 	"ember/devicemodel"
 	"ember/virtio"
+	"ember/virtio/internal/queuefd"
 )
 
 // maxFDs is the most descriptors a request may carry: VIRTIO_START's two
@@ -239,13 +240,7 @@ func (bq *backendQueues) call(q int) {
 // serveKicks passes queue q's kicks to dev until the eventfd is closed.
 func (bq *backendQueues) serveKicks(q int, kick *os.File, dev virtio.Device) {
 	defer bq.wg.Done()
-	var buf [8]byte
-	for {
-		if _, err := kick.Read(buf[:]); err != nil {
-			return
-		}
-		dev.Notify(q)
-	}
+	queuefd.Forward(kick, func() { dev.Notify(q) })
 }
 
 // close closes the eventfds and waits for the kick goroutines.

@@ -594,14 +594,7 @@ func TestTransmitDropsMalformed(t *testing.T) {
 // buffer outside RAM) is dropped and the queue goes on.
 func TestTransmitBadDescriptorChain(t *testing.T) {
 	r := newRig(t, 0, false)
-	if err := r.tx.SetDesc(0, virtiotest.Desc{Addr: 1 << 40, Len: 100}); err != nil {
-		t.Fatal(err)
-	}
-	old := r.tx.AvailIdx()
-	if err := r.tx.Offer(0); err != nil {
-		t.Fatal(err)
-	}
-	r.notifyIfNeeded(TXQueue, old)
+	r.offerOutsideRAM()
 	if u := r.used(TXQueue); u.Head != 0 || u.Len != 0 {
 		t.Errorf("used %+v", u)
 	}
@@ -611,6 +604,20 @@ func TestTransmitBadDescriptorChain(t *testing.T) {
 	if got := r.peerRead(); !bytes.Equal(got, packet(header{}, good)) {
 		t.Error("the next frame did not go out")
 	}
+}
+
+// offerOutsideRAM offers the driver a transmit chain whose one buffer lies
+// outside guest RAM.
+func (r *rig) offerOutsideRAM() {
+	r.t.Helper()
+	if err := r.tx.SetDesc(0, virtiotest.Desc{Addr: 1 << 40, Len: 100}); err != nil {
+		r.t.Fatal(err)
+	}
+	old := r.tx.AvailIdx()
+	if err := r.tx.Offer(0); err != nil {
+		r.t.Fatal(err)
+	}
+	r.notifyIfNeeded(TXQueue, old)
 }
 
 // rxCase is a receive scenario: the chains the driver posts, the packet

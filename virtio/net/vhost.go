@@ -229,30 +229,29 @@ func (d *Device) logVhost(i int, err error) {
 	}
 }
 
-// KickFD is virtio.QueueEventFDs: queue q's kick eventfd while vhost
-// serves the device.
-func (d *Device) KickFD(q int) (int, bool) {
+// vhostFDs returns the queues' eventfds while vhost serves the device, and
+// nil otherwise (queuefd.Set's methods take a nil Set for an inactive
+// device).
+func (d *Device) vhostFDs() *queuefd.Set {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.vrun == nil {
-		return -1, false
+		return nil
 	}
-	return d.vrun.fds.Kick(q)
+	return d.vrun.fds
 }
+
+// KickFD is virtio.QueueEventFDs: queue q's kick eventfd while vhost
+// serves the device.
+func (d *Device) KickFD(q int) (int, bool) { return d.vhostFDs().Kick(q) }
 
 // CallFD is virtio.QueueEventFDs: queue q's call eventfd while vhost
 // serves the device.
-func (d *Device) CallFD(q int) (int, bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.vrun == nil {
-		return -1, false
-	}
-	return d.vrun.fds.Call(q)
-}
+func (d *Device) CallFD(q int) (int, bool) { return d.vhostFDs().Call(q) }
 
 // RelayCalls is virtio.QueueEventFDs: it stops or restarts the relay of
-// queue q's calls (queuefd.Set.RelayCalls).
+// queue q's calls (queuefd.Set.RelayCalls). It holds d.mu throughout, as
+// Activate does while it starts the relays.
 func (d *Device) RelayCalls(q int, on bool) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -78,14 +78,7 @@ func TestVhostFeatures(t *testing.T) {
 // (DEVICE_NEEDS_RESET), and after the driver's reset both queues work.
 func TestVhostBadDescriptor(t *testing.T) {
 	r := newVhostRig(t)
-	if err := r.tx.SetDesc(0, virtiotest.Desc{Addr: 1 << 40, Len: 100}); err != nil {
-		t.Fatal(err)
-	}
-	old := r.tx.AvailIdx()
-	if err := r.tx.Offer(0); err != nil {
-		t.Fatal(err)
-	}
-	r.notifyIfNeeded(TXQueue, old)
+	r.offerOutsideRAM()
 	select {
 	case err := <-r.events.reset:
 		t.Logf("NeedsReset: %v", err)

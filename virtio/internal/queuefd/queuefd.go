@@ -65,11 +65,22 @@ func NewEventFD() (int, error) {
 	return fd, nil
 }
 
-// Kick returns queue q's kick eventfd, and false for a disabled queue.
-func (s *Set) Kick(q int) (int, bool) { return get(s.kicks, q) }
+// Kick returns queue q's kick eventfd, and false for a disabled queue or
+// a nil Set (a device not active).
+func (s *Set) Kick(q int) (int, bool) {
+	if s == nil {
+		return -1, false
+	}
+	return get(s.kicks, q)
+}
 
-// Call returns queue q's call eventfd, and false for a disabled queue.
-func (s *Set) Call(q int) (int, bool) { return get(s.calls, q) }
+// Call returns queue q's call eventfd, as Kick does.
+func (s *Set) Call(q int) (int, bool) {
+	if s == nil {
+		return -1, false
+	}
+	return get(s.calls, q)
+}
 
 // get returns fds[q] if q is a queue with an eventfd.
 func get(fds []int, q int) (int, bool) {
@@ -79,7 +90,7 @@ func get(fds []int, q int) (int, bool) {
 	return fds[q], true
 }
 
-// Notify signals queue q's kick eventfd.
+// Notify signals queue q's kick eventfd (nothing on a nil Set).
 func (s *Set) Notify(q int) {
 	fd, ok := s.Kick(q)
 	if !ok {
@@ -102,7 +113,7 @@ func (s *Set) StartRelays() {
 // RelayCalls is virtio.QueueEventFDs.RelayCalls: it stops (on false) or
 // restarts queue q's relay. Stopping takes the call eventfd out of Go's
 // poller and reads its counter once, so a call the relay did not see is
-// reported, never lost.
+// reported, never lost. On a nil Set it does nothing.
 func (s *Set) RelayCalls(q int, on bool) bool {
 	fd, ok := s.Call(q)
 	if !ok {
@@ -153,12 +164,19 @@ func (s *Set) startRelay(q int) {
 // read just before is still passed on.
 func (s *Set) relay(q int, f *os.File) {
 	defer s.wg.Done()
+	Forward(f, func() { s.interrupt(q) })
+}
+
+// Forward calls fn each time the eventfd f (read through Go's poller) is
+// signalled, until f is closed: a goroutine's loop that turns one side's
+// eventfd into the other side's call.
+func Forward(f *os.File, fn func()) {
 	var buf [8]byte
 	for {
 		if _, err := f.Read(buf[:]); err != nil {
 			return
 		}
-		s.interrupt(q)
+		fn()
 	}
 }
 

@@ -20,6 +20,22 @@ func signal(t *testing.T, fd int) {
 	}
 }
 
+// TestNilSet: a nil Set is an inactive device's: no eventfds, nothing to
+// notify or relay.
+func TestNilSet(t *testing.T) {
+	var s *Set
+	if _, ok := s.Kick(0); ok {
+		t.Error("a kick eventfd")
+	}
+	if _, ok := s.Call(0); ok {
+		t.Error("a call eventfd")
+	}
+	if s.RelayCalls(0, false) {
+		t.Error("a call reported")
+	}
+	s.Notify(0)
+}
+
 // TestSet: a disabled queue has no eventfds; Notify signals the kick
 // eventfd; a call reaches the interrupt through the relay, one signalled
 // while the relay is stopped is reported by RelayCalls, and a restarted
