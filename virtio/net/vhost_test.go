@@ -3,6 +3,7 @@ package net
 import (
 	"bytes"
 	"log/slog"
+	"runtime"
 	"testing"
 	"time"
 
@@ -92,10 +93,11 @@ func TestVhostBadDescriptor(t *testing.T) {
 }
 
 // TestVhostReleasesEverything: activations, a reset and Close leave no
-// descriptor behind: vhost-net's, the eventfds and the TAP are closed.
+// descriptor behind (vhost-net's, the eventfds, the TAP) and no goroutine
+// (the relays, the error watcher).
 func TestVhostReleasesEverything(t *testing.T) {
 	kvmtest.RequireVhostNet(t)
-	before := kvmtest.OpenFDs(t)
+	fds, goroutines := kvmtest.OpenFDs(t), runtime.NumGoroutine()
 	t.Run("device", func(t *testing.T) {
 		r := newVhostRig(t)
 		r.exchange(t, 44)
@@ -103,8 +105,14 @@ func TestVhostReleasesEverything(t *testing.T) {
 		r.activate(FeatureMrgRxbuf, false)
 		r.exchange(t, 46)
 	})
-	if after := kvmtest.OpenFDs(t); after != before {
-		t.Errorf("%d descriptors open before, %d after", before, after)
+	if after := kvmtest.OpenFDs(t); after != fds {
+		t.Errorf("%d descriptors open before, %d after", fds, after)
+	}
+	for deadline := time.Now().Add(wait); runtime.NumGoroutine() > goroutines; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines, %d before:\n%s", runtime.NumGoroutine(), goroutines, buf[:runtime.Stack(buf, true)])
+		}
 	}
 }
 
