@@ -208,7 +208,7 @@ func (d *Device) stopVhost(r *vhostRun) {
 		if !on {
 			continue
 		}
-		d.logVhost(i, d.backend.(*TAP).control(func(int) error { return h.NetSetBackend(i, -1) }))
+		d.logVhost(i, h.NetSetBackend(i, -1))
 		_, err := h.VringBase(i)
 		d.logVhost(i, err)
 		for _, unbind := range []func(int, int) error{h.SetVringKick, h.SetVringCall, h.SetVringErr} {
