@@ -10,10 +10,10 @@
 // One queue pair: queue 0 receives, queue 1 transmits, each served by a
 // goroutine of the device's own, or, with Config.Vhost, by the kernel's
 // vhost-net (virtio/vhost), which moves the packets between the rings and
-// the TAP itself while ember keeps the rest of the device. A transmitted packet goes to the backend
-// straight from guest memory in one writev; a received packet is read into
-// a host buffer and copied into the guest's buffers, waiting for the driver
-// to post some when it has none. Everything the driver writes is hostile: a
+// the TAP itself while ember keeps the rest of the device. A transmitted
+// packet goes to the backend straight from guest memory in one writev; a
+// received packet is read into a host buffer and copied into the guest's
+// buffers, waiting for the driver to post some when it has none. Everything the driver writes is hostile: a
 // malformed chain is dropped and logged, and the device writes nothing but
 // the chains' device-writable buffers and the used ring.
 package net
