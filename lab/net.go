@@ -12,6 +12,7 @@ import (
 
 	"ember/internal/linuxguest"
 	"ember/lab/internal/netstream"
+	"ember/virtio/vhost"
 )
 
 // timeNetCmd is the hidden command `lab net` runs inside the lab.
@@ -79,7 +80,7 @@ func newTimeNetCmd() *cobra.Command {
 				}
 				vmmLines = 400
 			}
-			if _, err := os.Stat("/dev/vhost-net"); err != nil {
+			if _, err := os.Stat(vhost.NetPath); err != nil {
 				fmt.Println("no /dev/vhost-net in the lab: ember and QEMU run with vhost=off only")
 			}
 			subjects = f.pick(subjects)
@@ -117,7 +118,7 @@ func netSubjects(ember, kernel, initrd string) []subject {
 			"--memory", "512M", "--cpus", "2", "--net", "tap=" + netBenchTAP + ",mac=" + netBenchMAC + ",vhost=" + vhost, "--cmdline", netCmdline}}
 	}
 	s := []subject{emberRun("ember (virtio-pci)", "off"), qemu("off")}
-	if _, err := os.Stat("/dev/vhost-net"); err == nil {
+	if _, err := os.Stat(vhost.NetPath); err == nil {
 		s = append(s, emberRun("ember vhost=on", "on"), qemu("on"))
 	}
 	return s

@@ -125,11 +125,9 @@ func (q *Queue) Validate(mem *memory.Guest) error {
 	if err := q.checkLayout(); err != nil {
 		return err
 	}
-	n := uint64(q.Size)
-	desc := area{"descriptor table", q.Desc, descSize * n}
-	avail := area{"available ring", q.Driver, ringHeader + 2*n + 2}
-	used := area{"used ring", q.Device, ringHeader + usedElemSize*n + 2}
-	for _, a := range []area{desc, avail, used} {
+	areas := q.areas()
+	desc, avail, used := areas[0], areas[1], areas[2]
+	for _, a := range areas {
 		if _, err := mem.Slice(a.gpa, a.size); err != nil {
 			return fmt.Errorf("%w: %s at %#x+%#x: %w", ErrInvalid, a.name, a.gpa, a.size, err)
 		}
@@ -140,6 +138,34 @@ func (q *Queue) Validate(mem *memory.Guest) error {
 		}
 	}
 	return nil
+}
+
+// areas returns the queue's descriptor table, available ring and used
+// ring, event index fields included.
+func (q *Queue) areas() [3]area {
+	n := uint64(q.Size)
+	return [3]area{
+		{"descriptor table", q.Desc, descSize * n},
+		{"available ring", q.Driver, ringHeader + 2*n + 2},
+		{"used ring", q.Device, ringHeader + usedElemSize*n + 2},
+	}
+}
+
+// Rings validates the queue (Validate) and returns its descriptor table,
+// available ring and used ring as guest memory, for a data path outside
+// ember that reaches them by address (vhost): what it is given has passed
+// every check ember's own queue passes.
+func (q *Queue) Rings(mem *memory.Guest) (desc, avail, used []byte, err error) {
+	if err := q.Validate(mem); err != nil {
+		return nil, nil, nil, err
+	}
+	var b [3][]byte
+	for i, a := range q.areas() {
+		if b[i], err = mem.Slice(a.gpa, a.size); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	return b[0], b[1], b[2], nil
 }
 
 // area is one of a queue's three parts in guest memory.

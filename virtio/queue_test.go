@@ -51,7 +51,9 @@ func must(t *testing.T, err error) {
 }
 
 // TestValidate: the size is a power of two up to 32768 and each area is
-// aligned as §2.7 requires and wholly in guest RAM.
+// aligned as §2.7 requires and wholly in guest RAM. Rings refuses what
+// Validate refuses, and gives a valid queue's three areas as guest memory
+// at their addresses, event index fields included.
 func TestValidate(t *testing.T) {
 	mem := newGuest(t)
 	good := virtio.Queue{Size: 8, Desc: 0x1000, Driver: 0x1080, Device: 0x1100}
@@ -98,6 +100,31 @@ func TestValidate(t *testing.T) {
 		err := q.Validate(mem)
 		if (err == nil) != tt.ok || err != nil && !errors.Is(err, virtio.ErrInvalid) {
 			t.Errorf("%s: Validate = %v, want ok=%v", tt.name, err, tt.ok)
+		}
+		checkRings(t, tt.name, mem, q, tt.ok)
+	}
+}
+
+// checkRings checks q.Rings against what Validate said (ok).
+func checkRings(t *testing.T, name string, mem *memory.Guest, q virtio.Queue, ok bool) {
+	t.Helper()
+	desc, avail, used, err := q.Rings(mem)
+	if (err == nil) != ok {
+		t.Errorf("%s: Rings = %v, want ok=%v", name, err, ok)
+		return
+	}
+	if !ok {
+		return
+	}
+	n := uint64(q.Size)
+	for _, r := range []struct {
+		got  []byte
+		gpa  uint64
+		size uint64
+	}{{desc, q.Desc, 16 * n}, {avail, q.Driver, 6 + 2*n}, {used, q.Device, 6 + 8*n}} {
+		want, err := mem.Slice(r.gpa, r.size)
+		if err != nil || uint64(len(r.got)) != r.size || &r.got[0] != &want[0] {
+			t.Errorf("%s: Rings gave %d bytes, want %d at %#x", name, len(r.got), r.size, r.gpa)
 		}
 	}
 }

@@ -6,7 +6,8 @@ import (
 )
 
 // VhostNetPath is the kernel's vhost-net device, which the vhost tests
-// need.
+// need: vhost.NetPath, which this package cannot import (virtio/vhost's
+// own tests import it).
 const VhostNetPath = "/dev/vhost-net"
 
 // RequireVhostNet skips a test where the host has no /dev/vhost-net; in

@@ -24,15 +24,17 @@ const vhostNeeds = virtio.TransportFeatures
 const vhostQueueFeatures = virtio.TransportFeatures | FeatureMrgRxbuf
 
 // vhostDevice is a device's in-kernel data path: /dev/vhost-net, with
-// the features that kernel implements.
+// the features that kernel implements, and the TAP it moves packets to.
 type vhostDevice struct {
 	net      *vhost.Net
 	features uint64
+	tap      *TAP
 }
 
 // openVhost opens /dev/vhost-net for a device on tap.
 func openVhost(b Backend) (*vhostDevice, error) {
-	if _, ok := b.(*TAP); !ok {
+	tap, ok := b.(*TAP)
+	if !ok {
 		return nil, errors.New("virtio-net: vhost needs a TAP backend (tap=NAME)")
 	}
 	n, err := vhost.OpenNet()
@@ -48,7 +50,7 @@ func openVhost(b Backend) (*vhostDevice, error) {
 		n.Close()
 		return nil, fmt.Errorf("virtio-net: this kernel's vhost-net lacks feature bits %#x that ember's transport offers", missing)
 	}
-	return &vhostDevice{net: n, features: f}, nil
+	return &vhostDevice{net: n, features: f, tap: tap}, nil
 }
 
 // offered is what the device offers a driver when vhost serves its queues:
@@ -136,7 +138,7 @@ func (d *Device) startVhostQueue(r *vhostRun, mem *memory.Guest, i int, q *virti
 		func() error { return h.SetVringCall(i, call) },
 		func() error { return h.SetVringErr(i, errFD) },
 		func() error {
-			return d.backend.(*TAP).control(func(fd int) error { return h.NetSetBackend(i, fd) })
+			return d.vhost.tap.control(func(fd int) error { return h.NetSetBackend(i, fd) })
 		},
 	} {
 		if err := step(); err != nil {
@@ -158,23 +160,14 @@ func vhostMemory(mem *memory.Guest) []vhost.MemoryRegion {
 	return t
 }
 
-// vhostRing returns where queue q's rings are in this process, each
-// checked to lie inside guest RAM. The check matters: vhost reaches the
-// rings at these addresses directly, not through the memory table (only
-// the buffers' addresses go through it).
+// vhostRing returns where queue q's rings are in this process, checked
+// by virtio.Queue.Rings as ember's own queues are. The check matters:
+// vhost reaches the rings at these addresses directly, not through the
+// memory table (only the buffers' addresses go through it).
 func vhostRing(mem *memory.Guest, i int, q *virtio.Queue) (vhost.VringAddr, error) {
-	n := uint64(q.Size)
-	desc, err := mem.Slice(q.Desc, 16*n)
+	desc, avail, used, err := q.Rings(mem)
 	if err != nil {
-		return vhost.VringAddr{}, fmt.Errorf("descriptor table: %w", err)
-	}
-	avail, err := mem.Slice(q.Driver, 6+2*n)
-	if err != nil {
-		return vhost.VringAddr{}, fmt.Errorf("available ring: %w", err)
-	}
-	used, err := mem.Slice(q.Device, 6+8*n)
-	if err != nil {
-		return vhost.VringAddr{}, fmt.Errorf("used ring: %w", err)
+		return vhost.VringAddr{}, err
 	}
 	return vhost.VringAddr{Index: uint32(i), DescUser: hostAddr(desc), AvailUser: hostAddr(avail), UsedUser: hostAddr(used)}, nil
 }
