@@ -317,15 +317,30 @@ func startVirq(t testing.TB, vm *hv.VM, n int) (<-chan uint64, chan hv.Result) {
 	}
 	done := make(chan hv.Result, 1)
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		// The guest takes its interrupts within seconds, even in the lab.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		res, err := vm.Run(ctx)
 		if err != nil {
 			t.Error(err)
 		}
+		if res.Reason == hv.StopHost {
+			logWhere(t, vm)
+		}
 		done <- res
 	}()
 	return reports, done
+}
+
+// logWhere logs where a virq guest that did not end was: its instruction
+// pointer (the HLT is at 0x10087), interrupts taken (RBP) and wanted (RCX).
+func logWhere(t testing.TB, vm *hv.VM) {
+	r, _, err := vm.VCPURegs(0)
+	if err != nil {
+		t.Logf("the guest's registers: %v", err)
+		return
+	}
+	t.Logf("the guest did not end: RIP %#x RFLAGS %#x, %d interrupts taken of %d", r.RIP, r.RFLAGS, r.RBP, r.RCX)
 }
 
 // expectReport waits for the guest's next report and checks it is want.

@@ -32,6 +32,7 @@
 #include "abi.h"
 #include "hypercall.h"
 #include "uservm.inc"
+#include "idle.inc"
 #define IOREQ_BUF   0x100000
 #define IDT         0x1000
 #define LAPIC_EOI   0xfee000b0
@@ -82,6 +83,7 @@ wait:
 	cmpl $2, writes
 	jae done
 	sti
+halt:
 	hlt                         /* STI's shadow: no upcall slips in before HLT */
 	jmp wait
 complete_late:                  /* mode 3: ember takes the slot back, then we answer */
@@ -104,6 +106,7 @@ hc:	out %al, $PORT_HYPERCALL
 	ret
 
 upcall:                         /* rbx: slot, ebp: vCPU; main code keeps nothing in registers */
+	PAST_HLT64 halt             /* idle.inc: the lab may deliver on the HLT */
 	mov $IOREQ_BUF, %ebx
 	xor %ebp, %ebp
 2:	cmpl $PENDING, STATE(%rbx)
