@@ -32,11 +32,20 @@ type machine struct {
 	// powerOffGrace is how long the machine has, after its job's last step
 	// reported done, to report the job's end and power off (0: 2 minutes).
 	powerOffGrace time.Duration
+	// bootLimit is how long the machine has from QEMU's start to its init
+	// reporting /dev/kvm up (0: 3 minutes).
+	bootLimit time.Duration
 }
 
 // defaultPowerOffGrace is machine.powerOffGrace's default. Powering off takes
 // the init a sync and a fifth of a second; the rest is slack for a slow lab.
 const defaultPowerOffGrace = 2 * time.Minute
+
+// defaultBootLimit is machine.bootLimit's default. The lab is up in about 7
+// s, 30 on a busy host; a CI run of 2026-12-04 saw one whose kernel never
+// got there (QEMU busy on both CPUs for 6 minutes, nothing on either serial
+// port), which the whole run's time-out would have ended as a failure.
+const defaultBootLimit = 3 * time.Minute
 
 // args is QEMU's command line. Single-threaded TCG hung most Linux guests
 // (spinning in the queued-spinlock slow path), so the default multi-threaded
@@ -57,19 +66,23 @@ func (m machine) args() []string {
 
 // outcome is how far a boot of the machine got through its job.
 type outcome struct {
+	up       bool  // the init reported /dev/kvm up
 	status   int   // the job's exit status, when finished
 	finished bool  // the init reported the job's end
 	done     []int // the exit status of each step that completed
 }
 
 // errLabDied says the lab machine ended before its job did: its kernel
-// crashed or QEMU died.
+// crashed, QEMU died, or it never came up (bootLimit).
 var errLabDied = errors.New("the lab machine ended before its job finished")
 
 // run boots the machine for job j (the job in m.jobFile), copies the job's
 // output to out, and reports how far the job got. It stops the machine after
 // timeout, naming the phase it was in; a machine that dies on its own gives
 // errLabDied (with the steps that completed in the outcome).
+//
+// A machine that is not up within bootLimit is stopped and counts as one
+// that died (errLabDied), so the caller boots it again.
 //
 // A machine whose every step has reported done but which then neither
 // reports the job's end nor powers off (its kernel wedged on the way out:
@@ -93,9 +106,19 @@ func (m machine) run(ctx context.Context, p *progress, out io.Writer, j job.Job,
 	if grace == 0 {
 		grace = defaultPowerOffGrace
 	}
+	bootLimit := m.bootLimit
+	if bootLimit == 0 {
+		bootLimit = defaultBootLimit
+	}
+	var neverUp atomic.Bool
+	bootTimer := time.AfterFunc(bootLimit, func() {
+		neverUp.Store(true)
+		cmd.Process.Kill()
+	})
+	defer bootTimer.Stop()
 	var stoppedAfterJob atomic.Bool
 	var powerOff *time.Timer
-	o := m.follow(p, stdout, out, j, func() {
+	o := m.follow(p, stdout, out, j, func() { bootTimer.Stop() }, func() {
 		if powerOff != nil {
 			return
 		}
@@ -109,6 +132,8 @@ func (m machine) run(ctx context.Context, p *progress, out io.Writer, j job.Job,
 		powerOff.Stop()
 	}
 	switch {
+	case neverUp.Load() && !o.up:
+		return o, fmt.Errorf("%w: not up within %v of its start; the lab kernel's log:\n%s", errLabDied, bootLimit, m.consoleTail())
 	case stoppedAfterJob.Load() && !o.finished:
 		p.say(fmt.Sprintf("the lab did not power off within %v of its last step; stopped it (the steps' results stand)", grace))
 		o.finished = true
@@ -124,10 +149,10 @@ func (m machine) run(ctx context.Context, p *progress, out io.Writer, j job.Job,
 }
 
 // follow copies the job's output to out, acting on the init's marker lines,
-// until the machine's serial port closes. It calls over when the steps of
-// job j that will run have all reported done (and again at any later done
-// step; over must be idempotent).
-func (m machine) follow(p *progress, r io.Reader, out io.Writer, j job.Job, over func()) outcome {
+// until the machine's serial port closes. It calls up when the init reports
+// /dev/kvm up, and over when the steps of job j that will run have all
+// reported done (and again at any later done step; over must be idempotent).
+func (m machine) follow(p *progress, r io.Reader, out io.Writer, j job.Job, up, over func()) outcome {
 	var o outcome
 	br := bufio.NewReader(r)
 	for {
@@ -136,6 +161,8 @@ func (m machine) follow(p *progress, r io.Reader, out io.Writer, j job.Job, over
 			event, arg, _ := strings.Cut(strings.TrimSpace(rest), " ")
 			switch event {
 			case job.EventReady:
+				o.up = true
+				up()
 				p.say("/dev/kvm is up (lab kernel uptime " + arg + " s)")
 			case job.EventStep:
 				p.say("running " + arg)

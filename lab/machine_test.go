@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -30,13 +31,17 @@ func fakeLab(t *testing.T, events []string, exit bool) machine {
 	if err := os.WriteFile(qemu, []byte(b.String()), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	return machine{qemu: qemu, consoleLog: filepath.Join(dir, "console.log"), powerOffGrace: 200 * time.Millisecond}
+	return machine{qemu: qemu, consoleLog: filepath.Join(dir, "console.log"), powerOffGrace: 200 * time.Millisecond,
+		bootLimit: 500 * time.Millisecond}
 }
 
 // TestALabThatDoesNotPowerOff: a lab whose steps have all reported done but
 // which then wedges is stopped after the grace period, with the steps'
 // statuses as the outcome; one that wedges with a step left still fails at
-// the time-out; one that powers off is followed to its end.
+// the time-out, and not as a lab that died, although it ran past its boot
+// limit; one that powers off is followed to its end. A lab that never comes
+// up is stopped at its boot limit as one that died, which runSteps boots
+// again.
 func TestALabThatDoesNotPowerOff(t *testing.T) {
 	two := job.Job{Steps: []job.Step{{Label: "a"}, {Label: "b"}}}
 	keepGoing := job.Job{Steps: []job.Step{{Label: "a", KeepGoing: true}, {Label: "b"}}}
@@ -46,14 +51,16 @@ func TestALabThatDoesNotPowerOff(t *testing.T) {
 		events   []string
 		exit     bool
 		wantErr  bool
+		wantDied bool
 		wantDone []int
 		status   int
 	}{
-		{"every step done, then wedged", two, []string{"ready 1", "step a", "done 0", "step b", "done 0"}, false, false, []int{0, 0}, 0},
-		{"a step failed, then wedged", two, []string{"ready 1", "step a", "done 3"}, false, false, []int{3}, 0},
-		{"a step left, wedged", two, []string{"ready 1", "step a", "done 0", "step b"}, false, true, []int{0}, 0},
-		{"a KeepGoing step failed, wedged", keepGoing, []string{"ready 1", "step a", "done 3"}, false, true, []int{3}, 0},
-		{"powered off", two, []string{"ready 1", "step a", "done 0", "step b", "done 1", "exit 1"}, true, false, []int{0, 1}, 1},
+		{"every step done, then wedged", two, []string{"ready 1", "step a", "done 0", "step b", "done 0"}, false, false, false, []int{0, 0}, 0},
+		{"a step failed, then wedged", two, []string{"ready 1", "step a", "done 3"}, false, false, false, []int{3}, 0},
+		{"a step left, wedged", two, []string{"ready 1", "step a", "done 0", "step b"}, false, true, false, []int{0}, 0},
+		{"a KeepGoing step failed, wedged", keepGoing, []string{"ready 1", "step a", "done 3"}, false, true, false, []int{3}, 0},
+		{"powered off", two, []string{"ready 1", "step a", "done 0", "step b", "done 1", "exit 1"}, true, false, false, []int{0, 1}, 1},
+		{"never up", two, nil, false, true, true, nil, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -66,6 +73,12 @@ func TestALabThatDoesNotPowerOff(t *testing.T) {
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("run: %v, want error %v", err, tc.wantErr)
 			}
+			if died := errors.Is(err, errLabDied); died != tc.wantDied {
+				t.Errorf("run: %v; a lab that died: %v, want %v", err, died, tc.wantDied)
+			}
+			if tc.wantDied && time.Since(start) > 2*time.Second {
+				t.Errorf("a lab never up was stopped after %v, want its boot limit (500ms)", time.Since(start))
+			}
 			if !slices.Equal(o.done, tc.wantDone) {
 				t.Errorf("steps done with %v, want %v", o.done, tc.wantDone)
 			}
@@ -73,5 +86,31 @@ func TestALabThatDoesNotPowerOff(t *testing.T) {
 				t.Errorf("outcome %+v, want finished with status %d", o, tc.status)
 			}
 		})
+	}
+}
+
+// TestALabNeverUpIsBootedAgain: runSteps boots a lab that did not come up
+// within its boot limit once more, and the second boot's job counts.
+func TestALabNeverUpIsBootedAgain(t *testing.T) {
+	dir := t.TempDir()
+	boots := filepath.Join(dir, "boots")
+	script := "#!/bin/sh\necho >> " + boots + "\n" +
+		"if [ $(wc -l < " + boots + ") -eq 1 ]; then exec sleep 600; fi\n"
+	for _, e := range []string{"ready 1", "step a", "done 0", "exit 0"} {
+		script += "echo '" + job.Marker + e + "'\n"
+	}
+	qemu := filepath.Join(dir, "qemu")
+	if err := os.WriteFile(qemu, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m := machine{qemu: qemu, jobFile: filepath.Join(dir, "job.json"), consoleLog: filepath.Join(dir, "console.log"),
+		bootLimit: 300 * time.Millisecond}
+	s := &session{o: &options{timeout: 20 * time.Second}, p: newProgress(io.Discard), out: io.Discard}
+	status, err := s.runSteps(context.Background(), m, job.Job{Steps: []job.Step{{Label: "a"}}})
+	if err != nil || status != 0 {
+		t.Fatalf("runSteps = %d, %v; want 0 after a second boot", status, err)
+	}
+	if b, _ := os.ReadFile(boots); strings.Count(string(b), "\n") != 2 {
+		t.Errorf("the lab was booted %d times, want 2", strings.Count(string(b), "\n"))
 	}
 }
