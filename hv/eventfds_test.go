@@ -378,13 +378,21 @@ func startVirq(t testing.TB, vm *VM, n int) (<-chan uint64, chan Result) {
 		t.Fatal(err)
 	}
 	done := make(chan Result, 1)
+	finished := make(chan struct{})
 	go func() {
+		defer close(finished)
 		res, err := vm.Run(context.Background())
 		if err != nil {
 			t.Error(err)
 		}
 		done <- res
 	}()
+	// A test that failed before its guest ended stops it, so the run
+	// neither reports after the test nor keeps the VM from closing.
+	t.Cleanup(func() {
+		vm.Stop()
+		<-finished
+	})
 	return reports, done
 }
 
@@ -408,7 +416,7 @@ func TestMSIVectorDeliversItsMessage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer vm.Close()
+	t.Cleanup(func() { vm.Close() }) // after startVirq's cleanup has stopped the run
 	v, err := vm.EventFDs().NewMSIVector(0xfee00000, 0x41)
 	if err != nil {
 		t.Fatal(err)

@@ -22,7 +22,7 @@ func TestVirqGuestTakesAnInterruptOnItsHLT(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer vm.Close()
+	t.Cleanup(func() { vm.Close() }) // after startVirq's cleanup has stopped the run
 	v, err := vm.EventFDs().NewMSIVector(0xfee00000, 0x40)
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -316,7 +317,9 @@ func startVirq(t testing.TB, vm *hv.VM, n int) (<-chan uint64, chan hv.Result) {
 		t.Fatal(err)
 	}
 	done := make(chan hv.Result, 1)
+	finished := make(chan struct{})
 	go func() {
+		defer close(finished)
 		// The guest takes its interrupts within seconds, even in the lab.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -324,11 +327,17 @@ func startVirq(t testing.TB, vm *hv.VM, n int) (<-chan uint64, chan hv.Result) {
 		if err != nil {
 			t.Error(err)
 		}
-		if res.Reason == hv.StopHost {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			logWhere(t, vm)
 		}
 		done <- res
 	}()
+	// A test that failed before its guest ended stops it, so the run
+	// neither logs after the test nor keeps the VM from closing.
+	t.Cleanup(func() {
+		vm.Stop()
+		<-finished
+	})
 	return reports, done
 }
 
