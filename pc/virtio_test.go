@@ -342,7 +342,8 @@ func startVirq(t testing.TB, vm *hv.VM, n int) (<-chan uint64, chan hv.Result) {
 }
 
 // logWhere logs where a virq guest that did not end was: its instruction
-// pointer (the HLT is at 0x10087), interrupts taken (RBP) and wanted (RCX).
+// pointer (just past its HLT when halted there), interrupts taken (RBP)
+// and wanted (RCX).
 func logWhere(t testing.TB, vm *hv.VM) {
 	r, _, err := vm.VCPURegs(0)
 	if err != nil {

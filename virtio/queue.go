@@ -122,33 +122,8 @@ type Queue struct {
 // that rewrote the available ring as it returned chains could be kept
 // popping forever. The transport calls it when the driver enables the queue.
 func (q *Queue) Validate(mem *memory.Guest) error {
-	if err := q.checkLayout(); err != nil {
-		return err
-	}
-	areas := q.areas()
-	desc, avail, used := areas[0], areas[1], areas[2]
-	for _, a := range areas {
-		if _, err := mem.Slice(a.gpa, a.size); err != nil {
-			return fmt.Errorf("%w: %s at %#x+%#x: %w", ErrInvalid, a.name, a.gpa, a.size, err)
-		}
-	}
-	for _, a := range []area{desc, avail} {
-		if a.overlaps(used) {
-			return fmt.Errorf("%w: %s at %#x+%#x overlaps the used ring at %#x+%#x", ErrInvalid, a.name, a.gpa, a.size, used.gpa, used.size)
-		}
-	}
-	return nil
-}
-
-// areas returns the queue's descriptor table, available ring and used
-// ring, event index fields included.
-func (q *Queue) areas() [3]area {
-	n := uint64(q.Size)
-	return [3]area{
-		{"descriptor table", q.Desc, descSize * n},
-		{"available ring", q.Driver, ringHeader + 2*n + 2},
-		{"used ring", q.Device, ringHeader + usedElemSize*n + 2},
-	}
+	_, err := q.rings(mem)
+	return err
 }
 
 // Rings validates the queue (Validate) and returns its descriptor table,
@@ -156,16 +131,33 @@ func (q *Queue) areas() [3]area {
 // ember that reaches them by address (vhost): what it is given has passed
 // every check ember's own queue passes.
 func (q *Queue) Rings(mem *memory.Guest) (desc, avail, used []byte, err error) {
-	if err := q.Validate(mem); err != nil {
-		return nil, nil, nil, err
-	}
+	b, err := q.rings(mem)
+	return b[0], b[1], b[2], err
+}
+
+// rings is Validate, returning the three areas' guest memory when they pass.
+func (q *Queue) rings(mem *memory.Guest) ([3][]byte, error) {
 	var b [3][]byte
-	for i, a := range q.areas() {
-		if b[i], err = mem.Slice(a.gpa, a.size); err != nil {
-			return nil, nil, nil, err
+	if err := q.checkLayout(); err != nil {
+		return b, err
+	}
+	n := uint64(q.Size)
+	desc := area{"descriptor table", q.Desc, descSize * n}
+	avail := area{"available ring", q.Driver, ringHeader + 2*n + 2}
+	used := area{"used ring", q.Device, ringHeader + usedElemSize*n + 2}
+	for i, a := range []area{desc, avail, used} {
+		s, err := mem.Slice(a.gpa, a.size)
+		if err != nil {
+			return [3][]byte{}, fmt.Errorf("%w: %s at %#x+%#x: %w", ErrInvalid, a.name, a.gpa, a.size, err)
+		}
+		b[i] = s
+	}
+	for _, a := range []area{desc, avail} {
+		if a.overlaps(used) {
+			return [3][]byte{}, fmt.Errorf("%w: %s at %#x+%#x overlaps the used ring at %#x+%#x", ErrInvalid, a.name, a.gpa, a.size, used.gpa, used.size)
 		}
 	}
-	return b[0], b[1], b[2], nil
+	return b, nil
 }
 
 // area is one of a queue's three parts in guest memory.

@@ -13,9 +13,10 @@
 // the TAP itself while ember keeps the rest of the device. A transmitted
 // packet goes to the backend straight from guest memory in one writev; a
 // received packet is read into a host buffer and copied into the guest's
-// buffers, waiting for the driver to post some when it has none. Everything the driver writes is hostile: a
-// malformed chain is dropped and logged, and the device writes nothing but
-// the chains' device-writable buffers and the used ring.
+// buffers, waiting for the driver to post some when it has none.
+// Everything the driver writes is hostile: a malformed chain is dropped and
+// logged, and the device writes nothing but the chains' device-writable
+// buffers and the used ring.
 package net
 
 import (
