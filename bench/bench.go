@@ -16,6 +16,7 @@ import (
 	"ember/guest"
 	"ember/hv"
 	"ember/kvm"
+	"ember/x86"
 )
 
 // Params are the knobs of a run.
@@ -428,15 +429,7 @@ func mib(b int64) float64        { return float64(b) / (1 << 20) }
 // ThisMachine describes the host: cores, CPU model, kernel, and the KVM
 // backend (kvm-pvm on the project's machines, from the kernel log or module list).
 func ThisMachine() Machine {
-	m := Machine{NProc: runtime.NumCPU(), Backend: kvm.Backend()}
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
-				m.CPU = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
+	m := Machine{NProc: runtime.NumCPU(), Backend: kvm.Backend(), CPU: x86.HostCPUName()}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(b))
 	}

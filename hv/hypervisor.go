@@ -5,6 +5,7 @@ import (
 
 	"ember/kvm"
 	"ember/kvm/kvmcap"
+	"ember/x86"
 )
 
 // Hypervisor is ember's hypervisor service on one open /dev/kvm. It creates
@@ -16,6 +17,7 @@ type Hypervisor struct {
 	// (KVM_CAP_TSC_DEADLINE_TIMER), which KVM_GET_SUPPORTED_CPUID leaves
 	// out of leaf 1 because it needs the in-kernel LAPIC.
 	tscDeadline bool
+	brand       string // the host CPU's name, which every vCPU's CPUID gives (x86.CPUIDConfig.Brand)
 }
 
 // Open opens /dev/kvm and reads what every VM will need from it.
@@ -30,7 +32,7 @@ func Open() (*Hypervisor, error) {
 		return nil, fmt.Errorf("hv: %w", err)
 	}
 	deadline, err := sys.CheckExtension(kvmcap.TSCDeadlineTimer)
-	return &Hypervisor{sys: sys, cpuid: cpuid, tscDeadline: err == nil && deadline > 0}, nil
+	return &Hypervisor{sys: sys, cpuid: cpuid, tscDeadline: err == nil && deadline > 0, brand: x86.HostCPUName()}, nil
 }
 
 // System returns the underlying /dev/kvm handle.

@@ -33,7 +33,7 @@ func newVCPU(vm *VM, h *Hypervisor, id int, hyperV []kvm.CPUIDEntry) (*VCPU, err
 	}
 	v := &VCPU{id: id, vm: vm, kvm: c}
 	cfg := x86.CPUIDConfig{ID: id, Count: vm.cfg.VCPUs, Mask: vm.cfg.CPUIDMask, HyperV: hyperV,
-		TSCDeadline: h.tscDeadline && !vm.cfg.NoIRQChip}
+		TSCDeadline: h.tscDeadline && !vm.cfg.NoIRQChip, Brand: h.brand}
 	if err := c.SetCPUID2(x86.BuildCPUID(h.cpuid, cfg)); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("hv: vCPU %d CPUID: %w", id, err)

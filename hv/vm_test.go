@@ -230,3 +230,25 @@ func TestVCPUOffersTSCDeadline(t *testing.T) {
 		})
 	}
 }
+
+// TestVCPUNamesTheHostCPU: a guest reads the host CPU's name from its
+// brand string, as under QEMU's -cpu host, where KVM's own supported CPUID
+// leaves it empty (and Linux would call the CPU "AMD Hammer").
+func TestVCPUNamesTheHostCPU(t *testing.T) {
+	host := x86.HostCPUName()
+	if host == "" {
+		t.Skip("this host's /proc/cpuinfo names no CPU model")
+	}
+	vm, err := openHV(t).NewVM(Config{MemorySize: 2 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Close()
+	entries, err := vm.VCPU(0).KVM().GetCPUID2()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := x86.Brand(entries), host[:min(len(host), 47)]; got != want {
+		t.Errorf("the guest's brand string is %q, want the host's %q", got, want)
+	}
+}

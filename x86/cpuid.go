@@ -44,6 +44,10 @@ type CPUIDConfig struct {
 	// Without it the bit is cleared, whatever KVM reported (kvm-pvm reports
 	// it): with no in-kernel LAPIC nothing would emulate the timer.
 	TSCDeadline bool
+	// Brand is the CPU name the guest reads from the brand string (leaves
+	// 0x80000002–0x80000004; brand.go): the host's, HostCPUName, as QEMU's
+	// -cpu host gives it. Empty leaves the leaves as KVM reported them.
+	Brand string
 }
 
 // cpuidFeature locates one feature bit.
@@ -165,6 +169,7 @@ func BuildCPUID(supported []kvm.CPUIDEntry, cfg CPUIDConfig) []kvm.CPUIDEntry {
 		out = append(out, e)
 	}
 	out = append(out, emberLeaf(emberBase))
+	out = setBrand(out, cfg.Brand)
 	for _, name := range cfg.Mask {
 		if f, ok := cpuidFeatures[name]; ok {
 			clearFeature(out, f)
