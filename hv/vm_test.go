@@ -10,6 +10,7 @@ import (
 
 	"ember/guest"
 	"ember/internal/kvmtest"
+	"ember/kvm"
 	"ember/kvm/kvmcap"
 	"ember/x86"
 )
@@ -208,17 +209,7 @@ func TestVCPUOffersTSCDeadline(t *testing.T) {
 		{"masked", Config{CPUIDMask: []string{"tsc_deadline"}}, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.cfg.MemorySize = 2 << 20
-			vm, err := h.NewVM(tt.cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer vm.Close()
-			entries, err := vm.VCPU(0).KVM().GetCPUID2()
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, e := range entries {
+			for _, e := range vcpuCPUID(t, h, tt.cfg) {
 				if e.Function == 1 {
 					if got := e.ECX&(1<<24) != 0; got != tt.want {
 						t.Errorf("leaf 1 ECX %#x: TSC-deadline offered %v, want %v (KVM_CAP_TSC_DEADLINE_TIMER %d)", e.ECX, got, tt.want, n)
@@ -239,7 +230,18 @@ func TestVCPUNamesTheHostCPU(t *testing.T) {
 	if host == "" {
 		t.Skip("this host's /proc/cpuinfo names no CPU model")
 	}
-	vm, err := openHV(t).NewVM(Config{MemorySize: 2 << 20})
+	entries := vcpuCPUID(t, openHV(t), Config{})
+	if got, want := x86.Brand(entries), host[:min(len(host), 47)]; got != want {
+		t.Errorf("the guest's brand string is %q, want the host's %q", got, want)
+	}
+}
+
+// vcpuCPUID makes a 2 MiB VM with cfg and returns the CPUID its first vCPU
+// was given, as KVM reports it back.
+func vcpuCPUID(t *testing.T, h *Hypervisor, cfg Config) []kvm.CPUIDEntry {
+	t.Helper()
+	cfg.MemorySize = 2 << 20
+	vm, err := h.NewVM(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +250,5 @@ func TestVCPUNamesTheHostCPU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := x86.Brand(entries), host[:min(len(host), 47)]; got != want {
-		t.Errorf("the guest's brand string is %q, want the host's %q", got, want)
-	}
+	return entries
 }
