@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -35,6 +36,10 @@ type machine struct {
 	// bootLimit is how long the machine has from QEMU's start to its init
 	// reporting /dev/kvm up (0: 3 minutes).
 	bootLimit time.Duration
+	// haltLimit is how long a machine running its job may send nothing,
+	// neither output nor its init's heartbeat, before it counts as halted
+	// (halt.go; 0: 2 minutes).
+	haltLimit time.Duration
 }
 
 // defaultPowerOffGrace is machine.powerOffGrace's default. Powering off takes
@@ -73,7 +78,8 @@ type outcome struct {
 }
 
 // errLabDied says the lab machine ended before its job did: its kernel
-// crashed, QEMU died, or it never came up (bootLimit).
+// crashed, QEMU died, it never came up (bootLimit), or it halted in the
+// middle of the job (haltLimit).
 var errLabDied = errors.New("the lab machine ended before its job finished")
 
 // run boots the machine for job j (the job in m.jobFile), copies the job's
@@ -81,8 +87,9 @@ var errLabDied = errors.New("the lab machine ended before its job finished")
 // timeout, naming the phase it was in; a machine that dies on its own gives
 // errLabDied (with the steps that completed in the outcome).
 //
-// A machine that is not up within bootLimit is stopped and counts as one
-// that died (errLabDied), so the caller boots it again.
+// A machine that is not up within bootLimit, or that halts while its job
+// runs (halt.go), is stopped and counts as one that died (errLabDied), so
+// the caller boots it again.
 //
 // A machine whose every step has reported done but which then neither
 // reports the job's end nor powers off (its kernel wedged on the way out:
@@ -118,7 +125,19 @@ func (m machine) run(ctx context.Context, p *progress, out io.Writer, j job.Job,
 	defer bootTimer.Stop()
 	var stoppedAfterJob atomic.Bool
 	var powerOff *time.Timer
-	o := m.follow(p, stdout, out, j, func() { bootTimer.Stop() }, func() {
+	var halted atomic.Bool
+	haltLimit := cmp.Or(m.haltLimit, defaultHaltLimit)
+	activity := &activityReader{r: stdout}
+	stopWatch := func() {}
+	defer func() { stopWatch() }()
+	o := m.follow(p, activity, out, j, func() {
+		bootTimer.Stop()
+		stopWatch = watchQuiet(activity, haltLimit, func() {
+			halted.Store(true)
+			cmd.Process.Kill()
+		})
+	}, func() {
+		stopWatch() // the job is over: powerOffGrace watches the machine from here
 		if powerOff != nil {
 			return
 		}
@@ -134,6 +153,9 @@ func (m machine) run(ctx context.Context, p *progress, out io.Writer, j job.Job,
 	switch {
 	case neverUp.Load() && !o.up:
 		return o, fmt.Errorf("%w: not up within %v of its start; the lab kernel's log:\n%s", errLabDied, bootLimit, m.consoleTail())
+	case halted.Load() && !o.finished:
+		return o, fmt.Errorf("%w: it sent nothing, not even its heartbeat, for %v while %s (halted); the lab kernel's log:\n%s",
+			errLabDied, haltLimit, p.current(), m.consoleTail())
 	case stoppedAfterJob.Load() && !o.finished:
 		p.say(fmt.Sprintf("the lab did not power off within %v of its last step; stopped it (the steps' results stand)", grace))
 		o.finished = true
@@ -175,6 +197,8 @@ func (m machine) follow(p *progress, r io.Reader, out io.Writer, j job.Job, up, 
 			case job.EventExit:
 				o.status, _ = strconv.Atoi(arg)
 				o.finished = true
+			case job.EventAlive:
+				// the init's heartbeat: activityReader has seen it
 			}
 		} else if line != "" {
 			io.WriteString(out, line)

@@ -114,3 +114,41 @@ func TestALabNeverUpIsBootedAgain(t *testing.T) {
 		t.Errorf("the lab was booted %d times, want 2", strings.Count(string(b), "\n"))
 	}
 }
+
+// TestALabThatHalts: a lab that sends nothing in the middle of its job,
+// not even its init's heartbeat, is stopped as one that died, so runSteps
+// boots it again; one whose job is quiet but whose init beats is left to
+// the job's time-out.
+func TestALabThatHalts(t *testing.T) {
+	one := job.Job{Steps: []job.Step{{Label: "a"}}}
+	alive := "while :; do echo '" + job.Marker + job.EventAlive + "'; sleep 0.1; done\n"
+	for _, tc := range []struct {
+		name     string
+		tail     string // what the fake QEMU does once its step has started
+		wantDied bool
+	}{
+		{"halted", "exec sleep 600\n", true},
+		{"quiet job, init alive", alive, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			script := "#!/bin/sh\necho '" + job.Marker + "ready 1'\necho '" + job.Marker + "step a'\n" + tc.tail
+			qemu := filepath.Join(dir, "qemu")
+			if err := os.WriteFile(qemu, []byte(script), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			m := machine{qemu: qemu, consoleLog: filepath.Join(dir, "console.log"), haltLimit: 600 * time.Millisecond}
+			start := time.Now()
+			_, err := m.run(context.Background(), newProgress(io.Discard), io.Discard, one, 3*time.Second)
+			if err == nil {
+				t.Fatal("run succeeded; the job never finished")
+			}
+			if died := errors.Is(err, errLabDied); died != tc.wantDied {
+				t.Fatalf("run: %v; a lab that died: %v, want %v", err, died, tc.wantDied)
+			}
+			if tc.wantDied && (!strings.Contains(err.Error(), "halted") || time.Since(start) > 2*time.Second) {
+				t.Errorf("run: %v after %v; want it stopped as halted within about its limit (600ms)", err, time.Since(start))
+			}
+		})
+	}
+}

@@ -25,6 +25,9 @@ const (
 	EventDone = "done"
 	// EventExit is printed last, followed by the job's exit status.
 	EventExit = "exit"
+	// EventAlive is printed every 30 s while the job runs, so the host can
+	// tell a quiet job from a lab that halted.
+	EventAlive = "alive"
 )
 
 // CmdlineKey is the kernel command-line parameter that carries the path of

@@ -36,7 +36,7 @@ func main() {
 
 // out is where job output and markers go: the second serial port, which the
 // host reads; the kernel's own log stays on the first.
-var out = os.Stdout
+var out = &lineWriter{w: os.Stdout, bol: true}
 
 func run() int {
 	if err := mountEarly(); err != nil {
@@ -44,7 +44,7 @@ func run() int {
 		return 125
 	}
 	if f, err := openRaw("/dev/ttyS1"); err == nil {
-		out = f
+		out = &lineWriter{w: f, bol: true}
 	} else {
 		fmt.Fprintln(os.Stderr, "labinit: /dev/ttyS1:", err)
 	}
@@ -74,6 +74,9 @@ func run() int {
 		return 125
 	}
 	fmt.Fprintf(out, "%s%s %.1f\n", job.Marker, job.EventReady, uptime())
+	done := make(chan struct{})
+	defer close(done)
+	go heartbeat(out, done)
 	return runJob(j)
 }
 
