@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"ember/lab/internal/every"
 )
 
 // A lab machine can halt for good in the middle of a job: in a CI run of
@@ -44,20 +46,12 @@ func (a *activityReader) quiet() time.Duration { return time.Since(time.Unix(0, 
 func watchQuiet(a *activityReader, limit time.Duration, halted func()) (stop func()) {
 	a.touch()
 	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(limit / 4)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				if a.quiet() >= limit {
-					halted()
-					return
-				}
-			}
+	go every.Tick(limit/4, done, func() bool {
+		if a.quiet() >= limit {
+			halted()
+			return false
 		}
-	}()
+		return true
+	})
 	return sync.OnceFunc(func() { close(done) })
 }

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"ember/lab/internal/every"
 	"ember/lab/job"
 )
 
@@ -49,14 +50,5 @@ func (l *lineWriter) beat() {
 
 // heartbeat beats on out every heartbeatEvery until done is closed.
 func heartbeat(out *lineWriter, done <-chan struct{}) {
-	t := time.NewTicker(heartbeatEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-done:
-			return
-		case <-t.C:
-			out.beat()
-		}
-	}
+	every.Tick(heartbeatEvery, done, func() bool { out.beat(); return true })
 }

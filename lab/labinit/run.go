@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"ember/lab/internal/every"
 	"ember/lab/job"
 )
 
@@ -93,26 +94,20 @@ func (a *activityWriter) touch() { a.last.Store(time.Now().UnixNano()) }
 // first serial port, kept by the host) gets sysrq backtraces, so a hang in
 // the lab can be told from a slow test.
 func watchdog(a *activityWriter, done <-chan struct{}) {
-	t := time.NewTicker(quietLimit / 4)
-	defer t.Stop()
-	for {
-		select {
-		case <-done:
-			return
-		case <-t.C:
-			if time.Since(time.Unix(0, a.last.Load())) < quietLimit {
-				continue
-			}
-			// The console logs at level 4 (printing more, under software
-			// emulation, from inside KVM's exit handling, made the lab
-			// kernel crash far more often); the backtraces need 7.
-			os.WriteFile("/proc/sys/kernel/printk", []byte("7"), 0)
-			for _, c := range []string{"l", "w"} {
-				os.WriteFile("/proc/sysrq-trigger", []byte(c), 0)
-			}
-			os.WriteFile("/proc/sys/kernel/printk", []byte("4"), 0)
-			fmt.Fprintf(a.w, "labinit: no output for %v; CPU and blocked-task backtraces went to the lab kernel's log\n", quietLimit)
-			a.touch()
+	every.Tick(quietLimit/4, done, func() bool {
+		if time.Since(time.Unix(0, a.last.Load())) < quietLimit {
+			return true
 		}
-	}
+		// The console logs at level 4 (printing more, under software
+		// emulation, from inside KVM's exit handling, made the lab
+		// kernel crash far more often); the backtraces need 7.
+		os.WriteFile("/proc/sys/kernel/printk", []byte("7"), 0)
+		for _, c := range []string{"l", "w"} {
+			os.WriteFile("/proc/sysrq-trigger", []byte(c), 0)
+		}
+		os.WriteFile("/proc/sys/kernel/printk", []byte("4"), 0)
+		fmt.Fprintf(a.w, "labinit: no output for %v; CPU and blocked-task backtraces went to the lab kernel's log\n", quietLimit)
+		a.touch()
+		return true
+	})
 }
