@@ -1,6 +1,7 @@
 package x86
 
 import (
+	"encoding/binary"
 	"fmt"
 	"sort"
 	"strings"
@@ -185,11 +186,11 @@ func inBlock(leaf, base uint32) bool { return leaf >= base && leaf < base+cpuidB
 // and the signature.
 func emberLeaf(base uint32) kvm.CPUIDEntry {
 	sig := []byte(HypervisorSignature)
-	le := func(b []byte) uint32 { return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24 }
+	le := binary.LittleEndian
 	return kvm.CPUIDEntry{
 		Function: base,
 		EAX:      base,
-		EBX:      le(sig[0:4]), ECX: le(sig[4:8]), EDX: le(sig[8:12]),
+		EBX:      le.Uint32(sig[0:]), ECX: le.Uint32(sig[4:]), EDX: le.Uint32(sig[8:]),
 	}
 }
 
