@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"ember/lab/internal/every"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -76,16 +78,8 @@ func StartSampler(dir string) *Sampler {
 // run reads until Finish.
 func (s *Sampler) run() {
 	defer close(s.done)
-	t := time.NewTicker(sampleEvery)
-	defer t.Stop()
-	for {
-		s.read()
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-		}
-	}
+	s.read()
+	every.Tick(sampleEvery, s.stop, func() bool { s.read(); return true })
 }
 
 // read takes one reading of every VM's counters.
