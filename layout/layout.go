@@ -26,6 +26,11 @@
 //	0xfeff_c000  KVM's real-mode identity page, TSS    hv (Intel hosts)
 //	0xff00_0000  firmware ROM (--bios), up to 4 GiB    pc
 //	4 GiB        RAM beyond 3 GiB continues here       memory
+//
+// and in I/O space:
+//
+//	0x0d00-0xffff  the PCI root bridge's I/O window      pc
+//	0xc000         virtio-pci I/O BARs, 256 ports a slot pc
 package layout
 
 // Below 64 KiB: the tables a vCPU's start mode needs and the Linux and PVH
@@ -107,4 +112,15 @@ const (
 	// FirmwareTop is where a firmware ROM ends: it is mapped at
 	// FirmwareTop minus its size, at most 16 MiB (pc.LoadFirmware).
 	FirmwareTop = 4 << 30
+)
+
+// I/O space: the PCI root bridge's window above the configuration ports,
+// and in it the virtio-pci functions' I/O BARs (BAR1, their queue
+// notification ports), one VirtioPortsSize block per PCI slot (slot 1
+// first) where firmware would assign them (SeaBIOS starts at 0xc000).
+const (
+	PCIIOStart      = 0x0d00
+	PCIIOEnd        = 0xffff
+	VirtioPorts     = 0xc000
+	VirtioPortsSize = 0x100
 )

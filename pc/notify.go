@@ -13,47 +13,57 @@ import (
 )
 
 // notifyTarget is a virtio transport whose queue notifications arrive as
-// ioeventfds: where queue q is notified and (for virtio-mmio, whose queues
-// share one register) with what value, and the call that passes one on.
+// ioeventfds: how many queues it has and the call that passes a
+// notification on.
 type notifyTarget interface {
 	NumQueues() int
-	NotifyOffset(q int) uint64
 	Notify(q int)
 }
 
-// sharedNotify is a notifyTarget whose queues all notify at one offset,
-// each with its index as the 32-bit value written (virtio-mmio's
-// QueueNotify), so each ioeventfd matches its queue's value.
-type sharedNotify interface {
-	notifyTarget
-	SharedNotify()
+// notifyRegion is one place where a transport's queues are notified: a BAR
+// in memory or I/O space (or a virtio-mmio register block) and each queue's
+// register in it.
+type notifyRegion struct {
+	pio    bool               // I/O space: Base is a port
+	base   uint64             // where the region is now
+	mapped bool               // base is where the guest reaches it; false: nowhere
+	offset func(q int) uint64 // queue q's register, from base
+	// shared: every queue notifies at one offset, each with its index as
+	// the 32-bit value written (virtio-mmio's QueueNotify), so each
+	// ioeventfd matches its queue's value.
+	shared   bool
+	assigned []bool // by queue: its ioeventfd is in place here
 }
 
 // notifiers are a virtio function's queue notifications as ioeventfds: a
-// guest write to a queue's notification address signals an eventfd inside
-// KVM, without an exit to a vCPU thread, and a goroutine per queue passes
-// it to the device. A device that takes notifications on eventfds of its
-// own (an out-of-process back-end's kick eventfds) has its queues'
-// ioeventfds pointed at those instead while it is active (route), so KVM
-// signals the back-end directly and the goroutine sleeps. They follow BAR0
-// when the driver moves it.
+// guest write to a queue's notification register signals an eventfd
+// inside KVM, without an exit to a vCPU thread, and a goroutine per queue
+// passes it to the device. A queue's register may be in several regions
+// (virtio-pci's BAR0 and its I/O BAR1); each gets an ioeventfd on the same
+// eventfd. A device that takes notifications on eventfds of its own (an
+// out-of-process back-end's kick eventfds) has its queues' ioeventfds
+// pointed at those instead while it is active (route), so KVM signals the
+// back-end directly and the goroutine sleeps. They follow a region when the
+// driver moves its BAR (move).
 type notifiers struct {
 	vm    *hv.VM
 	f     notifyTarget
 	files []*os.File
 	own   []int // files' descriptors
 
-	mu     sync.Mutex
-	target []int  // the eventfd each queue's ioeventfd signals: own, a device's, or -1 for none
-	addr   uint32 // BAR0 the ioeventfds are assigned at
-	closed bool
+	mu      sync.Mutex
+	regions []notifyRegion
+	target  []int // the eventfd each queue's ioeventfds signal: own, a device's, or -1 for none
+	closed  bool
 }
 
-// startNotifiers assigns an ioeventfd per queue at BAR0 bar (or a
-// virtio-mmio device's base) and starts
+// startNotifiers assigns an ioeventfd per queue in each region and starts
 // their goroutines, which end when the VM closes.
-func startNotifiers(vm *hv.VM, f notifyTarget, bar uint32) (*notifiers, error) {
-	n := &notifiers{vm: vm, f: f, addr: bar}
+func startNotifiers(vm *hv.VM, f notifyTarget, regions ...notifyRegion) (*notifiers, error) {
+	n := &notifiers{vm: vm, f: f, regions: regions}
+	for i := range n.regions {
+		n.regions[i].assigned = make([]bool, f.NumQueues())
+	}
 	for q := range f.NumQueues() {
 		fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 		if err != nil {
@@ -66,15 +76,14 @@ func startNotifiers(vm *hv.VM, f notifyTarget, bar uint32) (*notifiers, error) {
 		// hundred VMs of four queues does not keep four hundred threads.
 		// (Guest throughput in the lab was the same either way.)
 		file := os.NewFile(uintptr(fd), fmt.Sprintf("virtio-notify-%d", q))
-		n.files, n.own, n.target = append(n.files, file), append(n.own, fd), append(n.target, -1)
+		n.files, n.own, n.target = append(n.files, file), append(n.own, fd), append(n.target, fd)
 		go n.serve(q, file)
 	}
-	for q, fd := range n.own {
-		if err := n.assign(q, bar, fd, false); err != nil {
+	for q := range n.own {
+		if err := n.place(q); err != nil {
 			n.close()
 			return nil, err
 		}
-		n.target[q] = fd
 	}
 	vm.OnClose(n.close)
 	return n, nil
@@ -92,28 +101,59 @@ func (n *notifiers) serve(q int, file *os.File) {
 	}
 }
 
-// assign (or with deassign, removes) queue q's ioeventfd on the eventfd fd
-// at BAR0 bar (a virtio-mmio device's base).
-func (n *notifiers) assign(q int, bar uint32, fd int, deassign bool) error {
-	e := acrn.IOEventFD{Addr: uint64(bar) + n.f.NotifyOffset(q)}
-	if deassign {
-		e.Flags = acrn.IOEventFDFlagDeassign
+// assign (or with deassign, removes) queue q's ioeventfd in region r on
+// the eventfd fd.
+func (n *notifiers) assign(r *notifyRegion, q, fd int, deassign bool) error {
+	e := acrn.IOEventFD{Addr: r.base + r.offset(q)}
+	if r.pio {
+		e.Flags |= acrn.IOEventFDFlagPIO
 	}
-	if _, ok := n.f.(sharedNotify); ok {
+	if deassign {
+		e.Flags |= acrn.IOEventFDFlagDeassign
+	}
+	if r.shared {
 		e.Flags |= acrn.IOEventFDFlagDataMatch
 		e.Len, e.Data = 4, uint64(q)
 	}
 	if err := n.vm.EventFDs().IOEventFD(e, fd); err != nil {
 		return fmt.Errorf("pc: virtio queue %d notify: %w", q, err)
 	}
+	r.assigned[q] = !deassign
 	return nil
 }
 
-// route points queue q's ioeventfd at the eventfd fd, or with fd -1 back
-// at the queue's own. Between the two ioctls a notification is not lost:
-// with no ioeventfd there, the guest's write exits to a vCPU thread and
-// reaches the device through BAR0, whose Notify writes the same eventfd.
-// If the new one cannot be assigned, the old one is put back.
+// place puts queue q's ioeventfds, on its target, in every mapped region
+// that lacks one. The caller holds n.mu, or has not shared n yet.
+func (n *notifiers) place(q int) error {
+	if n.target[q] < 0 {
+		return nil
+	}
+	var errs []error
+	for i := range n.regions {
+		if r := &n.regions[i]; r.mapped && !r.assigned[q] {
+			errs = append(errs, n.assign(r, q, n.target[q], false))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// unplace removes queue q's ioeventfds from every region. The caller holds
+// n.mu.
+func (n *notifiers) unplace(q int) error {
+	var errs []error
+	for i := range n.regions {
+		if r := &n.regions[i]; r.assigned[q] {
+			errs = append(errs, n.assign(r, q, n.target[q], true))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// route points queue q's ioeventfds at the eventfd fd, or with fd -1 back
+// at the queue's own. Between the ioctls a notification is not lost: with
+// no ioeventfd there, the guest's write exits to a vCPU thread and reaches
+// the device through the BAR, whose Notify writes the same eventfd. If the
+// new ones cannot be assigned, the old ones are put back.
 func (n *notifiers) route(q, fd int) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -127,46 +167,40 @@ func (n *notifiers) route(q, fd int) error {
 	if n.closed || fd == old {
 		return nil
 	}
-	if old >= 0 {
-		if err := n.assign(q, n.addr, old, true); err != nil {
-			return err
-		}
-		n.target[q] = -1
-	}
-	if err := n.assign(q, n.addr, fd, false); err != nil {
-		if old >= 0 && n.assign(q, n.addr, old, false) == nil {
-			n.target[q] = old
-		}
+	if err := n.unplace(q); err != nil {
 		return err
 	}
 	n.target[q] = fd
+	if err := n.place(q); err != nil {
+		n.unplace(q)
+		n.target[q] = old
+		n.place(q)
+		return err
+	}
 	return nil
 }
 
-// move follows BAR0 to bar. A queue whose ioeventfd cannot be moved is
-// left without one: the guest's writes exit and reach the device through
-// BAR0.
-func (n *notifiers) move(bar uint32) error {
+// move follows region i to base, or takes its ioeventfds away if the
+// driver put it where the guest cannot reach it (mapped false). A queue
+// whose ioeventfd cannot be moved is left without one there: the guest's
+// writes exit and reach the device through the BAR.
+func (n *notifiers) move(i int, base uint64, mapped bool) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
 		return nil // the descriptors are closed; their numbers may be another file's now
 	}
+	r := &n.regions[i]
 	var errs []error
 	for q, fd := range n.target {
-		if fd < 0 {
-			continue
-		}
-		if err := n.assign(q, n.addr, fd, true); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if err := n.assign(q, bar, fd, false); err != nil {
-			n.target[q] = -1
-			errs = append(errs, err)
+		if r.assigned[q] {
+			errs = append(errs, n.assign(r, q, fd, true))
 		}
 	}
-	n.addr = bar
+	r.base, r.mapped = base, mapped
+	for q := range n.target {
+		errs = append(errs, n.place(q))
+	}
 	return errors.Join(errs...)
 }
 

@@ -1,6 +1,7 @@
 package pc
 
 import (
+	"errors"
 	"fmt"
 
 	"ember/acrn/iorequest"
@@ -24,13 +25,15 @@ const maxPCISlots = 32
 
 // AddVirtio puts dev on the PCI bus as a modern virtio-pci function in the
 // next free slot (00:01.0 first), with BAR0 in the PCI window at
-// layout.VirtioBARs. Call it before the VM runs; a Reset of the VM resets
+// layout.VirtioBARs and BAR1, the I/O BAR the driver notifies queues in, at
+// layout.VirtioPorts. Call it before the VM runs; a Reset of the VM resets
 // the device with it, and its Close stops the device and releases what the
 // function holds.
 //
 // The data path stays off the vCPU threads both ways: queue notifications
 // reach the device through ioeventfds (KVM matches the guest's write and
-// signals an eventfd, without an exit), and each MSI-X vector the driver
+// signals an eventfd, without an exit), in BAR1's ports and BAR0 alike,
+// and each MSI-X vector the driver
 // unmasks gets a KVM irqfd (eventfd.MSIVector: a GSI of its own routed to the
 // vector's message), so an interrupt is an eventfd write from the device's
 // goroutine. A device served by an out-of-process back-end
@@ -48,13 +51,15 @@ func (p *Platform) AddVirtio(vm *hv.VM, dev virtio.Device) (*virtiopci.Function,
 		return nil, fmt.Errorf("pc: no free PCI slot for a virtio device")
 	}
 	bar := uint32(layout.VirtioBARs + (slot-1)*layout.VirtioBARSize)
+	port := uint16(layout.VirtioPorts + (slot-1)*layout.VirtioPortsSize)
 	name := fmt.Sprintf("virtio-pci-%02x", slot)
 	var f *virtiopci.Function
 	var notify *notifiers
 	cfg := virtiopci.Config{
-		Mem:    vm.Memory(),
-		BAR:    bar,
-		Logger: vm.Logger(),
+		Mem:     vm.Memory(),
+		BAR:     bar,
+		PortBAR: port,
+		Logger:  vm.Logger(),
 		MSI: func(lo, hi, data uint32) error {
 			return vm.SignalMSI(kvm.MSI{AddressLo: lo, AddressHi: hi, Data: data})
 		},
@@ -67,10 +72,12 @@ func (p *Platform) AddVirtio(vm *hv.VM, dev virtio.Device) (*virtiopci.Function,
 		},
 		Kick: func(q, fd int) error { return notify.route(q, fd) },
 		MoveBAR: func(old, new uint32) error {
-			if err := moveBAR(vm, f, name, old, new); err != nil {
-				return err
-			}
-			return notify.move(new)
+			err := moveBAR(vm, f, name, old, new)
+			return errors.Join(err, notify.move(memRegion, uint64(new), err == nil))
+		},
+		MovePortBAR: func(old, new uint32) error {
+			err := movePortBAR(vm, f, name, old, new)
+			return errors.Join(err, notify.move(portRegion, uint64(new), err == nil))
 		},
 	}
 	if slot <= len(intxGSIs) {
@@ -84,17 +91,31 @@ func (p *Platform) AddVirtio(vm *hv.VM, dev virtio.Device) (*virtiopci.Function,
 	if err := vm.MMIO.Register(uint64(bar), virtiopci.BARSize, name, f); err != nil {
 		return nil, fmt.Errorf("pc: %s: %w", name, err)
 	}
+	if err := vm.PIO.Register(uint64(port), virtiopci.PortBARSize, name, f.Ports()); err != nil {
+		return nil, fmt.Errorf("pc: %s: %w", name, err)
+	}
 	r := ioreq.Range{Type: iorequest.ReqPCICfg, Start: ioreq.PCIAddress(0, uint32(slot), 0, 0), End: ioreq.PCIAddress(0, uint32(slot), 0, 0xfff)}
 	if err := vm.IORequests().Router().Claim(r, ioreq.InProcess(name, ioreq.PCIConfigHandler(f))); err != nil {
 		return nil, fmt.Errorf("pc: %s: %w", name, err)
 	}
-	if notify, err = startNotifiers(vm, f, bar); err != nil {
+	regions := []notifyRegion{
+		memRegion:  {base: uint64(bar), mapped: true, offset: f.NotifyOffset},
+		portRegion: {pio: true, base: uint64(port), mapped: true, offset: f.PortNotifyOffset},
+	}
+	if notify, err = startNotifiers(vm, f, regions...); err != nil {
 		return nil, err
 	}
 	vm.OnClose(f.Close)
 	p.virtio = append(p.virtio, pciFunction{f, slot})
 	return f, nil
 }
+
+// A virtio-pci function's notification regions, as startNotifiers takes
+// them: BAR0's and BAR1's.
+const (
+	memRegion = iota
+	portRegion
+)
 
 // moveBAR re-registers a function's BAR0 where the driver put it; an
 // address outside the PCI window leaves it unmapped until the driver puts it
@@ -107,4 +128,17 @@ func moveBAR(vm *hv.VM, f *virtiopci.Function, name string, old, new uint32) err
 		return fmt.Errorf("BAR0 at %#x is outside the PCI window", new)
 	}
 	return vm.MMIO.Register(uint64(new), virtiopci.BARSize, name, f)
+}
+
+// movePortBAR re-registers a function's BAR1 where the driver put it; a
+// port outside the host bridge's I/O window leaves it unmapped until the
+// driver puts it back inside.
+func movePortBAR(vm *hv.VM, f *virtiopci.Function, name string, old, new uint32) error {
+	if old >= layout.PCIIOStart && old <= layout.PCIIOEnd {
+		vm.PIO.Unregister(uint64(old)) // not registered if it was outside the window
+	}
+	if new < layout.PCIIOStart || new+virtiopci.PortBARSize-1 > layout.PCIIOEnd {
+		return fmt.Errorf("BAR1 at port %#x is outside the PCI I/O window", new)
+	}
+	return vm.PIO.Register(uint64(new), virtiopci.PortBARSize, name, f.Ports())
 }

@@ -46,13 +46,6 @@ type mmioDevice struct {
 	gsi  uint32
 }
 
-// mmioNotify is a virtio-mmio transport as the notifiers see it: every
-// queue notifies at QueueNotify, with its index as the value.
-type mmioNotify struct{ *mmio.Transport }
-
-func (mmioNotify) NotifyOffset(int) uint64 { return mmio.NotifyOffset }
-func (mmioNotify) SharedNotify()           {}
-
 // AddVirtioMMIO puts dev on virtio-mmio (version 2), the counterpart of
 // AddVirtio for kernels that take their devices from the command line: a
 // 4 KiB register block at the next free place in layout.VirtioMMIO's area
@@ -75,7 +68,8 @@ func (p *Platform) AddVirtioMMIO(vm *hv.VM, dev virtio.Device) (*mmio.Transport,
 	if err := vm.MMIO.Register(base, layout.VirtioMMIOSize, name, t); err != nil {
 		return nil, fmt.Errorf("pc: %s: %w", name, err)
 	}
-	if _, err := startNotifiers(vm, mmioNotify{t}, uint32(base)); err != nil {
+	if _, err := startNotifiers(vm, t, notifyRegion{base: base, mapped: true, shared: true,
+		offset: func(int) uint64 { return mmio.NotifyOffset }}); err != nil {
 		return nil, err
 	}
 	vm.OnClose(t.Reset)

@@ -59,15 +59,16 @@ type driver struct {
 	f                     *virtiopci.Function
 	common, notify        uint64 // BAR0 offsets
 	notifyMult            uint64
+	portNotify            uint64 // BAR1 offset
 	msixCap               uint16
 	msixTable, msixPBA    uint64
-	bar0                  uint64
+	bar0, bar1            uint64
 	foundCommon, foundMSI bool
 }
 
 func newDriver(t testing.TB, f *virtiopci.Function) *driver {
 	t.Helper()
-	d := &driver{t: t, f: f, bar0: uint64(d0(f, 0x10))}
+	d := &driver{t: t, f: f, bar0: uint64(d0(f, 0x10)), bar1: uint64(d0(f, 0x14) &^ 1)}
 	for p, n := uint16(d0(f, 0x34)&0xff), 0; p != 0 && n < 16; n++ {
 		hdr := d0(f, p)
 		switch uint8(hdr) {
@@ -76,6 +77,10 @@ func newDriver(t testing.TB, f *virtiopci.Function) *driver {
 			case 1:
 				d.common, d.foundCommon = uint64(d0(f, p+8)), true
 			case 2:
+				if uint8(d0(f, p+4)) == 1 { // in BAR1's ports
+					d.portNotify = uint64(d0(f, p+8))
+					break
+				}
 				d.notify, d.notifyMult = uint64(d0(f, p+8)), uint64(d0(f, p+16))
 			}
 		case 0x11: // MSI-X
@@ -174,6 +179,16 @@ var notifyCode = []byte{
 	0xf4, //              hlt
 }
 
+// portNotifyCode is notifyCode for a port: it writes AX ECX times to the
+// port in DX, then writes EAX = 0 to hv.PortExit.
+var portNotifyCode = []byte{
+	0x66, 0xef, //        1: out %ax, %dx
+	0xe2, 0xfc, //        loop 1b
+	0x31, 0xc0, //        xor %eax, %eax
+	0xe7, hv.PortExit, // out %eax, $PORT_EXIT
+	0xf4, //              hlt
+}
+
 // kickAllCode is a 32-bit guest, placed at guest.LoadAddr: it notifies
 // queues 0 and 1 of two functions whose queue 0 notification addresses are
 // in EBX and EDX (NotifyMultiplier 4), then writes EAX = 0 to hv.PortExit.
@@ -188,35 +203,47 @@ var kickAllCode = []byte{
 }
 
 // TestVirtioNotifyThroughIOEventFD: a guest's write to a queue's
-// notification address is matched by KVM's ioeventfd and reaches the device
-// through the eventfd, with no exit, and BAR0's MMIO handler never sees it
-// (it would serve the write too, so a driver working is no proof). The
-// control row writes 2 bytes into the register, where no ioeventfd is:
-// every write exits, and the MMIO handler serves it.
+// notification register, in BAR0 or in BAR1's ports, is matched by KVM's
+// ioeventfd and reaches the device through the eventfd, with no exit, and
+// the BAR's own handler never sees it (it would serve the write too, so a
+// driver working is no proof). The control rows write 2 bytes into the
+// register, where no ioeventfd is: every write exits, and the BAR's
+// handler serves it.
 func TestVirtioNotifyThroughIOEventFD(t *testing.T) {
 	h := openHV(t)
 	const n = 64
 	for _, tc := range []struct {
 		name     string
-		q        int
-		off      uint64 // from the queue's notification address
-		moveTo   uint32 // if not 0, the driver moves BAR0 here first
-		eventfds bool   // the writes go through the ioeventfd, else through MMIO exits
+		ports    bool   // the register in BAR1, else in BAR0
+		q        int    // the queue notified
+		off      uint64 // from the queue's register
+		moveTo   uint32 // if not 0, the driver moves the BAR here first
+		eventfds bool   // the writes go through the ioeventfd, else through exits
 	}{
-		{"queue 0's notification address", 0, 0, 0, true},
-		{"queue 1's notification address", 1, 0, 0, true},
-		{"queue 0's, after the driver moved BAR0", 0, 0, 0xc0100000, true},
-		{"2 bytes into queue 0's register: no ioeventfd there, the MMIO handler serves it", 0, 2, 0, false},
+		{"queue 0's notification address", false, 0, 0, 0, true},
+		{"queue 1's notification address", false, 1, 0, 0, true},
+		{"queue 0's, after the driver moved BAR0", false, 0, 0, 0xc0100000, true},
+		{"2 bytes into queue 0's register: no ioeventfd there, the MMIO handler serves it", false, 0, 2, 0, false},
+		{"queue 0's port", true, 0, 0, 0, true},
+		{"queue 1's port", true, 1, 0, 0, true},
+		{"queue 0's port, after the driver moved BAR1", true, 0, 0, 0xd000, true},
+		{"2 ports into queue 0's register: no ioeventfd there, the port handler serves it", true, 0, 2, 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			vm, dev, f, d := newVirtioPC(t, h, hv.Config{})
-			if tc.moveTo != 0 {
+			if tc.moveTo != 0 && tc.ports {
+				d.cfgWrite(0x14, tc.moveTo, 4)
+				d.bar1 = uint64(tc.moveTo)
+			} else if tc.moveTo != 0 {
 				d.cfgWrite(0x10, tc.moveTo, 4)
 				d.bar0 = uint64(tc.moveTo)
 			}
 			d.start()
-			addr := d.bar0 + d.notify + uint64(tc.q)*d.notifyMult + tc.off
-			runToExit(t, vm, notifyCode, kvm.Regs{RAX: uint64(tc.q), RBX: addr, RCX: n})
+			code, regs := notifyCode, kvm.Regs{RAX: uint64(tc.q), RBX: d.bar0 + d.notify + uint64(tc.q)*d.notifyMult + tc.off, RCX: n}
+			if tc.ports {
+				code, regs.RBX, regs.RDX = portNotifyCode, 0, d.bar1+d.portNotify+uint64(tc.q)*d.notifyMult+tc.off
+			}
+			runToExit(t, vm, code, regs)
 			if tc.eventfds {
 				select {
 				case <-dev.kicks:
@@ -225,12 +252,16 @@ func TestVirtioNotifyThroughIOEventFD(t *testing.T) {
 				}
 			}
 			s := f.Stats()
-			t.Logf("%d writes: %d exits, %d notifications through MMIO, %d through the eventfd (KVM's count coalesces)", n, vm.Exits(), s.NotifyMMIO, s.NotifyEventFD)
+			exited := s.NotifyMMIO
+			if tc.ports {
+				exited = s.NotifyPort
+			}
+			t.Logf("%d writes: %d exits, %d notifications through MMIO, %d through ports, %d through the eventfd (KVM's count coalesces)", n, vm.Exits(), s.NotifyMMIO, s.NotifyPort, s.NotifyEventFD)
 			switch {
-			case tc.eventfds && (s.NotifyMMIO != 0 || s.NotifyEventFD == 0 || vm.Exits() > 2):
-				t.Errorf("want every write through the ioeventfd: %d exits, %d through MMIO, %d through the eventfd", vm.Exits(), s.NotifyMMIO, s.NotifyEventFD)
-			case !tc.eventfds && (s.NotifyMMIO != n || s.NotifyEventFD != 0 || vm.Exits() < n):
-				t.Errorf("want every write through MMIO: %d exits, %d through MMIO, %d through the eventfd", vm.Exits(), s.NotifyMMIO, s.NotifyEventFD)
+			case tc.eventfds && (s.NotifyMMIO+s.NotifyPort != 0 || s.NotifyEventFD == 0 || vm.Exits() > 2):
+				t.Errorf("want every write through the ioeventfd: %d exits, %d through the BARs' handlers, %d through the eventfd", vm.Exits(), s.NotifyMMIO+s.NotifyPort, s.NotifyEventFD)
+			case !tc.eventfds && (exited != n || s.NotifyEventFD != 0 || vm.Exits() < n):
+				t.Errorf("want every write through the BAR's handler: %d exits, %d through it, %d through the eventfd", vm.Exits(), exited, s.NotifyEventFD)
 			}
 		})
 	}

@@ -85,7 +85,7 @@ func acpiDSDT() []byte {
 	crs := resWordAddress(2, 0, 0, 0xff)                                             // bus numbers 0-255
 	crs = append(crs, resIO(0xcf8, 0xcf8, 1, 8)...)                                  // configuration ports
 	crs = append(crs, resWordAddress(1, 3, 0x0000, 0x0cf7)...)                       // I/O below them
-	crs = append(crs, resWordAddress(1, 3, 0x0d00, 0xffff)...)                       // and above
+	crs = append(crs, resWordAddress(1, 3, layout.PCIIOStart, layout.PCIIOEnd)...)   // and above
 	crs = append(crs, resDWordMemory(layout.PCIMMIO32Start, layout.PCIMMIO32End)...) // 32-bit MMIO window
 	crs = append(crs, resEnd()...)
 	pci := amlDevice("PCI0",

@@ -6,7 +6,10 @@
 // fixed offsets, the common configuration, the ISR status, the device
 // configuration, the queue notification addresses and the MSI-X table and
 // pending-bit array; its configuration space lists them with the virtio
-// vendor capabilities and an MSI-X capability. Interrupts go out as MSI-X
+// vendor capabilities and an MSI-X capability. It may also have an I/O BAR
+// (BAR1, Config.PortBAR) holding a second set of queue notification
+// registers, listed first: on AMD's SVM, KVM serves an ioeventfd on a port
+// without decoding the guest's instruction, which a write to memory needs. Interrupts go out as MSI-X
 // messages (one vector per queue and one for configuration changes, as
 // Linux asks) or, before the driver enables MSI-X, as INTx on a level line
 // with the ISR bits. Each MSI-X vector the driver unmasks can have a Vector

@@ -3,6 +3,7 @@ package pci
 import (
 	"encoding/binary"
 	"errors"
+	"slices"
 	"testing"
 
 	"ember/memory"
@@ -77,59 +78,136 @@ func (r *rig) setBar(off, v uint64, n int) {
 	r.f.Write(off, b[:n])
 }
 
+// virtioCap is a virtio vendor capability as a driver reads it.
+type virtioCap struct {
+	typ, bar       uint8
+	offset, length uint32
+	multiplier     uint32 // notify_off_multiplier, for cfgNotify
+}
+
 // TestConfigSpace: the function introduces itself as a modern virtio
-// device and its capability list leads to every structure in BAR0.
+// device and its capability list leads to every structure in BAR0 and, with
+// a BAR1, to BAR1's notification region first: a driver takes the first
+// notification capability whose BAR it can use.
 func TestConfigSpace(t *testing.T) {
-	r := newRig(t)
-	if id := r.cfg32(regVendor); id != 0x1044<<16|VendorID {
-		t.Errorf("vendor/device %#x, want 0x10441af4 (virtio-rng, modern)", id)
-	}
-	if rev := r.cfg32(regRevision); rev&0xff != 1 {
-		t.Errorf("revision %d, want 1", rev&0xff)
-	}
-	if r.cfg32(regCommand)>>16&statusCapList == 0 {
-		t.Error("no capability list")
-	}
-	want := map[uint8][2]uint32{cfgCommon: {commonOffset, commonSize}, cfgNotify: {notifyOffset, notifySize},
-		cfgISR: {isrOffset, isrSize}, cfgDevice: {deviceOffset, deviceSize}}
-	seen := map[uint8]bool{}
-	msix := false
-	for p, n := uint16(r.cfg32(regCapPtr)&0xff), 0; p != 0 && n < 16; n++ {
-		hdr := r.cfg32(p)
-		switch uint8(hdr) {
-		case capIDVendor:
-			typ := uint8(hdr >> 24)
-			if w, ok := want[typ]; !ok || r.cfg32(p+8) != w[0] || r.cfg32(p+12) != w[1] || uint8(r.cfg32(p+4)) != 0 {
-				t.Errorf("virtio cap type %d at %#x: BAR %d offset %#x length %#x", typ, p, uint8(r.cfg32(p+4)), r.cfg32(p+8), r.cfg32(p+12))
+	common, isr, device := virtioCap{cfgCommon, 0, commonOffset, commonSize, 0}, virtioCap{cfgISR, 0, isrOffset, isrSize, 0}, virtioCap{cfgDevice, 0, deviceOffset, deviceSize, 0}
+	notifyMem, notifyPort := virtioCap{cfgNotify, 0, notifyOffset, notifySize, NotifyMultiplier}, virtioCap{cfgNotify, 1, 0, PortBARSize, NotifyMultiplier}
+	for _, tc := range []struct {
+		name string
+		port uint16
+		want []virtioCap
+	}{
+		{"memory BAR only", 0, []virtioCap{common, notifyMem, isr, device}},
+		{"with an I/O BAR", 0xc100, []virtioCap{common, notifyPort, notifyMem, isr, device}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRigWith(t, func(c *Config) { c.PortBAR = tc.port })
+			if id := r.cfg32(regVendor); id != 0x1044<<16|VendorID {
+				t.Errorf("vendor/device %#x, want 0x10441af4 (virtio-rng, modern)", id)
 			}
-			if typ == cfgNotify && r.cfg32(p+16) != NotifyMultiplier {
-				t.Errorf("notify_off_multiplier %d", r.cfg32(p+16))
+			if rev := r.cfg32(regRevision); rev&0xff != 1 {
+				t.Errorf("revision %d, want 1", rev&0xff)
 			}
-			seen[typ] = true
-		case capIDMSIX:
-			msix = hdr>>16&0x7ff == 2 && r.cfg32(p+4) == msixTableOff && r.cfg32(p+8) == msixPBAOff
-		}
-		p = uint16(hdr >> 8 & 0xff)
-	}
-	if len(seen) != 4 || !msix {
-		t.Errorf("capabilities found: virtio %v, MSI-X with 3 vectors %v", seen, msix)
+			if r.cfg32(regCommand)>>16&statusCapList == 0 {
+				t.Error("no capability list")
+			}
+			wantBAR1 := uint32(0)
+			if tc.port != 0 {
+				wantBAR1 = uint32(tc.port) | ioSpaceBAR
+			}
+			if b0, b1 := r.cfg32(regBAR0), r.cfg32(regBAR1); b0 != 0xc0008000 || b1 != wantBAR1 {
+				t.Errorf("BAR0 %#x BAR1 %#x, want 0xc0008000 and %#x", b0, b1, wantBAR1)
+			}
+			var caps []virtioCap
+			msix := false
+			for p, n := uint16(r.cfg32(regCapPtr)&0xff), 0; p != 0 && n < 16; n++ {
+				hdr := r.cfg32(p)
+				switch uint8(hdr) {
+				case capIDVendor:
+					c := virtioCap{typ: uint8(hdr >> 24), bar: uint8(r.cfg32(p + 4)), offset: r.cfg32(p + 8), length: r.cfg32(p + 12)}
+					if c.typ == cfgNotify {
+						c.multiplier = r.cfg32(p + 16)
+					}
+					caps = append(caps, c)
+				case capIDMSIX:
+					msix = hdr>>16&0x7ff == 2 && r.cfg32(p+4) == msixTableOff && r.cfg32(p+8) == msixPBAOff
+				}
+				p = uint16(hdr >> 8 & 0xff)
+			}
+			if !slices.Equal(caps, tc.want) {
+				t.Errorf("virtio capabilities %+v, want %+v", caps, tc.want)
+			}
+			if !msix {
+				t.Error("no MSI-X capability with 3 vectors")
+			}
+		})
 	}
 }
 
-// TestBARSizingAndMove: all ones reads back the size; a new address moves
-// the BAR.
+// TestBARSizingAndMove: all ones reads back the size (with an I/O BAR's
+// low bit); a new address, aligned down to the size, moves the BAR; a BAR
+// the function does not have reads 0 whatever is written.
 func TestBARSizingAndMove(t *testing.T) {
-	r := newRig(t)
-	r.setCfg(regBAR0, 0xffffffff, 4)
-	if v := r.cfg32(regBAR0); v != ^uint32(BARSize-1) {
-		t.Errorf("sized BAR reads %#x, want %#x", v, ^uint32(BARSize-1))
+	for _, tc := range []struct {
+		name      string
+		port      uint16
+		reg       uint16
+		sized     uint32
+		to, at    uint32 // written, then read back
+		wantMoves [][2]uint32
+	}{
+		{"BAR0", 0, regBAR0, ^uint32(BARSize - 1), 0xc0010004, 0xc0010000, [][2]uint32{{0xc0008000, 0xc0010000}}},
+		{"BAR1", 0xc100, regBAR1, ^uint32(PortBARSize-1) | 1, 0xd233, 0xd201, [][2]uint32{{0xc100, 0xd200}}},
+		{"no BAR1", 0, regBAR1, 0, 0xd200, 0, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var moves [][2]uint32
+			r := newRigWith(t, func(c *Config) {
+				c.PortBAR = tc.port
+				move := func(o, n uint32) error { moves = append(moves, [2]uint32{o, n}); return nil }
+				c.MoveBAR, c.MovePortBAR = move, move
+			})
+			r.setCfg(tc.reg, 0xffffffff, 4)
+			if v := r.cfg32(tc.reg); v != tc.sized {
+				t.Errorf("sized BAR reads %#x, want %#x", v, tc.sized)
+			}
+			r.setCfg(tc.reg, tc.to, 4)
+			if v := r.cfg32(tc.reg); v != tc.at {
+				t.Errorf("BAR %#x after writing %#x, want %#x", v, tc.to, tc.at)
+			}
+			if !slices.Equal(moves, tc.wantMoves) {
+				t.Errorf("moves %#x, want %#x", moves, tc.wantMoves)
+			}
+		})
 	}
-	r.setCfg(regBAR0, 0xc0010000, 4)
-	if v := r.cfg32(regBAR0); v != 0xc0010000 {
-		t.Errorf("BAR %#x after the move", v)
+}
+
+// TestPortNotify: a write to queue q's register in BAR1 notifies queue q of
+// an active device, and is counted as a port notification; reads give 0.
+func TestPortNotify(t *testing.T) {
+	r := newRigWith(t, func(c *Config) { c.PortBAR = 0xc100 })
+	if !r.negotiate(virtio.FeatureVersion1) {
+		t.Fatal("features refused")
 	}
-	if len(r.moves) != 1 || r.moves[0] != [2]uint32{0xc0008000, 0xc0010000} {
-		t.Errorf("moves %#x", r.moves)
+	r.setupQueue(0, 8, 0x10000)
+	r.setBar(ccDeviceStatus, virtio.StatusAcknowledge|virtio.StatusDriver|virtio.StatusFeaturesOK|virtio.StatusDriverOK, 1)
+	if !r.f.HasPorts() {
+		t.Fatal("HasPorts = false with Config.PortBAR set")
+	}
+	ports := r.f.Ports()
+	ports.Write(r.f.PortNotifyOffset(0), []byte{0, 0})
+	ports.Write(r.f.PortNotifyOffset(5), []byte{5, 0}) // no such queue: ignored
+	ports.Write(PortBARSize+4, []byte{0, 0})           // past the BAR: ignored
+	if got := r.dev.Notified(); !slices.Equal(got, []int{0}) {
+		t.Errorf("device notified of queues %v, want [0]", got)
+	}
+	if s := r.f.Stats(); s.NotifyPort != 2 || s.NotifyMMIO != 0 || s.NotifyEventFD != 0 {
+		t.Errorf("stats %+v, want 2 port notifications (one of them for a queue that exists)", s)
+	}
+	b := []byte{0xff, 0xff}
+	ports.Read(0, b)
+	if b[0] != 0 || b[1] != 0 {
+		t.Errorf("BAR1 reads %x, want zeros", b)
 	}
 }
 

@@ -23,7 +23,7 @@ func (f *Function) Describe() []string {
 	s := f.stats
 	head := fmt.Sprintf("virtio-pci %s: status %s, interrupts by %s, ISR %#x; %d notifications, %d interrupts sent",
 		virtio.TypeName(f.dev.Type()), virtio.StatusString(f.regs.Status), mode, f.regs.isr,
-		s.NotifyMMIO+s.NotifyEventFD, s.IRQFD+s.MSI+s.INTx)
+		s.NotifyMMIO+s.NotifyPort+s.NotifyEventFD, s.IRQFD+s.MSI+s.INTx)
 	return append([]string{head}, f.regs.DescribeQueues(f.cfg.Mem, f.msix.describe)...)
 }
 

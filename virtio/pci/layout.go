@@ -24,6 +24,9 @@ const (
 	// NotifyMultiplier is notify_off_multiplier: queue i's notification
 	// address is 4*i bytes into the notify region (queue_notify_off = i).
 	NotifyMultiplier = 4
+	// PortBARSize is BAR1's size in I/O space: only notification
+	// registers, queue i's at 4*i, for the 64 queues a function can have.
+	PortBARSize = 0x100
 )
 
 // Configuration space offsets of the standard header (type 0) and of the
@@ -37,6 +40,7 @@ const (
 	regClass     = 0x09 // programming interface, subclass, base class
 	regHeader    = 0x0e
 	regBAR0      = 0x10
+	regBAR1      = 0x14
 	regSubVendor = 0x2c
 	regSubsystem = 0x2e
 	regCapPtr    = 0x34
@@ -48,9 +52,13 @@ const (
 	capISR    = 0x64
 	capDevice = 0x74
 	capMSIX   = 0x84 // the MSI-X capability, 12 bytes
-	capEnd    = 0x90
+	// capNotifyPort is the notification capability for BAR1, listed
+	// right after capCommon when the function has a BAR1.
+	capNotifyPort = 0x90
+	capEnd        = 0xa4
 
 	statusCapList  = 1 << 4  // the status register's "capabilities list" bit
+	commandIO      = 1 << 0  // I/O space enable
 	commandMemory  = 1 << 1  // memory space enable
 	commandNoINTx  = 1 << 10 // interrupt disable
 	capIDVendor    = 0x09
