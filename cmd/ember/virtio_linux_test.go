@@ -44,8 +44,9 @@ func TestLinuxUsesVirtioDevices(t *testing.T) {
 		r.con.First(linuxguest.MarkBanner), r.con.First(linuxguest.MarkStarted), r.status, r.took)
 	checkUserspace(t, r, ird, cmdline, 1)
 	for _, w := range []string{
-		"ember-init: virtio devices 0x0002 0x0004 ", // block and rng, found on the PCI bus
-		"ember-init: hwrng 4096 bytes",              // read through the rng's queue
+		"ember-init: virtio devices 0x0002 0x0004 ",             // block and rng, found on the PCI bus
+		"ember-init: virtio functions notified through ports 2", // BAR1's notification capability, listed first, chosen
+		"ember-init: hwrng 4096 bytes",                          // read through the rng's queue
 		"ember-init: vda sha256 " + hex.EncodeToString(sum[:]),
 		"ember-init: vda written",
 	} {

@@ -96,6 +96,9 @@ case " $(cat /proc/cmdline) " in *" ember.hvc=1 "*)
 esac
 if [ -d /sys/bus/virtio/devices ]; then
 	echo "ember-init: virtio devices $(cat /sys/bus/virtio/devices/*/device 2>/dev/null | tr '\n' ' ')"
+	# The driver claims a BAR in I/O space only for the notification
+	# capability it chose: a device notified through ports counts here.
+	echo "ember-init: virtio functions notified through ports $(grep -c virtio-pci-modern /proc/ioports)"
 fi
 [ -c /dev/hwrng ] && echo "ember-init: hwrng $(head -c 4096 /dev/hwrng | wc -c) bytes"
 if [ -b /dev/vda ]; then
