@@ -24,7 +24,7 @@ type notifyTarget interface {
 // in memory or I/O space (or a virtio-mmio register block) and each queue's
 // register in it.
 type notifyRegion struct {
-	pio    bool               // I/O space: Base is a port
+	pio    bool               // in I/O space: base is a port
 	base   uint64             // where the region is now
 	mapped bool               // base is where the guest reaches it; false: nowhere
 	offset func(q int) uint64 // queue q's register, from base
@@ -53,7 +53,7 @@ type notifiers struct {
 
 	mu      sync.Mutex
 	regions []notifyRegion
-	target  []int // the eventfd each queue's ioeventfds signal: own, a device's, or -1 for none
+	target  []int // the eventfd each queue's ioeventfds signal: own or a device's
 	closed  bool
 }
 
@@ -125,9 +125,6 @@ func (n *notifiers) assign(r *notifyRegion, q, fd int, deassign bool) error {
 // place puts queue q's ioeventfds, on its target, in every mapped region
 // that lacks one. The caller holds n.mu, or has not shared n yet.
 func (n *notifiers) place(q int) error {
-	if n.target[q] < 0 {
-		return nil
-	}
 	var errs []error
 	for i := range n.regions {
 		if r := &n.regions[i]; r.mapped && !r.assigned[q] {
