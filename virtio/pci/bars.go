@@ -49,6 +49,13 @@ func (b *baseRegister) write(v uint32) [2]uint32 {
 	return [2]uint32{old, b.addr}
 }
 
+// store writes the BAR's address, with its low bits, into its register in
+// space, so that a write of part of the register merges with the address
+// (reads go through overlay, which shows the size while it is sized).
+func (b *baseRegister) store(space []byte) {
+	binary.LittleEndian.PutUint32(space[b.reg:], b.addr|b.flags)
+}
+
 // overlay puts the BAR's value into data, a read of configuration space at
 // reg, where the two overlap.
 func (b *baseRegister) overlay(reg uint16, data []byte) {

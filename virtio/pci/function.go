@@ -147,8 +147,8 @@ func New(dev virtio.Device, cfg Config) (*Function, error) {
 	return f, nil
 }
 
-// initSpace fills the configuration space: the header and the capability
-// list (the BARs are f.bars, read through overlay).
+// initSpace fills the configuration space: the header, the BARs and the
+// capability list.
 func (f *Function) initSpace() {
 	s, le := f.space[:], binary.LittleEndian
 	t := f.dev.Type()
@@ -161,6 +161,9 @@ func (f *Function) initSpace() {
 	s[regHeader] = 0 // type 0, single function
 	le.PutUint16(s[regSubVendor:], VendorID)
 	le.PutUint16(s[regSubsystem:], 0x40+t) // modern devices use IDs 0x40 and up
+	for i := range f.bars {
+		f.bars[i].store(s)
+	}
 	s[regCapPtr] = capCommon
 	s[regIntLine], s[regIntPin] = f.cfg.IRQ, 1 // INTA#
 	next := capNotify
@@ -222,6 +225,7 @@ func (f *Function) ConfigWrite(_, _, _ uint8, reg uint16, data []byte) {
 		b := &f.bars[i]
 		if b.touches(reg, len(data)) {
 			moved[i] = b.write(binary.LittleEndian.Uint32(f.space[b.reg:]))
+			b.store(f.space[:])
 		}
 	}
 	if reg < capMSIX+4 && int(reg)+len(data) > capMSIX+2 {

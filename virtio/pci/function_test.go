@@ -182,6 +182,17 @@ func TestBARSizingAndMove(t *testing.T) {
 	}
 }
 
+// TestBARPartialWrite: a write of half a BAR merges with the address it
+// holds, as a register's bytes would.
+func TestBARPartialWrite(t *testing.T) {
+	r := newRigWith(t, func(c *Config) { c.PortBAR = 0xc100 })
+	r.setCfg(regBAR0+2, 0xc001, 2)
+	r.setCfg(regBAR1, 0xd233, 2)
+	if b0, b1 := r.cfg32(regBAR0), r.cfg32(regBAR1); b0 != 0xc0018000 || b1 != 0xd201 {
+		t.Errorf("BAR0 %#x BAR1 %#x after writing their upper and lower halves, want 0xc0018000 and 0xd201", b0, b1)
+	}
+}
+
 // TestPortNotify: a write to queue q's register in BAR1 notifies queue q of
 // an active device, and is counted as a port notification; reads give 0.
 func TestPortNotify(t *testing.T) {
