@@ -184,8 +184,8 @@ func (f *Function) writeStatus(s uint8) {
 // takes its hands off guest memory, the virtio registers return to their
 // power-on values), and the PCI function's own state too: the command
 // register, MSI-X disabled with every vector masked and nothing pending,
-// every Vector released. BAR0 stays where it is, as firmware would leave an
-// assignment the next kernel can keep.
+// every Vector released. The BARs stay where they are, as firmware would
+// leave an assignment the next kernel can keep.
 func (f *Function) Reset() {
 	f.lifecycle.Lock()
 	defer f.lifecycle.Unlock()
