@@ -53,8 +53,8 @@ func (p *Platform) attachEDU(vm *hv.VM) error {
 	log := vm.Logger()
 	sid := uint16(slot << 3) // bus 0, device slot, function 0
 	name := "edu"
-	var d *edu.Device
-	d = edu.New(edu.Config{
+	bar := &barMapping{bus: vm.MMIO, name: name, size: edu.BARSize, lo: layout.PCIMMIO32Start, hi: layout.PCIMMIO32End}
+	d := edu.New(edu.Config{
 		BAR:  layout.EduBAR,
 		Line: eduGSI,
 		IRQ:  &remappedLine{vm: vm, iommu: p.IOMMU, gsi: eduGSI, log: log},
@@ -62,20 +62,16 @@ func (p *Platform) attachEDU(vm *hv.VM) error {
 			p.deviceMSI(vm, vtd.Source(sid), addr, data)
 		},
 		DMA: busDMA{mem: vm.Memory(), iommu: p.IOMMU, sid: sid},
-		MoveBAR: func(old, new uint32) {
-			vm.MMIO.Unregister(uint64(old)) // not registered if it was outside the window
-			if new < layout.PCIMMIO32Start || uint64(new)+edu.BARSize-1 > layout.PCIMMIO32End {
-				log.Debug("edu: BAR0 outside the PCI window: unmapped", "bar", new)
-				return
-			}
-			if err := vm.MMIO.Register(uint64(new), edu.BARSize, name, d); err != nil {
-				log.Warn("edu: moving BAR0", "bar", new, "err", err)
+		MoveBAR: func(_, new uint32) {
+			if _, err := bar.move(uint64(new)); err != nil {
+				log.Warn("edu: BAR0 unmapped", "bar", new, "err", err)
 			}
 		},
 		Logger: log,
 	})
-	if err := vm.MMIO.Register(layout.EduBAR, edu.BARSize, name, d); err != nil {
-		return fmt.Errorf("pc: edu: %w", err)
+	bar.dev = d
+	if _, err := bar.move(layout.EduBAR); err != nil {
+		return err
 	}
 	r := ioreq.Range{Type: iorequest.ReqPCICfg, Start: ioreq.PCIAddress(0, uint32(slot), 0, 0), End: ioreq.PCIAddress(0, uint32(slot), 0, 0xfff)}
 	if err := vm.IORequests().Router().Claim(r, ioreq.InProcess(name, ioreq.PCIConfigHandler(d))); err != nil {

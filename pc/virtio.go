@@ -55,6 +55,8 @@ func (p *Platform) AddVirtio(vm *hv.VM, dev virtio.Device) (*virtiopci.Function,
 	name := fmt.Sprintf("virtio-pci-%02x", slot)
 	var f *virtiopci.Function
 	var notify *notifiers
+	mem := &barMapping{bus: vm.MMIO, name: name, size: virtiopci.BARSize, lo: layout.PCIMMIO32Start, hi: layout.PCIMMIO32End}
+	ports := &barMapping{bus: vm.PIO, name: name, size: virtiopci.PortBARSize, lo: layout.PCIIOStart, hi: layout.PCIIOEnd}
 	cfg := virtiopci.Config{
 		Mem:     vm.Memory(),
 		BAR:     bar,
@@ -71,13 +73,13 @@ func (p *Platform) AddVirtio(vm *hv.VM, dev virtio.Device) (*virtiopci.Function,
 			return msixVector{v, vm.KVM()}, nil
 		},
 		Kick: func(q, fd int) error { return notify.route(q, fd) },
-		MoveBAR: func(old, new uint32) error {
-			err := moveBAR(vm, f, name, old, new)
-			return errors.Join(err, notify.move(memRegion, uint64(new), err == nil))
+		MoveBAR: func(_, new uint32) error {
+			mapped, err := mem.move(uint64(new))
+			return errors.Join(err, notify.move(memRegion, uint64(new), mapped))
 		},
-		MovePortBAR: func(old, new uint32) error {
-			err := movePortBAR(vm, f, name, old, new)
-			return errors.Join(err, notify.move(portRegion, uint64(new), err == nil))
+		MovePortBAR: func(_, new uint32) error {
+			mapped, err := ports.move(uint64(new))
+			return errors.Join(err, notify.move(portRegion, uint64(new), mapped))
 		},
 	}
 	if slot <= len(intxGSIs) {
@@ -88,11 +90,12 @@ func (p *Platform) AddVirtio(vm *hv.VM, dev virtio.Device) (*virtiopci.Function,
 	if err != nil {
 		return nil, err
 	}
-	if err := vm.MMIO.Register(uint64(bar), virtiopci.BARSize, name, f); err != nil {
-		return nil, fmt.Errorf("pc: %s: %w", name, err)
+	mem.dev, ports.dev = f, f.Ports()
+	if _, err := mem.move(uint64(bar)); err != nil {
+		return nil, err
 	}
-	if err := vm.PIO.Register(uint64(port), virtiopci.PortBARSize, name, f.Ports()); err != nil {
-		return nil, fmt.Errorf("pc: %s: %w", name, err)
+	if _, err := ports.move(uint64(port)); err != nil {
+		return nil, err
 	}
 	r := ioreq.Range{Type: iorequest.ReqPCICfg, Start: ioreq.PCIAddress(0, uint32(slot), 0, 0), End: ioreq.PCIAddress(0, uint32(slot), 0, 0xfff)}
 	if err := vm.IORequests().Router().Claim(r, ioreq.InProcess(name, ioreq.PCIConfigHandler(f))); err != nil {
@@ -116,29 +119,3 @@ const (
 	memRegion = iota
 	portRegion
 )
-
-// moveBAR re-registers a function's BAR0 where the driver put it; an
-// address outside the PCI window leaves it unmapped until the driver puts it
-// back inside.
-func moveBAR(vm *hv.VM, f *virtiopci.Function, name string, old, new uint32) error {
-	if old >= layout.PCIMMIO32Start {
-		vm.MMIO.Unregister(uint64(old)) // not registered if it was outside the window
-	}
-	if new < layout.PCIMMIO32Start || uint64(new)+virtiopci.BARSize-1 > layout.PCIMMIO32End {
-		return fmt.Errorf("BAR0 at %#x is outside the PCI window", new)
-	}
-	return vm.MMIO.Register(uint64(new), virtiopci.BARSize, name, f)
-}
-
-// movePortBAR re-registers a function's BAR1 where the driver put it; a
-// port outside the host bridge's I/O window leaves it unmapped until the
-// driver puts it back inside.
-func movePortBAR(vm *hv.VM, f *virtiopci.Function, name string, old, new uint32) error {
-	if old >= layout.PCIIOStart && old <= layout.PCIIOEnd {
-		vm.PIO.Unregister(uint64(old)) // not registered if it was outside the window
-	}
-	if new < layout.PCIIOStart || new+virtiopci.PortBARSize-1 > layout.PCIIOEnd {
-		return fmt.Errorf("BAR1 at port %#x is outside the PCI I/O window", new)
-	}
-	return vm.PIO.Register(uint64(new), virtiopci.PortBARSize, name, f.Ports())
-}

@@ -300,6 +300,66 @@ func BenchmarkVirtioNotify(b *testing.B) {
 	}
 }
 
+// TestVirtioBARMovedOverAnotherKeepsItsRange: a driver that points one
+// function's BAR at another's range (where ember cannot map it) and then
+// moves it on must not take that range from the other function: a write
+// there, 2 bytes into a queue's register where no ioeventfd is, still
+// exits to the other function's handler. The first function's BAR, moved
+// on, answers at its new place.
+func TestVirtioBARMovedOverAnotherKeepsItsRange(t *testing.T) {
+	h := openHV(t)
+	for _, tc := range []struct {
+		name  string
+		ports bool
+		reg   uint16
+	}{{"BAR0", false, 0x10}, {"BAR1", true, 0x14}} {
+		t.Run(tc.name, func(t *testing.T) {
+			vm, err := h.NewVM(hv.Config{MemorySize: 2 << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { vm.Close() })
+			p, err := Attach(vm, Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var fs []*virtiopci.Function
+			var ds []*driver
+			for range 2 {
+				f, err := p.AddVirtio(vm, newKickDevice())
+				if err != nil {
+					t.Fatal(err)
+				}
+				d := newDriver(t, f)
+				d.start()
+				fs, ds = append(fs, f), append(ds, d)
+			}
+			other, away := ds[1].bar0, uint64(0xc0100000)
+			if tc.ports {
+				other, away = ds[1].bar1, 0xd000
+			}
+			ds[0].cfgWrite(tc.reg, uint32(other), 4) // over the other's range: not mapped
+			ds[0].cfgWrite(tc.reg, uint32(away), 4)  // and on
+			write := func(base uint64) {
+				t.Helper()
+				code, regs := notifyCode, kvm.Regs{RBX: base + ds[0].notify + 2, RCX: 1}
+				if tc.ports {
+					code, regs = portNotifyCode, kvm.Regs{RDX: base + ds[0].portNotify + 2, RCX: 1}
+				}
+				runToExit(t, vm, code, regs)
+			}
+			write(other)
+			write(away)
+			for i, f := range fs {
+				s := f.Stats()
+				if got := s.NotifyMMIO + s.NotifyPort; got != 1 {
+					t.Errorf("function %d's handler served %d writes, want 1 (its own range)", i, got)
+				}
+			}
+		})
+	}
+}
+
 // runToExit runs code in 32-bit protected mode from guest.LoadAddr with
 // regs, and fails t unless the guest exits with status 0.
 func runToExit(t testing.TB, vm *hv.VM, code []byte, regs kvm.Regs) {
