@@ -314,15 +314,7 @@ func TestVirtioBARMovedOverAnotherKeepsItsRange(t *testing.T) {
 		reg   uint16
 	}{{"BAR0", false, 0x10}, {"BAR1", true, 0x14}} {
 		t.Run(tc.name, func(t *testing.T) {
-			vm, err := h.NewVM(hv.Config{MemorySize: 2 << 20})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { vm.Close() })
-			p, err := Attach(vm, Config{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			vm, p := newPCPlatform(t, h, hv.Config{}, Config{})
 			var fs []*virtiopci.Function
 			var ds []*driver
 			for range 2 {
