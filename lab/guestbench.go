@@ -91,6 +91,7 @@ type benchFlags struct {
 	reps                  int
 	verbose               bool
 	only                  string // boot only the subjects whose name starts with it
+	compare               string // another ember binary, booted after each of ember's subjects
 }
 
 // pick is the subjects --only keeps: all of them when it is empty.
@@ -99,6 +100,32 @@ func (f *benchFlags) pick(subjects []subject) []subject {
 		return subjects
 	}
 	return slices.DeleteFunc(subjects, func(s subject) bool { return !strings.HasPrefix(s.name, f.only) })
+}
+
+// compared adds after each of ember's subjects its twin booted by the
+// ember binary --compare names, as "ember-B ...": the two builds then
+// alternate boot by boot in one lab, which an A/B comparison needs in a
+// lab whose speed drifts, and the table gives each its medians and its
+// ratios to QEMU. Without --compare it returns subjects as they are.
+func (f *benchFlags) compared(subjects []subject) []subject {
+	if f.compare == "" {
+		return subjects
+	}
+	var out []subject
+	for _, s := range subjects {
+		out = append(out, s)
+		if isQEMU(s) {
+			continue
+		}
+		argv := slices.Clone(s.argv)
+		for i, a := range argv {
+			if a == f.ember {
+				argv[i] = f.compare
+			}
+		}
+		out = append(out, subject{name: strings.Replace(s.name, "ember", "ember-B", 1), argv: argv})
+	}
+	return out
 }
 
 // add defines the flags on cmd.
@@ -110,6 +137,7 @@ func (f *benchFlags) add(cmd *cobra.Command) {
 	fs.IntVar(&f.reps, "reps", 3, "boots per subject")
 	fs.BoolVar(&f.verbose, "verbose", false, "print each boot's benchmark lines and the VMM's last messages")
 	fs.StringVar(&f.only, "only", "", "boot only the subjects whose name starts with this")
+	fs.StringVar(&f.compare, "compare", "", "another ember binary (a host path: the lab sees the host's files), booted after each of ember's subjects as ember-B, for an A/B comparison")
 }
 
 // buildGuestBench builds, into the session's directory (which the lab

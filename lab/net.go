@@ -45,7 +45,9 @@ end is ` + linuxguest.HostIP + `/24. A small guest program
 then receives from it for 5 s, then makes one-byte round trips to it for
 3 s (netperf's TCP_RR: a packet's way through the VMM and back, alone); the
 lab's side times all three on its own clock. It prints the medians of
---reps boots each, in MB/s and round trips/s, and ember's ratios.`,
+--reps boots each, in MB/s and round trips/s, and ember's ratios. After
+"--", --only and --compare BIN work as in lab virtio (an A/B comparison
+of two ember builds, boot by boot).`,
 		prog:  "netbench",
 		inner: timeNetCmd,
 	})
@@ -83,7 +85,7 @@ func newTimeNetCmd() *cobra.Command {
 			if _, err := os.Stat(vhost.NetPath); err != nil {
 				fmt.Println("no /dev/vhost-net in the lab: ember and QEMU run with vhost=off only")
 			}
-			subjects = f.pick(subjects)
+			subjects = f.compared(f.pick(subjects))
 			t := benchTable{
 				title:    "TCP over virtio-net from inside Debian's kernel to and from the lab (TAP), 2 vCPUs, inside the lab",
 				measures: netstream.Measures,

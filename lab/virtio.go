@@ -30,8 +30,11 @@ backend blk' in a process of its own) and under QEMU (-accel kvm -M pc, virtio-b
 cache), and runs a small guest program (internal/linuxguest/blkbench) that
 reads and writes /dev/vda with O_DIRECT: 1 MiB sequential reads and writes
 (MB/s) and 4 KiB random reads with 16 in flight (IOPS). It prints the
-medians of --reps boots each, and ember's ratios to the others; --only
-boots the subjects whose name starts with its value.`,
+medians of --reps boots each, and ember's ratios to the others. After
+"--", --only boots the subjects whose name starts with its value, and
+--compare BIN boots each of ember's subjects a second time with the ember
+binary BIN (a host path: the lab sees the host's files), as "ember-B ...", right after
+the first: an A/B comparison of two builds in one lab.`,
 		prog:  "blkbench",
 		inner: timeVirtioCmd,
 	})
@@ -68,7 +71,7 @@ func newTimeVirtioCmd() *cobra.Command {
 			}
 			t := blkTable
 			t.verbose = f.verbose
-			return runBench(cmd.Context(), os.Stdout, f.pick(subjects), f.reps, t)
+			return runBench(cmd.Context(), os.Stdout, f.compared(f.pick(subjects)), f.reps, t)
 		},
 	}
 	f.add(cmd)

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"slices"
+	"testing"
+)
+
+// TestComparedTwinsEachEmberSubject: --compare adds, right after each of
+// ember's subjects, the same boot with the other binary wherever ember's
+// binary was named (the back-end's shell script included), and leaves
+// QEMU's subjects alone.
+func TestComparedTwinsEachEmberSubject(t *testing.T) {
+	subjects := []subject{
+		{name: "ember (virtio-pci)", argv: []string{"/a/ember", "run", "--disk", "d"}},
+		{name: "QEMU vhost=off", argv: []string{"qemu", "-kernel", "k"}},
+		{name: "ember back-end process", argv: []string{"/bin/sh", "-c", "script", "sh", "sock", "/a/ember", "d", "/a/ember", "run"}},
+	}
+	f := benchFlags{ember: "/a/ember"}
+	if got := f.compared(subjects); len(got) != 3 {
+		t.Fatalf("without --compare: %d subjects, want the 3 given", len(got))
+	}
+	f.compare = "/work/b/ember"
+	got := f.compared(subjects)
+	want := []subject{
+		subjects[0],
+		{name: "ember-B (virtio-pci)", argv: []string{"/work/b/ember", "run", "--disk", "d"}},
+		subjects[1],
+		subjects[2],
+		{name: "ember-B back-end process", argv: []string{"/bin/sh", "-c", "script", "sh", "sock", "/work/b/ember", "d", "/work/b/ember", "run"}},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d subjects, want %d: %v", len(got), len(want), got)
+	}
+	for i := range want {
+		if got[i].name != want[i].name || !slices.Equal(got[i].argv, want[i].argv) {
+			t.Errorf("subject %d = %q %q, want %q %q", i, got[i].name, got[i].argv, want[i].name, want[i].argv)
+		}
+	}
+	if subjects[0].argv[0] != "/a/ember" {
+		t.Error("compared changed the subjects it was given")
+	}
+}
