@@ -18,11 +18,11 @@ func FuzzRegisters(f *testing.F) {
 	f.Add([]byte{1, 0x14, 0, 4, 0xff, 0xff, 0xff, 0xff, 1, 0x14, 0, 4, 0x33, 0xd2, 0, 0,
 		3, 0x16, 0, 2, 0, 0, 0, 0, 3, 0x1c, 0, 2, 1, 0, 0, 0, 3, 0x14, 0, 1, 0x0f, 0, 0, 0, 4, 0, 0, 2, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var moves [][2]uint32
+		var memMoves, portMoves []uint32 // the new addresses reported
 		r := newRigWith(t, func(c *Config) {
 			c.PortBAR = 0xc100
-			move := func(o, n uint32) error { moves = append(moves, [2]uint32{o, n}); return nil }
-			c.MoveBAR, c.MovePortBAR = move, move
+			c.MoveBAR = func(_, n uint32) error { memMoves = append(memMoves, n); return nil }
+			c.MovePortBAR = func(_, n uint32) error { portMoves = append(portMoves, n); return nil }
 		})
 		for len(data) >= 8 {
 			op, off, n := data[0]%6, uint64(binary.LittleEndian.Uint16(data[1:])), 1<<(data[3]%4)
@@ -47,9 +47,14 @@ func FuzzRegisters(f *testing.F) {
 			checkBAR(t, r.cfg32(regBAR0), BARSize, 0)
 			checkBAR(t, r.cfg32(regBAR1), PortBARSize, ioSpaceBAR)
 		}
-		for _, m := range moves {
-			if m[1]%PortBARSize != 0 {
-				t.Fatalf("a BAR moved to %#x, not aligned", m[1])
+		for _, m := range []struct {
+			moves []uint32
+			size  uint32
+		}{{memMoves, BARSize}, {portMoves, PortBARSize}} {
+			for _, n := range m.moves {
+				if n%m.size != 0 {
+					t.Fatalf("a %#x-byte BAR moved to %#x, not aligned", m.size, n)
+				}
 			}
 		}
 		r.f.Reset()
