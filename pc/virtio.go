@@ -91,19 +91,19 @@ func (p *Platform) AddVirtio(vm *hv.VM, dev virtio.Device) (*virtiopci.Function,
 		return nil, err
 	}
 	mem.dev, ports.dev = f, f.Ports()
-	if _, err := mem.move(uint64(bar)); err != nil {
-		return nil, err
+	regions := []notifyRegion{
+		memRegion:  {base: uint64(bar), offset: f.NotifyOffset},
+		portRegion: {pio: true, base: uint64(port), offset: f.PortNotifyOffset},
 	}
-	if _, err := ports.move(uint64(port)); err != nil {
-		return nil, err
+	for i, m := range []*barMapping{memRegion: mem, portRegion: ports} {
+		if _, err := m.move(regions[i].base); err != nil {
+			return nil, err
+		}
+		regions[i].mapped = true
 	}
 	r := ioreq.Range{Type: iorequest.ReqPCICfg, Start: ioreq.PCIAddress(0, uint32(slot), 0, 0), End: ioreq.PCIAddress(0, uint32(slot), 0, 0xfff)}
 	if err := vm.IORequests().Router().Claim(r, ioreq.InProcess(name, ioreq.PCIConfigHandler(f))); err != nil {
 		return nil, fmt.Errorf("pc: %s: %w", name, err)
-	}
-	regions := []notifyRegion{
-		memRegion:  {base: uint64(bar), mapped: true, offset: f.NotifyOffset},
-		portRegion: {pio: true, base: uint64(port), mapped: true, offset: f.PortNotifyOffset},
 	}
 	if notify, err = startNotifiers(vm, f, regions...); err != nil {
 		return nil, err
