@@ -90,16 +90,21 @@ type benchFlags struct {
 	ember, kernel, initrd string
 	reps                  int
 	verbose               bool
-	only                  string // boot only the subjects whose name starts with it
+	only                  string // boot only the subjects whose name starts with one of its comma-separated prefixes
 	compare               string // another ember binary, booted after each of ember's subjects
 }
 
-// pick is the subjects --only keeps: all of them when it is empty.
+// pick is the subjects --only keeps: those whose name starts with one of
+// its comma-separated prefixes ("ember (,QEMU vhost=off"), or all of them
+// when it is empty.
 func (f *benchFlags) pick(subjects []subject) []subject {
 	if f.only == "" {
 		return subjects
 	}
-	return slices.DeleteFunc(subjects, func(s subject) bool { return !strings.HasPrefix(s.name, f.only) })
+	prefixes := strings.Split(f.only, ",")
+	return slices.DeleteFunc(subjects, func(s subject) bool {
+		return !slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(s.name, p) })
+	})
 }
 
 // compared adds after each of ember's subjects its twin booted by the
@@ -136,7 +141,7 @@ func (f *benchFlags) add(cmd *cobra.Command) {
 	fs.StringVar(&f.initrd, "initrd", "", "initramfs")
 	fs.IntVar(&f.reps, "reps", 3, "boots per subject")
 	fs.BoolVar(&f.verbose, "verbose", false, "print each boot's benchmark lines and the VMM's last messages")
-	fs.StringVar(&f.only, "only", "", "boot only the subjects whose name starts with this")
+	fs.StringVar(&f.only, "only", "", "boot only the subjects whose name starts with this (several: separated by commas)")
 	fs.StringVar(&f.compare, "compare", "", "another ember binary (a host path: the lab sees the host's files), booted after each of ember's subjects as ember-B, for an A/B comparison")
 }
 

@@ -40,3 +40,29 @@ func TestComparedTwinsEachEmberSubject(t *testing.T) {
 		t.Error("compared changed the subjects it was given")
 	}
 }
+
+// TestPickKeepsSubjectsByPrefix: --only keeps the subjects whose name
+// starts with any of its comma-separated prefixes, in their order.
+func TestPickKeepsSubjectsByPrefix(t *testing.T) {
+	subjects := []subject{{name: "ember (virtio-pci)"}, {name: "QEMU vhost=off"}, {name: "ember vhost=on"}, {name: "QEMU vhost=on"}}
+	for _, tt := range []struct {
+		only string
+		want []string
+	}{
+		{"", []string{"ember (virtio-pci)", "QEMU vhost=off", "ember vhost=on", "QEMU vhost=on"}},
+		{"ember", []string{"ember (virtio-pci)", "ember vhost=on"}},
+		{"ember (", []string{"ember (virtio-pci)"}},
+		{"ember (,QEMU vhost=off", []string{"ember (virtio-pci)", "QEMU vhost=off"}},
+		{"QEMU vhost=on,ember vhost", []string{"ember vhost=on", "QEMU vhost=on"}},
+		{"xen", nil},
+	} {
+		f := benchFlags{only: tt.only}
+		var got []string
+		for _, s := range f.pick(slices.Clone(subjects)) {
+			got = append(got, s.name)
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("--only %q kept %q, want %q", tt.only, got, tt.want)
+		}
+	}
+}

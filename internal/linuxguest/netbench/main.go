@@ -25,6 +25,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -43,13 +44,14 @@ func main() {
 		os.Exit(2)
 	}
 	addr := flag.Arg(0)
-	before := readCPU()
+	before, irqsBefore := readCPU(), readIRQs()
 	if n, err := send(addr, *sendTime); err != nil {
 		fmt.Printf("ember-bench: net error send: %v\n", err)
 	} else {
 		fmt.Printf("ember-bench: net send done, %d bytes\n", n)
 	}
 	printCPU("send", before, readCPU())
+	printIRQs("send", irqsBefore, readIRQs())
 	if n, err := recv(addr); err != nil {
 		fmt.Printf("ember-bench: net error recv: %v\n", err)
 	} else {
@@ -207,43 +209,120 @@ func roundTrips(addr string, d time.Duration) (int, error) {
 	return n, err
 }
 
-// cpuTimes are the guest's CPU times from /proc/stat's "cpu" line, in
-// clock ticks: user, nice, system, idle, iowait, irq, softirq, steal.
+// cpuTimes are one of /proc/stat's "cpu" lines, in clock ticks: user,
+// nice, system, idle, iowait, irq, softirq, steal.
 type cpuTimes [8]uint64
 
-// readCPU reads the guest's CPU times; zero if /proc/stat cannot be read.
-func readCPU() cpuTimes {
-	var t cpuTimes
+// readCPU reads /proc/stat's CPU lines: the whole guest's first, then each
+// vCPU's; nil if /proc/stat cannot be read.
+func readCPU() []cpuTimes {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return t
+		return nil
 	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	for i := range t {
-		if i+1 < len(f) {
-			fmt.Sscan(f[i+1], &t[i])
+	var all []cpuTimes
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || !strings.HasPrefix(f[0], "cpu") {
+			continue
 		}
+		var t cpuTimes
+		for i := range t {
+			if i+1 < len(f) {
+				fmt.Sscan(f[i+1], &t[i])
+			}
+		}
+		all = append(all, t)
 	}
-	return t
+	return all
 }
 
-// printCPU prints how the guest's CPUs spent a phase: busy (user, system,
-// interrupts), idle (halted: waiting for the network or the VMM) and
-// stolen (a vCPU that wanted to run and did not). A stream the guest's CPUs
-// cannot feed shows busy near 100 %; one that waits on the VMM, idle.
-func printCPU(phase string, a, b cpuTimes) {
-	var d cpuTimes
-	var total uint64
-	for i := range d {
-		d[i] = b[i] - a[i]
-		total += d[i]
+// printCPU prints how the guest's CPUs spent a phase, the whole guest's
+// ("send cpu:") and then each vCPU's ("send cpu0:", ...): busy (user,
+// system, interrupts), idle (halted: waiting for the network or the VMM)
+// and stolen (a vCPU that wanted to run and did not). A stream the guest's
+// CPUs cannot feed shows busy near 100 %; one that waits on the VMM, idle.
+func printCPU(phase string, a, b []cpuTimes) {
+	for i := range min(len(a), len(b)) {
+		name := "cpu"
+		if i > 0 {
+			name = fmt.Sprintf("cpu%d", i-1)
+		}
+		var d cpuTimes
+		var total uint64
+		for j := range d {
+			d[j] = b[i][j] - a[i][j]
+			total += d[j]
+		}
+		if total == 0 {
+			continue
+		}
+		pct := func(v uint64) float64 { return 100 * float64(v) / float64(total) }
+		busy := d[0] + d[1] + d[2] + d[5] + d[6]
+		fmt.Printf("ember-bench: net info %s %s: busy %.0f%% (softirq %.0f%%), idle %.0f%%, steal %.0f%%\n",
+			phase, name, pct(busy), pct(d[6]), pct(d[3]+d[4]), pct(d[7]))
 	}
-	if total == 0 {
+}
+
+// irqRows are the /proc/interrupts rows printIRQs reports: the local
+// timer, the three kinds of inter-processor interrupt, and the virtio
+// devices' (matched by "virtio" in the row's name).
+var irqRows = []string{"LOC", "RES", "CAL", "TLB"}
+
+// readIRQs reads /proc/interrupts: each row's count summed over the
+// vCPUs, by the row's name (its last field for a device's, "virtio0-input.0",
+// its label for the rest, "LOC"); nil if it cannot be read.
+func readIRQs() map[string]uint64 {
+	b, err := os.ReadFile("/proc/interrupts")
+	if err != nil {
+		return nil
+	}
+	lines := strings.Split(string(b), "\n")
+	if len(lines) == 0 {
+		return nil
+	}
+	cpus := len(strings.Fields(lines[0]))
+	counts := map[string]uint64{}
+	for _, l := range lines[1:] {
+		f := strings.Fields(l)
+		if len(f) < 1+cpus {
+			continue
+		}
+		name := strings.TrimSuffix(f[0], ":")
+		if strings.Contains(l, "virtio") {
+			name = f[len(f)-1]
+		}
+		var sum uint64
+		for _, v := range f[1 : 1+cpus] {
+			var n uint64
+			fmt.Sscan(v, &n)
+			sum += n
+		}
+		counts[name] = sum
+	}
+	return counts
+}
+
+// printIRQs prints the interrupts of a phase: how often the guest's timer
+// fired, its vCPUs interrupted each other, and each virtio queue
+// interrupted it.
+func printIRQs(phase string, a, b map[string]uint64) {
+	if a == nil || b == nil {
 		return
 	}
-	pct := func(v uint64) float64 { return 100 * float64(v) / float64(total) }
-	busy := d[0] + d[1] + d[2] + d[5] + d[6]
-	fmt.Printf("ember-bench: net info %s cpu: busy %.0f%% (softirq %.0f%%), idle %.0f%%, steal %.0f%%\n",
-		phase, pct(busy), pct(d[6]), pct(d[3]+d[4]), pct(d[7]))
+	var out []string
+	for _, n := range irqRows {
+		out = append(out, fmt.Sprintf("%s %d", n, b[n]-a[n]))
+	}
+	var queues []string
+	for n := range b {
+		if strings.HasPrefix(n, "virtio") && !strings.HasSuffix(n, "-config") {
+			queues = append(queues, n)
+		}
+	}
+	sort.Strings(queues)
+	for _, n := range queues {
+		out = append(out, fmt.Sprintf("%s %d", n, b[n]-a[n]))
+	}
+	fmt.Printf("ember-bench: net info %s irqs: %s\n", phase, strings.Join(out, ", "))
 }
