@@ -270,7 +270,7 @@ func runBench(ctx context.Context, w io.Writer, subjects []subject, reps int, t 
 	if err := bootcost.MountDebugfs(); err != nil {
 		fmt.Fprintf(w, "no KVM exit counts (%v)\n", err)
 	} else {
-		measures = append(measures, bootcost.KVMMeasures()...)
+		measures = append(measures, bootcost.SamplerMeasures()...)
 	}
 	for r := 0; r < reps; r++ {
 		for i, s := range subjects {

@@ -60,17 +60,23 @@ func MountDebugfs() error {
 // whichever VMM ran it. KVM removes a VM's counters with the VM, so they
 // must be read while the boot runs, not after.
 type Sampler struct {
-	dir  string // Debugfs, or a test's
-	stop chan struct{}
-	done chan struct{}
-	mu   sync.Mutex
-	last map[string]map[string]uint64 // by VM directory, by counter
+	dir   string // Debugfs, or a test's
+	proc  string // /proc, or a test's
+	stop  chan struct{}
+	done  chan struct{}
+	mu    sync.Mutex
+	last  map[string]map[string]uint64 // by VM directory, by counter
+	guest map[int]uint64               // guest time by VMM process, USER_HZ ticks
 }
 
-// StartSampler starts reading the counters under dir (Debugfs) every
-// sampleEvery, until Finish.
-func StartSampler(dir string) *Sampler {
-	s := &Sampler{dir: dir, stop: make(chan struct{}), done: make(chan struct{}), last: map[string]map[string]uint64{}}
+// StartSampler starts reading the counters under dir (Debugfs), and the
+// guest time of each VM's process, every sampleEvery, until Finish.
+func StartSampler(dir string) *Sampler { return startSampler(dir, "/proc") }
+
+// startSampler is StartSampler with the processes read under proc.
+func startSampler(dir, proc string) *Sampler {
+	s := &Sampler{dir: dir, proc: proc, stop: make(chan struct{}), done: make(chan struct{}),
+		last: map[string]map[string]uint64{}, guest: map[int]uint64{}}
 	go s.run()
 	return s
 }
@@ -107,12 +113,28 @@ func (s *Sampler) read() {
 			s.last[d.Name()] = vals
 			s.mu.Unlock()
 		}
+		s.readGuest(d.Name())
+	}
+}
+
+// readGuest takes one reading of the guest time of the process that owns
+// VM directory vm; one that has gone keeps its reading before.
+func (s *Sampler) readGuest(vm string) {
+	pid, ok := vmPID(vm)
+	if !ok {
+		return
+	}
+	if t, err := readGuestTime(s.proc, pid); err == nil {
+		s.mu.Lock()
+		s.guest[pid] = t
+		s.mu.Unlock()
 	}
 }
 
 // Finish stops the sampler and returns the counters summed over the VMs it
-// saw, in thousands, keyed as KVMMeasure names them; nil if it saw none
-// (so a boot adds no KVM rows it could not count).
+// saw, in thousands, keyed as KVMMeasure names them, and the guest time of
+// their processes in seconds (GuestCPUMeasure); nil if it saw no VM (so a
+// boot adds no rows it could not count).
 func (s *Sampler) Finish() map[string]float64 {
 	close(s.stop)
 	<-s.done
@@ -127,6 +149,13 @@ func (s *Sampler) Finish() map[string]float64 {
 			m[KVMMeasure(c)] += float64(v) / 1000
 		}
 	}
+	if len(s.guest) > 0 {
+		var ticks uint64
+		for _, t := range s.guest {
+			ticks += t
+		}
+		m[GuestCPUMeasure] = float64(ticks) / userHz
+	}
 	return m
 }
 
@@ -134,12 +163,12 @@ func (s *Sampler) Finish() map[string]float64 {
 // directory of Debugfs, such as "exits"), in thousands.
 func KVMMeasure(c string) string { return "kvm " + c + " (k)" }
 
-// KVMMeasures are the table's rows for the KVM counters a Sampler reports,
-// in the order the table shows them.
-func KVMMeasures() []string {
-	m := make([]string, len(kvmCounters))
-	for i, c := range kvmCounters {
-		m[i] = KVMMeasure(c)
+// SamplerMeasures are the table's rows a Sampler reports, in the order the
+// table shows them: the guest time, then the KVM counters.
+func SamplerMeasures() []string {
+	m := []string{GuestCPUMeasure}
+	for _, c := range kvmCounters {
+		m = append(m, KVMMeasure(c))
 	}
 	return m
 }

@@ -11,7 +11,7 @@ import (
 // boot; the KVM counters only where they were read.
 func Line(counts map[string]float64) string {
 	var parts []string
-	for _, k := range append(slices.Clone(UsageMeasures), KVMMeasures()...) {
+	for _, k := range append(slices.Clone(UsageMeasures), SamplerMeasures()...) {
 		if v, ok := counts[k]; ok {
 			parts = append(parts, fmt.Sprintf("%s %.1f", k, v))
 		}
