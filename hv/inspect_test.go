@@ -16,19 +16,7 @@ import (
 // instruction gives its boot vCPU runnable at that instruction and the AP not
 // started, and the guest runs on afterwards, unpaused.
 func TestInspectReportsARunningGuest(t *testing.T) {
-	h := openHV(t)
-	vm, err := h.NewVM(Config{MemorySize: 1 << 20, VCPUs: 2, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vm.Close()
-	// jmp . (EB FE): no exits, the vCPU stays in the guest until kicked.
-	if err := vm.LoadImage([]byte{0xeb, 0xfe}, guest.LoadAddr); err != nil {
-		t.Fatal(err)
-	}
-	if err := vm.SetEntry(0, x86.Entry{Mode: x86.RealMode, RIP: guest.LoadAddr}); err != nil {
-		t.Fatal(err)
-	}
+	vm := spinningVM(t, openHV(t), Config{VCPUs: 2, Logger: quiet}, 1)
 	run := vm.Start()
 	defer run.Stop()
 	time.Sleep(50 * time.Millisecond)
@@ -221,18 +209,7 @@ func TestReportLines(t *testing.T) {
 // The deadline is set from the host far ahead; KVM keeps it only where the
 // vCPU's CPUID offers the TSC-deadline timer, so "due in" is asked only there.
 func TestInspectReadsTheTSCDeadline(t *testing.T) {
-	h := openHV(t)
-	vm, err := h.NewVM(Config{MemorySize: 1 << 20, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vm.Close()
-	if err := vm.LoadImage([]byte{0xeb, 0xfe}, guest.LoadAddr); err != nil { // jmp .
-		t.Fatal(err)
-	}
-	if err := vm.SetEntry(0, x86.Entry{Mode: x86.RealMode, RIP: guest.LoadAddr}); err != nil {
-		t.Fatal(err)
-	}
+	vm := spinningVM(t, openHV(t), Config{Logger: quiet}, 1)
 	c := vm.vcpus[0].kvm
 	l, err := c.GetLAPIC()
 	if err != nil {

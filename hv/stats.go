@@ -6,7 +6,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ember/hv/internal/threadstat"
+	"ember/internal/threadstat"
 	"ember/kvm"
 )
 

@@ -57,6 +57,9 @@ func (c *VCPU) loop(stopped <-chan struct{}) {
 	// KVM ran a vCPU on (and Kick signals) then serves no other goroutine,
 	// and a daemon that ran a thousand VMs keeps no thousand idle threads.
 	runtime.LockOSThread()
+	if err := vcputhread.Name(c.id); err != nil {
+		c.vm.log.Debug("vCPU thread keeps the process's name", "vcpu", c.id, "err", err)
+	}
 	vcputhread.Budget.Start()
 	defer vcputhread.Budget.End()
 	c.startThread()

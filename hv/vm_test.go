@@ -3,6 +3,8 @@ package hv
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -122,27 +124,66 @@ func TestTripleFaultIsShutdown(t *testing.T) {
 	}
 }
 
-func TestStopEndsASpinningGuest(t *testing.T) {
-	h := openHV(t)
-	vm, err := h.NewVM(Config{MemorySize: 1 << 20, VCPUs: 2})
+// spinningVM is a VM of cfg (1 MiB of RAM unless cfg says) whose first
+// entries vCPUs run jmp . in real mode: a guest that never exits by
+// itself, so a vCPU stays in the guest until kicked. The test closes it.
+func spinningVM(t *testing.T, h *Hypervisor, cfg Config, entries int) *VM {
+	t.Helper()
+	if cfg.MemorySize == 0 {
+		cfg.MemorySize = 1 << 20
+	}
+	vm, err := h.NewVM(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer vm.Close()
-	// jmp . — a guest that never exits by itself.
+	t.Cleanup(func() { vm.Close() })
 	if err := vm.LoadImage([]byte{0xeb, 0xfe}, guest.LoadAddr); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 2; i++ {
+	for i := range entries {
 		if err := vm.SetEntry(i, x86.Entry{Mode: x86.RealMode, RIP: guest.LoadAddr}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return vm
+}
+
+func TestStopEndsASpinningGuest(t *testing.T) {
+	vm := spinningVM(t, openHV(t), Config{VCPUs: 2}, 2)
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(200*time.Millisecond, cancel)
 	res, err := vm.Run(ctx)
 	if err != nil || res.Reason != StopHost {
 		t.Fatalf("Run = %v, %v; want stopped by host", res, err)
+	}
+}
+
+// TestVCPUThreadsAreNamed: while a VM runs, each vCPU's thread carries the
+// name ps -T and top -H show for it ("ember-vcpu0", ...), except one that
+// happens to be the process's main thread, which keeps the process's name.
+func TestVCPUThreadsAreNamed(t *testing.T) {
+	vm := spinningVM(t, openHV(t), Config{VCPUs: 2}, 2)
+	run := vm.Start()
+	defer run.Stop()
+	deadline := time.Now().Add(5 * time.Second)
+	for i, c := range vm.vcpus {
+		var tid int32
+		for tid = c.tid.Load(); tid == 0 && time.Now().Before(deadline); tid = c.tid.Load() {
+			time.Sleep(time.Millisecond)
+		}
+		if tid == 0 {
+			t.Fatalf("vCPU %d never started its loop", i)
+		}
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/comm", tid))
+		got := strings.TrimSpace(string(comm))
+		switch {
+		case err != nil:
+			t.Errorf("vCPU %d's thread %d: %v", i, tid, err)
+		case int(tid) == os.Getpid():
+			t.Logf("vCPU %d ran on the main thread, which keeps the process's name %q", i, got)
+		case got != fmt.Sprintf("ember-vcpu%d", i):
+			t.Errorf("vCPU %d's thread is named %q, want ember-vcpu%d", i, got, i)
+		}
 	}
 }
 

@@ -3,14 +3,17 @@ package bootcost
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"ember/internal/threadstat"
 	"ember/lab/internal/every"
 
 	"golang.org/x/sys/unix"
@@ -60,13 +63,13 @@ func MountDebugfs() error {
 // whichever VMM ran it. KVM removes a VM's counters with the VM, so they
 // must be read while the boot runs, not after.
 type Sampler struct {
-	dir   string // Debugfs, or a test's
-	proc  string // /proc, or a test's
-	stop  chan struct{}
-	done  chan struct{}
-	mu    sync.Mutex
-	last  map[string]map[string]uint64 // by VM directory, by counter
-	guest map[int]uint64               // guest time by VMM process, USER_HZ ticks
+	dir     string // Debugfs, or a test's
+	proc    string // /proc, or a test's
+	stop    chan struct{}
+	done    chan struct{}
+	mu      sync.Mutex
+	last    map[string]map[string]uint64     // by VM directory, by counter
+	threads map[int]map[int]threadstat.Times // by VMM process, by thread
 }
 
 // StartSampler starts reading the counters under dir (Debugfs), and the
@@ -76,7 +79,7 @@ func StartSampler(dir string) *Sampler { return startSampler(dir, "/proc") }
 // startSampler is StartSampler with the processes read under proc.
 func startSampler(dir, proc string) *Sampler {
 	s := &Sampler{dir: dir, proc: proc, stop: make(chan struct{}), done: make(chan struct{}),
-		last: map[string]map[string]uint64{}, guest: map[int]uint64{}}
+		last: map[string]map[string]uint64{}, threads: map[int]map[int]threadstat.Times{}}
 	go s.run()
 	return s
 }
@@ -113,28 +116,35 @@ func (s *Sampler) read() {
 			s.last[d.Name()] = vals
 			s.mu.Unlock()
 		}
-		s.readGuest(d.Name())
+		s.readProcess(d.Name())
 	}
 }
 
-// readGuest takes one reading of the guest time of the process that owns
-// VM directory vm; one that has gone keeps its reading before.
-func (s *Sampler) readGuest(vm string) {
+// readProcess takes one reading of the threads of the process that owns
+// VM directory vm; a thread that has gone, or a process, keeps its
+// reading before.
+func (s *Sampler) readProcess(vm string) {
 	pid, ok := vmPID(vm)
 	if !ok {
 		return
 	}
-	if t, err := readGuestTime(s.proc, pid); err == nil {
-		s.mu.Lock()
-		s.guest[pid] = t
-		s.mu.Unlock()
+	threads, err := readThreads(s.proc, pid)
+	if err != nil {
+		return
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.threads[pid] == nil {
+		s.threads[pid] = map[int]threadstat.Times{}
+	}
+	maps.Copy(s.threads[pid], threads)
 }
 
 // Finish stops the sampler and returns the counters summed over the VMs it
-// saw, in thousands, keyed as KVMMeasure names them, and the guest time of
-// their processes in seconds (GuestCPUMeasure); nil if it saw no VM (so a
-// boot adds no rows it could not count).
+// saw, in thousands, keyed as KVMMeasure names them, and how their
+// processes' CPU time and context switches split between running the guest,
+// the vCPU threads and the other threads (procMeasures); nil if it saw no
+// VM (so a boot adds no rows it could not count).
 func (s *Sampler) Finish() map[string]float64 {
 	close(s.stop)
 	<-s.done
@@ -149,12 +159,8 @@ func (s *Sampler) Finish() map[string]float64 {
 			m[KVMMeasure(c)] += float64(v) / 1000
 		}
 	}
-	if len(s.guest) > 0 {
-		var ticks uint64
-		for _, t := range s.guest {
-			ticks += t
-		}
-		m[GuestCPUMeasure] = float64(ticks) / userHz
+	if len(s.threads) > 0 {
+		maps.Copy(m, procCounts(s.threads))
 	}
 	return m
 }
@@ -164,9 +170,10 @@ func (s *Sampler) Finish() map[string]float64 {
 func KVMMeasure(c string) string { return "kvm " + c + " (k)" }
 
 // SamplerMeasures are the table's rows a Sampler reports, in the order the
-// table shows them: the guest time, then the KVM counters.
+// table shows them: the split of the VMM's CPU time and switches, then the
+// KVM counters.
 func SamplerMeasures() []string {
-	m := []string{GuestCPUMeasure}
+	m := slices.Clone(procMeasures)
 	for _, c := range kvmCounters {
 		m = append(m, KVMMeasure(c))
 	}

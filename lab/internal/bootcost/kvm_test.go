@@ -1,6 +1,7 @@
 package bootcost
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -22,30 +23,41 @@ func writeCounters(t *testing.T, dir, vm string, v int) {
 	}
 }
 
-// writeStat makes proc/pid/stat a stat line whose guest_time is ticks.
-func writeStat(t *testing.T, proc string, pid, ticks int) {
+// writeThread makes proc/pid/task/tid's stat and status files for a
+// thread of cpu ticks (user and system, guest included), guest of them in
+// the guest, and switches context switches.
+func writeThread(t *testing.T, proc string, pid, tid, cpu, guest, switches int) {
 	t.Helper()
 	fields := make([]string, 52-2) // from field 3 on
 	for i := range fields {
-		fields[i] = "7"
+		fields[i] = "0"
 	}
-	fields[guestTimeField-3] = strconv.Itoa(ticks)
-	line := strconv.Itoa(pid) + " (ember vcpu) " + strings.Join(fields, " ") + "\n"
-	if err := os.MkdirAll(filepath.Join(proc, strconv.Itoa(pid)), 0o755); err != nil {
+	fields[14-3] = strconv.Itoa(cpu - cpu/4) // utime
+	fields[15-3] = strconv.Itoa(cpu / 4)     // stime
+	fields[43-3] = strconv.Itoa(guest)       // guest_time
+	dir := filepath.Join(proc, strconv.Itoa(pid), "task", strconv.Itoa(tid))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(proc, strconv.Itoa(pid), "stat"), []byte(line), 0o644); err != nil {
-		t.Fatal(err)
+	stat := strconv.Itoa(tid) + " (ember vcpu) " + strings.Join(fields, " ") + "\n"
+	status := "Name:\tember\nvoluntary_ctxt_switches:\t" + strconv.Itoa(switches-switches/3) +
+		"\nnonvoluntary_ctxt_switches:\t" + strconv.Itoa(switches/3) + "\n"
+	for name, data := range map[string]string{"stat": stat, "status": status} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
 // A boot's counts are each VM's last reading, kept after its directory went
 // (KVM removes it with the VM), summed over the VMs, in thousands; vCPU
-// directories and the kernel's totals are not VMs. The guest time is each
-// VM process's last reading, kept after the process went, in seconds.
+// directories and the kernel's totals are not VMs. The CPU time and
+// switches are each VM process's threads' last readings, kept after a
+// thread or the process went, split between the threads that ran the
+// guest and the others.
 func TestSamplerKeepsAGoneVMsLastReading(t *testing.T) {
 	dir, proc := t.TempDir(), t.TempDir()
-	writeStat(t, proc, 100, 120)
+	writeThread(t, proc, 100, 101, 150, 120, 500)
 	writeCounters(t, dir, "100-12", 3000)
 	writeCounters(t, dir, "vcpu0", 1e6)
 	if err := os.WriteFile(filepath.Join(dir, "exits"), []byte("999999\n"), 0o644); err != nil {
@@ -54,9 +66,10 @@ func TestSamplerKeepsAGoneVMsLastReading(t *testing.T) {
 	s := startSampler(dir, proc)
 	time.Sleep(sampleEvery / 2)
 	writeCounters(t, dir, "100-12", 5000)
-	writeStat(t, proc, 100, 250)
+	writeThread(t, proc, 100, 101, 300, 250, 2000)
+	writeThread(t, proc, 100, 102, 50, 0, 3000)
 	writeCounters(t, dir, "200-7", 500)
-	writeStat(t, proc, 200, 50)
+	writeThread(t, proc, 200, 201, 60, 50, 1000)
 	time.Sleep(2 * sampleEvery)
 	for _, gone := range []string{filepath.Join(dir, "100-12"), filepath.Join(proc, "100")} {
 		if err := os.RemoveAll(gone); err != nil {
@@ -64,8 +77,16 @@ func TestSamplerKeepsAGoneVMsLastReading(t *testing.T) {
 		}
 	}
 	got := s.Finish()
-	if v := got[GuestCPUMeasure]; v != 3 {
-		t.Errorf("guest time %v s, want 3 (2.5 from the process that went, 0.5 from the other)", v)
+	for m, want := range map[string]float64{
+		GuestCPUMeasure:      3,   // 2.5 s from the process that went, 0.5 from the other
+		VCPUOwnCPUMeasure:    0.6, // 0.5 + 0.1
+		OtherCPUMeasure:      0.5,
+		VCPUSwitchesMeasure:  3, // thousands
+		OtherSwitchesMeasure: 3,
+	} {
+		if v := got[m]; math.Abs(v-want) > 1e-9 {
+			t.Errorf("%s = %v, want %v", m, v, want)
+		}
 	}
 	for _, c := range kvmCounters {
 		if v := got[KVMMeasure(c)]; v != 5.5 {
@@ -74,41 +95,22 @@ func TestSamplerKeepsAGoneVMsLastReading(t *testing.T) {
 	}
 }
 
-// TestParseGuestTime: guest_time is field 43 counted past the command
-// name, whatever the name holds; a line too short or without a name is an
-// error.
-func TestParseGuestTime(t *testing.T) {
-	tail := func(guest string) string {
-		f := make([]string, 50)
-		for i := range f {
-			f[i] = "1"
-		}
-		f[guestTimeField-3] = guest
-		return strings.Join(f, " ")
+// TestReadThreadsOfThisProcess: the real /proc lists this process's
+// threads, none of which ran a guest, and at least one that switched.
+func TestReadThreadsOfThisProcess(t *testing.T) {
+	threads, err := readThreads("/proc", os.Getpid())
+	if err != nil || len(threads) == 0 {
+		t.Fatalf("readThreads(self) = %v, %v", threads, err)
 	}
-	for _, tt := range []struct {
-		name, line string
-		want       uint64
-		wantErr    bool
-	}{
-		{"plain", "4242 (ember) " + tail("9876") + "\n", 9876, false},
-		{"a name with spaces and parentheses", "4242 (a) b (c)) " + tail("12"), 12, false},
-		{"too short", "4242 (ember) S 1 2 3", 0, true},
-		{"no name", "4242 ember " + tail("5"), 0, true},
-		{"not a number", "4242 (ember) " + tail("x"), 0, true},
-	} {
-		got, err := parseGuestTime([]byte(tt.line))
-		if got != tt.want || (err != nil) != tt.wantErr {
-			t.Errorf("%s: %d, %v; want %d, error %v", tt.name, got, err, tt.want, tt.wantErr)
+	var switches uint64
+	for tid, th := range threads {
+		if th.Guest != 0 {
+			t.Errorf("thread %d: guest time %v, want 0", tid, th.Guest)
 		}
+		switches += th.Switches
 	}
-}
-
-// TestReadGuestTimeOfThisProcess: the real /proc gives this (non-VMM)
-// process a guest time, zero.
-func TestReadGuestTimeOfThisProcess(t *testing.T) {
-	if got, err := readGuestTime("/proc", os.Getpid()); got != 0 || err != nil {
-		t.Errorf("readGuestTime(self) = %d, %v; want 0", got, err)
+	if switches == 0 {
+		t.Error("no thread of this process switched context")
 	}
 }
 

@@ -1,0 +1,101 @@
+package threadstat
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// clockTick is USER_HZ, the unit of /proc's times (100 on every Linux ABI).
+const clockTick = 100
+
+// Fields of /proc/PID/task/TID/stat, counting from 1 (proc(5)).
+const (
+	utimeField     = 14
+	stimeField     = 15
+	guestTimeField = 43
+)
+
+// Times is what the kernel counted for one thread.
+type Times struct {
+	CPU      time.Duration // user and system time, guest time included (the kernel counts it as user time)
+	Guest    time.Duration // running guest code (guest_time)
+	Switches uint64        // context switches, voluntary and not (ReadThread only)
+}
+
+// GuestTime reads the guest time of the calling process's thread tid: the
+// CPU time the thread has spent running guest code, so a vCPU thread's
+// share of a VM's guest time is the difference of two reads. It is 0 if
+// the file cannot be read or parsed (a thread that has ended), because its
+// callers sum it into a metric, where a missing thread adds nothing.
+func GuestTime(tid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/stat", tid))
+	if err != nil {
+		return 0
+	}
+	t, err := ParseStat(b)
+	if err != nil {
+		return 0
+	}
+	return t.Guest
+}
+
+// ReadThread reads the stat and status files of the thread whose /proc
+// directory is dir (/proc/PID/task/TID).
+func ReadThread(dir string) (Times, error) {
+	stat, err := os.ReadFile(filepath.Join(dir, "stat"))
+	if err != nil {
+		return Times{}, err
+	}
+	t, err := ParseStat(stat)
+	if err != nil {
+		return t, fmt.Errorf("%s: %w", dir, err)
+	}
+	status, err := os.ReadFile(filepath.Join(dir, "status"))
+	if err != nil {
+		return t, err
+	}
+	t.Switches = ParseSwitches(status)
+	return t, nil
+}
+
+// ParseStat takes the CPU and guest times from a stat line. The command
+// name, field 2, is in parentheses and may hold spaces and parentheses
+// itself, so the fields are counted from the last ')'.
+func ParseStat(line []byte) (Times, error) {
+	end := bytes.LastIndexByte(line, ')')
+	if end < 0 {
+		return Times{}, fmt.Errorf("stat line without a command name: %q", line)
+	}
+	fields := bytes.Fields(line[end+1:]) // from field 3, the state
+	var v [3]uint64
+	for i, n := range []int{utimeField, stimeField, guestTimeField} {
+		if n-3 >= len(fields) {
+			return Times{}, fmt.Errorf("stat line of %d fields, want field %d", len(fields)+2, n)
+		}
+		var err error
+		if v[i], err = strconv.ParseUint(string(fields[n-3]), 10, 64); err != nil {
+			return Times{}, fmt.Errorf("stat field %d: %w", n, err)
+		}
+	}
+	tick := func(n uint64) time.Duration { return time.Duration(n) * time.Second / clockTick }
+	return Times{CPU: tick(v[0] + v[1]), Guest: tick(v[2])}, nil
+}
+
+// ParseSwitches sums the voluntary and involuntary context switches of a
+// status file; a line it cannot read counts nothing.
+func ParseSwitches(status []byte) uint64 {
+	var n uint64
+	for _, l := range strings.Split(string(status), "\n") {
+		k, v, ok := strings.Cut(l, ":")
+		if ok && (k == "voluntary_ctxt_switches" || k == "nonvoluntary_ctxt_switches") {
+			c, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			n += c
+		}
+	}
+	return n
+}

@@ -1,0 +1,66 @@
+package threadstat
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// statLine is a stat line of 52 fields for command comm with utime,
+// stime and guest_time as given and every other field 1.
+func statLine(comm, utime, stime, guest string) string {
+	f := make([]string, 52-2) // from field 3 on
+	for i := range f {
+		f[i] = "1"
+	}
+	f[utimeField-3], f[stimeField-3], f[guestTimeField-3] = utime, stime, guest
+	return "1234 (" + comm + ") " + strings.Join(f, " ") + "\n"
+}
+
+// TestParseStat: the times are fields 14, 15 and 43 counted past the
+// command name, whatever the name holds, in USER_HZ ticks; a line cut
+// short, without a name or with a field that is not a number is an error.
+func TestParseStat(t *testing.T) {
+	for _, tt := range []struct {
+		name, line string
+		want       Times
+		wantErr    bool
+	}{
+		{"plain", statLine("ember", "300", "40", "250"), Times{CPU: 3400 * time.Millisecond, Guest: 2500 * time.Millisecond}, false},
+		{"spaces and parens", statLine("a (b) c", "300", "40", "250"), Times{CPU: 3400 * time.Millisecond, Guest: 2500 * time.Millisecond}, false},
+		{"short", "1234 (ember) S 1 2 3", Times{}, true},
+		{"no parenthesis", "no parenthesis here", Times{}, true},
+		{"not a number", statLine("ember", "300", "40", "x"), Times{}, true},
+	} {
+		got, err := ParseStat([]byte(tt.line))
+		if got != tt.want || (err != nil) != tt.wantErr {
+			t.Errorf("%s: %+v, %v; want %+v, error %v", tt.name, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
+// TestParseSwitches sums the two switch counts and ignores the rest.
+func TestParseSwitches(t *testing.T) {
+	status := "Name:\tember\nvoluntary_ctxt_switches:\t120\nnonvoluntary_ctxt_switches:\t7\nThreads:\t9\n"
+	if got := ParseSwitches([]byte(status)); got != 127 {
+		t.Errorf("ParseSwitches = %d, want 127", got)
+	}
+	if got := ParseSwitches([]byte("voluntary_ctxt_switches:\tmany\n")); got != 0 {
+		t.Errorf("ParseSwitches of garbage = %d, want 0", got)
+	}
+}
+
+// TestReadThreadOfThisProcess: this (non-VMM) process's main thread ran no
+// guest, and has switched context and used CPU time, or at least was read.
+func TestReadThreadOfThisProcess(t *testing.T) {
+	pid := strconv.Itoa(os.Getpid())
+	got, err := ReadThread("/proc/" + pid + "/task/" + pid)
+	if err != nil || got.Guest != 0 || got.Switches == 0 {
+		t.Errorf("ReadThread(main thread) = %+v, %v; want no guest time and some switches", got, err)
+	}
+	if g := GuestTime(os.Getpid()); g != 0 {
+		t.Errorf("GuestTime(main thread) = %v, want 0", g)
+	}
+}

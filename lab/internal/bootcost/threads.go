@@ -1,0 +1,75 @@
+package bootcost
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"ember/internal/threadstat"
+)
+
+// The rows a Sampler reports from /proc: how the VMM's CPU time splits
+// between running the guest, the vCPU threads' own work (their exits, the
+// VMM's code between runs, the kernel's on their behalf) and the VMM's
+// other threads (devices, runtime), and how often each kind of thread
+// switched. A vCPU thread is one that ran the guest (guest time above
+// zero), whatever the VMM names it.
+const (
+	GuestCPUMeasure      = "vmm guest cpu (s)"
+	VCPUOwnCPUMeasure    = "vmm vcpu threads' own cpu (s)"
+	OtherCPUMeasure      = "vmm other threads' cpu (s)"
+	VCPUSwitchesMeasure  = "vmm vcpu threads' ctx switches (k)"
+	OtherSwitchesMeasure = "vmm other threads' ctx switches (k)"
+)
+
+// procMeasures are the /proc rows in the order the table shows them.
+var procMeasures = []string{GuestCPUMeasure, VCPUOwnCPUMeasure, OtherCPUMeasure, VCPUSwitchesMeasure, OtherSwitchesMeasure}
+
+// vmPID is the process a VM's debugfs directory ("PID-FD") belongs to.
+func vmPID(vmDir string) (int, bool) {
+	pid, _, ok := strings.Cut(vmDir, "-")
+	n, err := strconv.Atoi(pid)
+	return n, ok && err == nil
+}
+
+// readThreads reads every thread of process pid under proc (/proc, or a
+// test's), by thread id; a thread that ends while it is read is left out.
+func readThreads(proc string, pid int) (map[int]threadstat.Times, error) {
+	dir := filepath.Join(proc, strconv.Itoa(pid), "task")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	out := map[int]threadstat.Times{}
+	for _, e := range ents {
+		tid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if t, err := threadstat.ReadThread(filepath.Join(dir, e.Name())); err == nil {
+			out[tid] = t
+		}
+	}
+	return out, nil
+}
+
+// procCounts sums the last readings of every thread seen into the /proc
+// rows, in seconds and thousands.
+func procCounts(threads map[int]map[int]threadstat.Times) map[string]float64 {
+	m := map[string]float64{}
+	for _, byTID := range threads {
+		for _, t := range byTID {
+			m[GuestCPUMeasure] += t.Guest.Seconds()
+			if t.Guest > 0 {
+				m[VCPUOwnCPUMeasure] += max(t.CPU-t.Guest, time.Duration(0)).Seconds()
+				m[VCPUSwitchesMeasure] += float64(t.Switches) / 1000
+			} else {
+				m[OtherCPUMeasure] += t.CPU.Seconds()
+				m[OtherSwitchesMeasure] += float64(t.Switches) / 1000
+			}
+		}
+	}
+	return m
+}
