@@ -213,26 +213,33 @@ func roundTrips(addr string, d time.Duration) (int, error) {
 // nice, system, idle, iowait, irq, softirq, steal.
 type cpuTimes [8]uint64
 
+// cpuLine is one /proc/stat CPU line: its label ("cpu" for the whole
+// guest, "cpu0", ... for each online vCPU) and its times.
+type cpuLine struct {
+	name  string
+	times cpuTimes
+}
+
 // readCPU reads /proc/stat's CPU lines: the whole guest's first, then each
-// vCPU's; nil if /proc/stat cannot be read.
-func readCPU() []cpuTimes {
+// online vCPU's; nil if /proc/stat cannot be read.
+func readCPU() []cpuLine {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		return nil
 	}
-	var all []cpuTimes
+	var all []cpuLine
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Fields(line)
 		if len(f) == 0 || !strings.HasPrefix(f[0], "cpu") {
 			continue
 		}
-		var t cpuTimes
-		for i := range t {
+		c := cpuLine{name: f[0]}
+		for i := range c.times {
 			if i+1 < len(f) {
-				fmt.Sscan(f[i+1], &t[i])
+				fmt.Sscan(f[i+1], &c.times[i])
 			}
 		}
-		all = append(all, t)
+		all = append(all, c)
 	}
 	return all
 }
@@ -242,16 +249,22 @@ func readCPU() []cpuTimes {
 // system, interrupts), idle (halted: waiting for the network or the VMM)
 // and stolen (a vCPU that wanted to run and did not). A stream the guest's
 // CPUs cannot feed shows busy near 100 %; one that waits on the VMM, idle.
-func printCPU(phase string, a, b []cpuTimes) {
-	for i := range min(len(a), len(b)) {
-		name := "cpu"
-		if i > 0 {
-			name = fmt.Sprintf("cpu%d", i-1)
+// A line read at only one end of the phase (a vCPU gone offline) is left
+// out.
+func printCPU(phase string, a, b []cpuLine) {
+	before := map[string]cpuTimes{}
+	for _, c := range a {
+		before[c.name] = c.times
+	}
+	for _, c := range b {
+		start, ok := before[c.name]
+		if !ok {
+			continue
 		}
 		var d cpuTimes
 		var total uint64
 		for j := range d {
-			d[j] = b[i][j] - a[i][j]
+			d[j] = c.times[j] - start[j]
 			total += d[j]
 		}
 		if total == 0 {
@@ -260,7 +273,7 @@ func printCPU(phase string, a, b []cpuTimes) {
 		pct := func(v uint64) float64 { return 100 * float64(v) / float64(total) }
 		busy := d[0] + d[1] + d[2] + d[5] + d[6]
 		fmt.Printf("ember-bench: net info %s %s: busy %.0f%% (softirq %.0f%%), idle %.0f%%, steal %.0f%%\n",
-			phase, name, pct(busy), pct(d[6]), pct(d[3]+d[4]), pct(d[7]))
+			phase, c.name, pct(busy), pct(d[6]), pct(d[3]+d[4]), pct(d[7]))
 	}
 }
 

@@ -73,7 +73,8 @@ type Sampler struct {
 }
 
 // StartSampler starts reading the counters under dir (Debugfs), and the
-// guest time of each VM's process, every sampleEvery, until Finish.
+// times and switches of every thread of each VM's process (/proc), every
+// sampleEvery, until Finish.
 func StartSampler(dir string) *Sampler { return startSampler(dir, "/proc") }
 
 // startSampler is StartSampler with the processes read under proc.
