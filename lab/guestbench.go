@@ -268,7 +268,9 @@ func runBench(ctx context.Context, w io.Writer, subjects []subject, reps int, t 
 	}
 	measures := append(slices.Clone(t.measures), bootcost.UsageMeasures...)
 	if err := bootcost.MountDebugfs(); err != nil {
-		fmt.Fprintf(w, "no KVM exit counts (%v)\n", err)
+		// The Sampler finds the VMM's process through its VM's debugfs
+		// directory, so without debugfs there is no thread split either.
+		fmt.Fprintf(w, "no KVM exit counts or CPU split by thread (%v)\n", err)
 	} else {
 		measures = append(measures, bootcost.SamplerMeasures()...)
 	}

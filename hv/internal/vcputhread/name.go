@@ -12,8 +12,9 @@ import (
 const nameMax = 15
 
 // ThreadName is the name a vCPU's thread carries: what ps -T, top -H,
-// perf and the kernel's own reports show for it, as QEMU's "CPU 0/KVM" and
-// Firecracker's "fc_vcpu 0" are shown for theirs.
+// perf and the kernel's own reports show for it, as Firecracker's
+// "fc_vcpu 0" and QEMU's "CPU 0/KVM" (with -name debug-threads=on) are
+// shown for theirs.
 func ThreadName(vcpu int) string {
 	name := fmt.Sprintf("ember-vcpu%d", vcpu)
 	if len(name) > nameMax {
