@@ -69,16 +69,34 @@ func NewFileBackend(f *os.File) (*FileBackend, error) {
 
 // ReadPacket reads one packet. A read of 0 bytes is io.EOF: a socket
 // whose peer has gone (a TAP never returns an empty packet).
-func (b *FileBackend) ReadPacket(p []byte) (int, error) {
+func (b *FileBackend) ReadPacket(p []byte) (int, error) { return b.readPacket(p, true) }
+
+// WritePacket writes bufs as one packet with writev, waiting while the
+// descriptor cannot take it. More than IOV_MAX buffers are gathered into
+// one first.
+func (b *FileBackend) WritePacket(bufs [][]byte) (int, error) { return b.writePacket(bufs, true) }
+
+// tryRead is ReadPacket for the device's thread, which waits on the
+// descriptor itself: errWouldBlock when no packet is there.
+func (b *FileBackend) tryRead(p []byte) (int, error) { return b.readPacket(p, false) }
+
+// tryWrite is WritePacket for the device's thread: errWouldBlock when the
+// descriptor cannot take the packet now.
+func (b *FileBackend) tryWrite(bufs [][]byte) (int, error) { return b.writePacket(bufs, false) }
+
+// readPacket reads one packet, waiting for one in Go's poller if wait.
+func (b *FileBackend) readPacket(p []byte, wait bool) (int, error) {
 	var n int
 	var rerr error
 	err := b.rc.Read(func(fd uintptr) bool {
 		n, rerr = retryEINTR(func() (int, error) { return unix.Read(int(fd), p) })
-		return rerr != unix.EAGAIN
+		return !wait || rerr != unix.EAGAIN
 	})
 	switch {
 	case err != nil:
 		return 0, fmt.Errorf("virtio-net: reading %s: %w", b.f.Name(), err)
+	case rerr == unix.EAGAIN:
+		return 0, errWouldBlock
 	case rerr != nil:
 		return 0, fmt.Errorf("virtio-net: reading %s: %w", b.f.Name(), rerr)
 	case n == 0 && len(p) > 0:
@@ -87,10 +105,9 @@ func (b *FileBackend) ReadPacket(p []byte) (int, error) {
 	return n, nil
 }
 
-// WritePacket writes bufs as one packet with writev, waiting while the
-// descriptor cannot take it. More than IOV_MAX buffers are gathered into
-// one first.
-func (b *FileBackend) WritePacket(bufs [][]byte) (int, error) {
+// writePacket writes one packet, waiting in Go's poller while the
+// descriptor cannot take it if wait.
+func (b *FileBackend) writePacket(bufs [][]byte, wait bool) (int, error) {
 	if len(bufs) > iovMax {
 		bufs = [][]byte{gathered(bufs)}
 	}
@@ -98,11 +115,13 @@ func (b *FileBackend) WritePacket(bufs [][]byte) (int, error) {
 	var werr error
 	err := b.rc.Write(func(fd uintptr) bool {
 		n, werr = retryEINTR(func() (int, error) { return unix.Writev(int(fd), bufs) })
-		return werr != unix.EAGAIN
+		return !wait || werr != unix.EAGAIN
 	})
 	switch {
 	case err != nil:
 		return 0, fmt.Errorf("virtio-net: writing %s: %w", b.f.Name(), err)
+	case werr == unix.EAGAIN:
+		return 0, errWouldBlock
 	case werr != nil:
 		return 0, fmt.Errorf("virtio-net: writing %s: %w", b.f.Name(), werr)
 	case n != int(virtio.Len(bufs)):
@@ -110,6 +129,10 @@ func (b *FileBackend) WritePacket(bufs [][]byte) (int, error) {
 	}
 	return n, nil
 }
+
+// fileBackend is pollable: the device serves a FileBackend, and a TAP,
+// on a thread of its own that waits on the descriptor.
+func (b *FileBackend) fileBackend() *FileBackend { return b }
 
 // SetOffload does nothing: a plain descriptor has no offloads to set.
 func (b *FileBackend) SetOffload(int) error { return nil }

@@ -33,6 +33,7 @@ import (
 	"ember/internal/wake"
 	"ember/memory"
 	"ember/virtio"
+	"ember/virtio/internal/queuefd"
 )
 
 // Feature bits of virtio-net the device offers (§5.1.3). The transport adds
@@ -124,11 +125,13 @@ type Device struct {
 // DEVICE_NEEDS_RESET.
 func (d *Device) SetEvents(e virtio.Events) { d.events.Store(&e) }
 
-// activation is what one Activate started.
+// activation is what one Activate started: the device's thread (loop),
+// or for a backend it cannot wait on itself a goroutine per queue.
 type activation struct {
 	stop  wake.Stop      // given by Reset
-	kicks []wake.Signal  // per queue; nil for a queue not served
-	wg    sync.WaitGroup // the workers
+	loop  *loop          // the device's thread; nil: goroutines
+	kicks []wake.Signal  // the goroutines': per queue; nil for a queue not served
+	wg    sync.WaitGroup // the goroutines
 }
 
 // New returns an inactive device on cfg's backend, opening and bringing up
@@ -293,33 +296,77 @@ func (d *Device) Activate(mem *memory.Guest, features uint64, queues []*virtio.Q
 	if d.vhost != nil {
 		return d.activateVhost(mem, features, queues, interrupt)
 	}
-	a := &activation{stop: wake.NewStop(), kicks: make([]wake.Signal, 2)}
-	var workers []*worker
+	a := &activation{stop: wake.NewStop()}
+	workers := make([]*worker, 2)
 	for i, q := range queues {
 		if q == nil {
 			d.log.Debug("virtio-net: queue left disabled by the driver", "queue", i)
 			continue
 		}
-		a.kicks[i] = wake.NewSignal()
-		workers = append(workers, &worker{d: d, mem: mem, q: q, index: i, features: features, interrupt: interrupt, kick: a.kicks[i], stop: a.stop})
+		workers[i] = &worker{d: d, mem: mem, q: q, index: i, features: features, interrupt: interrupt, stop: a.stop}
+	}
+	if p, ok := d.backend.(pollable); ok {
+		return d.startLoop(a, p.fileBackend(), queues, workers)
+	}
+	d.startWorkers(a, workers)
+	return nil
+}
+
+// startLoop serves the activation on the device's thread. The caller holds
+// d.lifecycle.
+func (d *Device) startLoop(a *activation, b *FileBackend, queues []*virtio.Queue, workers []*worker) error {
+	kicks, err := queuefd.NewKicks(queues)
+	if err != nil {
+		return err
+	}
+	var rx *receiver
+	var tx *transmitter
+	if w := workers[RXQueue]; w != nil {
+		rx = newReceiver(w, b.tryRead)
+	}
+	if w := workers[TXQueue]; w != nil {
+		tx = newTransmitter(w, b.tryWrite)
+	}
+	if a.loop, err = newLoop(d, b, kicks, rx, tx); err != nil {
+		kicks.Close()
+		return err
+	}
+	d.mu.Lock()
+	d.run = a
+	d.mu.Unlock()
+	go a.loop.run()
+	return nil
+}
+
+// startWorkers serves the activation on a goroutine per queue, which wait
+// in the backend's ReadPacket and WritePacket. The caller holds
+// d.lifecycle.
+func (d *Device) startWorkers(a *activation, workers []*worker) {
+	a.kicks = make([]wake.Signal, len(workers))
+	for i, w := range workers {
+		if w != nil {
+			a.kicks[i] = wake.NewSignal()
+			w.kick = a.kicks[i]
+		}
 	}
 	d.mu.Lock()
 	d.run = a // before the workers start: no notification is lost
 	d.mu.Unlock()
 	for _, w := range workers {
-		a.wg.Add(1)
-		go a.serve(w)
+		if w != nil {
+			a.wg.Add(1)
+			go a.serve(w)
+		}
 	}
-	return nil
 }
 
 // serve runs w's queue until Reset.
 func (a *activation) serve(w *worker) {
 	defer a.wg.Done()
 	if w.index == RXQueue {
-		newReceiver(w).run()
+		newReceiver(w, w.d.backend.ReadPacket).run()
 	} else {
-		(&transmitter{w}).run()
+		newTransmitter(w, w.d.backend.WritePacket).run()
 	}
 }
 
@@ -340,10 +387,13 @@ func (d *Device) Notify(queue int) {
 		d.vrun.fds.Notify(queue)
 		return
 	}
-	if d.run == nil || queue < 0 || queue >= len(d.run.kicks) || d.run.kicks[queue] == nil {
-		return
+	switch a := d.run; {
+	case a == nil:
+	case a.loop != nil:
+		a.loop.kicks.Notify(queue)
+	case queue >= 0 && queue < len(a.kicks) && a.kicks[queue] != nil:
+		a.kicks[queue].Send()
 	}
-	d.run.kicks[queue].Send()
 }
 
 // Reset stops the workers and waits until they have returned. A worker
@@ -369,6 +419,11 @@ func (d *Device) reset() {
 		return
 	}
 	close(a.stop)
+	if a.loop != nil {
+		a.loop.stop()
+		a.loop.close()
+		return
+	}
 	if err := d.backend.SetDeadline(time.Unix(1, 0)); err != nil {
 		d.log.Error("virtio-net: cannot interrupt the backend; reset waits for its next packet", "err", err)
 	}

@@ -99,10 +99,19 @@ func newInactiveRig(t *testing.T) *rig {
 	b, peer := socketPair(t)
 	fake := &fakeBackend{FileBackend: b}
 	fake.offload.Store(-1)
-	r := newRigWith(t, Config{Backend: fake})
+	var backend Backend = fake // served on the device's thread
+	if onGoroutines {
+		backend = struct{ Backend }{fake} // an interface only: a goroutine per queue
+	}
+	r := newRigWith(t, Config{Backend: backend})
 	r.fake, r.peer = fake, peer
 	return r
 }
+
+// onGoroutines makes newInactiveRig hide the FileBackend behind the Backend
+// interface, which the device serves on a goroutine per queue instead of
+// its thread. TestOnGoroutines sets it.
+var onGoroutines bool
 
 // newRigWith builds a device of cfg, with testMAC and a logger the test
 // reads, and guest RAM, but no queues.
@@ -1165,16 +1174,16 @@ func TestNoGoroutineLeak(t *testing.T) {
 // gatedBackend is a fakeBackend whose writes after the first wait for the
 // test to open the gate, as a slow network would hold them.
 type gatedBackend struct {
-	*fakeBackend
-	writes atomic.Int32
-	gate   chan struct{}
+	Backend // an interface, so the device serves it on goroutines
+	writes  atomic.Int32
+	gate    chan struct{}
 }
 
 func (b *gatedBackend) WritePacket(bufs [][]byte) (int, error) {
 	if b.writes.Add(1) > 1 {
 		<-b.gate
 	}
-	return b.fakeBackend.WritePacket(bufs)
+	return b.Backend.WritePacket(bufs)
 }
 
 // TestTransmitInterruptsMidDrain: with EVENT_IDX the driver hears of the
@@ -1184,7 +1193,7 @@ func (b *gatedBackend) WritePacket(bufs [][]byte) (int, error) {
 func TestTransmitInterruptsMidDrain(t *testing.T) {
 	b, peer := socketPair(t)
 	fake := &fakeBackend{FileBackend: b}
-	gated := &gatedBackend{fakeBackend: fake, gate: make(chan struct{})}
+	gated := &gatedBackend{Backend: fake, gate: make(chan struct{})}
 	var open sync.Once
 	openGate := func() { open.Do(func() { close(gated.gate) }) }
 	r := newRigWith(t, Config{Backend: gated})

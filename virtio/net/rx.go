@@ -22,76 +22,151 @@ const readBackoff = 10 * time.Millisecond
 // keeps it until the driver has posted buffers for it, and copies it in.
 type receiver struct {
 	*worker
-	buf []byte // the packet being delivered, header first
-	mrg bool   // VIRTIO_NET_F_MRG_RXBUF: a packet may span several chains
+	// read reads one packet: the backend's ReadPacket, which waits for
+	// one, or on the device's thread a read that returns errWouldBlock
+	// instead.
+	read func(p []byte) (int, error)
+	buf  []byte    // the packet being delivered, header first
+	cur  placement // the packet being delivered; cur.pkt nil: none
+	mrg  bool      // VIRTIO_NET_F_MRG_RXBUF: a packet may span several chains
 }
 
-// newReceiver returns the receiver of w's queue.
-func newReceiver(w *worker) *receiver {
-	return &receiver{worker: w, buf: make([]byte, rxBufferSize), mrg: w.features&FeatureMrgRxbuf != 0}
+// newReceiver returns the receiver of w's queue, reading with read.
+func newReceiver(w *worker, read func([]byte) (int, error)) *receiver {
+	return &receiver{worker: w, read: read, buf: make([]byte, rxBufferSize), mrg: w.features&FeatureMrgRxbuf != 0}
 }
 
-// run receives and delivers packets until Reset.
+// run receives and delivers packets until Reset, on a goroutine of its
+// own, where reads wait for the backend.
 func (r *receiver) run() {
 	for {
-		pkt, ok := r.receive()
-		if !ok || !r.deliver(pkt) {
+		if !r.receive() || !r.deliver() {
 			return
 		}
 	}
 }
 
-// receive returns the next packet from the backend that the driver can
-// take, with its header cleaned (prepareRX); false once Reset stopped the
-// receiver. A backend that has no more packets (io.EOF) leaves it waiting
-// for Reset.
-func (r *receiver) receive() ([]byte, bool) {
+// receive reads the next packet from the backend that the driver can
+// take, waiting for one; false once Reset stopped the receiver. A backend
+// that has no more packets (io.EOF) leaves it waiting for Reset.
+func (r *receiver) receive() bool {
 	for {
-		n, err := r.d.backend.ReadPacket(r.buf)
+		n, err := r.read(r.buf)
 		if r.stopped() {
-			return nil, false
+			return false
 		}
 		switch {
 		case errors.Is(err, io.EOF):
-			r.d.log.Error("virtio-net: the backend has no more packets; receiving stops until the driver resets the device")
+			r.ended()
 			<-r.stop
-			return nil, false
+			return false
 		case err != nil:
 			r.warn("virtio-net: reading a packet from the backend", "err", err)
 			if !r.pause(readBackoff) {
-				return nil, false
+				return false
 			}
 			continue
 		}
-		pkt := r.buf[:n]
-		if err := prepareRX(pkt, r.features); err != nil {
-			r.d.stats.rxDropped.Add(1)
-			r.warn("virtio-net: received packet dropped", "err", err)
-			continue
+		if r.take(n) {
+			return true
 		}
-		return pkt, true
 	}
 }
 
-// deliver puts pkt in the receive queue, waiting for the driver to post
-// buffers for as long as it takes (the packet is kept, not dropped); false
-// when Reset stopped the receiver or the driver broke the queue.
-func (r *receiver) deliver(pkt []byte) bool {
-	p := placement{pkt: pkt}
+// ended logs a backend that has no more packets.
+func (r *receiver) ended() {
+	r.d.log.Error("virtio-net: the backend has no more packets; receiving stops until the driver resets the device")
+}
+
+// take makes the n bytes read into buf the packet being delivered, with
+// its header cleaned (prepareRX); false if the driver cannot take it
+// (logged and counted).
+func (r *receiver) take(n int) bool {
+	pkt := r.buf[:n]
+	if err := prepareRX(pkt, r.features); err != nil {
+		r.d.stats.rxDropped.Add(1)
+		r.warn("virtio-net: received packet dropped", "err", err)
+		return false
+	}
+	r.cur = placement{pkt: pkt, chains: r.cur.chains[:0]}
+	return true
+}
+
+// deliver puts the packet in the receive queue, waiting for the driver to
+// post buffers for as long as it takes (the packet is kept, not dropped);
+// false when Reset stopped the receiver or the driver broke the queue.
+func (r *receiver) deliver() bool {
 	for {
-		done, err := r.fill(&p)
+		done, err := r.place()
 		if err != nil {
-			r.fail(err)
+			r.fail(err, true)
 			return false
 		}
 		if done {
-			r.notifyDriver()
 			return true
 		}
 		if !r.wait() {
 			return false
 		}
 	}
+}
+
+// place puts the packet in the chains the driver made available: true
+// once it is delivered (the driver interrupted if it asks) or dropped,
+// false if it waits for more buffers. An error is a queue the driver
+// broke.
+func (r *receiver) place() (bool, error) {
+	done, err := r.fill(&r.cur)
+	if err != nil || !done {
+		return false, err
+	}
+	r.cur.pkt = nil
+	r.notifyDriver()
+	return true, nil
+}
+
+// rxState is where a pump left the receive queue, which says what the
+// device's thread waits for before it pumps again.
+type rxState int
+
+const (
+	rxIdle      rxState = iota // the backend has no packet: wait for one
+	rxBusy                     // the budget is spent and more may wait: pump again soon
+	rxNoBuffers                // the packet waits for buffers: wait for the driver's kick
+	rxBackoff                  // the backend failed: try again after readBackoff
+	rxEnded                    // the backend ended or the driver broke the queue: wait for Reset
+)
+
+// pump moves up to budget packets from the backend to the queue without
+// waiting for either, on the device's thread.
+func (r *receiver) pump(budget int) rxState {
+	for range budget {
+		if r.cur.pkt == nil {
+			n, err := r.read(r.buf)
+			switch {
+			case errors.Is(err, errWouldBlock):
+				return rxIdle
+			case errors.Is(err, io.EOF):
+				r.ended()
+				return rxEnded
+			case err != nil:
+				r.warn("virtio-net: reading a packet from the backend", "err", err)
+				return rxBackoff
+			}
+			if !r.take(n) {
+				continue
+			}
+		}
+		done, err := r.place()
+		if err != nil {
+			r.fail(err, false)
+			return rxEnded
+		}
+		if !done {
+			return rxNoBuffers
+		}
+	}
+	return rxBusy
 }
 
 // fill places the packet in the chains the driver made available: true

@@ -222,25 +222,30 @@ func (d *Device) logVhost(i int, err error) {
 	}
 }
 
-// vhostFDs returns the queues' eventfds while vhost serves the device, and
-// nil otherwise (queuefd.Set's methods take a nil Set for an inactive
-// device).
-func (d *Device) vhostFDs() *queuefd.Set {
+// queueFDs returns the queues' eventfds while vhost or the device's thread
+// serves them, and nil otherwise (queuefd.Set's methods take a nil Set for
+// an inactive device).
+func (d *Device) queueFDs() *queuefd.Set {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.vrun == nil {
-		return nil
+	switch {
+	case d.vrun != nil:
+		return d.vrun.fds
+	case d.run != nil && d.run.loop != nil:
+		return d.run.loop.kicks
 	}
-	return d.vrun.fds
+	return nil
 }
 
-// KickFD is virtio.QueueEventFDs: queue q's kick eventfd while vhost
-// serves the device.
-func (d *Device) KickFD(q int) (int, bool) { return d.vhostFDs().Kick(q) }
+// KickFD is virtio.QueueEventFDs: queue q's kick eventfd while vhost or
+// the device's thread serves the device. The transport has KVM signal it
+// on the guest's notification.
+func (d *Device) KickFD(q int) (int, bool) { return d.queueFDs().Kick(q) }
 
 // CallFD is virtio.QueueEventFDs: queue q's call eventfd while vhost
-// serves the device.
-func (d *Device) CallFD(q int) (int, bool) { return d.vhostFDs().Call(q) }
+// serves the device. The device's thread has none: it interrupts through
+// the transport's callback.
+func (d *Device) CallFD(q int) (int, bool) { return d.queueFDs().Call(q) }
 
 // RelayCalls is virtio.QueueEventFDs: it stops or restarts the relay of
 // queue q's calls (queuefd.Set.RelayCalls). It holds d.mu throughout, as

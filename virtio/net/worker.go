@@ -26,6 +26,7 @@ type worker struct {
 	kick      wake.Signal // the driver notified the queue
 	stop      wake.Stop   // given by Reset
 	warnings  int         // logged at Warn so far
+	failed    bool        // the driver broke the queue: not served until Reset
 }
 
 // warn logs a dropped packet or chain, at Warn for the first maxWarnings of
@@ -99,11 +100,15 @@ func (w *worker) notifyDriver() {
 
 // fail stops serving a queue the driver broke until Reset, and tells the
 // transport the device needs one (DEVICE_NEEDS_RESET); the driver's reset
-// brings it back.
-func (w *worker) fail(err error) {
+// brings it back. A worker on a goroutine of its own waits for Reset
+// after it (wait true); the device's thread serves the other queue on.
+func (w *worker) fail(err error, wait bool) {
+	w.failed = true
 	w.d.log.Error("virtio-net: queue stopped until the driver resets the device", "queue", w.index, "err", err)
 	if e := w.d.events.Load(); e != nil {
 		(*e).NeedsReset(err)
 	}
-	<-w.stop
+	if wait {
+		<-w.stop
+	}
 }

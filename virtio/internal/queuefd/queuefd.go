@@ -31,6 +31,19 @@ type Set struct {
 // New makes an eventfd pair for each enabled (non-nil) queue; interrupt is
 // the transport's callback the relays call. Relays start with StartRelays.
 func New(queues []*virtio.Queue, interrupt func(int), log *slog.Logger) (*Set, error) {
+	return newSet(queues, true, interrupt, log)
+}
+
+// NewKicks makes a kick eventfd for each enabled queue, and no call
+// eventfds: a device that serves its queues on a thread of ember's and
+// interrupts through the transport's callback itself.
+func NewKicks(queues []*virtio.Queue) (*Set, error) {
+	return newSet(queues, false, nil, nil)
+}
+
+// newSet makes each enabled queue's kick eventfd, and its call eventfd if
+// calls.
+func newSet(queues []*virtio.Queue, calls bool, interrupt func(int), log *slog.Logger) (*Set, error) {
 	n := len(queues)
 	s := &Set{kicks: make([]int, n), calls: make([]int, n), relays: make([]*os.File, n), interrupt: interrupt, log: log}
 	for i := range n {
@@ -44,6 +57,9 @@ func New(queues []*virtio.Queue, interrupt func(int), log *slog.Logger) (*Set, e
 		if s.kicks[i], err = NewEventFD(); err != nil {
 			s.Close()
 			return nil, err
+		}
+		if !calls {
+			continue
 		}
 		if s.calls[i], err = NewEventFD(); err != nil {
 			s.Close()

@@ -1,0 +1,176 @@
+package net
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"ember/virtio/virtiotest"
+)
+
+// TestOnGoroutines runs the device's behaviour tests again with a backend
+// the device cannot wait on itself (only the Backend interface, as a
+// program that embeds ember may give), which it serves on a goroutine per
+// queue: a user sees the same device either way.
+func TestOnGoroutines(t *testing.T) {
+	onGoroutines = true
+	defer func() { onGoroutines = false }()
+	for _, tt := range []struct {
+		name string
+		test func(*testing.T)
+	}{
+		{"Transmit", TestTransmit},
+		{"TransmitDropsMalformed", TestTransmitDropsMalformed},
+		{"TransmitBadDescriptorChain", TestTransmitBadDescriptorChain},
+		{"Receive", TestReceive},
+		{"ReceiveHeaders", TestReceiveHeaders},
+		{"ReceiveDropsWhatCannotFit", TestReceiveDropsWhatCannotFit},
+		{"ReceiveQueueOfTinyBuffers", TestReceiveQueueOfTinyBuffers},
+		{"ReceiveWaitsForBuffers", TestReceiveWaitsForBuffers},
+		{"ReceiveDropsRunts", TestReceiveDropsRunts},
+		{"BrokenQueue", TestBrokenQueue},
+		{"BackendEOF", TestBackendEOF},
+		{"ResetAndReactivate", TestResetAndReactivate},
+		{"BlockedTransmitReset", TestBlockedTransmitReset},
+		{"BlockedTransmitResumes", TestBlockedTransmitResumes},
+		{"Interrupts", TestInterrupts},
+		{"NoGoroutineLeak", TestNoGoroutineLeak},
+	} {
+		t.Run(tt.name, tt.test)
+	}
+}
+
+// TestBlockedTransmitResumes: packets the backend cannot take at once (the
+// peer reads nothing until the socket buffers are full) are all sent, in
+// order, once the peer reads; none is dropped.
+func TestBlockedTransmitResumes(t *testing.T) {
+	r := newRig(t, 0, false)
+	const n = 40 // about 2.4 MB: more than the socket buffers hold
+	for i := range n {
+		r.add(TXQueue, virtiotest.Readable(hdr(header{})), virtiotest.Readable(frame(60000, byte(i))))
+	}
+	time.Sleep(quiet)
+	if idx, _ := r.tx.UsedIdx(); idx >= n {
+		t.Fatalf("all %d packets used before the peer read any: the test did not fill the backend", idx)
+	}
+	for i := range n {
+		if got := r.peerRead(); !bytes.Equal(got, packet(header{}, frame(60000, byte(i)))) {
+			t.Fatalf("packet %d: %d bytes, not the %d-th packet sent", i, len(got), i)
+		}
+	}
+	r.waitUsedIdx(TXQueue, n)
+	if st := r.dev.Stats(); st.TXPackets != n || st.TXDropped != 0 {
+		t.Errorf("stats %+v, want %d packets sent and none dropped", st, n)
+	}
+}
+
+// TestKicksOnEventFDs: while the device's thread serves it, each queue has
+// a kick eventfd (virtio.QueueEventFDs) that a transport has KVM signal on
+// the guest's notification; a signal there is a notification, with no
+// call of Notify. The device has no call eventfds (it interrupts through
+// the transport), and after Reset no kick eventfd.
+func TestKicksOnEventFDs(t *testing.T) {
+	r := newRig(t, 0, false)
+	for q := range 2 {
+		if _, ok := r.dev.CallFD(q); ok {
+			t.Errorf("queue %d: a call eventfd", q)
+		}
+	}
+	rxKick, ok := r.dev.KickFD(RXQueue)
+	txKick, ok2 := r.dev.KickFD(TXQueue)
+	if !ok || !ok2 {
+		t.Fatal("no kick eventfd while active")
+	}
+	// A packet in hand, no buffer: the kick of the receive queue delivers it.
+	r.peerWrite(packet(header{}, frame(64, 1)))
+	r.waitTaken()
+	if _, _, err := r.rx.Add(virtiotest.Writable(2048)); err != nil {
+		t.Fatal(err)
+	}
+	signal(t, rxKick)
+	r.used(RXQueue)
+	f := frame(70, 2)
+	if _, _, err := r.tx.Add(virtiotest.Readable(hdr(header{})), virtiotest.Readable(f)); err != nil {
+		t.Fatal(err)
+	}
+	signal(t, txKick)
+	if got := r.peerRead(); !bytes.Equal(got, packet(header{}, f)) {
+		t.Error("the kick eventfd did not send the packet")
+	}
+	// The thread is named unless it happens to be the process's main
+	// thread (threadname.Set): a fresh activation gets another.
+	for try := 0; threadsNamed(t, ThreadName) != 1; try++ {
+		if try == 20 {
+			t.Fatalf("%d threads named %s while active, want 1", threadsNamed(t, ThreadName), ThreadName)
+		}
+		r.dev.Reset()
+		r.activate(0, false)
+	}
+	r.dev.Reset()
+	if _, ok := r.dev.KickFD(TXQueue); ok {
+		t.Error("a kick eventfd after Reset")
+	}
+	// Go ends the thread once its goroutine returns, which Reset waits for.
+	deadline := time.Now().Add(wait)
+	for threadsNamed(t, ThreadName) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("a thread named %s is left after Reset", ThreadName)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// threadsNamed counts the process's threads named name.
+func threadsNamed(t *testing.T, name string) int {
+	t.Helper()
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, task := range tasks {
+		comm, err := os.ReadFile("/proc/self/task/" + task.Name() + "/comm")
+		if err == nil && strings.TrimSpace(string(comm)) == name {
+			n++
+		}
+	}
+	return n
+}
+
+// signal writes 1 to the eventfd fd, as KVM does for an ioeventfd.
+func signal(t *testing.T, fd int) {
+	t.Helper()
+	one := [8]byte{1}
+	if _, err := unix.Write(fd, one[:]); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestEndedBackendIdles: once the backend has ended (its peer closed), the
+// device's thread neither spins on the hang-up nor stops sending: the
+// process uses next to no CPU while the device waits.
+func TestEndedBackendIdles(t *testing.T) {
+	r := newRig(t, 0, false)
+	r.peer.Close()
+	r.logged(slog.LevelError)
+	before := cpuTime(t)
+	time.Sleep(200 * time.Millisecond)
+	if used := cpuTime(t) - before; used > 50*time.Millisecond {
+		t.Errorf("the process used %v of CPU in 200 ms with the backend ended", used)
+	}
+}
+
+// cpuTime is the CPU time the process has used.
+func cpuTime(t *testing.T) time.Duration {
+	t.Helper()
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

@@ -1,0 +1,226 @@
+package net
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"ember/internal/threadname"
+	"ember/virtio/internal/queuefd"
+)
+
+// rxBudget is how many packets the device's thread moves into the receive
+// queue before it looks at the transmit queue again.
+const rxBudget = 64
+
+// pollable is a backend the device's thread can wait on itself: a
+// FileBackend, or a TAP through the one it embeds.
+type pollable interface {
+	fileBackend() *FileBackend
+}
+
+// loop is one activation served on a thread of the device's own, QEMU's
+// main loop in small. One epoll waits on each queue's kick eventfd, which
+// KVM signals on the guest's notification (virtio.QueueEventFDs), and on
+// the backend's descriptor; the thread then sends what the driver queued
+// and moves what the backend has into the receive queue, waiting for
+// neither. Between a notification and its packets there is one thread
+// woken, not Go's poller and a goroutine per queue: in the lab the
+// goroutine shape switched threads four times as often as QEMU's main
+// loop, on the CPUs the vCPUs need (docs/performance-log.md).
+type loop struct {
+	d      *Device
+	b      *FileBackend
+	fd     int          // b's descriptor
+	ep     int          // the epoll instance
+	wakeFD int          // an eventfd Reset signals to end the thread
+	kicks  *queuefd.Set // each enabled queue's kick eventfd
+	rx     *receiver    // nil: the driver left the queue disabled
+	tx     *transmitter // likewise
+
+	rxState  rxState   // where the last pump left the receive queue
+	retry    time.Time // rxBackoff: when to read the backend again
+	interest uint32    // what the epoll watches fd for; 0: not registered
+	done     chan struct{}
+}
+
+// newLoop makes the epoll and eventfds of an activation whose workers
+// are rx and tx (either may be nil) on backend b.
+func newLoop(d *Device, b *FileBackend, kicks *queuefd.Set, rx *receiver, tx *transmitter) (*loop, error) {
+	l := &loop{d: d, b: b, fd: -1, ep: -1, wakeFD: -1, kicks: kicks, rx: rx, tx: tx, done: make(chan struct{})}
+	if err := b.control(func(fd int) error { l.fd = fd; return nil }); err != nil {
+		return nil, fmt.Errorf("virtio-net: backend descriptor: %w", err)
+	}
+	var err error
+	if l.ep, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
+		return nil, fmt.Errorf("virtio-net: epoll: %w", err)
+	}
+	if l.wakeFD, err = queuefd.NewEventFD(); err != nil {
+		l.close()
+		return nil, err
+	}
+	fds := []int{l.wakeFD}
+	for q := range 2 {
+		if fd, ok := kicks.Kick(q); ok {
+			fds = append(fds, fd)
+		}
+	}
+	for _, fd := range fds {
+		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
+		if err := unix.EpollCtl(l.ep, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+			l.close()
+			return nil, fmt.Errorf("virtio-net: epoll: %w", err)
+		}
+	}
+	return l, nil
+}
+
+// ThreadName is the name of the device's thread, as ps -T shows it.
+const ThreadName = "ember-net"
+
+// run serves the queues until stop. Its goroutine keeps its thread, which
+// sleeps in epoll_wait between events, and never gives it back: the
+// thread, with its name, ends with the activation.
+func (l *loop) run() {
+	defer close(l.done)
+	runtime.LockOSThread()
+	if err := threadname.Set(ThreadName); err != nil {
+		l.d.log.Debug("virtio-net: the device's thread stays unnamed", "err", err)
+	}
+	l.serve(true, false) // what the driver queued before it set DRIVER_OK
+	events := make([]unix.EpollEvent, 4)
+	for {
+		n, err := unix.EpollWait(l.ep, events, l.timeout())
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			l.d.log.Error("virtio-net: the device's thread cannot wait; the queues stop until the driver resets the device", "err", err)
+			l.stopped()
+			return
+		}
+		tx, rx, stop := l.events(events[:n])
+		if stop {
+			return
+		}
+		l.serve(tx, rx)
+	}
+}
+
+// stopped waits for Reset, after the thread found it cannot go on.
+func (l *loop) stopped() {
+	if e := l.d.events.Load(); e != nil {
+		(*e).NeedsReset(errors.New("virtio-net: the device's thread stopped"))
+	}
+	var buf [8]byte
+	p := []unix.PollFd{{Fd: int32(l.wakeFD), Events: unix.POLLIN}}
+	for {
+		if _, err := unix.Poll(p, -1); err == nil || !errors.Is(err, unix.EINTR) {
+			unix.Read(l.wakeFD, buf[:])
+			return
+		}
+	}
+}
+
+// events reads what the epoll reported: whether the transmit queue or
+// the receive queue has work, and whether Reset asked the thread to end.
+func (l *loop) events(evs []unix.EpollEvent) (tx, rx, stop bool) {
+	for _, ev := range evs {
+		fd := int(ev.Fd)
+		switch {
+		case fd == l.wakeFD:
+			return false, false, true
+		case fd == l.fd:
+			tx = tx || ev.Events&unix.EPOLLOUT != 0
+			rx = rx || ev.Events&^unix.EPOLLOUT != 0 // readable, or an error or hang-up a read reports
+		default:
+			var buf [8]byte
+			unix.Read(fd, buf[:]) // clear the kick: the drain takes all there is
+			if k, _ := l.kicks.Kick(TXQueue); fd == k {
+				tx = true
+			} else if l.rxState == rxNoBuffers {
+				rx = true
+			}
+		}
+	}
+	if l.rxState == rxBackoff && !time.Now().Before(l.retry) {
+		rx = true
+	}
+	return tx, rx, false
+}
+
+// serve sends what the transmit queue holds if tx, and pumps the receive
+// queue if rx, then sets what the epoll watches the backend for.
+func (l *loop) serve(tx, rx bool) {
+	if tx && l.tx != nil && !l.tx.failed {
+		if err := l.tx.drain(); err != nil {
+			l.tx.fail(err, false)
+		}
+	}
+	if rx && l.rx != nil && !l.rx.failed && l.rxState != rxEnded {
+		if l.rxState = l.rx.pump(rxBudget); l.rxState == rxBackoff {
+			l.retry = time.Now().Add(readBackoff)
+		}
+	}
+	l.watch()
+}
+
+// watch sets what the epoll watches the backend's descriptor for: input
+// while the receive queue can take a packet, output while a packet waits
+// for room. Watching for neither takes the descriptor out of the epoll,
+// which would otherwise report a hang-up over and over.
+func (l *loop) watch() {
+	var want uint32
+	if l.rx != nil && !l.rx.failed && (l.rxState == rxIdle || l.rxState == rxBusy) {
+		want |= unix.EPOLLIN
+	}
+	if l.tx != nil && !l.tx.failed && l.tx.held != nil {
+		want |= unix.EPOLLOUT
+	}
+	if want == l.interest {
+		return
+	}
+	op := unix.EPOLL_CTL_MOD
+	switch {
+	case want == 0:
+		op = unix.EPOLL_CTL_DEL
+	case l.interest == 0:
+		op = unix.EPOLL_CTL_ADD
+	}
+	ev := unix.EpollEvent{Events: want, Fd: int32(l.fd)}
+	if err := unix.EpollCtl(l.ep, op, l.fd, &ev); err != nil {
+		l.d.log.Error("virtio-net: watching the backend", "err", err)
+		return
+	}
+	l.interest = want
+}
+
+// timeout is how long epoll_wait may wait, in milliseconds: until the
+// backend is to be read again after a failure, or for ever.
+func (l *loop) timeout() int {
+	if l.rxState != rxBackoff {
+		return -1
+	}
+	return max(int(time.Until(l.retry).Milliseconds()), 1)
+}
+
+// stop ends the thread and waits for it.
+func (l *loop) stop() {
+	one := [8]byte{1}
+	unix.Write(l.wakeFD, one[:])
+	<-l.done
+}
+
+// close releases the epoll, the wake eventfd and the kick eventfds; the
+// thread has ended, or never started.
+func (l *loop) close() {
+	for _, fd := range []int{l.ep, l.wakeFD} {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}
+	l.kicks.Close()
+}
