@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 
@@ -44,18 +45,29 @@ type Backend interface {
 const iovMax = 1024
 
 // FileBackend is a Backend on a packet-oriented file descriptor in
-// non-blocking mode, waited on with Go's poller: a TAP, or a SOCK_SEQPACKET
-// or SOCK_DGRAM socket whose peer sends and receives packets led by the
-// virtio-net header. Each read is one packet, each write sends one.
+// non-blocking mode: a TAP, or a SOCK_SEQPACKET or SOCK_DGRAM socket whose
+// peer sends and receives packets led by the virtio-net header. Each read
+// is one packet, each write sends one. The device serves it on a thread of
+// its own that waits on the descriptor in an epoll of its own; the
+// descriptor stays out of Go's poller, whose thread would otherwise wake
+// for every packet that arrives. ReadPacket, WritePacket and SetDeadline,
+// which wait in Go's poller, put a duplicate of it there when first used.
 type FileBackend struct {
-	f  *os.File
-	rc syscall.RawConn
+	name string
+
+	fdMu sync.RWMutex // held to use fd; Close holds it to close fd
+	fd   int          // -1 once closed
+
+	pollMu sync.Mutex
+	polled *os.File        // the duplicate in Go's poller; nil until used
+	rc     syscall.RawConn // polled's
 }
 
 // NewFileBackend returns a FileBackend on f, which must be in non-blocking
 // mode (O_NONBLOCK before os.NewFile, or os.OpenFile with O_NONBLOCK) and
 // pollable, so that a read can wait without holding a thread and a
-// deadline can stop it. The backend owns f.
+// deadline can stop it. The backend owns f: it keeps f's descriptor (a
+// duplicate of it) and closes f.
 func NewFileBackend(f *os.File) (*FileBackend, error) {
 	if err := f.SetDeadline(time.Time{}); err != nil {
 		return nil, fmt.Errorf("virtio-net: %s is not pollable (open it non-blocking): %w", f.Name(), err)
@@ -64,7 +76,39 @@ func NewFileBackend(f *os.File) (*FileBackend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("virtio-net: %s: %w", f.Name(), err)
 	}
-	return &FileBackend{f: f, rc: rc}, nil
+	fd, derr := -1, error(nil)
+	if err := rc.Control(func(s uintptr) { fd, derr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) }); err != nil || derr != nil {
+		return nil, fmt.Errorf("virtio-net: %s: duplicating the descriptor: %w", f.Name(), errors.Join(err, derr))
+	}
+	name := f.Name()
+	f.Close() // out of Go's poller; the duplicate keeps the file open
+	return &FileBackend{name: name, fd: fd}, nil
+}
+
+// poller returns the descriptor's duplicate in Go's poller, made at the
+// first call.
+func (b *FileBackend) poller() (syscall.RawConn, error) {
+	b.pollMu.Lock()
+	defer b.pollMu.Unlock()
+	if b.rc != nil {
+		return b.rc, nil
+	}
+	var fd int
+	err := b.control(func(s int) (err error) {
+		fd, err = unix.FcntlInt(uintptr(s), unix.F_DUPFD_CLOEXEC, 0)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), b.name)
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	b.polled, b.rc = f, rc
+	return rc, nil
 }
 
 // ReadPacket reads one packet. A read of 0 bytes is io.EOF: a socket
@@ -86,19 +130,10 @@ func (b *FileBackend) tryWrite(bufs [][]byte) (int, error) { return b.writePacke
 
 // readPacket reads one packet, waiting for one in Go's poller if wait.
 func (b *FileBackend) readPacket(p []byte, wait bool) (int, error) {
-	var n int
-	var rerr error
-	err := b.rc.Read(func(fd uintptr) bool {
-		n, rerr = retryEINTR(func() (int, error) { return unix.Read(int(fd), p) })
-		return !wait || rerr != unix.EAGAIN
-	})
+	n, err := b.io(wait, false, func(fd int) (int, error) { return unix.Read(fd, p) })
 	switch {
 	case err != nil:
-		return 0, fmt.Errorf("virtio-net: reading %s: %w", b.f.Name(), err)
-	case rerr == unix.EAGAIN:
-		return 0, errWouldBlock
-	case rerr != nil:
-		return 0, fmt.Errorf("virtio-net: reading %s: %w", b.f.Name(), rerr)
+		return 0, fmt.Errorf("virtio-net: reading %s: %w", b.name, err)
 	case n == 0 && len(p) > 0:
 		return 0, io.EOF
 	}
@@ -111,23 +146,44 @@ func (b *FileBackend) writePacket(bufs [][]byte, wait bool) (int, error) {
 	if len(bufs) > iovMax {
 		bufs = [][]byte{gathered(bufs)}
 	}
-	var n int
-	var werr error
-	err := b.rc.Write(func(fd uintptr) bool {
-		n, werr = retryEINTR(func() (int, error) { return unix.Writev(int(fd), bufs) })
-		return !wait || werr != unix.EAGAIN
-	})
+	n, err := b.io(wait, true, func(fd int) (int, error) { return unix.Writev(fd, bufs) })
 	switch {
 	case err != nil:
-		return 0, fmt.Errorf("virtio-net: writing %s: %w", b.f.Name(), err)
-	case werr == unix.EAGAIN:
-		return 0, errWouldBlock
-	case werr != nil:
-		return 0, fmt.Errorf("virtio-net: writing %s: %w", b.f.Name(), werr)
+		return 0, fmt.Errorf("virtio-net: writing %s: %w", b.name, err)
 	case n != int(virtio.Len(bufs)):
-		return n, fmt.Errorf("virtio-net: writing %s: %d of %d bytes: %w", b.f.Name(), n, virtio.Len(bufs), io.ErrShortWrite)
+		return n, fmt.Errorf("virtio-net: writing %s: %d of %d bytes: %w", b.name, n, virtio.Len(bufs), io.ErrShortWrite)
 	}
 	return n, nil
+}
+
+// io runs op, a read or (write) a write, on the descriptor until it is not
+// interrupted by a signal. With wait it waits in Go's poller while op
+// would block; without, that is errWouldBlock (unwrapped, for the
+// device's thread to tell apart cheaply).
+func (b *FileBackend) io(wait, write bool, op func(fd int) (int, error)) (int, error) {
+	var n int
+	var operr error
+	if !wait {
+		err := b.control(func(fd int) error { n, operr = retryEINTR(func() (int, error) { return op(fd) }); return nil })
+		if errors.Is(operr, unix.EAGAIN) {
+			return 0, errWouldBlock
+		}
+		return n, errors.Join(err, operr)
+	}
+	rc, err := b.poller()
+	if err != nil {
+		return 0, err
+	}
+	attempt := func(fd uintptr) bool {
+		n, operr = retryEINTR(func() (int, error) { return op(int(fd)) })
+		return operr != unix.EAGAIN
+	}
+	if write {
+		err = rc.Write(attempt)
+	} else {
+		err = rc.Read(attempt)
+	}
+	return n, errors.Join(err, operr)
 }
 
 // fileBackend is pollable: the device serves a FileBackend, and a TAP,
@@ -137,21 +193,42 @@ func (b *FileBackend) fileBackend() *FileBackend { return b }
 // SetOffload does nothing: a plain descriptor has no offloads to set.
 func (b *FileBackend) SetOffload(int) error { return nil }
 
-// SetDeadline sets the read and write deadline of the descriptor.
-func (b *FileBackend) SetDeadline(t time.Time) error { return b.f.SetDeadline(t) }
+// SetDeadline sets the read and write deadline of ReadPacket and
+// WritePacket.
+func (b *FileBackend) SetDeadline(t time.Time) error {
+	if _, err := b.poller(); err != nil {
+		return err
+	}
+	return b.polled.SetDeadline(t)
+}
 
 // Close closes the descriptor; a ReadPacket or WritePacket blocked on it
 // returns an error.
-func (b *FileBackend) Close() error { return b.f.Close() }
-
-// control runs f on the descriptor, for an ioctl. (os.File.Fd would put the
-// descriptor in blocking mode and stop deadlines working.)
-func (b *FileBackend) control(f func(fd int) error) error {
-	var ferr error
-	if err := b.rc.Control(func(fd uintptr) { ferr = f(int(fd)) }); err != nil {
-		return err
+func (b *FileBackend) Close() error {
+	b.pollMu.Lock()
+	if b.polled != nil {
+		b.polled.Close() // wakes a blocked ReadPacket or WritePacket
 	}
-	return ferr
+	b.pollMu.Unlock()
+	b.fdMu.Lock()
+	defer b.fdMu.Unlock()
+	if b.fd < 0 {
+		return os.ErrClosed
+	}
+	err := unix.Close(b.fd)
+	b.fd = -1
+	return err
+}
+
+// control runs f on the descriptor: an ioctl, or a read or write that does
+// not wait. It fails with os.ErrClosed after Close.
+func (b *FileBackend) control(f func(fd int) error) error {
+	b.fdMu.RLock()
+	defer b.fdMu.RUnlock()
+	if b.fd < 0 {
+		return os.ErrClosed
+	}
+	return f(b.fd)
 }
 
 // retryEINTR calls op until it is not interrupted by a signal.

@@ -2,6 +2,7 @@ package net
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -173,4 +174,51 @@ func cpuTime(t *testing.T) time.Duration {
 		t.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// TestOnlyTheDeviceWaitsOnTheBackend: while the device's thread serves a
+// FileBackend, its descriptor is in one epoll, the thread's, and not in Go's
+// poller as well, whose thread would wake for every packet that arrives
+// with nothing to do. ReadPacket, used after, puts a duplicate there.
+func TestOnlyTheDeviceWaitsOnTheBackend(t *testing.T) {
+	r := newRig(t, 0, false)
+	var st unix.Stat_t
+	if err := r.fake.control(func(fd int) error { return unix.Fstat(fd, &st) }); err != nil {
+		t.Fatal(err)
+	}
+	// A packet delivered: the thread has run and waits again.
+	r.add(RXQueue, virtiotest.Writable(2048))
+	r.peerWrite(packet(header{}, frame(64, 1)))
+	r.used(RXQueue)
+	if n := epollsWatching(t, st.Ino); n != 1 {
+		t.Errorf("the backend is in %d epolls while the device waits for packets, want 1 (the device's)", n)
+	}
+	r.dev.Reset()
+	r.fake.SetDeadline(time.Now().Add(time.Millisecond))
+	r.fake.ReadPacket(make([]byte, 64))
+	if n := epollsWatching(t, st.Ino); n != 1 {
+		t.Errorf("the backend is in %d epolls after ReadPacket with the device reset, want 1 (Go's)", n)
+	}
+}
+
+// epollsWatching counts the epoll instances of this process that watch
+// the file with inode ino, from /proc/self/fdinfo.
+func epollsWatching(t *testing.T, ino uint64) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf(" ino:%x ", ino)
+	n := 0
+	for _, fd := range fds {
+		if link, _ := os.Readlink("/proc/self/fd/" + fd.Name()); link != "anon_inode:[eventpoll]" {
+			continue
+		}
+		info, err := os.ReadFile("/proc/self/fdinfo/" + fd.Name())
+		if err == nil && strings.Contains(string(info)+" ", want) {
+			n++
+		}
+	}
+	return n
 }

@@ -149,9 +149,10 @@ func New(cfg Config) (*Device, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Reset interrupts a worker blocked in the backend with a deadline:
-	// a backend without them could keep Reset waiting for ever.
-	if err := b.SetDeadline(time.Time{}); err != nil {
+	// Reset interrupts a goroutine blocked in the backend with a deadline:
+	// a backend without them could keep Reset waiting for ever. (The
+	// device's thread, which serves a FileBackend, never blocks in it.)
+	if err := needDeadlines(b); err != nil {
 		if cfg.Backend == nil {
 			b.Close()
 		}
@@ -170,6 +171,15 @@ func New(cfg Config) (*Device, error) {
 		}
 	}
 	return d, nil
+}
+
+// needDeadlines checks that a backend the device serves on goroutines
+// takes deadlines.
+func needDeadlines(b Backend) error {
+	if _, ok := b.(pollable); ok {
+		return nil
+	}
+	return b.SetDeadline(time.Time{})
 }
 
 // openBackend returns cfg's backend, opening the TAP it names.

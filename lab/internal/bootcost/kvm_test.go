@@ -68,6 +68,7 @@ func TestSamplerKeepsAGoneVMsLastReading(t *testing.T) {
 	writeCounters(t, dir, "100-12", 5000)
 	writeThread(t, proc, 100, 101, 300, 250, 2000)
 	writeThread(t, proc, 100, 102, 50, 0, 3000)
+	writeThread(t, proc, 100, 103, 1, 0, 30)
 	writeCounters(t, dir, "200-7", 500)
 	writeThread(t, proc, 200, 201, 60, 50, 1000)
 	time.Sleep(2 * sampleEvery)
@@ -80,9 +81,12 @@ func TestSamplerKeepsAGoneVMsLastReading(t *testing.T) {
 	for m, want := range map[string]float64{
 		GuestCPUMeasure:      3,   // 2.5 s from the process that went, 0.5 from the other
 		VCPUOwnCPUMeasure:    0.6, // 0.5 + 0.1
-		OtherCPUMeasure:      0.5,
+		OtherCPUMeasure:      0.51,
 		VCPUSwitchesMeasure:  3, // thousands
-		OtherSwitchesMeasure: 3,
+		OtherSwitchesMeasure: 3.03,
+		// Process 100's one other thread (process 200 has none).
+		BusiestCPUMeasure:      0.5,
+		BusiestSwitchesMeasure: 3,
 	} {
 		if v := got[m]; math.Abs(v-want) > 1e-9 {
 			t.Errorf("%s = %v, want %v", m, v, want)

@@ -22,10 +22,16 @@ const (
 	OtherCPUMeasure      = "vmm other threads' cpu (s)"
 	VCPUSwitchesMeasure  = "vmm vcpu threads' ctx switches (k)"
 	OtherSwitchesMeasure = "vmm other threads' ctx switches (k)"
+	// The busiest of the other threads (by switches), per VMM process: a
+	// device's thread or QEMU's main loop, told apart from the rest
+	// (Go's scheduler, QEMU's workers).
+	BusiestCPUMeasure      = "vmm busiest other thread's cpu (s)"
+	BusiestSwitchesMeasure = "vmm busiest other thread's ctx switches (k)"
 )
 
 // procMeasures are the /proc rows in the order the table shows them.
-var procMeasures = []string{GuestCPUMeasure, VCPUOwnCPUMeasure, OtherCPUMeasure, VCPUSwitchesMeasure, OtherSwitchesMeasure}
+var procMeasures = []string{GuestCPUMeasure, VCPUOwnCPUMeasure, OtherCPUMeasure, VCPUSwitchesMeasure, OtherSwitchesMeasure,
+	BusiestCPUMeasure, BusiestSwitchesMeasure}
 
 // vmPID is the process a VM's debugfs directory ("PID-FD") belongs to.
 func vmPID(vmDir string) (int, bool) {
@@ -60,16 +66,22 @@ func readThreads(proc string, pid int) (map[int]threadstat.Times, error) {
 func procCounts(threads map[int]map[int]threadstat.Times) map[string]float64 {
 	m := map[string]float64{}
 	for _, byTID := range threads {
+		var busiest threadstat.Times
 		for _, t := range byTID {
 			m[GuestCPUMeasure] += t.Guest.Seconds()
 			if t.Guest > 0 {
 				m[VCPUOwnCPUMeasure] += max(t.CPU-t.Guest, time.Duration(0)).Seconds()
 				m[VCPUSwitchesMeasure] += float64(t.Switches) / 1000
-			} else {
-				m[OtherCPUMeasure] += t.CPU.Seconds()
-				m[OtherSwitchesMeasure] += float64(t.Switches) / 1000
+				continue
+			}
+			m[OtherCPUMeasure] += t.CPU.Seconds()
+			m[OtherSwitchesMeasure] += float64(t.Switches) / 1000
+			if t.Switches > busiest.Switches {
+				busiest = t
 			}
 		}
+		m[BusiestCPUMeasure] += busiest.CPU.Seconds()
+		m[BusiestSwitchesMeasure] += float64(busiest.Switches) / 1000
 	}
 	return m
 }
