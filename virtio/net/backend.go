@@ -18,7 +18,8 @@ import (
 // each led by the HeaderSize-byte virtio-net header, as a TAP with
 // IFF_VNET_HDR and TUNSETVNETHDRSZ 12 does. The device calls ReadPacket
 // from its receive goroutine and WritePacket from its transmit goroutine,
-// concurrently.
+// concurrently. (A FileBackend, and a TAP, are served otherwise: the
+// device's thread reads and writes their descriptor itself.)
 type Backend interface {
 	// ReadPacket reads one packet into p and returns its length, blocking
 	// until one arrives. A packet longer than p may be cut short or
@@ -52,6 +53,9 @@ const iovMax = 1024
 // descriptor stays out of Go's poller, whose thread would otherwise wake
 // for every packet that arrives. ReadPacket, WritePacket and SetDeadline,
 // which wait in Go's poller, put a duplicate of it there when first used.
+// A type that embeds a *FileBackend is served as the FileBackend, its own
+// ReadPacket and WritePacket unused; one that wraps the packets embeds the
+// Backend interface instead.
 type FileBackend struct {
 	name string
 
