@@ -105,7 +105,15 @@ func TestKicksOnEventFDs(t *testing.T) {
 	}
 	// The thread is named unless it happens to be the process's main
 	// thread (threadname.Set): a fresh activation gets another.
-	for try := 0; threadsNamed(t, ThreadName) != 1; try++ {
+	named := func() bool {
+		for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			if threadsNamed(t, ThreadName) == 1 {
+				return true
+			}
+		}
+		return false
+	}
+	for try := 0; !named(); try++ {
 		if try == 20 {
 			t.Fatalf("%d threads named %s while active, want 1", threadsNamed(t, ThreadName), ThreadName)
 		}

@@ -83,10 +83,14 @@ const ThreadName = "ember-net"
 
 // run serves the queues until stop. Its goroutine keeps its thread, which
 // sleeps in epoll_wait between events, and never gives it back: the
-// thread, with its name, ends with the activation.
+// thread, with its name, ends with the activation. The process's main
+// thread, which Go does not end (and which keeps its name), is given back.
 func (l *loop) run() {
 	defer close(l.done)
 	runtime.LockOSThread()
+	if unix.Gettid() == unix.Getpid() {
+		defer runtime.UnlockOSThread()
+	}
 	if err := threadname.Set(ThreadName); err != nil {
 		l.d.log.Debug("virtio-net: the device's thread stays unnamed", "err", err)
 	}
