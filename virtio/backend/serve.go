@@ -233,8 +233,7 @@ func (bq *backendQueues) call(q int) {
 	if q < 0 || q >= len(bq.callFDs) || bq.calls[q] == nil {
 		return
 	}
-	one := [8]byte{1}
-	unix.Write(bq.callFDs[q], one[:])
+	queuefd.Signal(bq.callFDs[q])
 }
 
 // serveKicks passes queue q's kicks to dev until the eventfd is closed.

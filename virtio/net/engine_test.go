@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"ember/virtio/internal/queuefd"
 	"ember/virtio/virtiotest"
 )
 
@@ -93,13 +94,17 @@ func TestKicksOnEventFDs(t *testing.T) {
 	if _, _, err := r.rx.Add(virtiotest.Writable(2048)); err != nil {
 		t.Fatal(err)
 	}
-	signal(t, rxKick)
+	if err := queuefd.Signal(rxKick); err != nil {
+		t.Fatal(err)
+	}
 	r.used(RXQueue)
 	f := frame(70, 2)
 	if _, _, err := r.tx.Add(virtiotest.Readable(hdr(header{})), virtiotest.Readable(f)); err != nil {
 		t.Fatal(err)
 	}
-	signal(t, txKick)
+	if err := queuefd.Signal(txKick); err != nil {
+		t.Fatal(err)
+	}
 	if got := r.peerRead(); !bytes.Equal(got, packet(header{}, f)) {
 		t.Error("the kick eventfd did not send the packet")
 	}
@@ -149,15 +154,6 @@ func threadsNamed(t *testing.T, name string) int {
 		}
 	}
 	return n
-}
-
-// signal writes 1 to the eventfd fd, as KVM does for an ioeventfd.
-func signal(t *testing.T, fd int) {
-	t.Helper()
-	one := [8]byte{1}
-	if _, err := unix.Write(fd, one[:]); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // TestEndedBackendIdles: once the backend has ended (its peer closed), the

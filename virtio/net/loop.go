@@ -213,8 +213,7 @@ func (l *loop) timeout() int {
 
 // stop ends the thread and waits for it.
 func (l *loop) stop() {
-	one := [8]byte{1}
-	unix.Write(l.wakeFD, one[:])
+	queuefd.Signal(l.wakeFD)
 	<-l.done
 }
 

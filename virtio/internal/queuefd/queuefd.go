@@ -112,9 +112,18 @@ func (s *Set) Notify(q int) {
 	if !ok {
 		return
 	}
+	Signal(fd) // EAGAIN (the counter full) still leaves a kick pending
+}
+
+// Signal adds 1 to the eventfd fd, as KVM does for an ioeventfd: a kick, a
+// call, or any wake-up a thread waits for on an eventfd. An error is
+// write(2)'s; EAGAIN means the counter is full, and so still signalled.
+func Signal(fd int) error {
 	one := [8]byte{1}
-	// EAGAIN (the counter full) still leaves a kick pending.
-	unix.Write(fd, one[:])
+	if _, err := unix.Write(fd, one[:]); err != nil {
+		return fmt.Errorf("virtio: signalling eventfd %d: %w", fd, err)
+	}
+	return nil
 }
 
 // StartRelays starts the relay of every enabled queue's calls.
