@@ -156,17 +156,33 @@ func threadsNamed(t *testing.T, name string) int {
 	return n
 }
 
-// TestEndedBackendIdles: once the backend has ended (its peer closed), the
-// device's thread neither spins on the hang-up nor stops sending: the
-// process uses next to no CPU while the device waits.
+// TestEndedBackendIdles: once the backend has ended (its peer closed),
+// with or without a packet waiting for room in it, the device's thread
+// does not spin on the hang-up: the packets it could not send are
+// returned to the driver, and the process uses next to no CPU while the
+// device waits.
 func TestEndedBackendIdles(t *testing.T) {
-	r := newRig(t, 0, false)
-	r.peer.Close()
-	r.logged(slog.LevelError)
-	before := cpuTime(t)
-	time.Sleep(200 * time.Millisecond)
-	if used := cpuTime(t) - before; used > 50*time.Millisecond {
-		t.Errorf("the process used %v of CPU in 200 ms with the backend ended", used)
+	for _, held := range []bool{false, true} {
+		t.Run(fmt.Sprintf("held=%v", held), func(t *testing.T) {
+			r := newRig(t, 0, false)
+			const n = 40 // more than the socket buffers hold
+			if held {
+				for i := range n {
+					r.add(TXQueue, virtiotest.Readable(hdr(header{})), virtiotest.Readable(frame(60000, byte(i))))
+				}
+				time.Sleep(quiet)
+			}
+			r.peer.Close()
+			r.logged(slog.LevelError)
+			if held {
+				r.waitUsedIdx(TXQueue, n)
+			}
+			before := cpuTime(t)
+			time.Sleep(200 * time.Millisecond)
+			if used := cpuTime(t) - before; used > 50*time.Millisecond {
+				t.Errorf("the process used %v of CPU in 200 ms with the backend ended", used)
+			}
+		})
 	}
 }
 

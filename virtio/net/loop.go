@@ -138,8 +138,13 @@ func (l *loop) events(evs []unix.EpollEvent) (tx, rx, stop bool) {
 		case fd == l.wakeFD:
 			return false, false, true
 		case fd == l.fd:
-			tx = tx || ev.Events&unix.EPOLLOUT != 0
-			rx = rx || ev.Events&^unix.EPOLLOUT != 0 // readable, or an error or hang-up a read reports
+			// An error or a hang-up is for both: the held packet's write
+			// and the next read report it, and the thread stops watching
+			// for what the backend can no longer give (watch), rather than
+			// being woken by it again and again.
+			broken := ev.Events&(unix.EPOLLERR|unix.EPOLLHUP) != 0
+			tx = tx || broken || ev.Events&unix.EPOLLOUT != 0
+			rx = rx || broken || ev.Events&unix.EPOLLIN != 0
 		default:
 			var buf [8]byte
 			unix.Read(fd, buf[:]) // clear the kick: the drain takes all there is
