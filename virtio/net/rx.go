@@ -26,7 +26,7 @@ type receiver struct {
 	// one, or on the device's thread a read that returns errWouldBlock
 	// instead.
 	read func(p []byte) (int, error)
-	buf  []byte    // the packet being delivered, header first
+	buf  []byte    // where a packet is read, header first
 	cur  placement // the packet being delivered; cur.pkt nil: none
 	mrg  bool      // VIRTIO_NET_F_MRG_RXBUF: a packet may span several chains
 }
