@@ -48,18 +48,23 @@ type loop struct {
 }
 
 // newLoop makes the epoll and eventfds of an activation whose workers
-// are rx and tx (either may be nil) on backend b.
-func newLoop(d *Device, b *FileBackend, kicks *queuefd.Set, rx *receiver, tx *transmitter) (*loop, error) {
+// are rx and tx (either may be nil) on backend b. The loop owns kicks from
+// here on: an error closes them with the rest.
+func newLoop(d *Device, b *FileBackend, kicks *queuefd.Set, rx *receiver, tx *transmitter) (_ *loop, err error) {
 	l := &loop{d: d, b: b, fd: -1, ep: -1, wakeFD: -1, kicks: kicks, rx: rx, tx: tx, done: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			l.close()
+		}
+	}()
 	if err := b.control(func(fd int) error { l.fd = fd; return nil }); err != nil {
 		return nil, fmt.Errorf("virtio-net: backend descriptor: %w", err)
 	}
-	var err error
 	if l.ep, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
+		l.ep = -1
 		return nil, fmt.Errorf("virtio-net: epoll: %w", err)
 	}
 	if l.wakeFD, err = queuefd.NewEventFD(); err != nil {
-		l.close()
 		return nil, err
 	}
 	fds := []int{l.wakeFD}
@@ -71,7 +76,6 @@ func newLoop(d *Device, b *FileBackend, kicks *queuefd.Set, rx *receiver, tx *tr
 	for _, fd := range fds {
 		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
 		if err := unix.EpollCtl(l.ep, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
-			l.close()
 			return nil, fmt.Errorf("virtio-net: epoll: %w", err)
 		}
 	}
@@ -102,8 +106,7 @@ func (l *loop) run() {
 			continue
 		}
 		if err != nil {
-			l.d.log.Error("virtio-net: the device's thread cannot wait; the queues stop until the driver resets the device", "err", err)
-			l.stopped()
+			l.fail(err)
 			return
 		}
 		tx, rx, stop := l.events(events[:n])
@@ -114,18 +117,13 @@ func (l *loop) run() {
 	}
 }
 
-// stopped waits for Reset, after the thread found it cannot go on.
-func (l *loop) stopped() {
+// fail reports a thread that cannot wait any more (epoll_wait failed):
+// the queues stop, and the device needs a reset, which finds the thread
+// already ended.
+func (l *loop) fail(err error) {
+	l.d.log.Error("virtio-net: the device's thread cannot wait; the queues stop until the driver resets the device", "err", err)
 	if e := l.d.events.Load(); e != nil {
-		(*e).NeedsReset(errors.New("virtio-net: the device's thread stopped"))
-	}
-	var buf [8]byte
-	p := []unix.PollFd{{Fd: int32(l.wakeFD), Events: unix.POLLIN}}
-	for {
-		if _, err := unix.Poll(p, -1); err == nil || !errors.Is(err, unix.EINTR) {
-			unix.Read(l.wakeFD, buf[:])
-			return
-		}
+		(*e).NeedsReset(fmt.Errorf("virtio-net: the device's thread stopped: %w", err))
 	}
 }
 

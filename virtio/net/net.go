@@ -338,8 +338,7 @@ func (d *Device) startLoop(a *activation, b *FileBackend, queues []*virtio.Queue
 		tx = newTransmitter(w, b.tryWrite)
 	}
 	if a.loop, err = newLoop(d, b, kicks, rx, tx); err != nil {
-		kicks.Close()
-		return err
+		return err // newLoop closed kicks
 	}
 	d.mu.Lock()
 	d.run = a
