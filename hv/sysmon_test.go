@@ -14,7 +14,7 @@ import (
 )
 
 // TestSysmonLeavesABusyVCPUAlone: a vCPU that exits all the time does not
-// keep Go's sysmon waking every 20 µs to take its P (vcputhread.Yield). sysmon
+// keep Go's sysmon waking every 20 µs to take its P (vcputhread.NewYield, internal/sysmon). sysmon
 // sleeps in usleep between its looks, a voluntary context switch each: the
 // process's threads together switch some 450–720 times a second in the lab
 // when sysmon backs off (most of them the vCPU's own yields, one every 8 ms

@@ -8,6 +8,7 @@ import (
 	"ember/acrn/iorequest"
 	"ember/devices"
 	"ember/hv/internal/vcputhread"
+	"ember/internal/sysmon"
 	"ember/ioreq"
 	"ember/kvm"
 	"ember/x86"
@@ -78,7 +79,7 @@ func (c *VCPU) loop(stopped <-chan struct{}) {
 	yield := vcputhread.NewYield(c.kvm)
 	entry := vcputhread.NewEntry(c.kvm, &vcputhread.Budget)
 	defer entry.Drop()
-	last := vcputhread.Cputicks()
+	last := sysmon.Cputicks()
 	// Stop, Pause and Sleep set their flag and then kick every vCPU, and a
 	// kick's immediate_exit ends the next KVM_RUN at once even when it comes
 	// between two exits; so the loop looks at the flags before its first
@@ -112,7 +113,7 @@ func (c *VCPU) loop(stopped <-chan struct{}) {
 			c.Fail(err)
 			return
 		}
-		now := vcputhread.Cputicks()
+		now := sysmon.Cputicks()
 		entry.Ran(exit.Reason, now-last)
 		last = now
 		c.exits.add(exit.Reason)

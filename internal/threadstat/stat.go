@@ -99,3 +99,26 @@ func ParseSwitches(status []byte) uint64 {
 	}
 	return n
 }
+
+// SysmonTID finds the calling process's Go sysmon thread: the first
+// thread the runtime starts after the main one (runtime.main starts it
+// before any package is initialized). Tests read its context switches to
+// see whether a loop on a locked thread keeps it polling (package
+// internal/sysmon).
+func SysmonTID() (int, error) {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return 0, err
+	}
+	tid := 0
+	for _, task := range tasks {
+		n, err := strconv.Atoi(task.Name())
+		if err == nil && n != os.Getpid() && (tid == 0 || n < tid) {
+			tid = n
+		}
+	}
+	if tid == 0 {
+		return 0, fmt.Errorf("the process has no thread but its main one")
+	}
+	return tid, nil
+}

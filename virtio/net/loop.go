@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"ember/internal/sysmon"
 	"ember/internal/threadname"
 	"ember/virtio/internal/queuefd"
 )
@@ -100,6 +101,10 @@ func (l *loop) run() {
 	}
 	l.serve(true, false) // what the driver queued before it set DRIVER_OK
 	events := make([]unix.EpollEvent, 4)
+	// The thread holds its P in epoll_wait and never blocks in Go: it goes
+	// through the scheduler now and then, after its work, or sysmon would
+	// keep taking the P (package sysmon).
+	pace := sysmon.NewPacer(sysmon.TicksPerMs())
 	for {
 		n, err := unix.EpollWait(l.ep, events, l.timeout())
 		if errors.Is(err, unix.EINTR) {
@@ -114,6 +119,7 @@ func (l *loop) run() {
 			return
 		}
 		l.serve(tx, rx)
+		pace.Maybe(sysmon.Cputicks())
 	}
 }
 

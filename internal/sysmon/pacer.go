@@ -1,0 +1,88 @@
+// Package sysmon keeps Go's sysmon from taking, again and again, the P of
+// a goroutine locked to its thread that loops in system calls: a vCPU's
+// (KVM_RUN) and a device's (epoll_wait).
+//
+// A goroutine in a system call keeps its P (processor), and sysmon, the
+// runtime's monitor thread, looks at every P on each of its wake-ups. A P
+// whose goroutine has not been through the scheduler for 10 ms is due for
+// preemption; if that goroutine is in a system call at the look, sysmon
+// takes the P from it. A loop on a locked thread never goes through the
+// scheduler — it never blocks in Go, it makes its system call and comes
+// back — so once it has run for 10 ms every look finds it due: sysmon
+// takes its P in nearly every call, the thread gets an idle P back
+// through the runtime's slow path (a P whose count is as stale, so due
+// again), and sysmon, having found work, looks again 20 µs later rather
+// than backing off to 10 ms. In the lab a bare KVM_RUN loop spent more
+// samples in sysmon's clock reads and sleeps than in its own system-call
+// path; on a host a device thread woken a thousand times a second kept
+// sysmon switching 2,500 times a second, and 100 with a Pacer
+// (TestThreadLeavesSysmonAlone in virtio/net).
+//
+// So such a loop goes through the scheduler (runtime.Gosched) at the first
+// chance EveryMs after it last did, which sysmon sees as a goroutine that
+// is never due. The interval is measured in TSC ticks (Cputicks: a register
+// read, where a clock read can be a system call: in the lab the clock is
+// an emulated HPET).
+package sysmon
+
+import (
+	"runtime"
+	_ "unsafe" // go:linkname
+)
+
+// EveryMs is how often, at most, a Pacer goes through the scheduler.
+// sysmon starts a goroutine's 10 ms when it first sees the P's new
+// scheduling tick, never before the yield that made it, so any interval
+// under 10 ms keeps the goroutine from falling due; 8 ms leaves 2 ms for the
+// yield's own hand-off and for a chance that comes late. No more often
+// than that: a Gosched on a thread-locked goroutine hands the thread to
+// another M and back, two wake-ups, which cost 20–50 µs on a host and
+// 200 µs in the lab, where a busy vCPU spent 4–5 % of its time yielding
+// at 5 ms and 3 % at 8 ms (ticks counted around the yield, 32,000-exit runs
+// of bench_pio.rom).
+const EveryMs = 8
+
+// Cputicks reads the CPU's timestamp counter (RDTSC on x86).
+//
+//go:linkname Cputicks runtime.cputicks
+func Cputicks() int64
+
+// Pacer is one locked loop's yield schedule.
+type Pacer struct {
+	every int64 // EveryMs in TSC ticks; 0: never yield
+	last  int64 // Cputicks at the last yield
+}
+
+// NewPacer sizes the interval from the TSC's rate in ticks a millisecond
+// (TicksPerMs, or what KVM reports for a vCPU). A rate of 0 or less, one
+// that could not be learned, makes a Pacer that never yields.
+func NewPacer(ticksPerMs int64) Pacer {
+	p := Pacer{last: Cputicks()}
+	if ticksPerMs > 0 {
+		p.every = ticksPerMs * EveryMs
+	}
+	return p
+}
+
+// Maybe goes through the scheduler if the interval has passed since the
+// last time; now is the TSC (Cputicks) the loop read last. A TSC that went
+// backwards (another CPU's) counts as passed. Small enough to be inlined
+// into a loop; the yield itself is not.
+//
+// It returns the TSC the loop times its next step from — now, or the TSC
+// read after the yield, since the yield is not the loop's work — and
+// whether it yielded.
+func (p *Pacer) Maybe(now int64) (int64, bool) {
+	if p.every != 0 && uint64(now-p.last) >= uint64(p.every) {
+		return p.yield(), true
+	}
+	return now, false
+}
+
+// yield goes through the scheduler, restarts the interval and returns the
+// TSC read after it.
+func (p *Pacer) yield() int64 {
+	runtime.Gosched()
+	p.last = Cputicks()
+	return p.last
+}

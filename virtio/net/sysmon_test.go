@@ -1,0 +1,70 @@
+package net
+
+import (
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"ember/internal/threadstat"
+	"ember/virtio/internal/queuefd"
+)
+
+// TestThreadLeavesSysmonAlone: a device whose thread wakes a thousand
+// times a second does not keep Go's sysmon polling. The thread holds its P
+// in epoll_wait; if its goroutine never went through the scheduler, sysmon
+// would find it due at every look, take its P, and look again 20 µs
+// later, for as long as the device is busy: about ten thousand wake-ups a
+// second on a host, each a context switch of sysmon's (and, in the lab, a
+// lab CPU taken from the vCPUs).
+func TestThreadLeavesSysmonAlone(t *testing.T) {
+	r := newRig(t, 0, false)
+	kick, ok := r.dev.KickFD(TXQueue)
+	if !ok {
+		t.Fatal("no kick eventfd while active")
+	}
+	stop := make(chan struct{})
+	kicked := make(chan int)
+	go func() {
+		n := 0
+		defer func() { kicked <- n }()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+			if queuefd.Signal(kick) == nil {
+				n++
+			}
+		}
+	}()
+	time.Sleep(100 * time.Millisecond) // past sysmon's first looks
+	sysmon, err := threadstat.SysmonTID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := switchesOf(t, sysmon)
+	start := time.Now()
+	time.Sleep(time.Second)
+	n, d := switchesOf(t, sysmon)-before, time.Since(start)
+	close(stop)
+	kicks := <-kicked
+	t.Logf("sysmon (thread %d) switched %d times in %v; %d kicks", sysmon, n, d.Round(time.Millisecond), kicks)
+	if kicks < 100 {
+		t.Fatalf("only %d kicks in %v", kicks, d)
+	}
+	if n > uint64(kicks)/4 {
+		t.Errorf("sysmon switched %d times for %d kicks of the device: it keeps taking the device thread's P", n, kicks)
+	}
+}
+
+// switchesOf reads thread tid's context switches.
+func switchesOf(t *testing.T, tid int) uint64 {
+	t.Helper()
+	times, err := threadstat.ReadThread(filepath.Join("/proc/self/task", strconv.Itoa(tid)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return times.Switches
+}
