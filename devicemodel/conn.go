@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"ember/acrn/iorequest"
+	"ember/internal/sysmon"
 	"ember/ioreq"
 
 	"golang.org/x/sys/unix"
@@ -360,7 +361,12 @@ func (c *Conn) serveFutex(h ioreq.Handler, poll *ioreq.PollWindow) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	c.handoff.Store(1)
+	// The thread holds its P in FUTEX_WAIT and never blocks in Go: it goes
+	// through the scheduler now and then, or sysmon would keep taking the
+	// P (package sysmon).
+	pace := sysmon.NewPacer(sysmon.TicksPerMs())
 	for !c.closed.Load() {
+		pace.Maybe(sysmon.Cputicks())
 		// Load the kick word, clear the polling word, look: ember stores
 		// PROCESSING, loads the polling word, then changes the kick word.
 		// Either this look finds the request, or the word has changed

@@ -100,15 +100,15 @@ func ParseSwitches(status []byte) uint64 {
 	return n
 }
 
-// SysmonTID finds the calling process's Go sysmon thread: the first
-// thread the runtime starts after the main one (runtime.main starts it
-// before any package is initialized). Tests read its context switches to
-// see whether a loop on a locked thread keeps it polling (package
-// internal/sysmon).
-func SysmonTID() (int, error) {
+// Sysmon reads what the kernel counted for the calling process's Go
+// sysmon thread: the first thread the runtime starts after the main one
+// (runtime.main starts it before any package is initialized). Tests read
+// its context switches to see whether a loop on a locked thread keeps it
+// polling (package internal/sysmon).
+func Sysmon() (Times, error) {
 	tasks, err := os.ReadDir("/proc/self/task")
 	if err != nil {
-		return 0, err
+		return Times{}, err
 	}
 	tid := 0
 	for _, task := range tasks {
@@ -118,7 +118,7 @@ func SysmonTID() (int, error) {
 		}
 	}
 	if tid == 0 {
-		return 0, fmt.Errorf("the process has no thread but its main one")
+		return Times{}, fmt.Errorf("the process has no thread but its main one")
 	}
-	return tid, nil
+	return ReadThread(fmt.Sprintf("/proc/self/task/%d", tid))
 }

@@ -1,8 +1,6 @@
 package net
 
 import (
-	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -40,17 +38,13 @@ func TestThreadLeavesSysmonAlone(t *testing.T) {
 		}
 	}()
 	time.Sleep(100 * time.Millisecond) // past sysmon's first looks
-	sysmon, err := threadstat.SysmonTID()
-	if err != nil {
-		t.Fatal(err)
-	}
-	before := switchesOf(t, sysmon)
+	before := sysmonSwitches(t)
 	start := time.Now()
 	time.Sleep(time.Second)
-	n, d := switchesOf(t, sysmon)-before, time.Since(start)
+	n, d := sysmonSwitches(t)-before, time.Since(start)
 	close(stop)
 	kicks := <-kicked
-	t.Logf("sysmon (thread %d) switched %d times in %v; %d kicks", sysmon, n, d.Round(time.Millisecond), kicks)
+	t.Logf("sysmon switched %d times in %v; %d kicks", n, d.Round(time.Millisecond), kicks)
 	if kicks < 100 {
 		t.Fatalf("only %d kicks in %v", kicks, d)
 	}
@@ -59,10 +53,10 @@ func TestThreadLeavesSysmonAlone(t *testing.T) {
 	}
 }
 
-// switchesOf reads thread tid's context switches.
-func switchesOf(t *testing.T, tid int) uint64 {
+// sysmonSwitches reads Go's sysmon's context switches.
+func sysmonSwitches(t *testing.T) uint64 {
 	t.Helper()
-	times, err := threadstat.ReadThread(filepath.Join("/proc/self/task", strconv.Itoa(tid)))
+	times, err := threadstat.Sysmon()
 	if err != nil {
 		t.Fatal(err)
 	}
