@@ -362,11 +362,10 @@ func (c *Conn) serveFutex(h ioreq.Handler, poll *ioreq.PollWindow) error {
 	defer runtime.UnlockOSThread()
 	c.handoff.Store(1)
 	// The thread holds its P in FUTEX_WAIT and never blocks in Go: it goes
-	// through the scheduler now and then, or sysmon would keep taking the
-	// P (package sysmon).
+	// through the scheduler now and then, after its work, or sysmon would
+	// keep taking the P (package sysmon).
 	pace := sysmon.NewPacer(sysmon.TicksPerMs())
 	for !c.closed.Load() {
-		pace.Maybe(sysmon.Cputicks())
 		// Load the kick word, clear the polling word, look: ember stores
 		// PROCESSING, loads the polling word, then changes the kick word.
 		// Either this look finds the request, or the word has changed
@@ -384,6 +383,7 @@ func (c *Conn) serveFutex(h ioreq.Handler, poll *ioreq.PollWindow) error {
 		c.setPolling(true)
 		c.Poll(h)
 		c.pollAWhile(h, poll.Get())
+		pace.Maybe(sysmon.Cputicks())
 	}
 	return nil
 }
