@@ -104,9 +104,12 @@ func (c *VCPU) loop(stopped <-chan struct{}) {
 		}
 		var exit kvm.Exit
 		var err error
-		if entry.Holding() {
+		switch {
+		case entry.Holding():
 			exit, err = c.kvm.RunHoldingP()
-		} else {
+		case entry.HandingOver():
+			exit, err = c.kvm.RunHandingOverP()
+		default:
 			exit, err = c.kvm.Run()
 		}
 		if err != nil {

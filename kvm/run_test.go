@@ -582,10 +582,25 @@ func fakeVCPU(size int) *VCPU {
 	return newVCPU(-1, 0, unsafe.Slice((*byte)(unsafe.Pointer(&w[0])), size))
 }
 
-// TestRunHoldingPLetsTheCollectorIn: RunHoldingP reports exits as Run does,
-// and a guest halted inside it (KVM blocks the thread, holding its P) does
-// not hold up a garbage collection: Go's preemption signal ends KVM_RUN.
+// TestRunHoldingPLetsTheCollectorIn: RunHoldingP and RunHandingOverP
+// report exits as Run does, and a guest halted inside either does not hold
+// up a garbage collection. Holding, KVM blocks the thread with its P, and Go's
+// preemption signal ends KVM_RUN; handing over, the thread blocks without
+// one, and nothing need interrupt it. A Kick ends both.
 func TestRunHoldingPLetsTheCollectorIn(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		run      func(*VCPU) (Exit, error)
+		wantIntr bool // Go's signal ends the halted run
+	}{
+		{"holding", (*VCPU).RunHoldingP, true},
+		{"handing over", (*VCPU).RunHandingOverP, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testHaltedRun(t, tc.run, tc.wantIntr) })
+	}
+}
+
+func testHaltedRun(t *testing.T, run func(*VCPU) (Exit, error), wantIntr bool) {
 	code := []byte{
 		0xb0, 0x5a, // mov $0x5a, %al
 		0xe6, 0x10, // out %al, $0x10
@@ -603,7 +618,7 @@ func TestRunHoldingPLetsTheCollectorIn(t *testing.T) {
 		defer runtime.UnlockOSThread()
 		cpu.BindThread()
 		for {
-			exit, err := cpu.RunHoldingP()
+			exit, err := run(cpu)
 			switch {
 			case err != nil:
 				done <- err
@@ -659,7 +674,12 @@ func TestRunHoldingPLetsTheCollectorIn(t *testing.T) {
 	}
 	select {
 	case <-intr:
+		if !wantIntr {
+			t.Error("Go's signal ended a run that had handed its P over")
+		}
 	default:
-		t.Error("the halted guest's KVM_RUN never returned for Go's signal")
+		if wantIntr {
+			t.Error("the halted guest's KVM_RUN never returned for Go's signal")
+		}
 	}
 }

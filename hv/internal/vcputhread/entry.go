@@ -7,7 +7,8 @@ import (
 	"ember/kvm"
 )
 
-// How a vCPU thread enters the guest: keeping its P or handing it over.
+// How a vCPU thread enters the guest: keeping its P, the ordinary way, or
+// handing its P over at once.
 //
 // Go brackets every system call with entersyscall and exitsyscall so that
 // the P of a thread blocked in the kernel can serve other goroutines. For a
@@ -27,11 +28,23 @@ import (
 // path, and only a streak of short runs brings it to the holding one again.
 // Runs are timed in TSC ticks, read once an exit for this and the yield
 // (yield.go).
+//
+// At the other end, a guest that halts for long keeps its P through the
+// ordinary entry as well, until sysmon finds the call has lasted 10 ms and
+// takes the P; each such take sets sysmon polling every 20 µs again, about
+// fifty wake-ups a halt. With a vCPU halting every 15 ms sysmon switched
+// some 3,400 times a second (TestSysmonLeavesAHaltingVCPUAlone). So after
+// a run of longRunMicros or more the vCPU enters with
+// kvm.VCPU.RunHandingOverP, whose P goes to the scheduler at once, and the
+// first shorter run brings it back to the ordinary entry. The hand-over's
+// cost, an idle P taken under the scheduler's lock at the exit, is small
+// beside a run that long.
 
 // Tunables of the entry policy.
 const (
-	shortRunMicros = 500 // a run shorter than this is short
-	holdAfterShort = 16  // consecutive short runs before the vCPU holds its P
+	shortRunMicros = 500  // a run shorter than this is short
+	holdAfterShort = 16   // consecutive short runs before the vCPU holds its P
+	longRunMicros  = 3000 // a run this long or longer is long: the next entry hands its P over
 )
 
 // asyncPreemption reports whether Go may interrupt a goroutine with a
@@ -52,21 +65,33 @@ func asyncPreemption() bool {
 var HoldingAllowed = asyncPreemption()
 
 // Entry is one vCPU thread's choice of entry: the loop enters with
-// kvm.VCPU.RunHoldingP while held is set, else with kvm.VCPU.Run.
+// kvm.VCPU.RunHoldingP while held is set, with kvm.VCPU.RunHandingOverP
+// while handOver is, else with kvm.VCPU.Run.
 type Entry struct {
-	budget *Procs
-	short  int64 // shortRunMicros in TSC ticks; 0: never hold
-	held   bool  // entering with RunHoldingP, counted in budget.held
-	streak int   // short runs in a row on the ordinary path
+	budget   *Procs
+	short    int64 // shortRunMicros in TSC ticks; 0: never hold
+	long     int64 // longRunMicros in TSC ticks; 0: never hand over
+	held     bool  // entering with RunHoldingP, counted in budget.held
+	handOver bool  // the last run was long: entering with RunHandingOverP
+	streak   int   // short runs in a row on the ordinary path
 }
 
-// NewEntry sizes the short run from the TSC frequency KVM reports for
-// the vCPU. Where KVM cannot say, or preemption is off, the vCPU always
-// enters the ordinary way.
+// NewEntry sizes the short and long runs from the TSC frequency KVM
+// reports for the vCPU. Where KVM cannot say, the vCPU always enters the
+// ordinary way; where preemption is off, it never holds its P.
 func NewEntry(c *kvm.VCPU, b *Procs) Entry {
-	e := Entry{budget: b}
-	if khz, err := c.TSCKHz(); err == nil && khz > 0 && HoldingAllowed {
-		e.short = int64(khz) * shortRunMicros / 1000
+	khz, err := c.TSCKHz()
+	if err != nil {
+		khz = 0
+	}
+	return newEntry(int64(khz), b, HoldingAllowed)
+}
+
+// newEntry is NewEntry for a TSC of khz kHz (0: not known).
+func newEntry(khz int64, b *Procs, holding bool) Entry {
+	e := Entry{budget: b, long: khz * longRunMicros / 1000}
+	if holding {
+		e.short = khz * shortRunMicros / 1000
 	}
 	return e
 }
@@ -82,12 +107,15 @@ func (e *Entry) Ran(r kvm.ExitReason, d int64) {
 	if e.held && short {
 		return
 	}
-	e.change(short)
+	e.change(short, d)
 }
 
 // change is Ran's other cases: a held vCPU's long run gives the P back; on
 // the ordinary path a long run ends the streak and a short one extends it.
-func (e *Entry) change(short bool) {
+// A run of e.long or more, whatever ended it, has the next entry hand its
+// P over.
+func (e *Entry) change(short bool, d int64) {
+	e.handOver = e.long != 0 && uint64(d) >= uint64(e.long) // a TSC gone backwards is long
 	switch {
 	case e.held:
 		e.Drop()
@@ -113,3 +141,7 @@ func (e *Entry) Drop() {
 // Holding reports whether the next entry should keep the thread's P
 // (kvm.VCPU.RunHoldingP) rather than hand it over (kvm.VCPU.Run).
 func (e *Entry) Holding() bool { return e.held }
+
+// HandingOver reports whether the next entry should hand the thread's P
+// over at once (kvm.VCPU.RunHandingOverP): the last run was long.
+func (e *Entry) HandingOver() bool { return e.handOver }

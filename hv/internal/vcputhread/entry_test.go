@@ -8,9 +8,10 @@ import (
 
 // TestEntryPolicy: a vCPU holds its P only after a streak of short runs,
 // gives it back at the first long run or signal, and never holds one the
-// budget cannot spare.
+// budget cannot spare; after a long run, and only then, it hands its P over
+// as it enters.
 func TestEntryPolicy(t *testing.T) {
-	const short, long = 10, 1000 // TSC ticks; the policy's bound is 100
+	const short, medium, long = 10, 300, 1000 // TSC ticks; the policy's bounds are 100 and 500
 	type run struct {
 		r kvm.ExitReason
 		d int64
@@ -27,17 +28,23 @@ func TestEntryPolicy(t *testing.T) {
 		runs     []run
 		noBudget bool // the budget has no P to spare
 		want     bool // holding after the runs
+		handOver bool // handing over after the runs
 	}{
-		{"first runs", shorts(holdAfterShort - 1), false, false},
-		{"a streak of short runs", shorts(holdAfterShort), false, true},
-		{"a long run breaks the streak", append(append(shorts(holdAfterShort-1), run{kvm.ExitIO, long}), shorts(holdAfterShort-1)...), false, false},
-		{"a signal breaks the streak", append(append(shorts(holdAfterShort-1), run{kvm.ExitIntr, short}), shorts(holdAfterShort-1)...), false, false},
-		{"holding, a long run gives the P back", append(shorts(holdAfterShort), run{kvm.ExitMMIO, long}), false, false},
-		{"holding, a signal gives the P back", append(shorts(holdAfterShort), run{kvm.ExitIntr, short}), false, false},
-		{"holding stays while runs are short", shorts(5 * holdAfterShort), false, true},
-		{"back after another streak", append(append(shorts(holdAfterShort), run{kvm.ExitIntr, short}), shorts(holdAfterShort)...), false, true},
-		{"a TSC that went backwards is long", append(shorts(holdAfterShort), run{kvm.ExitIO, -5}), false, false},
-		{"no P to spare", shorts(3 * holdAfterShort), true, false},
+		{"first runs", shorts(holdAfterShort - 1), false, false, false},
+		{"a streak of short runs", shorts(holdAfterShort), false, true, false},
+		{"a long run breaks the streak", append(append(shorts(holdAfterShort-1), run{kvm.ExitIO, long}), shorts(holdAfterShort-1)...), false, false, false},
+		{"a signal breaks the streak", append(append(shorts(holdAfterShort-1), run{kvm.ExitIntr, short}), shorts(holdAfterShort-1)...), false, false, false},
+		{"holding, a long run gives the P back and hands the next over", append(shorts(holdAfterShort), run{kvm.ExitMMIO, long}), false, false, true},
+		{"holding, a medium run gives the P back", append(shorts(holdAfterShort), run{kvm.ExitMMIO, medium}), false, false, false},
+		{"a long run hands the next entry's P over", []run{{kvm.ExitIO, long}}, false, false, true},
+		{"a long run ended by a signal too", []run{{kvm.ExitIntr, long}}, false, false, true},
+		{"a short run after a long one takes the ordinary entry", []run{{kvm.ExitIO, long}, {kvm.ExitIO, short}}, false, false, false},
+		{"a medium run after a long one takes the ordinary entry", []run{{kvm.ExitIO, long}, {kvm.ExitIO, medium}}, false, false, false},
+		{"holding, a signal gives the P back", append(shorts(holdAfterShort), run{kvm.ExitIntr, short}), false, false, false},
+		{"holding stays while runs are short", shorts(5 * holdAfterShort), false, true, false},
+		{"back after another streak", append(append(shorts(holdAfterShort), run{kvm.ExitIntr, short}), shorts(holdAfterShort)...), false, true, false},
+		{"a TSC that went backwards is long", append(shorts(holdAfterShort), run{kvm.ExitIO, -5}), false, false, true},
+		{"no P to spare", shorts(3 * holdAfterShort), true, false, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -46,12 +53,18 @@ func TestEntryPolicy(t *testing.T) {
 			if !tc.noBudget {
 				b.Start() // this vCPU's thread: one P to spare
 			}
-			e := Entry{budget: b, short: 100}
+			e := Entry{budget: b, short: 100, long: 500}
 			for _, r := range tc.runs {
 				e.Ran(r.r, r.d)
 			}
-			if e.held != tc.want {
-				t.Errorf("holding = %v, want %v", e.held, tc.want)
+			if e.Holding() != tc.want {
+				t.Errorf("holding = %v, want %v", e.Holding(), tc.want)
+			}
+			if e.HandingOver() != tc.handOver {
+				t.Errorf("handing over = %v, want %v", e.HandingOver(), tc.handOver)
+			}
+			if e.Holding() && e.HandingOver() {
+				t.Error("holding and handing over at once")
 			}
 			if want := map[bool]int{false: 0, true: 1}[tc.want]; b.held != want {
 				t.Errorf("budget counts %d holders, want %d", b.held, want)
@@ -105,6 +118,26 @@ func TestAsyncPreemptionReadsGODEBUG(t *testing.T) {
 		t.Setenv("GODEBUG", tc.godebug)
 		if got := asyncPreemption(); got != tc.want {
 			t.Errorf("GODEBUG=%q: asyncPreemption() = %v, want %v", tc.godebug, got, tc.want)
+		}
+	}
+}
+
+// TestNewEntrySizes: the bounds follow the TSC's rate; with no rate the
+// vCPU always enters the ordinary way, and with preemption off it still
+// hands its P over after a long run but never holds one.
+func TestNewEntrySizes(t *testing.T) {
+	for _, tc := range []struct {
+		khz             int64
+		holding         bool
+		wantShort, long int64
+	}{
+		{2_000_000, true, 2_000_000 * shortRunMicros / 1000, 2_000_000 * longRunMicros / 1000},
+		{2_000_000, false, 0, 2_000_000 * longRunMicros / 1000},
+		{0, true, 0, 0},
+	} {
+		e := newEntry(tc.khz, &Procs{}, tc.holding)
+		if e.short != tc.wantShort || e.long != tc.long {
+			t.Errorf("newEntry(%d kHz, holding %v): short %d, long %d; want %d, %d", tc.khz, tc.holding, e.short, e.long, tc.wantShort, tc.long)
 		}
 	}
 }
