@@ -102,7 +102,10 @@ func ParseSwitches(status []byte) uint64 {
 
 // Sysmon reads what the kernel counted for the calling process's Go
 // sysmon thread: the first thread the runtime starts after the main one
-// (runtime.main starts it before any package is initialized). Tests read
+// (runtime.main starts it before any package is initialized), so the
+// lowest thread id but the process's own, unless the kernel's ids wrapped
+// around between the two (pid_max), which a test process started on a
+// quiet machine does not meet. Tests read
 // its context switches to see whether a loop on a locked thread keeps it
 // polling (package internal/sysmon).
 func Sysmon() (Times, error) {

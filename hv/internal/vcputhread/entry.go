@@ -32,8 +32,10 @@ import (
 // At the other end, a guest that halts for long keeps its P through the
 // ordinary entry as well, until sysmon finds the call has lasted 10 ms and
 // takes the P; each such take sets sysmon polling every 20 µs again, about
-// fifty wake-ups a halt. With a vCPU halting every 15 ms sysmon switched
-// some 3,400 times a second (TestSysmonLeavesAHaltingVCPUAlone). So after
+// fifty wake-ups a halt: with a guest halting 20 ms at a time sysmon
+// switched some 2,200 times a second, and with one halting 15 ms at a time
+// 3,400 (TestSysmonLeavesAHaltingVCPUAlone, and a throwaway variant of it:
+// docs/performance-log.md). So after
 // a run of longRunMicros or more the vCPU enters with
 // kvm.VCPU.RunHandingOverP, whose P goes to the scheduler at once, and the
 // first shorter run brings it back to the ordinary entry. The hand-over's
