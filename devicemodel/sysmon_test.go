@@ -56,10 +56,18 @@ func TestFutexServeLeavesSysmonAlone(t *testing.T) {
 		}
 	}()
 	time.Sleep(100 * time.Millisecond) // past sysmon's first looks
-	before, asked := sysmonSwitches(t), served.Load()
+	before, err := threadstat.Sysmon()
+	if err != nil {
+		t.Fatal(err)
+	}
+	asked := served.Load()
 	start := time.Now()
 	time.Sleep(time.Second)
-	n, requests := sysmonSwitches(t)-before, served.Load()-asked
+	after, err := threadstat.Sysmon()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, requests := after.Switches-before.Switches, served.Load()-asked
 	close(stop)
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -71,14 +79,4 @@ func TestFutexServeLeavesSysmonAlone(t *testing.T) {
 	if n > requests/4 {
 		t.Errorf("sysmon switched %d times for %d requests: it keeps taking the device model's P", n, requests)
 	}
-}
-
-// sysmonSwitches reads Go's sysmon's context switches.
-func sysmonSwitches(t *testing.T) uint64 {
-	t.Helper()
-	times, err := threadstat.Sysmon()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return times.Switches
 }

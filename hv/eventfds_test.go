@@ -359,6 +359,24 @@ func TestMSIVectorsLeaveNoDescriptors(t *testing.T) {
 	}
 }
 
+// newVirqVM makes a VM for the virq guest (startVirq) and the MSI vector
+// that raises its interrupt, 0x40; the VM closes when the test ends, after
+// startVirq's cleanup has stopped its run, and the vector before it.
+func newVirqVM(t *testing.T, cfg Config) (*VM, *eventfd.MSIVector) {
+	t.Helper()
+	vm, err := openHV(t).NewVM(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { vm.Close() })
+	v, err := vm.EventFDs().NewMSIVector(0xfee00000, 0x40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close() })
+	return vm, v
+}
+
 // startVirq runs the virq guest on vm, taking n interrupts on vector 0x40
 // (it exits 0x56 after the last), and returns a channel that gets each
 // count the guest reports (0 first: ready) and one that gets Run's result.

@@ -67,17 +67,7 @@ func TestSysmonLeavesABusyVCPUAlone(t *testing.T) {
 // vCPU hands its P over as it enters (vcputhread.Entry.HandingOver), and
 // sysmon has nothing to take.
 func TestSysmonLeavesAHaltingVCPUAlone(t *testing.T) {
-	h := openHV(t)
-	vm, err := h.NewVM(Config{MemorySize: 2 << 20, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { vm.Close() }) // after startVirq's cleanup has stopped the run
-	v, err := vm.EventFDs().NewMSIVector(0xfee00000, 0x40)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Close()
+	vm, v := newVirqVM(t, Config{MemorySize: 2 << 20, Logger: quiet})
 	const gap = 20 * time.Millisecond
 	reports, done := startVirq(t, vm, 200)
 	if got := <-reports; got != 0 {

@@ -17,17 +17,7 @@ import (
 // before the HLT runs. The guest must count the interrupt and exit 0x56,
 // not halt for good.
 func TestVirqGuestTakesAnInterruptOnItsHLT(t *testing.T) {
-	h := openHV(t)
-	vm, err := h.NewVM(Config{MemorySize: 2 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { vm.Close() }) // after startVirq's cleanup has stopped the run
-	v, err := vm.EventFDs().NewMSIVector(0xfee00000, 0x40)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Close()
+	vm, v := newVirqVM(t, Config{MemorySize: 2 << 20})
 	i := bytes.Index(guest.Virq.Code, []byte{0xfb, 0xf4}) // STI; HLT
 	if i < 0 {
 		t.Fatal("no STI; HLT in the virq guest")

@@ -44,10 +44,17 @@ func TestThreadLeavesSysmonAlone(t *testing.T) {
 		}
 	}()
 	time.Sleep(100 * time.Millisecond) // past sysmon's first looks
-	before := sysmonSwitches(t)
+	before, err := threadstat.Sysmon()
+	if err != nil {
+		t.Fatal(err)
+	}
 	start := time.Now()
 	time.Sleep(time.Second)
-	n, d := sysmonSwitches(t)-before, time.Since(start)
+	after, err := threadstat.Sysmon()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, d := after.Switches-before.Switches, time.Since(start)
 	close(stop)
 	kicks := <-kicked
 	t.Logf("sysmon switched %d times in %v; %d kicks", n, d.Round(time.Millisecond), kicks)
@@ -57,14 +64,4 @@ func TestThreadLeavesSysmonAlone(t *testing.T) {
 	if n > uint64(kicks)/4 {
 		t.Errorf("sysmon switched %d times for %d kicks of the device: it keeps taking the device thread's P", n, kicks)
 	}
-}
-
-// sysmonSwitches reads Go's sysmon's context switches.
-func sysmonSwitches(t *testing.T) uint64 {
-	t.Helper()
-	times, err := threadstat.Sysmon()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return times.Switches
 }
