@@ -76,7 +76,9 @@ func TestFutexServeLeavesSysmonAlone(t *testing.T) {
 	if requests < 100 {
 		t.Fatalf("only %d requests served", requests)
 	}
-	if n > requests/4 {
+	// About a hundred a second (sysmon's 10 ms back-off) on the build
+	// machine with the yield; 2,200-2,400 without it.
+	if n > requests {
 		t.Errorf("sysmon switched %d times for %d requests: it keeps taking the device model's P", n, requests)
 	}
 }

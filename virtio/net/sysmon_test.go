@@ -13,9 +13,9 @@ import (
 // times a second does not keep Go's sysmon polling. The thread holds its P
 // in epoll_wait; if its goroutine never went through the scheduler, sysmon
 // would find it due at every look, take its P, and look again 20 µs
-// later, for as long as the device is busy: about ten thousand wake-ups a
-// second on a host, each a context switch of sysmon's (and, in the lab, a
-// lab CPU taken from the vCPUs).
+// later, for as long as the device is busy: over two thousand wake-ups a
+// second for a thousand kicks, each a context switch of sysmon's (and, in
+// the lab, a lab CPU taken from the vCPUs).
 func TestThreadLeavesSysmonAlone(t *testing.T) {
 	r := newRig(t, 0, false)
 	kick, ok := r.dev.KickFD(TXQueue)
@@ -61,7 +61,10 @@ func TestThreadLeavesSysmonAlone(t *testing.T) {
 	if kicks < 100 {
 		t.Fatalf("only %d kicks in %v", kicks, d)
 	}
-	if n > uint64(kicks)/4 {
+	// About a hundred a second (sysmon's 10 ms back-off) on the build
+	// machine and 100-350 in the lab with the yield; 2,300 and 4,000
+	// without it.
+	if n > uint64(kicks) {
 		t.Errorf("sysmon switched %d times for %d kicks of the device: it keeps taking the device thread's P", n, kicks)
 	}
 }
