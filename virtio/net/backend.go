@@ -23,8 +23,9 @@ import (
 type Backend interface {
 	// ReadPacket reads one packet into p and returns its length, blocking
 	// until one arrives. A packet longer than p may be cut short or
-	// refused; the device passes a buffer of HeaderSize+MaxFrameSize
-	// bytes or more.
+	// refused, or returned cut short with its whole length, as a TAP
+	// does (the device drops it); the device passes a buffer of
+	// HeaderSize+MaxFrameSize bytes or more.
 	ReadPacket(p []byte) (int, error)
 	// WritePacket sends the concatenation of bufs as one packet.
 	WritePacket(bufs [][]byte) (int, error)
@@ -132,13 +133,30 @@ func (b *FileBackend) tryRead(p []byte) (int, error) { return b.readPacket(p, fa
 // descriptor cannot take the packet now.
 func (b *FileBackend) tryWrite(bufs [][]byte) (int, error) { return b.writePacket(bufs, false) }
 
+// tryReadv is tryRead into bufs, taken as one buffer (readv): the
+// device's thread reads a packet straight into the driver's buffers with
+// it. Like read, it may return more than bufs hold: a TAP gives a
+// packet's whole length when it had to cut it short.
+func (b *FileBackend) tryReadv(bufs [][]byte) (int, error) {
+	return b.read(false, virtio.Len(bufs), func(fd int) (int, error) { return unix.Readv(fd, bufs) })
+}
+
 // readPacket reads one packet, waiting for one in Go's poller if wait.
 func (b *FileBackend) readPacket(p []byte, wait bool) (int, error) {
-	n, err := b.io(wait, false, func(fd int) (int, error) { return unix.Read(fd, p) })
+	return b.read(wait, uint64(len(p)), func(fd int) (int, error) { return unix.Read(fd, p) })
+}
+
+// read runs op, a read into buffers of room bytes: a read of nothing into
+// some room is io.EOF. errWouldBlock comes back as it is, which the
+// device's thread meets at the end of every burst.
+func (b *FileBackend) read(wait bool, room uint64, op func(fd int) (int, error)) (int, error) {
+	n, err := b.io(wait, false, op)
 	switch {
+	case err == errWouldBlock:
+		return 0, err
 	case err != nil:
 		return 0, fmt.Errorf("virtio-net: reading %s: %w", b.name, err)
-	case n == 0 && len(p) > 0:
+	case n == 0 && room > 0:
 		return 0, io.EOF
 	}
 	return n, nil

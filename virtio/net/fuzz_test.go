@@ -223,3 +223,52 @@ func (g *guarded) check(t *testing.T, p *placement) {
 
 // flatten returns the concatenation of bufs.
 func flatten(bufs [][]byte) []byte { return gathered(bufs) }
+
+// FuzzRXDirect: a packet read straight into chains of any layout (the
+// buffers of one readv, then spread over the chains) lands in them whole
+// and in order, behind its header, with nothing written past a buffer;
+// a packet longer than the room the device asks for is cut short by the
+// read and dropped by prepareRXHeader, never spread past the last chain.
+func FuzzRXDirect(f *testing.F) {
+	pages := bytes.Repeat([]byte{0xe4}, 17) // 17 chains of 4,674 bytes
+	f.Add(uint32(100), byte(0), pages, true)
+	f.Add(uint32(HeaderSize+MaxFrameSize), byte(1), pages, true)
+	f.Add(uint32(HeaderSize+MaxFrameSize+1), byte(2), pages, true)
+	f.Add(uint32(1526), byte(3), bytes.Repeat([]byte{0x7f}, 13), false) // one chain of 13 buffers
+	f.Add(uint32(5000), byte(4), append([]byte{0x80}, bytes.Repeat([]byte{0xff, 0x7f}, 30)...), true)
+	f.Fuzz(func(t *testing.T, n uint32, seed byte, layout []byte, mrg bool) {
+		g := newGuarded(layout)
+		r := &receiver{worker: &worker{features: offloads}, mrg: mrg}
+		for _, c := range g.chains {
+			if r.room() >= directRoom {
+				break
+			}
+			if c.WritableLen() >= HeaderSize && (mrg || len(r.held) == 0) {
+				r.held = append(r.held, c)
+				r.heldRoom += c.WritableLen()
+			}
+		}
+		if r.room() < directRoom {
+			return // the device reads into its own buffer instead
+		}
+		pkt := packet(header{}, frame(max(int(n%(2*directRoom)), HeaderSize+ethHeaderLen)-HeaderSize, seed))
+		iov := r.buffers()
+		if &iov[0][0] != &r.hdr[0] || len(iov[0]) != HeaderSize {
+			t.Fatal("the read's first buffer is not the header's")
+		}
+		virtio.Scatter(iov, pkt) // what readv does; a TAP returns len(pkt) even if it cut it
+		if err := prepareRXHeader(r.hdr[:], len(pkt), r.features); err != nil {
+			if len(pkt)-HeaderSize <= MaxFrameSize {
+				t.Fatalf("a packet of %d bytes dropped: %v", len(pkt), err)
+			}
+			return
+		}
+		chains := r.spread(len(pkt))
+		writeAt(r.held[0].Writable, 0, r.hdr[:])
+		binary.LittleEndian.PutUint16(pkt[hdrNumBuffers:], 1)
+		g.check(t, &placement{pkt: pkt, off: len(pkt), chains: chains})
+		if !mrg && len(chains) != 1 {
+			t.Fatalf("%d chains used without mergeable buffers", len(chains))
+		}
+	})
+}

@@ -229,14 +229,18 @@ func checkTXGSO(h header, features uint64) error {
 // can take is an error wrapping errPacket, DATA_VALID is cleared for a
 // driver without GUEST_CSUM and unknown flags for all, and num_buffers is 1
 // (deliver sets it when the packet spans several buffers).
-func prepareRX(pkt []byte, features uint64) error {
-	if len(pkt) < HeaderSize+ethHeaderLen {
-		return dropped("received packet of %d bytes, shorter than the header and an Ethernet header", len(pkt))
+func prepareRX(pkt []byte, features uint64) error { return prepareRXHeader(pkt, len(pkt), features) }
+
+// prepareRXHeader is prepareRX of a packet of n bytes whose header alone
+// is in hdr: one read straight into the driver's buffers (direct.go).
+func prepareRXHeader(hdr []byte, n int, features uint64) error {
+	if n < HeaderSize+ethHeaderLen {
+		return dropped("received packet of %d bytes, shorter than the header and an Ethernet header", n)
 	}
-	if len(pkt)-HeaderSize > MaxFrameSize {
-		return dropped("received frame of %d bytes, longer than %d", len(pkt)-HeaderSize, MaxFrameSize)
+	if n-HeaderSize > MaxFrameSize {
+		return dropped("received frame of %d bytes, longer than %d", n-HeaderSize, MaxFrameSize)
 	}
-	h := decodeHeader(pkt)
+	h := decodeHeader(hdr)
 	h.flags &= hdrNeedsCsum | hdrDataValid
 	if features&FeatureGuestCsum == 0 {
 		if h.flags&hdrNeedsCsum != 0 {
@@ -248,7 +252,7 @@ func prepareRX(pkt []byte, features uint64) error {
 		return err
 	}
 	h.numBuffers = 1
-	h.encode(pkt)
+	h.encode(hdr)
 	return nil
 }
 

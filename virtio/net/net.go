@@ -332,7 +332,7 @@ func (d *Device) startLoop(a *activation, b *FileBackend, queues []*virtio.Queue
 	var rx *receiver
 	var tx *transmitter
 	if w := workers[RXQueue]; w != nil {
-		rx = newReceiver(w, b.tryRead)
+		rx = newReceiver(w, b.tryRead, b.tryReadv)
 	}
 	if w := workers[TXQueue]; w != nil {
 		tx = newTransmitter(w, b.tryWrite)
@@ -373,7 +373,7 @@ func (d *Device) startWorkers(a *activation, workers []*worker) {
 func (a *activation) serve(w *worker) {
 	defer a.wg.Done()
 	if w.index == RXQueue {
-		newReceiver(w, w.d.backend.ReadPacket).run()
+		newReceiver(w, w.d.backend.ReadPacket, nil).run()
 	} else {
 		newTransmitter(w, w.d.backend.WritePacket).run()
 	}

@@ -25,15 +25,20 @@ type receiver struct {
 	// read reads one packet: the backend's ReadPacket, which waits for
 	// one, or on the device's thread a read that returns errWouldBlock
 	// instead.
-	read func(p []byte) (int, error)
-	buf  []byte    // where a packet is read, header first
-	cur  placement // the packet being delivered; cur.pkt nil: none
-	mrg  bool      // VIRTIO_NET_F_MRG_RXBUF: a packet may span several chains
+	read   func(p []byte) (int, error)
+	buf    []byte          // where a packet is read, header first
+	cur    placement       // the packet being delivered; cur.pkt nil: none
+	mrg    bool            // VIRTIO_NET_F_MRG_RXBUF: a packet may span several chains
+	direct                 // reads straight into the driver's buffers (direct.go)
+	spare  []*virtio.Chain // chains returned to the driver, kept for their slices
 }
 
-// newReceiver returns the receiver of w's queue, reading with read.
-func newReceiver(w *worker, read func([]byte) (int, error)) *receiver {
-	return &receiver{worker: w, read: read, buf: make([]byte, rxBufferSize), mrg: w.features&FeatureMrgRxbuf != 0}
+// newReceiver returns the receiver of w's queue, reading with read, and
+// with readv straight into the driver's buffers if it is not nil.
+func newReceiver(w *worker, read func([]byte) (int, error), readv func([][]byte) (int, error)) *receiver {
+	r := &receiver{worker: w, read: read, buf: make([]byte, rxBufferSize), mrg: w.features&FeatureMrgRxbuf != 0}
+	r.readv = readv
+	return r
 }
 
 // run receives and delivers packets until Reset, on a goroutine of its
@@ -82,6 +87,13 @@ func (r *receiver) ended() {
 // its header cleaned (prepareRX); false if the driver cannot take it
 // (logged and counted).
 func (r *receiver) take(n int) bool {
+	if n > len(r.buf) {
+		// A TAP cuts a packet longer than the read short, and says how
+		// long it was.
+		r.d.stats.rxDropped.Add(1)
+		r.warn("virtio-net: received packet dropped: longer than the device reads", "bytes", n, "read", len(r.buf))
+		return false
+	}
 	pkt := r.buf[:n]
 	if err := prepareRX(pkt, r.features); err != nil {
 		r.d.stats.rxDropped.Add(1)
@@ -142,16 +154,17 @@ const (
 func (r *receiver) pump(budget int) rxState {
 	for range budget {
 		if r.cur.pkt == nil {
+			// Straight into the driver's buffers when they can take any
+			// packet; else into the device's buffer, then copied.
+			if st, ok := r.pumpDirect(); ok {
+				if st != rxBusy {
+					return st
+				}
+				continue
+			}
 			n, err := r.read(r.buf)
-			switch {
-			case errors.Is(err, errWouldBlock):
-				return rxIdle
-			case errors.Is(err, io.EOF):
-				r.ended()
-				return rxEnded
-			case err != nil:
-				r.warn("virtio-net: reading a packet from the backend", "err", err)
-				return rxBackoff
+			if err != nil {
+				return r.readFailed(err)
 			}
 			if !r.take(n) {
 				continue
@@ -169,19 +182,61 @@ func (r *receiver) pump(budget int) rxState {
 	return rxBusy
 }
 
+// readFailed logs a read from the backend that failed, and returns what
+// the device's thread waits for next.
+func (r *receiver) readFailed(err error) rxState {
+	switch {
+	case errors.Is(err, errWouldBlock):
+		return rxIdle
+	case errors.Is(err, io.EOF):
+		r.ended()
+		return rxEnded
+	}
+	r.warn("virtio-net: reading a packet from the backend", "err", err)
+	return rxBackoff
+}
+
+// next returns the next chain to fill: the first the receiver holds, or
+// the next the driver made available (nil if none).
+func (r *receiver) next() (*virtio.Chain, error) {
+	if c := r.unhold(); c != nil {
+		return c, nil
+	}
+	return r.popInto(r.spareChain())
+}
+
+// spareChain returns a chain to pop into, with slices to reuse, or nil.
+func (r *receiver) spareChain() *virtio.Chain {
+	n := len(r.spare)
+	if n == 0 {
+		return nil
+	}
+	c := r.spare[n-1]
+	r.spare = r.spare[:n-1]
+	return c
+}
+
+// giveBack returns c to the driver with written bytes in it, and keeps
+// the chain for its slices.
+func (r *receiver) giveBack(c *virtio.Chain, written uint32) error {
+	if len(r.spare) < int(r.q.Size) {
+		r.spare = append(r.spare, c)
+	}
+	return r.q.Push(r.mem, c.Head, written)
+}
+
 // fill places the packet in the chains the driver made available: true
 // once it is delivered, or dropped because the buffers cannot hold it;
 // false when the queue ran out of chains first (the chains it holds stay
 // with p). An error is a queue the driver broke.
 func (r *receiver) fill(p *placement) (bool, error) {
 	for !r.stopped() {
-		c, err := r.pop()
+		c, err := r.next()
 		if err != nil || c == nil {
 			return false, err
 		}
 		if why := r.unusable(c, len(p.chains) == 0); why != "" {
-			r.warn("virtio-net: receive chain dropped: "+why, "head", c.Head)
-			if err := r.q.Push(r.mem, c.Head, 0); err != nil {
+			if err := r.refuse(c, why); err != nil {
 				return false, err
 			}
 			continue
@@ -193,7 +248,7 @@ func (r *receiver) fill(p *placement) (bool, error) {
 		p.add(c)
 		switch {
 		case p.done():
-			return true, r.publish(p)
+			return true, r.publish(p.chains, len(p.pkt))
 		case len(p.chains) >= int(r.q.Size):
 			return true, r.drop(p, "packet longer than a whole queue of receive buffers", uint64(p.off))
 		}
@@ -218,19 +273,27 @@ func (r *receiver) unusable(c *virtio.Chain, first bool) string {
 	return ""
 }
 
-// publish sets num_buffers in the packet's header, returns its chains to
-// the driver with the bytes each holds, in order, and counts it.
-func (r *receiver) publish(p *placement) error {
-	var n [2]byte
-	binary.LittleEndian.PutUint16(n[:], uint16(len(p.chains)))
-	writeAt(p.chains[0].chain.Writable, hdrNumBuffers, n[:])
-	for _, pc := range p.chains {
-		if err := r.q.Push(r.mem, pc.chain.Head, pc.n); err != nil {
+// refuse returns a chain that cannot take a packet (unusable says why)
+// empty, and logs it.
+func (r *receiver) refuse(c *virtio.Chain, why string) error {
+	r.warn("virtio-net: receive chain dropped: "+why, "head", c.Head)
+	return r.giveBack(c, 0)
+}
+
+// publish sets num_buffers in the header of a packet of n bytes placed in
+// chains, returns them to the driver with the bytes each holds, in order,
+// and counts the packet.
+func (r *receiver) publish(chains []placed, n int) error {
+	var num [2]byte
+	binary.LittleEndian.PutUint16(num[:], uint16(len(chains)))
+	writeAt(chains[0].chain.Writable, hdrNumBuffers, num[:])
+	for _, pc := range chains {
+		if err := r.giveBack(pc.chain, pc.n); err != nil {
 			return err
 		}
 	}
 	r.d.stats.rxPackets.Add(1)
-	r.d.stats.rxBytes.Add(uint64(len(p.pkt) - HeaderSize))
+	r.d.stats.rxBytes.Add(uint64(n - HeaderSize))
 	return nil
 }
 
@@ -240,7 +303,7 @@ func (r *receiver) drop(p *placement, why string, room uint64) error {
 	r.d.stats.rxDropped.Add(1)
 	r.warn("virtio-net: received packet dropped: "+why, "bytes", len(p.pkt)-HeaderSize, "room", room)
 	for _, pc := range p.chains {
-		if err := r.q.Push(r.mem, pc.chain.Head, 0); err != nil {
+		if err := r.giveBack(pc.chain, 0); err != nil {
 			return err
 		}
 	}

@@ -73,12 +73,22 @@ func (w *worker) pause(d time.Duration) bool {
 // is none. A malformed chain is logged and returned with nothing written
 // (or only dropped, if its head is outside the queue and so cannot be
 // returned); an error is a queue the driver broke.
-func (w *worker) pop() (*virtio.Chain, error) {
+func (w *worker) pop() (*virtio.Chain, error) { return w.popInto(nil) }
+
+// popInto is pop into c, whose slices it reuses (into a new chain if c is
+// nil): a receiver that keeps its chains allocates none per packet.
+func (w *worker) popInto(c *virtio.Chain) (*virtio.Chain, error) {
+	if c == nil {
+		c = new(virtio.Chain)
+	}
 	for {
-		c, err := w.q.Pop(w.mem)
+		ok, err := w.q.PopInto(w.mem, c)
 		var ce *virtio.ChainError
 		if !errors.As(err, &ce) {
-			return c, err
+			if !ok {
+				return nil, err
+			}
+			return c, nil
 		}
 		w.warn("virtio-net: malformed chain dropped", "err", err)
 		if ce.Head >= w.q.Size {
