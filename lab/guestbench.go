@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -76,6 +77,8 @@ func newGuestBenchCmd(o *options, b guestBench) *cobra.Command {
 				Dir:   wd,
 				Args:  args,
 				Env:   labEnv(),
+				// A lab that dies mid-run goes on from the boots done.
+				ResumeFlag: "--done",
 			}}})
 		},
 	}
@@ -92,6 +95,7 @@ type benchFlags struct {
 	verbose               bool
 	only                  string // boot only the subjects whose name starts with one of its comma-separated prefixes
 	compare               string // another ember binary, booted after each of ember's subjects
+	done                  string // the records of the boots a run the lab died under finished
 }
 
 // pick is the subjects --only keeps: those whose name starts with one of
@@ -133,6 +137,18 @@ func (f *benchFlags) compared(subjects []subject) []subject {
 	return out
 }
 
+// table is t with the flags' verbosity and the boots a run the lab died
+// under finished (--done).
+func (f *benchFlags) table(t benchTable) (benchTable, error) {
+	t.verbose = f.verbose
+	if f.done == "" {
+		return t, nil
+	}
+	var err error
+	t.done, err = readRecords(f.done)
+	return t, err
+}
+
 // add defines the flags on cmd.
 func (f *benchFlags) add(cmd *cobra.Command) {
 	fs := cmd.Flags()
@@ -142,6 +158,7 @@ func (f *benchFlags) add(cmd *cobra.Command) {
 	fs.IntVar(&f.reps, "reps", 3, "boots per subject")
 	fs.BoolVar(&f.verbose, "verbose", false, "print each boot's benchmark lines and the VMM's last messages")
 	fs.StringVar(&f.only, "only", "", "boot only the subjects whose name starts with this (several: separated by commas)")
+	fs.StringVar(&f.done, "done", "", "the records of the boots finished before the lab died (the host passes them: job.Step.ResumeFlag)")
 	fs.StringVar(&f.compare, "compare", "", "another ember binary (a host path: the lab sees the host's files), booted after each of ember's subjects as ember-B, for an A/B comparison")
 }
 
@@ -200,6 +217,9 @@ type benchTable struct {
 	boot     func(ctx context.Context, argv []string) (map[string]float64, bootOutput, error)
 	verbose  bool
 	vmmLines int // of the VMM's standard error that --verbose shows; 0 is defaultVMMLines
+	// done are the boots a run the lab died under finished (--done):
+	// taken as they were, not booted again.
+	done map[recordKey]bootRecord
 }
 
 // bootOutput is what a benchmark boot printed.
@@ -258,10 +278,6 @@ const bootTries = 3
 // medians of each measure with the ratios of ember's subjects to QEMU's
 // (ratioPairs).
 func runBench(ctx context.Context, w io.Writer, subjects []subject, reps int, t benchTable) error {
-	vmmLines := t.vmmLines
-	if vmmLines == 0 {
-		vmmLines = defaultVMMLines
-	}
 	got := make([]map[string][]float64, len(subjects))
 	for i := range got {
 		got[i] = map[string][]float64{}
@@ -276,23 +292,18 @@ func runBench(ctx context.Context, w io.Writer, subjects []subject, reps int, t 
 	}
 	for r := 0; r < reps; r++ {
 		for i, s := range subjects {
-			m, counts, out, err := bootCounted(ctx, t, s.argv)
-			for try := 1; err != nil && try < bootTries; try++ {
-				fmt.Fprintf(w, "boot %d/%d %-28s failed, booting again (lab flake?): %v\n", r+1, reps, s.name, firstLine(err))
-				if t.verbose {
-					fmt.Fprint(w, out.failure(vmmLines))
+			rec, ok := t.done[recordKey{r + 1, s.name}]
+			if ok {
+				fmt.Fprintf(w, "boot %d/%d %-28s %v (booted before the lab died)\n", r+1, reps, s.name, rec.Measures)
+				fmt.Fprintf(w, "  %s\n", bootcost.Line(rec.Counts))
+			} else {
+				var err error
+				if rec, err = bootTried(ctx, w, t, r+1, reps, s); err != nil {
+					return err
 				}
-				m, counts, out, err = bootCounted(ctx, t, s.argv)
 			}
-			if err != nil {
-				return fmt.Errorf("%s: %w", s.name, err)
-			}
-			fmt.Fprintf(w, "boot %d/%d %-28s %v\n", r+1, reps, s.name, m)
-			fmt.Fprintf(w, "  %s\n", bootcost.Line(counts))
-			if t.verbose {
-				fmt.Fprint(w, out.notes(vmmLines))
-			}
-			for _, mm := range []map[string]float64{m, counts} {
+			printRecord(w, rec)
+			for _, mm := range []map[string]float64{rec.Measures, rec.Counts} {
 				for k, v := range mm {
 					got[i][k] = append(got[i][k], v)
 				}
@@ -332,6 +343,29 @@ func runBench(ctx context.Context, w io.Writer, subjects []subject, reps int, t 
 		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
+}
+
+// bootTried boots subject s for rep r of reps, up to bootTries times
+// while the boot fails, and prints what it measured.
+func bootTried(ctx context.Context, w io.Writer, t benchTable, r, reps int, s subject) (bootRecord, error) {
+	vmmLines := cmp.Or(t.vmmLines, defaultVMMLines)
+	m, counts, out, err := bootCounted(ctx, t, s.argv)
+	for try := 1; err != nil && try < bootTries; try++ {
+		fmt.Fprintf(w, "boot %d/%d %-28s failed, booting again (lab flake?): %v\n", r, reps, s.name, firstLine(err))
+		if t.verbose {
+			fmt.Fprint(w, out.failure(vmmLines))
+		}
+		m, counts, out, err = bootCounted(ctx, t, s.argv)
+	}
+	if err != nil {
+		return bootRecord{}, fmt.Errorf("%s: %w", s.name, err)
+	}
+	fmt.Fprintf(w, "boot %d/%d %-28s %v\n", r, reps, s.name, m)
+	fmt.Fprintf(w, "  %s\n", bootcost.Line(counts))
+	if t.verbose {
+		fmt.Fprint(w, out.notes(vmmLines))
+	}
+	return bootRecord{Rep: r, Subject: s.name, Measures: m, Counts: counts}, nil
 }
 
 // ratioPairs returns the table's ratio columns: each of ember's subjects

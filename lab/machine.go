@@ -75,6 +75,10 @@ type outcome struct {
 	status   int   // the job's exit status, when finished
 	finished bool  // the init reported the job's end
 	done     []int // the exit status of each step that completed
+	// records are the records (job.EventRecord) the running step printed,
+	// the step after those done: what it has done, for a run in a lab
+	// booted afresh to go on from (job.Step.ResumeFlag).
+	records []string
 }
 
 // errLabDied says the lab machine ended before its job did: its kernel
@@ -188,9 +192,12 @@ func (m machine) follow(p *progress, r io.Reader, out io.Writer, j job.Job, up, 
 				p.say("/dev/kvm is up (lab kernel uptime " + arg + " s)")
 			case job.EventStep:
 				p.say("running " + arg)
+			case job.EventRecord:
+				o.records = append(o.records, arg)
 			case job.EventDone:
 				n, _ := strconv.Atoi(arg)
 				o.done = append(o.done, n)
+				o.records = nil
 				if jobOver(j, o.done) {
 					over()
 				}

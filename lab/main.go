@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -199,7 +200,32 @@ func (s *session) runSteps(ctx context.Context, m machine, j job.Job) (int, erro
 		}
 		fmt.Fprintf(os.Stderr, "lab: %v\nlab: booting the lab again for the %d steps left\n", err, len(left))
 		j.Steps = left
+		if err := s.resume(&j.Steps[0], attempt, o.records); err != nil {
+			return 0, err
+		}
 	}
+}
+
+// resume gives step, which the lab died under, the records it printed
+// (outcome.records) for its next run, if it takes them (ResumeFlag): in a
+// file in the session's directory, which the lab sees, named by its flag
+// in place of any file an earlier run was given. The step prints the
+// records it was given again, so each file holds every one so far.
+func (s *session) resume(step *job.Step, attempt int, records []string) error {
+	if step.ResumeFlag == "" || len(records) == 0 {
+		return nil
+	}
+	path := filepath.Join(s.dir, fmt.Sprintf("records-%d.txt", attempt+1))
+	if err := os.WriteFile(path, []byte(strings.Join(records, "\n")+"\n"), 0o644); err != nil {
+		return fmt.Errorf("lab: keeping what the step did before the lab died: %w", err)
+	}
+	if i := slices.Index(step.Args, step.ResumeFlag); i >= 0 && i+1 < len(step.Args) {
+		step.Args[i+1] = path
+	} else {
+		step.Args = append(step.Args, step.ResumeFlag, path)
+	}
+	fmt.Fprintf(os.Stderr, "lab: the step goes on from the %d records it printed (%s %s)\n", len(records), step.ResumeFlag, path)
+	return nil
 }
 
 // labEnv is the environment of every command run in the lab: the host's

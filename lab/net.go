@@ -86,14 +86,16 @@ func newTimeNetCmd() *cobra.Command {
 				fmt.Println("no /dev/vhost-net in the lab: ember and QEMU run with vhost=off only")
 			}
 			subjects = f.compared(f.pick(subjects))
-			t := benchTable{
+			t, err := f.table(benchTable{
 				title:    "TCP over virtio-net from inside Debian's kernel to and from the lab (TAP), 2 vCPUs, inside the lab",
 				measures: netstream.Measures,
 				boot: func(ctx context.Context, argv []string) (map[string]float64, bootOutput, error) {
 					return netBoot(ctx, srv, argv)
 				},
-				verbose:  f.verbose,
 				vmmLines: vmmLines,
+			})
+			if err != nil {
+				return err
 			}
 			return runBench(cmd.Context(), os.Stdout, subjects, f.reps, t)
 		},

@@ -69,8 +69,10 @@ func newTimeVirtioCmd() *cobra.Command {
 					"-drive", "file=" + disk + ",if=none,id=d0,format=raw,cache=writeback", "-device", "virtio-blk-pci,drive=d0",
 					"-kernel", f.kernel, "-initrd", f.initrd, "-append", benchCmdline}},
 			}
-			t := blkTable
-			t.verbose = f.verbose
+			t, err := f.table(blkTable)
+			if err != nil {
+				return err
+			}
 			return runBench(cmd.Context(), os.Stdout, f.compared(f.pick(subjects)), f.reps, t)
 		},
 	}

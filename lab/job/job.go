@@ -28,6 +28,11 @@ const (
 	// EventAlive is printed every 30 s while the job runs, so the host can
 	// tell a quiet job from a lab that halted.
 	EventAlive = "alive"
+	// EventRecord is printed by a step's own command, followed by one
+	// line of what it has done so far (a benchmark's finished boot): if
+	// the lab dies during the step, the host hands the step's records to
+	// its next run (Step.ResumeFlag), which goes on from there.
+	EventRecord = "record"
 )
 
 // CmdlineKey is the kernel command-line parameter that carries the path of
@@ -44,7 +49,18 @@ type Step struct {
 	// KeepGoing runs the next steps even when this one fails; the job's
 	// status is then the first non-zero status.
 	KeepGoing bool
+	// ResumeFlag, if not empty, is a flag of the step's command that
+	// takes a file of the records (EventRecord, one a line, Marker and
+	// event stripped) the step printed before the lab died under it: the
+	// host adds it, with the file, when it runs the step again in a lab
+	// booted afresh, so that a long benchmark is not started over each
+	// time the lab's kernel crashes.
+	ResumeFlag string `json:",omitempty"`
 }
+
+// Record is a line a step prints for the host: Marker, EventRecord and
+// rec (one line, no newline).
+func Record(rec string) string { return Marker + EventRecord + " " + rec }
 
 // Job is what one lab boot runs.
 type Job struct {
