@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -108,6 +109,7 @@ func TestALabThatDiesGoesOnFromRecords(t *testing.T) {
 			{"ready 1", "step a", "record old", "done 0", "step b", "record b1"},
 			{"ready 1", "step b", "done 0", "exit 0"},
 		}, []string{"b1"}, 1},
+		{"more deaths than labRetries, each after another boot", one, growing(labRetries + 2), records(labRetries + 2), 1},
 		{"no flag", []job.Step{{Label: "a", Args: []string{"cmd"}}}, [][]string{
 			{"ready 1", "step a", "record r1"},
 			{"ready 1", "step a", "done 0", "exit 0"},
@@ -144,6 +146,48 @@ func TestALabThatDiesGoesOnFromRecords(t *testing.T) {
 				t.Errorf("records file %q, want %q", got, want)
 			}
 		})
+	}
+}
+
+// records are n records: r1, r2 ...
+func records(n int) []string {
+	var r []string
+	for i := range n {
+		r = append(r, fmt.Sprintf("r%d", i+1))
+	}
+	return r
+}
+
+// growing is n boots of a lab that dies each time after its step printed
+// one more record than the time before, then one that finishes.
+func growing(n int) [][]string {
+	var boots [][]string
+	for i := range n {
+		boot := []string{"ready 1", "step a"}
+		for _, r := range records(i + 1) {
+			boot = append(boot, "record "+r)
+		}
+		boots = append(boots, boot)
+	}
+	return append(boots, []string{"ready 1", "step a", "done 0", "exit 0"})
+}
+
+// TestALabThatKeepsDyingGivesUp: a lab that dies more than labRetries
+// times with nothing new done in between ends the run.
+func TestALabThatKeepsDyingGivesUp(t *testing.T) {
+	dir := t.TempDir()
+	boots := make([][]string, labRetries+2)
+	for i := range boots {
+		boots[i] = []string{"ready 1", "step a", "record r1"}
+	}
+	m := scriptedLab(t, dir, boots)
+	s := &session{o: &options{timeout: 20 * time.Second}, p: newProgress(io.Discard), out: io.Discard, dir: dir}
+	_, err := s.runSteps(context.Background(), m, job.Job{Steps: []job.Step{{Label: "a", Args: []string{"cmd"}, ResumeFlag: "--done"}}})
+	if !errors.Is(err, errLabDied) {
+		t.Fatalf("runSteps: %v, want the lab's death", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "boots")); strings.Count(string(b), "\n") != labRetries+2 {
+		t.Errorf("the lab was booted %d times, want %d: one, then labRetries more after the first new record", strings.Count(string(b), "\n"), labRetries+2)
 	}
 }
 

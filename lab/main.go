@@ -158,7 +158,10 @@ func (s *session) run(ctx context.Context, j job.Job) error {
 // had not completed. The lab kernel's known crash ("corrupted stack end
 // detected inside scheduler", in a thread of a KVM-using test process) came
 // twice in one CI run's cmd/ember step, the longest, so a run gets four
-// more boots; each crash is printed with the lab kernel's log.
+// more boots; each crash is printed with the lab kernel's log. A crash
+// after which a step finished, or a benchmark finished more boots
+// (job.EventRecord), does not count: the run is getting somewhere, and
+// --timeout still bounds it.
 const labRetries = 4
 
 // runSteps runs the job, booting the lab again for what is left when the
@@ -168,7 +171,7 @@ func (s *session) runSteps(ctx context.Context, m machine, j job.Job) (int, erro
 	// --timeout bounds the whole run, reboots included.
 	ctx, cancel := context.WithTimeout(ctx, s.o.timeout)
 	defer cancel()
-	status := 0
+	status, deaths, given := 0, 0, 0
 	for attempt := 0; ; attempt++ {
 		if err := job.Write(m.jobFile, j); err != nil {
 			return 0, err
@@ -189,7 +192,13 @@ func (s *session) runSteps(ctx context.Context, m machine, j job.Job) (int, erro
 			}
 			return status, nil
 		}
-		if !errors.Is(err, errLabDied) || attempt == labRetries {
+		if !errors.Is(err, errLabDied) {
+			return 0, err
+		}
+		if len(o.done) == 0 && len(o.records) <= given {
+			deaths++
+		}
+		if deaths > labRetries {
 			return 0, err
 		}
 		// The step that was running when the machine died runs again from
@@ -200,7 +209,7 @@ func (s *session) runSteps(ctx context.Context, m machine, j job.Job) (int, erro
 		}
 		fmt.Fprintf(os.Stderr, "lab: %v\nlab: booting the lab again for the %d steps left\n", err, len(left))
 		j.Steps = left
-		if err := s.resume(&j.Steps[0], attempt, o.records); err != nil {
+		if given, err = s.resume(&j.Steps[0], attempt, o.records); err != nil {
 			return 0, err
 		}
 	}
@@ -210,14 +219,15 @@ func (s *session) runSteps(ctx context.Context, m machine, j job.Job) (int, erro
 // (outcome.records) for its next run, if it takes them (ResumeFlag): in a
 // file in the session's directory, which the lab sees, named by its flag
 // in place of any file an earlier run was given. The step prints the
-// records it was given again, so each file holds every one so far.
-func (s *session) resume(step *job.Step, attempt int, records []string) error {
+// records it was given again, so each file holds every one so far. It
+// returns how many records it gave.
+func (s *session) resume(step *job.Step, attempt int, records []string) (int, error) {
 	if step.ResumeFlag == "" || len(records) == 0 {
-		return nil
+		return 0, nil
 	}
 	path := filepath.Join(s.dir, fmt.Sprintf("records-%d.txt", attempt+1))
 	if err := os.WriteFile(path, []byte(strings.Join(records, "\n")+"\n"), 0o644); err != nil {
-		return fmt.Errorf("lab: keeping what the step did before the lab died: %w", err)
+		return 0, fmt.Errorf("lab: keeping what the step did before the lab died: %w", err)
 	}
 	if i := slices.Index(step.Args, step.ResumeFlag); i >= 0 && i+1 < len(step.Args) {
 		step.Args[i+1] = path
@@ -225,7 +235,7 @@ func (s *session) resume(step *job.Step, attempt int, records []string) error {
 		step.Args = append(step.Args, step.ResumeFlag, path)
 	}
 	fmt.Fprintf(os.Stderr, "lab: the step goes on from the %d records it printed (%s %s)\n", len(records), step.ResumeFlag, path)
-	return nil
+	return len(records), nil
 }
 
 // labEnv is the environment of every command run in the lab: the host's
