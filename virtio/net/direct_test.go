@@ -98,15 +98,7 @@ func TestReceiveDropsIntoHeldBuffers(t *testing.T) {
 			r.peerWrite(tt.pkt)
 			good := packet(header{}, frame(200, 8))
 			r.peerWrite(good)
-			got := r.receivedIn(heads, gpas)
-			good[hdrNumBuffers] = 1
-			if !bytes.Equal(got, good) {
-				t.Errorf("got %d bytes, want the %d-byte packet after the dropped one", len(got), len(good))
-			}
-			r.logged(slog.LevelWarn)
-			if s := r.dev.Stats(); s.RXPackets != 1 || s.RXDropped != 1 {
-				t.Errorf("stats %+v", s)
-			}
+			r.droppedThen(r.receivedIn(heads, gpas), good)
 		})
 	}
 }
@@ -151,13 +143,20 @@ func TestReceiveNotCutShort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.droppedThen(got, good)
+}
+
+// droppedThen checks that the driver got the packet good, in one chain,
+// after one packet dropped with a warning.
+func (r *rig) droppedThen(got, good []byte) {
+	r.t.Helper()
 	good[hdrNumBuffers] = 1
 	if !bytes.Equal(got, good) {
-		t.Errorf("got %d bytes, want the %d-byte packet after the dropped one", len(got), len(good))
+		r.t.Errorf("got %d bytes, want the %d-byte packet after the dropped one", len(got), len(good))
 	}
 	r.logged(slog.LevelWarn)
 	if s := r.dev.Stats(); s.RXPackets != 1 || s.RXDropped != 1 {
-		t.Errorf("stats %+v", s)
+		r.t.Errorf("stats %+v", s)
 	}
 }
 
