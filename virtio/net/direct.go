@@ -72,7 +72,7 @@ func (r *receiver) gather() ([][]byte, bool, error) {
 		if !r.mrg && len(r.held) > 0 {
 			return nil, false, nil
 		}
-		c, err := r.popInto(r.spareChain())
+		c, err := r.popSpare()
 		if err != nil || c == nil {
 			return nil, false, err
 		}

@@ -202,18 +202,21 @@ func (r *receiver) next() (*virtio.Chain, error) {
 	if c := r.unhold(); c != nil {
 		return c, nil
 	}
-	return r.popInto(r.spareChain())
+	return r.popSpare()
 }
 
-// spareChain returns a chain to pop into, with slices to reuse, or nil.
-func (r *receiver) spareChain() *virtio.Chain {
-	n := len(r.spare)
-	if n == 0 {
-		return nil
+// popSpare pops the next chain the driver made available into a spare
+// one, whose slices it reuses (nil if there is none; the spare is kept).
+func (r *receiver) popSpare() (*virtio.Chain, error) {
+	var spare *virtio.Chain
+	if n := len(r.spare); n > 0 {
+		spare, r.spare = r.spare[n-1], r.spare[:n-1]
 	}
-	c := r.spare[n-1]
-	r.spare = r.spare[:n-1]
-	return c
+	c, err := r.popInto(spare)
+	if c == nil && spare != nil {
+		r.spare = append(r.spare, spare)
+	}
+	return c, err
 }
 
 // giveBack returns c to the driver with written bytes in it, and keeps
