@@ -36,9 +36,8 @@ type receiver struct {
 // newReceiver returns the receiver of w's queue, reading with read, and
 // with readv straight into the driver's buffers if it is not nil.
 func newReceiver(w *worker, read func([]byte) (int, error), readv func([][]byte) (int, error)) *receiver {
-	r := &receiver{worker: w, read: read, buf: make([]byte, rxBufferSize), mrg: w.features&FeatureMrgRxbuf != 0}
-	r.readv = readv
-	return r
+	return &receiver{worker: w, read: read, buf: make([]byte, rxBufferSize), mrg: w.features&FeatureMrgRxbuf != 0,
+		direct: direct{readv: readv}}
 }
 
 // run receives and delivers packets until Reset, on a goroutine of its
