@@ -6,11 +6,13 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"ember/internal/linuxguest"
+	"ember/lab/internal/bootcost"
 	"ember/lab/internal/netstream"
 	"ember/virtio/vhost"
 )
@@ -70,7 +72,7 @@ func newTimeNetCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			srv := netstream.NewServer(ln)
+			srv := netstream.NewServer(ln, meterStream)
 			defer srv.Close()
 			subjects := netSubjects(f.ember, f.kernel, f.initrd)
 			vmmLines := 0
@@ -88,7 +90,7 @@ func newTimeNetCmd() *cobra.Command {
 			subjects = f.compared(f.pick(subjects))
 			t, err := f.table(benchTable{
 				title:    "TCP over virtio-net from inside Debian's kernel to and from the lab (TAP), 2 vCPUs, inside the lab",
-				measures: netstream.Measures,
+				measures: netMeasures(),
 				boot: func(ctx context.Context, argv []string) (map[string]float64, bootOutput, error) {
 					return netBoot(ctx, srv, argv)
 				},
@@ -143,6 +145,25 @@ func makeTAP(name, addr string) error {
 	return nil
 }
 
+// meterStream is the benchmark's netstream.Meter: what the lab's CPU and
+// KVM did while a stream ran, per megabyte (bootcost.PhaseMeasures).
+func meterStream() func(mb float64) map[string]float64 {
+	before := bootcost.TakeSnapshot()
+	return func(mb float64) map[string]float64 { return bootcost.TakeSnapshot().Cost(before, mb) }
+}
+
+// netMeasures are the table's rows: the streams' and round trips' rates,
+// then what each stream cost.
+func netMeasures() []string {
+	m := slices.Clone(netstream.Measures)
+	for _, stream := range netstream.Streams {
+		for _, c := range bootcost.PhaseMeasures {
+			m = append(m, netstream.CostName(stream, c))
+		}
+	}
+	return m
+}
+
 // netBoot runs one boot to its end and returns the lab's measures of the
 // streams its guest made.
 func netBoot(ctx context.Context, srv *netstream.Server, argv []string) (map[string]float64, bootOutput, error) {
@@ -152,7 +173,7 @@ func netBoot(ctx context.Context, srv *netstream.Server, argv []string) (map[str
 		return nil, out, err
 	}
 	m, errs := srv.Results()
-	if len(m) != len(netstream.Measures) {
+	if slices.ContainsFunc(netstream.Measures, func(k string) bool { _, ok := m[k]; return !ok }) {
 		if len(errs) > 0 {
 			return nil, out, fmt.Errorf("%v; %w", errs, missing(m, out.console))
 		}

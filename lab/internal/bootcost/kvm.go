@@ -94,31 +94,42 @@ func (s *Sampler) run() {
 
 // read takes one reading of every VM's counters.
 func (s *Sampler) read() {
-	dirs, err := os.ReadDir(s.dir)
-	if err != nil {
-		return
+	vms := readVMs(s.dir)
+	for vm, vals := range vms {
+		s.mu.Lock()
+		s.last[vm] = vals
+		s.mu.Unlock()
+		s.readProcess(vm)
 	}
+}
+
+// readVMs reads the counters of every VM under dir, by VM directory; a VM
+// that went while it was read is left out.
+func readVMs(dir string) map[string]map[string]uint64 {
+	dirs, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	out := map[string]map[string]uint64{}
 	for _, d := range dirs {
 		if !vmStatDir.MatchString(d.Name()) {
 			continue
 		}
 		vals := map[string]uint64{}
 		for _, c := range kvmCounters {
-			b, err := os.ReadFile(filepath.Join(s.dir, d.Name(), c))
+			b, err := os.ReadFile(filepath.Join(dir, d.Name(), c))
 			if err != nil {
-				break // the VM went while it was read: keep the reading before
+				break // the VM went while it was read
 			}
 			if v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil {
 				vals[c] = v
 			}
 		}
 		if len(vals) == len(kvmCounters) {
-			s.mu.Lock()
-			s.last[d.Name()] = vals
-			s.mu.Unlock()
+			out[d.Name()] = vals
 		}
-		s.readProcess(d.Name())
 	}
+	return out
 }
 
 // readProcess takes one reading of the threads of the process that owns

@@ -37,6 +37,24 @@ const (
 // boot whose guest ran every test has every one.
 var Measures = []string{MeasureGuestSend, MeasureGuestRecv, MeasureRoundTrips}
 
+// A Meter measures what a stream cost beside its rate: the Server calls it
+// as a stream starts, and the function it returns as the stream ends, with
+// the megabytes moved. The measures that returns join the boot's, each
+// name led by the stream's (CostName). The lab's benchmark meters with
+// bootcost's snapshots, so a stream says how much of the lab's CPU, and
+// whose, each megabyte took.
+type Meter func() (end func(mb float64) map[string]float64)
+
+// Streams are the measures of the two streams a Meter meters.
+var Streams = []string{MeasureGuestSend, MeasureGuestRecv}
+
+// CostName is the boot's name of a Meter's measure cost of stream, one of
+// Streams: "guest→lab " and the measure.
+func CostName(stream, cost string) string {
+	what, _, _ := strings.Cut(stream, " ")
+	return what + " " + cost
+}
+
 // streamTime is how long the lab's side streams to the guest; the guest
 // streams to it for as long (internal/linuxguest/netbench's SendTime).
 const streamTime = 5 * time.Second
@@ -51,6 +69,7 @@ const streamChunk = 128 << 10
 // before a boot, Results after it.
 type Server struct {
 	ln      net.Listener
+	meter   Meter         // nil: the streams' rates alone
 	stream  time.Duration // how long a "recv" stream lasts
 	mu      sync.Mutex
 	measure map[string]float64
@@ -58,9 +77,10 @@ type Server struct {
 	done    chan struct{} // closed when the accept loop ends
 }
 
-// NewServer serves ln until Close.
-func NewServer(ln net.Listener) *Server {
-	s := &Server{ln: ln, stream: streamTime, measure: map[string]float64{}, done: make(chan struct{})}
+// NewServer serves ln until Close, metering each stream with meter unless
+// it is nil.
+func NewServer(ln net.Listener, meter Meter) *Server {
+	s := &Server{ln: ln, meter: meter, stream: streamTime, measure: map[string]float64{}, done: make(chan struct{})}
 	go s.serve()
 	return s
 }
@@ -74,58 +94,77 @@ func (s *Server) serve() {
 		if err != nil {
 			return
 		}
-		what, mbs, err := s.handle(c)
+		what, mbs, cost, err := s.handle(c)
 		c.Close()
 		s.mu.Lock()
 		if err != nil {
 			s.errs = append(s.errs, fmt.Errorf("%s: %w", what, err))
 		} else {
 			s.measure[what] = mbs
+			for k, v := range cost {
+				s.measure[CostName(what, k)] = v
+			}
 		}
 		s.mu.Unlock()
 	}
 }
 
-// handle serves one connection and returns its measure and value.
-func (s *Server) handle(c net.Conn) (string, float64, error) {
+// handle serves one connection and returns its measure and value, and
+// what the stream cost where the Server meters it.
+func (s *Server) handle(c net.Conn) (string, float64, map[string]float64, error) {
 	c.SetDeadline(time.Now().Add(s.stream + time.Minute))
 	r := bufio.NewReaderSize(c, streamChunk)
 	line, err := r.ReadString('\n')
 	if err != nil {
-		return "request", 0, err
+		return "request", 0, nil, err
 	}
 	switch strings.TrimSpace(line) {
 	case "send":
-		mbs, err := s.receive(r)
-		return MeasureGuestSend, mbs, err
+		mbs, cost, err := s.metered(func() (float64, float64, error) { return s.receive(r) })
+		return MeasureGuestSend, mbs, cost, err
 	case "recv":
-		mbs, err := s.send(c.(*net.TCPConn), r)
-		return MeasureGuestRecv, mbs, err
+		mbs, cost, err := s.metered(func() (float64, float64, error) { return s.send(c.(*net.TCPConn), r) })
+		return MeasureGuestRecv, mbs, cost, err
 	case "rr":
 		rate, err := answer(c, r)
-		return MeasureRoundTrips, rate, err
+		return MeasureRoundTrips, rate, nil, err
 	}
-	return "request", 0, fmt.Errorf("unknown request %q", line)
+	return "request", 0, nil, fmt.Errorf("unknown request %q", line)
+}
+
+// metered runs stream, which returns its MB/s and megabytes, under the
+// Server's Meter, and returns its rate and what it cost.
+func (s *Server) metered(stream func() (mbs, mb float64, err error)) (float64, map[string]float64, error) {
+	if s.meter == nil {
+		mbs, _, err := stream()
+		return mbs, nil, err
+	}
+	end := s.meter()
+	mbs, mb, err := stream()
+	if err != nil {
+		return 0, nil, err
+	}
+	return mbs, end(mb), nil
 }
 
 // receive reads the guest's stream to its end and returns MB/s, from the
-// request to the last byte.
-func (s *Server) receive(r io.Reader) (float64, error) {
+// request to the last byte, and the megabytes read.
+func (s *Server) receive(r io.Reader) (float64, float64, error) {
 	start := time.Now()
 	n, err := io.CopyBuffer(io.Discard, r, make([]byte, streamChunk))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if n == 0 {
-		return 0, errors.New("the guest sent nothing")
+		return 0, 0, errors.New("the guest sent nothing")
 	}
-	return float64(n) / time.Since(start).Seconds() / 1e6, nil
+	return float64(n) / time.Since(start).Seconds() / 1e6, float64(n) / 1e6, nil
 }
 
 // send streams to the guest for s.stream, closes its side, and returns MB/s
 // from the request to the guest's count of what it read, which must be
-// everything sent.
-func (s *Server) send(c *net.TCPConn, r *bufio.Reader) (float64, error) {
+// everything sent, and the megabytes sent.
+func (s *Server) send(c *net.TCPConn, r *bufio.Reader) (float64, float64, error) {
 	buf := make([]byte, streamChunk)
 	for i := range buf {
 		buf[i] = byte(i)
@@ -136,22 +175,22 @@ func (s *Server) send(c *net.TCPConn, r *bufio.Reader) (float64, error) {
 		k, err := c.Write(buf)
 		n += int64(k)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
 	if err := c.CloseWrite(); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	line, err := r.ReadString('\n')
 	if err != nil {
-		return 0, fmt.Errorf("the guest's count: %w", err)
+		return 0, 0, fmt.Errorf("the guest's count: %w", err)
 	}
 	elapsed := time.Since(start)
 	got, err := strconv.ParseInt(strings.TrimSpace(line), 10, 64)
 	if err != nil || got != n {
-		return 0, fmt.Errorf("the guest read %q bytes of %d", strings.TrimSpace(line), n)
+		return 0, 0, fmt.Errorf("the guest read %q bytes of %d", strings.TrimSpace(line), n)
 	}
-	return float64(n) / elapsed.Seconds() / 1e6, nil
+	return float64(n) / elapsed.Seconds() / 1e6, float64(n) / 1e6, nil
 }
 
 // answer echoes each byte the guest sends, one at a time, until it closes

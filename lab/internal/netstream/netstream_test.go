@@ -71,7 +71,7 @@ func TestServerTimesTheGuestProgram(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			srv := NewServer(ln)
+			srv := NewServer(ln, nil)
 			srv.stream = 200 * time.Millisecond
 			tt.peer(t, ln.Addr().String())
 			srv.Close()
@@ -103,4 +103,51 @@ func dialTest(t *testing.T, addr string) net.Conn {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// TestServerMetersEachStream: with a Meter, each of the two streams
+// (not the round trips) is metered from its start to its end, and the
+// measures its end gives join the boot's under the stream's name, with
+// the megabytes the stream moved.
+func TestServerMetersEachStream(t *testing.T) {
+	bin, err := gobuild.BuildStatic(context.Background(), t.TempDir(), "ember/internal/linuxguest/netbench")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var started, ended int
+	meter := func() func(mb float64) map[string]float64 {
+		started++
+		return func(mb float64) map[string]float64 {
+			ended++
+			return map[string]float64{"moved (MB)": mb}
+		}
+	}
+	srv := NewServer(ln, meter)
+	srv.stream = 200 * time.Millisecond
+	if out, err := exec.Command(bin, "-t", "200ms", "-rr", "200ms", ln.Addr().String()).CombinedOutput(); err != nil {
+		t.Fatalf("netbench: %v\n%s", err, out)
+	}
+	srv.Close()
+	m, errs := srv.Results()
+	if len(errs) > 0 {
+		t.Fatalf("errors %v", errs)
+	}
+	if started != 2 || ended != 2 {
+		t.Errorf("meter started %d times and ended %d, want 2 and 2 (the two streams)", started, ended)
+	}
+	for _, stream := range Streams {
+		k := CostName(stream, "moved (MB)")
+		// At 200 ms, a stream over loopback moves far more than a
+		// kilobyte and far less than what its rate says it could in 10 s.
+		if got := m[k]; got < 1e-3 || got > m[stream]*10 {
+			t.Errorf("%s = %v, want the stream's megabytes (it ran at %v MB/s for about 0.2 s)", k, got, m[stream])
+		}
+	}
+	if len(m) != len(Measures)+len(Streams) {
+		t.Errorf("measures %v: want the three rates and one cost for each stream", m)
+	}
 }

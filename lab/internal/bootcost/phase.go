@@ -1,0 +1,132 @@
+package bootcost
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"ember/internal/threadstat"
+)
+
+// What one phase of a boot (a benchmark's stream) cost the lab, per
+// megabyte the phase moved, beside its rate: how busy the lab's CPUs were,
+// how that CPU time split between the guest, the VMM's vCPU threads' own
+// work, the VMM's other threads and everything else in the lab (the
+// benchmark's lab end, the kernel's network stack outside the VMM's system
+// calls), and what KVM did. A VMM that moves a megabyte with less of the
+// lab's CPU is cheaper; one whose lab sits idle while it streams is waiting,
+// not working. The keys of Snapshot.Cost's map.
+const (
+	PhaseLabIdle       = "lab idle (%)"
+	PhaseGuestCPU      = "guest cpu (ms/MB)"
+	PhaseVCPUOwnCPU    = "vcpu threads' own cpu (ms/MB)"
+	PhaseOtherCPU      = "vmm other threads' cpu (ms/MB)"
+	PhaseRestCPU       = "rest of the lab's cpu (ms/MB)"
+	PhaseOtherSwitches = "vmm other threads' switches (/MB)"
+	PhaseExits         = "kvm exits (/MB)"
+	PhaseInjections    = "kvm irq injections (/MB)"
+)
+
+// PhaseMeasures are Snapshot.Cost's measures in the order a table shows
+// them.
+var PhaseMeasures = []string{PhaseLabIdle, PhaseGuestCPU, PhaseVCPUOwnCPU, PhaseOtherCPU, PhaseRestCPU,
+	PhaseOtherSwitches, PhaseExits, PhaseInjections}
+
+// Snapshot is one reading of everything a phase's cost is the difference
+// of: the lab's CPU time, every VM's KVM counters and the times of the
+// threads of each VM's process. Take one as a phase starts and one as it
+// ends (TakeSnapshot), then Cost.
+type Snapshot struct {
+	busy, idle time.Duration                    // the lab's, over all its CPUs
+	kvm        map[string]uint64                // summed over the VMs
+	threads    map[int]map[int]threadstat.Times // by VMM process, by thread
+}
+
+// TakeSnapshot reads the lab's /proc/stat, Debugfs and each VM process's
+// threads now. What it cannot read counts as zero: a lab without debugfs
+// gives a phase only its CPU rows.
+func TakeSnapshot() Snapshot { return takeSnapshot(Debugfs, "/proc") }
+
+// takeSnapshot is TakeSnapshot under a test's directories.
+func takeSnapshot(dir, proc string) Snapshot {
+	s := Snapshot{kvm: map[string]uint64{}, threads: map[int]map[int]threadstat.Times{}}
+	if b, err := os.ReadFile(filepath.Join(proc, "stat")); err == nil {
+		s.busy, s.idle, _ = parseCPULine(b)
+	}
+	for vm, vals := range readVMs(dir) {
+		for c, v := range vals {
+			s.kvm[c] += v
+		}
+		if pid, ok := vmPID(vm); ok {
+			if t, err := readThreads(proc, pid); err == nil {
+				s.threads[pid] = t
+			}
+		}
+	}
+	return s
+}
+
+// Cost is what happened between before and s, a phase that moved mb
+// megabytes, as PhaseMeasures name it. A thread that started during the
+// phase counts from zero; one that ended during it is left out, with what
+// it did before it ended.
+func (s Snapshot) Cost(before Snapshot, mb float64) map[string]float64 {
+	if mb <= 0 {
+		return nil
+	}
+	perMB := func(d time.Duration) float64 { return float64(d.Milliseconds()) / mb }
+	var guest, own, other time.Duration
+	var switches uint64
+	for pid, byTID := range s.threads {
+		for tid, t := range byTID {
+			b := before.threads[pid][tid]
+			d := threadstat.Times{CPU: t.CPU - b.CPU, Guest: t.Guest - b.Guest, Switches: t.Switches - b.Switches}
+			if t.Guest > 0 {
+				guest += d.Guest
+				own += d.CPU - d.Guest
+				continue
+			}
+			other += d.CPU
+			switches += d.Switches
+		}
+	}
+	busy, idle := s.busy-before.busy, s.idle-before.idle
+	m := map[string]float64{
+		PhaseGuestCPU:      perMB(guest),
+		PhaseVCPUOwnCPU:    perMB(own),
+		PhaseOtherCPU:      perMB(other),
+		PhaseRestCPU:       perMB(max(busy-guest-own-other, 0)),
+		PhaseOtherSwitches: float64(switches) / mb,
+		PhaseExits:         float64(s.kvm["exits"]-before.kvm["exits"]) / mb,
+		PhaseInjections:    float64(s.kvm["irq_injections"]-before.kvm["irq_injections"]) / mb,
+	}
+	if busy+idle > 0 {
+		m[PhaseLabIdle] = 100 * float64(idle) / float64(busy+idle)
+	}
+	return m
+}
+
+// parseCPULine reads the first line of /proc/stat, the lab's CPU time over
+// all its CPUs: busy (user, nice, system, irq, softirq, steal; a guest's
+// time is in user) and idle (idle, iowait).
+func parseCPULine(stat []byte) (busy, idle time.Duration, err error) {
+	line, _, _ := bytes.Cut(stat, []byte("\n"))
+	f := bytes.Fields(line)
+	if len(f) < 9 || string(f[0]) != "cpu" {
+		return 0, 0, fmt.Errorf("/proc/stat: first line %q is not the CPUs' total", line)
+	}
+	var v [8]uint64
+	for i := range v {
+		if v[i], err = strconv.ParseUint(string(f[i+1]), 10, 64); err != nil {
+			return 0, 0, fmt.Errorf("/proc/stat: field %d: %w", i+1, err)
+		}
+	}
+	tick := func(n uint64) time.Duration { return time.Duration(n) * time.Second / 100 } // USER_HZ
+	const user, nice, system, idleF, iowait, irq, softirq, steal = 0, 1, 2, 3, 4, 5, 6, 7
+	busy = tick(v[user] + v[nice] + v[system] + v[irq] + v[softirq] + v[steal])
+	idle = tick(v[idleF] + v[iowait])
+	return busy, idle, nil
+}

@@ -1,0 +1,72 @@
+package bootcost
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+)
+
+// writeProcStat makes proc/stat with the CPUs' total line of the given
+// ticks: user (a guest's time included), system, idle, softirq.
+func writeProcStat(t *testing.T, proc string, user, system, idle, softirq int) {
+	t.Helper()
+	line := "cpu  " + strconv.Itoa(user) + " 0 " + strconv.Itoa(system) + " " + strconv.Itoa(idle) + " 0 0 " + strconv.Itoa(softirq) + " 0 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n"
+	if err := os.WriteFile(filepath.Join(proc, "stat"), []byte(line), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A phase's cost is the difference of two snapshots, per megabyte: the
+// lab's busy time split between the VMM's guest time, its vCPU threads'
+// own work, its other threads and the rest of the lab; its idle share; and
+// the VM's exits and injections. A thread that started in the phase counts
+// from zero; one that ended in it is left out.
+func TestPhaseCost(t *testing.T) {
+	dir, proc := t.TempDir(), t.TempDir()
+	writeProcStat(t, proc, 1000, 500, 2000, 100)
+	writeCounters(t, dir, "100-12", 3000)
+	writeThread(t, proc, 100, 101, 150, 120, 500) // a vCPU
+	writeThread(t, proc, 100, 102, 40, 0, 300)    // the device's thread
+	writeThread(t, proc, 100, 104, 10, 0, 10)     // a thread that ends in the phase
+	before := takeSnapshot(dir, proc)
+
+	writeProcStat(t, proc, 1300, 600, 2100, 100) // 400 ticks busy, 100 idle: 4 s, 1 s
+	writeCounters(t, dir, "100-12", 5000)
+	writeThread(t, proc, 100, 101, 350, 270, 900) // 2 s: 1.5 s of guest, 0.5 s own
+	writeThread(t, proc, 100, 102, 80, 0, 500)    // 0.4 s, 200 switches
+	writeThread(t, proc, 100, 103, 20, 0, 100)    // new: 0.2 s, 100 switches
+	if err := os.RemoveAll(filepath.Join(proc, "100", "task", "104")); err != nil {
+		t.Fatal(err)
+	}
+	got := takeSnapshot(dir, proc).Cost(before, 10)
+	for m, want := range map[string]float64{
+		PhaseLabIdle:       20,
+		PhaseGuestCPU:      150, // ms per MB
+		PhaseVCPUOwnCPU:    50,
+		PhaseOtherCPU:      60,
+		PhaseRestCPU:       140, // 4 s busy less the VMM's 2.6 s
+		PhaseOtherSwitches: 30,
+		PhaseExits:         200,
+		PhaseInjections:    200,
+	} {
+		if v, ok := got[m]; !ok || math.Abs(v-want) > 1e-9 {
+			t.Errorf("%s = %v (present %v), want %v", m, v, ok, want)
+		}
+	}
+	if len(got) != len(PhaseMeasures) {
+		t.Errorf("%d measures, want %d: %v", len(got), len(PhaseMeasures), got)
+	}
+	if c := before.Cost(before, 0); c != nil {
+		t.Errorf("a phase that moved nothing: %v, want no measures", c)
+	}
+}
+
+func TestParseCPULineRefusesOtherLines(t *testing.T) {
+	for _, stat := range []string{"", "cpu0 1 2 3 4 5 6 7 8\n", "cpu 1 2 3\n", "cpu 1 2 x 4 5 6 7 8\n"} {
+		if _, _, err := parseCPULine([]byte(stat)); err == nil {
+			t.Errorf("parseCPULine(%q) took it", stat)
+		}
+	}
+}
