@@ -148,8 +148,8 @@ func makeTAP(name, addr string) error {
 // meterStream is the benchmark's netstream.Meter: what the lab's CPU and
 // KVM did while a stream ran, per megabyte (bootcost.PhaseMeasures).
 func meterStream() func(mb float64) map[string]float64 {
-	before := bootcost.TakeSnapshot()
-	return func(mb float64) map[string]float64 { return bootcost.TakeSnapshot().Cost(before, mb) }
+	before := bootcost.TakeSnapshot(netBenchTAP)
+	return func(mb float64) map[string]float64 { return bootcost.TakeSnapshot(netBenchTAP).Cost(before, mb) }
 }
 
 // netMeasures are the table's rows: the streams' and round trips' rates,

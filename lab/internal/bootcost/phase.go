@@ -24,16 +24,38 @@ const (
 	PhaseGuestCPU      = "guest cpu (ms/MB)"
 	PhaseVCPUOwnCPU    = "vcpu threads' own cpu (ms/MB)"
 	PhaseOtherCPU      = "vmm other threads' cpu (ms/MB)"
+	// The other thread that used most CPU in the phase: a device's thread
+	// or QEMU's main loop, apart from the runtime's and workers.
+	PhaseBusiestCPU      = "vmm busiest other thread's cpu (ms/MB)"
+	PhaseBusiestSwitches = "vmm busiest other thread's switches (/MB)"
 	PhaseRestCPU       = "rest of the lab's cpu (ms/MB)"
 	PhaseOtherSwitches = "vmm other threads' switches (/MB)"
-	PhaseExits         = "kvm exits (/MB)"
-	PhaseInjections    = "kvm irq injections (/MB)"
+	// The packets the VMM wrote into the benchmark's TAP and those the lab
+	// queued to it, per megabyte: a stream of big GSO packets costs less a
+	// byte than one of small ones.
+	PhaseTAPIn  = "tap packets from the vmm (/MB)"
+	PhaseTAPOut = "tap packets to the vmm (/MB)"
 )
+
+// phaseCounters are the KVM counters a phase reports per megabyte
+// (KVMPhaseMeasure names them): every exit, port I/O (a virtio
+// notification through a port among them), halts, host interrupts,
+// interrupt windows and the interrupts injected.
+var phaseCounters = []string{"exits", "io_exits", "halt_exits", "irq_exits", "irq_window_exits", "irq_injections"}
+
+// KVMPhaseMeasure is the name of KVM counter c in a phase's cost.
+func KVMPhaseMeasure(c string) string { return "kvm " + c + " (/MB)" }
 
 // PhaseMeasures are Snapshot.Cost's measures in the order a table shows
 // them.
-var PhaseMeasures = []string{PhaseLabIdle, PhaseGuestCPU, PhaseVCPUOwnCPU, PhaseOtherCPU, PhaseRestCPU,
-	PhaseOtherSwitches, PhaseExits, PhaseInjections}
+var PhaseMeasures = func() []string {
+	m := []string{PhaseLabIdle, PhaseGuestCPU, PhaseVCPUOwnCPU, PhaseOtherCPU, PhaseBusiestCPU, PhaseRestCPU,
+		PhaseOtherSwitches, PhaseBusiestSwitches, PhaseTAPIn, PhaseTAPOut}
+	for _, c := range phaseCounters {
+		m = append(m, KVMPhaseMeasure(c))
+	}
+	return m
+}()
 
 // Snapshot is one reading of everything a phase's cost is the difference
 // of: the lab's CPU time, every VM's KVM counters and the times of the
@@ -41,21 +63,28 @@ var PhaseMeasures = []string{PhaseLabIdle, PhaseGuestCPU, PhaseVCPUOwnCPU, Phase
 // ends (TakeSnapshot), then Cost.
 type Snapshot struct {
 	busy, idle time.Duration                    // the lab's, over all its CPUs
+	tapIn      uint64                           // packets the VMM wrote into the TAP (its rx_packets)
+	tapOut     uint64                           // packets the lab queued to the VMM (its tx_packets)
 	kvm        map[string]uint64                // summed over the VMs
 	threads    map[int]map[int]threadstat.Times // by VMM process, by thread
 }
 
-// TakeSnapshot reads the lab's /proc/stat, Debugfs and each VM process's
-// threads now. What it cannot read counts as zero: a lab without debugfs
-// gives a phase only its CPU rows.
-func TakeSnapshot() Snapshot { return takeSnapshot(Debugfs, "/proc") }
+// TakeSnapshot reads the lab's /proc/stat, the counters of network
+// interface tap, Debugfs and each VM process's threads now. What it cannot
+// read counts as zero: a lab without debugfs gives a phase only its CPU
+// and TAP rows.
+func TakeSnapshot(tap string) Snapshot {
+	return takeSnapshot(Debugfs, "/proc", filepath.Join("/sys/class/net", tap, "statistics"))
+}
 
-// takeSnapshot is TakeSnapshot under a test's directories.
-func takeSnapshot(dir, proc string) Snapshot {
+// takeSnapshot is TakeSnapshot under a test's directories; netStats is
+// the TAP's statistics directory.
+func takeSnapshot(dir, proc, netStats string) Snapshot {
 	s := Snapshot{kvm: map[string]uint64{}, threads: map[int]map[int]threadstat.Times{}}
 	if b, err := os.ReadFile(filepath.Join(proc, "stat")); err == nil {
 		s.busy, s.idle, _ = parseCPULine(b)
 	}
+	s.tapIn, s.tapOut = readCounter(netStats, "rx_packets"), readCounter(netStats, "tx_packets")
 	for vm, vals := range readVMs(dir) {
 		for c, v := range vals {
 			s.kvm[c] += v
@@ -78,8 +107,10 @@ func (s Snapshot) Cost(before Snapshot, mb float64) map[string]float64 {
 		return nil
 	}
 	perMB := func(d time.Duration) float64 { return float64(d.Milliseconds()) / mb }
+	count := func(now, then uint64) float64 { return float64(now-then) / mb }
 	var guest, own, other time.Duration
 	var switches uint64
+	var busiest threadstat.Times
 	for pid, byTID := range s.threads {
 		for tid, t := range byTID {
 			b := before.threads[pid][tid]
@@ -91,17 +122,25 @@ func (s Snapshot) Cost(before Snapshot, mb float64) map[string]float64 {
 			}
 			other += d.CPU
 			switches += d.Switches
+			if d.CPU > busiest.CPU {
+				busiest = d
+			}
 		}
 	}
 	busy, idle := s.busy-before.busy, s.idle-before.idle
 	m := map[string]float64{
-		PhaseGuestCPU:      perMB(guest),
-		PhaseVCPUOwnCPU:    perMB(own),
-		PhaseOtherCPU:      perMB(other),
-		PhaseRestCPU:       perMB(max(busy-guest-own-other, 0)),
-		PhaseOtherSwitches: float64(switches) / mb,
-		PhaseExits:         float64(s.kvm["exits"]-before.kvm["exits"]) / mb,
-		PhaseInjections:    float64(s.kvm["irq_injections"]-before.kvm["irq_injections"]) / mb,
+		PhaseGuestCPU:        perMB(guest),
+		PhaseVCPUOwnCPU:      perMB(own),
+		PhaseOtherCPU:        perMB(other),
+		PhaseBusiestCPU:      perMB(busiest.CPU),
+		PhaseRestCPU:         perMB(max(busy-guest-own-other, 0)),
+		PhaseOtherSwitches:   float64(switches) / mb,
+		PhaseBusiestSwitches: float64(busiest.Switches) / mb,
+		PhaseTAPIn:           count(s.tapIn, before.tapIn),
+		PhaseTAPOut:          count(s.tapOut, before.tapOut),
+	}
+	for _, c := range phaseCounters {
+		m[KVMPhaseMeasure(c)] = count(s.kvm[c], before.kvm[c])
 	}
 	if busy+idle > 0 {
 		m[PhaseLabIdle] = 100 * float64(idle) / float64(busy+idle)
@@ -129,4 +168,15 @@ func parseCPULine(stat []byte) (busy, idle time.Duration, err error) {
 	busy = tick(v[user] + v[nice] + v[system] + v[irq] + v[softirq] + v[steal])
 	idle = tick(v[idleF] + v[iowait])
 	return busy, idle, nil
+}
+
+// readCounter reads one of a network interface's statistics; 0 if it
+// cannot.
+func readCounter(dir, name string) uint64 {
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		return 0
+	}
+	v, _ := strconv.ParseUint(string(bytes.TrimSpace(b)), 10, 64)
+	return v
 }

@@ -21,17 +21,26 @@ func writeProcStat(t *testing.T, proc string, user, system, idle, softirq int) {
 // A phase's cost is the difference of two snapshots, per megabyte: the
 // lab's busy time split between the VMM's guest time, its vCPU threads'
 // own work, its other threads and the rest of the lab; its idle share; and
-// the VM's exits and injections. A thread that started in the phase counts
+// the VM's exits by kind; the TAP's packets each way. A thread that started in the phase counts
 // from zero; one that ended in it is left out.
 func TestPhaseCost(t *testing.T) {
-	dir, proc := t.TempDir(), t.TempDir()
+	dir, proc, netStats := t.TempDir(), t.TempDir(), t.TempDir()
+	writeTAP := func(in, out int) {
+		for name, v := range map[string]int{"rx_packets": in, "tx_packets": out} {
+			if err := os.WriteFile(filepath.Join(netStats, name), []byte(strconv.Itoa(v)+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	writeTAP(7000, 900)
 	writeProcStat(t, proc, 1000, 500, 2000, 100)
 	writeCounters(t, dir, "100-12", 3000)
 	writeThread(t, proc, 100, 101, 150, 120, 500) // a vCPU
 	writeThread(t, proc, 100, 102, 40, 0, 300)    // the device's thread
 	writeThread(t, proc, 100, 104, 10, 0, 10)     // a thread that ends in the phase
-	before := takeSnapshot(dir, proc)
+	before := takeSnapshot(dir, proc, netStats)
 
+	writeTAP(7150, 930)
 	writeProcStat(t, proc, 1300, 600, 2100, 100) // 400 ticks busy, 100 idle: 4 s, 1 s
 	writeCounters(t, dir, "100-12", 5000)
 	writeThread(t, proc, 100, 101, 350, 270, 900) // 2 s: 1.5 s of guest, 0.5 s own
@@ -40,16 +49,21 @@ func TestPhaseCost(t *testing.T) {
 	if err := os.RemoveAll(filepath.Join(proc, "100", "task", "104")); err != nil {
 		t.Fatal(err)
 	}
-	got := takeSnapshot(dir, proc).Cost(before, 10)
+	got := takeSnapshot(dir, proc, netStats).Cost(before, 10)
 	for m, want := range map[string]float64{
-		PhaseLabIdle:       20,
-		PhaseGuestCPU:      150, // ms per MB
-		PhaseVCPUOwnCPU:    50,
-		PhaseOtherCPU:      60,
-		PhaseRestCPU:       140, // 4 s busy less the VMM's 2.6 s
-		PhaseOtherSwitches: 30,
-		PhaseExits:         200,
-		PhaseInjections:    200,
+		PhaseLabIdle:                      20,
+		PhaseGuestCPU:                     150, // ms per MB
+		PhaseVCPUOwnCPU:                   50,
+		PhaseOtherCPU:                     60,
+		PhaseRestCPU:                      140, // 4 s busy less the VMM's 2.6 s
+		PhaseOtherSwitches:                30,
+		PhaseBusiestCPU:                   40, // the device's thread, not the new one's 0.2 s
+		PhaseBusiestSwitches:              20,
+		PhaseTAPIn:                        15,
+		PhaseTAPOut:                       3,
+		KVMPhaseMeasure("exits"):          200,
+		KVMPhaseMeasure("irq_injections"): 200,
+		KVMPhaseMeasure("halt_exits"):     200,
 	} {
 		if v, ok := got[m]; !ok || math.Abs(v-want) > 1e-9 {
 			t.Errorf("%s = %v (present %v), want %v", m, v, ok, want)
