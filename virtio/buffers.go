@@ -7,17 +7,23 @@ package virtio
 func Len(bufs [][]byte) uint64 { return totalLen(bufs) }
 
 // Skip returns bufs without their first n bytes, leaving bufs as they are.
-func Skip(bufs [][]byte, n int) [][]byte {
+func Skip(bufs [][]byte, n int) [][]byte { return AppendSkip(nil, bufs, n) }
+
+// AppendSkip appends bufs without their first n bytes to dst and returns
+// the extended list, leaving bufs as they are: Skip into a list the caller
+// keeps, so a device that sends one chain at a time allocates none.
+func AppendSkip(dst, bufs [][]byte, n int) [][]byte {
 	for len(bufs) > 0 && n >= len(bufs[0]) {
 		n -= len(bufs[0])
 		bufs = bufs[1:]
 	}
 	if len(bufs) == 0 {
-		return nil
+		return dst
 	}
-	out := append([][]byte(nil), bufs...)
-	out[0] = out[0][n:]
-	return out
+	start := len(dst)
+	dst = append(dst, bufs...)
+	dst[start] = dst[start][n:]
+	return dst
 }
 
 // Gather copies bufs, in order, into dst, as much as fits, and returns the

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"ember/virtio"
 
@@ -62,6 +63,7 @@ type FileBackend struct {
 
 	fdMu sync.RWMutex // held to use fd; Close holds it to close fd
 	fd   int          // -1 once closed
+	iov  []unix.Iovec // tryWrite's, kept for the next packet
 
 	pollMu sync.Mutex
 	polled *os.File        // the duplicate in Go's poller; nil until used
@@ -123,15 +125,58 @@ func (b *FileBackend) ReadPacket(p []byte) (int, error) { return b.readPacket(p,
 // WritePacket writes bufs as one packet with writev, waiting while the
 // descriptor cannot take it. More than IOV_MAX buffers are gathered into
 // one first.
-func (b *FileBackend) WritePacket(bufs [][]byte) (int, error) { return b.writePacket(bufs, true) }
+func (b *FileBackend) WritePacket(bufs [][]byte) (int, error) {
+	if len(bufs) > iovMax {
+		bufs = [][]byte{gathered(bufs)}
+	}
+	n, err := b.io(true, true, func(fd int) (int, error) { return unix.Writev(fd, bufs) })
+	return b.wrote(bufs, n, err)
+}
 
 // tryRead is ReadPacket for the device's thread, which waits on the
 // descriptor itself: errWouldBlock when no packet is there.
 func (b *FileBackend) tryRead(p []byte) (int, error) { return b.readPacket(p, false) }
 
 // tryWrite is WritePacket for the device's thread: errWouldBlock when the
-// descriptor cannot take the packet now.
-func (b *FileBackend) tryWrite(bufs [][]byte) (int, error) { return b.writePacket(bufs, false) }
+// descriptor cannot take the packet now. It allocates nothing a packet
+// (its iovec list is kept for the next), so only the device's thread may
+// call it.
+func (b *FileBackend) tryWrite(bufs [][]byte) (int, error) {
+	if len(bufs) > iovMax {
+		bufs = [][]byte{gathered(bufs)}
+	}
+	b.fdMu.RLock()
+	n, err := b.writev(bufs)
+	b.fdMu.RUnlock()
+	if errors.Is(err, unix.EAGAIN) {
+		return 0, errWouldBlock
+	}
+	return b.wrote(bufs, n, err)
+}
+
+// writev writes bufs with one writev through b.iov, until it is not
+// interrupted by a signal. fdMu is held.
+func (b *FileBackend) writev(bufs [][]byte) (int, error) {
+	if b.fd < 0 {
+		return 0, os.ErrClosed
+	}
+	iov := b.iov[:0]
+	for _, p := range bufs {
+		if len(p) > 0 {
+			iov = append(iov, unix.Iovec{Base: &p[0], Len: uint64(len(p))})
+		}
+	}
+	b.iov = iov
+	for {
+		n, _, errno := syscall.Syscall(unix.SYS_WRITEV, uintptr(b.fd), uintptr(unsafe.Pointer(unsafe.SliceData(iov))), uintptr(len(iov)))
+		if errno == 0 {
+			return int(n), nil
+		}
+		if errno != unix.EINTR {
+			return 0, errno
+		}
+	}
+}
 
 // tryReadv is tryRead into bufs, taken as one buffer (readv): the
 // device's thread reads a packet straight into the driver's buffers with
@@ -162,13 +207,9 @@ func (b *FileBackend) read(wait bool, room uint64, op func(fd int) (int, error))
 	return n, nil
 }
 
-// writePacket writes one packet, waiting in Go's poller while the
-// descriptor cannot take it if wait.
-func (b *FileBackend) writePacket(bufs [][]byte, wait bool) (int, error) {
-	if len(bufs) > iovMax {
-		bufs = [][]byte{gathered(bufs)}
-	}
-	n, err := b.io(wait, true, func(fd int) (int, error) { return unix.Writev(fd, bufs) })
+// wrote is what a write of bufs that wrote n bytes returns: err, or a short
+// write, with the backend's name.
+func (b *FileBackend) wrote(bufs [][]byte, n int, err error) (int, error) {
 	switch {
 	case err != nil:
 		return 0, fmt.Errorf("virtio-net: writing %s: %w", b.name, err)

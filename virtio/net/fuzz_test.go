@@ -12,7 +12,7 @@ import (
 // FuzzTX throws arbitrary transmit chains at the transmit parser: a header
 // and frame of any bytes, cut into readable buffers at fuzzed points,
 // perhaps with device-writable bytes after them, under any feature bits.
-// Whatever comes, parseTX must not panic or write to the chain, and a
+// Whatever comes, parsing must not panic or write to the chain, and a
 // packet it accepts must be one the spec allows under the features
 // negotiated: the frame as the driver gave it, a header with only the
 // flags, offloads and bounds §5.1.6.2 permits.
@@ -29,9 +29,10 @@ func FuzzTX(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, features uint64, cuts []byte, writable uint16) {
 		c := txChain(data, cuts, writable)
 		before := bytes.Clone(data)
-		p, err := parseTX(c, features)
+		var p txPacket
+		err := p.parse(c, features)
 		if !bytes.Equal(flatten(c.Readable), before) {
-			t.Fatal("parseTX wrote to a device-readable buffer")
+			t.Fatal("parse wrote to a device-readable buffer")
 		}
 		if err != nil {
 			if !errors.Is(err, errPacket) {
@@ -39,7 +40,7 @@ func FuzzTX(f *testing.F) {
 			}
 			return
 		}
-		checkAcceptedTX(t, p, data, features, writable)
+		checkAcceptedTX(t, &p, data, features, writable)
 	})
 }
 
@@ -66,8 +67,8 @@ func txChain(data []byte, cuts []byte, writable uint16) *virtio.Chain {
 	return c
 }
 
-// checkAcceptedTX checks a packet parseTX accepted from data.
-func checkAcceptedTX(t *testing.T, p txPacket, data []byte, features uint64, writable uint16) {
+// checkAcceptedTX checks a packet txPacket.parse accepted from data.
+func checkAcceptedTX(t *testing.T, p *txPacket, data []byte, features uint64, writable uint16) {
 	t.Helper()
 	n := len(data) - HeaderSize
 	switch {
@@ -75,7 +76,7 @@ func checkAcceptedTX(t *testing.T, p txPacket, data []byte, features uint64, wri
 		t.Fatal("accepted a chain with a device-writable buffer")
 	case n < ethHeaderLen || n > MaxFrameSize:
 		t.Fatalf("accepted a frame of %d bytes", n)
-	case p.frameLen != n || !bytes.Equal(flatten(p.frame), data[HeaderSize:]):
+	case p.frameLen != n || !bytes.Equal(flatten(p.frame()), data[HeaderSize:]):
 		t.Fatalf("frame of %d bytes, want the chain's %d after the header", p.frameLen, n)
 	case int(virtio.Len(p.buffers())) != len(data):
 		t.Fatalf("sends %d bytes of a %d-byte chain", virtio.Len(p.buffers()), len(data))

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 
 	"ember/virtio"
 )
@@ -119,20 +118,23 @@ func tunOffload(features uint64) int {
 }
 
 // txPacket is a transmit chain checked and ready for the backend: a copy
-// of the header, cleaned, and the frame in guest memory.
+// of the header, cleaned, and the frame in guest memory. The transmitter
+// keeps one and parses every chain into it, so sending allocates nothing;
+// its buffers point into it, so it is not copied.
 type txPacket struct {
 	hdr      [HeaderSize]byte
-	frame    [][]byte
+	bufs     [][]byte // hdr, then the frame's buffers
 	frameLen int
 }
 
 // buffers returns the packet as the backend takes it: header, then frame.
-func (p *txPacket) buffers() [][]byte {
-	return append([][]byte{p.hdr[:]}, p.frame...)
-}
+func (p *txPacket) buffers() [][]byte { return p.bufs }
 
-// parseTX checks a transmit chain against the features the driver accepted
-// (§5.1.6.2) and returns the packet to send. The header is copied out of
+// frame returns the frame's buffers, in guest memory.
+func (p *txPacket) frame() [][]byte { return p.bufs[1:] }
+
+// parse checks a transmit chain against the features the driver accepted
+// (§5.1.6.2) and makes p the packet to send. The header is copied out of
 // guest memory once, so the driver cannot change it between the check and
 // the send. Flag bits the device does not know are ignored (cleared), as
 // §5.1.6.2.2 requires; num_buffers is sent as 0 and hdr_len, a hint, is
@@ -141,27 +143,27 @@ func (p *txPacket) buffers() [][]byte {
 // header and an Ethernet header or longer than MaxFrameSize, an offload it
 // did not negotiate, a checksum outside the frame, GSO without checksum
 // offload or segment size.
-func parseTX(c *virtio.Chain, features uint64) (txPacket, error) {
-	var p txPacket
+func (p *txPacket) parse(c *virtio.Chain, features uint64) error {
+	p.bufs, p.frameLen = p.bufs[:0], 0
 	if len(c.Writable) > 0 {
-		return p, dropped("transmit chain with %d device-writable bytes", c.WritableLen())
+		return dropped("transmit chain with %d device-writable bytes", c.WritableLen())
 	}
 	total := c.ReadableLen()
 	if total < HeaderSize+ethHeaderLen {
-		return p, dropped("transmit chain of %d bytes, shorter than the %d-byte header and an Ethernet header", total, HeaderSize)
+		return dropped("transmit chain of %d bytes, shorter than the %d-byte header and an Ethernet header", total, HeaderSize)
 	}
 	if total-HeaderSize > MaxFrameSize {
-		return p, dropped("frame of %d bytes, longer than %d", total-HeaderSize, MaxFrameSize)
+		return dropped("frame of %d bytes, longer than %d", total-HeaderSize, MaxFrameSize)
 	}
-	io.ReadFull(c.Reader(), p.hdr[:]) // cannot fail: total > HeaderSize
-	p.frameLen = int(total - HeaderSize)
-	h, err := checkTXHeader(decodeHeader(p.hdr[:]), features, p.frameLen)
+	virtio.Gather(p.hdr[:], c.Readable) // all of it: total > HeaderSize
+	h, err := checkTXHeader(decodeHeader(p.hdr[:]), features, int(total-HeaderSize))
 	if err != nil {
-		return p, err
+		return err
 	}
 	h.encode(p.hdr[:])
-	p.frame = virtio.Skip(c.Readable, HeaderSize)
-	return p, nil
+	p.frameLen = int(total - HeaderSize)
+	p.bufs = virtio.AppendSkip(append(p.bufs, p.hdr[:]), c.Readable, HeaderSize)
+	return nil
 }
 
 // checkTXHeader checks and cleans a transmit header for a frame of n bytes.

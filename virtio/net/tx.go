@@ -20,6 +20,10 @@ type transmitter struct {
 	// returns errWouldBlock instead.
 	write func(bufs [][]byte) (int, error)
 	held  *virtio.Chain // a packet the backend could not take yet; sent first
+	// chain and packet are reused for every chain, one at a time (held is
+	// chain when set), so the transmit path allocates nothing a packet.
+	chain  virtio.Chain
+	packet txPacket
 }
 
 // newTransmitter returns the transmitter of w's queue, writing with write.
@@ -57,7 +61,7 @@ func (t *transmitter) drain() error {
 		c := t.held
 		if c == nil {
 			var err error
-			if c, err = t.pop(); err != nil || c == nil {
+			if c, err = t.popInto(&t.chain); err != nil || c == nil {
 				return err
 			}
 		}
@@ -81,8 +85,8 @@ func (t *transmitter) drain() error {
 // the device.
 func (t *transmitter) send(c *virtio.Chain) bool {
 	st := &t.d.stats
-	p, err := parseTX(c, t.features)
-	if err != nil {
+	p := &t.packet
+	if err := p.parse(c, t.features); err != nil {
 		st.txDropped.Add(1)
 		t.warn("virtio-net: transmit chain dropped", "head", c.Head, "err", err)
 		return true
