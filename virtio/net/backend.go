@@ -63,7 +63,9 @@ type FileBackend struct {
 
 	fdMu sync.RWMutex // held to use fd; Close holds it to close fd
 	fd   int          // -1 once closed
-	iov  []unix.Iovec // tryWrite's, kept for the next packet
+	// The iovec lists of tryReadv and tryWrite, kept for the next packet:
+	// only the device's thread calls them, one packet at a time.
+	readIov, writeIov []unix.Iovec
 
 	pollMu sync.Mutex
 	polled *os.File        // the duplicate in Go's poller; nil until used
@@ -146,7 +148,7 @@ func (b *FileBackend) tryWrite(bufs [][]byte) (int, error) {
 		bufs = [][]byte{gathered(bufs)}
 	}
 	b.fdMu.RLock()
-	n, err := b.writev(bufs)
+	n, err := b.vectored(unix.SYS_WRITEV, bufs, &b.writeIov)
 	b.fdMu.RUnlock()
 	if errors.Is(err, unix.EAGAIN) {
 		return 0, errWouldBlock
@@ -154,21 +156,22 @@ func (b *FileBackend) tryWrite(bufs [][]byte) (int, error) {
 	return b.wrote(bufs, n, err)
 }
 
-// writev writes bufs with one writev through b.iov, until it is not
+// vectored makes one readv or writev (trap) of bufs through the iovec
+// list *iov, which it keeps for the next call, until the call is not
 // interrupted by a signal. fdMu is held.
-func (b *FileBackend) writev(bufs [][]byte) (int, error) {
+func (b *FileBackend) vectored(trap uintptr, bufs [][]byte, iov *[]unix.Iovec) (int, error) {
 	if b.fd < 0 {
 		return 0, os.ErrClosed
 	}
-	iov := b.iov[:0]
+	v := (*iov)[:0]
 	for _, p := range bufs {
 		if len(p) > 0 {
-			iov = append(iov, unix.Iovec{Base: &p[0], Len: uint64(len(p))})
+			v = append(v, unix.Iovec{Base: &p[0], Len: uint64(len(p))})
 		}
 	}
-	b.iov = iov
+	*iov = v
 	for {
-		n, _, errno := syscall.Syscall(unix.SYS_WRITEV, uintptr(b.fd), uintptr(unsafe.Pointer(unsafe.SliceData(iov))), uintptr(len(iov)))
+		n, _, errno := syscall.Syscall(trap, uintptr(b.fd), uintptr(unsafe.Pointer(unsafe.SliceData(v))), uintptr(len(v)))
 		if errno == 0 {
 			return int(n), nil
 		}
@@ -183,7 +186,18 @@ func (b *FileBackend) writev(bufs [][]byte) (int, error) {
 // it. Like read, it may return more than bufs hold: a TAP gives a
 // packet's whole length when it had to cut it short.
 func (b *FileBackend) tryReadv(bufs [][]byte) (int, error) {
-	return b.read(false, virtio.Len(bufs), func(fd int) (int, error) { return unix.Readv(fd, bufs) })
+	b.fdMu.RLock()
+	n, err := b.vectored(unix.SYS_READV, bufs, &b.readIov)
+	b.fdMu.RUnlock()
+	switch {
+	case errors.Is(err, unix.EAGAIN):
+		return 0, errWouldBlock
+	case err != nil:
+		return 0, fmt.Errorf("virtio-net: reading %s: %w", b.name, err)
+	case n == 0 && virtio.Len(bufs) > 0:
+		return 0, io.EOF
+	}
+	return n, nil
 }
 
 // readPacket reads one packet, waiting for one in Go's poller if wait.

@@ -83,6 +83,9 @@ func (w *worker) popInto(c *virtio.Chain) (*virtio.Chain, error) {
 	}
 	for {
 		ok, err := w.q.PopInto(w.mem, c)
+		if err == nil && ok {
+			return c, nil // the common case, without errors.As's allocation
+		}
 		var ce *virtio.ChainError
 		if !errors.As(err, &ce) {
 			if !ok {
