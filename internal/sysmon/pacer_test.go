@@ -1,8 +1,15 @@
 package sysmon
 
 import (
+	"os"
+	"runtime"
+	"strconv"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"ember/internal/threadstat"
 )
 
 // TestPacerYieldsOnlyWhenDue: the interval is honoured, a TSC that went
@@ -77,5 +84,70 @@ func TestTicksPerMsMatchesTheClock(t *testing.T) {
 	}
 	if again := TicksPerMs(); again != rate {
 		t.Errorf("TicksPerMs() changed from %d to %d: it is measured once", rate, again)
+	}
+}
+
+// othersSwitches sums the context switches of every thread of the process
+// but tid.
+func othersSwitches(t *testing.T, tid int) uint64 {
+	t.Helper()
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, task := range tasks {
+		if task.Name() == strconv.Itoa(tid) {
+			continue
+		}
+		if th, err := threadstat.ReadThread("/proc/self/task/" + task.Name()); err == nil {
+			n += th.Switches
+		}
+	}
+	return n
+}
+
+// TestUnlockedYieldWakesNoThread: a goroutine locked to its thread that
+// yields through an unlocked Pacer wakes no other thread of the process,
+// where a locked Pacer's Gosched hands the thread's P to another thread
+// and back, waking spinning threads as it goes (several switches a yield).
+// The goroutine is locked to a thread again after each yield: a Gosched
+// then leaves it on that thread.
+func TestUnlockedYieldWakesNoThread(t *testing.T) {
+	const yields = 2000
+	type result struct{ others, moves uint64 }
+	run := func(p Pacer) result {
+		done := make(chan result)
+		go func() {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			var r result
+			tid := unix.Gettid()
+			before := othersSwitches(t, tid)
+			for range yields {
+				p.last = Cputicks() - p.every // due
+				p.Maybe(Cputicks())
+				if now := unix.Gettid(); now != tid {
+					r.moves, tid = r.moves+1, now
+				}
+			}
+			r.others = othersSwitches(t, tid) - before
+			for range 100 {
+				runtime.Gosched()
+				if unix.Gettid() != tid {
+					t.Error("the goroutine left its thread at a Gosched: not locked after the yield")
+					break
+				}
+			}
+			done <- r
+		}()
+		return <-done
+	}
+	locked := run(NewPacer(1))
+	unlocked := run(NewUnlockedPacer(1))
+	t.Logf("%d yields: other threads switched %d times under Gosched, %d under the unlocked yield (which moved the goroutine %d times)",
+		yields, locked.others, unlocked.others, unlocked.moves)
+	if unlocked.others > yields/10 {
+		t.Errorf("other threads switched %d times in %d unlocked yields: the yield wakes them", unlocked.others, yields)
 	}
 }

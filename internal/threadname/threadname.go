@@ -4,6 +4,7 @@
 package threadname
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 
@@ -41,4 +42,22 @@ func Set(name string) error {
 		return fmt.Errorf("naming thread %d %q: %w", tid, name, err)
 	}
 	return nil
+}
+
+// Move gives name to the calling thread, which a goroutine locked to
+// thread from for its name has come back on after a yield (a yield that
+// unlocks: sysmon.NewUnlockedPacer), and gives from the process's name
+// back, so that only the goroutine's thread bears the name. The main
+// thread is left alone, as Set leaves it.
+func Move(from int, name string) error {
+	if from != unix.Getpid() {
+		proc, err := os.ReadFile("/proc/self/comm")
+		if err == nil {
+			err = os.WriteFile(fmt.Sprintf("/proc/self/task/%d/comm", from), bytes.TrimSpace(proc), 0)
+		}
+		if err != nil {
+			return fmt.Errorf("giving thread %d back its name: %w", from, err)
+		}
+	}
+	return Set(name)
 }

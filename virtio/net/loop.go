@@ -86,16 +86,19 @@ func newLoop(d *Device, b *FileBackend, kicks *queuefd.Set, rx *receiver, tx *tr
 // ThreadName is the name of the device's thread, as ps -T shows it.
 const ThreadName = "ember-net"
 
-// run serves the queues until stop. Its goroutine keeps its thread, which
+// run serves the queues until stop. Its goroutine keeps a thread, which
 // sleeps in epoll_wait between events, and never gives it back: the
 // thread, with its name, ends with the activation. The process's main
 // thread, which Go does not end (and which keeps its name), is given back.
 func (l *loop) run() {
 	defer close(l.done)
 	runtime.LockOSThread()
-	if unix.Gettid() == unix.Getpid() {
-		defer runtime.UnlockOSThread()
-	}
+	defer func() {
+		if unix.Gettid() == unix.Getpid() {
+			runtime.UnlockOSThread()
+		}
+	}()
+	tid := unix.Gettid()
 	if err := threadname.Set(ThreadName); err != nil {
 		l.d.log.Debug("virtio-net: the device's thread stays unnamed", "err", err)
 	}
@@ -103,8 +106,11 @@ func (l *loop) run() {
 	events := make([]unix.EpollEvent, 4)
 	// The thread holds its P in epoll_wait and never blocks in Go: it goes
 	// through the scheduler now and then, after its work, or sysmon would
-	// keep taking the P (package sysmon).
-	pace := sysmon.NewPacer(sysmon.TicksPerMs())
+	// keep taking the P (package sysmon). The thread is locked for its
+	// name, so the yield is the unlocked one, which wakes no other thread;
+	// it may bring the goroutine back on another thread, which then takes
+	// the name.
+	pace := sysmon.NewUnlockedPacer(sysmon.TicksPerMs())
 	for {
 		n, err := unix.EpollWait(l.ep, events, l.timeout())
 		if errors.Is(err, unix.EINTR) {
@@ -119,8 +125,25 @@ func (l *loop) run() {
 			return
 		}
 		l.serve(tx, rx)
-		pace.Maybe(sysmon.Cputicks())
+		if _, yielded := pace.Maybe(sysmon.Cputicks()); yielded {
+			tid = l.keepName(tid)
+		}
 	}
+}
+
+// keepName gives the device's thread name to the thread the loop runs on
+// now if that is not thread tid, the one that bore it, after a yield that
+// brought the goroutine back on another thread; it returns the thread
+// that bears the name.
+func (l *loop) keepName(tid int) int {
+	now := unix.Gettid()
+	if now == tid {
+		return tid
+	}
+	if err := threadname.Move(tid, ThreadName); err != nil {
+		l.d.log.Debug("virtio-net: the device's thread name did not move with it", "err", err)
+	}
+	return now
 }
 
 // fail reports a thread that cannot wait any more (epoll_wait failed):

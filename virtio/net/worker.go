@@ -69,14 +69,12 @@ func (w *worker) pause(d time.Duration) bool {
 	}
 }
 
-// pop returns the next chain the driver made available, or nil when there
-// is none. A malformed chain is logged and returned with nothing written
-// (or only dropped, if its head is outside the queue and so cannot be
-// returned); an error is a queue the driver broke.
-func (w *worker) pop() (*virtio.Chain, error) { return w.popInto(nil) }
-
-// popInto is pop into c, whose slices it reuses (into a new chain if c is
-// nil): a receiver that keeps its chains allocates none per packet.
+// popInto returns the next chain the driver made available, popped into c,
+// whose slices it reuses (into a new chain if c is nil), or nil when there
+// is none: a worker that keeps its chains allocates none a packet. A
+// malformed chain is logged and returned with nothing written (or only
+// dropped, if its head is outside the queue and so cannot be returned); an
+// error is a queue the driver broke.
 func (w *worker) popInto(c *virtio.Chain) (*virtio.Chain, error) {
 	if c == nil {
 		c = new(virtio.Chain)
