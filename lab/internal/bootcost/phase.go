@@ -20,16 +20,16 @@ import (
 // lab's CPU is cheaper; one whose lab sits idle while it streams is waiting,
 // not working. The keys of Snapshot.Cost's map.
 const (
-	PhaseLabIdle       = "lab idle (%)"
-	PhaseGuestCPU      = "guest cpu (ms/MB)"
-	PhaseVCPUOwnCPU    = "vcpu threads' own cpu (ms/MB)"
-	PhaseOtherCPU      = "vmm other threads' cpu (ms/MB)"
+	PhaseLabIdle    = "lab idle (%)"
+	PhaseGuestCPU   = "guest cpu (ms/MB)"
+	PhaseVCPUOwnCPU = "vcpu threads' own cpu (ms/MB)"
+	PhaseOtherCPU   = "vmm other threads' cpu (ms/MB)"
 	// The other thread that used most CPU in the phase: a device's thread
 	// or QEMU's main loop, apart from the runtime's and workers.
 	PhaseBusiestCPU      = "vmm busiest other thread's cpu (ms/MB)"
 	PhaseBusiestSwitches = "vmm busiest other thread's switches (/MB)"
-	PhaseRestCPU       = "rest of the lab's cpu (ms/MB)"
-	PhaseOtherSwitches = "vmm other threads' switches (/MB)"
+	PhaseRestCPU         = "rest of the lab's cpu (ms/MB)"
+	PhaseOtherSwitches   = "vmm other threads' switches (/MB)"
 	// The packets the VMM wrote into the benchmark's TAP and those the lab
 	// queued to it, per megabyte: a stream of big GSO packets costs less a
 	// byte than one of small ones.
