@@ -83,6 +83,63 @@ func runReads(b *testing.B) {
 	}
 }
 
+// benchRig is a device on a non-blocking socketpair's host end, with
+// guest RAM and drivers for both queues (each with EVENT_IDX), for the
+// queue benchmarks; network is the socketpair's other end.
+type benchRig struct {
+	network int
+	mem     *memory.Guest
+	dev     *Device
+	rx, tx  *virtiotest.Driver
+}
+
+// newBenchRig makes a benchRig whose receive queue's rings start at rxBase
+// and transmit queue's at txBase; the device is not active yet.
+func newBenchRig(b *testing.B, rxBase, txBase uint64) *benchRig {
+	network, host := benchSocket(b, true)
+	r := &benchRig{network: network, mem: benchRAM(b)}
+	backend, err := NewFileBackend(host)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if r.dev, err = New(Config{Backend: backend, MAC: testMAC}); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { r.dev.Close() })
+	if r.rx, err = virtiotest.New(r.mem, virtiotest.Config{Base: rxBase, Size: QueueSize, EventIdx: true}); err != nil {
+		b.Fatal(err)
+	}
+	if r.tx, err = virtiotest.New(r.mem, virtiotest.Config{Base: txBase, Size: QueueSize, EventIdx: true}); err != nil {
+		b.Fatal(err)
+	}
+	return r
+}
+
+// activate starts the device with EVENT_IDX and mergeable buffers, and
+// returns the channel that holds one pending interrupt of either queue.
+func (r *benchRig) activate(b *testing.B) chan struct{} {
+	irq := make(chan struct{}, 1)
+	err := r.dev.Activate(r.mem, base|virtio.FeatureEventIdx|FeatureMrgRxbuf, []*virtio.Queue{r.rx.Queue, r.tx.Queue}, func(int) {
+		select {
+		case irq <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return irq
+}
+
+// done stops the benchmark's timer and fails it if the device dropped a
+// packet either way.
+func (r *benchRig) done(b *testing.B) {
+	b.StopTimer()
+	if st := r.dev.Stats(); st.RXDropped != 0 || st.TXDropped != 0 {
+		b.Fatalf("packets dropped: %d received, %d sent", st.RXDropped, st.TXDropped)
+	}
+}
+
 // runQueue moves the packets through the device's receive queue: the
 // driver posts QueueSize one-page buffers, laid out once (descriptor i is
 // buffer i), with mergeable buffers and EVENT_IDX, and offers each again
@@ -90,25 +147,8 @@ func runReads(b *testing.B) {
 // there is, as a guest's driver refills after its receive handler, then
 // asks for an interrupt at the next and sleeps until it comes.
 func runQueue(b *testing.B) {
-	network, host := benchSocket(b, true)
-	mem := benchRAM(b)
-	backend, err := NewFileBackend(host)
-	if err != nil {
-		b.Fatal(err)
-	}
-	dev, err := New(Config{Backend: backend, MAC: testMAC})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { dev.Close() })
-	rx, err := virtiotest.New(mem, virtiotest.Config{Base: 0, Size: QueueSize, EventIdx: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	tx, err := virtiotest.New(mem, virtiotest.Config{Base: 8 << 20, Size: QueueSize})
-	if err != nil {
-		b.Fatal(err)
-	}
+	r := newBenchRig(b, 0, 8<<20)
+	rx, dev := r.rx, r.dev
 	for i := range uint16(QueueSize) {
 		gpa, err := rx.Alloc(benchBufSize)
 		if err != nil {
@@ -121,19 +161,10 @@ func runQueue(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	irq := make(chan struct{}, 1)
-	err = dev.Activate(mem, base|virtio.FeatureEventIdx|FeatureMrgRxbuf, []*virtio.Queue{rx.Queue, tx.Queue}, func(int) {
-		select {
-		case irq <- struct{}{}:
-		default:
-		}
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	irq := r.activate(b)
 	b.SetBytes(int64(len(benchPacket)))
 	b.ResetTimer()
-	sendPackets(b, network, b.N)
+	sendPackets(b, r.network, b.N)
 	var again []uint16
 	got, total := 0, b.N*len(benchPacket)
 	// take takes every used element there is, and says whether there was one.
@@ -174,10 +205,7 @@ func runQueue(b *testing.B) {
 			<-irq
 		}
 	}
-	b.StopTimer()
-	if st := dev.Stats(); st.RXDropped != 0 {
-		b.Fatalf("%d packets dropped", st.RXDropped)
-	}
+	r.done(b)
 }
 
 // BenchmarkReceive compares packets of about 64 KiB moved from the
@@ -267,25 +295,8 @@ func runWrites(b *testing.B) {
 // device has used it, with EVENT_IDX, notifying when the device asks to
 // be, and waits for an interrupt when every slot is in flight.
 func runTransmitQueue(b *testing.B) {
-	network, host := benchSocket(b, true)
-	mem := benchRAM(b)
-	backend, err := NewFileBackend(host)
-	if err != nil {
-		b.Fatal(err)
-	}
-	dev, err := New(Config{Backend: backend, MAC: testMAC})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { dev.Close() })
-	rx, err := virtiotest.New(mem, virtiotest.Config{Base: 8 << 20, Size: QueueSize, EventIdx: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	tx, err := virtiotest.New(mem, virtiotest.Config{Base: 12 << 20, Size: QueueSize, EventIdx: true})
-	if err != nil {
-		b.Fatal(err)
-	}
+	r := newBenchRig(b, 8<<20, 12<<20)
+	mem, tx, dev := r.mem, r.tx, r.dev
 	for s := range txSlots {
 		first := uint16(s * (txFrags + 1))
 		at := uint64(s * (txFrags + 1) * benchBufSize)
@@ -299,19 +310,10 @@ func runTransmitQueue(b *testing.B) {
 			}
 		}
 	}
-	irq := make(chan struct{}, 1)
-	err = dev.Activate(mem, base|virtio.FeatureEventIdx|FeatureMrgRxbuf, []*virtio.Queue{rx.Queue, tx.Queue}, func(q int) {
-		select {
-		case irq <- struct{}{}:
-		default:
-		}
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	irq := r.activate(b)
 	b.SetBytes(int64(len(benchPacket) - HeaderSize))
 	b.ResetTimer()
-	done := drainPackets(b, network, b.N)
+	done := drainPackets(b, r.network, b.N)
 	offered, used := 0, 0
 	free := make([]uint16, 0, txSlots)
 	for s := range txSlots {
@@ -349,10 +351,7 @@ func runTransmitQueue(b *testing.B) {
 		}
 	}
 	<-done
-	b.StopTimer()
-	if st := dev.Stats(); st.TXDropped != 0 {
-		b.Fatalf("%d packets dropped", st.TXDropped)
-	}
+	r.done(b)
 }
 
 // BenchmarkTransmit compares packets of about 64 KiB, laid out as Linux
