@@ -79,8 +79,12 @@ type Server struct {
 
 // NewServer serves ln until Close, metering each stream with meter unless
 // it is nil.
-func NewServer(ln net.Listener, meter Meter) *Server {
-	s := &Server{ln: ln, meter: meter, stream: streamTime, measure: map[string]float64{}, done: make(chan struct{})}
+func NewServer(ln net.Listener, meter Meter) *Server { return newServer(ln, meter, streamTime) }
+
+// newServer is NewServer with "recv" streams of the given length (a
+// test's, shorter).
+func newServer(ln net.Listener, meter Meter, stream time.Duration) *Server {
+	s := &Server{ln: ln, meter: meter, stream: stream, measure: map[string]float64{}, done: make(chan struct{})}
 	go s.serve()
 	return s
 }

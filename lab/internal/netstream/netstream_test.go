@@ -71,8 +71,7 @@ func TestServerTimesTheGuestProgram(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			srv := NewServer(ln, nil)
-			srv.stream = 200 * time.Millisecond
+			srv := newServer(ln, nil, 200*time.Millisecond)
 			tt.peer(t, ln.Addr().String())
 			srv.Close()
 			m, errs := srv.Results()
@@ -126,8 +125,7 @@ func TestServerMetersEachStream(t *testing.T) {
 			return map[string]float64{"moved (MB)": mb}
 		}
 	}
-	srv := NewServer(ln, meter)
-	srv.stream = 200 * time.Millisecond
+	srv := newServer(ln, meter, 200*time.Millisecond)
 	if out, err := exec.Command(bin, "-t", "200ms", "-rr", "200ms", ln.Addr().String()).CombinedOutput(); err != nil {
 		t.Fatalf("netbench: %v\n%s", err, out)
 	}

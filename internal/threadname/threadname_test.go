@@ -1,0 +1,76 @@
+package threadname
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"runtime"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// comm reads the name of thread tid of this process.
+func comm(t *testing.T, tid int) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/comm", tid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(bytes.TrimSpace(b))
+}
+
+// offMain runs f on a goroutine locked to a thread other than the main
+// one, and returns the thread's id and a function that ends the
+// goroutine and, with it, the thread. A goroutine that locked the main
+// thread instead keeps it until then.
+func offMain(t *testing.T, f func(tid int)) (int, func()) {
+	t.Helper()
+	end := make(chan struct{})
+	for range 10 {
+		tid := make(chan int)
+		go func() {
+			runtime.LockOSThread() // never undone: the thread ends with the goroutine
+			id := unix.Gettid()
+			if id != os.Getpid() {
+				f(id)
+			}
+			tid <- id
+			<-end
+		}()
+		if id := <-tid; id != os.Getpid() {
+			return id, func() { close(end) }
+		}
+	}
+	close(end)
+	t.Fatal("no goroutine got a thread but the main one")
+	return 0, nil
+}
+
+// TestMoveGivesTheNameToTheCallingThread: after Move, the calling thread
+// bears the name and the thread that bore it bears the process's again,
+// so that ps -T shows one thread of that name.
+func TestMoveGivesTheNameToTheCallingThread(t *testing.T) {
+	proc := comm(t, os.Getpid())
+	from, endFrom := offMain(t, func(int) {
+		if err := Set("ember-moved"); err != nil {
+			t.Error(err)
+		}
+	})
+	defer endFrom()
+	if got := comm(t, from); got != "ember-moved" {
+		t.Fatalf("Set named thread %d %q, want ember-moved", from, got)
+	}
+	to, endTo := offMain(t, func(int) {
+		if err := Move(from, "ember-moved"); err != nil {
+			t.Error(err)
+		}
+	})
+	defer endTo()
+	if got := comm(t, to); got != "ember-moved" {
+		t.Errorf("the calling thread is %q after Move, want ember-moved", got)
+	}
+	if got := comm(t, from); got != proc {
+		t.Errorf("thread %d, which bore the name, is %q after Move, want the process's %q", from, got, proc)
+	}
+}
