@@ -71,8 +71,10 @@ type Snapshot struct {
 
 // TakeSnapshot reads the lab's /proc/stat, the counters of network
 // interface tap, Debugfs and each VM process's threads now. What it cannot
-// read counts as zero: a lab without debugfs gives a phase only its CPU
-// and TAP rows.
+// read counts as zero: in a lab without debugfs, where the VMM's process
+// is found through its VM's directory, a phase's lab idle share, TAP
+// packets and rest of the lab's CPU (all of it) stand, and the VMM's and
+// KVM's rows are zero.
 func TakeSnapshot(tap string) Snapshot {
 	return takeSnapshot(Debugfs, "/proc", filepath.Join("/sys/class/net", tap, "statistics"))
 }
