@@ -3,7 +3,6 @@ package sysmon
 import (
 	"os"
 	"runtime"
-	"strconv"
 	"testing"
 	"time"
 
@@ -91,16 +90,13 @@ func TestTicksPerMsMatchesTheClock(t *testing.T) {
 // but tid.
 func othersSwitches(t *testing.T, tid int) uint64 {
 	t.Helper()
-	tasks, err := os.ReadDir("/proc/self/task")
+	threads, err := threadstat.ReadProcess("/proc", os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
 	var n uint64
-	for _, task := range tasks {
-		if task.Name() == strconv.Itoa(tid) {
-			continue
-		}
-		if th, err := threadstat.ReadThread("/proc/self/task/" + task.Name()); err == nil {
+	for id, th := range threads {
+		if id != tid {
 			n += th.Switches
 		}
 	}

@@ -82,8 +82,33 @@ func ParseStat(line []byte) (Times, error) {
 			return Times{}, fmt.Errorf("stat field %d: %w", n, err)
 		}
 	}
-	tick := func(n uint64) time.Duration { return time.Duration(n) * time.Second / clockTick }
-	return Times{CPU: tick(v[0] + v[1]), Guest: tick(v[2])}, nil
+	return Times{CPU: Ticks(v[0] + v[1]), Guest: Ticks(v[2])}, nil
+}
+
+// Ticks is n of /proc's time unit (USER_HZ) as a duration: the unit of
+// /proc/PID/stat's times and of /proc/stat's.
+func Ticks(n uint64) time.Duration { return time.Duration(n) * time.Second / clockTick }
+
+// ReadProcess reads every thread of process pid under proc (/proc, or a
+// test's copy of it), by thread id; a thread that ends while it is read
+// is left out.
+func ReadProcess(proc string, pid int) (map[int]Times, error) {
+	dir := filepath.Join(proc, strconv.Itoa(pid), "task")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	out := map[int]Times{}
+	for _, e := range ents {
+		tid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if t, err := ReadThread(filepath.Join(dir, e.Name())); err == nil {
+			out[tid] = t
+		}
+	}
+	return out, nil
 }
 
 // ParseSwitches sums the voluntary and involuntary context switches of a

@@ -64,3 +64,22 @@ func TestReadThreadOfThisProcess(t *testing.T) {
 		t.Errorf("GuestTime(main thread) = %v, want 0", g)
 	}
 }
+
+// TestReadProcessOfThisProcess: the real /proc lists this process's
+// threads, none of which ran a guest, and at least one that switched.
+func TestReadProcessOfThisProcess(t *testing.T) {
+	threads, err := ReadProcess("/proc", os.Getpid())
+	if err != nil || len(threads) == 0 {
+		t.Fatalf("ReadProcess(self) = %v, %v", threads, err)
+	}
+	var switches uint64
+	for tid, th := range threads {
+		if th.Guest != 0 {
+			t.Errorf("thread %d: guest time %v, want 0", tid, th.Guest)
+		}
+		switches += th.Switches
+	}
+	if switches == 0 {
+		t.Error("no thread of this process switched context")
+	}
+}

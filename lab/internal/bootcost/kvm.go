@@ -117,13 +117,11 @@ func readVMs(dir string) map[string]map[string]uint64 {
 		}
 		vals := map[string]uint64{}
 		for _, c := range kvmCounters {
-			b, err := os.ReadFile(filepath.Join(dir, d.Name(), c))
+			v, err := readUint(filepath.Join(dir, d.Name(), c))
 			if err != nil {
 				break // the VM went while it was read
 			}
-			if v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil {
-				vals[c] = v
-			}
+			vals[c] = v
 		}
 		if len(vals) == len(kvmCounters) {
 			out[d.Name()] = vals
@@ -140,7 +138,7 @@ func (s *Sampler) readProcess(vm string) {
 	if !ok {
 		return
 	}
-	threads, err := readThreads(s.proc, pid)
+	threads, err := threadstat.ReadProcess(s.proc, pid)
 	if err != nil {
 		return
 	}
@@ -190,4 +188,14 @@ func SamplerMeasures() []string {
 		m = append(m, KVMMeasure(c))
 	}
 	return m
+}
+
+// readUint reads a file that holds one decimal number: a KVM counter in
+// debugfs, a network interface's statistic in sysfs.
+func readUint(path string) (uint64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
 }

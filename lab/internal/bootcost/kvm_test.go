@@ -99,25 +99,6 @@ func TestSamplerKeepsAGoneVMsLastReading(t *testing.T) {
 	}
 }
 
-// TestReadThreadsOfThisProcess: the real /proc lists this process's
-// threads, none of which ran a guest, and at least one that switched.
-func TestReadThreadsOfThisProcess(t *testing.T) {
-	threads, err := readThreads("/proc", os.Getpid())
-	if err != nil || len(threads) == 0 {
-		t.Fatalf("readThreads(self) = %v, %v", threads, err)
-	}
-	var switches uint64
-	for tid, th := range threads {
-		if th.Guest != 0 {
-			t.Errorf("thread %d: guest time %v, want 0", tid, th.Guest)
-		}
-		switches += th.Switches
-	}
-	if switches == 0 {
-		t.Error("no thread of this process switched context")
-	}
-}
-
 func TestSamplerWithoutVMs(t *testing.T) {
 	if got := StartSampler(t.TempDir()).Finish(); got != nil {
 		t.Errorf("no VM seen, got %v; want nil (no rows in the table)", got)

@@ -86,13 +86,15 @@ func takeSnapshot(dir, proc, netStats string) Snapshot {
 	if b, err := os.ReadFile(filepath.Join(proc, "stat")); err == nil {
 		s.busy, s.idle, _ = parseCPULine(b)
 	}
-	s.tapIn, s.tapOut = readCounter(netStats, "rx_packets"), readCounter(netStats, "tx_packets")
+	// An interface that is not there counts nothing.
+	s.tapIn, _ = readUint(filepath.Join(netStats, "rx_packets"))
+	s.tapOut, _ = readUint(filepath.Join(netStats, "tx_packets"))
 	for vm, vals := range readVMs(dir) {
 		for c, v := range vals {
 			s.kvm[c] += v
 		}
 		if pid, ok := vmPID(vm); ok {
-			if t, err := readThreads(proc, pid); err == nil {
+			if t, err := threadstat.ReadProcess(proc, pid); err == nil {
 				s.threads[pid] = t
 			}
 		}
@@ -165,20 +167,9 @@ func parseCPULine(stat []byte) (busy, idle time.Duration, err error) {
 			return 0, 0, fmt.Errorf("/proc/stat: field %d: %w", i+1, err)
 		}
 	}
-	tick := func(n uint64) time.Duration { return time.Duration(n) * time.Second / 100 } // USER_HZ
+	tick := threadstat.Ticks
 	const user, nice, system, idleF, iowait, irq, softirq, steal = 0, 1, 2, 3, 4, 5, 6, 7
 	busy = tick(v[user] + v[nice] + v[system] + v[irq] + v[softirq] + v[steal])
 	idle = tick(v[idleF] + v[iowait])
 	return busy, idle, nil
-}
-
-// readCounter reads one of a network interface's statistics; 0 if it
-// cannot.
-func readCounter(dir, name string) uint64 {
-	b, err := os.ReadFile(filepath.Join(dir, name))
-	if err != nil {
-		return 0
-	}
-	v, _ := strconv.ParseUint(string(bytes.TrimSpace(b)), 10, 64)
-	return v
 }

@@ -1,8 +1,6 @@
 package bootcost
 
 import (
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -38,27 +36,6 @@ func vmPID(vmDir string) (int, bool) {
 	pid, _, ok := strings.Cut(vmDir, "-")
 	n, err := strconv.Atoi(pid)
 	return n, ok && err == nil
-}
-
-// readThreads reads every thread of process pid under proc (/proc, or a
-// test's), by thread id; a thread that ends while it is read is left out.
-func readThreads(proc string, pid int) (map[int]threadstat.Times, error) {
-	dir := filepath.Join(proc, strconv.Itoa(pid), "task")
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	out := map[int]threadstat.Times{}
-	for _, e := range ents {
-		tid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if t, err := threadstat.ReadThread(filepath.Join(dir, e.Name())); err == nil {
-			out[tid] = t
-		}
-	}
-	return out, nil
 }
 
 // procCounts sums the last readings of every thread seen into the /proc
