@@ -1,6 +1,7 @@
 package sysmon
 
 import (
+	"fmt"
 	"os"
 	"runtime"
 	"testing"
@@ -86,18 +87,28 @@ func TestTicksPerMsMatchesTheClock(t *testing.T) {
 	}
 }
 
-// othersSwitches sums the context switches of every thread of the process
-// but tid.
-func othersSwitches(t *testing.T, tid int) uint64 {
+// switches reads the context switches of every thread of the process.
+func switches(t *testing.T) map[int]uint64 {
 	t.Helper()
 	threads, err := threadstat.ReadProcess("/proc", os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
-	var n uint64
+	m := make(map[int]uint64, len(threads))
 	for id, th := range threads {
-		if id != tid {
-			n += th.Switches
+		m[id] = th.Switches
+	}
+	return m
+}
+
+// othersSince is how often the threads but tid switched since before, a
+// reading of switches: threads that came or went in between left out.
+func othersSince(t *testing.T, before map[int]uint64, tid int) uint64 {
+	t.Helper()
+	var n uint64
+	for id, now := range switches(t) {
+		if then, ok := before[id]; ok && id != tid {
+			n += now - then
 		}
 	}
 	return n
@@ -106,35 +117,30 @@ func othersSwitches(t *testing.T, tid int) uint64 {
 // TestUnlockedYieldWakesNoThread: a goroutine locked to its thread that
 // yields through an unlocked Pacer wakes no other thread of the process,
 // where a locked Pacer's Gosched hands the thread's P to another thread
-// and back, waking spinning threads as it goes (several switches a yield).
-// The goroutine is locked to a thread again after each yield: a Gosched
-// then leaves it on that thread.
+// and back, waking spinning threads as it goes. The goroutine is locked to
+// its thread again after the yields: when it returns, Go ends the thread,
+// as it ends only a locked goroutine's.
 func TestUnlockedYieldWakesNoThread(t *testing.T) {
 	const yields = 2000
-	type result struct{ others, moves uint64 }
+	type result struct {
+		others, moves uint64
+		tid           int // the thread the goroutine ended on
+	}
 	run := func(p Pacer) result {
 		done := make(chan result)
 		go func() {
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
+			runtime.LockOSThread() // not undone: the thread ends with the goroutine
 			var r result
-			tid := unix.Gettid()
-			before := othersSwitches(t, tid)
+			r.tid = unix.Gettid()
+			before := switches(t)
 			for range yields {
 				p.last = Cputicks() - p.every // due
 				p.Maybe(Cputicks())
-				if now := unix.Gettid(); now != tid {
-					r.moves, tid = r.moves+1, now
+				if now := unix.Gettid(); now != r.tid {
+					r.moves, r.tid = r.moves+1, now
 				}
 			}
-			r.others = othersSwitches(t, tid) - before
-			for range 100 {
-				runtime.Gosched()
-				if unix.Gettid() != tid {
-					t.Error("the goroutine left its thread at a Gosched: not locked after the yield")
-					break
-				}
-			}
+			r.others = othersSince(t, before, r.tid)
 			done <- r
 		}()
 		return <-done
@@ -145,5 +151,17 @@ func TestUnlockedYieldWakesNoThread(t *testing.T) {
 		yields, locked.others, unlocked.others, unlocked.moves)
 	if unlocked.others > yields/10 {
 		t.Errorf("other threads switched %d times in %d unlocked yields: the yield wakes them", unlocked.others, yields)
+	}
+	if unlocked.tid == os.Getpid() {
+		return // Go never ends the main thread: nothing to see
+	}
+	task := fmt.Sprintf("/proc/self/task/%d", unlocked.tid)
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(time.Millisecond) {
+		if _, err := os.Stat(task); os.IsNotExist(err) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("thread %d outlived its goroutine: the goroutine was not locked to it after the unlocked yields", unlocked.tid)
+		}
 	}
 }
