@@ -131,6 +131,24 @@ func (r *benchRig) activate(b *testing.B) chan struct{} {
 	return irq
 }
 
+// offered is the driver's step after it made chains available on queue q
+// from avail index old on: it notifies the device if the device asked to
+// be (EVENT_IDX), and asks for an interrupt at the next used buffer.
+func (r *benchRig) offered(b *testing.B, q int, old uint16) {
+	d := r.rx
+	if q == TXQueue {
+		d = r.tx
+	}
+	if notify, err := d.NeedsNotify(old); err != nil {
+		b.Fatal(err)
+	} else if notify {
+		r.dev.Notify(q)
+	}
+	if err := d.ArmInterrupt(); err != nil {
+		b.Fatal(err)
+	}
+}
+
 // done stops the benchmark's timer and fails it if the device dropped a
 // packet either way.
 func (r *benchRig) done(b *testing.B) {
@@ -148,7 +166,7 @@ func (r *benchRig) done(b *testing.B) {
 // asks for an interrupt at the next and sleeps until it comes.
 func runQueue(b *testing.B) {
 	r := newBenchRig(b, 0, 8<<20)
-	rx, dev := r.rx, r.dev
+	rx := r.rx
 	for i := range uint16(QueueSize) {
 		gpa, err := rx.Alloc(benchBufSize)
 		if err != nil {
@@ -193,14 +211,7 @@ func runQueue(b *testing.B) {
 			}
 		}
 		again = again[:0]
-		if notify, err := rx.NeedsNotify(old); err != nil {
-			b.Fatal(err)
-		} else if notify {
-			dev.Notify(RXQueue)
-		}
-		if err := rx.ArmInterrupt(); err != nil {
-			b.Fatal(err)
-		}
+		r.offered(b, RXQueue, old)
 		if !take() {
 			<-irq
 		}
@@ -296,7 +307,7 @@ func runWrites(b *testing.B) {
 // be, and waits for an interrupt when every slot is in flight.
 func runTransmitQueue(b *testing.B) {
 	r := newBenchRig(b, 8<<20, 12<<20)
-	mem, tx, dev := r.mem, r.tx, r.dev
+	mem, tx := r.mem, r.tx
 	for s := range txSlots {
 		first := uint16(s * (txFrags + 1))
 		at := uint64(s * (txFrags + 1) * benchBufSize)
@@ -327,14 +338,7 @@ func runTransmitQueue(b *testing.B) {
 			}
 			free = free[:len(free)-1]
 		}
-		if notify, err := tx.NeedsNotify(old); err != nil {
-			b.Fatal(err)
-		} else if notify {
-			dev.Notify(TXQueue)
-		}
-		if err := tx.ArmInterrupt(); err != nil {
-			b.Fatal(err)
-		}
+		r.offered(b, TXQueue, old)
 		n := 0
 		for {
 			u, ok, err := tx.Used()
