@@ -37,6 +37,12 @@ var vmStatDir = regexp.MustCompile(`^[0-9]+-[0-9]+$`)
 // spinlock kicks and IPIs among them).
 var kvmCounters = []string{"exits", "io_exits", "mmio_exits", "halt_exits", "irq_exits", "irq_window_exits", "irq_injections", "insn_emulation", "signal_exits", "hypercalls"}
 
+// pollCounters are the nanoseconds KVM's vCPU threads spent polling for an
+// interrupt after the guest halted, before sleeping (halt polling: ended by
+// an interrupt, or in vain). A phase reports them (PhaseHaltPoll); a kernel
+// without them counts none.
+var pollCounters = []string{"halt_poll_success_ns", "halt_poll_fail_ns"}
+
 // sampleEvery is how often a Sampler reads the counters. A VM's
 // directory goes with the VM, so what it counted after the last read is
 // lost: at most this long of a boot's end, when the guest is powering off.
@@ -123,9 +129,15 @@ func readVMs(dir string) map[string]map[string]uint64 {
 			}
 			vals[c] = v
 		}
-		if len(vals) == len(kvmCounters) {
-			out[d.Name()] = vals
+		if len(vals) != len(kvmCounters) {
+			continue
 		}
+		for _, c := range pollCounters {
+			if v, err := readUint(filepath.Join(dir, d.Name(), c)); err == nil {
+				vals[c] = v
+			}
+		}
+		out[d.Name()] = vals
 	}
 	return out
 }

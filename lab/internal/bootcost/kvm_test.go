@@ -16,7 +16,7 @@ func writeCounters(t *testing.T, dir, vm string, v int) {
 	if err := os.MkdirAll(filepath.Join(dir, vm), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range kvmCounters {
+	for _, c := range append(kvmCounters, pollCounters...) {
 		if err := os.WriteFile(filepath.Join(dir, vm, c), []byte(strconv.Itoa(v)+"\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -35,6 +35,10 @@ const (
 	// byte than one of small ones.
 	PhaseTAPIn  = "tap packets from the vmm (/MB)"
 	PhaseTAPOut = "tap packets to the vmm (/MB)"
+	// The vCPU threads' time polling after a halt (pollCounters), part of
+	// their own CPU: a poll that waits for an interrupt in a lab with no
+	// idle CPU takes that CPU from the guest and the VMM's other threads.
+	PhaseHaltPoll = "kvm halt polling (ms/MB)"
 )
 
 // phaseCounters are the KVM counters a phase reports per megabyte
@@ -54,7 +58,7 @@ var PhaseMeasures = func() []string {
 	for _, c := range phaseCounters {
 		m = append(m, KVMPhaseMeasure(c))
 	}
-	return m
+	return append(m, PhaseHaltPoll)
 }()
 
 // Snapshot is one reading of everything a phase's cost is the difference
@@ -146,6 +150,11 @@ func (s Snapshot) Cost(before Snapshot, mb float64) map[string]float64 {
 	for _, c := range phaseCounters {
 		m[KVMPhaseMeasure(c)] = count(s.kvm[c], before.kvm[c])
 	}
+	var poll uint64
+	for _, c := range pollCounters {
+		poll += s.kvm[c] - before.kvm[c]
+	}
+	m[PhaseHaltPoll] = float64(poll) / 1e6 / mb
 	if busy+idle > 0 {
 		m[PhaseLabIdle] = 100 * float64(idle) / float64(busy+idle)
 	}
