@@ -83,15 +83,26 @@ func (c *VCPU) ran(errno unix.Errno) (exit Exit, again bool, err error) {
 }
 
 // BindThread records the calling OS thread as the one that runs this vCPU, so
-// Kick knows whom to signal. Call it after runtime.LockOSThread, before Run.
+// Kick knows whom to signal. Call it after runtime.LockOSThread, before Run,
+// and again before the next Run whenever the vCPU's goroutine has come back
+// on another thread (a yield that unlocks it: sysmon.NewUnlockedPacer). The
+// store is an atomic exchange, a full barrier on x86: the thread is recorded
+// before the next KVM_RUN reads immediate_exit.
 func (c *VCPU) BindThread() { c.tid.Store(int32(unix.Gettid())) }
 
 // Kick forces the vCPU out of KVM_RUN, now or at its next entry: it sets
 // kvm_run.immediate_exit and signals the vCPU's thread. It is safe to call from
 // any goroutine. The vCPU's owner clears the request with SetImmediateExit(false).
+//
+// The thread is read with a locked add, not a plain load, so that the
+// immediate_exit store before it cannot be ordered after it (x86 lets a
+// load pass an earlier store). A vCPU whose goroutine moved to another
+// thread then either is found on its new thread (BindThread's store came
+// first) or finds immediate_exit set when it enters KVM_RUN there; it cannot
+// miss both.
 func (c *VCPU) Kick() error {
 	c.SetImmediateExit(true)
-	tid := c.tid.Load()
+	tid := c.tid.Add(0)
 	if tid == 0 {
 		return nil // never ran: immediate_exit alone stops the first entry
 	}

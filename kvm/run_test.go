@@ -11,6 +11,8 @@ import (
 	"time"
 	"unsafe"
 
+	"golang.org/x/sys/unix"
+
 	"ember/kvm/kvmcap"
 )
 
@@ -381,6 +383,80 @@ func TestKickStopsASpinningGuest(t *testing.T) {
 	io := runExpect(t, cpu, ExitIO).IO()
 	if io.Port != 0x10 || !bytes.Equal(io.Data, []byte{0x77}) {
 		t.Errorf("after the kick the guest wrote %+v, want 0x77 to 0x10", io)
+	}
+}
+
+// TestKickFollowsTheBoundThread: a vCPU that runs from one thread, then
+// from another that called BindThread (a goroutine an unlocked yield
+// brought back elsewhere), is kicked out of the guest on the new thread.
+// Kick signals the bound thread, and only a signal ends a KVM_RUN already
+// in the guest: without the rebind the kick would reach the first thread
+// and the guest would spin on.
+func TestKickFollowsTheBoundThread(t *testing.T) {
+	code := []byte{
+		0xc6, 0x06, 0x00, 0x11, 0x01, // movb $1, 0x1100   (tell the test the guest runs)
+		0xeb, 0xfe, // spin: jmp spin
+	}
+	_, cpu, mem := newGuest(t, code, false)
+	flag := (*uint32)(unsafe.Pointer(&mem[guestData]))
+
+	// The first thread binds and stays locked (so the second is another
+	// thread) until the test ends.
+	first, release := make(chan int), make(chan struct{})
+	defer close(release)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		cpu.BindThread()
+		first <- unix.Gettid()
+		<-release
+	}()
+	firstTID := <-first
+
+	type result struct {
+		tid  int
+		exit Exit
+		err  error
+	}
+	var kicked atomic.Bool
+	var second atomic.Int32
+	done := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		second.Store(int32(unix.Gettid()))
+		cpu.BindThread()
+		for {
+			exit, err := cpu.Run()
+			if err == nil && exit.Reason == ExitIntr && !kicked.Load() {
+				continue // the Go runtime's own preemption signal
+			}
+			done <- result{unix.Gettid(), exit, err}
+			return
+		}
+	}()
+	for deadline := time.Now().Add(runTimeout); atomic.LoadUint32(flag) == 0; {
+		if time.Now().After(deadline) {
+			cpu.Kick()
+			t.Fatalf("guest did not start within %v", runTimeout)
+		}
+		runtime.Gosched()
+	}
+	kicked.Store(true)
+	if err := cpu.Kick(); err != nil {
+		t.Fatalf("Kick: %v", err)
+	}
+	select {
+	case r := <-done:
+		if r.err != nil || r.exit.Reason != ExitIntr {
+			t.Fatalf("Run after Kick = %v, %v; want KVM_EXIT_INTR", r.exit, r.err)
+		}
+		if r.tid == firstTID {
+			t.Fatalf("the second run was on the first thread (%d)", r.tid)
+		}
+	case <-time.After(runTimeout):
+		unix.Tgkill(unix.Getpid(), int(second.Load()), kickSignal) // free the guest's thread
+		t.Fatalf("Kick did not reach the thread bound last; the guest spins on (first thread %d)", firstTID)
 	}
 }
 

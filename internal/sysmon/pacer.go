@@ -31,6 +31,8 @@ package sysmon
 import (
 	"runtime"
 	_ "unsafe" // go:linkname
+
+	"golang.org/x/sys/unix"
 )
 
 // EveryMs is how often, at most, a Pacer goes through the scheduler.
@@ -77,9 +79,10 @@ func NewPacer(ticksPerMs int64) Pacer {
 }
 
 // NewUnlockedPacer is NewPacer for a loop whose goroutine is locked to its
-// thread for the thread's name alone, not for the thread itself (a
-// device's thread, whose name ps -T shows, but which nothing else
-// addresses by its id). Its yield unlocks the goroutine for the moment
+// thread but can follow the goroutine to another: a device's thread,
+// locked for the name ps -T shows, and a vCPU's, whose thread id Kick
+// signals and which moves with the goroutine (kvm.VCPU.BindThread again).
+// Its yield unlocks the goroutine for the moment
 // and goes through the runtime's goyield, which queues the goroutine on
 // its own P and runs it again at once, on the same thread: no other thread
 // is woken. A locked goroutine's Gosched hands its P to another thread to
@@ -91,7 +94,7 @@ func NewPacer(ticksPerMs int64) Pacer {
 // the locked yield and 520 with this one (one of them each kick, the
 // thread's own sleep). Now and then a spinning thread could take the
 // goroutine from the queue first; it then comes back locked to that
-// thread, and the loop renames it (threadname.Move). It yields every
+// thread, and the loop follows it (threadname.Follow). It yields every
 // UnlockedEveryMs.
 func NewUnlockedPacer(ticksPerMs int64) Pacer {
 	p := Pacer{last: Cputicks(), unlocked: true}
@@ -128,6 +131,17 @@ func (p *Pacer) yield() int64 {
 	}
 	p.last = Cputicks()
 	return p.last
+}
+
+// UnlockIfMain undoes the loop's lock if its goroutine, which yields
+// unlocked, has come to run on the process's main thread. Go ends the
+// thread of a goroutine that returns locked, but it cannot end the main
+// thread: it parks it for good instead, and the process would have lost
+// it. Defer it after runtime.LockOSThread in a loop with an unlocked Pacer.
+func UnlockIfMain() {
+	if unix.Gettid() == unix.Getpid() {
+		runtime.UnlockOSThread()
+	}
 }
 
 // goyield is runtime.Gosched that queues the goroutine on its own P rather

@@ -61,3 +61,15 @@ func Move(from int, name string) error {
 	}
 	return Set(name)
 }
+
+// Follow keeps name on the thread that a goroutine locked to thread tid for
+// its name runs on now, after a yield that unlocks it: if that is another
+// thread, the name moves there (Move). It returns the calling thread's id,
+// which bears the name from then on, even when the move failed.
+func Follow(tid int, name string) (int, error) {
+	now := unix.Gettid()
+	if now == tid {
+		return tid, nil
+	}
+	return now, Move(tid, name)
+}

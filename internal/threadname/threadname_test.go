@@ -74,3 +74,42 @@ func TestMoveGivesTheNameToTheCallingThread(t *testing.T) {
 		t.Errorf("thread %d, which bore the name, is %q after Move, want the process's %q", from, got, proc)
 	}
 }
+
+// TestFollowMovesTheNameOnlyWhenTheThreadChanged: on the thread that bears
+// the name, Follow changes nothing and returns it; on another, it moves the
+// name there and returns the new thread.
+func TestFollowMovesTheNameOnlyWhenTheThreadChanged(t *testing.T) {
+	proc := comm(t, os.Getpid())
+	var same int
+	from, endFrom := offMain(t, func(tid int) {
+		if err := Set("ember-follow"); err != nil {
+			t.Error(err)
+		}
+		now, err := Follow(tid, "ember-other")
+		if err != nil || now != tid {
+			t.Errorf("Follow on the thread itself = %d, %v; want %d, nil", now, err, tid)
+		}
+		same = now
+	})
+	defer endFrom()
+	if got := comm(t, same); got != "ember-follow" {
+		t.Errorf("Follow on the thread itself renamed it %q", got)
+	}
+	var moved int
+	to, endTo := offMain(t, func(int) {
+		var err error
+		if moved, err = Follow(from, "ember-follow"); err != nil {
+			t.Error(err)
+		}
+	})
+	defer endTo()
+	if moved != to {
+		t.Errorf("Follow from another thread returned %d, want the calling thread %d", moved, to)
+	}
+	if got := comm(t, to); got != "ember-follow" {
+		t.Errorf("the calling thread is %q after Follow, want ember-follow", got)
+	}
+	if got := comm(t, from); got != proc {
+		t.Errorf("thread %d is %q after Follow, want the process's %q", from, got, proc)
+	}
+}

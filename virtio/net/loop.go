@@ -93,11 +93,7 @@ const ThreadName = "ember-net"
 func (l *loop) run() {
 	defer close(l.done)
 	runtime.LockOSThread()
-	defer func() {
-		if unix.Gettid() == unix.Getpid() {
-			runtime.UnlockOSThread()
-		}
-	}()
+	defer sysmon.UnlockIfMain()
 	tid := unix.Gettid()
 	if err := threadname.Set(ThreadName); err != nil {
 		l.d.log.Debug("virtio-net: the device's thread stays unnamed", "err", err)
@@ -136,11 +132,8 @@ func (l *loop) run() {
 // brought the goroutine back on another thread; it returns the thread
 // that bears the name.
 func (l *loop) keepName(tid int) int {
-	now := unix.Gettid()
-	if now == tid {
-		return tid
-	}
-	if err := threadname.Move(tid, ThreadName); err != nil {
+	now, err := threadname.Follow(tid, ThreadName)
+	if err != nil {
 		l.d.log.Debug("virtio-net: the device's thread name did not move with it", "err", err)
 	}
 	return now
