@@ -85,7 +85,7 @@ func (c *VCPU) ran(errno unix.Errno) (exit Exit, again bool, err error) {
 // BindThread records the calling OS thread as the one that runs this vCPU, so
 // Kick knows whom to signal. Call it after runtime.LockOSThread, before Run,
 // and again before the next Run whenever the vCPU's goroutine has come back
-// on another thread (a yield that unlocks it: sysmon.NewUnlockedPacer). The
+// on another thread (a yield that unlocks it: sysmon.Pacer). The
 // store is an atomic exchange, a full barrier on x86: the thread is recorded
 // before the next KVM_RUN reads immediate_exit.
 func (c *VCPU) BindThread() { c.tid.Store(int32(unix.Gettid())) }

@@ -103,10 +103,9 @@ func (l *loop) run() {
 	// The thread holds its P in epoll_wait and never blocks in Go: it goes
 	// through the scheduler now and then, after its work, or sysmon would
 	// keep taking the P (package sysmon). The thread is locked for its
-	// name, so the yield is the unlocked one, which wakes no other thread;
-	// it may bring the goroutine back on another thread, which then takes
-	// the name.
-	pace := sysmon.NewUnlockedPacer(sysmon.TicksPerMs())
+	// name; the yield, which wakes no other thread, may bring the
+	// goroutine back on another thread, which then takes the name.
+	pace := sysmon.NewPacer(sysmon.TicksPerMs())
 	for {
 		n, err := unix.EpollWait(l.ep, events, l.timeout())
 		if errors.Is(err, unix.EINTR) {
