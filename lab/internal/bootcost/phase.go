@@ -109,7 +109,10 @@ func takeSnapshot(dir, proc, netStats string) Snapshot {
 // Cost is what happened between before and s, a phase that moved mb
 // megabytes, as PhaseMeasures name it. A thread that started during the
 // phase counts from zero; one that ended during it is left out, with what
-// it did before it ended.
+// it did before it ended. A vCPU thread is one that ran the guest during
+// the phase: a VMM whose vCPUs can move to another thread (ember's, after
+// a yield) may leave a thread that ran the guest before serving a device
+// in the phase, and that work is the device's.
 func (s Snapshot) Cost(before Snapshot, mb float64) map[string]float64 {
 	if mb <= 0 {
 		return nil
@@ -123,7 +126,7 @@ func (s Snapshot) Cost(before Snapshot, mb float64) map[string]float64 {
 		for tid, t := range byTID {
 			b := before.threads[pid][tid]
 			d := threadstat.Times{CPU: t.CPU - b.CPU, Guest: t.Guest - b.Guest, Switches: t.Switches - b.Switches}
-			if t.Guest > 0 {
+			if d.Guest > 0 {
 				guest += d.Guest
 				own += d.CPU - d.Guest
 				continue
