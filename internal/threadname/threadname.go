@@ -25,8 +25,9 @@ func Cut(name string) string {
 
 // Set names the calling thread, through its comm file in /proc (the same
 // as PR_SET_NAME, without a pointer handed to the kernel). Call it from a
-// goroutine locked to its thread for good (runtime.LockOSThread, never
-// undone): the name stays with the thread, and Go ends a thread whose
+// goroutine locked to its thread for good (runtime.LockOSThread, undone
+// only for a yield, after which Follow moves the name if the thread
+// changed): the name stays with the thread, and Go ends a thread whose
 // locked goroutine returns, so no other goroutine inherits the name. The
 // process's main thread, which a locked goroutine may happen to run on, is
 // left alone: its name is the process's, which ps shows, and Go never ends
