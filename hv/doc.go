@@ -21,11 +21,9 @@
 // one per running vCPU thread (up to the host's CPU count) and put back
 // when the last ends (hv/internal/vcputhread): the goroutines serving devices keep the
 // Ps they had. A program that embeds ember sees GOMAXPROCS change. A vCPU
-// loop also goes through the scheduler at its first exit 2 ms or more after
+// loop also goes through the scheduler at its first exit 8 ms or more after
 // it last did, so Go's sysmon does not take its P at every look (the same
-// package); the yield unlocks the goroutine for a moment, and should it come
-// back on another thread the vCPU moves there (the thread Kick signals, the
-// name, the guest time). Where each vCPU is — running, parked, waiting — is
+// package). Where each vCPU is — running, parked, waiting — is
 // hv/internal/runstate's machine.
 //
 // hv knows nothing of the PC platform (package pc) or of ACRN's hypercalls

@@ -9,7 +9,6 @@ import (
 	"ember/devices"
 	"ember/hv/internal/vcputhread"
 	"ember/internal/sysmon"
-	"ember/internal/threadname"
 	"ember/ioreq"
 	"ember/kvm"
 	"ember/x86"
@@ -52,18 +51,13 @@ func newVCPU(vm *VM, h *Hypervisor, id int, hyperV []kvm.CPUIDEntry) (*VCPU, err
 // KVM returns the underlying KVM vCPU, for register access between runs.
 func (c *VCPU) KVM() *kvm.VCPU { return c.kvm }
 
-// loop runs the vCPU until the VM stops. The goroutine is locked to its
-// thread: KVM runs a vCPU best from one thread (a KVM_RUN from another makes
-// KVM wait out an RCU grace period), Kick signals that thread, and the
-// thread bears the vCPU's name.
+// loop runs the vCPU until the VM stops. KVM wants a vCPU's ioctls to come from
+// one thread, and Kick signals that thread, so the goroutine stays locked to it.
 func (c *VCPU) loop(stopped <-chan struct{}) {
-	// The thread ends with the goroutine, so a daemon that ran a thousand
-	// VMs keeps no thousand idle threads; only the yield (yield.go) unlocks
-	// it, for a moment, and should the goroutine come back on another
-	// thread the vCPU moves there (followThread). Should that be the
-	// process's main thread, which Go cannot end, the lock is undone.
+	// The thread is never unlocked: it ends with the goroutine. A thread
+	// KVM ran a vCPU on (and Kick signals) then serves no other goroutine,
+	// and a daemon that ran a thousand VMs keeps no thousand idle threads.
 	runtime.LockOSThread()
-	defer sysmon.UnlockIfMain()
 	if err := vcputhread.Name(c.id); err != nil {
 		c.vm.log.Debug("vCPU thread keeps the process's name", "vcpu", c.id, "err", err)
 	}
@@ -138,27 +132,7 @@ func (c *VCPU) loop(stopped <-chan struct{}) {
 			c.vm.stop(r)
 			return
 		}
-		var yielded bool
-		if last, yielded = yield.Maybe(now); yielded {
-			c.followThread()
-		}
-	}
-}
-
-// followThread moves the vCPU to the thread its goroutine runs on now, if
-// the yield brought it back on another: Kick signals the new thread, the
-// guest time of the old one is counted up to now, and the name moves.
-func (c *VCPU) followThread() {
-	old := int(c.tid.Load())
-	now, err := threadname.Follow(old, vcputhread.ThreadName(c.id))
-	if now == old {
-		return
-	}
-	c.kvm.BindThread()
-	c.endThread()
-	c.startThread()
-	if err != nil {
-		c.vm.log.Debug("vCPU thread name did not move with it", "vcpu", c.id, "err", err)
+		last, _ = yield.Maybe(now)
 	}
 }
 

@@ -84,10 +84,10 @@ func (c *VCPU) ran(errno unix.Errno) (exit Exit, again bool, err error) {
 
 // BindThread records the calling OS thread as the one that runs this vCPU, so
 // Kick knows whom to signal. Call it after runtime.LockOSThread, before Run,
-// and again before the next Run whenever the vCPU's goroutine has come back
-// on another thread (a yield that unlocks it: sysmon.Pacer). The
-// store is an atomic exchange, a full barrier on x86: the thread is recorded
-// before the next KVM_RUN reads immediate_exit.
+// and again before the next Run if the vCPU is run from another thread (a
+// caller whose goroutine is not locked for good). The store is an atomic
+// exchange, a full barrier on x86: the thread is recorded before the next
+// KVM_RUN reads immediate_exit.
 func (c *VCPU) BindThread() { c.tid.Store(int32(unix.Gettid())) }
 
 // Kick forces the vCPU out of KVM_RUN, now or at its next entry: it sets
@@ -96,10 +96,10 @@ func (c *VCPU) BindThread() { c.tid.Store(int32(unix.Gettid())) }
 //
 // The thread is read with a locked add, not a plain load, so that the
 // immediate_exit store before it cannot be ordered after it (x86 lets a
-// load pass an earlier store). A vCPU whose goroutine moved to another
-// thread then either is found on its new thread (BindThread's store came
-// first) or finds immediate_exit set when it enters KVM_RUN there; it cannot
-// miss both.
+// load pass an earlier store). A vCPU bound to another thread since then
+// either is found on its new thread (BindThread's store came first) or
+// finds immediate_exit set when it enters KVM_RUN there; it cannot miss
+// both.
 func (c *VCPU) Kick() error {
 	c.SetImmediateExit(true)
 	tid := c.tid.Add(0)

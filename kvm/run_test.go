@@ -387,8 +387,8 @@ func TestKickStopsASpinningGuest(t *testing.T) {
 }
 
 // TestKickFollowsTheBoundThread: a vCPU that runs from one thread, then
-// from another that called BindThread (a goroutine an unlocked yield
-// brought back elsewhere), is kicked out of the guest on the new thread.
+// from another that called BindThread, is kicked out of the guest on the
+// new thread.
 // Kick signals the bound thread, and only a signal ends a KVM_RUN already
 // in the guest: without the rebind the kick would reach the first thread
 // and the guest would spin on.

@@ -21,27 +21,11 @@
 // thousand times a second, 2,200–2,400 and 100–190:
 // TestFutexServeLeavesSysmonAlone in devicemodel).
 //
-// So such a loop goes through the scheduler at the first chance EveryMs
-// after it last did, which sysmon sees as a goroutine that is never due.
-// The interval is measured in TSC ticks (Cputicks: a register read, where
-// a clock read can be a system call: in the lab the clock is an emulated
-// HPET).
-//
-// The yield unlocks the goroutine for the moment and goes through the
-// runtime's goyield, which queues the goroutine on its own P and runs it
-// again at once, on the same thread: no other thread is woken. A locked
-// goroutine's Gosched, the yield these loops took until 2026-12-05, hands
-// its P to another thread to run the scheduler and back, two wake-ups
-// (20–50 µs on a host, about 200 µs in the lab), and often wakes a
-// spinning thread that finds nothing to do (TestPacerYieldWakesNoThread:
-// other threads switched about 1.25 times a Gosched, and never at this
-// yield). On the build machine, the net device's thread kicked 400 times a
-// second from another process made its process switch about 920 times a
-// second with Gosched and 520 with this yield (one of them each kick, the
-// thread's own sleep). Now and then a spinning thread takes the goroutine
-// from the queue first; it then comes back locked to that thread, and the
-// loop follows it: the name (threadname.Follow), and for a vCPU the thread
-// Kick signals (kvm.VCPU.BindThread).
+// So such a loop goes through the scheduler (runtime.Gosched) at the first
+// chance EveryMs after it last did, which sysmon sees as a goroutine that
+// is never due. The interval is measured in TSC ticks (Cputicks: a register
+// read, where a clock read can be a system call: in the lab the clock is
+// an emulated HPET).
 package sysmon
 
 import (
@@ -54,33 +38,67 @@ import (
 // EveryMs is how often, at most, a Pacer goes through the scheduler.
 // sysmon starts a goroutine's 10 ms when it first sees the P's new
 // scheduling tick, never before the yield that made it, so any interval
-// under 10 ms keeps the goroutine from falling due. The yield wakes no
-// other thread, so it can come often; the shorter the interval, the longer
-// a wait in a system call must last to carry the goroutine past sysmon's
-// 10 ms (a device's thread between packets, a halted vCPU: every wait that
-// did cost sysmon a P taken and a millisecond of polling).
-const EveryMs = 2
+// under 10 ms keeps the goroutine from falling due; 8 ms leaves 2 ms for the
+// yield's own hand-off and for a chance that comes late. No more often
+// than that: a Gosched on a thread-locked goroutine hands the thread to
+// another M and back, two wake-ups, which cost 20–50 µs on a host and
+// 200 µs in the lab, where a busy vCPU spent 4–5 % of its time yielding
+// at 5 ms and 3 % at 8 ms (ticks counted around the yield, 32,000-exit runs
+// of bench_pio.rom).
+const EveryMs = 8
 
 // Cputicks reads the CPU's timestamp counter (RDTSC on x86).
 //
 //go:linkname Cputicks runtime.cputicks
 func Cputicks() int64
 
+// UnlockedEveryMs is how often, at most, an unlocked Pacer goes through the
+// scheduler. Its yield wakes no other thread, so it can come often; the
+// shorter the interval, the longer a wait in a system call must last to
+// carry the goroutine past sysmon's 10 ms (a device's thread between
+// packets: every wait that did cost sysmon a P taken and a millisecond of
+// polling).
+const UnlockedEveryMs = 2
+
 // Pacer is one locked loop's yield schedule.
 type Pacer struct {
-	every int64 // the interval in TSC ticks; 0: never yield
-	last  int64 // Cputicks at the last yield
+	every    int64 // the interval in TSC ticks; 0: never yield
+	last     int64 // Cputicks at the last yield
+	unlocked bool  // yield unlocked, on the thread's own P (NewUnlockedPacer)
 }
 
 // NewPacer sizes the interval from the TSC's rate in ticks a millisecond
 // (TicksPerMs, or what KVM reports for a vCPU). A rate of 0 or less, one
-// that could not be learned, makes a Pacer that never yields. The loop's
-// goroutine must be locked to its thread (runtime.LockOSThread) once, and
-// may come back from a yield on another thread (the package comment).
+// that could not be learned, makes a Pacer that never yields.
 func NewPacer(ticksPerMs int64) Pacer {
 	p := Pacer{last: Cputicks()}
 	if ticksPerMs > 0 {
 		p.every = ticksPerMs * EveryMs
+	}
+	return p
+}
+
+// NewUnlockedPacer is NewPacer for a loop whose goroutine is locked to its
+// thread for the thread's name alone, not for the thread itself (a
+// device's thread, whose name ps -T shows, but which nothing else
+// addresses by its id). Its yield unlocks the goroutine for the moment
+// and goes through the runtime's goyield, which queues the goroutine on
+// its own P and runs it again at once, on the same thread: no other thread
+// is woken. A locked goroutine's Gosched hands its P to another thread to
+// run the scheduler and back, which wakes it and often a spinning thread
+// that finds nothing to do (TestUnlockedYieldWakesNoThread: other threads
+// switched about 1.25 times a Gosched, and never at an unlocked yield). On
+// the build machine, the net device's thread kicked 400 times a second from
+// another process made its process switch about 920 times a second with
+// the locked yield and 520 with this one (one of them each kick, the
+// thread's own sleep). Now and then a spinning thread could take the
+// goroutine from the queue first; it then comes back locked to that
+// thread, and the loop follows it (threadname.Follow). It yields every
+// UnlockedEveryMs.
+func NewUnlockedPacer(ticksPerMs int64) Pacer {
+	p := Pacer{last: Cputicks(), unlocked: true}
+	if ticksPerMs > 0 {
+		p.every = ticksPerMs * UnlockedEveryMs
 	}
 	return p
 }
@@ -92,7 +110,7 @@ func NewPacer(ticksPerMs int64) Pacer {
 //
 // It returns the TSC the loop times its next step from — now, or the TSC
 // read after the yield, since the yield is not the loop's work — and
-// whether it yielded: then the loop looks whether its thread changed.
+// whether it yielded.
 func (p *Pacer) Maybe(now int64) (int64, bool) {
 	if p.every != 0 && uint64(now-p.last) >= uint64(p.every) {
 		return p.yield(), true
@@ -100,21 +118,26 @@ func (p *Pacer) Maybe(now int64) (int64, bool) {
 	return now, false
 }
 
-// yield goes through the scheduler unlocked, restarts the interval and
-// returns the TSC read after it.
+// yield goes through the scheduler, restarts the interval and returns the
+// TSC read after it.
 func (p *Pacer) yield() int64 {
-	runtime.UnlockOSThread()
-	goyield()
-	runtime.LockOSThread()
+	if p.unlocked {
+		runtime.UnlockOSThread()
+		goyield()
+		runtime.LockOSThread()
+	} else {
+		runtime.Gosched()
+	}
 	p.last = Cputicks()
 	return p.last
 }
 
-// UnlockIfMain undoes the loop's lock if its goroutine, which a Pacer's
-// yield unlocks for a moment, has come to run on the process's main thread. Go ends the
-// thread of a goroutine that returns locked, but it cannot end the main
-// thread: it parks it for good instead, and the process would have lost
-// it. Defer it after runtime.LockOSThread in a loop with a Pacer.
+// UnlockIfMain undoes the loop's lock if its goroutine, which an unlocked
+// Pacer's yield unlocks for a moment, has come to run on the process's main
+// thread. Go ends the thread of a goroutine that returns locked, but it
+// cannot end the main thread: it parks it for good instead, and the process
+// would have lost it. Defer it after runtime.LockOSThread in a loop with an
+// unlocked Pacer.
 func UnlockIfMain() {
 	if unix.Gettid() == unix.Getpid() {
 		runtime.UnlockOSThread()

@@ -114,19 +114,19 @@ func othersSince(t *testing.T, before map[int]uint64, tid int) uint64 {
 	return n
 }
 
-// TestPacerYieldWakesNoThread: a goroutine locked to its thread that
-// yields through a Pacer wakes no other thread of the process, where a
-// Gosched on it hands the thread's P to another thread and back, waking
-// spinning threads as it goes. The goroutine is locked to
+// TestUnlockedYieldWakesNoThread: a goroutine locked to its thread that
+// yields through an unlocked Pacer wakes no other thread of the process,
+// where a locked Pacer's Gosched hands the thread's P to another thread
+// and back, waking spinning threads as it goes. The goroutine is locked to
 // its thread again after the yields: when it returns, Go ends the thread,
 // as it ends only a locked goroutine's.
-func TestPacerYieldWakesNoThread(t *testing.T) {
+func TestUnlockedYieldWakesNoThread(t *testing.T) {
 	const yields = 2000
 	type result struct {
 		others, moves uint64
 		tid           int // the thread the goroutine ended on
 	}
-	run := func(yield func()) result {
+	run := func(p Pacer) result {
 		done := make(chan result)
 		go func() {
 			runtime.LockOSThread() // not undone: the thread ends with the goroutine
@@ -134,7 +134,8 @@ func TestPacerYieldWakesNoThread(t *testing.T) {
 			r.tid = unix.Gettid()
 			before := switches(t)
 			for range yields {
-				yield()
+				p.last = Cputicks() - p.every // due
+				p.Maybe(Cputicks())
 				if now := unix.Gettid(); now != r.tid {
 					r.moves, r.tid = r.moves+1, now
 				}
@@ -144,14 +145,8 @@ func TestPacerYieldWakesNoThread(t *testing.T) {
 		}()
 		return <-done
 	}
-	locked := run(runtime.Gosched)
-	p := NewPacer(1)
-	unlocked := run(func() {
-		p.last = Cputicks() - p.every // due
-		if _, yielded := p.Maybe(Cputicks()); !yielded {
-			t.Error("a due Pacer did not yield")
-		}
-	})
+	locked := run(NewPacer(1))
+	unlocked := run(NewUnlockedPacer(1))
 	t.Logf("%d yields: other threads switched %d times under Gosched, %d under the unlocked yield (which moved the goroutine %d times)",
 		yields, locked.others, unlocked.others, unlocked.moves)
 	if unlocked.others > yields/10 {

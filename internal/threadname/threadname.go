@@ -47,7 +47,7 @@ func Set(name string) error {
 
 // Move gives name to the calling thread, which a goroutine locked to
 // thread from for its name has come back on after a yield (a yield that
-// unlocks it: sysmon.Pacer), and gives from the process's name
+// unlocks it: sysmon.NewUnlockedPacer), and gives from the process's name
 // back, so that only the goroutine's thread bears the name. The main
 // thread is left alone, as Set leaves it.
 func Move(from int, name string) error {

@@ -105,7 +105,7 @@ func (l *loop) run() {
 	// keep taking the P (package sysmon). The thread is locked for its
 	// name; the yield, which wakes no other thread, may bring the
 	// goroutine back on another thread, which then takes the name.
-	pace := sysmon.NewPacer(sysmon.TicksPerMs())
+	pace := sysmon.NewUnlockedPacer(sysmon.TicksPerMs())
 	for {
 		n, err := unix.EpollWait(l.ep, events, l.timeout())
 		if errors.Is(err, unix.EINTR) {

@@ -5,7 +5,7 @@
 // them back. So each running vCPU thread adds a P of its own to GOMAXPROCS
 // (Procs, procs.go), a vCPU that keeps exiting quickly enters KVM holding
 // that P (Entry, entry.go), and a busy vCPU goes through the scheduler every
-// 2 ms so sysmon never finds it due (NewYield, yield.go, a sysmon.Pacer).
+// 8 ms so sysmon never finds it due (NewYield, yield.go, a sysmon.Pacer).
 //
 // Package hv's vCPU loop is the one user; the policies are here, apart, so
 // they can be tested against a fake GOMAXPROCS without KVM.

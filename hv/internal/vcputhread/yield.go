@@ -14,19 +14,13 @@ import (
 // it last did; a vCPU that stays in the guest makes no exits to check at,
 // and sysmon takes its P once, not again and again.
 //
-// The yield's time is not the guest's: the locked yield taken until
-// 2026-12-05 (a Gosched) took about 200 µs in the lab and now and then more
-// than the entry policy's 500 µs, and counted into the next run it made
-// that run long and sent the vCPU back to the ordinary entry for a streak
-// of 16 runs (entry.go): a fifth to a third of the exit benchmarks'
-// KVM_RUN samples were on that path before (perf in the lab, bench_pio.rom
-// and bench_mmio.rom). So the loop times its next run from the TSC
-// sysmon.Pacer.Maybe returns.
-//
-// The yield unlocks the goroutine for a moment and runs it again at once
-// on the same thread, waking no other (package sysmon). Now and then it
-// comes back on another thread, and the loop follows it there (hv's
-// followThread: Kick's signal, the name, the guest time).
+// The yield's time is not the guest's: a yield takes about 200 µs in the
+// lab and now and then more than the entry policy's 500 µs, and counted
+// into the next run it made that run long and sent the vCPU back to the
+// ordinary entry for a streak of 16 runs (entry.go): a fifth to a third of
+// the exit benchmarks' KVM_RUN samples were on that path before (perf in
+// the lab, bench_pio.rom and bench_mmio.rom). So the loop times its next
+// run from the TSC sysmon.Pacer.Maybe returns.
 
 // NewYield sizes the vCPU's yield interval from the TSC frequency KVM
 // reports for it (the host's: ember sets no other). If KVM cannot say, the
