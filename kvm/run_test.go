@@ -388,10 +388,9 @@ func TestKickStopsASpinningGuest(t *testing.T) {
 
 // TestKickFollowsTheBoundThread: a vCPU that runs from one thread, then
 // from another that called BindThread, is kicked out of the guest on the
-// new thread.
-// Kick signals the bound thread, and only a signal ends a KVM_RUN already
-// in the guest: without the rebind the kick would reach the first thread
-// and the guest would spin on.
+// new thread. Kick signals the bound thread, and only a signal ends a
+// KVM_RUN already in the guest: without the rebind the kick would reach
+// the first thread and the guest would spin on.
 func TestKickFollowsTheBoundThread(t *testing.T) {
 	code := []byte{
 		0xc6, 0x06, 0x00, 0x11, 0x01, // movb $1, 0x1100   (tell the test the guest runs)

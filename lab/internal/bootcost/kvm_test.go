@@ -104,3 +104,27 @@ func TestSamplerWithoutVMs(t *testing.T) {
 		t.Errorf("no VM seen, got %v; want nil (no rows in the table)", got)
 	}
 }
+
+// A VM whose kernel has no halt-polling counters still has its exits read;
+// only the polling counts none. Without any of the exit counters, the VM
+// went while it was read and is left out.
+func TestReadVMsWithoutPollCounters(t *testing.T) {
+	dir := t.TempDir()
+	writeCounters(t, dir, "100-12", 7)
+	for _, c := range pollCounters {
+		if err := os.Remove(filepath.Join(dir, "100-12", c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "200-13"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	vms := readVMs(dir)
+	if len(vms) != 1 {
+		t.Fatalf("read %d VMs (%v), want the one with its exit counters", len(vms), vms)
+	}
+	vals := vms["100-12"]
+	if vals["exits"] != 7 || len(vals) != len(kvmCounters) {
+		t.Errorf("counters %v, want each of %v at 7 and no polling", vals, kvmCounters)
+	}
+}

@@ -110,9 +110,9 @@ func takeSnapshot(dir, proc, netStats string) Snapshot {
 // megabytes, as PhaseMeasures name it. A thread that started during the
 // phase counts from zero; one that ended during it is left out, with what
 // it did before it ended. A vCPU thread is one that ran the guest during
-// the phase: a VMM whose vCPUs can move to another thread (ember's, after
-// a yield) may leave a thread that ran the guest before serving a device
-// in the phase, and that work is the device's.
+// the phase: a VMM that moved a vCPU to another thread may leave a thread
+// that ran the guest before serving a device in the phase, and that work
+// is the device's (a trial build of ember's did, 2026-12-05).
 func (s Snapshot) Cost(before Snapshot, mb float64) map[string]float64 {
 	if mb <= 0 {
 		return nil
