@@ -37,7 +37,7 @@ func TestPhaseCost(t *testing.T) {
 	writeTAP(7000, 900)
 	writeProcStat(t, proc, 1000, 500, 2000, 100)
 	writeCounters(t, dir, "100-12", 3000)
-	writeThread(t, proc, 100, 101, 150, 120, 500) // a vCPU
+	writeThread(t, proc, 100, 106, 150, 120, 500) // a vCPU
 	writeThread(t, proc, 100, 102, 40, 0, 300)    // the device's thread
 	writeThread(t, proc, 100, 104, 10, 0, 10)     // a thread that ends in the phase
 	writeThread(t, proc, 100, 105, 30, 20, 50)    // ran the guest once, serves a device in the phase
@@ -46,7 +46,7 @@ func TestPhaseCost(t *testing.T) {
 	writeTAP(7150, 930)
 	writeProcStat(t, proc, 1300, 600, 2100, 100) // 400 ticks busy, 100 idle: 4 s, 1 s
 	writeCounters(t, dir, "100-12", 5000)
-	writeThread(t, proc, 100, 101, 350, 270, 900) // 2 s: 1.5 s of guest, 0.5 s own
+	writeThread(t, proc, 100, 106, 350, 270, 900) // 2 s: 1.5 s of guest, 0.5 s own
 	writeThread(t, proc, 100, 102, 80, 0, 500)    // 0.4 s, 200 switches
 	writeThread(t, proc, 100, 103, 20, 0, 100)    // new: 0.2 s, 100 switches
 	writeThread(t, proc, 100, 105, 40, 20, 60)    // 0.1 s, no guest: the device's, 10 switches
@@ -63,6 +63,7 @@ func TestPhaseCost(t *testing.T) {
 		PhaseOtherSwitches:                31,
 		PhaseBusiestCPU:                   40, // the device's thread, not the new one's 0.2 s
 		PhaseBusiestSwitches:              20,
+		PhaseFirstSwitches:                20, // thread 102, the first after the main one
 		PhaseTAPIn:                        15,
 		PhaseTAPOut:                       3,
 		KVMPhaseMeasure("exits"):          200,
