@@ -127,26 +127,32 @@ func ParseSwitches(status []byte) uint64 {
 
 // Sysmon reads what the kernel counted for the calling process's Go
 // sysmon thread: the first thread the runtime starts after the main one
-// (runtime.main starts it before any package is initialized), so the
-// lowest thread id but the process's own, unless the kernel's ids wrapped
-// around between the two (pid_max), which a test process started on a
-// quiet machine does not meet. Tests read
-// its context switches to see whether a loop on a locked thread keeps it
-// polling (package internal/sysmon).
+// (runtime.main starts it before any package is initialized), so
+// FirstThread's. Tests read its context switches to see whether a loop on
+// a locked thread keeps it polling (package internal/sysmon).
 func Sysmon() (Times, error) {
-	tasks, err := os.ReadDir("/proc/self/task")
+	threads, err := ReadProcess("/proc", os.Getpid())
 	if err != nil {
 		return Times{}, err
 	}
-	tid := 0
-	for _, task := range tasks {
-		n, err := strconv.Atoi(task.Name())
-		if err == nil && n != os.Getpid() && (tid == 0 || n < tid) {
-			tid = n
-		}
-	}
+	tid := FirstThread(os.Getpid(), threads)
 	if tid == 0 {
 		return Times{}, fmt.Errorf("the process has no thread but its main one")
 	}
-	return ReadThread(fmt.Sprintf("/proc/self/task/%d", tid))
+	return threads[tid], nil
+}
+
+// FirstThread is the first thread process pid started after its main one,
+// among threads (ReadProcess's): the lowest id but pid's own, unless the
+// kernel's ids wrapped around between the two (pid_max), which a process
+// started on a quiet machine does not meet. In a Go program it is sysmon;
+// 0 if there is no thread but the main one.
+func FirstThread(pid int, threads map[int]Times) int {
+	first := 0
+	for tid := range threads {
+		if tid != pid && (first == 0 || tid < first) {
+			first = tid
+		}
+	}
+	return first
 }

@@ -83,3 +83,26 @@ func TestReadProcessOfThisProcess(t *testing.T) {
 		t.Error("no thread of this process switched context")
 	}
 }
+
+// TestFirstThread: the first thread after the main one is the lowest id
+// but the process's own, wherever the main one falls; none without another.
+func TestFirstThread(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		pid  int
+		tids []int
+		want int
+	}{
+		{"main lowest", 100, []int{100, 103, 101, 102}, 101},
+		{"main not lowest", 100, []int{104, 100, 99}, 99},
+		{"main alone", 100, []int{100}, 0},
+	} {
+		threads := map[int]Times{}
+		for _, tid := range tc.tids {
+			threads[tid] = Times{}
+		}
+		if got := FirstThread(tc.pid, threads); got != tc.want {
+			t.Errorf("%s: FirstThread = %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}

@@ -127,7 +127,7 @@ func (s Snapshot) Cost(before Snapshot, mb float64) map[string]float64 {
 	var switches, first uint64
 	var busiest threadstat.Times
 	for pid, byTID := range s.threads {
-		firstTID := firstThread(pid, byTID)
+		firstTID := threadstat.FirstThread(pid, byTID)
 		for tid, t := range byTID {
 			b := before.threads[pid][tid]
 			d := threadstat.Times{CPU: t.CPU - b.CPU, Guest: t.Guest - b.Guest, Switches: t.Switches - b.Switches}
@@ -171,19 +171,6 @@ func (s Snapshot) Cost(before Snapshot, mb float64) map[string]float64 {
 		m[PhaseLabIdle] = 100 * float64(idle) / float64(busy+idle)
 	}
 	return m
-}
-
-// firstThread is the lowest thread id of process pid's threads but pid
-// itself, the first thread it started (ids wrapping around between the
-// two aside), or 0 if it has no other.
-func firstThread(pid int, threads map[int]threadstat.Times) int {
-	first := 0
-	for tid := range threads {
-		if tid != pid && (first == 0 || tid < first) {
-			first = tid
-		}
-	}
-	return first
 }
 
 // parseCPULine reads the first line of /proc/stat, the lab's CPU time over
