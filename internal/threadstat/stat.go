@@ -25,6 +25,9 @@ type Times struct {
 	CPU      time.Duration // user and system time, guest time included (the kernel counts it as user time)
 	Guest    time.Duration // running guest code (guest_time)
 	Switches uint64        // context switches, voluntary and not (ReadThread only)
+	// Preempted is those of Switches the thread did not ask for: the
+	// scheduler put another thread on its CPU (ReadThread only).
+	Preempted uint64
 }
 
 // GuestTime reads the guest time of the calling process's thread tid: the
@@ -59,7 +62,8 @@ func ReadThread(dir string) (Times, error) {
 	if err != nil {
 		return t, err
 	}
-	t.Switches = ParseSwitches(status)
+	voluntary, preempted := ParseSwitches(status)
+	t.Switches, t.Preempted = voluntary+preempted, preempted
 	return t, nil
 }
 
@@ -111,18 +115,23 @@ func ReadProcess(proc string, pid int) (map[int]Times, error) {
 	return out, nil
 }
 
-// ParseSwitches sums the voluntary and involuntary context switches of a
-// status file; a line it cannot read counts nothing.
-func ParseSwitches(status []byte) uint64 {
-	var n uint64
+// ParseSwitches reads a status file's voluntary and involuntary context
+// switches; a line it cannot read counts nothing.
+func ParseSwitches(status []byte) (voluntary, preempted uint64) {
 	for _, l := range strings.Split(string(status), "\n") {
 		k, v, ok := strings.Cut(l, ":")
-		if ok && (k == "voluntary_ctxt_switches" || k == "nonvoluntary_ctxt_switches") {
-			c, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
-			n += c
+		if !ok {
+			continue
+		}
+		c, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		switch k {
+		case "voluntary_ctxt_switches":
+			voluntary = c
+		case "nonvoluntary_ctxt_switches":
+			preempted = c
 		}
 	}
-	return n
+	return voluntary, preempted
 }
 
 // Sysmon reads what the kernel counted for the calling process's Go

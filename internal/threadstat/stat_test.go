@@ -41,14 +41,23 @@ func TestParseStat(t *testing.T) {
 	}
 }
 
-// TestParseSwitches sums the two switch counts and ignores the rest.
+// TestParseSwitches reads the two switch counts apart and ignores the rest.
 func TestParseSwitches(t *testing.T) {
-	status := "Name:\tember\nvoluntary_ctxt_switches:\t120\nnonvoluntary_ctxt_switches:\t7\nThreads:\t9\n"
-	if got := ParseSwitches([]byte(status)); got != 127 {
-		t.Errorf("ParseSwitches = %d, want 127", got)
+	tests := []struct {
+		name, status         string
+		voluntary, preempted uint64
+	}{
+		{"both", "Name:\tember\nvoluntary_ctxt_switches:\t120\nnonvoluntary_ctxt_switches:\t7\nThreads:\t9\n", 120, 7},
+		{"garbage", "voluntary_ctxt_switches:\tmany\n", 0, 0},
+		{"only preempted", "nonvoluntary_ctxt_switches:\t3\n", 0, 3},
 	}
-	if got := ParseSwitches([]byte("voluntary_ctxt_switches:\tmany\n")); got != 0 {
-		t.Errorf("ParseSwitches of garbage = %d, want 0", got)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v, p := ParseSwitches([]byte(tt.status))
+			if v != tt.voluntary || p != tt.preempted {
+				t.Errorf("ParseSwitches = %d, %d, want %d, %d", v, p, tt.voluntary, tt.preempted)
+			}
+		})
 	}
 }
 

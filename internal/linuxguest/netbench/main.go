@@ -63,6 +63,7 @@ func main() {
 		fmt.Printf("ember-bench: net rr done, %d round trips\n", n)
 	}
 	report()
+	reportPlatform()
 }
 
 // report prints what explains a figure: the interrupts of the virtio

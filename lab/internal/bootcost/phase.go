@@ -30,6 +30,12 @@ const (
 	PhaseBusiestSwitches = "vmm busiest other thread's switches (/MB)"
 	PhaseRestCPU         = "rest of the lab's cpu (ms/MB)"
 	PhaseOtherSwitches   = "vmm other threads' switches (/MB)"
+	// The vCPU threads' context switches, and of them those the scheduler
+	// forced on them (another thread took the CPU): each costs a vCPU a
+	// world switch, KVM's vcpu_put and vcpu_load, and the guest the time
+	// it waits. The rest are halts and the VMM's own sleeps.
+	PhaseVCPUSwitches  = "vcpu threads' switches (/MB)"
+	PhaseVCPUPreempted = "vcpu threads' preemptions (/MB)"
 	// The packets the VMM wrote into the benchmark's TAP and those the lab
 	// queued to it, per megabyte: a stream of big GSO packets costs less a
 	// byte than one of small ones.
@@ -58,7 +64,7 @@ func KVMPhaseMeasure(c string) string { return "kvm " + c + " (/MB)" }
 // them.
 var PhaseMeasures = func() []string {
 	m := []string{PhaseLabIdle, PhaseGuestCPU, PhaseVCPUOwnCPU, PhaseOtherCPU, PhaseBusiestCPU, PhaseRestCPU,
-		PhaseOtherSwitches, PhaseBusiestSwitches, PhaseFirstSwitches, PhaseTAPIn, PhaseTAPOut}
+		PhaseOtherSwitches, PhaseBusiestSwitches, PhaseFirstSwitches, PhaseVCPUSwitches, PhaseVCPUPreempted, PhaseTAPIn, PhaseTAPOut}
 	for _, c := range phaseCounters {
 		m = append(m, KVMPhaseMeasure(c))
 	}
@@ -124,16 +130,19 @@ func (s Snapshot) Cost(before Snapshot, mb float64) map[string]float64 {
 	perMB := func(d time.Duration) float64 { return float64(d.Milliseconds()) / mb }
 	count := func(now, then uint64) float64 { return float64(now-then) / mb }
 	var guest, own, other time.Duration
-	var switches, first uint64
+	var switches, first, vcpuSwitches, vcpuPreempted uint64
 	var busiest threadstat.Times
 	for pid, byTID := range s.threads {
 		firstTID := threadstat.FirstThread(pid, byTID)
 		for tid, t := range byTID {
 			b := before.threads[pid][tid]
-			d := threadstat.Times{CPU: t.CPU - b.CPU, Guest: t.Guest - b.Guest, Switches: t.Switches - b.Switches}
+			d := threadstat.Times{CPU: t.CPU - b.CPU, Guest: t.Guest - b.Guest,
+				Switches: t.Switches - b.Switches, Preempted: t.Preempted - b.Preempted}
 			if d.Guest > 0 {
 				guest += d.Guest
 				own += d.CPU - d.Guest
+				vcpuSwitches += d.Switches
+				vcpuPreempted += d.Preempted
 				continue
 			}
 			other += d.CPU
@@ -156,6 +165,8 @@ func (s Snapshot) Cost(before Snapshot, mb float64) map[string]float64 {
 		PhaseOtherSwitches:   float64(switches) / mb,
 		PhaseBusiestSwitches: float64(busiest.Switches) / mb,
 		PhaseFirstSwitches:   float64(first) / mb,
+		PhaseVCPUSwitches:    float64(vcpuSwitches) / mb,
+		PhaseVCPUPreempted:   float64(vcpuPreempted) / mb,
 		PhaseTAPIn:           count(s.tapIn, before.tapIn),
 		PhaseTAPOut:          count(s.tapOut, before.tapOut),
 	}

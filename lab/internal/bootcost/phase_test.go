@@ -21,7 +21,8 @@ func writeProcStat(t *testing.T, proc string, user, system, idle, softirq int) {
 // A phase's cost is the difference of two snapshots, per megabyte: the
 // lab's busy time split between the VMM's guest time, its vCPU threads'
 // own work, its other threads and the rest of the lab; its idle share; and
-// the VM's exits by kind; the TAP's packets each way. A thread that started in the phase counts
+// the VM's exits by kind; the TAP's packets each way; the vCPU threads'
+// switches, and of them those forced on them. A thread that started in the phase counts
 // from zero; one that ended in it is left out; one that ran the guest
 // before the phase but not in it (a vCPU moved away) is one of the VMM's
 // other threads.
@@ -63,7 +64,9 @@ func TestPhaseCost(t *testing.T) {
 		PhaseOtherSwitches:                31,
 		PhaseBusiestCPU:                   40, // the device's thread, not the new one's 0.2 s
 		PhaseBusiestSwitches:              20,
-		PhaseFirstSwitches:                20, // thread 102, the first after the main one
+		PhaseFirstSwitches:                20,   // thread 102, the first after the main one
+		PhaseVCPUSwitches:                 40,   // thread 106: 400
+		PhaseVCPUPreempted:                13.4, // of them involuntary: 300 less 166 (writeThread's third)
 		PhaseTAPIn:                        15,
 		PhaseTAPOut:                       3,
 		KVMPhaseMeasure("exits"):          200,
