@@ -7,6 +7,8 @@ import (
 	"testing"
 )
 
+// The mitigations line names every vulnerability the kernel knows of but
+// those it is not affected by, in name order.
 func TestMitigationsLeaveOutTheUnaffected(t *testing.T) {
 	dir := t.TempDir()
 	files := map[string]string{
@@ -31,6 +33,7 @@ func TestMitigationsLeaveOutTheUnaffected(t *testing.T) {
 	}
 }
 
+// The flags are the first flags line's, and nothing without one.
 func TestCPUFlags(t *testing.T) {
 	tests := []struct {
 		name, cpuinfo, want string

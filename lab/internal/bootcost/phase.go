@@ -36,15 +36,15 @@ const (
 	// it waits. The rest are halts and the VMM's own sleeps.
 	PhaseVCPUSwitches  = "vcpu threads' switches (/MB)"
 	PhaseVCPUPreempted = "vcpu threads' preemptions (/MB)"
-	// The packets the VMM wrote into the benchmark's TAP and those the lab
-	// queued to it, per megabyte: a stream of big GSO packets costs less a
-	// byte than one of small ones.
 	// The switches of the first thread the VMM's process started after
 	// its main one: Go's sysmon in ember (the runtime starts it before any
 	// package is initialized), QEMU's RCU thread. Of the other threads'.
 	PhaseFirstSwitches = "vmm first thread's switches (/MB)"
-	PhaseTAPIn         = "tap packets from the vmm (/MB)"
-	PhaseTAPOut        = "tap packets to the vmm (/MB)"
+	// The packets the VMM wrote into the benchmark's TAP and those the lab
+	// queued to it, per megabyte: a stream of big GSO packets costs less a
+	// byte than one of small ones.
+	PhaseTAPIn  = "tap packets from the vmm (/MB)"
+	PhaseTAPOut = "tap packets to the vmm (/MB)"
 	// The vCPU threads' time polling after a halt (pollCounters), part of
 	// their own CPU: a poll that waits for an interrupt in a lab with no
 	// idle CPU takes that CPU from the guest and the VMM's other threads.
