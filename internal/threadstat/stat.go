@@ -115,6 +115,26 @@ func ReadProcess(proc string, pid int) (map[int]Times, error) {
 	return out, nil
 }
 
+// ThreadGroup is the process thread tid belongs to, as /proc/TID/status
+// under proc gives it (its Tgid line); tid itself where that cannot be
+// read. A thread's id is what some of the kernel's names carry rather
+// than its process's: KVM names a VM's debugfs directory after the thread
+// that created the VM, which in a Go program is any of its threads.
+func ThreadGroup(proc string, tid int) int {
+	b, err := os.ReadFile(filepath.Join(proc, strconv.Itoa(tid), "status"))
+	if err != nil {
+		return tid
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "Tgid:"); ok {
+			if pid, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && pid > 0 {
+				return pid
+			}
+		}
+	}
+	return tid
+}
+
 // ParseSwitches reads a status file's voluntary and involuntary context
 // switches; a line it cannot read counts nothing.
 func ParseSwitches(status []byte) (voluntary, preempted uint64) {

@@ -2,6 +2,7 @@ package threadstat
 
 import (
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -113,5 +114,61 @@ func TestFirstThread(t *testing.T) {
 		if got := FirstThread(tc.pid, threads); got != tc.want {
 			t.Errorf("%s: FirstThread = %d, want %d", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestThreadGroup: a thread's process is its status file's Tgid line; a
+// thread whose file cannot be read, or has no such line, stands for
+// itself.
+func TestThreadGroup(t *testing.T) {
+	proc := t.TempDir()
+	for tid, status := range map[int]string{
+		103: "Name:\tember\nTgid:\t100\nPid:\t103\n",
+		104: "Name:\tember\nPid:\t104\n",
+		105: "Name:\tember\nTgid:\tx\n",
+	} {
+		dir := filepath.Join(proc, strconv.Itoa(tid))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "status"), []byte(status), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name      string
+		tid, want int
+	}{
+		{"a thread of process 100", 103, 100},
+		{"no Tgid line", 104, 104},
+		{"a Tgid that is not a number", 105, 105},
+		{"no status file", 106, 106},
+	} {
+		if got := ThreadGroup(proc, tc.tid); got != tc.want {
+			t.Errorf("%s: ThreadGroup(%d) = %d, want %d", tc.name, tc.tid, got, tc.want)
+		}
+	}
+}
+
+// TestThreadGroupOfAnotherThread: in /proc, each thread of this process
+// other than the main one (a Go program always has sysmon's) belongs to
+// this process.
+func TestThreadGroupOfAnotherThread(t *testing.T) {
+	threads, err := ReadProcess("/proc", os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	others := 0
+	for tid := range threads {
+		if tid == os.Getpid() {
+			continue
+		}
+		others++
+		if got := ThreadGroup("/proc", tid); got != os.Getpid() {
+			t.Errorf("ThreadGroup(/proc, %d) = %d, want this process, %d", tid, got, os.Getpid())
+		}
+	}
+	if others == 0 {
+		t.Fatal("the process has no thread but its main one")
 	}
 }

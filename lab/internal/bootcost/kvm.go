@@ -146,7 +146,7 @@ func readVMs(dir string) map[string]map[string]uint64 {
 // VM directory vm; a thread that has gone, or a process, keeps its
 // reading before.
 func (s *Sampler) readProcess(vm string) {
-	pid, ok := vmPID(vm)
+	pid, ok := vmPID(s.proc, vm)
 	if !ok {
 		return
 	}

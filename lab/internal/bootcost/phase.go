@@ -107,7 +107,7 @@ func takeSnapshot(dir, proc, netStats string) Snapshot {
 		for c, v := range vals {
 			s.kvm[c] += v
 		}
-		if pid, ok := vmPID(vm); ok {
+		if pid, ok := vmPID(proc, vm); ok {
 			if t, err := threadstat.ReadProcess(proc, pid); err == nil {
 				s.threads[pid] = t
 			}

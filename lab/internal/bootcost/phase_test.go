@@ -93,3 +93,45 @@ func TestParseCPULineRefusesOtherLines(t *testing.T) {
 		}
 	}
 }
+
+// TestPhaseCostOfAVMMadeOffTheMainThread: KVM names a VM's directory after
+// the thread that created it; the phase still counts the whole process's
+// threads, and its first thread after the main one is the lowest other id,
+// not the main thread itself.
+func TestPhaseCostOfAVMMadeOffTheMainThread(t *testing.T) {
+	dir, proc, netStats := t.TempDir(), t.TempDir(), t.TempDir()
+	writeProcStat(t, proc, 1000, 500, 2000, 100)
+	writeCounters(t, dir, "103-12", 3000) // made by thread 103 of process 100
+	writeThread(t, proc, 100, 100, 5, 0, 40)     // the main thread
+	writeThread(t, proc, 100, 101, 5, 0, 10)     // sysmon
+	writeThread(t, proc, 100, 103, 150, 120, 50) // a vCPU, which made the VM
+	// As in /proc, the thread's own directory has its status and lists
+	// its whole process's threads.
+	if err := os.MkdirAll(filepath.Join(proc, "103"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(proc, "103", "status"), []byte("Name:\tember\nTgid:\t100\nPid:\t103\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(proc, "100", "task"), filepath.Join(proc, "103", "task")); err != nil {
+		t.Fatal(err)
+	}
+	before := takeSnapshot(dir, proc, netStats)
+
+	writeProcStat(t, proc, 1300, 600, 2100, 100)
+	writeCounters(t, dir, "103-12", 5000)
+	writeThread(t, proc, 100, 100, 5, 0, 40)      // parked
+	writeThread(t, proc, 100, 101, 10, 0, 510)    // 500 switches
+	writeThread(t, proc, 100, 103, 350, 270, 150) // 100 switches
+	got := takeSnapshot(dir, proc, netStats).Cost(before, 10)
+	for m, want := range map[string]float64{
+		PhaseFirstSwitches: 50, // sysmon's 500, not the main thread's 0
+		PhaseOtherSwitches: 50,
+		PhaseVCPUSwitches:  10,
+		PhaseGuestCPU:      150,
+	} {
+		if v := got[m]; math.Abs(v-want) > 1e-9 {
+			t.Errorf("%s = %v, want %v", m, v, want)
+		}
+	}
+}

@@ -31,11 +31,21 @@ const (
 var procMeasures = []string{GuestCPUMeasure, VCPUOwnCPUMeasure, OtherCPUMeasure, VCPUSwitchesMeasure, OtherSwitchesMeasure,
 	BusiestCPUMeasure, BusiestSwitchesMeasure}
 
-// vmPID is the process a VM's debugfs directory ("PID-FD") belongs to.
-func vmPID(vmDir string) (int, bool) {
-	pid, _, ok := strings.Cut(vmDir, "-")
-	n, err := strconv.Atoi(pid)
-	return n, ok && err == nil
+// vmPID is the process a VM's debugfs directory ("TID-FD") belongs to,
+// as the /proc under proc says. KVM names the directory after the thread
+// that created the VM, which is not the process's main one in a Go VMM
+// (ember creates its VMs on whatever thread the goroutine runs on), so
+// the thread's group is looked up: counted from that thread's id, the
+// "first thread after the main one" was the main thread itself, parked,
+// and read 0 switches where Go's sysmon switched hundreds of times a
+// second (docs/performance-log.md, 2026-12-05).
+func vmPID(proc, vmDir string) (int, bool) {
+	tid, _, ok := strings.Cut(vmDir, "-")
+	n, err := strconv.Atoi(tid)
+	if !ok || err != nil {
+		return 0, false
+	}
+	return threadstat.ThreadGroup(proc, n), true
 }
 
 // procCounts sums the last readings of every thread seen into the /proc
