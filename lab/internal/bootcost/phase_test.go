@@ -101,7 +101,7 @@ func TestParseCPULineRefusesOtherLines(t *testing.T) {
 func TestPhaseCostOfAVMMadeOffTheMainThread(t *testing.T) {
 	dir, proc, netStats := t.TempDir(), t.TempDir(), t.TempDir()
 	writeProcStat(t, proc, 1000, 500, 2000, 100)
-	writeCounters(t, dir, "103-12", 3000) // made by thread 103 of process 100
+	writeCounters(t, dir, "103-12", 3000)        // made by thread 103 of process 100
 	writeThread(t, proc, 100, 100, 5, 0, 40)     // the main thread
 	writeThread(t, proc, 100, 101, 5, 0, 10)     // sysmon
 	writeThread(t, proc, 100, 103, 150, 120, 50) // a vCPU, which made the VM
