@@ -17,6 +17,22 @@ import (
 // queue before it looks at the transmit queue again.
 const rxBudget = 64
 
+// While the device is busy — it had an event in the last busyWindowMs —
+// the thread waits at most busyWaitMs at a time. Its goroutine holds its P
+// through epoll_wait, and Go's sysmon takes the P of a system call that
+// has lasted 10 ms; each take resets sysmon to looking every 20 µs, some
+// fifty wake-ups before it backs off again, each one taking a CPU from a
+// vCPU in a lab of two (in the lab a stream's pauses had sysmon taking
+// the device thread's P about five times a second, and sysmon woke
+// 200-500 times a second; docs/performance-log.md). A wait that ends
+// first, and the yield after it (the Pacer), keep the P out of sysmon's
+// reach. An idle device waits for ever, as before: the bound costs at
+// most busyWindowMs/busyWaitMs wake-ups after its last event.
+const (
+	busyWaitMs   = 5
+	busyWindowMs = 500
+)
+
 // pollable is a backend the device's thread can wait on itself: a
 // FileBackend, or a TAP through the one it embeds.
 type pollable interface {
@@ -46,6 +62,9 @@ type loop struct {
 	retry    time.Time // rxBackoff: when to read the backend again
 	interest uint32    // what the epoll watches fd for; 0: not registered
 	done     chan struct{}
+
+	ticksPerMs int64 // the TSC's rate; 0: not known, and waits are never bounded
+	lastEvent  int64 // the TSC after the last wait that had an event
 }
 
 // newLoop makes the epoll and eventfds of an activation whose workers
@@ -105,9 +124,12 @@ func (l *loop) run() {
 	// keep taking the P (package sysmon). The thread is locked for its
 	// name; the yield, which wakes no other thread, may bring the
 	// goroutine back on another thread, which then takes the name.
-	pace := sysmon.NewUnlockedPacer(sysmon.TicksPerMs())
+	l.ticksPerMs = sysmon.TicksPerMs()
+	pace := sysmon.NewUnlockedPacer(l.ticksPerMs)
+	now := sysmon.Cputicks()
+	l.lastEvent = now
 	for {
-		n, err := unix.EpollWait(l.ep, events, l.timeout())
+		n, err := unix.EpollWait(l.ep, events, l.timeout(now))
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
@@ -120,8 +142,12 @@ func (l *loop) run() {
 			return
 		}
 		l.serve(tx, rx)
-		if _, yielded := pace.Maybe(sysmon.Cputicks()); yielded {
+		var yielded bool
+		if now, yielded = pace.Maybe(sysmon.Cputicks()); yielded {
 			tid = l.keepName(tid)
+		}
+		if n > 0 {
+			l.lastEvent = now
 		}
 	}
 }
@@ -226,13 +252,24 @@ func (l *loop) watch() {
 	l.interest = want
 }
 
-// timeout is how long epoll_wait may wait, in milliseconds: until the
-// backend is to be read again after a failure, or for ever.
-func (l *loop) timeout() int {
-	if l.rxState != rxBackoff {
-		return -1
+// timeout is how long epoll_wait may wait, in milliseconds, now being the
+// TSC: until the backend is to be read again after a failure, at most
+// busyWaitMs while the device is busy, else for ever.
+func (l *loop) timeout(now int64) int {
+	t := -1
+	if l.rxState == rxBackoff {
+		t = max(int(time.Until(l.retry).Milliseconds()), 1)
 	}
-	return max(int(time.Until(l.retry).Milliseconds()), 1)
+	if l.busy(now) && (t < 0 || t > busyWaitMs) {
+		t = busyWaitMs
+	}
+	return t
+}
+
+// busy reports whether the thread had an event within busyWindowMs of
+// now (a TSC; one that went backwards counts as long ago).
+func (l *loop) busy(now int64) bool {
+	return l.ticksPerMs > 0 && uint64(now-l.lastEvent) < uint64(busyWindowMs*l.ticksPerMs)
 }
 
 // stop ends the thread and waits for it.
