@@ -55,8 +55,8 @@ func kickForASecond(t *testing.T, gap time.Duration) (switches uint64, kicks int
 	close(stop)
 	kicks = <-kicked
 	t.Logf("sysmon switched %d times in %v; %d kicks %v apart", n, d.Round(time.Millisecond), kicks, gap)
-	if min := int(time.Second / gap / 4); kicks < min {
-		t.Fatalf("only %d kicks in %v, want %d or more", kicks, d, min)
+	if least := int(time.Second / gap / 4); kicks < least {
+		t.Fatalf("only %d kicks in %v, want %d or more", kicks, d, least)
 	}
 	return n, kicks
 }
