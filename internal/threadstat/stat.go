@@ -125,12 +125,8 @@ func ThreadGroup(proc string, tid int) int {
 	if err != nil {
 		return tid
 	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "Tgid:"); ok {
-			if pid, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && pid > 0 {
-				return pid
-			}
-		}
+	if pid, ok := statusValue(b, "Tgid"); ok && pid > 0 {
+		return int(pid)
 	}
 	return tid
 }
@@ -138,20 +134,21 @@ func ThreadGroup(proc string, tid int) int {
 // ParseSwitches reads a status file's voluntary and involuntary context
 // switches; a line it cannot read counts nothing.
 func ParseSwitches(status []byte) (voluntary, preempted uint64) {
+	voluntary, _ = statusValue(status, "voluntary_ctxt_switches")
+	preempted, _ = statusValue(status, "nonvoluntary_ctxt_switches")
+	return voluntary, preempted
+}
+
+// statusValue reads the number on a status file's line "key:\tN"; false
+// if there is no such line or its value is not a number.
+func statusValue(status []byte, key string) (uint64, bool) {
 	for _, l := range strings.Split(string(status), "\n") {
-		k, v, ok := strings.Cut(l, ":")
-		if !ok {
-			continue
-		}
-		c, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
-		switch k {
-		case "voluntary_ctxt_switches":
-			voluntary = c
-		case "nonvoluntary_ctxt_switches":
-			preempted = c
+		if k, v, ok := strings.Cut(l, ":"); ok && k == key {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			return n, err == nil
 		}
 	}
-	return voluntary, preempted
+	return 0, false
 }
 
 // Sysmon reads what the kernel counted for the calling process's Go
