@@ -363,7 +363,10 @@ func (c *Conn) serveFutex(h ioreq.Handler, poll *ioreq.PollWindow) error {
 	c.handoff.Store(1)
 	// The thread holds its P in FUTEX_WAIT and never blocks in Go: it goes
 	// through the scheduler now and then, after its work, or sysmon would
-	// keep taking the P (package sysmon).
+	// keep taking the P (package sysmon), and the process has a P more
+	// while it serves, so the handler's goroutines keep the Ps it had.
+	sysmon.Budget.Start(sysmon.Device)
+	defer sysmon.Budget.End(sysmon.Device)
 	pace := sysmon.NewPacer(sysmon.TicksPerMs())
 	for !c.closed.Load() {
 		// Load the kick word, clear the polling word, look: ember stores

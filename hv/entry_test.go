@@ -8,6 +8,7 @@ import (
 
 	"ember/guest"
 	"ember/hv/internal/vcputhread"
+	"ember/internal/sysmon"
 	"ember/x86"
 )
 
@@ -47,12 +48,12 @@ func TestAHaltedGuestGivesItsPBack(t *testing.T) {
 			t.Errorf("run ended %v %v, want StopHost", res, err)
 		}
 	}()
-	waitUntil(t, "the exiting vCPU holds its P", func() bool { return vcputhread.Budget.Holders() == 1 })
+	waitUntil(t, "the exiting vCPU holds its P", func() bool { return sysmon.Budget.Holders() == 1 })
 	if _, err := vm.Memory().WriteAt([]byte{1}, flag); err != nil {
 		t.Fatal(err)
 	}
 	halted := time.Now()
-	waitUntil(t, "the halted vCPU gives its P back", func() bool { return vcputhread.Budget.Holders() == 0 })
+	waitUntil(t, "the halted vCPU gives its P back", func() bool { return sysmon.Budget.Holders() == 0 })
 	t.Logf("P given back %v after the guest was told to halt", time.Since(halted).Round(time.Millisecond))
 
 	// Holding, sysmon would signal the thread every 10 ms (30 times here);

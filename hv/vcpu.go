@@ -61,8 +61,8 @@ func (c *VCPU) loop(stopped <-chan struct{}) {
 	if err := vcputhread.Name(c.id); err != nil {
 		c.vm.log.Debug("vCPU thread keeps the process's name", "vcpu", c.id, "err", err)
 	}
-	vcputhread.Budget.Start()
-	defer vcputhread.Budget.End()
+	sysmon.Budget.Start(sysmon.VCPU)
+	defer sysmon.Budget.End(sysmon.VCPU)
 	c.startThread()
 	defer c.endThread()
 	c.kvm.BindThread()
@@ -77,7 +77,7 @@ func (c *VCPU) loop(stopped <-chan struct{}) {
 	}
 	c.kvm.SetSyncDirty(0)
 	yield := vcputhread.NewYield(c.kvm)
-	entry := vcputhread.NewEntry(c.kvm, &vcputhread.Budget)
+	entry := vcputhread.NewEntry(c.kvm, &sysmon.Budget)
 	defer entry.Drop()
 	last := sysmon.Cputicks()
 	// Stop, Pause and Sleep set their flag and then kick every vCPU, and a

@@ -26,6 +26,10 @@
 // is never due. The interval is measured in TSC ticks (Cputicks: a register
 // read, where a clock read can be a system call: in the lab the clock is
 // an emulated HPET).
+//
+// Such a thread also keeps a P the rest of the process cannot use, and
+// sysmon takes a system call's P at once when no other is idle; so each
+// one adds a P to the process while it runs (Budget, procs.go).
 package sysmon
 
 import (

@@ -25,10 +25,11 @@ const rxBudget = 64
 // vCPU in a lab of two. A wait that ends first, and the yield after it
 // (the Pacer), keep the P out of that rule's reach
 // (TestThreadLeavesSysmonAloneBetweenSparseKicks). sysmon also takes a
-// system call's P after a single look when no P is idle, which this does
-// not prevent; in the lab's streams most takes of this thread's P are of
-// that kind (docs/performance-log.md, "Sysmon after all"). An idle device
-// waits for ever, as before: the bound costs at most
+// system call's P at its next look when no P is idle, which this does not
+// prevent; in the lab's streams most takes of this thread's P were of that
+// kind (docs/performance-log.md, "Sysmon after all"), and the P the thread
+// adds to the process while it runs (sysmon.Budget) is for that. An idle
+// device waits for ever, as before: the bound costs at most
 // busyWindowMs/busyWaitMs wake-ups after its last event.
 const (
 	busyWaitMs   = 5
@@ -111,10 +112,14 @@ const ThreadName = "ember-net"
 // sleeps in epoll_wait between events, and never gives it back: the
 // thread, with its name, ends with the activation. The process's main
 // thread, which Go does not end (and which keeps its name), is given back.
+// While it runs the process has a P more (sysmon.Budget): the thread keeps
+// its own in epoll_wait, and the process's other goroutines keep theirs.
 func (l *loop) run() {
 	defer close(l.done)
 	runtime.LockOSThread()
 	defer sysmon.UnlockIfMain()
+	sysmon.Budget.Start(sysmon.Device)
+	defer sysmon.Budget.End(sysmon.Device)
 	tid := unix.Gettid()
 	if err := threadname.Set(ThreadName); err != nil {
 		l.d.log.Debug("virtio-net: the device's thread stays unnamed", "err", err)

@@ -18,8 +18,8 @@ import (
 // (PIO) and 1.14× (MMIO) the C loop through the bracket and 1.02× and 1.07×
 // without it (medians of 10 interleaved runs each). So a vCPU whose guest
 // keeps exiting quickly enters with kvm.VCPU.RunHoldingP and keeps its P —
-// the P procs.go added to the process for that vCPU, so the goroutines that
-// serve devices keep theirs (Procs.tryHold).
+// the P sysmon.Budget added to the process for that vCPU, so the goroutines
+// that serve devices keep theirs (sysmon.Procs.TryHold).
 //
 // A guest that halts or computes for long would keep that P from the
 // scheduler for as long, and sysmon would interrupt it every 10 ms to get
@@ -66,14 +66,21 @@ func asyncPreemption() bool {
 // once at start too.
 var HoldingAllowed = asyncPreemption()
 
+// Holds is the budget of Ps a vCPU may hold in the guest: sysmon.Budget,
+// or a fake in tests.
+type Holds interface {
+	TryHold() bool // counts one more holder if a P is to spare, and reports whether it was
+	Release()      // counts one holder fewer
+}
+
 // Entry is one vCPU thread's choice of entry: the loop enters with
 // kvm.VCPU.RunHoldingP while held is set, with kvm.VCPU.RunHandingOverP
 // while handOver is, else with kvm.VCPU.Run.
 type Entry struct {
-	budget   *Procs
+	budget   Holds
 	short    int64 // shortRunMicros in TSC ticks; 0: never hold
 	long     int64 // longRunMicros in TSC ticks; 0: never hand over
-	held     bool  // entering with RunHoldingP, counted in budget.held
+	held     bool  // entering with RunHoldingP, counted in budget
 	handOver bool  // the last run was long: entering with RunHandingOverP
 	streak   int   // short runs in a row on the ordinary path
 }
@@ -81,7 +88,7 @@ type Entry struct {
 // NewEntry sizes the short and long runs from the TSC frequency KVM
 // reports for the vCPU. Where KVM cannot say, the vCPU always enters the
 // ordinary way; where preemption is off, it never holds its P.
-func NewEntry(c *kvm.VCPU, b *Procs) Entry {
+func NewEntry(c *kvm.VCPU, b Holds) Entry {
 	khz, err := c.TSCKHz()
 	if err != nil {
 		khz = 0
@@ -90,7 +97,7 @@ func NewEntry(c *kvm.VCPU, b *Procs) Entry {
 }
 
 // newEntry is NewEntry for a TSC of khz kHz (0: not known).
-func newEntry(khz int64, b *Procs, holding bool) Entry {
+func newEntry(khz int64, b Holds, holding bool) Entry {
 	e := Entry{budget: b, long: khz * longRunMicros / 1000}
 	if holding {
 		e.short = khz * shortRunMicros / 1000
@@ -126,7 +133,7 @@ func (e *Entry) change(short bool, d int64) {
 	default:
 		if e.streak++; e.streak >= holdAfterShort {
 			e.streak = 0
-			e.held = e.budget.tryHold()
+			e.held = e.budget.TryHold()
 		}
 	}
 }
@@ -136,7 +143,7 @@ func (e *Entry) change(short bool, d int64) {
 func (e *Entry) Drop() {
 	if e.held {
 		e.held = false
-		e.budget.release()
+		e.budget.Release()
 	}
 }
 
