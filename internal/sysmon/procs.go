@@ -10,8 +10,7 @@ import (
 // epoll_wait. To the scheduler such a P is in use, and sysmon takes it from
 // a thread in a system call after 10 ms (Pacer), or at the look after the
 // one that first saw the call when no other P is idle — when every P the
-// process has is in use.
-// With as many running vCPUs as Ps (two vCPUs on a two-CPU host) every P
+// process has is in use. With as many running vCPUs as Ps (two vCPUs on a two-CPU host) every P
 // is held by guest code, and the goroutines that serve the guest's devices
 // wait for sysmon to run at all; with the net device's thread holding a
 // third, sysmon takes that thread's P tens of times a second in a stream,
@@ -20,7 +19,12 @@ import (
 // code: counting them against GOMAXPROCS is the mistake. So each such
 // thread adds a P of its own to the process while it runs, and the other
 // goroutines keep the Ps the process had. QEMU likewise runs each vCPU, and
-// its main loop, on threads of their own beside its worker threads.
+// its main loop, on threads of their own beside its worker threads. (What
+// the added P gives the other goroutines shows on any host:
+// TestThreadLeavesTheProcessItsPs in virtio/net. In the lab it did not
+// move the net device's stream either way, seven pairs against the build
+// before: docs/performance-log.md, "A P of its own for the device's
+// thread".)
 //
 // The extra Ps are capped at the host's CPU count for each kind of thread:
 // a thousand tiny VMs would otherwise mean a thousand Ps (and a garbage
