@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"ember/acrn/iorequest"
+	"ember/internal/sysmon"
 	"ember/internal/threadstat"
 	"ember/ioreq"
 )
@@ -20,11 +21,12 @@ import (
 // The requests come from a goroutine that makes system calls too (the kick,
 // its own FUTEX_WAIT). In ember a vCPU's thread has a P of its own and goes
 // through the scheduler now and then (hv/internal/vcputhread); so the
-// requester gets a P, and yields after each request: a goroutine woken by
-// its timer runs in the time slice of the one that woke it, and would be
-// due for sysmon as well.
+// requester is counted in the P budget as a vCPU is (sysmon.Budget), and
+// yields after each request: a goroutine woken by its timer runs in the
+// time slice of the one that woke it, and would be due for sysmon as well.
 func TestFutexServeLeavesSysmonAlone(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 1)
+	sysmon.Budget.Start(sysmon.VCPU)
+	defer sysmon.Budget.End(sysmon.VCPU)
 	log, _ := testLogger(t)
 	d := newDispatcher(t, ioreq.Config{Timeout: 2 * time.Second, PollWindow: -1, Logger: log})
 	s := startServer(t, d, ServerConfig{})
@@ -80,5 +82,30 @@ func TestFutexServeLeavesSysmonAlone(t *testing.T) {
 	// machine with the yield; 2,200-2,400 without it.
 	if n > requests {
 		t.Errorf("sysmon switched %d times for %d requests: it keeps taking the device model's P", n, requests)
+	}
+}
+
+// TestFutexServeAddsAPWhileItServes: the futex serve keeps its thread's P
+// in FUTEX_WAIT, so the process has one more while it serves, and the
+// count goes back when the connection closes: a back-end that served a
+// thousand connections in turn does not keep a thousand Ps.
+func TestFutexServeAddsAPWhileItServes(t *testing.T) {
+	before := runtime.GOMAXPROCS(0)
+	log, _ := testLogger(t)
+	d := newDispatcher(t, ioreq.Config{Timeout: 2 * time.Second, PollWindow: -1, Logger: log})
+	s := startServer(t, d, ServerConfig{})
+	c := dial(t, s, "procs")
+	c.SetFutexHandoff(true)
+	must(t, c.Claim(ioreq.Range{Type: iorequest.ReqPortIO, Start: 0x500, End: 0x5ff}))
+	must(t, c.Attach())
+	done := make(chan error, 1)
+	go func() { done <- c.Serve(&regFile{regs: map[uint64]uint64{}}) }()
+	waitFor(t, func() bool { return runtime.GOMAXPROCS(0) == before+1 })
+	c.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("Conn.Serve: %v", err)
+	}
+	if got := runtime.GOMAXPROCS(0); got != before {
+		t.Errorf("after Serve returned: GOMAXPROCS %d, want %d", got, before)
 	}
 }

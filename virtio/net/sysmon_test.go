@@ -129,3 +129,22 @@ func TestThreadLeavesTheProcessItsPs(t *testing.T) {
 		t.Errorf("sysmon switched %d times for %d kicks of the device beside %d busy goroutines: it keeps taking the device thread's P", n, kicks, busy)
 	}
 }
+
+// TestThreadGivesItsPBack: the device's thread adds a P to the process
+// while the device is active, and a Reset that has returned has given it
+// back: a VM that is destroyed leaves GOMAXPROCS as it found it.
+func TestThreadGivesItsPBack(t *testing.T) {
+	before := runtime.GOMAXPROCS(0)
+	r := newRig(t, 0, false)
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.GOMAXPROCS(0) != before+1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("with the device active: GOMAXPROCS %d, want %d", runtime.GOMAXPROCS(0), before+1)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	r.dev.Reset()
+	if got := runtime.GOMAXPROCS(0); got != before {
+		t.Errorf("after Reset: GOMAXPROCS %d, want %d", got, before)
+	}
+}
