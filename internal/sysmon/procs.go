@@ -3,6 +3,7 @@ package sysmon
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // A thread that loops in system calls and never blocks in Go keeps its P
@@ -56,9 +57,10 @@ type Procs struct {
 	cap func() int
 
 	mu      sync.Mutex
-	base    int        // GOMAXPROCS before the first thread started
-	running [kinds]int // threads of each kind running now
-	held    int        // of the vCPU threads, those that keep their P in KVM_RUN
+	base    int          // GOMAXPROCS before the first thread started
+	running [kinds]int   // threads of each kind running now
+	held    int          // of the vCPU threads, those that keep their P in KVM_RUN
+	devices atomic.Int32 // running[Device], for DeviceAwake to read without mu
 }
 
 // Start counts a thread of kind k that is about to start its loop.
@@ -69,6 +71,7 @@ func (b *Procs) Start(k Kind) {
 		b.base = b.set(0)
 	}
 	b.running[k]++
+	b.devices.Store(int32(b.running[Device]))
 	b.apply()
 }
 
@@ -77,6 +80,7 @@ func (b *Procs) End(k Kind) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.running[k]--
+	b.devices.Store(int32(b.running[Device]))
 	b.apply()
 }
 
@@ -127,6 +131,16 @@ func (b *Procs) Release() {
 	defer b.mu.Unlock()
 	b.held--
 }
+
+// DeviceAwake reports whether a device thread runs now. Its P stays in use
+// through its waits (sysmon takes it only from a wait of over 10 ms, between
+// bursts), so while it is busy sysmon never finds every P idle and never
+// falls into its deep sleep, from which each thread that comes back from a
+// system call and takes an idle P would wake it: a vCPU may then hand its P
+// over at every entry (package vcputhread). It is read on a vCPU's exit
+// path, without the lock; stale as soon as it is read, which costs at most
+// one entry the other way.
+func (b *Procs) DeviceAwake() bool { return b.devices.Load() > 0 }
 
 // Holders reads how many vCPU threads of the budget keep their P now: a
 // figure for tests and reports, stale as soon as it is read.

@@ -23,7 +23,8 @@ func (f *fakeProcs) set(n int) int {
 
 // TestLoopingThreadsGetPsOfTheirOwn: each vCPU and device thread adds a P
 // while it runs, each kind capped at the host's CPUs, and GOMAXPROCS comes
-// back to where it was.
+// back to where it was; DeviceAwake follows the device threads, the capped
+// ones too.
 func TestLoopingThreadsGetPsOfTheirOwn(t *testing.T) {
 	f := &fakeProcs{n: 2}
 	b := Procs{set: f.set, cap: func() int { return 3 }}
@@ -42,14 +43,23 @@ func TestLoopingThreadsGetPsOfTheirOwn(t *testing.T) {
 		{"end", VCPU, 3}, {"end", Device, 2},
 		{"start", Device, 3}, {"end", Device, 2},
 	}
+	devices := 0 // device threads started and not ended
 	for i, s := range steps {
+		d := 1
 		if s.op == "start" {
 			b.Start(s.k)
 		} else {
 			b.End(s.k)
+			d = -1
+		}
+		if s.k == Device {
+			devices += d
 		}
 		if f.n != s.want {
 			t.Fatalf("step %d (%s kind %d): GOMAXPROCS %d, want %d", i, s.op, s.k, f.n, s.want)
+		}
+		if b.DeviceAwake() != (devices > 0) {
+			t.Fatalf("step %d (%s kind %d): DeviceAwake %v with %d device threads", i, s.op, s.k, b.DeviceAwake(), devices)
 		}
 	}
 	// The capped starts and the first end of each kind changed nothing:

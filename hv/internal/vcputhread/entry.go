@@ -41,6 +41,26 @@ import (
 // first shorter run brings it back to the ordinary entry. The hand-over's
 // cost, an idle P taken under the scheduler's lock at the exit, is small
 // beside a run that long.
+//
+// The ordinary entry has a price of its own. sysmon takes a P from a thread
+// in a system call that has lasted 10 ms, or whose P has not been through
+// the scheduler for 10 ms, whatever the call's own length, and each take
+// sets it polling every 20 µs again, some fifty wake-ups. A vCPU on the
+// ordinary path goes through the scheduler only at its yield (yield.go),
+// which comes at an exit, so a run that starts late in the yield's 8 ms,
+// or lasts 10 ms, is taken. The ordinary entry is there to keep a P in
+// use: with every P idle sysmon sleeps deeply, and each exit that takes an
+// idle P would wake it. But while a device thread runs
+// (sysmon.Procs.DeviceAwake) its P is in use through its waits, so there a
+// vCPU that does not hold its P hands it over at every entry instead.
+// TestSysmonLeavesAVCPUBesideADeviceAlone (package hv) has a guest halt
+// 1 ms and 12 ms in turn beside a device thread: in the lab sysmon
+// switched 1,630 times a second with the ordinary entry after the short
+// halts, 98 with the hand-over. The yield stays: the P a thread takes at
+// the exit has not been through the scheduler since it went idle, so
+// sysmon would find it due at once (a trial without the yield was taken
+// from more often and streamed 0.88 of the build before;
+// docs/performance-log.md).
 
 // Tunables of the entry policy.
 const (
@@ -69,13 +89,14 @@ var HoldingAllowed = asyncPreemption()
 // Holds is the budget of Ps a vCPU may hold in the guest: sysmon.Budget,
 // or a fake in tests.
 type Holds interface {
-	TryHold() bool // counts one more holder if a P is to spare, and reports whether it was
-	Release()      // counts one holder fewer
+	TryHold() bool     // counts one more holder if a P is to spare, and reports whether it was
+	Release()          // counts one holder fewer
+	DeviceAwake() bool // a device thread keeps a P in use, so sysmon stays out of its deep sleep
 }
 
 // Entry is one vCPU thread's choice of entry: the loop enters with
 // kvm.VCPU.RunHoldingP while held is set, with kvm.VCPU.RunHandingOverP
-// while handOver is, else with kvm.VCPU.Run.
+// while HandingOver says so, else with kvm.VCPU.Run.
 type Entry struct {
 	budget   Holds
 	short    int64 // shortRunMicros in TSC ticks; 0: never hold
@@ -152,5 +173,8 @@ func (e *Entry) Drop() {
 func (e *Entry) Holding() bool { return e.held }
 
 // HandingOver reports whether the next entry should hand the thread's P
-// over at once (kvm.VCPU.RunHandingOverP): the last run was long.
-func (e *Entry) HandingOver() bool { return e.handOver }
+// over at once (kvm.VCPU.RunHandingOverP): the vCPU does not hold its P,
+// and the last run was long or a device thread keeps sysmon awake.
+func (e *Entry) HandingOver() bool {
+	return !e.held && (e.handOver || e.budget.DeviceAwake())
+}

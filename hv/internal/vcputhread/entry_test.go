@@ -6,8 +6,12 @@ import (
 	"ember/kvm"
 )
 
-// fakeHolds is a budget with spare Ps to hold, counting its holders.
-type fakeHolds struct{ spare, held int }
+// fakeHolds is a budget with spare Ps to hold, counting its holders;
+// awake stands for a device thread that runs.
+type fakeHolds struct {
+	spare, held int
+	awake       bool
+}
 
 func (f *fakeHolds) TryHold() bool {
 	if f.held >= f.spare {
@@ -18,6 +22,8 @@ func (f *fakeHolds) TryHold() bool {
 }
 
 func (f *fakeHolds) Release() { f.held-- }
+
+func (f *fakeHolds) DeviceAwake() bool { return f.awake }
 
 // TestEntryPolicy: a vCPU holds its P only after a streak of short runs,
 // gives it back at the first long run or signal, and never holds one the
@@ -86,6 +92,35 @@ func TestEntryPolicy(t *testing.T) {
 				t.Errorf("after drop the budget counts %d holders", b.held)
 			}
 		})
+	}
+}
+
+// TestEntryHandsOverWhileADeviceRuns: while a device thread keeps a P in
+// use, a vCPU that does not hold its P hands it over at every entry, after
+// short runs and medium ones alike, and still comes to hold it after a
+// streak of short runs; once the device thread ends, the ordinary entry
+// is back.
+func TestEntryHandsOverWhileADeviceRuns(t *testing.T) {
+	b := &fakeHolds{spare: 1, awake: true}
+	e := Entry{budget: b, short: 100, long: 500}
+	if !e.HandingOver() {
+		t.Fatal("first entry with a device thread awake: not handing over")
+	}
+	for i, d := range []int64{300, 10, 300, 10} {
+		if e.Ran(kvm.ExitIO, d); !e.HandingOver() || e.Holding() {
+			t.Fatalf("after run %d (%d ticks): handing over %v, holding %v; want handing over only", i, d, e.HandingOver(), e.Holding())
+		}
+	}
+	for range holdAfterShort {
+		e.Ran(kvm.ExitIO, 10)
+	}
+	if !e.Holding() || e.HandingOver() {
+		t.Fatalf("after a streak of short runs: holding %v, handing over %v; want holding only", e.Holding(), e.HandingOver())
+	}
+	e.Ran(kvm.ExitIO, 300) // gives the P back
+	b.awake = false
+	if e.Holding() || e.HandingOver() {
+		t.Fatalf("device thread gone, after a medium run: holding %v, handing over %v; want the ordinary entry", e.Holding(), e.HandingOver())
 	}
 }
 
