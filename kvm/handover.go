@@ -14,6 +14,9 @@ import (
 // TestSysmonLeavesAHaltingVCPUAlone). The price is on the way out: the
 // thread takes an idle P through the runtime's slower path, a lock
 // Run's exit usually skips, which a long run makes small beside it.
+// ember's vCPU loop also enters this way at every entry while a device's
+// thread keeps sysmon awake (hv/internal/vcputhread), whatever the runs'
+// lengths.
 func (c *VCPU) RunHandingOverP() (Exit, error) {
 	for {
 		errno := runHandingOverP(uintptr(c.fd))
