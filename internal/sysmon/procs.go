@@ -11,9 +11,9 @@ import (
 // epoll_wait. To the scheduler such a P is in use, and sysmon takes it from
 // a thread in a system call after 10 ms (Pacer), or at the look after the
 // one that first saw the call when no other P is idle — when every P the
-// process has is in use. With as many running vCPUs as Ps (two vCPUs on a two-CPU host) every P
-// is held by guest code, and the goroutines that serve the guest's devices
-// wait for sysmon to run at all; with the net device's thread holding a
+// process has is in use. With as many running vCPUs as Ps (two vCPUs on a
+// two-CPU host) every P is held by guest code, and the goroutines that
+// serve the guest's devices wait for sysmon to run at all; with the net device's thread holding a
 // third, sysmon takes that thread's P tens of times a second in a stream,
 // each take resetting it to looking every 20 µs (docs/performance-log.md,
 // "Sysmon after all"). The guest's code and a device's sleep are not Go

@@ -131,12 +131,17 @@ func TestKicksOnEventFDs(t *testing.T) {
 		t.Error("a kick eventfd after Reset")
 	}
 	// Go ends the thread once its goroutine returns, which Reset waits for.
-	deadline := time.Now().Add(wait)
-	for threadsNamed(t, ThreadName) != 0 {
+	waitFor(t, "no thread named "+ThreadName+" after Reset", func() bool { return threadsNamed(t, ThreadName) == 0 })
+}
+
+// waitFor waits up to wait for cond, and fails the test saying what did
+// not come.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(wait); !cond(); time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("a thread named %s is left after Reset", ThreadName)
+			t.Fatalf("after %v: %s", wait, what)
 		}
-		time.Sleep(time.Millisecond)
 	}
 }
 

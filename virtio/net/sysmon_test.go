@@ -1,6 +1,7 @@
 package net
 
 import (
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
@@ -136,13 +137,7 @@ func TestThreadLeavesTheProcessItsPs(t *testing.T) {
 func TestThreadGivesItsPBack(t *testing.T) {
 	before := runtime.GOMAXPROCS(0)
 	r := newRig(t, 0, false)
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.GOMAXPROCS(0) != before+1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("with the device active: GOMAXPROCS %d, want %d", runtime.GOMAXPROCS(0), before+1)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, fmt.Sprintf("GOMAXPROCS %d with the device active", before+1), func() bool { return runtime.GOMAXPROCS(0) == before+1 })
 	r.dev.Reset()
 	if got := runtime.GOMAXPROCS(0); got != before {
 		t.Errorf("after Reset: GOMAXPROCS %d, want %d", got, before)
