@@ -51,9 +51,7 @@ func newTimeBootsCmd() *cobra.Command {
 			}
 			subjects = append(subjects, subject{
 				name: "QEMU -M " + qemuMachine,
-				argv: []string{qemuBinary, "-accel", "kvm", "-cpu", "host", "-M", qemuMachine,
-					"-m", "256M", "-smp", "1", "-nodefaults", "-no-user-config", "-display", "none",
-					"-serial", "stdio", "-kernel", kernel, "-initrd", initrd, "-append", bootCmdline},
+				argv: qemuGuest(qemuMachine, 256, 1, "-kernel", kernel, "-initrd", initrd, "-append", bootCmdline),
 			})
 			return timeBoots(cmd.Context(), os.Stdout, subjects, reps, sum)
 		},

@@ -113,11 +113,10 @@ func newTimeNetCmd() *cobra.Command {
 // vhost-net too where the lab has it.
 func netSubjects(ember, kernel, initrd string) []subject {
 	qemu := func(vhost string) subject {
-		return subject{name: "QEMU vhost=" + vhost, argv: []string{qemuBinary, "-accel", "kvm", "-cpu", "host", "-M", "pc",
-			"-m", "512M", "-smp", "2", "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio",
-			"-netdev", "tap,id=n0,ifname=" + netBenchTAP + ",script=no,downscript=no,vhost=" + vhost,
-			"-device", "virtio-net-pci,netdev=n0,mac=" + netBenchMAC,
-			"-kernel", kernel, "-initrd", initrd, "-append", netCmdline}}
+		return subject{name: "QEMU vhost=" + vhost, argv: qemuGuest("pc", 512, 2,
+			"-netdev", "tap,id=n0,ifname="+netBenchTAP+",script=no,downscript=no,vhost="+vhost,
+			"-device", "virtio-net-pci,netdev=n0,mac="+netBenchMAC,
+			"-kernel", kernel, "-initrd", initrd, "-append", netCmdline)}
 	}
 	emberRun := func(name, vhost string) subject {
 		return subject{name: name, argv: []string{ember, "run", "--kernel", kernel, "--initrd", initrd,

@@ -64,10 +64,9 @@ func newTimeVirtioCmd() *cobra.Command {
 			subjects := []subject{
 				{name: "ember (virtio-pci)", argv: append(emberRun, disk)},
 				{name: "ember back-end process", argv: backendBoot(f.ember, disk, emberRun)},
-				{name: "QEMU -M pc (virtio-blk-pci)", argv: []string{qemuBinary, "-accel", "kvm", "-cpu", "host", "-M", "pc",
-					"-m", "512M", "-smp", "2", "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio",
-					"-drive", "file=" + disk + ",if=none,id=d0,format=raw,cache=writeback", "-device", "virtio-blk-pci,drive=d0",
-					"-kernel", f.kernel, "-initrd", f.initrd, "-append", benchCmdline}},
+				{name: "QEMU -M pc (virtio-blk-pci)", argv: qemuGuest("pc", 512, 2,
+					"-drive", "file="+disk+",if=none,id=d0,format=raw,cache=writeback", "-device", "virtio-blk-pci,drive=d0",
+					"-kernel", f.kernel, "-initrd", f.initrd, "-append", benchCmdline)},
 			}
 			t, err := f.table(blkTable)
 			if err != nil {

@@ -68,13 +68,16 @@ const streamChunk = 128 << 10
 // sends the guest ("recv"). One Server serves every boot of a run: Reset
 // before a boot, Results after it.
 type Server struct {
-	ln      net.Listener
-	meter   Meter         // nil: the streams' rates alone
-	stream  time.Duration // how long a "recv" stream lasts
-	mu      sync.Mutex
-	measure map[string]float64
-	errs    []error
-	done    chan struct{} // closed when the accept loop ends
+	ln       net.Listener
+	meter    Meter         // nil: the streams' rates alone
+	stream   time.Duration // how long a "recv" stream lasts
+	mu       sync.Mutex
+	boot     int                   // Resets so far: a connection's results are its boot's alone
+	conns    map[net.Conn]struct{} // the connections being served
+	measure  map[string]float64
+	errs     []error
+	handlers sync.WaitGroup // one for each connection being served
+	done     chan struct{}  // closed when the accept loop ends
 }
 
 // NewServer serves ln until Close, metering each stream with meter unless
@@ -84,13 +87,13 @@ func NewServer(ln net.Listener, meter Meter) *Server { return newServer(ln, mete
 // newServer is NewServer with "recv" streams of the given length (a
 // test's, shorter).
 func newServer(ln net.Listener, meter Meter, stream time.Duration) *Server {
-	s := &Server{ln: ln, meter: meter, stream: stream, measure: map[string]float64{}, done: make(chan struct{})}
+	s := &Server{ln: ln, meter: meter, stream: stream, conns: map[net.Conn]struct{}{}, measure: map[string]float64{}, done: make(chan struct{})}
 	go s.serve()
 	return s
 }
 
-// serve accepts connections until the listener closes; one at a time, as
-// the guest program makes them.
+// serve accepts connections until the listener closes, and serves each
+// on a goroutine of its own (serveConn).
 func (s *Server) serve() {
 	defer close(s.done)
 	for {
@@ -98,18 +101,41 @@ func (s *Server) serve() {
 		if err != nil {
 			return
 		}
-		what, mbs, cost, err := s.handle(c)
-		c.Close()
 		s.mu.Lock()
-		if err != nil {
-			s.errs = append(s.errs, fmt.Errorf("%s: %w", what, err))
-		} else {
-			s.measure[what] = mbs
-			for k, v := range cost {
-				s.measure[CostName(what, k)] = v
-			}
-		}
+		boot := s.boot
+		s.conns[c] = struct{}{}
+		s.handlers.Add(1)
 		s.mu.Unlock()
+		go s.serveConn(c, boot)
+	}
+}
+
+// serveConn serves one connection, accepted during boot, and keeps what
+// it measured if no Reset came since. The guest program makes one
+// connection at a time, but a guest that dies mid-stream (a triple fault
+// in the lab) leaves its connection behind: the lab's writes to it block
+// until the deadline, a minute on. Served in turn, the next boot's
+// connection would wait that long in the accept queue, its stream
+// stalled against a window nobody opened (the guest's tcp_info said
+// "rwnd-limited 7.9 s" of 8), and counted as that boot's rate; Reset
+// closes such a connection, and its error is not the next boot's.
+func (s *Server) serveConn(c net.Conn, boot int) {
+	defer s.handlers.Done()
+	what, mbs, cost, err := s.handle(c)
+	c.Close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, c)
+	if boot != s.boot {
+		return
+	}
+	if err != nil {
+		s.errs = append(s.errs, fmt.Errorf("%s: %w", what, err))
+		return
+	}
+	s.measure[what] = mbs
+	for k, v := range cost {
+		s.measure[CostName(what, k)] = v
 	}
 }
 
@@ -224,11 +250,15 @@ func answer(w io.Writer, r *bufio.Reader) (float64, error) {
 	return float64(n) / time.Since(start).Seconds(), nil
 }
 
-// Reset forgets the measures of the last boot, so the next boot's Results
-// are its own.
+// Reset forgets the measures of the last boot and closes what is left of
+// its connections, so the next boot's Results are its own.
 func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.boot++
+	for c := range s.conns {
+		c.Close()
+	}
 	s.measure, s.errs = map[string]float64{}, nil
 }
 
@@ -244,8 +274,9 @@ func (s *Server) Results() (map[string]float64, []error) {
 	return m, append([]error(nil), s.errs...)
 }
 
-// Close stops accepting and waits for the accept loop to end.
+// Close stops accepting and waits for the connections being served to end.
 func (s *Server) Close() {
 	s.ln.Close()
 	<-s.done
+	s.handlers.Wait()
 }

@@ -149,3 +149,46 @@ func TestServerMetersEachStream(t *testing.T) {
 		t.Errorf("measures %v: want the three rates and one cost for each stream", m)
 	}
 }
+
+// TestServerServesABootAfterOneLeftHanging: a guest that dies while the
+// lab streams to it leaves a connection no one reads; after Reset the next
+// boot's stream is served at once, not after that connection's deadline,
+// and the dead connection's error is not the next boot's.
+func TestServerServesABootAfterOneLeftHanging(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newServer(ln, nil, time.Minute)
+	defer srv.Close()
+	dead := dialTest(t, ln.Addr().String())
+	fmt.Fprint(dead, "recv\n") // and never reads: the lab's writes fill the buffers and block
+	time.Sleep(100 * time.Millisecond)
+	srv.Reset()
+
+	c := dialTest(t, ln.Addr().String())
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	start := time.Now()
+	fmt.Fprint(c, "send\n")
+	if _, err := c.Write(make([]byte, 4<<20)); err != nil {
+		t.Fatalf("the next boot's stream: %v after %v (the server did not read it)", err, time.Since(start))
+	}
+	c.(*net.TCPConn).CloseWrite()
+	if _, err := io.Copy(io.Discard, c); err != nil {
+		t.Fatalf("waiting for the server to end the stream: %v after %v", err, time.Since(start))
+	}
+	waitResults := time.Now().Add(5 * time.Second)
+	for {
+		m, errs := srv.Results()
+		if m[MeasureGuestSend] > 0 {
+			if len(errs) > 0 {
+				t.Errorf("errors %v: the dead connection's are not this boot's", errs)
+			}
+			break
+		}
+		if time.Now().After(waitResults) {
+			t.Fatalf("no %s after the stream ended (measures %v, errors %v)", MeasureGuestSend, m, errs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
