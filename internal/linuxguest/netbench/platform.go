@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // reportPlatform prints what the guest's kernel made of the machine the
@@ -21,6 +23,42 @@ func reportPlatform() {
 	if flags := cpuFlags("/proc/cpuinfo"); flags != "" {
 		fmt.Printf("ember-bench: net info platform flags %s\n", flags)
 	}
+	for _, l := range clockLog(kernelLog()) {
+		fmt.Printf("ember-bench: net info platform klog %s\n", l)
+	}
+}
+
+// kernelLog is the kernel's log buffer as syslog(2) reads it, or nothing.
+func kernelLog() string {
+	n, err := unix.Klogctl(unix.SYSLOG_ACTION_SIZE_BUFFER, nil)
+	if err != nil || n <= 0 {
+		return ""
+	}
+	buf := make([]byte, n)
+	n, err = unix.Klogctl(unix.SYSLOG_ACTION_READ_ALL, buf)
+	if err != nil {
+		return ""
+	}
+	return string(buf[:n])
+}
+
+// clockLog picks the lines of a kernel log that say how the guest keeps
+// time: which clocksource and TSC it chose, and whether it found its
+// scheduler clock unstable ("Unstable clock detected"), which kvm-clock
+// does when the host does not mark it stable (PVCLOCK_TSC_STABLE_BIT). An
+// unstable one costs the guest more for every clock read, and its vDSO
+// falls back to a system call.
+func clockLog(log string) []string {
+	var out []string
+	for _, l := range strings.Split(log, "\n") {
+		for _, k := range []string{"clocksource", "tsc:", "kvm-clock", "Unstable clock", "sched_clock"} {
+			if strings.Contains(l, k) {
+				out = append(out, strings.TrimSpace(l))
+				break
+			}
+		}
+	}
+	return out
 }
 
 // mitigations lists each vulnerability file of dir as "name: state",

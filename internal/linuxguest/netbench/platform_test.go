@@ -57,3 +57,26 @@ func TestCPUFlags(t *testing.T) {
 		t.Errorf("cpuFlags of a missing file = %q, want empty", got)
 	}
 }
+
+// The clock lines of a kernel log are the ones that say how the guest
+// keeps time, in the log's order; the rest are left out.
+func TestClockLogPicksTheClockLines(t *testing.T) {
+	log := "<6>[    0.000000] Linux version 6.1.0\n" +
+		"<6>[    0.000000] kvm-clock: Using msrs 4b564d01 and 4b564d00\n" +
+		"<6>[    0.001268] tsc: Detected 2096.036 MHz processor\n" +
+		"<6>[    5.000000] virtio-pci 0000:00:01.0: enabling device\n" +
+		"<4>[   11.006501] Unstable clock detected, switching default tracing clock to \"global\"\n" +
+		"<6>[   11.100000] clocksource: Switched to clocksource kvm-clock\n"
+	want := []string{
+		"<6>[    0.000000] kvm-clock: Using msrs 4b564d01 and 4b564d00",
+		"<6>[    0.001268] tsc: Detected 2096.036 MHz processor",
+		"<4>[   11.006501] Unstable clock detected, switching default tracing clock to \"global\"",
+		"<6>[   11.100000] clocksource: Switched to clocksource kvm-clock",
+	}
+	if got := clockLog(log); !reflect.DeepEqual(got, want) {
+		t.Errorf("clockLog = %q, want %q", got, want)
+	}
+	if got := clockLog(""); got != nil {
+		t.Errorf("clockLog of an empty log = %q, want none", got)
+	}
+}
