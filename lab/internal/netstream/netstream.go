@@ -113,8 +113,9 @@ func (s *Server) serve() {
 // serveConn serves one connection, accepted during boot, and keeps what
 // it measured if no Reset came since. The guest program makes one
 // connection at a time, but a guest that dies mid-stream (a triple fault
-// in the lab) leaves its connection behind: the lab's writes to it block
-// until the deadline, a minute on. Served in turn, the next boot's
+// in the lab) leaves its connection behind: the lab's reads from it or
+// writes to it block until the deadline, the stream's length and a
+// minute on. Served in turn, the next boot's
 // connection would wait that long in the accept queue, its stream
 // stalled against a window nobody opened (the guest's tcp_info said
 // "rwnd-limited 7.9 s" of 8), and counted as that boot's rate; Reset
