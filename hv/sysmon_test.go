@@ -168,7 +168,8 @@ func sysmonWhile(t *testing.T, step func()) (n uint64, perSec float64, steps int
 // device's loop is one until the test ends: a locked goroutine, counted in
 // sysmon.Budget as a device thread, that sleeps 1 ms at a time in a system
 // call holding its P and goes through the scheduler every 2 ms (an
-// unlocked sysmon.Pacer, the net device's), so sysmon never takes its P.
+// unlocked sysmon.Pacer, the net device's), so sysmon does not take its P
+// while the thread gets a CPU.
 func startDeviceThread(t *testing.T) {
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {

@@ -13,18 +13,18 @@ import (
 // one that first saw the call when no other P is idle — when every P the
 // process has is in use. With as many running vCPUs as Ps (two vCPUs on a
 // two-CPU host) every P is held by guest code, and the goroutines that
-// serve the guest's devices wait for sysmon to run at all; with the net device's thread holding a
-// third, sysmon takes that thread's P tens of times a second in a stream,
-// each take resetting it to looking every 20 µs (docs/performance-log.md,
-// "Sysmon after all"). The guest's code and a device's sleep are not Go
-// code: counting them against GOMAXPROCS is the mistake. So each such
-// thread adds a P of its own to the process while it runs, and the other
-// goroutines keep the Ps the process had. QEMU likewise runs each vCPU, and
-// its main loop, on threads of their own beside its worker threads. (What
-// the added P gives the other goroutines shows on any host:
-// TestThreadLeavesTheProcessItsPs in virtio/net. In the lab it did not
-// move the net device's stream either way, seven pairs against the build
-// before: docs/performance-log.md, "A P of its own for the device's
+// serve the guest's devices wait for sysmon to run at all; with the net
+// device's thread holding a third, sysmon takes that thread's P tens of
+// times a second in a stream, each take resetting it to looking every 20 µs
+// (docs/performance-log.md, "Sysmon after all"). The guest's code and a
+// device's sleep are not Go code: counting them against GOMAXPROCS is the
+// mistake. So each such thread adds a P of its own to the process while it
+// runs, and the other goroutines keep the Ps the process had. QEMU likewise
+// runs each vCPU, and its main loop, on threads of their own beside its
+// worker threads. (What the added P gives the other goroutines shows on any
+// host: TestThreadLeavesTheProcessItsPs in virtio/net. In the lab it did
+// not move the net device's stream either way, seven pairs against the
+// build before: docs/performance-log.md, "A P of its own for the device's
 // thread".)
 //
 // The extra Ps are capped at the host's CPU count for each kind of thread:
@@ -133,13 +133,14 @@ func (b *Procs) Release() {
 }
 
 // DeviceAwake reports whether a device thread runs now. Its P stays in use
-// through its waits (sysmon takes it only from a wait of over 10 ms, between
-// bursts), so while it is busy sysmon never finds every P idle and never
-// falls into its deep sleep, from which each thread that comes back from a
-// system call and takes an idle P would wake it: a vCPU may then hand its P
-// over at every entry (package vcputhread). It is read on a vCPU's exit
-// path, without the lock; stale as soon as it is read, which costs at most
-// one entry the other way.
+// through its waits (sysmon takes it only by its 10 ms rules: a wait of
+// over 10 ms between bursts, or a thread kept off a CPU that long, so that
+// its yield comes late), so while it is busy sysmon never finds every P
+// idle and never falls into its deep sleep, from which each thread that
+// comes back from a system call and takes an idle P would wake it: a vCPU
+// may then hand its P over at every entry (package vcputhread). It is read
+// on a vCPU's exit path, without the lock; stale as soon as it is read,
+// which costs at most one entry the other way.
 func (b *Procs) DeviceAwake() bool { return b.devices.Load() > 0 }
 
 // Holders reads how many vCPU threads of the budget keep their P now: a
