@@ -192,3 +192,22 @@ func TestServerServesABootAfterOneLeftHanging(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestServerClosesALastBootLeftHanging: a guest that dies in the run's
+// last boot leaves a connection no one reads; Close ends it at once rather
+// than waiting for its deadline.
+func TestServerClosesALastBootLeftHanging(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newServer(ln, nil, time.Minute)
+	dead := dialTest(t, ln.Addr().String())
+	fmt.Fprint(dead, "recv\n") // and never reads: the lab's writes fill the buffers and block
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	srv.Close()
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Close took %v with a dead guest's connection open; want it closed at once", d)
+	}
+}
