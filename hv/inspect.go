@@ -56,8 +56,13 @@ func (vm *VM) inspectPaused() (*State, error) {
 		return nil, err
 	}
 	for i, c := range vm.vcpus {
-		if v := &s.vcpus[i]; v.lapic != nil && report.TSCDeadlineMode(v.lapic) {
+		v := &s.vcpus[i]
+		if v.lapic != nil && report.TSCDeadlineMode(v.lapic) {
 			v.timer = readTSCTimer(c.kvm)
+		}
+		if gpa, size, ok := report.PageTableRoot(v.sregs); ok {
+			_, err := vm.mem.Slice(gpa, size)
+			v.rootOutside = err != nil
 		}
 	}
 	return s, nil
@@ -82,11 +87,17 @@ func readTSCTimer(c *kvm.VCPU) *tscTimer {
 // Report writes s for a person reading why a guest is stuck: per vCPU its
 // MP state, instruction and stack pointers, control registers, pending
 // events and its LAPIC's interrupt state (with a TSC-deadline timer's
-// deadline, where Inspect read it); then the PICs' request, mask and
+// deadline, where Inspect read it) and, where Inspect found them outside
+// guest RAM, where its page tables start; then the PICs' request, mask and
 // service registers and the IOAPIC's pins in use. One line per item.
 func (s *State) Report(w io.Writer) error {
 	for i, v := range s.vcpus {
-		if _, err := fmt.Fprintf(w, "vCPU %d: %s\n", i, report.VCPU(v.regs, v.sregs, v.events, v.mp)); err != nil {
+		line := report.VCPU(v.regs, v.sregs, v.events, v.mp)
+		if v.rootOutside {
+			gpa, _, _ := report.PageTableRoot(v.sregs)
+			line += report.RootOutsideRAM(gpa)
+		}
+		if _, err := fmt.Fprintf(w, "vCPU %d: %s\n", i, line); err != nil {
 			return err
 		}
 		if v.lapic != nil {

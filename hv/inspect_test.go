@@ -159,6 +159,12 @@ func TestReportLines(t *testing.T) {
 	faulting.events.Interrupt.Shadow = 1
 	faulting.events.NMI.Masked = 1
 	faulting.sregs.CS.DPL = 3
+	// The lab's hung guests: a page fault pending at the vCPU's own RIP,
+	// its page tables past the end of RAM (Inspect found them so).
+	lost := vcpuState{mp: kvm.MPStateRunnable, rootOutside: true}
+	lost.regs.RIP, lost.regs.RFLAGS = 0xffffffffc036f20c, 0x10246
+	lost.sregs.CR0, lost.sregs.CR2, lost.sregs.CR3, lost.sregs.CR4, lost.sregs.EFER = 0x80050033, 0xffffffffc036f20c, 0x100a44000, 0x751eb0, 0xd01
+	lost.events.Exception.Pending, lost.events.Exception.Nr, lost.events.Exception.ErrorCode = 1, 14, 0x10
 
 	tests := []struct {
 		name string
@@ -182,6 +188,9 @@ func TestReportLines(t *testing.T) {
 		{"pending events, no irqchip", State{vcpus: []vcpuState{{}, faulting}}, []string{
 			"vCPU 0: runnable RIP 0x0 RSP 0x0 RFLAGS 0x0 CS 0x0 CPL 0 CR0 0x0 CR2 0x0 CR3 0x0 CR4 0x0 EFER 0x0; interrupts off",
 			"vCPU 1: runnable RIP 0x0 RSP 0x0 RFLAGS 0x0 CS 0x0 CPL 3 CR0 0x0 CR2 0x0 CR3 0x0 CR4 0x0 EFER 0x0; interrupts off; exception 14 pending (error code 0x2); interrupt shadow; NMIs masked",
+		}},
+		{"page tables outside RAM", State{vcpus: []vcpuState{lost}}, []string{
+			"vCPU 0: runnable RIP 0xffffffffc036f20c RSP 0x0 RFLAGS 0x10246 CS 0x0 CPL 0 CR0 0x80050033 CR2 0xffffffffc036f20c CR3 0x100a44000 CR4 0x751eb0 EFER 0xd01; exception 14 pending (error code 0x10); page tables at 0x100a44000, outside guest RAM",
 		}},
 		{"halted with interrupts off", State{vcpus: []vcpuState{spinning, kickWait}}, []string{
 			"vCPU 0: runnable RIP 0x0 RSP 0x0 RFLAGS 0x46 CS 0x0 CPL 0 CR0 0x0 CR2 0x0 CR3 0x0 CR4 0x0 EFER 0x0; interrupts off",

@@ -30,6 +30,9 @@ type vcpuState struct {
 	// timer is the TSC-deadline timer, read by Inspect for its report
 	// (nil otherwise): restoring a State leaves the guest's timer alone.
 	timer *tscTimer
+	// rootOutside says Inspect found the vCPU's page tables starting
+	// outside guest RAM (report.PageTableRoot), for its report.
+	rootOutside bool
 }
 
 // tscTimer is a vCPU's IA32_TSC_DEADLINE and its TSC, read together.
