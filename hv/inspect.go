@@ -7,6 +7,7 @@ import (
 
 	"ember/hv/report"
 	"ember/kvm"
+	"ember/memory"
 )
 
 // inspectWait is how long Inspect waits for the vCPUs to leave the guest. A
@@ -60,10 +61,7 @@ func (vm *VM) inspectPaused() (*State, error) {
 		if v.lapic != nil && report.TSCDeadlineMode(v.lapic) {
 			v.timer = readTSCTimer(c.kvm)
 		}
-		if gpa, size, ok := report.PageTableRoot(v.sregs); ok {
-			_, err := vm.mem.Slice(gpa, size)
-			v.rootOutside = err != nil
-		}
+		v.rootOutside = rootOutside(vm.mem, v.sregs)
 	}
 	return s, nil
 }
@@ -82,6 +80,17 @@ func readTSCTimer(c *kvm.VCPU) *tscTimer {
 		return nil
 	}
 	return &tscTimer{deadline: e[0].Data, tsc: e[1].Data}
+}
+
+// rootOutside reports whether a vCPU with registers sr has paging on and
+// its page tables start outside mem (report.PageTableRoot).
+func rootOutside(mem *memory.Guest, sr kvm.SRegs) bool {
+	gpa, size, ok := report.PageTableRoot(sr)
+	if !ok {
+		return false
+	}
+	_, err := mem.Slice(gpa, size)
+	return err != nil
 }
 
 // Report writes s for a person reading why a guest is stuck: per vCPU its

@@ -9,6 +9,7 @@ import (
 
 	"ember/guest"
 	"ember/kvm"
+	"ember/memory"
 	"ember/x86"
 )
 
@@ -269,4 +270,34 @@ func inspectReport(t *testing.T, vm *VM) string {
 		t.Fatal(err)
 	}
 	return b.String()
+}
+
+// TestRootOutside: Inspect's check of a vCPU's page-table root against
+// guest RAM, for each paging mode, on a guest of 512 MiB.
+func TestRootOutside(t *testing.T) {
+	mem, err := memory.New([]memory.Range{{GPA: 0, Size: 512 << 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mem.Close()
+	const pg, pae, lma = 1 << 31, 1 << 5, 1 << 10
+	tests := []struct {
+		name string
+		sr   kvm.SRegs
+		want bool
+	}{
+		{"paging off, CR3 anywhere", kvm.SRegs{CR0: 0x11, CR3: 0x100a44000}, false},
+		{"long mode inside RAM", kvm.SRegs{CR0: pg | 1, CR4: pae, EFER: lma, CR3: 0x1d7ee000}, false},
+		{"long mode, bit 32 set (the lab's hung guests)", kvm.SRegs{CR0: pg | 1, CR4: pae, EFER: lma, CR3: 0x100a44000}, true},
+		{"long mode, the last page of RAM", kvm.SRegs{CR0: pg | 1, CR4: pae, EFER: lma, CR3: 512<<20 - 4096}, false},
+		{"long mode, just past RAM", kvm.SRegs{CR0: pg | 1, CR4: pae, EFER: lma, CR3: 512 << 20}, true},
+		{"32-bit PAE inside RAM", kvm.SRegs{CR0: pg | 1, CR4: pae, CR3: 0x3fe0}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := rootOutside(mem, tt.sr); got != tt.want {
+				t.Errorf("rootOutside(CR3 %#x) = %v, want %v", tt.sr.CR3, got, tt.want)
+			}
+		})
+	}
 }
