@@ -110,16 +110,16 @@ func (s *Server) serve() {
 	}
 }
 
-// serveConn serves one connection, accepted during boot, and keeps what
-// it measured if no Reset came since. The guest program makes one
-// connection at a time, but a guest that dies mid-stream (a triple fault
-// in the lab) leaves its connection behind: the lab's reads from it or
-// writes to it block until the deadline, the stream's length and a
-// minute on. Served in turn, the next boot's
-// connection would wait that long in the accept queue, its stream
-// stalled against a window nobody opened (the guest's tcp_info said
-// "rwnd-limited 7.9 s" of 8), and counted as that boot's rate; Reset
-// closes such a connection, and its error is not the next boot's.
+// serveConn serves one connection, accepted during boot, and keeps what it
+// measured if no Reset came since. The guest program makes one connection
+// at a time, but a guest that dies mid-stream (a triple fault in the lab)
+// leaves its connection behind: the lab's reads from it or writes to it
+// block until the deadline, the stream's length and a minute on. Served in
+// turn, the next boot's connection would wait that long in the accept
+// queue, its stream stalled against a window nobody opened (the guest's
+// tcp_info said "rwnd-limited 7.9 s" of 8), and counted as that boot's
+// rate; Reset closes such a connection, and its error is not the next
+// boot's.
 func (s *Server) serveConn(c net.Conn, boot int) {
 	defer s.handlers.Done()
 	what, mbs, cost, err := s.handle(c)
@@ -257,10 +257,16 @@ func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.boot++
+	s.closeConns()
+	s.measure, s.errs = map[string]float64{}, nil
+}
+
+// closeConns closes the connections still being served, whose handlers
+// then end with an error; the caller holds s.mu.
+func (s *Server) closeConns() {
 	for c := range s.conns {
 		c.Close()
 	}
-	s.measure, s.errs = map[string]float64{}, nil
 }
 
 // Results are the measures (keyed by Measures' names, in MB/s) and the
@@ -277,15 +283,13 @@ func (s *Server) Results() (map[string]float64, []error) {
 
 // Close stops accepting, closes the connections still open and waits for
 // their handlers. A guest that died in the run's last boot leaves its
-// connection open; waiting for its deadline held the run's end up to a
-// minute after the last boot.
+// connection open; waiting for its deadline (the stream's length and a
+// minute) held up the run's end.
 func (s *Server) Close() {
 	s.ln.Close()
 	<-s.done
 	s.mu.Lock()
-	for c := range s.conns {
-		c.Close()
-	}
+	s.closeConns()
 	s.mu.Unlock()
 	s.handlers.Wait()
 }
