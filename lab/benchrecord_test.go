@@ -50,8 +50,8 @@ func TestRunBenchGoesOnFromRecords(t *testing.T) {
 	if err := runBench(context.Background(), &out, subjects, 2, tbl); err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"ember", "qemu"}; !slices.Equal(booted, want) {
-		t.Errorf("booted %q, want %q (rep 2 only)", booted, want)
+	if want := []string{"qemu", "ember"}; !slices.Equal(booted, want) {
+		t.Errorf("booted %q, want %q (rep 2 only, in the second round's reversed order)", booted, want)
 	}
 	var recs []bootRecord
 	for _, l := range strings.Split(out.String(), "\n") {
@@ -63,13 +63,17 @@ func TestRunBenchGoesOnFromRecords(t *testing.T) {
 			recs = append(recs, r)
 		}
 	}
-	if len(recs) != 4 || recs[0].Measures["MB/s"] != 30 || recs[3].Rep != 2 || recs[3].Subject != "QEMU vhost=off" {
+	if len(recs) != 4 || recs[0].Measures["MB/s"] != 30 || recs[3].Rep != 2 || recs[3].Subject != "ember (virtio-pci)" {
 		t.Errorf("records printed: %+v; want all four boots, the given ones as given", recs)
 	}
-	// The median of two is the larger: the given boots' 30 and 40, not
-	// the 10 of a boot run again.
-	if row := tableRow(out.String(), "MB/s"); !slices.Equal(row, []string{"30.0", "40.0", "0.75"}) {
+	// The median of two is their mean: the given boots' 30 and 40 each
+	// with the 10 of round 2, not the 10 alone.
+	if row := tableRow(out.String(), "MB/s"); !slices.Equal(row, []string{"20.0", "25.0", "0.80"}) {
 		t.Errorf("the table's row %q, want the given boots' medians and their ratio", row)
+	}
+	// Round by round: 30/40 and 10/10.
+	if !strings.Contains(out.String(), "0.88 [0.75–1.00], 0 of 2") {
+		t.Errorf("no round-by-round ratio of 0.88 [0.75–1.00], 0 of 2 in:\n%s", out.String())
 	}
 	if !strings.Contains(out.String(), "(booted before the lab died)") {
 		t.Errorf("output does not say which boots were taken from before:\n%s", out.String())

@@ -77,13 +77,15 @@ type bootTimes struct {
 	exits              string // ember's count of exits handled, from its summary
 }
 
-// timeBoots boots every subject reps times, interleaved, and prints the
-// medians with ember's ratio to QEMU (the last subject).
+// timeBoots boots every subject reps times, one boot of each a round in
+// alternating order (roundOrder), and prints the medians with ember's
+// ratio to QEMU (the last subject).
 func timeBoots(ctx context.Context, w io.Writer, subjects []subject, reps int, sum string) error {
 	times := make([][]bootTimes, len(subjects))
 	failed := make([]int, len(subjects))
 	for r := 0; r < reps; r++ {
-		for i, s := range subjects {
+		for _, i := range roundOrder(len(subjects), r) {
+			s := subjects[i]
 			t, err := timeBoot(ctx, s.argv, sum)
 			if err != nil {
 				// The lab's software SVM now and then stalls or

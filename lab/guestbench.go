@@ -274,13 +274,16 @@ func (o bootOutput) failure(vmmLines int) string {
 // (README, "Host notes"), on some days one in three.
 const bootTries = 3
 
-// runBench boots every subject reps times, interleaved, and prints the
-// medians of each measure with the ratios of ember's subjects to QEMU's
-// (ratioPairs).
+// runBench boots every subject reps times, one boot of each a round, in
+// alternating order (roundOrder), and prints the medians of each measure
+// with the ratios of ember's subjects to QEMU's (ratioPairs), then the
+// same ratios round by round (printPaired).
 func runBench(ctx context.Context, w io.Writer, subjects []subject, reps int, t benchTable) error {
 	got := make([]map[string][]float64, len(subjects))
+	rounds := make([][]map[string]float64, len(subjects)) // [subject][round]: the boot's measures and counts
 	for i := range got {
 		got[i] = map[string][]float64{}
+		rounds[i] = make([]map[string]float64, reps)
 	}
 	measures := append(slices.Clone(t.measures), bootcost.UsageMeasures...)
 	if err := bootcost.MountDebugfs(); err != nil {
@@ -291,7 +294,8 @@ func runBench(ctx context.Context, w io.Writer, subjects []subject, reps int, t 
 		measures = append(measures, bootcost.SamplerMeasures()...)
 	}
 	for r := 0; r < reps; r++ {
-		for i, s := range subjects {
+		for _, i := range roundOrder(len(subjects), r) {
+			s := subjects[i]
 			rec, ok := t.done[recordKey{r + 1, s.name}]
 			if ok {
 				fmt.Fprintf(w, "boot %d/%d %-28s %v (booted before the lab died)\n", r+1, reps, s.name, rec.Measures)
@@ -303,9 +307,11 @@ func runBench(ctx context.Context, w io.Writer, subjects []subject, reps int, t 
 				}
 			}
 			printRecord(w, rec)
+			rounds[i][r] = map[string]float64{}
 			for _, mm := range []map[string]float64{rec.Measures, rec.Counts} {
 				for k, v := range mm {
 					got[i][k] = append(got[i][k], v)
+					rounds[i][r][k] = v
 				}
 			}
 		}
@@ -316,7 +322,7 @@ func runBench(ctx context.Context, w io.Writer, subjects []subject, reps int, t 
 		}
 		v = slices.Clone(v)
 		slices.Sort(v)
-		return v[len(v)/2]
+		return median(v)
 	}
 	fmt.Fprintf(w, "\n%s; median of %d\n", t.title, reps)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -342,7 +348,10 @@ func runBench(ctx context.Context, w io.Writer, subjects []subject, reps int, t 
 		}
 		fmt.Fprintln(tw)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return printPaired(w, subjects, rounds, t.measures)
 }
 
 // bootTried boots subject s for rep r of reps, up to bootTries times

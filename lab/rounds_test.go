@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bytes"
+	"math"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestRoundOrderAlternates: odd rounds boot the subjects in reverse, so
+// over an even number of rounds each subject boots in each position
+// equally often.
+func TestRoundOrderAlternates(t *testing.T) {
+	for _, tt := range []struct {
+		n, r int
+		want []int
+	}{
+		{2, 0, []int{0, 1}},
+		{2, 1, []int{1, 0}},
+		{2, 2, []int{0, 1}},
+		{3, 1, []int{2, 1, 0}},
+		{1, 1, []int{0}},
+		{0, 0, []int{}},
+	} {
+		if got := roundOrder(tt.n, tt.r); !slices.Equal(got, tt.want) {
+			t.Errorf("roundOrder(%d, %d) = %v, want %v", tt.n, tt.r, got, tt.want)
+		}
+	}
+	for n := 1; n <= 4; n++ {
+		first := make([]int, n)
+		for r := range 6 {
+			first[roundOrder(n, r)[0]]++
+		}
+		if n > 1 && (first[0] != 3 || first[n-1] != 3) {
+			t.Errorf("%d subjects over 6 rounds: booted first %v times, want the first and last subjects 3 each", n, first)
+		}
+	}
+}
+
+// TestPairRoundsComparesWithinRounds: the ratio is taken round by round,
+// skipping rounds where either boot lacks the measure or the baseline's is
+// zero, and the median of an even count is the middle two's mean.
+func TestPairRoundsComparesWithinRounds(t *testing.T) {
+	a := []map[string]float64{{"x": 10}, {"x": 30}, {"x": 8}, {}, {"x": 5}, {"x": 9}}
+	b := []map[string]float64{{"x": 20}, {"x": 20}, {"x": 8}, {"x": 1}, {"x": 0}, {"x": 3}}
+	// Rounds 0–2 and 5 count: 0.5, 1.5, 1, 3.
+	got := pairRounds(a, b, "x")
+	want := pairedRatio{median: 1.25, low: 0.5, high: 3, above: 2, n: 4}
+	if got != want {
+		t.Errorf("pairRounds = %+v, want %+v", got, want)
+	}
+	if got := pairRounds(a, b, "missing"); got.n != 0 {
+		t.Errorf("a measure no boot has: %+v, want n 0", got)
+	}
+	if got := pairRounds(a[:1], b, "x"); got.n != 1 || got.median != 0.5 {
+		t.Errorf("rounds of one subject only: %+v, want the one round both have", got)
+	}
+}
+
+// TestMedian: the middle value, or the middle two's mean.
+func TestMedian(t *testing.T) {
+	for _, tt := range []struct {
+		v    []float64
+		want float64
+	}{
+		{nil, 0},
+		{[]float64{4}, 4},
+		{[]float64{1, 2, 9}, 2},
+		{[]float64{1, 2, 4, 9}, 3},
+	} {
+		if got := median(tt.v); math.Abs(got-tt.want) > 1e-12 {
+			t.Errorf("median(%v) = %v, want %v", tt.v, got, tt.want)
+		}
+	}
+}
+
+// TestPrintPairedNamesEachRatio: the round-by-round table has a column for
+// each of ember's subjects over each of QEMU's, and a row for each of the
+// benchmark's measures, with "-" where no round has both boots.
+func TestPrintPairedNamesEachRatio(t *testing.T) {
+	subjects := []subject{{name: "ember (virtio-pci)"}, {name: "QEMU vhost=off"}}
+	rounds := [][]map[string]float64{
+		{{"MB/s": 30}, {"MB/s": 20}},
+		{{"MB/s": 20}, {"MB/s": 40}},
+	}
+	var out bytes.Buffer
+	if err := printPaired(&out, subjects, rounds, []string{"MB/s", "IOPS"}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("got %d lines, want a title, a heading and 2 rows:\n%s", len(lines), out.String())
+	}
+	if !strings.Contains(lines[1], "ember ÷ QEMU vhost=off") {
+		t.Errorf("heading %q lacks the ratio's column", lines[1])
+	}
+	// Rounds: 1.5 and 0.5.
+	if !strings.HasPrefix(lines[2], "MB/s") || !strings.Contains(lines[2], "1.00 [0.50–1.50], 1 of 2") {
+		t.Errorf("row %q, want MB/s 1.00 [0.50–1.50], 1 of 2", lines[2])
+	}
+	if !strings.HasPrefix(lines[3], "IOPS") || !strings.HasSuffix(strings.TrimSpace(lines[3]), "-") {
+		t.Errorf("row %q, want IOPS with no rounds: -", lines[3])
+	}
+	out.Reset()
+	if err := printPaired(&out, []subject{{name: "ember"}}, rounds[:1], []string{"MB/s"}); err != nil || out.Len() != 0 {
+		t.Errorf("no QEMU subject: printed %q (err %v), want nothing", out.String(), err)
+	}
+}
