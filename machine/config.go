@@ -111,6 +111,10 @@ type Net struct {
 	// Vhost has the kernel's vhost-net (/dev/vhost-net) move the packets,
 	// as QEMU's vhost=on does (virtio/net's Config.Vhost).
 	Vhost bool `json:"vhost,omitempty"`
+	// Queues is the number of queue pairs, 1 to 16; default 1. More than
+	// one opens as many queues of a multi-queue TAP (a TAP that exists
+	// must have been made with multi_queue), and Linux uses one a vCPU.
+	Queues int `json:"queues,omitempty"`
 }
 
 // Balloon is a virtio-balloon device: the host asks the guest to give

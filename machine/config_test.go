@@ -105,6 +105,7 @@ func TestPrepareRefuses(t *testing.T) {
 		{"net tap", Config{Nets: []Net{{MAC: "52:54:00:00:00:01"}}}, "tap=NAME is required", true},
 		{"net tap name", Config{Nets: []Net{{TAP: strings.Repeat("t", 16)}}}, "longer than 15 bytes", true},
 		{"net mac", Config{Nets: []Net{{TAP: "t0", MAC: "01:00:00:00:00:00"}}}, "mac must be a unicast", true},
+		{"net queues", Config{Nets: []Net{{TAP: "t0", Queues: 17}}}, "queues must be 1 to 16", true},
 		{"vsock cid", Config{Vsock: &Vsock{CID: 2, Socket: "/tmp/v"}}, "cid must be a number from 3", true},
 		{"vsock socket", Config{Vsock: &Vsock{CID: 3}}, "both cid=N and socket=PATH", true},
 	}
@@ -130,7 +131,7 @@ func TestPrepareReadsWhatItNeeds(t *testing.T) {
 	}
 	c := Config{Guest: "long64", CPUs: 2, Memory: "8M", RNG: true,
 		Disks: []Disk{{Path: img, ReadOnly: true, Serial: "d0", Cache: "none", Queues: 2}, {Backend: filepath.Join(dir, "d.sock")}},
-		Nets:  []Net{{TAP: "t0", MAC: "52:54:00:00:00:01"}},
+		Nets:  []Net{{TAP: "t0", MAC: "52:54:00:00:00:01", Queues: 2}},
 		Vsock: &Vsock{CID: 7, Socket: filepath.Join(dir, "v.sock")}}
 	p, err := c.Prepare()
 	if err != nil {
@@ -145,7 +146,7 @@ func TestPrepareReadsWhatItNeeds(t *testing.T) {
 	if !p.HV.SharedMemory {
 		t.Error("a disk with a back-end, but the guest's RAM is not shareable")
 	}
-	if len(p.nets) != 1 || p.nets[0].MAC.String() != "52:54:00:00:00:01" {
+	if len(p.nets) != 1 || p.nets[0].MAC.String() != "52:54:00:00:00:01" || p.nets[0].Queues != 2 {
 		t.Errorf("net %+v", p.nets)
 	}
 	if p.vsock == nil || p.vsock.CID != 7 {

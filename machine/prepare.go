@@ -282,9 +282,12 @@ func (d Disk) BlkConfig() (blk.Config, error) {
 
 // config checks a network interface and returns its device configuration.
 func (n Net) config() (virtionet.Config, error) {
-	c := virtionet.Config{TAP: n.TAP, Vhost: n.Vhost}
-	if n.TAP == "" {
+	c := virtionet.Config{TAP: n.TAP, Vhost: n.Vhost, Queues: n.Queues}
+	switch {
+	case n.TAP == "":
 		return c, invalid("net: tap=NAME is required")
+	case n.Queues < 0 || n.Queues > virtionet.MaxQueuePairs:
+		return c, invalid("net tap=%s: queues must be 1 to %d", n.TAP, virtionet.MaxQueuePairs)
 	}
 	if len(n.TAP) >= unix.IFNAMSIZ {
 		return c, invalid("net: tap name %q is longer than %d bytes", n.TAP, unix.IFNAMSIZ-1)

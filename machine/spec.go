@@ -58,15 +58,21 @@ func ParseDisk(spec string) (Disk, error) {
 }
 
 // ParseNet parses `ember run --net`'s value:
-// tap=NAME[,mac=MAC][,vhost=on|off].
+// tap=NAME[,mac=MAC][,vhost=on|off][,queues=N].
 func ParseNet(spec string) (Net, error) {
 	var n Net
-	err := options("net", spec, strings.Split(spec, ","), "tap=NAME, mac=MAC, vhost=on|off", func(k, v string) (bool, error) {
+	err := options("net", spec, strings.Split(spec, ","), "tap=NAME, mac=MAC, vhost=on|off, queues=N", func(k, v string) (bool, error) {
 		switch k {
 		case "tap":
 			n.TAP = v
 		case "mac":
 			n.MAC = v
+		case "queues":
+			q, err := strconv.Atoi(v)
+			if err != nil {
+				return true, fmt.Errorf("queues must be a number of queue pairs, not %q", v)
+			}
+			n.Queues = q
 		case "vhost":
 			switch v {
 			case "on", "":

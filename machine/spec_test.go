@@ -38,8 +38,8 @@ func TestParseSpecs(t *testing.T) {
 	if err != nil || d != (Disk{Backend: "/run/disk.sock"}) {
 		t.Errorf("ParseDisk backend: %+v, %v", d, err)
 	}
-	n, err := ParseNet("tap=t0,mac=52:54:00:00:00:02")
-	if err != nil || n != (Net{TAP: "t0", MAC: "52:54:00:00:00:02"}) {
+	n, err := ParseNet("tap=t0,mac=52:54:00:00:00:02,queues=2")
+	if err != nil || n != (Net{TAP: "t0", MAC: "52:54:00:00:00:02", Queues: 2}) {
 		t.Errorf("ParseNet: %+v, %v", n, err)
 	}
 	for spec, want := range map[string]bool{"tap=t0,vhost=on": true, "tap=t0,vhost": true, "tap=t0,vhost=off": false} {
@@ -56,6 +56,7 @@ func TestParseSpecs(t *testing.T) {
 		func() error { _, err := ParseDisk("a.img,queues=many"); return err },
 		func() error { _, err := ParseNet("tap=t0,speed=10"); return err },
 		func() error { _, err := ParseNet("tap=t0,vhost=yes"); return err },
+		func() error { _, err := ParseNet("tap=t0,queues=two"); return err },
 		func() error { _, err := ParseVsock("cid=x,socket=/s"); return err },
 		func() error { _, err := ParseVsock("port=3"); return err },
 	} {

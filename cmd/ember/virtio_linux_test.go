@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -189,32 +190,55 @@ func TestLinuxVirtioConsole(t *testing.T) {
 // 10.0.2.1/24, the guest gives its virtio-net interface (eth0) 10.0.2.15/24
 // and pings the host, and the replies come back: frames go both ways
 // through the device's queues and the TAP — moved by ember, and with
-// vhost=on by the kernel's vhost-net.
+// vhost=on by the kernel's vhost-net. With queues=2 on a multi-queue TAP
+// a guest of two vCPUs finds two queue pairs and pings from each CPU,
+// whose packets leave by its own transmit queue.
 func TestLinuxPingsOverVirtioNet(t *testing.T) {
-	for _, vhost := range []string{"off", "on"} {
-		t.Run("vhost="+vhost, func(t *testing.T) {
-			if vhost == "on" {
+	for _, tc := range []struct {
+		opts   string // --net's options after the TAP and MAC
+		pairs  int
+		vhost  bool
+		queues string // what the guest lists in /sys/class/net/eth0/queues
+	}{
+		{"vhost=off", 1, false, "rx-0 tx-0"},
+		{"vhost=on", 1, true, "rx-0 tx-0"},
+		{"queues=2", 2, false, "rx-0 rx-1 tx-0 tx-1"},
+		{"queues=2,vhost=on", 2, true, "rx-0 rx-1 tx-0 tx-1"},
+	} {
+		t.Run(tc.opts, func(t *testing.T) {
+			if tc.vhost {
 				kvmtest.RequireVhostNet(t)
 			}
 			kernel, ird := requireLinux(t)
 			requireVirtioModules(t, ird)
-			tap := hostTAP(t, linuxguest.HostIP+"/24")
+			tap := hostTAP(t, linuxguest.HostIP+"/24", tc.pairs > 1)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()
 			const cmdline = "console=ttyS0 ember.end=poweroff ember.net=1"
-			r := bootLinuxRetryingInLab(t, ctx, kernel, ird, nil, "--net", "tap="+tap+",mac=52:54:00:12:34:56,vhost="+vhost, "--cmdline", cmdline)
-			checkUserspace(t, r, ird, cmdline, 1)
-			if w := "ember-init: ping " + linuxguest.HostIP + " ok"; !r.printed(w) {
-				t.Errorf("the guest did not print %q; its console:\n%s", w, tailString(r.out, 6000))
+			r := bootLinuxRetryingInLab(t, ctx, kernel, ird, nil, "--cpus", strconv.Itoa(tc.pairs),
+				"--net", "tap="+tap+",mac=52:54:00:12:34:56,"+tc.opts, "--cmdline", cmdline)
+			checkUserspace(t, r, ird, cmdline, tc.pairs)
+			want := []string{
+				"ember-init: ping " + linuxguest.HostIP + " ok",
+				"ember-init: eth0 queues " + tc.queues + " \r\n",
+			}
+			for c := range tc.pairs {
+				want = append(want, fmt.Sprintf("ember-init: ping from cpu %d ok", c))
+			}
+			for _, w := range want {
+				if !r.printed(w) {
+					t.Errorf("the guest did not print %q; its console:\n%s", w, tailString(r.out, 6000))
+				}
 			}
 		})
 	}
 }
 
 // hostTAP creates a TAP interface with addr on the host, up, removed when
-// the test ends. It needs root, /dev/net/tun and iproute2, which the lab
-// and CI have; elsewhere it skips.
-func hostTAP(t *testing.T, addr string) string {
+// the test ends; a multi-queue one if multiQueue. It needs root,
+// /dev/net/tun and iproute2, which the lab and CI have; elsewhere it
+// skips.
+func hostTAP(t *testing.T, addr string, multiQueue bool) string {
 	t.Helper()
 	ip := requireToolPkg(t, "ip", "iproute2")
 	if _, err := os.Stat("/dev/net/tun"); err != nil || os.Geteuid() != 0 {
@@ -225,8 +249,12 @@ func hostTAP(t *testing.T, addr string) string {
 		t.Skip("skipping: " + why)
 	}
 	name := fmt.Sprintf("embt%d", os.Getpid()%100000)
+	add := []string{"tuntap", "add", "dev", name, "mode", "tap"}
+	if multiQueue {
+		add = append(add, "multi_queue")
+	}
 	for _, args := range [][]string{
-		{"tuntap", "add", "dev", name, "mode", "tap"},
+		add,
 		{"addr", "add", addr, "dev", name},
 		{"link", "set", name, "up"},
 	} {

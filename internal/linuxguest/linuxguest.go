@@ -118,7 +118,13 @@ case " $(cat /proc/cmdline) " in *" ember.net=1 "*)
 		echo "ember-init: ping ` + HostIP + ` ok"
 	else
 		echo "ember-init: ping ` + HostIP + ` failed"
-	fi;;
+	fi
+	echo "ember-init: eth0 queues $(ls /sys/class/net/eth0/queues | tr '\n' ' ')"
+	# A ping from each CPU leaves by that CPU's transmit queue: with a
+	# queue pair a CPU, each pair carries one.
+	for c in $(seq 0 $(($(nproc) - 1))); do
+		taskset -c $c ping -c 1 -W 5 ` + HostIP + ` >/dev/null && echo "ember-init: ping from cpu $c ok"
+	done;;
 esac
 for a in $(cat /proc/cmdline); do
 	case "$a" in ember.netbench=*) [ -x /bin/netbench ] && /bin/netbench "${a#ember.netbench=}";; esac

@@ -132,7 +132,7 @@ func TestReceiveNotCutShort(t *testing.T) {
 	onGoroutines = true
 	defer func() { onGoroutines = false }()
 	r := newInactiveRig(t)
-	r.dev.backend = &overlong{Backend: r.dev.backend, left: 1}
+	r.dev.pairs[0].backend = &overlong{Backend: r.dev.pairs[0].backend, left: 1}
 	r.activate(0, true)
 	_, gpas := r.add(RXQueue, virtiotest.Writable(2048))
 	r.peerWrite(packet(header{}, frame(100, 10)))

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"log/slog"
+	"slices"
 	"testing"
 
 	"ember/virtio"
@@ -270,6 +272,58 @@ func FuzzRXDirect(f *testing.F) {
 		g.check(t, &placement{pkt: pkt, off: len(pkt), chains: chains})
 		if !mrg && len(chains) != 1 {
 			t.Fatalf("%d chains used without mergeable buffers", len(chains))
+		}
+	})
+}
+
+// FuzzControl throws arbitrary control requests at the control queue's
+// command: any bytes, cut into readable buffers at fuzzed points, with a
+// device-writable ack buffer of any size. It must not panic or write to
+// the request, it must answer VIRTIO_NET_OK exactly for a VQ_PAIRS_SET of
+// 1 to the device's pairs (then using that many), and the ack must land
+// in the first device-writable byte alone.
+func FuzzControl(f *testing.F) {
+	f.Add([]byte{ctrlClassMQ, ctrlMQVQPairsSet, 2, 0}, []byte{}, uint16(1))
+	f.Add([]byte{ctrlClassMQ, ctrlMQVQPairsSet, 1, 0}, []byte{0, 0, 0}, uint16(1))
+	f.Add([]byte{ctrlClassMQ, ctrlMQVQPairsSet, 3, 0}, []byte{1}, uint16(1))
+	f.Add([]byte{ctrlClassMQ, ctrlMQVQPairsSet, 0, 1}, []byte{}, uint16(4))
+	f.Add([]byte{0, 1, 1}, []byte{}, uint16(1))
+	f.Add([]byte{ctrlClassMQ}, []byte{}, uint16(0))
+	f.Fuzz(func(t *testing.T, data, cuts []byte, writable uint16) {
+		const pairs = 3
+		d := &Device{log: slog.New(slog.DiscardHandler), attached: make([]bool, pairs), used: 1, mq: true}
+		for range pairs {
+			d.pairs = append(d.pairs, &pair{log: d.log})
+		}
+		d.ctrl = &worker{d: d.pairs[0]}
+		c := txChain(data, cuts, writable)
+		before := bytes.Clone(data)
+		ack := d.command(c)
+		if !bytes.Equal(flatten(c.Readable), before) {
+			t.Fatal("command wrote to a device-readable buffer")
+		}
+		valid := len(data) >= 4 && data[0] == ctrlClassMQ && data[1] == ctrlMQVQPairsSet
+		k := 0
+		if valid {
+			k = int(binary.LittleEndian.Uint16(data[2:]))
+			valid = k >= 1 && k <= pairs
+		}
+		switch {
+		case ack != ctrlOK && ack != ctrlErr:
+			t.Fatalf("ack %d", ack)
+		case valid != (ack == ctrlOK):
+			t.Fatalf("request %x: ack %d", data, ack)
+		case valid && d.used != k:
+			t.Fatalf("VQ_PAIRS_SET %d: %d pairs used", k, d.used)
+		case !valid && d.used != 1:
+			t.Fatalf("refused request %x changed the pairs used to %d", data, d.used)
+		}
+		n, err := writeAck(c, ack)
+		if (writable == 0) != (err != nil) || (err == nil && (n != 1 || c.Writable[0][0] != ack)) {
+			t.Fatalf("writeAck into %d writable bytes: wrote %d, err %v", writable, n, err)
+		}
+		if writable > 1 && slices.ContainsFunc(c.Writable[0][1:], func(b byte) bool { return b != 0 }) {
+			t.Fatal("writeAck wrote past the ack byte")
 		}
 	})
 }

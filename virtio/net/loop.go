@@ -52,7 +52,7 @@ type pollable interface {
 // goroutine shape switched threads four times as often as QEMU's main
 // loop, on the CPUs the vCPUs need (docs/performance-log.md).
 type loop struct {
-	d      *Device
+	d      *pair
 	b      *FileBackend
 	fd     int          // b's descriptor
 	ep     int          // the epoll instance
@@ -73,7 +73,7 @@ type loop struct {
 // newLoop makes the epoll and eventfds of an activation whose workers
 // are rx and tx (either may be nil) on backend b. The loop owns kicks from
 // here on: an error closes them with the rest.
-func newLoop(d *Device, b *FileBackend, kicks *queuefd.Set, rx *receiver, tx *transmitter) (_ *loop, err error) {
+func newLoop(d *pair, b *FileBackend, kicks *queuefd.Set, rx *receiver, tx *transmitter) (_ *loop, err error) {
 	l := &loop{d: d, b: b, fd: -1, ep: -1, wakeFD: -1, kicks: kicks, rx: rx, tx: tx, done: make(chan struct{})}
 	defer func() {
 		if err != nil {

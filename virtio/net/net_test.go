@@ -54,7 +54,9 @@ type rig struct {
 	fake   *fakeBackend
 	peer   *os.File
 	rx, tx *virtiotest.Driver
-	irq    [2]chan struct{} // one pending interrupt per queue, as a line would hold it
+	more   []*virtiotest.Driver // queues 2 and on: the other pairs' and the control queue (newMQRig)
+	peers  []*os.File           // every pair's network end, peer the first's (newMQRig)
+	irq    []chan struct{}      // one pending interrupt per queue, as a line would hold it
 	logs   testlog.Records
 }
 
@@ -146,28 +148,39 @@ func (r *rig) activate(features uint64, eventIdx bool) {
 	if r.tx, err = virtiotest.New(r.mem, cfg); err != nil {
 		r.t.Fatal(err)
 	}
-	r.irq = [2]chan struct{}{make(chan struct{}, 1), make(chan struct{}, 1)}
 	if eventIdx {
 		features |= virtio.FeatureEventIdx
 	}
+	if err := r.dev.Activate(r.mem, base|features, []*virtio.Queue{r.rx.Queue, r.tx.Queue}, r.interrupts(2)); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// interrupts makes a pending-interrupt channel for each of n queues and
+// returns the interrupt callback that fills them.
+func (r *rig) interrupts(n int) func(int) {
+	r.irq = make([]chan struct{}, n)
+	for i := range r.irq {
+		r.irq[i] = make(chan struct{}, 1)
+	}
 	irq := r.irq
-	interrupt := func(q int) {
+	return func(q int) {
 		select {
 		case irq[q] <- struct{}{}:
 		default:
 		}
 	}
-	if err := r.dev.Activate(r.mem, base|features, []*virtio.Queue{r.rx.Queue, r.tx.Queue}, interrupt); err != nil {
-		r.t.Fatal(err)
-	}
 }
 
 // driver returns queue q's driver.
 func (r *rig) driver(q int) *virtiotest.Driver {
-	if q == RXQueue {
+	switch q {
+	case RXQueue:
 		return r.rx
+	case TXQueue:
+		return r.tx
 	}
-	return r.tx
+	return r.more[q-2]
 }
 
 // add offers a chain on queue q and notifies the device if the driver must,

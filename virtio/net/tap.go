@@ -27,11 +27,47 @@ type TAP struct {
 // "tap%d". No receive offload is set until the device is activated. The
 // interface is left as it is: Up brings it up.
 func OpenTAP(name string) (*TAP, error) {
+	return openTAP(name, 0)
+}
+
+// OpenTAPQueues attaches n queues to the multi-queue TAP interface name
+// (IFF_MULTI_QUEUE), which the kernel creates if it does not exist, as
+// OpenTAP does: one TAP a queue, each its own descriptor, among which the
+// kernel spreads the packets it gives by flow. A TAP that exists must have
+// been made multi-queue (ip tuntap add dev NAME mode tap multi_queue).
+func OpenTAPQueues(name string, n int) ([]*TAP, error) {
+	if n < 1 || n > maxTAPQueues {
+		return nil, fmt.Errorf("virtio-net: %d TAP queues: want 1 to %d", n, maxTAPQueues)
+	}
+	var taps []*TAP
+	for range n {
+		t, err := openTAP(name, unix.IFF_MULTI_QUEUE)
+		if err != nil {
+			for _, t := range taps {
+				t.Close()
+			}
+			if len(taps) == 0 && errors.Is(err, unix.EINVAL) {
+				err = fmt.Errorf("%w (a TAP that exists must have been made with multi_queue for more than one queue)", err)
+			}
+			return nil, err
+		}
+		taps = append(taps, t)
+		name = t.name // the kernel's choice, for "%d"
+	}
+	return taps, nil
+}
+
+// maxTAPQueues is the most queues the kernel lets a TAP have
+// (MAX_TAP_QUEUES).
+const maxTAPQueues = 256
+
+// openTAP is OpenTAP with more TUNSETIFF flags.
+func openTAP(name string, flags uint16) (*TAP, error) {
 	fd, err := unix.Open(tunPath, unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, openError(err)
 	}
-	name, err = attach(fd, name)
+	name, err = attach(fd, name, flags)
 	if err != nil {
 		unix.Close(fd)
 		return nil, err
@@ -57,13 +93,14 @@ func openError(err error) error {
 }
 
 // attach makes fd the TAP interface name with the virtio-net header, and
-// returns the interface's name as the kernel chose it.
-func attach(fd int, name string) (string, error) {
+// more flags (IFF_MULTI_QUEUE), and returns the interface's name as the
+// kernel chose it.
+func attach(fd int, name string, flags uint16) (string, error) {
 	ifr, err := unix.NewIfreq(name)
 	if err != nil {
 		return "", fmt.Errorf("virtio-net: TAP name %q: %w", name, err)
 	}
-	ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_VNET_HDR)
+	ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_VNET_HDR | flags)
 	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
 		return "", attachError(name, err)
 	}
@@ -134,6 +171,28 @@ func (t *TAP) Up() error {
 			return fmt.Errorf("virtio-net: bringing TAP %s up needs CAP_NET_ADMIN (or bring it up first: ip link set %s up): %w", t.name, t.name, err)
 		}
 		return fmt.Errorf("virtio-net: TAP %s: SIOCSIFFLAGS: %w", t.name, err)
+	}
+	return nil
+}
+
+// SetQueueEnabled attaches the queue of a multi-queue TAP (OpenTAPQueues)
+// to its interface, or detaches it (TUNSETQUEUE): the kernel gives a
+// detached queue no packets, and spreads them over the attached ones
+// only. Every queue starts attached; a device detaches those of the queue
+// pairs its driver does not use.
+func (t *TAP) SetQueueEnabled(on bool) error {
+	ifr, err := unix.NewIfreq("")
+	if err != nil {
+		return err
+	}
+	flag, what := uint16(unix.IFF_DETACH_QUEUE), "detaching"
+	if on {
+		flag, what = unix.IFF_ATTACH_QUEUE, "attaching"
+	}
+	ifr.SetUint16(flag)
+	err = t.control(func(fd int) error { return unix.IoctlIfreq(fd, unix.TUNSETQUEUE, ifr) })
+	if err != nil {
+		return fmt.Errorf("virtio-net: TAP %s: %s a queue (TUNSETQUEUE): %w", t.name, what, err)
 	}
 	return nil
 }

@@ -22,6 +22,16 @@ import (
 // driver or does not let this process create interfaces.
 func openTestTAP(t *testing.T) *TAP {
 	t.Helper()
+	tap := skipWithoutTAP(t)
+	t.Cleanup(func() { tap.Close() })
+	return tap
+}
+
+// skipWithoutTAP skips the test where the host has no TUN driver or does
+// not let this process create interfaces, and returns the TAP it opened
+// to find out.
+func skipWithoutTAP(t *testing.T) *TAP {
+	t.Helper()
 	if _, err := os.Stat(tunPath); errors.Is(err, fs.ErrNotExist) {
 		t.Skipf("this host has no %s (no TUN/TAP driver): the TAP backend cannot be tested", tunPath)
 	}
@@ -35,7 +45,6 @@ func openTestTAP(t *testing.T) *TAP {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { tap.Close() })
 	return tap
 }
 
@@ -229,13 +238,17 @@ func (p *packetSocket) find(t *testing.T, match func(header, []byte) bool) (head
 // posted, and reads packets from.
 type rxPool struct {
 	r    *rig
+	q    int // the receive queue
 	size uint32
 	gpas map[uint16]uint64
 }
 
 // postRX posts n buffers of size bytes.
-func (r *rig) postRX(n int, size uint32) *rxPool {
-	p := &rxPool{r: r, size: size, gpas: map[uint16]uint64{}}
+func (r *rig) postRX(n int, size uint32) *rxPool { return r.postRXOn(RXQueue, n, size) }
+
+// postRXOn posts n buffers of size bytes on receive queue q.
+func (r *rig) postRXOn(q, n int, size uint32) *rxPool {
+	p := &rxPool{r: r, q: q, size: size, gpas: map[uint16]uint64{}}
 	for range n {
 		p.post()
 	}
@@ -243,15 +256,15 @@ func (r *rig) postRX(n int, size uint32) *rxPool {
 }
 
 func (p *rxPool) post() {
-	head, gpas := p.r.add(RXQueue, virtiotest.Writable(p.size))
+	head, gpas := p.r.add(p.q, virtiotest.Writable(p.size))
 	p.gpas[head] = gpas[0]
 }
 
 // take returns the bytes of the next used buffer and posts another.
 func (p *rxPool) take(t *testing.T) []byte {
 	t.Helper()
-	u := p.r.used(RXQueue)
-	b, err := p.r.rx.Read(p.gpas[u.Head], int(u.Len))
+	u := p.r.used(p.q)
+	b, err := p.r.driver(p.q).Read(p.gpas[u.Head], int(u.Len))
 	if err != nil {
 		t.Fatal(err)
 	}

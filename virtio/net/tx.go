@@ -84,7 +84,7 @@ func (t *transmitter) drain() error {
 // if the backend cannot take it yet (errWouldBlock): the chain stays with
 // the device.
 func (t *transmitter) send(c *virtio.Chain) bool {
-	st := &t.d.stats
+	st := t.d.stats
 	p := &t.packet
 	if err := p.parse(c, t.features); err != nil {
 		st.txDropped.Add(1)

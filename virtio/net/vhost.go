@@ -76,7 +76,7 @@ type vhostRun struct {
 // eventfd per queue. From then on KVM signals the kicks, vhost moves the
 // packets, and its calls reach the guest through the transport (an irqfd,
 // or the relays). The caller holds d.lifecycle.
-func (d *Device) activateVhost(mem *memory.Guest, features uint64, queues []*virtio.Queue, interrupt func(int)) error {
+func (d *pair) activateVhost(mem *memory.Guest, features uint64, queues []*virtio.Queue, interrupt func(int)) error {
 	fds, err := queuefd.New(queues, interrupt, d.log)
 	if err != nil {
 		return err
@@ -96,7 +96,7 @@ func (d *Device) activateVhost(mem *memory.Guest, features uint64, queues []*vir
 }
 
 // startVhost is activateVhost's ioctls.
-func (d *Device) startVhost(r *vhostRun, mem *memory.Guest, features uint64, queues []*virtio.Queue) error {
+func (d *pair) startVhost(r *vhostRun, mem *memory.Guest, features uint64, queues []*virtio.Queue) error {
 	h := d.vhost.net
 	if err := h.SetFeatures(features & vhostQueueFeatures); err != nil {
 		return fmt.Errorf("virtio-net: %w", err)
@@ -122,7 +122,7 @@ func (d *Device) startVhost(r *vhostRun, mem *memory.Guest, features uint64, que
 }
 
 // startVhostQueue sets up queue i in vhost and starts it on the TAP.
-func (d *Device) startVhostQueue(r *vhostRun, mem *memory.Guest, i int, q *virtio.Queue, errFD int) error {
+func (d *pair) startVhostQueue(r *vhostRun, mem *memory.Guest, i int, q *virtio.Queue, errFD int) error {
 	h := d.vhost.net
 	addr, err := vhostRing(mem, i, q)
 	if err != nil {
@@ -179,7 +179,7 @@ func hostAddr(b []byte) uint64 { return uint64(uintptr(unsafe.Pointer(unsafe.Sli
 // watchVhost logs a queue vhost stopped because the driver broke it, and
 // marks the device DEVICE_NEEDS_RESET; it ends when the error eventfd is
 // closed (stopVhost).
-func (d *Device) watchVhost(r *vhostRun) {
+func (d *pair) watchVhost(r *vhostRun) {
 	defer r.wg.Done()
 	var buf [8]byte
 	if _, err := r.errFD.Read(buf[:]); err != nil {
@@ -195,7 +195,7 @@ func (d *Device) watchVhost(r *vhostRun) {
 // stopVhost stops vhost's work on r's queues and releases r: when it
 // returns, vhost touches neither the rings nor the TAP, and r's eventfds
 // and goroutines are gone. The caller holds d.lifecycle.
-func (d *Device) stopVhost(r *vhostRun) {
+func (d *pair) stopVhost(r *vhostRun) {
 	h := d.vhost.net
 	for i, on := range r.queues {
 		if !on {
@@ -216,7 +216,7 @@ func (d *Device) stopVhost(r *vhostRun) {
 }
 
 // logVhost logs an error of stopping queue i.
-func (d *Device) logVhost(i int, err error) {
+func (d *pair) logVhost(i int, err error) {
 	if err != nil {
 		d.log.Error("virtio-net: stopping vhost-net's queue", "queue", i, "err", err)
 	}
@@ -225,7 +225,7 @@ func (d *Device) logVhost(i int, err error) {
 // queueFDs returns the queues' eventfds while vhost or the device's thread
 // serves them, and nil otherwise (queuefd.Set's methods take a nil Set for
 // an inactive device).
-func (d *Device) queueFDs() *queuefd.Set {
+func (d *pair) queueFDs() *queuefd.Set {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	switch {
@@ -240,17 +240,17 @@ func (d *Device) queueFDs() *queuefd.Set {
 // KickFD is virtio.QueueEventFDs: queue q's kick eventfd while vhost or
 // the device's thread serves the device. The transport has KVM signal it
 // on the guest's notification.
-func (d *Device) KickFD(q int) (int, bool) { return d.queueFDs().Kick(q) }
+func (d *pair) KickFD(q int) (int, bool) { return d.queueFDs().Kick(q) }
 
 // CallFD is virtio.QueueEventFDs: queue q's call eventfd while vhost
 // serves the device. The device's thread has none: it interrupts through
 // the transport's callback.
-func (d *Device) CallFD(q int) (int, bool) { return d.queueFDs().Call(q) }
+func (d *pair) CallFD(q int) (int, bool) { return d.queueFDs().Call(q) }
 
 // RelayCalls is virtio.QueueEventFDs: it stops or restarts the relay of
 // queue q's calls (queuefd.Set.RelayCalls). It holds d.mu throughout, as
 // Activate does while it starts the relays.
-func (d *Device) RelayCalls(q int, on bool) bool {
+func (d *pair) RelayCalls(q int, on bool) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.vrun == nil {

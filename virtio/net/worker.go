@@ -17,7 +17,7 @@ const maxWarnings = 10
 // worker is what the receive and transmit goroutines share: one queue of
 // one activation.
 type worker struct {
-	d         *Device
+	d         *pair
 	mem       *memory.Guest
 	q         *virtio.Queue
 	index     int    // RXQueue or TXQueue

@@ -1,0 +1,358 @@
+package net
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	stdnet "net"
+	"sync"
+
+	"ember/memory"
+	"ember/virtio"
+)
+
+// Device is a virtio-net device: a virtio.Device with one queue pair, or
+// with Config.Queues pairs and a control queue.
+type Device struct {
+	mac   stdnet.HardwareAddr
+	log   *slog.Logger
+	stats *counters
+	pairs []*pair
+	taps  []*TAP // each pair's TAP queue, with several pairs; nil with one
+
+	mu        sync.Mutex   // serialises Activate, Reset, Close and the control queue
+	active    int          // the pairs an activation serves (1, or every pair with VIRTIO_NET_F_MQ); 0: inactive
+	ctrl      *worker      // the control queue while active, if the driver enabled it; d.pairs[0]'s
+	ctrlChain virtio.Chain // the control request being served; its slices are reused
+	mq        bool         // the driver accepted VIRTIO_NET_F_MQ
+	attached  []bool       // by pair: its TAP queue is attached (the driver uses the pair)
+	used      int          // how many pairs the driver uses (VQ_PAIRS_SET; 1 until then)
+	closed    bool
+}
+
+// New returns an inactive device on cfg's backend, opening and bringing up
+// the TAP cfg names (its Queues queues of it).
+func New(cfg Config) (*Device, error) {
+	mac, err := macAddress(cfg.MAC)
+	if err != nil {
+		return nil, err
+	}
+	n := max(cfg.Queues, 1)
+	switch {
+	case n > MaxQueuePairs:
+		return nil, fmt.Errorf("virtio-net: %d queue pairs: at most %d", n, MaxQueuePairs)
+	case n > 1 && cfg.TAP == "":
+		return nil, fmt.Errorf("virtio-net: %d queue pairs need a TAP the device opens (a TAP name, not a backend)", n)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	backends, taps, err := openBackends(cfg, n)
+	if err != nil {
+		return nil, err
+	}
+	return newDevice(mac, log, backends, taps, cfg.Backend == nil, cfg.Vhost)
+}
+
+// newDevice makes a device with a queue pair on each backend; taps are
+// the backends when they are a multi-queue TAP's queues. owned says New
+// opened the backends: a device that cannot be made then closes them.
+func newDevice(mac stdnet.HardwareAddr, log *slog.Logger, backends []Backend, taps []*TAP, owned, vhost bool) (*Device, error) {
+	n := len(backends)
+	if t, ok := backends[0].(*TAP); ok {
+		log = log.With("tap", t.Name())
+	}
+	log = log.With("mac", mac.String())
+	d := &Device{mac: mac, log: log, stats: new(counters), taps: taps, attached: make([]bool, n), used: 1}
+	for i, b := range backends {
+		plog := log
+		if n > 1 {
+			plog = log.With("pair", i)
+		}
+		p, err := newPair(b, owned, vhost, plog, d.stats)
+		if err != nil {
+			if owned {
+				for _, b := range backends[i+1:] {
+					b.Close()
+				}
+			}
+			d.Close()
+			return nil, err
+		}
+		d.pairs = append(d.pairs, p)
+		d.attached[i] = true // a TAP queue starts attached
+	}
+	return d, nil
+}
+
+// openBackends returns cfg's backend, or the n queues of the TAP it names,
+// opened and brought up; taps are those queues when n > 1.
+func openBackends(cfg Config, n int) (backends []Backend, taps []*TAP, err error) {
+	if n == 1 {
+		b, err := openBackend(cfg)
+		return []Backend{b}, nil, err
+	}
+	if taps, err = OpenTAPQueues(cfg.TAP, n); err != nil {
+		return nil, nil, err
+	}
+	if err := taps[0].Up(); err != nil {
+		for _, t := range taps {
+			t.Close()
+		}
+		return nil, nil, err
+	}
+	for _, t := range taps {
+		backends = append(backends, t)
+	}
+	return backends, taps, nil
+}
+
+// MAC returns the guest's MAC address.
+func (d *Device) MAC() stdnet.HardwareAddr { return append(stdnet.HardwareAddr(nil), d.mac...) }
+
+// Backend returns the device's backend (a *TAP when Config.TAP named one):
+// the first queue pair's, with several.
+func (d *Device) Backend() Backend { return d.pairs[0].backend }
+
+// QueuePairs returns the number of queue pairs the device has
+// (Config.Queues), and how many of them the driver uses now: all it
+// set with VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, the first until then.
+func (d *Device) QueuePairs() (pairs, used int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.pairs), d.used
+}
+
+// Close resets the device and closes its backends.
+func (d *Device) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil
+	}
+	d.reset()
+	d.closed = true
+	var errs []error
+	for _, p := range d.pairs {
+		errs = append(errs, p.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// SetEvents is virtio.EventSource: a queue the driver broke becomes
+// DEVICE_NEEDS_RESET.
+func (d *Device) SetEvents(e virtio.Events) {
+	for _, p := range d.pairs {
+		p.SetEvents(e)
+	}
+}
+
+// Type returns virtio.IDNet.
+func (d *Device) Type() uint16 { return virtio.IDNet }
+
+// Features returns the device's feature bits: with several queue pairs,
+// the control queue and VIRTIO_NET_F_MQ besides.
+func (d *Device) Features() uint64 {
+	f := d.pairs[0].features()
+	if len(d.pairs) > 1 {
+		f |= FeatureCtrlVQ | FeatureMQ
+	}
+	return f
+}
+
+// QueueSizes returns the queues' sizes: each pair's receive and transmit
+// queues, then, with several pairs, the control queue.
+func (d *Device) QueueSizes() []uint16 {
+	n := len(d.pairs)
+	if n == 1 {
+		return []uint16{QueueSize, QueueSize}
+	}
+	sizes := make([]uint16, 2*n+1)
+	for i := range 2 * n {
+		sizes[i] = QueueSize
+	}
+	sizes[2*n] = ControlQueueSize
+	return sizes
+}
+
+// ReadConfig reads the configuration space: the MAC address, the link
+// status (always up) and the number of queue pairs.
+func (d *Device) ReadConfig(off uint64, data []byte) {
+	var c [configSize]byte
+	copy(c[cfgMAC:], d.mac)
+	binary.LittleEndian.PutUint16(c[cfgStatus:], statusLinkUp)
+	binary.LittleEndian.PutUint16(c[cfgMaxVQPairs:], uint16(len(d.pairs)))
+	clear(data)
+	if off < configSize {
+		copy(data, c[off:])
+	}
+}
+
+// WriteConfig ignores the write: with VERSION_1 every field is read-only
+// (the MAC changes through the control queue's MAC class, which the device
+// does not offer).
+func (d *Device) WriteConfig(uint64, []byte) {}
+
+// Activate activates the queue pairs the driver may use — the first, or
+// every one if it accepted VIRTIO_NET_F_MQ — and takes the control queue.
+// Until the driver sets how many pairs it uses, only the first pair's TAP
+// queue is attached, so the kernel gives the guest packets on it alone
+// (§5.1.6.5.5: multiqueue starts disabled).
+func (d *Device) Activate(mem *memory.Guest, features uint64, queues []*virtio.Queue, interrupt func(queue int)) error {
+	n := len(d.pairs)
+	if n == 1 {
+		return d.pairs[0].Activate(mem, features, queues, interrupt)
+	}
+	if len(queues) != 2*n+1 {
+		return fmt.Errorf("virtio-net: activated with %d queues, want %d", len(queues), 2*n+1)
+	}
+	mq := features&FeatureMQ != 0
+	if mq && features&FeatureCtrlVQ == 0 {
+		return errors.New("virtio-net: the driver accepted VIRTIO_NET_F_MQ without VIRTIO_NET_F_CTRL_VQ, which it needs")
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case d.closed:
+		return errors.New("virtio-net: activated after Close")
+	case d.active > 0:
+		return errors.New("virtio-net: activated twice without a reset")
+	}
+	used, ctrlAt := 1, 2
+	if mq {
+		used, ctrlAt = n, 2*n
+	}
+	for i := range used {
+		pairIRQ := func(q int) { interrupt(2*i + q) }
+		if err := d.pairs[i].Activate(mem, features, queues[2*i:2*i+2], pairIRQ); err != nil {
+			for _, p := range d.pairs[:i] {
+				p.Reset()
+			}
+			return fmt.Errorf("virtio-net: queue pair %d: %w", i, err)
+		}
+	}
+	d.active, d.mq = used, mq
+	if q := queues[ctrlAt]; features&FeatureCtrlVQ != 0 && q != nil {
+		d.ctrl = &worker{d: d.pairs[0], mem: mem, q: q, index: ctrlAt, features: features, interrupt: interrupt}
+	}
+	if err := d.usePairs(1); err != nil {
+		d.reset()
+		return err
+	}
+	return nil
+}
+
+// usePairs attaches the TAP queues of the first k pairs and detaches the
+// others', so that the kernel spreads the guest's packets over the pairs
+// the driver uses. The caller holds d.mu.
+func (d *Device) usePairs(k int) error {
+	for i, t := range d.taps {
+		want := i < k
+		if d.attached[i] == want {
+			continue
+		}
+		if err := t.SetQueueEnabled(want); err != nil {
+			return err
+		}
+		d.attached[i] = want
+	}
+	d.used = k
+	return nil
+}
+
+// Notify passes a notification to the queue pair it is for, or serves the
+// control queue.
+func (d *Device) Notify(queue int) {
+	if len(d.pairs) == 1 {
+		d.pairs[0].Notify(queue)
+		return
+	}
+	d.mu.Lock()
+	if d.ctrl != nil && queue == d.ctrl.index {
+		d.serveControl()
+		d.mu.Unlock()
+		return
+	}
+	active := d.active
+	d.mu.Unlock()
+	if queue >= 0 && queue/2 < active {
+		d.pairs[queue/2].Notify(queue % 2)
+	}
+}
+
+// pairOf returns the pair queue belongs to while the device is active, and
+// its index within the pair; false for the control queue, or a queue of
+// no active pair.
+func (d *Device) pairOf(queue int) (*pair, int, bool) {
+	if len(d.pairs) == 1 {
+		return d.pairs[0], queue, true
+	}
+	d.mu.Lock()
+	active := d.active
+	d.mu.Unlock()
+	if queue < 0 || queue >= 2*active {
+		return nil, 0, false
+	}
+	return d.pairs[queue/2], queue % 2, true
+}
+
+// KickFD is virtio.QueueEventFDs: queue q's kick eventfd while its pair's
+// thread or vhost-net serves it. The control queue has none: its
+// notifications come through Notify.
+func (d *Device) KickFD(q int) (int, bool) {
+	p, i, ok := d.pairOf(q)
+	if !ok {
+		return -1, false
+	}
+	return p.KickFD(i)
+}
+
+// CallFD is virtio.QueueEventFDs: queue q's call eventfd while vhost-net
+// serves its pair.
+func (d *Device) CallFD(q int) (int, bool) {
+	p, i, ok := d.pairOf(q)
+	if !ok {
+		return -1, false
+	}
+	return p.CallFD(i)
+}
+
+// RelayCalls is virtio.QueueEventFDs: it stops or restarts the relay of
+// queue q's calls, which only a pair served by vhost-net has.
+func (d *Device) RelayCalls(q int, on bool) bool {
+	p, i, ok := d.pairOf(q)
+	if !ok {
+		return false
+	}
+	return p.RelayCalls(i, on)
+}
+
+// Reset stops every pair and forgets the control queue.
+func (d *Device) Reset() {
+	if len(d.pairs) == 1 {
+		d.pairs[0].Reset()
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.reset()
+}
+
+// reset is Reset; the caller holds d.mu.
+func (d *Device) reset() {
+	for _, p := range d.pairs {
+		p.Reset()
+	}
+	d.active, d.ctrl, d.mq = 0, nil, false
+}
+
+// Stats returns the packet counters, every pair's together.
+func (d *Device) Stats() Stats {
+	c := d.stats
+	return Stats{
+		TXPackets: c.txPackets.Load(), TXBytes: c.txBytes.Load(), TXDropped: c.txDropped.Load(),
+		RXPackets: c.rxPackets.Load(), RXBytes: c.rxBytes.Load(), RXDropped: c.rxDropped.Load(),
+	}
+}
