@@ -21,20 +21,21 @@ const (
 	ctrlErr = 1 // VIRTIO_NET_ERR
 )
 
-// serveControl answers every request the control queue holds, then
-// interrupts the driver if it wants to hear of them. A malformed chain is
-// returned with nothing written; a broken queue stops the control queue
-// until the driver resets the device. The caller holds d.mu.
-func (d *Device) serveControl() {
+// serveControl answers every request the control queue holds and
+// reports whether the driver wants an interrupt for them, which the
+// caller sends once it has let go of d.mu. A malformed chain is returned
+// with nothing written; a broken queue stops the control queue until the
+// driver resets the device. The caller holds d.mu.
+func (d *Device) serveControl() bool {
 	w := d.ctrl
 	if w.failed {
-		return
+		return false
 	}
 	for {
 		c, err := w.popInto(&d.ctrlChain)
 		if err != nil {
 			w.fail(err, false)
-			return
+			return false
 		}
 		if c == nil {
 			break
@@ -46,10 +47,10 @@ func (d *Device) serveControl() {
 		}
 		if err := w.q.Push(w.mem, c.Head, written); err != nil {
 			w.fail(err, false)
-			return
+			return false
 		}
 	}
-	w.notifyDriver()
+	return w.q.NeedsInterrupt(w.mem)
 }
 
 // command carries out one control request and returns its ack.

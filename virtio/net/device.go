@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	stdnet "net"
 	"sync"
+	"sync/atomic"
 
 	"ember/memory"
 	"ember/virtio"
@@ -22,7 +23,7 @@ type Device struct {
 	taps  []*TAP // each pair's TAP queue, with several pairs; nil with one
 
 	mu        sync.Mutex   // serialises Activate, Reset, Close and the control queue
-	active    int          // the pairs an activation serves (1, or every pair with VIRTIO_NET_F_MQ); 0: inactive
+	active    atomic.Int32 // the pairs an activation serves (1, or every pair with VIRTIO_NET_F_MQ); 0: inactive. Set under mu, read without it
 	ctrl      *worker      // the control queue while active, if the driver enabled it; d.pairs[0]'s
 	ctrlChain virtio.Chain // the control request being served; its slices are reused
 	mq        bool         // the driver accepted VIRTIO_NET_F_MQ
@@ -217,7 +218,7 @@ func (d *Device) Activate(mem *memory.Guest, features uint64, queues []*virtio.Q
 	switch {
 	case d.closed:
 		return errors.New("virtio-net: activated after Close")
-	case d.active > 0:
+	case d.active.Load() > 0:
 		return errors.New("virtio-net: activated twice without a reset")
 	}
 	used, ctrlAt := 1, 2
@@ -233,7 +234,8 @@ func (d *Device) Activate(mem *memory.Guest, features uint64, queues []*virtio.Q
 			return fmt.Errorf("virtio-net: queue pair %d: %w", i, err)
 		}
 	}
-	d.active, d.mq = used, mq
+	d.active.Store(int32(used))
+	d.mq = mq
 	if q := queues[ctrlAt]; features&FeatureCtrlVQ != 0 && q != nil {
 		d.ctrl = &worker{d: d.pairs[0], mem: mem, q: q, index: ctrlAt, features: features, interrupt: interrupt}
 	}
@@ -270,29 +272,29 @@ func (d *Device) Notify(queue int) {
 		return
 	}
 	d.mu.Lock()
-	if d.ctrl != nil && queue == d.ctrl.index {
-		d.serveControl()
+	if w := d.ctrl; w != nil && queue == w.index {
+		need := d.serveControl()
 		d.mu.Unlock()
+		if need {
+			w.interrupt(w.index) // outside mu: the transport's interrupt takes locks under which it calls RelayCalls
+		}
 		return
 	}
-	active := d.active
 	d.mu.Unlock()
-	if queue >= 0 && queue/2 < active {
+	if queue >= 0 && queue/2 < int(d.active.Load()) {
 		d.pairs[queue/2].Notify(queue % 2)
 	}
 }
 
 // pairOf returns the pair queue belongs to while the device is active, and
 // its index within the pair; false for the control queue, or a queue of
-// no active pair.
+// no active pair. It takes no lock of the device's: a transport calls
+// RelayCalls, and so pairOf, under the lock its interrupt callback takes.
 func (d *Device) pairOf(queue int) (*pair, int, bool) {
 	if len(d.pairs) == 1 {
 		return d.pairs[0], queue, true
 	}
-	d.mu.Lock()
-	active := d.active
-	d.mu.Unlock()
-	if queue < 0 || queue >= 2*active {
+	if queue < 0 || queue >= 2*int(d.active.Load()) {
 		return nil, 0, false
 	}
 	return d.pairs[queue/2], queue % 2, true
@@ -345,7 +347,8 @@ func (d *Device) reset() {
 	for _, p := range d.pairs {
 		p.Reset()
 	}
-	d.active, d.ctrl, d.mq = 0, nil, false
+	d.active.Store(0)
+	d.ctrl, d.mq = nil, false
 }
 
 // Stats returns the packet counters, every pair's together.
