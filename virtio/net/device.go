@@ -110,6 +110,27 @@ func openBackends(cfg Config, n int) (backends []Backend, taps []*TAP, err error
 	return backends, taps, nil
 }
 
+// openBackend returns cfg's backend, opening the TAP it names.
+func openBackend(cfg Config) (Backend, error) {
+	switch {
+	case cfg.TAP != "" && cfg.Backend != nil:
+		return nil, errors.New("virtio-net: both a TAP name and a backend")
+	case cfg.Backend != nil:
+		return cfg.Backend, nil
+	case cfg.TAP == "":
+		return nil, errors.New("virtio-net: no TAP name and no backend")
+	}
+	t, err := OpenTAP(cfg.TAP)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.Up(); err != nil {
+		t.Close()
+		return nil, err
+	}
+	return t, nil
+}
+
 // MAC returns the guest's MAC address.
 func (d *Device) MAC() stdnet.HardwareAddr { return append(stdnet.HardwareAddr(nil), d.mac...) }
 

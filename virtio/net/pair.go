@@ -82,27 +82,6 @@ func needDeadlines(b Backend) error {
 	return b.SetDeadline(time.Time{})
 }
 
-// openBackend returns cfg's backend, opening the TAP it names.
-func openBackend(cfg Config) (Backend, error) {
-	switch {
-	case cfg.TAP != "" && cfg.Backend != nil:
-		return nil, errors.New("virtio-net: both a TAP name and a backend")
-	case cfg.Backend != nil:
-		return cfg.Backend, nil
-	case cfg.TAP == "":
-		return nil, errors.New("virtio-net: no TAP name and no backend")
-	}
-	t, err := OpenTAP(cfg.TAP)
-	if err != nil {
-		return nil, err
-	}
-	if err := t.Up(); err != nil {
-		t.Close()
-		return nil, err
-	}
-	return t, nil
-}
-
 // Close resets the pair and closes its backend (and its vhost-net).
 func (d *pair) Close() error {
 	d.lifecycle.Lock()
