@@ -43,7 +43,7 @@ func New(cfg Config) (*Device, error) {
 	switch {
 	case n > MaxQueuePairs:
 		return nil, fmt.Errorf("virtio-net: %d queue pairs: at most %d", n, MaxQueuePairs)
-	case n > 1 && cfg.TAP == "":
+	case n > 1 && (cfg.TAP == "" || cfg.Backend != nil):
 		return nil, fmt.Errorf("virtio-net: %d queue pairs need a TAP the device opens (a TAP name, not a backend)", n)
 	}
 	log := cfg.Logger

@@ -221,6 +221,7 @@ func TestMultiQueueConfigRefused(t *testing.T) {
 	b, _ := socketPair(t)
 	for _, cfg := range []Config{
 		{Backend: b, Queues: 2},
+		{TAP: "embertest%d", Backend: b, Queues: 2},
 		{TAP: "embertest%d", Queues: MaxQueuePairs + 1},
 	} {
 		if d, err := New(cfg); err == nil {
