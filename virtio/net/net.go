@@ -110,9 +110,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Vhost has the kernel's vhost-net move the packets between the
 	// queues and the TAP (/dev/vhost-net; the TAP backend only; one
-	// vhost-net a queue pair), as QEMU's vhost=on does: no packet then passes through ember, whose
-	// Stats stay at zero (the TAP interface counts them). ember keeps the
-	// configuration space, the features and the transport.
+	// vhost-net a queue pair), as QEMU's vhost=on does: no packet then
+	// passes through ember, whose Stats stay at zero (the TAP interface
+	// counts them). ember keeps the configuration space, the features,
+	// the control queue and the transport.
 	Vhost bool
 }
 
