@@ -49,7 +49,9 @@ then receives from it for 5 s, then makes one-byte round trips to it for
 lab's side times all three on its own clock. It prints the medians of
 --reps boots each, in MB/s and round trips/s, and ember's ratios. After
 "--", --only and --compare BIN work as in lab virtio (an A/B comparison
-of two ember builds, boot by boot).`,
+of two ember builds, boot by boot), and --queues N makes the TAP
+multi-queue and gives every subject's guest N queue pairs (ember's
+queues=N; QEMU's queues=N with mq=on).`,
 		prog:  "netbench",
 		inner: timeNetCmd,
 	})
@@ -59,12 +61,16 @@ func newTimeNetCmd() *cobra.Command {
 	var f benchFlags
 	var wrap string
 	var wrapAll bool
+	var queues int
 	cmd := &cobra.Command{
 		Use:    timeNetCmd,
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := makeTAP(netBenchTAP, linuxguest.HostIP+"/24"); err != nil {
+			if queues < 1 {
+				return fmt.Errorf("--queues %d: at least 1", queues)
+			}
+			if err := makeTAP(netBenchTAP, linuxguest.HostIP+"/24", queues > 1); err != nil {
 				return err
 			}
 			defer exec.Command("ip", "link", "del", netBenchTAP).Run()
@@ -74,7 +80,7 @@ func newTimeNetCmd() *cobra.Command {
 			}
 			srv := netstream.NewServer(ln, meterStream)
 			defer srv.Close()
-			subjects := netSubjects(f.ember, f.kernel, f.initrd)
+			subjects := netSubjects(f.ember, f.kernel, f.initrd, queues)
 			vmmLines := 0
 			if wrap != "" {
 				for i := range subjects {
@@ -89,7 +95,7 @@ func newTimeNetCmd() *cobra.Command {
 			}
 			subjects = f.compared(f.pick(subjects))
 			t, err := f.table(benchTable{
-				title:    "TCP over virtio-net from inside Debian's kernel to and from the lab (TAP), 2 vCPUs, inside the lab",
+				title:    fmt.Sprintf("TCP over virtio-net from inside Debian's kernel to and from the lab (TAP), 2 vCPUs, %d queue pair(s), inside the lab", queues),
 				measures: netMeasures(),
 				boot: func(ctx context.Context, argv []string) (map[string]float64, bootOutput, error) {
 					return netBoot(ctx, srv, argv)
@@ -106,21 +112,31 @@ func newTimeNetCmd() *cobra.Command {
 	// For profiling, with lab exec --raw on a kept run directory.
 	cmd.Flags().StringVar(&wrap, "wrap", "", "a command ember runs under (e.g. perf record -g --)")
 	cmd.Flags().BoolVar(&wrapAll, "wrap-all", false, "run QEMU's boots under --wrap too, for profiles side by side")
+	cmd.Flags().IntVar(&queues, "queues", 1, "queue pairs of every subject's virtio-net, on a multi-queue TAP when more than 1")
 	return cmd
 }
 
 // netSubjects are ember and QEMU on the benchmark's TAP, each with
-// vhost-net too where the lab has it.
-func netSubjects(ember, kernel, initrd string) []subject {
+// vhost-net too where the lab has it, their virtio-net with queues queue
+// pairs (a multi-queue TAP's when more than one).
+func netSubjects(ember, kernel, initrd string, queues int) []subject {
+	qemuTAP, qemuDev, emberNet := "", "", ""
+	if queues > 1 {
+		// QEMU's MSI-X vectors: one a queue, one for the control queue and
+		// one for configuration changes, as its documentation asks.
+		qemuTAP = fmt.Sprintf(",queues=%d", queues)
+		qemuDev = fmt.Sprintf(",mq=on,vectors=%d", 2*queues+2)
+		emberNet = fmt.Sprintf(",queues=%d", queues)
+	}
 	qemu := func(vhost string) subject {
 		return subject{name: "QEMU vhost=" + vhost, argv: qemuGuest("pc", 512, 2,
-			"-netdev", "tap,id=n0,ifname="+netBenchTAP+",script=no,downscript=no,vhost="+vhost,
-			"-device", "virtio-net-pci,netdev=n0,mac="+netBenchMAC,
+			"-netdev", "tap,id=n0,ifname="+netBenchTAP+",script=no,downscript=no,vhost="+vhost+qemuTAP,
+			"-device", "virtio-net-pci,netdev=n0,mac="+netBenchMAC+qemuDev,
 			"-kernel", kernel, "-initrd", initrd, "-append", netCmdline)}
 	}
 	emberRun := func(name, vhost string) subject {
 		return subject{name: name, argv: []string{ember, "run", "--kernel", kernel, "--initrd", initrd,
-			"--memory", "512M", "--cpus", "2", "--net", "tap=" + netBenchTAP + ",mac=" + netBenchMAC + ",vhost=" + vhost, "--cmdline", netCmdline}}
+			"--memory", "512M", "--cpus", "2", "--net", "tap=" + netBenchTAP + ",mac=" + netBenchMAC + ",vhost=" + vhost + emberNet, "--cmdline", netCmdline}}
 	}
 	s := []subject{emberRun("ember (virtio-pci)", "off"), qemu("off")}
 	if _, err := os.Stat(vhost.NetPath); err == nil {
@@ -129,11 +145,16 @@ func netSubjects(ember, kernel, initrd string) []subject {
 	return s
 }
 
-// makeTAP creates the persistent TAP name with addr on the lab's side, up.
-func makeTAP(name, addr string) error {
+// makeTAP creates the persistent TAP name with addr on the lab's side, up;
+// a multi-queue one if multiQueue.
+func makeTAP(name, addr string, multiQueue bool) error {
 	exec.Command("ip", "link", "del", name).Run() // one a killed run left
+	add := []string{"tuntap", "add", "dev", name, "mode", "tap"}
+	if multiQueue {
+		add = append(add, "multi_queue")
+	}
 	for _, args := range [][]string{
-		{"tuntap", "add", "dev", name, "mode", "tap"},
+		add,
 		{"addr", "add", addr, "dev", name},
 		{"link", "set", name, "up"},
 	} {
