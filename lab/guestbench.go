@@ -277,10 +277,13 @@ const bootTries = 3
 // runBench boots every subject reps times, one boot of each a round, in
 // alternating order (roundOrder), and prints the medians of each measure
 // with the ratios of ember's subjects to QEMU's (ratioPairs), then the
-// same ratios round by round (printPaired).
+// same ratios round by round (printPaired). A boot the lab loses every try
+// is left out of its round, and the run fails only if a subject has no
+// boot left.
 func runBench(ctx context.Context, w io.Writer, subjects []subject, reps int, t benchTable) error {
 	got := make([]map[string][]float64, len(subjects))
-	rounds := make([][]map[string]float64, len(subjects)) // [subject][round]: the boot's measures and counts
+	rounds := make([][]map[string]float64, len(subjects)) // [subject][round]: the boot's measures and counts; nil for a boot left out
+	lost := make([]int, len(subjects))                    // boots left out, by subject
 	for i := range got {
 		got[i] = map[string][]float64{}
 		rounds[i] = make([]map[string]float64, reps)
@@ -303,7 +306,14 @@ func runBench(ctx context.Context, w io.Writer, subjects []subject, reps int, t 
 			} else {
 				var err error
 				if rec, err = bootTried(ctx, w, t, r+1, reps, s); err != nil {
-					return err
+					if ctx.Err() != nil {
+						return err
+					}
+					// The lab lost this boot every try: the round goes
+					// without it rather than the run without the rest.
+					fmt.Fprintf(w, "boot %d/%d %-28s left out after %d tries: %v\n", r+1, reps, s.name, bootTries, firstLine(err))
+					lost[i]++
+					continue
 				}
 			}
 			printRecord(w, rec)
@@ -351,7 +361,25 @@ func runBench(ctx context.Context, w io.Writer, subjects []subject, reps int, t 
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	return printPaired(w, subjects, rounds, t.measures)
+	if err := printPaired(w, subjects, rounds, t.measures); err != nil {
+		return err
+	}
+	return lostBoots(w, subjects, lost, reps)
+}
+
+// lostBoots says which subjects' boots were left out of the medians, and
+// fails the run if a subject has none left.
+func lostBoots(w io.Writer, subjects []subject, lost []int, reps int) error {
+	for i, n := range lost {
+		if n == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "%s: %d of %d boots left out (the lab lost them every try)\n", subjects[i].name, n, reps)
+		if n == reps {
+			return fmt.Errorf("%s: every boot failed", subjects[i].name)
+		}
+	}
+	return nil
 }
 
 // bootTried boots subject s for rep r of reps, up to bootTries times

@@ -2,6 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
 	"math"
 	"slices"
 	"strings"
@@ -105,5 +109,50 @@ func TestPrintPairedNamesEachRatio(t *testing.T) {
 	out.Reset()
 	if err := printPaired(&out, []subject{{name: "ember"}}, rounds[:1], []string{"MB/s"}); err != nil || out.Len() != 0 {
 		t.Errorf("no QEMU subject: printed %q (err %v), want nothing", out.String(), err)
+	}
+}
+
+// TestRunBenchLeavesOutALostBoot: a boot that fails every try is left out
+// of its round, said so, and the run goes on to its table; a subject
+// whose every boot fails fails the run.
+func TestRunBenchLeavesOutALostBoot(t *testing.T) {
+	subjects := []subject{{name: "ember (virtio-pci)", argv: []string{"ember"}}, {name: "QEMU vhost=off", argv: []string{"qemu"}}}
+	boots := map[string]int{}
+	tbl := benchTable{
+		title:    "test",
+		measures: []string{"MB/s"},
+		boot: func(_ context.Context, argv []string) (map[string]float64, bootOutput, error) {
+			boots[argv[0]]++
+			if n := boots["qemu"]; argv[0] == "qemu" && n >= 2 && n < 2+bootTries { // every try of QEMU's second boot
+				return nil, bootOutput{}, errors.New("the guest reported nothing")
+			}
+			return map[string]float64{"MB/s": map[string]float64{"ember": 30, "qemu": 20}[argv[0]]}, bootOutput{}, nil
+		},
+	}
+	var out bytes.Buffer
+	if err := runBench(context.Background(), &out, subjects, 3, tbl); err != nil {
+		t.Fatalf("a lost boot failed the run: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{
+		fmt.Sprintf("boot 2/3 %-28s left out after %d tries", "QEMU vhost=off", bootTries),
+		"QEMU vhost=off: 1 of 3 boots left out",
+		"1.50 [1.50–1.50], 2 of 2", // the two rounds both finished
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if boots["qemu"] != 2+bootTries {
+		t.Errorf("QEMU booted %d times, want %d (its lost boot tried %d times)", boots["qemu"], 2+bootTries, bootTries)
+	}
+
+	tbl.boot = func(_ context.Context, argv []string) (map[string]float64, bootOutput, error) {
+		if argv[0] == "qemu" {
+			return nil, bootOutput{}, errors.New("no")
+		}
+		return map[string]float64{"MB/s": 1}, bootOutput{}, nil
+	}
+	if err := runBench(context.Background(), io.Discard, subjects, 2, tbl); err == nil {
+		t.Error("a subject whose every boot failed did not fail the run")
 	}
 }
