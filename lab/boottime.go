@@ -105,12 +105,12 @@ func timeBoots(ctx context.Context, w io.Writer, subjects []subject, reps int, s
 		}
 	}
 	med := func(ts []bootTimes, f func(bootTimes) time.Duration) time.Duration {
-		v := make([]time.Duration, len(ts))
+		v := make([]float64, len(ts))
 		for i, t := range ts {
-			v[i] = f(t)
+			v[i] = float64(f(t))
 		}
 		slices.Sort(v)
-		return v[len(v)/2]
+		return time.Duration(median(v)) // the same median as lab net's and lab virtio's
 	}
 	if len(times[len(times)-1]) == 0 {
 		return fmt.Errorf("QEMU, the baseline, never booted")
