@@ -7,6 +7,8 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"runtime"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -63,14 +65,86 @@ func Move(from int, name string) error {
 	return Set(name)
 }
 
-// Follow keeps name on the thread that a goroutine locked to thread tid for
-// its name runs on now, after a yield that unlocks it: if that is another
-// thread, the name moves there (Move). It returns the calling thread's id,
-// which bears the name from then on, even when the move failed.
+// holders counts, by thread, the goroutines that hold a name there
+// (Hold, Follow). Two goroutines that swap threads in their yields each
+// find the other on the thread they left: the name stays on it while a
+// holder is there, so both threads keep it whichever moves first.
+var (
+	holdersMu sync.Mutex
+	holders   = map[int]int{}
+)
+
+// Hold names the calling thread (Set) for a goroutine that will keep the
+// name through its yields (Follow), and returns the thread's id. Drop it
+// when the goroutine ends.
+func Hold(name string) (int, error) {
+	holdersMu.Lock()
+	defer holdersMu.Unlock()
+	tid := unix.Gettid()
+	holders[tid]++
+	return tid, Set(name)
+}
+
+// Drop forgets a holder of thread tid's name whose goroutine ends (and
+// its thread with it, unless it is the main thread).
+func Drop(tid int) {
+	holdersMu.Lock()
+	defer holdersMu.Unlock()
+	release(tid)
+}
+
+// release takes one holder from tid and reports whether none is left.
+// The caller holds holdersMu.
+func release(tid int) bool {
+	if holders[tid] <= 1 {
+		delete(holders, tid)
+		return true
+	}
+	holders[tid]--
+	return false
+}
+
+// Follow keeps name on the thread that a goroutine holding it on thread
+// tid runs on now, after a yield that unlocks it: if that is another
+// thread, the name goes there (Set), and tid gets the process's name back
+// (Move) unless another holder has come to run on it. It returns the
+// calling thread's id, which bears the name from then on, even when the
+// move failed.
 func Follow(tid int, name string) (int, error) {
 	now := unix.Gettid()
 	if now == tid {
 		return tid, nil
 	}
+	holdersMu.Lock()
+	defer holdersMu.Unlock()
+	holders[now]++
+	if !release(tid) {
+		return now, Set(name)
+	}
 	return now, Move(tid, name)
+}
+
+// GoOffMain runs f on a new goroutine locked to a thread other than the
+// process's main one, for a goroutine that names its thread: Go hands its
+// idle main thread to a new goroutine as readily as any other thread, and
+// the main thread can neither bear the name (Set leaves it alone) nor end
+// with the goroutine. f is called locked (runtime.LockOSThread, once: it
+// must not lock again, so that one UnlockOSThread unlocks it). A goroutine
+// that finds itself on the main thread keeps it, locked and waiting, while
+// it starts another, which the runtime must then run elsewhere.
+func GoOffMain(f func()) {
+	go func() {
+		runtime.LockOSThread()
+		if unix.Gettid() != unix.Getpid() {
+			f()
+			return
+		}
+		moved := make(chan struct{})
+		GoOffMain(func() {
+			close(moved)
+			f()
+		})
+		<-moved
+		runtime.UnlockOSThread()
+	}()
 }

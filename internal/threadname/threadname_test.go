@@ -113,3 +113,72 @@ func TestFollowMovesTheNameOnlyWhenTheThreadChanged(t *testing.T) {
 		t.Errorf("thread %d is %q after Follow, want the process's %q", from, got, proc)
 	}
 }
+
+// TestFollowKeepsBothNamesWhenHoldersSwapThreads: two goroutines holding
+// the name on threads A and B that come back from their yields on each
+// other's thread leave both threads named, whichever follows first.
+func TestFollowKeepsBothNamesWhenHoldersSwapThreads(t *testing.T) {
+	a, runA, endA := onThread(t)
+	defer endA()
+	b, runB, endB := onThread(t)
+	defer endB()
+	runA(func() { Hold("ember-swap") })
+	runB(func() { Hold("ember-swap") })
+	runB(func() { Follow(a, "ember-swap") }) // the goroutine of A, now on B
+	runA(func() { Follow(b, "ember-swap") }) // the goroutine of B, now on A
+	for _, tid := range []int{a, b} {
+		if got := comm(t, tid); got != "ember-swap" {
+			t.Errorf("thread %d is %q after the swap, want ember-swap", tid, got)
+		}
+	}
+	runA(func() { Drop(a) })
+	runB(func() { Drop(b) })
+	holdersMu.Lock()
+	defer holdersMu.Unlock()
+	if holders[a] != 0 || holders[b] != 0 {
+		t.Errorf("holders left after Drop: %d on A, %d on B", holders[a], holders[b])
+	}
+}
+
+// onThread starts a goroutine locked to a thread other than the main one
+// and returns the thread's id, a function that runs a function on that
+// thread, and one that ends the goroutine and, with it, the thread.
+func onThread(t *testing.T) (int, func(func()), func()) {
+	t.Helper()
+	for range 10 {
+		work, done, ids := make(chan func()), make(chan struct{}), make(chan int)
+		go func() {
+			runtime.LockOSThread() // never undone: the thread ends with the goroutine
+			ids <- unix.Gettid()
+			for f := range work {
+				f()
+				done <- struct{}{}
+			}
+		}()
+		if id := <-ids; id != os.Getpid() {
+			run := func(f func()) { work <- f; <-done }
+			return id, run, func() { close(work) }
+		}
+		close(work)
+	}
+	t.Fatal("no goroutine got a thread but the main one")
+	return 0, nil, nil
+}
+
+// TestGoOffMainNeverRunsOnTheMainThread: however often it is called while
+// the main thread is idle (as it is under go test, whose main goroutine
+// waits), f runs on another thread, locked to it.
+func TestGoOffMainNeverRunsOnTheMainThread(t *testing.T) {
+	for i := range 50 {
+		tids := make(chan int)
+		end := make(chan struct{})
+		GoOffMain(func() {
+			tids <- unix.Gettid()
+			<-end // hold the thread, so the next call has to find another
+		})
+		if tid := <-tids; tid == os.Getpid() {
+			t.Fatalf("call %d: f ran on the main thread", i)
+		}
+		defer close(end)
+	}
+}

@@ -19,8 +19,9 @@ type Device struct {
 	mac   stdnet.HardwareAddr
 	log   *slog.Logger
 	stats *counters
-	pairs []*pair
-	taps  []*TAP // each pair's TAP queue, with several pairs; nil with one
+	pairs   []*pair
+	taps    []*TAP // each pair's TAP queue, with several pairs; nil with one
+	threads int    // how many threads serve the pairs (Config.Threads)
 
 	mu        sync.Mutex   // serialises Activate, Reset, Close and the control queue
 	active    atomic.Int32 // the pairs an activation serves (1, or every pair with VIRTIO_NET_F_MQ); 0: inactive. Set under mu, read without it
@@ -45,6 +46,10 @@ func New(cfg Config) (*Device, error) {
 		return nil, fmt.Errorf("virtio-net: %d queue pairs: at most %d", n, MaxQueuePairs)
 	case n > 1 && (cfg.TAP == "" || cfg.Backend != nil):
 		return nil, fmt.Errorf("virtio-net: %d queue pairs need a TAP the device opens (a TAP name, not a backend)", n)
+	case cfg.Threads < 0 || cfg.Threads > n:
+		return nil, fmt.Errorf("virtio-net: %d threads for %d queue pairs: 1 to %d", cfg.Threads, n, n)
+	case cfg.Threads > 0 && cfg.Vhost:
+		return nil, errors.New("virtio-net: threads with vhost: vhost-net's own workers serve the queue pairs")
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -54,19 +59,23 @@ func New(cfg Config) (*Device, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newDevice(mac, log, backends, taps, cfg.Backend == nil, cfg.Vhost)
+	return newDevice(mac, log, backends, taps, cfg.Backend == nil, cfg.Vhost, cfg.Threads)
 }
 
-// newDevice makes a device with a queue pair on each backend; taps are
-// the backends when they are a multi-queue TAP's queues. owned says New
-// opened the backends: a device that cannot be made then closes them.
-func newDevice(mac stdnet.HardwareAddr, log *slog.Logger, backends []Backend, taps []*TAP, owned, vhost bool) (*Device, error) {
+// newDevice makes a device with a queue pair on each backend, served by
+// threads threads (0: one a pair); taps are the backends when they are a
+// multi-queue TAP's queues. owned says New opened the backends: a device
+// that cannot be made then closes them.
+func newDevice(mac stdnet.HardwareAddr, log *slog.Logger, backends []Backend, taps []*TAP, owned, vhost bool, threads int) (*Device, error) {
 	n := len(backends)
+	if threads <= 0 || threads > n {
+		threads = n
+	}
 	if t, ok := backends[0].(*TAP); ok {
 		log = log.With("tap", t.Name())
 	}
 	log = log.With("mac", mac.String())
-	d := &Device{mac: mac, log: log, stats: new(counters), taps: taps, attached: make([]bool, n), used: 1}
+	d := &Device{mac: mac, log: log, stats: new(counters), taps: taps, threads: threads, attached: make([]bool, n), used: 1}
 	for i, b := range backends {
 		plog := log
 		if n > 1 {
@@ -246,14 +255,8 @@ func (d *Device) Activate(mem *memory.Guest, features uint64, queues []*virtio.Q
 	if mq {
 		used, ctrlAt = n, 2*n
 	}
-	for i := range used {
-		pairIRQ := func(q int) { interrupt(2*i + q) }
-		if err := d.pairs[i].Activate(mem, features, queues[2*i:2*i+2], pairIRQ); err != nil {
-			for _, p := range d.pairs[:i] {
-				p.Reset()
-			}
-			return fmt.Errorf("virtio-net: queue pair %d: %w", i, err)
-		}
+	if err := d.activatePairs(mem, features, queues, interrupt, used); err != nil {
+		return err
 	}
 	d.active.Store(int32(used))
 	d.mq = mq
@@ -265,6 +268,56 @@ func (d *Device) Activate(mem *memory.Guest, features uint64, queues []*virtio.Q
 		return err
 	}
 	return nil
+}
+
+// activatePairs activates the first used pairs on the device's threads
+// (pair i on thread i mod d.threads), then starts the threads. The
+// caller holds d.mu.
+func (d *Device) activatePairs(mem *memory.Guest, features uint64, queues []*virtio.Queue, interrupt func(queue int), used int) error {
+	threads, err := d.newThreads(min(d.threads, used))
+	if err != nil {
+		return err
+	}
+	for i := range used {
+		pairIRQ := func(q int) { interrupt(2*i + q) }
+		var th *thread
+		if threads != nil {
+			th = threads[i%len(threads)]
+		}
+		if err := d.pairs[i].activate(mem, features, queues[2*i:2*i+2], pairIRQ, th); err != nil {
+			for _, p := range d.pairs[:i] {
+				p.Reset()
+			}
+			for _, t := range threads {
+				t.stop()
+			}
+			return fmt.Errorf("virtio-net: queue pair %d: %w", i, err)
+		}
+	}
+	for _, t := range threads {
+		t.start()
+	}
+	return nil
+}
+
+// newThreads makes k threads, not yet started, for the pairs to share;
+// none if vhost-net serves them.
+func (d *Device) newThreads(k int) ([]*thread, error) {
+	if d.pairs[0].vhost != nil {
+		return nil, nil
+	}
+	threads := make([]*thread, k)
+	for i := range threads {
+		t, err := newThread(d.log.With("thread", i))
+		if err != nil {
+			for _, t := range threads[:i] {
+				t.stop()
+			}
+			return nil, err
+		}
+		threads[i] = t
+	}
+	return threads, nil
 }
 
 // usePairs attaches the TAP queues of the first k pairs and detaches the

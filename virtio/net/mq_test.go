@@ -3,6 +3,7 @@ package net
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"log/slog"
 	"os"
 	"slices"
@@ -20,8 +21,9 @@ import (
 const mqRegion = 4 << 20
 
 // newMQRig is a rig whose device has n queue pairs, each on a socketpair
-// of its own (no TAP queues to attach: usePairs only counts), inactive.
-func newMQRig(t *testing.T, n int) *rig {
+// of its own (no TAP queues to attach: usePairs only counts), served by
+// threads threads (0: one a pair), inactive.
+func newMQRig(t *testing.T, n, threads int) *rig {
 	t.Helper()
 	r := newMQRigMem(t, n)
 	backends := make([]Backend, n)
@@ -32,7 +34,7 @@ func newMQRig(t *testing.T, n int) *rig {
 	}
 	r.peer = r.peers[0]
 	var err error
-	if r.dev, err = newDevice(testMAC, slog.New(r.logs), backends, nil, true, false); err != nil {
+	if r.dev, err = newDevice(testMAC, slog.New(r.logs), backends, nil, true, false, threads); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.dev.Close() })
@@ -109,7 +111,7 @@ func TestOnePairOffersNoControlQueue(t *testing.T) {
 		mq    bool
 	}{
 		{newInactiveRig(t).dev, []uint16{QueueSize, QueueSize}, false},
-		{newMQRig(t, 3).dev, []uint16{QueueSize, QueueSize, QueueSize, QueueSize, QueueSize, QueueSize, ControlQueueSize}, true},
+		{newMQRig(t, 3, 0).dev, []uint16{QueueSize, QueueSize, QueueSize, QueueSize, QueueSize, QueueSize, ControlQueueSize}, true},
 	} {
 		n := len(tc.sizes) / 2
 		if got := tc.dev.QueueSizes(); !slices.Equal(got, tc.sizes) {
@@ -129,9 +131,15 @@ func TestOnePairOffersNoControlQueue(t *testing.T) {
 // TestMultiQueue: with VIRTIO_NET_F_MQ every pair moves its own packets,
 // each queue's interrupt is its own, and the control queue takes
 // VQ_PAIRS_SET for 1 to n pairs and refuses every other request with
-// VIRTIO_NET_ERR.
+// VIRTIO_NET_ERR — with a thread for each pair and with one for both.
 func TestMultiQueue(t *testing.T) {
-	r := newMQRig(t, 2)
+	for _, threads := range []int{0, 1} {
+		t.Run(fmt.Sprintf("threads=%d", threads), func(t *testing.T) { testMultiQueue(t, threads) })
+	}
+}
+
+func testMultiQueue(t *testing.T, threads int) {
+	r := newMQRig(t, 2, threads)
 	r.activateMQ(FeatureMQ | FeatureCtrlVQ | FeatureMrgRxbuf)
 	if pairs, used := r.dev.QueuePairs(); pairs != 2 || used != 1 {
 		t.Errorf("before VQ_PAIRS_SET: %d pairs, %d used; want 2, 1", pairs, used)
@@ -190,12 +198,58 @@ func TestMultiQueue(t *testing.T) {
 	}
 }
 
+// TestPairsShareThreads: Config.Threads threads serve the pairs — one
+// all three, or one each — and on a thread it shares, a pair whose packet
+// waits for receive buffers holds up neither the others' packets nor its
+// own once the driver posts them.
+func TestPairsShareThreads(t *testing.T) {
+	for _, tc := range []struct{ threads, want int }{{1, 1}, {2, 2}, {3, 3}, {0, 3}} {
+		t.Run(fmt.Sprintf("threads=%d", tc.threads), func(t *testing.T) {
+			r := newMQRig(t, 3, tc.threads)
+			// Each thread names itself before it serves (it never runs on
+			// the main thread, which cannot bear a name: GoOffMain).
+			r.activateMQ(FeatureMQ | FeatureCtrlVQ | FeatureMrgRxbuf)
+			r.eachPairReceivesOnItsTurn()
+			if n := threadsNamed(t, ThreadName); n != tc.want {
+				t.Errorf("%d threads named %s while active, want %d", n, ThreadName, tc.want)
+			}
+			r.dev.Reset()
+			waitFor(t, "no thread named "+ThreadName+" after Reset", func() bool { return threadsNamed(t, ThreadName) == 0 })
+		})
+	}
+}
+
+// eachPairReceivesOnItsTurn uses every pair, has each pair's network
+// end send a packet before any receive buffer is posted, then posts the
+// buffers pair by pair, last first, and checks each pair gets its own
+// packet.
+func (r *rig) eachPairReceivesOnItsTurn() {
+	t := r.t
+	t.Helper()
+	if ack := r.control(2*len(r.peers), pairsSet(uint16(len(r.peers)))); ack != ctrlOK {
+		t.Fatalf("VQ_PAIRS_SET %d: ack %d", len(r.peers), ack)
+	}
+	var in [][]byte
+	for i, peer := range r.peers {
+		in = append(in, frame(100+i, byte(i)))
+		if _, err := peer.Write(packet(header{}, in[i])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := len(r.peers) - 1; i >= 0; i-- {
+		pool := r.postRXOn(2*i+RXQueue, 2, 4096)
+		if _, got := pool.next(t); !bytes.Equal(got, in[i]) {
+			t.Errorf("pair %d's receive queue got %d bytes, not the frame its network end sent", i, len(got))
+		}
+	}
+}
+
 // TestControlQueueWithoutMQ: a driver that takes the control queue but
 // not VIRTIO_NET_F_MQ finds it at index 2, uses the first pair only, and
 // has VQ_PAIRS_SET refused; a driver that takes MQ without the control
 // queue is refused at activation.
 func TestControlQueueWithoutMQ(t *testing.T) {
-	r := newMQRig(t, 2)
+	r := newMQRig(t, 2, 0)
 	r.activateMQ(FeatureCtrlVQ)
 	if ack := r.control(2, pairsSet(2)); ack != ctrlErr {
 		t.Errorf("VQ_PAIRS_SET without MQ: ack %d, want VIRTIO_NET_ERR", ack)
@@ -208,7 +262,7 @@ func TestControlQueueWithoutMQ(t *testing.T) {
 	}
 	r.dev.Reset()
 
-	r2 := newMQRig(t, 2)
+	r2 := newMQRig(t, 2, 0)
 	queues := make([]*virtio.Queue, 5)
 	if err := r2.dev.Activate(r2.mem, base|FeatureMQ, queues, func(int) {}); err == nil {
 		t.Error("activated with MQ and no control queue")
@@ -216,13 +270,17 @@ func TestControlQueueWithoutMQ(t *testing.T) {
 }
 
 // TestMultiQueueConfigRefused: several pairs need a TAP the device opens,
-// and no more than MaxQueuePairs of them.
+// and no more than MaxQueuePairs of them; threads are 1 to the pairs, and
+// not for vhost-net's pairs.
 func TestMultiQueueConfigRefused(t *testing.T) {
 	b, _ := socketPair(t)
 	for _, cfg := range []Config{
 		{Backend: b, Queues: 2},
 		{TAP: "embertest%d", Backend: b, Queues: 2},
 		{TAP: "embertest%d", Queues: MaxQueuePairs + 1},
+		{TAP: "embertest%d", Queues: 2, Threads: 3},
+		{TAP: "embertest%d", Queues: 2, Threads: -1},
+		{TAP: "embertest%d", Queues: 2, Threads: 1, Vhost: true},
 	} {
 		if d, err := New(cfg); err == nil {
 			d.Close()

@@ -102,6 +102,13 @@ type Config struct {
 	// TAP: New opens as many queues of it (OpenTAPQueues), which must be
 	// a multi-queue TAP if it exists already. At most MaxQueuePairs.
 	Queues int
+	// Threads is how many threads of the device's serve its queue pairs
+	// (not with Vhost): pair i is served by thread i mod Threads, so one
+	// thread serves them all, as QEMU's main loop does, and Queues
+	// threads serve one each, as Cloud Hypervisor's do. Each thread is one
+	// more wanting a CPU beside the vCPUs. 0 means one a pair; at most
+	// Queues.
+	Threads int
 	// MAC is the guest's MAC address; nil means a random locally
 	// administered unicast address, 52:54:00:xx:xx:xx.
 	MAC stdnet.HardwareAddr

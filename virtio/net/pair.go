@@ -17,8 +17,9 @@ import (
 // pair is one queue pair of a Device — its receive and transmit queues —
 // and the backend it moves their packets to and from: the whole device
 // when it has one pair, one of a multi-queue TAP's queues when it has
-// several. It is served by a thread of its own (loop), by goroutines, or
-// by the kernel's vhost-net, and has a virtio.Device's Activate, Notify
+// several. It is served by a thread of the device's (a loop on a thread,
+// its own or shared with other pairs), by goroutines, or by the kernel's
+// vhost-net, and has a virtio.Device's Activate, Notify
 // and Reset for its two queues.
 type pair struct {
 	backend Backend
@@ -38,11 +39,11 @@ type pair struct {
 // DEVICE_NEEDS_RESET.
 func (d *pair) SetEvents(e virtio.Events) { d.events.Store(&e) }
 
-// activation is what one Activate started: the device's thread (loop),
-// or for a backend it cannot wait on itself a goroutine per queue.
+// activation is what one Activate started: the pair's loop on a device's
+// thread, or for a backend it cannot wait on itself a goroutine per queue.
 type activation struct {
 	stop  wake.Stop      // given by Reset
-	loop  *loop          // the device's thread; nil: goroutines
+	loop  *loop          // served by a device's thread; nil: goroutines
 	kicks []wake.Signal  // the goroutines': per queue; nil for a queue not served
 	wg    sync.WaitGroup // the goroutines
 }
@@ -109,8 +110,16 @@ func (d *pair) features() uint64 {
 }
 
 // Activate passes the receive offloads the driver accepted to the backend
-// and starts a worker for each queue the driver enabled.
+// and starts a worker for each queue the driver enabled: a thread of the
+// pair's own for a backend it can wait on.
 func (d *pair) Activate(mem *memory.Guest, features uint64, queues []*virtio.Queue, interrupt func(queue int)) error {
+	return d.activate(mem, features, queues, interrupt, nil)
+}
+
+// activate is Activate; a pair the device's thread th is to serve with
+// others joins it (th not yet started; the caller starts it), unless
+// vhost-net serves the pair.
+func (d *pair) activate(mem *memory.Guest, features uint64, queues []*virtio.Queue, interrupt func(queue int), th *thread) error {
 	if len(queues) != 2 {
 		return fmt.Errorf("virtio-net: a queue pair activated with %d queues, want 2", len(queues))
 	}
@@ -141,15 +150,15 @@ func (d *pair) Activate(mem *memory.Guest, features uint64, queues []*virtio.Que
 		workers[i] = &worker{d: d, mem: mem, q: q, index: i, features: features, interrupt: interrupt, stop: a.stop}
 	}
 	if p, ok := d.backend.(pollable); ok {
-		return d.startLoop(a, p.fileBackend(), queues, workers)
+		return d.startLoop(a, p.fileBackend(), queues, workers, th)
 	}
 	d.startWorkers(a, workers)
 	return nil
 }
 
-// startLoop serves the activation on the device's thread. The caller holds
-// d.lifecycle.
-func (d *pair) startLoop(a *activation, b *FileBackend, queues []*virtio.Queue, workers []*worker) error {
+// startLoop serves the activation on th, or on a thread of its own if th
+// is nil. The caller holds d.lifecycle.
+func (d *pair) startLoop(a *activation, b *FileBackend, queues []*virtio.Queue, workers []*worker, th *thread) error {
 	kicks, err := queuefd.NewKicks(queues)
 	if err != nil {
 		return err
@@ -165,10 +174,26 @@ func (d *pair) startLoop(a *activation, b *FileBackend, queues []*virtio.Queue, 
 	if a.loop, err = newLoop(d, b, kicks, rx, tx); err != nil {
 		return err // newLoop closed kicks
 	}
+	own := th == nil
+	if own {
+		if th, err = newThread(d.log); err != nil {
+			a.loop.close()
+			return err
+		}
+	}
+	if err := th.add(a.loop); err != nil {
+		if own {
+			th.stop()
+		}
+		a.loop.close()
+		return err
+	}
 	d.mu.Lock()
 	d.run = a
 	d.mu.Unlock()
-	go a.loop.run()
+	if own {
+		th.start()
+	}
 	return nil
 }
 
@@ -254,7 +279,7 @@ func (d *pair) reset() {
 	}
 	close(a.stop)
 	if a.loop != nil {
-		a.loop.stop()
+		a.loop.th.stop() // the thread's other pairs, if it has any, stop with it: the device resets them all
 		a.loop.close()
 		return
 	}
