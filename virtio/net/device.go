@@ -16,9 +16,9 @@ import (
 // Device is a virtio-net device: a virtio.Device with one queue pair, or
 // with Config.Queues pairs and a control queue.
 type Device struct {
-	mac   stdnet.HardwareAddr
-	log   *slog.Logger
-	stats *counters
+	mac     stdnet.HardwareAddr
+	log     *slog.Logger
+	stats   *counters
 	pairs   []*pair
 	taps    []*TAP // each pair's TAP queue, with several pairs; nil with one
 	threads int    // how many threads serve the pairs (Config.Threads)
