@@ -51,7 +51,8 @@ lab's side times all three on its own clock. It prints the medians of
 "--", --only and --compare BIN work as in lab virtio (an A/B comparison
 of two ember builds, boot by boot), and --queues N makes the TAP
 multi-queue and gives every subject's guest N queue pairs (ember's
-queues=N; QEMU's queues=N with mq=on).`,
+queues=N; QEMU's queues=N with mq=on), with one more subject, "ember
+threads=N": ember with a thread for each pair rather than its default.`,
 		prog:  "netbench",
 		inner: timeNetCmd,
 	})
@@ -134,13 +135,19 @@ func netSubjects(ember, kernel, initrd string, queues int) []subject {
 			"-device", "virtio-net-pci,netdev=n0,mac="+netBenchMAC+qemuDev,
 			"-kernel", kernel, "-initrd", initrd, "-append", netCmdline)}
 	}
-	emberRun := func(name, vhost string) subject {
+	emberRun := func(name, vhost, more string) subject {
 		return subject{name: name, argv: []string{ember, "run", "--kernel", kernel, "--initrd", initrd,
-			"--memory", "512M", "--cpus", "2", "--net", "tap=" + netBenchTAP + ",mac=" + netBenchMAC + ",vhost=" + vhost + emberNet, "--cmdline", netCmdline}}
+			"--memory", "512M", "--cpus", "2", "--net", "tap=" + netBenchTAP + ",mac=" + netBenchMAC + ",vhost=" + vhost + emberNet + more, "--cmdline", netCmdline}}
 	}
-	s := []subject{emberRun("ember (virtio-pci)", "off"), qemu("off")}
+	s := []subject{emberRun("ember (virtio-pci)", "off", ""), qemu("off")}
+	if queues > 1 {
+		// ember's default here is one thread for every pair (machine's
+		// NetThreads: the lab has no CPU to spare beside the vCPUs); the
+		// other way, a thread a pair, beside it.
+		s = append(s, emberRun(fmt.Sprintf("ember threads=%d", queues), "off", fmt.Sprintf(",threads=%d", queues)))
+	}
 	if _, err := os.Stat(vhost.NetPath); err == nil {
-		s = append(s, emberRun("ember vhost=on", "on"), qemu("on"))
+		s = append(s, emberRun("ember vhost=on", "on", ""), qemu("on"))
 	}
 	return s
 }

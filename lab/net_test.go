@@ -8,7 +8,8 @@ import (
 // TestNetSubjectsQueues: with --queues N every subject's guest gets N
 // queue pairs — ember's --net with queues=N, QEMU's -netdev tap with
 // queues=N and its virtio-net-pci with mq=on and a vector a queue, plus
-// two — and with one, the subjects ask for no more than one.
+// two; ember once more with a thread a pair — and with one, the subjects
+// ask for no more than one.
 func TestNetSubjectsQueues(t *testing.T) {
 	for _, tc := range []struct {
 		queues int
@@ -18,6 +19,12 @@ func TestNetSubjectsQueues(t *testing.T) {
 		{2, map[string]string{"--net": ",queues=2", "-netdev": ",queues=2", "-device": ",mq=on,vectors=6"}},
 	} {
 		for _, s := range netSubjects("/e/ember", "k", "i", tc.queues) {
+			if strings.HasPrefix(s.name, "ember threads=") {
+				if v, want := argAfter(s.argv, "--net"), ",queues=2,threads=2"; tc.queues != 2 || !strings.HasSuffix(v, want) {
+					t.Errorf("queues %d, %s: --net %q, want it to end %q", tc.queues, s.name, v, want)
+				}
+				continue
+			}
 			flags := []string{"--net"}
 			if isQEMU(s) {
 				flags = []string{"-netdev", "-device"}

@@ -115,6 +115,11 @@ type Net struct {
 	// one opens as many queues of a multi-queue TAP (a TAP that exists
 	// must have been made with multi_queue), and Linux uses one a vCPU.
 	Queues int `json:"queues,omitempty"`
+	// Threads is how many of ember's threads serve the queue pairs, 1 to
+	// Queues (not with Vhost, whose pairs the kernel's workers serve).
+	// Default: a thread a pair where the host has a CPU for each beside
+	// the vCPUs, else one for all, as QEMU's main loop (NetThreads).
+	Threads int `json:"threads,omitempty"`
 }
 
 // Balloon is a virtio-balloon device: the host asks the guest to give

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -106,6 +107,9 @@ func TestPrepareRefuses(t *testing.T) {
 		{"net tap name", Config{Nets: []Net{{TAP: strings.Repeat("t", 16)}}}, "longer than 15 bytes", true},
 		{"net mac", Config{Nets: []Net{{TAP: "t0", MAC: "01:00:00:00:00:00"}}}, "mac must be a unicast", true},
 		{"net queues", Config{Nets: []Net{{TAP: "t0", Queues: 17}}}, "queues must be 1 to 16", true},
+		{"net threads", Config{Nets: []Net{{TAP: "t0", Queues: 2, Threads: 3}}}, "threads must be 1 to queues (2)", true},
+		{"net threads, one pair", Config{Nets: []Net{{TAP: "t0", Threads: 2}}}, "threads must be 1 to queues (1)", true},
+		{"net threads with vhost", Config{Nets: []Net{{TAP: "t0", Queues: 2, Threads: 1, Vhost: true}}}, "threads with vhost=on", true},
 		{"vsock cid", Config{Vsock: &Vsock{CID: 2, Socket: "/tmp/v"}}, "cid must be a number from 3", true},
 		{"vsock socket", Config{Vsock: &Vsock{CID: 3}}, "both cid=N and socket=PATH", true},
 	}
@@ -121,6 +125,22 @@ func TestPrepareRefuses(t *testing.T) {
 	}
 }
 
+// TestNetThreads: an interface's pairs get a thread each where the host
+// has a CPU for each beside the vCPUs, else one for all.
+func TestNetThreads(t *testing.T) {
+	for _, tc := range []struct{ pairs, vcpus, host, want int }{
+		{1, 1, 1, 1},
+		{2, 2, 2, 1}, // the lab: two CPUs, a guest of two
+		{2, 2, 4, 2},
+		{4, 4, 7, 1},
+		{4, 4, 64, 4},
+	} {
+		if got := NetThreads(tc.pairs, tc.vcpus, tc.host); got != tc.want {
+			t.Errorf("NetThreads(%d pairs, %d vCPUs, %d host CPUs) = %d, want %d", tc.pairs, tc.vcpus, tc.host, got, tc.want)
+		}
+	}
+}
+
 // TestPrepareReadsWhatItNeeds: a good configuration is prepared with its
 // files read and its devices' configurations made.
 func TestPrepareReadsWhatItNeeds(t *testing.T) {
@@ -131,7 +151,7 @@ func TestPrepareReadsWhatItNeeds(t *testing.T) {
 	}
 	c := Config{Guest: "long64", CPUs: 2, Memory: "8M", RNG: true,
 		Disks: []Disk{{Path: img, ReadOnly: true, Serial: "d0", Cache: "none", Queues: 2}, {Backend: filepath.Join(dir, "d.sock")}},
-		Nets:  []Net{{TAP: "t0", MAC: "52:54:00:00:00:01", Queues: 2}},
+		Nets:  []Net{{TAP: "t0", MAC: "52:54:00:00:00:01", Queues: 2}, {TAP: "t1", Queues: 2, Threads: 2}, {TAP: "t2", Queues: 2, Vhost: true}},
 		Vsock: &Vsock{CID: 7, Socket: filepath.Join(dir, "v.sock")}}
 	p, err := c.Prepare()
 	if err != nil {
@@ -146,8 +166,10 @@ func TestPrepareReadsWhatItNeeds(t *testing.T) {
 	if !p.HV.SharedMemory {
 		t.Error("a disk with a back-end, but the guest's RAM is not shareable")
 	}
-	if len(p.nets) != 1 || p.nets[0].MAC.String() != "52:54:00:00:00:01" || p.nets[0].Queues != 2 {
+	if len(p.nets) != 3 || p.nets[0].MAC.String() != "52:54:00:00:00:01" || p.nets[0].Queues != 2 {
 		t.Errorf("net %+v", p.nets)
+	} else if want := NetThreads(2, 2, runtime.NumCPU()); p.nets[0].Threads != want || p.nets[1].Threads != 2 || p.nets[2].Threads != 0 {
+		t.Errorf("net threads %d, %d, %d; want %d (the default here), 2 (as set), 0 (vhost)", p.nets[0].Threads, p.nets[1].Threads, p.nets[2].Threads, want)
 	}
 	if p.vsock == nil || p.vsock.CID != 7 {
 		t.Errorf("vsock %+v", p.vsock)

@@ -58,10 +58,10 @@ func ParseDisk(spec string) (Disk, error) {
 }
 
 // ParseNet parses `ember run --net`'s value:
-// tap=NAME[,mac=MAC][,vhost=on|off][,queues=N].
+// tap=NAME[,mac=MAC][,vhost=on|off][,queues=N][,threads=N].
 func ParseNet(spec string) (Net, error) {
 	var n Net
-	err := options("net", spec, strings.Split(spec, ","), "tap=NAME, mac=MAC, vhost=on|off, queues=N", func(k, v string) (bool, error) {
+	err := options("net", spec, strings.Split(spec, ","), "tap=NAME, mac=MAC, vhost=on|off, queues=N, threads=N", func(k, v string) (bool, error) {
 		switch k {
 		case "tap":
 			n.TAP = v
@@ -73,6 +73,12 @@ func ParseNet(spec string) (Net, error) {
 				return true, fmt.Errorf("queues must be a number of queue pairs, not %q", v)
 			}
 			n.Queues = q
+		case "threads":
+			k, err := strconv.Atoi(v)
+			if err != nil {
+				return true, fmt.Errorf("threads must be a number of threads, not %q", v)
+			}
+			n.Threads = k
 		case "vhost":
 			switch v {
 			case "on", "":

@@ -38,8 +38,8 @@ func TestParseSpecs(t *testing.T) {
 	if err != nil || d != (Disk{Backend: "/run/disk.sock"}) {
 		t.Errorf("ParseDisk backend: %+v, %v", d, err)
 	}
-	n, err := ParseNet("tap=t0,mac=52:54:00:00:00:02,queues=2")
-	if err != nil || n != (Net{TAP: "t0", MAC: "52:54:00:00:00:02", Queues: 2}) {
+	n, err := ParseNet("tap=t0,mac=52:54:00:00:00:02,queues=2,threads=1")
+	if err != nil || n != (Net{TAP: "t0", MAC: "52:54:00:00:00:02", Queues: 2, Threads: 1}) {
 		t.Errorf("ParseNet: %+v, %v", n, err)
 	}
 	for spec, want := range map[string]bool{"tap=t0,vhost=on": true, "tap=t0,vhost": true, "tap=t0,vhost=off": false} {
