@@ -192,7 +192,8 @@ func TestLinuxVirtioConsole(t *testing.T) {
 // through the device's queues and the TAP — moved by ember, and with
 // vhost=on by the kernel's vhost-net. With queues=2 on a multi-queue TAP
 // a guest of two vCPUs finds two queue pairs and pings from each CPU,
-// whose packets leave by its own transmit queue.
+// whose packets leave by its own transmit queue: with both pairs on one
+// thread of ember's, a thread each, and vhost-net's.
 func TestLinuxPingsOverVirtioNet(t *testing.T) {
 	for _, tc := range []struct {
 		opts   string // --net's options after the TAP and MAC
@@ -202,7 +203,8 @@ func TestLinuxPingsOverVirtioNet(t *testing.T) {
 	}{
 		{"vhost=off", 1, false, "rx-0 tx-0"},
 		{"vhost=on", 1, true, "rx-0 tx-0"},
-		{"queues=2", 2, false, "rx-0 rx-1 tx-0 tx-1"},
+		{"queues=2,threads=1", 2, false, "rx-0 rx-1 tx-0 tx-1"},
+		{"queues=2,threads=2", 2, false, "rx-0 rx-1 tx-0 tx-1"},
 		{"queues=2,vhost=on", 2, true, "rx-0 rx-1 tx-0 tx-1"},
 	} {
 		t.Run(tc.opts, func(t *testing.T) {
