@@ -11,7 +11,6 @@ import (
 
 	"ember/hv/eventfd"
 	"ember/hv/internal/runstate"
-	"ember/internal/threadname"
 	"ember/ioreq"
 	"ember/kvm"
 	"ember/kvm/kvmcap"
@@ -291,13 +290,11 @@ func (vm *VM) Run(ctx context.Context) (Result, error) {
 		c.kvm.SetImmediateExit(false)
 		vm.run.Set(c.id, runstate.Running) // before Run returns to a Pause waiting for it
 		wg.Add(1)
-		// Off the main thread, which could bear no vCPU's name and which Go
-		// keeps, locked and idle, after a locked goroutine ends on it.
-		threadname.GoOffMain(func() {
+		go func() {
 			defer wg.Done()
 			defer vm.run.Set(c.id, runstate.Idle)
 			c.loop(stopped)
-		})
+		}()
 	}
 	select {
 	case <-stopped:

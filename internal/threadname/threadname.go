@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"runtime"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -122,29 +121,4 @@ func Follow(tid int, name string) (int, error) {
 		return now, Set(name)
 	}
 	return now, Move(tid, name)
-}
-
-// GoOffMain runs f on a new goroutine locked to a thread other than the
-// process's main one, for a goroutine that names its thread: Go hands its
-// idle main thread to a new goroutine as readily as any other thread, and
-// the main thread can neither bear the name (Set leaves it alone) nor end
-// with the goroutine. f is called locked (runtime.LockOSThread, once: it
-// must not lock again, so that one UnlockOSThread unlocks it). A goroutine
-// that finds itself on the main thread keeps it, locked and waiting, while
-// it starts another, which the runtime must then run elsewhere.
-func GoOffMain(f func()) {
-	go func() {
-		runtime.LockOSThread()
-		if unix.Gettid() != unix.Getpid() {
-			f()
-			return
-		}
-		moved := make(chan struct{})
-		GoOffMain(func() {
-			close(moved)
-			f()
-		})
-		<-moved
-		runtime.UnlockOSThread()
-	}()
 }

@@ -164,21 +164,3 @@ func onThread(t *testing.T) (int, func(func()), func()) {
 	t.Fatal("no goroutine got a thread but the main one")
 	return 0, nil, nil
 }
-
-// TestGoOffMainNeverRunsOnTheMainThread: however often it is called while
-// the main thread is idle (as it is under go test, whose main goroutine
-// waits), f runs on another thread, locked to it.
-func TestGoOffMainNeverRunsOnTheMainThread(t *testing.T) {
-	for i := range 50 {
-		tids := make(chan int)
-		end := make(chan struct{})
-		GoOffMain(func() {
-			tids <- unix.Gettid()
-			<-end // hold the thread, so the next call has to find another
-		})
-		if tid := <-tids; tid == os.Getpid() {
-			t.Fatalf("call %d: f ran on the main thread", i)
-		}
-		defer close(end)
-	}
-}

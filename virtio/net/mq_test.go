@@ -206,8 +206,8 @@ func TestPairsShareThreads(t *testing.T) {
 	for _, tc := range []struct{ threads, want int }{{1, 1}, {2, 2}, {3, 3}, {0, 3}} {
 		t.Run(fmt.Sprintf("threads=%d", tc.threads), func(t *testing.T) {
 			r := newMQRig(t, 3, tc.threads)
-			// Each thread names itself before it serves (it never runs on
-			// the main thread, which cannot bear a name: GoOffMain).
+			// Each thread names itself before it serves (none runs on the
+			// main thread, which cannot bear a name: main_test.go).
 			r.activateMQ(FeatureMQ | FeatureCtrlVQ | FeatureMrgRxbuf)
 			r.eachPairReceivesOnItsTurn()
 			if n := threadsNamed(t, ThreadName); n != tc.want {

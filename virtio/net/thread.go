@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -113,19 +114,18 @@ func (t *thread) start() {
 	t.life.Lock()
 	defer t.life.Unlock()
 	t.started = true
-	threadname.GoOffMain(t.run)
+	go t.run()
 }
 
-// run serves the loops until stop, called locked to a thread other than
-// the main one (threadname.GoOffMain). Its goroutine keeps a thread, which
+// run serves the loops until stop. Its goroutine keeps a thread, which
 // sleeps in epoll_wait between events, and never gives it back: the
 // thread, with its name, ends with the activation. The process's main
-// thread, which Go does not end (and which keeps its name), is given back
-// if a yield brought the goroutine there.
+// thread, which Go does not end (and which keeps its name), is given back.
 // While it runs the process has a P more (sysmon.Budget): the thread keeps
 // its own in epoll_wait, and the process's other goroutines keep theirs.
 func (t *thread) run() {
 	defer close(t.done)
+	runtime.LockOSThread()
 	defer sysmon.UnlockIfMain()
 	sysmon.Budget.Start(sysmon.Device)
 	defer sysmon.Budget.End(sysmon.Device)
