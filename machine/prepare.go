@@ -310,13 +310,14 @@ func (n Net) config() (virtionet.Config, error) {
 	return c, nil
 }
 
-// NetThreads is how many threads serve a network interface's pairs queue
-// pairs when its configuration does not say (Net.Threads), for a guest
-// of vcpus vCPUs on a host of hostCPUs: a thread a pair where the host has
-// a CPU for each beside the vCPUs, else one for all. A thread is one more
-// wanting a CPU: in the lab (two CPUs, a guest of two vCPUs) two pairs
-// with a thread each moved half of what QEMU's two pairs, served by its
-// one main loop, did (README, "Devices: virtio").
+// NetThreads is how many threads serve a network interface's queue pairs
+// (pairs of them) when its configuration does not say (Net.Threads), for
+// a guest of vcpus vCPUs on a host of hostCPUs: a thread a pair where the
+// host has a CPU for each beside the vCPUs, else one for all, as QEMU's
+// main loop serves every queue. A thread is one more wanting a CPU: in
+// the lab (two CPUs, a guest of two vCPUs) two pairs on one thread moved
+// as much as on a thread each, with one thread and one P fewer
+// (docs/performance-log.md, "Several queue pairs on one thread").
 func NetThreads(pairs, vcpus, hostCPUs int) int {
 	if hostCPUs >= vcpus+pairs {
 		return pairs
