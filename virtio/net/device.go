@@ -301,9 +301,10 @@ func (d *Device) activatePairs(mem *memory.Guest, features uint64, queues []*vir
 }
 
 // newThreads makes k threads, not yet started, for the pairs to share;
-// none if vhost-net serves them.
+// none if vhost-net serves them, or goroutines (a backend the device
+// cannot wait on; a multi-queue TAP's queues always can be).
 func (d *Device) newThreads(k int) ([]*thread, error) {
-	if d.pairs[0].vhost != nil {
+	if _, ok := d.pairs[0].backend.(pollable); !ok || d.pairs[0].vhost != nil {
 		return nil, nil
 	}
 	threads := make([]*thread, k)

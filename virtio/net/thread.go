@@ -137,7 +137,7 @@ func (t *thread) run() {
 	for _, l := range t.loops {
 		l.serve(true, false) // what the driver queued before it set DRIVER_OK
 	}
-	events := make([]unix.EpollEvent, 4*len(t.loops))
+	events := make([]unix.EpollEvent, 4*max(len(t.loops), 1))
 	// The thread holds its P in epoll_wait and never blocks in Go: it goes
 	// through the scheduler now and then, after its work, or sysmon would
 	// keep taking the P (package sysmon). The thread is locked for its
