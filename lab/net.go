@@ -152,24 +152,12 @@ func netSubjects(ember, kernel, initrd string, queues int) []subject {
 	return s
 }
 
-// makeTAP creates the persistent TAP name with addr on the lab's side, up;
-// a multi-queue one if multiQueue.
+// makeTAP creates the persistent TAP name with addr on the lab's side, up
+// (linuxguest.AddTAP), deleting one a killed run left; a multi-queue one
+// if multiQueue.
 func makeTAP(name, addr string, multiQueue bool) error {
 	exec.Command("ip", "link", "del", name).Run() // one a killed run left
-	add := []string{"tuntap", "add", "dev", name, "mode", "tap"}
-	if multiQueue {
-		add = append(add, "multi_queue")
-	}
-	for _, args := range [][]string{
-		add,
-		{"addr", "add", addr, "dev", name},
-		{"link", "set", name, "up"},
-	} {
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
-		}
-	}
-	return nil
+	return linuxguest.AddTAP("ip", name, addr, multiQueue)
 }
 
 // meterStream is the benchmark's netstream.Meter: what the lab's CPU and

@@ -251,22 +251,10 @@ func hostTAP(t *testing.T, addr string, multiQueue bool) string {
 		t.Skip("skipping: " + why)
 	}
 	name := fmt.Sprintf("embt%d", os.Getpid()%100000)
-	add := []string{"tuntap", "add", "dev", name, "mode", "tap"}
-	if multiQueue {
-		add = append(add, "multi_queue")
+	if err := linuxguest.AddTAP(ip, name, addr, multiQueue); err != nil {
+		t.Fatal(err)
 	}
-	for _, args := range [][]string{
-		add,
-		{"addr", "add", addr, "dev", name},
-		{"link", "set", name, "up"},
-	} {
-		if out, err := exec.Command(ip, args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %v: %v\n%s", args, err, out)
-		}
-		if args[0] == "tuntap" {
-			t.Cleanup(func() { exec.Command(ip, "link", "del", name).Run() })
-		}
-	}
+	t.Cleanup(func() { exec.Command(ip, "link", "del", name).Run() })
 	return name
 }
 
