@@ -119,16 +119,21 @@ func newBenchRig(b *testing.B, rxBase, txBase uint64) *benchRig {
 // returns the channel that holds one pending interrupt of either queue.
 func (r *benchRig) activate(b *testing.B) chan struct{} {
 	irq := make(chan struct{}, 1)
-	err := r.dev.Activate(r.mem, base|virtio.FeatureEventIdx|FeatureMrgRxbuf, []*virtio.Queue{r.rx.Queue, r.tx.Queue}, func(int) {
+	r.activateWith(b, func(int) {
 		select {
 		case irq <- struct{}{}:
 		default:
 		}
 	})
-	if err != nil {
+	return irq
+}
+
+// activateWith starts the device with EVENT_IDX and mergeable buffers,
+// its interrupts going to interrupt.
+func (r *benchRig) activateWith(b *testing.B, interrupt func(int)) {
+	if err := r.dev.Activate(r.mem, base|virtio.FeatureEventIdx|FeatureMrgRxbuf, []*virtio.Queue{r.rx.Queue, r.tx.Queue}, interrupt); err != nil {
 		b.Fatal(err)
 	}
-	return irq
 }
 
 // offered is the driver's step after it made chains available on queue q
@@ -449,12 +454,7 @@ func runQueueRoundTrips(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { unix.Close(irq) })
-	err = r.dev.Activate(r.mem, base|virtio.FeatureEventIdx|FeatureMrgRxbuf, []*virtio.Queue{r.rx.Queue, r.tx.Queue}, func(int) {
-		unix.Write(irq, []byte{1, 0, 0, 0, 0, 0, 0, 0})
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	r.activateWith(b, func(int) { unix.Write(irq, []byte{1, 0, 0, 0, 0, 0, 0, 0}) })
 	var count [8]byte
 	// wait returns d's next used element, asleep until an interrupt while
 	// there is none.
