@@ -11,6 +11,7 @@ import (
 
 	"ember/memory"
 	"ember/virtio"
+	"ember/virtio/internal/devthread"
 )
 
 // Device is a virtio-net device: a virtio.Device with one queue pair, or
@@ -280,7 +281,7 @@ func (d *Device) activatePairs(mem *memory.Guest, features uint64, queues []*vir
 	}
 	for i := range used {
 		pairIRQ := func(q int) { interrupt(2*i + q) }
-		var th *thread
+		var th *devthread.Thread
 		if threads != nil {
 			th = threads[i%len(threads)]
 		}
@@ -289,13 +290,13 @@ func (d *Device) activatePairs(mem *memory.Guest, features uint64, queues []*vir
 				p.Reset()
 			}
 			for _, t := range threads {
-				t.stop()
+				t.Stop()
 			}
 			return fmt.Errorf("virtio-net: queue pair %d: %w", i, err)
 		}
 	}
 	for _, t := range threads {
-		t.start()
+		t.Start()
 	}
 	return nil
 }
@@ -303,16 +304,16 @@ func (d *Device) activatePairs(mem *memory.Guest, features uint64, queues []*vir
 // newThreads makes k threads, not yet started, for the pairs to share;
 // none if vhost-net serves them, or goroutines (a backend the device
 // cannot wait on; a multi-queue TAP's queues always can be).
-func (d *Device) newThreads(k int) ([]*thread, error) {
+func (d *Device) newThreads(k int) ([]*devthread.Thread, error) {
 	if _, ok := d.pairs[0].backend.(pollable); !ok || d.pairs[0].vhost != nil {
 		return nil, nil
 	}
-	threads := make([]*thread, k)
+	threads := make([]*devthread.Thread, k)
 	for i := range threads {
-		t, err := newThread(d.log.With("thread", i))
+		t, err := d.pairs[0].newThread(d.log.With("thread", i))
 		if err != nil {
 			for _, t := range threads[:i] {
-				t.stop()
+				t.Stop()
 			}
 			return nil, err
 		}

@@ -6,8 +6,12 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"ember/virtio/internal/devthread"
 	"ember/virtio/internal/queuefd"
 )
+
+// ThreadName is the name of the device's threads, as ps -T shows them.
+const ThreadName = "ember-net"
 
 // rxBudget is how many packets the device's thread moves into the receive
 // queue before it looks at the transmit queue again.
@@ -20,7 +24,7 @@ type pollable interface {
 }
 
 // loop is one queue pair's activation as a thread of the device's
-// (thread) serves it: the pair's kick eventfds, which KVM signals on the
+// (devthread.Thread) serves it, a devthread.Server: the pair's kick eventfds, which KVM signals on the
 // guest's notification (virtio.QueueEventFDs), and its backend's
 // descriptor are in the thread's epoll; on their events the thread sends
 // what the driver queued and moves what the backend has into the receive
@@ -28,12 +32,12 @@ type pollable interface {
 type loop struct {
 	d     *pair
 	b     *FileBackend
-	fd    int          // b's descriptor
-	kicks *queuefd.Set // each enabled queue's kick eventfd
-	rx    *receiver    // nil: the driver left the queue disabled
-	tx    *transmitter // likewise
-	th    *thread      // the thread that serves the loop (thread.add)
-	tag   int32        // the loop's index in th, which tags its epoll events
+	fd    int               // b's descriptor
+	kicks *queuefd.Set      // each enabled queue's kick eventfd
+	rx    *receiver         // nil: the driver left the queue disabled
+	tx    *transmitter      // likewise
+	th    *devthread.Thread // the thread that serves the loop (attach)
+	tag   int32             // the loop's tag in th, on its epoll events
 
 	rxState  rxState   // where the last pump left the receive queue
 	retry    time.Time // rxBackoff: when to read the backend again
@@ -54,9 +58,28 @@ func newLoop(d *pair, b *FileBackend, kicks *queuefd.Set, rx *receiver, tx *tran
 	return l, nil
 }
 
-// note takes one of the loop's epoll events: whether the transmit queue
-// or the receive queue has work, kept until serveNoted.
-func (l *loop) note(ev unix.EpollEvent) {
+// attach gives the loop to th, not yet started, to serve, with its kick
+// eventfds in th's epoll.
+func (l *loop) attach(th *devthread.Thread) error {
+	l.th, l.tag = th, th.Add(l)
+	for q := range 2 {
+		if fd, ok := l.kicks.Kick(q); ok {
+			if err := th.Watch(unix.EPOLL_CTL_ADD, fd, unix.EPOLLIN, l.tag); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Begin is devthread.Server: it sends what the driver queued before the
+// thread started.
+func (l *loop) Begin() { l.serve(true, false) }
+
+// Note is devthread.Server: it takes one of the loop's epoll events,
+// whether the transmit queue or the receive queue has work, kept until
+// ServeNoted.
+func (l *loop) Note(ev unix.EpollEvent) {
 	switch fd := int(ev.Fd); {
 	case fd == l.fd:
 		// An error or a hang-up is for both: the held packet's write and
@@ -77,9 +100,10 @@ func (l *loop) note(ev unix.EpollEvent) {
 	}
 }
 
-// serveNoted serves what the thread's last wait found for the loop, and
-// reads the backend again once a failed read's backoff is over.
-func (l *loop) serveNoted() {
+// ServeNoted is devthread.Server: it serves what the thread's last wait
+// found for the loop, and reads the backend again once a failed read's
+// backoff is over.
+func (l *loop) ServeNoted() {
 	tx, rx := l.notedTX, l.notedRX
 	l.notedTX, l.notedRX = false, false
 	if l.rxState == rxBackoff && !time.Now().Before(l.retry) {
@@ -126,17 +150,17 @@ func (l *loop) watch() {
 	case l.interest == 0:
 		op = unix.EPOLL_CTL_ADD
 	}
-	if err := l.th.watch(op, l.fd, want, l.tag); err != nil {
+	if err := l.th.Watch(op, l.fd, want, l.tag); err != nil {
 		l.d.log.Error("virtio-net: watching the backend", "err", err)
 		return
 	}
 	l.interest = want
 }
 
-// timeout is how long the thread may wait for the loop's sake, in
-// milliseconds: until the backend is to be read again after a failure, or
-// for ever (-1).
-func (l *loop) timeout() int {
+// Timeout is devthread.Server: how long the thread may wait for the
+// loop's sake, in milliseconds: until the backend is to be read again
+// after a failure, or for ever (-1).
+func (l *loop) Timeout() int {
 	if l.rxState != rxBackoff {
 		return -1
 	}

@@ -11,6 +11,7 @@ import (
 	"ember/internal/wake"
 	"ember/memory"
 	"ember/virtio"
+	"ember/virtio/internal/devthread"
 	"ember/virtio/internal/queuefd"
 )
 
@@ -119,7 +120,7 @@ func (d *pair) Activate(mem *memory.Guest, features uint64, queues []*virtio.Que
 // activate is Activate; a pair the device's thread th is to serve with
 // others joins it (th not yet started; the caller starts it), unless
 // vhost-net serves the pair.
-func (d *pair) activate(mem *memory.Guest, features uint64, queues []*virtio.Queue, interrupt func(queue int), th *thread) error {
+func (d *pair) activate(mem *memory.Guest, features uint64, queues []*virtio.Queue, interrupt func(queue int), th *devthread.Thread) error {
 	if len(queues) != 2 {
 		return fmt.Errorf("virtio-net: a queue pair activated with %d queues, want 2", len(queues))
 	}
@@ -158,7 +159,7 @@ func (d *pair) activate(mem *memory.Guest, features uint64, queues []*virtio.Que
 
 // startLoop serves the activation on th, or on a thread of its own if th
 // is nil. The caller holds d.lifecycle.
-func (d *pair) startLoop(a *activation, b *FileBackend, queues []*virtio.Queue, workers []*worker, th *thread) error {
+func (d *pair) startLoop(a *activation, b *FileBackend, queues []*virtio.Queue, workers []*worker, th *devthread.Thread) error {
 	kicks, err := queuefd.NewKicks(queues)
 	if err != nil {
 		return err
@@ -176,14 +177,14 @@ func (d *pair) startLoop(a *activation, b *FileBackend, queues []*virtio.Queue, 
 	}
 	own := th == nil
 	if own {
-		if th, err = newThread(d.log); err != nil {
+		if th, err = d.newThread(d.log); err != nil {
 			a.loop.close()
 			return err
 		}
 	}
-	if err := th.add(a.loop); err != nil {
+	if err := a.loop.attach(th); err != nil {
 		if own {
-			th.stop()
+			th.Stop()
 		}
 		a.loop.close()
 		return err
@@ -192,9 +193,20 @@ func (d *pair) startLoop(a *activation, b *FileBackend, queues []*virtio.Queue, 
 	d.run = a
 	d.mu.Unlock()
 	if own {
-		th.start()
+		th.Start()
 	}
 	return nil
+}
+
+// newThread makes a thread, not yet started, for this pair and any others
+// of its device: one that cannot wait any more marks the device
+// DEVICE_NEEDS_RESET (the pairs share the transport's events).
+func (d *pair) newThread(log *slog.Logger) (*devthread.Thread, error) {
+	return devthread.New(ThreadName, log, func(err error) {
+		if e := d.events.Load(); e != nil {
+			(*e).NeedsReset(err)
+		}
+	})
 }
 
 // startWorkers serves the activation on a goroutine per queue, which wait
@@ -279,7 +291,7 @@ func (d *pair) reset() {
 	}
 	close(a.stop)
 	if a.loop != nil {
-		a.loop.th.stop() // the thread's other pairs, if it has any, stop with it: the device resets them all
+		a.loop.th.Stop() // the thread's other pairs, if it has any, stop with it: the device resets them all
 		a.loop.close()
 		return
 	}

@@ -86,7 +86,7 @@ func TestThreadLeavesSysmonAlone(t *testing.T) {
 
 // TestThreadLeavesSysmonAloneBetweenSparseKicks: a device kicked every 15
 // ms, longer than sysmon lets a system call keep its P, does not have its
-// P taken at each wait either (busyWaitMs): every take would set sysmon
+// P taken at each wait either (devthread's busyWaitMs): every take would set sysmon
 // looking every 20 µs again, some fifty wake-ups each.
 func TestThreadLeavesSysmonAloneBetweenSparseKicks(t *testing.T) {
 	n, kicks := kickForASecond(t, 15*time.Millisecond, 0)
