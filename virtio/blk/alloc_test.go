@@ -11,7 +11,7 @@ import (
 // nothing on the Go heap (it took 8 allocations before Queue.PopInto and
 // the worker's reused buffers).
 func TestReadAllocatesNothing(t *testing.T) {
-	rig := benchDisk(t, false)
+	rig := benchDisk(t, false, calls)
 	const head = 0
 	hdrAddr, err := setupSlot(rig.drv, head, 4096)
 	if err != nil {
@@ -28,14 +28,14 @@ func TestReadAllocatesNothing(t *testing.T) {
 		if err := rig.drv.Offer(head); err != nil {
 			t.Fatal(err)
 		}
-		rig.dev.Notify(0)
+		rig.kick()
 		for {
 			if _, ok, err := rig.drv.Used(); err != nil {
 				t.Fatal(err)
 			} else if ok {
 				return
 			}
-			<-rig.irqs
+			rig.wait()
 		}
 	}
 	read() // the worker's buffers grow once

@@ -12,6 +12,7 @@ import (
 	"ember/memory"
 	"ember/virtio"
 	"ember/virtio/backend/backendtest"
+	"ember/virtio/internal/queuefd"
 	"ember/virtio/virtiotest"
 )
 
@@ -26,13 +27,33 @@ type benchRig struct {
 	drv  *virtiotest.Driver
 	dev  virtio.Device // the disk, or a backend.Remote the disk serves
 	path string        // the image
-	irqs chan int      // the device interrupted
+	// kick notifies queue 0 and wait sleeps until the device interrupts
+	// (benchPath says how).
+	kick, wait func()
 }
 
-// benchDisk makes a benchRig; with remote, the driver's device is a
-// backend.Remote whose back-end (backend.Serve, over a socketpair) serves
-// the disk, on memfd-backed guest RAM.
-func benchDisk(b testing.TB, remote bool) benchRig {
+// benchPath is how the benchmark driver notifies the device and hears of
+// its interrupts.
+type benchPath int
+
+const (
+	// calls: Notify, and an interrupt callback that sends on a channel
+	// the driver waits on — the device alone, with no wake-up of a thread
+	// of the process's between them.
+	calls benchPath = iota
+	// eventFDs: the ways a guest's notification and interrupt travel
+	// under KVM — an eventfd signalled as KVM's ioeventfd is, passed on
+	// as the transport passes it (benchKicks), and an interrupt that
+	// signals an eventfd as KVM's irqfd, on which the driver sleeps in
+	// read(2) as a halted vCPU does in KVM (benchInterrupts).
+	eventFDs
+)
+
+// benchDisk makes a benchRig whose driver reaches the device by path;
+// with remote, the driver's device is a backend.Remote whose back-end
+// (backend.Serve, over a socketpair) serves the disk, on memfd-backed
+// guest RAM.
+func benchDisk(b testing.TB, remote bool, path benchPath) benchRig {
 	b.Helper()
 	newMem := memory.New
 	if remote {
@@ -43,15 +64,15 @@ func benchDisk(b testing.TB, remote bool) benchRig {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { mem.Close() })
-	path := filepath.Join(b.TempDir(), "bench.img")
+	image := filepath.Join(b.TempDir(), "bench.img")
 	data := make([]byte, benchImageSize)
 	for i := range data {
 		data[i] = byte(i * 7)
 	}
-	if err := os.WriteFile(path, data, 0o644); err != nil {
+	if err := os.WriteFile(image, data, 0o644); err != nil {
 		b.Fatal(err)
 	}
-	d, err := Open(Config{Path: path})
+	d, err := Open(Config{Path: image})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -64,17 +85,78 @@ func benchDisk(b testing.TB, remote bool) benchRig {
 	if err != nil {
 		b.Fatal(err)
 	}
-	irqs := make(chan int, 1)
-	err = dev.Activate(mem, virtio.FeatureVersion1, []*virtio.Queue{drv.Queue}, func(int) {
-		select {
-		case irqs <- 0:
-		default:
-		}
-	})
+	rig := benchRig{mem: mem, drv: drv, dev: dev, path: image}
+	if path == calls {
+		irqs := make(chan int, 1)
+		activate(b, dev, mem, drv, func(int) {
+			select {
+			case irqs <- 0:
+			default:
+			}
+		})
+		rig.kick, rig.wait = func() { dev.Notify(0) }, func() { <-irqs }
+		return rig
+	}
+	irq, err := queuefd.NewEventFD()
 	if err != nil {
 		b.Fatal(err)
 	}
-	return benchRig{mem: mem, drv: drv, dev: dev, path: path, irqs: irqs}
+	b.Cleanup(func() { unix.Close(irq) })
+	activate(b, dev, mem, drv, func(int) { queuefd.Signal(irq) })
+	rig.kick, rig.wait = benchKicks(b, dev), benchInterrupts(dev, irq)
+	return rig
+}
+
+// activate activates dev with drv's queue, interrupting through interrupt.
+func activate(b testing.TB, dev virtio.Device, mem *memory.Guest, drv *virtiotest.Driver, interrupt func(int)) {
+	if err := dev.Activate(mem, virtio.FeatureVersion1, []*virtio.Queue{drv.Queue}, interrupt); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// benchKicks returns how the driver notifies queue 0, as KVM's ioeventfd
+// does in a VM: by signalling the device's own kick eventfd if it has one
+// (virtio.QueueEventFDs: the transport points the ioeventfd at it), or
+// else the transport's, which a goroutine in Go's poller passes on to
+// Notify (pc/notify.go).
+func benchKicks(b testing.TB, dev virtio.Device) func() {
+	if qe, ok := dev.(virtio.QueueEventFDs); ok {
+		if fd, ok := qe.KickFD(0); ok {
+			return func() { queuefd.Signal(fd) }
+		}
+	}
+	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := os.NewFile(uintptr(fd), "notify")
+	b.Cleanup(func() { f.Close() })
+	go queuefd.Forward(f, func() { dev.Notify(0) })
+	return func() { queuefd.Signal(fd) }
+}
+
+// benchInterrupts returns how the driver sleeps until an interrupt, as a
+// vCPU woken by KVM's irqfd: a blocking read of the eventfd the interrupt
+// callback signals, or of the device's call eventfd, which the transport
+// binds to the irqfd when the device has one.
+func benchInterrupts(dev virtio.Device, irq int) func() {
+	if qe, ok := dev.(virtio.QueueEventFDs); ok {
+		if fd, ok := qe.CallFD(0); ok {
+			qe.RelayCalls(0, false)
+			irq = fd
+		}
+	}
+	var count [8]byte
+	return func() {
+		// A blocking read of a non-blocking eventfd: poll first.
+		fds := []unix.PollFd{{Fd: int32(irq), Events: unix.POLLIN}}
+		for {
+			if _, err := unix.Read(irq, count[:]); err != unix.EAGAIN {
+				return
+			}
+			unix.Poll(fds, -1)
+		}
+	}
 }
 
 // benchDepth is how many requests the benchmark driver keeps in flight, as
@@ -88,9 +170,9 @@ const benchDepth = 32
 // device has the rest to serve while the driver refills. Each
 // slot of the depth has its own three descriptors and buffers, laid out once
 // and reused, as a driver recycles its requests.
-func runQueueReads(b *testing.B, size int, next func() uint64, remote bool) {
-	rig := benchDisk(b, remote)
-	drv, d, irqs := rig.drv, rig.dev, rig.irqs
+func runQueueReads(b *testing.B, size int, next func() uint64, remote bool, path benchPath) {
+	rig := benchDisk(b, remote, path)
+	drv := rig.drv
 	hdrs := make(map[uint16]uint64, benchDepth)
 	for i := range benchDepth {
 		head := uint16(3 * i)
@@ -115,7 +197,7 @@ func runQueueReads(b *testing.B, size int, next func() uint64, remote bool) {
 	for i := range offered {
 		offer(uint16(3 * i))
 	}
-	d.Notify(0)
+	rig.kick()
 	var again []uint16 // completed slots to offer again
 	for done := 0; done < b.N; {
 		u, ok, err := drv.Used()
@@ -137,11 +219,11 @@ func runQueueReads(b *testing.B, size int, next func() uint64, remote bool) {
 			offer(head)
 		}
 		if len(again) > 0 {
-			d.Notify(0)
+			rig.kick()
 			again = again[:0]
 		}
 		if done < b.N {
-			<-irqs
+			rig.wait()
 		}
 	}
 }
@@ -182,7 +264,7 @@ func setupSlot(drv *virtiotest.Driver, head uint16, size int) (uint64, error) {
 // the CPU's cache measures a copy no device can make: a guest hands the
 // device a different buffer for each request in flight.)
 func runPreads(b *testing.B, size int, next func() uint64) {
-	rig := benchDisk(b, false)
+	rig := benchDisk(b, false, calls)
 	f, err := os.Open(rig.path)
 	if err != nil {
 		b.Fatal(err)
@@ -223,6 +305,12 @@ func sequential1M() func() uint64 {
 // ratio is the queue's MB/s over pread's (issue 12's goal: at least 0.8).
 // virtqueue-backend is the same queue served by a back-end
 // (virtio/backend): kicks and interrupts cross a socketpair's eventfds.
+// Both call Notify and hear of interrupts on a channel: the device alone.
+// virtqueue-eventfds is the in-process queue reached as a guest reaches
+// it, the notification through an eventfd and the transport's goroutine,
+// the interrupt through an eventfd the driver sleeps on (eventFDs): what
+// the device costs a VM beside its work, the wake-ups of two threads a
+// round.
 //
 //	go test ./virtio/blk -run '^$' -bench Read -benchtime 2s
 func BenchmarkRead(b *testing.B) {
@@ -232,7 +320,8 @@ func BenchmarkRead(b *testing.B) {
 		next func() func() uint64
 	}{{"4KiB-random", 4096, random4K}, {"1MiB-sequential", 1 << 20, sequential1M}} {
 		b.Run(p.name+"/pread", func(b *testing.B) { runPreads(b, p.size, p.next()) })
-		b.Run(p.name+"/virtqueue", func(b *testing.B) { runQueueReads(b, p.size, p.next(), false) })
-		b.Run(p.name+"/virtqueue-backend", func(b *testing.B) { runQueueReads(b, p.size, p.next(), true) })
+		b.Run(p.name+"/virtqueue", func(b *testing.B) { runQueueReads(b, p.size, p.next(), false, calls) })
+		b.Run(p.name+"/virtqueue-backend", func(b *testing.B) { runQueueReads(b, p.size, p.next(), true, calls) })
+		b.Run(p.name+"/virtqueue-eventfds", func(b *testing.B) { runQueueReads(b, p.size, p.next(), false, eventFDs) })
 	}
 }

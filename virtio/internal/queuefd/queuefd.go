@@ -119,12 +119,15 @@ func (s *Set) Notify(q int) {
 // call, or any wake-up a thread waits for on an eventfd. An error is
 // write(2)'s; EAGAIN means the counter is full, and so still signalled.
 func Signal(fd int) error {
-	one := [8]byte{1}
 	if _, err := unix.Write(fd, one[:]); err != nil {
 		return fmt.Errorf("virtio: signalling eventfd %d: %w", fd, err)
 	}
 	return nil
 }
+
+// one is what Signal writes, shared and never written: a local array
+// would go to the heap at each call under the race detector.
+var one = [8]byte{1}
 
 // StartRelays starts the relay of every enabled queue's calls.
 func (s *Set) StartRelays() {
