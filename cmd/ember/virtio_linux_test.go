@@ -26,7 +26,9 @@ import (
 // its virtio-pci driver must find both by PCI enumeration, its virtio-rng
 // driver must read entropy through the queue, it must read the disk's
 // contents as the host wrote them, and a sector it writes and syncs must be
-// in the image file when ember has exited. The boot log must stay clean.
+// in the image file when ember has exited. The disk has two request
+// queues, which the guest's two vCPUs use as blk-mq's hardware queues.
+// The boot log must stay clean.
 func TestLinuxUsesVirtioDevices(t *testing.T) {
 	kernel, ird := requireLinux(t)
 	requireVirtioModules(t, ird)
@@ -40,15 +42,16 @@ func TestLinuxUsesVirtioDevices(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	const cmdline = "console=ttyS0 ember.end=poweroff ember.diskwrite=1"
-	r := bootLinuxRetryingInLab(t, ctx, kernel, ird, nil, "--rng", "--disk", path+",serial=ember0", "--cmdline", cmdline)
+	r := bootLinuxRetryingInLab(t, ctx, kernel, ird, nil, "--cpus", "2", "--rng", "--disk", path+",serial=ember0,queues=2", "--cmdline", cmdline)
 	t.Logf("Linux version at %v, /init at %v, exit (status %d) at %v",
 		r.con.First(linuxguest.MarkBanner), r.con.First(linuxguest.MarkStarted), r.status, r.took)
-	checkUserspace(t, r, ird, cmdline, 1)
+	checkUserspace(t, r, ird, cmdline, 2)
 	for _, w := range []string{
 		"ember-init: virtio devices 0x0002 0x0004 ",             // block and rng, found on the PCI bus
 		"ember-init: virtio functions notified through ports 2", // BAR1's notification capability, listed first, chosen
 		"ember-init: hwrng 4096 bytes",                          // read through the rng's queue
 		"ember-init: vda sha256 " + hex.EncodeToString(sum[:]),
+		"ember-init: vda queues 2",
 		"ember-init: vda written",
 	} {
 		if !r.printed(w) {

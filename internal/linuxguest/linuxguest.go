@@ -103,6 +103,7 @@ fi
 [ -c /dev/hwrng ] && echo "ember-init: hwrng $(head -c 4096 /dev/hwrng | wc -c) bytes"
 if [ -b /dev/vda ]; then
 	echo "ember-init: vda sha256 $(head -c 65536 /dev/vda | sha256sum | cut -d' ' -f1)"
+	echo "ember-init: vda queues $(ls /sys/block/vda/mq 2>/dev/null | wc -l)"
 	case " $(cat /proc/cmdline) " in *" ember.diskwrite=1 "*)
 		echo "` + DiskMarker + `" | dd of=/dev/vda bs=512 seek=1 count=1 conv=notrunc,sync 2>/dev/null && sync && echo "ember-init: vda written";;
 	esac
