@@ -24,11 +24,12 @@ type pollable interface {
 }
 
 // loop is one queue pair's activation as a thread of the device's
-// (devthread.Thread) serves it, a devthread.Server: the pair's kick eventfds, which KVM signals on the
-// guest's notification (virtio.QueueEventFDs), and its backend's
-// descriptor are in the thread's epoll; on their events the thread sends
-// what the driver queued and moves what the backend has into the receive
-// queue, waiting for neither.
+// (devthread.Thread) serves it, a devthread.Server: the pair's kick
+// eventfds, which KVM signals on the guest's notification
+// (virtio.QueueEventFDs), and its backend's descriptor are in the
+// thread's epoll; on their events the thread sends what the driver
+// queued and moves what the backend has into the receive queue, waiting
+// for neither.
 type loop struct {
 	d     *pair
 	b     *FileBackend
