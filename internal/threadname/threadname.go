@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -52,16 +53,51 @@ func Set(name string) error {
 // back, so that only the goroutine's thread bears the name. The main
 // thread is left alone, as Set leaves it.
 func Move(from int, name string) error {
-	if from != unix.Getpid() {
-		proc, err := os.ReadFile("/proc/self/comm")
-		if err == nil {
-			err = os.WriteFile(fmt.Sprintf("/proc/self/task/%d/comm", from), bytes.TrimSpace(proc), 0)
-		}
-		if err != nil {
-			return fmt.Errorf("giving thread %d back its name: %w", from, err)
-		}
+	if err := unname(from); err != nil {
+		return err
 	}
 	return Set(name)
+}
+
+// unname gives thread tid the process's name back; the main thread, which
+// bears it, is left alone.
+func unname(tid int) error {
+	if tid == unix.Getpid() {
+		return nil
+	}
+	proc, err := os.ReadFile("/proc/self/comm")
+	if err == nil {
+		err = os.WriteFile(fmt.Sprintf("/proc/self/task/%d/comm", tid), bytes.TrimSpace(proc), 0)
+	}
+	if err != nil {
+		return fmt.Errorf("giving thread %d back its name: %w", tid, err)
+	}
+	return nil
+}
+
+// unnameStrays gives the process's name back to every thread that bears
+// name but holds it for no goroutine (Hold, Follow): a thread Go clones
+// from a named one while its goroutine is unlocked (a yield) inherits the
+// name, as clone(2) copies it, and Go keeps such threads in its pool, so
+// without this a device's name would outlive the device on threads that
+// never served it. It reads /proc/self/task, so it runs where names
+// change hands (a holder starts, moves or ends), not on every yield. The
+// caller holds holdersMu.
+func unnameStrays(name string) {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return
+	}
+	for _, task := range tasks {
+		tid, err := strconv.Atoi(task.Name())
+		if err != nil || holders[tid] > 0 {
+			continue
+		}
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/comm", tid))
+		if err == nil && string(bytes.TrimSpace(comm)) == Cut(name) {
+			unname(tid) // a name is only cosmetic: a thread gone meanwhile is no matter
+		}
+	}
 }
 
 // holders counts, by thread, the goroutines that hold a name there
@@ -71,7 +107,22 @@ func Move(from int, name string) error {
 var (
 	holdersMu sync.Mutex
 	holders   = map[int]int{}
+	heldName  = map[int]string{} // the name each thread in holders bears
 )
+
+// Holders counts the goroutines holding name (Hold, not yet Dropped): the
+// threads that serve under it, whichever threads they run on now.
+func Holders(name string) int {
+	holdersMu.Lock()
+	defer holdersMu.Unlock()
+	n := 0
+	for tid, c := range holders {
+		if heldName[tid] == Cut(name) {
+			n += c
+		}
+	}
+	return n
+}
 
 // Hold names the calling thread (Set) for a goroutine that will keep the
 // name through its yields (Follow), and returns the thread's id. Drop it
@@ -81,15 +132,20 @@ func Hold(name string) (int, error) {
 	defer holdersMu.Unlock()
 	tid := unix.Gettid()
 	holders[tid]++
-	return tid, Set(name)
+	heldName[tid] = Cut(name)
+	err := Set(name)
+	unnameStrays(name)
+	return tid, err
 }
 
-// Drop forgets a holder of thread tid's name whose goroutine ends (and
-// its thread with it, unless it is the main thread).
-func Drop(tid int) {
+// Drop forgets a holder of name on thread tid whose goroutine ends (and
+// its thread with it, unless it is the main thread), and takes name from
+// every thread that bears it for no holder, tid's among them.
+func Drop(tid int, name string) {
 	holdersMu.Lock()
 	defer holdersMu.Unlock()
 	release(tid)
+	unnameStrays(name)
 }
 
 // release takes one holder from tid and reports whether none is left.
@@ -97,6 +153,7 @@ func Drop(tid int) {
 func release(tid int) bool {
 	if holders[tid] <= 1 {
 		delete(holders, tid)
+		delete(heldName, tid)
 		return true
 	}
 	holders[tid]--
@@ -117,8 +174,13 @@ func Follow(tid int, name string) (int, error) {
 	holdersMu.Lock()
 	defer holdersMu.Unlock()
 	holders[now]++
+	heldName[now] = Cut(name)
+	var err error
 	if !release(tid) {
-		return now, Set(name)
+		err = Set(name)
+	} else {
+		err = Move(tid, name)
 	}
-	return now, Move(tid, name)
+	unnameStrays(name)
+	return now, err
 }

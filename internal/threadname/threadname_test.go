@@ -131,8 +131,8 @@ func TestFollowKeepsBothNamesWhenHoldersSwapThreads(t *testing.T) {
 			t.Errorf("thread %d is %q after the swap, want ember-swap", tid, got)
 		}
 	}
-	runA(func() { Drop(a) })
-	runB(func() { Drop(b) })
+	runA(func() { Drop(a, "ember-swap") })
+	runB(func() { Drop(b, "ember-swap") })
 	holdersMu.Lock()
 	defer holdersMu.Unlock()
 	if holders[a] != 0 || holders[b] != 0 {
@@ -163,4 +163,35 @@ func onThread(t *testing.T) (int, func(func()), func()) {
 	}
 	t.Fatal("no goroutine got a thread but the main one")
 	return 0, nil, nil
+}
+
+// TestStraysLoseTheName: a thread that bears a held name for no holder —
+// as one Go clones from a named thread does, inheriting its name — gets
+// the process's name back when a holder of that name starts or ends, so
+// a device's name does not outlive the device on Go's spare threads.
+func TestStraysLoseTheName(t *testing.T) {
+	proc := comm(t, os.Getpid())
+	stray, runStray, endStray := onThread(t)
+	defer endStray()
+	runStray(func() {
+		if err := Set("ember-stray"); err != nil { // named as if inherited: no Hold
+			t.Error(err)
+		}
+	})
+	holder, runHolder, endHolder := onThread(t)
+	defer endHolder()
+	runHolder(func() { Hold("ember-stray") })
+	if got := comm(t, stray); got != proc {
+		t.Errorf("the stray thread is %q after a holder started, want the process's %q", got, proc)
+	}
+	if got := comm(t, holder); got != "ember-stray" {
+		t.Errorf("the holder's thread is %q, want ember-stray", got)
+	}
+	runStray(func() { Set("ember-stray") }) // inherited again, while the holder runs
+	runHolder(func() { Drop(holder, "ember-stray") })
+	for _, tid := range []int{stray, holder} {
+		if got := comm(t, tid); got != proc {
+			t.Errorf("thread %d is %q after the last holder dropped, want the process's %q", tid, got, proc)
+		}
+	}
 }

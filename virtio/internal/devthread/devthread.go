@@ -156,7 +156,7 @@ func (t *Thread) run() {
 	if err != nil {
 		t.log.Debug("the device's thread stays unnamed", "thread", t.name, "err", err)
 	}
-	defer func() { threadname.Drop(tid) }()
+	defer func() { threadname.Drop(tid, t.name) }()
 	for _, s := range t.servers {
 		s.Begin()
 	}
