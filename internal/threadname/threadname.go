@@ -80,8 +80,9 @@ func unname(tid int) error {
 // from a named one while its goroutine is unlocked (a yield) inherits the
 // name, as clone(2) copies it, and Go keeps such threads in its pool, so
 // without this a device's name would outlive the device on threads that
-// never served it. It reads /proc/self/task, so it runs where names
-// change hands (a holder starts, moves or ends), not on every yield. The
+// never served it. It reads /proc/self/task, so it runs only where a
+// holder starts or ends, never on a device's data path (a yield's Follow):
+// a stray named while a device runs keeps the name until then. The
 // caller holds holdersMu.
 func unnameStrays(name string) {
 	tasks, err := os.ReadDir("/proc/self/task")
@@ -175,12 +176,8 @@ func Follow(tid int, name string) (int, error) {
 	defer holdersMu.Unlock()
 	holders[now]++
 	heldName[now] = Cut(name)
-	var err error
 	if !release(tid) {
-		err = Set(name)
-	} else {
-		err = Move(tid, name)
+		return now, Set(name)
 	}
-	unnameStrays(name)
-	return now, err
+	return now, Move(tid, name)
 }

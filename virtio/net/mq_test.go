@@ -217,8 +217,8 @@ func TestPairsShareThreads(t *testing.T) {
 			// A thread's name follows its goroutine after each yield
 			// (threadname.Follow), a moment after the goroutine has moved;
 			// a thread Go clones meanwhile from a named one inherits the
-			// name until the next holder starts, moves or ends. So the
-			// names may be off for a moment, never short for long.
+			// name until a holder starts or ends. So while the device runs
+			// there may be more names than threads, never fewer for long.
 			n := threadsNamed(t, ThreadName)
 			for deadline := time.Now().Add(time.Second); n != tc.want && time.Now().Before(deadline); n = threadsNamed(t, ThreadName) {
 				time.Sleep(time.Millisecond)
