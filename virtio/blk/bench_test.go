@@ -43,9 +43,9 @@ const (
 	calls benchPath = iota
 	// eventFDs: the ways a guest's notification and interrupt travel
 	// under KVM — an eventfd signalled as KVM's ioeventfd is, passed on
-	// as the transport passes it (benchKicks), and an interrupt that
+	// as the transport passes it (transportKicks), and an interrupt that
 	// signals an eventfd as KVM's irqfd, on which the driver sleeps in
-	// read(2) as a halted vCPU does in KVM (benchInterrupts).
+	// read(2) as a halted vCPU does in KVM.
 	eventFDs
 )
 
@@ -97,13 +97,16 @@ func benchDisk(b testing.TB, remote bool, path benchPath) benchRig {
 		rig.kick, rig.wait = func() { dev.Notify(0) }, func() { <-irqs }
 		return rig
 	}
-	irq, err := queuefd.NewEventFD()
+	// A blocking eventfd: the driver sleeps in read(2) until the device
+	// signals it, as a halted vCPU waits in KVM for its irqfd.
+	irq, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { unix.Close(irq) })
 	activate(b, dev, mem, drv, func(int) { queuefd.Signal(irq) })
-	rig.kick, rig.wait = benchKicks(b, dev), benchInterrupts(dev, irq)
+	var count [8]byte
+	rig.kick, rig.wait = transportKicks(b, dev), func() { unix.Read(irq, count[:]) }
 	return rig
 }
 
@@ -114,17 +117,10 @@ func activate(b testing.TB, dev virtio.Device, mem *memory.Guest, drv *virtiotes
 	}
 }
 
-// benchKicks returns how the driver notifies queue 0, as KVM's ioeventfd
-// does in a VM: by signalling the device's own kick eventfd if it has one
-// (virtio.QueueEventFDs: the transport points the ioeventfd at it), or
-// else the transport's, which a goroutine in Go's poller passes on to
-// Notify (pc/notify.go).
-func benchKicks(b testing.TB, dev virtio.Device) func() {
-	if qe, ok := dev.(virtio.QueueEventFDs); ok {
-		if fd, ok := qe.KickFD(0); ok {
-			return func() { queuefd.Signal(fd) }
-		}
-	}
+// transportKicks returns how the driver notifies queue 0 in a VM: KVM's
+// ioeventfd signals the transport's eventfd, which a goroutine in Go's
+// poller passes on to Notify (pc/notify.go).
+func transportKicks(b testing.TB, dev virtio.Device) func() {
 	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
 		b.Fatal(err)
@@ -133,30 +129,6 @@ func benchKicks(b testing.TB, dev virtio.Device) func() {
 	b.Cleanup(func() { f.Close() })
 	go queuefd.Forward(f, func() { dev.Notify(0) })
 	return func() { queuefd.Signal(fd) }
-}
-
-// benchInterrupts returns how the driver sleeps until an interrupt, as a
-// vCPU woken by KVM's irqfd: a blocking read of the eventfd the interrupt
-// callback signals, or of the device's call eventfd, which the transport
-// binds to the irqfd when the device has one.
-func benchInterrupts(dev virtio.Device, irq int) func() {
-	if qe, ok := dev.(virtio.QueueEventFDs); ok {
-		if fd, ok := qe.CallFD(0); ok {
-			qe.RelayCalls(0, false)
-			irq = fd
-		}
-	}
-	var count [8]byte
-	return func() {
-		// A blocking read of a non-blocking eventfd: poll first.
-		fds := []unix.PollFd{{Fd: int32(irq), Events: unix.POLLIN}}
-		for {
-			if _, err := unix.Read(irq, count[:]); err != unix.EAGAIN {
-				return
-			}
-			unix.Poll(fds, -1)
-		}
-	}
 }
 
 // benchDepth is how many requests the benchmark driver keeps in flight, as

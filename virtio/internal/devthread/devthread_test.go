@@ -106,8 +106,7 @@ func TestEventsGoToTheirServer(t *testing.T) {
 }
 
 // TestTimeoutsWakeTheThread: a server that asks to run again within 5 ms
-// is served without events, again and again; one that asks for nothing
-// is served only after the thread's waits.
+// is served without events, again and again.
 func TestTimeoutsWakeTheThread(t *testing.T) {
 	s := newFake(t, 5)
 	start(t, s)
