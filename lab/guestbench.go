@@ -96,6 +96,27 @@ type benchFlags struct {
 	only                  string // boot only the subjects whose name starts with one of its comma-separated prefixes
 	compare               string // another ember binary, booted after each of ember's subjects
 	done                  string // the records of the boots a run the lab died under finished
+	wrap                  string // a command ember's boots run under, for profiling
+	wrapAll               bool   // QEMU's boots run under wrap too
+}
+
+// wrapVMMLines is how much of the VMM's standard error --verbose shows of a
+// boot run under --wrap: a profiling wrapper reports there.
+const wrapVMMLines = 400
+
+// wrapped is subjects with --wrap's command in front of ember's (and of
+// QEMU's too with --wrap-all), for profiling with lab exec --raw on a kept
+// run directory or with a throwaway wrapper that reports on standard error.
+func (f *benchFlags) wrapped(subjects []subject) []subject {
+	if f.wrap == "" {
+		return subjects
+	}
+	for i := range subjects {
+		if !isQEMU(subjects[i]) || f.wrapAll {
+			subjects[i].argv = append(strings.Fields(f.wrap), subjects[i].argv...)
+		}
+	}
+	return subjects
 }
 
 // pick is the subjects --only keeps: those whose name starts with one of
@@ -141,6 +162,9 @@ func (f *benchFlags) compared(subjects []subject) []subject {
 // under finished (--done).
 func (f *benchFlags) table(t benchTable) (benchTable, error) {
 	t.verbose = f.verbose
+	if f.wrap != "" {
+		t.vmmLines = wrapVMMLines
+	}
 	if f.done == "" {
 		return t, nil
 	}
@@ -160,6 +184,8 @@ func (f *benchFlags) add(cmd *cobra.Command) {
 	fs.StringVar(&f.only, "only", "", "boot only the subjects whose name starts with this (several: separated by commas)")
 	fs.StringVar(&f.done, "done", "", "the records of the boots finished before the lab died (the host passes them: job.Step.ResumeFlag)")
 	fs.StringVar(&f.compare, "compare", "", "another ember binary (a host path: the lab sees the host's files), booted after each of ember's subjects as ember-B, for an A/B comparison")
+	fs.StringVar(&f.wrap, "wrap", "", "a command ember runs under (e.g. perf record -g --)")
+	fs.BoolVar(&f.wrapAll, "wrap-all", false, "run QEMU's boots under --wrap too, for profiles side by side")
 }
 
 // buildGuestBench builds, into the session's directory (which the lab

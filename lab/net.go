@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"slices"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -60,8 +59,6 @@ threads=N": ember with a thread for each pair rather than its default.`,
 
 func newTimeNetCmd() *cobra.Command {
 	var f benchFlags
-	var wrap string
-	var wrapAll bool
 	var queues int
 	cmd := &cobra.Command{
 		Use:    timeNetCmd,
@@ -82,26 +79,16 @@ func newTimeNetCmd() *cobra.Command {
 			srv := netstream.NewServer(ln, meterStream)
 			defer srv.Close()
 			subjects := netSubjects(f.ember, f.kernel, f.initrd, queues)
-			vmmLines := 0
-			if wrap != "" {
-				for i := range subjects {
-					if !isQEMU(subjects[i]) || wrapAll {
-						subjects[i].argv = append(strings.Fields(wrap), subjects[i].argv...)
-					}
-				}
-				vmmLines = 400
-			}
 			if _, err := os.Stat(vhost.NetPath); err != nil {
 				fmt.Println("no /dev/vhost-net in the lab: ember and QEMU run with vhost=off only")
 			}
-			subjects = f.compared(f.pick(subjects))
+			subjects = f.compared(f.pick(f.wrapped(subjects)))
 			t, err := f.table(benchTable{
 				title:    fmt.Sprintf("TCP over virtio-net from inside Debian's kernel to and from the lab (TAP), 2 vCPUs, %d queue pair(s), inside the lab", queues),
 				measures: netMeasures(),
 				boot: func(ctx context.Context, argv []string) (map[string]float64, bootOutput, error) {
 					return netBoot(ctx, srv, argv)
 				},
-				vmmLines: vmmLines,
 			})
 			if err != nil {
 				return err
@@ -110,9 +97,6 @@ func newTimeNetCmd() *cobra.Command {
 		},
 	}
 	f.add(cmd)
-	// For profiling, with lab exec --raw on a kept run directory.
-	cmd.Flags().StringVar(&wrap, "wrap", "", "a command ember runs under (e.g. perf record -g --)")
-	cmd.Flags().BoolVar(&wrapAll, "wrap-all", false, "run QEMU's boots under --wrap too, for profiles side by side")
 	cmd.Flags().IntVar(&queues, "queues", 1, "queue pairs of every subject's virtio-net, on a multi-queue TAP when more than 1")
 	return cmd
 }

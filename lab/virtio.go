@@ -72,7 +72,7 @@ func newTimeVirtioCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return runBench(cmd.Context(), os.Stdout, f.compared(f.pick(subjects)), f.reps, t)
+			return runBench(cmd.Context(), os.Stdout, f.compared(f.pick(f.wrapped(subjects))), f.reps, t)
 		},
 	}
 	f.add(cmd)
