@@ -111,12 +111,13 @@ func (f *benchFlags) wrapped(subjects []subject) []subject {
 	if f.wrap == "" {
 		return subjects
 	}
-	for i := range subjects {
-		if !isQEMU(subjects[i]) || f.wrapAll {
-			subjects[i].argv = append(strings.Fields(f.wrap), subjects[i].argv...)
+	out := slices.Clone(subjects)
+	for i := range out {
+		if !isQEMU(out[i]) || f.wrapAll {
+			out[i].argv = append(strings.Fields(f.wrap), out[i].argv...)
 		}
 	}
-	return subjects
+	return out
 }
 
 // pick is the subjects --only keeps: those whose name starts with one of

@@ -66,3 +66,33 @@ func TestPickKeepsSubjectsByPrefix(t *testing.T) {
 		}
 	}
 }
+
+// TestWrappedPutsTheCommandInFront: --wrap runs ember's subjects under its
+// command (its words in front of theirs), QEMU's too with --wrap-all, and
+// changes nothing without it.
+func TestWrappedPutsTheCommandInFront(t *testing.T) {
+	subjects := []subject{
+		{name: "ember (virtio-pci)", argv: []string{"/a/ember", "run"}},
+		{name: "QEMU -M pc", argv: []string{"qemu", "-m", "512M"}},
+	}
+	for _, tt := range []struct {
+		wrap    string
+		wrapAll bool
+		want    [][]string
+	}{
+		{"", false, [][]string{{"/a/ember", "run"}, {"qemu", "-m", "512M"}}},
+		{"perf record -g --", false, [][]string{{"perf", "record", "-g", "--", "/a/ember", "run"}, {"qemu", "-m", "512M"}}},
+		{"/w/sample", true, [][]string{{"/w/sample", "/a/ember", "run"}, {"/w/sample", "qemu", "-m", "512M"}}},
+	} {
+		f := benchFlags{wrap: tt.wrap, wrapAll: tt.wrapAll}
+		got := f.wrapped(subjects)
+		for i := range tt.want {
+			if !slices.Equal(got[i].argv, tt.want[i]) {
+				t.Errorf("--wrap %q (all %v): subject %d runs %q, want %q", tt.wrap, tt.wrapAll, i, got[i].argv, tt.want[i])
+			}
+		}
+	}
+	if subjects[0].argv[0] != "/a/ember" {
+		t.Error("wrapped changed the subjects it was given")
+	}
+}
