@@ -52,8 +52,12 @@ func newTimeVirtioCmd() *cobra.Command {
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if disk == "" {
-				// The lab's own file system, not the share with the host.
-				disk = filepath.Join(os.TempDir(), "ember-bench-disk.img")
+				// The lab's own memory, not the share with the host: a
+				// tmpfs of its own (labinit mounts /dev/shm), as a host
+				// keeps an image in memory. Not the lab's /tmp, an overlay
+				// on the lab's memory whose reads no VMM can tell cannot
+				// wait (it takes no RWF_NOWAIT, and says it is overlayfs).
+				disk = filepath.Join("/dev/shm", "ember-bench-disk.img")
 			}
 			if err := os.WriteFile(disk, bytes.Repeat([]byte{0x5a}, virtioDiskMiB<<20), 0o644); err != nil {
 				return err
@@ -76,7 +80,7 @@ func newTimeVirtioCmd() *cobra.Command {
 		},
 	}
 	f.add(cmd)
-	cmd.Flags().StringVar(&disk, "disk", "", "where to make the disk image (default in the lab's temporary directory)")
+	cmd.Flags().StringVar(&disk, "disk", "", "where to make the disk image (default on the lab's /dev/shm, a tmpfs)")
 	return cmd
 }
 

@@ -121,6 +121,11 @@ func activate(b testing.TB, dev virtio.Device, mem *memory.Guest, drv *virtiotes
 // ioeventfd signals the transport's eventfd, which a goroutine in Go's
 // poller passes on to Notify (pc/notify.go).
 func transportKicks(b testing.TB, dev virtio.Device) func() {
+	if d, ok := dev.(virtio.QueueEventFDs); ok {
+		if fd, ok := d.KickFD(0); ok {
+			return func() { queuefd.Signal(fd) }
+		}
+	}
 	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
 		b.Fatal(err)

@@ -1,12 +1,14 @@
 // Package blk is virtio-blk (virtio 1.2, §5.2): a disk backed by a raw image
-// file on the host. Requests are served off the vCPU threads, by
-// workersPerQueue goroutines per queue, so a queue has that many requests
-// in the host's hands at once (as QEMU's thread pool does): reads and
-// writes at the request's sector, FLUSH as fdatasync (so a write the guest
-// saw complete after a flush is on the host's disk), DISCARD and
-// WRITE_ZEROES by punching holes, GET_ID with the serial. A malformed
-// request is answered with an error status, or dropped and logged if it
-// has no room for one; it never reaches outside the image or guest RAM.
+// file on the host. Requests are served off the vCPU threads, by goroutines
+// of the device's that wait for the guest's notifications themselves: one
+// per queue, serving what it takes where it takes it, and more when a
+// request may wait for the host's disk or the queue is deep (queue.go), so
+// a slow request holds up none behind it: reads and writes at the
+// request's sector, FLUSH as fdatasync (so a write the guest saw complete
+// after a flush is on the host's disk), DISCARD and WRITE_ZEROES by
+// punching holes, GET_ID with the serial. A malformed request is answered
+// with an error status, or dropped and logged if it has no room for one;
+// it never reaches outside the image or guest RAM.
 package blk
 
 import (
@@ -18,9 +20,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ember/internal/wake"
 	"ember/memory"
 	"ember/virtio"
+	"ember/virtio/internal/queuefd"
 )
 
 // SectorSize is the unit of the request header's sector field and of the
@@ -40,12 +42,6 @@ const (
 
 // queueSize is each request queue's maximum size.
 const queueSize = 256
-
-// workersPerQueue is how many requests of one queue are served at once:
-// two, so a read waiting on the host's disk does not hold up the next, and
-// a 4 KiB read from the page cache (a system call of about a microsecond)
-// overlaps the work around the next one.
-const workersPerQueue = 2
 
 // maxSegments bounds the data segments of one request (seg_max): the
 // queue size less the header and status.
@@ -80,10 +76,12 @@ type Disk struct {
 	log      *slog.Logger
 	// xfer moves a read's or a write's data: transfer, or in tests a
 	// stand-in that holds a request back.
-	xfer func(bufs [][]byte, off int64, write bool) (int, error)
+	xfer func(bufs [][]byte, off int64, op xferOp) (int, error)
+	now  nowState // how a short read is served without waiting (now.go)
 
 	mu     sync.Mutex
 	queues []*queue      // while active
+	kicks  *queuefd.Set  // while active: each queue's kick eventfd
 	events virtio.Events // the transport's, if it gave them
 }
 
@@ -132,6 +130,7 @@ func Open(cfg Config) (*Disk, error) {
 	}
 	d := &Disk{cfg: cfg, file: f, sectors: uint64(st.Size()) / SectorSize, log: cfg.Logger}
 	d.xfer = d.transfer
+	d.now.set(nowModeOf(int(f.Fd()), cfg.Direct))
 	if d.log == nil {
 		d.log = slog.Default()
 	}
@@ -169,26 +168,62 @@ func (d *Disk) QueueSizes() []uint16 {
 	return s
 }
 
-// Activate starts workersPerQueue workers on each enabled queue.
+// Activate makes each enabled queue's kick eventfd and starts the queue's
+// goroutine.
 func (d *Disk) Activate(mem *memory.Guest, features uint64, queues []*virtio.Queue, interrupt func(int)) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.queues != nil {
 		return errors.New("virtio-blk: already active")
 	}
-	d.queues = make([]*queue, len(queues))
+	kicks, err := queuefd.NewKicks(queues)
+	if err != nil {
+		return err
+	}
+	qs := make([]*queue, len(queues))
 	for i, q := range queues {
 		if q == nil {
 			continue
 		}
-		s := &queue{d: d, mem: mem, q: q, i: i, interrupt: interrupt, kick: wake.NewSignal(), stop: wake.NewStop()}
-		d.queues[i] = s
-		s.start(workersPerQueue)
+		kick, _ := kicks.Kick(i)
+		f, err := pollable(kick, i)
+		if err != nil {
+			closeKicks(qs)
+			kicks.Close()
+			return err
+		}
+		qs[i] = newQueue(d, mem, q, i, interrupt, kick, f)
 	}
+	for _, s := range qs {
+		if s != nil {
+			s.start()
+		}
+	}
+	d.queues, d.kicks = qs, kicks
 	return nil
 }
 
-// Notify wakes a worker of queue q.
+// pollable returns a descriptor of queue q's kick eventfd (non-blocking)
+// that the queue's goroutines read in Go's poller; closing it ends them.
+func pollable(kick, q int) (*os.File, error) {
+	fd, err := unix.FcntlInt(uintptr(kick), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("virtio-blk: queue %d kick eventfd: %w", q, err)
+	}
+	return os.NewFile(uintptr(fd), fmt.Sprintf("virtio-blk-kick-%d", q)), nil
+}
+
+// closeKicks closes the pollable descriptors of queues never started.
+func closeKicks(qs []*queue) {
+	for _, s := range qs {
+		if s != nil {
+			s.kicks.Close()
+		}
+	}
+}
+
+// Notify wakes queue q's goroutine: a notification that did not come
+// through KVM's ioeventfd (the transport's own, a back-end's).
 func (d *Disk) Notify(q int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -197,18 +232,39 @@ func (d *Disk) Notify(q int) {
 	}
 }
 
-// Reset stops the workers and waits for them; requests they were serving
-// finish first, so nothing the guest was told is done is undone.
+// KickFD is virtio.QueueEventFDs: queue q's kick eventfd while the disk is
+// active, which a transport has KVM signal on the guest's notification
+// (an ioeventfd), so that it wakes the queue's goroutine and no goroutine
+// of the transport's.
+func (d *Disk) KickFD(q int) (int, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.kicks.Kick(q)
+}
+
+// CallFD is virtio.QueueEventFDs: the disk has none; it interrupts through
+// Activate's callback.
+func (d *Disk) CallFD(int) (int, bool) { return -1, false }
+
+// RelayCalls is virtio.QueueEventFDs: with no call eventfds there is
+// nothing to relay.
+func (d *Disk) RelayCalls(int, bool) bool { return false }
+
+// Reset stops the queues' goroutines and waits for them; requests they were
+// serving finish first, so nothing the guest was told is done is undone.
+// The transport has taken the kick eventfds out of KVM.
 func (d *Disk) Reset() {
 	d.mu.Lock()
-	qs := d.queues
-	d.queues = nil
+	qs, kicks := d.queues, d.kicks
+	d.queues, d.kicks = nil, nil
 	d.mu.Unlock()
 	for _, s := range qs {
 		if s != nil {
-			close(s.stop)
-			s.wg.Wait()
+			s.stop()
 		}
+	}
+	if kicks != nil {
+		kicks.Close()
 	}
 }
 

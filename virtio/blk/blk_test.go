@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"ember/memory"
 	"ember/virtio"
 	"ember/virtio/virtiotest"
@@ -28,7 +30,8 @@ type rig struct {
 	image []byte
 }
 
-const imageSize = 64 << 10
+// imageSize is the rig's image: longer than maxNowRead, so a long read fits.
+const imageSize = 256 << 10
 
 func newRig(t *testing.T, readOnly bool) *rig {
 	t.Helper()
@@ -273,51 +276,73 @@ func TestHugeDiscardAllocatesNothing(t *testing.T) {
 	}
 }
 
-// TestASlowRequestDoesNotHoldUpTheNext: the queue serves requests side by
-// side (workersPerQueue at once), so a read the image is slow to answer
-// does not delay one offered after it, and both complete.
+// TestASlowRequestDoesNotHoldUpTheNext: a request that may wait for the
+// host's disk is served beside the next, so one the image is slow to
+// answer does not delay a read offered after it, and both complete — for
+// each kind of request that may wait.
 func TestASlowRequestDoesNotHoldUpTheNext(t *testing.T) {
-	entered, release := make(chan struct{}), make(chan struct{})
-	var releaseOnce sync.Once
-	free := func() { releaseOnce.Do(func() { close(release) }) }
-	r := newRigCfg(t, Config{}, func(d *Disk) {
-		transfer := d.xfer
-		d.xfer = func(bufs [][]byte, off int64, write bool) (int, error) {
-			if off == 0 {
-				close(entered)
-				<-release
-			}
-			return transfer(bufs, off, write)
-		}
-	})
-	t.Cleanup(free) // before the disk's Close, which waits for the slow read
 	rd, wr := virtiotest.Readable, virtiotest.Writable
-	slow, _, err := r.drv.Add(rd(header(typeIn, 0)), wr(SectorSize), wr(1))
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name string
+		mode nowMode
+		// slow is the request; it is slow where it reaches the image at
+		// sector 0 with an op other than opReadNow.
+		slow []virtiotest.Buffer
+		used uint32 // bytes the slow request writes
+	}{
+		{"a read the page cache does not hold", nowNoWait, []virtiotest.Buffer{rd(header(typeIn, 0)), wr(SectorSize), wr(1)}, SectorSize + 1},
+		{"a read where the file system cannot tell", nowNever, []virtiotest.Buffer{rd(header(typeIn, 0)), wr(SectorSize), wr(1)}, SectorSize + 1},
+		{"a read longer than maxNowRead from memory", nowMemory, []virtiotest.Buffer{rd(header(typeIn, 0)), wr(2 * maxNowRead), wr(1)}, 2*maxNowRead + 1},
+		{"a write", nowNoWait, []virtiotest.Buffer{rd(header(typeOut, 0)), rd(make([]byte, SectorSize)), wr(1)}, 1},
 	}
-	r.disk.Notify(0)
-	<-entered
-	n, out := r.do(rd(header(typeIn, 3)), wr(SectorSize), wr(1))
-	if n != SectorSize+1 || status(out) != statusOK || !bytes.Equal(out[0], r.image[3*SectorSize:4*SectorSize]) {
-		t.Fatalf("the read behind a slow one: used %d, status %d", n, status(out))
-	}
-	free()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		u, ok, err := r.drv.Used()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ok {
-			if u.Head != slow || u.Len != SectorSize+1 {
-				t.Fatalf("used %+v, want the slow read (head %d) with %d bytes", u, slow, SectorSize+1)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			entered, release := make(chan struct{}), make(chan struct{})
+			var releaseOnce sync.Once
+			free := func() { releaseOnce.Do(func() { close(release) }) }
+			r := newRigCfg(t, Config{}, func(d *Disk) {
+				d.now.set(tt.mode) // whatever file system holds the test's image
+				transfer := d.xfer
+				d.xfer = func(bufs [][]byte, off int64, op xferOp) (int, error) {
+					switch {
+					case off == 0 && op == opReadNow:
+						return 0, unix.EAGAIN // not in the page cache: the read must wait
+					case off == 0:
+						close(entered)
+						<-release
+					}
+					return transfer(bufs, off, op)
+				}
+			})
+			t.Cleanup(free) // before the disk's Close, which waits for the slow request
+			slow, _, err := r.drv.Add(tt.slow...)
+			if err != nil {
+				t.Fatal(err)
 			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the slow read never completed")
-		}
-		time.Sleep(time.Millisecond)
+			r.disk.Notify(0)
+			<-entered
+			n, out := r.do(rd(header(typeIn, 3)), wr(SectorSize), wr(1))
+			if n != SectorSize+1 || status(out) != statusOK || !bytes.Equal(out[0], r.image[3*SectorSize:4*SectorSize]) {
+				t.Fatalf("the read behind a slow request: used %d, status %d", n, status(out))
+			}
+			free()
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				u, ok, err := r.drv.Used()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ok {
+					if u.Head != slow || u.Len != tt.used {
+						t.Fatalf("used %+v, want the slow request (head %d) with %d bytes", u, slow, tt.used)
+					}
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the slow request never completed")
+				}
+				time.Sleep(time.Millisecond)
+			}
+		})
 	}
 }

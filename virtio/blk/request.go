@@ -3,12 +3,9 @@ package blk
 import (
 	"encoding/binary"
 	"errors"
-	"sync"
 
 	"golang.org/x/sys/unix"
 
-	"ember/internal/wake"
-	"ember/memory"
 	"ember/virtio"
 )
 
@@ -31,141 +28,6 @@ const (
 	flagUnmap   = 1  // in a WRITE_ZEROES segment
 )
 
-// queue is one request queue and the goroutines that serve it:
-// workersPerQueue workers, each taking a request, serving it and returning
-// it in turn, so the image is read and written by as many system calls at
-// once (the shape of QEMU's thread pool for aio=threads). The queue's
-// rings are touched under mu; the I/O is not.
-type queue struct {
-	d         *Disk
-	mem       *memory.Guest
-	i         int
-	interrupt func(int)
-	kick      wake.Signal // the driver notified, or a sibling passed it on
-	stop      wake.Stop   // given by Reset
-	wg        sync.WaitGroup
-
-	mu     sync.Mutex
-	q      *virtio.Queue
-	broken bool // the driver broke the ring: nothing more is served
-}
-
-// worker is one goroutine serving a queue.
-type worker struct {
-	d     *Disk
-	s     *queue
-	i     int
-	chain virtio.Chain // the request being served; its slices are reused
-	data  [][]byte     // its data buffers, the status byte split off; reused
-}
-
-// start runs n workers on s.
-func (s *queue) start(n int) {
-	for range n {
-		w := &worker{d: s.d, s: s, i: s.i}
-		s.wg.Add(1)
-		go w.run()
-	}
-}
-
-// notify wakes one worker; a worker that takes a request and sees more
-// wakes the next.
-func (s *queue) notify() {
-	s.kick.Send()
-}
-
-// run serves the queue whenever it is notified, until Reset.
-func (w *worker) run() {
-	defer w.s.wg.Done()
-	for {
-		w.drain()
-		select {
-		case <-w.s.kick:
-		case <-w.s.stop:
-			return
-		}
-	}
-}
-
-// drain serves available requests until there are none, then interrupts
-// the driver if it wants to hear of what was returned. Every worker ends a
-// drain that way after its last Push, so no completion goes unannounced.
-func (w *worker) drain() {
-	s := w.s
-	for {
-		s.mu.Lock()
-		if s.broken {
-			s.mu.Unlock()
-			return
-		}
-		ok, err := s.q.PopInto(s.mem, &w.chain)
-		if err != nil {
-			err = s.drop(err)
-			s.mu.Unlock()
-			if err != nil {
-				s.fail(err)
-				return
-			}
-			continue
-		}
-		if !ok {
-			need := s.q.NeedsInterrupt(s.mem)
-			s.mu.Unlock()
-			if need {
-				s.interrupt(s.i)
-			}
-			return
-		}
-		more := s.q.Pending(s.mem)
-		s.mu.Unlock()
-		if more {
-			s.notify()
-		}
-		n := w.serve(&w.chain)
-		s.mu.Lock()
-		if s.broken { // a sibling found the ring broken: nothing more goes back
-			s.mu.Unlock()
-			return
-		}
-		err = s.q.Push(s.mem, w.chain.Head, n)
-		s.mu.Unlock()
-		if err != nil {
-			s.fail(err)
-			return
-		}
-	}
-}
-
-// drop answers a malformed chain with nothing written and returns nil, or
-// returns any other error Pop returned, for fail. Called with mu held.
-func (s *queue) drop(err error) error {
-	var ce *virtio.ChainError
-	if !errors.As(err, &ce) {
-		return err
-	}
-	s.d.log.Warn("virtio-blk: malformed request dropped", "queue", s.i, "err", err)
-	return s.q.Push(s.mem, ce.Head, 0)
-}
-
-// fail stops serving a queue the driver broke and asks the driver, through
-// the transport, to reset the device.
-func (s *queue) fail(err error) {
-	s.mu.Lock()
-	first := !s.broken
-	s.broken = true
-	s.mu.Unlock()
-	if !first {
-		return
-	}
-	s.d.log.Error("virtio-blk: queue stopped; the driver must reset the device", "queue", s.i, "err", err)
-	s.d.mu.Lock()
-	e := s.d.events
-	s.d.mu.Unlock()
-	if e != nil {
-		e.NeedsReset(err)
-	}
-}
-
 // serve performs one request and returns the bytes it wrote into the
 // chain's writable buffers, status byte included. A chain with no writable
 // byte for the status is dropped (0 bytes written).
@@ -187,20 +49,43 @@ func (w *worker) serve(c *virtio.Chain) uint32 {
 	n, st := uint64(0), byte(statusOK)
 	switch typ {
 	case typeIn:
-		n, st = w.d.read(data, sector)
+		n, st = w.read(data, sector)
 	case typeOut:
+		w.mayWait()
 		st = w.d.write(in, sector)
 	case typeFlush:
+		w.mayWait()
 		st = w.d.flush()
 	case typeGetID:
 		n = w.d.getID(data)
 	case typeDiscard, typeWriteZeroes:
+		w.mayWait()
 		st = w.d.zeroRanges(in, typ == typeDiscard)
 	default:
 		st = statusUnsupp
 	}
 	*status = st
 	return uint32(n) + 1
+}
+
+// read serves a read where it was taken if it cannot wait for the host's
+// disk (readNow), and otherwise starts another goroutine on the queue
+// first, so that the requests behind it are not held up.
+func (w *worker) read(bufs [][]byte, sector uint64) (uint64, byte) {
+	if n, st, ok := w.d.readNow(bufs, sector); ok {
+		return n, st
+	}
+	w.s.help()
+	return w.d.read(bufs, sector)
+}
+
+// mayWait starts another goroutine on the queue before a write, a flush or
+// a hole punched, unless the image's file system is memory: those may wait
+// for the host's disk.
+func (w *worker) mayWait() {
+	if w.d.now.get() != nowMemory {
+		w.s.help()
+	}
 }
 
 // splitStatus separates the last writable byte, the status, from the data
@@ -237,7 +122,7 @@ func (d *Disk) read(bufs [][]byte, sector uint64) (uint64, byte) {
 		d.log.Warn("virtio-blk: read outside the disk", "sector", sector, "bytes", n)
 		return 0, statusIOErr
 	}
-	got, err := d.xfer(bufs, off, false)
+	got, err := d.xfer(bufs, off, opRead)
 	if err != nil || uint64(got) != n {
 		d.log.Error("virtio-blk: read failed", "sector", sector, "bytes", n, "got", got, "err", err)
 		return uint64(got), statusIOErr
@@ -256,7 +141,7 @@ func (d *Disk) write(bufs [][]byte, sector uint64) byte {
 		d.log.Warn("virtio-blk: write outside the disk", "sector", sector, "bytes", n)
 		return statusIOErr
 	}
-	if put, err := d.xfer(bufs, off, true); err != nil || uint64(put) != n {
+	if put, err := d.xfer(bufs, off, opWrite); err != nil || uint64(put) != n {
 		d.log.Error("virtio-blk: write failed", "sector", sector, "bytes", n, "put", put, "err", err)
 		return statusIOErr
 	}
@@ -330,18 +215,30 @@ func (d *Disk) zero(off, n int64, punch bool) error {
 }
 
 // transfer reads the image into bufs, or writes them to it, at off: through
-// the page cache with preadv/pwritev, or, for cache=none, through an aligned
-// bounce buffer with O_DIRECT.
-func (d *Disk) transfer(bufs [][]byte, off int64, write bool) (int, error) {
+// the page cache with preadv/pwritev (or preadv2 with RWF_NOWAIT, for
+// readNow), or, for cache=none, through an aligned bounce buffer with
+// O_DIRECT.
+func (d *Disk) transfer(bufs [][]byte, off int64, op xferOp) (int, error) {
 	fd := int(d.file.Fd())
 	switch {
 	case d.cfg.Direct:
-		return directIO(fd, bufs, off, write)
-	case write:
+		return directIO(fd, bufs, off, op == opWrite)
+	case op == opReadNow:
+		return preadNoWait(fd, bufs, off)
+	case op == opWrite:
 		return pwritev(fd, bufs, off)
 	}
 	return preadv(fd, bufs, off)
 }
+
+// xferOp is what a transfer does.
+type xferOp int
+
+const (
+	opRead    xferOp = iota // the image into bufs
+	opWrite                 // bufs into the image
+	opReadNow               // a read from the page cache alone: EAGAIN where it would wait
+)
 
 // preadv and pwritev move every buffer, retrying short transfers. A
 // request with one data buffer, the usual shape of a Linux guest's 4 KiB

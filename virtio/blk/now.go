@@ -1,0 +1,125 @@
+package blk
+
+import (
+	"errors"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"ember/virtio"
+)
+
+// Reads served without waiting.
+//
+// A queue's goroutine serves a request where it takes it, unless the
+// request may wait for the host's disk: then it first starts another
+// goroutine on the queue, so the requests behind it are not held up
+// (queue.go). For a read it finds that out by trying: a read of at most
+// maxNowRead bytes is made from the page cache alone (preadv2 with
+// RWF_NOWAIT), which answers EAGAIN once it would wait; where the image's
+// file system keeps its files in memory (tmpfs and ramfs, which refuse
+// RWF_NOWAIT) an ordinary read cannot wait for a device and is made
+// outright (a page of a tmpfs the host swapped out is the exception, read
+// while the queue waits). On a file system that refuses RWF_NOWAIT and is
+// not memory (an overlay, a network file system), and with cache=none,
+// every read and write may wait.
+
+// maxNowRead is the longest read the queue's goroutine serves itself:
+// a longer read takes long enough to copy that the next request should not
+// wait behind it (1 MiB sequential reads all served by one goroutine lost
+// a tenth to a fifth in the lab).
+const maxNowRead = 64 << 10
+
+// nowMode is how a disk reads without waiting, if it can.
+type nowMode int32
+
+const (
+	nowNever  nowMode = iota // cache=none, or the file system refused RWF_NOWAIT: everything may wait
+	nowNoWait                // a read tries preadv2 with RWF_NOWAIT; writes may wait
+	nowMemory                // the file system is memory (tmpfs, ramfs): nothing waits for a device
+)
+
+// Magic numbers of statfs(2)'s f_type for the file systems that keep
+// files in memory.
+const (
+	tmpfsMagic = 0x01021994
+	ramfsMagic = 0x858458f6
+)
+
+// nowModeOf is how reads of the image open as fd can be served without
+// waiting.
+func nowModeOf(fd int, direct bool) nowMode {
+	if direct {
+		return nowNever
+	}
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(fd, &st); err == nil && (st.Type == tmpfsMagic || st.Type == ramfsMagic) {
+		return nowMemory
+	}
+	return nowNoWait
+}
+
+// nowState is a disk's nowMode, which it lowers to nowNever the first time
+// the file system refuses RWF_NOWAIT; goroutines of several queues read it.
+type nowState struct{ mode atomic.Int32 }
+
+func (s *nowState) get() nowMode  { return nowMode(s.mode.Load()) }
+func (s *nowState) set(m nowMode) { s.mode.Store(int32(m)) }
+
+// readNow fills bufs from the image at sector if that cannot wait for the
+// host's disk, and reports whether it did; it leaves a read it does not
+// serve (too long, outside the disk, not all in the page cache, or on a
+// disk that cannot tell) to read, with nothing written to bufs the driver
+// relies on.
+func (d *Disk) readNow(bufs [][]byte, sector uint64) (uint64, byte, bool) {
+	mode := d.now.get()
+	n := virtio.Len(bufs)
+	if mode == nowNever || n > maxNowRead {
+		return 0, 0, false
+	}
+	off, ok := d.span(sector, n)
+	if !ok {
+		return 0, 0, false
+	}
+	op := opReadNow
+	if mode == nowMemory {
+		op = opRead
+	}
+	got, err := d.xfer(bufs, off, op)
+	if err == nil && uint64(got) == n {
+		return n, statusOK, true
+	}
+	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EINVAL) {
+		d.now.set(nowNever)
+		d.log.Info("virtio-blk: the image's file system cannot read without waiting (RWF_NOWAIT); every read may wait", "err", err)
+	}
+	return 0, 0, false
+}
+
+// preadNoWait is preadv with RWF_NOWAIT: what the page cache holds, and
+// EAGAIN once a buffer would wait for the disk. Up to eight buffers (a
+// Linux guest's 4 KiB read has one) go in an iovec array on the stack, so
+// the read allocates nothing.
+func preadNoWait(fd int, bufs [][]byte, off int64) (int, error) {
+	return transfer(bufs, off, func(b [][]byte, o int64) (int, error) {
+		if len(b) > 8 {
+			return unix.Preadv2(fd, b, o, unix.RWF_NOWAIT)
+		}
+		var iov [8]unix.Iovec
+		for i, buf := range b {
+			if len(buf) > 0 {
+				iov[i].Base = &buf[0]
+			}
+			iov[i].SetLen(len(buf))
+		}
+		// The offset's high half is for 32-bit kernels: a 64-bit one
+		// takes the whole offset from the low argument (as x/sys passes it).
+		n, _, errno := unix.Syscall6(unix.SYS_PREADV2, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(b)),
+			uintptr(o), 0, unix.RWF_NOWAIT)
+		if errno != 0 {
+			return 0, errno
+		}
+		return int(n), nil
+	})
+}
