@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,7 +31,7 @@ type rig struct {
 	image []byte
 }
 
-// imageSize is the rig's image: longer than maxNowRead, so a long read fits.
+// imageSize is the rig's image: longer than maxNowLen, so a long read fits.
 const imageSize = 256 << 10
 
 func newRig(t *testing.T, readOnly bool) *rig {
@@ -292,8 +293,9 @@ func TestASlowRequestDoesNotHoldUpTheNext(t *testing.T) {
 	}{
 		{"a read the page cache does not hold", nowNoWait, []virtiotest.Buffer{rd(header(typeIn, 0)), wr(SectorSize), wr(1)}, SectorSize + 1},
 		{"a read where the file system cannot tell", nowNever, []virtiotest.Buffer{rd(header(typeIn, 0)), wr(SectorSize), wr(1)}, SectorSize + 1},
-		{"a read longer than maxNowRead from memory", nowMemory, []virtiotest.Buffer{rd(header(typeIn, 0)), wr(2 * maxNowRead), wr(1)}, 2*maxNowRead + 1},
+		{"a read longer than maxNowLen from memory", nowMemory, []virtiotest.Buffer{rd(header(typeIn, 0)), wr(2 * maxNowLen), wr(1)}, 2*maxNowLen + 1},
 		{"a write", nowNoWait, []virtiotest.Buffer{rd(header(typeOut, 0)), rd(make([]byte, SectorSize)), wr(1)}, 1},
+		{"a write longer than maxNowLen to memory", nowMemory, []virtiotest.Buffer{rd(header(typeOut, 0)), rd(make([]byte, 2*maxNowLen)), wr(1)}, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -344,5 +346,67 @@ func TestASlowRequestDoesNotHoldUpTheNext(t *testing.T) {
 				time.Sleep(time.Millisecond)
 			}
 		})
+	}
+}
+
+// TestRequestsThatWaitAreServedSideBySide: reads that each wait for the
+// host's disk are all in the host's hands at once (each puts another
+// goroutine to work before it waits), all complete, and closing the disk
+// afterwards ends every goroutine the queue started.
+func TestRequestsThatWaitAreServedSideBySide(t *testing.T) {
+	const reads = 5 // three descriptors each, in a queue of 16
+	before := runtime.NumGoroutine()
+	var inside atomic.Int32
+	all, release := make(chan struct{}), make(chan struct{})
+	r := newRigCfg(t, Config{}, func(d *Disk) {
+		d.now.set(nowNever) // every read may wait
+		transfer := d.xfer
+		d.xfer = func(bufs [][]byte, off int64, op xferOp) (int, error) {
+			if inside.Add(1) == reads {
+				close(all)
+			}
+			<-release
+			return transfer(bufs, off, op)
+		}
+	})
+	rd, wr := virtiotest.Readable, virtiotest.Writable
+	heads := map[uint16]uint64{}
+	for i := range uint64(reads) {
+		head, _, err := r.drv.Add(rd(header(typeIn, i)), wr(SectorSize), wr(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		heads[head] = i
+	}
+	r.disk.Notify(0)
+	select {
+	case <-all:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%d of %d waiting reads in the host's hands at once", inside.Load(), reads)
+	}
+	close(release)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(heads) > 0 {
+		u, ok, err := r.drv.Used()
+		switch {
+		case err != nil:
+			t.Fatal(err)
+		case ok:
+			if _, known := heads[u.Head]; !known || u.Len != SectorSize+1 {
+				t.Fatalf("used %+v: not one of the reads, or not %d bytes", u, SectorSize+1)
+			}
+			delete(heads, u.Head)
+		case time.Now().After(deadline):
+			t.Fatalf("%d reads never completed", len(heads))
+		default:
+			time.Sleep(time.Millisecond)
+		}
+	}
+	r.disk.Close()
+	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > before; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines after the disk closed, %d before it opened", runtime.NumGoroutine(), before)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

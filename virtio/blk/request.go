@@ -51,15 +51,15 @@ func (w *worker) serve(c *virtio.Chain) uint32 {
 	case typeIn:
 		n, st = w.read(data, sector)
 	case typeOut:
-		w.mayWait()
+		w.mayWait(virtio.Len(in))
 		st = w.d.write(in, sector)
 	case typeFlush:
-		w.mayWait()
+		w.mayWait(0)
 		st = w.d.flush()
 	case typeGetID:
 		n = w.d.getID(data)
 	case typeDiscard, typeWriteZeroes:
-		w.mayWait()
+		w.mayWait(0)
 		st = w.d.zeroRanges(in, typ == typeDiscard)
 	default:
 		st = statusUnsupp
@@ -79,11 +79,12 @@ func (w *worker) read(bufs [][]byte, sector uint64) (uint64, byte) {
 	return w.d.read(bufs, sector)
 }
 
-// mayWait starts another goroutine on the queue before a write, a flush or
-// a hole punched, unless the image's file system is memory: those may wait
-// for the host's disk.
-func (w *worker) mayWait() {
-	if w.d.now.get() != nowMemory {
+// mayWait puts another goroutine to work on the queue before a write of n
+// bytes, a flush or a hole punched (n 0): those may wait for the host's
+// disk, unless the image's file system is memory; a write longer than
+// maxNowLen takes long enough to copy in any case.
+func (w *worker) mayWait(n uint64) {
+	if w.d.now.get() != nowMemory || n > maxNowLen {
 		w.s.help()
 	}
 }
