@@ -25,27 +25,28 @@ import (
 // beside QEMU" and "One goroutine a queue").
 //
 // A request that may wait for the host's disk must not hold up the ones
-// behind it, so before serving one the goroutine starts another (help),
-// which takes over the queue — the next requests and the notifications —
-// while the first waits: a write, a flush, a long read, a read the page
-// cache does not hold all of (now.go). A deep backlog (deepBacklog
-// requests waiting behind the one taken) also starts a second goroutine,
-// so two system calls of the queue overlap when the host has a CPU to
-// spare for them, as the earlier two workers did. At most maxServers
-// goroutines are started on a queue; one that finds the queue empty while
-// another listens for notifications waits, idle, to be asked to help again
-// (a channel send, which wakes it without a system call when the one
-// asking is about to wait itself, and allocates nothing, as starting a
-// goroutine can).
+// behind it, so before serving one the goroutine puts another to work
+// (help), which takes over the queue — the next requests and the
+// notifications — while the first waits: a write (on a file system that
+// is not memory, or longer than maxNowLen), a flush, a long read, a read
+// the page cache does not hold all of (now.go). A deep backlog
+// (deepBacklog requests waiting behind the one taken) also puts a second
+// to work, so two system calls of the queue overlap when the host has a
+// CPU to spare for them, as the earlier two workers did. At most
+// maxServers goroutines are started on a queue; one that finds the queue
+// empty while another listens for notifications waits, idle, to be put to
+// work again: a channel send, which wakes it without a system call when
+// the goroutine asking is about to wait itself, and allocates nothing, as
+// starting a goroutine can.
 
-// maxServers bounds the goroutines serving one queue: as many requests
-// that wait for the host's disk are in its hands at once.
+// maxServers bounds the goroutines started on one queue: as many of its
+// requests that wait for the host's disk are in the host's hands at once.
 const maxServers = 16
 
 // deepBacklog is how many requests must wait behind the one a lone
-// goroutine took for it to start a second: a guest that keeps the queue
-// that full has requests to share; one that sends a request or two a
-// notification does not pay for a wake-up.
+// goroutine took for it to put a second to work: a guest that keeps the
+// queue that full has requests to share; one that sends a request or two
+// a notification does not pay for a wake-up.
 const deepBacklog = 8
 
 // queue is one request queue and the goroutines that serve it. The
