@@ -34,7 +34,9 @@ medians of --reps boots each, and ember's ratios to the others. After
 "--", --only boots the subjects whose name starts with its value, and
 --compare BIN boots each of ember's subjects a second time with the ember
 binary BIN (a host path: the lab sees the host's files), as "ember-B ...", right after
-the first: an A/B comparison of two builds in one lab.`,
+the first: an A/B comparison of two builds in one lab; --queues N gives the
+disk N request queues under both VMMs (default 2, one a vCPU, QEMU's own
+default).`,
 		prog:  "blkbench",
 		inner: timeVirtioCmd,
 	})
@@ -46,6 +48,7 @@ const benchCmdline = "console=ttyS0 ember.end=poweroff ember.bench=1"
 func newTimeVirtioCmd() *cobra.Command {
 	var f benchFlags
 	var disk string
+	var queues int
 	cmd := &cobra.Command{
 		Use:    timeVirtioCmd,
 		Hidden: true,
@@ -63,13 +66,18 @@ func newTimeVirtioCmd() *cobra.Command {
 				return err
 			}
 			defer os.Remove(disk)
+			if queues < 1 || queues > 16 {
+				return fmt.Errorf("--queues %d: 1 to 16", queues)
+			}
 			emberRun := []string{f.ember, "run", "--kernel", f.kernel, "--initrd", f.initrd,
 				"--memory", "512M", "--cpus", "2", "--cmdline", benchCmdline, "--disk"}
+			opts := fmt.Sprintf(",queues=%d", queues)
 			subjects := []subject{
-				{name: "ember (virtio-pci)", argv: append(emberRun, disk)},
-				{name: "ember back-end process", argv: backendBoot(f.ember, disk, emberRun)},
+				{name: "ember (virtio-pci)", argv: append(emberRun, disk+opts)},
+				{name: "ember back-end process", argv: backendBoot(f.ember, disk, opts, emberRun)},
 				{name: "QEMU -M pc (virtio-blk-pci)", argv: qemuGuest("pc", 512, 2,
-					"-drive", "file="+disk+",if=none,id=d0,format=raw,cache=writeback", "-device", "virtio-blk-pci,drive=d0",
+					"-drive", "file="+disk+",if=none,id=d0,format=raw,cache=writeback",
+					"-device", fmt.Sprintf("virtio-blk-pci,drive=d0,num-queues=%d", queues),
 					"-kernel", f.kernel, "-initrd", f.initrd, "-append", benchCmdline)},
 			}
 			t, err := f.table(blkTable)
@@ -81,18 +89,22 @@ func newTimeVirtioCmd() *cobra.Command {
 	}
 	f.add(cmd)
 	cmd.Flags().StringVar(&disk, "disk", "", "where to make the disk image (default on the lab's /dev/shm, a tmpfs)")
+	// Two, one a vCPU: QEMU's default for virtio-blk-pci (since 5.2), given
+	// to both VMMs so that neither guest's block layer has more queues.
+	cmd.Flags().IntVar(&queues, "queues", 2, "request queues of the disk, under ember and QEMU alike")
 	return cmd
 }
 
-// backendBoot is a command line that serves disk from `ember backend blk`
-// in a process of its own and boots run (which ends in --disk) with the
-// disk from that back-end: the same virtio-blk device, out of process.
-func backendBoot(ember, disk string, run []string) []string {
+// backendBoot is a command line that serves disk, with its options opts
+// (",queues=2"), from `ember backend blk` in a process of its own and
+// boots run (which ends in --disk) with the disk from that back-end: the
+// same virtio-blk device, out of process.
+func backendBoot(ember, disk, opts string, run []string) []string {
 	sock := disk + ".sock"
 	script := `s=$1; rm -f "$s"; "$2" backend blk --socket "$s" --disk "$3" & b=$!
 i=0; while [ ! -S "$s" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
 shift 3; "$@"; rc=$?; kill $b; wait $b; rm -f "$s"; exit $rc`
-	return append([]string{"/bin/sh", "-c", script, "sh", sock, ember, disk}, append(run, "backend="+sock)...)
+	return append([]string{"/bin/sh", "-c", script, "sh", sock, ember, disk + opts}, append(run, "backend="+sock)...)
 }
 
 // benchLine matches the guest program's results.
