@@ -267,16 +267,6 @@ func (q *Queue) PopInto(mem *memory.Guest, c *Chain) (bool, error) {
 	return true, nil
 }
 
-// Pending reports whether the driver has made a chain available that Pop
-// has not taken yet (an unreadable ring counts as pending: Pop reports it).
-func (q *Queue) Pending(mem *memory.Guest) bool {
-	if q.usable() != nil {
-		return false
-	}
-	avail, err := q.availIdx(mem)
-	return err != nil || avail != q.nextAvail
-}
-
 // Backlog returns how many chains the driver has made available that Pop
 // has not taken yet, as the driver's avail->idx says: a hint for how many
 // goroutines a device puts on the queue, which Pop does not rely on (a

@@ -118,8 +118,10 @@ func activate(b testing.TB, dev virtio.Device, mem *memory.Guest, drv *virtiotes
 }
 
 // transportKicks returns how the driver notifies queue 0 in a VM: KVM's
-// ioeventfd signals the transport's eventfd, which a goroutine in Go's
-// poller passes on to Notify (pc/notify.go).
+// ioeventfd signals the device's own kick eventfd where it has one
+// (virtio.QueueEventFDs, as the disk and a back-end's Remote do), or the
+// transport's eventfd, which a goroutine in Go's poller passes on to
+// Notify (pc/notify.go).
 func transportKicks(b testing.TB, dev virtio.Device) func() {
 	if d, ok := dev.(virtio.QueueEventFDs); ok {
 		if fd, ok := d.KickFD(0); ok {
