@@ -54,6 +54,9 @@ func newTimeVirtioCmd() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if queues < 1 || queues > 16 {
+				return fmt.Errorf("--queues %d: 1 to 16", queues)
+			}
 			if disk == "" {
 				// The lab's own memory, not the share with the host: a
 				// tmpfs of its own (labinit mounts /dev/shm), as a host
@@ -66,9 +69,6 @@ func newTimeVirtioCmd() *cobra.Command {
 				return err
 			}
 			defer os.Remove(disk)
-			if queues < 1 || queues > 16 {
-				return fmt.Errorf("--queues %d: 1 to 16", queues)
-			}
 			emberRun := []string{f.ember, "run", "--kernel", f.kernel, "--initrd", f.initrd,
 				"--memory", "512M", "--cpus", "2", "--cmdline", benchCmdline, "--disk"}
 			opts := fmt.Sprintf(",queues=%d", queues)

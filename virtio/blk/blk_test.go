@@ -410,3 +410,31 @@ func TestRequestsThatWaitAreServedSideBySide(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestReadOutsideTheDiskPutsNoOneToWork: a read past the end is refused
+// with an I/O error where it is taken — it makes no I/O, so no second
+// goroutine is started for it, whatever the guest asks for.
+func TestReadOutsideTheDiskPutsNoOneToWork(t *testing.T) {
+	r := newRigCfg(t, Config{}, func(d *Disk) { d.now.set(nowNoWait) })
+	rd, wr := virtiotest.Readable, virtiotest.Writable
+	started := func() int32 {
+		r.disk.mu.Lock()
+		defer r.disk.mu.Unlock()
+		return r.disk.queues[0].started.Load()
+	}
+	// A read inside the disk first: Notify, the rig's kick, puts a
+	// goroutine to work, which later kicks find idle.
+	if n, out := r.do(rd(header(typeIn, 0)), wr(SectorSize), wr(1)); n != SectorSize+1 || status(out) != statusOK {
+		t.Fatalf("read inside the disk: used %d, status %d", n, status(out))
+	}
+	before := started()
+	for range 3 {
+		n, out := r.do(rd(header(typeIn, imageSize/SectorSize-1)), wr(2*SectorSize), wr(1))
+		if n != 1 || status(out) != statusIOErr {
+			t.Fatalf("read past the end: used %d, status %d; want 1, IOERR", n, status(out))
+		}
+	}
+	if after := started(); after != before {
+		t.Errorf("%d goroutines started on the queue after the reads past the end, %d before", after, before)
+	}
+}

@@ -69,10 +69,10 @@ func (s *nowState) get() nowMode  { return nowMode(s.mode.Load()) }
 func (s *nowState) set(m nowMode) { s.mode.Store(int32(m)) }
 
 // readNow fills bufs from the image at sector if that cannot wait for the
-// host's disk, and reports whether it did; it leaves a read it does not
-// serve (too long, outside the disk, not all in the page cache, or on a
-// disk that cannot tell) to read, with nothing written to bufs the driver
-// relies on.
+// host's disk, and reports whether it did; a read outside the disk it
+// answers with read's error, which makes no I/O. It leaves a read it does
+// not serve (too long, not all in the page cache, or on a disk that cannot
+// tell) to read, with nothing written to bufs the driver relies on.
 func (d *Disk) readNow(bufs [][]byte, sector uint64) (uint64, byte, bool) {
 	mode := d.now.get()
 	n := virtio.Len(bufs)
@@ -81,7 +81,8 @@ func (d *Disk) readNow(bufs [][]byte, sector uint64) (uint64, byte, bool) {
 	}
 	off, ok := d.span(sector, n)
 	if !ok {
-		return 0, 0, false
+		n, st := d.read(bufs, sector) // refused without I/O: nothing to wait for
+		return n, st, true
 	}
 	op := opReadNow
 	if mode == nowMemory {
