@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 
 	"ember/memory"
 	"ember/virtio/internal/atomic16"
@@ -108,6 +109,11 @@ type Queue struct {
 	// IndirectDesc is true when VIRTIO_F_INDIRECT_DESC was negotiated:
 	// chains may use indirect descriptor tables (§2.7.5.3).
 	IndirectDesc bool
+	// Kick, where the activator has one, is an eventfd the driver's
+	// notifications of the queue signal: a back-end's, which ember's KVM
+	// ioeventfd signals (virtio/backend). A KickWaiter device waits on
+	// it itself (on a duplicate); others ignore it. nil: none.
+	Kick *os.File
 
 	nextAvail uint16 // the avail ring index of the next chain to take
 	nextUsed  uint16 // the used ring index of the next element to put

@@ -116,3 +116,14 @@ type QueueEventFDs interface {
 	// interrupt callback takes.
 	RelayCalls(q int, on bool) (pending bool)
 }
+
+// KickWaiter is a device that waits itself on the kick eventfd a queue
+// carries (Queue.Kick) when Activate gives it one, as it waits on those
+// KVM signals: whoever activates it need not pass those notifications on
+// with Notify, and a back-end process does not, so a guest's notification
+// wakes the device's own thread and no goroutine between.
+type KickWaiter interface {
+	QueueEventFDs
+	// WaitsOnKicks marks the device.
+	WaitsOnKicks()
+}

@@ -172,12 +172,22 @@ func (s *server) start(p []byte, fds []int) error {
 		bq.calls[ql.Index] = os.NewFile(uintptr(fds[2*i+1]), fmt.Sprintf("virtio-call-%d", ql.Index))
 		bq.callFDs[ql.Index] = fds[2*i+1]
 	}
+	// A device that waits on kick eventfds itself is given them; the
+	// others hear of kicks through Notify, from a goroutine a queue.
+	_, waits := s.dev.(virtio.KickWaiter)
+	if waits {
+		for i, q := range queues {
+			if q != nil {
+				q.Kick = bq.kicks[i]
+			}
+		}
+	}
 	if err := s.dev.Activate(s.mem.guest, st.Features, queues, bq.call); err != nil {
 		bq.close()
 		return fmt.Errorf("%w: %w", unix.EIO, err)
 	}
 	for q, k := range bq.kicks {
-		if k != nil {
+		if k != nil && !waits {
 			bq.wg.Add(1)
 			go bq.serveKicks(q, k, s.dev)
 		}

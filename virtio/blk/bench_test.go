@@ -39,7 +39,9 @@ type benchPath int
 const (
 	// calls: Notify, and an interrupt callback that sends on a channel
 	// the driver waits on — the device alone, with no wake-up of a thread
-	// of the process's between them.
+	// of the process's between them: the in-process disk serves the queue
+	// on the driver's goroutine, as its thread would (onCaller), and hands
+	// what may wait to goroutines as the thread does.
 	calls benchPath = iota
 	// eventFDs: the ways a guest's notification and interrupt travel
 	// under KVM — an eventfd signalled as KVM's ioeventfd is, passed on
@@ -77,6 +79,7 @@ func benchDisk(b testing.TB, remote bool, path benchPath) benchRig {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { d.Close() })
+	d.onCaller = path == calls && !remote
 	var dev virtio.Device = d
 	if remote {
 		dev = backendtest.Serve(b, d, mem)
@@ -284,12 +287,13 @@ func sequential1M() func() uint64 {
 // ratio is the queue's MB/s over pread's (issue 12's goal: at least 0.8).
 // virtqueue-backend is the same queue served by a back-end
 // (virtio/backend): kicks and interrupts cross a socketpair's eventfds.
-// Both call Notify and hear of interrupts on a channel: the device alone.
-// virtqueue-eventfds is the in-process queue reached as a guest reaches
-// it, the notification through an eventfd and the transport's goroutine,
-// the interrupt through an eventfd the driver sleeps on (eventFDs): what
-// the device costs a VM beside its work, the wake-ups of two threads a
-// round.
+// Both call Notify and hear of interrupts on a channel: the device alone
+// (virtqueue serves the queue on the driver's goroutine; the back-end's
+// notifications wake the disk's thread). virtqueue-eventfds is the
+// in-process queue reached as a guest reaches it, the notification
+// through the disk's kick eventfd, which wakes its thread, the interrupt
+// through an eventfd the driver sleeps on (eventFDs): what the device
+// costs a VM beside its work, the wake-ups of two threads a round.
 //
 //	go test ./virtio/blk -run '^$' -bench Read -benchtime 2s
 func BenchmarkRead(b *testing.B) {

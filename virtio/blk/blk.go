@@ -1,14 +1,14 @@
 // Package blk is virtio-blk (virtio 1.2, §5.2): a disk backed by a raw image
-// file on the host. Requests are served off the vCPU threads, by goroutines
-// of the device's that wait for the guest's notifications themselves: one
-// per queue, serving what it takes where it takes it, and more when a
-// request may wait for the host's disk or the queue is deep (queue.go), so
-// a slow request holds up none behind it: reads and writes at the
-// request's sector, FLUSH as fdatasync (so a write the guest saw complete
-// after a flush is on the host's disk), DISCARD and WRITE_ZEROES by
-// punching holes, GET_ID with the serial. A malformed request is answered
-// with an error status, or dropped and logged if it has no room for one;
-// it never reaches outside the image or guest RAM.
+// file on the host. Requests are served off the vCPU threads: by a thread
+// of the disk's own, which waits on every queue's kick eventfd and serves
+// what cannot wait for the host's disk where it takes it, and by
+// goroutines it hands the rest to (queue.go), so a slow request holds up
+// none behind it: reads and writes at the request's sector, FLUSH as
+// fdatasync (so a write the guest saw complete after a flush is on the
+// host's disk), DISCARD and WRITE_ZEROES by punching holes, GET_ID with
+// the serial. A malformed request is answered with an error status, or
+// dropped and logged if it has no room for one; it never reaches outside
+// the image or guest RAM.
 package blk
 
 import (
@@ -22,6 +22,7 @@ import (
 
 	"ember/memory"
 	"ember/virtio"
+	"ember/virtio/internal/devthread"
 	"ember/virtio/internal/queuefd"
 )
 
@@ -78,12 +79,20 @@ type Disk struct {
 	// stand-in that holds a request back.
 	xfer func(bufs [][]byte, off int64, op xferOp) (int, error)
 	now  nowState // how a short read is served without waiting (now.go)
+	// onCaller, for the device-level benchmark, starts no thread: Notify
+	// serves the queue on the caller, as the thread would, so that what
+	// the device costs is measured without a thread's wake-up.
+	onCaller bool
 
 	mu     sync.Mutex
-	queues []*queue      // while active
-	kicks  *queuefd.Set  // while active: each queue's kick eventfd
-	events virtio.Events // the transport's, if it gave them
+	queues []*queue          // while active
+	kicks  *queuefd.Set      // while active: each queue's kick eventfd
+	thread *devthread.Thread // while active: serves the queues
+	events virtio.Events     // the transport's, if it gave them
 }
+
+// ThreadName names the disk's thread (ps -T, top -H).
+const ThreadName = "ember-blk"
 
 // SetEvents is virtio.EventSource: a queue the driver broke becomes
 // DEVICE_NEEDS_RESET.
@@ -168,9 +177,9 @@ func (d *Disk) QueueSizes() []uint16 {
 	return s
 }
 
-// Activate makes each enabled queue's kick eventfd and starts the queue's
-// goroutine.
-func (d *Disk) Activate(mem *memory.Guest, features uint64, queues []*virtio.Queue, interrupt func(int)) error {
+// Activate makes each enabled queue's kick eventfd and starts the disk's
+// thread, which serves them.
+func (d *Disk) Activate(mem *memory.Guest, features uint64, queues []*virtio.Queue, interrupt func(int)) (err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.queues != nil {
@@ -180,67 +189,69 @@ func (d *Disk) Activate(mem *memory.Guest, features uint64, queues []*virtio.Que
 	if err != nil {
 		return err
 	}
+	th, err := devthread.New(ThreadName, d.log, d.needsReset)
+	if err != nil {
+		kicks.Close()
+		return err
+	}
 	qs := make([]*queue, len(queues))
 	for i, q := range queues {
 		if q == nil {
 			continue
 		}
 		kick, _ := kicks.Kick(i)
-		f, err := pollable(kick, i)
-		if err != nil {
-			closeKicks(qs)
+		qs[i] = newQueue(d, mem, q, i, interrupt, kick)
+		if err := th.Watch(unix.EPOLL_CTL_ADD, kick, unix.EPOLLIN, th.Add(qs[i])); err != nil {
+			th.Stop()
 			kicks.Close()
 			return err
 		}
-		qs[i] = newQueue(d, mem, q, i, interrupt, kick, f)
 	}
-	for _, s := range qs {
-		if s != nil {
-			s.start()
-		}
+	if !d.onCaller {
+		th.Start()
 	}
-	d.queues, d.kicks = qs, kicks
+	d.queues, d.kicks, d.thread = qs, kicks, th
 	return nil
 }
 
-// pollable returns a descriptor of queue q's kick eventfd (non-blocking)
-// that the queue's goroutines read in Go's poller; closing it ends them.
-func pollable(kick, q int) (*os.File, error) {
-	fd, err := unix.FcntlInt(uintptr(kick), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("virtio-blk: queue %d kick eventfd: %w", q, err)
-	}
-	return os.NewFile(uintptr(fd), fmt.Sprintf("virtio-blk-kick-%d", q)), nil
-}
-
-// closeKicks closes the pollable descriptors of queues never started.
-func closeKicks(qs []*queue) {
-	for _, s := range qs {
-		if s != nil {
-			s.kicks.Close()
-		}
+// needsReset asks the driver, through the transport, to reset the device:
+// a queue is broken, or the thread stopped.
+func (d *Disk) needsReset(err error) {
+	d.mu.Lock()
+	e := d.events
+	d.mu.Unlock()
+	if e != nil {
+		e.NeedsReset(err)
 	}
 }
 
-// Notify wakes queue q's goroutine: a notification that did not come
-// through KVM's ioeventfd (the transport's own, a back-end's).
+// Notify wakes the disk's thread for queue q: a notification that did not
+// come through KVM's ioeventfd (the transport's own, a back-end's).
 func (d *Disk) Notify(q int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if q >= 0 && q < len(d.queues) && d.queues[q] != nil {
-		d.queues[q].notify()
+	if d.onCaller && q >= 0 && q < len(d.queues) && d.queues[q] != nil {
+		d.queues[q].drain()
+		return
+	}
+	if kick, ok := d.kicks.Kick(q); ok {
+		queuefd.Signal(kick) // EAGAIN (the counter full) still leaves a kick pending
 	}
 }
 
 // KickFD is virtio.QueueEventFDs: queue q's kick eventfd while the disk is
 // active, which a transport has KVM signal on the guest's notification
-// (an ioeventfd), so that it wakes the queue's goroutine and no goroutine
+// (an ioeventfd), so that it wakes the disk's thread and no goroutine
 // of the transport's.
 func (d *Disk) KickFD(q int) (int, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.kicks.Kick(q)
 }
+
+// WaitsOnKicks is virtio.KickWaiter: the disk's thread waits on a kick
+// eventfd a queue carries (a back-end's) as on its own.
+func (d *Disk) WaitsOnKicks() {}
 
 // CallFD is virtio.QueueEventFDs: the disk has none; it interrupts through
 // Activate's callback.
@@ -250,14 +261,18 @@ func (d *Disk) CallFD(int) (int, bool) { return -1, false }
 // nothing to relay.
 func (d *Disk) RelayCalls(int, bool) bool { return false }
 
-// Reset stops the queues' goroutines and waits for them; requests they were
-// serving finish first, so nothing the guest was told is done is undone.
-// The transport has taken the kick eventfds out of KVM.
+// Reset stops the disk's thread and the queues' goroutines and waits for
+// them; requests they were serving finish first, so nothing the guest was
+// told is done is undone. The transport has taken the kick eventfds out of
+// KVM.
 func (d *Disk) Reset() {
 	d.mu.Lock()
-	qs, kicks := d.queues, d.kicks
-	d.queues, d.kicks = nil, nil
+	qs, kicks, th := d.queues, d.kicks, d.thread
+	d.queues, d.kicks, d.thread = nil, nil, nil
 	d.mu.Unlock()
+	if th != nil {
+		th.Stop()
+	}
 	for _, s := range qs {
 		if s != nil {
 			s.stop()

@@ -264,10 +264,10 @@ func TestHugeDiscardAllocatesNothing(t *testing.T) {
 	r := newRig(t, false)
 	big := make([]byte, 64<<20)
 	c := &virtio.Chain{Readable: [][]byte{header(typeDiscard, 0), big}, Writable: [][]byte{{0xff}}}
-	w := &worker{d: r.disk}
+	w := &worker{d: r.disk, wait: true}
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	n := w.serve(c)
+	n, _ := w.serve(c)
 	runtime.ReadMemStats(&after)
 	if n != 1 || c.Writable[0][0] != statusUnsupp {
 		t.Errorf("used %d, status %d; want 1, UNSUPP", n, c.Writable[0][0])
@@ -350,9 +350,9 @@ func TestASlowRequestDoesNotHoldUpTheNext(t *testing.T) {
 }
 
 // TestRequestsThatWaitAreServedSideBySide: reads that each wait for the
-// host's disk are all in the host's hands at once (each puts another
-// goroutine to work before it waits), all complete, and closing the disk
-// afterwards ends every goroutine the queue started.
+// host's disk are all in the host's hands at once (the disk's thread hands
+// each to a goroutine of its own), all complete, and closing the disk
+// afterwards ends the thread and every goroutine the queue started.
 func TestRequestsThatWaitAreServedSideBySide(t *testing.T) {
 	const reads = 5 // three descriptors each, in a queue of 16
 	before := runtime.NumGoroutine()
@@ -411,30 +411,39 @@ func TestRequestsThatWaitAreServedSideBySide(t *testing.T) {
 	}
 }
 
-// TestReadOutsideTheDiskPutsNoOneToWork: a read past the end is refused
-// with an I/O error where it is taken — it makes no I/O, so no second
-// goroutine is started for it, whatever the guest asks for.
-func TestReadOutsideTheDiskPutsNoOneToWork(t *testing.T) {
-	r := newRigCfg(t, Config{}, func(d *Disk) { d.now.set(nowNoWait) })
+// TestRequestsThatCannotWaitAreServedOnTheThread: a request that cannot
+// wait for the host's disk — a read from memory, a short write to memory,
+// GET_ID, a read past the end (refused: it makes no I/O, whatever the
+// guest asks for) — is served by the disk's thread where it is taken, and
+// no goroutine is started for it.
+func TestRequestsThatCannotWaitAreServedOnTheThread(t *testing.T) {
 	rd, wr := virtiotest.Readable, virtiotest.Writable
-	started := func() int32 {
-		r.disk.mu.Lock()
-		defer r.disk.mu.Unlock()
-		return r.disk.queues[0].started.Load()
+	tests := []struct {
+		name   string
+		req    []virtiotest.Buffer
+		used   uint32
+		status byte
+	}{
+		{"a read from memory", []virtiotest.Buffer{rd(header(typeIn, 0)), wr(SectorSize), wr(1)}, SectorSize + 1, statusOK},
+		{"a short write to memory", []virtiotest.Buffer{rd(header(typeOut, 1)), rd(make([]byte, SectorSize)), wr(1)}, 1, statusOK},
+		{"GET_ID", []virtiotest.Buffer{rd(header(typeGetID, 0)), wr(idLen), wr(1)}, idLen + 1, statusOK},
+		{"a read past the end", []virtiotest.Buffer{rd(header(typeIn, imageSize/SectorSize-1)), wr(2 * SectorSize), wr(1)}, 1, statusIOErr},
 	}
-	// A read inside the disk first: Notify, the rig's kick, puts a
-	// goroutine to work, which later kicks find idle.
-	if n, out := r.do(rd(header(typeIn, 0)), wr(SectorSize), wr(1)); n != SectorSize+1 || status(out) != statusOK {
-		t.Fatalf("read inside the disk: used %d, status %d", n, status(out))
-	}
-	before := started()
-	for range 3 {
-		n, out := r.do(rd(header(typeIn, imageSize/SectorSize-1)), wr(2*SectorSize), wr(1))
-		if n != 1 || status(out) != statusIOErr {
-			t.Fatalf("read past the end: used %d, status %d; want 1, IOERR", n, status(out))
-		}
-	}
-	if after := started(); after != before {
-		t.Errorf("%d goroutines started on the queue after the reads past the end, %d before", after, before)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// The image's file system taken for memory, whatever holds it.
+			r := newRigCfg(t, Config{}, func(d *Disk) { d.now.set(nowMemory) })
+			for range 3 {
+				if n, out := r.do(tt.req...); n != tt.used || status(out) != tt.status {
+					t.Fatalf("used %d, status %d; want %d, %d", n, status(out), tt.used, tt.status)
+				}
+			}
+			r.disk.mu.Lock()
+			started := r.disk.queues[0].started.Load()
+			r.disk.mu.Unlock()
+			if started != 0 {
+				t.Errorf("%d goroutines started on the queue, want none", started)
+			}
+		})
 	}
 }

@@ -51,9 +51,9 @@ func FuzzRequest(f *testing.F) {
 		typ, sector := binary.LittleEndian.Uint32(in), binary.LittleEndian.Uint64(in[4:])
 		c := chainFrom(typ, sector, in[12:])
 		d := disks[typ&1<<31 != 0]
-		w := &worker{d: d}
+		w := &worker{d: d, wait: true}
 		room := c.WritableLen()
-		n := w.serve(c)
+		n, _ := w.serve(c)
 		if uint64(n) > room {
 			t.Fatalf("claims %d bytes written into %d", n, room)
 		}

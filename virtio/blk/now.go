@@ -12,22 +12,22 @@ import (
 
 // Reads served without waiting.
 //
-// A queue's goroutine serves a request where it takes it, unless the
-// request may wait for the host's disk: then it first starts another
-// goroutine on the queue, so the requests behind it are not held up
-// (queue.go). For a read it finds that out by trying: a read of at most
+// The disk's thread serves a request where it takes it, unless the
+// request may wait for the host's disk: then it hands it to a goroutine,
+// so the requests behind it are not held up (queue.go). For a read it
+// finds that out by trying: a read of at most
 // maxNowLen bytes is made from the page cache alone (preadv2 with
 // RWF_NOWAIT), which answers EAGAIN once it would wait; where the image's
 // file system keeps its files in memory (tmpfs and ramfs, which refuse
 // RWF_NOWAIT) an ordinary read cannot wait for a device and is made
 // outright (a page of a tmpfs the host swapped out is the exception, read
-// while the queue waits). On a file system that refuses RWF_NOWAIT and is
+// while the thread waits). On a file system that refuses RWF_NOWAIT and is
 // not memory (an overlay, a network file system), and with cache=none,
 // every read and write may wait.
 
-// maxNowLen is the longest read or write a queue's goroutine serves with
-// no other put to work first: a longer one takes long enough to copy that
-// the next request should not wait behind it (1 MiB sequential reads all
+// maxNowLen is the longest read or write the disk's thread serves itself:
+// a longer one takes long enough to copy that the next request should not
+// wait behind it (1 MiB sequential reads all
 // served by one goroutine lost a tenth to a fifth in the lab, and 1 MiB
 // writes served so half, in the one round measured).
 const maxNowLen = 64 << 10
@@ -62,7 +62,7 @@ func nowModeOf(fd int, direct bool) nowMode {
 }
 
 // nowState is a disk's nowMode, which it lowers to nowNever the first time
-// the file system refuses RWF_NOWAIT; goroutines of several queues read it.
+// the file system refuses RWF_NOWAIT; the thread and goroutines read it.
 type nowState struct{ mode atomic.Int32 }
 
 func (s *nowState) get() nowMode  { return nowMode(s.mode.Load()) }

@@ -29,64 +29,75 @@ const (
 )
 
 // serve performs one request and returns the bytes it wrote into the
-// chain's writable buffers, status byte included. A chain with no writable
-// byte for the status is dropped (0 bytes written).
-func (w *worker) serve(c *virtio.Chain) uint32 {
+// chain's writable buffers, status byte included, and true; or, on the
+// disk's thread (w.wait false), returns false for a request that may wait
+// for the host's disk, untouched, for a goroutine to serve. A chain with
+// no writable byte for the status is dropped (0 bytes written).
+func (w *worker) serve(c *virtio.Chain) (uint32, bool) {
 	data, status := splitStatus(w.data[:0], c.Writable)
 	w.data = data
 	if status == nil {
 		w.d.log.Warn("virtio-blk: request without a status byte dropped", "queue", w.i)
-		return 0
+		return 0, true
 	}
 	var hdr [headerSize]byte
 	if virtio.Gather(hdr[:], c.Readable) < headerSize {
 		w.d.log.Warn("virtio-blk: request shorter than its header", "queue", w.i)
 		*status = statusIOErr
-		return 1
+		return 1, true
 	}
 	typ, sector := binary.LittleEndian.Uint32(hdr[0:]), binary.LittleEndian.Uint64(hdr[8:])
 	in := virtio.Skip(c.Readable, headerSize)
 	n, st := uint64(0), byte(statusOK)
 	switch typ {
 	case typeIn:
-		n, st = w.read(data, sector)
+		var served bool
+		if n, st, served = w.read(data, sector); !served {
+			return 0, false
+		}
 	case typeOut:
-		w.mayWait(virtio.Len(in))
+		if !w.mayWait(virtio.Len(in)) {
+			return 0, false
+		}
 		st = w.d.write(in, sector)
 	case typeFlush:
-		w.mayWait(0)
+		if !w.mayWait(0) {
+			return 0, false
+		}
 		st = w.d.flush()
 	case typeGetID:
 		n = w.d.getID(data)
 	case typeDiscard, typeWriteZeroes:
-		w.mayWait(0)
+		if !w.mayWait(0) {
+			return 0, false
+		}
 		st = w.d.zeroRanges(in, typ == typeDiscard)
 	default:
 		st = statusUnsupp
 	}
 	*status = st
-	return uint32(n) + 1
+	return uint32(n) + 1, true
 }
 
-// read serves a read where it was taken if it cannot wait for the host's
-// disk (readNow), and otherwise starts another goroutine on the queue
-// first, so that the requests behind it are not held up.
-func (w *worker) read(bufs [][]byte, sector uint64) (uint64, byte) {
+// read serves a read if it cannot wait for the host's disk (readNow), or
+// if w may wait; it reports whether it did.
+func (w *worker) read(bufs [][]byte, sector uint64) (uint64, byte, bool) {
 	if n, st, ok := w.d.readNow(bufs, sector); ok {
-		return n, st
+		return n, st, true
 	}
-	w.s.help()
-	return w.d.read(bufs, sector)
+	if !w.wait {
+		return 0, 0, false
+	}
+	n, st := w.d.read(bufs, sector)
+	return n, st, true
 }
 
-// mayWait puts another goroutine to work on the queue before a write of n
-// bytes, a flush or a hole punched (n 0): those may wait for the host's
-// disk, unless the image's file system is memory; a write longer than
-// maxNowLen takes long enough to copy in any case.
-func (w *worker) mayWait(n uint64) {
-	if w.d.now.get() != nowMemory || n > maxNowLen {
-		w.s.help()
-	}
+// mayWait reports whether w may serve a write of n bytes, a flush or a
+// hole punched (n 0): those may wait for the host's disk, unless the
+// image's file system is memory, and a write longer than maxNowLen takes
+// long enough to copy in any case; only a goroutine (w.wait) serves them.
+func (w *worker) mayWait(n uint64) bool {
+	return w.wait || (w.d.now.get() == nowMemory && n <= maxNowLen)
 }
 
 // splitStatus separates the last writable byte, the status, from the data

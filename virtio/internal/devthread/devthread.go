@@ -9,11 +9,8 @@
 // wakes to run what became ready: in the lab (two CPUs, beside two vCPUs)
 // the goroutine shape switched threads four times as often as QEMU's main
 // loop, on the CPUs the vCPUs need (docs/performance-log.md). virtio-net
-// serves its queue pairs on such threads. (virtio-blk's queues were tried
-// on one and kept their workers: a disk's writes and long reads still
-// need goroutines that may wait, and a thread before them adds a wake-up:
-// the performance log's "The disk's kicks without the transport's
-// goroutine".)
+// serves its queue pairs on such threads, and virtio-blk its request
+// queues (the disk's thread hands a request that may wait to a goroutine).
 package devthread
 
 import (

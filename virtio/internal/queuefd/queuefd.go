@@ -36,7 +36,9 @@ func New(queues []*virtio.Queue, interrupt func(int), log *slog.Logger) (*Set, e
 
 // NewKicks makes a kick eventfd for each enabled queue, and no call
 // eventfds: a device that serves its queues on a thread of ember's and
-// interrupts through the transport's callback itself.
+// interrupts through the transport's callback itself. A queue that
+// carries a kick eventfd (Queue.Kick, a back-end's) gets a duplicate of
+// it instead, which the device waits on as it would on its own.
 func NewKicks(queues []*virtio.Queue) (*Set, error) {
 	return newSet(queues, false, nil, nil)
 }
@@ -54,7 +56,7 @@ func newSet(queues []*virtio.Queue, calls bool, interrupt func(int), log *slog.L
 			continue
 		}
 		var err error
-		if s.kicks[i], err = NewEventFD(); err != nil {
+		if s.kicks[i], err = kickFD(q, !calls); err != nil {
 			s.Close()
 			return nil, err
 		}
@@ -67,6 +69,32 @@ func newSet(queues []*virtio.Queue, calls bool, interrupt func(int), log *slog.L
 		}
 	}
 	return s, nil
+}
+
+// kickFD returns a new kick eventfd for q, or, if adopt and the queue
+// carries one (Queue.Kick), a non-blocking duplicate of that.
+func kickFD(q *virtio.Queue, adopt bool) (int, error) {
+	if !adopt || q.Kick == nil {
+		return NewEventFD()
+	}
+	// Through SyscallConn, not Fd, which would make the descriptor
+	// blocking for every process that shares it.
+	rc, err := q.Kick.SyscallConn()
+	if err != nil {
+		return -1, fmt.Errorf("virtio: kick eventfd: %w", err)
+	}
+	fd := -1
+	if cerr := rc.Control(func(k uintptr) { fd, err = unix.FcntlInt(k, unix.F_DUPFD_CLOEXEC, 0) }); cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return -1, fmt.Errorf("virtio: kick eventfd: %w", err)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("virtio: kick eventfd: %w", err)
+	}
+	return fd, nil
 }
 
 // NewEventFD returns a non-blocking eventfd. It is kept as a bare

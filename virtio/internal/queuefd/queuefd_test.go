@@ -2,6 +2,7 @@ package queuefd
 
 import (
 	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -90,5 +91,33 @@ func waitIRQ(t *testing.T, irq chan int) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the relay did not interrupt")
+	}
+}
+
+// TestNewKicksAdoptsAQueuesKick: a queue that carries a kick eventfd (a
+// back-end's) gets a duplicate of it, so a signal of the original is read
+// from the Set's kick eventfd, which stays open after the original closes;
+// a queue without one gets an eventfd of its own.
+func TestNewKicksAdoptsAQueuesKick(t *testing.T) {
+	orig, err := NewEventFD()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := os.NewFile(uintptr(orig), "kick")
+	s, err := NewKicks([]*virtio.Queue{{Kick: f}, {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	adopted, _ := s.Kick(0)
+	own, _ := s.Kick(1)
+	Signal(orig)
+	f.Close()
+	var buf [8]byte
+	if n, err := unix.Read(adopted, buf[:]); n != 8 || err != nil || buf[0] != 1 {
+		t.Errorf("read of the adopted kick eventfd after a signal of the original: %d, %v, %v", n, err, buf)
+	}
+	if _, err := unix.Read(own, buf[:]); err != unix.EAGAIN {
+		t.Errorf("read of the queue's own kick eventfd: %v, want EAGAIN (not signalled)", err)
 	}
 }
