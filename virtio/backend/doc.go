@@ -12,7 +12,11 @@
 // elsewhere. Serve is the back-end's side: it serves any virtio.Device
 // (virtio/blk's Disk for `ember backend blk`) over one connection, with the
 // device's own request code running on a memory.Guest built over the shared
-// memfds, so every access still goes through the checked accessor.
+// memfds, so every access still goes through the checked accessor. A
+// device that waits on kick eventfds on a thread of its own (a
+// virtio.KickWaiter: the Disk) is given the kick eventfds themselves, so
+// a guest's notification, which KVM signals in ember, wakes that thread
+// directly, as a vhost-user back-end's polls its kick fds.
 //
 // Each side takes the other for hostile. ember checks every message a
 // back-end sends (its device description, replies, events) and treats a

@@ -33,7 +33,8 @@ type server struct {
 }
 
 // backendQueues are the eventfds of an active device's queues, and the
-// goroutines that pass kicks to it.
+// goroutines that pass kicks to it (none for a virtio.KickWaiter, which
+// waits on the kick eventfds itself).
 type backendQueues struct {
 	kicks, calls []*os.File // by queue index
 	callFDs      []int

@@ -179,7 +179,7 @@ func (d *Disk) QueueSizes() []uint16 {
 
 // Activate makes each enabled queue's kick eventfd and starts the disk's
 // thread, which serves them.
-func (d *Disk) Activate(mem *memory.Guest, features uint64, queues []*virtio.Queue, interrupt func(int)) (err error) {
+func (d *Disk) Activate(mem *memory.Guest, features uint64, queues []*virtio.Queue, interrupt func(int)) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.queues != nil {

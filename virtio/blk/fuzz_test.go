@@ -11,9 +11,12 @@ import (
 
 // FuzzRequest throws arbitrary request chains at a disk's request parser:
 // a header of any type and sector, followed by readable and writable
-// buffers of fuzzed sizes. Whatever comes, serve must not panic, must not
-// claim more bytes written than the chain has room for, and must answer
-// with one of the three statuses whenever there is a byte for it.
+// buffers of fuzzed sizes, served as a queue serves them — by the disk's
+// thread, and by a goroutine if the thread hands the request on. Whatever
+// comes, serve must not panic, must leave the status byte alone when it
+// hands a request on, must not claim more bytes written than the chain
+// has room for, and must answer with one of the three statuses whenever
+// there is a byte for it.
 func FuzzRequest(f *testing.F) {
 	seed := func(typ uint32, sector uint64, lens ...byte) []byte {
 		b := make([]byte, 12)
@@ -51,9 +54,20 @@ func FuzzRequest(f *testing.F) {
 		typ, sector := binary.LittleEndian.Uint32(in), binary.LittleEndian.Uint64(in[4:])
 		c := chainFrom(typ, sector, in[12:])
 		d := disks[typ&1<<31 != 0]
-		w := &worker{d: d, wait: true}
 		room := c.WritableLen()
-		n, _ := w.serve(c)
+		var status *byte
+		if room > 0 {
+			last := c.Writable[len(c.Writable)-1]
+			status = &last[len(last)-1]
+			*status = 0xee
+		}
+		n, served := (&worker{d: d}).serve(c)
+		if !served {
+			if n != 0 || (status != nil && *status != 0xee) {
+				t.Fatalf("a request handed on: %d bytes claimed, status byte written", n)
+			}
+			n, _ = (&worker{d: d, wait: true}).serve(c)
+		}
 		if uint64(n) > room {
 			t.Fatalf("claims %d bytes written into %d", n, room)
 		}

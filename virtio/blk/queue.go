@@ -21,8 +21,9 @@ import (
 // file system holds (now.go), a short write to memory, GET_ID, a request
 // refused. One thread is woken a notification, and no goroutine: in the lab
 // a 4 KiB random read's cost is mostly its wake-ups, which land on CPUs the
-// vCPUs want (docs/performance-log.md, "What a random read costs, beside
-// QEMU").
+// vCPUs want, and a goroutine in Go's poller took about twice QEMU's
+// (docs/performance-log.md, "What a random read costs, beside QEMU" and
+// "A thread of the disk's own, serving what cannot wait").
 //
 // A request that may wait — a write (on a file system that is not memory,
 // or longer than maxNowLen), a flush, a hole punched, a long read, a read
@@ -65,13 +66,13 @@ type queue struct {
 
 // worker is the state of the thread or of one goroutine serving a queue.
 type worker struct {
-	d     *Disk
-	s     *queue // nil for a request served outside a queue
-	i     int
-	wait  bool          // it may wait for the host's disk: a goroutine, not the thread
-	chain virtio.Chain  // the request being served; its slices are reused
-	data  [][]byte      // its data buffers, the status byte split off; reused
-	go_   chan struct{} // a goroutine's: a request was handed to it
+	d      *Disk
+	s      *queue // nil for a request served outside a queue
+	i      int
+	wait   bool          // it may wait for the host's disk: a goroutine, not the thread
+	chain  virtio.Chain  // the request being served; its slices are reused
+	data   [][]byte      // its data buffers, the status byte split off; reused
+	handed chan struct{} // a goroutine's: a request was handed to it
 }
 
 // newQueue returns queue i of d, served once the disk's thread starts;
@@ -135,11 +136,8 @@ func (s *queue) drain() {
 			continue
 		}
 		if !ok {
-			need := s.q.NeedsInterrupt(s.mem)
 			s.mu.Unlock()
-			if need {
-				s.interrupt(s.i)
-			}
+			s.announce()
 			return
 		}
 		s.mu.Unlock()
@@ -164,15 +162,16 @@ func (s *queue) handOff() {
 	default:
 		if s.started.Load() < maxServers {
 			s.started.Add(1)
-			g = &worker{d: s.d, s: s, i: s.i, wait: true, go_: make(chan struct{}, 1)}
+			g = &worker{d: s.d, s: s, i: s.i, wait: true, handed: make(chan struct{}, 1)}
 			s.wg.Add(1)
 			go g.run()
 		} else {
+			s.announce() // what the thread served before it waits
 			g = <-s.free
 		}
 	}
 	g.chain, s.th.chain = s.th.chain, g.chain
-	g.go_ <- struct{}{}
+	g.handed <- struct{}{}
 }
 
 // run is a goroutine of the queue's: it serves each request handed to it,
@@ -183,7 +182,7 @@ func (w *worker) run() {
 	defer s.wg.Done()
 	for {
 		select {
-		case <-w.go_:
+		case <-w.handed:
 		case <-s.done:
 			return
 		}
@@ -213,6 +212,17 @@ func (s *queue) push(head uint16, n uint32, announce bool) bool {
 		s.interrupt(s.i)
 	}
 	return true
+}
+
+// announce interrupts the driver if it wants to hear of the requests
+// returned so far.
+func (s *queue) announce() {
+	s.mu.Lock()
+	need := s.q.NeedsInterrupt(s.mem)
+	s.mu.Unlock()
+	if need {
+		s.interrupt(s.i)
+	}
 }
 
 // drop answers a malformed chain with nothing written and returns nil, or
