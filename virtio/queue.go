@@ -273,22 +273,6 @@ func (q *Queue) PopInto(mem *memory.Guest, c *Chain) (bool, error) {
 	return true, nil
 }
 
-// Backlog returns how many chains the driver has made available that Pop
-// has not taken yet, as the driver's avail->idx says: a hint for how many
-// goroutines a device puts on the queue, which Pop does not rely on (a
-// driver may claim any count; Pop checks what it takes). An unreadable
-// ring gives 0.
-func (q *Queue) Backlog(mem *memory.Guest) uint16 {
-	if q.usable() != nil {
-		return 0
-	}
-	avail, err := q.availIdx(mem)
-	if err != nil {
-		return 0
-	}
-	return avail - q.nextAvail
-}
-
 // availIdx reads avail->idx with an acquire.
 func (q *Queue) availIdx(mem *memory.Guest) (uint16, error) {
 	v, err := atomic16.Load(mem, q.availIdxAddr())

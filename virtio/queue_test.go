@@ -395,43 +395,6 @@ func TestPopRefusesARunawayIndex(t *testing.T) {
 	}
 }
 
-// TestBacklog: the count of chains made available and not yet taken, as
-// the driver's index says — whatever it claims — and 0 on a queue that is
-// not usable.
-func TestBacklog(t *testing.T) {
-	tests := []struct {
-		name  string
-		idx   uint16 // avail->idx the driver writes
-		taken int    // chains popped first
-		want  uint16
-	}{
-		{"empty", 0, 0, 0},
-		{"three offered", 3, 0, 3},
-		{"three offered, two taken", 3, 2, 1},
-		{"a driver claiming more than the ring holds", 300, 0, 300},
-	}
-	for _, tt := range tests {
-		mem, d := newDriver(t, virtiotest.Config{})
-		for i := range uint16(min(tt.idx, 8)) {
-			must(t, d.SetDesc(i, virtiotest.Desc{Addr: bufAddr, Len: 1}))
-			must(t, d.Offer(i))
-		}
-		must(t, d.SetAvailIdx(tt.idx))
-		for range tt.taken {
-			if _, err := d.Queue.Pop(mem); err != nil {
-				t.Fatalf("%s: Pop: %v", tt.name, err)
-			}
-		}
-		if got := d.Queue.Backlog(mem); got != tt.want {
-			t.Errorf("%s: Backlog = %d, want %d", tt.name, got, tt.want)
-		}
-	}
-	var unusable virtio.Queue
-	if got := unusable.Backlog(newGuest(t)); got != 0 {
-		t.Errorf("an unusable queue: Backlog = %d, want 0", got)
-	}
-}
-
 // TestPopAndPushOnAnUnusableQueue: a queue that is not ready or was never
 // validated gives ErrInvalid, not a panic.
 func TestPopAndPushOnAnUnusableQueue(t *testing.T) {
