@@ -116,37 +116,48 @@ func (s *queue) stop() {
 
 // drain serves available requests on the thread until there are none,
 // handing each that may wait to a goroutine, then interrupts the driver if
-// it wants to hear of what was returned.
+// it wants to hear of what was returned. A request the thread served goes
+// back to the driver under the same hold of mu as the next is taken.
 func (s *queue) drain() {
 	w := &s.th
+	s.mu.Lock()
 	for {
-		s.mu.Lock()
 		if s.broken {
 			s.mu.Unlock()
 			return
 		}
 		ok, err := s.q.PopInto(s.mem, &w.chain)
 		if err != nil {
-			err = s.drop(err)
-			s.mu.Unlock()
-			if err != nil {
+			if err = s.drop(err); err != nil {
+				s.mu.Unlock()
 				s.fail(err)
 				return
 			}
 			continue
 		}
 		if !ok {
+			need := s.q.NeedsInterrupt(s.mem)
 			s.mu.Unlock()
-			s.announce()
+			if need {
+				s.interrupt(s.i)
+			}
 			return
 		}
 		s.mu.Unlock()
 		n, served := w.serve(&w.chain)
 		if !served {
 			s.handOff()
+			s.mu.Lock()
 			continue
 		}
-		if !s.push(w.chain.Head, n, false) {
+		s.mu.Lock()
+		if s.broken {
+			s.mu.Unlock()
+			return
+		}
+		if err := s.q.Push(s.mem, w.chain.Head, n); err != nil {
+			s.mu.Unlock()
+			s.fail(err)
 			return
 		}
 	}
@@ -187,31 +198,30 @@ func (w *worker) run() {
 			return
 		}
 		n, _ := w.serve(&w.chain)
-		s.push(w.chain.Head, n, true)
+		s.push(w.chain.Head, n)
 		s.free <- w
 	}
 }
 
-// push returns a served request to the driver, and false if the ring is
-// broken (by the driver, found now or by another goroutine before); with
-// announce it interrupts the driver if it wants to hear of it.
-func (s *queue) push(head uint16, n uint32, announce bool) bool {
+// push returns a request a goroutine served to the driver, unless the
+// ring is broken (by the driver, found now or by another goroutine
+// before), and interrupts the driver if it wants to hear of it.
+func (s *queue) push(head uint16, n uint32) {
 	s.mu.Lock()
 	if s.broken {
 		s.mu.Unlock()
-		return false
+		return
 	}
 	err := s.q.Push(s.mem, head, n)
-	need := err == nil && announce && s.q.NeedsInterrupt(s.mem)
+	need := err == nil && s.q.NeedsInterrupt(s.mem)
 	s.mu.Unlock()
 	if err != nil {
 		s.fail(err)
-		return false
+		return
 	}
 	if need {
 		s.interrupt(s.i)
 	}
-	return true
 }
 
 // announce interrupts the driver if it wants to hear of the requests
