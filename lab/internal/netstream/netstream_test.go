@@ -73,6 +73,9 @@ func TestServerTimesTheGuestProgram(t *testing.T) {
 			}
 			srv := newServer(ln, nil, 200*time.Millisecond)
 			tt.peer(t, ln.Addr().String())
+			// Close closes connections still being served; the peer has
+			// had its say, so the server is let finish with it first.
+			waitServed(t, srv)
 			srv.Close()
 			m, errs := srv.Results()
 			if len(m) != len(tt.measures) {
@@ -90,6 +93,23 @@ func TestServerTimesTheGuestProgram(t *testing.T) {
 				t.Errorf("errors %v, want one with %q", errs, tt.wantError)
 			}
 		})
+	}
+}
+
+// waitServed waits until srv serves no connection.
+func waitServed(t *testing.T, srv *Server) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		srv.mu.Lock()
+		n := len(srv.conns)
+		srv.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server still serves %d connections", n)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
