@@ -10,6 +10,8 @@ import (
 	"strconv"
 
 	"github.com/spf13/cobra"
+
+	"ember/virtio/blk"
 )
 
 // timeVirtioCmd is the hidden command `lab virtio` runs inside the lab.
@@ -54,8 +56,8 @@ func newTimeVirtioCmd() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if queues < 1 || queues > 16 {
-				return fmt.Errorf("--queues %d: 1 to 16", queues)
+			if queues < 1 || queues > blk.MaxQueues {
+				return fmt.Errorf("--queues %d: 1 to %d", queues, blk.MaxQueues)
 			}
 			if disk == "" {
 				// The lab's own memory, not the share with the host: a

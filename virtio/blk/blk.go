@@ -41,6 +41,9 @@ const (
 	featureWriteZeroes = 1 << 14
 )
 
+// MaxQueues is the most request queues a disk has (Config.Queues).
+const MaxQueues = 16
+
 // queueSize is each request queue's maximum size.
 const queueSize = 256
 
@@ -111,8 +114,8 @@ func Open(cfg Config) (*Disk, error) {
 	if cfg.Queues == 0 {
 		cfg.Queues = 1
 	}
-	if cfg.Queues < 1 || cfg.Queues > 16 {
-		return nil, fmt.Errorf("virtio-blk: %d queues (1 to 16)", cfg.Queues)
+	if cfg.Queues < 1 || cfg.Queues > MaxQueues {
+		return nil, fmt.Errorf("virtio-blk: %d queues (1 to %d)", cfg.Queues, MaxQueues)
 	}
 	flag := os.O_RDWR
 	if cfg.ReadOnly {

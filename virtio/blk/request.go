@@ -56,19 +56,19 @@ func (w *worker) serve(c *virtio.Chain) (uint32, bool) {
 			return 0, false
 		}
 	case typeOut:
-		if !w.mayWait(virtio.Len(in)) {
+		if !w.canServe(virtio.Len(in)) {
 			return 0, false
 		}
 		st = w.d.write(in, sector)
 	case typeFlush:
-		if !w.mayWait(0) {
+		if !w.canServe(0) {
 			return 0, false
 		}
 		st = w.d.flush()
 	case typeGetID:
 		n = w.d.getID(data)
 	case typeDiscard, typeWriteZeroes:
-		if !w.mayWait(0) {
+		if !w.canServe(0) {
 			return 0, false
 		}
 		st = w.d.zeroRanges(in, typ == typeDiscard)
@@ -92,11 +92,11 @@ func (w *worker) read(bufs [][]byte, sector uint64) (uint64, byte, bool) {
 	return n, st, true
 }
 
-// mayWait reports whether w may serve a write of n bytes, a flush or a
-// hole punched (n 0): those may wait for the host's disk, unless the
+// canServe reports whether w serves a write of n bytes, a flush or a hole
+// punched (n 0) itself: those may wait for the host's disk, unless the
 // image's file system is memory, and a write longer than maxNowLen takes
-// long enough to copy in any case; only a goroutine (w.wait) serves them.
-func (w *worker) mayWait(n uint64) bool {
+// long enough to copy in any case; only a goroutine (w.wait) serves those.
+func (w *worker) canServe(n uint64) bool {
 	return w.wait || (w.d.now.get() == nowMemory && n <= maxNowLen)
 }
 

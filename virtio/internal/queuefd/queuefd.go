@@ -36,9 +36,9 @@ func New(queues []*virtio.Queue, interrupt func(int), log *slog.Logger) (*Set, e
 
 // NewKicks makes a kick eventfd for each enabled queue, and no call
 // eventfds: a device that serves its queues on a thread of ember's and
-// interrupts through the transport's callback itself. A queue that
-// carries a kick eventfd (Queue.Kick, a back-end's) gets a duplicate of
-// it instead, which the device waits on as it would on its own.
+// interrupts through the transport's callback itself. (Here and in New, a
+// queue that carries a kick eventfd, Queue.Kick, a back-end's, gets a
+// duplicate of it instead, which the device waits on as on its own.)
 func NewKicks(queues []*virtio.Queue) (*Set, error) {
 	return newSet(queues, false, nil, nil)
 }
@@ -56,7 +56,7 @@ func newSet(queues []*virtio.Queue, calls bool, interrupt func(int), log *slog.L
 			continue
 		}
 		var err error
-		if s.kicks[i], err = kickFD(q, !calls); err != nil {
+		if s.kicks[i], err = kickFD(q); err != nil {
 			s.Close()
 			return nil, err
 		}
@@ -71,10 +71,10 @@ func newSet(queues []*virtio.Queue, calls bool, interrupt func(int), log *slog.L
 	return s, nil
 }
 
-// kickFD returns a new kick eventfd for q, or, if adopt and the queue
-// carries one (Queue.Kick), a non-blocking duplicate of that.
-func kickFD(q *virtio.Queue, adopt bool) (int, error) {
-	if !adopt || q.Kick == nil {
+// kickFD returns a new kick eventfd for q, or, if the queue carries one
+// (Queue.Kick), a non-blocking duplicate of that.
+func kickFD(q *virtio.Queue) (int, error) {
+	if q.Kick == nil {
 		return NewEventFD()
 	}
 	// Through SyscallConn, not Fd, which would make the descriptor
