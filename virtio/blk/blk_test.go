@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"ember/internal/threadname"
 	"ember/memory"
 	"ember/virtio"
 	"ember/virtio/virtiotest"
@@ -446,4 +447,27 @@ func TestRequestsThatCannotWaitAreServedOnTheThread(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTheDiskHasOneNamedThread: an active disk serves its queues on one
+// thread of its own, named ThreadName (as ps -T shows it), whatever its
+// queue count; Close ends it.
+func TestTheDiskHasOneNamedThread(t *testing.T) {
+	r := newRig(t, false)
+	waitFor := func(what string, want int) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); threadname.Holders(ThreadName) != want; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d threads named %s, want %d", what, threadname.Holders(ThreadName), ThreadName, want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitFor("active", 1)
+	rd, wr := virtiotest.Readable, virtiotest.Writable
+	if n, out := r.do(rd(header(typeIn, 0)), wr(SectorSize), wr(1)); n != SectorSize+1 || status(out) != statusOK {
+		t.Fatalf("read: used %d, status %d", n, status(out))
+	}
+	r.disk.Close()
+	waitFor("closed", 0)
 }
