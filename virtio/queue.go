@@ -273,6 +273,18 @@ func (q *Queue) PopInto(mem *memory.Guest, c *Chain) (bool, error) {
 	return true, nil
 }
 
+// Offered reports whether the driver has made a chain available that the
+// device has not taken, without taking it and without asking for a
+// notification: a device deciding whether anything waits behind the
+// chain it holds. An unreadable index reports none (Pop will say why).
+func (q *Queue) Offered(mem *memory.Guest) bool {
+	if q.usable() != nil {
+		return false
+	}
+	avail, err := q.availIdx(mem)
+	return err == nil && avail != q.nextAvail
+}
+
 // availIdx reads avail->idx with an acquire.
 func (q *Queue) availIdx(mem *memory.Guest) (uint16, error) {
 	v, err := atomic16.Load(mem, q.availIdxAddr())

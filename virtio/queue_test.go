@@ -537,6 +537,49 @@ func TestPopPublishesAvailEvent(t *testing.T) {
 	}
 }
 
+// TestOffered: Offered says whether a chain the driver made available is
+// still to be taken — taking none, and with EVENT_IDX leaving avail_event
+// where it was (it asks for no notification) — and reports none on a
+// queue that is not usable.
+func TestOffered(t *testing.T) {
+	mem, d := newDriver(t, virtiotest.Config{EventIdx: true})
+	if d.Queue.Offered(mem) {
+		t.Fatal("an empty queue offers a chain")
+	}
+	_, _, err := d.Add(virtiotest.Writable(8))
+	must(t, err)
+	_, _, err = d.Add(virtiotest.Writable(8))
+	must(t, err)
+	for i := range 2 {
+		for range 2 { // asking again takes nothing
+			if !d.Queue.Offered(mem) {
+				t.Fatalf("with %d of 2 chains taken: none offered", i)
+			}
+		}
+		if c, err := d.Queue.Pop(mem); c == nil || err != nil {
+			t.Fatalf("Pop = %v, %v", c, err)
+		}
+	}
+	if d.Queue.Offered(mem) {
+		t.Error("with every chain taken, a chain is offered")
+	}
+	// Pop, finding the queue empty, asks to hear of the third chain
+	// (avail_event 2); Offered asked for nothing (it stayed 0).
+	if ev, _ := d.AvailEvent(); ev != 0 {
+		t.Errorf("avail_event %d after Offered found the queue empty, want 0", ev)
+	}
+	if c, err := d.Queue.Pop(mem); c != nil || err != nil {
+		t.Fatalf("Pop on an empty queue = %v, %v", c, err)
+	}
+	if ev, _ := d.AvailEvent(); ev != 2 {
+		t.Errorf("avail_event %d after Pop found the queue empty, want 2", ev)
+	}
+	unusable := virtio.Queue{Size: 8, Desc: ramSize, Driver: ramSize + 0x80, Device: ramSize + 0x100, Ready: true}
+	if unusable.Offered(mem) {
+		t.Error("a queue whose rings lie outside RAM offers a chain")
+	}
+}
+
 // TestChainWriter: the writer fills the device-writable buffers in order,
 // counts what it wrote and reports a short write.
 func TestChainWriter(t *testing.T) {

@@ -10,10 +10,11 @@ import (
 // the in-process disk: serving a read — popping its chain, reading the
 // image into guest RAM, pushing it back and interrupting — allocates
 // nothing on the Go heap (it took 8 allocations before Queue.PopInto and
-// the worker's reused buffers): a 4 KiB read the thread serves itself, and
-// a 1 MiB read it hands to a goroutine, which swaps chains with it.
+// the worker's reused buffers): a 4 KiB read and a 1 MiB one (with no
+// request behind it) the thread serves itself, and a 2 MiB read it hands
+// to a goroutine, which swaps chains with it.
 func TestReadAllocatesNothing(t *testing.T) {
-	for _, size := range []int{4 << 10, 1 << 20} {
+	for _, size := range []int{4 << 10, maxAloneLen, 2 * maxAloneLen} {
 		t.Run(fmt.Sprintf("%d KiB", size>>10), func(t *testing.T) {
 			rig := benchDisk(t, false, calls)
 			const head = 0
@@ -54,7 +55,7 @@ func TestReadAllocatesNothing(t *testing.T) {
 			d.mu.Lock()
 			started := d.queues[0].started.Load()
 			d.mu.Unlock()
-			if handed := size > maxNowLen; handed != (started > 0) {
+			if handed := size > maxAloneLen; handed != (started > 0) {
 				t.Errorf("%d goroutines started on the queue for %d-byte reads", started, size)
 			}
 		})

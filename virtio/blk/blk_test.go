@@ -94,6 +94,23 @@ func (r *rig) do(bufs ...virtiotest.Buffer) (uint32, [][]byte) {
 		r.t.Fatal(err)
 	}
 	r.disk.Notify(0)
+	u := r.nextUsed()
+	if u.Head != head {
+		r.t.Fatalf("used head %d, want %d", u.Head, head)
+	}
+	var out [][]byte
+	for i, b := range bufs {
+		if b.Writable {
+			data, _ := r.drv.Read(addrs[i], int(b.Len))
+			out = append(out, data)
+		}
+	}
+	return u.Len, out
+}
+
+// nextUsed waits for the next used element.
+func (r *rig) nextUsed() virtiotest.Used {
+	r.t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		u, ok, err := r.drv.Used()
@@ -101,20 +118,10 @@ func (r *rig) do(bufs ...virtiotest.Buffer) (uint32, [][]byte) {
 			r.t.Fatal(err)
 		}
 		if ok {
-			if u.Head != head {
-				r.t.Fatalf("used head %d, want %d", u.Head, head)
-			}
-			var out [][]byte
-			for i, b := range bufs {
-				if b.Writable {
-					data, _ := r.drv.Read(addrs[i], int(b.Len))
-					out = append(out, data)
-				}
-			}
-			return u.Len, out
+			return u
 		}
 		if time.Now().After(deadline) {
-			r.t.Fatal("request never completed")
+			r.t.Fatal("no request completed")
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -281,7 +288,8 @@ func TestHugeDiscardAllocatesNothing(t *testing.T) {
 // TestASlowRequestDoesNotHoldUpTheNext: a request that may wait for the
 // host's disk is served beside the next, so one the image is slow to
 // answer does not delay a read offered after it, and both complete — for
-// each kind of request that may wait.
+// each kind of request that may wait, and for a long one from memory with
+// a request behind it (alone, the thread would copy it itself).
 func TestASlowRequestDoesNotHoldUpTheNext(t *testing.T) {
 	rd, wr := virtiotest.Readable, virtiotest.Writable
 	tests := []struct {
@@ -289,14 +297,15 @@ func TestASlowRequestDoesNotHoldUpTheNext(t *testing.T) {
 		mode nowMode
 		// slow is the request; it is slow where it reaches the image at
 		// sector 0 with an op other than opReadNow.
-		slow []virtiotest.Buffer
-		used uint32 // bytes the slow request writes
+		slow   []virtiotest.Buffer
+		used   uint32 // bytes the slow request writes
+		behind bool   // a short read is offered behind it, with it
 	}{
-		{"a read the page cache does not hold", nowNoWait, []virtiotest.Buffer{rd(header(typeIn, 0)), wr(SectorSize), wr(1)}, SectorSize + 1},
-		{"a read where the file system cannot tell", nowNever, []virtiotest.Buffer{rd(header(typeIn, 0)), wr(SectorSize), wr(1)}, SectorSize + 1},
-		{"a read longer than maxNowLen from memory", nowMemory, []virtiotest.Buffer{rd(header(typeIn, 0)), wr(2 * maxNowLen), wr(1)}, 2*maxNowLen + 1},
-		{"a write", nowNoWait, []virtiotest.Buffer{rd(header(typeOut, 0)), rd(make([]byte, SectorSize)), wr(1)}, 1},
-		{"a write longer than maxNowLen to memory", nowMemory, []virtiotest.Buffer{rd(header(typeOut, 0)), rd(make([]byte, 2*maxNowLen)), wr(1)}, 1},
+		{"a read the page cache does not hold", nowNoWait, []virtiotest.Buffer{rd(header(typeIn, 0)), wr(SectorSize), wr(1)}, SectorSize + 1, false},
+		{"a read where the file system cannot tell", nowNever, []virtiotest.Buffer{rd(header(typeIn, 0)), wr(SectorSize), wr(1)}, SectorSize + 1, false},
+		{"a read longer than maxNowLen from memory, a request behind it", nowMemory, []virtiotest.Buffer{rd(header(typeIn, 0)), wr(2 * maxNowLen), wr(1)}, 2*maxNowLen + 1, true},
+		{"a write", nowNoWait, []virtiotest.Buffer{rd(header(typeOut, 0)), rd(make([]byte, SectorSize)), wr(1)}, 1, false},
+		{"a write longer than maxNowLen to memory, a request behind it", nowMemory, []virtiotest.Buffer{rd(header(typeOut, 0)), rd(make([]byte, 2*maxNowLen)), wr(1)}, 1, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -322,8 +331,20 @@ func TestASlowRequestDoesNotHoldUpTheNext(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r.disk.Notify(0)
-			<-entered
+			if tt.behind {
+				behind, _, err := r.drv.Add(rd(header(typeIn, 1)), wr(SectorSize), wr(1))
+				if err != nil {
+					t.Fatal(err)
+				}
+				r.disk.Notify(0)
+				<-entered
+				if u := r.nextUsed(); u.Head != behind {
+					t.Fatalf("used %+v first, want the request behind the slow one (head %d)", u, behind)
+				}
+			} else {
+				r.disk.Notify(0)
+				<-entered
+			}
 			n, out := r.do(rd(header(typeIn, 3)), wr(SectorSize), wr(1))
 			if n != SectorSize+1 || status(out) != statusOK || !bytes.Equal(out[0], r.image[3*SectorSize:4*SectorSize]) {
 				t.Fatalf("the read behind a slow request: used %d, status %d", n, status(out))
@@ -415,8 +436,9 @@ func TestRequestsThatWaitAreServedSideBySide(t *testing.T) {
 // TestRequestsThatCannotWaitAreServedOnTheThread: a request that cannot
 // wait for the host's disk — a read from memory, a short write to memory,
 // GET_ID, a read past the end (refused: it makes no I/O, whatever the
-// guest asks for) — is served by the disk's thread where it is taken, and
-// no goroutine is started for it.
+// guest asks for), a read or write of memory longer than maxNowLen with
+// no request behind it — is served by the disk's thread where it is
+// taken, and no goroutine is started for it.
 func TestRequestsThatCannotWaitAreServedOnTheThread(t *testing.T) {
 	rd, wr := virtiotest.Readable, virtiotest.Writable
 	tests := []struct {
@@ -429,6 +451,8 @@ func TestRequestsThatCannotWaitAreServedOnTheThread(t *testing.T) {
 		{"a short write to memory", []virtiotest.Buffer{rd(header(typeOut, 1)), rd(make([]byte, SectorSize)), wr(1)}, 1, statusOK},
 		{"GET_ID", []virtiotest.Buffer{rd(header(typeGetID, 0)), wr(idLen), wr(1)}, idLen + 1, statusOK},
 		{"a read past the end", []virtiotest.Buffer{rd(header(typeIn, imageSize/SectorSize-1)), wr(2 * SectorSize), wr(1)}, 1, statusIOErr},
+		{"a long read from memory, nothing behind it", []virtiotest.Buffer{rd(header(typeIn, 0)), wr(imageSize), wr(1)}, imageSize + 1, statusOK},
+		{"a long write to memory, nothing behind it", []virtiotest.Buffer{rd(header(typeOut, 0)), rd(make([]byte, imageSize)), wr(1)}, 1, statusOK},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -70,6 +70,7 @@ type worker struct {
 	s      *queue // nil for a request served outside a queue
 	i      int
 	wait   bool          // it may wait for the host's disk: a goroutine, not the thread
+	alone  bool          // the thread's: no request waits behind the one it holds
 	chain  virtio.Chain  // the request being served; its slices are reused
 	data   [][]byte      // its data buffers, the status byte split off; reused
 	handed chan struct{} // a goroutine's: a request was handed to it
@@ -143,6 +144,7 @@ func (s *queue) drain() {
 			}
 			return
 		}
+		w.alone = !s.q.Offered(s.mem)
 		s.mu.Unlock()
 		n, served := w.serve(&w.chain)
 		if !served {

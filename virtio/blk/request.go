@@ -82,7 +82,7 @@ func (w *worker) serve(c *virtio.Chain) (uint32, bool) {
 // read serves a read if it cannot wait for the host's disk (readNow), or
 // if w may wait; it reports whether it did.
 func (w *worker) read(bufs [][]byte, sector uint64) (uint64, byte, bool) {
-	if n, st, ok := w.d.readNow(bufs, sector); ok {
+	if n, st, ok := w.d.readNow(bufs, sector, w.nowLen()); ok {
 		return n, st, true
 	}
 	if !w.wait {
@@ -94,10 +94,20 @@ func (w *worker) read(bufs [][]byte, sector uint64) (uint64, byte, bool) {
 
 // canServe reports whether w serves a write of n bytes, a flush or a hole
 // punched (n 0) itself: those may wait for the host's disk, unless the
-// image's file system is memory, and a write longer than maxNowLen takes
+// image's file system is memory, and a write longer than w's nowLen takes
 // long enough to copy in any case; only a goroutine (w.wait) serves those.
 func (w *worker) canServe(n uint64) bool {
-	return w.wait || (w.d.now.get() == nowMemory && n <= maxNowLen)
+	return w.wait || (w.d.now.get() == nowMemory && n <= w.nowLen())
+}
+
+// nowLen is the longest read or write w serves without waiting where it
+// takes it: maxNowLen, or, on the thread with no request behind the one
+// it holds, maxAloneLen (now.go).
+func (w *worker) nowLen() uint64 {
+	if w.alone {
+		return maxAloneLen
+	}
+	return maxNowLen
 }
 
 // splitStatus separates the last writable byte, the status, from the data
