@@ -12,7 +12,8 @@ import (
 // FuzzRequest throws arbitrary request chains at a disk's request parser:
 // a header of any type and sector, followed by readable and writable
 // buffers of fuzzed sizes, served as a queue serves them — by the disk's
-// thread, and by a goroutine if the thread hands the request on. Whatever
+// thread (with requests behind it or none, the type's bit 30), and by a
+// goroutine if the thread hands the request on. Whatever
 // comes, serve must not panic, must leave the status byte alone when it
 // hands a request on, must not claim more bytes written than the chain
 // has room for, and must answer with one of the three statuses whenever
@@ -31,6 +32,8 @@ func FuzzRequest(f *testing.F) {
 	f.Add(seed(typeDiscard, 0, 0, 1, 0x81))
 	f.Add(seed(typeWriteZeroes, 1<<60, 0, 1, 0x81))
 	f.Add(seed(typeIn, 1<<62, 0x82, 0x83))
+	f.Add(seed(typeIn|1<<30, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x81))
+	f.Add(seed(typeOut|1<<30, 0, 0, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x81))
 	dir := f.TempDir()
 	for _, ro := range []bool{false, true} {
 		path := filepath.Join(dir, map[bool]string{false: "rw.img", true: "ro.img"}[ro])
@@ -61,7 +64,7 @@ func FuzzRequest(f *testing.F) {
 			status = &last[len(last)-1]
 			*status = 0xee
 		}
-		n, served := (&worker{d: d}).serve(c)
+		n, served := (&worker{d: d, alone: typ&(1<<30) != 0}).serve(c)
 		if !served {
 			if n != 0 || (status != nil && *status != 0xee) {
 				t.Fatalf("a request handed on: %d bytes claimed, status byte written", n)
@@ -87,7 +90,7 @@ func FuzzRequest(f *testing.F) {
 // after writable ones are dropped, as Pop would refuse them.
 func chainFrom(typ uint32, sector uint64, lens []byte) *virtio.Chain {
 	hdr := make([]byte, headerSize)
-	binary.LittleEndian.PutUint32(hdr, typ&^(1<<31))
+	binary.LittleEndian.PutUint32(hdr, typ&^(3<<30))
 	binary.LittleEndian.PutUint64(hdr[8:], sector)
 	c := &virtio.Chain{Readable: [][]byte{hdr}}
 	for i, l := range lens {
