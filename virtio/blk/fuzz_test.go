@@ -13,11 +13,10 @@ import (
 // a header of any type and sector, followed by readable and writable
 // buffers of fuzzed sizes, served as a queue serves them — by the disk's
 // thread (with requests behind it or none, the type's bit 30), and by a
-// goroutine if the thread hands the request on. Whatever
-// comes, serve must not panic, must leave the status byte alone when it
-// hands a request on, must not claim more bytes written than the chain
-// has room for, and must answer with one of the three statuses whenever
-// there is a byte for it.
+// goroutine if the thread hands the request on. Whatever comes, serve must
+// not panic, must leave the status byte alone when it hands a request on,
+// must not claim more bytes written than the chain has room for, and must
+// answer with one of the three statuses whenever there is a byte for it.
 func FuzzRequest(f *testing.F) {
 	seed := func(typ uint32, sector uint64, lens ...byte) []byte {
 		b := make([]byte, 12)
