@@ -8,6 +8,13 @@
 //	ember-bench: rand-read IOPS 15234    4 KiB reads at random offsets, 16 in flight, for 3 s
 //	ember-bench: seq-write MB/s 640.1    1 MiB writes over the whole disk, then fdatasync
 //
+// After each sequential measure a line says how many requests the guest's
+// block layer made of a 1 MiB read or write (reads or writes completed,
+// from /sys/block/vda/stat), which decides how a device sees them — one
+// request, or several in flight together:
+//
+//	ember-bench: seq-read requests/MiB 2.00
+//
 // A line "ember-bench: error ..." says why a measure could not be made.
 package main
 
@@ -15,6 +22,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,21 +52,58 @@ func main() {
 		fmt.Printf("ember-bench: error size %d: %v\n", size, err)
 		return
 	}
+	before := diskStat()
 	if mbs, err := sequential(f, size, false); err != nil {
 		fmt.Printf("ember-bench: error seq-read: %v\n", err)
 	} else {
 		fmt.Printf("ember-bench: seq-read MB/s %.1f\n", mbs)
+		printRequests("seq-read", before, diskStat(), statReads, size)
 	}
 	if iops, err := random(f, size); err != nil {
 		fmt.Printf("ember-bench: error rand-read: %v\n", err)
 	} else {
 		fmt.Printf("ember-bench: rand-read IOPS %.0f\n", iops)
 	}
+	before = diskStat()
 	if mbs, err := sequential(f, size, true); err != nil {
 		fmt.Printf("ember-bench: error seq-write: %v\n", err)
 	} else {
 		fmt.Printf("ember-bench: seq-write MB/s %.1f\n", mbs)
+		printRequests("seq-write", before, diskStat(), statWrites, size)
 	}
+}
+
+// Fields of /sys/block/DEV/stat (Documentation/block/stat.rst).
+const (
+	statReads  = 0 // read I/Os completed
+	statWrites = 4 // write I/Os completed
+)
+
+// diskStat returns the fields of the disk's /sys/block/vda/stat, or nil.
+func diskStat() []uint64 {
+	b, err := os.ReadFile("/sys/block/vda/stat")
+	if err != nil {
+		return nil
+	}
+	var v []uint64
+	for _, f := range strings.Fields(string(b)) {
+		n, err := strconv.ParseUint(f, 10, 64)
+		if err != nil {
+			return nil
+		}
+		v = append(v, n)
+	}
+	return v
+}
+
+// printRequests prints how many requests of field's kind each MiB of a
+// size-byte sequential pass took, where both stats were read.
+func printRequests(name string, before, after []uint64, field int, size int64) {
+	if len(before) <= field || len(after) <= field {
+		return
+	}
+	mib := float64(size / seqBlock)
+	fmt.Printf("ember-bench: %s requests/MiB %.2f\n", name, float64(after[field]-before[field])/mib)
 }
 
 // aligned returns n bytes aligned for O_DIRECT.
