@@ -153,13 +153,7 @@ func (s *queue) drain() {
 			continue
 		}
 		s.mu.Lock()
-		if s.broken {
-			s.mu.Unlock()
-			return
-		}
-		if err := s.q.Push(s.mem, w.chain.Head, n); err != nil {
-			s.mu.Unlock()
-			s.fail(err)
+		if !s.pushLocked(w.chain.Head, n) {
 			return
 		}
 	}
@@ -210,20 +204,32 @@ func (w *worker) run() {
 // before), and interrupts the driver if it wants to hear of it.
 func (s *queue) push(head uint16, n uint32) {
 	s.mu.Lock()
-	if s.broken {
-		s.mu.Unlock()
+	if !s.pushLocked(head, n) {
 		return
 	}
-	err := s.q.Push(s.mem, head, n)
-	need := err == nil && s.q.NeedsInterrupt(s.mem)
+	need := s.q.NeedsInterrupt(s.mem)
 	s.mu.Unlock()
-	if err != nil {
-		s.fail(err)
-		return
-	}
 	if need {
 		s.interrupt(s.i)
 	}
+}
+
+// pushLocked returns a served request to the driver, with mu held, and
+// reports whether the queue is still served. When it is not — the ring was
+// broken before, or Push finds it broken now (then it calls fail) — mu is
+// released and nothing is returned. The thread (drain) and the goroutines
+// (push) return requests through it alike.
+func (s *queue) pushLocked(head uint16, n uint32) bool {
+	if s.broken {
+		s.mu.Unlock()
+		return false
+	}
+	if err := s.q.Push(s.mem, head, n); err != nil {
+		s.mu.Unlock()
+		s.fail(err)
+		return false
+	}
+	return true
 }
 
 // announce interrupts the driver if it wants to hear of the requests
