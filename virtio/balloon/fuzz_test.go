@@ -22,8 +22,7 @@ const (
 	fuzzRaw    = 0x3000
 	fuzzRawMax = 0x400
 	fuzzQueue  = 8
-	fuzzRecLen = 8
-	fuzzHeader = 2 + fuzzQueue*fuzzRecLen
+	fuzzHeader = 2 + fuzzQueue*virtiotest.FuzzRecLen // virtiotest.FuzzHeaderLen(fuzzQueue), as a constant
 )
 
 // Bits of the flags byte of a fuzz input.
@@ -110,7 +109,7 @@ func FuzzInflate(f *testing.F) {
 
 		copy(host, before)
 		want := referencePages(t, mem, &ref, queue)
-		if i := firstDiff(host, after); i < len(host) {
+		if i := virtiotest.FirstDiff(host, after); i < len(host) {
 			t.Fatalf("guest memory at %#x is %#x after the device, %#x after the reference", i, after[i], host[i])
 		}
 		if got := d.Counters(); got != want {
@@ -208,7 +207,7 @@ func FuzzStats(f *testing.F) {
 
 		copy(host, before)
 		want, wantOK, wantHeld := referenceStats(t, mem, &ref)
-		if i := firstDiff(host, after); i < len(host) {
+		if i := virtiotest.FirstDiff(host, after); i < len(host) {
 			t.Fatalf("guest memory at %#x is %#x after the device, %#x after the reference", i, after[i], host[i])
 		}
 		got.Time = want.Time
@@ -285,47 +284,16 @@ func fuzzSetup(t *testing.T, mem *memory.Guest, in []byte) *virtiotest.Driver {
 	if err != nil {
 		t.Fatal(err)
 	}
-	offered := int(in[0] % (fuzzQueue + 1))
-	for i := range fuzzQueue {
-		r := in[2+i*fuzzRecLen:][:fuzzRecLen]
-		desc := virtiotest.Desc{
-			Addr:  uint64(binary.LittleEndian.Uint16(r)) | uint64(r[7]&3)<<16,
-			Len:   uint32(binary.LittleEndian.Uint16(r[2:])),
-			Flags: uint16(r[4] & 7),
-			Next:  uint16(r[5]),
-		}
-		if err := drv.SetDesc(uint16(i), desc); err != nil {
-			t.Fatal(err)
-		}
-		if i < offered {
-			if err := drv.Offer(uint16(r[6] % (2 * fuzzQueue))); err != nil {
-				t.Fatal(err)
-			}
-		}
+	if _, err := drv.LoadFuzzInput(in, fuzzQueue); err != nil {
+		t.Fatal(err)
 	}
 	return drv
 }
 
-// fuzzRec is one descriptor record of a fuzz input.
-type fuzzRec struct {
-	addr        uint32
-	len         uint16
-	flags, next uint8
-	head        uint8
-}
-
-// fuzzInput encodes a fuzz input: count chains offered, the flags byte,
-// recs (the rest of the table zero) and raw.
-func fuzzInput(count, flags byte, raw []byte, recs ...fuzzRec) []byte {
-	b := make([]byte, fuzzHeader)
-	b[0], b[1] = count, flags
-	for i, r := range recs {
-		e := b[2+i*fuzzRecLen:]
-		binary.LittleEndian.PutUint16(e, uint16(r.addr))
-		binary.LittleEndian.PutUint16(e[2:], r.len)
-		e[4], e[5], e[6], e[7] = r.flags, r.next, r.head, byte(r.addr>>16)
-	}
-	return append(b, raw...)
+// fuzzInput encodes an input for the fuzz targets' queue
+// (virtiotest.FuzzInput): count chains offered, the flags byte, recs, raw.
+func fuzzInput(count, flags byte, raw []byte, recs ...virtiotest.FuzzRec) []byte {
+	return virtiotest.FuzzInput(count, flags, fuzzQueue, raw, recs...)
 }
 
 // le32s encodes page frame numbers.
@@ -342,7 +310,7 @@ func le32s(v ...uint32) []byte {
 // buffers, an indirect chain, a writable buffer, an odd length, a page of
 // the rings themselves, and the same on the deflate queue and memfd RAM.
 func inflateSeeds() [][]byte {
-	one := fuzzRec{addr: fuzzRaw, len: 12}
+	one := virtiotest.FuzzRec{Addr: fuzzRaw, Len: 12}
 	table := make([]byte, 32)
 	binary.LittleEndian.PutUint64(table, fuzzRaw+32)
 	binary.LittleEndian.PutUint32(table[8:], 8)
@@ -353,13 +321,13 @@ func inflateSeeds() [][]byte {
 	seeds := [][]byte{
 		fuzzInput(1, 0, le32s(4, 5, 6), one),
 		fuzzInput(1, 0, le32s(4, 16, 0xffffffff), one),
-		fuzzInput(2, fuzzEventIdx, le32s(7, 8, 9, 10), fuzzRec{addr: fuzzRaw, len: 8}, fuzzRec{addr: fuzzRaw + 8, len: 8, head: 1}),
+		fuzzInput(2, fuzzEventIdx, le32s(7, 8, 9, 10), virtiotest.FuzzRec{Addr: fuzzRaw, Len: 8}, virtiotest.FuzzRec{Addr: fuzzRaw + 8, Len: 8, Head: 1}),
 		fuzzInput(1, 0, le32s(11, 12, 13),
-			fuzzRec{addr: fuzzRaw, len: 4, flags: virtio.DescNext, next: 1}, fuzzRec{addr: fuzzRaw + 4, len: 8}),
-		fuzzInput(1, fuzzIndirect, append(table, le32s(5, 6, 7)...), fuzzRec{addr: fuzzRaw, len: 32, flags: virtio.DescIndirect}),
-		fuzzInput(1, 0, le32s(4), fuzzRec{addr: fuzzRaw, len: 4, flags: virtio.DescWrite}),
-		fuzzInput(1, 0, le32s(4, 5), fuzzRec{addr: fuzzRaw, len: 6}),
-		fuzzInput(2, 0, le32s(1, 5), fuzzRec{addr: fuzzRaw, len: 4}, fuzzRec{addr: fuzzRaw + 4, len: 4, head: 1}),
+			virtiotest.FuzzRec{Addr: fuzzRaw, Len: 4, Flags: virtio.DescNext, Next: 1}, virtiotest.FuzzRec{Addr: fuzzRaw + 4, Len: 8}),
+		fuzzInput(1, fuzzIndirect, append(table, le32s(5, 6, 7)...), virtiotest.FuzzRec{Addr: fuzzRaw, Len: 32, Flags: virtio.DescIndirect}),
+		fuzzInput(1, 0, le32s(4), virtiotest.FuzzRec{Addr: fuzzRaw, Len: 4, Flags: virtio.DescWrite}),
+		fuzzInput(1, 0, le32s(4, 5), virtiotest.FuzzRec{Addr: fuzzRaw, Len: 6}),
+		fuzzInput(2, 0, le32s(1, 5), virtiotest.FuzzRec{Addr: fuzzRaw, Len: 4}, virtiotest.FuzzRec{Addr: fuzzRaw + 4, Len: 4, Head: 1}),
 	}
 	for _, s := range seeds[:3] {
 		deflate, shared := bytes.Clone(s), bytes.Clone(s)
@@ -383,20 +351,10 @@ func statsSeeds() [][]byte {
 		return b
 	}
 	return [][]byte{
-		fuzzInput(1, 0, entries(4, 1<<20, 5, 2<<20), fuzzRec{addr: fuzzRaw, len: 20}),
-		fuzzInput(2, fuzzEventIdx, entries(4, 1, 6, 2, 7, 3), fuzzRec{addr: fuzzRaw, len: 10}, fuzzRec{addr: fuzzRaw + 10, len: 20, head: 1}),
-		fuzzInput(1, 0, entries(99, 1, 9, 2), fuzzRec{addr: fuzzRaw, len: 20}),
-		fuzzInput(1, 0, entries(4, 1), fuzzRec{addr: fuzzRaw, len: 10, flags: virtio.DescWrite}),
-		fuzzInput(1, fuzzShared, entries(4, 1, 5, 2), fuzzRec{addr: fuzzRaw, len: 15}),
+		fuzzInput(1, 0, entries(4, 1<<20, 5, 2<<20), virtiotest.FuzzRec{Addr: fuzzRaw, Len: 20}),
+		fuzzInput(2, fuzzEventIdx, entries(4, 1, 6, 2, 7, 3), virtiotest.FuzzRec{Addr: fuzzRaw, Len: 10}, virtiotest.FuzzRec{Addr: fuzzRaw + 10, Len: 20, Head: 1}),
+		fuzzInput(1, 0, entries(99, 1, 9, 2), virtiotest.FuzzRec{Addr: fuzzRaw, Len: 20}),
+		fuzzInput(1, 0, entries(4, 1), virtiotest.FuzzRec{Addr: fuzzRaw, Len: 10, Flags: virtio.DescWrite}),
+		fuzzInput(1, fuzzShared, entries(4, 1, 5, 2), virtiotest.FuzzRec{Addr: fuzzRaw, Len: 15}),
 	}
-}
-
-// firstDiff returns the first index at which a and b differ.
-func firstDiff(a, b []byte) int {
-	for i := range min(len(a), len(b)) {
-		if a[i] != b[i] {
-			return i
-		}
-	}
-	return min(len(a), len(b))
 }

@@ -22,7 +22,6 @@ const (
 	fuzzRawMax = 0x400 // 64 descriptors: keeps what one indirect table can output to a few MiB
 	fuzzData   = 0x4000
 	fuzzQueue  = 8
-	fuzzRecLen = 8
 )
 
 // FuzzTransmit throws hostile transmitq contents at the transmit worker: a
@@ -46,7 +45,7 @@ func FuzzTransmit(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		if len(in) < 2+fuzzQueue*fuzzRecLen {
+		if len(in) < virtiotest.FuzzHeaderLen(fuzzQueue) {
 			return
 		}
 		drv, offered := fuzzSetup(t, mem, in)
@@ -68,9 +67,9 @@ func FuzzTransmit(f *testing.F) {
 		copy(host, before)
 		want, returned := referenceTransmit(t, mem, &ref, offered)
 		if got := out.Bytes(); !bytes.Equal(got, want) {
-			t.Fatalf("output of %d bytes, want %d; first difference at %d", len(got), len(want), firstDiff(got, want))
+			t.Fatalf("output of %d bytes, want %d; first difference at %d", len(got), len(want), virtiotest.FirstDiff(got, want))
 		}
-		if i := firstDiff(host, after); i < len(host) {
+		if i := virtiotest.FirstDiff(host, after); i < len(host) {
 			t.Fatalf("guest memory at %#x is %#x after the device, %#x after the reference", i, after[i], host[i])
 		}
 		checkUsed(t, drv, returned, irqs)
@@ -85,7 +84,7 @@ func fuzzSetup(t *testing.T, mem *memory.Guest, in []byte) (*virtiotest.Driver, 
 	for i := fuzzData; i < fuzzRAM; i++ {
 		host[i] = byte(i*7 + i>>8)
 	}
-	raw := in[2+fuzzQueue*fuzzRecLen:]
+	raw := in[virtiotest.FuzzHeaderLen(fuzzQueue):]
 	copy(host[fuzzRaw:fuzzRaw+fuzzRawMax], raw)
 	drv, err := virtiotest.New(mem, virtiotest.Config{
 		Base: fuzzRings, Size: fuzzQueue, EventIdx: in[1]&1 != 0, IndirectDesc: in[1]&2 != 0,
@@ -93,23 +92,9 @@ func fuzzSetup(t *testing.T, mem *memory.Guest, in []byte) (*virtiotest.Driver, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	offered := int(in[0] % (fuzzQueue + 1))
-	for i := range fuzzQueue {
-		r := in[2+i*fuzzRecLen:][:fuzzRecLen]
-		desc := virtiotest.Desc{
-			Addr:  uint64(binary.LittleEndian.Uint16(r)) | uint64(r[7]&3)<<16,
-			Len:   uint32(binary.LittleEndian.Uint16(r[2:])),
-			Flags: uint16(r[4] & 7),
-			Next:  uint16(r[5]),
-		}
-		if err := drv.SetDesc(uint16(i), desc); err != nil {
-			t.Fatal(err)
-		}
-		if i < offered {
-			if err := drv.Offer(uint16(r[6] % (2 * fuzzQueue))); err != nil {
-				t.Fatal(err)
-			}
-		}
+	offered, err := drv.LoadFuzzInput(in, fuzzQueue)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return drv, offered
 }
@@ -198,12 +183,12 @@ func checkUsed(t *testing.T, drv *virtiotest.Driver, returned, irqs int) {
 // more): a chain of one buffer, a chain of three, two in a row, and an
 // indirect one.
 func fuzzSeeds() [][]byte {
-	one := fuzzInput(1, 0, nil, fuzzRec{addr: fuzzData, len: 5})
+	one := fuzzInput(1, 0, nil, virtiotest.FuzzRec{Addr: fuzzData, Len: 5})
 	three := fuzzInput(1, 0, nil,
-		fuzzRec{addr: fuzzData, len: 3, flags: virtio.DescNext, next: 1},
-		fuzzRec{addr: fuzzData + 0x100, len: 3, flags: virtio.DescNext, next: 2},
-		fuzzRec{addr: fuzzData + 0x200, len: 3})
-	two := fuzzInput(2, 1, nil, fuzzRec{addr: fuzzData, len: 4}, fuzzRec{addr: fuzzData + 0x1000, len: 4, head: 1})
+		virtiotest.FuzzRec{Addr: fuzzData, Len: 3, Flags: virtio.DescNext, Next: 1},
+		virtiotest.FuzzRec{Addr: fuzzData + 0x100, Len: 3, Flags: virtio.DescNext, Next: 2},
+		virtiotest.FuzzRec{Addr: fuzzData + 0x200, Len: 3})
+	two := fuzzInput(2, 1, nil, virtiotest.FuzzRec{Addr: fuzzData, Len: 4}, virtiotest.FuzzRec{Addr: fuzzData + 0x1000, Len: 4, Head: 1})
 	table := make([]byte, 32)
 	binary.LittleEndian.PutUint64(table, fuzzData)
 	binary.LittleEndian.PutUint32(table[8:], 4)
@@ -211,38 +196,12 @@ func fuzzSeeds() [][]byte {
 	binary.LittleEndian.PutUint16(table[14:], 1)
 	binary.LittleEndian.PutUint64(table[16:], fuzzData+0x10)
 	binary.LittleEndian.PutUint32(table[24:], 4)
-	indirect := fuzzInput(1, 2, table, fuzzRec{addr: fuzzRaw, len: 32, flags: virtio.DescIndirect})
+	indirect := fuzzInput(1, 2, table, virtiotest.FuzzRec{Addr: fuzzRaw, Len: 32, Flags: virtio.DescIndirect})
 	return [][]byte{one, three, two, indirect}
 }
 
-// fuzzRec is one descriptor record of FuzzTransmit's input.
-type fuzzRec struct {
-	addr        uint32
-	len         uint16
-	flags, next uint8
-	head        uint8
-}
-
-// fuzzInput encodes FuzzTransmit's input: count chains offered, the flags
-// byte, recs (the rest of the table zero) and raw.
-func fuzzInput(count, flags byte, raw []byte, recs ...fuzzRec) []byte {
-	b := make([]byte, 2+fuzzQueue*fuzzRecLen)
-	b[0], b[1] = count, flags
-	for i, r := range recs {
-		e := b[2+i*fuzzRecLen:]
-		binary.LittleEndian.PutUint16(e, uint16(r.addr))
-		binary.LittleEndian.PutUint16(e[2:], r.len)
-		e[4], e[5], e[6], e[7] = r.flags, r.next, r.head, byte(r.addr>>16)
-	}
-	return append(b, raw...)
-}
-
-// firstDiff returns the first index at which a and b differ.
-func firstDiff(a, b []byte) int {
-	for i := range min(len(a), len(b)) {
-		if a[i] != b[i] {
-			return i
-		}
-	}
-	return min(len(a), len(b))
+// fuzzInput encodes an input for the fuzz targets' queue
+// (virtiotest.FuzzInput): count chains offered, the flags byte, recs, raw.
+func fuzzInput(count, flags byte, raw []byte, recs ...virtiotest.FuzzRec) []byte {
+	return virtiotest.FuzzInput(count, flags, fuzzQueue, raw, recs...)
 }

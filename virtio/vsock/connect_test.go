@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"ember/virtio/virtiotest"
 )
 
 // TestGuestToHost: a guest connects to host port 1234, reaches the echo
@@ -30,7 +32,7 @@ func TestGuestToHost(t *testing.T) {
 			data := pattern(tt.bytes)
 			g.write(data)
 			if got := g.read(len(data)); !bytes.Equal(got, data) {
-				t.Fatalf("echo: got %d bytes, want %d (first difference at %d)", len(got), len(data), firstDiff(got, data))
+				t.Fatalf("echo: got %d bytes, want %d (first difference at %d)", len(got), len(data), virtiotest.FirstDiff(got, data))
 			}
 			g.sendOp(opShutdown, shutBoth)
 			g.expect(opRST)
@@ -246,18 +248,8 @@ func TestSlowHostDoesNotStall(t *testing.T) {
 
 	got := readFull(t, hc, len(sent))
 	if !bytes.Equal(got, sent) {
-		t.Fatalf("host read differs from what the guest sent at byte %d", firstDiff(got, sent))
+		t.Fatalf("host read differs from what the guest sent at byte %d", virtiotest.FirstDiff(got, sent))
 	}
-}
-
-// firstDiff returns the first index where a and b differ.
-func firstDiff(a, b []byte) int {
-	for i := range min(len(a), len(b)) {
-		if a[i] != b[i] {
-			return i
-		}
-	}
-	return min(len(a), len(b))
 }
 
 // readClosed reads from a host connection until the device closed it: EOF,

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"testing"
 	"time"
+
+	"ember/virtio/virtiotest"
 )
 
 // TestGuestCredit: a guest that advertises a small buf_alloc receives no
@@ -51,7 +53,7 @@ func TestGuestCredit(t *testing.T) {
 				got = append(got, p...)
 			}
 			if !bytes.Equal(got, data) {
-				t.Fatalf("received bytes differ at %d", firstDiff(got, data))
+				t.Fatalf("received bytes differ at %d", virtiotest.FirstDiff(got, data))
 			}
 		})
 	}
@@ -129,13 +131,13 @@ func TestBulk(t *testing.T) {
 	data := pattern(1 << 20)
 	go hc.Write(data)
 	if got := g.read(len(data)); !bytes.Equal(got, data) {
-		t.Fatalf("host to guest: differs at byte %d", firstDiff(got, data))
+		t.Fatalf("host to guest: differs at byte %d", virtiotest.FirstDiff(got, data))
 	}
 
 	done := make(chan []byte)
 	go func() { done <- readFullNoFail(hc, len(data)) }()
 	g.write(data)
 	if got := <-done; !bytes.Equal(got, data) {
-		t.Fatalf("guest to host: differs at byte %d", firstDiff(got, data))
+		t.Fatalf("guest to host: differs at byte %d", virtiotest.FirstDiff(got, data))
 	}
 }
