@@ -135,6 +135,23 @@ func (r *Regs) BuildQueues(mem *memory.Guest) ([]*Queue, error) {
 	return queues, nil
 }
 
+// Start activates dev with the queues the driver enabled and the features
+// it accepted, as a transport does at DRIVER_OK. The registers are read
+// under mu, the transport's lock over them; dev.Activate runs without it,
+// since a device may start goroutines that call back into the transport.
+// The error — a queue the driver got wrong, or the device's own — is the
+// transport's to answer with DEVICE_NEEDS_RESET.
+func (r *Regs) Start(mu *sync.Mutex, mem *memory.Guest, dev Device, interrupt func(int)) error {
+	mu.Lock()
+	features := r.DriverFeatures
+	queues, err := r.BuildQueues(mem)
+	mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return dev.Activate(mem, features, queues, interrupt)
+}
+
 // MarkNeedsReset sets DEVICE_NEEDS_RESET and bumps the configuration
 // generation: the device cannot go on until the driver resets it. The
 // transport then sends a configuration change notification.

@@ -191,13 +191,7 @@ func (t *Transport) writeStatus(s uint8) {
 // activate starts the device with the enabled queues; a bad queue or a
 // device that fails sets DEVICE_NEEDS_RESET with a configuration interrupt.
 func (t *Transport) activate() {
-	t.mu.Lock()
-	features := t.regs.DriverFeatures
-	queues, err := t.regs.BuildQueues(t.cfg.Mem)
-	t.mu.Unlock()
-	if err == nil {
-		err = t.dev.Activate(t.cfg.Mem, features, queues, t.interrupt)
-	}
+	err := t.regs.Start(&t.mu, t.cfg.Mem, t.dev, t.interrupt)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if err != nil {

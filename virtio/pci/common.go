@@ -226,13 +226,7 @@ func (f *Function) reset() {
 // started device's own eventfds then go to KVM where they can (direct.go).
 // The caller holds f.lifecycle.
 func (f *Function) activate() {
-	f.mu.Lock()
-	features := f.regs.DriverFeatures
-	queues, err := f.regs.BuildQueues(f.cfg.Mem)
-	f.mu.Unlock()
-	if err == nil {
-		err = f.dev.Activate(f.cfg.Mem, features, queues, f.interrupt)
-	}
+	err := f.regs.Start(&f.mu, f.cfg.Mem, f.dev, f.interrupt)
 	f.mu.Lock()
 	if err != nil {
 		f.log.Error("virtio-pci: device not started", "type", f.dev.Type(), "err", err)
