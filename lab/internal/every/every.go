@@ -1,6 +1,6 @@
 // Package every runs a check at a fixed interval until told to stop: the
 // loop the lab's watchdogs and samplers share (the host's halt watch,
-// the init's heartbeat and its quiet-step watchdog, the KVM counters'
+// the init's heartbeat, the KVM counters'
 // sampler of bootcost).
 package every
 
