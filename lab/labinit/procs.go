@@ -100,9 +100,12 @@ func threads(dir string) []thread {
 }
 
 // live is ps without the zombies: a process that has exited and waits to
-// be reaped holds nothing (its threads are gone).
+// be reaped (every task of it a zombie) holds nothing. A zombie leader
+// whose other threads run on is kept.
 func live(ps []proc) []proc {
-	return slices.DeleteFunc(slices.Clone(ps), func(p proc) bool { return p.state == "Z" && len(p.threads) == 0 })
+	return slices.DeleteFunc(slices.Clone(ps), func(p proc) bool {
+		return p.state == "Z" && !slices.ContainsFunc(p.threads, func(t thread) bool { return t.state != "Z" })
+	})
 }
 
 // summary is one line for p: its state and its threads counted by state

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -201,5 +202,23 @@ func TestSummaryCountsThreads(t *testing.T) {
 	want := "pid 9 x (S), 4 threads: 2× S futex_wait_queue, 1× D synchronize_srcu, 1× R"
 	if got := p.summary(); got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
+
+// TestLiveLeavesOutZombies: a process all of whose tasks are zombies is
+// gone for our purposes; one whose leader alone has exited is not.
+func TestLiveLeavesOutZombies(t *testing.T) {
+	ps := []proc{
+		{pid: 1, state: "Z", threads: []thread{{1, "Z", ""}}},
+		{pid: 2, state: "Z"},
+		{pid: 3, state: "Z", threads: []thread{{3, "Z", ""}, {4, "S", "futex_wait_queue"}}},
+		{pid: 5, state: "S", threads: []thread{{5, "S", "ep_poll"}}},
+	}
+	var got []int
+	for _, p := range live(ps) {
+		got = append(got, p.pid)
+	}
+	if !slices.Equal(got, []int{3, 5}) {
+		t.Errorf("live pids %v, want [3 5]", got)
 	}
 }
