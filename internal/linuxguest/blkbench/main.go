@@ -13,7 +13,7 @@
 // from /sys/block/vda/stat), which decides how a device sees them — one
 // request, or several in flight together:
 //
-//	ember-bench: seq-read requests/MiB 2.00
+//	ember-bench: seq-read requests/MiB 1.00   (as the lab reads it: one request a MiB)
 //
 // A line "ember-bench: error ..." says why a measure could not be made.
 package main
