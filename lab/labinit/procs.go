@@ -56,18 +56,13 @@ func sessionProcs(sid int) []proc {
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	var ps []proc
 	for _, d := range dirs {
-		b, err := os.ReadFile(filepath.Join(d, "stat"))
-		if err != nil {
-			continue
-		}
-		comm, f, ok := statFields(string(b))
+		pid, comm, f, ok := readStat(d)
 		if !ok {
 			continue
 		}
 		if s, err := strconv.Atoi(f[3]); err != nil || s != sid {
 			continue
 		}
-		pid, _ := strconv.Atoi(filepath.Base(d))
 		ps = append(ps, proc{pid: pid, comm: comm, state: f[0], threads: threads(d)})
 	}
 	slices.SortFunc(ps, func(a, b proc) int { return a.pid - b.pid })
@@ -79,15 +74,10 @@ func threads(dir string) []thread {
 	tasks, _ := filepath.Glob(filepath.Join(dir, "task", "[0-9]*"))
 	var ts []thread
 	for _, t := range tasks {
-		b, err := os.ReadFile(filepath.Join(t, "stat"))
-		if err != nil {
-			continue
-		}
-		_, f, ok := statFields(string(b))
+		tid, _, f, ok := readStat(t)
 		if !ok {
 			continue
 		}
-		tid, _ := strconv.Atoi(filepath.Base(t))
 		w, _ := os.ReadFile(filepath.Join(t, "wchan"))
 		wchan := string(w)
 		if wchan == "0" {
@@ -97,6 +87,18 @@ func threads(dir string) []thread {
 	}
 	slices.SortFunc(ts, func(a, b thread) int { return a.tid - b.tid })
 	return ts
+}
+
+// readStat reads the stat file of a process or task directory of /proc
+// (named for its id); ok is false when it has gone or cannot be parsed.
+func readStat(dir string) (id int, comm string, fields []string, ok bool) {
+	b, err := os.ReadFile(filepath.Join(dir, "stat"))
+	if err != nil {
+		return 0, "", nil, false
+	}
+	comm, fields, ok = statFields(string(b))
+	id, err = strconv.Atoi(filepath.Base(dir))
+	return id, comm, fields, ok && err == nil
 }
 
 // live is ps without the zombies: a process that has exited and waits to
