@@ -123,7 +123,7 @@ func TestALabThatDiesGoesOnFromRecords(t *testing.T) {
 			dir := t.TempDir()
 			m := scriptedLab(t, dir, tt.boots)
 			steps := slices.Clone(tt.steps)
-			s := &session{o: &options{timeout: 20 * time.Second}, p: newProgress(io.Discard), out: io.Discard, dir: dir}
+			s := &session{o: &options{timeout: 20 * time.Second, retries: labRetries}, p: newProgress(io.Discard), out: io.Discard, dir: dir}
 			if status, err := s.runSteps(context.Background(), m, job.Job{Steps: steps}); err != nil || status != 0 {
 				t.Fatalf("runSteps = %d, %v", status, err)
 			}
@@ -176,22 +176,25 @@ func growing(n int) [][]string {
 	return append(boots, []string{"ready 1", "step a", "done 0", "exit 0"})
 }
 
-// TestALabThatKeepsDyingGivesUp: a lab that dies more than labRetries
-// times with nothing new done in between ends the run.
+// TestALabThatKeepsDyingGivesUp: a lab that dies more than --retries
+// times (labRetries by default) with nothing new done in between ends the
+// run.
 func TestALabThatKeepsDyingGivesUp(t *testing.T) {
-	dir := t.TempDir()
-	boots := make([][]string, labRetries+2)
-	for i := range boots {
-		boots[i] = []string{"ready 1", "step a", "record r1"}
-	}
-	m := scriptedLab(t, dir, boots)
-	s := &session{o: &options{timeout: 20 * time.Second}, p: newProgress(io.Discard), out: io.Discard, dir: dir}
-	_, err := s.runSteps(context.Background(), m, job.Job{Steps: []job.Step{{Label: "a", Args: []string{"cmd"}, ResumeFlag: "--done"}}})
-	if !errors.Is(err, errLabDied) {
-		t.Fatalf("runSteps: %v, want the lab's death", err)
-	}
-	if b, _ := os.ReadFile(filepath.Join(dir, "boots")); strings.Count(string(b), "\n") != labRetries+2 {
-		t.Errorf("the lab was booted %d times, want %d: one, then labRetries more after the first new record", strings.Count(string(b), "\n"), labRetries+2)
+	for _, retries := range []int{1, labRetries} {
+		dir := t.TempDir()
+		boots := make([][]string, retries+2)
+		for i := range boots {
+			boots[i] = []string{"ready 1", "step a", "record r1"}
+		}
+		m := scriptedLab(t, dir, boots)
+		s := &session{o: &options{timeout: 20 * time.Second, retries: retries}, p: newProgress(io.Discard), out: io.Discard, dir: dir}
+		_, err := s.runSteps(context.Background(), m, job.Job{Steps: []job.Step{{Label: "a", Args: []string{"cmd"}, ResumeFlag: "--done"}}})
+		if !errors.Is(err, errLabDied) {
+			t.Fatalf("retries %d: runSteps: %v, want the lab's death", retries, err)
+		}
+		if b, _ := os.ReadFile(filepath.Join(dir, "boots")); strings.Count(string(b), "\n") != retries+2 {
+			t.Errorf("retries %d: the lab was booted %d times, want %d: one, then retries more after the first new record", retries, strings.Count(string(b), "\n"), retries+2)
+		}
 	}
 }
 

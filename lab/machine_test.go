@@ -105,7 +105,7 @@ func TestALabNeverUpIsBootedAgain(t *testing.T) {
 	}
 	m := machine{qemu: qemu, jobFile: filepath.Join(dir, "job.json"), consoleLog: filepath.Join(dir, "console.log"),
 		bootLimit: 300 * time.Millisecond}
-	s := &session{o: &options{timeout: 20 * time.Second}, p: newProgress(io.Discard), out: io.Discard}
+	s := &session{o: &options{timeout: 20 * time.Second, retries: labRetries}, p: newProgress(io.Discard), out: io.Discard}
 	status, err := s.runSteps(context.Background(), m, job.Job{Steps: []job.Step{{Label: "a"}}})
 	if err != nil || status != 0 {
 		t.Fatalf("runSteps = %d, %v; want 0 after a second boot", status, err)

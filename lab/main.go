@@ -42,6 +42,7 @@ type options struct {
 	memMiB  int
 	timeout time.Duration
 	keep    bool
+	retries int // boots after deaths with nothing new done (labRetries)
 }
 
 func main() {
@@ -82,6 +83,7 @@ into it read-only, and runs ember's tests or commands there.`,
 	root.PersistentFlags().IntVar(&o.memMiB, "memory", 6144, "memory of the lab machine, MiB")
 	root.PersistentFlags().DurationVar(&o.timeout, "timeout", 30*time.Minute, "stop the lab after this long")
 	root.PersistentFlags().BoolVar(&o.keep, "keep", false, "keep the run directory (binaries, job, lab kernel log)")
+	root.PersistentFlags().IntVar(&o.retries, "retries", labRetries, "boot a lab that died this many times more with nothing new done in between (a long benchmark in a lab that dies often wants more; --timeout still bounds the run)")
 	root.AddCommand(newTestCmd(&o), newExecCmd(&o), newLinuxCmd(&o), newTimeBootsCmd(),
 		newKutCmd(&o), kut.TestCommand(), newVirtioCmd(&o), newTimeVirtioCmd(), newNetCmd(&o), newTimeNetCmd())
 	return root
@@ -161,7 +163,7 @@ func (s *session) run(ctx context.Context, j job.Job) error {
 // more boots; each crash is printed with the lab kernel's log. A crash
 // after which a step finished, or a benchmark finished more boots
 // (job.EventRecord), does not count: the run is getting somewhere, and
-// --timeout still bounds it.
+// --timeout still bounds it. --retries sets another number.
 const labRetries = 4
 
 // runSteps runs the job, booting the lab again for what is left when the
@@ -198,7 +200,7 @@ func (s *session) runSteps(ctx context.Context, m machine, j job.Job) (int, erro
 		if len(o.done) == 0 && len(o.records) <= given {
 			deaths++
 		}
-		if deaths > labRetries {
+		if deaths > s.o.retries {
 			return 0, err
 		}
 		// The step that was running when the machine died runs again from
