@@ -18,10 +18,11 @@ type activityWriter struct {
 	w    io.Writer
 	last atomic.Int64 // unix nanoseconds of the last output (or report)
 
-	mu        sync.Mutex
-	tail      []byte    // the output's last bytes, at most tailKeep
-	trimmed   bool      // output before tail was dropped
-	verdictAt time.Time // when the output came to end with a verdict
+	mu      sync.Mutex
+	tail    []byte    // the output's last bytes, at most tailKeep
+	trimmed bool      // output before tail was dropped
+	ends    string    // the verdict the output ends with, or ""
+	wrote   time.Time // when the last output came
 }
 
 func (a *activityWriter) Write(p []byte) (int, error) {
@@ -32,10 +33,7 @@ func (a *activityWriter) Write(p []byte) (int, error) {
 		a.tail = append(a.tail[:0], a.tail[n-tailKeep:]...)
 		a.trimmed = true
 	}
-	a.verdictAt = time.Time{}
-	if verdictLine(a.tail, !a.trimmed) != "" {
-		a.verdictAt = time.Now()
-	}
+	a.ends, a.wrote = verdictLine(a.tail, !a.trimmed), time.Now()
 	a.mu.Unlock()
 	return a.w.Write(p)
 }
@@ -47,7 +45,7 @@ func (a *activityWriter) touch() { a.last.Store(time.Now().UnixNano()) }
 func (a *activityWriter) verdict() (string, time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return verdictLine(a.tail, !a.trimmed), a.verdictAt
+	return a.ends, a.wrote
 }
 
 // verdictLine is "PASS" or "FAIL" when that is the last line of tail (the
