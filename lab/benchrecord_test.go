@@ -210,9 +210,10 @@ func count(s []string, v string) int {
 }
 
 // scriptedLab is a stand-in for QEMU that, at its n-th boot, prints the
-// init's marker lines of boots[n] and copies the job file it was given to
-// dir/last-job.json; every boot but the last then exits, as a lab whose
-// kernel died.
+// init's marker lines of boots[n] (an event that starts with "|" is a line
+// of the step's own output, printed as it is without the "|") and copies the
+// job file it was given to dir/last-job.json; every boot but the last then
+// exits, as a lab whose kernel died.
 func scriptedLab(t *testing.T, dir string, boots [][]string) machine {
 	t.Helper()
 	n := filepath.Join(dir, "boots")
@@ -221,6 +222,10 @@ func scriptedLab(t *testing.T, dir string, boots [][]string) machine {
 	for i, events := range boots {
 		fmt.Fprintf(&b, " %d)\n", i+1)
 		for _, e := range events {
+			if line, ok := strings.CutPrefix(e, "|"); ok {
+				b.WriteString("echo '" + line + "'\n")
+				continue
+			}
 			b.WriteString("echo '" + job.Marker + e + "'\n")
 		}
 		b.WriteString(";;\n")

@@ -77,7 +77,8 @@ type outcome struct {
 	done     []int // the exit status of each step that completed
 	// records are the records (job.EventRecord) the running step printed,
 	// the step after those done: what it has done, for a run in a lab
-	// booted afresh to go on from (job.Step.ResumeFlag).
+	// booted afresh to go on from (job.Step.ResumeFlag); for a GoTest
+	// step, the top-level tests that passed in this boot.
 	records []string
 }
 
@@ -178,6 +179,8 @@ func (m machine) run(ctx context.Context, p *progress, out io.Writer, j job.Job,
 // until the machine's serial port closes. It calls up when the init reports
 // /dev/kvm up, and over when the steps of job j that will run have all
 // reported done (and again at any later done step; over must be idempotent).
+// Of a GoTest step's output it keeps the tests that passed as the step's
+// records and, for a Quiet one, drops what only go test -v prints.
 func (m machine) follow(p *progress, r io.Reader, out io.Writer, j job.Job, up, over func()) outcome {
 	var o outcome
 	br := bufio.NewReader(r)
@@ -208,6 +211,14 @@ func (m machine) follow(p *progress, r io.Reader, out io.Writer, j job.Job, up, 
 				// the init's heartbeat: activityReader has seen it
 			}
 		} else if line != "" {
+			if running := len(o.done); running < len(j.Steps) && j.Steps[running].GoTest {
+				if name, ok := passedTest(line); ok {
+					o.records = append(o.records, name)
+				}
+				if j.Steps[running].Quiet && verboseOnly(line) {
+					line = ""
+				}
+			}
 			io.WriteString(out, line)
 		}
 		if err != nil {

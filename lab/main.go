@@ -197,6 +197,11 @@ func (s *session) runSteps(ctx context.Context, m machine, j job.Job) (int, erro
 		if !errors.Is(err, errLabDied) {
 			return 0, err
 		}
+		// A GoTest step prints only the tests that pass in this boot; those
+		// of the boots before are on the step.
+		if dying := len(o.done); dying < len(j.Steps) && j.Steps[dying].GoTest {
+			o.records = append(slices.Clone(j.Steps[dying].Passed), o.records...)
+		}
 		if len(o.done) == 0 && len(o.records) <= given {
 			deaths++
 		}
@@ -221,9 +226,14 @@ func (s *session) runSteps(ctx context.Context, m machine, j job.Job) (int, erro
 // (outcome.records) for its next run, if it takes them (ResumeFlag): in a
 // file in the session's directory, which the lab sees, named by its flag
 // in place of any file an earlier run was given. The step prints the
-// records it was given again, so each file holds every one so far. It
+// records it was given again, so each file holds every one so far. A
+// GoTest step is given the tests that passed to skip (skipPassed). It
 // returns how many records it gave.
 func (s *session) resume(step *job.Step, attempt int, records []string) (int, error) {
+	if step.GoTest && len(records) > 0 {
+		skipPassed(step, records)
+		return len(step.Passed), nil
+	}
 	if step.ResumeFlag == "" || len(records) == 0 {
 		return 0, nil
 	}

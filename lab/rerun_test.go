@@ -8,7 +8,9 @@ import (
 )
 
 // TestFlakedFailures: failed tests are run again only when every failed
-// package logged the flake mark and named its failed tests.
+// package named its failed tests and one of them logged the flake mark,
+// in go test's output with -v (a test's log before its verdict) and
+// without (after it).
 func TestFlakedFailures(t *testing.T) {
 	const (
 		okStep    = "ok  \tember/hv\t12.00s (in the lab)\n"
@@ -41,6 +43,17 @@ func TestFlakedFailures(t *testing.T) {
 			flake + "panic: runtime error: index out of range\n" + failEmber, nil, false},
 		{"the mark in a passing package does not carry over",
 			flake + okStep + "--- FAIL: TestPause (1.00s)\nFAIL\n" + failVMM, nil, false},
+		{"-v: flaked, then failed",
+			"=== RUN   TestLinuxBoots\n" + flakeVMM + "--- FAIL: TestLinuxBoots (80.00s)\nFAIL\n" + failVMM,
+			map[string][]string{"ember/vmm": {"TestLinuxBoots"}}, true},
+		{"-v: a parallel subtest flaked, then failed",
+			"=== RUN   TestLinuxToUserspace\n=== RUN   TestLinuxToUserspace/pvh\n=== PAUSE TestLinuxToUserspace/pvh\n" +
+				"=== RUN   TestLinuxBoots2\n--- PASS: TestLinuxBoots2 (1.00s)\n=== CONT  TestLinuxToUserspace/pvh\n" + flake +
+				"    --- FAIL: TestLinuxToUserspace/pvh (240.43s)\n--- FAIL: TestLinuxToUserspace (440.12s)\nFAIL\n" + failEmber,
+			map[string][]string{"ember/cmd/ember": {"TestLinuxToUserspace"}}, true},
+		{"-v: one test flaked and passed, another failed plainly",
+			"=== RUN   TestLinuxBoots\n" + flakeVMM + "--- PASS: TestLinuxBoots (80.00s)\n" +
+				"=== RUN   TestPause\n    pause_test.go:40: vCPU 0 did not stop\n--- FAIL: TestPause (1.00s)\nFAIL\n" + failVMM, nil, false},
 		{"the mark quoted in a message is not a log line",
 			"--- FAIL: TestX (1.00s)\n    x_test.go:9: got \"no lab flake\"\nFAIL\n" + failVMM, nil, false},
 	}

@@ -38,6 +38,11 @@ EMBER_REQUIRE_KVM=1 (a missing /dev/kvm fails), streams their output, and
 exits with the first failing status. Packages whose tests need no KVM are
 left to 'go test' on this machine.
 
+A lab whose kernel dies (QEMU's software SVM is not flawless) is booted
+afresh, and the package it died under goes on after the tests that had
+passed (the binaries run with -test.v for their "--- PASS" lines, which the
+output shows only with -v; -test.skip names them).
+
 A test that boots Linux boots once more when the lab fails its guest (QEMU's
 software SVM now and then triple-faults or stalls one) and logs "lab flake".
 When every failed package has such a test, the failed tests run once more in
@@ -68,7 +73,8 @@ a lab booted afresh, and that run's verdict is the job's.`,
 					return fmt.Errorf("go test -c %s: %w\n%s", p.path, err, out)
 				}
 				argv := f.argv(bin, f.run)
-				step := job.Step{Label: p.path, Dir: p.dir, Args: argv, Env: labEnv(), KeepGoing: true}
+				step := job.Step{Label: p.path, Dir: p.dir, Args: argv, Env: labEnv(), KeepGoing: true,
+					GoTest: f.resumable(), Quiet: !f.verbose}
 				steps[p.path] = step
 				j.Steps = append(j.Steps, step)
 			}
@@ -100,14 +106,19 @@ type testFlags struct {
 	bench   string
 }
 
+// resumable reports whether the steps run the tests so that a lab that
+// dies goes on after those that passed (job.Step.GoTest): each test once.
+func (f testFlags) resumable() bool { return f.count <= 1 }
+
 // argv is the command line of test binary bin with f's flags and -test.run
-// pattern run.
+// pattern run. It has -test.v for a resumable step too, whose passes the
+// host counts; without -v the host drops what only -v prints.
 func (f testFlags) argv(bin, run string) []string {
 	argv := []string{bin, "-test.timeout=20m"}
 	if run != "" {
 		argv = append(argv, "-test.run="+run)
 	}
-	if f.verbose {
+	if f.verbose || f.resumable() {
 		argv = append(argv, "-test.v")
 	}
 	if f.bench != "" {

@@ -56,6 +56,19 @@ type Step struct {
 	// booted afresh, so that a long benchmark is not started over each
 	// time the lab's kernel crashes.
 	ResumeFlag string `json:",omitempty"`
+	// GoTest says the step is a go test binary run with -test.v: each
+	// top-level test's "--- PASS: Name" line is one of its records, and a
+	// lab booted afresh after the lab died under the step runs it with
+	// -test.skip naming them (Passed), so a long package is not started
+	// over each time the lab's kernel crashes. Unset with -test.count
+	// above 1 (a pass is then not the test's last run).
+	GoTest bool `json:",omitempty"`
+	// Quiet, for a GoTest step, drops the lines go test prints only with
+	// -v ("=== RUN" and the like, "--- PASS: ...") from what the host shows.
+	Quiet bool `json:",omitempty"`
+	// Passed are the top-level tests of a GoTest step that passed in labs
+	// that died under it, which its next run skips.
+	Passed []string `json:",omitempty"`
 }
 
 // Record is a line a step prints for the host: Marker, EventRecord and
