@@ -28,7 +28,7 @@ type machine struct {
 	initrd     string
 	jobFile    string
 	consoleLog string // the lab kernel's own log (ttyS0)
-	cpus       int
+	cpus       int    // the machine's, CPU 0 included (the job runs on the others: labinit)
 	memMiB     int
 	// powerOffGrace is how long the machine has, after its job's last step
 	// reported done, to report the job's end and power off (0: 2 minutes).
@@ -110,7 +110,7 @@ func (m machine) run(ctx context.Context, p *progress, out io.Writer, j job.Job,
 	if err != nil {
 		return outcome{}, err
 	}
-	p.say(fmt.Sprintf("booting the lab (QEMU TCG, -cpu max, %d CPUs, %d MiB)", m.cpus, m.memMiB))
+	p.say(fmt.Sprintf("booting the lab (QEMU TCG, -cpu max, %d CPUs: %d for the job, %d MiB)", m.cpus, max(m.cpus-1, 1), m.memMiB))
 	if err := cmd.Start(); err != nil {
 		return outcome{}, fmt.Errorf("starting %s: %w", m.qemu, err)
 	}

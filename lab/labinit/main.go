@@ -62,6 +62,9 @@ func run() int {
 		return 125
 	}
 	tuneKernel()
+	if err := keepOffCPU0(); err != nil {
+		fmt.Fprintln(out, "labinit: warning:", err)
+	}
 	hold, err := holdVMs()
 	if err != nil {
 		fmt.Fprintln(out, "labinit:", err)

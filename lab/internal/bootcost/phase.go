@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"ember/internal/threadstat"
 )
 
@@ -89,16 +91,31 @@ type Snapshot struct {
 // is found through its VM's directory, a phase's lab idle share, TAP
 // packets and rest of the lab's CPU (all of it) stand, and the VMM's and
 // KVM's rows are zero.
+//
+// The lab's CPU time is that of the CPUs the calling thread may run on,
+// the job's: the lab's init keeps the job off its CPU 0 (lab/labinit,
+// keepOffCPU0), whose idle time would otherwise count in the idle share.
 func TakeSnapshot(tap string) Snapshot {
-	return takeSnapshot(Debugfs, "/proc", filepath.Join("/sys/class/net", tap, "statistics"))
+	return takeSnapshot(Debugfs, "/proc", filepath.Join("/sys/class/net", tap, "statistics"), jobCPUs())
+}
+
+// jobCPUs says which CPUs' time is the lab's: those of the calling thread's
+// affinity, or nil (all, the total line) where it has CPU 0 or cannot be
+// read.
+func jobCPUs() func(int) bool {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil || set.IsSet(0) {
+		return nil
+	}
+	return set.IsSet
 }
 
 // takeSnapshot is TakeSnapshot under a test's directories; netStats is
-// the TAP's statistics directory.
-func takeSnapshot(dir, proc, netStats string) Snapshot {
+// the TAP's statistics directory; on picks the CPUs counted (nil: all).
+func takeSnapshot(dir, proc, netStats string, on func(int) bool) Snapshot {
 	s := Snapshot{kvm: map[string]uint64{}, threads: map[int]map[int]threadstat.Times{}}
 	if b, err := os.ReadFile(filepath.Join(proc, "stat")); err == nil {
-		s.busy, s.idle, _ = parseCPULine(b)
+		s.busy, s.idle, _ = parseCPUTime(b, on)
 	}
 	// An interface that is not there counts nothing.
 	s.tapIn, _ = readUint(filepath.Join(netStats, "rx_packets"))
@@ -184,14 +201,39 @@ func (s Snapshot) Cost(before Snapshot, mb float64) map[string]float64 {
 	return m
 }
 
-// parseCPULine reads the first line of /proc/stat, the lab's CPU time over
-// all its CPUs: busy (user, nice, system, irq, softirq, steal; a guest's
-// time is in user) and idle (idle, iowait).
-func parseCPULine(stat []byte) (busy, idle time.Duration, err error) {
-	line, _, _ := bytes.Cut(stat, []byte("\n"))
+// parseCPUTime reads the lab's CPU time from /proc/stat: busy (user,
+// nice, system, irq, softirq, steal; a guest's time is in user) and idle
+// (idle, iowait), from its first line, the total over all CPUs, or, with
+// on, summed over the lines of the CPUs on picks.
+func parseCPUTime(stat []byte, on func(int) bool) (busy, idle time.Duration, err error) {
+	if on == nil {
+		line, _, _ := bytes.Cut(stat, []byte("\n"))
+		return parseCPULine(line, "cpu")
+	}
+	for line := range bytes.Lines(stat) {
+		name, _, _ := bytes.Cut(line, []byte(" "))
+		n, ok := bytes.CutPrefix(name, []byte("cpu"))
+		cpu, err := strconv.Atoi(string(n))
+		if !ok || err != nil || !on(cpu) {
+			continue
+		}
+		b, i, err := parseCPULine(bytes.TrimSpace(line), string(name))
+		if err != nil {
+			return 0, 0, err
+		}
+		busy, idle = busy+b, idle+i
+	}
+	if busy+idle == 0 {
+		return 0, 0, fmt.Errorf("/proc/stat: no line of the CPUs picked")
+	}
+	return busy, idle, nil
+}
+
+// parseCPULine reads one CPU line of /proc/stat whose first field is name.
+func parseCPULine(line []byte, name string) (busy, idle time.Duration, err error) {
 	f := bytes.Fields(line)
-	if len(f) < 9 || string(f[0]) != "cpu" {
-		return 0, 0, fmt.Errorf("/proc/stat: first line %q is not the CPUs' total", line)
+	if len(f) < 9 || string(f[0]) != name {
+		return 0, 0, fmt.Errorf("/proc/stat: line %q is not %s's", line, name)
 	}
 	var v [8]uint64
 	for i := range v {

@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
+
+	"ember/internal/threadstat"
 )
 
 // writeProcStat makes proc/stat with the CPUs' total line of the given
@@ -42,7 +45,7 @@ func TestPhaseCost(t *testing.T) {
 	writeThread(t, proc, 100, 102, 40, 0, 300)    // the device's thread
 	writeThread(t, proc, 100, 104, 10, 0, 10)     // a thread that ends in the phase
 	writeThread(t, proc, 100, 105, 30, 20, 50)    // ran the guest once, serves a device in the phase
-	before := takeSnapshot(dir, proc, netStats)
+	before := takeSnapshot(dir, proc, netStats, nil)
 
 	writeTAP(7150, 930)
 	writeProcStat(t, proc, 1300, 600, 2100, 100) // 400 ticks busy, 100 idle: 4 s, 1 s
@@ -54,7 +57,7 @@ func TestPhaseCost(t *testing.T) {
 	if err := os.RemoveAll(filepath.Join(proc, "100", "task", "104")); err != nil {
 		t.Fatal(err)
 	}
-	got := takeSnapshot(dir, proc, netStats).Cost(before, 10)
+	got := takeSnapshot(dir, proc, netStats, nil).Cost(before, 10)
 	for m, want := range map[string]float64{
 		PhaseLabIdle:                      20,
 		PhaseGuestCPU:                     150, // ms per MB
@@ -88,8 +91,8 @@ func TestPhaseCost(t *testing.T) {
 
 func TestParseCPULineRefusesOtherLines(t *testing.T) {
 	for _, stat := range []string{"", "cpu0 1 2 3 4 5 6 7 8\n", "cpu 1 2 3\n", "cpu 1 2 x 4 5 6 7 8\n"} {
-		if _, _, err := parseCPULine([]byte(stat)); err == nil {
-			t.Errorf("parseCPULine(%q) took it", stat)
+		if _, _, err := parseCPUTime([]byte(stat), nil); err == nil {
+			t.Errorf("parseCPUTime(%q) took it", stat)
 		}
 	}
 }
@@ -116,14 +119,14 @@ func TestPhaseCostOfAVMMadeOffTheMainThread(t *testing.T) {
 	if err := os.Symlink(filepath.Join(proc, "100", "task"), filepath.Join(proc, "103", "task")); err != nil {
 		t.Fatal(err)
 	}
-	before := takeSnapshot(dir, proc, netStats)
+	before := takeSnapshot(dir, proc, netStats, nil)
 
 	writeProcStat(t, proc, 1300, 600, 2100, 100)
 	writeCounters(t, dir, "103-12", 5000)
 	writeThread(t, proc, 100, 100, 5, 0, 40)      // parked
 	writeThread(t, proc, 100, 101, 10, 0, 510)    // 500 switches
 	writeThread(t, proc, 100, 103, 350, 270, 150) // 100 switches
-	got := takeSnapshot(dir, proc, netStats).Cost(before, 10)
+	got := takeSnapshot(dir, proc, netStats, nil).Cost(before, 10)
 	for m, want := range map[string]float64{
 		PhaseFirstSwitches: 50, // sysmon's 500, not the main thread's 0
 		PhaseOtherSwitches: 50,
@@ -133,5 +136,34 @@ func TestPhaseCostOfAVMMadeOffTheMainThread(t *testing.T) {
 		if v := got[m]; math.Abs(v-want) > 1e-9 {
 			t.Errorf("%s = %v, want %v", m, v, want)
 		}
+	}
+}
+
+// TestParseCPUTimeOfTheJobsCPUs: with the CPUs picked, the lab's time is
+// the sum of their lines, not the total's, and a pick that names no CPU
+// there is refused.
+func TestParseCPUTimeOfTheJobsCPUs(t *testing.T) {
+	stat := []byte("cpu  600 0 300 9000 0 0 0 0 0 0\n" +
+		"cpu0 100 0 100 5000 0 0 0 0 0 0\n" +
+		"cpu1 200 0 100 2000 0 0 0 0 0 0\n" +
+		"cpu2 300 0 100 2000 0 0 0 0 0 0\n" +
+		"intr 12345\n")
+	tick := func(n uint64) time.Duration { return threadstat.Ticks(n) }
+	for _, tc := range []struct {
+		name       string
+		on         func(int) bool
+		busy, idle time.Duration
+	}{
+		{"all", nil, tick(900), tick(9000)},
+		{"all but CPU 0", func(c int) bool { return c != 0 }, tick(700), tick(4000)},
+		{"CPU 2", func(c int) bool { return c == 2 }, tick(400), tick(2000)},
+	} {
+		busy, idle, err := parseCPUTime(stat, tc.on)
+		if err != nil || busy != tc.busy || idle != tc.idle {
+			t.Errorf("%s: parseCPUTime = %v, %v, %v; want %v, %v", tc.name, busy, idle, err, tc.busy, tc.idle)
+		}
+	}
+	if _, _, err := parseCPUTime(stat, func(c int) bool { return c == 7 }); err == nil {
+		t.Error("parseCPUTime took a pick of no CPU there")
 	}
 }
