@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"slices"
@@ -18,9 +19,9 @@ import (
 // that boot Linux takes ten minutes; on a day the lab dies every few
 // minutes, running it again from its start each time never ends. So the
 // lab runs test binaries with -test.v, counts each top-level test's
-// "--- PASS" line as done, and the step's next run skips those tests: each
-// test still passes in a lab of its own run, and no test is skipped that
-// has not passed.
+// "--- PASS" line as done, and the step's next run skips those tests: every
+// test is still run until it passes (or fails) in some lab, and none is
+// skipped that has not passed.
 
 // passRE is a passed top-level test's line in go test -v's output
 // (subtests' lines are indented).
@@ -37,10 +38,24 @@ func passedTest(line string) (string, bool) {
 
 // verboseOnly reports whether go test prints line only with -v: a test's
 // "=== RUN", "=== PAUSE", "=== CONT" or "=== NAME" line, or a test's or
-// subtest's "--- PASS" line. A Quiet step's output drops them, so it reads
-// as go test's without -v (but for the log lines of tests that passed).
+// subtest's "--- PASS" line.
 func verboseOnly(line string) bool {
 	return strings.HasPrefix(line, "=== ") || strings.HasPrefix(strings.TrimLeft(line, " "), "--- PASS: ")
+}
+
+// quietWriter shows a job's output as go test shows it without -v (but for
+// the log lines of tests that passed): it passes each line written to it
+// to w but those only -v prints (verboseOnly). Each Write is one line, as
+// machine.follow writes them. What reads the output for failures
+// (flakedFailures) takes it whole, before this: a log line is known to be
+// a test's by the "=== RUN" line before it.
+type quietWriter struct{ w io.Writer }
+
+func (q quietWriter) Write(line []byte) (int, error) {
+	if verboseOnly(string(line)) {
+		return len(line), nil
+	}
+	return q.w.Write(line)
 }
 
 // skipPassed has GoTest step skip the top-level tests passed (all that have

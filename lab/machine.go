@@ -180,7 +180,8 @@ func (m machine) run(ctx context.Context, p *progress, out io.Writer, j job.Job,
 // /dev/kvm up, and over when the steps of job j that will run have all
 // reported done (and again at any later done step; over must be idempotent).
 // Of a GoTest step's output it keeps the tests that passed as the step's
-// records and, for a Quiet one, drops what only go test -v prints.
+// records. It writes each line to out in one Write (quietWriter counts on
+// it).
 func (m machine) follow(p *progress, r io.Reader, out io.Writer, j job.Job, up, over func()) outcome {
 	var o outcome
 	br := bufio.NewReader(r)
@@ -214,9 +215,6 @@ func (m machine) follow(p *progress, r io.Reader, out io.Writer, j job.Job, up, 
 			if running := len(o.done); running < len(j.Steps) && j.Steps[running].GoTest {
 				if name, ok := passedTest(line); ok {
 					o.records = append(o.records, name)
-				}
-				if j.Steps[running].Quiet && verboseOnly(line) {
-					line = ""
 				}
 			}
 			io.WriteString(out, line)

@@ -74,12 +74,12 @@ a lab booted afresh, and that run's verdict is the job's.`,
 				}
 				argv := f.argv(bin, f.run)
 				step := job.Step{Label: p.path, Dir: p.dir, Args: argv, Env: labEnv(), KeepGoing: true,
-					GoTest: f.resumable(), Quiet: !f.verbose}
+					GoTest: f.resumable()}
 				steps[p.path] = step
 				j.Steps = append(j.Steps, step)
 			}
 			var out bytes.Buffer
-			s.out = io.MultiWriter(os.Stdout, &out)
+			s.out = io.MultiWriter(f.stdout(), &out)
 			err = s.run(cmd.Context(), j)
 			if err == nil {
 				return nil
@@ -109,6 +109,15 @@ type testFlags struct {
 // resumable reports whether the steps run the tests so that a lab that
 // dies goes on after those that passed (job.Step.GoTest): each test once.
 func (f testFlags) resumable() bool { return f.count <= 1 }
+
+// stdout is where the job's output is shown: as it is with -v; without,
+// as go test shows it, for the binaries run with -test.v all the same.
+func (f testFlags) stdout() io.Writer {
+	if f.verbose {
+		return os.Stdout
+	}
+	return quietWriter{os.Stdout}
+}
 
 // argv is the command line of test binary bin with f's flags and -test.run
 // pattern run. It has -test.v for a resumable step too, whose passes the
@@ -150,7 +159,7 @@ func (s *session) rerun(ctx context.Context, f testFlags, steps map[string]job.S
 	os.Rename(filepath.Join(s.cache, "console.log"), kept)
 	fmt.Fprintf(os.Stderr, "lab: these tests failed after logging %q (the lab's guest triple-faulted or stalled); running them once more in a freshly booted lab (the first lab kernel's log: %s):\n  %s\n",
 		kvmtest.FlakeMark, kept, strings.Join(names, "\n  "))
-	s.out = nil
+	s.out = f.stdout()
 	return s.run(ctx, j)
 }
 

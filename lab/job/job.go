@@ -63,9 +63,6 @@ type Step struct {
 	// over each time the lab's kernel crashes. Unset with -test.count
 	// above 1 (a pass is then not the test's last run).
 	GoTest bool `json:",omitempty"`
-	// Quiet, for a GoTest step, drops the lines go test prints only with
-	// -v ("=== RUN" and the like, "--- PASS: ...") from what the host shows.
-	Quiet bool `json:",omitempty"`
 	// Passed are the top-level tests of a GoTest step that passed in labs
 	// that died under it, which its next run skips.
 	Passed []string `json:",omitempty"`
