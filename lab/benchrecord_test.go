@@ -127,15 +127,7 @@ func TestALabThatDiesGoesOnFromRecords(t *testing.T) {
 			if status, err := s.runSteps(context.Background(), m, job.Job{Steps: steps}); err != nil || status != 0 {
 				t.Fatalf("runSteps = %d, %v", status, err)
 			}
-			b, err := os.ReadFile(filepath.Join(dir, "last-job.json"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var j job.Job
-			if err := json.Unmarshal(b, &j); err != nil {
-				t.Fatal(err)
-			}
-			args := j.Steps[0].Args
+			args := lastJob(t, dir).Steps[0].Args
 			if n := count(args, "--done"); n != tt.wantAt {
 				t.Fatalf("last run's args %q: %d --done, want %d", args, n, tt.wantAt)
 			}
@@ -207,6 +199,20 @@ func count(s []string, v string) int {
 		}
 	}
 	return n
+}
+
+// lastJob is the job file scriptedLab's last boot was given.
+func lastJob(t *testing.T, dir string) job.Job {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "last-job.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var j job.Job
+	if err := json.Unmarshal(b, &j); err != nil {
+		t.Fatal(err)
+	}
+	return j
 }
 
 // scriptedLab is a stand-in for QEMU that, at its n-th boot, prints the

@@ -3,10 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -35,16 +32,8 @@ func TestATestStepGoesOnAfterThePassedTests(t *testing.T) {
 	if status, err := s.runSteps(context.Background(), m, job.Job{Steps: []job.Step{step}}); err != nil || status != 0 {
 		t.Fatalf("runSteps = %d, %v; want 0 after four boots", status, err)
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "last-job.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var j job.Job
-	if err := json.Unmarshal(b, &j); err != nil {
-		t.Fatal(err)
-	}
 	want := []string{"a.test", "-test.v", "-test.skip=^(TestA|TestC)$"}
-	if got := j.Steps[0].Args; !slices.Equal(got, want) {
+	if got := lastJob(t, dir).Steps[0].Args; !slices.Equal(got, want) {
 		t.Errorf("the last boot ran %q, want %q", got, want)
 	}
 	if !strings.Contains(out.String(), "=== RUN   TestA\n--- PASS: TestA (1.00s)\n") {
