@@ -161,9 +161,11 @@ func (s *session) run(ctx context.Context, j job.Job) error {
 // detected inside scheduler", in a thread of a KVM-using test process) came
 // twice in one CI run's cmd/ember step, the longest, so a run gets four
 // more boots; each crash is printed with the lab kernel's log. A crash
-// after which a step finished, or a benchmark finished more boots
-// (job.EventRecord), does not count: the run is getting somewhere, and
-// --timeout still bounds it. --retries sets another number.
+// after which a step finished, a benchmark finished more boots
+// (job.EventRecord) or a test binary passed more tests (job.Step.GoTest)
+// does not count: the run is getting somewhere, and --timeout still bounds
+// it. --retries sets another number. (Since the job is kept off the lab's
+// CPU 0, labinit's keepOffCPU0, the lab has rarely died.)
 const labRetries = 4
 
 // runSteps runs the job, booting the lab again for what is left when the
