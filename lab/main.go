@@ -164,8 +164,9 @@ func (s *session) run(ctx context.Context, j job.Job) error {
 // after which a step finished, a benchmark finished more boots
 // (job.EventRecord) or a test binary passed more tests (job.Step.GoTest)
 // does not count: the run is getting somewhere, and --timeout still bounds
-// it. --retries sets another number. (Since the job is kept off the lab's
-// CPU 0, labinit's keepOffCPU0, the lab has rarely died.)
+// it. --retries sets another number. (No lab that kept the job off its
+// CPU 0, labinit's keepOffCPU0, died in the runs of 2026-12-07 that
+// brought the rule in: about forty minutes of benchmarks and tests.)
 const labRetries = 4
 
 // runSteps runs the job, booting the lab again for what is left when the
