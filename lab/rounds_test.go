@@ -50,15 +50,79 @@ func TestPairRoundsComparesWithinRounds(t *testing.T) {
 	b := []map[string]float64{{"x": 20}, {"x": 20}, {"x": 8}, {"x": 1}, {"x": 0}, {"x": 3}}
 	// Rounds 0–2 and 5 count: 0.5, 1.5, 1, 3.
 	got := pairRounds(a, b, "x")
-	want := pairedRatio{median: 1.25, low: 0.5, high: 3, above: 2, n: 4}
-	if got != want {
+	want := pairedRatio{median: 1.25, low: 0.5, high: 3, above: 2, n: 4, mean: math.Pow(2.25, 0.25)}
+	if got.median != want.median || got.low != want.low || got.high != want.high ||
+		got.above != want.above || got.n != want.n || math.Abs(got.mean-want.mean) > 1e-12 {
 		t.Errorf("pairRounds = %+v, want %+v", got, want)
+	}
+	if !(got.ciLow < got.mean && got.mean < got.ciHigh) {
+		t.Errorf("pairRounds' interval %v–%v does not hold its mean %v", got.ciLow, got.ciHigh, got.mean)
 	}
 	if got := pairRounds(a, b, "missing"); got.n != 0 {
 		t.Errorf("a measure no boot has: %+v, want n 0", got)
 	}
 	if got := pairRounds(a[:1], b, "x"); got.n != 1 || got.median != 0.5 {
 		t.Errorf("rounds of one subject only: %+v, want the one round both have", got)
+	}
+}
+
+// TestGeoMeanCI: the geometric mean of the ratios and its 95 % interval
+// from Student's t on their logarithms, and what the interval says.
+func TestGeoMeanCI(t *testing.T) {
+	t12 := math.Pow(2, 12.706) // one degree of freedom: 2^±t for 0.5 and 2
+	for _, tt := range []struct {
+		name            string
+		ratios          []float64
+		mean, low, high float64
+		verdict         string
+	}{
+		{"none", nil, 0, 0, 0, ""},
+		{"one round", []float64{1.5}, 1.5, 1.5, 1.5, ""},
+		{"the same every round", []float64{2, 2, 2}, 2, 2, 2, "ahead"},
+		{"two far apart", []float64{0.5, 2}, 1, 1 / t12, t12, "level"},
+		{"a ratio of 0", []float64{0, 2}, 0, 0, 0, ""},
+		// logs ±0.1: mean 1, sd 0.1095, se 0.0447, t(5) 2.571.
+		{"ahead of one, behind the next", []float64{math.Exp(0.1), math.Exp(-0.1), math.Exp(0.1), math.Exp(-0.1), math.Exp(0.1), math.Exp(-0.1)},
+			1, math.Exp(-2.571 * math.Sqrt(0.06/5/6)), math.Exp(2.571 * math.Sqrt(0.06/5/6)), "level"},
+		{"a little ahead, steadily", []float64{1.1, 1.2, 1.15, 1.25, 1.1, 1.2}, 0, 0, 0, "ahead"},
+		{"a little behind, steadily", []float64{0.8, 0.9, 0.85}, 0, 0, 0, "behind"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sorted := slices.Sorted(slices.Values(tt.ratios))
+			mean, low, high := geoMeanCI(sorted)
+			if tt.mean != 0 || tt.verdict == "" {
+				for _, c := range []struct {
+					what      string
+					got, want float64
+				}{{"mean", mean, tt.mean}, {"low", low, tt.low}, {"high", high, tt.high}} {
+					if math.Abs(c.got-c.want) > 1e-9*math.Max(1, c.want) {
+						t.Errorf("%s = %v, want %v", c.what, c.got, c.want)
+					}
+				}
+			}
+			p := pairedRatio{n: len(tt.ratios), mean: mean, ciLow: low, ciHigh: high}
+			if got := p.verdict(); got != tt.verdict {
+				t.Errorf("verdict of %v (%v–%v) = %q, want %q", tt.ratios, low, high, got, tt.verdict)
+			}
+		})
+	}
+}
+
+// TestStudentT975: the table's values, and beyond it an approximation
+// within 0.003 of the exact percentiles that keeps falling towards 1.96.
+func TestStudentT975(t *testing.T) {
+	for _, tt := range []struct {
+		df   int
+		want float64
+	}{{1, 12.706}, {5, 2.571}, {30, 2.042}, {40, 2.021}, {60, 2.000}, {120, 1.980}, {100000, 1.960}} {
+		if got := studentT975(tt.df); math.Abs(got-tt.want) > 0.003 {
+			t.Errorf("studentT975(%d) = %.4f, want %.3f", tt.df, got, tt.want)
+		}
+	}
+	for df := 1; df < 200; df++ {
+		if studentT975(df+1) >= studentT975(df) {
+			t.Errorf("studentT975(%d) = %v, not below studentT975(%d) = %v", df+1, studentT975(df+1), df, studentT975(df))
+		}
 	}
 }
 
@@ -93,15 +157,17 @@ func TestPrintPairedNamesEachRatio(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 4 {
-		t.Fatalf("got %d lines, want a title, a heading and 2 rows:\n%s", len(lines), out.String())
+	if len(lines) != 5 {
+		t.Fatalf("got %d lines, want a title of two, a heading and 2 rows:\n%s", len(lines), out.String())
 	}
+	lines = lines[1:]
 	if !strings.Contains(lines[1], "ember ÷ QEMU vhost=off") {
 		t.Errorf("heading %q lacks the ratio's column", lines[1])
 	}
-	// Rounds: 1.5 and 0.5.
-	if !strings.HasPrefix(lines[2], "MB/s") || !strings.Contains(lines[2], "1.00 [0.50–1.50], 1 of 2") {
-		t.Errorf("row %q, want MB/s 1.00 [0.50–1.50], 1 of 2", lines[2])
+	// Rounds: 1.5 and 0.5; geometric mean √0.75 = 0.87, and two rounds
+	// that far apart cannot tell the subjects apart.
+	if want := "1.00 [0.50–1.50], 1 of 2; 0.87 ("; !strings.HasPrefix(lines[2], "MB/s") || !strings.Contains(lines[2], want) || !strings.HasSuffix(lines[2], ") level") {
+		t.Errorf("row %q, want MB/s %s…) level", lines[2], want)
 	}
 	if !strings.HasPrefix(lines[3], "IOPS") || !strings.HasSuffix(strings.TrimSpace(lines[3]), "-") {
 		t.Errorf("row %q, want IOPS with no rounds: -", lines[3])

@@ -28,8 +28,10 @@ func newVirtioCmd(o *options) *cobra.Command {
 .../boot/vmlinuz-VERSION whose tree has the virtio modules, as .ci/run
 extracts it) with a 256 MiB raw disk, under ember (virtio-blk on virtio-pci,
 the disk served in ember's process and, as a second subject, by 'ember
-backend blk' in a process of its own) and under QEMU (-accel kvm -M pc, virtio-blk-pci, the same image and page
-cache), and runs a small guest program (internal/linuxguest/blkbench) that
+backend blk' in a process of its own) and under QEMU (-accel kvm -M pc,
+virtio-blk-pci, the same image and page cache; and, as QEMU's counterpart
+of ember's back-end process, vhost-user-blk-pci served by
+qemu-storage-daemon), and runs a small guest program (internal/linuxguest/blkbench) that
 reads and writes /dev/vda with O_DIRECT: 1 MiB sequential reads and writes
 (MB/s) and 4 KiB random reads with 16 in flight (IOPS). It prints the
 medians of --reps boots each, and ember's ratios to the others. After
@@ -81,6 +83,7 @@ func newTimeVirtioCmd() *cobra.Command {
 					"-drive", "file="+disk+",if=none,id=d0,format=raw,cache=writeback",
 					"-device", fmt.Sprintf("virtio-blk-pci,drive=d0,num-queues=%d", queues),
 					"-kernel", f.kernel, "-initrd", f.initrd, "-append", benchCmdline)},
+				{name: "QEMU vhost-user-blk (qemu-storage-daemon)", argv: qemuVhostUserBoot(disk, queues, f.kernel, f.initrd)},
 			}
 			t, err := f.table(blkTable)
 			if err != nil {
@@ -103,10 +106,46 @@ func newTimeVirtioCmd() *cobra.Command {
 // same virtio-blk device, out of process.
 func backendBoot(ember, disk, opts string, run []string) []string {
 	sock := disk + ".sock"
-	script := `s=$1; rm -f "$s"; "$2" backend blk --socket "$s" --disk "$3" & b=$!
+	return withDaemon(sock, []string{ember, "backend", "blk", "--socket", sock, "--disk", disk + opts},
+		append(run, "backend="+sock))
+}
+
+// qemuVhostUserBoot is a command line that serves disk from
+// qemu-storage-daemon, QEMU's own block back-end in a process of its own
+// (a vhost-user-blk export with queues queues on a unix socket; the page
+// cache, as the other subjects' disks), and boots QEMU with a
+// vhost-user-blk-pci device on it: QEMU's counterpart of ember's back-end
+// process, whose guest RAM must be a shared memfd for the daemon to map,
+// as ember's is with a back-end.
+func qemuVhostUserBoot(disk string, queues int, kernel, initrd string) []string {
+	sock := disk + ".vhost-user.sock"
+	daemon := []string{qemuStorageDaemon,
+		"--blockdev", "driver=file,node-name=disk0,cache.direct=off,filename=" + disk,
+		"--export", fmt.Sprintf("type=vhost-user-blk,id=export0,node-name=disk0,writable=on,num-queues=%d,addr.type=unix,addr.path=%s", queues, sock)}
+	vm := qemuGuest("pc,memory-backend=ram0", 512, 2,
+		"-object", "memory-backend-memfd,id=ram0,size=512M,share=on",
+		"-chardev", "socket,id=vhost0,path="+sock,
+		"-device", fmt.Sprintf("vhost-user-blk-pci,chardev=vhost0,num-queues=%d", queues),
+		"-kernel", kernel, "-initrd", initrd, "-append", benchCmdline)
+	return withDaemon(sock, daemon, vm)
+}
+
+// qemuStorageDaemon is QEMU's block back-end (Debian's qemu-system-common,
+// which qemu-system-x86 brings).
+const qemuStorageDaemon = "qemu-storage-daemon"
+
+// withDaemon is a command line that starts daemon, waits (up to 5 s) for
+// the unix socket sock it listens on, runs run, then stops the daemon and
+// exits with run's status: a VMM with a device served by another process.
+// The daemon's standard output goes to standard error, away from the
+// guest's console on standard output.
+func withDaemon(sock string, daemon, run []string) []string {
+	const script = `s=$1; n=$2; shift 2; d=("${@:1:n}"); shift "$n"; rm -f "$s"
+"${d[@]}" >&2 & b=$!
 i=0; while [ ! -S "$s" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
-shift 3; "$@"; rc=$?; kill $b; wait $b; rm -f "$s"; exit $rc`
-	return append([]string{"/bin/sh", "-c", script, "sh", sock, ember, disk + opts}, append(run, "backend="+sock)...)
+"$@"; rc=$?; kill $b; wait $b; rm -f "$s"; exit $rc`
+	argv := []string{"/bin/bash", "-c", script, "bash", sock, strconv.Itoa(len(daemon))}
+	return append(append(argv, daemon...), run...)
 }
 
 // benchLine matches the guest program's results.

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// daemonEnv, set to "SOCKET,PIDFILE", makes the test binary a stand-in for
+// a back-end daemon (TestMain): it listens on SOCKET, writes its pid to
+// PIDFILE, says so on standard output and runs until SIGTERM.
+const daemonEnv = "EMBER_LAB_TEST_DAEMON"
+
+func TestMain(m *testing.M) {
+	if v := os.Getenv(daemonEnv); v != "" {
+		os.Exit(standInDaemon(v))
+	}
+	os.Exit(m.Run())
+}
+
+// standInDaemon is the daemon daemonEnv asks for.
+func standInDaemon(v string) int {
+	sock, pidfile, _ := strings.Cut(v, ",")
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer l.Close()
+	if err := os.WriteFile(pidfile, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println("stand-in daemon listening")
+	<-term
+	return 0
+}
+
+// TestWithDaemonRunsTheVMMBesideItsDaemon: the command line starts the
+// daemon, runs the VMM once the daemon's socket is there, keeps the
+// daemon's standard output off the VMM's (the guest's console), exits
+// with the VMM's status, and leaves no daemon and no socket behind.
+func TestWithDaemonRunsTheVMMBesideItsDaemon(t *testing.T) {
+	if _, err := os.Stat("/bin/bash"); err != nil {
+		t.Skip("no /bin/bash, which the lab's command lines use")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	sock, pidfile := filepath.Join(dir, "d.sock"), filepath.Join(dir, "pid")
+	vmm := []string{"/bin/sh", "-c", `test -S "$0" && echo "the socket is there"; exit 3`, sock}
+	argv := withDaemon(sock, []string{exe}, vmm)
+
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), daemonEnv+"="+sock+","+pidfile)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 3 {
+		t.Errorf("the command line ended with %v, want the VMM's exit status 3\nstderr: %s", err, stderr.String())
+	}
+	if got := stdout.String(); got != "the socket is there\n" {
+		t.Errorf("standard output %q, want the VMM's line alone (the socket there before it ran, the daemon's line elsewhere)", got)
+	}
+	if !strings.Contains(stderr.String(), "stand-in daemon listening") {
+		t.Errorf("the daemon's standard output is not on standard error: %q", stderr.String())
+	}
+	b, err := os.ReadFile(pidfile)
+	if err != nil {
+		t.Fatalf("the daemon never started: %v", err)
+	}
+	pid, _ := strconv.Atoi(string(b))
+	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("the daemon (pid %d) outlived the command line: kill 0 gave %v", pid, err)
+	}
+	if _, err := os.Stat(sock); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the socket is left behind: %v", err)
+	}
+}
