@@ -91,6 +91,7 @@ func newGuestBenchCmd(o *options, b guestBench) *cobra.Command {
 // benchFlags are the flags every inner benchmark command takes.
 type benchFlags struct {
 	ember, kernel, initrd string
+	prog                  string // the guest program (static), which a benchmark may also run on the lab itself
 	reps                  int
 	verbose               bool
 	only                  string // boot only the subjects whose name starts with one of its comma-separated prefixes
@@ -113,7 +114,7 @@ func (f *benchFlags) wrapped(subjects []subject) []subject {
 	}
 	out := slices.Clone(subjects)
 	for i := range out {
-		if !isQEMU(out[i]) || f.wrapAll {
+		if !isBaseline(out[i]) || f.wrapAll {
 			out[i].argv = append(strings.Fields(f.wrap), out[i].argv...)
 		}
 	}
@@ -145,7 +146,7 @@ func (f *benchFlags) compared(subjects []subject) []subject {
 	var out []subject
 	for _, s := range subjects {
 		out = append(out, s)
-		if isQEMU(s) {
+		if isBaseline(s) {
 			continue
 		}
 		argv := slices.Clone(s.argv)
@@ -180,6 +181,7 @@ func (f *benchFlags) add(cmd *cobra.Command) {
 	fs.StringVar(&f.ember, "ember", "", "ember binary")
 	fs.StringVar(&f.kernel, "kernel", "", "kernel")
 	fs.StringVar(&f.initrd, "initrd", "", "initramfs")
+	fs.StringVar(&f.prog, "prog", "", "the guest program, as built for the initramfs")
 	fs.IntVar(&f.reps, "reps", 3, "boots per subject")
 	fs.BoolVar(&f.verbose, "verbose", false, "print each boot's benchmark lines and the VMM's last messages")
 	fs.StringVar(&f.only, "only", "", "boot only the subjects whose name starts with this (several: separated by commas)")
@@ -232,7 +234,7 @@ func buildGuestBench(ctx context.Context, s *session, kernel, prog string) ([]st
 	if err != nil {
 		return nil, err
 	}
-	return []string{self, "--ember", ember, "--kernel", kPath, "--initrd", irdPath}, nil
+	return []string{self, "--ember", ember, "--kernel", kPath, "--initrd", irdPath, "--prog", bin}, nil
 }
 
 // benchTable is what a guest benchmark measures: its title, its measures
@@ -381,7 +383,7 @@ func runBench(ctx context.Context, w io.Writer, subjects []subject, reps int, t 
 			fmt.Fprintf(tw, "\t%.1f", med(got[i][k]))
 		}
 		for _, r := range ratios {
-			fmt.Fprintf(tw, "\t%.2f", med(got[r[0]][k])/med(got[r[1]][k]))
+			fmt.Fprintf(tw, "\t%s", ratioText(med(got[r[0]][k]), med(got[r[1]][k])))
 		}
 		fmt.Fprintln(tw)
 	}
@@ -392,6 +394,15 @@ func runBench(ctx context.Context, w io.Writer, subjects []subject, reps int, t 
 		return err
 	}
 	return lostBoots(w, subjects, lost, reps)
+}
+
+// ratioText is a over b to two places, or "-" where b is 0 (a KVM
+// counter beside a subject that runs no VM): no ratio to print.
+func ratioText(a, b float64) string {
+	if b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", a/b)
 }
 
 // lostBoots says which subjects' boots were left out of the medians, and
@@ -433,16 +444,16 @@ func bootTried(ctx context.Context, w io.Writer, t benchTable, r, reps int, s su
 }
 
 // ratioPairs returns the table's ratio columns: each of ember's subjects
-// over each of QEMU's (a subject is QEMU's if its name starts with
-// "QEMU"), as indices into subjects.
+// over each baseline (isBaseline: QEMU's, and the lab with no VM), as
+// indices into subjects.
 func ratioPairs(subjects []subject) [][2]int {
 	var pairs [][2]int
 	for i, s := range subjects {
-		if isQEMU(s) {
+		if isBaseline(s) {
 			continue
 		}
 		for j, b := range subjects {
-			if isQEMU(b) {
+			if isBaseline(b) {
 				pairs = append(pairs, [2]int{i, j})
 			}
 		}
@@ -450,8 +461,16 @@ func ratioPairs(subjects []subject) [][2]int {
 	return pairs
 }
 
-// isQEMU says whether s is one of the QEMU baselines.
-func isQEMU(s subject) bool { return strings.HasPrefix(s.name, "QEMU") }
+// isBaseline says whether s is one of the baselines ember's subjects are
+// compared with: QEMU's, or the lab alone making a device's copies with no
+// VM (limitName).
+func isBaseline(s subject) bool {
+	return strings.HasPrefix(s.name, "QEMU") || strings.HasPrefix(s.name, limitName)
+}
+
+// limitName starts the name of a benchmark's subject that runs no VM: the
+// guest's program on the lab itself, the limit of what a guest can see.
+const limitName = "no VM"
 
 // shortName is a subject's name in a ratio column's heading: without a
 // parenthesised note.

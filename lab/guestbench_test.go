@@ -96,3 +96,41 @@ func TestWrappedPutsTheCommandInFront(t *testing.T) {
 		t.Error("wrapped changed the subjects it was given")
 	}
 }
+
+// TestBaselinesAreComparedNotTwinned: QEMU's subjects and the lab with no
+// VM are what ember's subjects are divided by — a column for each of
+// ember's over each of them — and --compare and --wrap leave them alone.
+func TestBaselinesAreComparedNotTwinned(t *testing.T) {
+	subjects := []subject{
+		{name: "ember (virtio-pci)", argv: []string{"/a/ember", "run"}},
+		{name: "QEMU -M pc", argv: []string{"qemu"}},
+		{name: limitName + " (blkbench on the image: the limit)", argv: []string{"/a/blkbench", "/dev/shm/d.img"}},
+		{name: "ember back-end process", argv: []string{"/bin/bash", "-c", "script", "/a/ember"}},
+	}
+	if got, want := ratioPairs(subjects), [][2]int{{0, 1}, {0, 2}, {3, 1}, {3, 2}}; !slices.Equal(got, want) {
+		t.Errorf("ratio columns %v, want %v", got, want)
+	}
+	f := benchFlags{ember: "/a/ember", compare: "/b/ember", wrap: "/w/sample"}
+	got := f.wrapped(f.compared(subjects))
+	if len(got) != 6 {
+		t.Errorf("%d subjects with --compare, want 6: each of ember's two twinned, the baselines not", len(got))
+	}
+	for _, s := range got {
+		if isBaseline(s) && s.argv[0] == "/w/sample" {
+			t.Errorf("baseline %q was wrapped: %q", s.name, s.argv)
+		}
+	}
+}
+
+// TestRatioTextLeavesOutZeroBaselines: a median over a baseline's zero
+// (a KVM counter of a subject with no VM) is "-", not +Inf.
+func TestRatioTextLeavesOutZeroBaselines(t *testing.T) {
+	for _, tt := range []struct {
+		a, b float64
+		want string
+	}{{3, 2, "1.50"}, {0, 2, "0.00"}, {5, 0, "-"}, {0, 0, "-"}} {
+		if got := ratioText(tt.a, tt.b); got != tt.want {
+			t.Errorf("ratioText(%v, %v) = %q, want %q", tt.a, tt.b, got, tt.want)
+		}
+	}
+}

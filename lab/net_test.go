@@ -26,7 +26,7 @@ func TestNetSubjectsQueues(t *testing.T) {
 				continue
 			}
 			flags := []string{"--net"}
-			if isQEMU(s) {
+			if isBaseline(s) {
 				flags = []string{"-netdev", "-device"}
 			}
 			for _, flag := range flags {

@@ -40,7 +40,9 @@ medians of --reps boots each, and ember's ratios to the others. After
 binary BIN (a host path: the lab sees the host's files), as "ember-B ...", right after
 the first: an A/B comparison of two builds in one lab; --queues N gives the
 disk N request queues under both VMMs (default 2, one a vCPU, QEMU's own
-default).`,
+default); --limit adds a subject with no VM, the guest's program run on
+the lab itself on the image through the page cache: the copies a device
+makes and nothing else, the limit of the guest's figures.`,
 		prog:  "blkbench",
 		inner: timeVirtioCmd,
 	})
@@ -53,6 +55,7 @@ func newTimeVirtioCmd() *cobra.Command {
 	var f benchFlags
 	var disk string
 	var queues int
+	var limit bool
 	cmd := &cobra.Command{
 		Use:    timeVirtioCmd,
 		Hidden: true,
@@ -85,6 +88,11 @@ func newTimeVirtioCmd() *cobra.Command {
 					"-kernel", f.kernel, "-initrd", f.initrd, "-append", benchCmdline)},
 				{name: "QEMU vhost-user-blk (qemu-storage-daemon)", argv: qemuVhostUserBoot(disk, queues, f.kernel, f.initrd)},
 			}
+			if limit {
+				// The guest's program on the lab itself, through the
+				// page cache: the copies a device makes and nothing else.
+				subjects = append(subjects, subject{name: limitName + " (blkbench on the image: the limit)", argv: []string{f.prog, disk}})
+			}
 			t, err := f.table(blkTable)
 			if err != nil {
 				return err
@@ -97,6 +105,7 @@ func newTimeVirtioCmd() *cobra.Command {
 	// Two, one a vCPU: QEMU's default for virtio-blk-pci (since 5.2), given
 	// to both VMMs so that neither guest's block layer has more queues.
 	cmd.Flags().IntVar(&queues, "queues", 2, "request queues of the disk, under ember and QEMU alike")
+	cmd.Flags().BoolVar(&limit, "limit", false, "also run the guest's program on the lab itself, on the image through the page cache: the limit of the guest's figures")
 	return cmd
 }
 
