@@ -146,12 +146,15 @@ const qemuStorageDaemon = "qemu-storage-daemon"
 // withDaemon is a command line that starts daemon, waits (up to 5 s) for
 // the unix socket sock it listens on, runs run, then stops the daemon and
 // exits with run's status: a VMM with a device served by another process.
-// The daemon's standard output goes to standard error, away from the
-// guest's console on standard output.
+// A daemon that exits or never makes its socket fails the command line
+// (status 1, with a line on standard error) before run starts. The
+// daemon's standard output goes to standard error, away from the guest's
+// console on standard output.
 func withDaemon(sock string, daemon, run []string) []string {
 	const script = `s=$1; n=$2; shift 2; d=("${@:1:n}"); shift "$n"; rm -f "$s"
 "${d[@]}" >&2 & b=$!
-i=0; while [ ! -S "$s" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+i=0; while [ ! -S "$s" ] && kill -0 $b 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+if [ ! -S "$s" ]; then echo "lab: ${d[0]} made no socket $s" >&2; kill $b 2>/dev/null; wait $b; exit 1; fi
 "$@"; rc=$?; kill $b; wait $b; rm -f "$s"; exit $rc`
 	argv := []string{"/bin/bash", "-c", script, "bash", sock, strconv.Itoa(len(daemon))}
 	return append(append(argv, daemon...), run...)

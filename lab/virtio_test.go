@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // daemonEnv, set to "SOCKET,PIDFILE", makes the test binary a stand-in for
@@ -89,5 +90,35 @@ func TestWithDaemonRunsTheVMMBesideItsDaemon(t *testing.T) {
 	}
 	if _, err := os.Stat(sock); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the socket is left behind: %v", err)
+	}
+}
+
+// TestWithDaemonFailsWithoutItsSocket: a daemon that exits without making
+// its socket fails the command line at once, saying so, and the VMM never
+// runs.
+func TestWithDaemonFailsWithoutItsSocket(t *testing.T) {
+	if _, err := os.Stat("/bin/bash"); err != nil {
+		t.Skip("no /bin/bash, which the lab's command lines use")
+	}
+	dir := t.TempDir()
+	sock, ran := filepath.Join(dir, "d.sock"), filepath.Join(dir, "ran")
+	argv := withDaemon(sock, []string{"/bin/false"}, []string{"/bin/touch", ran})
+	cmd := exec.Command(argv[0], argv[1:]...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	start := time.Now()
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Errorf("the command line ended with %v, want status 1", err)
+	}
+	if time.Since(start) > 4*time.Second {
+		t.Errorf("took %v: it waited out the socket's 5 s for a daemon already gone", time.Since(start))
+	}
+	if !strings.Contains(stderr.String(), "/bin/false made no socket "+sock) {
+		t.Errorf("standard error %q does not say the daemon made no socket", stderr.String())
+	}
+	if _, err := os.Stat(ran); err == nil {
+		t.Error("the VMM ran without its daemon's socket")
 	}
 }
