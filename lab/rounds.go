@@ -44,9 +44,10 @@ func roundOrder(n, r int) []int {
 // confidence interval (Student's t on the ratios' logarithms; with fewer
 // than two rounds both ends are the mean, and with a ratio of 0 or less,
 // which has no logarithm, all three are 0): the interval says whether the
-// rounds show a subject ahead (above 1 all through), behind (below 1) or
-// neither — what a median and a range cannot say of six rounds on a lab
-// whose figures wander by half.
+// rounds put the ratio above 1 all through, below 1, or neither (ahead or
+// behind for a rate, the other way round for a cost such as CPU a MB),
+// which a median and a range cannot say of six rounds on a lab whose
+// figures wander by half.
 type pairedRatio struct {
 	median, low, high   float64
 	mean, ciLow, ciHigh float64
@@ -130,8 +131,8 @@ func studentT975(df int) float64 {
 	return z + (z*z*z+z)/(4*float64(df))
 }
 
-// verdict reads a confidence interval of a ratio: "ahead" when all of it
-// is above 1, "behind" when all of it is below, "level" when it holds 1
+// verdict reads a confidence interval of a ratio: "above" when all of it
+// is above 1, "below" when all of it is below, "level" when it holds 1
 // (the rounds do not tell the subjects apart), "" with too few rounds or
 // a ratio of 0 among them.
 func (p pairedRatio) verdict() string {
@@ -139,9 +140,9 @@ func (p pairedRatio) verdict() string {
 	case p.n < 2 || p.mean <= 0:
 		return ""
 	case p.ciLow > 1:
-		return "ahead"
+		return "above"
 	case p.ciHigh < 1:
-		return "behind"
+		return "below"
 	default:
 		return "level"
 	}
@@ -174,7 +175,7 @@ func printPaired(w io.Writer, subjects []subject, rounds [][]map[string]float64,
 		return nil
 	}
 	fmt.Fprintf(w, "\nround by round: the median of each round's ratio [lowest–highest], rounds above 1 of those with both boots;\n"+
-		"their geometric mean (95 %% confidence interval): ahead, behind, or level where the interval holds 1\n")
+		"their geometric mean (95 %% confidence interval): above or below 1 all through, or level where it holds 1\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprint(tw, "measure")
 	for _, p := range pairs {

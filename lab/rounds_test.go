@@ -78,14 +78,14 @@ func TestGeoMeanCI(t *testing.T) {
 	}{
 		{"none", nil, 0, 0, 0, ""},
 		{"one round", []float64{1.5}, 1.5, 1.5, 1.5, ""},
-		{"the same every round", []float64{2, 2, 2}, 2, 2, 2, "ahead"},
+		{"the same every round", []float64{2, 2, 2}, 2, 2, 2, "above"},
 		{"two far apart", []float64{0.5, 2}, 1, 1 / t12, t12, "level"},
 		{"a ratio of 0", []float64{0, 2}, 0, 0, 0, ""},
 		// logs ±0.1: mean 1, sd 0.1095, se 0.0447, t(5) 2.571.
 		{"ahead of one, behind the next", []float64{math.Exp(0.1), math.Exp(-0.1), math.Exp(0.1), math.Exp(-0.1), math.Exp(0.1), math.Exp(-0.1)},
 			1, math.Exp(-2.571 * math.Sqrt(0.06/5/6)), math.Exp(2.571 * math.Sqrt(0.06/5/6)), "level"},
-		{"a little ahead, steadily", []float64{1.1, 1.2, 1.15, 1.25, 1.1, 1.2}, 0, 0, 0, "ahead"},
-		{"a little behind, steadily", []float64{0.8, 0.9, 0.85}, 0, 0, 0, "behind"},
+		{"a little ahead, steadily", []float64{1.1, 1.2, 1.15, 1.25, 1.1, 1.2}, 0, 0, 0, "above"},
+		{"a little behind, steadily", []float64{0.8, 0.9, 0.85}, 0, 0, 0, "below"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			sorted := slices.Sorted(slices.Values(tt.ratios))
