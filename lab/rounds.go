@@ -122,7 +122,7 @@ var tTable975 = [...]float64{
 
 // studentT975 is t's 97.5th percentile for df degrees of freedom (df ≥ 1):
 // from the table up to 30, beyond it the normal's 1.96 with the first
-// term of its expansion in 1/df (within 0.002 of the exact value there).
+// term of its expansion in 1/df (within 0.003 of the exact value there).
 func studentT975(df int) float64 {
 	if df <= len(tTable975) {
 		return tTable975[df-1]

@@ -89,6 +89,9 @@ func newTimeVirtioCmd() *cobra.Command {
 				{name: "QEMU vhost-user-blk (qemu-storage-daemon)", argv: qemuVhostUserBoot(disk, queues, f.kernel, f.initrd)},
 			}
 			if limit {
+				if f.prog == "" {
+					return fmt.Errorf("--limit runs the guest's program on the lab: --prog names it")
+				}
 				// The guest's program on the lab itself, through the
 				// page cache: the copies a device makes and nothing else.
 				subjects = append(subjects, subject{name: limitName + " (blkbench on the image: the limit)", argv: []string{f.prog, disk}})
