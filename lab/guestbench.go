@@ -40,6 +40,7 @@ func newGuestBenchCmd(o *options, b guestBench) *cobra.Command {
 	var kernel string
 	var reps int
 	var verbose bool
+	var records string
 	cmd := &cobra.Command{
 		Use:   b.use,
 		Short: b.short,
@@ -62,6 +63,14 @@ func newGuestBenchCmd(o *options, b guestBench) *cobra.Command {
 				return err
 			}
 			defer s.close()
+			if records != "" {
+				f, err := os.Create(records)
+				if err != nil {
+					return fmt.Errorf("--records: %w", err)
+				}
+				defer f.Close()
+				s.records = f
+			}
 			args, err := buildGuestBench(cmd.Context(), s, kernel, b.prog)
 			if err != nil {
 				return err
@@ -85,6 +94,7 @@ func newGuestBenchCmd(o *options, b guestBench) *cobra.Command {
 	cmd.Flags().StringVar(&kernel, "kernel", "", "the kernel to boot (default $EMBER_KERNEL)")
 	cmd.Flags().IntVar(&reps, "reps", 3, "boots per subject; the table shows medians")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "print each boot's benchmark lines and the VMM's last messages")
+	cmd.Flags().StringVar(&records, "records", "", "write each finished boot's measures to this file, one JSON line a boot, for lab pool")
 	return cmd
 }
 

@@ -40,6 +40,10 @@ type machine struct {
 	// neither output nor its init's heartbeat, before it counts as halted
 	// (halt.go; 0: 2 minutes).
 	haltLimit time.Duration
+	// records, if not nil, gets every record (job.EventRecord) the job
+	// prints, one a line as it comes: a benchmark's boots, kept for lab
+	// pool (--records).
+	records io.Writer
 }
 
 // defaultPowerOffGrace is machine.powerOffGrace's default. Powering off takes
@@ -198,6 +202,9 @@ func (m machine) follow(p *progress, r io.Reader, out io.Writer, j job.Job, up, 
 				p.say("running " + arg)
 			case job.EventRecord:
 				o.records = append(o.records, arg)
+				if m.records != nil {
+					io.WriteString(m.records, arg+"\n")
+				}
 			case job.EventDone:
 				n, _ := strconv.Atoi(arg)
 				o.done = append(o.done, n)

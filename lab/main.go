@@ -85,7 +85,7 @@ into it read-only, and runs ember's tests or commands there.`,
 	root.PersistentFlags().BoolVar(&o.keep, "keep", false, "keep the run directory (binaries, job, lab kernel log)")
 	root.PersistentFlags().IntVar(&o.retries, "retries", labRetries, "boot a lab that died this many times more with nothing new done in between (a long benchmark in a lab that dies often wants more; --timeout still bounds the run)")
 	root.AddCommand(newTestCmd(&o), newExecCmd(&o), newLinuxCmd(&o), newTimeBootsCmd(),
-		newKutCmd(&o), kut.TestCommand(), newVirtioCmd(&o), newTimeVirtioCmd(), newNetCmd(&o), newTimeNetCmd())
+		newKutCmd(&o), kut.TestCommand(), newVirtioCmd(&o), newTimeVirtioCmd(), newNetCmd(&o), newTimeNetCmd(), newPoolCmd())
 	return root
 }
 
@@ -97,6 +97,8 @@ type session struct {
 	cache string
 	dir   string
 	out   io.Writer // where the job's output goes; nil: standard output
+	// records, if not nil, gets the records the job prints (machine.records).
+	records io.Writer
 }
 
 func newSession(o *options) (*session, error) {
@@ -143,6 +145,7 @@ func (s *session) run(ctx context.Context, j job.Job) error {
 		qemu: qemu, kernel: kf.Vmlinuz, initrd: initrd, jobFile: jobFile,
 		consoleLog: filepath.Join(s.cache, "console.log"),
 		cpus:       s.o.cpus + 1, memMiB: s.o.memMiB, // the lab kernel's CPU 0 besides the job's
+		records: s.records,
 	}
 	status, err := s.runSteps(ctx, m, j)
 	if err != nil {
