@@ -109,6 +109,7 @@ type benchFlags struct {
 	done                  string // the records of the boots a run the lab died under finished
 	wrap                  string // a command ember's boots run under, for profiling
 	wrapAll               bool   // QEMU's boots run under wrap too
+	warmUp                int    // boots before the first round, not counted (benchTable.warmUp)
 }
 
 // wrapVMMLines is how much of the VMM's standard error --verbose shows of a
@@ -174,6 +175,7 @@ func (f *benchFlags) compared(subjects []subject) []subject {
 // under finished (--done).
 func (f *benchFlags) table(t benchTable) (benchTable, error) {
 	t.verbose = f.verbose
+	t.warmUp = f.warmUp
 	if f.wrap != "" {
 		t.vmmLines = wrapVMMLines
 	}
@@ -198,6 +200,7 @@ func (f *benchFlags) add(cmd *cobra.Command) {
 	fs.StringVar(&f.done, "done", "", "the records of the boots finished before the lab died (the host passes them: job.Step.ResumeFlag)")
 	fs.StringVar(&f.compare, "compare", "", "another ember binary (a host path: the lab sees the host's files), booted after each of ember's subjects as ember-B, for an A/B comparison")
 	fs.StringVar(&f.wrap, "wrap", "", "a command ember runs under (e.g. perf record -g --)")
+	fs.IntVar(&f.warmUp, "warm-up", 1, "boots of the first subject before the first round, not counted: the lab's first VM runs slow")
 	fs.BoolVar(&f.wrapAll, "wrap-all", false, "run QEMU's boots under --wrap too, for profiles side by side")
 }
 
@@ -259,6 +262,9 @@ type benchTable struct {
 	// done are the boots a run the lab died under finished (--done):
 	// taken as they were, not booted again.
 	done map[recordKey]bootRecord
+	// warmUp is how many boots runBench makes before its first round and
+	// leaves out (--warm-up; 0 in a table built without the flags).
+	warmUp int
 }
 
 // bootOutput is what a benchmark boot printed.
@@ -335,6 +341,7 @@ func runBench(ctx context.Context, w io.Writer, subjects []subject, reps int, t 
 	} else {
 		measures = append(measures, bootcost.SamplerMeasures()...)
 	}
+	warmUp(ctx, w, t, subjects[roundOrder(len(subjects), 0)[0]])
 	for r := 0; r < reps; r++ {
 		for _, i := range roundOrder(len(subjects), r) {
 			s := subjects[i]
@@ -404,6 +411,37 @@ func runBench(ctx context.Context, w io.Writer, subjects []subject, reps int, t 
 		return err
 	}
 	return lostBoots(w, subjects, lost, reps)
+}
+
+// Warming the lab up.
+//
+// The first VM a lab boots runs slow: on 2026-12-07 evening the first boot
+// of a disk run (ember's, in the first round, as every run's first boot
+// had been, ember being every benchmark's first subject) read 49 MB/s and
+// 470 IOPS where that subject's other boots read 74–123 MB/s and
+// 850–1,670 IOPS, and the QEMU boot right after it was as fast as QEMU's
+// others. What is cold is the lab's, not a subject's (most likely the
+// lab's RAM, which the QEMU it runs in backs only as it is first
+// touched): one boot of any subject warms it. Since a run always starts
+// with the same subject, the slow boot counted against that subject in
+// every run: in that one it brought ember's eight-round means of
+// sequential reads, random reads and writes from 0.85, 1.12 and 0.88 of
+// QEMU's to 0.79, 1.02 and 0.83. So runBench boots the first subject
+// --warm-up times (default 1) before the first round, in every lab it runs
+// in (a lab booted afresh after one died is cold again), and prints what
+// the boot measured without counting it.
+
+// warmUp boots s t.warmUp times, printing what each measured, and counts
+// none of them; a warm-up that fails is printed and ignored.
+func warmUp(ctx context.Context, w io.Writer, t benchTable, s subject) {
+	for range t.warmUp {
+		m, _, _, err := bootCounted(ctx, t, s.argv)
+		if err != nil {
+			fmt.Fprintf(w, "warm-up %-30s failed (not counted): %v\n", s.name, firstLine(err))
+			continue
+		}
+		fmt.Fprintf(w, "warm-up %-30s %v (not counted)\n", s.name, m)
+	}
 }
 
 // ratioText is a over b to two places, or "-" where b is 0 (a KVM

@@ -222,3 +222,45 @@ func TestRunBenchLeavesOutALostBoot(t *testing.T) {
 		t.Error("a subject whose every boot failed did not fail the run")
 	}
 }
+
+// TestRunBenchWarmsTheLabUp: with warmUp, the first round's first subject
+// boots that many times before the first round, its figures printed and
+// counted nowhere; a warm-up that fails does not stop the run.
+func TestRunBenchWarmsTheLabUp(t *testing.T) {
+	subjects := []subject{{name: "ember (virtio-pci)", argv: []string{"ember"}}, {name: "QEMU vhost=off", argv: []string{"qemu"}}}
+	for _, fail := range []bool{false, true} {
+		var booted []string
+		tbl := benchTable{
+			title:    "test",
+			measures: []string{"MB/s"},
+			warmUp:   1,
+			boot: func(_ context.Context, argv []string) (map[string]float64, bootOutput, error) {
+				booted = append(booted, argv[0])
+				if len(booted) == 1 { // the lab's first VM: slow, or lost
+					if fail {
+						return nil, bootOutput{}, errors.New("the guest reported nothing")
+					}
+					return map[string]float64{"MB/s": 1}, bootOutput{}, nil
+				}
+				return map[string]float64{"MB/s": map[string]float64{"ember": 30, "qemu": 20}[argv[0]]}, bootOutput{}, nil
+			},
+		}
+		var out bytes.Buffer
+		if err := runBench(context.Background(), &out, subjects, 2, tbl); err != nil {
+			t.Fatalf("fail %v: %v\n%s", fail, err, out.String())
+		}
+		if want := []string{"ember", "ember", "qemu", "qemu", "ember"}; !slices.Equal(booted, want) {
+			t.Errorf("fail %v: booted %q, want %q (the warm-up, then two rounds in alternating order)", fail, booted, want)
+		}
+		if row := tableRow(out.String(), "MB/s"); !slices.Equal(row, []string{"30.0", "20.0", "1.50"}) {
+			t.Errorf("fail %v: the table's row %q, want the warm-up left out", fail, row)
+		}
+		want := fmt.Sprintf("warm-up %-30s map[MB/s:1] (not counted)", "ember (virtio-pci)")
+		if fail {
+			want = fmt.Sprintf("warm-up %-30s failed (not counted)", "ember (virtio-pci)")
+		}
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("fail %v: output lacks %q:\n%s", fail, want, out.String())
+		}
+	}
+}
