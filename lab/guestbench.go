@@ -200,7 +200,7 @@ func (f *benchFlags) add(cmd *cobra.Command) {
 	fs.StringVar(&f.done, "done", "", "the records of the boots finished before the lab died (the host passes them: job.Step.ResumeFlag)")
 	fs.StringVar(&f.compare, "compare", "", "another ember binary (a host path: the lab sees the host's files), booted after each of ember's subjects as ember-B, for an A/B comparison")
 	fs.StringVar(&f.wrap, "wrap", "", "a command ember runs under (e.g. perf record -g --)")
-	fs.IntVar(&f.warmUp, "warm-up", 1, "boots of the first subject before the first round, not counted: the lab's first VM runs slow")
+	fs.IntVar(&f.warmUp, "warm-up", 1, "boots of the first subject before the first round, not counted: the lab's first VM can run slow")
 	fs.BoolVar(&f.wrapAll, "wrap-all", false, "run QEMU's boots under --wrap too, for profiles side by side")
 }
 
@@ -415,21 +415,23 @@ func runBench(ctx context.Context, w io.Writer, subjects []subject, reps int, t 
 
 // Warming the lab up.
 //
-// The first VM a lab boots runs slow: on 2026-12-07 evening the first boot
-// of a disk run (ember's, in the first round, as every run's first boot
-// had been, ember being every benchmark's first subject) read 49 MB/s and
-// 470 IOPS where that subject's other boots read 74–123 MB/s and
-// 850–1,670 IOPS, and the QEMU boot right after it was as fast as QEMU's
-// others. What is cold is the lab's, not a subject's (most likely the
-// lab's RAM, which the QEMU it runs in backs only as it is first
-// touched): one boot of any subject warms it. Since a run always starts
-// with the same subject, the slow boot counted against that subject in
-// every run: in that one it brought ember's eight-round means of
-// sequential reads, random reads and writes from 0.85, 1.12 and 0.88 of
-// QEMU's to 0.79, 1.02 and 0.83. So runBench boots the first subject
-// --warm-up times (default 1) before the first round, in every lab it runs
-// in (a lab booted afresh after one died is cold again), and prints what
-// the boot measured without counting it.
+// The lab's first VM can run slow: on 2026-12-07 evening the first boot of
+// a disk run (ember's, in the first round, as every run's first boot had
+// been, ember being every benchmark's first subject) read 49 MB/s and 470
+// IOPS where that subject's other boots read 74–123 MB/s and 850–1,670
+// IOPS, and the QEMU boot right after it was as fast as QEMU's others; the
+// warm-up boots of the next two runs were slow on sequential reads only
+// (58 MB/s) and not at all. Whatever is cold is the lab's, not a
+// subject's (the lab's RAM, which the QEMU it runs in backs only as it is
+// first touched, is the likeliest), and one boot of any subject warms it.
+// Since a run always starts with the same subject, a slow first boot
+// counts against that subject and no other: in that run it brought
+// ember's eight-round means of sequential reads, random reads and writes
+// from 0.85, 1.12 and 0.88 of QEMU's (rounds 2 to 8) to 0.79, 1.02 and
+// 0.83. So runBench boots the first subject --warm-up times (default 1)
+// before the first round, in every lab it runs in (a lab booted afresh
+// after one died is cold again), and prints what the boot measured
+// without counting it.
 
 // warmUp boots s t.warmUp times, printing what each measured, and counts
 // none of them; a warm-up that fails is printed and ignored.

@@ -131,7 +131,7 @@ func printPool(w io.Writer, files []string, runs []map[recordKey]bootRecord, onl
 	}
 	fmt.Fprintf(w, "%d rounds from %d runs; subjects: %s\n", len(p.runOf), len(files), subjectNames(p.subjects))
 	for i, f := range files {
-		fmt.Fprintf(w, "  run %d: %s, %d rounds\n", i+1, f, countOf(p.runOf, i))
+		fmt.Fprintf(w, "  run %d: %s, %d rounds\n", i+1, f, count(p.runOf, i))
 	}
 	if err := printPaired(w, p.subjects, p.rounds, p.measures); err != nil {
 		return err
@@ -181,8 +181,8 @@ func roundsOfRun(p pooled, i, run int) []map[string]float64 {
 	return out
 }
 
-// countOf is how many of xs are x.
-func countOf(xs []int, x int) int {
+// count is how many of xs are x.
+func count[T comparable](xs []T, x T) int {
 	n := 0
 	for _, v := range xs {
 		if v == x {
