@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -120,5 +121,33 @@ func TestWithDaemonFailsWithoutItsSocket(t *testing.T) {
 	}
 	if _, err := os.Stat(ran); err == nil {
 		t.Error("the VMM ran without its daemon's socket")
+	}
+}
+
+// TestParseBenchReadsEveryMeasure: the guest program's lines give every
+// measure of the table, its block times among them, and a console that
+// lacks one is an error.
+func TestParseBenchReadsEveryMeasure(t *testing.T) {
+	console := `ember-bench: seq-read MB/s 98.5
+ember-bench: seq-read requests/MiB 1.00
+ember-bench: seq-read median ms 9.71
+ember-bench: seq-read slowest ms 48.2
+ember-bench: rand-read IOPS 1338
+ember-bench: seq-write MB/s 91.0
+ember-bench: seq-write requests/MiB 1.00
+ember-bench: seq-write median ms 10.02
+ember-bench: seq-write slowest ms 31.5
+`
+	m, err := parseBench(console)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]float64{"seq-read MB/s": 98.5, "rand-read IOPS": 1338, "seq-write MB/s": 91,
+		"seq-read median ms": 9.71, "seq-read slowest ms": 48.2, "seq-write median ms": 10.02, "seq-write slowest ms": 31.5}
+	if !maps.Equal(m, want) {
+		t.Errorf("parseBench = %v, want %v", m, want)
+	}
+	if _, err := parseBench(strings.Replace(console, "seq-write slowest ms", "seq-write slowest", 1)); err == nil {
+		t.Error("a console without seq-write slowest ms parsed")
 	}
 }

@@ -15,6 +15,13 @@
 //
 //	ember-bench: seq-read requests/MiB 1.00   (as the lab reads it: one request a MiB)
 //
+// and two how long its 1 MiB reads or writes took, the median and the
+// slowest, in milliseconds: whether a slow pass was slow throughout or
+// stalled once (the fdatasync after the writes is not among them):
+//
+//	ember-bench: seq-read median ms 9.71
+//	ember-bench: seq-read slowest ms 48.2
+//
 // A line "ember-bench: error ..." says why a measure could not be made.
 //
 // Given a file's path (blkbench FILE), it measures that file the same way
@@ -28,6 +35,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,11 +71,12 @@ func main() {
 		return
 	}
 	before := diskStat()
-	if mbs, err := sequential(f, size, false); err != nil {
+	if mbs, took, err := sequential(f, size, false); err != nil {
 		fmt.Printf("ember-bench: error seq-read: %v\n", err)
 	} else {
 		fmt.Printf("ember-bench: seq-read MB/s %.1f\n", mbs)
 		printRequests("seq-read", before, diskStat(), statReads, size)
+		printLatency("seq-read", took)
 	}
 	if iops, err := random(f, size); err != nil {
 		fmt.Printf("ember-bench: error rand-read: %v\n", err)
@@ -75,11 +84,12 @@ func main() {
 		fmt.Printf("ember-bench: rand-read IOPS %.0f\n", iops)
 	}
 	before = diskStat()
-	if mbs, err := sequential(f, size, true); err != nil {
+	if mbs, took, err := sequential(f, size, true); err != nil {
 		fmt.Printf("ember-bench: error seq-write: %v\n", err)
 	} else {
 		fmt.Printf("ember-bench: seq-write MB/s %.1f\n", mbs)
 		printRequests("seq-write", before, diskStat(), statWrites, size)
+		printLatency("seq-write", took)
 	}
 }
 
@@ -116,6 +126,18 @@ func printRequests(name string, before, after []uint64, field int, size int64) {
 	fmt.Printf("ember-bench: %s requests/MiB %.2f\n", name, float64(after[field]-before[field])/mib)
 }
 
+// printLatency prints the median and the slowest of a sequential pass's
+// block times, in milliseconds.
+func printLatency(name string, took []time.Duration) {
+	if len(took) == 0 {
+		return
+	}
+	slices.Sort(took)
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	fmt.Printf("ember-bench: %s median ms %.2f\n", name, ms(took[len(took)/2]))
+	fmt.Printf("ember-bench: %s slowest ms %.1f\n", name, ms(took[len(took)-1]))
+}
+
 // aligned returns n bytes aligned for O_DIRECT.
 func aligned(n int) []byte {
 	b := make([]byte, n+4096)
@@ -123,32 +145,36 @@ func aligned(n int) []byte {
 	return b[off : off+n]
 }
 
-// sequential reads or writes the whole disk in 1 MiB blocks and returns MB/s.
-func sequential(f *os.File, size int64, write bool) (float64, error) {
+// sequential reads or writes the whole disk in 1 MiB blocks and returns MB/s
+// and how long each block took.
+func sequential(f *os.File, size int64, write bool) (float64, []time.Duration, error) {
 	buf := aligned(seqBlock)
 	for i := range buf {
 		buf[i] = byte(i)
 	}
+	took := make([]time.Duration, 0, size/seqBlock)
 	start := time.Now()
 	var done int64
 	for off := int64(0); off+seqBlock <= size; off += seqBlock {
 		var err error
+		t := time.Now()
 		if write {
 			_, err = f.WriteAt(buf, off)
 		} else {
 			_, err = f.ReadAt(buf, off)
 		}
 		if err != nil {
-			return 0, err
+			return 0, nil, err
 		}
+		took = append(took, time.Since(t))
 		done += seqBlock
 	}
 	if write {
 		if err := unix.Fdatasync(int(f.Fd())); err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 	}
-	return float64(done) / time.Since(start).Seconds() / 1e6, nil
+	return float64(done) / time.Since(start).Seconds() / 1e6, took, nil
 }
 
 // random reads 4 KiB blocks at random offsets with depth readers for
