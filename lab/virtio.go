@@ -33,7 +33,8 @@ virtio-blk-pci, the same image and page cache; and, as QEMU's counterpart
 of ember's back-end process, vhost-user-blk-pci served by
 qemu-storage-daemon), and runs a small guest program (internal/linuxguest/blkbench) that
 reads and writes /dev/vda with O_DIRECT: 1 MiB sequential reads and writes
-(MB/s) and 4 KiB random reads with 16 in flight (IOPS). It prints the
+(MB/s, and each pass's median and slowest 1 MiB block in ms) and 4 KiB
+random reads with 16 in flight (IOPS). It prints the
 medians of --reps boots each, and ember's ratios to the others. After
 "--", --only boots the subjects whose name starts with its value, and
 --compare BIN boots each of ember's subjects a second time with the ember
