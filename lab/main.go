@@ -11,6 +11,7 @@
 //	go run ./lab kut DIR                         kvm-unit-tests' x86 tests under ember and QEMU
 //	go run ./lab virtio                          virtio-blk from inside Linux, ember against QEMU
 //	go run ./lab net                             TCP over virtio-net from inside Linux, ember against QEMU
+//	go run ./lab pool FILE...                    several benchmark runs kept with --records, as one sample
 //
 // What it needs (Debian's qemu-system-x86 and linux-image-amd64 packages) it
 // installs or downloads itself, into the user's cache directory.
