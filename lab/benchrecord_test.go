@@ -190,6 +190,17 @@ func TestALabThatKeepsDyingGivesUp(t *testing.T) {
 	}
 }
 
+// count is how many times v is in s.
+func count(s []string, v string) int {
+	n := 0
+	for _, x := range s {
+		if x == v {
+			n++
+		}
+	}
+	return n
+}
+
 // lastJob is the job file scriptedLab's last boot was given.
 func lastJob(t *testing.T, dir string) job.Job {
 	t.Helper()

@@ -387,10 +387,7 @@ func runBench(ctx context.Context, w io.Writer, subjects []subject, reps int, t 
 		fmt.Fprintf(tw, "\t%s", s.name)
 	}
 	ratios := ratioPairs(subjects)
-	for _, r := range ratios {
-		fmt.Fprintf(tw, "\t%s ÷ %s", shortName(subjects[r[0]].name), shortName(subjects[r[1]].name))
-	}
-	fmt.Fprintln(tw)
+	printPairHeads(tw, subjects, ratios)
 	for _, k := range measures {
 		if len(got[0][k]) == 0 {
 			continue // no counts of this (a boot's VM gone before the first reading)

@@ -59,7 +59,7 @@ one of its comma-separated prefixes.`,
 type pooled struct {
 	subjects []subject
 	rounds   [][]map[string]float64 // [subject][round]: the boot's measures; nil where it has none
-	runOf    []int                  // the run (index into the files) of each round
+	perRun   []int                  // how many rounds each run (file) holds; its rounds follow the run before's
 	measures []string
 }
 
@@ -102,13 +102,13 @@ func poolRuns(runs []map[recordKey]bootRecord, only string) pooled {
 	}
 	p.measures = append(p.measures, slices.Sorted(maps.Keys(keys))...)
 	p.rounds = make([][]map[string]float64, len(p.subjects))
-	for i, run := range runs {
+	for _, run := range runs {
 		reps := map[int]bool{}
 		for k := range run {
 			reps[k.rep] = true
 		}
+		p.perRun = append(p.perRun, len(reps))
 		for _, r := range slices.Sorted(maps.Keys(reps)) {
-			p.runOf = append(p.runOf, i)
 			for j, s := range p.subjects {
 				var m map[string]float64
 				if rec, ok := run[recordKey{r, s.name}]; ok {
@@ -129,34 +129,37 @@ func printPool(w io.Writer, files []string, runs []map[recordKey]bootRecord, onl
 	if len(ratioPairs(p.subjects)) == 0 {
 		return fmt.Errorf("nothing to compare: the runs hold no subject of ember's beside a baseline (subjects: %s)", subjectNames(p.subjects))
 	}
-	fmt.Fprintf(w, "%d rounds from %d runs; subjects: %s\n", len(p.runOf), len(files), subjectNames(p.subjects))
+	nrounds := 0
+	if len(p.rounds) > 0 {
+		nrounds = len(p.rounds[0])
+	}
+	fmt.Fprintf(w, "%d rounds from %d runs; subjects: %s\n", nrounds, len(files), subjectNames(p.subjects))
 	for i, f := range files {
-		fmt.Fprintf(w, "  run %d: %s, %d rounds\n", i+1, f, count(p.runOf, i))
+		fmt.Fprintf(w, "  run %d: %s, %d rounds\n", i+1, f, p.perRun[i])
 	}
 	if err := printPaired(w, p.subjects, p.rounds, p.measures); err != nil {
 		return err
 	}
-	return printRunMeans(w, p, len(files))
+	return printRunMeans(w, p)
 }
 
 // printRunMeans prints, for each ratio column and measure, each run's own
 // geometric mean of the rounds' ratios, run by run ("-" for a run with no
 // round holding both boots).
-func printRunMeans(w io.Writer, p pooled, nruns int) error {
-	fmt.Fprintf(w, "\neach run's own geometric mean, run 1 to %d\n", nruns)
+func printRunMeans(w io.Writer, p pooled) error {
+	fmt.Fprintf(w, "\neach run's own geometric mean, run 1 to %d\n", len(p.perRun))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	pairs := ratioPairs(p.subjects)
 	fmt.Fprint(tw, "measure")
-	for _, pr := range pairs {
-		fmt.Fprintf(tw, "\t%s ÷ %s", shortName(p.subjects[pr[0]].name), shortName(p.subjects[pr[1]].name))
-	}
-	fmt.Fprintln(tw)
+	printPairHeads(tw, p.subjects, pairs)
 	for _, k := range p.measures {
 		fmt.Fprint(tw, k)
 		for _, pr := range pairs {
-			means := make([]string, nruns)
-			for run := range nruns {
-				a, b := roundsOfRun(p, pr[0], run), roundsOfRun(p, pr[1], run)
+			means := make([]string, len(p.perRun))
+			lo := 0
+			for run, n := range p.perRun {
+				a, b := p.rounds[pr[0]][lo:lo+n], p.rounds[pr[1]][lo:lo+n]
+				lo += n
 				if r := pairRounds(a, b, k); r.n > 0 && r.mean > 0 {
 					means[run] = fmt.Sprintf("%.2f", r.mean)
 				} else {
@@ -168,28 +171,6 @@ func printRunMeans(w io.Writer, p pooled, nruns int) error {
 		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
-}
-
-// roundsOfRun is subject i's boots in the rounds of one run.
-func roundsOfRun(p pooled, i, run int) []map[string]float64 {
-	var out []map[string]float64
-	for r, ofRun := range p.runOf {
-		if ofRun == run {
-			out = append(out, p.rounds[i][r])
-		}
-	}
-	return out
-}
-
-// count is how many of xs are x.
-func count[T comparable](xs []T, x T) int {
-	n := 0
-	for _, v := range xs {
-		if v == x {
-			n++
-		}
-	}
-	return n
 }
 
 // subjectNames is the subjects' names, comma-separated.

@@ -178,10 +178,7 @@ func printPaired(w io.Writer, subjects []subject, rounds [][]map[string]float64,
 		"their geometric mean (95 %% confidence interval): above or below 1 all through, or level where it holds 1\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprint(tw, "measure")
-	for _, p := range pairs {
-		fmt.Fprintf(tw, "\t%s ÷ %s", shortName(subjects[p[0]].name), shortName(subjects[p[1]].name))
-	}
-	fmt.Fprintln(tw)
+	printPairHeads(tw, subjects, pairs)
 	for _, k := range measures {
 		fmt.Fprint(tw, k)
 		for _, p := range pairs {
@@ -198,4 +195,14 @@ func printPaired(w io.Writer, subjects []subject, rounds [][]map[string]float64,
 		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
+}
+
+// printPairHeads ends a table's heading line with a column for each ratio
+// pair ("ember ÷ QEMU"): the round-by-round table, lab pool's run means
+// and a run's table of medians head their ratio columns alike.
+func printPairHeads(w io.Writer, subjects []subject, pairs [][2]int) {
+	for _, p := range pairs {
+		fmt.Fprintf(w, "\t%s ÷ %s", shortName(subjects[p[0]].name), shortName(subjects[p[1]].name))
+	}
+	fmt.Fprintln(w)
 }
