@@ -152,13 +152,17 @@ func meterStream() func(mb float64) map[string]float64 {
 }
 
 // netMeasures are the table's rows: the streams' and round trips' rates,
-// then what each stream cost.
+// then what each stream cost, and the lab sender's account of the stream
+// to the guest.
 func netMeasures() []string {
 	m := slices.Clone(netstream.Measures)
 	for _, stream := range netstream.Streams {
 		for _, c := range bootcost.PhaseMeasures {
 			m = append(m, netstream.CostName(stream, c))
 		}
+	}
+	for _, c := range netstream.SenderMeasures {
+		m = append(m, netstream.CostName(netstream.MeasureGuestRecv, c))
 	}
 	return m
 }

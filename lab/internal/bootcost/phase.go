@@ -47,6 +47,12 @@ const (
 	// byte than one of small ones.
 	PhaseTAPIn  = "tap packets from the vmm (/MB)"
 	PhaseTAPOut = "tap packets to the vmm (/MB)"
+	// The packets the lab sent towards the VMM that the TAP dropped (its
+	// tx_dropped), per megabyte: a TAP's queue holds as many packets as its
+	// txqueuelen and drops what comes while it is full, so a VMM that
+	// reads its TAP late loses the sender's packets, and TCP halves its
+	// window for each loss.
+	PhaseTAPDropped = "tap packets dropped on the way to the vmm (/MB)"
 	// The vCPU threads' time polling after a halt (pollCounters), part of
 	// their own CPU: a poll that waits for an interrupt in a lab with no
 	// idle CPU takes that CPU from the guest and the VMM's other threads.
@@ -66,7 +72,7 @@ func KVMPhaseMeasure(c string) string { return "kvm " + c + " (/MB)" }
 // them.
 var PhaseMeasures = func() []string {
 	m := []string{PhaseLabIdle, PhaseGuestCPU, PhaseVCPUOwnCPU, PhaseOtherCPU, PhaseBusiestCPU, PhaseRestCPU,
-		PhaseOtherSwitches, PhaseBusiestSwitches, PhaseFirstSwitches, PhaseVCPUSwitches, PhaseVCPUPreempted, PhaseTAPIn, PhaseTAPOut}
+		PhaseOtherSwitches, PhaseBusiestSwitches, PhaseFirstSwitches, PhaseVCPUSwitches, PhaseVCPUPreempted, PhaseTAPIn, PhaseTAPOut, PhaseTAPDropped}
 	for _, c := range phaseCounters {
 		m = append(m, KVMPhaseMeasure(c))
 	}
@@ -81,6 +87,7 @@ type Snapshot struct {
 	busy, idle time.Duration                    // the lab's, over all its CPUs
 	tapIn      uint64                           // packets the VMM wrote into the TAP (its rx_packets)
 	tapOut     uint64                           // packets the lab queued to the VMM (its tx_packets)
+	tapDropped uint64                           // packets to the VMM the TAP dropped (its tx_dropped)
 	kvm        map[string]uint64                // summed over the VMs
 	threads    map[int]map[int]threadstat.Times // by VMM process, by thread
 }
@@ -120,6 +127,7 @@ func takeSnapshot(dir, proc, netStats string, on func(int) bool) Snapshot {
 	// An interface that is not there counts nothing.
 	s.tapIn, _ = readUint(filepath.Join(netStats, "rx_packets"))
 	s.tapOut, _ = readUint(filepath.Join(netStats, "tx_packets"))
+	s.tapDropped, _ = readUint(filepath.Join(netStats, "tx_dropped"))
 	for vm, vals := range readVMs(dir) {
 		for c, v := range vals {
 			s.kvm[c] += v
@@ -186,6 +194,7 @@ func (s Snapshot) Cost(before Snapshot, mb float64) map[string]float64 {
 		PhaseVCPUPreempted:   float64(vcpuPreempted) / mb,
 		PhaseTAPIn:           count(s.tapIn, before.tapIn),
 		PhaseTAPOut:          count(s.tapOut, before.tapOut),
+		PhaseTAPDropped:      count(s.tapDropped, before.tapDropped),
 	}
 	for _, c := range phaseCounters {
 		m[KVMPhaseMeasure(c)] = count(s.kvm[c], before.kvm[c])

@@ -24,21 +24,22 @@ func writeProcStat(t *testing.T, proc string, user, system, idle, softirq int) {
 // A phase's cost is the difference of two snapshots, per megabyte: the
 // lab's busy time split between the VMM's guest time, its vCPU threads'
 // own work, its other threads and the rest of the lab; its idle share; and
-// the VM's exits by kind; the TAP's packets each way; the vCPU threads'
-// switches, and of them those forced on them. A thread that started in the phase counts
-// from zero; one that ended in it is left out; one that ran the guest
-// before the phase but not in it (a vCPU moved away) is one of the VMM's
-// other threads.
+// the VM's exits by kind; the TAP's packets each way, and those it dropped
+// on the way to the VMM; the vCPU threads' switches, and of them those
+// forced on them. A thread that started in the phase counts from zero;
+// one that ended in it is left out; one that ran the guest before the
+// phase but not in it (a vCPU moved away) is one of the VMM's other
+// threads.
 func TestPhaseCost(t *testing.T) {
 	dir, proc, netStats := t.TempDir(), t.TempDir(), t.TempDir()
-	writeTAP := func(in, out int) {
-		for name, v := range map[string]int{"rx_packets": in, "tx_packets": out} {
+	writeTAP := func(in, out, dropped int) {
+		for name, v := range map[string]int{"rx_packets": in, "tx_packets": out, "tx_dropped": dropped} {
 			if err := os.WriteFile(filepath.Join(netStats, name), []byte(strconv.Itoa(v)+"\n"), 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	writeTAP(7000, 900)
+	writeTAP(7000, 900, 4)
 	writeProcStat(t, proc, 1000, 500, 2000, 100)
 	writeCounters(t, dir, "100-12", 3000)
 	writeThread(t, proc, 100, 106, 150, 120, 500) // a vCPU
@@ -47,7 +48,7 @@ func TestPhaseCost(t *testing.T) {
 	writeThread(t, proc, 100, 105, 30, 20, 50)    // ran the guest once, serves a device in the phase
 	before := takeSnapshot(dir, proc, netStats, nil)
 
-	writeTAP(7150, 930)
+	writeTAP(7150, 930, 9)
 	writeProcStat(t, proc, 1300, 600, 2100, 100) // 400 ticks busy, 100 idle: 4 s, 1 s
 	writeCounters(t, dir, "100-12", 5000)
 	writeThread(t, proc, 100, 106, 350, 270, 900) // 2 s: 1.5 s of guest, 0.5 s own
@@ -72,6 +73,7 @@ func TestPhaseCost(t *testing.T) {
 		PhaseVCPUPreempted:                13.4, // of them involuntary: 300 less 166 (writeThread's third)
 		PhaseTAPIn:                        15,
 		PhaseTAPOut:                       3,
+		PhaseTAPDropped:                   0.5,
 		KVMPhaseMeasure("exits"):          200,
 		KVMPhaseMeasure("irq_injections"): 200,
 		KVMPhaseMeasure("halt_exits"):     200,

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"strconv"
 	"strings"
@@ -151,10 +152,17 @@ func (s *Server) handle(c net.Conn) (string, float64, map[string]float64, error)
 	}
 	switch strings.TrimSpace(line) {
 	case "send":
-		mbs, cost, err := s.metered(func() (float64, float64, error) { return s.receive(r) })
+		mbs, cost, err := s.metered(func() (float64, float64, map[string]float64, error) {
+			mbs, mb, err := s.receive(r)
+			return mbs, mb, nil, err
+		})
 		return MeasureGuestSend, mbs, cost, err
 	case "recv":
-		mbs, cost, err := s.metered(func() (float64, float64, error) { return s.send(c.(*net.TCPConn), r) })
+		mbs, cost, err := s.metered(func() (float64, float64, map[string]float64, error) {
+			tc := c.(*net.TCPConn)
+			mbs, mb, err := s.send(tc, r)
+			return mbs, mb, senderInfo(tc, mb), err
+		})
 		return MeasureGuestRecv, mbs, cost, err
 	case "rr":
 		rate, err := answer(c, r)
@@ -163,19 +171,27 @@ func (s *Server) handle(c net.Conn) (string, float64, map[string]float64, error)
 	return "request", 0, nil, fmt.Errorf("unknown request %q", line)
 }
 
-// metered runs stream, which returns its MB/s and megabytes, under the
-// Server's Meter, and returns its rate and what it cost.
-func (s *Server) metered(stream func() (mbs, mb float64, err error)) (float64, map[string]float64, error) {
-	if s.meter == nil {
-		mbs, _, err := stream()
-		return mbs, nil, err
+// metered runs stream, which returns its MB/s, megabytes and measures of
+// its own (the lab sender's, SenderMeasures), under the Server's Meter,
+// and returns its rate and what it cost: its own measures and the
+// Meter's.
+func (s *Server) metered(stream func() (mbs, mb float64, own map[string]float64, err error)) (float64, map[string]float64, error) {
+	var end func(mb float64) map[string]float64
+	if s.meter != nil {
+		end = s.meter()
 	}
-	end := s.meter()
-	mbs, mb, err := stream()
+	mbs, mb, own, err := stream()
 	if err != nil {
 		return 0, nil, err
 	}
-	return mbs, end(mb), nil
+	cost := maps.Clone(own)
+	if end != nil {
+		if cost == nil {
+			cost = map[string]float64{}
+		}
+		maps.Copy(cost, end(mb))
+	}
+	return mbs, cost, nil
 }
 
 // receive reads the guest's stream to its end and returns MB/s, from the
