@@ -2,7 +2,6 @@ package netstream
 
 import (
 	"net"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -55,7 +54,7 @@ func senderInfo(c *net.TCPConn, mb float64) map[string]float64 {
 
 // senderMeasures is SenderMeasures of ti for a stream of mb megabytes.
 func senderMeasures(ti *unix.TCPInfo, mb float64) map[string]float64 {
-	ms := func(us uint32) float64 { return float64(time.Duration(us)*time.Microsecond) / float64(time.Millisecond) }
+	ms := func(us uint32) float64 { return float64(us) / 1000 }
 	share := func(us uint64) float64 {
 		if ti.Busy_time == 0 {
 			return 0
