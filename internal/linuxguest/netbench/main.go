@@ -25,6 +25,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -67,7 +68,9 @@ func main() {
 }
 
 // report prints what explains a figure: the interrupts of the virtio
-// devices and TCP's retransmissions.
+// devices, TCP's retransmissions, and the segments the guest's TCP
+// received and dropped, and why (a checksum, a receive queue over its
+// memory, a full out-of-order queue): a sender retransmits each.
 func report() {
 	if b, err := os.ReadFile("/proc/interrupts"); err == nil {
 		for _, l := range strings.Split(string(b), "\n") {
@@ -76,20 +79,32 @@ func report() {
 			}
 		}
 	}
-	if b, err := os.ReadFile("/proc/net/snmp"); err == nil {
-		var tcp []string
-		for _, l := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(l, "Tcp:") {
-				tcp = append(tcp, l)
-			}
+	printCounters("/proc/net/snmp", "Tcp", "RetransSegs", "InSegs", "OutSegs", "InErrs", "InCsumErrors")
+	printCounters("/proc/net/netstat", "TcpExt", "TCPRcvQDrop", "PruneCalled", "RcvPruned", "OfoPruned",
+		"TCPOFOQueue", "TCPOFODrop", "TCPZeroWindowDrop", "TCPBacklogDrop", "TCPDSACKOldSent", "TCPDSACKOfoSent")
+}
+
+// printCounters prints the counters names of the table kind ("Tcp",
+// "TcpExt") in file, a /proc/net file of pairs of lines, names then
+// values, each led by the table's name.
+func printCounters(file, kind string, names ...string) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return
+	}
+	var table []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, kind+":") {
+			table = append(table, l)
 		}
-		if len(tcp) == 2 {
-			names, values := strings.Fields(tcp[0]), strings.Fields(tcp[1])
-			for i, n := range names {
-				if (n == "RetransSegs" || n == "InSegs" || n == "OutSegs") && i < len(values) {
-					fmt.Printf("ember-bench: net info tcp %s %s\n", n, values[i])
-				}
-			}
+	}
+	if len(table) != 2 {
+		return
+	}
+	keys, values := strings.Fields(table[0]), strings.Fields(table[1])
+	for i, k := range keys {
+		if slices.Contains(names, k) && i < len(values) {
+			fmt.Printf("ember-bench: net info %s %s %s\n", strings.ToLower(kind), k, values[i])
 		}
 	}
 }

@@ -34,7 +34,7 @@ func TestServerTimesTheGuestProgram(t *testing.T) {
 			if err != nil {
 				t.Fatalf("netbench: %v\n%s", err, out)
 			}
-			for _, want := range []string{"ember-bench: net send done", "ember-bench: net info send cpu: busy ", "ember-bench: net info send cpu0: busy ", "ember-bench: net info send irqs: LOC ", "ember-bench: net recv done", "ember-bench: net rr done"} {
+			for _, want := range []string{"ember-bench: net send done", "ember-bench: net info send cpu: busy ", "ember-bench: net info send cpu0: busy ", "ember-bench: net info send irqs: LOC ", "ember-bench: net recv done", "ember-bench: net rr done", "ember-bench: net info tcp RetransSegs ", "ember-bench: net info tcpext TCPRcvQDrop "} {
 				if !strings.Contains(string(out), want) {
 					t.Errorf("netbench printed %q, want %q", out, want)
 				}

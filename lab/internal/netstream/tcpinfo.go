@@ -25,6 +25,13 @@ const (
 	// each loss (a packet a full queue dropped, most often) shrinks the
 	// congestion window.
 	SenderRetrans = "lab sender's retransmissions (/MB)"
+	// SenderDSACKs is the segments the guest told the lab it had
+	// received twice (D-SACK), per megabyte: retransmissions that were
+	// not needed, the segment late rather than lost.
+	SenderDSACKs = "lab sender's needless retransmissions (D-SACKs, /MB)"
+	// SenderReordering is how often the lab saw the guest acknowledge
+	// segments out of the order sent, per megabyte.
+	SenderReordering = "lab sender's reorderings seen (/MB)"
 	// SenderRwndLimited is the share of the time the lab had data to send
 	// that the guest's receive window held it back, %: a guest that does
 	// not read as fast as the lab sends.
@@ -36,7 +43,7 @@ const (
 
 // SenderMeasures are the lab sender's measures of the stream to the guest,
 // in the table's order.
-var SenderMeasures = []string{SenderRTT, SenderMinRTT, SenderRetrans, SenderRwndLimited, SenderSndbufLimited}
+var SenderMeasures = []string{SenderRTT, SenderMinRTT, SenderRetrans, SenderDSACKs, SenderReordering, SenderRwndLimited, SenderSndbufLimited}
 
 // senderInfo reads c's TCP_INFO and returns SenderMeasures for a stream
 // of mb megabytes, or nil if the socket cannot say.
@@ -69,6 +76,8 @@ func senderMeasures(ti *unix.TCPInfo, mb float64) map[string]float64 {
 	}
 	if mb > 0 {
 		m[SenderRetrans] = float64(ti.Total_retrans) / mb
+		m[SenderDSACKs] = float64(ti.Dsack_dups) / mb
+		m[SenderReordering] = float64(ti.Reord_seen) / mb
 	}
 	return m
 }

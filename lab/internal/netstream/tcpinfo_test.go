@@ -85,10 +85,12 @@ func TestServerSaysWhatHeldItsStreamBack(t *testing.T) {
 	// Present, but not asserted: even over loopback a window this small
 	// can have the lab send a segment again (seen: one in a run of three).
 	got(SenderRetrans)
+	got(SenderDSACKs)
+	got(SenderReordering)
 }
 
 // TestSenderMeasuresOfTCPInfo: the measures are TCP_INFO's fields in ms,
-// shares of the busy time and a count per megabyte; a socket that was
+// shares of the busy time and counts per megabyte; a socket that was
 // never busy is held back by nothing.
 func TestSenderMeasuresOfTCPInfo(t *testing.T) {
 	tests := []struct {
@@ -96,8 +98,8 @@ func TestSenderMeasuresOfTCPInfo(t *testing.T) {
 		mb   float64
 		want map[string]float64
 	}{
-		{unix.TCPInfo{Rtt: 2500, Min_rtt: 1200, Total_retrans: 6, Busy_time: 4_000_000, Rwnd_limited: 1_000_000, Sndbuf_limited: 2_000_000}, 3,
-			map[string]float64{SenderRTT: 2.5, SenderMinRTT: 1.2, SenderRetrans: 2, SenderRwndLimited: 25, SenderSndbufLimited: 50}},
+		{unix.TCPInfo{Rtt: 2500, Min_rtt: 1200, Total_retrans: 6, Dsack_dups: 3, Reord_seen: 12, Busy_time: 4_000_000, Rwnd_limited: 1_000_000, Sndbuf_limited: 2_000_000}, 3,
+			map[string]float64{SenderRTT: 2.5, SenderMinRTT: 1.2, SenderRetrans: 2, SenderDSACKs: 1, SenderReordering: 4, SenderRwndLimited: 25, SenderSndbufLimited: 50}},
 		{unix.TCPInfo{Rtt: 1000}, 0,
 			map[string]float64{SenderRTT: 1, SenderMinRTT: 0, SenderRwndLimited: 0, SenderSndbufLimited: 0}},
 	}
