@@ -68,9 +68,10 @@ func main() {
 }
 
 // report prints what explains a figure: the interrupts of the virtio
-// devices, TCP's retransmissions, and the segments the guest's TCP
-// received and dropped, and why (a checksum, a receive queue over its
-// memory, a full out-of-order queue): a sender retransmits each.
+// devices, the packets eth0 dropped, TCP's retransmissions, and the
+// segments the guest's TCP received and dropped, and why (a checksum, a
+// receive queue over its memory, a full out-of-order queue): a sender
+// retransmits each.
 func report() {
 	if b, err := os.ReadFile("/proc/interrupts"); err == nil {
 		for _, l := range strings.Split(string(b), "\n") {
@@ -79,9 +80,21 @@ func report() {
 			}
 		}
 	}
+	printInterface("eth0", "rx_packets", "rx_dropped", "rx_errors", "rx_length_errors", "rx_over_errors", "rx_missed_errors")
 	printCounters("/proc/net/snmp", "Tcp", "RetransSegs", "InSegs", "OutSegs", "InErrs", "InCsumErrors")
 	printCounters("/proc/net/netstat", "TcpExt", "TCPRcvQDrop", "PruneCalled", "RcvPruned", "OfoPruned",
 		"TCPOFOQueue", "TCPOFODrop", "TCPZeroWindowDrop", "TCPBacklogDrop", "TCPDSACKOldSent", "TCPDSACKOfoSent")
+}
+
+// printInterface prints the counters names of network interface dev
+// (/sys/class/net/DEV/statistics): the packets its driver took and those
+// it dropped, and why.
+func printInterface(dev string, names ...string) {
+	for _, n := range names {
+		if b, err := os.ReadFile("/sys/class/net/" + dev + "/statistics/" + n); err == nil {
+			fmt.Printf("ember-bench: net info %s %s %s\n", dev, n, strings.TrimSpace(string(b)))
+		}
+	}
 }
 
 // printCounters prints the counters names of the table kind ("Tcp",
