@@ -80,7 +80,14 @@ func report() {
 			}
 		}
 	}
-	printInterface("eth0", "rx_packets", "rx_dropped", "rx_errors", "rx_length_errors", "rx_over_errors", "rx_missed_errors")
+	printInterface("eth0", "rx_packets", "rx_dropped", "rx_errors", "rx_length_errors", "rx_frame_errors", "rx_over_errors", "rx_missed_errors")
+	// The driver's complaints about what it received (a header it would
+	// not take: "bad gso"; buffers missing for a packet: "rx error").
+	for _, l := range linesWith(kernelLog(), "bad gso", "rx error", "virtio_net") {
+		fmt.Printf("ember-bench: net info klog %s\n", l)
+	}
+	printCounters("/proc/net/snmp", "Ip", "InReceives", "InHdrErrors", "InDiscards")
+	printCounters("/proc/net/netstat", "IpExt", "InTruncatedPkts", "InCsumErrors")
 	printCounters("/proc/net/snmp", "Tcp", "RetransSegs", "InSegs", "OutSegs", "InErrs", "InCsumErrors")
 	printCounters("/proc/net/netstat", "TcpExt", "TCPRcvQDrop", "PruneCalled", "RcvPruned", "OfoPruned",
 		"TCPOFOQueue", "TCPOFODrop", "TCPZeroWindowDrop", "TCPBacklogDrop", "TCPDSACKOldSent", "TCPDSACKOfoSent")

@@ -49,9 +49,14 @@ func kernelLog() string {
 // unstable one costs the guest more for every clock read, and its vDSO
 // falls back to a system call.
 func clockLog(log string) []string {
+	return linesWith(log, "clocksource", "tsc:", "kvm-clock", "Unstable clock", "sched_clock")
+}
+
+// linesWith picks the lines of log that hold any of keys, trimmed.
+func linesWith(log string, keys ...string) []string {
 	var out []string
 	for _, l := range strings.Split(log, "\n") {
-		for _, k := range []string{"clocksource", "tsc:", "kvm-clock", "Unstable clock", "sched_clock"} {
+		for _, k := range keys {
 			if strings.Contains(l, k) {
 				out = append(out, strings.TrimSpace(l))
 				break
