@@ -42,7 +42,7 @@ func fuzzQueue(t *testing.T, sizeLog, features uint8, start, desc, avail, used u
 	q := &Queue{
 		Size: fuzzSize(sizeLog), Desc: uint64(desc), Driver: uint64(avail), Device: uint64(used),
 		Ready: true, EventIdx: features&1 != 0, IndirectDesc: features&2 != 0,
-		nextAvail: start, nextUsed: start, signalled: start,
+		nextAvail: start, nextUsed: start, usedIdx: start, signalled: start,
 	}
 	drain(t, mem, q, q.Validate(mem) == nil)
 	q.NeedsInterrupt(mem)

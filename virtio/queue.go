@@ -117,7 +117,8 @@ type Queue struct {
 
 	nextAvail uint16 // the avail ring index of the next chain to take
 	nextUsed  uint16 // the used ring index of the next element to put
-	signalled uint16 // nextUsed at the last NeedsInterrupt
+	usedIdx   uint16 // used->idx as last published: the elements the driver may see
+	signalled uint16 // usedIdx at the last NeedsInterrupt
 }
 
 // Validate checks the queue's configuration against guest RAM: the size is
@@ -316,11 +317,25 @@ func (q *Queue) armNotify(mem *memory.Guest) (uint16, error) {
 }
 
 // Push returns the chain whose head is head to the driver with written bytes
-// put in its device-writable buffers: it writes the used ring element, then
-// publishes used->idx with an atomic compare-and-swap (a release), so the
-// driver sees the element, and the buffer bytes written before Push, when it
-// sees the index (§2.7.8). Call NeedsInterrupt after one or more Push.
+// put in its device-writable buffers: Put, then Publish. Call
+// NeedsInterrupt after one or more Push.
 func (q *Queue) Push(mem *memory.Guest, head uint16, written uint32) error {
+	if err := q.Put(mem, head, written); err != nil {
+		return err
+	}
+	return q.Publish(mem)
+}
+
+// Put writes the used ring element that returns the chain whose head is
+// head with written bytes put in its device-writable buffers, without
+// showing it to the driver: Publish does, for every element Put since the
+// last. A device whose reply spans several chains puts them all and
+// publishes once, so the driver sees all of them or none — a received
+// packet in mergeable buffers must be (§5.1.6.4: "the device MUST use
+// all buffers used by a single receive packet together"); Linux's driver
+// drops a packet whose other buffers are not there when it reads its
+// head.
+func (q *Queue) Put(mem *memory.Guest, head uint16, written uint32) error {
 	if err := q.usable(); err != nil {
 		return err
 	}
@@ -336,24 +351,38 @@ func (q *Queue) Push(mem *memory.Guest, head uint16, written uint32) error {
 	}
 	binary.LittleEndian.PutUint32(elem, uint32(head))
 	binary.LittleEndian.PutUint32(elem[4:], written)
-	if err := atomic16.Store(mem, q.usedIdxAddr(), q.nextUsed+1); err != nil {
-		return fmt.Errorf("%w: used idx: %w", ErrInvalid, err)
-	}
 	q.nextUsed++
 	return nil
 }
 
+// Publish shows the driver every used element Put since the last Publish:
+// it stores used->idx with an atomic compare-and-swap (a release), so the
+// driver sees the elements, and the buffer bytes written before them,
+// when it sees the index (§2.7.8). Nothing Put since: nothing to do.
+func (q *Queue) Publish(mem *memory.Guest) error {
+	if q.usedIdx == q.nextUsed {
+		return nil
+	}
+	if err := atomic16.Store(mem, q.usedIdxAddr(), q.nextUsed); err != nil {
+		return fmt.Errorf("%w: used idx: %w", ErrInvalid, err)
+	}
+	q.usedIdx = q.nextUsed
+	return nil
+}
+
 // NeedsInterrupt says whether the driver wants a used buffer notification
-// for what Push put in the used ring since the last call (§2.7.7): without
-// EventIdx unless it set AvailNoInterrupt in avail->flags; with EventIdx when
-// the used index passed used_event, the vring_need_event rule. It reads the
-// driver's field after Push's store of used->idx (the store is a full
-// barrier), so a driver that updates used_event and then checks used->idx
-// cannot miss an interrupt. It returns false when nothing was pushed since
-// the last call, and true when the driver's field is unreadable: a spurious
-// interrupt is harmless (drivers must handle them), a lost one is not.
+// for what Push or Publish showed it in the used ring since the last call
+// (§2.7.7): without EventIdx unless it set AvailNoInterrupt in
+// avail->flags; with EventIdx when the used index passed used_event, the
+// vring_need_event rule. It reads the driver's field after Publish's
+// store of used->idx (the store is a full barrier), so a driver that
+// updates used_event and then checks used->idx cannot miss an interrupt.
+// It returns false when nothing was published since the last call, and
+// true when the driver's field is unreadable: a spurious interrupt is
+// harmless (drivers must handle them), a lost one is not. An element Put
+// and not yet published does not count.
 func (q *Queue) NeedsInterrupt(mem *memory.Guest) bool {
-	old, now := q.signalled, q.nextUsed
+	old, now := q.signalled, q.usedIdx
 	q.signalled = now
 	if old == now || q.usable() != nil {
 		return old != now

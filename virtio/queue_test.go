@@ -450,6 +450,56 @@ func TestPushFillsTheUsedRing(t *testing.T) {
 	}
 }
 
+// TestPutShowsNothingUntilPublish: elements Put are in the used ring but
+// not in used->idx, so the driver sees none of them and NeedsInterrupt
+// counts none; Publish shows them all in one store; a second Publish
+// with nothing Put stores nothing.
+func TestPutShowsNothingUntilPublish(t *testing.T) {
+	mem, d := newDriver(t, virtiotest.Config{Size: 4})
+	var heads []uint16
+	for range 3 {
+		head, _, err := d.Add(virtiotest.Writable(8))
+		must(t, err)
+		heads = append(heads, head)
+		if c, err := d.Queue.Pop(mem); err != nil || c == nil {
+			t.Fatalf("Pop = %v, %v", c, err)
+		}
+	}
+	for i, head := range heads {
+		must(t, d.Queue.Put(mem, head, uint32(10+i)))
+	}
+	if idx, _ := d.UsedIdx(); idx != 0 {
+		t.Errorf("used idx %d after Put, want 0: the driver would see elements not published", idx)
+	}
+	if d.Queue.NeedsInterrupt(mem) {
+		t.Error("NeedsInterrupt after Put alone: want no interrupt for elements the driver cannot see")
+	}
+	must(t, d.Queue.Publish(mem))
+	if idx, _ := d.UsedIdx(); idx != 3 {
+		t.Errorf("used idx %d after Publish, want 3", idx)
+	}
+	for i, head := range heads {
+		u, ok, err := d.Used()
+		if !ok || err != nil || u.Head != head || u.Len != uint32(10+i) {
+			t.Errorf("used %d: %+v %v %v, want head %d len %d", i, u, ok, err, head, 10+i)
+		}
+	}
+	if !d.Queue.NeedsInterrupt(mem) {
+		t.Error("no interrupt for three published elements")
+	}
+	// A stray used idx, which a Publish that stored would overwrite.
+	if _, err := mem.WriteAt([]byte{0x7f, 0}, int64(d.Queue.Device+2)); err != nil {
+		t.Fatal(err)
+	}
+	must(t, d.Queue.Publish(mem))
+	if idx, _ := d.UsedIdx(); idx != 0x7f {
+		t.Errorf("used idx %d after a Publish with nothing Put, want it left alone", idx)
+	}
+	if err := d.Queue.Put(mem, heads[0], 0); err == nil {
+		t.Error("Put with no chain outstanding succeeded")
+	}
+}
+
 // TestNeedsInterrupt: without EVENT_IDX the driver's NO_INTERRUPT flag
 // decides; with it, whether the used index passed used_event
 // (vring_need_event, §2.7.10), modulo 2^16.

@@ -221,10 +221,20 @@ func (r *receiver) popSpare() (*virtio.Chain, error) {
 // giveBack returns c to the driver with written bytes in it, and keeps
 // the chain for its slices.
 func (r *receiver) giveBack(c *virtio.Chain, written uint32) error {
+	if err := r.putBack(c, written); err != nil {
+		return err
+	}
+	return r.q.Publish(r.mem)
+}
+
+// putBack is giveBack without showing the driver the chain yet: the
+// chains of one packet are put back one by one and published together
+// (publish).
+func (r *receiver) putBack(c *virtio.Chain, written uint32) error {
 	if len(r.spare) < int(r.q.Size) {
 		r.spare = append(r.spare, c)
 	}
-	return r.q.Push(r.mem, c.Head, written)
+	return r.q.Put(r.mem, c.Head, written)
 }
 
 // fill places the packet in the chains the driver made available: true
@@ -283,16 +293,21 @@ func (r *receiver) refuse(c *virtio.Chain, why string) error {
 }
 
 // publish sets num_buffers in the header of a packet of n bytes placed in
-// chains, returns them to the driver with the bytes each holds, in order,
-// and counts the packet.
+// chains, returns them to the driver with the bytes each holds, in order
+// and all at once (the driver, having read the first, takes num_buffers
+// elements more, and drops the packet if one is not there yet: §5.1.6.4,
+// TestReceivedPacketsBuffersAppearTogether), and counts the packet.
 func (r *receiver) publish(chains []placed, n int) error {
 	var num [2]byte
 	binary.LittleEndian.PutUint16(num[:], uint16(len(chains)))
 	writeAt(chains[0].chain.Writable, hdrNumBuffers, num[:])
 	for _, pc := range chains {
-		if err := r.giveBack(pc.chain, pc.n); err != nil {
+		if err := r.putBack(pc.chain, pc.n); err != nil {
 			return err
 		}
+	}
+	if err := r.q.Publish(r.mem); err != nil {
+		return err
 	}
 	r.d.stats.rxPackets.Add(1)
 	r.d.stats.rxBytes.Add(uint64(n - HeaderSize))
