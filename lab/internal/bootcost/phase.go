@@ -50,7 +50,7 @@ const (
 	// The packets the lab sent towards the VMM that the TAP dropped (its
 	// tx_dropped), per megabyte: a TAP's queue holds as many packets as its
 	// txqueuelen and drops what comes while it is full, so a VMM that
-	// reads its TAP late loses the sender's packets, and TCP halves its
+	// reads its TAP late loses the sender's packets, and TCP shrinks its
 	// window for each loss.
 	PhaseTAPDropped = "tap packets dropped on the way to the vmm (/MB)"
 	// The vCPU threads' time polling after a halt (pollCounters), part of
