@@ -22,9 +22,14 @@ const (
 
 // Times is what the kernel counted for one thread.
 type Times struct {
-	CPU      time.Duration // user and system time, guest time included (the kernel counts it as user time)
-	Guest    time.Duration // running guest code (guest_time)
-	Switches uint64        // context switches, voluntary and not (ReadThread only)
+	CPU   time.Duration // user and system time, guest time included (the kernel counts it as user time)
+	Guest time.Duration // running guest code (guest_time)
+	// System is the time in the kernel (stime): for a vCPU thread, KVM's
+	// work around the guest's runs (exits it handles itself, loading and
+	// putting the vCPU, halts); CPU less Guest less System is the
+	// thread's own code.
+	System   time.Duration
+	Switches uint64 // context switches, voluntary and not (ReadThread only)
 	// Preempted is those of Switches the thread did not ask for: the
 	// scheduler put another thread on its CPU (ReadThread only).
 	Preempted uint64
@@ -86,7 +91,7 @@ func ParseStat(line []byte) (Times, error) {
 			return Times{}, fmt.Errorf("stat field %d: %w", n, err)
 		}
 	}
-	return Times{CPU: Ticks(v[0] + v[1]), Guest: Ticks(v[2])}, nil
+	return Times{CPU: Ticks(v[0] + v[1]), Guest: Ticks(v[2]), System: Ticks(v[1])}, nil
 }
 
 // Ticks is n of /proc's time unit (USER_HZ) as a duration: the unit of

@@ -29,8 +29,8 @@ func TestParseStat(t *testing.T) {
 		want       Times
 		wantErr    bool
 	}{
-		{"plain", statLine("ember", "300", "40", "250"), Times{CPU: 3400 * time.Millisecond, Guest: 2500 * time.Millisecond}, false},
-		{"spaces and parens", statLine("a (b) c", "300", "40", "250"), Times{CPU: 3400 * time.Millisecond, Guest: 2500 * time.Millisecond}, false},
+		{"plain", statLine("ember", "300", "40", "250"), Times{CPU: 3400 * time.Millisecond, Guest: 2500 * time.Millisecond, System: 400 * time.Millisecond}, false},
+		{"spaces and parens", statLine("a (b) c", "300", "40", "250"), Times{CPU: 3400 * time.Millisecond, Guest: 2500 * time.Millisecond, System: 400 * time.Millisecond}, false},
 		{"short", "1234 (ember) S 1 2 3", Times{}, true},
 		{"no parenthesis", "no parenthesis here", Times{}, true},
 		{"not a number", statLine("ember", "300", "40", "x"), Times{}, true},

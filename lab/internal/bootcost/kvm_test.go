@@ -32,8 +32,11 @@ func writeThread(t *testing.T, proc string, pid, tid, cpu, guest, switches int) 
 	for i := range fields {
 		fields[i] = "0"
 	}
-	fields[14-3] = strconv.Itoa(cpu - cpu/4) // utime
-	fields[15-3] = strconv.Itoa(cpu / 4)     // stime
+	// A quarter of the time in the kernel, but no more than what is not
+	// the guest's: the kernel counts guest time in utime too.
+	stime := min(cpu/4, cpu-guest)
+	fields[14-3] = strconv.Itoa(cpu - stime) // utime
+	fields[15-3] = strconv.Itoa(stime)       // stime
 	fields[43-3] = strconv.Itoa(guest)       // guest_time
 	dir := filepath.Join(proc, strconv.Itoa(pid), "task", strconv.Itoa(tid))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -81,6 +84,7 @@ func TestSamplerKeepsAGoneVMsLastReading(t *testing.T) {
 	for m, want := range map[string]float64{
 		GuestCPUMeasure:      3,   // 2.5 s from the process that went, 0.5 from the other
 		VCPUOwnCPUMeasure:    0.6, // 0.5 + 0.1
+		VCPUSystemCPUMeasure: 0.6, // all of it in the kernel, as writeThread makes it
 		OtherCPUMeasure:      0.51,
 		VCPUSwitchesMeasure:  3, // thousands
 		OtherSwitchesMeasure: 3.03,
