@@ -30,7 +30,7 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"ember/internal/tcpinfo"
 )
 
 // chunk is the size of each write and read.
@@ -135,14 +135,9 @@ func printCounters(file, kind string, names ...string) {
 // window or its own send buffer. A stream limited by neither moved as fast
 // as the acknowledgements came back: the round trip through the VMM.
 func printTCPInfo(c *net.TCPConn) {
-	raw, err := c.SyscallConn()
+	ti, err := tcpinfo.Of(c)
 	if err != nil {
-		return
-	}
-	var ti *unix.TCPInfo
-	raw.Control(func(fd uintptr) { ti, err = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO) })
-	if err != nil || ti == nil {
-		fmt.Printf("ember-bench: net info tcp_info: %v\n", err)
+		fmt.Printf("ember-bench: net info %v\n", err)
 		return
 	}
 	ms := func(us uint64) string { return (time.Duration(us) * time.Microsecond).Round(time.Millisecond).String() }

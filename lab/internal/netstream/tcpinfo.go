@@ -4,6 +4,8 @@ import (
 	"net"
 
 	"golang.org/x/sys/unix"
+
+	"ember/internal/tcpinfo"
 )
 
 // The lab's own TCP's account of the stream it sent the guest ("recv"),
@@ -48,12 +50,8 @@ var SenderMeasures = []string{SenderRTT, SenderMinRTT, SenderRetrans, SenderDSAC
 // senderInfo reads c's TCP_INFO and returns SenderMeasures for a stream
 // of mb megabytes, or nil if the socket cannot say.
 func senderInfo(c *net.TCPConn, mb float64) map[string]float64 {
-	raw, err := c.SyscallConn()
+	ti, err := tcpinfo.Of(c)
 	if err != nil {
-		return nil
-	}
-	var ti *unix.TCPInfo
-	if cerr := raw.Control(func(fd uintptr) { ti, err = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO) }); cerr != nil || err != nil {
 		return nil
 	}
 	return senderMeasures(ti, mb)
