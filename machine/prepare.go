@@ -186,6 +186,9 @@ func (p *Prepared) prepareDevices() error {
 		if _, err := os.Stat(d.Path); err != nil {
 			return fmt.Errorf("disk: %w", err)
 		}
+		if err := blk.CheckFormat(bc); err != nil {
+			return err
+		}
 		p.disks = append(p.disks, diskSpec{blk: bc})
 	}
 	for _, n := range c.Nets {
@@ -263,7 +266,7 @@ func (b Balloon) spec(ram uint64) (*balloonSpec, error) {
 // BlkConfig checks a disk served in ember's process and returns its
 // device configuration; `ember backend blk` checks its --disk with it too.
 func (d Disk) BlkConfig() (blk.Config, error) {
-	c := blk.Config{Path: d.Path, ReadOnly: d.ReadOnly, Serial: d.Serial, Queues: d.Queues}
+	c := blk.Config{Path: d.Path, ReadOnly: d.ReadOnly, Serial: d.Serial, Queues: d.Queues, Format: d.Format}
 	switch {
 	case d.Backend != "":
 		return c, invalid("disk backend=%s: the back-end serves the disk in a process of its own", d.Backend)
@@ -273,6 +276,8 @@ func (d Disk) BlkConfig() (blk.Config, error) {
 		return c, invalid("disk %s: serial longer than 20 bytes", d.Path)
 	case d.Queues < 0 || d.Queues > 16:
 		return c, invalid("disk %s: queues must be 1 to 16", d.Path)
+	case d.Format != "" && d.Format != blk.FormatRaw:
+		return c, invalid("disk %s: format must be raw, not %q: ember serves raw images (qemu-img convert -O raw makes one)", d.Path, d.Format)
 	}
 	switch d.Cache {
 	case "none":

@@ -30,8 +30,8 @@ func TestParseSize(t *testing.T) {
 // TestParseSpecs: `ember run`'s --disk, --net and --vsock values become the
 // configuration's devices; an unknown option is refused where it is parsed.
 func TestParseSpecs(t *testing.T) {
-	d, err := ParseDisk("a.img,ro,serial=x,queues=4,cache=none")
-	if err != nil || d != (Disk{Path: "a.img", ReadOnly: true, Serial: "x", Queues: 4, Cache: "none"}) {
+	d, err := ParseDisk("a.img,ro,serial=x,queues=4,cache=none,format=raw")
+	if err != nil || d != (Disk{Path: "a.img", ReadOnly: true, Serial: "x", Queues: 4, Cache: "none", Format: "raw"}) {
 		t.Errorf("ParseDisk: %+v, %v", d, err)
 	}
 	d, err = ParseDisk("backend=/run/disk.sock")

@@ -60,7 +60,7 @@ SIGTERM stops the back-end.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.socket, "socket", "", "the unix socket to listen on (required)")
-	f.StringVar(&o.disk, "disk", "", "the image: PATH[,readonly][,serial=ID][,queues=N][,cache=none] (required)")
+	f.StringVar(&o.disk, "disk", "", "the image: PATH[,readonly][,serial=ID][,queues=N][,cache=none][,format=raw] (required)")
 	f.BoolVar(&o.once, "once", false, "exit after the first VM hangs up")
 	f.StringVar(&o.level, "log-level", "info", "least level logged: debug, info, warn or error")
 	return cmd

@@ -55,6 +55,11 @@ const maxSegments = queueSize - 2
 type Config struct {
 	// Path is the raw image file.
 	Path string
+	// Format is "" or FormatRaw. With "", Open refuses an image that
+	// begins with another format's signature (a qcow2 image, say) with a
+	// FormatError; FormatRaw serves the file as it is, whatever its first
+	// bytes hold (format.go).
+	Format string
 	// ReadOnly opens the image read-only and offers VIRTIO_BLK_F_RO: writes
 	// fail with an I/O error.
 	ReadOnly bool
@@ -139,6 +144,10 @@ func Open(cfg Config) (*Disk, error) {
 	if !st.Mode().IsRegular() {
 		f.Close()
 		return nil, fmt.Errorf("virtio-blk: %s is not a regular file", cfg.Path)
+	}
+	if err := CheckFormat(cfg); err != nil {
+		f.Close()
+		return nil, err
 	}
 	d := &Disk{cfg: cfg, file: f, sectors: uint64(st.Size()) / SectorSize, log: cfg.Logger}
 	d.xfer = d.transfer
