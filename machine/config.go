@@ -89,9 +89,10 @@ type Disk struct {
 	Queues   int    `json:"queues,omitempty"` // request queues, 1 to 16; default 1
 	// Cache is writeback (the host's page cache, default) or none (O_DIRECT).
 	Cache string `json:"cache,omitempty"`
-	// Format is "" (a raw image; one that begins with another format's
-	// signature, a qcow2 image say, is refused) or "raw" (the file as it
-	// is, whatever its first bytes hold).
+	// Format is "" (a raw or a qcow2 image, told apart by its signature;
+	// one that begins with another format's, a VMDK say, is refused),
+	// "raw" (the file as it is, whatever its first bytes hold) or "qcow2"
+	// (refused unless it is one).
 	Format string `json:"format,omitempty"`
 	// Backend is the SOCK_SEQPACKET socket of a process serving the disk
 	// (`ember backend blk`, docs/ioreq-protocol.md): ember keeps the

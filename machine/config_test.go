@@ -68,7 +68,11 @@ func TestPrepareRefuses(t *testing.T) {
 	if err := os.WriteFile(img, make([]byte, 4096), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	qcow2 := filepath.Join(dir, "disk.qcow2") // a qcow2 header, version 3
+	vmdk := filepath.Join(dir, "disk.vmdk") // a VMDK's signature
+	if err := os.WriteFile(vmdk, append([]byte("KDMV"), make([]byte, 4092)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	qcow2 := filepath.Join(dir, "disk.qcow2") // a qcow2 signature, version 3, and nothing more
 	if err := os.WriteFile(qcow2, append([]byte{'Q', 'F', 'I', 0xfb, 0, 0, 0, 3}, make([]byte, 4088)...), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -105,8 +109,10 @@ func TestPrepareRefuses(t *testing.T) {
 		{"disk serial", Config{Disks: []Disk{{Path: img, Serial: strings.Repeat("s", 21)}}}, "serial longer than 20 bytes", true},
 		{"disk cache", Config{Disks: []Disk{{Path: img, Cache: "unsafe"}}}, "cache must be none or writeback", true},
 		{"disk queues", Config{Disks: []Disk{{Path: img, Queues: 17}}}, "queues must be 1 to 16", true},
-		{"disk format", Config{Disks: []Disk{{Path: img, Format: "qcow2"}}}, `format must be raw, not "qcow2"`, true},
-		{"qcow2 disk", Config{Disks: []Disk{{Path: qcow2}}}, "is a qcow2 image, and ember serves raw images", false},
+		{"disk format", Config{Disks: []Disk{{Path: img, Format: "vmdk"}}}, `format must be raw or qcow2, not "vmdk"`, true},
+		{"disk not qcow2", Config{Disks: []Disk{{Path: img, Format: "qcow2"}}}, "is not a qcow2 image", false},
+		{"vmdk disk", Config{Disks: []Disk{{Path: vmdk}}}, "is a vmdk image, and ember serves raw and qcow2 images", false},
+		{"broken qcow2 disk", Config{Disks: []Disk{{Path: qcow2}}}, "qcow2: corrupt image: header length 0", false},
 		{"disk backend with an image", Config{Disks: []Disk{{Path: img, Backend: "/run/d.sock"}}}, "the back-end's", true},
 		{"disk backend with options", Config{Disks: []Disk{{Backend: "/run/d.sock", ReadOnly: true}}}, "the back-end's", true},
 		{"net tap", Config{Nets: []Net{{MAC: "52:54:00:00:00:01"}}}, "tap=NAME is required", true},

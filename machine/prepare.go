@@ -276,8 +276,8 @@ func (d Disk) BlkConfig() (blk.Config, error) {
 		return c, invalid("disk %s: serial longer than 20 bytes", d.Path)
 	case d.Queues < 0 || d.Queues > 16:
 		return c, invalid("disk %s: queues must be 1 to 16", d.Path)
-	case d.Format != "" && d.Format != blk.FormatRaw:
-		return c, invalid("disk %s: format must be raw, not %q: ember serves raw images (qemu-img convert -O raw makes one)", d.Path, d.Format)
+	case d.Format != "" && d.Format != blk.FormatRaw && d.Format != blk.FormatQcow2:
+		return c, invalid("disk %s: format must be raw or qcow2, not %q: ember serves those (qemu-img convert makes one)", d.Path, d.Format)
 	}
 	switch d.Cache {
 	case "none":

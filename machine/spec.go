@@ -24,7 +24,7 @@ func options(kind, spec string, parts []string, help string, set func(k, v strin
 }
 
 // ParseDisk parses `ember run --disk`'s value:
-// PATH[,readonly][,serial=ID][,queues=N][,cache=none|writeback][,format=raw], or
+// PATH[,readonly][,serial=ID][,queues=N][,cache=none|writeback][,format=raw|qcow2], or
 // backend=SOCKET for a disk a back-end process serves. The options are
 // checked with the rest of the Config, in Prepare.
 func ParseDisk(spec string) (Disk, error) {
@@ -33,7 +33,7 @@ func ParseDisk(spec string) (Disk, error) {
 	if !strings.HasPrefix(parts[0], "backend=") {
 		d.Path, parts = parts[0], parts[1:]
 	}
-	err := options("disk", spec, parts, "readonly, serial=ID, queues=N, cache=none, format=raw, backend=SOCKET", func(k, v string) (bool, error) {
+	err := options("disk", spec, parts, "readonly, serial=ID, queues=N, cache=none, format=raw|qcow2, backend=SOCKET", func(k, v string) (bool, error) {
 		switch k {
 		case "backend":
 			d.Backend = v

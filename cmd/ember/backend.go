@@ -45,7 +45,7 @@ func newBackendBlkCmd() *cobra.Command {
 	o := backendOptions{}
 	cmd := &cobra.Command{
 		Use:   "blk",
-		Short: "Serve a raw disk image as a virtio-blk device",
+		Short: "Serve a raw or qcow2 disk image as a virtio-blk device",
 		Long: `Listen on --socket (a unix SOCK_SEQPACKET socket, created here and removed on
 exit) and serve the --disk image as a virtio-blk device to each 'ember run
 --disk backend=SOCKET' that connects, one at a time. When a VM hangs up, its
@@ -60,7 +60,7 @@ SIGTERM stops the back-end.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.socket, "socket", "", "the unix socket to listen on (required)")
-	f.StringVar(&o.disk, "disk", "", "the image: PATH[,readonly][,serial=ID][,queues=N][,cache=none][,format=raw] (required)")
+	f.StringVar(&o.disk, "disk", "", "the image: PATH[,readonly][,serial=ID][,queues=N][,cache=none][,format=raw|qcow2] (required)")
 	f.BoolVar(&o.once, "once", false, "exit after the first VM hangs up")
 	f.StringVar(&o.level, "log-level", "info", "least level logged: debug, info, warn or error")
 	return cmd

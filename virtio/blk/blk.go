@@ -22,6 +22,7 @@ import (
 
 	"ember/memory"
 	"ember/virtio"
+	"ember/virtio/blk/qcow2"
 	"ember/virtio/internal/devthread"
 	"ember/virtio/internal/queuefd"
 )
@@ -53,12 +54,13 @@ const maxSegments = queueSize - 2
 
 // Config describes a disk.
 type Config struct {
-	// Path is the raw image file.
+	// Path is the image file: raw, or qcow2.
 	Path string
-	// Format is "" or FormatRaw. With "", Open refuses an image that
-	// begins with another format's signature (a qcow2 image, say) with a
-	// FormatError; FormatRaw serves the file as it is, whatever its first
-	// bytes hold (format.go).
+	// Format is "", FormatRaw or FormatQcow2. With "", Open serves a qcow2
+	// image as one and refuses an image that begins with another format's
+	// signature (a VMDK, say) with a FormatError; FormatRaw serves the file
+	// as it is, whatever its first bytes hold; FormatQcow2 refuses a file
+	// that is not qcow2 (format.go).
 	Format string
 	// ReadOnly opens the image read-only and offers VIRTIO_BLK_F_RO: writes
 	// fail with an I/O error.
@@ -70,7 +72,7 @@ type Config struct {
 	// Direct is cache=none: the image is opened with O_DIRECT, so guest I/O
 	// bypasses the host's page cache (through an aligned bounce buffer);
 	// FLUSH still makes it durable with fdatasync. The image's file system
-	// must support O_DIRECT (tmpfs does not).
+	// must support O_DIRECT (tmpfs does not); the image must be raw.
 	Direct bool
 	// Logger gets malformed requests and I/O errors; nil is slog.Default().
 	Logger *slog.Logger
@@ -80,6 +82,7 @@ type Config struct {
 type Disk struct {
 	cfg      Config
 	file     *os.File
+	qcow     *qcow2.Image // a qcow2 image's tables; nil for a raw one
 	sectors  uint64
 	features uint64
 	log      *slog.Logger
@@ -145,12 +148,19 @@ func Open(cfg Config) (*Disk, error) {
 		f.Close()
 		return nil, fmt.Errorf("virtio-blk: %s is not a regular file", cfg.Path)
 	}
-	if err := CheckFormat(cfg); err != nil {
+	format, err := checkFormat(cfg)
+	if err != nil {
 		f.Close()
 		return nil, err
 	}
 	d := &Disk{cfg: cfg, file: f, sectors: uint64(st.Size()) / SectorSize, log: cfg.Logger}
 	d.xfer = d.transfer
+	if format == FormatQcow2 {
+		if err := d.openQcow2(); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
 	d.now.set(nowModeOf(int(f.Fd()), cfg.Direct))
 	if d.log == nil {
 		d.log = slog.Default()
@@ -168,10 +178,15 @@ func Open(cfg Config) (*Disk, error) {
 	return d, nil
 }
 
-// Close resets the disk and closes the image.
+// Close resets the disk and closes the image (a qcow2 image flushed and
+// marked clean first).
 func (d *Disk) Close() error {
 	d.Reset()
-	return d.file.Close()
+	var err error
+	if d.qcow != nil {
+		err = d.qcow.Close()
+	}
+	return errors.Join(err, d.file.Close())
 }
 
 // Type returns virtio.IDBlock.
@@ -296,5 +311,11 @@ func (d *Disk) Reset() {
 }
 
 // Flush makes everything written so far durable, for a host that stops the
-// VM (the guest's own FLUSH requests do the same).
-func (d *Disk) Flush() error { return unix.Fdatasync(int(d.file.Fd())) }
+// VM (the guest's own FLUSH requests do the same); a qcow2 image's tables
+// are then consistent on the file.
+func (d *Disk) Flush() error {
+	if d.qcow != nil {
+		return d.qcow.Flush()
+	}
+	return unix.Fdatasync(int(d.file.Fd()))
+}

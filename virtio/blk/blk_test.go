@@ -44,11 +44,6 @@ func newRig(t *testing.T, readOnly bool) *rig {
 // the rig's); setup, if any, sees the disk before it is activated.
 func newRigCfg(t *testing.T, cfg Config, setup ...func(*Disk)) *rig {
 	t.Helper()
-	mem, err := memory.New([]memory.Range{{GPA: 0, Size: 1 << 20}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { mem.Close() })
 	image := make([]byte, imageSize)
 	for i := range image {
 		image[i] = byte(i / SectorSize)
@@ -57,6 +52,18 @@ func newRigCfg(t *testing.T, cfg Config, setup ...func(*Disk)) *rig {
 	if err := os.WriteFile(path, image, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return newRigAt(t, cfg, path, image, setup...)
+}
+
+// newRigAt is newRigCfg for the image file at path, whose disk reads as
+// image.
+func newRigAt(t *testing.T, cfg Config, path string, image []byte, setup ...func(*Disk)) *rig {
+	t.Helper()
+	mem, err := memory.New([]memory.Range{{GPA: 0, Size: 1 << 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mem.Close() })
 	cfg.Path, cfg.Serial = path, "ember-disk-1"
 	d, err := Open(cfg)
 	if err != nil {

@@ -5,23 +5,30 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"ember/virtio/blk/qcow2"
 )
 
 // Image formats.
 //
-// The disk serves a raw image: the guest's sectors are the file's bytes.
-// An image in another format (a qcow2 cloud image, a VMDK) served so
-// would give the guest the format's own headers and tables as its disk, a
-// disk no guest can use, and a guest that writes to it corrupts the image
-// for every other program. So Open looks at the image's first bytes for
-// the signatures of the formats other VMMs take, as QEMU does when no
-// format is given, and refuses such an image with a FormatError that says
-// how to convert it. A raw disk whose own guest wrote one of those
-// signatures at its start (a guest may write anything to its disk) is
-// opened with Format "raw", which looks at nothing.
+// The disk serves a raw image, whose sectors are the file's bytes, or a
+// qcow2 image, through its tables (virtio/blk/qcow2). An image in another
+// format (a VMDK, a VHDX) served as raw would give the guest the format's
+// own headers and tables as its disk, a disk no guest can use, and a
+// guest that writes to it corrupts the image for every other program. So
+// Open looks at the image's first bytes for the signatures of the formats
+// other VMMs take, as QEMU does when no format is given: a qcow2 image is
+// served as one, any other is refused with a FormatError that says how to
+// convert it. A raw disk whose own guest wrote one of those signatures at
+// its start (a guest may write anything to its disk) is opened with
+// Format "raw", which looks at nothing.
 
-// FormatRaw is Config.Format for an image served as it is, unprobed.
-const FormatRaw = "raw"
+// Config.Format's values: an image served as it is, unprobed; a qcow2
+// image (virtio/blk/qcow2).
+const (
+	FormatRaw   = "raw"
+	FormatQcow2 = "qcow2"
+)
 
 // probeLen is how much of the image the probe reads: enough for every
 // signature below.
@@ -54,7 +61,7 @@ type FormatError struct {
 }
 
 func (e *FormatError) Error() string {
-	return fmt.Sprintf("virtio-blk: %s is a %s image, and ember serves raw images: convert it "+
+	return fmt.Sprintf("virtio-blk: %s is a %s image, and ember serves raw and qcow2 images: convert it "+
 		"(qemu-img convert -O raw %s %s.raw), or, if it is a raw disk whose guest wrote a %s signature at its start, "+
 		"give format=raw", e.Path, e.Format, e.Path, e.Path, e.Format)
 }
@@ -87,24 +94,52 @@ func formatOf(head []byte) string {
 }
 
 // CheckFormat is Open's check of cfg.Format against the image at
-// cfg.Path: nil for a raw image, or for any image with FormatRaw; a
-// FormatError for an image in another format. A program that wants to
-// refuse such an image before it builds a VM (as `ember run` does) calls
-// it first.
+// cfg.Path: nil for a raw or a qcow2 image, or for any image with
+// FormatRaw; a FormatError for an image in another format. A program that
+// wants to refuse such an image before it builds a VM (as `ember run`
+// does) calls it first.
 func CheckFormat(cfg Config) error {
+	_, err := checkFormat(cfg)
+	return err
+}
+
+// checkFormat is CheckFormat, which also returns the format to serve the
+// image as: FormatRaw or FormatQcow2.
+func checkFormat(cfg Config) (string, error) {
 	switch cfg.Format {
 	case FormatRaw:
-		return nil
-	case "":
+		return FormatRaw, nil
+	case "", FormatQcow2:
 	default:
-		return fmt.Errorf("virtio-blk: format %q: ember serves raw images (format=raw)", cfg.Format)
+		return "", fmt.Errorf("virtio-blk: format %q: ember serves raw and qcow2 images", cfg.Format)
 	}
 	format, err := probeFormat(cfg.Path)
 	if err != nil {
+		return "", fmt.Errorf("virtio-blk: %w", err)
+	}
+	switch {
+	case format == FormatQcow2 && cfg.Direct:
+		return "", fmt.Errorf("virtio-blk: %s is a qcow2 image: cache=none serves raw images only", cfg.Path)
+	case format == FormatQcow2:
+		return FormatQcow2, checkQcow2(cfg)
+	case cfg.Format == FormatQcow2:
+		return "", fmt.Errorf("virtio-blk: format=qcow2, but %s is not a qcow2 image", cfg.Path)
+	case format != "":
+		return "", &FormatError{Path: cfg.Path, Format: format}
+	}
+	return FormatRaw, nil
+}
+
+// checkQcow2 opens the qcow2 image at cfg.Path read-only and checks that
+// it can be served as cfg asks, changing nothing.
+func checkQcow2(cfg Config) error {
+	f, err := os.Open(cfg.Path)
+	if err != nil {
 		return fmt.Errorf("virtio-blk: %w", err)
 	}
-	if format != "" {
-		return &FormatError{Path: cfg.Path, Format: format}
+	defer f.Close()
+	if err := qcow2.Check(f, cfg.ReadOnly); err != nil {
+		return fmt.Errorf("virtio-blk: %s: %w", cfg.Path, err)
 	}
 	return nil
 }

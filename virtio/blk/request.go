@@ -226,6 +226,9 @@ func (d *Disk) zeroRanges(bufs [][]byte, discard bool) byte {
 // or, where the range must stay allocated, with FALLOC_FL_ZERO_RANGE (a
 // hole where the file system cannot).
 func (d *Disk) zero(off, n int64, punch bool) error {
+	if d.qcow != nil {
+		return d.qcow.Zero(off, n)
+	}
 	fd := int(d.file.Fd())
 	if !punch {
 		err := unix.Fallocate(fd, unix.FALLOC_FL_ZERO_RANGE|unix.FALLOC_FL_KEEP_SIZE, off, n)

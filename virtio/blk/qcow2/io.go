@@ -1,0 +1,281 @@
+package qcow2
+
+import (
+	"bytes"
+	"compress/flate"
+	"errors"
+	"fmt"
+	"io"
+
+	"golang.org/x/sys/unix"
+)
+
+// errWouldWait is a read with noWait that would have to read a table, or
+// inflate a compressed cluster, first.
+var errWouldWait = fmt.Errorf("qcow2: would wait: %w", unix.EAGAIN)
+
+// ErrReadOnly is a write to an image opened read-only.
+var ErrReadOnly = errors.New("qcow2: the image is open read-only")
+
+// ErrOutOfRange is a read or write beyond the disk's size.
+var ErrOutOfRange = errors.New("qcow2: beyond the disk's end")
+
+// piece is one cluster's part of a request: n bytes at the disk's off,
+// which is within one cluster.
+type piece struct{ off, n uint64 }
+
+// pieces calls fn for each cluster's part of n bytes at off, in order,
+// until fn fails.
+func (im *Image) pieces(off, n uint64, fn func(piece) error) error {
+	if off > im.h.size || n > im.h.size-off {
+		return ErrOutOfRange
+	}
+	for n > 0 {
+		in := off & (im.csize - 1)
+		k := min(n, im.csize-in)
+		if err := fn(piece{off, k}); err != nil {
+			return err
+		}
+		off, n = off+k, n-k
+	}
+	return nil
+}
+
+// ReadAt fills bufs with the disk's bytes from off and returns how many
+// it read. With noWait it reads only what the host's page cache holds and
+// the tables in memory say where to find (preadv2 with RWF_NOWAIT),
+// failing with an error that wraps unix.EAGAIN where it would wait.
+func (im *Image) ReadAt(bufs [][]byte, off int64, noWait bool) (int, error) {
+	n := total(bufs)
+	done := 0
+	err := im.pieces(uint64(off), n, func(p piece) error {
+		dst := sub(bufs, uint64(done), p.n)
+		if err := im.readPiece(dst, p, noWait); err != nil {
+			return err
+		}
+		done += int(p.n)
+		return nil
+	})
+	return done, err
+}
+
+// readPiece reads one cluster's part.
+func (im *Image) readPiece(dst [][]byte, p piece, noWait bool) error {
+	im.mu.Lock()
+	m, err := im.lookup(p.off, noWait)
+	im.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	in := p.off & (im.csize - 1)
+	switch m.kind {
+	case unallocated, zeros:
+		for _, b := range dst {
+			clear(b)
+		}
+		return nil
+	case compressed:
+		if noWait {
+			return errWouldWait
+		}
+		c, err := im.inflate(m)
+		if err != nil {
+			return err
+		}
+		scatter(dst, c[in:in+p.n])
+		return nil
+	}
+	flags := 0
+	if noWait {
+		flags = unix.RWF_NOWAIT
+	}
+	return fullIO(dst, int64(m.host+in), func(b [][]byte, o int64) (int, error) {
+		return unix.Preadv2(im.fd, b, o, flags)
+	})
+}
+
+// inflate reads and inflates a compressed cluster: raw deflate (zlib's
+// stream without its header, as QEMU writes it), which must give exactly
+// one cluster.
+func (im *Image) inflate(m mapping) ([]byte, error) {
+	src := make([]byte, m.clen)
+	n, err := im.f.ReadAt(src, int64(m.host))
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("qcow2: reading a compressed cluster at %#x: %w", m.host, err)
+	}
+	out := make([]byte, im.csize)
+	r := flate.NewReader(bytes.NewReader(src[:n]))
+	defer r.Close()
+	if _, err := io.ReadFull(r, out); err != nil {
+		return nil, fmt.Errorf("%w: compressed cluster at %#x: %v", ErrCorrupt, m.host, err)
+	}
+	return out, nil
+}
+
+// WriteAt writes bufs to the disk at off and returns how many bytes it
+// wrote. A cluster allocated to this image alone is written in place;
+// any other (unallocated, zero, compressed, shared) gets a new cluster at
+// the file's end holding its old contents with the write laid over them,
+// which its L2 entry then names.
+func (im *Image) WriteAt(bufs [][]byte, off int64) (int, error) {
+	if im.readOnly {
+		return 0, ErrReadOnly
+	}
+	done := 0
+	err := im.pieces(uint64(off), total(bufs), func(p piece) error {
+		src := sub(bufs, uint64(done), p.n)
+		if err := im.writePiece(src, p); err != nil {
+			return err
+		}
+		done += int(p.n)
+		return nil
+	})
+	return done, err
+}
+
+// writePiece writes one cluster's part.
+func (im *Image) writePiece(src [][]byte, p piece) error {
+	in := p.off & (im.csize - 1)
+	im.mu.Lock()
+	m, err := im.lookup(p.off, false)
+	if err == nil && m.kind == data && m.copied {
+		if m.host >= im.refs.next<<im.h.clusterBits {
+			im.mu.Unlock()
+			return fmt.Errorf("%w: data cluster at %#x, past the file's end", ErrCorrupt, m.host)
+		}
+		im.mu.Unlock()
+		return fullIO(src, int64(m.host+in), func(b [][]byte, o int64) (int, error) {
+			return unix.Pwritev(im.fd, b, o)
+		})
+	}
+	defer im.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return im.copyOnWrite(m, src, p)
+}
+
+// copyOnWrite gives the cluster of p a new cluster: its old contents,
+// with src laid over at p's place, then the L2 entry, then the old
+// cluster's reference dropped. The caller holds im.mu.
+func (im *Image) copyOnWrite(m mapping, src [][]byte, p piece) error {
+	if err := im.markDirty(); err != nil {
+		return err
+	}
+	l2off, err := im.l2For(p.off) // before the cluster is built in scratch, which a new table uses
+	if err != nil {
+		return err
+	}
+	in := p.off & (im.csize - 1)
+	c := im.scratch
+	if err := im.oldContents(m, c, in, p.n); err != nil {
+		return err
+	}
+	gather(c[in:in+p.n], src)
+	host, err := im.allocCluster()
+	if err != nil {
+		return err
+	}
+	if _, err := im.f.WriteAt(c, int64(host)); err != nil {
+		return fmt.Errorf("qcow2: writing a new cluster: %w", err)
+	}
+	ci := p.off >> im.h.clusterBits
+	if err := im.setL2(l2off, ci%im.h.l2Entries(), host|entryCopied); err != nil {
+		return err
+	}
+	return im.dropOld(m)
+}
+
+// oldContents fills c with what the cluster of m holds now, but for the n
+// bytes at in, which the write replaces: zeros, the inflated cluster, or
+// the shared cluster's bytes.
+func (im *Image) oldContents(m mapping, c []byte, in, n uint64) error {
+	switch m.kind {
+	case compressed:
+		old, err := im.inflate(m)
+		if err != nil {
+			return err
+		}
+		copy(c, old)
+		return nil
+	case data:
+		if in == 0 && n == im.csize {
+			return nil
+		}
+		if _, err := im.f.ReadAt(c, int64(m.host)); err != nil {
+			return fmt.Errorf("qcow2: reading cluster at %#x: %w", m.host, err)
+		}
+		return nil
+	}
+	clear(c)
+	return nil
+}
+
+// dropOld drops the reference an L2 entry no longer holds: a data or
+// zero cluster's own, or one to each cluster a compressed one's bytes lie
+// in. The caller holds im.mu.
+func (im *Image) dropOld(m mapping) error {
+	switch {
+	case m.kind == compressed:
+		first, last := m.host&^(im.csize-1), (m.host+m.clen-1)&^(im.csize-1)
+		for c := first; c <= last; c += im.csize {
+			if err := im.release(c); err != nil {
+				return err
+			}
+		}
+	case m.host != 0:
+		return im.release(m.host)
+	}
+	return nil
+}
+
+// Zero makes n bytes at off read as zeros: whole clusters lose their
+// allocation (their L2 entry cleared, their space punched out of the file
+// once nothing refers to it), the parts of clusters at either end are
+// written with zeros where they hold data. discard and write-zeroes do
+// the same here: with no backing file, an unallocated cluster reads as
+// zeros.
+func (im *Image) Zero(off, n int64) error {
+	if im.readOnly {
+		return ErrReadOnly
+	}
+	return im.pieces(uint64(off), uint64(n), func(p piece) error {
+		if p.n == im.csize {
+			return im.deallocate(p.off)
+		}
+		im.mu.Lock()
+		m, err := im.lookup(p.off, false)
+		im.mu.Unlock()
+		if err != nil || m.kind == unallocated || m.kind == zeros {
+			return err
+		}
+		return im.writePiece([][]byte{make([]byte, p.n)}, p)
+	})
+}
+
+// deallocate clears the L2 entry of the cluster at off and drops the
+// reference it held.
+func (im *Image) deallocate(off uint64) error {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	m, err := im.lookup(off, false)
+	if err != nil || m.l2 == 0 || m.entry == 0 {
+		return err
+	}
+	if err := im.markDirty(); err != nil {
+		return err
+	}
+	if _, err := im.l2For(off); err != nil { // refuses a shared table
+		return err
+	}
+	if err := im.setL2(m.l2, m.idx, 0); err != nil {
+		return err
+	}
+	return im.dropOld(m)
+}
+
+// punch frees n bytes of the file at off (a cluster nothing refers to);
+// a file system that cannot only keeps the space.
+func (im *Image) punch(off, n uint64) {
+	unix.Fallocate(im.fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, int64(off), int64(n))
+}
