@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"ember/internal/linuxguest"
+	"ember/internal/tcpsegs"
 	"ember/lab/internal/bootcost"
 	"ember/lab/internal/netstream"
 	"ember/virtio/vhost"
@@ -45,7 +46,10 @@ end is ` + linuxguest.HostIP + `/24. A small guest program
 (internal/linuxguest/netbench) streams TCP to a receiver in the lab for 5 s,
 then receives from it for 5 s, then makes one-byte round trips to it for
 3 s (netperf's TCP_RR: a packet's way through the VMM and back, alone); the
-lab's side times all three on its own clock. It prints the medians of
+lab's side times all three on its own clock. Both TCPs, the lab's and the
+guest's, hand their device whole 64 KiB packets whatever the rate
+(tcp_min_tso_segs 44, internal/tcpsegs), so a stream's rate does not
+depend on where it settled. It prints the medians of
 --reps boots each, in MB/s and round trips/s, and ember's ratios. After
 "--", --only and --compare BIN work as in lab virtio (an A/B comparison
 of two ember builds, boot by boot), and --queues N makes the TAP
@@ -71,6 +75,11 @@ func newTimeNetCmd() *cobra.Command {
 			if err := makeTAP(netBenchTAP, linuxguest.HostIP+"/24", queues > 1); err != nil {
 				return err
 			}
+			restore, err := tcpsegs.Pin(tcpsegs.Full) // whole GSO packets from the lab's TCP too
+			if err != nil {
+				return err
+			}
+			defer restore()
 			defer exec.Command("ip", "link", "del", netBenchTAP).Run()
 			ln, err := net.Listen("tcp", net.JoinHostPort(linuxguest.HostIP, netBenchPort))
 			if err != nil {

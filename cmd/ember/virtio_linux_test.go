@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -107,6 +108,67 @@ func TestLinuxMountsExt4FromVirtioBlk(t *testing.T) {
 	if got, _ := os.ReadFile(ro); string(got) != string(roBytes) {
 		t.Error("the read-only disk's image changed")
 	}
+}
+
+// TestLinuxMountsExt4FromQcow2: the ext4 check of
+// TestLinuxMountsExt4FromVirtioBlk with both disks qcow2 images (the
+// file system converted by qemu-img, compressed, so the guest's first
+// writes land in compressed clusters; the read-only disk converted from
+// raw): the guest mounts the file system, reads the host's file, writes
+// its own, syncs and powers off, and fails to write the read-only disk.
+// Afterwards qemu-img finds the image consistent, with no leak, and the
+// host reads the guest's file back from it.
+func TestLinuxMountsExt4FromQcow2(t *testing.T) {
+	kernel, ird := requireLinux(t)
+	requireVirtioModules(t, ird)
+	debugfs := requireTool(t, "debugfs")
+	img := requireToolPkg(t, "qemu-img", "qemu-utils")
+	const hostText = "hello from the host, in a qcow2 image"
+	dir := t.TempDir()
+	qcow := filepath.Join(dir, "ext4.qcow2")
+	qemuImg(t, img, "convert", "-c", "-O", "qcow2", makeExt4(t, hostText), qcow)
+	roRaw, ro := filepath.Join(dir, "ro.raw"), filepath.Join(dir, "ro.qcow2")
+	if err := os.WriteFile(roRaw, bytes.Repeat([]byte("ember"), 20<<10), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	qemuImg(t, img, "convert", "-O", "qcow2", roRaw, ro)
+	roBefore, err := os.ReadFile(ro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	const cmdline = "console=ttyS0 ember.end=poweroff ember.ext4=1"
+	r := bootLinuxRetryingInLab(t, ctx, kernel, ird, nil, "--disk", qcow, "--disk", ro+",readonly,format=qcow2", "--cmdline", cmdline)
+	checkUserspace(t, r, ird, cmdline, 1)
+	for _, w := range []string{"ember-init: ext4 read [" + hostText + "]", "ember-init: ext4 written", "ember-init: vdb write refused"} {
+		if !r.printed(w) {
+			t.Errorf("the guest did not print %q; its console:\n%s", w, tailString(r.out, 6000))
+		}
+	}
+	if out := qemuImg(t, img, "check", qcow); !strings.Contains(out, "No errors were found") || strings.Contains(out, "leaked") {
+		t.Errorf("qemu-img check after the guest:\n%s", out)
+	}
+	raw := filepath.Join(dir, "ext4.raw")
+	qemuImg(t, img, "convert", "-O", "raw", qcow, raw)
+	out, err := exec.Command(debugfs, "-R", "cat /"+linuxguest.GuestFile, raw).Output()
+	if err != nil || strings.TrimSpace(string(out)) != linuxguest.GuestFileText {
+		t.Errorf("the image's %s holds %q (%v), want %q", linuxguest.GuestFile, out, err, linuxguest.GuestFileText)
+	}
+	if got, _ := os.ReadFile(ro); !bytes.Equal(got, roBefore) {
+		t.Error("the read-only qcow2 image changed")
+	}
+}
+
+// qemuImg runs qemu-img with args and returns its output, failing t if
+// it fails.
+func qemuImg(t *testing.T, img string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(img, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("qemu-img %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
 }
 
 // makeExt4 makes an 8 MiB ext4 image (mkfs.ext4 -d) holding
