@@ -46,7 +46,8 @@ func gather(dst []byte, bufs [][]byte) {
 }
 
 // fullIO moves all of bufs at off with op (preadv or pwritev), again
-// after a short transfer; reaching the file's end first is an error.
+// after a short transfer; reaching the file's end first is
+// io.ErrUnexpectedEOF, with what bufs had left cleared.
 func fullIO(bufs [][]byte, off int64, op func([][]byte, int64) (int, error)) error {
 	for len(bufs) > 0 {
 		n, err := op(bufs, off)
@@ -54,6 +55,9 @@ func fullIO(bufs [][]byte, off int64, op func([][]byte, int64) (int, error)) err
 			return err
 		}
 		if n == 0 {
+			for _, b := range bufs {
+				clear(b)
+			}
 			return io.ErrUnexpectedEOF
 		}
 		off += int64(n)

@@ -26,6 +26,7 @@ type Image struct {
 	l2      l2Cache    // L2 tables read
 	refs    *refcounts // nil read-only
 	dirty   bool       // the header's dirty bit is set on the file (by us)
+	freed   []uint64   // clusters with no reference left, to punch after the next flush
 	closed  bool
 	scratch []byte // a cluster's buffer for allocating writes, under mu
 }
@@ -149,6 +150,10 @@ func (im *Image) flushLocked() error {
 	if err := unix.Fdatasync(im.fd); err != nil {
 		return fmt.Errorf("qcow2: flush: %w", err)
 	}
+	for _, off := range im.freed {
+		im.punch(off)
+	}
+	im.freed = im.freed[:0]
 	if !im.dirty {
 		return nil
 	}

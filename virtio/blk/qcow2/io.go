@@ -89,9 +89,16 @@ func (im *Image) readPiece(dst [][]byte, p piece, noWait bool) error {
 	if noWait {
 		flags = unix.RWF_NOWAIT
 	}
-	return fullIO(dst, int64(m.host+in), func(b [][]byte, o int64) (int, error) {
+	err = fullIO(dst, int64(m.host+in), func(b [][]byte, o int64) (int, error) {
 		return unix.Preadv2(im.fd, b, o, flags)
 	})
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		// Past the file's end: a cluster allocated but never written
+		// there (a crash before a write the guest had not flushed)
+		// reads as zeros, as a hole does.
+		return nil
+	}
+	return err
 }
 
 // inflate reads and inflates a compressed cluster: raw deflate (zlib's
@@ -179,11 +186,19 @@ func (im *Image) copyOnWrite(m mapping, src [][]byte, p piece) error {
 	if _, err := im.f.WriteAt(c, int64(host)); err != nil {
 		return fmt.Errorf("qcow2: writing a new cluster: %w", err)
 	}
+	if m.kind == data || m.kind == compressed {
+		// The new cluster holds data the guest did not write now: it must
+		// be on the file before the entry that names it is, or a crash
+		// between the two would lose it.
+		if err := unix.Fdatasync(im.fd); err != nil {
+			return fmt.Errorf("qcow2: flushing a copied cluster: %w", err)
+		}
+	}
 	ci := p.off >> im.h.clusterBits
 	if err := im.setL2(l2off, ci%im.h.l2Entries(), host|entryCopied); err != nil {
 		return err
 	}
-	return im.dropOld(m)
+	return im.dropOld(m, false)
 }
 
 // oldContents fills c with what the cluster of m holds now, but for the n
@@ -213,18 +228,18 @@ func (im *Image) oldContents(m mapping, c []byte, in, n uint64) error {
 
 // dropOld drops the reference an L2 entry no longer holds: a data or
 // zero cluster's own, or one to each cluster a compressed one's bytes lie
-// in. The caller holds im.mu.
-func (im *Image) dropOld(m mapping) error {
+// in; now is release's. The caller holds im.mu.
+func (im *Image) dropOld(m mapping, now bool) error {
 	switch {
 	case m.kind == compressed:
 		first, last := m.host&^(im.csize-1), (m.host+m.clen-1)&^(im.csize-1)
 		for c := first; c <= last; c += im.csize {
-			if err := im.release(c); err != nil {
+			if err := im.release(c, now); err != nil {
 				return err
 			}
 		}
 	case m.host != 0:
-		return im.release(m.host)
+		return im.release(m.host, now)
 	}
 	return nil
 }
@@ -271,11 +286,11 @@ func (im *Image) deallocate(off uint64) error {
 	if err := im.setL2(m.l2, m.idx, 0); err != nil {
 		return err
 	}
-	return im.dropOld(m)
+	return im.dropOld(m, true) // the guest asked for zeros: freed at once
 }
 
-// punch frees n bytes of the file at off (a cluster nothing refers to);
-// a file system that cannot only keeps the space.
-func (im *Image) punch(off, n uint64) {
-	unix.Fallocate(im.fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, int64(off), int64(n))
+// punch frees the cluster at the file's off, which nothing refers to; a
+// file system that cannot only keeps the space.
+func (im *Image) punch(off uint64) {
+	unix.Fallocate(im.fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, int64(off), int64(im.csize))
 }

@@ -342,3 +342,31 @@ func firstDiff(a, b []byte) int {
 	}
 	return min(len(a), len(b))
 }
+
+// TestPastTheFilesEndReadsZeros: a cluster or an L2 table the tables name
+// past the file's end (allocated, its bytes not yet on the file when a
+// crash came) reads as zeros, as the unallocated cluster it was before,
+// not as an error.
+func TestPastTheFilesEndReadsZeros(t *testing.T) {
+	f := writeFile(t, emptyImage(t, 12, 1<<20))
+	im := open(t, f, false)
+	before := fileSize(t, f)
+	data := bytes.Repeat([]byte{0x5a}, 4096)
+	if _, err := im.WriteAt([][]byte{data}, 8192); err != nil {
+		t.Fatal(err)
+	}
+	if err := im.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The write allocated the L2 table, then the data cluster, at the end.
+	for _, cut := range []uint64{before + 4096, before} {
+		if err := f.Truncate(int64(cut)); err != nil {
+			t.Fatal(err)
+		}
+		again := open(t, f, true)
+		got := make([]byte, 4096)
+		if _, err := again.ReadAt([][]byte{got}, 8192, false); err != nil || !bytes.Equal(got, make([]byte, 4096)) {
+			t.Fatalf("file cut to %d bytes: the cluster reads %x..., %v; want zeros", cut, got[:4], err)
+		}
+	}
+}

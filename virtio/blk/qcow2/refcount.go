@@ -93,6 +93,11 @@ func (r *refcounts) set(c, n uint64) error {
 	return nil
 }
 
+// maxFreed bounds the clusters kept to punch after the next flush: a
+// guest that rewrites a compressed image and never flushes gets a flush
+// of its own every maxFreed clusters.
+const maxFreed = 1 << 16
+
 // maxSkipped bounds the clusters past the file's end an allocation passes
 // over as counted in use: an image whose counts say so is corrupt, and
 // without a bound its counts could keep the search going for ever.
@@ -206,9 +211,12 @@ func (im *Image) newRefBlock(ti uint64) error {
 }
 
 // release drops one reference to the cluster at off (a data cluster the
-// disk no longer maps, or the sectors of a compressed one), punching the
-// cluster out of the file when none is left.
-func (im *Image) release(off uint64) error {
+// disk no longer maps, or the sectors of a compressed one). A cluster with
+// none left is punched out of the file: at once if now, else after the
+// next flush has made the L2 entry that stopped naming it durable (a
+// cluster whose contents were copied on a write must survive until the
+// new entry does).
+func (im *Image) release(off uint64, now bool) error {
 	r := im.refs
 	c := off >> r.clusterLog
 	n, err := r.get(c)
@@ -221,8 +229,14 @@ func (im *Image) release(off uint64) error {
 	if err := r.set(c, n-1); err != nil {
 		return err
 	}
-	if n == 1 {
-		im.punch(c<<r.clusterLog, 1<<r.clusterLog)
+	switch {
+	case n == 1 && now:
+		im.punch(c << r.clusterLog)
+	case n == 1:
+		im.freed = append(im.freed, c<<r.clusterLog)
+		if len(im.freed) >= maxFreed {
+			return im.flushLocked() // punches them
+		}
 	}
 	return nil
 }

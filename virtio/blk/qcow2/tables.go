@@ -2,7 +2,9 @@ package qcow2
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 )
 
 // Table entries.
@@ -101,9 +103,12 @@ func (im *Image) l2Table(off uint64, noWait bool) ([]uint64, error) {
 		return nil, errWouldWait
 	}
 	b := make([]byte, im.csize)
-	if _, err := im.f.ReadAt(b, int64(off)); err != nil {
+	if _, err := im.f.ReadAt(b, int64(off)); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%w: reading the L2 table at %#x: %v", ErrCorrupt, off, err)
 	}
+	// A table past the file's end (allocated, its zeros not yet written
+	// when a crash came) reads as zeros: every cluster unallocated, as
+	// before it was.
 	t := make([]uint64, len(b)/8)
 	for i := range t {
 		t[i] = binary.BigEndian.Uint64(b[8*i:])
