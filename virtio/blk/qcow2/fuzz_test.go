@@ -23,8 +23,9 @@ func seedImage(t testing.TB) []byte {
 	return b
 }
 
-// FuzzImage opens any image (the corpus holds small images qemu-img made:
-// compressed, written by qemu-io, with each cluster size) read-only and
+// FuzzImage opens any image (the corpus, testdata/fuzz/FuzzImage, holds
+// small images qemu-img made: compressed with 512-byte clusters, written
+// by qemu-io, with 8-bit reference counts, version 2) read-only and
 // for writes, and makes the reads, writes and zeroings ops names (six
 // bytes each: the kind, a 32-bit offset, a length in 512-byte units). The
 // image must be refused or served without a panic or a hang; a read
