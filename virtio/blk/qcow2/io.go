@@ -44,31 +44,73 @@ func (im *Image) pieces(off, n uint64, fn func(piece) error) error {
 // ReadAt fills bufs with the disk's bytes from off and returns how many
 // it read. With noWait it reads only what the host's page cache holds and
 // the tables in memory say where to find (preadv2 with RWF_NOWAIT),
-// failing with an error that wraps unix.EAGAIN where it would wait.
+// failing with an error that wraps unix.EAGAIN where it would wait. The
+// clusters are looked up under one hold of the lock, and clusters that
+// lie one after another in the file are read with one preadv.
 func (im *Image) ReadAt(bufs [][]byte, off int64, noWait bool) (int, error) {
-	n := total(bufs)
+	exts, err := im.mapRange(uint64(off), total(bufs), noWait)
+	if err != nil {
+		return 0, err
+	}
 	done := 0
-	err := im.pieces(uint64(off), n, func(p piece) error {
-		dst := sub(bufs, uint64(done), p.n)
-		if err := im.readPiece(dst, p, noWait); err != nil {
-			return err
+	for _, e := range exts {
+		if err := im.readExtent(sub(bufs, e.at, e.n), e, noWait); err != nil {
+			return done, err
 		}
-		done += int(p.n)
-		return nil
-	})
-	return done, err
+		done += int(e.n)
+	}
+	return done, nil
 }
 
-// readPiece reads one cluster's part.
-func (im *Image) readPiece(dst [][]byte, p piece, noWait bool) error {
-	im.mu.Lock()
-	m, err := im.lookup(p.off, noWait)
-	im.mu.Unlock()
-	if err != nil {
-		return err
+// extent is a run of a request that reads one way: zeros, one stretch of
+// the file, or part of one compressed cluster.
+type extent struct {
+	m  mapping
+	in uint64 // where the run starts in its first cluster
+	at uint64 // where it starts in the request's buffers
+	n  uint64
+}
+
+// continuedBy reports whether a piece that starts in bytes into a cluster
+// mapped m reads on from where e ends: zeros after zeros, or data in the
+// file right after e's.
+func (e *extent) continuedBy(m mapping, in uint64) bool {
+	switch e.m.kind {
+	case unallocated, zeros:
+		return m.kind == unallocated || m.kind == zeros
+	case data:
+		return m.kind == data && m.host+in == e.m.host+e.in+e.n
 	}
-	in := p.off & (im.csize - 1)
-	switch m.kind {
+	return false
+}
+
+// mapRange looks up every cluster of n bytes at off and returns them as
+// extents, neighbours that read alike merged.
+func (im *Image) mapRange(off, n uint64, noWait bool) ([]extent, error) {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	var exts []extent
+	var at uint64
+	err := im.pieces(off, n, func(p piece) error {
+		m, err := im.lookup(p.off, noWait)
+		if err != nil {
+			return err
+		}
+		in := p.off & (im.csize - 1)
+		if k := len(exts); k > 0 && exts[k-1].continuedBy(m, in) {
+			exts[k-1].n += p.n
+		} else {
+			exts = append(exts, extent{m: m, in: in, at: at, n: p.n})
+		}
+		at += p.n
+		return nil
+	})
+	return exts, err
+}
+
+// readExtent reads one extent into dst.
+func (im *Image) readExtent(dst [][]byte, e extent, noWait bool) error {
+	switch e.m.kind {
 	case unallocated, zeros:
 		for _, b := range dst {
 			clear(b)
@@ -78,18 +120,18 @@ func (im *Image) readPiece(dst [][]byte, p piece, noWait bool) error {
 		if noWait {
 			return errWouldWait
 		}
-		c, err := im.inflate(m)
+		c, err := im.inflate(e.m)
 		if err != nil {
 			return err
 		}
-		scatter(dst, c[in:in+p.n])
+		scatter(dst, c[e.in:e.in+e.n])
 		return nil
 	}
 	flags := 0
 	if noWait {
 		flags = unix.RWF_NOWAIT
 	}
-	err = fullIO(dst, int64(m.host+in), func(b [][]byte, o int64) (int, error) {
+	err := fullIO(dst, int64(e.m.host+e.in), func(b [][]byte, o int64) (int, error) {
 		return unix.Preadv2(im.fd, b, o, flags)
 	})
 	if errors.Is(err, io.ErrUnexpectedEOF) {
