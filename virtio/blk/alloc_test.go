@@ -16,7 +16,7 @@ import (
 func TestReadAllocatesNothing(t *testing.T) {
 	for _, size := range []int{4 << 10, maxAloneLen, 2 * maxAloneLen} {
 		t.Run(fmt.Sprintf("%d KiB", size>>10), func(t *testing.T) {
-			rig := benchDisk(t, false, calls)
+			rig := benchDisk(t, false, calls, benchRaw)
 			const head = 0
 			hdrAddr, err := setupSlot(rig.drv, head, size)
 			if err != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -51,11 +52,20 @@ const (
 	eventFDs
 )
 
+// benchFormat is the image a benchmark's disk serves: raw, or the same
+// bytes as a qcow2 image qemu-img converted (64 KiB clusters, in order).
+type benchFormat int
+
+const (
+	benchRaw benchFormat = iota
+	benchQcow2
+)
+
 // benchDisk makes a benchRig whose driver reaches the device by path;
 // with remote, the driver's device is a backend.Remote whose back-end
 // (backend.Serve, over a socketpair) serves the disk, on memfd-backed
 // guest RAM.
-func benchDisk(b testing.TB, remote bool, path benchPath) benchRig {
+func benchDisk(b testing.TB, remote bool, path benchPath, format benchFormat) benchRig {
 	b.Helper()
 	newMem := memory.New
 	if remote {
@@ -73,6 +83,9 @@ func benchDisk(b testing.TB, remote bool, path benchPath) benchRig {
 	}
 	if err := os.WriteFile(image, data, 0o644); err != nil {
 		b.Fatal(err)
+	}
+	if format == benchQcow2 {
+		image = benchConvert(b, image)
 	}
 	d, err := Open(Config{Path: image})
 	if err != nil {
@@ -111,6 +124,19 @@ func benchDisk(b testing.TB, remote bool, path benchPath) benchRig {
 	var count [8]byte
 	rig.kick, rig.wait = transportKicks(b, dev), func() { unix.Read(irq, count[:]) }
 	return rig
+}
+
+// benchConvert converts the raw image to qcow2 with qemu-img, or skips b.
+func benchConvert(b testing.TB, raw string) string {
+	img, err := exec.LookPath("qemu-img")
+	if err != nil {
+		b.Skip("qemu-img not installed (apt-get install qemu-utils; .ci/run installs it)")
+	}
+	out := raw + ".qcow2"
+	if msg, err := exec.Command(img, "convert", "-O", "qcow2", raw, out).CombinedOutput(); err != nil {
+		b.Fatalf("qemu-img convert: %v: %s", err, msg)
+	}
+	return out
 }
 
 // activate activates dev with drv's queue, interrupting through interrupt.
@@ -153,8 +179,8 @@ const benchDepth = 32
 // device has the rest to serve while the driver refills. Each
 // slot of the depth has its own three descriptors and buffers, laid out once
 // and reused, as a driver recycles its requests.
-func runQueueReads(b *testing.B, size, depth int, next func() uint64, remote bool, path benchPath) {
-	rig := benchDisk(b, remote, path)
+func runQueueReads(b *testing.B, size, depth int, next func() uint64, remote bool, path benchPath, format benchFormat) {
+	rig := benchDisk(b, remote, path, format)
 	drv := rig.drv
 	hdrs := make(map[uint16]uint64, depth)
 	for i := range depth {
@@ -247,7 +273,7 @@ func setupSlot(drv *virtiotest.Driver, head uint16, size int) (uint64, error) {
 // the CPU's cache measures a copy no device can make: a guest hands the
 // device a different buffer for each request in flight.)
 func runPreads(b *testing.B, size, depth int, next func() uint64) {
-	rig := benchDisk(b, false, calls)
+	rig := benchDisk(b, false, calls, benchRaw)
 	f, err := os.Open(rig.path)
 	if err != nil {
 		b.Fatal(err)
@@ -297,6 +323,8 @@ func sequential1M() func() uint64 {
 // through the disk's kick eventfd, which wakes its thread, the interrupt
 // through an eventfd the driver sleeps on (eventFDs): what the device
 // costs a VM beside its work, the wake-ups of two threads a round.
+// virtqueue-qcow2 is virtqueue on the same bytes as a qcow2 image (what
+// the tables cost a read).
 //
 //	go test ./virtio/blk -run '^$' -bench Read -benchtime 2s
 func BenchmarkRead(b *testing.B) {
@@ -310,8 +338,9 @@ func BenchmarkRead(b *testing.B) {
 		{"1MiB-sequential-one-at-a-time", 1 << 20, 1, sequential1M},
 	} {
 		b.Run(p.name+"/pread", func(b *testing.B) { runPreads(b, p.size, p.depth, p.next()) })
-		b.Run(p.name+"/virtqueue", func(b *testing.B) { runQueueReads(b, p.size, p.depth, p.next(), false, calls) })
-		b.Run(p.name+"/virtqueue-backend", func(b *testing.B) { runQueueReads(b, p.size, p.depth, p.next(), true, calls) })
-		b.Run(p.name+"/virtqueue-eventfds", func(b *testing.B) { runQueueReads(b, p.size, p.depth, p.next(), false, eventFDs) })
+		b.Run(p.name+"/virtqueue", func(b *testing.B) { runQueueReads(b, p.size, p.depth, p.next(), false, calls, benchRaw) })
+		b.Run(p.name+"/virtqueue-backend", func(b *testing.B) { runQueueReads(b, p.size, p.depth, p.next(), true, calls, benchRaw) })
+		b.Run(p.name+"/virtqueue-eventfds", func(b *testing.B) { runQueueReads(b, p.size, p.depth, p.next(), false, eventFDs, benchRaw) })
+		b.Run(p.name+"/virtqueue-qcow2", func(b *testing.B) { runQueueReads(b, p.size, p.depth, p.next(), false, calls, benchQcow2) })
 	}
 }
