@@ -138,15 +138,9 @@ func TestLinuxMountsExt4FromBackendBlk(t *testing.T) {
 	const hostText = "hello from the host, through a back-end"
 	image := makeExt4(t, hostText)
 	p := startBackend(t, image+",serial=backend0", false) // a lab retry connects again
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	const cmdline = "console=ttyS0 ember.end=poweroff ember.ext4=1"
-	r := bootLinuxRetryingInLab(t, ctx, kernel, ird, nil, "--disk", "backend="+p.sock, "--cmdline", cmdline)
-	checkUserspace(t, r, ird, cmdline, 1)
-	for _, w := range []string{"ember-init: virtio devices 0x0002 ", "ember-init: ext4 read [" + hostText + "]", "ember-init: ext4 written"} {
-		if !strings.Contains(r.out, w) {
-			t.Errorf("the guest did not print %q; its console:\n%s", w, tailString(r.out, 6000))
-		}
+	r := bootExt4Guest(t, kernel, ird, hostText, "backend="+p.sock)
+	if w := "ember-init: virtio devices 0x0002 "; !strings.Contains(r.out, w) {
+		t.Errorf("the guest did not print %q; its console:\n%s", w, tailString(r.out, 6000))
 	}
 	if r.status != 0 {
 		t.Errorf("ember exited %d: %s", r.status, strings.TrimSpace(r.summary))

@@ -91,16 +91,7 @@ func TestLinuxMountsExt4FromVirtioBlk(t *testing.T) {
 	if err := os.WriteFile(ro, roBytes, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	const cmdline = "console=ttyS0 ember.end=poweroff ember.ext4=1"
-	r := bootLinuxRetryingInLab(t, ctx, kernel, ird, nil, "--disk", image, "--disk", ro+",readonly", "--cmdline", cmdline)
-	checkUserspace(t, r, ird, cmdline, 1)
-	for _, w := range []string{"ember-init: ext4 read [" + hostText + "]", "ember-init: ext4 written", "ember-init: vdb write refused"} {
-		if !r.printed(w) {
-			t.Errorf("the guest did not print %q; its console:\n%s", w, tailString(r.out, 6000))
-		}
-	}
+	bootExt4Guest(t, kernel, ird, hostText, image, ro+",readonly")
 	out, err := exec.Command(debugfs, "-R", "cat /"+linuxguest.GuestFile, image).Output()
 	if err != nil || strings.TrimSpace(string(out)) != linuxguest.GuestFileText {
 		t.Errorf("the image's %s holds %q (%v), want %q", linuxguest.GuestFile, out, err, linuxguest.GuestFileText)
@@ -136,16 +127,7 @@ func TestLinuxMountsExt4FromQcow2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	const cmdline = "console=ttyS0 ember.end=poweroff ember.ext4=1"
-	r := bootLinuxRetryingInLab(t, ctx, kernel, ird, nil, "--disk", qcow, "--disk", ro+",readonly,format=qcow2", "--cmdline", cmdline)
-	checkUserspace(t, r, ird, cmdline, 1)
-	for _, w := range []string{"ember-init: ext4 read [" + hostText + "]", "ember-init: ext4 written", "ember-init: vdb write refused"} {
-		if !r.printed(w) {
-			t.Errorf("the guest did not print %q; its console:\n%s", w, tailString(r.out, 6000))
-		}
-	}
+	bootExt4Guest(t, kernel, ird, hostText, qcow, ro+",readonly,format=qcow2")
 	if out := qemuImg(t, img, "check", qcow); !strings.Contains(out, "No errors were found") || strings.Contains(out, "leaked") {
 		t.Errorf("qemu-img check after the guest:\n%s", out)
 	}
@@ -158,6 +140,33 @@ func TestLinuxMountsExt4FromQcow2(t *testing.T) {
 	if got, _ := os.ReadFile(ro); !bytes.Equal(got, roBefore) {
 		t.Error("the read-only qcow2 image changed")
 	}
+}
+
+// bootExt4Guest boots the guest's ext4 check (ember.ext4=1) with disks,
+// each a --disk value, and fails t unless the guest read hostText from
+// the file system on vda and wrote its own file, and, given a second
+// disk, failed to write vdb (read-only). It returns the boot's result.
+func bootExt4Guest(t *testing.T, kernel string, ird testInitramfs, hostText string, disks ...string) bootResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	const cmdline = "console=ttyS0 ember.end=poweroff ember.ext4=1"
+	var args []string
+	for _, d := range disks {
+		args = append(args, "--disk", d)
+	}
+	r := bootLinuxRetryingInLab(t, ctx, kernel, ird, nil, append(args, "--cmdline", cmdline)...)
+	checkUserspace(t, r, ird, cmdline, 1)
+	want := []string{"ember-init: ext4 read [" + hostText + "]", "ember-init: ext4 written"}
+	if len(disks) > 1 {
+		want = append(want, "ember-init: vdb write refused")
+	}
+	for _, w := range want {
+		if !r.printed(w) {
+			t.Errorf("the guest did not print %q; its console:\n%s", w, tailString(r.out, 6000))
+		}
+	}
+	return r
 }
 
 // qemuImg runs qemu-img with args and returns its output, failing t if
