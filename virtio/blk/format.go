@@ -34,8 +34,9 @@ const (
 // signature below.
 const probeLen = 512
 
-// signatures are the image formats Open recognises and refuses: the
-// format's name and its signature at an offset in the file (each format's
+// signatures are the image formats Open recognises — qcow2, which it
+// serves, and the others, which it refuses: the format's name and its
+// signature at an offset in the file (each format's
 // own specification: qcow2 and QED in QEMU's docs/interop, VMDK's
 // "hosted sparse extent" header, VHDX's file type identifier, VDI's
 // pre-header, VHD's footer; `qemu-img create` makes each so, which
@@ -53,11 +54,11 @@ var signatures = []struct {
 	{"vpc", 0, []byte("conectix")},                // a dynamic VHD's copy of its footer (a fixed VHD's data is raw)
 }
 
-// FormatError is Open's error for an image that is not raw and was not
-// said to be.
+// FormatError is Open's error for an image in a format ember does not
+// serve (not raw, not qcow2), unless Format said raw.
 type FormatError struct {
 	Path   string
-	Format string // the format found, e.g. "qcow2"
+	Format string // the format found, e.g. "vmdk"
 }
 
 func (e *FormatError) Error() string {
