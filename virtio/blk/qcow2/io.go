@@ -87,12 +87,21 @@ func (e *extent) continuedBy(m mapping, in uint64) bool {
 // mapRange looks up every cluster of n bytes at off and returns them as
 // extents, neighbours that read alike merged.
 func (im *Image) mapRange(off, n uint64, noWait bool) ([]extent, error) {
+	return im.extents(off, n, noWait, nil)
+}
+
+// extents is mapRange, under one hold of the lock, failing with the error
+// of check (if not nil) for the first cluster check refuses.
+func (im *Image) extents(off, n uint64, noWait bool, check func(mapping) error) ([]extent, error) {
 	im.mu.Lock()
 	defer im.mu.Unlock()
 	var exts []extent
 	var at uint64
 	err := im.pieces(off, n, func(p piece) error {
 		m, err := im.lookup(p.off, noWait)
+		if err == nil && check != nil {
+			err = check(m)
+		}
 		if err != nil {
 			return err
 		}
@@ -170,6 +179,19 @@ func (im *Image) WriteAt(bufs [][]byte, off int64) (int, error) {
 	if im.readOnly {
 		return 0, ErrReadOnly
 	}
+	if exts, ok := im.inPlace(uint64(off), total(bufs)); ok {
+		done := 0
+		for _, e := range exts {
+			err := fullIO(sub(bufs, e.at, e.n), int64(e.m.host+e.in), func(b [][]byte, o int64) (int, error) {
+				return unix.Pwritev(im.fd, b, o)
+			})
+			if err != nil {
+				return done, err
+			}
+			done += int(e.n)
+		}
+		return done, nil
+	}
 	done := 0
 	err := im.pieces(uint64(off), total(bufs), func(p piece) error {
 		src := sub(bufs, uint64(done), p.n)
@@ -181,6 +203,24 @@ func (im *Image) WriteAt(bufs [][]byte, off int64) (int, error) {
 	})
 	return done, err
 }
+
+// inPlace returns the extents of a write of n bytes at off if every
+// cluster it touches may be written in place (data the image's alone,
+// before the file's end), neighbours in the file merged, so that a write
+// over allocated clusters is one pwritev a run; false if any needs a new
+// cluster, or fails to map, for the cluster-by-cluster path.
+func (im *Image) inPlace(off, n uint64) ([]extent, bool) {
+	exts, err := im.extents(off, n, false, func(m mapping) error {
+		if m.kind != data || !m.copied || m.host >= im.refs.next<<im.h.clusterBits {
+			return errNotInPlace
+		}
+		return nil
+	})
+	return exts, err == nil
+}
+
+// errNotInPlace ends inPlace's look at a cluster that needs a new one.
+var errNotInPlace = errors.New("qcow2: not in place")
 
 // writePiece writes one cluster's part.
 func (im *Image) writePiece(src [][]byte, p piece) error {
