@@ -3,7 +3,6 @@ package blk
 import (
 	"errors"
 	"sync/atomic"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -109,31 +108,4 @@ func (d *Disk) readNow(bufs [][]byte, sector, limit uint64) (uint64, byte, bool)
 		d.log.Info("virtio-blk: the image's file system cannot read without waiting (RWF_NOWAIT); every read may wait", "err", err)
 	}
 	return 0, 0, false
-}
-
-// preadNoWait is preadv with RWF_NOWAIT: what the page cache holds, and
-// EAGAIN once a buffer would wait for the disk. Up to eight buffers (a
-// Linux guest's 4 KiB read has one) go in an iovec array on the stack, so
-// the read allocates nothing.
-func preadNoWait(fd int, bufs [][]byte, off int64) (int, error) {
-	return transfer(bufs, off, func(b [][]byte, o int64) (int, error) {
-		if len(b) > 8 {
-			return unix.Preadv2(fd, b, o, unix.RWF_NOWAIT)
-		}
-		var iov [8]unix.Iovec
-		for i, buf := range b {
-			if len(buf) > 0 {
-				iov[i].Base = &buf[0]
-			}
-			iov[i].SetLen(len(buf))
-		}
-		// The offset's high half is for 32-bit kernels: a 64-bit one
-		// takes the whole offset from the low argument (as x/sys passes it).
-		n, _, errno := unix.Syscall6(unix.SYS_PREADV2, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(b)),
-			uintptr(o), 0, unix.RWF_NOWAIT)
-		if errno != 0 {
-			return 0, errno
-		}
-		return int(n), nil
-	})
 }

@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"ember/virtio"
+	"ember/virtio/internal/fileio"
 )
 
 // Request types and statuses (§5.2.6).
@@ -249,11 +250,11 @@ func (d *Disk) transfer(bufs [][]byte, off int64, op xferOp) (int, error) {
 	case d.cfg.Direct:
 		return directIO(fd, bufs, off, op == opWrite)
 	case op == opReadNow:
-		return preadNoWait(fd, bufs, off)
+		return fileio.ReadAtNoWait(fd, bufs, off)
 	case op == opWrite:
-		return pwritev(fd, bufs, off)
+		return fileio.WriteAt(fd, bufs, off)
 	}
-	return preadv(fd, bufs, off)
+	return fileio.ReadAt(fd, bufs, off)
 }
 
 // xferOp is what a transfer does.
@@ -264,45 +265,3 @@ const (
 	opWrite                 // bufs into the image
 	opReadNow               // a read from the page cache alone: EAGAIN where it would wait
 )
-
-// preadv and pwritev move every buffer, retrying short transfers. A
-// request with one data buffer, the usual shape of a Linux guest's 4 KiB
-// I/O, takes pread or pwrite: the kernel then builds no iovec array.
-func preadv(fd int, bufs [][]byte, off int64) (int, error) {
-	return transfer(bufs, off, func(b [][]byte, o int64) (int, error) {
-		if len(b) == 1 {
-			return unix.Pread(fd, b[0], o)
-		}
-		return unix.Preadv(fd, b, o)
-	})
-}
-
-func pwritev(fd int, bufs [][]byte, off int64) (int, error) {
-	return transfer(bufs, off, func(b [][]byte, o int64) (int, error) {
-		if len(b) == 1 {
-			return unix.Pwrite(fd, b[0], o)
-		}
-		return unix.Pwritev(fd, b, o)
-	})
-}
-
-// transfer calls op until bufs are done, op fails, or it moves nothing.
-func transfer(bufs [][]byte, off int64, op func([][]byte, int64) (int, error)) (int, error) {
-	done := 0
-	for len(bufs) > 0 {
-		n, err := op(bufs, off)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil || n == 0 {
-			return done, err
-		}
-		done += n
-		off += int64(n)
-		bufs = virtio.Skip(bufs, n)
-		for len(bufs) > 0 && len(bufs[0]) == 0 {
-			bufs = bufs[1:]
-		}
-	}
-	return done, nil
-}

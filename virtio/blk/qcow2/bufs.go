@@ -1,7 +1,5 @@
 package qcow2
 
-import "io"
-
 // total is the length of bufs together.
 func total(bufs [][]byte) uint64 {
 	var n uint64
@@ -43,25 +41,4 @@ func gather(dst []byte, bufs [][]byte) {
 	for _, b := range bufs {
 		dst = dst[copy(dst, b):]
 	}
-}
-
-// fullIO moves all of bufs at off with op (preadv or pwritev), again
-// after a short transfer; reaching the file's end first is
-// io.ErrUnexpectedEOF, with what bufs had left cleared.
-func fullIO(bufs [][]byte, off int64, op func([][]byte, int64) (int, error)) error {
-	for len(bufs) > 0 {
-		n, err := op(bufs, off)
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			for _, b := range bufs {
-				clear(b)
-			}
-			return io.ErrUnexpectedEOF
-		}
-		off += int64(n)
-		bufs = sub(bufs, uint64(n), total(bufs)-uint64(n))
-	}
-	return nil
 }

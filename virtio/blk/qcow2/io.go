@@ -8,6 +8,8 @@ import (
 	"io"
 
 	"golang.org/x/sys/unix"
+
+	"ember/virtio/internal/fileio"
 )
 
 // errWouldWait is a read with noWait that would have to read a table, or
@@ -136,18 +138,28 @@ func (im *Image) readExtent(dst [][]byte, e extent, noWait bool) error {
 		scatter(dst, c[e.in:e.in+e.n])
 		return nil
 	}
-	flags := 0
+	read := fileio.ReadAt
 	if noWait {
-		flags = unix.RWF_NOWAIT
+		read = fileio.ReadAtNoWait
 	}
-	err := fullIO(dst, int64(e.m.host+e.in), func(b [][]byte, o int64) (int, error) {
-		return unix.Preadv2(im.fd, b, o, flags)
-	})
-	if errors.Is(err, io.ErrUnexpectedEOF) {
-		// Past the file's end: a cluster allocated but never written
-		// there (a crash before a write the guest had not flushed)
-		// reads as zeros, as a hole does.
-		return nil
+	got, err := read(im.fd, dst, int64(e.m.host+e.in))
+	if err != nil {
+		return err
+	}
+	// Past the file's end: a cluster allocated but never written there (a
+	// crash before a write the guest had not flushed) reads as zeros, as
+	// a hole does.
+	for _, b := range sub(dst, uint64(got), e.n-uint64(got)) {
+		clear(b)
+	}
+	return nil
+}
+
+// writeAt writes all of src at the file's off.
+func (im *Image) writeAt(src [][]byte, off uint64) error {
+	n, err := fileio.WriteAt(im.fd, src, int64(off))
+	if err == nil && uint64(n) < total(src) {
+		err = io.ErrShortWrite
 	}
 	return err
 }
@@ -182,10 +194,7 @@ func (im *Image) WriteAt(bufs [][]byte, off int64) (int, error) {
 	if exts, ok := im.inPlace(uint64(off), total(bufs)); ok {
 		done := 0
 		for _, e := range exts {
-			err := fullIO(sub(bufs, e.at, e.n), int64(e.m.host+e.in), func(b [][]byte, o int64) (int, error) {
-				return unix.Pwritev(im.fd, b, o)
-			})
-			if err != nil {
+			if err := im.writeAt(sub(bufs, e.at, e.n), e.m.host+e.in); err != nil {
 				return done, err
 			}
 			done += int(e.n)
@@ -233,9 +242,7 @@ func (im *Image) writePiece(src [][]byte, p piece) error {
 			return fmt.Errorf("%w: data cluster at %#x, past the file's end", ErrCorrupt, m.host)
 		}
 		im.mu.Unlock()
-		return fullIO(src, int64(m.host+in), func(b [][]byte, o int64) (int, error) {
-			return unix.Pwritev(im.fd, b, o)
-		})
+		return im.writeAt(src, m.host+in)
 	}
 	defer im.mu.Unlock()
 	if err != nil {
