@@ -306,9 +306,11 @@ func (im *Image) oldContents(m mapping, c []byte, in, n uint64) error {
 		if in == 0 && n == im.csize {
 			return nil
 		}
-		if _, err := im.f.ReadAt(c, int64(m.host)); err != nil {
+		got, err := im.f.ReadAt(c, int64(m.host))
+		if err != nil && !errors.Is(err, io.EOF) {
 			return fmt.Errorf("qcow2: reading cluster at %#x: %w", m.host, err)
 		}
+		clear(c[got:]) // past the file's end: zeros, not what c held before
 		return nil
 	}
 	clear(c)

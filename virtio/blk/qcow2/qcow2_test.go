@@ -370,3 +370,42 @@ func TestPastTheFilesEndReadsZeros(t *testing.T) {
 		}
 	}
 }
+
+// TestCopyOfAClusterPastTheEnd: a write into a shared cluster (its L2
+// entry without COPIED) that lies past the file's end copies zeros for
+// the bytes it does not write, not what the copy buffer held from the
+// write before, and not an error.
+func TestCopyOfAClusterPastTheEnd(t *testing.T) {
+	f := writeFile(t, emptyImage(t, 12, 1<<20))
+	im := open(t, f, false)
+	if _, err := im.WriteAt([][]byte{bytes.Repeat([]byte{0xaa}, 4096)}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := im.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The write put the L2 table at cluster 4 and the data at cluster 5:
+	// point the entry at cluster 64, past the file's end, shared (no
+	// COPIED), and count that cluster once.
+	var e [8]byte
+	binary.BigEndian.PutUint64(e[:], 64*4096)
+	if _, err := f.WriteAt(e[:], 4*4096); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{0, 1}, 2*4096+64*2); err != nil {
+		t.Fatal(err)
+	}
+	im = open(t, f, false)
+	if _, err := im.WriteAt([][]byte{bytes.Repeat([]byte{0xbb}, 4096)}, 8192); err != nil { // fills the copy buffer
+		t.Fatal(err)
+	}
+	if _, err := im.WriteAt([][]byte{bytes.Repeat([]byte{0xcc}, 512)}, 2048); err != nil {
+		t.Fatalf("a write into a cluster past the file's end: %v", err)
+	}
+	want := make([]byte, 4096)
+	copy(want[2048:], bytes.Repeat([]byte{0xcc}, 512))
+	got := make([]byte, 4096)
+	if _, err := im.ReadAt([][]byte{got}, 0, false); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("the copied cluster reads %x… (%v); want zeros around the write", got[:8], err)
+	}
+}
