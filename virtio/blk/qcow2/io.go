@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"ember/virtio"
 	"ember/virtio/internal/fileio"
 )
 
@@ -50,7 +51,7 @@ func (im *Image) pieces(off, n uint64, fn func(piece) error) error {
 // clusters are looked up under one hold of the lock, and clusters that
 // lie one after another in the file are read with one preadv.
 func (im *Image) ReadAt(bufs [][]byte, off int64, noWait bool) (int, error) {
-	exts, err := im.mapRange(uint64(off), total(bufs), noWait)
+	exts, err := im.mapRange(uint64(off), virtio.Len(bufs), noWait)
 	if err != nil {
 		return 0, err
 	}
@@ -135,7 +136,7 @@ func (im *Image) readExtent(dst [][]byte, e extent, noWait bool) error {
 		if err != nil {
 			return err
 		}
-		scatter(dst, c[e.in:e.in+e.n])
+		virtio.Scatter(dst, c[e.in:e.in+e.n])
 		return nil
 	}
 	read := fileio.ReadAt
@@ -158,7 +159,7 @@ func (im *Image) readExtent(dst [][]byte, e extent, noWait bool) error {
 // writeAt writes all of src at the file's off.
 func (im *Image) writeAt(src [][]byte, off uint64) error {
 	n, err := fileio.WriteAt(im.fd, src, int64(off))
-	if err == nil && uint64(n) < total(src) {
+	if err == nil && uint64(n) < virtio.Len(src) {
 		err = io.ErrShortWrite
 	}
 	return err
@@ -191,7 +192,7 @@ func (im *Image) WriteAt(bufs [][]byte, off int64) (int, error) {
 	if im.readOnly {
 		return 0, ErrReadOnly
 	}
-	if exts, ok := im.inPlace(uint64(off), total(bufs)); ok {
+	if exts, ok := im.inPlace(uint64(off), virtio.Len(bufs)); ok {
 		done := 0
 		for _, e := range exts {
 			if err := im.writeAt(sub(bufs, e.at, e.n), e.m.host+e.in); err != nil {
@@ -202,7 +203,7 @@ func (im *Image) WriteAt(bufs [][]byte, off int64) (int, error) {
 		return done, nil
 	}
 	done := 0
-	err := im.pieces(uint64(off), total(bufs), func(p piece) error {
+	err := im.pieces(uint64(off), virtio.Len(bufs), func(p piece) error {
 		src := sub(bufs, uint64(done), p.n)
 		if err := im.writePiece(src, p); err != nil {
 			return err
@@ -220,12 +221,19 @@ func (im *Image) WriteAt(bufs [][]byte, off int64) (int, error) {
 // cluster, or fails to map, for the cluster-by-cluster path.
 func (im *Image) inPlace(off, n uint64) ([]extent, bool) {
 	exts, err := im.extents(off, n, false, func(m mapping) error {
-		if m.kind != data || !m.copied || m.host >= im.refs.next<<im.h.clusterBits {
+		if !im.writableInPlace(m) {
 			return errNotInPlace
 		}
 		return nil
 	})
 	return exts, err == nil
+}
+
+// writableInPlace reports whether a write to the cluster m maps may go to
+// its place in the file: data the image's alone (COPIED), before the
+// file's end. The caller holds im.mu.
+func (im *Image) writableInPlace(m mapping) bool {
+	return m.kind == data && m.copied && m.host < im.refs.next<<im.h.clusterBits
 }
 
 // errNotInPlace ends inPlace's look at a cluster that needs a new one.
@@ -236,11 +244,7 @@ func (im *Image) writePiece(src [][]byte, p piece) error {
 	in := p.off & (im.csize - 1)
 	im.mu.Lock()
 	m, err := im.lookup(p.off, false)
-	if err == nil && m.kind == data && m.copied {
-		if m.host >= im.refs.next<<im.h.clusterBits {
-			im.mu.Unlock()
-			return fmt.Errorf("%w: data cluster at %#x, past the file's end", ErrCorrupt, m.host)
-		}
+	if err == nil && im.writableInPlace(m) {
 		im.mu.Unlock()
 		return im.writeAt(src, m.host+in)
 	}
@@ -267,7 +271,7 @@ func (im *Image) copyOnWrite(m mapping, src [][]byte, p piece) error {
 	if err := im.oldContents(m, c, in, p.n); err != nil {
 		return err
 	}
-	gather(c[in:in+p.n], src)
+	virtio.Gather(c[in:in+p.n], src)
 	host, err := im.allocCluster()
 	if err != nil {
 		return err
