@@ -148,7 +148,7 @@ func Open(cfg Config) (*Disk, error) {
 		f.Close()
 		return nil, fmt.Errorf("virtio-blk: %s is not a regular file", cfg.Path)
 	}
-	format, err := checkFormat(cfg)
+	format, err := formatOfImage(cfg)
 	if err != nil {
 		f.Close()
 		return nil, err

@@ -100,13 +100,17 @@ func formatOf(head []byte) string {
 // wants to refuse such an image before it builds a VM (as `ember run`
 // does) calls it first.
 func CheckFormat(cfg Config) error {
-	_, err := checkFormat(cfg)
+	format, err := formatOfImage(cfg)
+	if err == nil && format == FormatQcow2 {
+		err = checkQcow2(cfg)
+	}
 	return err
 }
 
-// checkFormat is CheckFormat, which also returns the format to serve the
-// image as: FormatRaw or FormatQcow2.
-func checkFormat(cfg Config) (string, error) {
+// formatOfImage returns the format to serve the image at cfg.Path as,
+// FormatRaw or FormatQcow2, from cfg.Format and the image's signature; a
+// qcow2 image's header is Open's to check (or CheckFormat's).
+func formatOfImage(cfg Config) (string, error) {
 	switch cfg.Format {
 	case FormatRaw:
 		return FormatRaw, nil
@@ -122,7 +126,7 @@ func checkFormat(cfg Config) (string, error) {
 	case format == FormatQcow2 && cfg.Direct:
 		return "", fmt.Errorf("virtio-blk: %s is a qcow2 image: cache=none serves raw images only", cfg.Path)
 	case format == FormatQcow2:
-		return FormatQcow2, checkQcow2(cfg)
+		return FormatQcow2, nil
 	case cfg.Format == FormatQcow2:
 		return "", fmt.Errorf("virtio-blk: format=qcow2, but %s is not a qcow2 image", cfg.Path)
 	case format != "":
