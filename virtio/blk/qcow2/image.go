@@ -22,11 +22,12 @@ type Image struct {
 	csize    uint64 // cluster size
 
 	mu      sync.Mutex
-	l1      []uint64   // the L1 table as the file has it
-	l2      l2Cache    // L2 tables read
-	refs    *refcounts // nil read-only
-	dirty   bool       // the header's dirty bit is set on the file (by us)
-	freed   []uint64   // clusters with no reference left, to punch after the next flush
+	l1      []uint64     // the L1 table as the file has it
+	l2      l2Cache      // L2 tables read
+	meta    metaClusters // the clusters of L2 tables and reference count blocks (overlap.go)
+	refs    *refcounts   // nil read-only
+	dirty   bool         // the header's dirty bit is set on the file (by us)
+	freed   []uint64     // clusters with no reference left, to punch after the next flush
 	closed  bool
 	scratch []byte // a cluster's buffer for allocating writes, under mu
 }
@@ -72,6 +73,7 @@ func inspect(f *os.File, readOnly bool) (*Image, error) {
 	if err := im.readL1(); err != nil {
 		return nil, err
 	}
+	im.collectL2Tables()
 	if !readOnly {
 		if err := h.writable(); err != nil {
 			return nil, err
@@ -106,6 +108,9 @@ func (im *Image) openForWrites() error {
 		return err
 	}
 	im.refs = refs
+	if err := im.addRefBlocks(); err != nil {
+		return err
+	}
 	im.scratch = make([]byte, im.csize)
 	if h.autoclear != 0 {
 		var b [8]byte

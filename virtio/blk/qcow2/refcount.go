@@ -134,8 +134,8 @@ func (im *Image) allocCluster() (uint64, error) {
 		if err != nil {
 			return 0, err
 		}
-		if n != 0 {
-			continue
+		if n != 0 || im.clusterIsMeta(c) {
+			continue // in use, or metadata whose count says otherwise
 		}
 		if err := r.set(c, 1); err != nil {
 			return 0, err
@@ -151,27 +151,17 @@ func (im *Image) allocCluster() (uint64, error) {
 func (im *Image) newRefBlock(ti uint64) error {
 	r := im.refs
 	c := r.next
-	for skipped := 0; ; skipped++ {
-		// The next cluster not counted as used, which the file's end makes
-		// free unless a block is missing for it too (found below).
+	for skipped := 0; ; skipped, c = skipped+1, c+1 {
 		if skipped > maxSkipped {
 			return fmt.Errorf("%w: %d clusters past the file's end counted as in use", ErrCorrupt, skipped)
 		}
-		at, err := r.where(c)
+		fits, err := im.refBlockFits(c, ti)
 		if err != nil {
 			return err
 		}
-		if at == 0 || c/r.perBlock == ti {
+		if fits {
 			break
 		}
-		n, err := r.get(c)
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			break
-		}
-		c++
 	}
 	blk := make([]byte, 1<<r.clusterLog)
 	self := c/r.perBlock == ti
@@ -204,10 +194,28 @@ func (im *Image) newRefBlock(ti uint64) error {
 		return fmt.Errorf("qcow2: writing the reference count table: %w", err)
 	}
 	r.table[ti] = off
+	im.meta.add(c)
 	if r.next <= c {
 		r.next = c + 1
 	}
 	return nil
+}
+
+// refBlockFits reports whether the reference count block for table entry
+// ti may go at cluster c: c is not metadata, and its count is 0 or not
+// yet kept (its block is missing too, made after this one, or is this
+// one).
+func (im *Image) refBlockFits(c, ti uint64) (bool, error) {
+	r := im.refs
+	if im.clusterIsMeta(c) {
+		return false, nil
+	}
+	at, err := r.where(c)
+	if err != nil || at == 0 || c/r.perBlock == ti {
+		return err == nil, err
+	}
+	n, err := r.get(c)
+	return n == 0, err
 }
 
 // release drops one reference to the cluster at off (a data cluster the

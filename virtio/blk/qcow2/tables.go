@@ -84,6 +84,9 @@ func (im *Image) lookup(off uint64, noWait bool) (mapping, error) {
 	if l2off%im.csize != 0 {
 		return mapping{}, fmt.Errorf("%w: L2 table at %#x, not a cluster's start", ErrCorrupt, l2off)
 	}
+	if im.overlapsTables(l2off, im.csize) {
+		return mapping{}, fmt.Errorf("%w: L2 table at %#x, on the image's header, L1 or reference count table", ErrCorrupt, l2off)
+	}
 	t, err := im.l2Table(l2off, noWait)
 	if err != nil {
 		return mapping{}, err
@@ -126,7 +129,7 @@ func (im *Image) decode(e uint64) (mapping, error) {
 		host := e & (1<<x - 1)
 		sectors := (e&(1<<62-1))>>x + 1
 		clen := sectors*512 - host%512
-		if e&entryCopied != 0 || im.overlapsTables(host, clen) {
+		if e&entryCopied != 0 || im.overlapsMeta(host, clen) {
 			return mapping{}, fmt.Errorf("%w: compressed L2 entry %#x", ErrCorrupt, e)
 		}
 		return mapping{kind: compressed, host: host, clen: clen, entry: e}, nil
@@ -138,8 +141,8 @@ func (im *Image) decode(e uint64) (mapping, error) {
 	if host%im.csize != 0 {
 		return mapping{}, fmt.Errorf("%w: L2 entry %#x: data not at a cluster's start", ErrCorrupt, e)
 	}
-	if host != 0 && im.overlapsTables(host, im.csize) {
-		return mapping{}, fmt.Errorf("%w: L2 entry %#x: data over the image's header or tables", ErrCorrupt, e)
+	if host != 0 && im.overlapsMeta(host, im.csize) {
+		return mapping{}, fmt.Errorf("%w: L2 entry %#x: data on the image's header or tables", ErrCorrupt, e)
 	}
 	m := mapping{host: host, copied: e&entryCopied != 0, entry: e}
 	switch {
@@ -197,18 +200,7 @@ func (im *Image) l2For(off uint64) (uint64, error) {
 		return 0, fmt.Errorf("qcow2: writing L1 entry: %w", err)
 	}
 	im.l1[l1i] = e
+	im.meta.add(l2off >> h.clusterBits)
 	im.l2.put(l2off, make([]uint64, h.l2Entries()))
 	return l2off, nil
-}
-
-// overlapsTables reports whether n bytes at the file's off meet the
-// header's cluster, the L1 table or the reference count table: data an L2
-// entry names there would have the guest's writes rewrite the image's
-// own tables. (L2 tables and reference count blocks are not checked: that
-// would take a map of every one.)
-func (im *Image) overlapsTables(off, n uint64) bool {
-	h := im.h
-	meets := func(start, size uint64) bool { return off < start+size && start < off+n }
-	return meets(0, im.csize) || meets(h.l1Offset, uint64(len(im.l1))*8) ||
-		meets(h.refOffset, uint64(h.refClusters)*im.csize)
 }
