@@ -1,7 +1,14 @@
 package qcow2
 
-// sub returns the n bytes of bufs from byte off, as slices of bufs.
+import "ember/virtio"
+
+// sub returns the n bytes of bufs from byte off, as slices of bufs: bufs
+// itself when that is all of it (a request within one extent, the usual
+// case, takes no new list).
 func sub(bufs [][]byte, off, n uint64) [][]byte {
+	if off == 0 && n == virtio.Len(bufs) {
+		return bufs
+	}
 	var out [][]byte
 	for _, b := range bufs {
 		if n == 0 {

@@ -51,7 +51,8 @@ func (im *Image) pieces(off, n uint64, fn func(piece) error) error {
 // clusters are looked up under one hold of the lock, and clusters that
 // lie one after another in the file are read with one preadv.
 func (im *Image) ReadAt(bufs [][]byte, off int64, noWait bool) (int, error) {
-	exts, err := im.mapRange(uint64(off), virtio.Len(bufs), noWait)
+	var local [2]extent // enough for most requests, on the stack
+	exts, err := im.mapRange(local[:0], uint64(off), virtio.Len(bufs), noWait)
 	if err != nil {
 		return 0, err
 	}
@@ -87,18 +88,18 @@ func (e *extent) continuedBy(m mapping, in uint64) bool {
 	return false
 }
 
-// mapRange looks up every cluster of n bytes at off and returns them as
-// extents, neighbours that read alike merged.
-func (im *Image) mapRange(off, n uint64, noWait bool) ([]extent, error) {
-	return im.extents(off, n, noWait, nil)
+// mapRange looks up every cluster of n bytes at off and appends them to
+// dst as extents, neighbours that read alike merged.
+func (im *Image) mapRange(dst []extent, off, n uint64, noWait bool) ([]extent, error) {
+	return im.extents(dst, off, n, noWait, nil)
 }
 
 // extents is mapRange, under one hold of the lock, failing with the error
 // of check (if not nil) for the first cluster check refuses.
-func (im *Image) extents(off, n uint64, noWait bool, check func(mapping) error) ([]extent, error) {
+func (im *Image) extents(dst []extent, off, n uint64, noWait bool, check func(mapping) error) ([]extent, error) {
 	im.mu.Lock()
 	defer im.mu.Unlock()
-	var exts []extent
+	exts := dst
 	var at uint64
 	err := im.pieces(off, n, func(p piece) error {
 		m, err := im.lookup(p.off, noWait)
@@ -192,7 +193,8 @@ func (im *Image) WriteAt(bufs [][]byte, off int64) (int, error) {
 	if im.readOnly {
 		return 0, ErrReadOnly
 	}
-	if exts, ok := im.inPlace(uint64(off), virtio.Len(bufs)); ok {
+	var local [2]extent
+	if exts, ok := im.inPlace(local[:0], uint64(off), virtio.Len(bufs)); ok {
 		done := 0
 		for _, e := range exts {
 			if err := im.writeAt(sub(bufs, e.at, e.n), e.m.host+e.in); err != nil {
@@ -214,13 +216,13 @@ func (im *Image) WriteAt(bufs [][]byte, off int64) (int, error) {
 	return done, err
 }
 
-// inPlace returns the extents of a write of n bytes at off if every
+// inPlace appends to dst the extents of a write of n bytes at off if every
 // cluster it touches may be written in place (data the image's alone,
 // before the file's end), neighbours in the file merged, so that a write
 // over allocated clusters is one pwritev a run; false if any needs a new
 // cluster, or fails to map, for the cluster-by-cluster path.
-func (im *Image) inPlace(off, n uint64) ([]extent, bool) {
-	exts, err := im.extents(off, n, false, func(m mapping) error {
+func (im *Image) inPlace(dst []extent, off, n uint64) ([]extent, bool) {
+	exts, err := im.extents(dst, off, n, false, func(m mapping) error {
 		if !im.writableInPlace(m) {
 			return errNotInPlace
 		}
