@@ -5,9 +5,11 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -43,7 +45,9 @@ the first: an A/B comparison of two builds in one lab; --queues N gives the
 disk N request queues under both VMMs (default 2, one a vCPU, QEMU's own
 default); --limit adds a subject with no VM, the guest's program run on
 the lab itself on the image through the page cache: the copies a device
-makes and nothing else, the limit of the guest's figures.`,
+makes and nothing else, the limit of the guest's figures; --format qcow2
+serves the disk to every subject as a qcow2 image (qemu-img converts the
+raw one, its clusters all allocated, 64 KiB each) instead of raw.`,
 		prog:  "blkbench",
 		inner: timeVirtioCmd,
 	})
@@ -57,6 +61,7 @@ func newTimeVirtioCmd() *cobra.Command {
 	var disk string
 	var queues int
 	var limit bool
+	var format string
 	cmd := &cobra.Command{
 		Use:    timeVirtioCmd,
 		Hidden: true,
@@ -64,6 +69,9 @@ func newTimeVirtioCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if queues < 1 || queues > blk.MaxQueues {
 				return fmt.Errorf("--queues %d: 1 to %d", queues, blk.MaxQueues)
+			}
+			if limit && format != blk.FormatRaw {
+				return fmt.Errorf("--limit reads a raw image: not with --format %s", format)
 			}
 			if disk == "" {
 				// The lab's own memory, not the share with the host: a
@@ -77,17 +85,26 @@ func newTimeVirtioCmd() *cobra.Command {
 				return err
 			}
 			defer os.Remove(disk)
+			img, err := diskImage(cmd.Context(), disk, format)
+			if err != nil {
+				return err
+			}
+			if img != disk {
+				// The lab's memory holds one image, as with a raw one.
+				os.Remove(disk)
+				defer os.Remove(img)
+			}
 			emberRun := []string{f.ember, "run", "--kernel", f.kernel, "--initrd", f.initrd,
 				"--memory", "512M", "--cpus", "2", "--cmdline", benchCmdline, "--disk"}
-			opts := fmt.Sprintf(",queues=%d", queues)
+			opts := fmt.Sprintf(",queues=%d,format=%s", queues, format)
 			subjects := []subject{
-				{name: "ember (virtio-pci)", argv: append(emberRun, disk+opts)},
-				{name: "ember back-end process", argv: backendBoot(f.ember, disk, opts, emberRun)},
+				{name: "ember (virtio-pci)", argv: append(emberRun, img+opts)},
+				{name: "ember back-end process", argv: backendBoot(f.ember, img, opts, emberRun)},
 				{name: "QEMU -M pc (virtio-blk-pci)", argv: qemuGuest("pc", 512, 2,
-					"-drive", "file="+disk+",if=none,id=d0,format=raw,cache=writeback",
+					"-drive", "file="+img+",if=none,id=d0,format="+format+",cache=writeback",
 					"-device", fmt.Sprintf("virtio-blk-pci,drive=d0,num-queues=%d", queues),
 					"-kernel", f.kernel, "-initrd", f.initrd, "-append", benchCmdline)},
-				{name: "QEMU vhost-user-blk (qemu-storage-daemon)", argv: qemuVhostUserBoot(disk, queues, f.kernel, f.initrd)},
+				{name: "QEMU vhost-user-blk (qemu-storage-daemon)", argv: qemuVhostUserBoot(img, format, queues, f.kernel, f.initrd)},
 			}
 			if limit {
 				if f.prog == "" {
@@ -97,7 +114,7 @@ func newTimeVirtioCmd() *cobra.Command {
 				// page cache: the copies a device makes and nothing else.
 				subjects = append(subjects, subject{name: limitName + " (blkbench on the image: the limit)", argv: []string{f.prog, disk}})
 			}
-			t, err := f.table(blkTable)
+			t, err := f.table(blkTableOf(format))
 			if err != nil {
 				return err
 			}
@@ -109,6 +126,7 @@ func newTimeVirtioCmd() *cobra.Command {
 	// Two, one a vCPU: QEMU's default for virtio-blk-pci (since 5.2), given
 	// to both VMMs so that neither guest's block layer has more queues.
 	cmd.Flags().IntVar(&queues, "queues", 2, "request queues of the disk, under ember and QEMU alike")
+	cmd.Flags().StringVar(&format, "format", blk.FormatRaw, "the disk image's format under every subject: raw or qcow2")
 	cmd.Flags().BoolVar(&limit, "limit", false, "also run the guest's program on the lab itself, on the image through the page cache: the limit of the guest's figures")
 	return cmd
 }
@@ -123,17 +141,18 @@ func backendBoot(ember, disk, opts string, run []string) []string {
 		append(run, "backend="+sock))
 }
 
-// qemuVhostUserBoot is a command line that serves disk from
+// qemuVhostUserBoot is a command line that serves disk, in format, from
 // qemu-storage-daemon, QEMU's own block back-end in a process of its own
 // (a vhost-user-blk export with queues queues on a unix socket; the page
 // cache, as the other subjects' disks), and boots QEMU with a
 // vhost-user-blk-pci device on it: QEMU's counterpart of ember's back-end
 // process, whose guest RAM must be a shared memfd for the daemon to map,
 // as ember's is with a back-end.
-func qemuVhostUserBoot(disk string, queues int, kernel, initrd string) []string {
+func qemuVhostUserBoot(disk, format string, queues int, kernel, initrd string) []string {
 	sock := disk + ".vhost-user.sock"
 	daemon := []string{qemuStorageDaemon,
-		"--blockdev", "driver=file,node-name=disk0,cache.direct=off,filename=" + disk,
+		"--blockdev", "driver=file,node-name=file0,cache.direct=off,filename=" + disk,
+		"--blockdev", "driver=" + format + ",node-name=disk0,file=file0",
 		"--export", fmt.Sprintf("type=vhost-user-blk,id=export0,node-name=disk0,writable=on,num-queues=%d,addr.type=unix,addr.path=%s", queues, sock)}
 	vm := qemuGuest("pc,memory-backend=ram0", 512, 2,
 		"-object", "memory-backend-memfd,id=ram0,size=512M,share=on",
@@ -173,12 +192,33 @@ var benchLine = regexp.MustCompile(`ember-bench: (seq-read MB/s|rand-read IOPS|s
 var benchMeasures = []string{"seq-read MB/s", "rand-read IOPS", "seq-write MB/s",
 	"seq-read median ms", "seq-read slowest ms", "seq-write median ms", "seq-write slowest ms"}
 
-// blkTable is the virtio-blk benchmark's table.
-var blkTable = benchTable{
-	title: fmt.Sprintf("virtio-blk from inside Debian's kernel, O_DIRECT on /dev/vda (%d MiB raw image, host page cache), 2 vCPUs, inside the lab",
-		virtioDiskMiB),
-	measures: benchMeasures,
-	boot:     benchBoot,
+// blkTableOf is the virtio-blk benchmark's table for a disk image in
+// format.
+func blkTableOf(format string) benchTable {
+	return benchTable{
+		title: fmt.Sprintf("virtio-blk from inside Debian's kernel, O_DIRECT on /dev/vda (%d MiB %s image, host page cache), 2 vCPUs, inside the lab",
+			virtioDiskMiB, format),
+		measures: benchMeasures,
+		boot:     benchBoot,
+	}
+}
+
+// diskImage returns the image every subject serves, in format, made from
+// the raw image at raw: raw itself, or a qcow2 image beside it that
+// qemu-img converts it to (every cluster allocated, as a converted cloud
+// image's data is).
+func diskImage(ctx context.Context, raw, format string) (string, error) {
+	switch format {
+	case blk.FormatRaw:
+		return raw, nil
+	case blk.FormatQcow2:
+		img := strings.TrimSuffix(raw, ".img") + ".qcow2"
+		if out, err := exec.CommandContext(ctx, "qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, img).CombinedOutput(); err != nil {
+			return "", fmt.Errorf("making the qcow2 image (qemu-img, from Debian's qemu-utils): %v: %s", err, out)
+		}
+		return img, nil
+	}
+	return "", fmt.Errorf("--format %q: raw or qcow2", format)
 }
 
 // benchBoot runs one boot to its end and returns the guest's measures.
