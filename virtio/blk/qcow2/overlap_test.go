@@ -2,43 +2,9 @@ package qcow2
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
-	"os"
 	"testing"
 )
-
-// writtenImage returns an image of 1 MiB with 4 KiB clusters whose first
-// cluster the guest wrote: the header at cluster 0, the reference count
-// table at 1, its block at 2, the L1 table at 3, the L2 table at 4, the
-// data at 5, each counted once.
-func writtenImage(t *testing.T) []byte {
-	t.Helper()
-	f := writeFile(t, emptyImage(t, 12, 1<<20))
-	im := open(t, f, false)
-	if _, err := im.WriteAt([][]byte{bytes.Repeat([]byte{0xaa}, 4096)}, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := im.Close(); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(f.Name())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(b) != 6*4096 {
-		t.Fatalf("the written image is %d bytes, want 6 clusters", len(b))
-	}
-	return b
-}
-
-// patched returns a file holding b with v written big-endian at off.
-func patched(t *testing.T, b []byte, off int, v uint64) *os.File {
-	t.Helper()
-	b = bytes.Clone(b)
-	binary.BigEndian.PutUint64(b[off:], v)
-	return writeFile(t, b)
-}
 
 // TestMetadataIsNotData: an image whose tables name a cluster of its own
 // metadata as the guest's data, or an L2 table on its header or tables,

@@ -376,26 +376,13 @@ func TestPastTheFilesEndReadsZeros(t *testing.T) {
 // the bytes it does not write, not what the copy buffer held from the
 // write before, and not an error.
 func TestCopyOfAClusterPastTheEnd(t *testing.T) {
-	f := writeFile(t, emptyImage(t, 12, 1<<20))
+	// Point the entry of the data writtenImage wrote at cluster 64, past
+	// the file's end, shared (no COPIED), and count that cluster once.
+	b := writtenImage(t)
+	binary.BigEndian.PutUint64(b[4*4096:], 64*4096)
+	binary.BigEndian.PutUint16(b[2*4096+2*64:], 1)
+	f := writeFile(t, b)
 	im := open(t, f, false)
-	if _, err := im.WriteAt([][]byte{bytes.Repeat([]byte{0xaa}, 4096)}, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := im.Close(); err != nil {
-		t.Fatal(err)
-	}
-	// The write put the L2 table at cluster 4 and the data at cluster 5:
-	// point the entry at cluster 64, past the file's end, shared (no
-	// COPIED), and count that cluster once.
-	var e [8]byte
-	binary.BigEndian.PutUint64(e[:], 64*4096)
-	if _, err := f.WriteAt(e[:], 4*4096); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteAt([]byte{0, 1}, 2*4096+64*2); err != nil {
-		t.Fatal(err)
-	}
-	im = open(t, f, false)
 	if _, err := im.WriteAt([][]byte{bytes.Repeat([]byte{0xbb}, 4096)}, 8192); err != nil { // fills the copy buffer
 		t.Fatal(err)
 	}
@@ -408,4 +395,36 @@ func TestCopyOfAClusterPastTheEnd(t *testing.T) {
 	if _, err := im.ReadAt([][]byte{got}, 0, false); err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("the copied cluster reads %x… (%v); want zeros around the write", got[:8], err)
 	}
+}
+
+// writtenImage returns an image of 1 MiB with 4 KiB clusters whose first
+// cluster the guest wrote: the header at cluster 0, the reference count
+// table at 1, its block at 2, the L1 table at 3, the L2 table at 4, the
+// data at 5, each counted once.
+func writtenImage(t *testing.T) []byte {
+	t.Helper()
+	f := writeFile(t, emptyImage(t, 12, 1<<20))
+	im := open(t, f, false)
+	if _, err := im.WriteAt([][]byte{bytes.Repeat([]byte{0xaa}, 4096)}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := im.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) != 6*4096 {
+		t.Fatalf("the written image is %d bytes, want 6 clusters", len(b))
+	}
+	return b
+}
+
+// patched returns a file holding b with v written big-endian at off.
+func patched(t *testing.T, b []byte, off int, v uint64) *os.File {
+	t.Helper()
+	b = bytes.Clone(b)
+	binary.BigEndian.PutUint64(b[off:], v)
+	return writeFile(t, b)
 }
