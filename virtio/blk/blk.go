@@ -90,6 +90,8 @@ type Disk struct {
 	// stand-in that holds a request back.
 	xfer func(bufs [][]byte, off int64, op xferOp) (int, error)
 	now  nowState // how a short read is served without waiting (now.go)
+	// stats counts the requests answered (stats.go).
+	stats counters
 	// onCaller, for the device-level benchmark, starts no thread: Notify
 	// serves the queue on the caller, as the thread would, so that what
 	// the device costs is measured without a thread's wake-up.

@@ -92,6 +92,15 @@ func header(typ uint32, sector uint64) []byte {
 	return h
 }
 
+// seg is a DISCARD or WRITE_ZEROES segment: n sectors from sector.
+func seg(sector uint64, n, flags uint32) []byte {
+	b := make([]byte, segmentSize)
+	binary.LittleEndian.PutUint64(b, sector)
+	binary.LittleEndian.PutUint32(b[8:], n)
+	binary.LittleEndian.PutUint32(b[12:], flags)
+	return b
+}
+
 // do offers a request, waits for it and returns the used length and the
 // bytes of the writable buffers.
 func (r *rig) do(bufs ...virtiotest.Buffer) (uint32, [][]byte) {
@@ -141,13 +150,6 @@ func status(out [][]byte) byte { last := out[len(out)-1]; return last[len(last)-
 // page cache and with cache=none (O_DIRECT).
 func TestRequests(t *testing.T) {
 	rd, wr := virtiotest.Readable, virtiotest.Writable
-	seg := func(sector uint64, n, flags uint32) []byte {
-		b := make([]byte, segmentSize)
-		binary.LittleEndian.PutUint64(b, sector)
-		binary.LittleEndian.PutUint32(b[8:], n)
-		binary.LittleEndian.PutUint32(b[12:], flags)
-		return b
-	}
 	data := bytes.Repeat([]byte{0xab}, 2*SectorSize)
 	for _, tt := range []struct {
 		name     string

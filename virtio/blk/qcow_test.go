@@ -2,7 +2,6 @@ package blk
 
 import (
 	"bytes"
-	"encoding/binary"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,12 +64,6 @@ func TestQcow2DiskThroughTheQueue(t *testing.T) {
 			t.Fatalf("%s: status %d", what, status(out))
 		}
 	}
-	seg := func(sector uint64, n uint32) []byte {
-		b := make([]byte, segmentSize)
-		binary.LittleEndian.PutUint64(b, sector)
-		binary.LittleEndian.PutUint32(b[8:], n)
-		return b
-	}
 	mode := r.disk.now.get()
 	if !bytes.Equal(read(3, 2*SectorSize), want[3*SectorSize:5*SectorSize]) {
 		t.Fatal("a read differs from the image qemu-img converted")
@@ -90,9 +83,9 @@ func TestQcow2DiskThroughTheQueue(t *testing.T) {
 	}
 	ok("a long write", rd(header(typeOut, 300)), rd(long), wr(1))
 	copy(want[300*SectorSize:], long)
-	ok("a discard", rd(header(typeDiscard, 0)), rd(seg(30, 20)), wr(1)) // parts of two clusters and one whole
+	ok("a discard", rd(header(typeDiscard, 0)), rd(seg(30, 20, 0)), wr(1)) // parts of two clusters and one whole
 	clear(want[30*SectorSize : 50*SectorSize])
-	ok("write zeroes", rd(header(typeWriteZeroes, 0)), rd(seg(480, 9)), wr(1))
+	ok("write zeroes", rd(header(typeWriteZeroes, 0)), rd(seg(480, 9, 0)), wr(1))
 	clear(want[480*SectorSize : 489*SectorSize])
 	ok("a flush", rd(header(typeFlush, 0)), wr(1))
 	img, _ := exec.LookPath("qemu-img")

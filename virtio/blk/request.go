@@ -45,6 +45,7 @@ func (w *worker) serve(c *virtio.Chain) (uint32, bool) {
 	if virtio.Gather(hdr[:], c.Readable) < headerSize {
 		w.d.log.Warn("virtio-blk: request shorter than its header", "queue", w.i)
 		*status = statusIOErr
+		w.d.stats.errors.Add(1)
 		return 1, true
 	}
 	typ, sector := binary.LittleEndian.Uint32(hdr[0:]), binary.LittleEndian.Uint64(hdr[8:])
@@ -77,6 +78,7 @@ func (w *worker) serve(c *virtio.Chain) (uint32, bool) {
 		st = statusUnsupp
 	}
 	*status = st
+	w.d.stats.count(typ, n+virtio.Len(in), st)
 	return uint32(n) + 1, true
 }
 
