@@ -62,6 +62,41 @@ type Counters struct {
 	// IORequests counts emulated accesses by the client that served them.
 	IORequests       map[string]uint64 `json:"io_requests"`
 	GuestTimeSeconds float64           `json:"guest_time_seconds"` // CPU time in guest mode, all vCPUs
+	// Disks are the totals of the disks served in ember's process, and
+	// Nets of the network interfaces, for a VM the API built.
+	Disks []DiskCounters `json:"disks,omitempty"`
+	Nets  []NetCounters  `json:"nets,omitempty"`
+}
+
+// DiskCounters are one disk's totals since its VM was built (blk.Stats):
+// requests answered by type, the bytes of those that succeeded, and those
+// answered with an error.
+type DiskCounters struct {
+	Index       int    `json:"index"` // its place in the configuration's disks
+	Path        string `json:"path"`
+	Reads       uint64 `json:"reads"`
+	ReadBytes   uint64 `json:"read_bytes"`
+	Writes      uint64 `json:"writes"`
+	WriteBytes  uint64 `json:"write_bytes"`
+	Flushes     uint64 `json:"flushes"`
+	Discards    uint64 `json:"discards"`    // DISCARD and WRITE_ZEROES
+	Errors      uint64 `json:"errors"`      // answered VIRTIO_BLK_S_IOERR
+	Unsupported uint64 `json:"unsupported"` // answered VIRTIO_BLK_S_UNSUPP
+}
+
+// NetCounters are one network interface's totals since its VM was built
+// (virtio-net's Stats): frames the guest sent (tx) and was given (rx).
+type NetCounters struct {
+	Index     int    `json:"index"` // its place in the configuration's nets
+	TAP       string `json:"tap"`
+	TXPackets uint64 `json:"tx_packets"`
+	TXBytes   uint64 `json:"tx_bytes"`
+	TXDropped uint64 `json:"tx_dropped"` // malformed, or refused by the TAP
+	RXPackets uint64 `json:"rx_packets"`
+	RXBytes   uint64 `json:"rx_bytes"`
+	RXDropped uint64 `json:"rx_dropped"` // the guest had no buffers for them
+	// With vhost the kernel's vhost-net moves the frames, and they are not
+	// counted here (the TAP's own statistics count them).
 }
 
 // VMList is GET /v1/vms's answer.

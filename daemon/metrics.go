@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 
 	"ember/api"
@@ -11,8 +12,8 @@ import (
 
 // writeMetrics writes the daemon's metrics in Prometheus's text exposition
 // format (version 0.0.4): VM counts by state, and per VM its exits by
-// reason, I/O requests by client and guest CPU time, and the hypercalls by
-// ID and result.
+// reason, I/O requests by client, guest CPU time and its disks' and network
+// interfaces' totals, and the hypercalls by ID and result.
 func (d *Daemon) writeMetrics(w io.Writer) {
 	vms := d.List()
 	m := metricWriter{w: w}
@@ -48,6 +49,7 @@ func (d *Daemon) writeMetrics(w io.Writer) {
 			m.sample("ember_vm_boots_total", float64(v.Boots), "vm", v.ID)
 		}
 	}
+	writeDeviceMetrics(m, vms)
 	m.family("ember_hypercalls_total", "counter", "ACRN hypercalls handled, by hypercall and result (ok, an errno, #GP or #UD).")
 	if d.hc != nil {
 		for _, c := range d.hc.Counts() {
@@ -91,4 +93,59 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(ks)
 	return ks
+}
+
+// writeDeviceMetrics writes the totals of the VMs' disks and network
+// interfaces (api.Counters' Disks and Nets), each named by its place in
+// its VM's configuration.
+func writeDeviceMetrics(m metricWriter, vms []api.VM) {
+	disks := func(v api.VM) []api.DiskCounters { return v.Counters.Disks }
+	diskIndex := func(d api.DiskCounters) int { return d.Index }
+	deviceFamily(m, vms, "ember_vm_disk_requests_total", "Disk requests answered, by VM, disk and type.", "disk", disks, diskIndex,
+		func(d api.DiskCounters) []labelled {
+			return []labelled{{"type", "read", d.Reads}, {"type", "write", d.Writes}, {"type", "flush", d.Flushes}, {"type", "discard", d.Discards}}
+		})
+	deviceFamily(m, vms, "ember_vm_disk_bytes_total", "Bytes disk requests moved, by VM, disk and direction.", "disk", disks, diskIndex,
+		func(d api.DiskCounters) []labelled {
+			return []labelled{{"direction", "read", d.ReadBytes}, {"direction", "write", d.WriteBytes}}
+		})
+	deviceFamily(m, vms, "ember_vm_disk_errors_total", "Disk requests answered with an error, by VM, disk and status.", "disk", disks, diskIndex,
+		func(d api.DiskCounters) []labelled {
+			return []labelled{{"status", "ioerr", d.Errors}, {"status", "unsupp", d.Unsupported}}
+		})
+	nets := func(v api.VM) []api.NetCounters { return v.Counters.Nets }
+	netIndex := func(n api.NetCounters) int { return n.Index }
+	deviceFamily(m, vms, "ember_vm_net_packets_total", "Frames through a network interface, by VM, interface and direction (tx: from the guest).", "net", nets, netIndex,
+		func(n api.NetCounters) []labelled {
+			return []labelled{{"direction", "tx", n.TXPackets}, {"direction", "rx", n.RXPackets}}
+		})
+	deviceFamily(m, vms, "ember_vm_net_bytes_total", "Bytes of those frames, by VM, interface and direction.", "net", nets, netIndex,
+		func(n api.NetCounters) []labelled {
+			return []labelled{{"direction", "tx", n.TXBytes}, {"direction", "rx", n.RXBytes}}
+		})
+	deviceFamily(m, vms, "ember_vm_net_dropped_total", "Frames dropped, by VM, interface and direction.", "net", nets, netIndex,
+		func(n api.NetCounters) []labelled {
+			return []labelled{{"direction", "tx", n.TXDropped}, {"direction", "rx", n.RXDropped}}
+		})
+}
+
+// deviceFamily writes one counter family of device samples: for each VM,
+// each of its devices (of), labelled kind and its index, each sample value
+// gives.
+func deviceFamily[D any](m metricWriter, vms []api.VM, name, help, kind string, of func(api.VM) []D, index func(D) int, value func(D) []labelled) {
+	m.family(name, "counter", help)
+	for _, v := range vms {
+		for _, d := range of(v) {
+			for _, s := range value(d) {
+				m.sample(name, float64(s.v), "vm", v.ID, kind, strconv.Itoa(index(d)), s.label, s.value)
+			}
+		}
+	}
+}
+
+// labelled is one sample of a device's family: a label, its value and the
+// count.
+type labelled struct {
+	label, value string
+	v            uint64
 }

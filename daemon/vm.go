@@ -298,6 +298,7 @@ func (e *vmEntry) View() api.VM {
 		Boots: e.boots, LastStop: e.last}
 	if e.m != nil {
 		v.Counters = counters(e.m.VM)
+		v.Counters.Disks, v.Counters.Nets = deviceCounters(e.m, &cfg)
 		v.Asleep = e.m.VM.Sleeping()
 		if id := e.d.hc.VMID(e.m.VM); id != noACRNID {
 			v.ACRNID = &id

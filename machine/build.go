@@ -39,7 +39,13 @@ type Machine struct {
 	// Balloon is the virtio-balloon device, or nil without one: the host
 	// sets its target and reads the guest's statistics through it.
 	Balloon *balloon.Device
-	hvcIn   io.Writer // the virtio console's input, or nil for COM1
+	// Disks are the virtio-blk devices served in ember's process, one a
+	// Config.Disks entry in its order (nil for a disk a back-end process
+	// serves), and Nets the virtio-net devices, one a Config.Nets entry:
+	// the host reads their totals (Stats).
+	Disks []*blk.Disk
+	Nets  []*virtionet.Device
+	hvcIn io.Writer // the virtio console's input, or nil for COM1
 }
 
 // Build makes the VM that p describes through the hypercall service (so
@@ -139,6 +145,7 @@ func (m *Machine) addVirtio(p *Prepared) error {
 			if err := add(d, d.Close); err != nil {
 				return err
 			}
+			m.Disks = append(m.Disks, nil)
 			continue
 		}
 		c := s.blk
@@ -150,6 +157,7 @@ func (m *Machine) addVirtio(p *Prepared) error {
 		if err := add(d, flushCloser{d}.Close); err != nil {
 			return err
 		}
+		m.Disks = append(m.Disks, d)
 	}
 	for _, c := range p.nets {
 		c.Logger = log
@@ -160,6 +168,7 @@ func (m *Machine) addVirtio(p *Prepared) error {
 		if err := add(d, d.Close); err != nil {
 			return err
 		}
+		m.Nets = append(m.Nets, d)
 	}
 	if p.vsock != nil {
 		c := *p.vsock
@@ -235,21 +244,3 @@ func (m *Machine) Input(ctx context.Context, p []byte) error {
 
 // Close closes the VM and every device and file the machine opened.
 func (m *Machine) Close() error { return m.VM.Close() }
-
-// Report writes what a person needs to see why a running guest seems stuck,
-// and lets it run on: every vCPU's registers, pending events and LAPIC, the
-// interrupt controllers (hv.VM.Inspect, which pauses the VM for a moment),
-// then COM1 and the virtio devices' queues (pc.Platform.Describe). A vCPU
-// stuck in ember is reported as such, and the devices are reported still.
-func (m *Machine) Report(w io.Writer) error {
-	s, err := m.VM.Inspect()
-	if err == nil {
-		err = s.Report(w)
-	} else {
-		_, err = fmt.Fprintf(w, "vCPUs: %v\n", err)
-	}
-	if err != nil {
-		return err
-	}
-	return m.Platform.Describe(w)
-}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -995,5 +996,48 @@ func TestDaemonDeviceModelDies(t *testing.T) {
 	}
 	if nb, err := d.c.Get(ctx, "neighbour"); err != nil || nb.State != api.StateRunning {
 		t.Errorf("the neighbour: %+v, %v", nb, err)
+	}
+}
+
+// TestDaemonShowsDeviceCounters: a VM the API built shows each of its
+// disks served in ember's process in its counters, by its place in the
+// configuration and its path, with its totals (zero: the tiny guest has
+// no virtio driver; the device's own tests count requests), in the
+// metrics and in its state report, and they stay readable once the VM has
+// stopped.
+func TestDaemonShowsDeviceCounters(t *testing.T) {
+	d := startDaemon(t)
+	ctx := context.Background()
+	img := filepath.Join(t.TempDir(), "disk.img")
+	if err := os.WriteFile(img, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := machine.Config{Disks: []machine.Disk{{Path: img, ReadOnly: true}}}
+	if _, err := d.c.Create(ctx, api.CreateRequest{ID: "disked", Config: cfg, Start: true}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		v, err := d.c.Get(ctx, "disked")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.State == api.StateStopped {
+			want := []api.DiskCounters{{Index: 0, Path: img}}
+			if !reflect.DeepEqual(v.Counters.Disks, want) || len(v.Counters.Nets) != 0 {
+				t.Fatalf("the stopped VM's device counters: disks %+v, nets %+v; want disks %+v", v.Counters.Disks, v.Counters.Nets, want)
+			}
+			if m, err := d.c.Metrics(ctx); err != nil || !strings.Contains(m, `ember_vm_disk_requests_total{vm="disked",disk="0",type="read"} 0`) {
+				t.Errorf("the metrics lack the disk's reads (%v):\n%s", err, m)
+			}
+			if s, err := d.c.State(ctx, "disked"); err != nil || !strings.Contains(s, "disk 0: 0 reads (0 bytes), 0 writes") {
+				t.Errorf("the state report lacks the disk's totals (%v):\n%s", err, s)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the demo VM did not stop within a minute: %s", v.State)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -226,6 +226,14 @@ func showVM(w io.Writer, vm api.VM) {
 		}
 	}
 	fmt.Fprintf(tw, "Exits\t%d\nGuest CPU time\t%.3fs\n", vm.Counters.Exits, vm.Counters.GuestTimeSeconds)
+	for _, d := range vm.Counters.Disks {
+		fmt.Fprintf(tw, "Disk %d I/O\t%d reads (%d bytes), %d writes (%d bytes), %d flushes, %d discards; %d errors\n",
+			d.Index, d.Reads, d.ReadBytes, d.Writes, d.WriteBytes, d.Flushes, d.Discards, d.Errors+d.Unsupported)
+	}
+	for _, n := range vm.Counters.Nets {
+		fmt.Fprintf(tw, "Net %d traffic\tsent %d frames (%d bytes), received %d (%d bytes); dropped %d sent, %d received\n",
+			n.Index, n.TXPackets, n.TXBytes, n.RXPackets, n.RXBytes, n.TXDropped, n.RXDropped)
+	}
 	tw.Flush()
 }
 
