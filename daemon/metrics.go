@@ -95,51 +95,64 @@ func sortedKeys[V any](m map[string]V) []string {
 	return ks
 }
 
+// deviceFamilies are the metric families of the VMs' devices: each
+// gives the samples of one disk (disk) or one network interface (net).
+var deviceFamilies = []struct {
+	name, help string
+	disk       func(api.DiskCounters) []labelled
+	net        func(api.NetCounters) []labelled
+}{
+	{name: "ember_vm_disk_requests_total", help: "Disk requests answered, by VM, disk and type.",
+		disk: func(d api.DiskCounters) []labelled {
+			return []labelled{{"type", "read", d.Reads}, {"type", "write", d.Writes}, {"type", "flush", d.Flushes}, {"type", "discard", d.Discards}}
+		}},
+	{name: "ember_vm_disk_bytes_total", help: "Bytes disk requests moved, by VM, disk and direction.",
+		disk: func(d api.DiskCounters) []labelled {
+			return []labelled{{"direction", "read", d.ReadBytes}, {"direction", "write", d.WriteBytes}}
+		}},
+	{name: "ember_vm_disk_errors_total", help: "Disk requests answered with an error, by VM, disk and status.",
+		disk: func(d api.DiskCounters) []labelled {
+			return []labelled{{"status", "ioerr", d.Errors}, {"status", "unsupp", d.Unsupported}}
+		}},
+	{name: "ember_vm_net_packets_total", help: "Frames through a network interface, by VM, interface and direction (tx: from the guest).",
+		net: func(n api.NetCounters) []labelled {
+			return []labelled{{"direction", "tx", n.TXPackets}, {"direction", "rx", n.RXPackets}}
+		}},
+	{name: "ember_vm_net_bytes_total", help: "Bytes of those frames, by VM, interface and direction.",
+		net: func(n api.NetCounters) []labelled {
+			return []labelled{{"direction", "tx", n.TXBytes}, {"direction", "rx", n.RXBytes}}
+		}},
+	{name: "ember_vm_net_dropped_total", help: "Frames dropped, by VM, interface and direction.",
+		net: func(n api.NetCounters) []labelled {
+			return []labelled{{"direction", "tx", n.TXDropped}, {"direction", "rx", n.RXDropped}}
+		}},
+}
+
 // writeDeviceMetrics writes the totals of the VMs' disks and network
 // interfaces (api.Counters' Disks and Nets), each named by its place in
 // its VM's configuration.
 func writeDeviceMetrics(m metricWriter, vms []api.VM) {
-	disks := func(v api.VM) []api.DiskCounters { return v.Counters.Disks }
-	diskIndex := func(d api.DiskCounters) int { return d.Index }
-	deviceFamily(m, vms, "ember_vm_disk_requests_total", "Disk requests answered, by VM, disk and type.", "disk", disks, diskIndex,
-		func(d api.DiskCounters) []labelled {
-			return []labelled{{"type", "read", d.Reads}, {"type", "write", d.Writes}, {"type", "flush", d.Flushes}, {"type", "discard", d.Discards}}
-		})
-	deviceFamily(m, vms, "ember_vm_disk_bytes_total", "Bytes disk requests moved, by VM, disk and direction.", "disk", disks, diskIndex,
-		func(d api.DiskCounters) []labelled {
-			return []labelled{{"direction", "read", d.ReadBytes}, {"direction", "write", d.WriteBytes}}
-		})
-	deviceFamily(m, vms, "ember_vm_disk_errors_total", "Disk requests answered with an error, by VM, disk and status.", "disk", disks, diskIndex,
-		func(d api.DiskCounters) []labelled {
-			return []labelled{{"status", "ioerr", d.Errors}, {"status", "unsupp", d.Unsupported}}
-		})
-	nets := func(v api.VM) []api.NetCounters { return v.Counters.Nets }
-	netIndex := func(n api.NetCounters) int { return n.Index }
-	deviceFamily(m, vms, "ember_vm_net_packets_total", "Frames through a network interface, by VM, interface and direction (tx: from the guest).", "net", nets, netIndex,
-		func(n api.NetCounters) []labelled {
-			return []labelled{{"direction", "tx", n.TXPackets}, {"direction", "rx", n.RXPackets}}
-		})
-	deviceFamily(m, vms, "ember_vm_net_bytes_total", "Bytes of those frames, by VM, interface and direction.", "net", nets, netIndex,
-		func(n api.NetCounters) []labelled {
-			return []labelled{{"direction", "tx", n.TXBytes}, {"direction", "rx", n.RXBytes}}
-		})
-	deviceFamily(m, vms, "ember_vm_net_dropped_total", "Frames dropped, by VM, interface and direction.", "net", nets, netIndex,
-		func(n api.NetCounters) []labelled {
-			return []labelled{{"direction", "tx", n.TXDropped}, {"direction", "rx", n.RXDropped}}
-		})
-}
-
-// deviceFamily writes one counter family of device samples: for each VM,
-// each of its devices (of), labelled kind and its index, each sample value
-// gives.
-func deviceFamily[D any](m metricWriter, vms []api.VM, name, help, kind string, of func(api.VM) []D, index func(D) int, value func(D) []labelled) {
-	m.family(name, "counter", help)
-	for _, v := range vms {
-		for _, d := range of(v) {
-			for _, s := range value(d) {
-				m.sample(name, float64(s.v), "vm", v.ID, kind, strconv.Itoa(index(d)), s.label, s.value)
+	for _, f := range deviceFamilies {
+		m.family(f.name, "counter", f.help)
+		for _, v := range vms {
+			if f.disk != nil {
+				for _, d := range v.Counters.Disks {
+					m.samples(f.name, f.disk(d), "vm", v.ID, "disk", strconv.Itoa(d.Index))
+				}
+			}
+			if f.net != nil {
+				for _, n := range v.Counters.Nets {
+					m.samples(f.name, f.net(n), "vm", v.ID, "net", strconv.Itoa(n.Index))
+				}
 			}
 		}
+	}
+}
+
+// samples writes one sample for each of ls, with labels and its own.
+func (m metricWriter) samples(name string, ls []labelled, labels ...string) {
+	for _, l := range ls {
+		m.sample(name, float64(l.v), append(labels, l.label, l.value)...)
 	}
 }
 

@@ -1013,31 +1013,23 @@ func TestDaemonShowsDeviceCounters(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := machine.Config{Disks: []machine.Disk{{Path: img, ReadOnly: true}}}
+	ev := watchEvents(t, d.c)
 	if _, err := d.c.Create(ctx, api.CreateRequest{ID: "disked", Config: cfg, Start: true}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(time.Minute)
-	for {
-		v, err := d.c.Get(ctx, "disked")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if v.State == api.StateStopped {
-			want := []api.DiskCounters{{Index: 0, Path: img}}
-			if !reflect.DeepEqual(v.Counters.Disks, want) || len(v.Counters.Nets) != 0 {
-				t.Fatalf("the stopped VM's device counters: disks %+v, nets %+v; want disks %+v", v.Counters.Disks, v.Counters.Nets, want)
-			}
-			if m, err := d.c.Metrics(ctx); err != nil || !strings.Contains(m, `ember_vm_disk_requests_total{vm="disked",disk="0",type="read"} 0`) {
-				t.Errorf("the metrics lack the disk's reads (%v):\n%s", err, m)
-			}
-			if s, err := d.c.State(ctx, "disked"); err != nil || !strings.Contains(s, "disk 0: 0 reads (0 bytes), 0 writes") {
-				t.Errorf("the state report lacks the disk's totals (%v):\n%s", err, s)
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the demo VM did not stop within a minute: %s", v.State)
-		}
-		time.Sleep(50 * time.Millisecond)
+	ev.await(t, "disked", api.EventStopped)
+	v, err := d.c.Get(ctx, "disked")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []api.DiskCounters{{Index: 0, Path: img}}
+	if !reflect.DeepEqual(v.Counters.Disks, want) || len(v.Counters.Nets) != 0 {
+		t.Fatalf("the stopped VM's device counters: disks %+v, nets %+v; want disks %+v", v.Counters.Disks, v.Counters.Nets, want)
+	}
+	if m, err := d.c.Metrics(ctx); err != nil || !strings.Contains(m, `ember_vm_disk_requests_total{vm="disked",disk="0",type="read"} 0`) {
+		t.Errorf("the metrics lack the disk's reads (%v):\n%s", err, m)
+	}
+	if s, err := d.c.State(ctx, "disked"); err != nil || !strings.Contains(s, "disk 0: 0 reads (0 bytes), 0 writes") {
+		t.Errorf("the state report lacks the disk's totals (%v):\n%s", err, s)
 	}
 }
