@@ -78,7 +78,11 @@ func (w *worker) serve(c *virtio.Chain) (uint32, bool) {
 		st = statusUnsupp
 	}
 	*status = st
-	w.d.stats.count(typ, n+virtio.Len(in), st)
+	moved := n // a read's bytes into the guest; a write's are the guest's
+	if typ == typeOut {
+		moved = virtio.Len(in)
+	}
+	w.d.stats.count(typ, moved, st)
 	return uint32(n) + 1, true
 }
 

@@ -19,6 +19,7 @@ func TestStatsCountAnsweredRequests(t *testing.T) {
 	}{
 		{"a read of 4 KiB", []virtiotest.Buffer{rd(header(typeIn, 8)), wr(4096), wr(1)}},
 		{"a read of 512 bytes", []virtiotest.Buffer{rd(header(typeIn, 0)), wr(512), wr(1)}},
+		{"a read of 512 bytes with readable bytes after its header", []virtiotest.Buffer{rd(header(typeIn, 0)), rd(make([]byte, 64)), wr(512), wr(1)}},
 		{"a write of 1 KiB", []virtiotest.Buffer{rd(header(typeOut, 16)), rd(make([]byte, 1024)), wr(1)}},
 		{"a flush", []virtiotest.Buffer{rd(header(typeFlush, 0)), wr(1)}},
 		{"a discard", []virtiotest.Buffer{rd(header(typeDiscard, 0)), rd(seg(4, 4, 0)), wr(1)}},
@@ -31,7 +32,7 @@ func TestStatsCountAnsweredRequests(t *testing.T) {
 	for _, q := range requests {
 		r.do(q.bufs...)
 	}
-	want := Stats{Reads: 3, ReadBytes: 4096 + 512, Writes: 2, WriteBytes: 1024,
+	want := Stats{Reads: 4, ReadBytes: 4096 + 512 + 512, Writes: 2, WriteBytes: 1024,
 		Flushes: 1, Discards: 1, Errors: 3, Unsupported: 1}
 	if got := r.disk.Stats(); got != want {
 		t.Fatalf("after %d requests the disk's totals are\n%+v, want\n%+v", len(requests), got, want)
