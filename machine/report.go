@@ -9,9 +9,10 @@ import (
 // and lets it run on: every vCPU's registers, pending events and LAPIC, the
 // interrupt controllers (hv.VM.Inspect, which pauses the VM for a moment),
 // then COM1 and the virtio devices' queues (pc.Platform.Describe), then
-// the disks' and network interfaces' totals (a stuck disk shows requests
-// that stopped being answered). A vCPU stuck in ember is reported as
-// such, and the devices are reported still.
+// the disks' and network interfaces' totals (in two reports apart, a
+// disk whose totals stand still while its queue holds chains has stopped
+// answering). A vCPU stuck in ember is reported as such, and the devices
+// are reported still.
 func (m *Machine) Report(w io.Writer) error {
 	s, err := m.VM.Inspect()
 	if err == nil {
